@@ -1,0 +1,14 @@
+//! # Phalanx — an embeddable high-availability cluster stack
+//!
+//! The facade re-exports the protocol crates. Applications link it and become cluster
+//! nodes; there is no separate daemon.
+#![warn(missing_docs)]
+
+pub use phalanx_cib as cib;
+pub use phalanx_cpg as cpg;
+pub use phalanx_dlm as dlm;
+pub use phalanx_fence as fence;
+pub use phalanx_logsys as logsys;
+pub use phalanx_quorum as quorum;
+pub use phalanx_sim as sim;
+pub use phalanx_totem as totem;

@@ -1,0 +1,1 @@
+//! Totem core (under construction).
