@@ -1,0 +1,261 @@
+//! Packing many application messages into one frame, and fragmenting large ones.
+//!
+//! A frame (the payload of one MCAST) is a sequence of chunks:
+//!
+//! ```text
+//! chunk   flags u8 (FIRST = 1, LAST = 2) | len u32 | len bytes
+//! ```
+//!
+//! A message that fits is one chunk with FIRST|LAST; a larger one is split over
+//! consecutive frames of its sender. Because a sender's frames are delivered in its
+//! sending order, reassembly needs one buffer per sender. A message is never split
+//! across rings: a sender restarts a partly sent message on the next ring, and
+//! receivers drop unfinished reassemblies when a regular configuration is installed,
+//! so every member of a configuration delivers the same whole messages.
+
+use crate::NodeId;
+use crate::error::DecodeError;
+use crate::wire::Guarantee;
+use std::collections::{BTreeMap, VecDeque};
+
+const FIRST: u8 = 1;
+const LAST: u8 = 2;
+/// Bytes of chunk header.
+pub const CHUNK_HEADER: usize = 5;
+
+/// An application message waiting to be sent.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    pub(crate) data: Vec<u8>,
+    pub(crate) guarantee: Guarantee,
+    /// Bytes already placed in frames on the current ring.
+    pub(crate) offset: usize,
+}
+
+/// The send queue: whole messages, bounded in bytes.
+#[derive(Debug, Default)]
+pub(crate) struct SendQueue {
+    pub(crate) queue: VecDeque<Pending>,
+    pub(crate) bytes: usize,
+}
+
+impl SendQueue {
+    pub(crate) fn push(&mut self, data: Vec<u8>, guarantee: Guarantee) {
+        self.bytes += data.len();
+        self.queue.push_back(Pending {
+            data,
+            guarantee,
+            offset: 0,
+        });
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// A ring ended: a message partly placed in frames starts over on the next ring.
+    pub(crate) fn restart_partial(&mut self) {
+        if let Some(head) = self.queue.front_mut() {
+            head.offset = 0;
+        }
+    }
+
+    /// Frames needed to send everything queued (an estimate for backlog sharing).
+    pub(crate) fn frames_estimate(&self, max_frame: usize) -> u32 {
+        let per = max_frame.saturating_sub(CHUNK_HEADER).max(1);
+        (self.bytes.div_ceil(per) as u32).max(self.queue.len().min(1) as u32)
+    }
+
+    /// Fills `out` with one frame of at most `max_frame` bytes from the head of the
+    /// queue; all its messages share one guarantee. Returns that guarantee, or
+    /// `None` if the queue is empty.
+    pub(crate) fn pack(&mut self, max_frame: usize, out: &mut Vec<u8>) -> Option<Guarantee> {
+        let guarantee = self.queue.front()?.guarantee;
+        out.clear();
+        while let Some(head) = self.queue.front_mut() {
+            if head.guarantee != guarantee {
+                break;
+            }
+            let room = max_frame.saturating_sub(out.len());
+            if room <= CHUNK_HEADER {
+                break;
+            }
+            let left = head.data.len() - head.offset;
+            let take = left.min(room - CHUNK_HEADER);
+            // Do not open a message with a tiny fragment when a fresh frame would
+            // hold all of it: keeps small messages whole.
+            if take < left
+                && head.offset == 0
+                && !out.is_empty()
+                && left + CHUNK_HEADER <= max_frame
+            {
+                break;
+            }
+            let mut flags = 0;
+            if head.offset == 0 {
+                flags |= FIRST;
+            }
+            if take == left {
+                flags |= LAST;
+            }
+            out.push(flags);
+            out.extend_from_slice(&(take as u32).to_le_bytes());
+            out.extend_from_slice(&head.data[head.offset..head.offset + take]);
+            head.offset += take;
+            if head.offset == head.data.len() {
+                self.bytes -= head.data.len();
+                self.queue.pop_front();
+            } else {
+                break;
+            }
+        }
+        Some(guarantee)
+    }
+}
+
+/// One chunk of a received frame.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Chunk<'a> {
+    pub(crate) first: bool,
+    pub(crate) last: bool,
+    pub(crate) data: &'a [u8],
+}
+
+/// Splits a frame into chunks. Total: malformed frames give an error.
+pub(crate) fn chunks(frame: &[u8]) -> Result<Vec<Chunk<'_>>, DecodeError> {
+    let mut out = Vec::new();
+    let mut rest = frame;
+    while !rest.is_empty() {
+        if rest.len() < CHUNK_HEADER {
+            return Err(DecodeError::Truncated);
+        }
+        let flags = rest[0];
+        if flags & !(FIRST | LAST) != 0 {
+            return Err(DecodeError::Malformed);
+        }
+        let len = u32::from_le_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
+        let body = &rest[CHUNK_HEADER..];
+        if body.len() < len {
+            return Err(DecodeError::Truncated);
+        }
+        out.push(Chunk {
+            first: flags & FIRST != 0,
+            last: flags & LAST != 0,
+            data: &body[..len],
+        });
+        rest = &body[len..];
+    }
+    Ok(out)
+}
+
+/// Per-sender reassembly of fragmented messages.
+#[derive(Debug, Default)]
+pub(crate) struct Reassembly {
+    partial: BTreeMap<NodeId, Vec<u8>>,
+}
+
+/// What one chunk produced.
+pub(crate) enum Assembled {
+    /// A whole message.
+    Message(Vec<u8>),
+    /// Part of a message; nothing to deliver yet.
+    Partial,
+    /// A chunk that cannot belong to any message (counted by the caller).
+    Orphan,
+}
+
+impl Reassembly {
+    pub(crate) fn push(
+        &mut self,
+        sender: NodeId,
+        chunk: &Chunk<'_>,
+        max_message: usize,
+    ) -> Assembled {
+        if chunk.first {
+            if chunk.last {
+                // The common case: a whole message in one chunk.
+                return Assembled::Message(chunk.data.to_vec());
+            }
+            self.partial.insert(sender, chunk.data.to_vec());
+            return Assembled::Partial;
+        }
+        let Some(buf) = self.partial.get_mut(&sender) else {
+            return Assembled::Orphan;
+        };
+        if buf.len() + chunk.data.len() > max_message {
+            self.partial.remove(&sender);
+            return Assembled::Orphan;
+        }
+        buf.extend_from_slice(chunk.data);
+        if chunk.last {
+            return Assembled::Message(self.partial.remove(&sender).unwrap_or_default());
+        }
+        Assembled::Partial
+    }
+
+    /// A regular configuration was installed: unfinished messages can never finish.
+    pub(crate) fn clear(&mut self) -> usize {
+        let n = self.partial.len();
+        self.partial.clear();
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drain(q: &mut SendQueue, max: usize) -> Vec<Vec<u8>> {
+        let mut r = Reassembly::default();
+        let mut got = Vec::new();
+        let mut frame = Vec::new();
+        while q.pack(max, &mut frame).is_some() {
+            assert!(frame.len() <= max);
+            for c in chunks(&frame).unwrap() {
+                if let Assembled::Message(m) = r.push(1, &c, 1 << 20) {
+                    got.push(m);
+                }
+            }
+        }
+        got
+    }
+
+    #[test]
+    fn packs_small_and_fragments_large() {
+        let mut q = SendQueue::default();
+        let msgs: Vec<Vec<u8>> = vec![
+            vec![1; 10],
+            vec![2; 3000],
+            vec![3; 0],
+            vec![4; 700],
+            vec![5; 256],
+        ];
+        for m in &msgs {
+            q.push(m.clone(), Guarantee::Agreed);
+        }
+        assert_eq!(drain(&mut q, 512), msgs);
+        assert_eq!(q.bytes, 0);
+    }
+
+    #[test]
+    fn guarantees_never_share_a_frame() {
+        let mut q = SendQueue::default();
+        q.push(vec![1; 4], Guarantee::Agreed);
+        q.push(vec![2; 4], Guarantee::Safe);
+        let mut f = Vec::new();
+        assert_eq!(q.pack(1000, &mut f), Some(Guarantee::Agreed));
+        assert_eq!(chunks(&f).unwrap().len(), 1);
+        assert_eq!(q.pack(1000, &mut f), Some(Guarantee::Safe));
+    }
+
+    #[test]
+    fn orphan_continuations_are_reported() {
+        let mut r = Reassembly::default();
+        let c = Chunk {
+            first: false,
+            last: true,
+            data: b"x",
+        };
+        assert!(matches!(r.push(3, &c, 100), Assembled::Orphan));
+    }
+}
