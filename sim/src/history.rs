@@ -1,0 +1,153 @@
+//! What happened in a run: every observation of every process, plus the faults the
+//! engine injected. Checkers are pure functions of a [`History`].
+
+use crate::node::{NodeId, NodeStatus, VTime};
+use std::fmt;
+
+/// A ring identity: `(representative, sequence)`.
+pub type RingId = (u32 /*rep*/, u64 /*seq*/);
+
+/// A process: a node and its incarnation. A restarted node is a new process.
+pub type Process = (NodeId, u32);
+
+/// Identity of an application message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MsgId {
+    /// The node that multicast it.
+    pub sender: NodeId,
+    /// The sender's incarnation at the time.
+    pub incarnation: u32,
+    /// Per-process sequence number.
+    pub seq: u64,
+}
+
+impl fmt::Display for MsgId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.sender, self.incarnation, self.seq)
+    }
+}
+
+/// The delivery guarantee requested for a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Guarantee {
+    /// Totally ordered.
+    Agreed,
+    /// Totally ordered and delivered only once every member has it.
+    Safe,
+}
+
+/// Kind of configuration change (EVS).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfigKind {
+    /// The reduced configuration in which the old ring's leftovers are delivered.
+    Transitional,
+    /// A newly formed ring.
+    Regular,
+}
+
+/// What a node's application saw.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Observation {
+    /// The application's multicast was accepted by the protocol.
+    Sent {
+        /// The message.
+        msg: MsgId,
+        /// Requested guarantee.
+        guarantee: Guarantee,
+    },
+    /// `intact` = the payload's embedded checksum/length verified.
+    Deliver {
+        /// The message.
+        msg: MsgId,
+        /// Guarantee it was delivered with.
+        guarantee: Guarantee,
+        /// Payload verified.
+        intact: bool,
+    },
+    /// For Transitional, `ring` is the new ring and `old_ring` the ring being left;
+    /// for Regular, `old_ring` is None.
+    Config {
+        /// Transitional or regular.
+        kind: ConfigKind,
+        /// The ring.
+        ring: RingId,
+        /// The ring being left (transitional only).
+        old_ring: Option<RingId>,
+        /// Members of the configuration.
+        members: Vec<NodeId>,
+    },
+}
+
+/// What kind of history event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// Something the node's application observed.
+    Observation(Observation),
+    /// The node crashed: volatile state lost; the process is failed from now on.
+    Crash,
+    /// A new incarnation of the node started (the event carries the new incarnation).
+    Restart,
+    /// The node stopped being scheduled.
+    Pause,
+    /// The node is scheduled again.
+    Resume,
+    /// The node left cleanly; the process is failed from now on.
+    Leave,
+    /// The set of blocked directed links changed (empty = fully connected).
+    /// Engine-wide: `node` and `incarnation` of the event are 0.
+    PartitionChange {
+        /// Blocked `(from, to)` links.
+        blocked: Vec<(NodeId, NodeId)>,
+    },
+}
+
+/// One entry of a history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// Virtual time.
+    pub time: VTime,
+    /// The node.
+    pub node: NodeId,
+    /// Its incarnation.
+    pub incarnation: u32,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+/// Everything a run observed, in virtual-time order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct History {
+    /// The configured nodes.
+    pub nodes: Vec<NodeId>,
+    /// Events in the order they happened.
+    pub events: Vec<Event>,
+    /// Each node's status at the end of the run; `None` if it was not running.
+    pub final_status: Vec<(NodeId, Option<NodeStatus>)>,
+    /// Virtual time at which the run ended.
+    pub end: VTime,
+}
+
+impl History {
+    /// An empty history for `nodes`.
+    pub fn new(nodes: Vec<NodeId>) -> Self {
+        Self {
+            nodes,
+            ..Self::default()
+        }
+    }
+
+    /// Appends an event (tests build histories with this).
+    pub fn push(&mut self, time: VTime, node: NodeId, incarnation: u32, kind: EventKind) {
+        self.events.push(Event {
+            time,
+            node,
+            incarnation,
+            kind,
+        });
+    }
+
+    /// Appends an observation.
+    pub fn observe(&mut self, time: VTime, node: NodeId, incarnation: u32, obs: Observation) {
+        self.push(time, node, incarnation, EventKind::Observation(obs));
+    }
+}
