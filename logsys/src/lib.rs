@@ -57,7 +57,7 @@ pub mod dump;
 
 pub use error::Error;
 pub use output::{Filter, Output, format_line, format_wall};
-pub use read::{Snapshot, read_bytes, read_file};
+pub use read::{Snapshot, fuzzing, read_bytes, read_file};
 
 use ring::{Fields, HEADER_LEN, Ring};
 use std::path::{Path, PathBuf};
