@@ -40,7 +40,9 @@ pub struct Config {
     /// are declared failed. Default 250 ms; must exceed `join_interval`.
     pub consensus_timeout: Duration,
     /// How long the representative holds the token on an idle ring.
-    /// Default `token_timeout / 4` (75 ms); any node with work cancels the hold.
+    /// Default `token_timeout / 5` (60 ms, below `token_retransmit` so the
+    /// previous node does not re-send a held token); any node with work cancels
+    /// the hold at once.
     pub hold: Duration,
     /// Rotations with no new message before the ring counts as idle. Default 30.
     pub idle_rotations: u32,
@@ -75,7 +77,7 @@ impl Config {
             token_retransmit: token_timeout.mul_f64(1.0 / 4.2),
             join_interval: Duration::from_millis(30),
             consensus_timeout: Duration::from_millis(250),
-            hold: token_timeout / 4,
+            hold: token_timeout / 5,
             idle_rotations: 30,
             merge_interval: Duration::from_millis(200),
             fail_to_receive_rotations: 2500,
@@ -91,7 +93,7 @@ impl Config {
     pub fn with_token_timeout(mut self, token: Duration) -> Self {
         self.token_timeout = token;
         self.token_retransmit = token.mul_f64(1.0 / 4.2);
-        self.hold = token / 4;
+        self.hold = token / 5;
         self.consensus_timeout = token.mul_f64(250.0 / 300.0);
         self.join_interval = (token / 10).max(Duration::from_millis(1));
         self.merge_interval = token.mul_f64(200.0 / 300.0);

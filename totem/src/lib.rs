@@ -77,6 +77,7 @@ mod frame;
 mod srp;
 mod stats;
 mod store;
+pub mod testing;
 mod time;
 pub mod wire;
 

@@ -12,6 +12,13 @@ pub struct Stats {
     pub token_retransmits: u64,
     /// Tokens ignored as stale or duplicate.
     pub tokens_stale: u64,
+    /// Tokens rejected as impossible (sequence going backwards, too many
+    /// outstanding frames).
+    pub tokens_invalid: u64,
+    /// Data frames rejected for an impossible sequence number.
+    pub mcast_invalid: u64,
+    /// Join or commit messages rejected for an impossible ring sequence jump.
+    pub membership_invalid: u64,
     /// Tokens the representative held on an idle ring.
     pub token_holds: u64,
     /// Hold-cancel requests sent.

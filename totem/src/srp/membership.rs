@@ -7,6 +7,11 @@ use crate::wire::{Commit, CommitEntry, Join, Message, RingId};
 use phalanx_logsys::record;
 use std::collections::BTreeSet;
 
+/// No honest cluster changes membership 2^32 times between two of a node's
+/// rings; a larger jump in a ring sequence is refused (it would also risk
+/// exhausting the sequence space).
+const MAX_RING_SEQ_JUMP: u64 = 1 << 32;
+
 impl Totem {
     /// Enters (or restarts) GATHER: announce our view and collect the others'.
     pub(crate) fn enter_gather(&mut self, reason: &'static str) {
@@ -82,6 +87,15 @@ impl Totem {
             || !join.procs.contains(&from)
         {
             self.stats.rx_unknown_sender += 1;
+            return;
+        }
+        if join.ring_seq
+            > self
+                .ring_seq_known
+                .max(self.ring.id.seq)
+                .saturating_add(MAX_RING_SEQ_JUMP)
+        {
+            self.stats.membership_invalid += 1;
             return;
         }
         self.ring_seq_known = self.ring_seq_known.max(join.ring_seq);
@@ -239,6 +253,14 @@ impl Totem {
 
     pub(super) fn on_commit(&mut self, c: Commit) {
         match self.state {
+            _ if c.ring.seq
+                > self
+                    .ring_seq_known
+                    .max(self.ring.id.seq)
+                    .saturating_add(MAX_RING_SEQ_JUMP) =>
+            {
+                self.stats.membership_invalid += 1;
+            }
             State::Gather if c.rotation == 1 => {
                 let live: Vec<NodeId> = self.procs.difference(&self.failed).copied().collect();
                 let members: Vec<NodeId> = c.entries.iter().map(|e| e.node).collect();

@@ -8,6 +8,8 @@ mod membership;
 mod recovery;
 mod token;
 
+use self::token as token_limits;
+
 use crate::NodeId;
 use crate::config::Config;
 use crate::error::{ConfigError, SendError};
@@ -340,6 +342,27 @@ impl Totem {
         self.state == State::Operational
     }
 
+    /// Internal token bookkeeping, for debugging.
+    #[doc(hidden)]
+    pub fn debug_token_state(&self) -> String {
+        format!(
+            "tok={:?} ring_aru={} hd={} safe={} high={} queue={} held={:?}",
+            (
+                self.tok.last_token_seq,
+                self.tok.prev_arrival_aru,
+                self.tok.seq_at_last_forward,
+                self.tok.idle_visits,
+                self.tok.aru_stuck_visits
+            ),
+            self.ring.my_aru,
+            self.ring.high_delivered,
+            self.ring.safe_upto,
+            self.ring.store.high(),
+            self.send_queue.queue.len(),
+            self.tok.held
+        )
+    }
+
     /// Counters.
     pub fn stats(&self) -> &Stats {
         &self.stats
@@ -546,7 +569,10 @@ impl Totem {
         } else if m.ring == self.ring.id {
             // A late old-ring frame during a membership change: worth keeping for
             // recovery.
+            let window = token_limits::MAX_OUTSTANDING + u64::from(self.cfg.window_size);
             if self.state != State::Operational
+                && m.seq != 0
+                && m.seq <= self.ring.my_aru + 2 * window
                 && self.ring.store.insert(
                     m.seq,
                     Stored {
@@ -581,7 +607,14 @@ impl Totem {
         } else {
             None
         };
+        let window = token_limits::MAX_OUTSTANDING + u64::from(self.cfg.window_size);
         let ring = self.active_ring();
+        // Sequence numbers far beyond anything flow control lets the ring send
+        // cannot be honest, and storing them would grow the store without bound.
+        if m.seq == 0 || m.seq > ring.my_aru + 2 * window {
+            self.stats.mcast_invalid += 1;
+            return;
+        }
         if !ring.store.insert(m.seq, stored) {
             self.stats.mcast_duplicates += 1;
             return;

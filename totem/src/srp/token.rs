@@ -9,7 +9,7 @@ use phalanx_logsys::record;
 
 /// Most frames that may be outstanding (sent but not yet held by every member) on
 /// a ring; bounds the store when a member lags.
-const MAX_OUTSTANDING: u64 = 16_384;
+pub(crate) const MAX_OUTSTANDING: u64 = 16_384;
 
 impl Totem {
     pub(super) fn on_token(&mut self, token: Token) {
@@ -33,12 +33,29 @@ impl Totem {
             self.stats.tokens_stale += 1;
             return;
         }
+        // A token whose sequence went backwards, or that claims more outstanding
+        // frames than flow control allows, cannot come from an honest ring: using
+        // it would reassign sequence numbers.
+        let window = MAX_OUTSTANDING + u64::from(self.cfg.window_size);
+        if token.aru > token.seq
+            || token.seq < self.tok.seq_at_last_forward
+            || token.seq - token.aru > window
+            || token.seq > self.active().my_aru + 2 * window
+        {
+            self.stats.tokens_invalid += 1;
+            return;
+        }
         self.visit(token);
     }
 
     /// Processes a token addressed to this node.
     pub(super) fn visit(&mut self, mut token: Token) {
         let now = self.now;
+        debug_assert!(
+            token.seq >= self.tok.seq_at_last_forward,
+            "token seq went back: {token:?} {}",
+            self.debug_token_state()
+        );
         self.stats.tokens_rx += 1;
         self.tok.last_token_seq = Some(token.token_seq);
         self.timers.token_retransmit = None;
@@ -128,7 +145,7 @@ impl Totem {
         // New frames: application data when OPERATIONAL, recovered old-ring frames
         // in RECOVERY.
         let mut sent = 0u32;
-        while sent < allowance && token.seq - token.aru < MAX_OUTSTANDING {
+        while sent < allowance && token.seq.saturating_sub(token.aru) < MAX_OUTSTANDING {
             let ok = match self.state {
                 State::Operational => self.send_app_frame(&mut token),
                 _ => self.send_recovery_frame(&mut token),
