@@ -30,6 +30,18 @@ impl Clock {
     /// The node's local time at virtual time `vt`.
     #[inline]
     pub fn local(&self, vt: VTime) -> u64 {
+        if self.drift_ppb == 0 {
+            return self.offset_ns.saturating_add(vt);
+        }
+        // i64 arithmetic covers any realistic run; i128 (slow division) only beyond.
+        if let Some(p) = i64::try_from(vt)
+            .ok()
+            .and_then(|v| v.checked_mul(self.drift_ppb))
+        {
+            let drift = p.div_euclid(1_000_000_000);
+            return (i128::from(self.offset_ns) + i128::from(vt) + i128::from(drift))
+                .clamp(0, i128::from(u64::MAX)) as u64;
+        }
         let vt = i128::from(vt);
         let drift = (vt * i128::from(self.drift_ppb)).div_euclid(1_000_000_000);
         (i128::from(self.offset_ns) + vt + drift).clamp(0, i128::from(u64::MAX)) as u64

@@ -467,6 +467,8 @@ impl<'f> Sim<'f> {
                 s.timer_at = None;
                 // A paused node's expired timer is handled (late) when it resumes.
                 if s.state == State::Up {
+                    let id = s.id;
+                    self.tr(|| format!("n{id} timeout"));
                     let now = self.local(node);
                     if let Some(n) = self.slots[node].node.as_mut() {
                         n.handle_timeout(now);
@@ -929,12 +931,12 @@ fn describe_partition(n: usize, blocked: &[(NodeId, NodeId)]) -> String {
         let mut members = Vec::new();
         while let Some(x) = stack.pop() {
             members.push(x as NodeId + 1);
-            for y in 0..n {
+            for (y, gy) in group.iter_mut().enumerate() {
                 let cut = blocked
                     .binary_search(&(x as NodeId + 1, y as NodeId + 1))
                     .is_ok();
-                if group[y] == usize::MAX && y != x && !cut {
-                    group[y] = g;
+                if *gy == usize::MAX && y != x && !cut {
+                    *gy = g;
                     stack.push(y);
                 }
             }

@@ -57,7 +57,7 @@ impl Default for FaultBounds {
             mtu_bytes: 512..=1500,
             drift_ppm_max: 200,
             clock_offset_max_ns: 1_000_000_000_000,
-            fault_interval_ns: 50_000_000..=1_000_000_000,
+            fault_interval_ns: 100_000_000..=2_000_000_000,
             partition_ns: 20_000_000..=2_000_000_000,
             pause_ns: 10_000_000..=2_000_000_000,
             restart_delay_ns: 10_000_000..=1_000_000_000,

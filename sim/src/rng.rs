@@ -153,7 +153,8 @@ mod tests {
             assert!((0.0..1.0).contains(&f));
         }
         assert_eq!(r.gen_range(5..5), 5);
-        assert_eq!(r.gen_range(9..=2), 9);
+        let (hi, lo) = (2, 9);
+        assert_eq!(r.gen_range(lo..=hi), 9);
         let _ = r.gen_range(..);
         assert!(!r.gen_bool(0.0));
         assert!(r.gen_bool(1.0));

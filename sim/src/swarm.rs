@@ -24,7 +24,7 @@ pub fn nodes_for_seed(seed: u64, nodes: &RangeInclusive<usize>) -> usize {
     let lo = (*nodes.start()).clamp(1, MAX_NODES);
     let hi = (*nodes.end()).clamp(lo, MAX_NODES);
     // A stream of its own, so the node count never shifts the run's other draws.
-    Rng::new(mix(&[seed, 0x6e6f_6465_73])).gen_range(lo as u64..=hi as u64) as usize
+    Rng::new(mix(&[seed, 0x006e_6f64_6573])).gen_range(lo as u64..=hi as u64) as usize
 }
 
 /// The options seed `seed` runs with in swarm and replay.

@@ -44,11 +44,18 @@ const KIND_BYE: u8 = 2;
 const HEARTBEAT_NS: u64 = 100_000_000;
 const HEADER: usize = 1 + 1 + 4 + 4 + 8 + 2;
 
-/// FNV-1a, enough to notice corruption in a test payload.
+/// A word-at-a-time multiplicative hash, enough to notice corruption in a test payload.
 fn checksum(b: &[u8]) -> u32 {
-    b.iter().fold(0x811C_9DC5u32, |h, &x| {
-        (h ^ u32::from(x)).wrapping_mul(0x0100_0193)
-    })
+    let mut h = 0x811C_9DC5_u64 ^ b.len() as u64;
+    let mut chunks = b.chunks_exact(8);
+    for c in &mut chunks {
+        let w = u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
+        h = (h ^ w).wrapping_mul(0x0000_0100_0000_01B3).rotate_left(29);
+    }
+    for &x in chunks.remainder() {
+        h = (h ^ u64::from(x)).wrapping_mul(0x0000_0100_0000_01B3);
+    }
+    (h ^ (h >> 32)) as u32
 }
 
 fn encode(kind: u8, msg: MsgId, payload_len: u16, fill: u8) -> Vec<u8> {
@@ -267,7 +274,8 @@ impl SimNode for TestNode {
     }
 
     fn status(&self) -> NodeStatus {
-        let operational = !self.left && !(self.bug == Bug::NeverOperational && self.id == 1);
+        let broken = self.bug == Bug::NeverOperational && self.id == 1;
+        let operational = !self.left && !broken;
         NodeStatus {
             operational,
             ring: Some((1, 0)),
