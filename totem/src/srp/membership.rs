@@ -100,9 +100,10 @@ impl Totem {
         }
         self.ring_seq_known = self.ring_seq_known.max(join.ring_seq);
         // A join from a member of our installed ring that was sent before that ring
-        // existed is simply late.
+        // existed is simply late. (A restarted member knows the ring from its
+        // persisted ring sequence, so its fresh joins pass.)
         if self.ring.members.contains(&from)
-            && join.old_ring.seq < self.ring.id.seq
+            && join.ring_seq < self.ring.id.seq
             && self.installed_any
         {
             return;
