@@ -63,19 +63,18 @@ fn main() {
     }
     let path = std::env::temp_dir().join(format!("phalanx-bench-{}", std::process::id()));
     let file = Logger::file(&path, 8 << 20).expect("create recorder file");
-    let frame = file.snapshot().map_or(0, |_| {
-        record!(
-            file,
-            1,
-            1,
-            Debug,
-            "totem",
-            "token seq {} aru {}",
-            1u64,
-            42u64
-        );
-        file.snapshot().map_or(0, |s| s.valid_end)
-    });
+    let probe = Logger::memory(1 << 16);
+    record!(
+        probe,
+        1,
+        1,
+        Debug,
+        "totem",
+        "token seq {} aru {}",
+        1u64,
+        42u64
+    );
+    let frame = probe.snapshot().map_or(0, |s| s.valid_end);
     let cases: [(&str, Logger); 3] = [
         ("discard", Logger::discard()),
         ("memory 8 MiB", Logger::memory(8 << 20)),
