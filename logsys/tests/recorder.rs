@@ -265,3 +265,30 @@ fn panic_hook_writes_a_final_record() {
         assert!(last.file.ends_with("recorder.rs"));
     }
 }
+
+#[test]
+fn logger_is_send_sync_clone_default_debug() {
+    fn check<T: Send + Sync + Clone + Default + std::fmt::Debug>() {}
+    check::<Logger>();
+    assert!(!Logger::default().is_enabled());
+}
+
+#[cfg(feature = "log")]
+#[test]
+fn log_bridge_installed_globally_feeds_the_recorder() {
+    let log = Logger::memory(1 << 16);
+    phalanx_logsys::bridge_log::LogBridge::new(log.clone(), 4)
+        .install()
+        .unwrap();
+    log::trace!(target: "app", "plain literal {{}}");
+    log::warn!(target: "app", "disk {}% full", 91);
+    let recs = log.records();
+    assert_eq!(recs.len(), 2);
+    assert_eq!(recs[0].message, "plain literal {}");
+    assert_eq!((recs[0].level, recs[0].node), (Level::Trace, 4));
+    assert_eq!(
+        (recs[1].level, recs[1].message.as_str()),
+        (Level::Warn, "disk 91% full")
+    );
+    assert!(recs[1].mono_ns > 0 && recs[1].file.ends_with("recorder.rs"));
+}
