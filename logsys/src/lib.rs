@@ -280,12 +280,12 @@ impl Logger {
     }
 
     /// An in-memory recorder that keeps roughly the newest `capacity_bytes` of records
-    /// (rounded to a power of two, at least 16 KiB). Deterministic: no wall time, no
-    /// thread ids, so the same writes give the same records.
+    /// (rounded down to a power of two, between 16 KiB and 1 GiB). Deterministic: no
+    /// wall time, no thread ids, so the same writes give the same records.
     pub fn memory(capacity_bytes: usize) -> Self {
         Self {
             inner: Some(Arc::new(Inner {
-                ring: Ring::heap(ring::capacity_for(capacity_bytes)),
+                ring: Ring::heap(ring::capacity_for(capacity_bytes.min(MAX_MEMORY))),
                 real: false,
                 outputs: Vec::new(),
                 output_limit: 0,
@@ -494,6 +494,9 @@ pub struct Builder {
 /// Default ring size for file-backed recorders: 8 MiB, as corosync's blackbox.
 pub const DEFAULT_SIZE: usize = 8 << 20;
 
+/// Largest in-memory ring (1 GiB); larger requests are clamped.
+const MAX_MEMORY: usize = 1 << 30;
+
 impl Builder {
     /// Records go to a memory-mapped file of about `size` bytes of records (see
     /// [`Logger::file`]; [`DEFAULT_SIZE`] is a good default).
@@ -502,7 +505,8 @@ impl Builder {
         self
     }
 
-    /// Records go to memory (the default when no file is given; 8 MiB unless set).
+    /// Records go to memory (the default when no file is given; 8 MiB unless set,
+    /// at most 1 GiB).
     pub fn memory(mut self, size: usize) -> Self {
         self.memory = Some(size);
         self
@@ -536,7 +540,9 @@ impl Builder {
         let (ring, path) = match self.file {
             Some((path, size)) => (open_file_ring(&path, size, self.append)?, Some(path)),
             None => (
-                Ring::heap(ring::capacity_for(self.memory.unwrap_or(DEFAULT_SIZE))),
+                Ring::heap(ring::capacity_for(
+                    self.memory.unwrap_or(DEFAULT_SIZE).min(MAX_MEMORY),
+                )),
                 None,
             ),
         };
