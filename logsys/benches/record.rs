@@ -93,5 +93,12 @@ fn main() {
     let n = log.records().len();
     let per = start.elapsed().as_nanos() as f64 / n.max(1) as f64;
     println!("read+format {n} records of the file ring: {per:.1} ns/record");
+    // The simulator creates one memory ring per node per run.
+    let start = Instant::now();
+    for _ in 0..1_000 {
+        black_box(Logger::memory(1 << 20));
+    }
+    let per = start.elapsed().as_nanos() as f64 / 1_000.0 / 1_000.0;
+    println!("Logger::memory(1 MiB) create + drop: {per:.1} us");
     let _ = std::fs::remove_file(&path);
 }

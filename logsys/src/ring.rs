@@ -126,8 +126,8 @@ unsafe impl Sync for Ring {}
 impl Ring {
     /// A heap ring of the given data capacity (already validated).
     pub(crate) fn heap(capacity: u64) -> Self {
-        let n = (HEADER_LEN as u64 + capacity) / 8;
-        let b: Box<[AtomicU64]> = (0..n).map(|_| AtomicU64::new(0)).collect();
+        let n = ((HEADER_LEN as u64 + capacity) / 8) as usize;
+        let b = zeroed_words(n);
         let words = b.as_ptr();
         let r = Ring {
             words,
@@ -198,6 +198,25 @@ impl Ring {
         let idx = base + (first & self.word_mask);
         self.word(idx as usize).store(w0.to_le(), Ordering::Release);
     }
+}
+
+/// `n` zeroed atomic words from `alloc_zeroed`: large rings get lazily zeroed pages
+/// from the OS, so creating a ring costs O(1) instead of a pass over its memory (the
+/// simulator creates one per node per run).
+fn zeroed_words(n: usize) -> Box<[AtomicU64]> {
+    // Rings are at most 1 GiB + a header, so the layout always exists and n > 0; an
+    // impossible layout is treated as an allocation failure (abort, as `Vec` does).
+    let layout = std::alloc::Layout::array::<AtomicU64>(n.max(1))
+        .unwrap_or_else(|_| std::alloc::handle_alloc_error(std::alloc::Layout::new::<u64>()));
+    let n = layout.size() / std::mem::size_of::<AtomicU64>();
+    // SAFETY: the layout has a non-zero size.
+    let ptr = unsafe { std::alloc::alloc_zeroed(layout) } as *mut AtomicU64;
+    if ptr.is_null() {
+        std::alloc::handle_alloc_error(layout);
+    }
+    // SAFETY: `ptr` is a fresh allocation of `layout` (the global allocator, as `Box`
+    // uses) holding `n` zeroed, and so valid, `AtomicU64`s.
+    unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, n)) }
 }
 
 /// Views words as bytes (the words are byte containers: values are stored `to_le`).
