@@ -37,8 +37,11 @@ pub struct SimOptions {
     pub trace: bool,
     /// Per-node flight-recorder capacity; 0 gives nodes a discarding logger.
     pub flight_recorder_bytes: usize,
-    /// Abort the run (reported as a violation) after this many events.
+    /// Abort the run (reported as a violation) after this many events. Healthy runs
+    /// take tens of thousands; a runaway node would otherwise stall a whole swarm.
     pub max_events: u64,
+    /// Keep at most this many trace lines (the rest are counted, not kept).
+    pub max_trace_lines: usize,
 }
 
 impl SimOptions {
@@ -53,7 +56,8 @@ impl SimOptions {
             faults: FaultBounds::default(),
             trace: false,
             flight_recorder_bytes: 0,
-            max_events: 20_000_000,
+            max_events: 5_000_000,
+            max_trace_lines: 2_000_000,
         }
     }
 }
@@ -267,6 +271,7 @@ pub struct Sim<'f> {
     workload: bool,
     partition_gen: u64,
     violations: Vec<Violation>,
+    trace_dropped: u64,
 }
 
 impl<'f> Sim<'f> {
@@ -283,6 +288,7 @@ impl<'f> Sim<'f> {
         let rng_net = master.fork();
         let rng_fault = master.fork();
         let rng_sched = master.fork();
+        factory.begin_run(opts.seed);
         let plan = FaultPlan::draw(&opts.faults, &opts.safety_ns, &mut rng_plan);
         let n = opts.nodes;
         let net = Network::new(n, &plan, &mut rng_paths);
@@ -335,6 +341,7 @@ impl<'f> Sim<'f> {
             workload: true,
             partition_gen: 0,
             violations: Vec::new(),
+            trace_dropped: 0,
         }
     }
 
@@ -419,6 +426,12 @@ impl<'f> Sim<'f> {
             })
             .collect();
         flight.sort_by_key(|f| (f.vtime, f.record.node));
+        if self.trace_dropped > 0 {
+            self.trace.push(format!(
+                "({} more trace lines not kept)",
+                self.trace_dropped
+            ));
+        }
         let mut violations = std::mem::take(&mut self.violations);
         violations.extend(check::all(&self.history));
         RunReport {
@@ -444,7 +457,9 @@ impl<'f> Sim<'f> {
 
     /// Adds a trace line; the closure keeps formatting off the fast path.
     fn tr(&mut self, line: impl FnOnce() -> String) {
-        if self.opts.trace {
+        if self.opts.trace && self.trace.len() >= self.opts.max_trace_lines {
+            self.trace_dropped += 1;
+        } else if self.opts.trace {
             let mut s = fmt_time(self.now);
             s.push(' ');
             s.push_str(&line());
@@ -615,6 +630,7 @@ impl<'f> Sim<'f> {
         let Some(mut node) = self.slots[i].node.take() else {
             return;
         };
+        node.persist(&mut self.slots[i].disk);
         let mut budget = MAX_DRAIN;
         while let Some(tx) = node.poll_transmit() {
             self.send(i, tx);

@@ -60,11 +60,19 @@ pub trait SimNode {
     fn poll_observation(&mut self) -> Option<Observation>;
     /// For the liveness checker and traces.
     fn status(&self) -> NodeStatus;
+    /// Called after every input, before that input's datagrams leave: write whatever
+    /// must survive a crash to `disk` (persist-before-send). Default: nothing.
+    fn persist(&mut self, _disk: &mut Disk) {}
 }
 
 /// Builds nodes. A factory must be a pure function of its arguments: the swarm runner
 /// reuses one factory for many seeds, so state carried between runs would break replay.
 pub trait NodeFactory {
+    /// Called once at the start of every run, before any `create`, with the run's seed:
+    /// a factory may draw per-run parameters shared by all nodes (timeouts, frame
+    /// sizes) from it. Default: nothing.
+    fn begin_run(&mut self, _run_seed: u64) {}
+
     /// Create (or re-create after a crash) node `id`. `disk` survives crashes of that node
     /// (it models the node's state directory); `logger` is that node slot's flight recorder.
     #[allow(clippy::too_many_arguments)]

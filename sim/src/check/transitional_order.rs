@@ -3,8 +3,15 @@
 //! transitional configurations. After regular C comes a transitional configuration
 //! leaving C (its old ring is C's ring) whose members are a subset of C's, and then the
 //! regular configuration of the transitional's new ring, whose members include all of
-//! the transitional's. A process's first configuration is regular. Messages delivered
-//! in a transitional configuration were sent by its members.
+//! the transitional's. A process's first configuration is regular.
+//!
+//! Delivery rule (EVS: a message is delivered in the configuration in which it was
+//! sent or in the transitional configuration that follows it): a message delivered in
+//! a regular configuration was sent by one of its members, and one delivered in a
+//! transitional configuration by a member of the regular configuration it leaves. Not
+//! necessarily by a transitional member: delivering the old ring's messages from
+//! processors that have since failed is exactly what transitional configurations are
+//! for (Totem TOCS 1995 §5).
 
 use super::{MAX_REPORTS, Violation, proc_name, timelines};
 use crate::history::{ConfigKind, History};
@@ -91,16 +98,32 @@ pub fn check(h: &History) -> Vec<Violation> {
                 )),
             }
         }
-        if let Some((d, c)) = t.deliveries.iter().find_map(|d| {
-            let c = t.configs.get(d.config?)?;
-            (c.kind == ConfigKind::Transitional && c.members.binary_search(&d.msg.sender).is_err())
-                .then_some((d, c))
+        // The configuration a delivered message was sent in: the regular configuration
+        // itself, or for a transitional one the regular configuration it leaves.
+        let origin = |ci: usize| {
+            let c = &t.configs[ci];
+            match c.kind {
+                ConfigKind::Regular => Some(c),
+                ConfigKind::Transitional => {
+                    ci.checked_sub(1).map(|pi| &t.configs[pi]).filter(|prev| {
+                        prev.kind == ConfigKind::Regular && Some(prev.ring) == c.old_ring
+                    })
+                }
+            }
+        };
+        if let Some((d, ci, o)) = t.deliveries.iter().find_map(|d| {
+            let ci = d.config?;
+            let o = origin(ci)?;
+            o.members
+                .binary_search(&d.msg.sender)
+                .is_err()
+                .then_some((d, ci, o))
         }) {
             report(Violation::new(
                 NAME,
                 format!(
-                    "{p} delivered {} in {} {:?}, but its sender is not a member",
-                    d.msg, c.key, c.members
+                    "{p} delivered {} in {}, but its sender is not a member of {} {:?}",
+                    d.msg, t.configs[ci].key, o.key, o.members
                 ),
             ));
         }
@@ -121,6 +144,8 @@ mod tests {
         deliver(&mut h, 1, 1, m(3, 1), Agreed);
         trans(&mut h, 2, 1, (1, 8), (1, 4), &[1, 2]);
         deliver(&mut h, 3, 1, m(2, 1), Agreed);
+        // Node 3 failed out of ring 1.4, but its old-ring message is still delivered.
+        deliver(&mut h, 3, 1, m(3, 2), Agreed);
         reg(&mut h, 4, 1, (1, 8), &[1, 2, 4]);
         assert!(check(&h).is_empty());
     }
@@ -148,10 +173,19 @@ mod tests {
         trans(&mut h, 1, 1, (1, 8), (1, 4), &[1, 3]);
         assert!(check(&h)[0].detail.contains("not within"));
 
-        let mut h = History::new(vec![1, 2]);
+        let mut h = History::new(vec![1, 2, 3]);
         reg(&mut h, 0, 1, (1, 4), &[1, 2]);
         trans(&mut h, 1, 1, (1, 8), (1, 4), &[1]);
-        deliver(&mut h, 2, 1, m(2, 1), Agreed);
-        assert!(check(&h)[0].detail.contains("not a member"));
+        deliver(&mut h, 2, 1, m(3, 1), Agreed);
+        assert!(
+            check(&h)[0].detail.contains("not a member of REG 1.4"),
+            "{:?}",
+            check(&h)
+        );
+
+        let mut h = History::new(vec![1, 2, 3]);
+        reg(&mut h, 0, 1, (1, 4), &[1, 2]);
+        deliver(&mut h, 1, 1, m(3, 1), Agreed);
+        assert!(check(&h)[0].detail.contains("not a member of REG 1.4"));
     }
 }
