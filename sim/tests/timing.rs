@@ -15,6 +15,8 @@ struct Findings {
     clock_regressions: u64,
     timeouts: u64,
     datagrams: u64,
+    runs_begun: Vec<u64>,
+    max_boots_seen: u64,
 }
 
 struct Probe {
@@ -71,21 +73,36 @@ impl SimNode for Probe {
     fn status(&self) -> NodeStatus {
         NodeStatus::default()
     }
+    fn persist(&mut self, disk: &mut Disk) {
+        disk.insert("persisted".into(), vec![1]);
+    }
 }
 
 struct ProbeFactory(Rc<RefCell<Findings>>);
 
 impl NodeFactory for ProbeFactory {
+    fn begin_run(&mut self, run_seed: u64) {
+        self.0.borrow_mut().runs_begun.push(run_seed);
+    }
     fn create(
         &mut self,
         _id: NodeId,
         _all: &[NodeId],
-        _incarnation: u32,
+        incarnation: u32,
         _seed: u64,
         now: u64,
-        _disk: &mut Disk,
+        disk: &mut Disk,
         _logger: phalanx_logsys::Logger,
     ) -> Box<dyn SimNode> {
+        // The disk survives crashes: a restarted node sees what its predecessor persisted.
+        let boots = disk.get("boots").map_or(0, |b| b[0]) + 1;
+        if incarnation > 0 {
+            assert_eq!(disk.get("persisted"), Some(&vec![1]));
+        }
+        disk.insert("boots".into(), vec![boots]);
+        let mut f = self.0.borrow_mut();
+        f.max_boots_seen = f.max_boots_seen.max(u64::from(boots));
+        drop(f);
         Box::new(Probe {
             deadline: now + 1_234_567,
             last_now: now,
@@ -112,4 +129,6 @@ fn timeouts_are_never_early_and_clocks_never_regress() {
     assert_eq!(f.clock_regressions, 0);
     assert!(f.timeouts > 1000 && f.datagrams > 1000);
     assert!(overflow > 0, "no paused node's buffer ever overflowed");
+    assert_eq!(f.runs_begun, (0..30).collect::<Vec<u64>>());
+    assert!(f.max_boots_seen > 1);
 }
