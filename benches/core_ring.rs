@@ -8,7 +8,13 @@ use phalanx_totem::testing::MemNet;
 use phalanx_totem::{Config, Guarantee, SendError};
 use std::time::Instant;
 
-fn run(nodes: usize, size: usize, guarantee: Guarantee, max_frame: usize, total_bytes: usize) -> (f64, f64) {
+fn run(
+    nodes: usize,
+    size: usize,
+    guarantee: Guarantee,
+    max_frame: usize,
+    total_bytes: usize,
+) -> (f64, f64) {
     let mut net = MemNet::new(nodes, |id, ids| {
         let mut c = Config::new(id, ids);
         c.max_frame = max_frame;
@@ -32,7 +38,11 @@ fn run(nodes: usize, size: usize, guarantee: Guarantee, max_frame: usize, total_
         }
     }
     let secs = start.elapsed().as_secs_f64();
-    assert!(net.delivered.iter().all(|d| *d == count), "lost messages: {:?}", net.delivered);
+    assert!(
+        net.delivered.iter().all(|d| *d == count),
+        "lost messages: {:?}",
+        net.delivered
+    );
     let rate = count as f64 / secs;
     (rate, rate * size as f64 / 1e6)
 }
@@ -47,7 +57,11 @@ fn main() {
             for guarantee in [Guarantee::Agreed, Guarantee::Safe] {
                 for frame in [1400usize, 65000] {
                     let (msgs, mb) = run(nodes, size, guarantee, frame, total);
-                    let g = if guarantee == Guarantee::Safe { "safe" } else { "agreed" };
+                    let g = if guarantee == Guarantee::Safe {
+                        "safe"
+                    } else {
+                        "agreed"
+                    };
                     println!("| {nodes} | {size} | {g} | {frame} | {msgs:.0} | {mb:.1} |");
                 }
             }
