@@ -5,7 +5,7 @@
 //! Checked per pair of processes: p's delivery sequence restricted to the messages q
 //! also delivered, mapped to q's delivery positions, must be strictly increasing.
 
-use super::{MAX_REPORTS, MsgIndex, Violation, proc_name, timelines};
+use super::{MAX_REPORTS, MsgIndex, Timeline, Violation, proc_name, timelines};
 use crate::history::History;
 
 const NAME: &str = "agreed_order";
@@ -13,13 +13,16 @@ const NONE: u32 = u32::MAX;
 
 /// Checks agreed (total) order across all pairs of processes.
 pub fn check(h: &History) -> Vec<Violation> {
-    let tls = timelines(h);
+    check_timelines(&timelines(h))
+}
+
+pub(crate) fn check_timelines(tls: &[Timeline]) -> Vec<Violation> {
     let idx = MsgIndex::new(&tls);
     // Position of each message in each process's delivery sequence (first delivery
     // only: duplicates are the no-duplication checker's business).
     let mut seqs: Vec<Vec<u32>> = Vec::with_capacity(tls.len());
     let mut pos: Vec<Vec<u32>> = Vec::with_capacity(tls.len());
-    for t in &tls {
+    for t in tls {
         let mut p = vec![NONE; idx.len()];
         let mut s = Vec::with_capacity(t.deliveries.len());
         for d in &t.deliveries {

@@ -4,7 +4,7 @@
 //! process is a member of every configuration it installs; and a process never
 //! installs the same regular ring twice.
 
-use super::{ConfKey, MAX_REPORTS, Violation, proc_name, timelines};
+use super::{ConfKey, MAX_REPORTS, Timeline, Violation, proc_name, timelines};
 use crate::history::{History, Process};
 use crate::node::NodeId;
 use std::collections::{BTreeMap, BTreeSet};
@@ -13,6 +13,10 @@ const NAME: &str = "config_agreement";
 
 /// Checks that configuration identities determine their members.
 pub fn check(h: &History) -> Vec<Violation> {
+    check_timelines(&timelines(h))
+}
+
+pub(crate) fn check_timelines(tls: &[Timeline]) -> Vec<Violation> {
     let mut first: BTreeMap<ConfKey, (Process, Vec<NodeId>)> = BTreeMap::new();
     let mut out = Vec::new();
     let mut report = |v: Violation| {
@@ -20,7 +24,7 @@ pub fn check(h: &History) -> Vec<Violation> {
             out.push(v);
         }
     };
-    for t in timelines(h) {
+    for t in tls {
         let mut regular_seen = BTreeSet::new();
         for c in &t.configs {
             if c.members.binary_search(&t.process.0).is_err() {

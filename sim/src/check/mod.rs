@@ -43,14 +43,16 @@ impl fmt::Display for Violation {
 
 /// Runs every checker.
 pub fn all(h: &History) -> Vec<Violation> {
+    // Split the history once; every checker but liveness reads the same timelines.
+    let tls = timelines(h);
     let mut v = Vec::new();
-    v.extend(agreed_order::check(h));
-    v.extend(virtual_synchrony::check(h));
-    v.extend(self_delivery::check(h));
-    v.extend(no_duplication::check(h));
-    v.extend(config_agreement::check(h));
-    v.extend(safe_delivery::check(h));
-    v.extend(transitional_order::check(h));
+    v.extend(agreed_order::check_timelines(&tls));
+    v.extend(virtual_synchrony::check_timelines(&tls));
+    v.extend(self_delivery::check_timelines(&tls));
+    v.extend(no_duplication::check_timelines(&tls));
+    v.extend(config_agreement::check_timelines(&tls));
+    v.extend(safe_delivery::check_timelines(&tls));
+    v.extend(transitional_order::check_timelines(&tls));
     v.extend(liveness::check(h));
     v
 }

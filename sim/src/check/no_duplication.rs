@@ -3,14 +3,17 @@
 //! delivered). A delivered message must also arrive intact: its embedded checksum and
 //! length verified at the receiving application.
 
-use super::{MAX_REPORTS, Violation, proc_name, timelines};
+use super::{MAX_REPORTS, Timeline, Violation, proc_name, timelines};
 use crate::history::{History, MsgId};
 
 const NAME: &str = "no_duplication";
 
 /// Checks at-most-once delivery, that every delivered id was sent, and payload integrity.
 pub fn check(h: &History) -> Vec<Violation> {
-    let tls = timelines(h);
+    check_timelines(&timelines(h))
+}
+
+pub(crate) fn check_timelines(tls: &[Timeline]) -> Vec<Violation> {
     let mut all_sent: Vec<MsgId> = tls.iter().flat_map(|t| t.sent.iter().copied()).collect();
     all_sent.sort_unstable();
     all_sent.dedup();
@@ -20,7 +23,7 @@ pub fn check(h: &History) -> Vec<Violation> {
             out.push(v);
         }
     };
-    for t in &tls {
+    for t in tls {
         let mut seen: Vec<MsgId> = t.deliveries.iter().map(|d| d.msg).collect();
         seen.sort_unstable();
         if let Some(w) = seen.windows(2).find(|w| w[0] == w[1]) {

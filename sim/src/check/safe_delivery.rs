@@ -7,7 +7,7 @@
 //! node which installed C. A member whose process never installed C is not judged here
 //! (it must have failed first, and configuration agreement is another checker's job).
 
-use super::{ConfKey, MAX_REPORTS, MsgIndex, Violation, proc_name, timelines};
+use super::{ConfKey, MAX_REPORTS, MsgIndex, Timeline, Violation, proc_name, timelines};
 use crate::history::{ConfigKind, Guarantee, History, MsgId};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -15,7 +15,10 @@ const NAME: &str = "safe_delivery";
 
 /// Checks that a safe delivery anywhere implies delivery at every surviving member.
 pub fn check(h: &History) -> Vec<Violation> {
-    let tls = timelines(h);
+    check_timelines(&timelines(h))
+}
+
+pub(crate) fn check_timelines(tls: &[Timeline]) -> Vec<Violation> {
     let idx = MsgIndex::new(&tls);
     // Who installed each configuration: (timeline index, config index).
     let mut installed: BTreeMap<ConfKey, Vec<(usize, usize)>> = BTreeMap::new();

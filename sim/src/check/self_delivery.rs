@@ -2,15 +2,19 @@
 //! it sent unless it fails. Here: every message `Sent` by a process that neither crashed
 //! nor left before the end of the run is delivered by that same process.
 
-use super::{MAX_REPORTS, Violation, proc_name, sample, timelines};
+use super::{MAX_REPORTS, Timeline, Violation, proc_name, sample, timelines};
 use crate::history::{History, MsgId};
 
 const NAME: &str = "self_delivery";
 
 /// Checks that surviving processes delivered all their own messages.
 pub fn check(h: &History) -> Vec<Violation> {
+    check_timelines(&timelines(h))
+}
+
+pub(crate) fn check_timelines(tls: &[Timeline]) -> Vec<Violation> {
     let mut out = Vec::new();
-    for t in timelines(h) {
+    for t in tls {
         if t.failed || t.sent.is_empty() {
             continue;
         }

@@ -13,7 +13,7 @@
 //! processors that have since failed is exactly what transitional configurations are
 //! for (Totem TOCS 1995 §5).
 
-use super::{MAX_REPORTS, Violation, proc_name, timelines};
+use super::{MAX_REPORTS, Timeline, Violation, proc_name, timelines};
 use crate::history::{ConfigKind, History};
 
 const NAME: &str = "transitional_order";
@@ -24,13 +24,17 @@ fn subset(a: &[u32], b: &[u32]) -> bool {
 
 /// Checks the regular/transitional alternation and the transitional delivery rule.
 pub fn check(h: &History) -> Vec<Violation> {
+    check_timelines(&timelines(h))
+}
+
+pub(crate) fn check_timelines(tls: &[Timeline]) -> Vec<Violation> {
     let mut out = Vec::new();
     let mut report = |v: Violation| {
         if out.len() < MAX_REPORTS {
             out.push(v);
         }
     };
-    for t in timelines(h) {
+    for t in tls {
         let p = proc_name(t.process);
         if let Some(c) = t.configs.first()
             && c.kind == ConfigKind::Transitional

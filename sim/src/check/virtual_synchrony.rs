@@ -4,7 +4,7 @@
 //! Applied to regular configurations (keyed by ring) and transitional ones (keyed by
 //! old ring and new ring).
 
-use super::{ConfKey, MAX_REPORTS, Violation, proc_name, sample, timelines};
+use super::{ConfKey, MAX_REPORTS, Timeline, Violation, proc_name, sample, timelines};
 use crate::history::{History, MsgId, Process};
 use std::collections::BTreeMap;
 
@@ -12,10 +12,13 @@ const NAME: &str = "virtual_synchrony";
 
 /// Checks that processes moving together from C to C' delivered the same messages in C.
 pub fn check(h: &History) -> Vec<Violation> {
-    let tls = timelines(h);
+    check_timelines(&timelines(h))
+}
+
+pub(crate) fn check_timelines(tls: &[Timeline]) -> Vec<Violation> {
     let mut first: BTreeMap<(ConfKey, ConfKey), (Process, Vec<MsgId>)> = BTreeMap::new();
     let mut out = Vec::new();
-    for t in &tls {
+    for t in tls {
         let mut sets: Vec<Vec<MsgId>> = vec![Vec::new(); t.configs.len()];
         for d in &t.deliveries {
             if let Some(c) = d.config {
