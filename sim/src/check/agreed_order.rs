@@ -17,7 +17,7 @@ pub fn check(h: &History) -> Vec<Violation> {
 }
 
 pub(crate) fn check_timelines(tls: &[Timeline]) -> Vec<Violation> {
-    let idx = MsgIndex::new(&tls);
+    let idx = MsgIndex::new(tls);
     // Position of each message in each process's delivery sequence (first delivery
     // only: duplicates are the no-duplication checker's business).
     let mut seqs: Vec<Vec<u32>> = Vec::with_capacity(tls.len());

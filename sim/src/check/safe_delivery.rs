@@ -19,7 +19,7 @@ pub fn check(h: &History) -> Vec<Violation> {
 }
 
 pub(crate) fn check_timelines(tls: &[Timeline]) -> Vec<Violation> {
-    let idx = MsgIndex::new(&tls);
+    let idx = MsgIndex::new(tls);
     // Who installed each configuration: (timeline index, config index).
     let mut installed: BTreeMap<ConfKey, Vec<(usize, usize)>> = BTreeMap::new();
     for (ti, t) in tls.iter().enumerate() {
