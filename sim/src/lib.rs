@@ -29,8 +29,7 @@ pub mod node;
 pub mod rng;
 pub mod swarm;
 pub mod testnode;
-// TODO(totem): enable once the Totem SimNode adapter lands.
-// pub mod totem_node;
+pub mod totem_node;
 
 pub use check::Violation;
 pub use engine::{FlightRecord, RunReport, Sim, SimOptions, Stats};
@@ -42,7 +41,7 @@ pub use node::{Destination, Disk, NodeFactory, NodeId, NodeStatus, SimNode, Tran
 pub use rng::Rng;
 pub use swarm::{SwarmSummary, nodes_for_seed, replay, run_swarm};
 
-/// The factory the `phalanx-sim` binary runs: for now the trivially correct test node.
+/// The factory the `phalanx-sim` binary runs: the Totem core with a checking workload.
 pub fn default_factory() -> impl NodeFactory {
-    testnode::TestFactory::default()
+    totem_node::TotemFactory::default()
 }

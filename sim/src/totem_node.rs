@@ -52,7 +52,8 @@ impl NodeFactory for TotemFactory {
 fn config_for(id: NodeId, all: &[NodeId], run_seed: u64) -> totem::Config {
     let mut rng = Rng::new(run_seed ^ 0x7074_6f74_656d);
     let token_ms = [150u64, 300, 300, 500][rng.gen_range(0..4) as usize];
-    let mut cfg = totem::Config::new(id, all.to_vec()).with_token_timeout(Duration::from_millis(token_ms));
+    let mut cfg =
+        totem::Config::new(id, all.to_vec()).with_token_timeout(Duration::from_millis(token_ms));
     cfg.max_frame = [256usize, 700, 1400, 1400][rng.gen_range(0..4) as usize];
     cfg.max_messages = [4u32, 16, 64][rng.gen_range(0..3) as usize];
     cfg.window_size = cfg.max_messages * [2u32, 4, 8][rng.gen_range(0..3) as usize];
@@ -73,7 +74,13 @@ pub struct TotemNode {
 }
 
 impl TotemNode {
-    fn new(cfg: totem::Config, incarnation: u32, now: u64, persisted: Option<u64>, logger: Logger) -> Self {
+    fn new(
+        cfg: totem::Config,
+        incarnation: u32,
+        now: u64,
+        persisted: Option<u64>,
+        logger: Logger,
+    ) -> Self {
         let id = cfg.node_id;
         let totem = totem::Totem::new(cfg, persisted, totem::Time::from_nanos(now), logger)
             .expect("simulated configs are valid");
@@ -94,11 +101,20 @@ impl TotemNode {
     fn collect(&mut self) {
         while let Some(t) = self.totem.poll_transmit() {
             match t.dest {
-                totem::Destination::Node(n) => self.out.push_back(Transmit { dest: Destination::Node(n), data: t.data }),
-                totem::Destination::All => self.out.push_back(Transmit { dest: Destination::AllNodes, data: t.data }),
+                totem::Destination::Node(n) => self.out.push_back(Transmit {
+                    dest: Destination::Node(n),
+                    data: t.data,
+                }),
+                totem::Destination::All => self.out.push_back(Transmit {
+                    dest: Destination::AllNodes,
+                    data: t.data,
+                }),
                 totem::Destination::Members(m) => {
                     for n in m.iter() {
-                        self.out.push_back(Transmit { dest: Destination::Node(*n), data: t.data.clone() });
+                        self.out.push_back(Transmit {
+                            dest: Destination::Node(*n),
+                            data: t.data.clone(),
+                        });
                     }
                 }
             }
@@ -111,11 +127,17 @@ impl TotemNode {
                         totem::Guarantee::Agreed => Guarantee::Agreed,
                         totem::Guarantee::Safe => Guarantee::Safe,
                     };
-                    self.observations.push_back(Observation::Deliver { msg, guarantee, intact });
+                    self.observations.push_back(Observation::Deliver {
+                        msg,
+                        guarantee,
+                        intact,
+                    });
                 }
                 totem::Event::Config(c) => {
                     let (kind, old_ring) = match c.kind {
-                        totem::ConfigKind::Transitional => (ConfigKind::Transitional, c.previous.map(|r| (r.rep, r.seq))),
+                        totem::ConfigKind::Transitional => {
+                            (ConfigKind::Transitional, c.previous.map(|r| (r.rep, r.seq)))
+                        }
                         totem::ConfigKind::Regular => (ConfigKind::Regular, None),
                     };
                     self.observations.push_back(Observation::Config {
@@ -132,7 +154,14 @@ impl TotemNode {
 }
 
 fn parse(data: &[u8], from: NodeId) -> (MsgId, bool) {
-    let bad = (MsgId { sender: from, incarnation: u32::MAX, seq: u64::MAX }, false);
+    let bad = (
+        MsgId {
+            sender: from,
+            incarnation: u32::MAX,
+            seq: u64::MAX,
+        },
+        false,
+    );
     if data.len() < HEADER {
         return bad;
     }
@@ -140,14 +169,20 @@ fn parse(data: &[u8], from: NodeId) -> (MsgId, bool) {
     let incarnation = u32::from_le_bytes(data[4..8].try_into().unwrap_or_default());
     let seq = u64::from_le_bytes(data[8..16].try_into().unwrap_or_default());
     let crc = u32::from_le_bytes(data[16..20].try_into().unwrap_or_default());
-    let msg = MsgId { sender, incarnation, seq };
-    let intact = sender == from && crc32c::crc32c(&data[..16]) ^ crc32c::crc32c(&data[HEADER..]) == crc;
+    let msg = MsgId {
+        sender,
+        incarnation,
+        seq,
+    };
+    let intact =
+        sender == from && crc32c::crc32c(&data[..16]) ^ crc32c::crc32c(&data[HEADER..]) == crc;
     (msg, intact)
 }
 
 impl SimNode for TotemNode {
     fn handle_datagram(&mut self, now: u64, _from: NodeId, data: &[u8]) {
-        self.totem.handle_datagram(totem::Time::from_nanos(now), data);
+        self.totem
+            .handle_datagram(totem::Time::from_nanos(now), data);
         self.collect();
     }
 
@@ -172,7 +207,11 @@ impl SimNode for TotemNode {
                 80..=96 => rng.gen_range(64..1500),
                 _ => rng.gen_range(1500..6000),
             } as usize;
-            let guarantee = if rng.gen_bool(0.3) { totem::Guarantee::Safe } else { totem::Guarantee::Agreed };
+            let guarantee = if rng.gen_bool(0.3) {
+                totem::Guarantee::Safe
+            } else {
+                totem::Guarantee::Agreed
+            };
             let seq = self.next_seq;
             let mut data = Vec::with_capacity(HEADER + size);
             data.extend_from_slice(&self.id.to_le_bytes());
@@ -184,11 +223,24 @@ impl SimNode for TotemNode {
             }
             let crc = crc32c::crc32c(&data[..16]) ^ crc32c::crc32c(&data[HEADER..]);
             data[16..20].copy_from_slice(&crc.to_le_bytes());
-            if self.totem.mcast(totem::Time::from_nanos(now), guarantee, &data).is_ok() {
+            if self
+                .totem
+                .mcast(totem::Time::from_nanos(now), guarantee, &data)
+                .is_ok()
+            {
                 self.next_seq += 1;
-                let msg = MsgId { sender: self.id, incarnation: self.incarnation, seq };
-                let guarantee = if guarantee == totem::Guarantee::Safe { Guarantee::Safe } else { Guarantee::Agreed };
-                self.observations.push_back(Observation::Sent { msg, guarantee });
+                let msg = MsgId {
+                    sender: self.id,
+                    incarnation: self.incarnation,
+                    seq,
+                };
+                let guarantee = if guarantee == totem::Guarantee::Safe {
+                    Guarantee::Safe
+                } else {
+                    Guarantee::Agreed
+                };
+                self.observations
+                    .push_back(Observation::Sent { msg, guarantee });
             }
         }
         self.collect();

@@ -41,6 +41,8 @@ pub struct Stats {
     pub joins_tx: u64,
     /// Join messages received.
     pub joins_rx: u64,
+    /// Join messages dropped as delayed copies from an earlier round.
+    pub joins_stale: u64,
     /// Commit tokens sent.
     pub commits_tx: u64,
     /// Times GATHER was entered.

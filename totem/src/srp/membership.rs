@@ -98,6 +98,15 @@ impl Totem {
             self.stats.membership_invalid += 1;
             return;
         }
+        // A node's join ring sequence never decreases, so a lower one than we have
+        // seen from it is a delayed datagram from an earlier membership round:
+        // acting on its stale sets would undo what everyone has since agreed.
+        let mark = self.join_marks.entry(from).or_insert(0);
+        if join.ring_seq < *mark {
+            self.stats.joins_stale += 1;
+            return;
+        }
+        *mark = join.ring_seq;
         self.ring_seq_known = self.ring_seq_known.max(join.ring_seq);
         // A join from a member of our installed ring that was sent before that ring
         // existed is simply late. (A restarted member knows the ring from its
@@ -108,6 +117,20 @@ impl Totem {
         {
             return;
         }
+        record!(
+            self.log,
+            self.now.as_nanos(),
+            self.me,
+            Debug,
+            "totem",
+            "join from {} ring_seq {} procs {} failed {}; mine procs {} failed {}",
+            from,
+            join.ring_seq,
+            fmt_ids(&join.procs),
+            fmt_ids(&join.failed),
+            fmt_ids(&self.procs.iter().copied().collect::<Vec<_>>()),
+            fmt_ids(&self.failed.iter().copied().collect::<Vec<_>>())
+        );
         let procs: BTreeSet<NodeId> = join.procs.iter().copied().collect();
         let failed: BTreeSet<NodeId> = join.failed.iter().copied().collect();
         match self.state {
@@ -221,8 +244,10 @@ impl Totem {
         } else {
             self.failed.extend(silent);
             self.restart_consensus();
-            self.check_consensus();
         }
+        // Alone among the live (everyone else failed), this node commits its own
+        // ring now; merge detection brings the others back later.
+        self.check_consensus();
     }
 
     /// This node cannot receive what the ring sends: leave everyone else so the
@@ -336,6 +361,11 @@ impl Totem {
     pub(crate) fn new_ring_state(&self, c: &Commit) -> RingState {
         RingState::new(c.ring, c.entries.iter().map(|e| e.node).collect(), self.me)
     }
+}
+
+fn fmt_ids(ids: &[NodeId]) -> String {
+    let v: Vec<String> = ids.iter().map(|n| n.to_string()).collect();
+    format!("[{}]", v.join(","))
 }
 
 fn state_name(s: State) -> &'static str {

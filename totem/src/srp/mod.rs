@@ -19,7 +19,7 @@ use crate::store::{SeqStore, Stored};
 use crate::time::Time;
 use crate::wire::{self, Guarantee, Message, RingId, Token};
 use phalanx_logsys::{Logger, record};
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 /// Protocol state (Totem SRP paper, §4).
@@ -243,6 +243,8 @@ pub struct Totem {
     pub(crate) failed: BTreeSet<NodeId>,
     pub(crate) consensus: BTreeSet<NodeId>,
     pub(crate) commit: Option<wire::Commit>,
+    /// Highest join ring sequence seen from each node.
+    pub(crate) join_marks: BTreeMap<NodeId, u64>,
     pub(crate) send_queue: SendQueue,
     pub(crate) reassembly: Reassembly,
     pub(crate) events: VecDeque<Event>,
@@ -294,6 +296,7 @@ impl Totem {
             failed: BTreeSet::new(),
             consensus: BTreeSet::new(),
             commit: None,
+            join_marks: BTreeMap::new(),
             send_queue: SendQueue::default(),
             reassembly: Reassembly::default(),
             events: VecDeque::new(),
@@ -722,7 +725,7 @@ impl Totem {
             self.consensus.clear();
             self.consensus.insert(self.me);
             self.send_join();
-            self.check_consensus();
         }
+        self.check_consensus();
     }
 }
