@@ -40,6 +40,9 @@ pub struct SimOptions {
     /// Abort the run (reported as a violation) after this many events. Healthy runs
     /// take tens of thousands; a runaway node would otherwise stall a whole swarm.
     pub max_events: u64,
+    /// How far past the liveness phase the run may go while waiting for every node
+    /// to report quiescent.
+    pub max_drain_ns: VTime,
     /// Keep at most this many trace lines (the rest are counted, not kept).
     pub max_trace_lines: usize,
 }
@@ -57,6 +60,7 @@ impl SimOptions {
             trace: false,
             flight_recorder_bytes: 0,
             max_events: 5_000_000,
+            max_drain_ns: 60_000_000_000,
             max_trace_lines: 2_000_000,
         }
     }
@@ -390,6 +394,24 @@ impl<'f> Sim<'f> {
                 break;
             }
             if matches!(e.ev, Ev::End) {
+                let settled = self
+                    .slots
+                    .iter()
+                    .all(|s| s.node.as_ref().is_none_or(|n| n.status().quiescent));
+                if !settled && self.now < end.saturating_add(self.opts.max_drain_ns) {
+                    // Messages are still queued or undelivered: let them drain.
+                    self.push(self.now + 100_000_000, Ev::End);
+                    continue;
+                }
+                if !settled {
+                    self.violations.push(Violation::new(
+                        "liveness",
+                        format!(
+                            "not quiescent {} after the liveness phase",
+                            fmt_time(self.opts.max_drain_ns)
+                        ),
+                    ));
+                }
                 self.tr(|| "END".to_string());
                 break;
             }

@@ -38,6 +38,10 @@ pub struct NodeStatus {
     pub ring: Option<RingId>,
     /// The members of that ring.
     pub members: Vec<NodeId>,
+    /// Nothing left to send and everything received delivered. The liveness phase
+    /// runs on (up to `SimOptions::max_drain_ns`) until every node is quiescent, so
+    /// the checkers judge a settled cluster rather than one cut mid-flight.
+    pub quiescent: bool,
 }
 
 /// A simulated node: a sans-IO protocol plus a workload.

@@ -280,6 +280,7 @@ impl SimNode for TestNode {
             operational,
             ring: Some((1, 0)),
             members: self.all.clone(),
+            quiescent: true,
         }
     }
 }

@@ -261,6 +261,7 @@ impl SimNode for TotemNode {
             operational: self.totem.is_operational(),
             ring: Some((r.rep, r.seq)),
             members: self.totem.members().to_vec(),
+            quiescent: self.totem.is_quiescent(),
         }
     }
 

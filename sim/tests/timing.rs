@@ -71,7 +71,10 @@ impl SimNode for Probe {
         None
     }
     fn status(&self) -> NodeStatus {
-        NodeStatus::default()
+        NodeStatus {
+            quiescent: true,
+            ..NodeStatus::default()
+        }
     }
     fn persist(&mut self, disk: &mut Disk) {
         disk.insert("persisted".into(), vec![1]);

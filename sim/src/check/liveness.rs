@@ -79,6 +79,7 @@ mod tests {
             operational: true,
             ring: Some(ring),
             members: members.to_vec(),
+            quiescent: true,
         })
     }
 

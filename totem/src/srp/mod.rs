@@ -366,6 +366,15 @@ impl Totem {
         )
     }
 
+    /// Whether the node is OPERATIONAL with nothing queued to send and every
+    /// message it received delivered.
+    pub fn is_quiescent(&self) -> bool {
+        self.state == State::Operational
+            && self.send_queue.is_empty()
+            && self.ring.high_delivered >= self.ring.store.high()
+            && self.ring.my_aru >= self.ring.store.high()
+    }
+
     /// Counters.
     pub fn stats(&self) -> &Stats {
         &self.stats
