@@ -175,17 +175,25 @@ impl Totem {
                 self.restart_consensus();
             }
         }
-        self.check_consensus();
+        self.check_consensus(false);
     }
 
     /// If every live member agrees with us and we are the lowest id, start the
     /// commit token.
-    pub(crate) fn check_consensus(&mut self) {
+    ///
+    /// A node that finds itself alone (everyone else failed) commits its one-node
+    /// ring only when `alone_ok` — at a consensus timeout — never straight from a
+    /// join: otherwise a lone node would form rings faster than joins cross the
+    /// network, and every join in flight would belong to a finished round.
+    pub(crate) fn check_consensus(&mut self, alone_ok: bool) {
         if self.state != State::Gather {
             return;
         }
         let live: Vec<NodeId> = self.procs.difference(&self.failed).copied().collect();
         if !live.iter().all(|n| self.consensus.contains(n)) || live.first() != Some(&self.me) {
+            return;
+        }
+        if live.len() == 1 && !alone_ok {
             return;
         }
         let ring = RingId {
@@ -247,7 +255,7 @@ impl Totem {
         }
         // Alone among the live (everyone else failed), this node commits its own
         // ring now; merge detection brings the others back later.
-        self.check_consensus();
+        self.check_consensus(true);
     }
 
     /// This node cannot receive what the ring sends: leave everyone else so the
@@ -263,7 +271,7 @@ impl Totem {
             .filter(|n| *n != self.me)
             .collect();
         self.restart_consensus();
-        self.check_consensus();
+        self.check_consensus(true);
     }
 
     fn commit_ring(&self) -> Option<RingId> {

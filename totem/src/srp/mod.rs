@@ -735,6 +735,6 @@ impl Totem {
             self.consensus.insert(self.me);
             self.send_join();
         }
-        self.check_consensus();
+        self.check_consensus(false);
     }
 }
