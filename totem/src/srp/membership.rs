@@ -315,10 +315,12 @@ impl Totem {
                     self.pass_commit(c);
                 }
             }
-            State::Recovery if c.rotation == 2 && c.ring.rep == self.me => {
-                if self.new_ring.as_ref().map(|r| r.id) == Some(c.ring) {
-                    self.originate_recovery_token();
-                }
+            State::Recovery
+                if c.rotation == 2
+                    && c.ring.rep == self.me
+                    && self.new_ring.as_ref().map(|r| r.id) == Some(c.ring) =>
+            {
+                self.originate_recovery_token();
             }
             _ => {}
         }
