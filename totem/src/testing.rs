@@ -39,6 +39,8 @@ pub struct MemNet {
     pub captured: Vec<Vec<u8>>,
     /// Capture datagrams (for mutation tests).
     pub capture: bool,
+    /// Crashed nodes: they neither receive, send nor run timers.
+    pub down: Vec<bool>,
 }
 
 impl MemNet {
@@ -62,11 +64,22 @@ impl MemNet {
             wire: VecDeque::new(),
             captured: Vec::new(),
             capture: false,
+            down: vec![false; n],
         }
+    }
+
+    /// Crashes node `i` (index, not id): it stops at once, and what was in flight
+    /// to it is lost.
+    pub fn crash(&mut self, i: usize) {
+        self.down[i] = true;
+        self.wire.retain(|(j, _)| *j != i);
     }
 
     /// Moves outputs of node `i` onto the wire and into the counters.
     pub fn drain(&mut self, i: usize) {
+        if self.down[i] {
+            return;
+        }
         let n = self.nodes.len();
         while let Some(t) = self.nodes[i].poll_transmit() {
             if self.capture {
@@ -104,16 +117,23 @@ impl MemNet {
             self.drain(i);
         }
         if let Some((j, data)) = self.wire.pop_front() {
+            if self.down[j] {
+                return true;
+            }
             self.nodes[j].handle_datagram(self.now, &data);
             self.drain(j);
             return true;
         }
-        let Some(next) = self.nodes.iter().filter_map(|n| n.poll_timeout()).min() else {
+        let Some(next) = (0..self.nodes.len())
+            .filter(|i| !self.down[*i])
+            .filter_map(|i| self.nodes[i].poll_timeout())
+            .min()
+        else {
             return false;
         };
         self.now = self.now.max(next);
         for i in 0..self.nodes.len() {
-            if self.nodes[i].poll_timeout().is_some_and(|t| t <= self.now) {
+            if !self.down[i] && self.nodes[i].poll_timeout().is_some_and(|t| t <= self.now) {
                 self.nodes[i].handle_timeout(self.now);
                 self.drain(i);
             }
