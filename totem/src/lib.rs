@@ -72,6 +72,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod crypto;
 pub mod error;
 mod frame;
 mod srp;
