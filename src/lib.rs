@@ -4,6 +4,8 @@
 //! nodes; there is no separate daemon.
 #![warn(missing_docs)]
 
+pub mod config;
+
 pub use phalanx_cib as cib;
 pub use phalanx_cpg as cpg;
 pub use phalanx_dlm as dlm;
