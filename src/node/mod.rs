@@ -1,0 +1,259 @@
+//! A cluster node on real UDP sockets: the totem core driven by a mio poll loop on
+//! its own thread, with clonable handles for application threads.
+//!
+//! ```no_run
+//! use phalanx::node::{Node, NodeOptions, NodeEvent};
+//! use phalanx::totem::{Config, Guarantee};
+//! use std::collections::BTreeMap;
+//!
+//! let addrs: BTreeMap<u32, std::net::SocketAddr> =
+//!     [(1, "127.0.0.1:5405".parse().unwrap()), (2, "127.0.0.1:5406".parse().unwrap())].into();
+//! let node = Node::start(NodeOptions::new(Config::new(1, vec![1, 2]), addrs)).unwrap();
+//! node.handle().mcast(Guarantee::Agreed, b"hello").unwrap();
+//! for ev in node.events() {
+//!     if let NodeEvent::Deliver(d) = ev { println!("{} says {:?}", d.sender, d.data); break; }
+//! }
+//! node.leave().unwrap();
+//! ```
+
+mod driver;
+mod persist;
+mod transport;
+
+pub use driver::DriverStats;
+
+use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
+use parking_lot::Mutex;
+use phalanx_logsys::Logger;
+use phalanx_totem::{Config, ConfigChange, Delivery, Guarantee, NodeId, RingId, SendError, Stats};
+use std::collections::BTreeMap;
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+
+/// How to run a node.
+#[derive(Clone, Debug)]
+pub struct NodeOptions {
+    /// The protocol configuration (node id, node list, timers, limits).
+    pub totem: Config,
+    /// UDP address of every configured node, this one's included (it is bound).
+    pub addrs: BTreeMap<NodeId, SocketAddr>,
+    /// Where the ring sequence is persisted (`ringseq_<nodeid>`); `None` keeps it
+    /// in memory only (tests), at the risk of reusing a ring id after a restart.
+    pub state_dir: Option<PathBuf>,
+    /// Flight recorder.
+    pub logger: Logger,
+    /// Deliveries and configuration changes that may wait for the application.
+    /// When full, the node stops: an application that does not consume stalls its
+    /// own node (and the others exclude it after a token timeout), rather than
+    /// memory growing without bound.
+    pub event_capacity: usize,
+    /// Socket buffer size to request, in bytes (0: derive from the flow-control
+    /// window).
+    pub socket_buffer: usize,
+}
+
+impl NodeOptions {
+    /// Options with defaults: no state directory, no flight recorder, 65 536
+    /// pending events.
+    pub fn new(totem: Config, addrs: BTreeMap<NodeId, SocketAddr>) -> Self {
+        NodeOptions {
+            totem,
+            addrs,
+            state_dir: None,
+            logger: Logger::discard(),
+            event_capacity: 65_536,
+            socket_buffer: 0,
+        }
+    }
+}
+
+/// What the application receives, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NodeEvent {
+    /// A message in agreed (or safe) order.
+    Deliver(Delivery),
+    /// A transitional or regular configuration.
+    Config(ConfigChange),
+}
+
+pub(crate) enum Command {
+    Mcast(Guarantee, Vec<u8>),
+    Leave,
+}
+
+/// State the driver publishes for handles to read.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    /// Bytes accepted by handles and not yet sent on a ring.
+    pub(crate) queued: AtomicUsize,
+    pub(crate) membership: Mutex<(RingId, Vec<NodeId>)>,
+    pub(crate) stats: Mutex<(Stats, DriverStats)>,
+    /// Operational, nothing queued, everything received delivered.
+    pub(crate) quiescent: std::sync::atomic::AtomicBool,
+    pub(crate) operational: std::sync::atomic::AtomicBool,
+}
+
+/// A clonable, thread-safe handle to a running node.
+#[derive(Clone)]
+pub struct NodeHandle {
+    node_id: NodeId,
+    limit: usize,
+    max_message: usize,
+    tx: Sender<Command>,
+    waker: Arc<mio::Waker>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for NodeHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeHandle")
+            .field("node_id", &self.node_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NodeHandle {
+    /// Queues a message for ordered delivery to every member, this node included.
+    /// Returns at once: [`SendError::TryAgain`] when the send queue is full.
+    pub fn mcast(&self, guarantee: Guarantee, data: &[u8]) -> Result<(), SendError> {
+        if data.len() > self.max_message {
+            return Err(SendError::TooLarge {
+                size: data.len(),
+                max: self.max_message,
+            });
+        }
+        let before = self.shared.queued.fetch_add(data.len(), Ordering::AcqRel);
+        if before + data.len() > self.limit && before > 0 {
+            self.shared.queued.fetch_sub(data.len(), Ordering::AcqRel);
+            return Err(SendError::TryAgain);
+        }
+        if self
+            .tx
+            .send(Command::Mcast(guarantee, data.to_vec()))
+            .is_err()
+        {
+            self.shared.queued.fetch_sub(data.len(), Ordering::AcqRel);
+            return Err(SendError::Left);
+        }
+        // A failed wake means the driver is gone; the send above then fails next time.
+        let _ = self.waker.wake();
+        Ok(())
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> NodeId {
+        self.node_id
+    }
+
+    /// The installed ring and its members.
+    pub fn membership(&self) -> (RingId, Vec<NodeId>) {
+        self.shared.membership.lock().clone()
+    }
+
+    /// Protocol and driver counters (published by the driver every loop).
+    pub fn stats(&self) -> (Stats, DriverStats) {
+        self.shared.stats.lock().clone()
+    }
+
+    /// Whether the node is operational on a ring (as of the driver's last pass).
+    pub fn is_operational(&self) -> bool {
+        self.shared.operational.load(Ordering::Acquire)
+    }
+
+    /// Operational, nothing queued to send, everything received delivered (as of
+    /// the driver's last pass).
+    pub fn is_quiescent(&self) -> bool {
+        self.shared.queued.load(Ordering::Acquire) == 0
+            && self.shared.quiescent.load(Ordering::Acquire)
+    }
+
+    /// Bytes that can be queued right now.
+    pub fn send_room(&self) -> usize {
+        self.limit
+            .saturating_sub(self.shared.queued.load(Ordering::Acquire))
+    }
+}
+
+/// A running node: the driver thread and the event stream.
+pub struct Node {
+    handle: NodeHandle,
+    events: Receiver<NodeEvent>,
+    thread: Option<JoinHandle<io::Result<()>>>,
+}
+
+impl Node {
+    /// Binds the node's socket and starts its driver thread.
+    pub fn start(opts: NodeOptions) -> io::Result<Node> {
+        opts.totem
+            .validate()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        let (tx, rx) = unbounded();
+        let (ev_tx, ev_rx) = bounded(opts.event_capacity.max(1));
+        let shared = Arc::new(Shared::default());
+        let limit = opts
+            .totem
+            .send_queue_bytes
+            .saturating_sub(opts.totem.max_message_size)
+            .max(1);
+        let max_message = opts.totem.max_message_size;
+        let node_id = opts.totem.node_id;
+        let driver = driver::Driver::new(opts, rx, ev_tx, shared.clone())?;
+        let waker = driver.waker();
+        let thread = std::thread::Builder::new()
+            .name(format!("phalanx-node-{node_id}"))
+            .spawn(move || driver.run())?;
+        Ok(Node {
+            handle: NodeHandle {
+                node_id,
+                limit,
+                max_message,
+                tx,
+                waker,
+                shared,
+            },
+            events: ev_rx,
+            thread: Some(thread),
+        })
+    }
+
+    /// A handle for sending and reading state; clone it freely.
+    pub fn handle(&self) -> NodeHandle {
+        self.handle.clone()
+    }
+
+    /// Deliveries and configuration changes, in order.
+    pub fn events(&self) -> &Receiver<NodeEvent> {
+        &self.events
+    }
+
+    /// Leaves the cluster cleanly and stops the driver.
+    pub fn leave(mut self) -> io::Result<()> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> io::Result<()> {
+        let Some(thread) = self.thread.take() else {
+            return Ok(());
+        };
+        let _ = self.handle.tx.send(Command::Leave);
+        let _ = self.handle.waker.wake();
+        // Unblock a driver waiting on a full event channel.
+        while !thread.is_finished() {
+            while self.events.try_recv().is_ok() {}
+            std::thread::yield_now();
+        }
+        thread
+            .join()
+            .map_err(|_| io::Error::other("driver thread panicked"))?
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
