@@ -85,16 +85,35 @@ pub fn run_swarm<F: NodeFactory>(
                     let opts = options_for_seed(seed, &nodes);
                     let n = opts.nodes;
                     let lines: Vec<String> = match run_caught(opts, &mut factory) {
-                        Ok(report) => report
-                            .violations
-                            .iter()
-                            .map(|v| {
-                                format!(
-                                    "violation seed={seed} nodes={n} property={}: {}",
-                                    v.property, v.detail
-                                )
-                            })
-                            .collect(),
+                        Ok(report) if report.violations.is_empty() => Vec::new(),
+                        Ok(report) => {
+                            let mut lines: Vec<String> = report
+                                .violations
+                                .iter()
+                                .map(|v| {
+                                    format!(
+                                        "violation seed={seed} nodes={n} property={}: {}",
+                                        v.property, v.detail
+                                    )
+                                })
+                                .collect();
+                            // The same seed again with flight recorders on: every
+                            // node's records, merged on virtual time.
+                            let mut opts = options_for_seed(seed, &nodes);
+                            opts.flight_recorder_bytes = 1 << 20;
+                            if let Ok(again) = run_caught(opts, &mut factory) {
+                                lines.push(format!(
+                                    "flight records of seed {seed} (replay {seed} for the trace):"
+                                ));
+                                lines.extend(
+                                    again
+                                        .flight_recorder_lines()
+                                        .into_iter()
+                                        .map(|l| format!("  {l}")),
+                                );
+                            }
+                            lines
+                        }
                         Err(msg) => {
                             // The factory may be left inconsistent by the unwind.
                             factory = make_factory();
