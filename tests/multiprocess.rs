@@ -8,7 +8,7 @@
 //! called that way), so no test-only binary ships. Nodes print one line per
 //! observation; the parent parses them into a `phalanx_sim::History`.
 
-use phalanx::node::{Node, NodeEvent, NodeOptions};
+use phalanx::node::{CryptoOptions, Node, NodeEvent, NodeOptions};
 use phalanx::sim::check;
 use phalanx::sim::history::{
     ConfigKind, EventKind, Guarantee as SimGuarantee, History, MsgId, Observation,
@@ -48,6 +48,12 @@ fn child_node() {
     let ids: Vec<u32> = addrs.keys().copied().collect();
     let mut opts = NodeOptions::new(Config::new(id, ids), addrs);
     opts.state_dir = Some(state_dir);
+    // Crypto on, as in production: restarts bring new boot ids (new sessions).
+    opts.crypto = Some(CryptoOptions {
+        key: vec![0x5a; 256],
+        cluster_name: "mp".into(),
+        cipher: Default::default(),
+    });
     let node = Node::start(opts).expect("node starts");
     let handle = node.handle();
 

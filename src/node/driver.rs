@@ -10,6 +10,7 @@ use super::transport::{Transport, TransportStats};
 use super::{Command, NodeEvent, NodeOptions, Shared};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use mio::{Events, Interest, Poll, Token, Waker};
+use phalanx_totem::crypto::{CryptoStats, DatagramCrypto, random_boot_id};
 use phalanx_totem::{ConfigKind, Event, Time, Totem};
 use std::io;
 use std::path::PathBuf;
@@ -36,6 +37,12 @@ pub struct DriverStats {
     /// Ring-sequence writes that failed (the node keeps running; a restart may
     /// then reuse a ring id of its own).
     pub persist_errors: u64,
+    /// Datagram authentication: opened, failed authentication, replayed, too
+    /// old, from unknown nodes, malformed (all but `ok` dropped).
+    pub crypto: CryptoStats,
+    /// Authentic datagrams whose sealed sender does not own the source address
+    /// (dropped).
+    pub rx_spoofed: u64,
 }
 
 pub(crate) struct Driver {
@@ -55,6 +62,10 @@ pub(crate) struct Driver {
     send_queue_bytes: usize,
     left: bool,
     last_publish: Instant,
+    crypto: Option<DatagramCrypto>,
+    /// Reused buffers for sealing and opening.
+    sealed: Vec<u8>,
+    opened: Vec<u8>,
 }
 
 impl Driver {
@@ -82,6 +93,23 @@ impl Driver {
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let start = Instant::now();
         let send_queue_bytes = opts.totem.send_queue_bytes;
+        let crypto = match &opts.crypto {
+            Some(c) => {
+                let nodes: Vec<u32> = opts.addrs.keys().copied().collect();
+                Some(
+                    DatagramCrypto::new(
+                        &c.key,
+                        &c.cluster_name,
+                        me,
+                        &nodes,
+                        c.cipher,
+                        random_boot_id()?,
+                    )
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?,
+                )
+            }
+            None => None,
+        };
         let totem = Totem::new(opts.totem, persisted, Time::ZERO, opts.logger)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
         *shared.membership.lock() = (totem.ring_id(), totem.members().to_vec());
@@ -101,6 +129,9 @@ impl Driver {
             send_queue_bytes,
             left: false,
             last_publish: start,
+            crypto,
+            sealed: Vec::with_capacity(65_536),
+            opened: Vec::with_capacity(65_536),
         })
     }
 
@@ -154,12 +185,27 @@ impl Driver {
                 Ok((len, from)) => {
                     self.stats.transport.rx += 1;
                     self.stats.transport.rx_bytes += len as u64;
-                    if self.transport.node_of(&from).is_none() {
+                    let Some(owner) = self.transport.node_of(&from) else {
                         self.stats.transport.rx_unknown_addr += 1;
                         continue;
-                    }
+                    };
                     let now = self.now();
-                    self.totem.handle_datagram(now, &self.buf[..len]);
+                    match &mut self.crypto {
+                        None => self.totem.handle_datagram(now, &self.buf[..len]),
+                        Some(c) => {
+                            // Authenticate (and reject replays) first, then check
+                            // the sealed sender owns the address it came from.
+                            let Ok((sender, plain)) = c.open(&self.buf[..len], &mut self.opened)
+                            else {
+                                continue;
+                            };
+                            if sender != owner {
+                                self.stats.rx_spoofed += 1;
+                                continue;
+                            }
+                            self.totem.handle_datagram(now, plain);
+                        }
+                    }
                     // Send what this datagram produced (a token, above all) at once.
                     self.flush()?;
                 }
@@ -231,8 +277,22 @@ impl Driver {
             }
         }
         while let Some(t) = self.totem.poll_transmit() {
-            self.transport
-                .send(&t.dest, &t.data, &mut self.stats.transport);
+            match &mut self.crypto {
+                None => self
+                    .transport
+                    .send(&t.dest, &t.data, &mut self.stats.transport),
+                Some(c) => {
+                    // One seal per datagram, whatever the number of receivers: each
+                    // keeps its own replay window for us.
+                    self.sealed.clear();
+                    if c.seal(&t.data, &mut self.sealed).is_ok() {
+                        self.transport
+                            .send(&t.dest, &self.sealed, &mut self.stats.transport);
+                    } else {
+                        self.stats.transport.tx_errors += 1;
+                    }
+                }
+            }
         }
         // Bytes that left the core's queue were sent on a ring: give handles room.
         let in_core = self.send_queue_bytes - self.totem.send_queue_room();
@@ -254,6 +314,9 @@ impl Driver {
             .store(self.totem.is_operational(), Ordering::Release);
         if force || self.last_publish.elapsed() >= PUBLISH_EVERY {
             self.last_publish = Instant::now();
+            if let Some(c) = &self.crypto {
+                self.stats.crypto = c.stats();
+            }
             *self.shared.stats.lock() = (self.totem.stats().clone(), self.stats.clone());
         }
     }

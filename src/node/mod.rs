@@ -21,6 +21,7 @@ mod persist;
 mod transport;
 
 pub use driver::DriverStats;
+pub use transport::TransportStats;
 
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 use parking_lot::Mutex;
@@ -54,6 +55,30 @@ pub struct NodeOptions {
     /// Socket buffer size to request, in bytes (0: derive from the flow-control
     /// window).
     pub socket_buffer: usize,
+    /// Authenticated encryption of every datagram (`None`: plaintext, for
+    /// benchmarks). A node without the key cannot take part.
+    pub crypto: Option<CryptoOptions>,
+}
+
+/// The cluster key and cipher.
+#[derive(Clone)]
+pub struct CryptoOptions {
+    /// The cluster key (the key file's bytes, 32..=4096 of them).
+    pub key: Vec<u8>,
+    /// Mixed into the derived keys: clusters sharing a key file cannot talk.
+    pub cluster_name: String,
+    /// The AEAD.
+    pub cipher: phalanx_totem::crypto::Cipher,
+}
+
+impl std::fmt::Debug for CryptoOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CryptoOptions")
+            .field("key", &format_args!("<{} bytes>", self.key.len()))
+            .field("cluster_name", &self.cluster_name)
+            .field("cipher", &self.cipher)
+            .finish()
+    }
 }
 
 impl NodeOptions {
@@ -67,6 +92,7 @@ impl NodeOptions {
             logger: Logger::discard(),
             event_capacity: 65_536,
             socket_buffer: 0,
+            crypto: None,
         }
     }
 }
