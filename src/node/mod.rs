@@ -17,6 +17,7 @@
 //! ```
 
 mod driver;
+mod from_config;
 mod persist;
 mod transport;
 
