@@ -10,8 +10,23 @@ impl NodeOptions {
     /// the state directory.
     ///
     /// ```
-    /// let text = "totem { cluster_name: c\n crypto_cipher: none\n crypto_hash: none }\n\
-    ///     nodelist { node { nodeid: 1\n ring0_addr: 127.0.0.1:5405 }\n node { nodeid: 2\n ring0_addr: 127.0.0.1:5415 } }\n";
+    /// let text = "
+    /// totem {
+    ///     cluster_name: c
+    ///     crypto_cipher: none
+    ///     crypto_hash: none
+    /// }
+    /// nodelist {
+    ///     node {
+    ///         nodeid: 1
+    ///         ring0_addr: 127.0.0.1:5405
+    ///     }
+    ///     node {
+    ///         nodeid: 2
+    ///         ring0_addr: 127.0.0.1:5415
+    ///     }
+    /// }
+    /// ";
     /// let cfg = phalanx::config::from_corosync_str(text, "corosync.conf").unwrap().config;
     /// let opts = phalanx::node::NodeOptions::from_config(&cfg, 2).unwrap();
     /// assert_eq!(opts.addrs[&1].port(), 5405);
