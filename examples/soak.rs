@@ -2,7 +2,9 @@
 //! allows, for a given time; reports every configuration change after the first
 //! ring formed (there should be none) and the delivery rate.
 //!
-//! `cargo run --release --example soak -- [--nodes 3] [--secs 600] [--size 1024] [--crypto on|off]`
+//! `cargo run --release --example soak -- [--nodes 3] [--secs 600] [--size 1024] [--crypto on|off] [--rt on|off]`
+//!
+//! `--rt on` runs each node's driver thread under SCHED_RR (`NodeOptions::realtime_priority`).
 
 use phalanx::node::{CryptoOptions, Node, NodeEvent, NodeOptions};
 use phalanx::totem::{Config, ConfigKind, Guarantee};
@@ -54,6 +56,8 @@ fn main() {
                 &arg("--size", "1024"),
                 "--crypto",
                 &arg("--crypto", "on"),
+                "--rt",
+                &arg("--rt", "off"),
             ])
             .stdout(Stdio::piped())
             .spawn()
@@ -100,6 +104,9 @@ fn child() {
             cluster_name: "soak".into(),
             cipher: Default::default(),
         });
+    }
+    if arg("--rt", "off") == "on" {
+        o.realtime_priority = Some(50);
     }
     let node = Node::start(o).unwrap();
     let h = node.handle();

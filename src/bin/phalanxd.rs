@@ -1,8 +1,11 @@
 //! `phalanxd` — the reference node: one cluster member from a configuration file.
 //!
 //! ```text
-//! phalanxd --config FILE [--node-id N] [--chat]
+//! phalanxd --config FILE [--node-id N] [--chat] [--no-realtime]
 //! ```
+//!
+//! The driver thread runs SCHED_RR (priority 50) when allowed, as Corosync does by
+//! default; `--no-realtime` keeps normal scheduling.
 //!
 //! Loads a corosync.conf-style or TOML file (see docs/config.md), joins the
 //! cluster and logs every configuration change. With `--chat`, each stdin line is
@@ -68,6 +71,11 @@ fn run() -> Result<(), String> {
         Logger::file(&blackbox, 8 << 20).map_err(|e| format!("{}: {e}", blackbox.display()))?;
     install_panic_hook(logger.clone());
     opts.logger = logger;
+    // Like Corosync's default `sched_rr: yes`: CPU starvation of this thread must
+    // not look like a dead node to the others. Refused without CAP_SYS_NICE.
+    if !args.iter().any(|a| a == "--no-realtime") {
+        opts.realtime_priority = Some(50);
+    }
     let crypto = if opts.crypto.is_some() { "on" } else { "OFF" };
     eprintln!(
         "phalanxd: node {me} of cluster {:?} ({} nodes), listening on {}, crypto {crypto}, token {:?}",

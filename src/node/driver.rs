@@ -43,6 +43,8 @@ pub struct DriverStats {
     /// Authentic datagrams whose sealed sender does not own the source address
     /// (dropped).
     pub rx_spoofed: u64,
+    /// The realtime priority asked for could not be set (no privilege).
+    pub realtime_refused: bool,
 }
 
 pub(crate) struct Driver {
@@ -63,6 +65,7 @@ pub(crate) struct Driver {
     left: bool,
     last_publish: Instant,
     crypto: Option<DatagramCrypto>,
+    realtime_priority: Option<i32>,
     /// Reused buffers for sealing and opening.
     sealed: Vec<u8>,
     opened: Vec<u8>,
@@ -130,6 +133,7 @@ impl Driver {
             left: false,
             last_publish: start,
             crypto,
+            realtime_priority: opts.realtime_priority,
             sealed: Vec::with_capacity(65_536),
             opened: Vec::with_capacity(65_536),
         })
@@ -144,6 +148,15 @@ impl Driver {
     }
 
     pub(crate) fn run(mut self) -> io::Result<()> {
+        if let Some(prio) = self.realtime_priority {
+            let param = libc::sched_param {
+                sched_priority: prio.clamp(1, 99),
+            };
+            // SAFETY: pid 0 is the calling thread; `param` is a valid sched_param.
+            if unsafe { libc::sched_setscheduler(0, libc::SCHED_RR, &param) } != 0 {
+                self.stats.realtime_refused = true;
+            }
+        }
         let mut events = Events::with_capacity(64);
         let mut woke = Instant::now();
         loop {

@@ -59,6 +59,12 @@ pub struct NodeOptions {
     /// Authenticated encryption of every datagram (`None`: plaintext, for
     /// benchmarks). A node without the key cannot take part.
     pub crypto: Option<CryptoOptions>,
+    /// Run the driver thread under SCHED_RR with this priority (1–99), as
+    /// Corosync's `sched_rr: yes` does, so CPU starvation of the node's own
+    /// thread cannot look like a failed node to the others. Needs
+    /// CAP_SYS_NICE; when refused the node runs normally and counts it in
+    /// `DriverStats::realtime_refused`. `None` (the default): normal scheduling.
+    pub realtime_priority: Option<i32>,
 }
 
 /// The cluster key and cipher.
@@ -94,6 +100,7 @@ impl NodeOptions {
             event_capacity: 65_536,
             socket_buffer: 0,
             crypto: None,
+            realtime_priority: None,
         }
     }
 }
