@@ -1,0 +1,881 @@
+//! One benchmark process: a Phalanx node (or, for `raw`, a plain UDP socket) that
+//! sends and/or delivers like cpgperf and prints one `RESULT` line.
+
+use super::Scenario;
+use phalanx::node::{CryptoOptions, Node, NodeEvent, NodeOptions};
+use phalanx::totem::crypto::Cipher;
+use phalanx::totem::{Config, ConfigKind, Guarantee, SendError};
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Size of cpgperf's message header.
+pub const HDR: usize = 32;
+/// Frame payload used on loopback unless `--max-frame` says otherwise.
+pub const DEFAULT_MAX_FRAME: usize = 65_000;
+const MAGIC: u32 = 0x4350_4750;
+const T_DATA: u32 = 1;
+const T_END: u32 = 2;
+const T_PING: u32 = 3;
+const T_HELLO: u32 = 4;
+const T_ACK: u32 = 5;
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+/// Socket buffers requested for nodes and raw sockets.
+const SOCKET_BUFFER: usize = 32 << 20;
+
+/// What one worker runs (passed on its command line).
+pub struct Spec {
+    pub id: u32,
+    pub addrs: String,
+    pub scenario: Scenario,
+    pub size: usize,
+    pub secs: f64,
+    pub crypto: bool,
+    pub safe: bool,
+    pub label: String,
+    pub max_frame: usize,
+    pub wait_yield: bool,
+    /// Receivers nap this long when nothing is queued, instead of blocking on
+    /// the event channel (0: block).
+    pub recv_nap_us: u64,
+    /// A pinger polls for its own delivery this long before blocking.
+    pub spin_us: u64,
+    /// ChaCha20-Poly1305 instead of AES-256-GCM.
+    pub chacha: bool,
+    /// Print protocol and driver counters on stderr.
+    pub stats: bool,
+}
+
+impl Spec {
+    /// The worker's command line (after `--worker`).
+    pub fn to_args(&self) -> Vec<String> {
+        vec![
+            self.id.to_string(),
+            self.addrs.clone(),
+            self.scenario.name().to_string(),
+            self.size.to_string(),
+            self.secs.to_string(),
+            (self.crypto as u8).to_string(),
+            (self.safe as u8).to_string(),
+            self.label.clone(),
+            self.max_frame.to_string(),
+            (self.wait_yield as u8).to_string(),
+            self.recv_nap_us.to_string(),
+            self.spin_us.to_string(),
+            (self.chacha as u8).to_string(),
+            (self.stats as u8).to_string(),
+        ]
+    }
+
+    fn from_args(a: &[String]) -> Option<Spec> {
+        if a.len() != 14 {
+            return None;
+        }
+        Some(Spec {
+            id: a[0].parse().ok()?,
+            addrs: a[1].clone(),
+            scenario: Scenario::parse(&a[2])?,
+            size: a[3].parse().ok().filter(|s| *s >= HDR)?,
+            secs: a[4].parse().ok()?,
+            crypto: a[5] == "1",
+            safe: a[6] == "1",
+            label: a[7].clone(),
+            max_frame: a[8].parse().ok()?,
+            wait_yield: a[9] == "1",
+            recv_nap_us: a[10].parse().ok()?,
+            spin_us: a[11].parse().ok()?,
+            chacha: a[12] == "1",
+            stats: a[13] == "1",
+        })
+    }
+}
+
+/// cpgperf's header, native byte order; `pad` carries the sender's pid.
+#[derive(Clone, Copy, Debug)]
+struct Hdr {
+    magic: u32,
+    typ: u32,
+    seq: u64,
+    send_ns: u64,
+    len: u32,
+    pid: u32,
+}
+
+impl Hdr {
+    fn read(b: &[u8]) -> Option<Hdr> {
+        let b = b.get(..HDR)?;
+        let u32at = |i: usize| u32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        let u64at = |i: usize| u64::from_ne_bytes(b[i..i + 8].try_into().unwrap_or([0; 8]));
+        Some(Hdr {
+            magic: u32at(0),
+            typ: u32at(4),
+            seq: u64at(8),
+            send_ns: u64at(16),
+            len: u32at(24),
+            pid: u32at(28),
+        })
+    }
+
+    fn write(&self, b: &mut [u8]) {
+        b[0..4].copy_from_slice(&self.magic.to_ne_bytes());
+        b[4..8].copy_from_slice(&self.typ.to_ne_bytes());
+        b[8..16].copy_from_slice(&self.seq.to_ne_bytes());
+        b[16..24].copy_from_slice(&self.send_ns.to_ne_bytes());
+        b[24..28].copy_from_slice(&self.len.to_ne_bytes());
+        b[28..32].copy_from_slice(&self.pid.to_ne_bytes());
+    }
+}
+
+fn fnv(h: &mut u64, bytes: &[u8]) {
+    for &c in bytes {
+        *h ^= c as u64;
+        *h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+}
+
+struct SenderState {
+    next_seq: u64,
+    ended: bool,
+}
+
+/// Delivery-side bookkeeping, as in cpgperf's deliver and confchg callbacks.
+struct Stats {
+    epoch: Instant,
+    me: u32,
+    pid: u32,
+    members: usize,
+    expect_ends: usize,
+    cur_members: usize,
+    started: bool,
+    member_changes: u64,
+    senders: BTreeMap<(u32, u32), SenderState>,
+    ends_seen: usize,
+    delivered: u64,
+    delivered_bytes: u64,
+    first_ns: u64,
+    last_ns: u64,
+    order_hash: u64,
+    errors: u64,
+    waiting_seq: u64,
+    got_own: bool,
+    own_ns: u64,
+}
+
+impl Stats {
+    fn new(me: u32, members: usize, expect_ends: usize) -> Stats {
+        Stats {
+            epoch: Instant::now(),
+            me,
+            pid: std::process::id(),
+            members,
+            expect_ends,
+            cur_members: 0,
+            started: false,
+            member_changes: 0,
+            senders: BTreeMap::new(),
+            ends_seen: 0,
+            delivered: 0,
+            delivered_bytes: 0,
+            first_ns: 0,
+            last_ns: 0,
+            order_hash: FNV_OFFSET,
+            errors: 0,
+            waiting_seq: 0,
+            got_own: false,
+            own_ns: 0,
+        }
+    }
+
+    fn now(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+
+    fn on_event(&mut self, ev: NodeEvent) {
+        match ev {
+            NodeEvent::Deliver(d) => self.on_deliver(d.sender, &d.data),
+            NodeEvent::Config(c) => {
+                if c.kind == ConfigKind::Regular {
+                    self.cur_members = c.members.len();
+                    if self.started && self.ends_seen < self.expect_ends {
+                        self.member_changes += 1;
+                        eprintln!(
+                            "warning: membership changed during the run: {:?}",
+                            c.members
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_deliver(&mut self, nodeid: u32, data: &[u8]) {
+        let t = self.now();
+        let Some(h) = Hdr::read(data) else {
+            self.errors += 1;
+            return;
+        };
+        if h.magic != MAGIC || h.len as usize != data.len() {
+            self.errors += 1;
+            return;
+        }
+        fnv(&mut self.order_hash, &nodeid.to_ne_bytes());
+        fnv(&mut self.order_hash, &h.pid.to_ne_bytes());
+        fnv(&mut self.order_hash, &h.typ.to_ne_bytes());
+        fnv(&mut self.order_hash, &h.seq.to_ne_bytes());
+        let s = self.senders.entry((nodeid, h.pid)).or_insert(SenderState {
+            next_seq: 1,
+            ended: false,
+        });
+        if h.typ == T_END {
+            if !s.ended {
+                s.ended = true;
+                self.ends_seen += 1;
+            }
+            return;
+        }
+        if h.seq != s.next_seq {
+            self.errors += 1;
+        }
+        s.next_seq = h.seq.wrapping_add(1);
+        if self.delivered == 0 {
+            self.first_ns = t;
+        }
+        self.last_ns = t;
+        self.delivered += 1;
+        self.delivered_bytes += data.len() as u64;
+        if h.typ == T_PING && nodeid == self.me && h.pid == self.pid && h.seq == self.waiting_seq {
+            self.got_own = true;
+            self.own_ns = t;
+        }
+    }
+}
+
+/// Entry point of `phalanx-bench --worker ...`; returns the exit status.
+pub fn main(args: &[String]) -> i32 {
+    let Some(spec) = Spec::from_args(args) else {
+        eprintln!("phalanx-bench: bad worker arguments");
+        return 1;
+    };
+    let mut addrs = BTreeMap::new();
+    for kv in spec.addrs.split(',') {
+        let parsed = kv
+            .split_once('=')
+            .and_then(|(k, v)| Some((k.parse::<u32>().ok()?, v.parse::<SocketAddr>().ok()?)));
+        match parsed {
+            Some((k, v)) => {
+                addrs.insert(k, v);
+            }
+            None => {
+                eprintln!("phalanx-bench: bad address {kv:?}");
+                return 1;
+            }
+        }
+    }
+    // The parent closes our stdin when every node has reported: leave then.
+    let release = Arc::new(AtomicBool::new(false));
+    {
+        let release = release.clone();
+        std::thread::spawn(move || {
+            let stdin = std::io::stdin();
+            for line in stdin.lock().lines() {
+                if line.is_err() {
+                    break;
+                }
+            }
+            release.store(true, Ordering::Release);
+        });
+    }
+    let r = if spec.scenario == Scenario::Raw {
+        raw(&spec, &addrs, &release)
+    } else {
+        node(&spec, addrs, &release)
+    };
+    match r {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("phalanx-bench worker {}: {e}", spec.id);
+            1
+        }
+    }
+}
+
+fn timeout_s(spec: &Spec) -> f64 {
+    spec.secs * 3.0 + 60.0
+}
+
+fn node(
+    spec: &Spec,
+    addrs: BTreeMap<u32, SocketAddr>,
+    release: &AtomicBool,
+) -> Result<i32, String> {
+    let n = addrs.len();
+    let ids: Vec<u32> = addrs.keys().copied().collect();
+    let mut cfg = Config::new(spec.id, ids);
+    cfg.max_frame = spec.max_frame;
+    let mut opts = NodeOptions::new(cfg, addrs);
+    opts.socket_buffer = SOCKET_BUFFER;
+    if spec.crypto {
+        opts.crypto = Some(CryptoOptions {
+            key: (0..64u8).map(|i| i.wrapping_mul(37) ^ 0xa5).collect(),
+            cluster_name: "phalanx-bench".into(),
+            cipher: if spec.chacha {
+                Cipher::ChaCha20Poly1305
+            } else {
+                Cipher::Aes256Gcm
+            },
+        });
+    }
+    let node = Node::start(opts).map_err(|e| format!("node start: {e}"))?;
+    let h = node.handle();
+    let ev = node.events();
+    let senders = spec.scenario.senders(n as u32) as usize;
+    let sending = spec.id == 1 || senders > 1;
+    let mut st = Stats::new(spec.id, n, senders);
+    let g = if spec.safe {
+        Guarantee::Safe
+    } else {
+        Guarantee::Agreed
+    };
+
+    // Start barrier: a regular configuration with every node.
+    let bar_deadline = Instant::now() + Duration::from_secs_f64(timeout_s(spec));
+    while st.cur_members < n {
+        if Instant::now() > bar_deadline {
+            return Err(format!(
+                "timeout waiting for {n} members (have {})",
+                st.cur_members
+            ));
+        }
+        if let Ok(e) = ev.recv_timeout(Duration::from_millis(100)) {
+            st.on_event(e);
+        }
+    }
+    st.started = true;
+    let t0 = st.now();
+    let deadline = t0 + (timeout_s(spec) * 1e9) as u64;
+    let send_end = t0 + (spec.secs * 1e9) as u64;
+
+    let mut buf = vec![0u8; spec.size];
+    for (i, b) in buf.iter_mut().enumerate().skip(HDR) {
+        *b = (i as u32).wrapping_mul(131) as u8;
+    }
+    let mut hdr = Hdr {
+        magic: MAGIC,
+        typ: T_DATA,
+        seq: 0,
+        send_ns: 0,
+        len: spec.size as u32,
+        pid: st.pid,
+    };
+    let mut sent = 0u64;
+    let mut tryagain = 0u64;
+    let mut t_send_done = t0;
+    let mut rtt: Vec<u64> = Vec::new();
+    let batch_us = Duration::from_micros(spec.recv_nap_us);
+    let spin_ns = spec.spin_us * 1000;
+    let is_lat = matches!(
+        spec.scenario,
+        Scenario::Lat1 | Scenario::Lat1Idle | Scenario::LatN
+    );
+    let drain = |st: &mut Stats| {
+        while let Ok(e) = ev.try_recv() {
+            st.on_event(e);
+        }
+    };
+    // Wait for send room after TryAgain.
+    let wait_room = |st: &mut Stats, need: usize| {
+        if spec.wait_yield {
+            let t = Instant::now();
+            while h.send_room() < need && t.elapsed() < Duration::from_millis(1) {
+                drain(st);
+                std::thread::yield_now();
+            }
+        } else if let Ok(e) = ev.recv_timeout(Duration::from_micros(1000)) {
+            st.on_event(e);
+        }
+        drain(st);
+    };
+    let mcast = |st: &mut Stats, buf: &[u8], tryagain: &mut u64| -> Result<(), String> {
+        loop {
+            match h.mcast(g, buf) {
+                Ok(()) => return Ok(()),
+                Err(SendError::TryAgain) => {
+                    *tryagain += 1;
+                    if st.now() > deadline {
+                        return Err("timeout: flow control never released".into());
+                    }
+                    wait_room(st, buf.len());
+                }
+                Err(e) => return Err(format!("mcast: {e}")),
+            }
+        }
+    };
+
+    if sending && !is_lat {
+        hdr.typ = T_DATA;
+        loop {
+            let t = st.now();
+            if t >= send_end {
+                break;
+            }
+            hdr.seq = sent + 1;
+            hdr.send_ns = t;
+            hdr.write(&mut buf);
+            match h.mcast(g, &buf) {
+                Ok(()) => {
+                    sent += 1;
+                    drain(&mut st);
+                }
+                Err(SendError::TryAgain) => {
+                    tryagain += 1;
+                    wait_room(&mut st, buf.len());
+                }
+                Err(e) => return Err(format!("mcast: {e}")),
+            }
+        }
+        t_send_done = st.now();
+    } else if sending {
+        hdr.typ = T_PING;
+        let pause = if spec.scenario == Scenario::Lat1Idle {
+            Duration::from_millis(10)
+        } else {
+            Duration::ZERO
+        };
+        while st.now() < send_end {
+            hdr.seq = sent + 1;
+            st.waiting_seq = hdr.seq;
+            st.got_own = false;
+            let ts = st.now();
+            hdr.send_ns = ts;
+            hdr.write(&mut buf);
+            mcast(&mut st, &buf, &mut tryagain)?;
+            sent += 1;
+            drain(&mut st);
+            let spin_until = st.now() + spin_ns;
+            while !st.got_own {
+                if let Ok(e) = ev.try_recv() {
+                    st.on_event(e);
+                    continue;
+                }
+                let t = st.now();
+                if t > deadline {
+                    return Err("timeout waiting for own message".into());
+                }
+                if t < spin_until {
+                    std::thread::yield_now();
+                } else if let Ok(e) = ev.recv_timeout(Duration::from_millis(100)) {
+                    st.on_event(e);
+                }
+            }
+            rtt.push(st.own_ns - ts);
+            if !pause.is_zero() {
+                std::thread::sleep(pause);
+                drain(&mut st);
+            }
+        }
+        t_send_done = st.now();
+    }
+    if sending {
+        let end = Hdr {
+            magic: MAGIC,
+            typ: T_END,
+            seq: 0,
+            send_ns: st.now(),
+            len: HDR as u32,
+            pid: st.pid,
+        };
+        let mut b = [0u8; HDR];
+        end.write(&mut b);
+        mcast(&mut st, &b, &mut tryagain)?;
+    }
+    while st.ends_seen < st.expect_ends {
+        if st.now() > deadline {
+            return Err(format!(
+                "timeout: {} of {} END messages delivered",
+                st.ends_seen, st.expect_ends
+            ));
+        }
+        if !batch_us.is_zero() {
+            // Batching receiver: take everything queued, then nap instead of
+            // being woken for each delivery.
+            let mut any = false;
+            while let Ok(e) = ev.try_recv() {
+                st.on_event(e);
+                any = true;
+            }
+            if !any {
+                std::thread::sleep(batch_us);
+            }
+        } else if let Ok(e) = ev.recv_timeout(Duration::from_millis(100)) {
+            st.on_event(e);
+        }
+    }
+    let t_end = st.now();
+    let mode = if !sending {
+        "recv"
+    } else if is_lat {
+        "lat"
+    } else {
+        "tput"
+    };
+    let line = result_line(
+        spec,
+        &st,
+        mode,
+        sent,
+        tryagain,
+        t0,
+        t_send_done,
+        t_end,
+        &mut rtt,
+    );
+    if spec.stats {
+        let (ts, ds) = h.stats();
+        let secs = (t_end - t0) as f64 / 1e9;
+        eprintln!(
+            "node {} stats: tokens_rx/s={:.0} tokens_tx={} token_retransmits={} mcast_tx={} mcast_rx={} mcast_retransmits={} holds={} hold_cancels={} loops={} tx={} rx={} tx_errors={} max_busy={:?}",
+            spec.id,
+            ts.tokens_rx as f64 / secs,
+            ts.tokens_tx,
+            ts.token_retransmits,
+            ts.mcast_tx,
+            ts.mcast_rx,
+            ts.mcast_retransmits,
+            ts.token_holds,
+            ts.hold_cancels_tx,
+            ds.loops,
+            ds.transport.tx,
+            ds.transport.rx,
+            ds.transport.tx_errors,
+            ds.max_busy
+        );
+    }
+    emit(&line);
+    // Stay a member (so that peers can still recover anything from us) until the
+    // parent has every node's result.
+    let linger = Instant::now();
+    while !release.load(Ordering::Acquire) && linger.elapsed() < Duration::from_secs(60) {
+        if let Ok(e) = ev.recv_timeout(Duration::from_millis(10)) {
+            st.started = false;
+            st.on_event(e);
+        }
+    }
+    let _ = node.leave();
+    Ok(if st.errors > 0 { 2 } else { 0 })
+}
+
+fn emit(lines: &[String]) {
+    let out = std::io::stdout();
+    let mut out = out.lock();
+    for l in lines {
+        let _ = writeln!(out, "{l}");
+    }
+    let _ = out.flush();
+}
+
+#[allow(clippy::too_many_arguments)]
+fn result_line(
+    spec: &Spec,
+    st: &Stats,
+    mode: &str,
+    sent: u64,
+    tryagain: u64,
+    t0: u64,
+    t_send_done: u64,
+    t_end: u64,
+    rtt: &mut [u64],
+) -> Vec<String> {
+    let send_s = (t_send_done - t0) as f64 / 1e9;
+    let span_s = if st.delivered > 1 {
+        (st.last_ns - st.first_ns) as f64 / 1e9
+    } else {
+        0.0
+    };
+    let dmsgs = if span_s > 0.0 {
+        (st.delivered - 1) as f64 / span_s
+    } else {
+        0.0
+    };
+    let avg_len = if st.delivered > 0 {
+        st.delivered_bytes as f64 / st.delivered as f64
+    } else {
+        0.0
+    };
+    let smsgs = if send_s > 0.0 {
+        sent as f64 / send_s
+    } else {
+        0.0
+    };
+    let mut line = format!(
+        "RESULT label={} mode={mode} node={} pid={} size={} members={} senders={} sent={sent} send_s={send_s:.3} sent_msgs_s={smsgs:.1} tryagain={tryagain} delivered={} span_s={span_s:.3} deliv_msgs_s={dmsgs:.1} deliv_MB_s={:.3} total_s={:.3} errors={} member_changes={} order_hash={:016x}",
+        spec.label,
+        spec.id,
+        st.pid,
+        spec.size,
+        st.members,
+        st.expect_ends,
+        st.delivered,
+        dmsgs * avg_len / 1e6,
+        (t_end - t0) as f64 / 1e9,
+        st.errors,
+        st.member_changes,
+        st.order_hash,
+    );
+    let mut out = Vec::new();
+    if mode == "lat" {
+        rtt.sort_unstable();
+        let n = rtt.len();
+        let pct = |p: f64| -> f64 {
+            if n == 0 {
+                return 0.0;
+            }
+            let i = ((p / 100.0 * (n - 1) as f64 + 0.5) as usize).min(n - 1);
+            rtt[i] as f64 / 1000.0
+        };
+        let mean = if n > 0 {
+            rtt.iter().map(|&v| v as f64).sum::<f64>() / n as f64 / 1000.0
+        } else {
+            0.0
+        };
+        line.push_str(&format!(
+            " pings={n} rtt_min_us={:.1} rtt_p50_us={:.1} rtt_p90_us={:.1} rtt_p99_us={:.1} rtt_max_us={:.1} rtt_mean_us={mean:.1}",
+            pct(0.0),
+            pct(50.0),
+            pct(90.0),
+            pct(99.0),
+            pct(100.0)
+        ));
+        let q: Vec<String> = (0..=200)
+            .map(|i| format!("{:.1}", pct(i as f64 / 2.0)))
+            .collect();
+        out.push(line);
+        out.push(format!(
+            "RTTQ label={} node={} q={}",
+            spec.label,
+            spec.id,
+            q.join(",")
+        ));
+    } else {
+        out.push(line);
+    }
+    out
+}
+
+/// Large socket buffers (forced when privileged).
+fn set_buffers(s: &UdpSocket, bytes: usize) {
+    let fd = s.as_raw_fd();
+    let v = bytes.min(i32::MAX as usize) as libc::c_int;
+    let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    for (force, plain) in [
+        (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF),
+        (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF),
+    ] {
+        // SAFETY: fd is a valid socket owned by `s`; the value is a c_int of `len`.
+        unsafe {
+            if libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                force,
+                (&v as *const libc::c_int).cast(),
+                len,
+            ) != 0
+            {
+                libc::setsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    plain,
+                    (&v as *const libc::c_int).cast(),
+                    len,
+                );
+            }
+        }
+    }
+}
+
+/// The raw UDP ceiling: node 1 sends `size`-byte datagrams to every other node as
+/// fast as it can; the others count what arrives (losses are not errors here).
+fn raw(
+    spec: &Spec,
+    addrs: &BTreeMap<u32, SocketAddr>,
+    release: &AtomicBool,
+) -> Result<i32, String> {
+    let me = *addrs.get(&spec.id).ok_or("no address for this node")?;
+    let sock = UdpSocket::bind(me).map_err(|e| format!("bind {me}: {e}"))?;
+    set_buffers(&sock, SOCKET_BUFFER);
+    let peers: Vec<SocketAddr> = addrs
+        .iter()
+        .filter(|(id, _)| **id != spec.id)
+        .map(|(_, a)| *a)
+        .collect();
+    let n = addrs.len();
+    let mut st = Stats::new(spec.id, n, 1);
+    let pid = st.pid;
+    let mut buf = vec![0u8; spec.size.max(HDR)];
+    let mut rbuf = vec![0u8; 65_536];
+    let timeout = Duration::from_secs_f64(timeout_s(spec));
+    let started = Instant::now();
+    let mut sent = 0u64;
+    let (mut t0, mut t_send_done) = (0u64, 0u64);
+    let mut lost = 0u64;
+    let mode;
+    if spec.id == 1 {
+        mode = "tput";
+        // Handshake: every receiver must be bound and answering.
+        let mut acked = std::collections::BTreeSet::new();
+        sock.set_read_timeout(Some(Duration::from_millis(5)))
+            .map_err(|e| e.to_string())?;
+        let hello = Hdr {
+            magic: MAGIC,
+            typ: T_HELLO,
+            seq: 0,
+            send_ns: 0,
+            len: HDR as u32,
+            pid,
+        };
+        let mut hb = [0u8; HDR];
+        hello.write(&mut hb);
+        while acked.len() < peers.len() {
+            if started.elapsed() > timeout {
+                return Err("raw: receivers never answered".into());
+            }
+            for p in &peers {
+                if !acked.contains(p) {
+                    let _ = sock.send_to(&hb, p);
+                }
+            }
+            while let Ok((len, from)) = sock.recv_from(&mut rbuf) {
+                if Hdr::read(&rbuf[..len]).is_some_and(|h| h.magic == MAGIC && h.typ == T_ACK) {
+                    acked.insert(from);
+                }
+            }
+        }
+        st.started = true;
+        t0 = st.now();
+        let send_end = t0 + (spec.secs * 1e9) as u64;
+        let mut hdr = Hdr {
+            magic: MAGIC,
+            typ: T_DATA,
+            seq: 0,
+            send_ns: 0,
+            len: buf.len() as u32,
+            pid,
+        };
+        loop {
+            let t = st.now();
+            if t >= send_end {
+                break;
+            }
+            hdr.seq = sent + 1;
+            hdr.send_ns = t;
+            hdr.write(&mut buf);
+            for p in &peers {
+                if sock.send_to(&buf, p).is_err() {
+                    st.errors += 0; // a full buffer: the datagram is lost, as in UDP
+                }
+            }
+            sent += 1;
+        }
+        t_send_done = st.now();
+        // The sender "delivers" what it sent, so its line reads like the others'.
+        st.delivered = sent;
+        st.delivered_bytes = sent * buf.len() as u64;
+        st.first_ns = t0;
+        st.last_ns = t_send_done;
+        let end = Hdr {
+            typ: T_END,
+            seq: 0,
+            len: HDR as u32,
+            ..hdr
+        };
+        let mut eb = [0u8; HDR];
+        end.write(&mut eb);
+        for _ in 0..50 {
+            for p in &peers {
+                let _ = sock.send_to(&eb, p);
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    } else {
+        mode = "recv";
+        sock.set_read_timeout(Some(Duration::from_millis(100)))
+            .map_err(|e| e.to_string())?;
+        let mut next = 1u64;
+        let mut last_rx = Instant::now();
+        loop {
+            if started.elapsed() > timeout {
+                return Err("raw: no END from the sender".into());
+            }
+            match sock.recv_from(&mut rbuf) {
+                Ok((len, from)) => {
+                    let Some(h) = Hdr::read(&rbuf[..len]).filter(|h| h.magic == MAGIC) else {
+                        st.errors += 1;
+                        continue;
+                    };
+                    match h.typ {
+                        T_HELLO => {
+                            let ack = Hdr { typ: T_ACK, ..h };
+                            let mut ab = [0u8; HDR];
+                            ack.write(&mut ab);
+                            let _ = sock.send_to(&ab, from);
+                            if !st.started {
+                                st.started = true;
+                                t0 = st.now();
+                            }
+                        }
+                        T_END => break,
+                        T_DATA => {
+                            let t = st.now();
+                            if h.seq < next {
+                                st.errors += 1; // duplicate or reordered
+                            } else {
+                                lost += h.seq - next;
+                            }
+                            next = h.seq + 1;
+                            if st.delivered == 0 {
+                                st.first_ns = t;
+                            }
+                            st.last_ns = t;
+                            st.delivered += 1;
+                            st.delivered_bytes += len as u64;
+                            last_rx = Instant::now();
+                        }
+                        _ => st.errors += 1,
+                    }
+                }
+                Err(_) => {
+                    // A lost END: give up after a quiet second once data flowed.
+                    if st.delivered > 0 && last_rx.elapsed() > Duration::from_secs(1) {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    let t_end = st.now();
+    let mut lines = result_line(
+        spec,
+        &st,
+        mode,
+        sent,
+        0,
+        t0,
+        t_send_done.max(t0),
+        t_end,
+        &mut [],
+    );
+    if mode == "recv" {
+        if let Some(l) = lines.first_mut() {
+            l.push_str(&format!(" lost={lost}"));
+        }
+    }
+    emit(&lines);
+    let linger = Instant::now();
+    while !release.load(Ordering::Acquire) && linger.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(if st.errors > 0 { 2 } else { 0 })
+}
