@@ -179,16 +179,17 @@ fn cells(raw: &str) -> (Vec<String>, BTreeMap<String, Cell>) {
 }
 
 fn med(c: &Cell) -> Med {
+    // Numbers come from passing runs only; failed runs are just counted.
+    let good: Vec<&Run> = c.runs.iter().filter(|r| !r.failed).collect();
     Med {
         runs: c.runs.len(),
         bad: c.runs.iter().filter(|r| r.failed).count(),
-        msgs: median(c.runs.iter().map(|r| mean(&r.msgs)).collect()),
-        mb: median(c.runs.iter().map(|r| mean(&r.mb)).collect()),
-        p50: median(c.runs.iter().map(|r| mean(&r.p50)).collect()),
-        p99: median(c.runs.iter().map(|r| mean(&r.p99)).collect()),
+        msgs: median(good.iter().map(|r| mean(&r.msgs)).collect()),
+        mb: median(good.iter().map(|r| mean(&r.mb)).collect()),
+        p50: median(good.iter().map(|r| mean(&r.p50)).collect()),
+        p99: median(good.iter().map(|r| mean(&r.p99)).collect()),
         loss: median(
-            c.runs
-                .iter()
+            good.iter()
                 .map(|r| {
                     let tot = r.lost + r.delivered_sum;
                     if tot == 0 {
@@ -224,7 +225,11 @@ pub fn write(dir: &Path) -> std::io::Result<()> {
             _ => ("-".into(), "-".into()),
         };
         let check = if m.bad > 0 {
-            format!("{} bad", m.bad)
+            format!(
+                "{} bad (figures from the {} passing runs)",
+                m.bad,
+                m.runs - m.bad
+            )
         } else if p[2] == "raw" {
             format!("ok (UDP loss {:.1}%)", m.loss)
         } else {
@@ -252,7 +257,7 @@ pub fn write(dir: &Path) -> std::io::Result<()> {
             },
         );
     }
-    md.push_str("\nMedians over repetitions of the per-run mean over nodes (raw: over receivers). `bad` cells failed a check (missing node, differing order_hash or delivered, errors, membership change) and their numbers must not be used.\n");
+    md.push_str("\nMedians over repetitions of the per-run mean over nodes (raw: over receivers). `N bad`: N runs of the cell failed a check (missing node, differing order_hash or delivered, errors, membership change); the figures come from the passing runs only.\n");
     md.push_str(&comparison(&order, &cells));
     std::fs::write(dir.join("summary.md"), md)?;
     std::fs::write(dir.join("throughput.svg"), throughput_svg(&order, &cells))?;
@@ -295,14 +300,23 @@ fn comparison(order: &[String], cells: &BTreeMap<String, Cell>) -> String {
         }
     }
     keys.sort();
+    let note = |m: &Med| {
+        if m.bad > 0 {
+            format!(" ({} of {} runs failed checks, excluded)", m.bad, m.runs)
+        } else {
+            String::new()
+        }
+    };
     let tput = |m: Option<Med>| match m {
-        Some(m) if m.bad == 0 => format!("{:.0} msg/s, {:.1} MB/s", m.msgs, m.mb),
-        Some(m) => format!("({} bad)", m.bad),
+        Some(m) if m.bad < m.runs => {
+            format!("{:.0} msg/s, {:.1} MB/s{}", m.msgs, m.mb, note(&m))
+        }
+        Some(m) => format!("(all {} runs failed checks)", m.bad),
         None => "-".into(),
     };
     let lat = |m: Option<Med>| match m {
-        Some(m) if m.bad == 0 => format!("{:.0} / {:.0}", m.p50, m.p99),
-        Some(m) => format!("({} bad)", m.bad),
+        Some(m) if m.bad < m.runs => format!("{:.0} / {:.0}{}", m.p50, m.p99, note(&m)),
+        Some(m) => format!("(all {} runs failed checks)", m.bad),
         None => "-".into(),
     };
     let mut out = String::from(
@@ -316,7 +330,7 @@ fn comparison(order: &[String], cells: &BTreeMap<String, Cell>) -> String {
         let ud = get("udpu", &n, &sc, &size);
         let raw = get("udp", &n, "raw", &size);
         let is_lat = sc.starts_with("lat");
-        let good = |m: &Option<Med>| m.filter(|m| m.bad == 0);
+        let good = |m: &Option<Med>| m.filter(|m| m.bad < m.runs);
         let ratio = if is_lat {
             let best = [good(&kn), good(&ud)]
                 .into_iter()
@@ -340,8 +354,8 @@ fn comparison(order: &[String], cells: &BTreeMap<String, Cell>) -> String {
         };
         let rawc = match raw {
             _ if is_lat => "-".into(),
-            Some(r) if r.bad == 0 => format!("{:.0} msg/s, {:.1} MB/s", r.msgs, r.mb),
-            Some(r) => format!("({} bad)", r.bad),
+            Some(r) if r.bad < r.runs => format!("{:.0} msg/s, {:.1} MB/s", r.msgs, r.mb),
+            Some(r) => format!("(all {} runs failed)", r.bad),
             None => "-".into(),
         };
         let f = |m| if is_lat { lat(m) } else { tput(m) };
@@ -505,8 +519,8 @@ fn throughput_svg(order: &[String], cells: &BTreeMap<String, Cell>) -> String {
             continue;
         };
         let m = med(&cells[cfg]);
-        if m.bad > 0 {
-            continue; // never plot numbers from failed runs
+        if m.bad == m.runs {
+            continue; // only passing runs are plotted
         }
         series
             .entry(format!("{} {}n {}", p[0], p[1], p[2]))
