@@ -163,6 +163,9 @@ struct Stats {
     waiting_seq: u64,
     got_own: bool,
     own_ns: u64,
+    /// Arrival time stamped on every delivery of a drained batch (one clock read
+    /// per batch of queued events instead of one per message).
+    t_batch: Option<u64>,
 }
 
 impl Stats {
@@ -187,6 +190,7 @@ impl Stats {
             waiting_seq: 0,
             got_own: false,
             own_ns: 0,
+            t_batch: None,
         }
     }
 
@@ -213,7 +217,7 @@ impl Stats {
     }
 
     fn on_deliver(&mut self, nodeid: u32, data: &[u8]) {
-        let t = self.now();
+        let t = self.t_batch.unwrap_or_else(|| self.now());
         let Some(h) = Hdr::read(data) else {
             self.errors += 1;
             return;
@@ -381,10 +385,16 @@ fn node(
         spec.scenario,
         Scenario::Lat1 | Scenario::Lat1Idle | Scenario::LatN
     );
+    // Takes every queued event; the batch shares one arrival time (taken when
+    // its first event is found).
     let drain = |st: &mut Stats| {
         while let Ok(e) = ev.try_recv() {
+            if st.t_batch.is_none() {
+                st.t_batch = Some(st.now());
+            }
             st.on_event(e);
         }
+        st.t_batch = None;
     };
     // Wait for send room after TryAgain.
     let wait_room = |st: &mut Stats, need: usize| {
@@ -502,16 +512,14 @@ fn node(
         if !batch_us.is_zero() {
             // Batching receiver: take everything queued, then nap instead of
             // being woken for each delivery.
-            let mut any = false;
-            while let Ok(e) = ev.try_recv() {
-                st.on_event(e);
-                any = true;
-            }
-            if !any {
+            let before = st.delivered + st.ends_seen as u64;
+            drain(&mut st);
+            if st.delivered + st.ends_seen as u64 == before {
                 std::thread::sleep(batch_us);
             }
         } else if let Ok(e) = ev.recv_timeout(Duration::from_millis(100)) {
             st.on_event(e);
+            drain(&mut st);
         }
     }
     let t_end = st.now();
