@@ -18,7 +18,7 @@
 //!
 //! With `--out DIR` the lines are appended to `DIR/raw.txt` (readable by
 //! `/work/shared/bench/summarize.sh`), latency quantiles to `DIR/rtt.txt`, and
-//! `DIR/summary.md`, `DIR/throughput.svg`, `DIR/latency-cdf.svg` are rewritten
+//! `DIR/summary.md`, `DIR/throughput.svg`, `DIR/latency-cdf-<size>.svg` are rewritten
 //! from everything in `DIR`.
 
 mod report;

@@ -203,7 +203,7 @@ fn med(c: &Cell) -> Med {
     }
 }
 
-/// Rewrites `dir/summary.md`, `dir/throughput.svg` and `dir/latency-cdf.svg` from
+/// Rewrites `dir/summary.md`, `dir/throughput.svg` and `dir/latency-cdf-<size>.svg` from
 /// `dir/raw.txt` (and `dir/rtt.txt`).
 pub fn write(dir: &Path) -> std::io::Result<()> {
     let raw = std::fs::read_to_string(dir.join("raw.txt"))?;
