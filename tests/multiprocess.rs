@@ -184,6 +184,11 @@ fn parse(d: &[u8], from: u32) -> (u32, u32, u64, bool) {
 
 // ---------------------------------------------------------------- parent side
 
+/// (node, incarnation).
+type Process = (u32, u32);
+/// (sender, incarnation, seq).
+type Msg = (u32, u32, u64);
+
 struct Proc {
     child: Child,
     stdin: ChildStdin,
@@ -202,9 +207,9 @@ struct Cluster {
     /// Latest regular configuration per live process.
     regular: BTreeMap<u32, Vec<u32>>,
     sent: BTreeMap<(u32, u32), BTreeSet<u64>>,
-    delivered: BTreeMap<(u32, u32), BTreeSet<(u32, u32, u64)>>,
+    delivered: BTreeMap<Process, BTreeSet<Msg>>,
     /// Messages delivered since the process's latest regular configuration.
-    since_regular: BTreeMap<(u32, u32), BTreeSet<(u32, u32, u64)>>,
+    since_regular: BTreeMap<Process, BTreeSet<Msg>>,
     status: BTreeMap<u32, NodeStatus>,
 }
 

@@ -52,17 +52,14 @@ impl NodeOptions {
                 .ok_or_else(|| err(key, "resolves to no address".into()))?;
             addrs.insert(n.node_id, sa);
         }
-        let crypto = match cfg.load_key()? {
-            Some(key) => Some(CryptoOptions {
-                key,
-                cluster_name: cfg.cluster_name.clone(),
-                cipher: match cfg.crypto.cipher {
-                    Cipher::ChaCha20Poly1305 => phalanx_totem::crypto::Cipher::ChaCha20Poly1305,
-                    _ => phalanx_totem::crypto::Cipher::Aes256Gcm,
-                },
-            }),
-            None => None,
-        };
+        let crypto = cfg.load_key()?.map(|key| CryptoOptions {
+            key,
+            cluster_name: cfg.cluster_name.clone(),
+            cipher: match cfg.crypto.cipher {
+                Cipher::ChaCha20Poly1305 => phalanx_totem::crypto::Cipher::ChaCha20Poly1305,
+                _ => phalanx_totem::crypto::Cipher::Aes256Gcm,
+            },
+        });
         let mut o = NodeOptions::new(totem, addrs);
         o.crypto = crypto;
         o.state_dir = Some(cfg.state_dir.clone());
