@@ -22,7 +22,7 @@ mod persist;
 mod transport;
 
 pub use driver::DriverStats;
-pub use transport::TransportStats;
+pub use transport::{TransportStats, set_socket_buffers};
 
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 use parking_lot::Mutex;

@@ -46,7 +46,7 @@ impl Transport {
             )
         })?;
         let socket = UdpSocket::bind(local)?;
-        set_buffers(&socket, buffer);
+        set_socket_buffers(&socket, buffer);
         let node_of = addrs.iter().map(|(n, a)| (*a, *n)).collect();
         Ok(Transport {
             socket,
@@ -91,9 +91,9 @@ impl Transport {
     }
 }
 
-/// Asks for large socket buffers so a window of frames fits (SO_*BUFFORCE when
-/// privileged, else the plain options, which the kernel caps at rmem_max).
-fn set_buffers(socket: &UdpSocket, bytes: usize) {
+/// Asks for socket buffers of `bytes` each way (SO_*BUFFORCE when privileged,
+/// else the plain options, which the kernel caps at rmem_max/wmem_max).
+pub fn set_socket_buffers(socket: &impl AsRawFd, bytes: usize) {
     let fd = socket.as_raw_fd();
     let v = bytes.min(i32::MAX as usize) as libc::c_int;
     let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;

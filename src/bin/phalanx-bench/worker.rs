@@ -8,7 +8,6 @@ use phalanx::totem::{Config, ConfigKind, Guarantee, SendError};
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -673,37 +672,6 @@ fn result_line(
     out
 }
 
-/// Large socket buffers (forced when privileged).
-fn set_buffers(s: &UdpSocket, bytes: usize) {
-    let fd = s.as_raw_fd();
-    let v = bytes.min(i32::MAX as usize) as libc::c_int;
-    let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    for (force, plain) in [
-        (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF),
-        (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF),
-    ] {
-        // SAFETY: fd is a valid socket owned by `s`; the value is a c_int of `len`.
-        unsafe {
-            if libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                force,
-                (&v as *const libc::c_int).cast(),
-                len,
-            ) != 0
-            {
-                libc::setsockopt(
-                    fd,
-                    libc::SOL_SOCKET,
-                    plain,
-                    (&v as *const libc::c_int).cast(),
-                    len,
-                );
-            }
-        }
-    }
-}
-
 /// The raw UDP ceiling: node 1 sends `size`-byte datagrams to every other node as
 /// fast as it can; the others count what arrives (losses are not errors here).
 fn raw(
@@ -713,7 +681,7 @@ fn raw(
 ) -> Result<i32, String> {
     let me = *addrs.get(&spec.id).ok_or("no address for this node")?;
     let sock = UdpSocket::bind(me).map_err(|e| format!("bind {me}: {e}"))?;
-    set_buffers(&sock, SOCKET_BUFFER);
+    phalanx::node::set_socket_buffers(&sock, SOCKET_BUFFER);
     let peers: Vec<SocketAddr> = addrs
         .iter()
         .filter(|(id, _)| **id != spec.id)
