@@ -225,7 +225,7 @@ impl SimNode for TotemNode {
             data[16..20].copy_from_slice(&crc.to_le_bytes());
             if self
                 .totem
-                .mcast(totem::Time::from_nanos(now), guarantee, &data)
+                .mcast_owned(totem::Time::from_nanos(now), guarantee, data)
                 .is_ok()
             {
                 self.next_seq += 1;

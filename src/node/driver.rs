@@ -237,7 +237,7 @@ impl Driver {
                 Ok(Command::Mcast(g, data)) => {
                     let now = self.now();
                     let len = data.len();
-                    match self.totem.mcast(now, g, &data) {
+                    match self.totem.mcast_owned(now, g, data) {
                         Ok(()) => self.core_bytes += len,
                         Err(_) => {
                             self.stats.core_refusals += 1;

@@ -398,26 +398,49 @@ impl Totem {
     /// queue is full. Messages queued during a membership change are sent on the
     /// next ring.
     pub fn mcast(&mut self, now: Time, guarantee: Guarantee, data: &[u8]) -> Result<(), SendError> {
+        self.admit(now, data.len())?;
+        self.enqueue(guarantee, data.to_vec());
+        Ok(())
+    }
+
+    /// [`mcast`](Self::mcast) for a message the caller already owns: no copy.
+    /// On an error the message is dropped (and nothing was queued).
+    pub fn mcast_owned(
+        &mut self,
+        now: Time,
+        guarantee: Guarantee,
+        data: Vec<u8>,
+    ) -> Result<(), SendError> {
+        self.admit(now, data.len())?;
+        self.enqueue(guarantee, data);
+        Ok(())
+    }
+
+    /// Whether a message of `len` bytes may be queued now.
+    fn admit(&mut self, now: Time, len: usize) -> Result<(), SendError> {
         self.now = now;
         if self.state == State::Left {
             return Err(SendError::Left);
         }
-        if data.len() > self.cfg.max_message_size {
+        if len > self.cfg.max_message_size {
             return Err(SendError::TooLarge {
-                size: data.len(),
+                size: len,
                 max: self.cfg.max_message_size,
             });
         }
-        if self.send_queue.bytes + data.len() > self.cfg.send_queue_bytes {
+        if self.send_queue.bytes + len > self.cfg.send_queue_bytes {
             self.stats.send_try_again += 1;
             return Err(SendError::TryAgain);
         }
-        self.send_queue.push(data.to_vec(), guarantee);
+        Ok(())
+    }
+
+    fn enqueue(&mut self, guarantee: Guarantee, data: Vec<u8>) {
+        self.send_queue.push(data, guarantee);
         self.stats.sent += 1;
         if self.state == State::Operational {
             self.cancel_hold();
         }
-        Ok(())
     }
 
     /// Leaves the cluster cleanly: the others form a new ring without waiting for
@@ -668,31 +691,27 @@ impl Totem {
                 // Recovery traffic of this ring: already consumed in RECOVERY.
                 continue;
             }
-            let (sender, guarantee, payload) = (f.sender, f.guarantee, f.payload.clone());
-            self.deliver_frame(sender, guarantee, &payload);
+            // The frame stays borrowed from the store (it is kept for
+            // retransmission); delivery touches only disjoint fields.
+            let sink = DeliverySink {
+                reassembly: &mut self.reassembly,
+                events: &mut self.events,
+                stats: &mut self.stats,
+                max_message: self.cfg.max_message_size,
+            };
+            sink.deliver(f.sender, f.guarantee, &f.payload);
         }
     }
 
     /// Hands a frame's messages to the application, reassembling fragments.
     pub(crate) fn deliver_frame(&mut self, sender: NodeId, guarantee: Guarantee, payload: &[u8]) {
-        let Ok(parts) = chunks(payload) else {
-            self.stats.frames_malformed += 1;
-            return;
-        };
-        for c in parts {
-            match self.reassembly.push(sender, &c, self.cfg.max_message_size) {
-                Assembled::Message(data) => {
-                    self.stats.delivered += 1;
-                    self.events.push_back(Event::Deliver(Delivery {
-                        sender,
-                        guarantee,
-                        data,
-                    }));
-                }
-                Assembled::Partial => {}
-                Assembled::Orphan => self.stats.fragments_dropped += 1,
-            }
+        DeliverySink {
+            reassembly: &mut self.reassembly,
+            events: &mut self.events,
+            stats: &mut self.stats,
+            max_message: self.cfg.max_message_size,
         }
+        .deliver(sender, guarantee, payload);
     }
 
     fn on_foreign_ring(&mut self, from: NodeId, ring: RingId) {
@@ -736,5 +755,37 @@ impl Totem {
             self.send_join();
         }
         self.check_consensus(false);
+    }
+}
+
+/// The parts of a node that delivering a frame changes, borrowed apart from the
+/// ring store that holds the frame.
+struct DeliverySink<'a> {
+    reassembly: &'a mut Reassembly,
+    events: &'a mut VecDeque<Event>,
+    stats: &'a mut Stats,
+    max_message: usize,
+}
+
+impl DeliverySink<'_> {
+    fn deliver(self, sender: NodeId, guarantee: Guarantee, payload: &[u8]) {
+        let Ok(parts) = chunks(payload) else {
+            self.stats.frames_malformed += 1;
+            return;
+        };
+        for c in parts {
+            match self.reassembly.push(sender, &c, self.max_message) {
+                Assembled::Message(data) => {
+                    self.stats.delivered += 1;
+                    self.events.push_back(Event::Deliver(Delivery {
+                        sender,
+                        guarantee,
+                        data,
+                    }));
+                }
+                Assembled::Partial => {}
+                Assembled::Orphan => self.stats.fragments_dropped += 1,
+            }
+        }
     }
 }
