@@ -49,7 +49,7 @@ impl Totem {
     }
 
     /// Processes a token addressed to this node.
-    pub(super) fn visit(&mut self, mut token: Token) {
+    pub(super) fn visit(&mut self, token: Token) {
         let now = self.now;
         debug_assert!(
             token.seq >= self.tok.seq_at_last_forward,
@@ -85,6 +85,15 @@ impl Totem {
             self.tok.hold_cancel_sent = false;
         }
 
+        self.work_token(token, true);
+    }
+
+    /// Everything a visit does after the arrival bookkeeping: release, retransmit,
+    /// send, request, aru, flow control, forward. `arrival` is false when the
+    /// representative serves its own queue with a token it held: that is not a
+    /// new arrival, so the aru it carries says nothing new about the others.
+    fn work_token(&mut self, mut token: Token, arrival: bool) {
+        let now = self.now;
         // Free what every member holds and this node has delivered.
         {
             let operational = self.state == State::Operational;
@@ -155,6 +164,13 @@ impl Totem {
             }
             sent += 1;
         }
+        if sent > 0 {
+            // Our own frames are activity too: the representative must not hold
+            // the token right after sending (the others need a rotation to
+            // acknowledge them, and safe delivery needs two).
+            self.tok.idle_visits = 0;
+            self.tok.hold_cancel_sent = false;
+        }
 
         // Ask for what is missing: frames assigned before our previous forward had
         // a whole rotation to arrive.
@@ -177,14 +193,16 @@ impl Totem {
         let my_aru = self.active_ring().my_aru;
         let me = self.me;
         if my_aru < token.aru || token.aru_addr == me || token.aru_addr == 0 {
-            if token.aru_addr == me && token.aru == my_aru && token.aru < token.seq {
+            if !arrival {
+                // Not a rotation: neither stuck nor unstuck.
+            } else if token.aru_addr == me && token.aru == my_aru && token.aru < token.seq {
                 self.tok.aru_stuck_visits += 1;
             } else {
                 self.tok.aru_stuck_visits = 0;
             }
             token.aru = my_aru;
             token.aru_addr = me;
-        } else {
+        } else if arrival {
             self.tok.aru_stuck_visits = 0;
         }
         if token.aru >= token.seq {
@@ -389,6 +407,10 @@ impl Totem {
         if next == self.me {
             // One-node ring: the token comes straight back.
             self.visit(token);
+        } else if self.state == State::Operational && !self.send_queue.is_empty() {
+            // Work of our own ended the hold: send it now rather than after a
+            // whole rotation (this is the representative's lat1idle path).
+            self.work_token(token, false);
         } else {
             self.transmit_token(next, &token);
         }
@@ -401,7 +423,11 @@ impl Totem {
             self.timers.hold = Some(self.now);
             return;
         }
-        if self.tok.idle_visits >= self.cfg.idle_rotations && !self.tok.hold_cancel_sent {
+        // The representative holds after its own idle visit number
+        // `idle_rotations`; the others have then seen one idle visit fewer.
+        if self.tok.idle_visits.saturating_add(1) >= self.cfg.idle_rotations
+            && !self.tok.hold_cancel_sent
+        {
             let rep = self.ring.id.rep;
             if rep != self.me {
                 self.tok.hold_cancel_sent = true;
