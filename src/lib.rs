@@ -7,6 +7,7 @@
 pub mod config;
 
 pub mod node;
+pub mod util;
 
 pub use phalanx_cib as cib;
 pub use phalanx_cpg as cpg;

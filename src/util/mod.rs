@@ -1,0 +1,4 @@
+//! Small pieces the handles and tools share.
+
+pub mod handle_table;
+pub mod notify_fd;
