@@ -4,6 +4,7 @@
 //! nodes; there is no separate daemon.
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod config;
 
 pub mod node;

@@ -1,0 +1,146 @@
+//! What the tools ask a running node and what it answers: one JSON object per
+//! line each way, so a human can also talk to the socket with `socat`.
+
+use serde::{Deserialize, Serialize};
+
+/// Longest request line a node reads; longer ones get [`Response::Error`].
+pub const MAX_REQUEST: usize = 4096;
+
+/// A question or command for the node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "request", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Request {
+    /// Node, ring and members.
+    Status,
+    /// Every process group cluster-wide with its members.
+    CpgGroups,
+    /// Quorum state and the node list with votes.
+    Quorum,
+    /// Set expected votes cluster-wide (`corosync-quorumtool -e`).
+    SetExpectedVotes {
+        /// The new expected votes.
+        votes: u32,
+    },
+    /// Set one node's votes cluster-wide (`corosync-quorumtool -v`).
+    SetVotes {
+        /// The node.
+        node: u32,
+        /// Its new votes.
+        votes: u32,
+    },
+    /// Stop waiting for all nodes (`corosync-cmapctl -s quorum.cancel_wait_for_all`).
+    CancelWaitForAll,
+}
+
+/// A configured node as the tools show it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// Node id.
+    pub id: u32,
+    /// Name from the node list (empty when none was given).
+    pub name: String,
+    /// Member of the current ring.
+    pub member: bool,
+}
+
+/// The node's view of the cluster.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// This node's id.
+    pub node_id: u32,
+    /// The cluster name.
+    pub cluster_name: String,
+    /// Ring representative and sequence.
+    pub ring: (u32, u64),
+    /// Operational on that ring.
+    pub operational: bool,
+    /// Every configured node.
+    pub nodes: Vec<NodeInfo>,
+}
+
+/// One member of a process group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupMember {
+    /// Node it runs on.
+    pub node: u32,
+    /// Its id on that node (the role of a pid).
+    pub local: u32,
+    /// The node's name, if known.
+    pub node_name: String,
+}
+
+/// A process group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Group {
+    /// The group name's bytes.
+    pub name: Vec<u8>,
+    /// Members in join order as the node knows them.
+    pub members: Vec<GroupMember>,
+}
+
+/// One node in the quorum node list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuorumNode {
+    /// Node id.
+    pub id: u32,
+    /// Name from the node list.
+    pub name: String,
+    /// Its votes.
+    pub votes: u32,
+    /// Member of this partition.
+    pub member: bool,
+}
+
+/// Quorum state (`corosync-quorumtool -s`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuorumStatus {
+    /// This partition has quorum.
+    pub quorate: bool,
+    /// Expected votes in force.
+    pub expected_votes: u32,
+    /// Highest expected votes seen.
+    pub highest_expected: u32,
+    /// Votes present in this partition.
+    pub total_votes: u32,
+    /// Votes needed.
+    pub quorum: u32,
+    /// Option flags in force (`2Node`, `WaitForAll`, `LastManStanding`, ...).
+    pub flags: Vec<String>,
+    /// Quorum device votes, if a device is configured.
+    pub device_votes: Option<u32>,
+    /// Every node.
+    pub nodes: Vec<QuorumNode>,
+}
+
+/// The node's answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "response", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Response {
+    /// Answer to [`Request::Status`].
+    Status(Status),
+    /// Answer to [`Request::CpgGroups`].
+    Groups {
+        /// Every group.
+        groups: Vec<Group>,
+    },
+    /// Answer to [`Request::Quorum`].
+    Quorum(QuorumStatus),
+    /// A command was accepted.
+    Done,
+    /// The request failed; nothing changed.
+    Error {
+        /// Why.
+        message: String,
+    },
+}
+
+impl Response {
+    /// An error answer.
+    pub fn error(message: impl Into<String>) -> Self {
+        Response::Error {
+            message: message.into(),
+        }
+    }
+}
