@@ -25,9 +25,11 @@
 //! ```
 
 mod client;
+mod locate;
 mod protocol;
 mod server;
 
 pub use client::AdminClient;
+pub use locate::{socket_from_args, socket_path};
 pub use protocol::*;
 pub use server::{AdminProvider, AdminServer};
