@@ -75,10 +75,8 @@ mod tests;
 
 use std::fmt;
 
-use aes_gcm::Aes256Gcm;
-use aes_gcm::aead::{AeadInPlace, KeyInit};
-use chacha20poly1305::ChaCha20Poly1305;
 use hkdf::Hkdf;
+use ring::aead::{self, Aad, LessSafeKey, Nonce, Tag, UnboundKey};
 use sha2::Sha256;
 use thiserror::Error;
 use zeroize::Zeroizing;
@@ -291,45 +289,46 @@ pub struct CryptoStats {
     pub too_old: u64,
 }
 
-enum Aead {
-    Aes(Box<Aes256Gcm>),
-    ChaCha(Box<ChaCha20Poly1305>),
-}
+/// The AEAD of one session. ring's AES-GCM and ChaCha20-Poly1305 (BoringSSL's
+/// stitched assembly) are 2–4× faster than the portable crates at datagram sizes,
+/// which is what keeps crypto-on throughput near crypto-off.
+struct Aead(LessSafeKey);
 
 impl Aead {
     fn new(cipher: Cipher, key: &[u8; 32]) -> Aead {
-        match cipher {
-            Cipher::Aes256Gcm => Aead::Aes(Box::new(Aes256Gcm::new(key.into()))),
-            Cipher::ChaCha20Poly1305 => Aead::ChaCha(Box::new(ChaCha20Poly1305::new(key.into()))),
-        }
+        let alg = match cipher {
+            Cipher::Aes256Gcm => &aead::AES_256_GCM,
+            Cipher::ChaCha20Poly1305 => &aead::CHACHA20_POLY1305,
+        };
+        // Both algorithms take exactly 32-byte keys, so this cannot fail.
+        let unbound = UnboundKey::new(alg, key).unwrap_or_else(|_| unreachable!("32-byte key"));
+        Aead(LessSafeKey::new(unbound))
     }
 
-    fn nonce(counter: u64) -> [u8; 12] {
+    fn nonce(counter: u64) -> Nonce {
         let mut n = [0u8; 12];
         n[..8].copy_from_slice(&counter.to_le_bytes());
-        n
+        Nonce::assume_unique_for_key(n)
     }
 
     fn seal(&self, counter: u64, aad: &[u8], buf: &mut [u8]) -> Option<[u8; TAG_LEN]> {
-        let nonce = Self::nonce(counter);
-        let tag = match self {
-            Aead::Aes(a) => a.encrypt_in_place_detached((&nonce).into(), aad, buf),
-            Aead::ChaCha(a) => a.encrypt_in_place_detached((&nonce).into(), aad, buf),
-        }
-        .ok()?;
-        Some(tag.into())
+        let tag = self
+            .0
+            .seal_in_place_separate_tag(Self::nonce(counter), Aad::from(aad), buf)
+            .ok()?;
+        tag.as_ref().try_into().ok()
     }
 
     fn open(&self, counter: u64, aad: &[u8], buf: &mut [u8], tag: &[u8; TAG_LEN]) -> bool {
-        let nonce = Self::nonce(counter);
-        match self {
-            Aead::Aes(a) => a
-                .decrypt_in_place_detached((&nonce).into(), aad, buf, tag.into())
-                .is_ok(),
-            Aead::ChaCha(a) => a
-                .decrypt_in_place_detached((&nonce).into(), aad, buf, tag.into())
-                .is_ok(),
-        }
+        self.0
+            .open_in_place_separate_tag(
+                Self::nonce(counter),
+                Aad::from(aad),
+                Tag::from(*tag),
+                buf,
+                0..,
+            )
+            .is_ok()
     }
 }
 
