@@ -6,6 +6,8 @@
 
 pub mod config;
 
+pub mod link;
+
 pub mod node;
 
 pub use phalanx_cib as cib;
