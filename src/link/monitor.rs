@@ -364,7 +364,9 @@ impl LinkMonitor {
                 l.rtt = Some(now.saturating_since(Time::from_nanos(msg.stamp)));
                 // Hysteresis: only pongs without a gap longer than the timeout count
                 // towards bringing a down link up.
-                if l.last_pong.is_some_and(|t| now.saturating_since(t) > timeout) {
+                if l.last_pong
+                    .is_some_and(|t| now.saturating_since(t) > timeout)
+                {
                     l.pongs_in_row = 0;
                 }
                 l.last_pong = Some(now);

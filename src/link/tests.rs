@@ -95,7 +95,11 @@ fn links_come_up_after_pong_count_pongs() {
     p.run(Pair::at(40));
     assert_eq!(p.a.state(2, 0), Some(LinkState::Up));
     assert_eq!(p.a.state(2, 1), Some(LinkState::Up));
-    assert_eq!(p.a.route(2), 0b01, "passive, equal priority: lowest link number");
+    assert_eq!(
+        p.a.route(2),
+        0b01,
+        "passive, equal priority: lowest link number"
+    );
     let ev: Vec<_> = std::iter::from_fn(|| p.a.poll_event()).collect();
     assert_eq!(ev.len(), 2);
     assert!(ev.iter().all(|e| e.state == LinkState::Up && e.peer == 2));
@@ -122,7 +126,10 @@ fn passive_fails_over_within_the_ping_timeout_and_fails_back() {
         took <= t.ping_timeout + t.ping_interval,
         "detected after {took:?}"
     );
-    assert!(took < 143 * MS, "must beat totem's second token retransmission");
+    assert!(
+        took < 143 * MS,
+        "must beat totem's second token retransmission"
+    );
     assert_eq!(p.a.route(2), 0b10, "fail-over to link 1");
     assert_eq!(p.b.route(1), 0b10);
     // Restore: back on link 0 after pong_count pongs.
@@ -141,7 +148,11 @@ fn passive_fails_over_within_the_ping_timeout_and_fails_back() {
 fn passive_prefers_highest_priority() {
     let mut p = Pair::new(&[1, 5, 5], LinkMode::Passive);
     p.run(Pair::at(100));
-    assert_eq!(p.a.route(2), 0b010, "priority 5, lowest number among equals");
+    assert_eq!(
+        p.a.route(2),
+        0b010,
+        "priority 5, lowest number among equals"
+    );
     p.cut[1] = true;
     p.run(Pair::at(300));
     assert_eq!(p.a.route(2), 0b100);
@@ -188,8 +199,8 @@ fn flapping_pongs_do_not_bring_a_link_up() {
 
 #[test]
 fn bad_link_datagrams_are_counted_and_dropped() {
-    let mut a = LinkMonitor::new(1, &[1, 2], specs(&[0, 0]), LinkMode::Passive, Time::ZERO)
-        .unwrap();
+    let mut a =
+        LinkMonitor::new(1, &[1, 2], specs(&[0, 0]), LinkMode::Passive, Time::ZERO).unwrap();
     let now = Time::from_nanos(5);
     assert!(matches!(
         a.handle_datagram(now, 2, 0, b"PL garbage"),
@@ -238,8 +249,7 @@ fn bad_link_datagrams_are_counted_and_dropped() {
 
 #[test]
 fn pong_flood_is_bounded() {
-    let mut a =
-        LinkMonitor::new(1, &[1, 2], specs(&[0]), LinkMode::Passive, Time::ZERO).unwrap();
+    let mut a = LinkMonitor::new(1, &[1, 2], specs(&[0]), LinkMode::Passive, Time::ZERO).unwrap();
     let mut b = Vec::new();
     wire::LinkMsg {
         kind: wire::Kind::Ping,
