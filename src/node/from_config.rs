@@ -137,3 +137,137 @@ pub(crate) fn default_group(cluster: &str, v6: bool) -> IpAddr {
         IpAddr::V4(Ipv4Addr::new(239, 192, (h >> 8) as u8, h as u8))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::LinkMode;
+    use std::time::Duration;
+
+    fn load(text: &str) -> ClusterConfig {
+        crate::config::from_corosync_str(text, "corosync.conf")
+            .unwrap()
+            .config
+    }
+
+    #[test]
+    fn links_priorities_and_ping_timing_map_to_node_options() {
+        let cfg = load(
+            "totem {
+                cluster_name: c
+                crypto_cipher: none
+                crypto_hash: none
+                link_mode: active
+                token: 1000
+                interface {
+                    linknumber: 0
+                    knet_link_priority: 2
+                    knet_ping_interval: 100
+                    knet_ping_timeout: 400
+                    knet_pong_count: 3
+                }
+                interface {
+                    linknumber: 1
+                    knet_link_priority: 7
+                    mcastport: 6000
+                }
+            }
+            nodelist {
+                node {
+                    nodeid: 1
+                    ring0_addr: 10.0.0.1
+                    ring1_addr: fd00::1
+                }
+                node {
+                    nodeid: 2
+                    ring0_addr: 10.0.0.2
+                    ring1_addr: fd00::2
+                }
+            }",
+        );
+        let o = NodeOptions::from_config(&cfg, 1).unwrap();
+        assert_eq!(o.links.mode, LinkMode::Active);
+        assert_eq!(o.addrs[&2], "10.0.0.2:5405".parse().unwrap());
+        assert_eq!(o.links.link0.priority, 2);
+        let t0 = o.links.link0.timing.unwrap();
+        assert_eq!(
+            (t0.ping_interval, t0.ping_timeout, t0.pong_count),
+            (Duration::from_millis(100), Duration::from_millis(400), 3)
+        );
+        assert!(o.links.link0.multicast.is_none());
+        assert_eq!(o.links.extra.len(), 1);
+        let l1 = &o.links.extra[0];
+        assert_eq!(l1.number, 1);
+        assert_eq!(l1.params.priority, 7);
+        assert_eq!(l1.addrs[&2], "[fd00::2]:6000".parse().unwrap());
+        // Unset timing: the default rule on the effective token.
+        let t1 = l1.params.timing.unwrap();
+        assert_eq!(t1, LinkTiming::for_token(o.totem.token_timeout));
+    }
+
+    #[test]
+    fn udp_transport_maps_to_a_multicast_group() {
+        let text = |mcast: &str| {
+            format!(
+                "totem {{
+                    cluster_name: mc
+                    crypto_cipher: none
+                    crypto_hash: none
+                    transport: udp
+                    interface {{
+                        linknumber: 0
+                        mcastport: 5500
+                        {mcast}
+                        ttl: 3
+                    }}
+                }}
+                nodelist {{
+                    node {{
+                        nodeid: 1
+                        ring0_addr: 10.0.0.1
+                    }}
+                    node {{
+                        nodeid: 2
+                        ring0_addr: 10.0.0.2
+                    }}
+                }}"
+            )
+        };
+        let o = NodeOptions::from_config(&load(&text("mcastaddr: 239.1.2.3")), 2).unwrap();
+        assert_eq!(
+            o.links.link0.multicast,
+            Some(Multicast {
+                group: "239.1.2.3:5500".parse().unwrap(),
+                ttl: 3
+            })
+        );
+        // Without mcastaddr: derived from the cluster name.
+        let o = NodeOptions::from_config(&load(&text("")), 2).unwrap();
+        let g = o.links.link0.multicast.unwrap().group;
+        assert_eq!(g.ip(), default_group("mc", false));
+        assert!(g.ip().is_multicast());
+        assert!(default_group("mc", true).is_multicast());
+    }
+
+    #[test]
+    fn ping_timeout_not_above_interval_is_a_config_error() {
+        let e = crate::config::from_corosync_str(
+            "totem {
+                interface {
+                    linknumber: 0
+                    knet_ping_interval: 200
+                    knet_ping_timeout: 200
+                }
+            }
+            nodelist {
+                node {
+                    nodeid: 1
+                    ring0_addr: 10.0.0.1
+                }
+            }",
+            "corosync.conf",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("knet_ping_timeout"), "{e}");
+    }
+}
