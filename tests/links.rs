@@ -55,6 +55,8 @@ fn child_link_node() {
     });
     let out = std::io::stdout();
     let mut out = out.lock();
+    // The test harness has printed "test child_link_node ... " without a newline.
+    writeln!(out).unwrap();
     let mut seq = 0u64;
     let mut next_send = Instant::now();
     let mut states: BTreeMap<(u32, u8), LinkState> = BTreeMap::new();
@@ -89,7 +91,13 @@ fn child_link_node() {
                 seq += 1;
             }
         }
-        while let Ok(ev) = node.events().recv_timeout(Duration::from_millis(1)) {
+        // One bounded wait, then drain what is queued: the loop must come round
+        // often to report link changes promptly (they are timed by the parent).
+        let first = node.events().recv_timeout(Duration::from_millis(1)).ok();
+        for ev in first
+            .into_iter()
+            .chain(std::iter::from_fn(|| node.events().try_recv().ok()))
+        {
             match ev {
                 NodeEvent::Deliver(d) => {
                     let s = u64::from_le_bytes(d.data[..8].try_into().unwrap());
@@ -138,11 +146,11 @@ struct Net {
 }
 
 impl Net {
-    fn create(n: u32) -> Net {
+    fn create(tag: &str, n: u32) -> Net {
         let pid = std::process::id();
         let net = Net {
-            hub: format!("phx-hub-{pid}"),
-            nodes: (1..=n).map(|i| format!("phx-n{i}-{pid}")).collect(),
+            hub: format!("phx-{tag}-hub-{pid}"),
+            nodes: (1..=n).map(|i| format!("phx-{tag}-n{i}-{pid}")).collect(),
         };
         for ns in std::iter::once(&net.hub).chain(&net.nodes) {
             ip(&["netns", "add", ns]);
@@ -267,7 +275,7 @@ struct Cluster {
 }
 
 impl Cluster {
-    fn start(net: &Net, dir: &std::path::Path) -> Cluster {
+    fn start(net: &Net, dir: &std::path::Path, mode: &str) -> Cluster {
         let conf = dir.join("corosync.conf");
         std::fs::write(dir.join("authkey"), [0x42u8; 256]).unwrap();
         let mut nodes = String::new();
@@ -278,7 +286,7 @@ impl Cluster {
             );
         }
         let text = format!(
-            "totem {{\n    cluster_name: links\n    transport: knet\n    link_mode: passive\n    \
+            "totem {{\n    cluster_name: links\n    transport: knet\n    link_mode: {mode}\n    \
              crypto_cipher: aes256\n    crypto_hash: sha256\n    keyfile: {key}\n    \
              interface {{\n        linknumber: 0\n        knet_link_priority: 1\n    }}\n    \
              interface {{\n        linknumber: 1\n        knet_link_priority: 0\n    }}\n}}\n\
@@ -437,12 +445,21 @@ fn every_pair() -> Vec<(u32, u32)> {
 }
 
 #[test]
-fn a_link_going_down_fails_over_without_a_membership_change_and_fails_back() {
-    let net = Net::create(NODES);
-    let dir = std::env::temp_dir().join(format!("phalanx-links-{}", std::process::id()));
+fn passive_link_down_fails_over_without_a_membership_change_and_fails_back() {
+    exercise("passive");
+}
+
+#[test]
+fn active_link_down_keeps_the_membership_and_traffic_on_the_other_link() {
+    exercise("active");
+}
+
+fn exercise(mode: &str) {
+    let net = Net::create(&mode[..3], NODES);
+    let dir = std::env::temp_dir().join(format!("phalanx-links-{mode}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let mut c = Cluster::start(&net, &dir);
+    let mut c = Cluster::start(&net, &dir, mode);
     let pairs = every_pair();
 
     c.until(
@@ -459,12 +476,22 @@ fn a_link_going_down_fails_over_without_a_membership_change_and_fails_back() {
         },
     );
     let configs_before: Vec<usize> = (1..=NODES).map(|n| c.view.configs[&n].len()).collect();
+    let txa = c.tx();
     let d0 = c.delivered();
     c.until("traffic", Duration::from_secs(10), |v| {
-        v.delivered.values().min().copied().unwrap_or(0) > d0 + 200
+        v.delivered.values().min().copied().unwrap_or(0) > d0 + 300
     });
-    // Passive mode, link 0 has the higher priority: link 0 carries the traffic.
     let tx0 = c.tx();
+    for n in 1..=NODES {
+        let (l0, l1) = (tx0[&n].0 - txa[&n].0, tx0[&n].1 - txa[&n].1);
+        assert!(l0 > 100, "node {n} sends on link 0: {txa:?} → {tx0:?}");
+        if mode == "passive" {
+            // Link 0 has the higher priority: link 1 carries nothing but pings.
+            assert_eq!(l1, 0, "node {n} sends on link 1 in passive mode");
+        } else {
+            assert!(l1 > 100, "node {n} sends on link 1 in active mode");
+        }
+    }
     c.view.max_gap.clear();
 
     // ---- Pull node 3's link-0 cable: 1–3 and 2–3 fail over to link 1; 1–2 stays.
@@ -497,7 +524,7 @@ fn a_link_going_down_fails_over_without_a_membership_change_and_fails_back() {
     );
     let gap_cable = c.view.max_gap.values().copied().max().unwrap();
     eprintln!(
-        "cable pulled: link down detected after {:?} (max {:?}); longest delivery gap {gap_cable:?}",
+        "{mode}: cable pulled: link down detected after {:?} (max {:?}); longest delivery gap {gap_cable:?}",
         detect,
         detect.iter().max().unwrap()
     );
@@ -525,7 +552,7 @@ fn a_link_going_down_fails_over_without_a_membership_change_and_fails_back() {
         tx3[&3].0 > tx2[&3].0 + 100,
         "node 3 sends on link 0 again: {tx2:?} → {tx3:?}"
     );
-    eprintln!("cable plugged: link up again after {back:?}");
+    eprintln!("{mode}: cable plugged: link up again after {back:?}");
 
     // ---- Switch link 0 off entirely: every pair fails over.
     c.view.max_gap.clear();
@@ -545,7 +572,7 @@ fn a_link_going_down_fails_over_without_a_membership_change_and_fails_back() {
     });
     let gap_switch = c.view.max_gap.values().copied().max().unwrap();
     eprintln!(
-        "link 0 switched off: all pairs down after {detect_all:?}; longest delivery gap {gap_switch:?}"
+        "{mode}: link 0 switched off: all pairs down after {detect_all:?}; longest delivery gap {gap_switch:?}"
     );
     net.switch(0, true);
     c.until("link 0 up everywhere again", Duration::from_secs(10), |v| {
