@@ -156,6 +156,12 @@ pub struct LinkMonitor {
     outbox_cap: usize,
     events: VecDeque<LinkEvent>,
     all: u8,
+    /// When `handle_timeout` last ran, to notice that we ourselves were not
+    /// running (a stalled process must not blame its links).
+    last_tick: Option<Time>,
+    /// No link is declared down before this (set after such a stall).
+    grace_until: Time,
+    stalls: u64,
 }
 
 impl LinkMonitor {
@@ -211,6 +217,9 @@ impl LinkMonitor {
             outbox: VecDeque::new(),
             events: VecDeque::new(),
             all,
+            last_tick: None,
+            grace_until: now,
+            stalls: 0,
         })
     }
 
@@ -389,13 +398,35 @@ impl LinkMonitor {
     }
 
     /// Sends the pings that are due and takes down the links whose pongs are late.
+    ///
+    /// If this call comes more than two ping intervals after the previous one, this
+    /// node was not running (CPU starvation, SIGSTOP, a full event channel): the
+    /// pongs it has not read yet are not the links' fault, so no link is declared
+    /// down for one more ping timeout ([`stalls`](Self::stalls) counts these).
     pub fn handle_timeout(&mut self, now: Time) {
         let me = self.me;
+        let max_interval = self
+            .links
+            .iter()
+            .map(|l| l.timing.ping_interval)
+            .max()
+            .unwrap_or_default();
+        if self
+            .last_tick
+            .is_some_and(|t| now.saturating_since(t) > 2 * max_interval)
+        {
+            let grace = self.links.iter().map(|l| l.timing.ping_timeout).max();
+            self.grace_until = now + grace.unwrap_or_default();
+            self.stalls += 1;
+        }
+        self.last_tick = Some(now);
+        let judge = now >= self.grace_until;
         let mut changed = Vec::new();
         for (peer, v) in self.peers.iter_mut() {
             for (slot, l) in v.iter_mut().enumerate() {
                 let spec = &self.links[slot];
-                if l.state == LinkState::Up
+                if judge
+                    && l.state == LinkState::Up
                     && l.last_pong
                         .is_none_or(|t| now.saturating_since(t) >= spec.timing.ping_timeout)
                 {
@@ -450,12 +481,19 @@ impl LinkMonitor {
                 if l.state == LinkState::Up
                     && let Some(p) = l.last_pong
                 {
-                    t = t.min(p + self.links[slot].timing.ping_timeout);
+                    let due = (p + self.links[slot].timing.ping_timeout).max(self.grace_until);
+                    t = t.min(due);
                 }
                 next = Some(next.map_or(t, |n| n.min(t)));
             }
         }
         next
+    }
+
+    /// Times this node noticed it had not been running for more than two ping
+    /// intervals (and held off judging its links for one ping timeout).
+    pub fn stalls(&self) -> u64 {
+        self.stalls
     }
 
     /// The next ping or pong to send.

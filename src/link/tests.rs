@@ -288,3 +288,30 @@ fn bad_configurations_are_refused() {
     assert_eq!(t.ping_interval, Duration::from_micros(37_500));
     assert_eq!(t.ping_timeout, 75 * MS);
 }
+
+#[test]
+fn a_stalled_node_does_not_blame_its_links() {
+    let mut p = Pair::new(&[0, 0], LinkMode::Passive);
+    p.run(Pair::at(100));
+    assert_eq!(p.a.route(2), 0b01);
+    while p.a.poll_event().is_some() {}
+    // Node 1 does not run for 300 ms (its pongs would be waiting in its socket).
+    let late = Pair::at(400);
+    p.a.handle_timeout(late);
+    assert_eq!(p.a.stalls(), 1);
+    assert_eq!(
+        p.a.state(2, 0),
+        Some(LinkState::Up),
+        "no verdict right after a stall"
+    );
+    assert!(p.a.poll_timeout().unwrap() > late);
+    // It runs again and the peer answers: nothing went down.
+    p.now = late;
+    p.run(Pair::at(600));
+    assert!(p.a.poll_event().is_none(), "no link changed");
+    // A real failure after the stall is still found.
+    p.cut[0] = true;
+    p.run(Pair::at(800));
+    assert_eq!(p.a.state(2, 0), Some(LinkState::Down));
+    assert_eq!(p.a.stalls(), 1);
+}

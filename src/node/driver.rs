@@ -53,6 +53,9 @@ pub struct DriverStats {
     pub link_rx_dropped: u64,
     /// Link state changes (any peer, any link).
     pub link_changes: u64,
+    /// Times the link monitor found the driver had not run for two ping intervals
+    /// and held off judging links for one ping timeout.
+    pub link_stalls: u64,
 }
 
 pub(crate) struct Driver {
@@ -339,6 +342,7 @@ impl Driver {
             self.stats.transport = self.links.stats.transport.clone();
             self.stats.rx_spoofed = self.links.stats.rx_spoofed;
             self.stats.link_rx_dropped = self.links.stats.link_rx_dropped;
+            self.stats.link_stalls = self.links.monitor.stalls();
             *self.shared.stats.lock() = (self.totem.stats().clone(), self.stats.clone());
             self.links.status_into(&mut self.link_status);
             self.shared.links.lock().clone_from(&self.link_status);
