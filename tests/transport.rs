@@ -1,6 +1,7 @@
 //! Transports beyond IPv4 unicast, in process: a 3-node cluster on IPv6 loopback
-//! (`::1`), and the IP multicast transport (`transport: udp`) in a private network
-//! namespace (root needed; fails, never skips, without it).
+//! (`::1`), and the IP multicast transport (`transport: udp`), IPv4 and IPv6, in a
+//! private network namespace (root and iproute2 needed; fails, never skips,
+//! without them).
 
 use phalanx::node::{CryptoOptions, Multicast, Node, NodeEvent, NodeHandle, NodeOptions};
 use phalanx::totem::{Config, Guarantee, NodeId};
@@ -108,10 +109,20 @@ fn ipv6_loopback_cluster_forms_and_orders() {
     }
 }
 
+/// Runs iproute2's `ip` in the calling thread's network namespace.
+fn ip(args: &[&str]) {
+    let st = std::process::Command::new("ip")
+        .args(args)
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run iproute2's `ip` ({e}); `.ci/run` installs it"));
+    assert!(st.success(), "`ip {}` failed", args.join(" "));
+}
+
 /// Moves the calling thread into a fresh network namespace (the nodes' sockets
-/// and driver threads, created from this thread, follow) with `lo` up and
-/// multicast-capable.
-fn private_network() {
+/// and driver threads, created from this thread, follow) and returns an address
+/// to run the nodes on: IPv4 on `lo` made multicast-capable; IPv6 on a veth pair
+/// (IPv6 multicast is not looped back on `lo`).
+fn private_network(v6: bool) -> &'static str {
     // SAFETY: unshare(2) with CLONE_NEWNET affects only the calling thread.
     let r = unsafe { libc::unshare(libc::CLONE_NEWNET) };
     assert_eq!(
@@ -120,23 +131,32 @@ fn private_network() {
         "unshare(CLONE_NEWNET) failed ({}): the multicast test needs root",
         std::io::Error::last_os_error()
     );
-    for args in [
-        ["link", "set", "lo", "up"].as_slice(),
-        &["link", "set", "lo", "multicast", "on"],
-    ] {
-        let st = std::process::Command::new("ip")
-            .args(args)
-            .status()
-            .unwrap_or_else(|e| panic!("cannot run iproute2's `ip` ({e}); `.ci/run` installs it"));
-        assert!(st.success(), "`ip {}` failed", args.join(" "));
+    ip(&["link", "set", "lo", "up"]);
+    if !v6 {
+        ip(&["link", "set", "lo", "multicast", "on"]);
+        return "127.0.0.1";
     }
+    ip(&["link", "add", "va", "type", "veth", "peer", "name", "vb"]);
+    ip(&["link", "set", "vb", "up"]);
+    ip(&["link", "set", "va", "up"]);
+    ip(&["-6", "addr", "add", "fd00:77::1/64", "dev", "va", "nodad"]);
+    "fd00:77::1"
 }
 
 #[test]
 fn multicast_transport_sends_one_datagram_per_frame() {
-    private_network();
-    let addrs = free_addrs("127.0.0.1", 3);
-    let group: SocketAddr = "239.192.77.1:5405".parse().unwrap();
+    multicast_cluster(false, "239.192.77.1:5405");
+}
+
+#[test]
+fn ipv6_multicast_transport_sends_one_datagram_per_frame() {
+    multicast_cluster(true, "[ff15::77]:5405");
+}
+
+fn multicast_cluster(v6: bool, group: &str) {
+    let ip = private_network(v6);
+    let addrs = free_addrs(ip, 3);
+    let group: SocketAddr = group.parse().unwrap();
     let nodes: Vec<Node> = (1..=3)
         .map(|id| {
             let mut o = NodeOptions::new(Config::new(id, vec![1, 2, 3]), addrs.clone());

@@ -178,15 +178,37 @@ fn join_group(
             set_socket_buffers(&r, buffer);
             Ok(r)
         }
-        (IpAddr::V6(g), IpAddr::V6(_)) => {
+        (IpAddr::V6(g), IpAddr::V6(l)) => {
             if !g.is_multicast() {
                 return Err(invalid(format!("{g} is not a multicast address")));
             }
+            // IPv6 multicast is per interface: the one holding our address.
+            let ifindex = interface_index(IpAddr::V6(l)).map_err(|e| err("interface", e))?;
             socket
                 .set_multicast_loop_v6(true)
                 .map_err(|e| err("loop", e))?;
-            let r = reusable_udp(m.group).map_err(|e| err("bind", e))?;
-            r.join_multicast_v6(&g, 0).map_err(|e| err("join", e))?;
+            let fd = socket.as_raw_fd();
+            let hops = m.ttl.min(255) as libc::c_int;
+            set_int_opt(fd, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_HOPS, hops)
+                .map_err(|e| err("hops", e))?;
+            set_int_opt(
+                fd,
+                libc::IPPROTO_IPV6,
+                libc::IPV6_MULTICAST_IF,
+                ifindex as libc::c_int,
+            )
+            .map_err(|e| err("interface", e))?;
+            // Interface- and link-local groups need the interface as scope to bind.
+            let scoped = matches!(g.segments()[0] & 0x000f, 1 | 2);
+            let bind_to = SocketAddr::V6(std::net::SocketAddrV6::new(
+                g,
+                m.group.port(),
+                0,
+                if scoped { ifindex } else { 0 },
+            ));
+            let r = reusable_udp(bind_to).map_err(|e| err("bind", e))?;
+            r.join_multicast_v6(&g, ifindex)
+                .map_err(|e| err("join", e))?;
             set_socket_buffers(&r, buffer);
             Ok(r)
         }
@@ -194,6 +216,74 @@ fn join_group(
             "multicast group {} and address {local} are of different IP families",
             m.group
         ))),
+    }
+}
+
+fn set_int_opt(
+    fd: libc::c_int,
+    level: libc::c_int,
+    name: libc::c_int,
+    v: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: valid socket; the option value is a c_int of the given length.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Index of the network interface that holds `ip` (getifaddrs).
+fn interface_index(ip: IpAddr) -> io::Result<u32> {
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `head` with a list we free below.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut found = None;
+    let mut cur = head;
+    while !cur.is_null() {
+        // SAFETY: `cur` is a node of the list getifaddrs returned, alive until
+        // freeifaddrs; ifa_addr, when set, points to a sockaddr of its family.
+        unsafe {
+            let ifa = &*cur;
+            let sa = ifa.ifa_addr;
+            if !sa.is_null() {
+                let here = match i32::from((*sa).sa_family) {
+                    libc::AF_INET6 => {
+                        let s6 = &*(sa as *const libc::sockaddr_in6);
+                        Some(IpAddr::from(s6.sin6_addr.s6_addr))
+                    }
+                    libc::AF_INET => {
+                        let s4 = &*(sa as *const libc::sockaddr_in);
+                        Some(IpAddr::from(s4.sin_addr.s_addr.to_ne_bytes()))
+                    }
+                    _ => None,
+                };
+                if here == Some(ip) {
+                    found = Some(libc::if_nametoindex(ifa.ifa_name));
+                    break;
+                }
+            }
+            cur = ifa.ifa_next;
+        }
+    }
+    // SAFETY: `head` came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(head) };
+    match found {
+        Some(i) if i != 0 => Ok(i),
+        _ => Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("no network interface holds {ip}"),
+        )),
     }
 }
 
