@@ -30,9 +30,10 @@ impl LinkTiming {
     /// The defaults for a token timeout: `pong_count` 2, interval
     /// token / (4 × pong_count), timeout token / (2 × pong_count) — 37.5 ms and
     /// 75 ms at the default 300 ms token. Half of knet's rule (token / (2 × pong_count)
-    /// and token / pong_count): a dead link must be found before totem's second
-    /// token retransmission (2 × token / 4.2 ≈ 143 ms) so that the retransmitted
-    /// token already takes another link and totem never sees the failure.
+    /// and token / pong_count): a dead link is found 37.5–75 ms after it fails,
+    /// before totem's first or second token retransmission (token / 4.2 ≈ 71 ms,
+    /// ≈ 143 ms), so the retransmitted token already takes another link and totem
+    /// never sees the failure.
     pub fn for_token(token: Duration) -> Self {
         Self::with(token, None, None, 2)
     }
