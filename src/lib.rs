@@ -7,6 +7,8 @@
 pub mod admin;
 pub mod config;
 
+pub mod link;
+
 pub mod node;
 pub mod util;
 

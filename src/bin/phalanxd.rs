@@ -8,7 +8,8 @@
 //! default; `--no-realtime` keeps normal scheduling.
 //!
 //! Loads a corosync.conf-style or TOML file (see docs/config.md), joins the
-//! cluster and logs every configuration change. With `--chat`, each stdin line is
+//! cluster and logs every configuration change and every link going up or down
+//! (`[node 1] link 0 to node 3 is down`, see docs/links.md). With `--chat`, each stdin line is
 //! multicast (agreed) and every delivered message printed as `<node>: <text>`.
 //! Every record goes to a crash-surviving flight recorder in the state directory
 //! (`phalanx-blackbox <state_dir>/blackbox-<id>` reads it). SIGINT or SIGTERM (or
@@ -16,8 +17,9 @@
 
 use phalanx::config;
 use phalanx::logsys::{Logger, install_panic_hook};
-use phalanx::node::{Node, NodeEvent, NodeOptions};
+use phalanx::node::{LinkState, Node, NodeEvent, NodeOptions};
 use phalanx::totem::{ConfigKind, Guarantee};
+use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -77,11 +79,16 @@ fn run() -> Result<(), String> {
         opts.realtime_priority = Some(50);
     }
     let crypto = if opts.crypto.is_some() { "on" } else { "OFF" };
+    let mut listen = vec![format!("link 0 {}", opts.addrs[&me])];
+    for l in &opts.links.extra {
+        listen.push(format!("link {} {}", l.number, l.addrs[&me]));
+    }
     eprintln!(
-        "phalanxd: node {me} of cluster {:?} ({} nodes), listening on {}, crypto {crypto}, token {:?}",
+        "phalanxd: node {me} of cluster {:?} ({} nodes), listening on {} ({:?} mode), crypto {crypto}, token {:?}",
         cfg.cluster_name,
         cfg.nodes.len(),
-        opts.addrs[&me],
+        listen.join(", "),
+        opts.links.mode,
         opts.totem.token_timeout
     );
 
@@ -104,11 +111,33 @@ fn run() -> Result<(), String> {
         });
     }
     let out = std::io::stdout();
+    let handle = node.handle();
+    let mut links: BTreeMap<(u32, u8), LinkState> = BTreeMap::new();
     while !STOP.load(Ordering::SeqCst) {
-        let Ok(ev) = node.events().recv_timeout(Duration::from_millis(100)) else {
+        let ev = node.events().recv_timeout(Duration::from_millis(100));
+        let mut out = out.lock();
+        for l in handle.links() {
+            let before = links.insert((l.peer, l.link), l.state);
+            // Report changes, and links that are up from the start.
+            if before.is_some_and(|b| b != l.state) || before.is_none() && l.state == LinkState::Up
+            {
+                let state = if l.state == LinkState::Up {
+                    "up"
+                } else {
+                    "down"
+                };
+                let rtt = l.rtt.map(|r| format!(" (rtt {r:?})")).unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "[node {me}] link {} to node {} is {state}{rtt}",
+                    l.link, l.peer
+                );
+            }
+        }
+        let Ok(ev) = ev else {
+            let _ = out.flush();
             continue;
         };
-        let mut out = out.lock();
         match ev {
             NodeEvent::Config(c) if c.kind == ConfigKind::Regular => {
                 let _ = writeln!(

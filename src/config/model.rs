@@ -228,10 +228,10 @@ pub struct LinkConfig {
     pub port: u16,
     /// Priority in passive mode (`knet_link_priority`). Default 0.
     pub priority: u32,
-    /// Link ping interval (`knet_ping_interval`). Default token / (2 × pong_count).
+    /// Link ping interval (`knet_ping_interval`). Default token / (4 × pong_count).
     pub ping_interval: Option<Duration>,
     /// Link down after this long without pong (`knet_ping_timeout`). Default
-    /// token / pong_count.
+    /// token / (2 × pong_count).
     pub ping_timeout: Option<Duration>,
     /// Pongs needed to declare a link up (`knet_pong_count`). Default 2.
     pub pong_count: u32,
@@ -250,14 +250,18 @@ impl LinkConfig {
         }
     }
 
-    /// Ping interval and timeout for a given token timeout (Corosync's rule when
-    /// unset: token / (2 × pong_count) and token / pong_count).
+    /// Ping interval and timeout for a given token timeout (when unset:
+    /// token / (4 × pong_count) and token / (2 × pong_count), half of knet's rule so
+    /// that a dead link is found before totem's second token retransmission; see
+    /// `docs/links.md`).
     pub fn ping_times(&self, token: Duration) -> (Duration, Duration) {
-        let pc = self.pong_count.max(1);
-        (
-            self.ping_interval.unwrap_or(token / (2 * pc)),
-            self.ping_timeout.unwrap_or(token / pc),
-        )
+        let t = crate::link::LinkTiming::with(
+            token,
+            self.ping_interval,
+            self.ping_timeout,
+            self.pong_count,
+        );
+        (t.ping_interval, t.ping_timeout)
     }
 }
 
@@ -700,6 +704,19 @@ impl ClusterConfig {
         for (k, link) in self.links.iter().enumerate() {
             if usize::from(link.link_number) >= MAX_LINKS {
                 return Err(src.error(&format!("links.{k}.link_number"), "link number above 7"));
+            }
+            let (interval, timeout) = link.ping_times(self.effective_token());
+            if interval.is_zero() || timeout <= interval {
+                return Err(src.error(
+                    &format!("links.{k}.ping_timeout"),
+                    format!(
+                        "link {}: knet_ping_timeout ({} ms) must exceed a non-zero \
+                         knet_ping_interval ({} ms)",
+                        link.link_number,
+                        ms(timeout),
+                        ms(interval)
+                    ),
+                ));
             }
         }
         let t = &self.totem;

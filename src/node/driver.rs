@@ -1,24 +1,27 @@
 //! The poll loop: one thread per node owning the totem core and its socket.
 //!
-//! Every pass: wait for the socket, a command or the core's next deadline; feed the
-//! inputs (sending what each produces at once, so tokens move without delay); then
-//! publish counters. The core never blocks; only the event channel can (see
-//! `NodeOptions::event_capacity`).
+//! Every pass: wait for the link sockets, a command or the next deadline (the core's
+//! or the link monitor's); feed the inputs (sending what each produces at once, so
+//! tokens move without delay); then publish counters. The core never blocks; only
+//! the event channel can (see `NodeOptions::event_capacity`). The sockets, crypto
+//! and link choice live in [`super::link_io`].
 
+use super::link_io::{LinkLayer, Recv};
 use super::persist;
-use super::transport::{Transport, TransportStats};
+use super::transport::TransportStats;
 use super::{Command, NodeEvent, NodeOptions, Shared};
+use crate::link::{LinkState, PeerLinkStatus};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
-use mio::{Events, Interest, Poll, Token, Waker};
-use phalanx_totem::crypto::{CryptoStats, DatagramCrypto, random_boot_id};
+use mio::{Events, Poll, Token, Waker};
+use phalanx_logsys::{Logger, record};
+use phalanx_totem::crypto::{CryptoStats, random_boot_id};
 use phalanx_totem::{ConfigKind, Event, Time, Totem};
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{Ordering, fence};
 use std::time::{Duration, Instant};
 
-const SOCKET: Token = Token(0);
 const WAKER: Token = Token(1);
 /// Counters are published at most this often.
 const PUBLISH_EVERY: Duration = Duration::from_millis(10);
@@ -45,11 +48,19 @@ pub struct DriverStats {
     pub rx_spoofed: u64,
     /// The realtime priority asked for could not be set (no privilege).
     pub realtime_refused: bool,
+    /// Pings and pongs refused by the link monitor (malformed, misaddressed,
+    /// unexpected; per link in [`NodeHandle::links`](super::NodeHandle::links)).
+    pub link_rx_dropped: u64,
+    /// Link state changes (any peer, any link).
+    pub link_changes: u64,
+    /// Times the link monitor found the driver had not run for two ping intervals
+    /// and held off judging links for one ping timeout.
+    pub link_stalls: u64,
 }
 
 pub(crate) struct Driver {
     totem: Totem,
-    transport: Transport,
+    links: LinkLayer,
     poll: Poll,
     waker: Arc<Waker>,
     commands: Receiver<Command>,
@@ -58,17 +69,14 @@ pub(crate) struct Driver {
     start: Instant,
     state_dir: Option<PathBuf>,
     stats: DriverStats,
-    buf: Vec<u8>,
+    logger: Logger,
+    link_status: Vec<PeerLinkStatus>,
     /// Bytes in the core's send queue at the end of the previous pass.
     core_bytes: usize,
     send_queue_bytes: usize,
     left: bool,
     last_publish: Instant,
-    crypto: Option<DatagramCrypto>,
     realtime_priority: Option<i32>,
-    /// Reused buffers for sealing and opening.
-    sealed: Vec<u8>,
-    opened: Vec<u8>,
 }
 
 impl Driver {
@@ -89,36 +97,31 @@ impl Driver {
             // A window of frames from every member, twice over.
             (opts.totem.window_size as usize * (opts.totem.max_frame + 64) * 2).max(4 << 20)
         };
-        let mut transport = Transport::bind(me, &opts.addrs, buffer)?;
+        let boot_id = match &opts.crypto {
+            Some(_) => random_boot_id()?,
+            None => 0,
+        };
+        let mut links = LinkLayer::new(
+            me,
+            &opts.addrs,
+            &opts.links,
+            buffer,
+            opts.totem.token_timeout,
+            opts.crypto.as_ref().map(|c| (c, boot_id)),
+            Time::ZERO,
+        )?;
         let poll = Poll::new()?;
-        poll.registry()
-            .register(&mut transport.socket, SOCKET, Interest::READABLE)?;
+        links.register(poll.registry())?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let start = Instant::now();
         let send_queue_bytes = opts.totem.send_queue_bytes;
-        let crypto = match &opts.crypto {
-            Some(c) => {
-                let nodes: Vec<u32> = opts.addrs.keys().copied().collect();
-                Some(
-                    DatagramCrypto::new(
-                        &c.key,
-                        &c.cluster_name,
-                        me,
-                        &nodes,
-                        c.cipher,
-                        random_boot_id()?,
-                    )
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?,
-                )
-            }
-            None => None,
-        };
+        let logger = opts.logger.clone();
         let totem = Totem::new(opts.totem, persisted, Time::ZERO, opts.logger)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
         *shared.membership.lock() = (totem.ring_id(), totem.members().to_vec());
         Ok(Driver {
             totem,
-            transport,
+            links,
             poll,
             waker,
             commands,
@@ -127,15 +130,13 @@ impl Driver {
             start,
             state_dir: opts.state_dir,
             stats: DriverStats::default(),
-            buf: vec![0u8; 65_536],
+            logger,
+            link_status: Vec::new(),
             core_bytes: 0,
             send_queue_bytes,
             left: false,
             last_publish: start,
-            crypto,
             realtime_priority: opts.realtime_priority,
-            sealed: Vec::with_capacity(65_536),
-            opened: Vec::with_capacity(65_536),
         })
     }
 
@@ -168,11 +169,33 @@ impl Driver {
             self.publish(false);
             let busy = woke.elapsed();
             self.stats.max_busy = self.stats.max_busy.max(busy);
-            let timeout = self.totem.poll_timeout().map(|t| {
+            let deadline = match (self.totem.poll_timeout(), self.links.monitor.poll_timeout()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let mut timeout = deadline.map(|t| {
                 let now = self.now();
                 if t <= now { Duration::ZERO } else { t - now }
             });
-            match self.poll.poll(&mut events, timeout) {
+            if self.links.any_ready() {
+                timeout = Some(Duration::ZERO);
+            }
+            // No lost wake-up (handles wake the driver only while it is parked, see
+            // `NodeHandle::mcast`): we publish `parked` and then, after a SeqCst fence,
+            // look at the command queue; a handle pushes its command and then, after
+            // a SeqCst fence, reads `parked`. By the fences' total order, either our
+            // look at the queue comes after its push (we see the command and do not
+            // sleep), or its read of `parked` comes after our store (it sees `true`
+            // and wakes us; the eventfd stays readable until `poll` reports it, so a
+            // wake between our check and `poll` is not lost either).
+            self.shared.parked.store(true, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+            if !self.commands.is_empty() {
+                timeout = Some(Duration::ZERO);
+            }
+            let polled = self.poll.poll(&mut events, timeout);
+            self.shared.parked.store(false, Ordering::SeqCst);
+            match polled {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
@@ -180,55 +203,35 @@ impl Driver {
             woke = Instant::now();
             self.stats.loops += 1;
             for ev in events.iter() {
-                if ev.token() == SOCKET {
-                    self.read_socket()?;
-                }
+                self.links.mark_ready(ev.token());
             }
+            self.read_links()?;
             self.take_commands()?;
             let now = self.now();
+            self.links.handle_timeout(now);
             if self.totem.poll_timeout().is_some_and(|t| t <= now) {
                 self.totem.handle_timeout(now);
             }
         }
     }
 
-    fn read_socket(&mut self) -> io::Result<()> {
-        loop {
-            match self.transport.socket.recv_from(&mut self.buf) {
-                Ok((len, from)) => {
-                    self.stats.transport.rx += 1;
-                    self.stats.transport.rx_bytes += len as u64;
-                    let Some(owner) = self.transport.node_of(&from) else {
-                        self.stats.transport.rx_unknown_addr += 1;
-                        continue;
-                    };
-                    let now = self.now();
-                    match &mut self.crypto {
-                        None => self.totem.handle_datagram(now, &self.buf[..len]),
-                        Some(c) => {
-                            // Authenticate (and reject replays) first, then check
-                            // the sealed sender owns the address it came from.
-                            let Ok((sender, plain)) = c.open(&self.buf[..len], &mut self.opened)
-                            else {
-                                continue;
-                            };
-                            if sender != owner {
-                                self.stats.rx_spoofed += 1;
-                                continue;
-                            }
-                            self.totem.handle_datagram(now, plain);
-                        }
+    /// Reads every socket that may hold datagrams, at most a budget from each.
+    fn read_links(&mut self) -> io::Result<()> {
+        for idx in self.links.ready_sockets() {
+            for _ in 0..self.links.budget() {
+                let now = self.now();
+                match self.links.recv(now, idx)? {
+                    Recv::Totem(plain) => {
+                        self.totem.handle_datagram(now, plain);
+                        // Send what this datagram produced (a token, above all) at once.
+                        self.flush()?;
                     }
-                    // Send what this datagram produced (a token, above all) at once.
-                    self.flush()?;
+                    Recv::Handled => {}
+                    Recv::Empty => break,
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                // ICMP errors from a peer that is down surface here; not ours.
-                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => continue,
-                Err(e) => return Err(e),
             }
         }
+        Ok(())
     }
 
     fn take_commands(&mut self) -> io::Result<()> {
@@ -290,22 +293,30 @@ impl Driver {
             }
         }
         while let Some(t) = self.totem.poll_transmit() {
-            match &mut self.crypto {
-                None => self
-                    .transport
-                    .send(&t.dest, &t.data, &mut self.stats.transport),
-                Some(c) => {
-                    // One seal per datagram, whatever the number of receivers: each
-                    // keeps its own replay window for us.
-                    self.sealed.clear();
-                    if c.seal(&t.data, &mut self.sealed).is_ok() {
-                        self.transport
-                            .send(&t.dest, &self.sealed, &mut self.stats.transport);
-                    } else {
-                        self.stats.transport.tx_errors += 1;
-                    }
+            self.links.send(&t.dest, &t.data);
+        }
+        let mut changed = false;
+        while let Some(e) = self.links.poll_event() {
+            changed = true;
+            self.stats.link_changes += 1;
+            record!(
+                self.logger,
+                e.at.as_nanos(),
+                self.totem.node_id(),
+                Notice,
+                "link",
+                "link {} to node {} is {}",
+                e.link,
+                e.peer,
+                if e.state == LinkState::Up {
+                    "up"
+                } else {
+                    "down"
                 }
-            }
+            );
+        }
+        if changed {
+            self.publish(true);
         }
         // Bytes that left the core's queue were sent on a ring: give handles room.
         let in_core = self.send_queue_bytes - self.totem.send_queue_room();
@@ -327,10 +338,14 @@ impl Driver {
             .store(self.totem.is_operational(), Ordering::Release);
         if force || self.last_publish.elapsed() >= PUBLISH_EVERY {
             self.last_publish = Instant::now();
-            if let Some(c) = &self.crypto {
-                self.stats.crypto = c.stats();
-            }
+            self.stats.crypto = self.links.crypto_stats();
+            self.stats.transport = self.links.stats.transport.clone();
+            self.stats.rx_spoofed = self.links.stats.rx_spoofed;
+            self.stats.link_rx_dropped = self.links.stats.link_rx_dropped;
+            self.stats.link_stalls = self.links.monitor.stalls();
             *self.shared.stats.lock() = (self.totem.stats().clone(), self.stats.clone());
+            self.links.status_into(&mut self.link_status);
+            self.shared.links.lock().clone_from(&self.link_status);
         }
     }
 }

@@ -1,21 +1,32 @@
-//! UDP unicast to every configured node: one non-blocking socket, addresses from
-//! the node list, datagrams from unknown addresses dropped.
+//! UDP to every configured node, one non-blocking socket per link, addresses from
+//! the node list, datagrams from unknown addresses dropped; optionally one IP
+//! multicast group per link for datagrams meant for several nodes.
 
+use super::link_options::{LinkOptions, Multicast};
 use mio::net::UdpSocket;
-use phalanx_totem::{Destination, NodeId};
+use phalanx_totem::NodeId;
 use std::collections::{BTreeMap, HashMap};
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 
-pub(crate) struct Transport {
+/// One link's sockets and address book.
+pub(crate) struct LinkSocket {
+    /// Bound to this node's address on the link; sends everything.
     pub(crate) socket: UdpSocket,
-    me: NodeId,
+    /// Bound to the multicast group (receive only), when the link multicasts.
+    pub(crate) group_socket: Option<UdpSocket>,
+    group: Option<SocketAddr>,
     addr_of: BTreeMap<NodeId, SocketAddr>,
     node_of: HashMap<SocketAddr, NodeId>,
 }
 
-/// Counters of the transport.
+pub(crate) struct Transport {
+    pub(crate) links: Vec<LinkSocket>,
+}
+
+/// Counters of the transport (all links together; per link and peer see
+/// [`NodeHandle::links`](super::NodeHandle::links)).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TransportStats {
     /// Datagrams sent.
@@ -26,69 +37,359 @@ pub struct TransportStats {
     pub rx: u64,
     /// Bytes received.
     pub rx_bytes: u64,
-    /// Sends that failed (socket buffer full, unreachable): dropped, the protocol
-    /// retransmits.
+    /// Sends that failed (socket buffer full, unreachable, link down): dropped, the
+    /// protocol retransmits.
     pub tx_errors: u64,
     /// Datagrams from addresses outside the node list, dropped.
     pub rx_unknown_addr: u64,
+    /// Multicast datagrams sent (each counts once in `tx`, whatever the receivers).
+    pub tx_multicast: u64,
+    /// Own multicast datagrams looped back, dropped.
+    pub rx_own: u64,
+}
+
+fn invalid(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, msg)
 }
 
 impl Transport {
     pub(crate) fn bind(
         me: NodeId,
         addrs: &BTreeMap<NodeId, SocketAddr>,
+        links: &LinkOptions,
         buffer: usize,
     ) -> io::Result<Self> {
-        let local = *addrs.get(&me).ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("no address for local node {me}"),
-            )
-        })?;
-        let socket = UdpSocket::bind(local)?;
-        set_socket_buffers(&socket, buffer);
-        let node_of = addrs.iter().map(|(n, a)| (*a, *n)).collect();
-        Ok(Transport {
-            socket,
-            me,
-            addr_of: addrs.clone(),
-            node_of,
-        })
-    }
-
-    /// The node a datagram's source address belongs to.
-    pub(crate) fn node_of(&self, addr: &SocketAddr) -> Option<NodeId> {
-        self.node_of.get(addr).copied()
-    }
-
-    pub(crate) fn send(&self, dest: &Destination, data: &[u8], stats: &mut TransportStats) {
-        match dest {
-            Destination::Node(n) => self.send_to(*n, data, stats),
-            Destination::Members(m) => {
-                for n in m.iter() {
-                    self.send_to(*n, data, stats);
-                }
-            }
-            Destination::All => {
-                for n in self.addr_of.keys().filter(|n| **n != self.me) {
-                    self.send_to(*n, data, stats);
-                }
-            }
+        let mut out = Vec::new();
+        let all = std::iter::once((0u8, addrs, &links.link0))
+            .chain(links.extra.iter().map(|l| (l.number, &l.addrs, &l.params)));
+        for (number, addrs, params) in all {
+            let local = *addrs.get(&me).ok_or_else(|| {
+                invalid(format!("no address for local node {me} on link {number}"))
+            })?;
+            let socket = UdpSocket::bind(local).map_err(|e| {
+                io::Error::new(e.kind(), format!("link {number}: bind {local}: {e}"))
+            })?;
+            set_socket_buffers(&socket, buffer);
+            let (group_socket, group) = match &params.multicast {
+                Some(m) => (Some(join_group(&socket, local, m, buffer)?), Some(m.group)),
+                None => (None, None),
+            };
+            out.push(LinkSocket {
+                socket,
+                group_socket,
+                group,
+                addr_of: addrs.clone(),
+                node_of: addrs.iter().map(|(n, a)| (*a, *n)).collect(),
+            });
         }
+        Ok(Transport { links: out })
     }
 
-    fn send_to(&self, n: NodeId, data: &[u8], stats: &mut TransportStats) {
-        let Some(addr) = self.addr_of.get(&n) else {
-            return;
+    /// The node a datagram's source address on link slot `slot` belongs to.
+    pub(crate) fn node_of(&self, slot: usize, addr: &SocketAddr) -> Option<NodeId> {
+        self.links[slot].node_of.get(&normalise(addr)).copied()
+    }
+
+    /// Whether link slot `slot` sends multi-node datagrams by multicast.
+    pub(crate) fn multicasts(&self, slot: usize) -> bool {
+        self.links[slot].group.is_some()
+    }
+
+    /// Unicast to `n` on link slot `slot`.
+    pub(crate) fn send_to(
+        &self,
+        slot: usize,
+        n: NodeId,
+        data: &[u8],
+        stats: &mut TransportStats,
+    ) -> bool {
+        let link = &self.links[slot];
+        let Some(addr) = link.addr_of.get(&n) else {
+            return false;
         };
-        match self.socket.send_to(data, *addr) {
-            Ok(_) => {
-                stats.tx += 1;
-                stats.tx_bytes += data.len() as u64;
-            }
-            Err(_) => stats.tx_errors += 1,
+        count(link.socket.send_to(data, *addr), data.len(), stats)
+    }
+
+    /// One datagram to the link's multicast group.
+    pub(crate) fn send_group(&self, slot: usize, data: &[u8], stats: &mut TransportStats) -> bool {
+        let link = &self.links[slot];
+        let Some(group) = link.group else {
+            return false;
+        };
+        let ok = count(link.socket.send_to(data, group), data.len(), stats);
+        if ok {
+            stats.tx_multicast += 1;
+        }
+        ok
+    }
+}
+
+fn count(r: io::Result<usize>, len: usize, stats: &mut TransportStats) -> bool {
+    match r {
+        Ok(_) => {
+            stats.tx += 1;
+            stats.tx_bytes += len as u64;
+            true
+        }
+        Err(_) => {
+            stats.tx_errors += 1;
+            false
         }
     }
+}
+
+/// IPv4-mapped IPv6 sources (a dual-stack socket) compare as IPv4.
+fn normalise(a: &SocketAddr) -> SocketAddr {
+    match a {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),
+            None => *a,
+        },
+        SocketAddr::V4(_) => *a,
+    }
+}
+
+/// Sets up multicast sending on `socket` (interface of `local`, ttl, loop on so
+/// that other nodes on this host hear it) and returns a receive socket bound to the
+/// group (address reuse on, so several nodes on one host can share the group).
+fn join_group(
+    socket: &UdpSocket,
+    local: SocketAddr,
+    m: &Multicast,
+    buffer: usize,
+) -> io::Result<UdpSocket> {
+    let err = |what: &str, e: io::Error| {
+        io::Error::new(e.kind(), format!("multicast {}: {what}: {e}", m.group))
+    };
+    match (m.group.ip(), local.ip()) {
+        (IpAddr::V4(g), IpAddr::V4(l)) => {
+            if !g.is_multicast() {
+                return Err(invalid(format!("{g} is not a multicast address")));
+            }
+            socket
+                .set_multicast_ttl_v4(m.ttl)
+                .map_err(|e| err("ttl", e))?;
+            socket
+                .set_multicast_loop_v4(true)
+                .map_err(|e| err("loop", e))?;
+            set_multicast_if_v4(socket, l).map_err(|e| err("interface", e))?;
+            let r = reusable_udp(m.group).map_err(|e| err("bind", e))?;
+            r.join_multicast_v4(&g, &l).map_err(|e| err("join", e))?;
+            set_socket_buffers(&r, buffer);
+            Ok(r)
+        }
+        (IpAddr::V6(g), IpAddr::V6(l)) => {
+            if !g.is_multicast() {
+                return Err(invalid(format!("{g} is not a multicast address")));
+            }
+            // IPv6 multicast is per interface: the one holding our address.
+            let ifindex = interface_index(IpAddr::V6(l)).map_err(|e| err("interface", e))?;
+            socket
+                .set_multicast_loop_v6(true)
+                .map_err(|e| err("loop", e))?;
+            let fd = socket.as_raw_fd();
+            let hops = m.ttl.min(255) as libc::c_int;
+            set_int_opt(fd, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_HOPS, hops)
+                .map_err(|e| err("hops", e))?;
+            set_int_opt(
+                fd,
+                libc::IPPROTO_IPV6,
+                libc::IPV6_MULTICAST_IF,
+                ifindex as libc::c_int,
+            )
+            .map_err(|e| err("interface", e))?;
+            // Interface- and link-local groups need the interface as scope to bind.
+            let scoped = matches!(g.segments()[0] & 0x000f, 1 | 2);
+            let bind_to = SocketAddr::V6(std::net::SocketAddrV6::new(
+                g,
+                m.group.port(),
+                0,
+                if scoped { ifindex } else { 0 },
+            ));
+            let r = reusable_udp(bind_to).map_err(|e| err("bind", e))?;
+            r.join_multicast_v6(&g, ifindex)
+                .map_err(|e| err("join", e))?;
+            set_socket_buffers(&r, buffer);
+            Ok(r)
+        }
+        _ => Err(invalid(format!(
+            "multicast group {} and address {local} are of different IP families",
+            m.group
+        ))),
+    }
+}
+
+fn set_int_opt(
+    fd: libc::c_int,
+    level: libc::c_int,
+    name: libc::c_int,
+    v: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: valid socket; the option value is a c_int of the given length.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Index of the network interface that holds `ip` (getifaddrs).
+fn interface_index(ip: IpAddr) -> io::Result<u32> {
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `head` with a list we free below.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut found = None;
+    let mut cur = head;
+    while !cur.is_null() {
+        // SAFETY: `cur` is a node of the list getifaddrs returned, alive until
+        // freeifaddrs; ifa_addr, when set, points to a sockaddr of its family.
+        unsafe {
+            let ifa = &*cur;
+            let sa = ifa.ifa_addr;
+            if !sa.is_null() {
+                let here = match i32::from((*sa).sa_family) {
+                    libc::AF_INET6 => {
+                        let s6 = &*(sa as *const libc::sockaddr_in6);
+                        Some(IpAddr::from(s6.sin6_addr.s6_addr))
+                    }
+                    libc::AF_INET => {
+                        let s4 = &*(sa as *const libc::sockaddr_in);
+                        Some(IpAddr::from(s4.sin_addr.s_addr.to_ne_bytes()))
+                    }
+                    _ => None,
+                };
+                if here == Some(ip) {
+                    found = Some(libc::if_nametoindex(ifa.ifa_name));
+                    break;
+                }
+            }
+            cur = ifa.ifa_next;
+        }
+    }
+    // SAFETY: `head` came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(head) };
+    match found {
+        Some(i) if i != 0 => Ok(i),
+        _ => Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("no network interface holds {ip}"),
+        )),
+    }
+}
+
+/// A non-blocking UDP socket with SO_REUSEADDR, bound to `addr`.
+fn reusable_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let family = if addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    // SAFETY: plain socket(2) call; the descriptor is owned below.
+    let fd = unsafe {
+        libc::socket(
+            family,
+            libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh socket we own.
+    let std_sock = unsafe {
+        use std::os::fd::FromRawFd;
+        std::net::UdpSocket::from_raw_fd(fd)
+    };
+    let one: libc::c_int = 1;
+    // SAFETY: valid socket and option value.
+    if unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_REUSEADDR,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    } != 0
+    {
+        return Err(io::Error::last_os_error());
+    }
+    let (storage, len) = sockaddr(addr);
+    // SAFETY: storage holds a valid sockaddr of `len` bytes for this family.
+    if unsafe { libc::bind(fd, (&storage as *const libc::sockaddr_storage).cast(), len) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(UdpSocket::from_std(std_sock))
+}
+
+fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: all-zero is a valid sockaddr_storage.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    match addr {
+        SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_in fits in sockaddr_storage.
+            unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin) };
+            (
+                storage,
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            )
+        }
+        SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo(),
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: sockaddr_in6 fits in sockaddr_storage.
+            unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin6) };
+            (
+                storage,
+                std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+            )
+        }
+    }
+}
+
+fn set_multicast_if_v4(socket: &UdpSocket, local: Ipv4Addr) -> io::Result<()> {
+    let addr = libc::in_addr {
+        s_addr: u32::from_ne_bytes(local.octets()),
+    };
+    // SAFETY: valid socket; the option value is an in_addr.
+    let r = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_MULTICAST_IF,
+            (&addr as *const libc::in_addr).cast(),
+            std::mem::size_of::<libc::in_addr>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Asks for socket buffers of `bytes` each way (SO_*BUFFORCE when privileged,
