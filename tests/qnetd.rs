@@ -57,14 +57,15 @@ fn start_qnetd(listen: &str, key: &Path) -> Option<(Child, String)> {
         .expect("spawn phalanx-qnetd");
     let mut line = String::new();
     // The first line names the address; EOF means it exited.
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .ok()?;
-    let addr = line
-        .trim()
-        .strip_prefix("phalanx-qnetd listening on ")?
-        .to_string();
-    Some((child, addr))
+    let read = BufReader::new(child.stdout.take().unwrap()).read_line(&mut line);
+    match line.trim().strip_prefix("phalanx-qnetd listening on ") {
+        Some(a) if read.is_ok() => Some((child, a.to_string())),
+        _ => {
+            let _ = child.kill();
+            let _ = child.wait();
+            None
+        }
+    }
 }
 
 /// Restarts on the same address, retrying while the old socket lingers (bounded).

@@ -342,10 +342,7 @@ impl Qnetd {
         // What the node reports holding is the truth as of when it sent this status:
         // it accepts an ack only for its latest status, so no older ack can still
         // reach it and make it hold something it did not report.
-        v.grant = match s.holding {
-            None => None,
-            Some(r) => Some((r, now + server_lease)),
-        };
+        v.grant = s.holding.map(|r| (r, now + server_lease));
         v.known = true;
         v.sent = None;
         v.status = Some(s);
