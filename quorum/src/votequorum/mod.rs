@@ -95,6 +95,13 @@ pub enum Event {
     },
     /// The partition's expected votes changed.
     ExpectedVotesChanged(u32),
+    /// The local node's withdrawal of its device vote for `ring` was delivered: every
+    /// member of the partition has stopped counting it. The Stack then calls the
+    /// qdevice client's `release_done` (with `confirm_release`).
+    DeviceReleased {
+        /// The ring the vote had been cast for.
+        ring: RingId,
+    },
     /// Write this value to the expected-votes tracking file (`expected_votes_tracking`)
     /// and pass it back as [`QuorumConfig::tracked_expected_votes`] after a restart.
     PersistExpectedVotes(u32),
@@ -212,14 +219,17 @@ impl Votequorum {
     // ----- inputs -------------------------------------------------------------
 
     /// A totem configuration change (transitional or regular), in delivery order.
+    /// (`now` is taken for symmetry with the other inputs; the timers are armed when
+    /// the state exchange completes, at a delivered message.)
     pub fn handle_config(&mut self, now: Time, cc: &ConfigChange) {
+        let _ = now;
         match cc.kind {
-            ConfigKind::Transitional => self.transitional(now, cc),
-            ConfigKind::Regular => self.regular(now, cc),
+            ConfigKind::Transitional => self.transitional(cc),
+            ConfigKind::Regular => self.regular(cc),
         }
     }
 
-    fn transitional(&mut self, now: Time, cc: &ConfigChange) {
+    fn transitional(&mut self, cc: &ConfigChange) {
         let was_synced = self.synced;
         let old: BTreeSet<NodeId> = self.members.clone();
         self.set_members(&cc.members);
@@ -230,7 +240,7 @@ impl Votequorum {
             // Transitional members shared the old ring's replicated state, so they
             // can decide at once; the old ring's members are the "previous" set.
             self.previous = old;
-            self.recompute(now, false);
+            self.recompute(false);
         } else if self.quorate {
             // No agreed state to decide from: the safe answer is "not quorate".
             self.quorate = false;
@@ -239,7 +249,7 @@ impl Votequorum {
         self.synced = false;
     }
 
-    fn regular(&mut self, now: Time, cc: &ConfigChange) {
+    fn regular(&mut self, cc: &ConfigChange) {
         if self.ring == Some(cc.ring) {
             return;
         }
@@ -286,9 +296,6 @@ impl Votequorum {
         };
         // Announcements bypass the request bound: they are one per ring.
         self.send.push_back(wire::encode(&Message::NodeInfo(info)));
-        if !self.members.contains(&me) {
-            self.recompute(now, false);
-        }
     }
 
     fn set_members(&mut self, members: &[NodeId]) {
@@ -338,9 +345,13 @@ impl Votequorum {
         }
         match m {
             Message::NodeInfo(info) => self.node_info(now, sender, info),
-            Message::Reconfigure(r) => self.reconfigure(now, sender, r),
+            Message::Reconfigure(r) => self.reconfigure(r),
             Message::DeviceVote { ring, cast } => {
                 if Some(ring) != self.ring {
+                    // A vote for an older ring is counted by nobody any more.
+                    if !cast && sender == self.cfg.local {
+                        self.events.push_back(Event::DeviceReleased { ring });
+                    }
                     self.stats.stale += 1;
                     return Ok(());
                 }
@@ -348,9 +359,12 @@ impl Votequorum {
                     self.device_cast.insert(sender);
                 } else {
                     self.device_cast.remove(&sender);
+                    if sender == self.cfg.local {
+                        self.events.push_back(Event::DeviceReleased { ring });
+                    }
                 }
                 if self.synced {
-                    self.recompute(now, false);
+                    self.recompute(false);
                 }
             }
             Message::LmsExpired { ring } => {
@@ -364,7 +378,7 @@ impl Votequorum {
                     let lowered = v.max(floor);
                     if lowered < self.expected {
                         self.expected = lowered;
-                        self.recompute(now, true);
+                        self.recompute(true);
                     }
                 }
             }
@@ -420,12 +434,11 @@ impl Votequorum {
         if someone_done {
             self.wfa_waiting = false;
         }
-        self.recompute(now, true);
+        self.recompute(true);
         self.arm_lms(now);
     }
 
-    fn reconfigure(&mut self, now: Time, sender: NodeId, r: Reconfigure) {
-        let _ = sender;
+    fn reconfigure(&mut self, r: Reconfigure) {
         match r {
             Reconfigure::SetExpected(n) => {
                 let v = self.decision().total();
@@ -448,7 +461,7 @@ impl Votequorum {
             }
             Reconfigure::CancelWaitForAll => self.wfa_waiting = false,
         }
-        self.recompute(now, true);
+        self.recompute(true);
     }
 
     /// The last-man-standing window, if armed.
@@ -509,10 +522,10 @@ impl Votequorum {
         }
     }
 
-    /// Recomputes quorum. `_explicit` marks the paths allowed to lower expected votes
+    /// Recomputes quorum. `explicit` marks the paths allowed to lower expected votes
     /// (set expected, LMS, downscale); every other path can only raise them, which is
     /// what keeps quorum from falling.
-    fn recompute(&mut self, _now: Time, _explicit: bool) {
+    fn recompute(&mut self, explicit: bool) {
         let old_expected = self.expected;
         let mut d = self.decision();
         if d.total() > self.expected {
@@ -539,7 +552,7 @@ impl Votequorum {
         }
         if self.cfg.tracking() && self.expected != self.tracked {
             // Tracking never lowers, except through the explicit paths.
-            if self.expected > self.tracked || _explicit {
+            if self.expected > self.tracked || explicit {
                 self.tracked = self.expected;
                 self.events
                     .push_back(Event::PersistExpectedVotes(self.tracked));
