@@ -13,6 +13,33 @@
 //! }
 //! ```
 //!
+//! ## Example: three members agree
+//!
+//! ```
+//! use phalanx_quorum::{QuorumConfig, Votequorum};
+//! use phalanx_totem::{ConfigChange, ConfigKind, RingId, Time};
+//!
+//! let ids = [1, 2, 3];
+//! let mut nodes: Vec<Votequorum> =
+//!     ids.iter().map(|&me| Votequorum::new(QuorumConfig::new(me, &ids)).unwrap()).collect();
+//! let cc = ConfigChange {
+//!     kind: ConfigKind::Regular, ring: RingId { seq: 4, rep: 1 }, previous: None,
+//!     members: vec![1, 2], left: vec![], joined: vec![1, 2],
+//! };
+//! for n in &mut nodes[..2] { n.handle_config(Time::ZERO, &cc); }
+//! // The Stack multicasts what poll_send gives; totem delivers it to both in one order.
+//! let mut wire = Vec::new();
+//! for (i, n) in nodes[..2].iter_mut().enumerate() {
+//!     while let Some(p) = n.poll_send() { wire.push((ids[i], p)); }
+//! }
+//! for (from, p) in &wire {
+//!     for n in &mut nodes[..2] { n.handle_message(Time::ZERO, *from, p).unwrap(); }
+//! }
+//! let info = nodes[0].info();
+//! assert!(info.quorate && nodes[1].is_quorate());
+//! assert_eq!((info.expected_votes, info.total_votes, info.quorum), (3, 2, 2));
+//! ```
+//!
 //! ## Guarantees
 //!
 //! - Quorum = max(⌊E/2⌋+1, ⌊V/2⌋+1) with Corosync's options (`two_node`,
