@@ -17,6 +17,10 @@ pub enum TieBreaker {
     Highest,
     /// The first listed node that is present wins, provided no earlier listed node
     /// was in the previous partition (it may now be on the other side).
+    ///
+    /// Entries after the first are Corosync's guess that an absent node is dead; a
+    /// node that was away and comes back on the other side makes both halves quorate.
+    /// A one-entry list is as safe as `Lowest`/`Highest` (see `docs/quorum.md`).
     Nodes(Vec<NodeId>),
 }
 

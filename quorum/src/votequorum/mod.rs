@@ -417,23 +417,21 @@ impl Votequorum {
 
     fn sync_complete(&mut self, now: Time) {
         self.synced = true;
-        let members: Vec<NodeId> = self.members.iter().copied().collect();
         let mut e = 0;
-        let mut someone_done = false;
-        for m in &members {
+        let mut all_waiting = true;
+        for m in &self.members {
             if let Some(r) = self.nodes.get(m) {
                 e = e.max(r.expected);
-                if r.flags & flags::WFA_WAITING == 0 && r.flags & flags::QUORATE != 0 {
-                    someone_done = true;
-                }
+                all_waiting &= r.flags & flags::WFA_WAITING != 0;
             }
         }
         // Expected votes never fall through a merge: the highest announcement wins.
         // (A downscale by one side is undone by a member that did not see the leave.)
         self.expected = e.max(1);
-        if someone_done {
-            self.wfa_waiting = false;
-        }
+        // Waiting for all is a partition-wide state, decided from the announcements:
+        // a member that has already been quorate in a complete cluster vouches for
+        // the partition, so it waits only if every member still waits.
+        self.wfa_waiting = self.cfg.wait_for_all() && all_waiting;
         self.recompute(true);
         self.arm_lms(now);
     }
