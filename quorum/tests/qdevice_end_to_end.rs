@@ -10,7 +10,7 @@ use phalanx_quorum::qdevice::client::{ClientConfig, ClientEvent, QdeviceClient};
 use phalanx_quorum::qdevice::server::{Qnetd, ServerConfig};
 use phalanx_quorum::{Algorithm, DeviceConfig, Event, NodeId, QuorumConfig, TieBreaker};
 use phalanx_totem::Time;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 const KEY: &[u8] = b"an example cluster key, 32 bytes";
@@ -20,6 +20,11 @@ struct World {
     cluster: Cluster,
     server: Qnetd,
     clients: BTreeMap<NodeId, QdeviceClient>,
+    /// Current connection of each node (None: down).
+    conns: BTreeMap<NodeId, Option<u64>>,
+    /// Nodes whose link to the arbitrator silently drops everything.
+    cut: BTreeSet<NodeId>,
+    next_conn: u64,
 }
 
 impl World {
@@ -31,13 +36,13 @@ impl World {
             }),
             ..QuorumConfig::new(me, IDS)
         });
-        let mut server = Qnetd::new(
+        let server = Qnetd::new(
             ServerConfig::new([(b"c".to_vec(), KEY.to_vec())].into()),
             Time::ZERO,
         );
         let mut clients = BTreeMap::new();
         for &n in IDS {
-            let mut c = QdeviceClient::new(ClientConfig {
+            let c = QdeviceClient::new(ClientConfig {
                 cluster: b"c".to_vec(),
                 node: n,
                 key: KEY.to_vec(),
@@ -46,14 +51,59 @@ impl World {
                 config_nodes: IDS.to_vec(),
                 confirm_release: true,
             });
-            server.accept(Time::ZERO, u64::from(n), [n as u8; 32]);
-            c.connected(Time::ZERO, [n as u8 + 100; 32]);
             clients.insert(n, c);
         }
-        World {
+        let mut w = World {
             cluster,
             server,
             clients,
+            conns: BTreeMap::new(),
+            cut: BTreeSet::new(),
+            next_conn: 0,
+        };
+        for &n in IDS {
+            w.connect(n);
+        }
+        w
+    }
+
+    fn connect(&mut self, n: NodeId) {
+        self.next_conn += 1;
+        let id = self.next_conn;
+        let now = self.cluster.now;
+        self.server.accept(now, id, [id as u8; 32]);
+        self.clients
+            .get_mut(&n)
+            .unwrap()
+            .connected(now, [id as u8 ^ 0xff; 32]);
+        self.conns.insert(n, Some(id));
+    }
+
+    /// Kills the arbitrator (all its state) and starts a new one; clients reconnect.
+    fn restart_server(&mut self) {
+        let now = self.cluster.now;
+        self.server = Qnetd::new(
+            ServerConfig::new([(b"c".to_vec(), KEY.to_vec())].into()),
+            now,
+        );
+        for n in IDS {
+            self.clients.get_mut(n).unwrap().disconnected(now);
+            self.conns.insert(*n, None);
+            if !self.cut.contains(n) {
+                self.connect(*n);
+            }
+        }
+        self.pump();
+    }
+
+    fn set_cut(&mut self, n: NodeId, cut: bool) {
+        if cut {
+            self.cut.insert(n);
+        } else if self.cut.remove(&n) {
+            // The link comes back: the client notices its old connection is dead.
+            let now = self.cluster.now;
+            self.clients.get_mut(&n).unwrap().disconnected(now);
+            self.connect(n);
         }
     }
 
@@ -78,8 +128,10 @@ impl World {
             let mut moved = false;
             for (&n, c) in self.clients.iter_mut() {
                 while let Some(b) = c.poll_transmit() {
-                    self.server.handle_bytes(now, u64::from(n), &b);
-                    moved = true;
+                    if let (Some(conn), false) = (self.conns[&n], self.cut.contains(&n)) {
+                        self.server.handle_bytes(now, conn, &b);
+                        moved = true;
+                    }
                 }
                 while let Some(e) = c.poll_event() {
                     if let ClientEvent::Vote { ring, cast } = e {
@@ -90,9 +142,21 @@ impl World {
                 }
             }
             while let Some((conn, b)) = self.server.poll_transmit() {
-                let n = conn as NodeId;
-                self.clients.get_mut(&n).unwrap().handle_bytes(now, &b);
-                moved = true;
+                let Some((&n, _)) = self.conns.iter().find(|(_, c)| **c == Some(conn)) else {
+                    continue;
+                };
+                if !self.cut.contains(&n) {
+                    self.clients.get_mut(&n).unwrap().handle_bytes(now, &b);
+                    moved = true;
+                }
+            }
+            while let Some(conn) = self.server.poll_close() {
+                if let Some((&n, _)) = self.conns.iter().find(|(_, c)| **c == Some(conn)) {
+                    if !self.cut.contains(&n) {
+                        self.clients.get_mut(&n).unwrap().disconnected(now);
+                        self.conns.insert(n, None);
+                    }
+                }
             }
             self.cluster.settle();
             for (n, evs) in std::mem::take(&mut self.cluster.events) {
@@ -120,6 +184,14 @@ impl World {
             self.server.handle_timeout(now);
             for c in self.clients.values_mut() {
                 c.handle_timeout(now);
+            }
+            let down: Vec<NodeId> = IDS
+                .iter()
+                .copied()
+                .filter(|n| self.conns[n].is_none() && !self.cut.contains(n))
+                .collect();
+            for n in down {
+                self.connect(n);
             }
             self.pump();
         }
@@ -165,4 +237,65 @@ fn lms_even_split_and_single_survivor() {
     // keep-active then prefers 3), as it would on a real network.
     let q = w.cluster.quorate_of(IDS);
     assert_eq!(q.iter().filter(|x| **x).count(), 1, "{q:?}");
+}
+
+struct Rng(u64);
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
+    }
+}
+
+/// Random partitions, cut arbitrator links and arbitrator restarts, under both
+/// algorithms: never two quorate partitions (checked after every message exchange).
+#[test]
+fn swarm_with_device() {
+    let seeds: u64 = std::env::var("QDEVICE_SWARM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(150);
+    let mut quorate_steps = 0;
+    for seed in 1..=seeds {
+        let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+        let alg = if rng.below(2) == 0 {
+            Algorithm::Ffsplit
+        } else {
+            Algorithm::Lms
+        };
+        let tb = [
+            TieBreaker::Lowest,
+            TieBreaker::Highest,
+            TieBreaker::Nodes(vec![3]),
+        ][rng.below(3) as usize]
+            .clone();
+        let mut w = World::new(alg, tb);
+        for _ in 0..12 {
+            match rng.below(8) {
+                0 => w.restart_server(),
+                1 | 2 => {
+                    let n = 1 + rng.below(4) as NodeId;
+                    let cut = !w.cut.contains(&n);
+                    w.set_cut(n, cut);
+                }
+                _ => {}
+            }
+            let mut groups: Vec<Vec<NodeId>> = vec![Vec::new(); 1 + rng.below(3) as usize];
+            for &id in IDS {
+                let g = rng.below(groups.len() as u64) as usize;
+                groups[g].push(id);
+            }
+            groups.retain(|g| !g.is_empty());
+            let refs: Vec<&[NodeId]> = groups.iter().map(|g| g.as_slice()).collect();
+            w.partition(&refs);
+            w.advance(Duration::from_millis(200 * (1 + rng.below(40))));
+            quorate_steps += usize::from(IDS.iter().any(|n| w.cluster.quorate(*n)));
+        }
+    }
+    assert!(
+        quorate_steps as u64 > seeds * 4,
+        "only {quorate_steps} quorate steps"
+    );
 }
