@@ -17,7 +17,10 @@
 //! println!("vote: {:?}", d.vote());
 //! ```
 
+mod from_config;
 pub mod heuristics;
+
+pub use from_config::{FromConfigError, qdevice_config, votequorum_config};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
 use parking_lot::Mutex;
