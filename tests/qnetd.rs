@@ -236,3 +236,37 @@ fn wrong_key_gets_no_vote() {
     let _ = qnetd.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn command_line_errors() {
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_phalanx-qnetd"))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    assert_eq!(run(&["--help"]).0, Some(0));
+    let (code, err) = run(&[]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("at least one -c"), "{err}");
+    let (code, err) = run(&["-c", "alpha"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("NAME=KEYFILE"), "{err}");
+    let (code, err) = run(&["-c", "alpha=/nonexistent/key"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("/nonexistent/key"), "{err}");
+    let dir = tempdir("cli");
+    let (keyfile, _) = write_key(&dir);
+    let k = format!("alpha={}", keyfile.display());
+    let (code, err) = run(&["-c", &k, "--lease-ms", "5"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--lease-ms"), "{err}");
+    let (code, err) = run(&["-c", &k, "-l", "not-an-address"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("not-an-address"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

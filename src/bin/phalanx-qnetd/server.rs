@@ -27,7 +27,18 @@ pub fn run(addr: &str, cfg: ServerConfig) -> io::Result<()> {
     let mut listener = TcpListener::bind(addr)?;
     poll.registry()
         .register(&mut listener, LISTENER, Interest::READABLE)?;
-    // Tests and scripts read this line to learn the port.
+    let names: Vec<String> = cfg
+        .keys
+        .keys()
+        .map(|k| String::from_utf8_lossy(k).into_owned())
+        .collect();
+    eprintln!(
+        "phalanx-qnetd: serving {} (lease {} ms)",
+        names.join(", "),
+        cfg.lease.as_millis()
+    );
+    // Tests and scripts read this line to learn the port. Nothing else goes to
+    // stdout (a reader may close the pipe after this line).
     println!("phalanx-qnetd listening on {}", listener.local_addr()?);
     io::stdout().flush()?;
     let start = Instant::now();
