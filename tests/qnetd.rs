@@ -168,11 +168,15 @@ fn split_2_2_one_side_votes_across_arbitrator_restarts() {
     // arbitrator gives the vote to the same side again.
     qnetd.kill().unwrap();
     qnetd.wait().unwrap();
-    wait_until("every lease lapses", Duration::from_secs(20), || holders(&obs).is_empty());
-    qnetd = restart_qnetd(&addr, &keyfile);
-    wait_until("side {1,2} holds the vote after the lapse", Duration::from_secs(20), || {
-        holders(&obs) == side_a
+    wait_until("every lease lapses", Duration::from_secs(20), || {
+        holders(&obs).is_empty()
     });
+    qnetd = restart_qnetd(&addr, &keyfile);
+    wait_until(
+        "side {1,2} holds the vote after the lapse",
+        Duration::from_secs(20),
+        || holders(&obs) == side_a,
+    );
 
     // Hand-over: side A falls apart into quarters; side B (a half) must get the vote,
     // after A's votes are taken back.

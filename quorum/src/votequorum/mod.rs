@@ -9,117 +9,22 @@
 //! message ([`Message::LmsExpired`]) and acted on at delivery.
 
 pub mod calc;
+mod requests;
+mod types;
+
+pub use types::{ClusterInfo, Event, NodeState, NodeStatus, Stats};
 
 use crate::NodeId;
 use crate::config::QuorumConfig;
-use crate::error::{ConfigError, DecodeError, QuorumError};
-use crate::limits::{MAX_SEND_QUEUE, MAX_VOTES};
+use crate::error::{ConfigError, DecodeError};
+use crate::limits::MAX_VOTES;
 use crate::wire::{self, Message, NodeInfo, Reconfigure, flags};
 use calc::Decision;
 use phalanx_totem::{ConfigChange, ConfigKind, RingId, Time};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-/// A node's state as votequorum sees it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NodeState {
-    /// In the current configuration.
-    Member,
-    /// Not in the current configuration.
-    Dead,
-    /// In the current configuration, announced a clean leave.
-    Leaving,
-}
-
-/// One node of [`Votequorum::nodes`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct NodeStatus {
-    /// Node id.
-    pub node: NodeId,
-    /// Member, dead or leaving.
-    pub state: NodeState,
-    /// Its votes.
-    pub votes: u32,
-    /// The expected votes it last announced.
-    pub expected: u32,
-}
-
-/// The partition's quorum state ([`Votequorum::info`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ClusterInfo {
-    /// This node.
-    pub local: NodeId,
-    /// The current ring, once one is installed.
-    pub ring: Option<RingId>,
-    /// Members of the current configuration, ascending.
-    pub members: Vec<NodeId>,
-    /// True once every member's state announcement for this ring was delivered.
-    pub synced: bool,
-    /// Quorate or not.
-    pub quorate: bool,
-    /// Votes needed.
-    pub quorum: u32,
-    /// Expected votes of the partition (highest announced).
-    pub expected_votes: u32,
-    /// Votes present (members + device when it casts).
-    pub total_votes: u32,
-    /// Votes the device carries (0 without a device).
-    pub device_votes: u32,
-    /// The device casts its vote for this ring (as replicated).
-    pub device_cast: bool,
-    /// `two_node` set.
-    pub two_node: bool,
-    /// `wait_for_all` set.
-    pub wait_for_all: bool,
-    /// Still waiting for all nodes.
-    pub wfa_waiting: bool,
-    /// `last_man_standing` set.
-    pub last_man_standing: bool,
-    /// `auto_tie_breaker` set.
-    pub auto_tie_breaker: bool,
-    /// `allow_downscale` set.
-    pub allow_downscale: bool,
-}
-
-/// Something the Stack or application must act on.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Event {
-    /// Quorum state or membership changed (emitted after each state exchange and
-    /// whenever `quorate` flips).
-    QuorumChanged {
-        /// Quorate or not.
-        quorate: bool,
-        /// The ring.
-        ring: RingId,
-        /// Members and their states.
-        nodes: Vec<NodeStatus>,
-    },
-    /// The partition's expected votes changed.
-    ExpectedVotesChanged(u32),
-    /// The local node's withdrawal of its device vote for `ring` was delivered: every
-    /// member of the partition has stopped counting it. The Stack then calls the
-    /// qdevice client's `release_done` (with `confirm_release`).
-    DeviceReleased {
-        /// The ring the vote had been cast for.
-        ring: RingId,
-    },
-    /// Write this value to the expected-votes tracking file (`expected_votes_tracking`)
-    /// and pass it back as [`QuorumConfig::tracked_expected_votes`] after a restart.
-    PersistExpectedVotes(u32),
-}
-
-/// Counters for diagnostics.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// Messages that did not decode (counted and dropped).
-    pub decode_errors: u64,
-    /// Messages for another ring or from a non-member (ignored).
-    pub stale: u64,
-    /// Requests that were invalid by the time they were delivered (ignored).
-    pub rejected: u64,
-}
-
 #[derive(Clone, Copy, Debug)]
-struct Record {
+pub(crate) struct Record {
     votes: u32,
     expected: u32,
     state: NodeState,
@@ -583,145 +488,9 @@ impl Votequorum {
             .filter_map(|m| self.nodes.get(m).map(|r| status(*m, r)))
             .collect()
     }
-
-    // ----- requests (answered at once; applied when delivered) -----------------
-
-    fn request(&mut self, m: Message) -> Result<(), QuorumError> {
-        if self.ring.is_none() {
-            return Err(QuorumError::NotReady);
-        }
-        if self.send.len() >= MAX_SEND_QUEUE {
-            return Err(QuorumError::TryAgain);
-        }
-        self.send.push_back(wire::encode(&m));
-        Ok(())
-    }
-
-    /// Sets the cluster's expected votes (may lower quorum). Replicated: applied by
-    /// every member when delivered.
-    pub fn set_expected_votes(&mut self, expected: u32) -> Result<(), QuorumError> {
-        let total = self.decision().total();
-        if expected == 0 || expected > MAX_VOTES || expected < total {
-            return Err(QuorumError::InvalidExpectedVotes {
-                requested: expected,
-                total,
-            });
-        }
-        self.request(Message::Reconfigure(Reconfigure::SetExpected(expected)))
-    }
-
-    /// Sets a node's votes. Replicated.
-    pub fn set_votes(&mut self, node: NodeId, votes: u32) -> Result<(), QuorumError> {
-        if votes > MAX_VOTES || (self.cfg.last_man_standing && votes > 1) {
-            return Err(QuorumError::InvalidVotes(votes));
-        }
-        if !self.nodes.contains_key(&node) {
-            return Err(QuorumError::UnknownNode(node));
-        }
-        self.request(Message::Reconfigure(Reconfigure::SetVotes { node, votes }))
-    }
-
-    /// Stops waiting for all nodes (`wait_for_all`). Replicated.
-    pub fn cancel_wait_for_all(&mut self) -> Result<(), QuorumError> {
-        self.request(Message::Reconfigure(Reconfigure::CancelWaitForAll))
-    }
-
-    /// The local quorum device casts (or withdraws) its vote for `ring` — the ring the
-    /// arbitrator granted it for. Replicated; ignored at delivery if the ring changed
-    /// meanwhile (a new ring starts with no device vote).
-    pub fn set_device_vote(&mut self, ring: RingId, cast: bool) -> Result<(), QuorumError> {
-        if self.cfg.device.is_none() {
-            return Err(QuorumError::NoDevice);
-        }
-        if self.ring.is_none() {
-            return Err(QuorumError::NotReady);
-        }
-        if self.send.len() >= MAX_SEND_QUEUE {
-            return Err(QuorumError::TryAgain);
-        }
-        self.local_device_cast = cast;
-        self.send
-            .push_back(wire::encode(&Message::DeviceVote { ring, cast }));
-        Ok(())
-    }
-
-    /// Announces a clean leave (with `allow_downscale`, the others lower their
-    /// expected votes by this node's votes when it is gone).
-    pub fn leave(&mut self) -> Result<(), QuorumError> {
-        self.request(Message::Leaving)?;
-        self.leaving = true;
-        Ok(())
-    }
-
-    // ----- outputs --------------------------------------------------------------
-
-    /// The next payload to multicast (agreed order) through totem.
-    pub fn poll_send(&mut self) -> Option<Vec<u8>> {
-        self.send.pop_front()
-    }
-
-    /// The next event.
-    pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
-    }
-
-    // ----- queries --------------------------------------------------------------
-
-    /// Quorate or not.
-    pub fn is_quorate(&self) -> bool {
-        self.quorate
-    }
-
-    /// The partition's state.
-    pub fn info(&self) -> ClusterInfo {
-        let d = self.decision();
-        ClusterInfo {
-            local: self.cfg.local,
-            ring: self.ring,
-            members: self.members.iter().copied().collect(),
-            synced: self.synced,
-            quorate: self.quorate,
-            quorum: self.quorum,
-            expected_votes: self.expected,
-            total_votes: d.total(),
-            device_votes: self.cfg.device_votes(),
-            device_cast: !self.device_cast.is_empty(),
-            two_node: self.cfg.two_node,
-            wait_for_all: self.cfg.wait_for_all(),
-            wfa_waiting: self.wfa_waiting,
-            last_man_standing: self.cfg.last_man_standing,
-            auto_tie_breaker: self.cfg.auto_tie_breaker,
-            allow_downscale: self.cfg.allow_downscale,
-        }
-    }
-
-    /// One node's status (configured or ever seen).
-    pub fn node(&self, node: NodeId) -> Option<NodeStatus> {
-        self.nodes.get(&node).map(|r| status(node, r))
-    }
-
-    /// Every known node, ascending.
-    pub fn nodes(&self) -> Vec<NodeStatus> {
-        self.nodes.iter().map(|(n, r)| status(*n, r)).collect()
-    }
-
-    /// Whether the local device's last request was to cast.
-    pub fn local_device_cast(&self) -> bool {
-        self.local_device_cast
-    }
-
-    /// Counters.
-    pub fn stats(&self) -> Stats {
-        self.stats
-    }
-
-    /// The configuration.
-    pub fn config(&self) -> &QuorumConfig {
-        &self.cfg
-    }
 }
 
-fn status(node: NodeId, r: &Record) -> NodeStatus {
+pub(crate) fn status(node: NodeId, r: &Record) -> NodeStatus {
     NodeStatus {
         node,
         state: r.state,

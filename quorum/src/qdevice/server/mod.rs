@@ -11,11 +11,12 @@
 //! }
 //! ```
 
-use super::algo::{self, Partition};
+mod decide;
+
 use super::auth::{self, LEN, Role, Session};
 use super::proto::{self, Decision, Deframer, ErrorCode, Msg, Status};
 use crate::NodeId;
-use crate::config::{Algorithm, TieBreaker};
+use decide::{Outcome, decide};
 use phalanx_totem::{RingId, Time};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
@@ -303,13 +304,26 @@ impl Qnetd {
                     },
                 );
             }
-            (st @ Conn::Active { .. }, Msg::Status(s)) => {
-                let Conn::Active { cluster, node, .. } = &st else {
-                    unreachable!()
-                };
-                let (cluster, node) = (cluster.clone(), *node);
-                self.set_state(conn, st);
-                self.status(now, conn, &cluster, node, s);
+            (
+                Conn::Active {
+                    cluster,
+                    node,
+                    session,
+                    last_heard,
+                },
+                Msg::Status(s),
+            ) => {
+                let name = cluster.clone();
+                self.set_state(
+                    conn,
+                    Conn::Active {
+                        cluster,
+                        node,
+                        session,
+                        last_heard,
+                    },
+                );
+                self.status(now, conn, &name, node, s);
             }
             _ => self.fail(now, conn, ErrorCode::Protocol),
         }
@@ -551,59 +565,5 @@ impl Qnetd {
         }
         self.close.push_back(conn);
         self.closed(now, conn);
-    }
-}
-
-/// The partitions of a cluster as its connected nodes report them, or `None` while
-/// the reports are inconsistent (a member listed in one ring reports another).
-fn partitions(cl: &Cluster) -> Option<Vec<Partition>> {
-    let mut by_ring: BTreeMap<RingId, Partition> = BTreeMap::new();
-    for (id, v) in &cl.nodes {
-        let (Some(_), Some(s)) = (v.conn, &v.status) else {
-            continue;
-        };
-        let p = by_ring.entry(s.ring).or_insert_with(|| Partition {
-            ring: s.ring,
-            members: s.members.iter().copied().collect(),
-            connected: Vec::new(),
-        });
-        if p.members != s.members.iter().copied().collect::<BTreeSet<_>>() {
-            return None;
-        }
-        p.connected.push((*id, s.heuristics));
-    }
-    // Every connected member of a ring must report that ring.
-    for p in by_ring.values() {
-        for m in &p.members {
-            if let Some(v) = cl.nodes.get(m) {
-                if let (Some(_), Some(s)) = (v.conn, &v.status) {
-                    if s.ring != p.ring {
-                        return None;
-                    }
-                }
-            }
-        }
-    }
-    Some(by_ring.into_values().collect())
-}
-
-enum Outcome {
-    Winner(Partition),
-    NoWinner,
-    Unstable,
-}
-
-fn decide(cl: &Cluster) -> Outcome {
-    let Some(parts) = partitions(cl) else {
-        return Outcome::Unstable;
-    };
-    let Some(s) = cl.nodes.values().find_map(|v| v.status.as_ref()) else {
-        return Outcome::NoWinner;
-    };
-    let (alg, tb, n): (Algorithm, TieBreaker, usize) =
-        (s.algorithm, s.tie_breaker.clone(), s.config_nodes.len());
-    match algo::choose(alg, &parts, n, &tb, &cl.last_holders) {
-        Some(p) => Outcome::Winner(p.clone()),
-        None => Outcome::NoWinner,
     }
 }
