@@ -67,79 +67,30 @@ fn config(rng: &mut Rng, n: u32) -> impl Fn(NodeId) -> QuorumConfig + 'static {
     }
 }
 
-#[test]
-fn never_two_quorate_partitions() {
-    let seeds: u64 = std::env::var("QUORUM_SWARM_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5_000);
-    let mut quorate_steps = 0u64;
-    for seed in 1..=seeds {
-        let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-        let n = 2 + rng.below(5) as u32;
-        let ids: Vec<NodeId> = (1..=n).collect();
-        let mut c = Cluster::new(&ids, config(&mut rng, n));
-        for step in 0..30 {
-            let at = format!("seed {seed} step {step}");
-            match rng.below(10) {
-                // crash-restart a node (fresh core, it must rejoin)
-                0 => {
-                    let victim = 1 + rng.below(n as u64) as u32;
-                    c.start(victim);
-                }
-                1 => c.advance(Duration::from_secs(rng.below(20))),
-                _ => {}
-            }
-            // A random partitioning of a random subset (the rest is down/paused).
-            let mut groups: Vec<Vec<NodeId>> = vec![Vec::new(); 1 + rng.below(3) as usize];
-            for &id in &ids {
-                if rng.below(6) != 0 {
-                    let g = rng.below(groups.len() as u64) as usize;
-                    groups[g].push(id);
-                }
-            }
-            groups.retain(|g| !g.is_empty());
-            if groups.is_empty() {
-                continue;
-            }
-            let refs: Vec<&[NodeId]> = groups.iter().map(|g| g.as_slice()).collect();
-            c.partition(&refs);
-            c.assert_partitions_agree(&at);
-            c.assert_at_most_one_quorate(&at);
-            quorate_steps += u64::from(groups.iter().any(|g| c.quorate(g[0])));
-        }
-    }
-    // The test must exercise quorate states, not only inquorate ones.
-    assert!(
-        quorate_steps > seeds * 3,
-        "only {quorate_steps} quorate steps"
-    );
-}
-
-#[test]
-#[ignore = "debug helper"]
-fn debug_seed() {
-    let seed: u64 = std::env::var("SEED").unwrap().parse().unwrap();
+/// Runs one seed; returns how many steps had a quorate partition. Panics (with the
+/// seed and step) on a violation; `verbose` prints every step.
+fn run_seed(seed: u64, verbose: bool) -> u64 {
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let n = 2 + rng.below(5) as u32;
     let ids: Vec<NodeId> = (1..=n).collect();
-    let mk = config(&mut rng, n);
-    println!("cfg {:?}", mk(1));
-    let mut c = Cluster::new(&ids, mk);
+    let make = config(&mut rng, n);
+    if verbose {
+        println!("seed {seed}: {:?}", make(1));
+    }
+    let mut c = Cluster::new(&ids, make);
+    let mut quorate_steps = 0;
     for step in 0..30 {
+        let at = format!("seed {seed} step {step}");
         match rng.below(10) {
+            // crash-restart a node (fresh core, it must rejoin)
             0 => {
                 let victim = 1 + rng.below(n as u64) as u32;
-                println!("step {step}: restart {victim}");
                 c.start(victim);
             }
-            1 => {
-                let d = rng.below(20);
-                println!("step {step}: advance {d}");
-                c.advance(Duration::from_secs(d))
-            }
+            1 => c.advance(Duration::from_secs(rng.below(20))),
             _ => {}
         }
+        // A random partitioning of a random subset (the rest is down/paused).
         let mut groups: Vec<Vec<NodeId>> = vec![Vec::new(); 1 + rng.below(3) as usize];
         for &id in &ids {
             if rng.below(6) != 0 {
@@ -153,13 +104,44 @@ fn debug_seed() {
         }
         let refs: Vec<&[NodeId]> = groups.iter().map(|g| g.as_slice()).collect();
         c.partition(&refs);
-        println!("step {step}: {groups:?}");
-        for g in &groups {
-            let i = c.nodes[&g[0]].info();
-            println!(
-                "   {g:?} q={} E={} V={} quorum={} wfa={}",
-                i.quorate, i.expected_votes, i.total_votes, i.quorum, i.wfa_waiting
-            );
+        if verbose {
+            for g in &groups {
+                let i = c.nodes[&g[0]].info();
+                println!(
+                    "{at}: {g:?} quorate={} E={} V={} quorum={} wfa={}",
+                    i.quorate, i.expected_votes, i.total_votes, i.quorum, i.wfa_waiting
+                );
+            }
         }
+        c.assert_partitions_agree(&at);
+        c.assert_at_most_one_quorate(&at);
+        quorate_steps += u64::from(groups.iter().any(|g| c.quorate(g[0])));
     }
+    quorate_steps
+}
+
+#[test]
+fn never_two_quorate_partitions() {
+    let seeds: u64 = std::env::var("QUORUM_SWARM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5_000);
+    let quorate_steps: u64 = (1..=seeds).map(|s| run_seed(s, false)).sum();
+    // The test must exercise quorate states, not only inquorate ones.
+    assert!(
+        quorate_steps > seeds * 3,
+        "only {quorate_steps} quorate steps"
+    );
+}
+
+/// Replays one seed verbosely: `SEED=57 cargo test -p phalanx-quorum --test
+/// partition_swarm replay -- --ignored --nocapture`.
+#[test]
+#[ignore = "replay helper for a failing seed"]
+fn replay() {
+    let seed = std::env::var("SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    run_seed(seed, true);
 }
