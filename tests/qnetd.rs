@@ -284,3 +284,56 @@ fn command_line_errors() {
     assert!(err.contains("not-an-address"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn heuristics_outweigh_the_tie_breaker() {
+    let dir = tempdir("heur");
+    let (keyfile, key) = write_key(&dir);
+    let (mut qnetd, addr) = start_qnetd("127.0.0.1:0", &keyfile).expect("qnetd starts");
+    let votes = Arc::new(Mutex::new(BTreeMap::<NodeId, RingId>::new()));
+    let mut drivers = BTreeMap::new();
+    for node in 1..=4u32 {
+        let client = ClientConfig {
+            cluster: b"alpha".to_vec(),
+            node,
+            key: key.clone(),
+            algorithm: Algorithm::Ffsplit,
+            tie_breaker: TieBreaker::Lowest,
+            config_nodes: vec![1, 2, 3, 4],
+            confirm_release: false,
+        };
+        let mut cfg = DriverConfig::new(&addr, client);
+        // Node 1's check fails: its side loses the tie despite holding the lowest id.
+        cfg.heuristics = vec![if node == 1 {
+            "exit 1".into()
+        } else {
+            "true".into()
+        }];
+        let v = votes.clone();
+        let d = QdeviceDriver::start(cfg, move |ev| {
+            if let ClientEvent::Vote { ring, cast } = ev {
+                let mut v = v.lock().unwrap();
+                if *cast {
+                    v.insert(node, *ring);
+                } else {
+                    v.remove(&node);
+                }
+            }
+        })
+        .unwrap();
+        drivers.insert(node, d);
+    }
+    let (a, b) = (RingId { seq: 8, rep: 1 }, RingId { seq: 8, rep: 3 });
+    drivers[&1].set_membership(a, vec![1, 2]);
+    drivers[&2].set_membership(a, vec![1, 2]);
+    drivers[&3].set_membership(b, vec![3, 4]);
+    drivers[&4].set_membership(b, vec![3, 4]);
+    let want: BTreeMap<NodeId, RingId> = [(3, b), (4, b)].into();
+    wait_until("side {3,4} holds the vote", Duration::from_secs(20), || {
+        *votes.lock().unwrap() == want
+    });
+    drop(drivers);
+    let _ = qnetd.kill();
+    let _ = qnetd.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -439,3 +439,25 @@ fn garbage_never_panics_the_server() {
         }
     }
 }
+
+#[test]
+fn pending_heuristics_hold_the_decision() {
+    let mut net = four(Algorithm::Ffsplit, TieBreaker::Lowest);
+    net.nodes
+        .get_mut(&(b"c".to_vec(), 1))
+        .unwrap()
+        .client
+        .heuristics_pending();
+    net.membership(&[&[1, 2], &[3, 4]], b"c");
+    net.advance(SETTLE);
+    // Node 1's heuristics are still running: nobody gets the vote yet.
+    assert!(net.voters(b"c").is_empty());
+    let now = net.now;
+    net.nodes
+        .get_mut(&(b"c".to_vec(), 1))
+        .unwrap()
+        .client
+        .set_heuristics(now, Heuristics::Fail);
+    net.advance(Duration::from_secs(1));
+    assert_eq!(net.voters(b"c"), vec![3, 4]);
+}

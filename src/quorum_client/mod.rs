@@ -185,7 +185,9 @@ impl Loop {
                     Err(_) => break,
                 }
             }
-            if self.stream.is_none() && Instant::now() >= self.next_connect {
+            // Connect only once there is a membership to report: the arbitrator
+            // drops connections that stay silent.
+            if self.stream.is_none() && self.ring.is_some() && Instant::now() >= self.next_connect {
                 self.connect();
             }
             let now = self.now();
@@ -231,6 +233,9 @@ impl Loop {
         match c {
             Cmd::Membership(ring, members) => {
                 self.ring = Some(ring);
+                if !self.cfg.heuristics.is_empty() {
+                    self.client.heuristics_pending();
+                }
                 self.client.set_membership(now, ring, &members);
                 if !self.cfg.heuristics.is_empty() {
                     let (cmds, t, tx) = (

@@ -16,6 +16,9 @@ pub enum Heuristics {
     Pass,
     /// Some command failed or timed out.
     Fail,
+    /// Commands are running for the reported membership; the arbitrator waits for
+    /// the result before deciding (bounded by the node's heuristics timeout).
+    Pending,
 }
 
 /// One partition as the arbitrator sees it: the ring its connected members report.
@@ -37,7 +40,7 @@ impl Partition {
             match h {
                 Heuristics::Pass => s += 1,
                 Heuristics::Fail => s -= 1,
-                Heuristics::Undefined => {}
+                Heuristics::Undefined | Heuristics::Pending => {}
             }
         }
         s

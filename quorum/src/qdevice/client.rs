@@ -314,6 +314,14 @@ impl QdeviceClient {
         self.send_status(now);
     }
 
+    /// Heuristics are starting for the next membership: the next status reports
+    /// them as pending, so the arbitrator waits for the result (call before
+    /// [`QdeviceClient::set_membership`], then [`QdeviceClient::set_heuristics`] with
+    /// the result).
+    pub fn heuristics_pending(&mut self) {
+        self.heuristics = Heuristics::Pending;
+    }
+
     /// A new heuristics result for the current membership.
     pub fn set_heuristics(&mut self, now: Time, h: Heuristics) {
         if self.heuristics != h {

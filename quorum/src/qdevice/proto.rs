@@ -175,6 +175,7 @@ pub fn encode_frame_body(m: &Msg) -> Vec<u8> {
                 Heuristics::Undefined => 0,
                 Heuristics::Pass => 1,
                 Heuristics::Fail => 2,
+                Heuristics::Pending => 3,
             });
             match s.holding {
                 None => {
@@ -257,6 +258,7 @@ pub fn decode_frame_body(b: &[u8]) -> Result<Msg, DecodeError> {
                 0 => Heuristics::Undefined,
                 1 => Heuristics::Pass,
                 2 => Heuristics::Fail,
+                3 => Heuristics::Pending,
                 t => return Err(DecodeError::BadType(t)),
             };
             let holding = match r.u8()? {

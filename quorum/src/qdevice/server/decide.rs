@@ -3,7 +3,7 @@
 
 use super::Cluster;
 use crate::config::{Algorithm, TieBreaker};
-use crate::qdevice::algo::{self, Partition};
+use crate::qdevice::algo::{self, Heuristics, Partition};
 use phalanx_totem::RingId;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -15,6 +15,10 @@ fn partitions(cl: &Cluster) -> Option<Vec<Partition>> {
         let (Some(_), Some(s)) = (v.conn, &v.status) else {
             continue;
         };
+        // A partition whose heuristics are still running is not compared yet.
+        if s.heuristics == Heuristics::Pending {
+            return None;
+        }
         let p = by_ring.entry(s.ring).or_insert_with(|| Partition {
             ring: s.ring,
             members: s.members.iter().copied().collect(),
