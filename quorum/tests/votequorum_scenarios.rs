@@ -756,3 +756,72 @@ fn node_list_and_info() {
         "{ev:?}"
     );
 }
+
+/// EVS delivers old-ring messages after the transitional configuration, to each side
+/// of a split: a device grant for the old ring must count on neither side.
+#[test]
+fn old_ring_device_vote_after_transitional_does_not_count() {
+    use phalanx_quorum::Votequorum;
+    use phalanx_quorum::wire::{Message, encode};
+    use phalanx_totem::{ConfigChange, ConfigKind, RingId, Time};
+    let cfg = |me| QuorumConfig {
+        device: Some(DeviceConfig {
+            algorithm: Algorithm::Ffsplit,
+            votes: None,
+        }),
+        ..QuorumConfig::new(me, &[1, 2, 3, 4])
+    };
+    let r1 = RingId { seq: 4, rep: 1 };
+    let r2 = RingId { seq: 8, rep: 1 };
+    let mut q = Votequorum::new(cfg(1)).unwrap();
+    let t = Time::ZERO;
+    q.handle_config(
+        t,
+        &ConfigChange {
+            kind: ConfigKind::Regular,
+            ring: r1,
+            previous: None,
+            members: vec![1, 2, 3, 4],
+            left: vec![],
+            joined: vec![1, 2, 3, 4],
+        },
+    );
+    let mine = q.poll_send().unwrap();
+    q.handle_message(t, 1, &mine).unwrap();
+    for n in [2, 3, 4] {
+        let info = phalanx_quorum::wire::NodeInfo {
+            ring: r1,
+            votes: 1,
+            expected: 5,
+            flags: 0,
+            prev_members: vec![],
+        };
+        q.handle_message(t, n, &encode(&Message::NodeInfo(info)))
+            .unwrap();
+    }
+    assert!(q.is_quorate());
+    q.handle_config(
+        t,
+        &ConfigChange {
+            kind: ConfigKind::Transitional,
+            ring: r2,
+            previous: Some(r1),
+            members: vec![1, 2],
+            left: vec![3, 4],
+            joined: vec![],
+        },
+    );
+    assert!(!q.is_quorate());
+    // The late old-ring grant from a transitional member:
+    q.handle_message(
+        t,
+        2,
+        &encode(&Message::DeviceVote {
+            ring: r1,
+            cast: true,
+        }),
+    )
+    .unwrap();
+    let i = q.info();
+    assert!(!i.device_cast && !i.quorate, "{i:?}");
+}

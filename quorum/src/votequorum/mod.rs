@@ -48,6 +48,8 @@ pub struct Votequorum {
     /// Members whose announcement for this ring has not been delivered yet.
     pending: BTreeSet<NodeId>,
     synced: bool,
+    /// Between a transitional configuration and the next regular one.
+    in_transition: bool,
     expected: u32,
     tracked: u32,
     wfa_waiting: bool,
@@ -99,6 +101,7 @@ impl Votequorum {
             previous: BTreeSet::new(),
             pending: BTreeSet::new(),
             synced: false,
+            in_transition: false,
             expected,
             tracked: expected,
             wfa_waiting: wfa,
@@ -135,6 +138,7 @@ impl Votequorum {
     }
 
     fn transitional(&mut self, cc: &ConfigChange) {
+        self.in_transition = true;
         let was_synced = self.synced;
         let old: BTreeSet<NodeId> = self.members.clone();
         self.set_members(&cc.members);
@@ -168,6 +172,7 @@ impl Votequorum {
                 }
             }
         }
+        self.in_transition = false;
         self.prev_members = std::mem::take(&mut self.regular_members);
         self.regular_members = cc.members.clone();
         self.ring = Some(cc.ring);
@@ -252,7 +257,10 @@ impl Votequorum {
             Message::NodeInfo(info) => self.node_info(now, sender, info),
             Message::Reconfigure(r) => self.reconfigure(r),
             Message::DeviceVote { ring, cast } => {
-                if Some(ring) != self.ring {
+                // After a transitional configuration the old ring's messages are still
+                // delivered, to each side of a split: a grant for the old ring must
+                // not count on either side.
+                if Some(ring) != self.ring || self.in_transition {
                     // A vote for an older ring is counted by nobody any more.
                     if !cast && sender == self.cfg.local {
                         self.events.push_back(Event::DeviceReleased { ring });
@@ -273,7 +281,7 @@ impl Votequorum {
                 }
             }
             Message::LmsExpired { ring } => {
-                if Some(ring) != self.ring || !self.synced {
+                if Some(ring) != self.ring || !self.synced || self.in_transition {
                     self.stats.stale += 1;
                     return Ok(());
                 }
