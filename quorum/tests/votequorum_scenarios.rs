@@ -825,3 +825,62 @@ fn old_ring_device_vote_after_transitional_does_not_count() {
     let i = q.info();
     assert!(!i.device_cast && !i.quorate, "{i:?}");
 }
+
+/// Two vote raises sent on the old ring and delivered after the transitional
+/// configuration to both halves must not make both halves quorate.
+#[test]
+fn old_ring_reconfigure_after_transitional_is_dropped() {
+    use phalanx_quorum::Votequorum;
+    use phalanx_quorum::wire::{Message, Reconfigure, encode};
+    use phalanx_totem::{ConfigChange, ConfigKind, RingId, Time};
+    let r1 = RingId { seq: 4, rep: 1 };
+    let r2 = RingId { seq: 8, rep: 1 };
+    let t = Time::ZERO;
+    let mut halves = Vec::new();
+    for (me, half) in [(1, vec![1, 2]), (3, vec![3, 4])] {
+        let mut q = Votequorum::new(QuorumConfig::new(me, &[1, 2, 3, 4])).unwrap();
+        q.handle_config(
+            t,
+            &ConfigChange {
+                kind: ConfigKind::Regular,
+                ring: r1,
+                previous: None,
+                members: vec![1, 2, 3, 4],
+                left: vec![],
+                joined: vec![1, 2, 3, 4],
+            },
+        );
+        for n in [1, 2, 3, 4] {
+            let info = phalanx_quorum::wire::NodeInfo {
+                ring: r1,
+                votes: 1,
+                expected: 4,
+                flags: 0,
+                prev_members: vec![],
+            };
+            q.handle_message(t, n, &encode(&Message::NodeInfo(info)))
+                .unwrap();
+        }
+        let left: Vec<u32> = [1, 2, 3, 4]
+            .into_iter()
+            .filter(|n| !half.contains(n))
+            .collect();
+        q.handle_config(
+            t,
+            &ConfigChange {
+                kind: ConfigKind::Transitional,
+                ring: r2,
+                previous: Some(r1),
+                members: half.clone(),
+                left,
+                joined: vec![],
+            },
+        );
+        for node in [1, 3] {
+            let m = Message::Reconfigure(Reconfigure::SetVotes { node, votes: 3 });
+            q.handle_message(t, half[0], &encode(&m)).unwrap();
+        }
+        halves.push(q.is_quorate());
+    }
+    assert_eq!(halves, vec![false, false]);
+}

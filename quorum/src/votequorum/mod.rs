@@ -255,6 +255,11 @@ impl Votequorum {
         }
         match m {
             Message::NodeInfo(info) => self.node_info(now, sender, info),
+            // An old ring's runtime change delivered after the transitional
+            // configuration would be applied on each side of a split (two vote
+            // raises could then make both halves quorate): drop it; the requester
+            // sees it did not take effect (`info()`) and may retry on the new ring.
+            Message::Reconfigure(_) if self.in_transition => self.stats.stale += 1,
             Message::Reconfigure(r) => self.reconfigure(r),
             Message::DeviceVote { ring, cast } => {
                 // After a transitional configuration the old ring's messages are still
