@@ -14,7 +14,7 @@ pub enum NodeState {
     Leaving,
 }
 
-/// One node of [`Votequorum::nodes`].
+/// One node of [`Votequorum::nodes`](super::Votequorum::nodes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NodeStatus {
     /// Node id.
@@ -27,7 +27,7 @@ pub struct NodeStatus {
     pub expected: u32,
 }
 
-/// The partition's quorum state ([`Votequorum::info`]).
+/// The partition's quorum state ([`Votequorum::info`](super::Votequorum::info)).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClusterInfo {
     /// This node.
@@ -87,7 +87,7 @@ pub enum Event {
         ring: RingId,
     },
     /// Write this value to the expected-votes tracking file (`expected_votes_tracking`)
-    /// and pass it back as [`QuorumConfig::tracked_expected_votes`] after a restart.
+    /// and pass it back as [`QuorumConfig::tracked_expected_votes`](crate::QuorumConfig::tracked_expected_votes) after a restart.
     PersistExpectedVotes(u32),
 }
 
