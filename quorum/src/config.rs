@@ -123,7 +123,10 @@ impl QuorumConfig {
 
     /// Sum of configured node votes.
     pub fn node_votes(&self) -> u32 {
-        self.nodes.iter().map(|n| n.votes).sum()
+        // Saturating: callable before validation, on any input.
+        self.nodes
+            .iter()
+            .fold(0u32, |a, n| a.saturating_add(n.votes))
     }
 
     /// The device's effective votes (0 without a device).
@@ -142,7 +145,7 @@ impl QuorumConfig {
     pub fn initial_expected_votes(&self) -> u32 {
         let base = self
             .expected_votes
-            .unwrap_or(self.node_votes() + self.device_votes());
+            .unwrap_or(self.node_votes().saturating_add(self.device_votes()));
         match self.tracked_expected_votes {
             Some(t) if self.tracking() => base.max(t),
             _ => base,
