@@ -13,6 +13,10 @@
 //! }
 //! ```
 //!
+//! The Stack must deliver the core's own messages back to it (totem self delivery):
+//! the state exchange completes when every member's announcement, including this
+//! node's, has been delivered.
+//!
 //! ## Example: three members agree
 //!
 //! ```
