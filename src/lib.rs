@@ -12,6 +12,8 @@ pub mod link;
 pub mod node;
 pub mod util;
 
+pub mod quorum_client;
+
 pub use phalanx_cib as cib;
 pub use phalanx_cpg as cpg;
 pub use phalanx_dlm as dlm;

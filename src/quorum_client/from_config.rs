@@ -1,0 +1,217 @@
+//! From the loaded cluster configuration (`quorum { ... }`, `nodelist`) to the quorum
+//! cores' settings, so the Stack and the daemon build them the same way.
+
+use crate::config::{ClusterConfig, TieBreakerNode};
+use phalanx_quorum::qdevice::client::ClientConfig;
+use phalanx_quorum::{
+    Algorithm, ConfigError, DeviceConfig, NodeId, NodeVotes, QuorumConfig, TieBreaker,
+};
+use thiserror::Error;
+
+use super::DriverConfig;
+
+/// Why the quorum settings cannot be built. Nothing was created.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum FromConfigError {
+    /// The votequorum options are invalid or a forbidden combination.
+    #[error("quorum: {0}")]
+    Quorum(#[from] ConfigError),
+    /// `quorum.device.model` is not `net`.
+    #[error("quorum.device.model: {0:?} is not supported (only \"net\")")]
+    Model(String),
+    /// `quorum.device.net.algorithm` is not `ffsplit` or `lms`.
+    #[error("quorum.device.net.algorithm: {0:?} (expected ffsplit or lms)")]
+    Algorithm(String),
+    /// `quorum.device.net.tie_breaker` is not `lowest`, `highest` or a node id.
+    #[error("quorum.device.net.tie_breaker: {0:?} (expected lowest, highest or a node id)")]
+    TieBreaker(String),
+    /// The arbitrator needs `quorum.device.net.host` and `totem.cluster_name`.
+    #[error("quorum device: {0}")]
+    Missing(&'static str),
+}
+
+fn algorithm(s: &str) -> Result<Algorithm, FromConfigError> {
+    match s {
+        "ffsplit" => Ok(Algorithm::Ffsplit),
+        "lms" => Ok(Algorithm::Lms),
+        _ => Err(FromConfigError::Algorithm(s.into())),
+    }
+}
+
+/// Votequorum settings of node `local`.
+pub fn votequorum_config(
+    c: &ClusterConfig,
+    local: NodeId,
+) -> Result<QuorumConfig, FromConfigError> {
+    let q = &c.quorum;
+    let device = match &q.device {
+        None => None,
+        Some(d) => {
+            if d.model != "net" {
+                return Err(FromConfigError::Model(d.model.clone()));
+            }
+            let alg = d.net.as_ref().map_or("ffsplit", |n| n.algorithm.as_str());
+            Some(DeviceConfig {
+                algorithm: algorithm(alg)?,
+                votes: d.votes,
+            })
+        }
+    };
+    let cfg = QuorumConfig {
+        local,
+        nodes: c
+            .nodes
+            .iter()
+            .map(|n| NodeVotes {
+                node: n.node_id,
+                votes: n.quorum_votes,
+            })
+            .collect(),
+        expected_votes: q.expected_votes,
+        two_node: q.two_node,
+        wait_for_all: q.wait_for_all,
+        last_man_standing: q.last_man_standing,
+        last_man_standing_window: q.last_man_standing_window,
+        auto_tie_breaker: q.auto_tie_breaker,
+        auto_tie_breaker_node: match &q.auto_tie_breaker_node {
+            TieBreakerNode::Lowest => TieBreaker::Lowest,
+            TieBreakerNode::Highest => TieBreaker::Highest,
+            TieBreakerNode::Nodes(l) => TieBreaker::Nodes(l.clone()),
+        },
+        allow_downscale: q.allow_downscale,
+        expected_votes_tracking: q.expected_votes_tracking,
+        tracked_expected_votes: None,
+        device,
+    };
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+/// The quorum-device driver settings of node `local`, if a device is configured.
+/// `key` is the cluster key (the same bytes totem uses).
+pub fn qdevice_config(
+    c: &ClusterConfig,
+    local: NodeId,
+    key: Vec<u8>,
+) -> Result<Option<DriverConfig>, FromConfigError> {
+    let Some(d) = &c.quorum.device else {
+        return Ok(None);
+    };
+    if d.model != "net" {
+        return Err(FromConfigError::Model(d.model.clone()));
+    }
+    let net = d.net.clone().unwrap_or_default();
+    if net.host.is_empty() {
+        return Err(FromConfigError::Missing(
+            "quorum.device.net.host is required",
+        ));
+    }
+    if c.cluster_name.is_empty() {
+        return Err(FromConfigError::Missing(
+            "totem.cluster_name is required (the arbitrator serves clusters by name)",
+        ));
+    }
+    let tie_breaker = match net.tie_breaker.as_str() {
+        "lowest" => TieBreaker::Lowest,
+        "highest" => TieBreaker::Highest,
+        s => match s.parse::<NodeId>() {
+            Ok(n) if n != 0 => TieBreaker::Nodes(vec![n]),
+            _ => return Err(FromConfigError::TieBreaker(s.into())),
+        },
+    };
+    let host = if net.host.contains(':') && !net.host.starts_with('[') {
+        format!("[{}]", net.host)
+    } else {
+        net.host.clone()
+    };
+    let mut config_nodes: Vec<NodeId> = c.nodes.iter().map(|n| n.node_id).collect();
+    config_nodes.sort_unstable();
+    let client = ClientConfig {
+        cluster: c.cluster_name.as_bytes().to_vec(),
+        node: local,
+        key,
+        algorithm: algorithm(&net.algorithm)?,
+        tie_breaker,
+        config_nodes,
+        // Driven by the Stack: release only once votequorum delivered the withdrawal.
+        confirm_release: true,
+    };
+    Ok(Some(DriverConfig::new(
+        &format!("{host}:{}", net.port),
+        client,
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONF: &str = r#"
+totem {
+    cluster_name: alpha
+}
+nodelist {
+    node {
+        nodeid: 1
+        ring0_addr: 127.0.0.1
+    }
+    node {
+        nodeid: 2
+        ring0_addr: 127.0.0.2
+    }
+    node {
+        nodeid: 3
+        ring0_addr: 127.0.0.3
+    }
+    node {
+        nodeid: 4
+        ring0_addr: 127.0.0.4
+    }
+}
+quorum {
+    provider: corosync_votequorum
+    device {
+        model: net
+        net {
+            host: ::1
+            algorithm: lms
+            tie_breaker: 3
+        }
+    }
+}
+"#;
+
+    #[test]
+    fn builds_both() {
+        let l = crate::config::from_corosync_str(CONF, "t.conf").unwrap();
+        let q = votequorum_config(&l.config, 2).unwrap();
+        assert_eq!(q.initial_expected_votes(), 7);
+        let d = qdevice_config(&l.config, 2, vec![1; 32]).unwrap().unwrap();
+        assert_eq!(d.addr, "[::1]:5403");
+        assert_eq!(d.client.algorithm, Algorithm::Lms);
+        assert_eq!(d.client.tie_breaker, TieBreaker::Nodes(vec![3]));
+        assert_eq!(d.client.config_nodes, vec![1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn refuses_forbidden() {
+        let text = CONF.replace(
+            "provider: corosync_votequorum",
+            "provider: corosync_votequorum\n    last_man_standing: 1",
+        );
+        let l = crate::config::from_corosync_str(&text, "t.conf").unwrap();
+        assert_eq!(
+            votequorum_config(&l.config, 1),
+            Err(FromConfigError::Quorum(
+                ConfigError::LastManStandingWithDevice
+            ))
+        );
+        let text = CONF.replace("algorithm: lms", "algorithm: 2nodelms");
+        let l = crate::config::from_corosync_str(&text, "t.conf").unwrap();
+        assert!(matches!(
+            votequorum_config(&l.config, 1),
+            Err(FromConfigError::Algorithm(_))
+        ));
+    }
+}
