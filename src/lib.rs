@@ -8,6 +8,8 @@ pub mod config;
 
 pub mod node;
 
+pub mod stack;
+
 pub use phalanx_cib as cib;
 pub use phalanx_cpg as cpg;
 pub use phalanx_dlm as dlm;
