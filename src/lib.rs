@@ -10,6 +10,8 @@ pub mod node;
 
 pub mod stack;
 
+pub mod simulate;
+
 pub use phalanx_cib as cib;
 pub use phalanx_cpg as cpg;
 pub use phalanx_dlm as dlm;

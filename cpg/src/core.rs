@@ -36,6 +36,10 @@ pub struct Cpg {
     /// Own members removed by own messages delivered during exchanges since the last
     /// completed one, with the reason (announced so the others report it).
     pub(crate) own_departures: Vec<(GroupName, u32, Reason)>,
+    /// Own members whose LEAVE or PROCDOWN has been delivered but whose local entry
+    /// is not yet removed (it is removed when that message is applied, or at the end
+    /// of an exchange that superseded it).
+    pub(crate) finished: BTreeSet<(u32, GroupName)>,
     /// The exchange in progress, if any.
     pub(crate) sync: Option<SyncWindow>,
     /// Group messages delivered during interrupted exchanges, in order.
@@ -61,6 +65,7 @@ impl Cpg {
             locals: Locals::default(),
             own: BTreeMap::new(),
             own_departures: Vec::new(),
+            finished: BTreeSet::new(),
             sync: None,
             stale: Vec::new(),
             ring: None,
@@ -263,5 +268,4 @@ impl Cpg {
         self.recipients.insert(group.clone(), r.clone());
         r
     }
-
 }

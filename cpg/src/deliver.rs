@@ -54,6 +54,7 @@ impl Cpg {
     pub fn handle_config(&mut self, change: &ConfigChange) {
         match change.kind {
             ConfigKind::Transitional => {
+                self.close_window();
                 if self.cfg.deliver_transitional {
                     self.events.push_back(CpgEvent::Totem(TotemMembership {
                         kind: ConfigKind::Transitional,
@@ -74,6 +75,7 @@ impl Cpg {
                 self.own.entry(group.clone()).or_default().insert(local);
             }
             Control::Leave | Control::ProcDown => {
+                self.finished.insert((local, group.clone()));
                 let removed = self.own.get_mut(group).is_some_and(|s| s.remove(&local));
                 if self.own.get(group).is_some_and(|s| s.is_empty()) {
                     self.own.remove(group);
@@ -91,7 +93,13 @@ impl Cpg {
     }
 
     /// Applies one message in total order (outside an exchange).
-    pub(crate) fn apply(&mut self, sender: NodeId, guarantee: Guarantee, ring: RingId, msg: Message) {
+    pub(crate) fn apply(
+        &mut self,
+        sender: NodeId,
+        guarantee: Guarantee,
+        ring: RingId,
+        msg: Message,
+    ) {
         match msg {
             Message::Control {
                 kind,
@@ -156,7 +164,11 @@ impl Cpg {
                 (Control::Join, Some(LocalState::Joining)) => {
                     self.locals.set(local, group, LocalState::Joined)
                 }
-                (Control::Leave | Control::ProcDown, Some(LocalState::Leaving | LocalState::Down)) => {
+                (
+                    Control::Leave | Control::ProcDown,
+                    Some(LocalState::Leaving | LocalState::Down),
+                ) => {
+                    self.finished.remove(&(local, group.clone()));
                     self.locals.remove(local, group.as_bytes());
                     self.recipients.remove(&group);
                 }
@@ -172,9 +184,14 @@ impl Cpg {
             .groups
             .get(group)
             .map(|m| {
-                m.range(MemberId { node: me, local: 0 }..=MemberId { node: me, local: u32::MAX })
-                    .map(|m| m.local)
-                    .collect()
+                m.range(
+                    MemberId { node: me, local: 0 }..=MemberId {
+                        node: me,
+                        local: u32::MAX,
+                    },
+                )
+                .map(|m| m.local)
+                .collect()
             })
             .unwrap_or_default()
     }

@@ -9,13 +9,13 @@
 //! applied in total order. See `docs/cpg.md` for why each step is there.
 
 use crate::core::{Applied, Cpg};
+use crate::locals::LocalState;
+use crate::types::TotemMembership;
 use crate::types::{Change, CpgEvent, GroupChange, GroupName, MemberId, Reason, ViewId};
 use crate::wire::{JoinList, Message};
-use crate::locals::LocalState;
 use phalanx_totem::{ConfigKind, Guarantee, NodeId, RingId};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use crate::types::TotemMembership;
 
 /// A message delivered during an exchange, kept for later.
 #[derive(Clone, Debug)]
@@ -30,7 +30,9 @@ pub(crate) struct Buffered {
 /// An exchange in progress on one ring.
 #[derive(Debug)]
 pub(crate) struct SyncWindow {
-    pub ring: RingId,
+    /// The ring whose exchange this is; `None` once a transitional configuration
+    /// was delivered: the exchange can no longer complete (see `close`).
+    pub ring: Option<RingId>,
     /// Members of the ring, ascending.
     pub members: Vec<NodeId>,
     pub lists: BTreeMap<NodeId, JoinList>,
@@ -39,6 +41,16 @@ pub(crate) struct SyncWindow {
 }
 
 impl SyncWindow {
+    /// A window that collects messages until the next regular configuration.
+    pub fn closed() -> Self {
+        Self {
+            ring: None,
+            members: Vec::new(),
+            lists: BTreeMap::new(),
+            buffered: Vec::new(),
+        }
+    }
+
     fn complete(&self) -> bool {
         self.members.iter().all(|n| self.lists.contains_key(n))
     }
@@ -49,7 +61,9 @@ impl Cpg {
     /// of an interrupted one.
     pub(crate) fn start_sync(&mut self, ring: RingId, members: &[NodeId]) {
         if let Some(old) = self.sync.take() {
-            self.stats.syncs_interrupted += 1;
+            if !old.lists.is_empty() || old.ring.is_some() {
+                self.stats.syncs_interrupted += 1;
+            }
             // Membership messages of the interrupted window are superseded by the
             // JOINLISTs (each sender's includes the effect of its own); group
             // messages still have to be delivered.
@@ -73,11 +87,25 @@ impl Cpg {
         self.send
             .set_joinlist(crate::wire::encode_joinlist(self.cfg.wire_prefix, &list));
         self.sync = Some(SyncWindow {
-            ring,
+            ring: Some(ring),
             members: members.to_vec(),
             lists: BTreeMap::new(),
             buffered: Vec::new(),
         });
+    }
+
+    /// A transitional configuration: the old ring's remaining messages follow, and
+    /// members in different transitional configurations may deliver different
+    /// subsets of them (a message after a gap). Applying them would let views with
+    /// the same id differ between nodes, so from here until the next regular
+    /// configuration everything is buffered, as in an interrupted exchange: their
+    /// membership effects reach the others through the next JOINLISTs, their group
+    /// messages are delivered when that exchange completes.
+    pub(crate) fn close_window(&mut self) {
+        match self.sync.as_mut() {
+            Some(w) => w.ring = None,
+            None => self.sync = Some(SyncWindow::closed()),
+        }
     }
 
     /// A JOINLIST was delivered during the window; completes the exchange if it was
@@ -87,7 +115,9 @@ impl Cpg {
             self.stats.stale_joinlists += 1;
             return;
         };
-        if list.ring != w.ring || !w.members.contains(&sender) || w.lists.contains_key(&sender)
+        if w.ring != Some(list.ring)
+            || !w.members.contains(&sender)
+            || w.lists.contains_key(&sender)
         {
             self.stats.stale_joinlists += 1;
             return;
@@ -100,6 +130,7 @@ impl Cpg {
 
     fn complete_sync(&mut self) {
         let Some(w) = self.sync.take() else { return };
+        let Some(ring) = w.ring else { return };
         self.stats.syncs_completed += 1;
         // 1. Group messages of interrupted windows, in the views they were sent in
         //    (before this exchange's changes; see docs/cpg.md).
@@ -187,18 +218,37 @@ impl Cpg {
                 .filter(|m| m.node == self.me)
                 .map(|m| m.local)
                 .collect();
-            self.emit_change(g, ViewId::Sync(w.ring), before_locals, left, joined);
+            self.emit_change(g, ViewId::Sync(ring), before_locals, left, joined);
         }
-        // 4. Local members follow the new state.
+        // 4. Local members follow the new state, except those whose own JOIN, LEAVE
+        //    or PROCDOWN is still to be applied from this window (a dropped member
+        //    must stay down until its PROCDOWN is applied, or it would receive).
+        let pending: BTreeSet<(u32, &GroupName)> = w
+            .buffered
+            .iter()
+            .filter(|b| b.sender == self.me)
+            .filter_map(|b| match &b.msg {
+                Message::Control { local, group, .. } => Some((*local, group)),
+                _ => None,
+            })
+            .collect();
         for (local, g, state) in self.locals.all() {
-            let present = self
-                .applied
-                .groups
-                .get(&g)
-                .is_some_and(|m| m.contains(&MemberId { node: self.me, local }));
+            if pending.contains(&(local, &g)) {
+                continue;
+            }
+            let present = self.applied.groups.get(&g).is_some_and(|m| {
+                m.contains(&MemberId {
+                    node: self.me,
+                    local,
+                })
+            });
+            // Removed only once its LEAVE / PROCDOWN was delivered: before that it
+            // may still be in the send queue, or its JOIN may be yet to come.
+            let finished = self.finished.contains(&(local, g.clone()));
             match (state, present) {
                 (LocalState::Joining, true) => self.locals.set(local, g, LocalState::Joined),
-                (LocalState::Joined | LocalState::Leaving | LocalState::Down, false) => {
+                (LocalState::Leaving | LocalState::Down, false) if finished => {
+                    self.finished.remove(&(local, g.clone()));
                     self.locals.remove(local, g.as_bytes())
                 }
                 _ => {}
@@ -208,7 +258,7 @@ impl Cpg {
         self.own_departures.clear();
         self.events.push_back(CpgEvent::Totem(TotemMembership {
             kind: ConfigKind::Regular,
-            ring: w.ring,
+            ring,
             members: w.members.clone(),
         }));
         // 5. The window's messages, in total order.

@@ -113,6 +113,7 @@ pub struct Change {
 /// Where in the total order a group view was installed. Every node that installs the
 /// view computes the same id, so views can be compared across nodes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
 pub enum ViewId {
     /// The state exchange on this ring completed.
     Sync(RingId),
@@ -175,6 +176,7 @@ pub struct TotemMembership {
 
 /// What the core tells applications, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CpgEvent {
     /// A group view change.
     Change(GroupChange),

@@ -121,11 +121,7 @@ pub fn encode_control(
 
 /// Encodes an MCAST: the payload is copied once, into the returned buffer.
 pub fn encode_mcast(prefix: Option<u8>, local: u32, group: &[u8], payload: &[u8]) -> Vec<u8> {
-    let mut out = start(
-        prefix,
-        KIND_MCAST,
-        5 + group.len() + payload.len(),
-    );
+    let mut out = start(prefix, KIND_MCAST, 5 + group.len() + payload.len());
     out.extend_from_slice(&local.to_le_bytes());
     put_name(&mut out, group);
     out.extend_from_slice(payload);

@@ -41,6 +41,7 @@ pub struct RawDelivery {
 
 /// Something the driver must act on or hand to applications, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum StackEvent {
     /// A raw application message.
     Deliver(RawDelivery),
