@@ -103,6 +103,12 @@ impl Cpg {
             Some(LocalState::Leaving | LocalState::Down) => return Err(CpgError::Busy),
             None => {}
         }
+        // The JOINLIST carries every membership and, at worst, as many departures;
+        // it must fit in one message or no exchange could complete.
+        let per_entry = 2 * (4 + 2 + crate::types::MAX_GROUP_NAME);
+        if (self.locals.count() + 1) * per_entry + 64 > self.cfg.max_message_size {
+            return Err(CpgError::NoResources);
+        }
         self.queue_control(Control::Join, local, &name, true)?;
         self.locals.set(local, name, LocalState::Joining);
         Ok(())

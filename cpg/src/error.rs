@@ -25,6 +25,10 @@ pub enum CpgError {
     /// [`Cpg::send_room`](crate::Cpg::send_room) reports room.
     #[error("send queue full, try again")]
     TryAgain,
+    /// This node has as many memberships as its state-exchange announcement can
+    /// carry (about `max_message_size / 268`). Retry after some member leaves.
+    #[error("too many memberships on this node")]
+    NoResources,
     /// The message is larger than the configured maximum. Retrying will not help.
     #[error("message of {size} bytes exceeds the maximum of {max}")]
     TooLarge {

@@ -50,6 +50,11 @@ impl Locals {
             .unwrap_or_default()
     }
 
+    /// Memberships in any state.
+    pub fn count(&self) -> usize {
+        self.map.values().map(|g| g.len()).sum()
+    }
+
     pub fn is_down(&self, local: u32, group: &[u8]) -> bool {
         self.get(local, group) == Some(LocalState::Down)
     }

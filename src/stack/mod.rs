@@ -73,26 +73,23 @@ pub struct Stack {
 
 impl Stack {
     /// Builds the cores. `persisted_seq` as for [`Totem::new`]. CPG's wire prefix is
-    /// set to [`ServiceId::Cpg`] and its maximum message size must fit in totem's
-    /// (with CPG's header).
+    /// set to [`ServiceId::Cpg`]; totem's `max_message_size` and `send_queue_bytes`
+    /// are raised, if needed, to hold CPG's maximal message plus its header
+    /// ([`phalanx_cpg::wire::MAX_HEADER`]). `cpg.incarnation` must differ on every
+    /// start of the node (the driver draws it at random).
     pub fn new(
-        totem: Config,
+        mut totem: Config,
         mut cpg: CpgConfig,
         persisted_seq: Option<u64>,
         now: Time,
         logger: Logger,
     ) -> Result<Self, ConfigError> {
-        if cpg.max_message_size + phalanx_cpg::wire::MAX_HEADER > totem.max_message_size {
-            return Err(ConfigError::Invalid {
-                field: "cpg.max_message_size",
-                reason: format!(
-                    "{} plus the CPG header ({}) exceeds totem's max_message_size {}",
-                    cpg.max_message_size,
-                    phalanx_cpg::wire::MAX_HEADER,
-                    totem.max_message_size
-                ),
-            });
-        }
+        // A CPG message of the maximal size must fit in one totem message and in
+        // totem's queue (CPG waits for room; one that never fits would block every
+        // later one), so totem's limits are raised to CPG's if lower.
+        let needed = cpg.max_message_size + phalanx_cpg::wire::MAX_HEADER;
+        totem.max_message_size = totem.max_message_size.max(needed);
+        totem.send_queue_bytes = totem.send_queue_bytes.max(needed);
         cpg.wire_prefix = Some(ServiceId::Cpg as u8);
         let node = totem.node_id;
         let totem = Totem::new(totem, persisted_seq, now, logger)?;
