@@ -52,23 +52,29 @@ impl Cluster {
                 if let Some((prev, members)) = previous {
                     let trans: Vec<NodeId> =
                         members.iter().copied().filter(|m| g.contains(m)).collect();
-                    self.nodes.get_mut(&n).unwrap().handle_config(&ConfigChange {
-                        kind: ConfigKind::Transitional,
+                    self.nodes
+                        .get_mut(&n)
+                        .unwrap()
+                        .handle_config(&ConfigChange {
+                            kind: ConfigKind::Transitional,
+                            ring,
+                            previous: Some(*prev),
+                            members: trans,
+                            left: Vec::new(),
+                            joined: Vec::new(),
+                        });
+                }
+                self.nodes
+                    .get_mut(&n)
+                    .unwrap()
+                    .handle_config(&ConfigChange {
+                        kind: ConfigKind::Regular,
                         ring,
-                        previous: Some(*prev),
-                        members: trans,
+                        previous: previous.map(|p| p.0),
+                        members: g.to_vec(),
                         left: Vec::new(),
                         joined: Vec::new(),
                     });
-                }
-                self.nodes.get_mut(&n).unwrap().handle_config(&ConfigChange {
-                    kind: ConfigKind::Regular,
-                    ring,
-                    previous: previous.map(|p| p.0),
-                    members: g.to_vec(),
-                    left: Vec::new(),
-                    joined: Vec::new(),
-                });
             }
             self.rings.push((ring, g.to_vec()));
         }
@@ -193,7 +199,10 @@ fn requests_answer_with_corosync_errors() {
     assert_eq!(n.join(1, &[b'x'; 129]), Err(CpgError::NameTooLong(129)));
     assert!(n.join(1, &[b'x'; 128]).is_ok());
     assert_eq!(n.leave(1, b"g"), Err(CpgError::NotExist));
-    assert_eq!(n.mcast(1, b"g", Guarantee::Agreed, b"x"), Err(CpgError::NotExist));
+    assert_eq!(
+        n.mcast(1, b"g", Guarantee::Agreed, b"x"),
+        Err(CpgError::NotExist)
+    );
     n.join(1, b"g").unwrap();
     assert_eq!(n.join(1, b"g"), Err(CpgError::Exist));
     assert_eq!(n.leave(1, b"g"), Err(CpgError::Busy), "join in flight");
@@ -212,7 +221,11 @@ fn requests_answer_with_corosync_errors() {
     assert_eq!(n.join(1, b"g"), Err(CpgError::Busy));
     c.settle();
     let last = c.changes(1, 1, b"g").pop().unwrap();
-    assert_eq!(last.left, vec![change(1, 1, Reason::Leave)], "the leaver sees itself go");
+    assert_eq!(
+        last.left,
+        vec![change(1, 1, Reason::Leave)],
+        "the leaver sees itself go"
+    );
     assert_eq!(c.node(1).local_state(1, b"g"), None);
     assert!(c.node(1).join(1, b"g").is_ok(), "may join again");
 }
@@ -244,7 +257,9 @@ fn dropped_member_gives_procdown_to_the_others_and_nothing_to_itself() {
     c.node(2).join(2, b"g").unwrap();
     c.settle();
     c.node(1).member_down(1);
-    c.node(2).mcast(2, b"g", Guarantee::Agreed, b"after").unwrap();
+    c.node(2)
+        .mcast(2, b"g", Guarantee::Agreed, b"after")
+        .unwrap();
     c.settle();
     let seen = c.changes(2, 2, b"g").pop().unwrap();
     assert_eq!(seen.left, vec![change(1, 1, Reason::ProcDown)]);
@@ -268,7 +283,10 @@ fn partition_gives_nodedown_and_merge_gives_nodeup_with_the_right_members() {
     let at1 = c.changes(1, 10, b"g").pop().unwrap();
     assert_eq!(
         at1.left,
-        vec![change(3, 30, Reason::NodeDown), change(3, 31, Reason::NodeDown)]
+        vec![
+            change(3, 30, Reason::NodeDown),
+            change(3, 31, Reason::NodeDown)
+        ]
     );
     assert_eq!(at1.members, vec![m(1, 10), m(2, 20)]);
     let at3 = c.changes(3, 30, b"g").pop().unwrap();
@@ -323,7 +341,9 @@ fn application_sends_wait_for_the_exchange() {
     c.node(1).join(1, b"g").unwrap();
     c.settle();
     c.configure(&[&[1, 2]]);
-    c.node(1).mcast(1, b"g", Guarantee::Agreed, b"held").unwrap();
+    c.node(1)
+        .mcast(1, b"g", Guarantee::Agreed, b"held")
+        .unwrap();
     assert!(c.node(1).is_syncing());
     let (_, first) = c.node(1).poll_send().unwrap();
     assert!(matches!(
@@ -333,7 +353,8 @@ fn application_sends_wait_for_the_exchange() {
     assert!(c.node(1).poll_send().is_none(), "the mcast waits");
     // Deliver the JOINLIST by hand, then the rest.
     for n in [1, 2] {
-        c.node(n).handle_deliver(1, Guarantee::Agreed, Bytes::from(first.clone()));
+        c.node(n)
+            .handle_deliver(1, Guarantee::Agreed, Bytes::from(first.clone()));
     }
     c.settle();
     assert_eq!(c.delivered(2, 2, b"g"), Vec::<Vec<u8>>::new());
@@ -370,7 +391,12 @@ fn restarted_node_is_reported_down_and_up_even_with_the_same_ids() {
 fn malformed_input_is_counted_and_dropped() {
     let mut c = Cluster::new(1);
     let n = c.node(1);
-    for junk in [&b""[..], b"\x01", b"\x07\x00", b"\x01\x03\x00\x00\x00\x00\x00"] {
+    for junk in [
+        &b""[..],
+        b"\x01",
+        b"\x07\x00",
+        b"\x01\x03\x00\x00\x00\x00\x00",
+    ] {
         n.handle_deliver(2, Guarantee::Agreed, Bytes::copy_from_slice(junk));
     }
     assert_eq!(n.stats().malformed, 4);
@@ -391,7 +417,11 @@ fn transitional_configuration_is_reported_only_when_asked() {
         .collect();
     assert_eq!(
         kinds,
-        vec![ConfigKind::Regular, ConfigKind::Transitional, ConfigKind::Regular]
+        vec![
+            ConfigKind::Regular,
+            ConfigKind::Transitional,
+            ConfigKind::Regular
+        ]
     );
     let mut quiet = Cpg::new(1, CpgConfig::default());
     quiet.handle_config(&ConfigChange {

@@ -148,6 +148,24 @@ pub fn encode_joinlist(prefix: Option<u8>, list: &JoinList) -> Vec<u8> {
     out
 }
 
+/// Encodes any message (what [`decode`] returns encodes back to the same bytes).
+pub fn encode(prefix: Option<u8>, msg: &Message) -> Vec<u8> {
+    match msg {
+        Message::Control {
+            kind,
+            local,
+            seq,
+            group,
+        } => encode_control(prefix, *kind, *local, *seq, group.as_bytes()),
+        Message::Mcast {
+            local,
+            group,
+            payload,
+        } => encode_mcast(prefix, *local, group.as_bytes(), payload),
+        Message::JoinList(list) => encode_joinlist(prefix, list),
+    }
+}
+
 /// A cursor over a received buffer: every read checks the length first.
 struct Reader {
     buf: Bytes,
