@@ -175,7 +175,7 @@ impl Cpg {
         // A node whose incarnation changed restarted: all its old members went down
         // and all its new ones came up, even if the ids coincide.
         let same_run = |n: NodeId, prev: &Applied, next: &Applied| {
-            prev.nodes.get(&n).is_some() && prev.nodes.get(&n) == next.nodes.get(&n)
+            prev.nodes.contains_key(&n) && prev.nodes.get(&n) == next.nodes.get(&n)
         };
         for g in names {
             let before = prev.groups.get(&g).unwrap_or(&empty);

@@ -17,6 +17,8 @@
 //! `route_delivery`, config changes fed in `pump_totem`, its sends in `pump_sends`.
 
 mod service;
+#[cfg(test)]
+mod tests;
 
 pub use service::ServiceId;
 

@@ -9,6 +9,9 @@ use std::collections::BTreeMap;
 
 const NAME: &str = "cpg_group_order";
 
+/// One group's messages (dense index) and "delivered right before" edges.
+type OrderGraph = (BTreeMap<MsgId, usize>, Vec<(usize, usize)>);
+
 /// Checks group order over a history.
 pub fn check(h: &History) -> Vec<Violation> {
     check_cpg(&CpgHistory::new(h))
@@ -17,8 +20,7 @@ pub fn check(h: &History) -> Vec<Violation> {
 pub(crate) fn check_cpg(c: &CpgHistory) -> Vec<Violation> {
     let mut out = Vec::new();
     // Per group: message index, edges between consecutive deliveries.
-    let mut groups: BTreeMap<&[u8], (BTreeMap<MsgId, usize>, Vec<(usize, usize)>)> =
-        BTreeMap::new();
+    let mut groups: BTreeMap<&[u8], OrderGraph> = BTreeMap::new();
     for t in &c.timelines {
         let (index, edges) = groups.entry(t.group.as_slice()).or_default();
         let mut last: Option<usize> = None;

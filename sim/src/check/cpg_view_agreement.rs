@@ -11,6 +11,10 @@ use std::collections::BTreeMap;
 const NAME: &str = "cpg_view_agreement";
 
 type Lists = (Vec<(CpgMember, CpgReason)>, Vec<(CpgMember, CpgReason)>);
+/// A view of a group: (group, view id).
+type ViewKey<'a> = (&'a [u8], CpgViewId);
+/// A view after a given previous view: (group, view, previous view, previous members).
+type StepKey<'a> = (&'a [u8], CpgViewId, CpgViewId, &'a Vec<CpgMember>);
 
 /// Checks view agreement over a history.
 pub fn check(h: &History) -> Vec<Violation> {
@@ -19,9 +23,8 @@ pub fn check(h: &History) -> Vec<Violation> {
 
 pub(crate) fn check_cpg(c: &CpgHistory) -> Vec<Violation> {
     let mut out = Vec::new();
-    let mut members: BTreeMap<(&[u8], CpgViewId), (&Vec<CpgMember>, String)> = BTreeMap::new();
-    let mut lists: BTreeMap<(&[u8], CpgViewId, CpgViewId, &Vec<CpgMember>), (Lists, String)> =
-        BTreeMap::new();
+    let mut members: BTreeMap<ViewKey, (&Vec<CpgMember>, String)> = BTreeMap::new();
+    let mut lists: BTreeMap<StepKey, (Lists, String)> = BTreeMap::new();
     for t in &c.timelines {
         let mut prev: Option<&ViewStep> = None;
         for s in &t.steps {
