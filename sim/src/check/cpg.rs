@@ -225,3 +225,113 @@ pub fn all(h: &History) -> Vec<Violation> {
     v.extend(super::cpg_convergence::check_cpg(h, &c));
     v
 }
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    //! Builders for hand-made CPG histories (group "g", incarnation 0).
+    use crate::history::{
+        CpgMember, CpgReason, CpgRequest, CpgViewId, History, MsgId, Observation,
+    };
+
+    pub fn vid(sender: u32, seq: u64) -> CpgViewId {
+        CpgViewId {
+            ring: (1, 1),
+            sender,
+            seq,
+        }
+    }
+    pub fn msg(sender: u32, seq: u64) -> MsgId {
+        MsgId {
+            sender,
+            incarnation: 0,
+            seq,
+        }
+    }
+    #[allow(clippy::too_many_arguments)]
+    pub fn view(
+        h: &mut History,
+        node: u32,
+        receiver: u32,
+        view: CpgViewId,
+        members: &[CpgMember],
+        left: &[(CpgMember, CpgReason)],
+        joined: &[(CpgMember, CpgReason)],
+    ) {
+        h.observe(
+            0,
+            node,
+            0,
+            Observation::CpgView {
+                group: b"g".to_vec(),
+                receiver,
+                view,
+                members: members.to_vec(),
+                left: left.to_vec(),
+                joined: joined.to_vec(),
+            },
+        );
+    }
+    pub fn deliver(h: &mut History, node: u32, receiver: u32, sender: CpgMember, m: MsgId) {
+        h.observe(
+            0,
+            node,
+            0,
+            Observation::CpgDeliver {
+                group: b"g".to_vec(),
+                receiver,
+                sender,
+                msg: m,
+                intact: true,
+            },
+        );
+    }
+    pub fn sent(h: &mut History, node: u32, sender: u32, m: MsgId) {
+        h.observe(
+            0,
+            node,
+            0,
+            Observation::CpgSent {
+                group: b"g".to_vec(),
+                sender,
+                msg: m,
+            },
+        );
+    }
+    pub fn request(h: &mut History, node: u32, local: u32, request: CpgRequest) {
+        let group = if request == CpgRequest::Down {
+            Vec::new()
+        } else {
+            b"g".to_vec()
+        };
+        h.observe(
+            0,
+            node,
+            0,
+            Observation::CpgRequest {
+                group,
+                local,
+                request,
+            },
+        );
+    }
+    /// Members (1,1) and (2,1) join "g" and each sees both views.
+    pub fn two_members() -> History {
+        let mut h = History::new(vec![1, 2]);
+        request(&mut h, 1, 1, CpgRequest::Join);
+        request(&mut h, 2, 1, CpgRequest::Join);
+        let j = CpgReason::Join;
+        view(&mut h, 1, 1, vid(1, 0), &[(1, 1)], &[], &[((1, 1), j)]);
+        for n in [1, 2] {
+            view(
+                &mut h,
+                n,
+                1,
+                vid(2, 0),
+                &[(1, 1), (2, 1)],
+                &[],
+                &[((2, 1), j)],
+            );
+        }
+        h
+    }
+}

@@ -64,3 +64,38 @@ pub(crate) fn check_cpg(h: &History, c: &CpgHistory) -> Vec<Violation> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::cpg::testutil::*;
+    use crate::node::NodeStatus;
+
+    fn settled(mut h: History) -> History {
+        let status = NodeStatus {
+            operational: true,
+            ring: Some((1, 9)),
+            members: vec![1, 2],
+            quiescent: true,
+        };
+        h.final_status = vec![(1, Some(status.clone())), (2, Some(status))];
+        h
+    }
+
+    #[test]
+    fn agreeing_final_views_pass_and_a_missed_departure_fails() {
+        assert!(check(&settled(two_members())).is_empty());
+        let mut h = two_members();
+        // Node 2's member leaves; node 1's member never hears of it.
+        view(
+            &mut h,
+            2,
+            1,
+            vid(2, 1),
+            &[(1, 1)],
+            &[((2, 1), crate::history::CpgReason::Leave)],
+            &[],
+        );
+        assert_eq!(check(&settled(h)).len(), 1);
+    }
+}

@@ -93,3 +93,69 @@ pub(crate) fn check_cpg(c: &CpgHistory) -> Vec<Violation> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::cpg::testutil::*;
+    use crate::history::CpgReason::{Leave, NodeDown, ProcDown};
+    use crate::history::CpgRequest;
+
+    #[test]
+    fn consistent_departures_pass() {
+        let mut h = two_members();
+        view(
+            &mut h,
+            1,
+            1,
+            vid(0, 0),
+            &[(1, 1)],
+            &[((2, 1), NodeDown)],
+            &[],
+        );
+        assert!(check(&h).is_empty());
+    }
+
+    #[test]
+    fn a_second_departure_fails() {
+        let mut h = two_members();
+        view(
+            &mut h,
+            1,
+            1,
+            vid(0, 0),
+            &[(1, 1)],
+            &[((2, 1), NodeDown)],
+            &[],
+        );
+        view(
+            &mut h,
+            1,
+            1,
+            vid(0, 1),
+            &[(1, 1)],
+            &[((2, 1), NodeDown)],
+            &[],
+        );
+        assert_eq!(check(&h).len(), 1);
+    }
+
+    #[test]
+    fn a_reason_that_did_not_happen_fails() {
+        let mut h = two_members();
+        view(
+            &mut h,
+            1,
+            1,
+            vid(2, 1),
+            &[(1, 1)],
+            &[((2, 1), ProcDown)],
+            &[],
+        );
+        assert_eq!(check(&h).len(), 1);
+        let mut h = two_members();
+        request(&mut h, 2, 1, CpgRequest::Leave);
+        view(&mut h, 1, 1, vid(2, 1), &[(1, 1)], &[((2, 1), Leave)], &[]);
+        assert!(check(&h).is_empty());
+    }
+}

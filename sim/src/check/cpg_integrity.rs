@@ -41,3 +41,21 @@ pub(crate) fn check_cpg(c: &CpgHistory) -> Vec<Violation> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::cpg::testutil::*;
+
+    #[test]
+    fn sent_once_passes_invented_or_duplicated_fails() {
+        let mut h = two_members();
+        sent(&mut h, 1, 1, msg(1, 1));
+        deliver(&mut h, 2, 1, (1, 1), msg(1, 1));
+        assert!(check(&h).is_empty());
+        deliver(&mut h, 2, 1, (1, 1), msg(1, 1));
+        assert_eq!(check(&h).len(), 1);
+        deliver(&mut h, 2, 1, (1, 1), msg(1, 9));
+        assert_eq!(check(&h).len(), 2);
+    }
+}

@@ -54,3 +54,31 @@ pub(crate) fn check_cpg(c: &CpgHistory) -> Vec<Violation> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::cpg::testutil::*;
+    use crate::history::CpgRequest;
+
+    #[test]
+    fn delivery_inside_the_view_passes() {
+        let mut h = two_members();
+        deliver(&mut h, 2, 1, (1, 1), msg(1, 1));
+        assert!(check(&h).is_empty());
+    }
+
+    #[test]
+    fn delivery_before_join_from_a_stranger_or_after_down_fails() {
+        let mut h = History::new(vec![1]);
+        deliver(&mut h, 1, 1, (1, 2), msg(1, 1));
+        assert_eq!(check(&h).len(), 1);
+        let mut h = two_members();
+        deliver(&mut h, 2, 1, (3, 3), msg(3, 1));
+        assert_eq!(check(&h).len(), 1);
+        let mut h = two_members();
+        request(&mut h, 2, 1, CpgRequest::Down);
+        deliver(&mut h, 2, 1, (1, 1), msg(1, 1));
+        assert_eq!(check(&h).len(), 1);
+    }
+}

@@ -49,3 +49,35 @@ pub(crate) fn check_cpg(c: &CpgHistory) -> Vec<Violation> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::cpg::testutil::*;
+    use crate::history::{CpgRequest, EventKind};
+
+    #[test]
+    fn own_message_delivered_passes_and_missing_fails() {
+        let mut h = two_members();
+        sent(&mut h, 1, 1, msg(1, 5));
+        deliver(&mut h, 1, 1, (1, 1), msg(1, 5));
+        assert!(check(&h).is_empty());
+        sent(&mut h, 1, 1, msg(1, 6));
+        assert_eq!(check(&h).len(), 1);
+    }
+
+    #[test]
+    fn dropped_handle_crash_and_send_before_join_are_excused() {
+        let mut h = two_members();
+        sent(&mut h, 1, 1, msg(1, 6));
+        request(&mut h, 1, 1, CpgRequest::Down);
+        assert!(check(&h).is_empty());
+        let mut h = two_members();
+        sent(&mut h, 2, 1, msg(2, 6));
+        h.push(1, 2, 0, EventKind::Crash);
+        assert!(check(&h).is_empty());
+        let mut h = History::new(vec![1]);
+        sent(&mut h, 1, 1, msg(1, 1));
+        assert!(check(&h).is_empty());
+    }
+}

@@ -74,3 +74,36 @@ pub(crate) fn check_cpg(c: &CpgHistory) -> Vec<Violation> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::cpg::testutil::*;
+    use crate::history::CpgReason::{Join, NodeUp};
+
+    #[test]
+    fn same_view_same_members_passes() {
+        assert!(check(&two_members()).is_empty());
+    }
+
+    #[test]
+    fn different_members_or_reasons_for_one_view_fail() {
+        let mut h = two_members();
+        view(&mut h, 3, 1, vid(2, 0), &[(2, 1)], &[], &[]);
+        assert_eq!(check(&h).len(), 1);
+        let mut h = two_members();
+        // Same previous view, same new view, different reason.
+        for (n, r) in [(1, Join), (2, NodeUp)] {
+            view(
+                &mut h,
+                n,
+                1,
+                vid(3, 0),
+                &[(1, 1), (2, 1), (3, 1)],
+                &[],
+                &[((3, 1), r)],
+            );
+        }
+        assert_eq!(check(&h).len(), 1);
+    }
+}
