@@ -22,6 +22,41 @@
 //! The facade's `Stack` does this wiring; `docs/cpg.md` states the guarantees and
 //! the state-exchange design.
 //!
+//! ## Example: one node, totem played by hand
+//!
+//! ```
+//! use bytes::Bytes;
+//! use phalanx_cpg::{Cpg, CpgConfig, CpgEvent, Guarantee, MemberId, RingId};
+//! use phalanx_totem::{ConfigChange, ConfigKind};
+//!
+//! let mut cpg = Cpg::new(1, CpgConfig::default());
+//! cpg.join(7, b"workers").unwrap();
+//! cpg.mcast(7, b"workers", Guarantee::Agreed, b"hello").unwrap();
+//! // Totem installs a ring; CPG announces its members before anything else.
+//! cpg.handle_config(&ConfigChange {
+//!     kind: ConfigKind::Regular,
+//!     ring: RingId { seq: 1, rep: 1 },
+//!     previous: None,
+//!     members: vec![1],
+//!     left: vec![],
+//!     joined: vec![],
+//! });
+//! // "Totem": order every message and deliver it back.
+//! while let Some((guarantee, msg)) = cpg.poll_send() {
+//!     cpg.handle_deliver(1, guarantee, Bytes::from(msg));
+//! }
+//! let mut got = Vec::new();
+//! while let Some(e) = cpg.poll_event() {
+//!     match e {
+//!         CpgEvent::Change(c) => got.push(format!("view {:?}", c.members)),
+//!         CpgEvent::Deliver(d) => got.push(format!("{:?} to {:?}", d.data, d.recipients)),
+//!         _ => {}
+//!     }
+//! }
+//! assert_eq!(got, [r#"view [MemberId { node: 1, local: 7 }]"#, r#"b"hello" to [7]"#]);
+//! assert_eq!(cpg.membership(b"workers"), [MemberId { node: 1, local: 7 }]);
+//! ```
+//!
 //! Not done here: fragmentation (totem fragments large messages), handles and
 //! threads (the facade), quorum.
 #![warn(missing_docs)]
