@@ -91,6 +91,8 @@ fn main() {
                         c.1 += 1
                     }
                 }
+                // CPG observations: this demo runs bare totem nodes.
+                _ => {}
             }
         }
     }

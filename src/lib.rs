@@ -14,6 +14,10 @@ pub mod util;
 
 pub mod quorum_client;
 
+pub mod stack;
+
+pub mod simulate;
+
 pub use phalanx_cib as cib;
 pub use phalanx_cpg as cpg;
 pub use phalanx_dlm as dlm;

@@ -4,7 +4,7 @@
 //! thread, one ordered event queue with `(time, insertion counter)` keys, ordered maps
 //! only, and every random choice taken from streams forked off the seed.
 
-use crate::check::{self, Violation};
+use crate::check::Violation;
 use crate::clock::Clock;
 use crate::faults::{FaultBounds, FaultPlan, draw_partition};
 use crate::history::{ConfigKind, EventKind, Guarantee, History, Observation};
@@ -455,7 +455,7 @@ impl<'f> Sim<'f> {
             ));
         }
         let mut violations = std::mem::take(&mut self.violations);
-        violations.extend(check::all(&self.history));
+        violations.extend(self.factory.check(&self.history));
         RunReport {
             seed: self.opts.seed,
             nodes: self.opts.nodes,
@@ -826,6 +826,38 @@ impl<'f> Sim<'f> {
                     let _ = write!(s, " [{}]", m.join(","));
                     s
                 }
+                Observation::CpgView {
+                    group,
+                    receiver,
+                    view,
+                    members,
+                    left,
+                    joined,
+                } => format!(
+                    "n{id}/{receiver} cpg view {} {view} members {members:?} left {left:?} joined {joined:?}",
+                    group.escape_ascii()
+                ),
+                Observation::CpgDeliver {
+                    group,
+                    receiver,
+                    sender,
+                    msg,
+                    intact,
+                } => format!(
+                    "n{id}/{receiver} cpg deliver {} {msg} from {}/{}{}",
+                    group.escape_ascii(),
+                    sender.0,
+                    sender.1,
+                    if *intact { "" } else { " CORRUPT" }
+                ),
+                Observation::CpgSent { group, sender, msg } => {
+                    format!("n{id}/{sender} cpg sent {} {msg}", group.escape_ascii())
+                }
+                Observation::CpgRequest {
+                    group,
+                    local,
+                    request,
+                } => format!("n{id}/{local} cpg {request:?} {}", group.escape_ascii()),
             };
             self.tr(|| line);
         }

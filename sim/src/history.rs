@@ -45,6 +45,62 @@ pub enum ConfigKind {
     Regular,
 }
 
+/// A closed-process-group member: its node and its node-local id.
+pub type CpgMember = (NodeId, u32);
+
+/// Why a member is in a CPG view's joined or left list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CpgReason {
+    /// It asked to join.
+    Join,
+    /// It asked to leave.
+    Leave,
+    /// Its node left the configuration.
+    NodeDown,
+    /// Its node arrived.
+    NodeUp,
+    /// Its handle went away.
+    ProcDown,
+}
+
+/// Identity of a CPG group view, the same at every node that installs it: the ring
+/// and, for a view caused by a JOIN/LEAVE/PROCDOWN message, its sender node and the
+/// sender's sequence number (`sender` 0 = the state exchange on that ring).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CpgViewId {
+    /// The ring.
+    pub ring: RingId,
+    /// The node whose message caused it, 0 for the exchange.
+    pub sender: NodeId,
+    /// That node's control-message sequence number.
+    pub seq: u64,
+}
+
+impl fmt::Display for CpgViewId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.sender == 0 {
+            write!(f, "sync@{}.{}", self.ring.0, self.ring.1)
+        } else {
+            write!(
+                f,
+                "msg {}:{}@{}.{}",
+                self.sender, self.seq, self.ring.0, self.ring.1
+            )
+        }
+    }
+}
+
+/// A CPG request an application made (and the core accepted).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CpgRequest {
+    /// `join(local, group)`.
+    Join,
+    /// `leave(local, group)`.
+    Leave,
+    /// `member_down(local)` (`group` is empty).
+    Down,
+}
+
 /// What a node's application saw.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Observation {
@@ -75,6 +131,52 @@ pub enum Observation {
         old_ring: Option<RingId>,
         /// Members of the configuration.
         members: Vec<NodeId>,
+    },
+    /// A CPG member got a group view change.
+    CpgView {
+        /// The group.
+        group: Vec<u8>,
+        /// The local member that received it.
+        receiver: u32,
+        /// Which view.
+        view: CpgViewId,
+        /// Members after the change, ascending.
+        members: Vec<CpgMember>,
+        /// Members that left.
+        left: Vec<(CpgMember, CpgReason)>,
+        /// Members that joined.
+        joined: Vec<(CpgMember, CpgReason)>,
+    },
+    /// A CPG member received a group message.
+    CpgDeliver {
+        /// The group.
+        group: Vec<u8>,
+        /// The local member that received it.
+        receiver: u32,
+        /// The member the core says sent it.
+        sender: CpgMember,
+        /// The message (from its self-describing payload).
+        msg: MsgId,
+        /// Payload verified (and its embedded sender matches `sender`).
+        intact: bool,
+    },
+    /// A CPG member's multicast was accepted.
+    CpgSent {
+        /// The group.
+        group: Vec<u8>,
+        /// The sending local member.
+        sender: u32,
+        /// The message.
+        msg: MsgId,
+    },
+    /// A CPG request was accepted.
+    CpgRequest {
+        /// The group (empty for `Down`).
+        group: Vec<u8>,
+        /// The local member.
+        local: u32,
+        /// What it asked.
+        request: CpgRequest,
     },
 }
 

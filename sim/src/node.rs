@@ -3,7 +3,8 @@
 //! The engine knows no protocol: a node consumes opaque datagrams and timeouts, emits
 //! datagrams, and reports what its application saw as [`Observation`]s.
 
-pub use crate::history::{Observation, RingId};
+use crate::check::Violation;
+pub use crate::history::{History, Observation, RingId};
 use crate::rng::Rng;
 
 /// Virtual time in nanoseconds since the start of a run.
@@ -90,6 +91,12 @@ pub trait NodeFactory {
         disk: &mut Disk,
         logger: phalanx_logsys::Logger,
     ) -> Box<dyn SimNode>;
+
+    /// Judges a finished run. Default: the totem checkers ([`crate::check::all`]);
+    /// a factory whose nodes run more layers adds that layer's checkers.
+    fn check(&self, history: &History) -> Vec<Violation> {
+        crate::check::all(history)
+    }
 }
 
 /// A node's persistent state directory: file name to contents.

@@ -49,7 +49,8 @@ impl NodeFactory for TotemFactory {
 }
 
 /// Per-run protocol parameters, drawn from the run seed (identical on every node).
-fn config_for(id: NodeId, all: &[NodeId], run_seed: u64) -> totem::Config {
+/// Public so that nodes running more layers over totem vary totem the same way.
+pub fn config_for(id: NodeId, all: &[NodeId], run_seed: u64) -> totem::Config {
     let mut rng = Rng::new(run_seed ^ 0x7074_6f74_656d);
     let token_ms = [150u64, 300, 300, 500][rng.gen_range(0..4) as usize];
     let mut cfg =

@@ -13,6 +13,14 @@ use std::fmt;
 
 pub mod agreed_order;
 pub mod config_agreement;
+pub mod cpg;
+pub mod cpg_convergence;
+pub mod cpg_departure_once;
+pub mod cpg_group_order;
+pub mod cpg_integrity;
+pub mod cpg_no_delivery_before_join;
+pub mod cpg_self_delivery;
+pub mod cpg_view_agreement;
 pub mod liveness;
 pub mod no_duplication;
 pub mod safe_delivery;

@@ -1,0 +1,30 @@
+//! Which service a totem message belongs to: its first byte.
+
+/// The service id carried in the first byte of every totem message the [`Stack`]
+/// sends. New services take the next number; a node drops (and counts) messages of
+/// services it does not run.
+///
+/// [`Stack`]: super::Stack
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u8)]
+#[non_exhaustive]
+pub enum ServiceId {
+    /// Raw application messages (`Stack::mcast`).
+    Raw = 0,
+    /// Closed process groups (`phalanx-cpg`).
+    Cpg = 1,
+    /// Reserved for quorum (`phalanx-quorum`).
+    Quorum = 2,
+}
+
+impl ServiceId {
+    /// From the first byte of a message.
+    pub fn from_u8(b: u8) -> Option<Self> {
+        Some(match b {
+            0 => Self::Raw,
+            1 => Self::Cpg,
+            2 => Self::Quorum,
+            _ => return None,
+        })
+    }
+}
