@@ -152,7 +152,7 @@ fn forged_replayed_spoofed_and_unknown_datagrams_are_dropped_and_counted() {
         let t0 = Instant::now();
         while t0.elapsed() < Duration::from_secs(5) {
             if let Ok(NodeEvent::Deliver(d)) = n.events().recv_timeout(Duration::from_millis(50)) {
-                if d.data == b"still here" {
+                if d.data[..] == b"still here"[..] {
                     return true;
                 }
             }

@@ -208,6 +208,13 @@ impl Cpg {
         self.send.room()
     }
 
+    /// Bytes and messages in the send queue (application messages and controls,
+    /// not the state announcement): what a driver mirrors to let handles answer
+    /// `TryAgain` exactly when this core would.
+    pub fn send_queue_usage(&self) -> (usize, usize) {
+        self.send.usage()
+    }
+
     /// Whether application messages are held: before the first state exchange
     /// completes and during every exchange.
     fn holding(&self) -> bool {

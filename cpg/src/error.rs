@@ -37,6 +37,10 @@ pub enum CpgError {
         /// The configured maximum.
         max: usize,
     },
+    /// The node this request went to has stopped or left the cluster; nothing
+    /// changed. Not retryable on this node.
+    #[error("the node is not running")]
+    NotRunning,
 }
 
 /// A CPG message that could not be decoded. Counted and dropped by the core.

@@ -76,6 +76,11 @@ impl SendQueue {
         Some((g, d))
     }
 
+    /// (bytes, messages) queued, the announcement excluded.
+    pub fn usage(&self) -> (usize, usize) {
+        (self.bytes, self.queue.len())
+    }
+
     pub fn is_empty(&self) -> bool {
         self.joinlist.is_none() && self.queue.is_empty()
     }

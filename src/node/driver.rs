@@ -6,16 +6,20 @@
 //! the event channel can (see `NodeOptions::event_capacity`). The sockets, crypto
 //! and link choice live in [`super::link_io`].
 
+use super::cpg::{CpgCommand, MemberSink};
 use super::link_io::{LinkLayer, Recv};
 use super::persist;
 use super::transport::TransportStats;
 use super::{Command, NodeEvent, NodeOptions, Shared};
 use crate::link::{LinkState, PeerLinkStatus};
+use crate::stack::{Stack, StackEvent};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use mio::{Events, Poll, Token, Waker};
+use phalanx_cpg::{CpgEvent, Guarantee};
 use phalanx_logsys::{Logger, record};
 use phalanx_totem::crypto::{CryptoStats, random_boot_id};
-use phalanx_totem::{ConfigKind, Event, Time, Totem};
+use phalanx_totem::{ConfigKind, Time};
+use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -56,10 +60,66 @@ pub struct DriverStats {
     /// Times the link monitor found the driver had not run for two ping intervals
     /// and held off judging links for one ping timeout.
     pub link_stalls: u64,
+    /// Raw messages waiting in the driver because totem's queue was full (they
+    /// go first when room appears).
+    pub raw_pending: usize,
+    /// Passes in which the driver stopped reading the network because a
+    /// process-group member did not consume its events.
+    pub stalled_on_members: u64,
+}
+
+/// One CPG member's event stream. The driver never blocks on it: events that do
+/// not fit the channel wait in `backlog`, and while any backlog is a channel's
+/// worth long the driver stops reading the network (so the node, not memory,
+/// absorbs a member that does not consume; a join/leave reply still gets through).
+struct Sink {
+    member: MemberSink,
+    backlog: VecDeque<CpgEvent>,
+}
+
+impl Sink {
+    fn push(&mut self, ev: CpgEvent) {
+        if self.backlog.is_empty() {
+            match self.member.tx.try_send(ev) {
+                Ok(()) => {}
+                Err(crossbeam_channel::TrySendError::Full(ev)) => self.backlog.push_back(ev),
+                // The member's handle is gone; its Down command follows.
+                Err(crossbeam_channel::TrySendError::Disconnected(_)) => {}
+            }
+        } else {
+            self.backlog.push_back(ev);
+        }
+        self.member.notify.raise();
+    }
+
+    fn drain(&mut self) {
+        while let Some(ev) = self.backlog.pop_front() {
+            match self.member.tx.try_send(ev) {
+                Ok(()) => {}
+                Err(crossbeam_channel::TrySendError::Full(ev)) => {
+                    self.backlog.push_front(ev);
+                    return;
+                }
+                Err(crossbeam_channel::TrySendError::Disconnected(_)) => {
+                    self.backlog.clear();
+                    return;
+                }
+            }
+        }
+    }
 }
 
 pub(crate) struct Driver {
-    totem: Totem,
+    stack: Stack,
+    /// Raw messages totem could not take yet, in order (bounded by the handles'
+    /// budget, which they still count against).
+    raw_pending: VecDeque<(Guarantee, Vec<u8>)>,
+    sinks: BTreeMap<u32, Sink>,
+    event_capacity: usize,
+    /// The CPG core's send-queue (bytes, messages) as last mirrored to handles.
+    cpg_usage: (usize, usize),
+    /// Group membership changed since it was last published.
+    groups_dirty: bool,
     links: LinkLayer,
     poll: Poll,
     waker: Arc<Waker>,
@@ -71,9 +131,6 @@ pub(crate) struct Driver {
     stats: DriverStats,
     logger: Logger,
     link_status: Vec<PeerLinkStatus>,
-    /// Bytes in the core's send queue at the end of the previous pass.
-    core_bytes: usize,
-    send_queue_bytes: usize,
     left: bool,
     last_publish: Instant,
     realtime_priority: Option<i32>,
@@ -114,13 +171,20 @@ impl Driver {
         links.register(poll.registry())?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let start = Instant::now();
-        let send_queue_bytes = opts.totem.send_queue_bytes;
         let logger = opts.logger.clone();
-        let totem = Totem::new(opts.totem, persisted, Time::ZERO, opts.logger)
+        let mut cpg = opts.cpg.clone();
+        // A fresh incarnation per start, so the others tell a fast restart apart.
+        cpg.incarnation = random_boot_id()?;
+        let stack = Stack::new(opts.totem, cpg, persisted, Time::ZERO, opts.logger)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
-        *shared.membership.lock() = (totem.ring_id(), totem.members().to_vec());
+        *shared.membership.lock() = (stack.totem().ring_id(), stack.totem().members().to_vec());
         Ok(Driver {
-            totem,
+            stack,
+            raw_pending: VecDeque::new(),
+            sinks: BTreeMap::new(),
+            event_capacity: opts.event_capacity.max(1),
+            cpg_usage: (0, 0),
+            groups_dirty: false,
             links,
             poll,
             waker,
@@ -132,8 +196,6 @@ impl Driver {
             stats: DriverStats::default(),
             logger,
             link_status: Vec::new(),
-            core_bytes: 0,
-            send_queue_bytes,
             left: false,
             last_publish: start,
             realtime_priority: opts.realtime_priority,
@@ -169,7 +231,7 @@ impl Driver {
             self.publish(false);
             let busy = woke.elapsed();
             self.stats.max_busy = self.stats.max_busy.max(busy);
-            let deadline = match (self.totem.poll_timeout(), self.links.monitor.poll_timeout()) {
+            let deadline = match (self.stack.poll_timeout(), self.links.monitor.poll_timeout()) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
@@ -177,7 +239,13 @@ impl Driver {
                 let now = self.now();
                 if t <= now { Duration::ZERO } else { t - now }
             });
-            if self.links.any_ready() {
+            let stalled = self.stalled_on_members();
+            if stalled {
+                // Look again soon: the member's consumer gives no wake-up.
+                timeout = Some(timeout.map_or(Duration::from_millis(1), |t| {
+                    t.min(Duration::from_millis(1))
+                }));
+            } else if self.links.any_ready() {
                 timeout = Some(Duration::ZERO);
             }
             // No lost wake-up (handles wake the driver only while it is parked, see
@@ -205,12 +273,16 @@ impl Driver {
             for ev in events.iter() {
                 self.links.mark_ready(ev.token());
             }
-            self.read_links()?;
+            if stalled {
+                self.stats.stalled_on_members += 1;
+            } else {
+                self.read_links()?;
+            }
             self.take_commands()?;
             let now = self.now();
             self.links.handle_timeout(now);
-            if self.totem.poll_timeout().is_some_and(|t| t <= now) {
-                self.totem.handle_timeout(now);
+            if self.stack.poll_timeout().is_some_and(|t| t <= now) {
+                self.stack.handle_timeout(now);
             }
         }
     }
@@ -222,7 +294,7 @@ impl Driver {
                 let now = self.now();
                 match self.links.recv(now, idx)? {
                     Recv::Totem(plain) => {
-                        self.totem.handle_datagram(now, plain);
+                        self.stack.handle_datagram(now, plain);
                         // Send what this datagram produced (a token, above all) at once.
                         self.flush()?;
                     }
@@ -238,19 +310,13 @@ impl Driver {
         loop {
             match self.commands.try_recv() {
                 Ok(Command::Mcast(g, data)) => {
-                    let now = self.now();
-                    let len = data.len();
-                    match self.totem.mcast_owned(now, g, data) {
-                        Ok(()) => self.core_bytes += len,
-                        Err(_) => {
-                            self.stats.core_refusals += 1;
-                            self.shared.queued.fetch_sub(len, Ordering::AcqRel);
-                        }
-                    }
+                    self.raw_pending.push_back((g, data));
+                    self.push_raw();
                 }
+                Ok(Command::Cpg(c)) => self.cpg_command(c),
                 Ok(Command::Leave) => {
                     let now = self.now();
-                    self.totem.leave(now);
+                    self.stack.leave(now);
                     self.left = true;
                     return Ok(());
                 }
@@ -258,9 +324,130 @@ impl Driver {
                 Err(TryRecvError::Disconnected) => {
                     // Every handle and the node are gone: leave quietly.
                     let now = self.now();
-                    self.totem.leave(now);
+                    self.stack.leave(now);
                     self.left = true;
                     return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Hands waiting raw messages to totem, in order, while it takes them. A
+    /// message leaves the handles' budget when totem accepts it.
+    fn push_raw(&mut self) {
+        while let Some((g, data)) = self.raw_pending.pop_front() {
+            if data.len() > self.stack.send_room() {
+                // Keep it, and its budget, until totem has room (CPG traffic
+                // shares totem's queue).
+                self.raw_pending.push_front((g, data));
+                return;
+            }
+            let now = self.now();
+            let len = data.len().saturating_sub(1);
+            if self.stack.mcast_owned(now, g, data).is_err() {
+                // Room was checked: only a node that left refuses.
+                self.stats.core_refusals += 1;
+            }
+            self.shared.queued.fetch_sub(len, Ordering::AcqRel);
+        }
+    }
+
+    fn cpg_command(&mut self, c: CpgCommand) {
+        let now = self.now();
+        match c {
+            CpgCommand::Register { local, sink } => {
+                self.sinks.insert(
+                    local,
+                    Sink {
+                        member: sink,
+                        backlog: VecDeque::new(),
+                    },
+                );
+            }
+            CpgCommand::Join {
+                local,
+                group,
+                reply,
+            } => {
+                let _ = reply.send(self.stack.cpg_join(now, local, &group));
+            }
+            CpgCommand::Leave {
+                local,
+                group,
+                reply,
+            } => {
+                let _ = reply.send(self.stack.cpg_leave(now, local, &group));
+            }
+            CpgCommand::Mcast {
+                local,
+                group,
+                guarantee,
+                data,
+                reserved,
+            } => {
+                // The handle admitted it against a budget that covers the core's
+                // queue, so the core takes it; a refusal would be a bug, counted.
+                if self
+                    .stack
+                    .cpg_mcast(now, local, &group, guarantee, &data)
+                    .is_err()
+                {
+                    self.stats.core_refusals += 1;
+                }
+                self.sync_cpg_usage();
+                self.shared.cpg.adjust(-(reserved as isize), -1);
+            }
+            CpgCommand::Down { local } => {
+                self.stack.cpg_member_down(now, local);
+                self.sinks.remove(&local);
+            }
+        }
+        self.sync_cpg_usage();
+    }
+
+    /// Mirrors the CPG core's send-queue change into the handles' budget.
+    fn sync_cpg_usage(&mut self) {
+        let now = self.stack.cpg().send_queue_usage();
+        let (db, dm) = (
+            now.0 as isize - self.cpg_usage.0 as isize,
+            now.1 as isize - self.cpg_usage.1 as isize,
+        );
+        if db != 0 || dm != 0 {
+            self.shared.cpg.adjust(db, dm);
+            self.cpg_usage = now;
+        }
+    }
+
+    fn stalled_on_members(&mut self) -> bool {
+        let cap = self.event_capacity;
+        let mut stalled = false;
+        for sink in self.sinks.values_mut() {
+            sink.drain();
+            stalled |= sink.backlog.len() >= cap;
+        }
+        stalled
+    }
+
+    fn route_cpg(&mut self, ev: CpgEvent) {
+        let recipients = match &ev {
+            CpgEvent::Change(c) => {
+                self.groups_dirty = true;
+                Some(c.recipients.clone())
+            }
+            CpgEvent::Deliver(d) => Some(d.recipients.clone()),
+            _ => None,
+        };
+        match recipients {
+            Some(to) => {
+                for local in to.iter() {
+                    if let Some(sink) = self.sinks.get_mut(local) {
+                        sink.push(ev.clone());
+                    }
+                }
+            }
+            None => {
+                for sink in self.sinks.values_mut() {
+                    sink.push(ev.clone());
                 }
             }
         }
@@ -270,29 +457,44 @@ impl Driver {
     fn flush(&mut self) -> io::Result<()> {
         // Events first: a ring sequence must be on disk before the commit token
         // that carries it leaves.
-        while let Some(e) = self.totem.poll_event() {
+        while let Some(e) = self.stack.poll_event() {
             match e {
-                Event::PersistRingSeq(seq) => {
+                StackEvent::PersistRingSeq(seq) => {
                     if let Some(dir) = &self.state_dir {
-                        if persist::store(dir, self.totem.node_id(), seq).is_err() {
+                        if persist::store(dir, self.stack.totem().node_id(), seq).is_err() {
                             self.stats.persist_errors += 1;
                         }
                     }
                 }
-                Event::Deliver(d) => {
+                StackEvent::Deliver(d) => {
                     if self.events.send(NodeEvent::Deliver(d)).is_err() {
                         // The application dropped the node; nothing to deliver to.
                     }
                 }
-                Event::Config(c) => {
+                StackEvent::Config(c) => {
                     if c.kind == ConfigKind::Regular {
                         *self.shared.membership.lock() = (c.ring, c.members.clone());
                     }
                     let _ = self.events.send(NodeEvent::Config(c));
                 }
+                StackEvent::Cpg(ev) => self.route_cpg(ev),
             }
         }
-        while let Some(t) = self.totem.poll_transmit() {
+        if self.groups_dirty {
+            self.groups_dirty = false;
+            let groups = self
+                .stack
+                .cpg()
+                .groups()
+                .map(|(g, m)| (g.clone(), m.iter().copied().collect()))
+                .collect();
+            *self.shared.cpg.groups.lock() = groups;
+        }
+        if !self.raw_pending.is_empty() {
+            self.push_raw();
+        }
+        self.sync_cpg_usage();
+        while let Some(t) = self.stack.poll_transmit() {
             self.links.send(&t.dest, &t.data);
         }
         let mut changed = false;
@@ -302,7 +504,7 @@ impl Driver {
             record!(
                 self.logger,
                 e.at.as_nanos(),
-                self.totem.node_id(),
+                self.stack.totem().node_id(),
                 Notice,
                 "link",
                 "link {} to node {} is {}",
@@ -318,24 +520,17 @@ impl Driver {
         if changed {
             self.publish(true);
         }
-        // Bytes that left the core's queue were sent on a ring: give handles room.
-        let in_core = self.send_queue_bytes - self.totem.send_queue_room();
-        if in_core < self.core_bytes {
-            self.shared
-                .queued
-                .fetch_sub(self.core_bytes - in_core, Ordering::AcqRel);
-        }
-        self.core_bytes = in_core;
         Ok(())
     }
 
     fn publish(&mut self, force: bool) {
-        self.shared
-            .quiescent
-            .store(self.totem.is_quiescent(), Ordering::Release);
+        self.shared.quiescent.store(
+            self.stack.is_quiescent() && self.raw_pending.is_empty(),
+            Ordering::Release,
+        );
         self.shared
             .operational
-            .store(self.totem.is_operational(), Ordering::Release);
+            .store(self.stack.totem().is_operational(), Ordering::Release);
         if force || self.last_publish.elapsed() >= PUBLISH_EVERY {
             self.last_publish = Instant::now();
             self.stats.crypto = self.links.crypto_stats();
@@ -343,7 +538,8 @@ impl Driver {
             self.stats.rx_spoofed = self.links.stats.rx_spoofed;
             self.stats.link_rx_dropped = self.links.stats.link_rx_dropped;
             self.stats.link_stalls = self.links.monitor.stalls();
-            *self.shared.stats.lock() = (self.totem.stats().clone(), self.stats.clone());
+            self.stats.raw_pending = self.raw_pending.len();
+            *self.shared.stats.lock() = (self.stack.totem().stats().clone(), self.stats.clone());
             self.links.status_into(&mut self.link_status);
             self.shared.links.lock().clone_from(&self.link_status);
         }

@@ -16,6 +16,7 @@
 //! node.leave().unwrap();
 //! ```
 
+mod cpg;
 mod driver;
 mod from_config;
 mod link_io;
@@ -24,14 +25,17 @@ mod persist;
 mod transport;
 
 pub use crate::link::{LinkState, LinkStats, PeerLinkStatus};
+pub use cpg::{Cpg, CpgMember, DispatchMode};
 pub use driver::DriverStats;
 pub use link_options::{ExtraLink, LinkOptions, LinkParams, Multicast};
 pub use transport::{TransportStats, set_socket_buffers};
 
+use crate::stack::RawDelivery;
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 use parking_lot::Mutex;
+use phalanx_cpg::CpgConfig;
 use phalanx_logsys::Logger;
-use phalanx_totem::{Config, ConfigChange, Delivery, Guarantee, NodeId, RingId, SendError, Stats};
+use phalanx_totem::{Config, ConfigChange, Guarantee, NodeId, RingId, SendError, Stats};
 use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
@@ -73,6 +77,16 @@ pub struct NodeOptions {
     /// CAP_SYS_NICE; when refused the node runs normally and counts it in
     /// `DriverStats::realtime_refused`. `None` (the default): normal scheduling.
     pub realtime_priority: Option<i32>,
+    /// Process groups: message size and queue limits, transitional delivery.
+    /// (`incarnation` and `wire_prefix` are set by the node.)
+    pub cpg: CpgConfig,
+    /// Serve the admin socket (for `phalanx-cpgtool` / `phalanx-quorumtool`)
+    /// at this path; `None`: no socket.
+    pub admin_socket: Option<PathBuf>,
+    /// The cluster's name, for tools.
+    pub cluster_name: String,
+    /// Node names from the node list, for tools.
+    pub node_names: BTreeMap<NodeId, String>,
 }
 
 /// The cluster key and cipher.
@@ -110,6 +124,10 @@ impl NodeOptions {
             socket_buffer: 0,
             crypto: None,
             realtime_priority: None,
+            cpg: CpgConfig::default(),
+            admin_socket: None,
+            cluster_name: String::new(),
+            node_names: BTreeMap::new(),
         }
     }
 }
@@ -117,15 +135,29 @@ impl NodeOptions {
 /// What the application receives, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NodeEvent {
-    /// A message in agreed (or safe) order.
-    Deliver(Delivery),
+    /// A message in agreed (or safe) order (raw messages of
+    /// [`NodeHandle::mcast`]; process-group traffic goes to [`CpgMember`]s).
+    Deliver(RawDelivery),
     /// A transitional or regular configuration.
     Config(ConfigChange),
 }
 
 pub(crate) enum Command {
+    /// A raw message with one spare byte in front for the service id.
     Mcast(Guarantee, Vec<u8>),
+    Cpg(cpg::CpgCommand),
     Leave,
+}
+
+/// Wakes the driver if it is parked in `poll` (an eventfd write per message was
+/// ~20 % of the small-message send profile). The fence pairs with the driver's;
+/// the argument is in `Driver::run`. A failed wake means the driver is gone; the
+/// caller's next send then fails.
+pub(crate) fn wake_if_parked(shared: &Shared, waker: &mio::Waker) {
+    fence(Ordering::SeqCst);
+    if shared.parked.load(Ordering::SeqCst) {
+        let _ = waker.wake();
+    }
 }
 
 /// State the driver publishes for handles to read.
@@ -142,12 +174,15 @@ pub(crate) struct Shared {
     pub(crate) parked: AtomicBool,
     /// State and counters of every (peer, link).
     pub(crate) links: Mutex<Vec<PeerLinkStatus>>,
+    /// Process groups.
+    pub(crate) cpg: cpg::CpgShared,
 }
 
 /// A clonable, thread-safe handle to a running node.
 #[derive(Clone)]
 pub struct NodeHandle {
     node_id: NodeId,
+    cpg: Cpg,
     limit: usize,
     max_message: usize,
     tx: Sender<Command>,
@@ -178,23 +213,22 @@ impl NodeHandle {
             self.shared.queued.fetch_sub(data.len(), Ordering::AcqRel);
             return Err(SendError::TryAgain);
         }
-        if self
-            .tx
-            .send(Command::Mcast(guarantee, data.to_vec()))
-            .is_err()
-        {
+        // One spare byte in front: the stack writes the service id there, so the
+        // payload is copied once, here.
+        let mut msg = Vec::with_capacity(1 + data.len());
+        msg.push(0);
+        msg.extend_from_slice(data);
+        if self.tx.send(Command::Mcast(guarantee, msg)).is_err() {
             self.shared.queued.fetch_sub(data.len(), Ordering::AcqRel);
             return Err(SendError::Left);
         }
-        // Wake the driver only if it is parked in `poll` (an eventfd write per
-        // message was ~20 % of the small-message send profile). The fence pairs
-        // with the driver's; the argument is in `Driver::run`. A failed wake means
-        // the driver is gone; the send above then fails next time.
-        fence(Ordering::SeqCst);
-        if self.shared.parked.load(Ordering::SeqCst) {
-            let _ = self.waker.wake();
-        }
+        wake_if_parked(&self.shared, &self.waker);
         Ok(())
+    }
+
+    /// The node's process-group service.
+    pub fn cpg(&self) -> Cpg {
+        self.cpg.clone()
     }
 
     /// This node's id.
@@ -261,14 +295,26 @@ impl Node {
             .max(1);
         let max_message = opts.totem.max_message_size;
         let node_id = opts.totem.node_id;
+        let event_capacity = opts.event_capacity;
+        let cpg_cfg = opts.cpg.clone();
         let driver = driver::Driver::new(opts, rx, ev_tx, shared.clone())?;
         let waker = driver.waker();
+        let cpg = Cpg {
+            node_id,
+            tx: tx.clone(),
+            waker: waker.clone(),
+            shared: shared.clone(),
+            event_capacity,
+            max_message: cpg_cfg.max_message_size,
+            limits: (cpg_cfg.send_queue_bytes, cpg_cfg.send_queue_messages.max(1)),
+        };
         let thread = std::thread::Builder::new()
             .name(format!("phalanx-node-{node_id}"))
             .spawn(move || driver.run())?;
         Ok(Node {
             handle: NodeHandle {
                 node_id,
+                cpg,
                 limit,
                 max_message,
                 tx,
@@ -283,6 +329,11 @@ impl Node {
     /// A handle for sending and reading state; clone it freely.
     pub fn handle(&self) -> NodeHandle {
         self.handle.clone()
+    }
+
+    /// The node's process-group service.
+    pub fn cpg(&self) -> Cpg {
+        self.handle.cpg()
     }
 
     /// Deliveries and configuration changes, in order.

@@ -1,0 +1,469 @@
+//! Closed process groups on a running node: the handles applications program
+//! against (the role of libcpg's `cpg_initialize` / `cpg_join` / `cpg_mcast_joined`
+//! / `cpg_dispatch`).
+//!
+//! [`Cpg`] is the node's group service (clone it freely); each [`CpgMember`] it
+//! creates is one member — what a process is to Corosync — with its own event
+//! stream. Requests answer at once; a join or leave *completes* when its ordered
+//! configuration change arrives (a [`GroupChange`] listing the member in `joined`
+//! or `left`). Dropping the last clone of a member without leaving its groups
+//! reports it to the others with reason PROCDOWN.
+//!
+//! Events reach the application three ways: [`CpgMember::events`] (a crossbeam
+//! receiver), [`CpgMember::dispatch`] with a callback (with [`CpgMember::fd`] for
+//! poll()-based loops, as `cpg_fd_get` + `cpg_dispatch`), or
+//! [`Cpg::member_with_callback`], which runs the callback on a thread of its own.
+//!
+//! ```no_run
+//! use phalanx::node::{DispatchMode, Node, NodeOptions};
+//! use phalanx::cpg::{CpgEvent, Guarantee};
+//! # fn opts() -> NodeOptions { unimplemented!() }
+//! let node = Node::start(opts()).unwrap();
+//! let member = node.cpg().member().unwrap();
+//! member.join(b"demo").unwrap();
+//! member.mcast_wait(b"demo", Guarantee::Agreed, b"hello", None).unwrap();
+//! member.dispatch(DispatchMode::All, |ev| match ev {
+//!     CpgEvent::Change(c) => println!("view of {:?}: {:?}", c.group, c.members),
+//!     CpgEvent::Deliver(d) => println!("{:?} says {:?}", d.sender, d.data),
+//!     _ => {}
+//! });
+//! ```
+
+use super::{Command, Shared};
+use crate::util::handle_table::HandleTable;
+use crate::util::handle_table::{Handle, HandleError};
+use crate::util::notify_fd::NotifyFd;
+use crossbeam_channel::{Receiver, Sender, TryRecvError, bounded};
+use parking_lot::{Condvar, Mutex};
+use phalanx_cpg::wire::MAX_HEADER;
+use phalanx_cpg::{CpgError, CpgEvent, GroupName, Guarantee, MemberId, NodeId};
+use std::collections::BTreeSet;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+/// Requests from CPG handles to the driver.
+pub(crate) enum CpgCommand {
+    /// A new member: where its events go.
+    Register { local: u32, sink: MemberSink },
+    Join {
+        local: u32,
+        group: Vec<u8>,
+        reply: Sender<Result<(), CpgError>>,
+    },
+    Leave {
+        local: u32,
+        group: Vec<u8>,
+        reply: Sender<Result<(), CpgError>>,
+    },
+    /// Validated and admitted by the handle (`reserved` bytes of the shared budget).
+    Mcast {
+        local: u32,
+        group: Vec<u8>,
+        guarantee: Guarantee,
+        data: Vec<u8>,
+        reserved: usize,
+    },
+    /// The member's last handle was dropped.
+    Down { local: u32 },
+}
+
+/// Where the driver puts one member's events.
+pub(crate) struct MemberSink {
+    pub(crate) tx: Sender<CpgEvent>,
+    pub(crate) notify: Arc<NotifyFd>,
+}
+
+/// CPG state shared by the handles and the driver.
+pub(crate) struct CpgShared {
+    /// Next local member id (never reused within a run of the node).
+    pub(crate) next_local: AtomicU32,
+    /// 64-bit handles of live members.
+    handles: Mutex<HandleTable<Weak<MemberInner>>>,
+    /// Every group and its members, as last applied (published by the driver).
+    pub(crate) groups: Mutex<Vec<(GroupName, Vec<MemberId>)>>,
+    /// Bytes reserved by handles for messages in the command queue, plus the
+    /// core's send-queue bytes (kept in step by the driver).
+    pub(crate) bytes: AtomicUsize,
+    /// The same in messages.
+    pub(crate) messages: AtomicUsize,
+    room_lock: Mutex<()>,
+    room: Condvar,
+    waiters: AtomicUsize,
+}
+
+impl Default for CpgShared {
+    fn default() -> Self {
+        CpgShared {
+            next_local: AtomicU32::new(1),
+            handles: Mutex::new(HandleTable::new(1 << 20)),
+            groups: Mutex::new(Vec::new()),
+            bytes: AtomicUsize::new(0),
+            messages: AtomicUsize::new(0),
+            room_lock: Mutex::new(()),
+            room: Condvar::new(),
+            waiters: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl std::fmt::Debug for CpgShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CpgShared")
+            .field("bytes", &self.bytes)
+            .field("messages", &self.messages)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CpgShared {
+    /// Moves the budget by the core's queue change and wakes `mcast_wait`ers
+    /// when room appeared. Called by the driver.
+    pub(crate) fn adjust(&self, bytes: isize, messages: isize) {
+        fn apply(a: &AtomicUsize, d: isize) {
+            if d >= 0 {
+                a.fetch_add(d as usize, Ordering::AcqRel);
+            } else {
+                a.fetch_sub(d.unsigned_abs(), Ordering::AcqRel);
+            }
+        }
+        apply(&self.bytes, bytes);
+        apply(&self.messages, messages);
+        if (bytes < 0 || messages < 0) && self.waiters.load(Ordering::SeqCst) > 0 {
+            let _guard = self.room_lock.lock();
+            self.room.notify_all();
+        }
+    }
+}
+
+/// The node's process-group service. `Clone + Send + Sync`.
+#[derive(Clone)]
+pub struct Cpg {
+    pub(super) node_id: NodeId,
+    pub(super) tx: Sender<Command>,
+    pub(super) waker: Arc<mio::Waker>,
+    pub(super) shared: Arc<Shared>,
+    pub(super) event_capacity: usize,
+    pub(super) max_message: usize,
+    /// (bytes, messages) the handles may have queued (the core's limits).
+    pub(super) limits: (usize, usize),
+}
+
+impl std::fmt::Debug for Cpg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cpg")
+            .field("node_id", &self.node_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How much [`CpgMember::dispatch`] handles (libcpg's `CS_DISPATCH_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DispatchMode {
+    /// At most one event, without waiting.
+    One,
+    /// Every event waiting now, without waiting for more.
+    All,
+    /// Events as they come, until the node stops or the member is dropped.
+    Blocking,
+}
+
+impl Cpg {
+    /// This node's id.
+    pub fn local_node(&self) -> NodeId {
+        self.node_id
+    }
+
+    /// A new member of this node, not yet in any group.
+    pub fn member(&self) -> Result<CpgMember, CpgError> {
+        let (tx, rx) = bounded(self.event_capacity.max(1));
+        let notify = Arc::new(NotifyFd::new().map_err(|_| CpgError::NoResources)?);
+        let local = self.shared.cpg.next_local.fetch_add(1, Ordering::Relaxed);
+        let inner = Arc::new_cyclic(|weak: &Weak<MemberInner>| {
+            let handle = self.shared.cpg.handles.lock().insert(weak.clone());
+            MemberInner {
+                cpg: self.clone(),
+                local,
+                handle,
+                events: rx,
+                notify: notify.clone(),
+                joined: Mutex::new(BTreeSet::new()),
+            }
+        });
+        if inner.handle.is_err() {
+            return Err(CpgError::NoResources);
+        }
+        let sink = MemberSink { tx, notify };
+        self.command(CpgCommand::Register { local, sink })?;
+        Ok(CpgMember { inner })
+    }
+
+    /// A new member whose events go to `callback`, called in order on a thread of
+    /// its own until the member is dropped or the node stops.
+    pub fn member_with_callback(
+        &self,
+        mut callback: impl FnMut(CpgEvent) + Send + 'static,
+    ) -> Result<CpgMember, CpgError> {
+        let member = self.member()?;
+        let rx = member.inner.events.clone();
+        std::thread::Builder::new()
+            .name(format!("phalanx-cpg-{}", member.inner.local))
+            .spawn(move || {
+                // Ends when the driver drops the member's sink (member down, node stopped).
+                for ev in rx.iter() {
+                    callback(ev);
+                }
+            })
+            .map_err(|_| CpgError::NoResources)?;
+        Ok(member)
+    }
+
+    /// The member a 64-bit handle names (from [`CpgMember::handle`]), for handles
+    /// that crossed an FFI or IPC boundary: a handle of a dropped member is refused.
+    pub fn member_by_handle(&self, handle: u64) -> Result<CpgMember, HandleError> {
+        let weak = self.shared.cpg.handles.lock().get(Handle(handle))?.clone();
+        weak.upgrade()
+            .map(|inner| CpgMember { inner })
+            .ok_or(HandleError::Stale)
+    }
+
+    /// Members of `group` cluster-wide, as this node last applied them.
+    pub fn membership(&self, group: &[u8]) -> Vec<MemberId> {
+        self.shared
+            .cpg
+            .groups
+            .lock()
+            .iter()
+            .find(|(g, _)| g.as_bytes() == group)
+            .map(|(_, m)| m.clone())
+            .unwrap_or_default()
+    }
+
+    /// Every group cluster-wide with its members (`cpg_iteration`).
+    pub fn groups(&self) -> Vec<(GroupName, Vec<MemberId>)> {
+        self.shared.cpg.groups.lock().clone()
+    }
+
+    fn command(&self, c: CpgCommand) -> Result<(), CpgError> {
+        self.tx
+            .send(Command::Cpg(c))
+            .map_err(|_| CpgError::NotRunning)?;
+        super::wake_if_parked(&self.shared, &self.waker);
+        Ok(())
+    }
+
+    fn round_trip(
+        &self,
+        make: impl FnOnce(Sender<Result<(), CpgError>>) -> CpgCommand,
+    ) -> Result<(), CpgError> {
+        let (reply, answer) = bounded(1);
+        self.command(make(reply))?;
+        answer.recv().map_err(|_| CpgError::NotRunning)?
+    }
+}
+
+struct MemberInner {
+    cpg: Cpg,
+    local: u32,
+    handle: Result<Handle, HandleError>,
+    events: Receiver<CpgEvent>,
+    notify: Arc<NotifyFd>,
+    /// Groups joined and not left through this member: `mcast` checks here
+    /// exactly what the core checks (joining or joined), without a round trip.
+    joined: Mutex<BTreeSet<Vec<u8>>>,
+}
+
+impl Drop for MemberInner {
+    fn drop(&mut self) {
+        if let Ok(h) = self.handle {
+            let _ = self.cpg.shared.cpg.handles.lock().remove(h);
+        }
+        // The node may be gone already; then there is nobody left to tell.
+        let _ = self.cpg.command(CpgCommand::Down { local: self.local });
+    }
+}
+
+/// One group member (node id + local id). `Clone + Send + Sync`; the member goes
+/// down (PROCDOWN for any group it did not leave) when its last clone is dropped.
+#[derive(Clone)]
+pub struct CpgMember {
+    inner: Arc<MemberInner>,
+}
+
+impl std::fmt::Debug for CpgMember {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CpgMember")
+            .field("id", &self.id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl CpgMember {
+    /// This member's identity cluster-wide.
+    pub fn id(&self) -> MemberId {
+        MemberId {
+            node: self.inner.cpg.node_id,
+            local: self.inner.local,
+        }
+    }
+
+    /// A 64-bit handle for this member, safe to pass across an FFI or IPC
+    /// boundary: [`Cpg::member_by_handle`] refuses it once the member is gone.
+    pub fn handle(&self) -> u64 {
+        self.inner.handle.map(|h| h.0).unwrap_or(0)
+    }
+
+    /// Asks to join `group`. `Ok` means the request is ordered; the join is
+    /// complete when a [`CpgEvent::Change`] lists this member in `joined`.
+    pub fn join(&self, group: &[u8]) -> Result<(), CpgError> {
+        GroupName::new(group)?;
+        let local = self.inner.local;
+        let g = group.to_vec();
+        self.inner.cpg.round_trip(|reply| CpgCommand::Join {
+            local,
+            group: g,
+            reply,
+        })?;
+        self.inner.joined.lock().insert(group.to_vec());
+        Ok(())
+    }
+
+    /// Asks to leave `group`; complete when a change lists this member in `left`.
+    pub fn leave(&self, group: &[u8]) -> Result<(), CpgError> {
+        GroupName::new(group)?;
+        let local = self.inner.local;
+        let g = group.to_vec();
+        self.inner.cpg.round_trip(|reply| CpgCommand::Leave {
+            local,
+            group: g,
+            reply,
+        })?;
+        self.inner.joined.lock().remove(group);
+        Ok(())
+    }
+
+    /// Multicasts `data` to every member of `group` (this one included), in
+    /// agreed or safe order. [`CpgError::TryAgain`] when the node's queue is
+    /// full: see [`CpgMember::mcast_wait`].
+    pub fn mcast(&self, group: &[u8], guarantee: Guarantee, data: &[u8]) -> Result<(), CpgError> {
+        let cpg = &self.inner.cpg;
+        if data.len() > cpg.max_message {
+            return Err(CpgError::TooLarge {
+                size: data.len(),
+                max: cpg.max_message,
+            });
+        }
+        if !self.inner.joined.lock().contains(group) {
+            return Err(CpgError::NotExist);
+        }
+        let reserved = MAX_HEADER + data.len();
+        let budget = &cpg.shared.cpg;
+        let bytes = budget.bytes.fetch_add(reserved, Ordering::AcqRel);
+        let msgs = budget.messages.fetch_add(1, Ordering::AcqRel);
+        // The core takes any message into an empty queue; otherwise both limits hold.
+        let empty = bytes == 0 && msgs == 0;
+        if !empty && (bytes + reserved > cpg.limits.0 || msgs + 1 > cpg.limits.1) {
+            budget.bytes.fetch_sub(reserved, Ordering::AcqRel);
+            budget.messages.fetch_sub(1, Ordering::AcqRel);
+            return Err(CpgError::TryAgain);
+        }
+        let sent = cpg.command(CpgCommand::Mcast {
+            local: self.inner.local,
+            group: group.to_vec(),
+            guarantee,
+            data: data.to_vec(),
+            reserved,
+        });
+        if sent.is_err() {
+            budget.bytes.fetch_sub(reserved, Ordering::AcqRel);
+            budget.messages.fetch_sub(1, Ordering::AcqRel);
+        }
+        sent
+    }
+
+    /// [`CpgMember::mcast`], waiting for room instead of answering `TryAgain`
+    /// (at most `timeout`, if given; then `TryAgain`).
+    pub fn mcast_wait(
+        &self,
+        group: &[u8],
+        guarantee: Guarantee,
+        data: &[u8],
+        timeout: Option<Duration>,
+    ) -> Result<(), CpgError> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let budget = &self.inner.cpg.shared.cpg;
+        loop {
+            match self.mcast(group, guarantee, data) {
+                Err(CpgError::TryAgain) => {}
+                other => return other,
+            }
+            let mut guard = budget.room_lock.lock();
+            budget.waiters.fetch_add(1, Ordering::SeqCst);
+            // Re-check under the lock: room freed between the failed try and here
+            // was signalled before we waited, so look before sleeping.
+            let full = budget.bytes.load(Ordering::SeqCst) + MAX_HEADER + data.len()
+                > self.inner.cpg.limits.0
+                || budget.messages.load(Ordering::SeqCst) >= self.inner.cpg.limits.1;
+            if full {
+                // Bounded waits, so a node that stopped cannot hang the caller.
+                let slice = Duration::from_millis(100);
+                let wait = match deadline {
+                    Some(d) => d.saturating_duration_since(Instant::now()).min(slice),
+                    None => slice,
+                };
+                budget.room.wait_for(&mut guard, wait);
+            }
+            budget.waiters.fetch_sub(1, Ordering::SeqCst);
+            drop(guard);
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return self.mcast(group, guarantee, data);
+            }
+        }
+    }
+
+    /// This member's events, in order: its groups' configuration changes and
+    /// messages, and totem membership changes.
+    pub fn events(&self) -> &Receiver<CpgEvent> {
+        &self.inner.events
+    }
+
+    /// A file descriptor that is readable while events wait (poll it for
+    /// `POLLIN`, then call [`CpgMember::dispatch`]).
+    pub fn fd(&self) -> RawFd {
+        self.inner.notify.as_raw_fd()
+    }
+
+    /// Hands waiting events to `f` (see [`DispatchMode`]); returns how many.
+    pub fn dispatch(&self, mode: DispatchMode, mut f: impl FnMut(CpgEvent)) -> usize {
+        // Clear first: an event queued while we drain raises the fd again.
+        self.inner.notify.clear();
+        let mut n = 0;
+        loop {
+            let ev = match mode {
+                DispatchMode::Blocking => match self.inner.events.recv() {
+                    Ok(ev) => ev,
+                    // The driver dropped the member's sink: the node stopped.
+                    Err(_) => return n,
+                },
+                _ => match self.inner.events.try_recv() {
+                    Ok(ev) => ev,
+                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => return n,
+                },
+            };
+            f(ev);
+            n += 1;
+            if mode == DispatchMode::One {
+                if !self.inner.events.is_empty() {
+                    self.inner.notify.raise();
+                }
+                return n;
+            }
+        }
+    }
+
+    /// Members of `group` cluster-wide, as this node last applied them.
+    pub fn membership(&self, group: &[u8]) -> Vec<MemberId> {
+        self.inner.cpg.membership(group)
+    }
+}
