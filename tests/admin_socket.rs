@@ -70,3 +70,66 @@ fn a_live_socket_is_not_replaced_but_a_stale_one_is() {
         Response::Error { .. }
     ));
 }
+
+/// A real node with its admin socket: phalanx-cpgtool lists the group a member
+/// joined, with the node's name, and the status answer shows the ring.
+#[test]
+fn cpgtool_lists_a_running_nodes_groups() {
+    use phalanx::cpg::{CpgEvent, Guarantee};
+    use phalanx::node::{Node, NodeOptions};
+    use phalanx::totem::Config;
+    use std::time::{Duration, Instant};
+
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addrs = [(1u32, format!("127.0.0.1:{port}").parse().unwrap())].into();
+    let mut opts = NodeOptions::new(Config::new(1, vec![1]), addrs);
+    let sock = socket_path("node.sock");
+    opts.admin_socket = Some(sock.clone());
+    opts.cluster_name = "testcluster".into();
+    opts.node_names = [(1, "alpha".to_string())].into();
+    let node = Node::start(opts).unwrap();
+    let member = node.cpg().member().unwrap();
+    member.join(b"tool-group").unwrap();
+    // The join completes with a view that contains the member.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match member.events().recv_timeout(left) {
+            Ok(CpgEvent::Change(c)) if c.members.contains(&member.id()) => break,
+            Ok(_) => {}
+            Err(e) => panic!("no view with the member: {e}"),
+        }
+    }
+    member
+        .mcast(b"tool-group", Guarantee::Agreed, b"x")
+        .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_phalanx-cpgtool"))
+        .args(["--socket", sock.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("tool-group"), "{text}");
+    let line = format!("{} {:>10} (alpha)", member.id().local, 1);
+    assert!(text.contains(&line), "no member line {line:?} in:\n{text}");
+    let mut c = AdminClient::connect(&sock).unwrap();
+    match c.request(&Request::Status).unwrap() {
+        Response::Status(s) => {
+            assert_eq!((s.node_id, s.cluster_name.as_str()), (1, "testcluster"));
+            assert_eq!(s.nodes.len(), 1);
+            assert!(s.nodes[0].member && s.nodes[0].name == "alpha");
+        }
+        other => panic!("{other:?}"),
+    }
+    drop(member);
+    node.leave().unwrap();
+    assert!(!sock.exists(), "socket removed when the node stops");
+}

@@ -73,6 +73,8 @@ fn run() -> Result<(), String> {
         Logger::file(&blackbox, 8 << 20).map_err(|e| format!("{}: {e}", blackbox.display()))?;
     install_panic_hook(logger.clone());
     opts.logger = logger;
+    // For phalanx-cpgtool / phalanx-quorumtool.
+    opts.admin_socket = Some(phalanx::admin::socket_path(&cfg.state_dir, me));
     // Like Corosync's default `sched_rr: yes`: CPU starvation of this thread must
     // not look like a dead node to the others. Refused without CAP_SYS_NICE.
     if !args.iter().any(|a| a == "--no-realtime") {

@@ -122,6 +122,12 @@ impl NodeOptions {
         o.links = links;
         o.crypto = crypto;
         o.state_dir = Some(cfg.state_dir.clone());
+        o.cluster_name = cfg.cluster_name.clone();
+        o.node_names = cfg
+            .nodes
+            .iter()
+            .filter_map(|n| n.name.clone().map(|name| (n.node_id, name)))
+            .collect();
         Ok(o)
     }
 }

@@ -16,6 +16,7 @@
 //! node.leave().unwrap();
 //! ```
 
+mod admin;
 mod cpg;
 mod driver;
 mod from_config;
@@ -275,6 +276,8 @@ impl NodeHandle {
 /// A running node: the driver thread and the event stream.
 pub struct Node {
     handle: NodeHandle,
+    /// Dropped (socket removed) when the node stops.
+    admin: Option<crate::admin::AdminServer>,
     events: Receiver<NodeEvent>,
     thread: Option<JoinHandle<io::Result<()>>>,
 }
@@ -296,6 +299,13 @@ impl Node {
         let max_message = opts.totem.max_message_size;
         let node_id = opts.totem.node_id;
         let event_capacity = opts.event_capacity;
+        let admin_path = opts.admin_socket.clone();
+        let mut names: BTreeMap<NodeId, String> =
+            opts.addrs.keys().map(|&id| (id, String::new())).collect();
+        for (id, name) in &opts.node_names {
+            names.insert(*id, name.clone());
+        }
+        let admin_info = (opts.cluster_name.clone(), names);
         let cpg_cfg = opts.cpg.clone();
         let driver = driver::Driver::new(opts, rx, ev_tx, shared.clone())?;
         let waker = driver.waker();
@@ -311,7 +321,7 @@ impl Node {
         let thread = std::thread::Builder::new()
             .name(format!("phalanx-node-{node_id}"))
             .spawn(move || driver.run())?;
-        Ok(Node {
+        let mut node = Node {
             handle: NodeHandle {
                 node_id,
                 cpg,
@@ -323,7 +333,18 @@ impl Node {
             },
             events: ev_rx,
             thread: Some(thread),
-        })
+            admin: None,
+        };
+        if let Some(path) = admin_path {
+            let provider = admin::NodeAdmin {
+                shared: node.handle.shared.clone(),
+                node_id,
+                cluster_name: admin_info.0,
+                nodes: admin_info.1,
+            };
+            node.admin = Some(crate::admin::AdminServer::start(&path, Arc::new(provider))?);
+        }
+        Ok(node)
     }
 
     /// A handle for sending and reading state; clone it freely.
@@ -350,6 +371,7 @@ impl Node {
         let Some(thread) = self.thread.take() else {
             return Ok(());
         };
+        self.admin = None;
         let _ = self.handle.tx.send(Command::Leave);
         let _ = self.handle.waker.wake();
         // Unblock a driver waiting on a full event channel.
