@@ -1,8 +1,8 @@
 //! Two Stacks on a lossless, zero-latency network driven by hand.
 
 use super::*;
-use phalanx_cpg::GroupDelivery;
-use phalanx_totem::Destination;
+use phalanx_cpg::{CpgConfig, GroupDelivery};
+use phalanx_totem::{Config, Destination};
 use std::time::Duration;
 
 struct Pair {
@@ -18,10 +18,13 @@ impl Pair {
             .iter()
             .map(|&id| {
                 Stack::new(
-                    Config::new(id, ids.clone()),
-                    CpgConfig {
-                        incarnation: 7,
-                        ..CpgConfig::default()
+                    StackConfig {
+                        totem: Config::new(id, ids.clone()),
+                        cpg: CpgConfig {
+                            incarnation: 7,
+                            ..CpgConfig::default()
+                        },
+                        quorum: None,
                     },
                     None,
                     Time::ZERO,
@@ -130,8 +133,11 @@ fn raw_and_cpg_messages_share_the_ring_and_arrive_unwrapped() {
 #[test]
 fn totem_limits_are_raised_to_hold_a_maximal_cpg_message() {
     let s = Stack::new(
-        Config::new(1, vec![1]),
-        CpgConfig::default(),
+        StackConfig {
+            totem: Config::new(1, vec![1]),
+            cpg: CpgConfig::default(),
+            quorum: None,
+        },
         None,
         Time::ZERO,
         Logger::discard(),
