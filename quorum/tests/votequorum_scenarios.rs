@@ -884,3 +884,18 @@ fn old_ring_reconfigure_after_transitional_is_dropped() {
     }
     assert_eq!(halves, vec![false, false]);
 }
+
+#[test]
+fn explicit_expected_votes_changes_are_reported() {
+    // Set expected votes lowers them without the raise path: still an event.
+    const N4: &[NodeId] = &[1, 2, 3, 4];
+    let mut c = Cluster::new(N4, |me| QuorumConfig::new(me, N4));
+    c.partition(&[&[1, 2, 3, 4]]);
+    c.partition(&[&[1, 2]]);
+    c.q(1).set_expected_votes(2).unwrap();
+    c.settle();
+    for n in [1, 2] {
+        let ev = &c.events[&n];
+        assert!(ev.contains(&Event::ExpectedVotesChanged(2)), "{ev:?}");
+    }
+}

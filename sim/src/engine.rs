@@ -858,6 +858,16 @@ impl<'f> Sim<'f> {
                     local,
                     request,
                 } => format!("n{id}/{local} cpg {request:?} {}", group.escape_ascii()),
+                Observation::Quorum {
+                    quorate,
+                    ring,
+                    members,
+                } => format!(
+                    "n{id} quorum {} {}.{} {members:?}",
+                    if *quorate { "QUORATE" } else { "inquorate" },
+                    ring.0,
+                    ring.1
+                ),
             };
             self.tr(|| line);
         }

@@ -169,6 +169,17 @@ pub enum Observation {
         /// The message.
         msg: MsgId,
     },
+    /// The node's quorum state changed (votequorum's `QuorumChanged`): whether its
+    /// partition may act, the ring the decision belongs to, and the members it
+    /// counted (after a transitional configuration: the transitional members).
+    Quorum {
+        /// Quorate or not.
+        quorate: bool,
+        /// The ring.
+        ring: RingId,
+        /// The members the decision counted, ascending.
+        members: Vec<NodeId>,
+    },
     /// A CPG request was accepted.
     CpgRequest {
         /// The group (empty for `Down`).

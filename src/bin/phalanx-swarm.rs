@@ -1,19 +1,23 @@
-//! `phalanx-swarm [--layer totem|cpg] swarm --seeds N [--start S] [--nodes A..B] [--jobs J]`
-//! `phalanx-swarm [--layer totem|cpg] replay <seed> [--nodes A..B]`
+//! `phalanx-swarm [--layer totem|cpg|quorum] swarm --seeds N [--start S] [--nodes A..B] [--jobs J]`
+//! `phalanx-swarm [--layer totem|cpg|quorum] replay <seed> [--nodes A..B]`
 //!
 //! The simulator over a chosen layer: `totem` runs the bare Totem core (as
 //! `phalanx-sim`), `cpg` (the default) runs the facade's Stack with a workload that
-//! churns closed process groups, judged by the totem and the CPG checkers. Output
+//! churns closed process groups, judged by the totem and the CPG checkers; `quorum`
+//! runs the Stack with votequorum (options drawn per run from the seed: votes 1–3
+//! per node, expected votes from the node list or explicit, wait_for_all,
+//! auto_tie_breaker lowest/highest/off) and raw messages, judged by the totem and the
+//! quorum checkers (`quorum_uniqueness`, `quorum_convergence`). Output
 //! as `phalanx-sim`: `swarm: N seeds, V violations, R seeds/s`.
 //!
 //! Exit status: 0 clean, 1 violations found, 2 usage error.
 
-use phalanx::simulate::CpgFactory;
+use phalanx::simulate::{CpgFactory, QuorumFactory};
 use phalanx_sim::NodeFactory;
 use std::ops::RangeInclusive;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage:\n  phalanx-swarm [--layer totem|cpg] swarm --seeds N [--start S] [--nodes A..B] [--jobs J]\n  phalanx-swarm [--layer totem|cpg] replay <seed> [--nodes A..B]";
+const USAGE: &str = "usage:\n  phalanx-swarm [--layer totem|cpg|quorum] swarm --seeds N [--start S] [--nodes A..B] [--jobs J]\n  phalanx-swarm [--layer totem|cpg|quorum] replay <seed> [--nodes A..B]";
 
 /// `A..B` and `A..=B` both mean A through B inclusive; a bare `A` means exactly A.
 fn parse_nodes(s: &str) -> Option<RangeInclusive<usize>> {
@@ -85,6 +89,7 @@ fn run(args: &[String]) -> Result<bool, String> {
     let a = parse(args)?;
     match a.layer.as_str() {
         "cpg" => run_with(&a, CpgFactory::default),
+        "quorum" => run_with(&a, QuorumFactory::default),
         "totem" => run_with(&a, phalanx_sim::default_factory),
         other => Err(format!("unknown layer {other}")),
     }

@@ -7,7 +7,7 @@
 //! `node | incarnation | seq | local | crc32c`, so a receiver can tell exactly which
 //! message it got, from whom, and whether it arrived intact.
 
-use crate::stack::{Stack, StackEvent};
+use crate::stack::{Stack, StackConfig, StackEvent};
 use bytes::Bytes;
 use phalanx_cpg::{CpgConfig, CpgError, CpgEvent, Reason, ViewId};
 use phalanx_logsys::Logger;
@@ -19,7 +19,7 @@ use phalanx_sim::{
 use phalanx_totem as totem;
 use std::collections::VecDeque;
 
-const RING_SEQ_FILE: &str = "ringseq";
+pub(crate) const RING_SEQ_FILE: &str = "ringseq";
 /// `node | incarnation | seq | local | crc`.
 const HEADER: usize = 4 + 4 + 8 + 4 + 4;
 /// Live local members per node, at most.
@@ -66,9 +66,14 @@ impl NodeFactory for CpgFactory {
             incarnation: u64::from(incarnation),
             wire_prefix: None,
         };
-        let stack = Stack::new(cfg, cpg, persisted, totem::Time::from_nanos(now), logger)
+        let cfg = StackConfig {
+            totem: cfg,
+            cpg,
+            quorum: None,
+        };
+        let stack = Stack::new(cfg, persisted, totem::Time::from_nanos(now), logger)
             .expect("simulated configs are valid");
-        Box::new(CpgNode::new(stack, id, incarnation))
+        Box::new(CpgNode::new(stack, id, incarnation, true))
     }
 
     fn check(&self, history: &History) -> Vec<Violation> {
@@ -76,9 +81,13 @@ impl NodeFactory for CpgFactory {
     }
 }
 
-/// A Stack plus the group-churning workload.
+/// A Stack plus the group-churning workload (or, without `cpg_workload`, only raw
+/// messages: the quorum layer's node). Quorum changes, if the Stack runs quorum, are
+/// recorded as [`Observation::Quorum`].
 pub struct CpgNode {
     stack: Stack,
+    /// Churn groups and send CPG messages; false = raw messages only.
+    cpg_workload: bool,
     id: NodeId,
     incarnation: u32,
     /// Next message sequence number (shared by raw and CPG messages).
@@ -93,9 +102,10 @@ pub struct CpgNode {
 }
 
 impl CpgNode {
-    fn new(stack: Stack, id: NodeId, incarnation: u32) -> Self {
+    pub(crate) fn new(stack: Stack, id: NodeId, incarnation: u32, cpg_workload: bool) -> Self {
         let mut node = Self {
             stack,
+            cpg_workload,
             id,
             incarnation,
             next_seq: 0,
@@ -156,6 +166,16 @@ impl CpgNode {
                 }
                 StackEvent::Cpg(e) => self.observe_cpg(e),
                 StackEvent::PersistRingSeq(s) => self.persist = Some(s),
+                StackEvent::Quorum(phalanx_quorum::Event::QuorumChanged {
+                    quorate,
+                    ring,
+                    nodes,
+                }) => self.observations.push_back(Observation::Quorum {
+                    quorate,
+                    ring: (ring.rep, ring.seq),
+                    members: nodes.iter().map(|n| n.node).collect(),
+                }),
+                StackEvent::Quorum(_) => {}
             }
         }
     }
@@ -277,27 +297,7 @@ impl CpgNode {
                     self.request(&[], local, CpgRequest::Down);
                 }
             }
-            31..=38 => {
-                let seq = self.next_seq;
-                let size = rng.gen_range(0..200) as usize;
-                let mut data = Vec::with_capacity(1 + 20 + size);
-                data.push(0); // the service byte, set by the Stack
-                data.extend_from_slice(&self.id.to_le_bytes());
-                data.extend_from_slice(&self.incarnation.to_le_bytes());
-                data.extend_from_slice(&seq.to_le_bytes());
-                data.extend_from_slice(&[0; 4]);
-                data.extend((0..size).map(|i| (seq as usize).wrapping_add(i) as u8));
-                let crc = crc32c::crc32c(&data[1..17]) ^ crc32c::crc32c(&data[21..]);
-                data[17..21].copy_from_slice(&crc.to_le_bytes());
-                let g = random_guarantee(rng);
-                if self.stack.mcast_owned(t, g, data).is_ok() {
-                    self.next_seq += 1;
-                    self.observations.push_back(Observation::Sent {
-                        msg: self.msg(seq),
-                        guarantee: guarantee(g),
-                    });
-                }
-            }
+            31..=38 => self.mcast_raw(t, rng),
             _ => {
                 let Some(local) = pick(rng, &self.locals) else {
                     return;
@@ -322,6 +322,29 @@ impl CpgNode {
                     Err(e) => panic!("unexpected mcast error {e}"),
                 }
             }
+        }
+    }
+
+    /// Multicasts one self-describing raw (service 0) message.
+    fn mcast_raw(&mut self, t: totem::Time, rng: &mut Rng) {
+        let seq = self.next_seq;
+        let size = rng.gen_range(0..200) as usize;
+        let mut data = Vec::with_capacity(1 + 20 + size);
+        data.push(0); // the service byte, set by the Stack
+        data.extend_from_slice(&self.id.to_le_bytes());
+        data.extend_from_slice(&self.incarnation.to_le_bytes());
+        data.extend_from_slice(&seq.to_le_bytes());
+        data.extend_from_slice(&[0; 4]);
+        data.extend((0..size).map(|i| (seq as usize).wrapping_add(i) as u8));
+        let crc = crc32c::crc32c(&data[1..17]) ^ crc32c::crc32c(&data[21..]);
+        data[17..21].copy_from_slice(&crc.to_le_bytes());
+        let g = random_guarantee(rng);
+        if self.stack.mcast_owned(t, g, data).is_ok() {
+            self.next_seq += 1;
+            self.observations.push_back(Observation::Sent {
+                msg: self.msg(seq),
+                guarantee: guarantee(g),
+            });
         }
     }
 
@@ -429,7 +452,11 @@ impl SimNode for CpgNode {
 
     fn app_tick(&mut self, now: u64, rng: &mut Rng) {
         for _ in 0..1 + rng.gen_range(0..4) {
-            self.act(now, rng);
+            if self.cpg_workload {
+                self.act(now, rng);
+            } else {
+                self.mcast_raw(Self::now(now), rng);
+            }
         }
         self.collect();
     }

@@ -3,5 +3,7 @@
 //! facade, which depends on it, so the node lives here.)
 
 mod cpg_node;
+mod quorum_node;
 
 pub use cpg_node::{CpgFactory, CpgNode};
+pub use quorum_node::{QuorumFactory, quorum_config_for};

@@ -4,30 +4,42 @@
 //! ```text
 //! handle_datagram(now, bytes) | handle_timeout(now) | requests (mcast, cpg_join, ...)
 //!     → poll_transmit()   datagrams for the network (totem's)
-//!     → poll_event()      StackEvent: raw deliveries/configs, CPG events, PersistRingSeq
-//!     → poll_timeout()    the single next deadline
+//!     → poll_event()      StackEvent: raw deliveries/configs, CPG and quorum events,
+//!                         PersistRingSeq
+//!     → poll_timeout()    the single next deadline (totem's or quorum's)
 //! ```
 //!
-//! Totem carries every service's messages in one total order; the first byte of each
-//! message is its [`ServiceId`]. CPG's queued messages are handed to totem only when
-//! totem has room for them, so CPG's bounded queue is the one applications see
-//! (`TryAgain` + [`Stack::cpg_send_room`]).
+//! Build it from a [`StackConfig`]: totem, CPG, and optionally votequorum.
 //!
-//! Adding a service (quorum): a [`ServiceId`], a field for its core, a branch in
-//! `route_delivery`, config changes fed in `pump_totem`, its sends in `pump_sends`.
+//! Totem carries every service's messages in one total order; the first byte of each
+//! message is its [`ServiceId`]. CPG's and quorum's queued messages are handed to
+//! totem only when totem has room for them (quorum's first: they are few, small, and
+//! decide whether the partition may act), so each service's bounded queue is the one
+//! applications see (`TryAgain` + [`Stack::cpg_send_room`]).
+//!
+//! Quorum ([`phalanx_quorum::Votequorum`], service 2) gets every configuration change
+//! and its own service's deliveries (including this node's own, which totem delivers
+//! back) in the total order; its events come out as [`StackEvent::Quorum`]. A
+//! malformed quorum message is counted ([`StackStats::quorum_malformed`]) and dropped.
+//!
+//! Adding a service: a [`ServiceId`], a field for its core, a branch in
+//! `route_delivery`, config changes fed in `pump_totem`, its sends in `pump_sends`,
+//! its timer in `poll_timeout` / `handle_timeout`.
 
+mod config;
+mod quorum;
 mod service;
 #[cfg(test)]
 mod tests;
 
+pub use config::{QuorumRequestError, StackConfig, StackConfigError};
 pub use service::ServiceId;
 
 use bytes::{Buf, Bytes};
-use phalanx_cpg::{Cpg, CpgConfig, CpgError, CpgEvent};
+use phalanx_cpg::{Cpg, CpgError, CpgEvent};
 use phalanx_logsys::Logger;
-use phalanx_totem::{
-    Config, ConfigChange, ConfigError, Event, Guarantee, NodeId, SendError, Time, Totem, Transmit,
-};
+use phalanx_quorum::Votequorum;
+use phalanx_totem::{ConfigChange, Event, Guarantee, NodeId, SendError, Time, Totem, Transmit};
 use std::collections::VecDeque;
 
 /// A raw application message (service 0) in agreed or safe order.
@@ -51,6 +63,9 @@ pub enum StackEvent {
     Config(ConfigChange),
     /// A CPG event for local members.
     Cpg(CpgEvent),
+    /// A votequorum event (quorum changes, expected votes, device release, values to
+    /// persist). Only from a Stack built with quorum.
+    Quorum(phalanx_quorum::Event),
     /// Persist this ring sequence before sending further datagrams (see
     /// [`phalanx_totem::Event::PersistRingSeq`]).
     PersistRingSeq(u64),
@@ -61,13 +76,19 @@ pub enum StackEvent {
 pub struct StackStats {
     /// Messages with an unknown or not-running service id, or empty (dropped).
     pub unknown_service: u64,
+    /// Quorum messages that did not decode (dropped; the core counts them too).
+    pub quorum_malformed: u64,
 }
 
-/// Totem + CPG (+ quorum later) as one sans-IO state machine.
+/// Totem + CPG (+ votequorum) as one sans-IO state machine.
 #[derive(Debug)]
 pub struct Stack {
     totem: Totem,
     cpg: Cpg,
+    quorum: Option<Votequorum>,
+    /// A quorum message taken from the core and waiting for room in totem (the core
+    /// has no peek), already prefixed with its service byte.
+    quorum_out: Option<Vec<u8>>,
     events: VecDeque<StackEvent>,
     stats: StackStats,
     now: Time,
@@ -77,15 +98,20 @@ impl Stack {
     /// Builds the cores. `persisted_seq` as for [`Totem::new`]. CPG's wire prefix is
     /// set to [`ServiceId::Cpg`]; totem's `max_message_size` and `send_queue_bytes`
     /// are raised, if needed, to hold CPG's maximal message plus its header
-    /// ([`phalanx_cpg::wire::MAX_HEADER`]). `cpg.incarnation` must differ on every
-    /// start of the node (the driver draws it at random).
+    /// ([`phalanx_cpg::wire::MAX_HEADER`]). `cfg.cpg.incarnation` must differ on every
+    /// start of the node (the driver draws it at random). With `cfg.quorum`, its
+    /// `local` must be `cfg.totem.node_id`.
     pub fn new(
-        mut totem: Config,
-        mut cpg: CpgConfig,
+        cfg: StackConfig,
         persisted_seq: Option<u64>,
         now: Time,
         logger: Logger,
-    ) -> Result<Self, ConfigError> {
+    ) -> Result<Self, StackConfigError> {
+        let StackConfig {
+            mut totem,
+            mut cpg,
+            quorum,
+        } = cfg;
         // A CPG message of the maximal size must fit in one totem message and in
         // totem's queue (CPG waits for room; one that never fits would block every
         // later one), so totem's limits are raised to CPG's if lower.
@@ -94,10 +120,22 @@ impl Stack {
         totem.send_queue_bytes = totem.send_queue_bytes.max(needed);
         cpg.wire_prefix = Some(ServiceId::Cpg as u8);
         let node = totem.node_id;
+        let quorum = match quorum {
+            Some(q) if q.local != node => {
+                return Err(StackConfigError::QuorumNodeMismatch {
+                    totem: node,
+                    quorum: q.local,
+                });
+            }
+            Some(q) => Some(Votequorum::new(q)?),
+            None => None,
+        };
         let totem = Totem::new(totem, persisted_seq, now, logger)?;
         let mut stack = Self {
             totem,
             cpg: Cpg::new(node, cpg),
+            quorum,
+            quorum_out: None,
             events: VecDeque::new(),
             stats: StackStats::default(),
             now,
@@ -117,6 +155,9 @@ impl Stack {
     pub fn handle_timeout(&mut self, now: Time) {
         self.now = now;
         self.totem.handle_timeout(now);
+        if let Some(q) = self.quorum.as_mut() {
+            q.handle_timeout(now);
+        }
         self.pump();
     }
 
@@ -132,7 +173,11 @@ impl Stack {
 
     /// The single next deadline.
     pub fn poll_timeout(&self) -> Option<Time> {
-        self.totem.poll_timeout()
+        let quorum = self.quorum.as_ref().and_then(Votequorum::poll_timeout);
+        match (self.totem.poll_timeout(), quorum) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Multicasts a raw application message (service 0) to every node, in total
@@ -242,13 +287,19 @@ impl Stack {
         &self.stats
     }
 
-    /// Nothing queued anywhere and no exchange in progress.
+    /// Nothing queued anywhere and no exchange in progress (quorum's included: its
+    /// state exchange for the current ring is complete).
     pub fn is_quiescent(&self) -> bool {
-        self.totem.is_quiescent() && self.cpg.is_quiescent() && self.events.is_empty()
+        self.totem.is_quiescent()
+            && self.cpg.is_quiescent()
+            && self.events.is_empty()
+            && self.quorum_is_quiescent()
     }
 
     /// Moves outputs between the cores until nothing moves.
     fn pump(&mut self) {
+        // Events a request or timer produced without a totem event.
+        self.drain_quorum_events();
         loop {
             let moved_events = self.pump_totem();
             let moved_sends = self.pump_sends();
@@ -267,6 +318,9 @@ impl Stack {
                 Event::Deliver(d) => self.route_delivery(d.sender, d.guarantee, d.data),
                 Event::Config(c) => {
                     self.cpg.handle_config(&c);
+                    if let Some(q) = self.quorum.as_mut() {
+                        q.handle_config(self.now, &c);
+                    }
                     self.events.push_back(StackEvent::Config(c));
                 }
                 Event::PersistRingSeq(s) => self.events.push_back(StackEvent::PersistRingSeq(s)),
@@ -274,6 +328,7 @@ impl Stack {
             while let Some(e) = self.cpg.poll_event() {
                 self.events.push_back(StackEvent::Cpg(e));
             }
+            self.drain_quorum_events();
         }
         any
     }
@@ -296,13 +351,22 @@ impl Stack {
                 data.advance(1);
                 self.cpg.handle_deliver(sender, guarantee, data);
             }
-            Some(ServiceId::Quorum) | None => self.stats.unknown_service += 1,
+            Some(ServiceId::Quorum) => match self.quorum.as_mut() {
+                Some(q) => {
+                    if q.handle_message(self.now, sender, &data[1..]).is_err() {
+                        self.stats.quorum_malformed += 1;
+                    }
+                }
+                None => self.stats.unknown_service += 1,
+            },
+            None => self.stats.unknown_service += 1,
         }
     }
 
-    /// Feeds CPG's queued messages to totem while totem has room; true if any moved.
+    /// Feeds quorum's, then CPG's, queued messages to totem while totem has room;
+    /// true if any moved.
     fn pump_sends(&mut self) -> bool {
-        let mut any = false;
+        let mut any = self.pump_quorum_sends();
         while let Some(len) = self.cpg.next_send_len() {
             if len > self.totem.send_queue_room() {
                 break;

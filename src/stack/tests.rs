@@ -1,8 +1,9 @@
 //! Two Stacks on a lossless, zero-latency network driven by hand.
 
 use super::*;
-use phalanx_cpg::GroupDelivery;
-use phalanx_totem::Destination;
+use phalanx_cpg::{CpgConfig, GroupDelivery};
+use phalanx_quorum::{QuorumConfig, QuorumError};
+use phalanx_totem::{Config, Destination};
 use std::time::Duration;
 
 struct Pair {
@@ -13,15 +14,23 @@ struct Pair {
 
 impl Pair {
     fn new() -> Self {
+        Self::with_quorum(|_| None)
+    }
+
+    /// Nodes 1 and 2 running, each with the quorum configuration `quorum(id)`.
+    fn with_quorum(quorum: impl Fn(NodeId) -> Option<QuorumConfig>) -> Self {
         let ids = vec![1, 2];
         let stacks = ids
             .iter()
             .map(|&id| {
                 Stack::new(
-                    Config::new(id, ids.clone()),
-                    CpgConfig {
-                        incarnation: 7,
-                        ..CpgConfig::default()
+                    StackConfig {
+                        totem: Config::new(id, ids.clone()),
+                        cpg: CpgConfig {
+                            incarnation: 7,
+                            ..CpgConfig::default()
+                        },
+                        quorum: quorum(id),
                     },
                     None,
                     Time::ZERO,
@@ -130,8 +139,11 @@ fn raw_and_cpg_messages_share_the_ring_and_arrive_unwrapped() {
 #[test]
 fn totem_limits_are_raised_to_hold_a_maximal_cpg_message() {
     let s = Stack::new(
-        Config::new(1, vec![1]),
-        CpgConfig::default(),
+        StackConfig {
+            totem: Config::new(1, vec![1]),
+            cpg: CpgConfig::default(),
+            quorum: None,
+        },
         None,
         Time::ZERO,
         Logger::discard(),
@@ -140,4 +152,175 @@ fn totem_limits_are_raised_to_hold_a_maximal_cpg_message() {
     let needed = CpgConfig::default().max_message_size + phalanx_cpg::wire::MAX_HEADER;
     assert!(s.totem().config().max_message_size >= needed);
     assert!(s.totem().config().send_queue_bytes >= needed);
+}
+
+/// Nodes 1 and 2 of a configured 1, 2, 3: two of three votes.
+fn two_of_three(id: NodeId) -> Option<QuorumConfig> {
+    Some(QuorumConfig::new(id, &[1, 2, 3]))
+}
+
+fn quorum_events(events: &[StackEvent]) -> Vec<&phalanx_quorum::Event> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            StackEvent::Quorum(q) => Some(q),
+            _ => None,
+        })
+        .collect()
+}
+
+fn quorate_event(events: &[StackEvent]) -> bool {
+    quorum_events(events).iter().any(|e| {
+        matches!(e, phalanx_quorum::Event::QuorumChanged { quorate: true, nodes, .. } if nodes.len() == 2)
+    })
+}
+
+#[test]
+fn quorum_runs_its_state_exchange_over_totem_and_reports_quorate() {
+    let mut p = Pair::with_quorum(two_of_three);
+    p.run_until(|p| (0..2).all(|i| quorate_event(&p.events[i])));
+    for s in &p.stacks {
+        let q = s.quorum().expect("configured");
+        let info = q.info();
+        assert!(info.quorate && info.synced);
+        assert_eq!(info.members, vec![1, 2]);
+        assert_eq!((info.expected_votes, info.total_votes), (3, 2));
+        assert_eq!(info.ring, Some(s.totem().ring_id()));
+        assert_eq!(s.stats(), &StackStats::default());
+    }
+    // The Stack is quiescent only once the exchange is done and nothing is queued.
+    p.run_until(|p| p.stacks.iter().all(Stack::is_quiescent));
+}
+
+#[test]
+fn a_stack_without_quorum_drops_and_counts_quorum_messages() {
+    let mut p = Pair::new();
+    p.run_until(|p| p.stacks.iter().all(|s| s.totem().is_operational()));
+    assert!(p.stacks[0].quorum().is_none());
+    let now = p.now;
+    p.stacks[0]
+        .totem
+        .mcast(now, Guarantee::Agreed, &[ServiceId::Quorum as u8, 1, 2, 3])
+        .unwrap();
+    p.run_until(|p| p.stacks.iter().all(|s| s.stats().unknown_service == 1));
+    assert!(quorum_events(&p.events[1]).is_empty());
+    assert_eq!(
+        p.stacks[0].quorum_cancel_wait_for_all(now),
+        Err(QuorumRequestError::NotConfigured)
+    );
+}
+
+#[test]
+fn malformed_quorum_messages_are_counted_and_dropped() {
+    let mut p = Pair::with_quorum(two_of_three);
+    p.run_until(|p| (0..2).all(|i| quorate_event(&p.events[i])));
+    let now = p.now;
+    for bad in [
+        &[ServiceId::Quorum as u8][..],
+        &[ServiceId::Quorum as u8, 0xff, 0, 7],
+    ] {
+        p.stacks[1]
+            .totem
+            .mcast(now, Guarantee::Agreed, bad)
+            .unwrap();
+    }
+    p.run_until(|p| p.stacks.iter().all(|s| s.stats().quorum_malformed == 2));
+    for s in &p.stacks {
+        let q = s.quorum().unwrap();
+        assert_eq!(q.stats().decode_errors, 2);
+        assert!(q.is_quorate(), "state untouched");
+        assert_eq!(s.stats().unknown_service, 0);
+    }
+}
+
+#[test]
+fn quorum_requests_are_replicated_and_their_events_surface() {
+    let mut p = Pair::with_quorum(two_of_three);
+    p.run_until(|p| (0..2).all(|i| quorate_event(&p.events[i])));
+    let now = p.now;
+    assert_eq!(
+        p.stacks[0].quorum_set_expected_votes(now, 1),
+        Err(QuorumRequestError::Quorum(
+            QuorumError::InvalidExpectedVotes {
+                requested: 1,
+                total: 2
+            }
+        ))
+    );
+    p.stacks[0].quorum_set_expected_votes(now, 4).unwrap();
+    let changed = |e: &[StackEvent]| {
+        quorum_events(e).contains(&&phalanx_quorum::Event::ExpectedVotesChanged(4))
+    };
+    p.run_until(|p| (0..2).all(|i| changed(&p.events[i])));
+    for s in &p.stacks {
+        let info = s.quorum().unwrap().info();
+        assert_eq!(info.expected_votes, 4);
+        assert!(!info.quorate, "2 of 4 votes");
+    }
+    p.stacks[1].quorum_set_votes(p.now, 2, 3).unwrap();
+    p.run_until(|p| p.stacks.iter().all(|s| s.quorum().unwrap().is_quorate()));
+    let ring = p.stacks[0].totem().ring_id();
+    assert_eq!(
+        p.stacks[0].quorum_set_device_vote(p.now, ring, true),
+        Err(QuorumRequestError::Quorum(QuorumError::NoDevice))
+    );
+    p.stacks[0].quorum_cancel_wait_for_all(p.now).unwrap();
+}
+
+#[test]
+fn the_quorum_timer_is_folded_into_the_stack_deadline() {
+    let mut p = Pair::with_quorum(|id| {
+        let mut q = QuorumConfig::new(id, &[1, 2, 3]);
+        q.last_man_standing = true;
+        q.last_man_standing_window = Duration::from_millis(300);
+        Some(q)
+    });
+    // Quorate with 2 of 3: the last-man-standing window is armed.
+    p.run_until(|p| {
+        p.stacks
+            .iter()
+            .all(|s| s.quorum().unwrap().poll_timeout().is_some())
+    });
+    for s in &p.stacks {
+        let q = s.quorum().unwrap().poll_timeout().unwrap();
+        assert!(s.poll_timeout().is_some_and(|t| t <= q));
+    }
+    // When it fires, the cores lower expected votes to the members present.
+    let lowered = |e: &[StackEvent]| {
+        quorum_events(e).contains(&&phalanx_quorum::Event::ExpectedVotesChanged(2))
+    };
+    p.run_until(|p| (0..2).all(|i| lowered(&p.events[i])));
+}
+
+#[test]
+fn a_bad_quorum_configuration_is_refused() {
+    let build = |quorum| {
+        Stack::new(
+            StackConfig {
+                totem: Config::new(1, vec![1, 2]),
+                cpg: CpgConfig::default(),
+                quorum: Some(quorum),
+            },
+            None,
+            Time::ZERO,
+            Logger::discard(),
+        )
+        .map(|_| ())
+    };
+    assert_eq!(
+        build(QuorumConfig::new(2, &[1, 2])),
+        Err(StackConfigError::QuorumNodeMismatch {
+            totem: 1,
+            quorum: 2
+        })
+    );
+    let mut q = QuorumConfig::new(1, &[1, 2]);
+    q.two_node = true;
+    q.auto_tie_breaker = true;
+    assert_eq!(
+        build(q),
+        Err(StackConfigError::Quorum(
+            phalanx_quorum::ConfigError::TwoNodeWithAutoTieBreaker
+        ))
+    );
 }

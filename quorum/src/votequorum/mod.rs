@@ -61,6 +61,10 @@ pub struct Votequorum {
     lms_deadline: Option<Time>,
     lms_armed_ring: Option<RingId>,
     last_notified: Option<(bool, RingId, Vec<NodeStatus>)>,
+    /// Expected votes as last reported by [`Event::ExpectedVotesChanged`] (or at
+    /// start): every path that changes them — raise, set, LMS, downscale, a merge
+    /// — is reported against this.
+    notified_expected: u32,
     send: VecDeque<Vec<u8>>,
     events: VecDeque<Event>,
     stats: Stats,
@@ -113,6 +117,7 @@ impl Votequorum {
             lms_deadline: None,
             lms_armed_ring: None,
             last_notified: None,
+            notified_expected: expected,
             send: VecDeque::new(),
             events: VecDeque::new(),
             stats: Stats::default(),
@@ -442,7 +447,6 @@ impl Votequorum {
     /// (set expected, LMS, downscale); every other path can only raise them, which is
     /// what keeps quorum from falling.
     fn recompute(&mut self, explicit: bool) {
-        let old_expected = self.expected;
         let mut d = self.decision();
         if d.total() > self.expected {
             self.expected = d.total();
@@ -462,7 +466,8 @@ impl Votequorum {
                 }
             }
         }
-        if self.expected != old_expected {
+        if self.expected != self.notified_expected {
+            self.notified_expected = self.expected;
             self.events
                 .push_back(Event::ExpectedVotesChanged(self.expected));
         }

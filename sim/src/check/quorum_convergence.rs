@@ -1,0 +1,73 @@
+//! Quorum convergence: after the liveness phase, every running node's last quorum
+//! state counts exactly the members of its final ring, and all of them agree on
+//! whether the cluster is quorate.
+//!
+//! The liveness phase ends with every node up in one ring (the totem `liveness`
+//! checker); the quorum state exchange of that ring must then have completed
+//! everywhere with one answer. A node without any quorum observation in its last
+//! incarnation is a violation too. (Which answer is right depends on the options;
+//! the factory knows them, this checker does not.)
+
+use super::{MAX_REPORTS, Violation};
+use crate::history::{EventKind, History, Observation};
+use crate::node::NodeId;
+use std::collections::BTreeMap;
+
+const NAME: &str = "quorum_convergence";
+
+/// Checks the property over a history.
+pub fn check(h: &History) -> Vec<Violation> {
+    // Each node's latest incarnation and its last quorum state in it.
+    let mut last: BTreeMap<NodeId, (u32, Option<(bool, Vec<NodeId>)>)> = BTreeMap::new();
+    for e in &h.events {
+        if matches!(e.kind, EventKind::PartitionChange { .. }) {
+            continue;
+        }
+        let slot = last.entry(e.node).or_insert((e.incarnation, None));
+        if e.incarnation > slot.0 {
+            *slot = (e.incarnation, None);
+        }
+        if let EventKind::Observation(Observation::Quorum {
+            quorate, members, ..
+        }) = &e.kind
+            && e.incarnation == slot.0
+        {
+            let mut m = members.clone();
+            m.sort_unstable();
+            m.dedup();
+            slot.1 = Some((*quorate, m));
+        }
+    }
+    let mut v = Vec::new();
+    let mut answers: BTreeMap<bool, Vec<NodeId>> = BTreeMap::new();
+    for (node, status) in &h.final_status {
+        let Some(status) = status else { continue };
+        let mut members = status.members.clone();
+        members.sort_unstable();
+        match last.get(node).and_then(|s| s.1.as_ref()) {
+            None => v.push(Violation::new(
+                NAME,
+                format!("n{node} ended without any quorum state"),
+            )),
+            Some((quorate, m)) => {
+                if *m != members {
+                    v.push(Violation::new(
+                        NAME,
+                        format!(
+                            "n{node}'s last quorum state counts {m:?}, its final ring has {members:?}"
+                        ),
+                    ));
+                }
+                answers.entry(*quorate).or_default().push(*node);
+            }
+        }
+    }
+    if answers.len() > 1 {
+        v.push(Violation::new(
+            NAME,
+            format!("nodes disagree at the end: quorate {answers:?}"),
+        ));
+    }
+    v.truncate(MAX_REPORTS);
+    v
+}

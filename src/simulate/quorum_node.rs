@@ -1,0 +1,96 @@
+//! The quorum layer: [`Stack`]s running votequorum under the simulator, with
+//! per-run quorum options drawn from the seed, judged by the totem checkers plus
+//! the quorum checkers.
+//!
+//! Options are the *static expected votes* ones (no `two_node`, `last_man_standing`,
+//! `allow_downscale`, runtime changes; `auto_tie_breaker` only `lowest`/`highest`):
+//! the ones under which no two disjoint partitions may ever be quorate at once (see
+//! `phalanx_sim::check::quorum_uniqueness`). Every node of a run gets the same
+//! options, as a cluster's configuration file would give them.
+
+use super::cpg_node::{CpgNode, RING_SEQ_FILE};
+use crate::stack::{Stack, StackConfig};
+use phalanx_cpg::CpgConfig;
+use phalanx_logsys::Logger;
+use phalanx_quorum::{NodeVotes, QuorumConfig, TieBreaker};
+use phalanx_sim::{Disk, History, NodeFactory, NodeId, Rng, SimNode, Violation};
+use phalanx_totem as totem;
+
+/// The quorum options of run `run_seed` for node `local` of `all`: votes 1–3 per
+/// node; expected votes from the node list or explicit (total + 0..=2); wait_for_all
+/// on or off; auto_tie_breaker off, lowest or highest (off if the combination is
+/// refused, as with an odd expected count without wait_for_all).
+pub fn quorum_config_for(local: NodeId, all: &[NodeId], run_seed: u64) -> QuorumConfig {
+    let mut rng = Rng::new(run_seed ^ 0x7175_6f72_756d);
+    let mut cfg = QuorumConfig::new(local, all);
+    cfg.nodes = all
+        .iter()
+        .map(|&node| NodeVotes {
+            node,
+            votes: 1 + rng.gen_range(0..3) as u32,
+        })
+        .collect();
+    if rng.gen_bool(0.5) {
+        cfg.expected_votes = Some(cfg.node_votes() + rng.gen_range(0..3) as u32);
+    }
+    cfg.wait_for_all = Some(rng.gen_bool(0.5));
+    match rng.gen_range(0..3) {
+        0 => {}
+        1 => cfg.auto_tie_breaker = true,
+        _ => {
+            cfg.auto_tie_breaker = true;
+            cfg.auto_tie_breaker_node = TieBreaker::Highest;
+        }
+    }
+    if cfg.validate().is_err() {
+        cfg.auto_tie_breaker = false;
+    }
+    cfg
+}
+
+/// Builds quorum-layer nodes: a [`Stack`] with votequorum and a raw-message
+/// workload (no CPG churn, to keep the run cheap; the CPG core still runs).
+#[derive(Default, Debug, Clone)]
+pub struct QuorumFactory {
+    run_seed: u64,
+}
+
+impl NodeFactory for QuorumFactory {
+    fn begin_run(&mut self, run_seed: u64) {
+        self.run_seed = run_seed;
+    }
+
+    fn create(
+        &mut self,
+        id: NodeId,
+        all: &[NodeId],
+        incarnation: u32,
+        _seed: u64,
+        now: u64,
+        disk: &mut Disk,
+        logger: Logger,
+    ) -> Box<dyn SimNode> {
+        let persisted = disk
+            .get(RING_SEQ_FILE)
+            .and_then(|b| b.as_slice().try_into().ok())
+            .map(u64::from_le_bytes);
+        let totem = phalanx_sim::totem_node::config_for(id, all, self.run_seed);
+        let cpg = CpgConfig {
+            max_message_size: totem.max_message_size - phalanx_cpg::wire::MAX_HEADER,
+            incarnation: u64::from(incarnation),
+            ..CpgConfig::default()
+        };
+        let cfg = StackConfig {
+            totem,
+            cpg,
+            quorum: Some(quorum_config_for(id, all, self.run_seed)),
+        };
+        let stack = Stack::new(cfg, persisted, totem::Time::from_nanos(now), logger)
+            .expect("simulated configs are valid");
+        Box::new(CpgNode::new(stack, id, incarnation, false))
+    }
+
+    fn check(&self, history: &History) -> Vec<Violation> {
+        phalanx_sim::check::quorum::all(history)
+    }
+}
