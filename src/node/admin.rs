@@ -1,8 +1,12 @@
 //! The node's answers on the admin socket (see [`crate::admin`]): read from the
 //! snapshots the driver publishes, so a tool never waits for the driver thread.
 
-use super::Shared;
-use crate::admin::{AdminProvider, Group, GroupMember, NodeInfo, Request, Response, Status};
+use super::{Quorum, QuorumCallError, Shared};
+use crate::admin::{
+    AdminProvider, Group, GroupMember, NodeInfo, QuorumNode, QuorumStatus, Request, Response,
+    Status,
+};
+use phalanx_quorum::NodeState;
 use phalanx_totem::NodeId;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,6 +14,7 @@ use std::sync::atomic::Ordering;
 
 pub(crate) struct NodeAdmin {
     pub(crate) shared: Arc<Shared>,
+    pub(crate) quorum: Quorum,
     pub(crate) node_id: NodeId,
     pub(crate) cluster_name: String,
     /// Every configured node with its name (empty when none).
@@ -61,6 +66,61 @@ impl NodeAdmin {
     }
 }
 
+impl NodeAdmin {
+    fn quorum_status(&self) -> Option<QuorumStatus> {
+        let (info, nodes) = self.quorum.info()?;
+        let mut flags = Vec::new();
+        if info.quorate {
+            flags.push("Quorate");
+        }
+        for (on, name) in [
+            (info.two_node, "2Node"),
+            (info.wait_for_all, "WaitForAll"),
+            (info.last_man_standing, "LastManStanding"),
+            (info.auto_tie_breaker, "AutoTieBreaker"),
+            (info.allow_downscale, "AllowDownscale"),
+            (info.device_votes > 0, "Qdevice"),
+        ] {
+            if on {
+                flags.push(name);
+            }
+        }
+        Some(QuorumStatus {
+            quorate: info.quorate,
+            expected_votes: info.expected_votes,
+            highest_expected: nodes
+                .iter()
+                .map(|n| n.expected)
+                .max()
+                .unwrap_or(info.expected_votes),
+            total_votes: info.total_votes,
+            quorum: info.quorum,
+            flags: flags.into_iter().map(String::from).collect(),
+            device_votes: (info.device_votes > 0).then_some(if info.device_cast {
+                info.device_votes
+            } else {
+                0
+            }),
+            nodes: nodes
+                .iter()
+                .map(|n| QuorumNode {
+                    id: n.node,
+                    name: self.name(n.node),
+                    votes: n.votes,
+                    member: n.state == NodeState::Member,
+                })
+                .collect(),
+        })
+    }
+}
+
+fn done(r: Result<(), QuorumCallError>) -> Response {
+    match r {
+        Ok(()) => Response::Done,
+        Err(e) => Response::error(e.to_string()),
+    }
+}
+
 impl AdminProvider for NodeAdmin {
     fn answer(&self, req: Request) -> Response {
         match req {
@@ -68,7 +128,13 @@ impl AdminProvider for NodeAdmin {
             Request::CpgGroups => Response::Groups {
                 groups: self.groups(),
             },
-            _ => Response::error("quorum is not configured on this node"),
+            Request::Quorum => match self.quorum_status() {
+                Some(q) => Response::Quorum(q),
+                None => Response::error("quorum is not configured on this node"),
+            },
+            Request::SetExpectedVotes { votes } => done(self.quorum.set_expected_votes(votes)),
+            Request::SetVotes { node, votes } => done(self.quorum.set_votes(node, votes)),
+            Request::CancelWaitForAll => done(self.quorum.cancel_wait_for_all()),
         }
     }
 }

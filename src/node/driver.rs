@@ -9,14 +9,17 @@
 use super::cpg::{CpgCommand, MemberSink};
 use super::link_io::{LinkLayer, Recv};
 use super::persist;
+use super::quorum::{QuorumCallError, QuorumChange, QuorumCommand};
 use super::transport::TransportStats;
 use super::{Command, NodeEvent, NodeOptions, Shared};
 use crate::link::{LinkState, PeerLinkStatus};
-use crate::stack::{Stack, StackEvent};
+use crate::quorum_client::QdeviceDriver;
+use crate::stack::{QuorumRequestError, Stack, StackConfig, StackEvent};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use mio::{Events, Poll, Token, Waker};
 use phalanx_cpg::{CpgEvent, Guarantee};
 use phalanx_logsys::{Logger, record};
+use phalanx_quorum::qdevice::client::ClientEvent;
 use phalanx_totem::crypto::{CryptoStats, random_boot_id};
 use phalanx_totem::{ConfigKind, Time};
 use std::collections::{BTreeMap, VecDeque};
@@ -111,6 +114,8 @@ impl Sink {
 
 pub(crate) struct Driver {
     stack: Stack,
+    /// The quorum-device client thread, if a device is configured.
+    qdevice: Option<QdeviceDriver>,
     /// Raw messages totem could not take yet, in order (bounded by the handles'
     /// budget, which they still count against).
     raw_pending: VecDeque<(Guarantee, Vec<u8>)>,
@@ -175,11 +180,21 @@ impl Driver {
         let mut cpg = opts.cpg.clone();
         // A fresh incarnation per start, so the others tell a fast restart apart.
         cpg.incarnation = random_boot_id()?;
-        let stack = Stack::new(opts.totem, cpg, persisted, Time::ZERO, opts.logger)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        let stack = Stack::new(
+            StackConfig {
+                totem: opts.totem,
+                cpg,
+                quorum: opts.quorum,
+            },
+            persisted,
+            Time::ZERO,
+            opts.logger,
+        )
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
         *shared.membership.lock() = (stack.totem().ring_id(), stack.totem().members().to_vec());
-        Ok(Driver {
+        let driver = Driver {
             stack,
+            qdevice: None,
             raw_pending: VecDeque::new(),
             sinks: BTreeMap::new(),
             event_capacity: opts.event_capacity.max(1),
@@ -199,7 +214,91 @@ impl Driver {
             left: false,
             last_publish: start,
             realtime_priority: opts.realtime_priority,
-        })
+        };
+        driver.publish_quorum();
+        Ok(driver)
+    }
+
+    /// Hands the quorum-device client to the driver (started by the node, which
+    /// routes its events back here as commands).
+    pub(crate) fn set_qdevice(&mut self, q: QdeviceDriver) {
+        self.qdevice = Some(q);
+    }
+
+    fn publish_quorum(&self) {
+        if let Some(q) = self.stack.quorum() {
+            *self.shared.quorum.info.lock() = Some((q.info(), q.nodes()));
+        }
+    }
+
+    fn on_quorum(&mut self, ev: phalanx_quorum::Event) {
+        use phalanx_quorum::Event;
+        match ev {
+            Event::QuorumChanged {
+                quorate,
+                ring,
+                nodes,
+            } => {
+                record!(
+                    self.logger,
+                    self.now().as_nanos(),
+                    self.stack.totem().node_id(),
+                    Notice,
+                    "quorum",
+                    "ring {}: {}",
+                    ring.seq,
+                    if quorate { "quorate" } else { "NOT quorate" }
+                );
+                self.publish_quorum();
+                self.shared.quorum.notify(QuorumChange {
+                    quorate,
+                    ring,
+                    nodes,
+                });
+            }
+            Event::ExpectedVotesChanged(_) => self.publish_quorum(),
+            Event::DeviceReleased { .. } => {
+                if let Some(q) = &self.qdevice {
+                    q.release_done();
+                }
+            }
+            Event::PersistExpectedVotes(n) => {
+                if let Some(dir) = &self.state_dir {
+                    let file = dir.join(format!("expected_votes_{}", self.stack.totem().node_id()));
+                    if std::fs::write(file, n.to_string()).is_err() {
+                        self.stats.persist_errors += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    fn quorum_command(&mut self, c: QuorumCommand) {
+        let now = self.now();
+        let map = |r: Result<(), QuorumRequestError>| {
+            r.map_err(|e| match e {
+                QuorumRequestError::NotConfigured => QuorumCallError::NotConfigured,
+                other => QuorumCallError::Refused(other.to_string()),
+            })
+        };
+        match c {
+            QuorumCommand::SetExpectedVotes(v, reply) => {
+                let _ = reply.send(map(self.stack.quorum_set_expected_votes(now, v)));
+            }
+            QuorumCommand::SetVotes(node, v, reply) => {
+                let _ = reply.send(map(self.stack.quorum_set_votes(now, node, v)));
+            }
+            QuorumCommand::CancelWaitForAll(reply) => {
+                let _ = reply.send(map(self.stack.quorum_cancel_wait_for_all(now)));
+            }
+            QuorumCommand::Device(ClientEvent::Vote { ring, cast }) => {
+                // A vote for a ring we are no longer on is refused by the core; the
+                // device follows up for the current ring.
+                let _ = self.stack.quorum_set_device_vote(now, ring, cast);
+            }
+            QuorumCommand::Device(_) => {}
+        }
+        self.publish_quorum();
     }
 
     pub(crate) fn waker(&self) -> Arc<Waker> {
@@ -314,6 +413,7 @@ impl Driver {
                     self.push_raw();
                 }
                 Ok(Command::Cpg(c)) => self.cpg_command(c),
+                Ok(Command::Quorum(c)) => self.quorum_command(c),
                 Ok(Command::Leave) => {
                     let now = self.now();
                     self.stack.leave(now);
@@ -474,10 +574,14 @@ impl Driver {
                 StackEvent::Config(c) => {
                     if c.kind == ConfigKind::Regular {
                         *self.shared.membership.lock() = (c.ring, c.members.clone());
+                        if let Some(q) = &self.qdevice {
+                            q.set_membership(c.ring, c.members.clone());
+                        }
                     }
                     let _ = self.events.send(NodeEvent::Config(c));
                 }
                 StackEvent::Cpg(ev) => self.route_cpg(ev),
+                StackEvent::Quorum(ev) => self.on_quorum(ev),
             }
         }
         if self.groups_dirty {

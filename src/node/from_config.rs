@@ -110,7 +110,8 @@ impl NodeOptions {
                 params: params(l),
             });
         }
-        let crypto = cfg.load_key()?.map(|key| CryptoOptions {
+        let key = cfg.load_key()?;
+        let crypto = key.clone().map(|key| CryptoOptions {
             key,
             cluster_name: cfg.cluster_name.clone(),
             cipher: match cfg.crypto.cipher {
@@ -123,6 +124,24 @@ impl NodeOptions {
         o.crypto = crypto;
         o.state_dir = Some(cfg.state_dir.clone());
         o.cluster_name = cfg.cluster_name.clone();
+        // Votequorum runs when the quorum section names a provider, as Corosync
+        // loads votequorum only for `provider: corosync_votequorum`.
+        if cfg.quorum.provider.is_some() {
+            let qerr =
+                |e: crate::quorum_client::FromConfigError| err("quorum".into(), e.to_string());
+            o.quorum = Some(crate::quorum_client::votequorum_config(cfg, node_id).map_err(qerr)?);
+            if cfg.quorum.device.is_some() {
+                let key = key.clone().ok_or_else(|| {
+                    err(
+                        "quorum.device".into(),
+                        "a quorum device authenticates with the cluster key: set totem.keyfile (crypto on)"
+                            .into(),
+                    )
+                })?;
+                o.qdevice =
+                    crate::quorum_client::qdevice_config(cfg, node_id, key).map_err(qerr)?;
+            }
+        }
         o.node_names = cfg
             .nodes
             .iter()

@@ -23,12 +23,14 @@ mod from_config;
 mod link_io;
 mod link_options;
 mod persist;
+mod quorum;
 mod transport;
 
 pub use crate::link::{LinkState, LinkStats, PeerLinkStatus};
 pub use cpg::{Cpg, CpgMember, DispatchMode};
 pub use driver::DriverStats;
 pub use link_options::{ExtraLink, LinkOptions, LinkParams, Multicast};
+pub use quorum::{Quorum, QuorumCallError, QuorumChange};
 pub use transport::{TransportStats, set_socket_buffers};
 
 use crate::stack::RawDelivery;
@@ -84,6 +86,10 @@ pub struct NodeOptions {
     /// Serve the admin socket (for `phalanx-cpgtool` / `phalanx-quorumtool`)
     /// at this path; `None`: no socket.
     pub admin_socket: Option<PathBuf>,
+    /// Votequorum (`None`: no quorum service; `Quorum::is_quorate` is then false).
+    pub quorum: Option<phalanx_quorum::QuorumConfig>,
+    /// The quorum-device driver (a `phalanx-qnetd` arbitrator), if configured.
+    pub qdevice: Option<crate::quorum_client::DriverConfig>,
     /// The cluster's name, for tools.
     pub cluster_name: String,
     /// Node names from the node list, for tools.
@@ -127,6 +133,8 @@ impl NodeOptions {
             realtime_priority: None,
             cpg: CpgConfig::default(),
             admin_socket: None,
+            quorum: None,
+            qdevice: None,
             cluster_name: String::new(),
             node_names: BTreeMap::new(),
         }
@@ -147,6 +155,7 @@ pub(crate) enum Command {
     /// A raw message with one spare byte in front for the service id.
     Mcast(Guarantee, Vec<u8>),
     Cpg(cpg::CpgCommand),
+    Quorum(quorum::QuorumCommand),
     Leave,
 }
 
@@ -177,6 +186,8 @@ pub(crate) struct Shared {
     pub(crate) links: Mutex<Vec<PeerLinkStatus>>,
     /// Process groups.
     pub(crate) cpg: cpg::CpgShared,
+    /// Quorum.
+    pub(crate) quorum: quorum::QuorumShared,
 }
 
 /// A clonable, thread-safe handle to a running node.
@@ -230,6 +241,15 @@ impl NodeHandle {
     /// The node's process-group service.
     pub fn cpg(&self) -> Cpg {
         self.cpg.clone()
+    }
+
+    /// The node's quorum service.
+    pub fn quorum(&self) -> Quorum {
+        Quorum {
+            tx: self.tx.clone(),
+            waker: self.waker.clone(),
+            shared: self.shared.clone(),
+        }
     }
 
     /// This node's id.
@@ -307,8 +327,19 @@ impl Node {
         }
         let admin_info = (opts.cluster_name.clone(), names);
         let cpg_cfg = opts.cpg.clone();
-        let driver = driver::Driver::new(opts, rx, ev_tx, shared.clone())?;
+        let qdevice_cfg = opts.qdevice.clone();
+        let mut driver = driver::Driver::new(opts, rx, ev_tx, shared.clone())?;
         let waker = driver.waker();
+        if let Some(cfg) = qdevice_cfg {
+            let (qtx, qwaker) = (tx.clone(), waker.clone());
+            let qd = crate::quorum_client::QdeviceDriver::start(cfg, move |ev| {
+                // Called on the device thread before any frame that depends on the
+                // event leaves: the vote reaches the core first.
+                let _ = qtx.send(Command::Quorum(quorum::QuorumCommand::Device(ev.clone())));
+                let _ = qwaker.wake();
+            })?;
+            driver.set_qdevice(qd);
+        }
         let cpg = Cpg {
             node_id,
             tx: tx.clone(),
@@ -338,6 +369,7 @@ impl Node {
         if let Some(path) = admin_path {
             let provider = admin::NodeAdmin {
                 shared: node.handle.shared.clone(),
+                quorum: node.quorum(),
                 node_id,
                 cluster_name: admin_info.0,
                 nodes: admin_info.1,
@@ -355,6 +387,11 @@ impl Node {
     /// The node's process-group service.
     pub fn cpg(&self) -> Cpg {
         self.handle.cpg()
+    }
+
+    /// The node's quorum service.
+    pub fn quorum(&self) -> Quorum {
+        self.handle.quorum()
     }
 
     /// Deliveries and configuration changes, in order.
