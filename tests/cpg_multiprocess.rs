@@ -196,13 +196,17 @@ fn child_cpg_node() {
 
 /// (node, local).
 type Mid = (u32, u32);
+/// (member, reason) entries of left or joined lists.
+type Changes = Vec<(Mid, String)>;
+/// (group, view id, the observer's previous members).
+type Step = (String, String, Vec<Mid>);
 
 fn parse_mid(s: &str) -> Mid {
     let (n, l) = s.split_once('/').unwrap();
     (n.parse().unwrap(), l.parse().unwrap())
 }
 
-fn parse_changes(s: &str) -> Vec<(Mid, String)> {
+fn parse_changes(s: &str) -> Changes {
     if s == "-" {
         return vec![];
     }
@@ -218,8 +222,8 @@ fn parse_changes(s: &str) -> Vec<(Mid, String)> {
 struct View {
     id: String,
     members: Vec<Mid>,
-    left: Vec<(Mid, String)>,
-    joined: Vec<(Mid, String)>,
+    left: Changes,
+    joined: Changes,
     /// Index of this view in the observer's list of events (views and deliveries
     /// together), to cut histories at a mark.
     seq: usize,
@@ -507,12 +511,7 @@ impl Cluster {
 
     /// Every (observer, group) view change after `mark` (per observer), as
     /// (left, joined) lists.
-    fn changes_since(
-        &self,
-        mark: &BTreeMap<Mid, usize>,
-        m: Mid,
-        g: &str,
-    ) -> (Vec<(Mid, String)>, Vec<(Mid, String)>) {
+    fn changes_since(&self, mark: &BTreeMap<Mid, usize>, m: Mid, g: &str) -> (Changes, Changes) {
         let from = mark.get(&m).copied().unwrap_or(0);
         let mut left = Vec::new();
         let mut joined = Vec::new();
@@ -539,8 +538,7 @@ impl Cluster {
     /// they both delivered in the same order. Returns (views, deliveries) checked.
     fn check_agreement(&self) -> (usize, usize) {
         let mut by_id: BTreeMap<(String, String), (Mid, Vec<Mid>)> = BTreeMap::new();
-        type Diff = (Vec<(Mid, String)>, Vec<(Mid, String)>);
-        let mut by_step: BTreeMap<(String, String, Vec<Mid>), (Mid, Diff)> = BTreeMap::new();
+        let mut by_step: BTreeMap<Step, (Mid, (Changes, Changes))> = BTreeMap::new();
         let mut views = 0;
         for ((m, g), vs) in &self.seen.views {
             let mut prev: Vec<Mid> = Vec::new();
@@ -657,8 +655,8 @@ fn loopback_addrs(n: usize) -> Vec<SocketAddr> {
     socks.iter().map(|s| s.local_addr().unwrap()).collect()
 }
 
-fn reasons(ms: &[Mid], r: &str) -> Vec<(Mid, String)> {
-    let mut v: Vec<(Mid, String)> = ms.iter().map(|m| (*m, r.to_string())).collect();
+fn reasons(ms: &[Mid], r: &str) -> Changes {
+    let mut v: Changes = ms.iter().map(|m| (*m, r.to_string())).collect();
     v.sort();
     v
 }
