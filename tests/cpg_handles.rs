@@ -1,5 +1,6 @@
 //! The CPG handles of a running node, in one process (nodes on loopback):
-//! request errors, self delivery, the fd + `dispatch` loop, stale 64-bit handles,
+//! request errors (Busy while a join is in flight), self delivery, the fd +
+//! `dispatch` loop, stale 64-bit handles,
 //! `mcast_wait` under a flood, callback members, PROCDOWN of a dropped handle.
 //!
 //! The tests take turns (a lock): each starts its own nodes, and several clusters
@@ -428,5 +429,33 @@ fn mcast_wait_makes_progress_under_a_flood() {
     eprintln!(
         "flood: TryAgain after {plain} plain mcasts; {} mcast_wait calls in {sending:?}, all delivered in order",
         2 * PER_THREAD
+    );
+}
+
+#[test]
+fn requests_in_flight_are_busy() {
+    let _s = serial();
+    // Node 2 is configured but never started and the token timeout is long: node 1
+    // forms no ring for seconds, so its requests stay in flight meanwhile.
+    let socks: Vec<UdpSocket> = (0..2)
+        .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let addrs: BTreeMap<u32, SocketAddr> = socks
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (i as u32 + 1, s.local_addr().unwrap()))
+        .collect();
+    drop(socks);
+    let totem = Config::new(1, vec![1, 2]).with_token_timeout(Duration::from_secs(10));
+    let node = Node::start(NodeOptions::new(totem, addrs)).unwrap();
+    let m = node.cpg().member().unwrap();
+    m.join(b"g").unwrap();
+    assert_eq!(m.leave(b"g"), Err(CpgError::Busy), "leave while joining");
+    assert_eq!(m.join(b"g"), Err(CpgError::Exist), "join while joining");
+    m.mcast(b"g", Guarantee::Agreed, b"early")
+        .expect("a joining member may multicast");
+    assert!(
+        !node.handle().is_operational(),
+        "the node formed a ring already: the requests above were not in flight"
     );
 }
