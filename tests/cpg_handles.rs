@@ -1,7 +1,7 @@
-//! The CPG handles of a running node, in one process (nodes on loopback):
-//! request errors (Busy while a join is in flight), self delivery, the fd +
-//! `dispatch` loop, stale 64-bit handles,
-//! `mcast_wait` under a flood, callback members, PROCDOWN of a dropped handle.
+//! The CPG handles of a running node, in one process (nodes on loopback): request
+//! errors (Busy while a join is in flight), self delivery, the fd + `dispatch`
+//! loop, stale 64-bit handles, `mcast_wait` under a flood, callback members,
+//! PROCDOWN of a dropped handle.
 //!
 //! The tests take turns (a lock): each starts its own nodes, and several clusters
 //! at once on a small machine would only test the scheduler.
