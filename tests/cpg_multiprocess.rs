@@ -742,13 +742,23 @@ fn procdown_and_kill9_on_loopback() {
     }
     let (views, deliveries) = c.check_agreement();
     eprintln!("agreement: {views} views and {deliveries} deliveries checked");
-    // The dropped member received nothing after its drop was ordered.
-    assert!(
-        c.seen.views[&((3, 1), "alpha".to_string())]
+    // The dropped member received nothing after its drop: no view without itself,
+    // none of the later traffic.
+    for (g, _) in GROUPS {
+        let key = ((3, 1), g.to_string());
+        assert!(
+            c.seen.views[&key]
+                .iter()
+                .all(|v| v.members.contains(&(3, 1))),
+            "3/1 saw a view of {g} without itself"
+        );
+        let late: Vec<&String> = c.seen.delivered[&key]
             .iter()
-            .all(|v| v.members.contains(&(3, 1))),
-        "3/1 saw a view without itself"
-    );
+            .map(|(_, p)| p)
+            .filter(|p| !p.contains(":b1:"))
+            .collect();
+        assert!(late.is_empty(), "3/1 delivered after its drop: {late:?}");
+    }
 }
 
 // ---------------------------------------------------------------- network
