@@ -320,12 +320,15 @@ impl CpgMember {
         GroupName::new(group)?;
         let local = self.inner.local;
         let g = group.to_vec();
+        // Held across the round trip: a clone's mcast cannot slip between this
+        // request and the core's answer (see `mcast`).
+        let mut joined = self.inner.joined.lock();
         self.inner.cpg.round_trip(|reply| CpgCommand::Join {
             local,
             group: g,
             reply,
         })?;
-        self.inner.joined.lock().insert(group.to_vec());
+        joined.insert(group.to_vec());
         Ok(())
     }
 
@@ -334,12 +337,13 @@ impl CpgMember {
         GroupName::new(group)?;
         let local = self.inner.local;
         let g = group.to_vec();
+        let mut joined = self.inner.joined.lock();
         self.inner.cpg.round_trip(|reply| CpgCommand::Leave {
             local,
             group: g,
             reply,
         })?;
-        self.inner.joined.lock().remove(group);
+        joined.remove(group);
         Ok(())
     }
 
@@ -354,7 +358,11 @@ impl CpgMember {
                 max: cpg.max_message,
             });
         }
-        if !self.inner.joined.lock().contains(group) {
+        // Held until the command is queued, so that a clone's leave is ordered
+        // either before this check (NotExist) or after this message (which the
+        // core then still accepts): what the handle admits, the core takes.
+        let joined = self.inner.joined.lock();
+        if !joined.contains(group) {
             return Err(CpgError::NotExist);
         }
         let reserved = MAX_HEADER + data.len();
@@ -375,6 +383,7 @@ impl CpgMember {
             data: data.to_vec(),
             reserved,
         });
+        drop(joined);
         if sent.is_err() {
             budget.bytes.fetch_sub(reserved, Ordering::AcqRel);
             budget.messages.fetch_sub(1, Ordering::AcqRel);
