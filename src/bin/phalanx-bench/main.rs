@@ -5,8 +5,17 @@
 //!
 //! ```text
 //! phalanx-bench --nodes 3 --scenario tput1 --size 1024 --secs 5 \
-//!     [--crypto on|off] [--guarantee agreed|safe] [--reps R] [--out DIR]
+//!     [--api cpg|totem] [--crypto on|off] [--guarantee agreed|safe] [--reps R] [--out DIR]
 //! ```
+//!
+//! `--api cpg` (the default) measures what cpgperf measures on Corosync: every
+//! worker is one process-group member (`node.cpg().member()`) in the group
+//! `cpgperf`, starts once a group change lists a member on every node, sends with
+//! `CpgMember::mcast` and receives the member's events. `--api totem` uses raw
+//! totem messages (`NodeHandle::mcast`, `Node::events`), one layer lower. The api
+//! is part of the label's implementation field: `phalanx-cpg`,
+//! `phalanx-cpg-crypto` (cpg) and `phalanx`, `phalanx-crypto` (totem, as before
+//! the flag existed), e.g. `phalanx-cpg:3:tput1:64:r1`.
 //!
 //! `--nodes`, `--scenario`, `--size` and `--crypto` accept comma-separated
 //! lists; repetitions are the outer loop. Scenarios: `tput1`, `tputN`, `lat1`,
@@ -31,6 +40,44 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+/// Which Phalanx API the workers send and receive through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Api {
+    /// Closed process groups: one member per worker (like cpgperf on Corosync).
+    Cpg,
+    /// Raw totem messages through the node handle.
+    Totem,
+}
+
+impl Api {
+    /// Parses `cpg` or `totem`.
+    pub fn parse(s: &str) -> Option<Api> {
+        match s {
+            "cpg" => Some(Api::Cpg),
+            "totem" => Some(Api::Totem),
+            _ => None,
+        }
+    }
+
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Api::Cpg => "cpg",
+            Api::Totem => "totem",
+        }
+    }
+
+    /// The implementation field of a label (the first of summarize.sh's).
+    pub fn impl_name(self, crypto: bool) -> &'static str {
+        match (self, crypto) {
+            (Api::Cpg, false) => "phalanx-cpg",
+            (Api::Cpg, true) => "phalanx-cpg-crypto",
+            (Api::Totem, false) => "phalanx",
+            (Api::Totem, true) => "phalanx-crypto",
+        }
+    }
+}
 
 /// The measurement scenarios.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,6 +136,7 @@ struct Args {
     scenarios: Vec<Scenario>,
     sizes: Vec<usize>,
     crypto: Vec<bool>,
+    apis: Vec<Api>,
     secs: f64,
     guarantee_safe: bool,
     reps: u32,
@@ -105,11 +153,14 @@ struct Args {
 
 const USAGE: &str =
     "usage: phalanx-bench --nodes N[,N..] --scenario S[,S..] --size B[,B..] --secs T \
-[--crypto on|off[,..]] [--guarantee agreed|safe] [--reps R] [--rep-start K] [--out DIR] \
+[--api cpg|totem[,..]] [--crypto on|off[,..]] [--guarantee agreed|safe] [--reps R] [--rep-start K] [--out DIR] \
 [--max-frame BYTES] [--wait block|yield] [--name IMPL] [--recv-nap-us US] [--spin-us US]
 [--cipher aes|chacha] [--driver-stats on|off]
+  --api         cpg (default): one process-group member per worker, like cpgperf
+                on Corosync (labels phalanx-cpg, phalanx-cpg-crypto); totem: raw
+                totem messages (labels phalanx, phalanx-crypto)
   --wait        how a flooding sender waits after TryAgain: block on the event channel
-                (up to 1 ms) or yield-spin on send_room()
+                (up to 1 ms) or yield-spin on send_room() (cpg: drain, yield, retry)
   --recv-nap-us a receiving process with nothing queued naps this long instead of
                 blocking on the event channel (default 0: block)
   --spin-us     a pinger polls for its own delivery this long before blocking (default 0)
@@ -129,6 +180,7 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
         scenarios: vec![Scenario::Tput1],
         sizes: vec![64],
         crypto: vec![false],
+        apis: vec![Api::Cpg],
         secs: 5.0,
         guarantee_safe: false,
         reps: 1,
@@ -166,6 +218,7 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
                     _ => None,
                 })?
             }
+            "--api" => a.apis = list(val, Api::parse)?,
             "--secs" => {
                 a.secs = val
                     .parse()
@@ -271,10 +324,11 @@ fn run(a: &Args) -> i32 {
     };
     emit(
         &format!(
-            "# phalanx-bench: nodes={:?} scenarios={:?} sizes={:?} crypto={:?} secs={} guarantee={} reps={} max_frame={} wait={} recv_nap_us={} spin_us={} cipher={} load=\"{}\"",
+            "# phalanx-bench: nodes={:?} scenarios={:?} sizes={:?} api={:?} crypto={:?} secs={} guarantee={} reps={} max_frame={} wait={} recv_nap_us={} spin_us={} cipher={} load=\"{}\"",
             a.nodes,
             a.scenarios.iter().map(|s| s.name()).collect::<Vec<_>>(),
             a.sizes,
+            a.apis.iter().map(|x| x.name()).collect::<Vec<_>>(),
             a.crypto,
             a.secs,
             if a.guarantee_safe { "safe" } else { "agreed" },
@@ -297,20 +351,24 @@ fn run(a: &Args) -> i32 {
         for &n in &a.nodes {
             for &size in &a.sizes {
                 for &sc in &a.scenarios {
-                    let cryptos: &[bool] = if sc == Scenario::Raw {
-                        &[false]
+                    // Raw UDP uses neither API nor crypto: once per cell.
+                    let runs: Vec<(Api, bool)> = if sc == Scenario::Raw {
+                        vec![(a.apis[0], false)]
                     } else {
-                        &a.crypto
+                        a.apis
+                            .iter()
+                            .flat_map(|&api| a.crypto.iter().map(move |&c| (api, c)))
+                            .collect()
                     };
-                    for &crypto in cryptos {
-                        let imp = match (&a.name, sc, crypto) {
-                            (Some(n), _, _) => n.clone(),
-                            (None, Scenario::Raw, _) => "udp".to_string(),
-                            (None, _, true) => "phalanx-crypto".to_string(),
-                            (None, _, false) => "phalanx".to_string(),
+                    for (api, crypto) in runs {
+                        let imp = match (&a.name, sc) {
+                            (Some(n), _) => n.clone(),
+                            (None, Scenario::Raw) => "udp".to_string(),
+                            (None, _) => api.impl_name(crypto).to_string(),
                         };
                         let label = format!("{imp}:{n}:{}:{size}:r{rep}", sc.name());
-                        let (lines, rtts, ok, why) = run_one(a, n, sc, size, crypto, &label);
+                        let (lines, rtts, ok, why) =
+                            run_one(a, n, sc, size, api, crypto, &label);
                         for l in &lines {
                             emit(l, false);
                         }
@@ -358,6 +416,7 @@ fn run_one(
     n: u32,
     sc: Scenario,
     size: usize,
+    api: Api,
     crypto: bool,
     label: &str,
 ) -> (Vec<String>, Vec<String>, bool, String) {
@@ -393,6 +452,7 @@ fn run_one(
             spin_us: a.spin_us,
             chacha: a.chacha,
             stats: a.stats,
+            api,
         };
         let child = Command::new(&exe)
             .arg("--worker")
