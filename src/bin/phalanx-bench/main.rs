@@ -367,8 +367,7 @@ fn run(a: &Args) -> i32 {
                             (None, _) => api.impl_name(crypto).to_string(),
                         };
                         let label = format!("{imp}:{n}:{}:{size}:r{rep}", sc.name());
-                        let (lines, rtts, ok, why) =
-                            run_one(a, n, sc, size, api, crypto, &label);
+                        let (lines, rtts, ok, why) = run_one(a, n, sc, size, api, crypto, &label);
                         for l in &lines {
                             emit(l, false);
                         }
@@ -578,5 +577,142 @@ fn kill_all(children: &mut BTreeMap<u32, std::process::Child>) {
     for (_, c) in children.iter_mut() {
         let _ = c.kill();
         let _ = c.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Result<Args, String> {
+        let v: Vec<String> = s.split_whitespace().map(String::from).collect();
+        parse_args(&v)
+    }
+
+    #[test]
+    fn api_defaults_to_cpg_and_parses_lists() {
+        assert_eq!(args("").unwrap().apis, vec![Api::Cpg]);
+        assert_eq!(args("--api totem").unwrap().apis, vec![Api::Totem]);
+        assert_eq!(
+            args("--api cpg,totem").unwrap().apis,
+            vec![Api::Cpg, Api::Totem]
+        );
+        assert!(args("--api raw").is_err());
+        assert!(args("--api").is_err());
+    }
+
+    #[test]
+    fn labels_name_the_api() {
+        assert_eq!(Api::Cpg.impl_name(false), "phalanx-cpg");
+        assert_eq!(Api::Cpg.impl_name(true), "phalanx-cpg-crypto");
+        // The totem labels are the ones from before `--api` existed.
+        assert_eq!(Api::Totem.impl_name(false), "phalanx");
+        assert_eq!(Api::Totem.impl_name(true), "phalanx-crypto");
+        for api in [Api::Cpg, Api::Totem] {
+            for crypto in [false, true] {
+                let imp = api.impl_name(crypto);
+                assert_eq!(report::api_of(imp), api.name(), "{imp}");
+                // summarize.sh splits labels on ':'.
+                assert!(!imp.contains(':'));
+            }
+            assert_eq!(Api::parse(api.name()), Some(api));
+        }
+        assert_eq!(report::api_of("knet"), "cpg");
+        assert_eq!(report::api_of("udp"), "-");
+    }
+
+    #[test]
+    fn worker_spec_round_trips() {
+        for api in [Api::Cpg, Api::Totem] {
+            let spec = worker::Spec {
+                id: 2,
+                addrs: "1=127.0.0.1:1,2=127.0.0.1:2".into(),
+                scenario: Scenario::LatN,
+                size: 1024,
+                secs: 1.5,
+                crypto: true,
+                safe: false,
+                label: "phalanx-cpg:2:latN:1024:r1".into(),
+                max_frame: 8900,
+                wait_yield: true,
+                recv_nap_us: 7,
+                spin_us: 3,
+                chacha: false,
+                stats: true,
+                api,
+            };
+            let back = worker::Spec::from_args(&spec.to_args()).expect("parses");
+            assert_eq!(back.id, 2);
+            assert_eq!(back.addrs, spec.addrs);
+            assert_eq!(back.scenario, Scenario::LatN);
+            assert_eq!(back.size, 1024);
+            assert_eq!(back.secs, 1.5);
+            assert!(back.crypto && !back.safe && back.wait_yield && back.stats && !back.chacha);
+            assert_eq!(back.label, spec.label);
+            assert_eq!(
+                (back.max_frame, back.recv_nap_us, back.spin_us),
+                (8900, 7, 3)
+            );
+            assert_eq!(back.api, api);
+        }
+        assert!(worker::Spec::from_args(&["1".to_string()]).is_none());
+    }
+
+    fn line(label: &str, node: u32, hash: &str, extra: &str) -> String {
+        format!(
+            "RESULT label={label} mode=recv node={node} pid=1 size=64 members=2 senders=1 sent=0 send_s=0.000 sent_msgs_s=0.0 tryagain=0 delivered=10 span_s=1.000 deliv_msgs_s=100.0 deliv_MB_s=0.006 total_s=1.000 errors=0 member_changes=0 order_hash={hash}{extra}"
+        )
+    }
+
+    #[test]
+    fn check_run_wants_equal_hashes_and_no_changes() {
+        let ok = [
+            line("x:2:tput1:64:r1", 1, "aa", ""),
+            line("x:2:tput1:64:r1", 2, "aa", ""),
+        ];
+        let mut why = String::new();
+        assert!(report::check_run(&ok, 2, false, &mut why), "{why}");
+        let bad = [
+            line("x:2:tput1:64:r1", 1, "aa", ""),
+            line("x:2:tput1:64:r1", 2, "bb", ""),
+        ];
+        assert!(!report::check_run(&bad, 2, false, &mut why));
+        assert!(why.contains("order_hash_differs"));
+        let changed = [
+            line("x:2:tput1:64:r1", 1, "aa", "").replace("member_changes=0", "member_changes=1"),
+            line("x:2:tput1:64:r1", 2, "aa", ""),
+        ];
+        let mut why = String::new();
+        assert!(!report::check_run(&changed, 2, false, &mut why));
+        assert!(why.contains("node1_member_changes"));
+    }
+
+    #[test]
+    fn report_shows_the_api() {
+        let dir = std::env::temp_dir().join(format!("phalanx-bench-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut raw = String::new();
+        for imp in ["phalanx-cpg", "phalanx", "knet"] {
+            for node in 1..=2 {
+                raw.push_str(&line(&format!("{imp}:2:tput1:64:r1"), node, "aa", ""));
+                raw.push('\n');
+            }
+        }
+        std::fs::write(dir.join("raw.txt"), raw).unwrap();
+        report::write(&dir).unwrap();
+        let md = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+        assert!(md.contains("| impl | api |"), "{md}");
+        assert!(
+            md.contains("| phalanx-cpg | cpg | 2 | tput1 | 64 |"),
+            "{md}"
+        );
+        assert!(md.contains("| phalanx | totem | 2 | tput1 | 64 |"), "{md}");
+        // One comparison row per API measured, each against Corosync.
+        assert!(md.contains("| 2 | tput1 | 64 | cpg | 100 msg/s"), "{md}");
+        assert!(md.contains("| 2 | tput1 | 64 | totem | 100 msg/s"), "{md}");
+        let svg = std::fs::read_to_string(dir.join("throughput.svg")).unwrap();
+        assert!(svg.contains("phalanx-cpg 2n tput1"), "{svg}");
+        assert!(svg.contains("phalanx (totem) 2n tput1"), "{svg}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

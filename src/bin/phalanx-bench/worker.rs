@@ -7,8 +7,8 @@ use phalanx::cpg::{CpgError, CpgEvent};
 use phalanx::node::{CpgMember, CryptoOptions, Node, NodeEvent, NodeHandle, NodeOptions};
 use phalanx::totem::crypto::Cipher;
 use phalanx::totem::{Config, ConfigKind, Guarantee, SendError};
-use std::collections::BTreeSet;
 use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::io::{BufRead, Write};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -80,7 +80,7 @@ impl Spec {
         ]
     }
 
-    fn from_args(a: &[String]) -> Option<Spec> {
+    pub fn from_args(a: &[String]) -> Option<Spec> {
         if a.len() != 15 {
             return None;
         }
