@@ -3,10 +3,11 @@
 
 use super::{Api, Scenario};
 use crossbeam_channel::Receiver;
-use phalanx::cpg::{CpgError, CpgEvent};
+use phalanx::cpg::{CpgError, CpgEvent, ViewId};
 use phalanx::node::{CpgMember, CryptoOptions, Node, NodeEvent, NodeHandle, NodeOptions};
 use phalanx::totem::crypto::Cipher;
-use phalanx::totem::{Config, ConfigKind, Guarantee, SendError};
+use phalanx::totem::{Config, ConfigKind, Guarantee, RingId, SendError};
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 use std::io::{BufRead, Write};
@@ -218,6 +219,16 @@ impl Stats {
         }
     }
 
+    /// A totem ring formed again under the group (CPG): no group change when the
+    /// nodes stay the same, but the same event as a totem regular configuration
+    /// in `--api totem`, so it counts alike.
+    fn on_reformation(&mut self, ring: RingId, members: &dyn std::fmt::Debug) {
+        if self.started && self.ends_seen < self.expect_ends {
+            self.member_changes += 1;
+            eprintln!("warning: ring {ring:?} formed during the run: {members:?}");
+        }
+    }
+
     fn on_deliver(&mut self, nodeid: u32, data: &[u8]) {
         let t = self.t_batch.unwrap_or_else(|| self.now());
         let Some(h) = Hdr::read(data) else {
@@ -379,6 +390,8 @@ impl Endpoint for TotemEndpoint<'_> {
 /// in its group.
 struct CpgEndpoint<'a> {
     m: CpgMember,
+    /// The ring of the latest group view or totem configuration seen.
+    ring: Cell<Option<RingId>>,
     /// The node's own event stream still carries totem configurations: kept
     /// empty outside the measured loops (it holds only a few).
     node_events: &'a Receiver<NodeEvent>,
@@ -416,11 +429,23 @@ impl Endpoint for CpgEndpoint<'_> {
                 st.on_deliver(d.sender.node, &d.data)
             }
             CpgEvent::Change(c) if c.group.as_bytes() == GROUP => {
+                match c.view {
+                    ViewId::Sync(r) | ViewId::Message { ring: r, .. } => self.ring.set(Some(r)),
+                    _ => {}
+                }
                 let nodes = c.members.iter().map(|m| m.node).collect::<BTreeSet<_>>();
                 st.on_view(nodes.len(), &c.members);
             }
-            // Totem configurations (the group changes above are what cpgperf's
-            // confchg callback sees); no other group exists.
+            // The regular configuration of the ring the start barrier's view was
+            // installed on may follow that view (it comes after its state
+            // exchange's group changes): only another ring is a re-formation.
+            CpgEvent::Totem(t) if t.kind == ConfigKind::Regular => {
+                let before = self.ring.replace(Some(t.ring));
+                if before != Some(t.ring) {
+                    st.on_reformation(t.ring, &t.members);
+                }
+            }
+            // No other group exists.
             _ => {}
         }
     }
@@ -480,6 +505,7 @@ fn node(
             }
             let ep = CpgEndpoint {
                 m,
+                ring: Cell::new(None),
                 node_events: node.events(),
             };
             run(spec, n, &h, &ep, release)?
