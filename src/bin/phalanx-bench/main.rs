@@ -17,8 +17,8 @@
 //! `phalanx-cpg-crypto` (cpg) and `phalanx`, `phalanx-crypto` (totem, as before
 //! the flag existed), e.g. `phalanx-cpg:3:tput1:64:r1`.
 //!
-//! `--nodes`, `--scenario`, `--size` and `--crypto` accept comma-separated
-//! lists; repetitions are the outer loop. Scenarios: `tput1`, `tputN`, `lat1`,
+//! `--nodes`, `--scenario`, `--size`, `--api` and `--crypto` accept
+//! comma-separated lists; repetitions are the outer loop. Scenarios: `tput1`, `tputN`, `lat1`,
 //! `lat1idle`, `latN` (as in cpgperf's `bench.sh`) and `raw` (plain UDP, node 1
 //! to all others, no ordering). Every worker prints one `RESULT` line in the
 //! cpgperf format; the parent checks them (every node reported, equal
@@ -218,7 +218,12 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
                     _ => None,
                 })?
             }
-            "--api" => a.apis = list(val, Api::parse)?,
+            "--api" => {
+                a.apis = list(val, Api::parse)?;
+                if a.apis.is_empty() {
+                    return Err("bad --api".into());
+                }
+            }
             "--secs" => {
                 a.secs = val
                     .parse()
@@ -598,6 +603,7 @@ mod tests {
             vec![Api::Cpg, Api::Totem]
         );
         assert!(args("--api raw").is_err());
+        assert!(args("--api ,").is_err());
         assert!(args("--api").is_err());
     }
 
