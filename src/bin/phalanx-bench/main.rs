@@ -5,11 +5,20 @@
 //!
 //! ```text
 //! phalanx-bench --nodes 3 --scenario tput1 --size 1024 --secs 5 \
-//!     [--crypto on|off] [--guarantee agreed|safe] [--reps R] [--out DIR]
+//!     [--api cpg|totem] [--crypto on|off] [--guarantee agreed|safe] [--reps R] [--out DIR]
 //! ```
 //!
-//! `--nodes`, `--scenario`, `--size` and `--crypto` accept comma-separated
-//! lists; repetitions are the outer loop. Scenarios: `tput1`, `tputN`, `lat1`,
+//! `--api cpg` (the default) measures what cpgperf measures on Corosync: every
+//! worker is one process-group member (`node.cpg().member()`) in the group
+//! `cpgperf`, starts once a group change lists a member on every node, sends with
+//! `CpgMember::mcast` and receives the member's events. `--api totem` uses raw
+//! totem messages (`NodeHandle::mcast`, `Node::events`), one layer lower. The api
+//! is part of the label's implementation field: `phalanx-cpg`,
+//! `phalanx-cpg-crypto` (cpg) and `phalanx`, `phalanx-crypto` (totem, as before
+//! the flag existed), e.g. `phalanx-cpg:3:tput1:64:r1`.
+//!
+//! `--nodes`, `--scenario`, `--size`, `--api` and `--crypto` accept
+//! comma-separated lists; repetitions are the outer loop. Scenarios: `tput1`, `tputN`, `lat1`,
 //! `lat1idle`, `latN` (as in cpgperf's `bench.sh`) and `raw` (plain UDP, node 1
 //! to all others, no ordering). Every worker prints one `RESULT` line in the
 //! cpgperf format; the parent checks them (every node reported, equal
@@ -31,6 +40,44 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+/// Which Phalanx API the workers send and receive through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Api {
+    /// Closed process groups: one member per worker (like cpgperf on Corosync).
+    Cpg,
+    /// Raw totem messages through the node handle.
+    Totem,
+}
+
+impl Api {
+    /// Parses `cpg` or `totem`.
+    pub fn parse(s: &str) -> Option<Api> {
+        match s {
+            "cpg" => Some(Api::Cpg),
+            "totem" => Some(Api::Totem),
+            _ => None,
+        }
+    }
+
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Api::Cpg => "cpg",
+            Api::Totem => "totem",
+        }
+    }
+
+    /// The implementation field of a label (the first of summarize.sh's).
+    pub fn impl_name(self, crypto: bool) -> &'static str {
+        match (self, crypto) {
+            (Api::Cpg, false) => "phalanx-cpg",
+            (Api::Cpg, true) => "phalanx-cpg-crypto",
+            (Api::Totem, false) => "phalanx",
+            (Api::Totem, true) => "phalanx-crypto",
+        }
+    }
+}
 
 /// The measurement scenarios.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,6 +136,7 @@ struct Args {
     scenarios: Vec<Scenario>,
     sizes: Vec<usize>,
     crypto: Vec<bool>,
+    apis: Vec<Api>,
     secs: f64,
     guarantee_safe: bool,
     reps: u32,
@@ -105,11 +153,14 @@ struct Args {
 
 const USAGE: &str =
     "usage: phalanx-bench --nodes N[,N..] --scenario S[,S..] --size B[,B..] --secs T \
-[--crypto on|off[,..]] [--guarantee agreed|safe] [--reps R] [--rep-start K] [--out DIR] \
+[--api cpg|totem[,..]] [--crypto on|off[,..]] [--guarantee agreed|safe] [--reps R] [--rep-start K] [--out DIR] \
 [--max-frame BYTES] [--wait block|yield] [--name IMPL] [--recv-nap-us US] [--spin-us US]
 [--cipher aes|chacha] [--driver-stats on|off]
+  --api         cpg (default): one process-group member per worker, like cpgperf
+                on Corosync (labels phalanx-cpg, phalanx-cpg-crypto); totem: raw
+                totem messages (labels phalanx, phalanx-crypto)
   --wait        how a flooding sender waits after TryAgain: block on the event channel
-                (up to 1 ms) or yield-spin on send_room()
+                (up to 1 ms) or yield-spin on send_room() (cpg: drain, yield, retry)
   --recv-nap-us a receiving process with nothing queued naps this long instead of
                 blocking on the event channel (default 0: block)
   --spin-us     a pinger polls for its own delivery this long before blocking (default 0)
@@ -129,6 +180,7 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
         scenarios: vec![Scenario::Tput1],
         sizes: vec![64],
         crypto: vec![false],
+        apis: vec![Api::Cpg],
         secs: 5.0,
         guarantee_safe: false,
         reps: 1,
@@ -165,6 +217,12 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
                     "off" => Some(false),
                     _ => None,
                 })?
+            }
+            "--api" => {
+                a.apis = list(val, Api::parse)?;
+                if a.apis.is_empty() {
+                    return Err("bad --api".into());
+                }
             }
             "--secs" => {
                 a.secs = val
@@ -271,10 +329,11 @@ fn run(a: &Args) -> i32 {
     };
     emit(
         &format!(
-            "# phalanx-bench: nodes={:?} scenarios={:?} sizes={:?} crypto={:?} secs={} guarantee={} reps={} max_frame={} wait={} recv_nap_us={} spin_us={} cipher={} load=\"{}\"",
+            "# phalanx-bench: nodes={:?} scenarios={:?} sizes={:?} api={:?} crypto={:?} secs={} guarantee={} reps={} max_frame={} wait={} recv_nap_us={} spin_us={} cipher={} load=\"{}\"",
             a.nodes,
             a.scenarios.iter().map(|s| s.name()).collect::<Vec<_>>(),
             a.sizes,
+            a.apis.iter().map(|x| x.name()).collect::<Vec<_>>(),
             a.crypto,
             a.secs,
             if a.guarantee_safe { "safe" } else { "agreed" },
@@ -297,20 +356,23 @@ fn run(a: &Args) -> i32 {
         for &n in &a.nodes {
             for &size in &a.sizes {
                 for &sc in &a.scenarios {
-                    let cryptos: &[bool] = if sc == Scenario::Raw {
-                        &[false]
+                    // Raw UDP uses neither API nor crypto: once per cell.
+                    let runs: Vec<(Api, bool)> = if sc == Scenario::Raw {
+                        vec![(a.apis[0], false)]
                     } else {
-                        &a.crypto
+                        a.apis
+                            .iter()
+                            .flat_map(|&api| a.crypto.iter().map(move |&c| (api, c)))
+                            .collect()
                     };
-                    for &crypto in cryptos {
-                        let imp = match (&a.name, sc, crypto) {
-                            (Some(n), _, _) => n.clone(),
-                            (None, Scenario::Raw, _) => "udp".to_string(),
-                            (None, _, true) => "phalanx-crypto".to_string(),
-                            (None, _, false) => "phalanx".to_string(),
+                    for (api, crypto) in runs {
+                        let imp = match (&a.name, sc) {
+                            (Some(n), _) => n.clone(),
+                            (None, Scenario::Raw) => "udp".to_string(),
+                            (None, _) => api.impl_name(crypto).to_string(),
                         };
                         let label = format!("{imp}:{n}:{}:{size}:r{rep}", sc.name());
-                        let (lines, rtts, ok, why) = run_one(a, n, sc, size, crypto, &label);
+                        let (lines, rtts, ok, why) = run_one(a, n, sc, size, api, crypto, &label);
                         for l in &lines {
                             emit(l, false);
                         }
@@ -358,6 +420,7 @@ fn run_one(
     n: u32,
     sc: Scenario,
     size: usize,
+    api: Api,
     crypto: bool,
     label: &str,
 ) -> (Vec<String>, Vec<String>, bool, String) {
@@ -393,6 +456,7 @@ fn run_one(
             spin_us: a.spin_us,
             chacha: a.chacha,
             stats: a.stats,
+            api,
         };
         let child = Command::new(&exe)
             .arg("--worker")
@@ -518,5 +582,143 @@ fn kill_all(children: &mut BTreeMap<u32, std::process::Child>) {
     for (_, c) in children.iter_mut() {
         let _ = c.kill();
         let _ = c.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Result<Args, String> {
+        let v: Vec<String> = s.split_whitespace().map(String::from).collect();
+        parse_args(&v)
+    }
+
+    #[test]
+    fn api_defaults_to_cpg_and_parses_lists() {
+        assert_eq!(args("").unwrap().apis, vec![Api::Cpg]);
+        assert_eq!(args("--api totem").unwrap().apis, vec![Api::Totem]);
+        assert_eq!(
+            args("--api cpg,totem").unwrap().apis,
+            vec![Api::Cpg, Api::Totem]
+        );
+        assert!(args("--api raw").is_err());
+        assert!(args("--api ,").is_err());
+        assert!(args("--api").is_err());
+    }
+
+    #[test]
+    fn labels_name_the_api() {
+        assert_eq!(Api::Cpg.impl_name(false), "phalanx-cpg");
+        assert_eq!(Api::Cpg.impl_name(true), "phalanx-cpg-crypto");
+        // The totem labels are the ones from before `--api` existed.
+        assert_eq!(Api::Totem.impl_name(false), "phalanx");
+        assert_eq!(Api::Totem.impl_name(true), "phalanx-crypto");
+        for api in [Api::Cpg, Api::Totem] {
+            for crypto in [false, true] {
+                let imp = api.impl_name(crypto);
+                assert_eq!(report::api_of(imp), api.name(), "{imp}");
+                // summarize.sh splits labels on ':'.
+                assert!(!imp.contains(':'));
+            }
+            assert_eq!(Api::parse(api.name()), Some(api));
+        }
+        assert_eq!(report::api_of("knet"), "cpg");
+        assert_eq!(report::api_of("udp"), "-");
+    }
+
+    #[test]
+    fn worker_spec_round_trips() {
+        for api in [Api::Cpg, Api::Totem] {
+            let spec = worker::Spec {
+                id: 2,
+                addrs: "1=127.0.0.1:1,2=127.0.0.1:2".into(),
+                scenario: Scenario::LatN,
+                size: 1024,
+                secs: 1.5,
+                crypto: true,
+                safe: false,
+                label: "phalanx-cpg:2:latN:1024:r1".into(),
+                max_frame: 8900,
+                wait_yield: true,
+                recv_nap_us: 7,
+                spin_us: 3,
+                chacha: false,
+                stats: true,
+                api,
+            };
+            let back = worker::Spec::from_args(&spec.to_args()).expect("parses");
+            assert_eq!(back.id, 2);
+            assert_eq!(back.addrs, spec.addrs);
+            assert_eq!(back.scenario, Scenario::LatN);
+            assert_eq!(back.size, 1024);
+            assert_eq!(back.secs, 1.5);
+            assert!(back.crypto && !back.safe && back.wait_yield && back.stats && !back.chacha);
+            assert_eq!(back.label, spec.label);
+            assert_eq!(
+                (back.max_frame, back.recv_nap_us, back.spin_us),
+                (8900, 7, 3)
+            );
+            assert_eq!(back.api, api);
+        }
+        assert!(worker::Spec::from_args(&["1".to_string()]).is_none());
+    }
+
+    fn line(label: &str, node: u32, hash: &str, extra: &str) -> String {
+        format!(
+            "RESULT label={label} mode=recv node={node} pid=1 size=64 members=2 senders=1 sent=0 send_s=0.000 sent_msgs_s=0.0 tryagain=0 delivered=10 span_s=1.000 deliv_msgs_s=100.0 deliv_MB_s=0.006 total_s=1.000 errors=0 member_changes=0 order_hash={hash}{extra}"
+        )
+    }
+
+    #[test]
+    fn check_run_wants_equal_hashes_and_no_changes() {
+        let ok = [
+            line("x:2:tput1:64:r1", 1, "aa", ""),
+            line("x:2:tput1:64:r1", 2, "aa", ""),
+        ];
+        let mut why = String::new();
+        assert!(report::check_run(&ok, 2, false, &mut why), "{why}");
+        let bad = [
+            line("x:2:tput1:64:r1", 1, "aa", ""),
+            line("x:2:tput1:64:r1", 2, "bb", ""),
+        ];
+        assert!(!report::check_run(&bad, 2, false, &mut why));
+        assert!(why.contains("order_hash_differs"));
+        let changed = [
+            line("x:2:tput1:64:r1", 1, "aa", "").replace("member_changes=0", "member_changes=1"),
+            line("x:2:tput1:64:r1", 2, "aa", ""),
+        ];
+        let mut why = String::new();
+        assert!(!report::check_run(&changed, 2, false, &mut why));
+        assert!(why.contains("node1_member_changes"));
+    }
+
+    #[test]
+    fn report_shows_the_api() {
+        let dir = std::env::temp_dir().join(format!("phalanx-bench-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut raw = String::new();
+        for imp in ["phalanx-cpg", "phalanx", "knet"] {
+            for node in 1..=2 {
+                raw.push_str(&line(&format!("{imp}:2:tput1:64:r1"), node, "aa", ""));
+                raw.push('\n');
+            }
+        }
+        std::fs::write(dir.join("raw.txt"), raw).unwrap();
+        report::write(&dir).unwrap();
+        let md = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+        assert!(md.contains("| impl | api |"), "{md}");
+        assert!(
+            md.contains("| phalanx-cpg | cpg | 2 | tput1 | 64 |"),
+            "{md}"
+        );
+        assert!(md.contains("| phalanx | totem | 2 | tput1 | 64 |"), "{md}");
+        // One comparison row per API measured, each against Corosync.
+        assert!(md.contains("| 2 | tput1 | 64 | cpg | 100 msg/s"), "{md}");
+        assert!(md.contains("| 2 | tput1 | 64 | totem | 100 msg/s"), "{md}");
+        let svg = std::fs::read_to_string(dir.join("throughput.svg")).unwrap();
+        assert!(svg.contains("phalanx-cpg 2n tput1"), "{svg}");
+        assert!(svg.contains("phalanx (totem) 2n tput1"), "{svg}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

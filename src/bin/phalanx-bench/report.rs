@@ -55,6 +55,32 @@ pub fn check_run(lines: &[String], n: usize, raw: bool, why: &mut String) -> boo
     ok
 }
 
+/// The API behind an implementation field of a label: Phalanx's `--api cpg`
+/// (`phalanx-cpg`, `phalanx-cpg-crypto`) or `--api totem` (`phalanx`,
+/// `phalanx-crypto`, the labels from before the flag existed), Corosync's libcpg
+/// (`knet`, `udpu` from cpgperf's `bench.sh`), none for raw UDP (`udp`); names
+/// given with `--name` are recognised when they contain `cpg` or `totem`.
+pub fn api_of(imp: &str) -> &'static str {
+    match imp {
+        "phalanx" | "phalanx-crypto" => "totem",
+        "knet" | "udpu" => "cpg",
+        "udp" => "-",
+        _ if imp.contains("cpg") => "cpg",
+        _ if imp.contains("totem") => "totem",
+        _ => "?",
+    }
+}
+
+/// An implementation field for plot legends, with the API where the name alone
+/// does not show it.
+fn legend_name(imp: &str) -> String {
+    match imp {
+        "knet" | "udpu" => format!("corosync-{imp}"),
+        _ if api_of(imp) == "totem" && !imp.contains("totem") => format!("{imp} (totem)"),
+        _ => imp.to_string(),
+    }
+}
+
 #[derive(Default, Clone)]
 struct Run {
     nodes_seen: usize,
@@ -209,8 +235,8 @@ pub fn write(dir: &Path) -> std::io::Result<()> {
     let raw = std::fs::read_to_string(dir.join("raw.txt"))?;
     let (order, cells) = cells(&raw);
     let mut md = String::new();
-    md.push_str("| impl | nodes | scenario | size B | runs | deliv msgs/s | deliv MB/s | RTT p50 us | RTT p99 us | raw UDP MB/s (same size) | % of raw | check |\n");
-    md.push_str("|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---|\n");
+    md.push_str("| impl | api | nodes | scenario | size B | runs | deliv msgs/s | deliv MB/s | RTT p50 us | RTT p99 us | raw UDP MB/s (same size) | % of raw | check |\n");
+    md.push_str("|---|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---|\n");
     for cfg in &order {
         let p: Vec<&str> = cfg.split(':').collect();
         let m = med(&cells[cfg]);
@@ -237,8 +263,9 @@ pub fn write(dir: &Path) -> std::io::Result<()> {
         };
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {:.0} | {:.2} | {} | {} | {rc} | {pct} | {check} |",
+            "| {} | {} | {} | {} | {} | {} | {:.0} | {:.2} | {} | {} | {rc} | {pct} | {check} |",
             p[0],
+            api_of(p[0]),
             p[1],
             p[2],
             p[3],
@@ -257,7 +284,7 @@ pub fn write(dir: &Path) -> std::io::Result<()> {
             },
         );
     }
-    md.push_str("\nMedians over repetitions of the per-run mean over nodes (raw: over receivers). `N bad`: N runs of the cell failed a check (missing node, differing order_hash or delivered, errors, membership change); the figures come from the passing runs only.\n");
+    md.push_str("\napi: `cpg` = one process-group member per process (Phalanx `--api cpg`; Corosync's cpgperf), `totem` = raw totem messages (Phalanx `--api totem`). Medians over repetitions of the per-run mean over nodes (raw: over receivers). `N bad`: N runs of the cell failed a check (missing node, differing order_hash or delivered, errors, membership change); the figures come from the passing runs only.\n");
     md.push_str(&comparison(&order, &cells));
     std::fs::write(dir.join("summary.md"), md)?;
     std::fs::write(dir.join("throughput.svg"), throughput_svg(&order, &cells))?;
@@ -279,7 +306,8 @@ pub fn write(dir: &Path) -> std::io::Result<()> {
 }
 
 /// Phalanx against Corosync (labels `knet:` / `udpu:` from cpgperf's `bench.sh`)
-/// and the raw UDP ceiling, per node count, scenario and size.
+/// and the raw UDP ceiling, per node count, scenario, size and Phalanx API (one
+/// row per API measured: `phalanx-cpg*` and `phalanx*` labels).
 fn comparison(order: &[String], cells: &BTreeMap<String, Cell>) -> String {
     let get = |imp: &str, n: &str, sc: &str, size: &str| -> Option<Med> {
         cells.get(&format!("{imp}:{n}:{sc}:{size}")).map(med)
@@ -300,6 +328,46 @@ fn comparison(order: &[String], cells: &BTreeMap<String, Cell>) -> String {
         }
     }
     keys.sort();
+    let mut out = String::from(
+        "\n### Phalanx vs Corosync\n\nThroughput: delivered msgs/s and MB/s per node (median). Latency: RTT p50 / p99 in µs (median). Ratio: Phalanx (crypto off) over the best Corosync transport measured (throughput: higher is better; latency: Corosync p50 over Phalanx p50, higher is better). api: the Phalanx API of the row (`cpg`: process-group members, like for like with Corosync's CPG; `totem`: raw totem messages). Raw: plain UDP from node 1 to the others, same processes and size.\n\n| nodes | scenario | size B | api | Phalanx | Phalanx + crypto | Corosync knet | Corosync udpu | ratio | raw UDP ceiling |\n|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    let apis = [
+        ("cpg", "phalanx-cpg", "phalanx-cpg-crypto"),
+        ("totem", "phalanx", "phalanx-crypto"),
+    ];
+    for (n, sc, size) in keys {
+        let (n, size) = (n.to_string(), size.to_string());
+        let mut rows: Vec<_> = apis
+            .iter()
+            .map(|(api, plain, crypto)| {
+                (
+                    *api,
+                    get(plain, &n, &sc, &size),
+                    get(crypto, &n, &sc, &size),
+                )
+            })
+            .filter(|(_, ph, pc)| ph.is_some() || pc.is_some())
+            .collect();
+        if rows.is_empty() {
+            // Only Corosync (or only other names) measured here.
+            rows.push(("-", None, None));
+        }
+        for (api, ph, pc) in rows {
+            comparison_row(&mut out, (&n, &sc, &size), api, ph, pc, &get);
+        }
+    }
+    out
+}
+
+/// One row of [`comparison`].
+fn comparison_row(
+    out: &mut String,
+    (n, sc, size): (&str, &str, &str),
+    api: &str,
+    ph: Option<Med>,
+    pc: Option<Med>,
+    get: &dyn Fn(&str, &str, &str, &str) -> Option<Med>,
+) {
     let note = |m: &Med| {
         if m.bad > 0 {
             format!(" ({} of {} runs failed checks, excluded)", m.bad, m.runs)
@@ -319,56 +387,47 @@ fn comparison(order: &[String], cells: &BTreeMap<String, Cell>) -> String {
         Some(m) => format!("(all {} runs failed checks)", m.bad),
         None => "-".into(),
     };
-    let mut out = String::from(
-        "\n### Phalanx vs Corosync\n\nThroughput: delivered msgs/s and MB/s per node (median). Latency: RTT p50 / p99 in µs (median). Ratio: Phalanx (crypto off) over the best Corosync transport measured (throughput: higher is better; latency: Corosync p50 over Phalanx p50, higher is better). Raw: plain UDP from node 1 to the others, same processes and size.\n\n| nodes | scenario | size B | Phalanx | Phalanx + crypto | Corosync knet | Corosync udpu | ratio | raw UDP ceiling |\n|---|---|---|---|---|---|---|---|---|\n",
+    let kn = get("knet", n, sc, size);
+    let ud = get("udpu", n, sc, size);
+    let raw = get("udp", n, "raw", size);
+    let is_lat = sc.starts_with("lat");
+    let good = |m: &Option<Med>| m.filter(|m| m.bad < m.runs);
+    let ratio = if is_lat {
+        let best = [good(&kn), good(&ud)]
+            .into_iter()
+            .flatten()
+            .map(|m| m.p50)
+            .fold(f64::MAX, f64::min);
+        match good(&ph) {
+            Some(p) if best < f64::MAX && p.p50 > 0.0 => format!("{:.1}x", best / p.p50),
+            _ => "-".into(),
+        }
+    } else {
+        let best = [good(&kn), good(&ud)]
+            .into_iter()
+            .flatten()
+            .map(|m| m.msgs)
+            .fold(0.0, f64::max);
+        match good(&ph) {
+            Some(p) if best > 0.0 => format!("{:.1}x", p.msgs / best),
+            _ => "-".into(),
+        }
+    };
+    let rawc = match raw {
+        _ if is_lat => "-".into(),
+        Some(r) if r.bad < r.runs => format!("{:.0} msg/s, {:.1} MB/s", r.msgs, r.mb),
+        Some(r) => format!("(all {} runs failed)", r.bad),
+        None => "-".into(),
+    };
+    let f = |m| if is_lat { lat(m) } else { tput(m) };
+    let _ = writeln!(
+        out,
+        "| {n} | {sc} | {size} | {api} | {} | {} | {} | {} | {ratio} | {rawc} |",
+        f(ph),
+        f(pc),
+        f(kn),
+        f(ud)
     );
-    for (n, sc, size) in keys {
-        let (n, size) = (n.to_string(), size.to_string());
-        let ph = get("phalanx", &n, &sc, &size);
-        let pc = get("phalanx-crypto", &n, &sc, &size);
-        let kn = get("knet", &n, &sc, &size);
-        let ud = get("udpu", &n, &sc, &size);
-        let raw = get("udp", &n, "raw", &size);
-        let is_lat = sc.starts_with("lat");
-        let good = |m: &Option<Med>| m.filter(|m| m.bad < m.runs);
-        let ratio = if is_lat {
-            let best = [good(&kn), good(&ud)]
-                .into_iter()
-                .flatten()
-                .map(|m| m.p50)
-                .fold(f64::MAX, f64::min);
-            match good(&ph) {
-                Some(p) if best < f64::MAX && p.p50 > 0.0 => format!("{:.1}x", best / p.p50),
-                _ => "-".into(),
-            }
-        } else {
-            let best = [good(&kn), good(&ud)]
-                .into_iter()
-                .flatten()
-                .map(|m| m.msgs)
-                .fold(0.0, f64::max);
-            match good(&ph) {
-                Some(p) if best > 0.0 => format!("{:.1}x", p.msgs / best),
-                _ => "-".into(),
-            }
-        };
-        let rawc = match raw {
-            _ if is_lat => "-".into(),
-            Some(r) if r.bad < r.runs => format!("{:.0} msg/s, {:.1} MB/s", r.msgs, r.mb),
-            Some(r) => format!("(all {} runs failed)", r.bad),
-            None => "-".into(),
-        };
-        let f = |m| if is_lat { lat(m) } else { tput(m) };
-        let _ = writeln!(
-            out,
-            "| {n} | {sc} | {size} | {} | {} | {} | {} | {ratio} | {rawc} |",
-            f(ph),
-            f(pc),
-            f(kn),
-            f(ud)
-        );
-    }
-    out
 }
 
 const COLORS: [&str; 10] = [
@@ -523,7 +582,7 @@ fn throughput_svg(order: &[String], cells: &BTreeMap<String, Cell>) -> String {
             continue; // only passing runs are plotted
         }
         series
-            .entry(format!("{} {}n {}", p[0], p[1], p[2]))
+            .entry(format!("{} {}n {}", legend_name(p[0]), p[1], p[2]))
             .or_default()
             .push((size.log2(), m.mb));
     }
@@ -629,7 +688,7 @@ fn latency_svg(rtt: &str, raw: &str, size: u64) -> String {
         if !parts[2].starts_with("lat") || parts[3].parse::<u64>().ok() != Some(size) {
             continue;
         }
-        let cfg = parts[..4].join(":")
+        let cfg = [legend_name(parts[0]).as_str(), parts[1], parts[2], parts[3]].join(":")
             + if parts[4].contains("(5-point)") {
                 " (5-point)"
             } else {

@@ -1,11 +1,15 @@
 //! One benchmark process: a Phalanx node (or, for `raw`, a plain UDP socket) that
 //! sends and/or delivers like cpgperf and prints one `RESULT` line.
 
-use super::Scenario;
-use phalanx::node::{CryptoOptions, Node, NodeEvent, NodeOptions};
+use super::{Api, Scenario};
+use crossbeam_channel::Receiver;
+use phalanx::cpg::{CpgError, CpgEvent, ViewId};
+use phalanx::node::{CpgMember, CryptoOptions, Node, NodeEvent, NodeHandle, NodeOptions};
 use phalanx::totem::crypto::Cipher;
-use phalanx::totem::{Config, ConfigKind, Guarantee, SendError};
+use phalanx::totem::{Config, ConfigKind, Guarantee, RingId, SendError};
+use std::cell::Cell;
 use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::io::{BufRead, Write};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -23,6 +27,10 @@ const T_PING: u32 = 3;
 const T_HELLO: u32 = 4;
 const T_ACK: u32 = 5;
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+/// The process group every `--api cpg` worker joins (one cluster per run, so
+/// one fixed name is enough; cpgperf's `bench.sh` makes its names unique
+/// because its daemons outlive a run).
+pub const GROUP: &[u8] = b"cpgperf";
 /// Socket buffers requested for nodes and raw sockets.
 const SOCKET_BUFFER: usize = 32 << 20;
 
@@ -47,6 +55,8 @@ pub struct Spec {
     pub chacha: bool,
     /// Print protocol and driver counters on stderr.
     pub stats: bool,
+    /// Process groups (one member per worker) or raw totem messages.
+    pub api: Api,
 }
 
 impl Spec {
@@ -67,11 +77,12 @@ impl Spec {
             self.spin_us.to_string(),
             (self.chacha as u8).to_string(),
             (self.stats as u8).to_string(),
+            self.api.name().to_string(),
         ]
     }
 
-    fn from_args(a: &[String]) -> Option<Spec> {
-        if a.len() != 14 {
+    pub fn from_args(a: &[String]) -> Option<Spec> {
+        if a.len() != 15 {
             return None;
         }
         Some(Spec {
@@ -89,6 +100,7 @@ impl Spec {
             spin_us: a[11].parse().ok()?,
             chacha: a[12] == "1",
             stats: a[13] == "1",
+            api: Api::parse(&a[14])?,
         })
     }
 }
@@ -197,21 +209,23 @@ impl Stats {
         self.epoch.elapsed().as_nanos() as u64
     }
 
-    fn on_event(&mut self, ev: NodeEvent) {
-        match ev {
-            NodeEvent::Deliver(d) => self.on_deliver(d.sender, &d.data),
-            NodeEvent::Config(c) => {
-                if c.kind == ConfigKind::Regular {
-                    self.cur_members = c.members.len();
-                    if self.started && self.ends_seen < self.expect_ends {
-                        self.member_changes += 1;
-                        eprintln!(
-                            "warning: membership changed during the run: {:?}",
-                            c.members
-                        );
-                    }
-                }
-            }
+    /// A new view (totem: a regular configuration; CPG: a change of the
+    /// benchmark group) with members on `nodes` distinct nodes.
+    fn on_view(&mut self, nodes: usize, members: &dyn std::fmt::Debug) {
+        self.cur_members = nodes;
+        if self.started && self.ends_seen < self.expect_ends {
+            self.member_changes += 1;
+            eprintln!("warning: membership changed during the run: {members:?}");
+        }
+    }
+
+    /// A totem ring formed again under the group (CPG): no group change when the
+    /// nodes stay the same, but the same event as a totem regular configuration
+    /// in `--api totem`, so it counts alike.
+    fn on_reformation(&mut self, ring: RingId, members: &dyn std::fmt::Debug) {
+        if self.started && self.ends_seen < self.expect_ends {
+            self.member_changes += 1;
+            eprintln!("warning: ring {ring:?} formed during the run: {members:?}");
         }
     }
 
@@ -310,6 +324,137 @@ fn timeout_s(spec: &Spec) -> f64 {
     spec.secs * 3.0 + 60.0
 }
 
+/// How a worker sends and receives: raw totem messages through the node handle,
+/// or one CPG member in the benchmark group. Generic (not `dyn`) so the send and
+/// delivery loops stay monomorphic.
+trait Endpoint {
+    type Event;
+    /// Queues one message: `Ok(true)` accepted, `Ok(false)` flow control
+    /// (TryAgain), `Err` anything else.
+    fn mcast(&self, g: Guarantee, data: &[u8]) -> Result<bool, String>;
+    fn try_recv(&self) -> Option<Self::Event>;
+    fn recv_timeout(&self, t: Duration) -> Option<Self::Event>;
+    /// Bytes that can be queued right now, if the API says (for `--wait yield`).
+    fn send_room(&self) -> Option<usize>;
+    /// Feeds one event to the cpgperf bookkeeping.
+    fn apply(&self, st: &mut Stats, ev: Self::Event);
+    /// Housekeeping outside the measured loops (barrier, linger).
+    fn idle(&self) {}
+}
+
+/// `--api totem`: `NodeHandle::mcast` and the node's `NodeEvent`s.
+struct TotemEndpoint<'a> {
+    h: NodeHandle,
+    ev: &'a Receiver<NodeEvent>,
+}
+
+impl Endpoint for TotemEndpoint<'_> {
+    type Event = NodeEvent;
+
+    #[inline]
+    fn mcast(&self, g: Guarantee, data: &[u8]) -> Result<bool, String> {
+        match self.h.mcast(g, data) {
+            Ok(()) => Ok(true),
+            Err(SendError::TryAgain) => Ok(false),
+            Err(e) => Err(format!("mcast: {e}")),
+        }
+    }
+
+    #[inline]
+    fn try_recv(&self) -> Option<NodeEvent> {
+        self.ev.try_recv().ok()
+    }
+
+    fn recv_timeout(&self, t: Duration) -> Option<NodeEvent> {
+        self.ev.recv_timeout(t).ok()
+    }
+
+    fn send_room(&self) -> Option<usize> {
+        Some(self.h.send_room())
+    }
+
+    #[inline]
+    fn apply(&self, st: &mut Stats, ev: NodeEvent) {
+        match ev {
+            NodeEvent::Deliver(d) => st.on_deliver(d.sender, &d.data),
+            NodeEvent::Config(c) => {
+                if c.kind == ConfigKind::Regular {
+                    st.on_view(c.members.len(), &c.members);
+                }
+            }
+        }
+    }
+}
+
+/// `--api cpg` (the default): one member in [`GROUP`], like one cpgperf process
+/// in its group.
+struct CpgEndpoint<'a> {
+    m: CpgMember,
+    /// The ring of the latest group view or totem configuration seen.
+    ring: Cell<Option<RingId>>,
+    /// The node's own event stream still carries totem configurations: kept
+    /// empty outside the measured loops (it holds only a few).
+    node_events: &'a Receiver<NodeEvent>,
+}
+
+impl Endpoint for CpgEndpoint<'_> {
+    type Event = CpgEvent;
+
+    #[inline]
+    fn mcast(&self, g: Guarantee, data: &[u8]) -> Result<bool, String> {
+        match self.m.mcast(GROUP, g, data) {
+            Ok(()) => Ok(true),
+            Err(CpgError::TryAgain) => Ok(false),
+            Err(e) => Err(format!("cpg mcast: {e}")),
+        }
+    }
+
+    #[inline]
+    fn try_recv(&self) -> Option<CpgEvent> {
+        self.m.events().try_recv().ok()
+    }
+
+    fn recv_timeout(&self, t: Duration) -> Option<CpgEvent> {
+        self.m.events().recv_timeout(t).ok()
+    }
+
+    fn send_room(&self) -> Option<usize> {
+        None
+    }
+
+    #[inline]
+    fn apply(&self, st: &mut Stats, ev: CpgEvent) {
+        match ev {
+            CpgEvent::Deliver(d) if d.group.as_bytes() == GROUP => {
+                st.on_deliver(d.sender.node, &d.data)
+            }
+            CpgEvent::Change(c) if c.group.as_bytes() == GROUP => {
+                match c.view {
+                    ViewId::Sync(r) | ViewId::Message { ring: r, .. } => self.ring.set(Some(r)),
+                    _ => {}
+                }
+                let nodes = c.members.iter().map(|m| m.node).collect::<BTreeSet<_>>();
+                st.on_view(nodes.len(), &c.members);
+            }
+            // The regular configuration of the ring the start barrier's view was
+            // installed on may follow that view (it comes after its state
+            // exchange's group changes): only another ring is a re-formation.
+            CpgEvent::Totem(t) if t.kind == ConfigKind::Regular => {
+                let before = self.ring.replace(Some(t.ring));
+                if before != Some(t.ring) {
+                    st.on_reformation(t.ring, &t.members);
+                }
+            }
+            // No other group exists.
+            _ => {}
+        }
+    }
+
+    fn idle(&self) {
+        while self.node_events.try_recv().is_ok() {}
+    }
+}
+
 fn node(
     spec: &Spec,
     addrs: BTreeMap<u32, SocketAddr>,
@@ -334,7 +479,50 @@ fn node(
     }
     let node = Node::start(opts).map_err(|e| format!("node start: {e}"))?;
     let h = node.handle();
-    let ev = node.events();
+    let code = match spec.api {
+        Api::Totem => {
+            let ep = TotemEndpoint {
+                h: h.clone(),
+                ev: node.events(),
+            };
+            run(spec, n, &h, &ep, release)?
+        }
+        Api::Cpg => {
+            let m = node
+                .cpg()
+                .member()
+                .map_err(|e| format!("cpg member: {e}"))?;
+            // As cpgperf: retry a join the node cannot take yet.
+            let deadline = Instant::now() + Duration::from_secs_f64(timeout_s(spec));
+            loop {
+                match m.join(GROUP) {
+                    Ok(()) => break,
+                    Err(CpgError::TryAgain | CpgError::Busy) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(10))
+                    }
+                    Err(e) => return Err(format!("cpg join: {e}")),
+                }
+            }
+            let ep = CpgEndpoint {
+                m,
+                ring: Cell::new(None),
+                node_events: node.events(),
+            };
+            run(spec, n, &h, &ep, release)?
+        }
+    };
+    let _ = node.leave();
+    Ok(code)
+}
+
+/// The measurement proper (cpgperf's main loop) over either API.
+fn run<E: Endpoint>(
+    spec: &Spec,
+    n: usize,
+    h: &NodeHandle,
+    ep: &E,
+    release: &AtomicBool,
+) -> Result<i32, String> {
     let senders = spec.scenario.senders(n as u32) as usize;
     let sending = spec.id == 1 || senders > 1;
     let mut st = Stats::new(spec.id, n, senders);
@@ -344,7 +532,9 @@ fn node(
         Guarantee::Agreed
     };
 
-    // Start barrier: a regular configuration with every node.
+    // Start barrier: a view with every node (totem: a regular configuration;
+    // CPG: a group change listing a member on every node), delivered at the same
+    // point of the agreed order everywhere.
     let bar_deadline = Instant::now() + Duration::from_secs_f64(timeout_s(spec));
     while st.cur_members < n {
         if Instant::now() > bar_deadline {
@@ -353,9 +543,10 @@ fn node(
                 st.cur_members
             ));
         }
-        if let Ok(e) = ev.recv_timeout(Duration::from_millis(100)) {
-            st.on_event(e);
+        if let Some(e) = ep.recv_timeout(Duration::from_millis(100)) {
+            ep.apply(&mut st, e);
         }
+        ep.idle();
     }
     st.started = true;
     let t0 = st.now();
@@ -387,40 +578,46 @@ fn node(
     // Takes every queued event; the batch shares one arrival time (taken when
     // its first event is found).
     let drain = |st: &mut Stats| {
-        while let Ok(e) = ev.try_recv() {
+        while let Some(e) = ep.try_recv() {
             if st.t_batch.is_none() {
                 st.t_batch = Some(st.now());
             }
-            st.on_event(e);
+            ep.apply(st, e);
         }
         st.t_batch = None;
     };
     // Wait for send room after TryAgain.
     let wait_room = |st: &mut Stats, need: usize| {
         if spec.wait_yield {
-            let t = Instant::now();
-            while h.send_room() < need && t.elapsed() < Duration::from_millis(1) {
+            if ep.send_room().is_some() {
+                let t = Instant::now();
+                while ep.send_room().is_some_and(|room| room < need)
+                    && t.elapsed() < Duration::from_millis(1)
+                {
+                    drain(st);
+                    std::thread::yield_now();
+                }
+            } else {
+                // CPG tells no room figure: one drain and one yield, then the
+                // caller retries (cpgperf's busy retry, `-b 0`).
                 drain(st);
                 std::thread::yield_now();
             }
-        } else if let Ok(e) = ev.recv_timeout(Duration::from_micros(1000)) {
-            st.on_event(e);
+        } else if let Some(e) = ep.recv_timeout(Duration::from_micros(1000)) {
+            ep.apply(st, e);
         }
         drain(st);
     };
     let mcast = |st: &mut Stats, buf: &[u8], tryagain: &mut u64| -> Result<(), String> {
         loop {
-            match h.mcast(g, buf) {
-                Ok(()) => return Ok(()),
-                Err(SendError::TryAgain) => {
-                    *tryagain += 1;
-                    if st.now() > deadline {
-                        return Err("timeout: flow control never released".into());
-                    }
-                    wait_room(st, buf.len());
-                }
-                Err(e) => return Err(format!("mcast: {e}")),
+            if ep.mcast(g, buf)? {
+                return Ok(());
             }
+            *tryagain += 1;
+            if st.now() > deadline {
+                return Err("timeout: flow control never released".into());
+            }
+            wait_room(st, buf.len());
         }
     };
 
@@ -434,16 +631,12 @@ fn node(
             hdr.seq = sent + 1;
             hdr.send_ns = t;
             hdr.write(&mut buf);
-            match h.mcast(g, &buf) {
-                Ok(()) => {
-                    sent += 1;
-                    drain(&mut st);
-                }
-                Err(SendError::TryAgain) => {
-                    tryagain += 1;
-                    wait_room(&mut st, buf.len());
-                }
-                Err(e) => return Err(format!("mcast: {e}")),
+            if ep.mcast(g, &buf)? {
+                sent += 1;
+                drain(&mut st);
+            } else {
+                tryagain += 1;
+                wait_room(&mut st, buf.len());
             }
         }
         t_send_done = st.now();
@@ -466,8 +659,8 @@ fn node(
             drain(&mut st);
             let spin_until = st.now() + spin_ns;
             while !st.got_own {
-                if let Ok(e) = ev.try_recv() {
-                    st.on_event(e);
+                if let Some(e) = ep.try_recv() {
+                    ep.apply(&mut st, e);
                     continue;
                 }
                 let t = st.now();
@@ -476,8 +669,8 @@ fn node(
                 }
                 if t < spin_until {
                     std::thread::yield_now();
-                } else if let Ok(e) = ev.recv_timeout(Duration::from_millis(100)) {
-                    st.on_event(e);
+                } else if let Some(e) = ep.recv_timeout(Duration::from_millis(100)) {
+                    ep.apply(&mut st, e);
                 }
             }
             rtt.push(st.own_ns - ts);
@@ -516,8 +709,8 @@ fn node(
             if st.delivered + st.ends_seen as u64 == before {
                 std::thread::sleep(batch_us);
             }
-        } else if let Ok(e) = ev.recv_timeout(Duration::from_millis(100)) {
-            st.on_event(e);
+        } else if let Some(e) = ep.recv_timeout(Duration::from_millis(100)) {
+            ep.apply(&mut st, e);
             drain(&mut st);
         }
     }
@@ -544,8 +737,9 @@ fn node(
         let (ts, ds) = h.stats();
         let secs = (t_end - t0) as f64 / 1e9;
         eprintln!(
-            "node {} stats: tokens_rx/s={:.0} tokens_tx={} token_retransmits={} mcast_tx={} mcast_rx={} mcast_retransmits={} holds={} hold_cancels={} loops={} tx={} rx={} tx_errors={} max_busy={:?}",
+            "node {} stats: api={} tokens_rx/s={:.0} tokens_tx={} token_retransmits={} mcast_tx={} mcast_rx={} mcast_retransmits={} holds={} hold_cancels={} loops={} tx={} rx={} tx_errors={} max_busy={:?} stalled_on_members={} raw_pending={}",
             spec.id,
+            spec.api.name(),
             ts.tokens_rx as f64 / secs,
             ts.tokens_tx,
             ts.token_retransmits,
@@ -558,7 +752,9 @@ fn node(
             ds.transport.tx,
             ds.transport.rx,
             ds.transport.tx_errors,
-            ds.max_busy
+            ds.max_busy,
+            ds.stalled_on_members,
+            ds.raw_pending
         );
     }
     emit(&line);
@@ -566,12 +762,12 @@ fn node(
     // parent has every node's result.
     let linger = Instant::now();
     while !release.load(Ordering::Acquire) && linger.elapsed() < Duration::from_secs(60) {
-        if let Ok(e) = ev.recv_timeout(Duration::from_millis(10)) {
+        if let Some(e) = ep.recv_timeout(Duration::from_millis(10)) {
             st.started = false;
-            st.on_event(e);
+            ep.apply(&mut st, e);
         }
+        ep.idle();
     }
-    let _ = node.leave();
     Ok(if st.errors > 0 { 2 } else { 0 })
 }
 
