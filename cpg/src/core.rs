@@ -179,6 +179,41 @@ impl Cpg {
         Ok(())
     }
 
+    /// [`Cpg::mcast`] of a message the caller already encoded with
+    /// [`wire::encode_mcast`] (this core's `wire_prefix`, `local` as sender), so a
+    /// handle on another thread copies the payload once, into its final buffer.
+    /// Same checks and errors as `mcast`; a message that is not such an encoding is
+    /// refused with `NotExist`.
+    pub fn mcast_encoded(
+        &mut self,
+        local: u32,
+        guarantee: Guarantee,
+        encoded: Vec<u8>,
+    ) -> Result<(), CpgError> {
+        let Some(group) = wire::mcast_group(self.cfg.wire_prefix, &encoded) else {
+            return Err(CpgError::NotExist);
+        };
+        match self.locals.get(local, group) {
+            Some(LocalState::Joining | LocalState::Joined) => {}
+            _ => return Err(CpgError::NotExist),
+        }
+        let header = usize::from(self.cfg.wire_prefix.is_some()) + 7 + group.len();
+        let payload = encoded.len() - header;
+        if payload > self.cfg.max_message_size {
+            return Err(CpgError::TooLarge {
+                size: payload,
+                max: self.cfg.max_message_size,
+            });
+        }
+        if !self.send.admits(wire::MAX_HEADER + payload) {
+            self.stats.try_again += 1;
+            return Err(CpgError::TryAgain);
+        }
+        self.send.push(guarantee, encoded);
+        self.stats.mcasts_sent += 1;
+        Ok(())
+    }
+
     fn queue_control(
         &mut self,
         kind: Control,

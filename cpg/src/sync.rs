@@ -307,13 +307,14 @@ impl Cpg {
             .collect();
         recipients.sort_unstable();
         recipients.dedup();
-        self.events.push_back(CpgEvent::Change(GroupChange {
-            group,
-            view,
-            members,
-            left,
-            joined,
-            recipients: Arc::from(recipients),
-        }));
+        self.events
+            .push_back(CpgEvent::Change(Box::new(GroupChange {
+                group,
+                view,
+                members,
+                left,
+                joined,
+                recipients: Arc::from(recipients),
+            })));
     }
 }

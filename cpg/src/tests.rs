@@ -130,7 +130,7 @@ impl Cluster {
                 CpgEvent::Change(c)
                     if c.group.as_bytes() == group && c.recipients.contains(&local) =>
                 {
-                    Some(c.clone())
+                    Some((**c).clone())
                 }
                 _ => None,
             })
@@ -433,4 +433,41 @@ fn transitional_configuration_is_reported_only_when_asked() {
         joined: vec![],
     });
     assert!(quiet.poll_event().is_none());
+}
+
+#[test]
+fn pre_encoded_mcasts_are_checked_like_mcast_and_delivered_alike() {
+    let mut c = Cluster::new(1);
+    let n = c.node(1);
+    let prefix = n.config().wire_prefix;
+    let enc = |local, group: &[u8], data: &[u8]| wire::encode_mcast(prefix, local, group, data);
+    assert_eq!(
+        n.mcast_encoded(1, Guarantee::Agreed, enc(1, b"g", b"x")),
+        Err(CpgError::NotExist),
+        "not joined"
+    );
+    for garbage in [
+        vec![],
+        vec![9u8; 3],
+        wire::encode_control(prefix, wire::Control::Join, 1, 0, b"g"),
+    ] {
+        assert_eq!(
+            n.mcast_encoded(1, Guarantee::Agreed, garbage),
+            Err(CpgError::NotExist)
+        );
+    }
+    n.join(1, b"g").unwrap();
+    let big = vec![0; n.config().max_message_size + 1];
+    assert!(matches!(
+        n.mcast_encoded(1, Guarantee::Agreed, enc(1, b"g", &big)),
+        Err(CpgError::TooLarge { .. })
+    ));
+    n.mcast_encoded(1, Guarantee::Safe, enc(1, b"g", b"pre"))
+        .unwrap();
+    n.mcast(1, b"g", Guarantee::Agreed, b"plain").unwrap();
+    c.settle();
+    assert_eq!(
+        c.delivered(1, 1, b"g"),
+        vec![b"pre".to_vec(), b"plain".to_vec()]
+    );
 }

@@ -178,8 +178,9 @@ pub struct TotemMembership {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CpgEvent {
-    /// A group view change.
-    Change(GroupChange),
+    /// A group view change (boxed: it is rare and large, and every event is moved
+    /// through several queues on the way to the application).
+    Change(Box<GroupChange>),
     /// A group message.
     Deliver(GroupDelivery),
     /// A totem configuration: the regular one once the state exchange on it has

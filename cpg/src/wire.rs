@@ -128,6 +128,17 @@ pub fn encode_mcast(prefix: Option<u8>, local: u32, group: &[u8], payload: &[u8]
     out
 }
 
+/// The group name inside a message made by [`encode_mcast`] with the same
+/// `prefix` (`None` if `msg` is not such a message).
+pub fn mcast_group(prefix: Option<u8>, msg: &[u8]) -> Option<&[u8]> {
+    let p = usize::from(prefix.is_some());
+    if msg.get(p..p + 2)? != [VERSION, KIND_MCAST] {
+        return None;
+    }
+    let len = usize::from(*msg.get(p + 6)?);
+    msg.get(p + 7..p + 7 + len)
+}
+
 /// Encodes a JOINLIST.
 pub fn encode_joinlist(prefix: Option<u8>, list: &JoinList) -> Vec<u8> {
     let mut out = start(prefix, KIND_JOINLIST, 28 + list.members.len() * 16);

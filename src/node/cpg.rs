@@ -60,9 +60,9 @@ pub(crate) enum CpgCommand {
     /// Validated and admitted by the handle (`reserved` bytes of the shared budget).
     Mcast {
         local: u32,
-        group: Vec<u8>,
         guarantee: Guarantee,
-        data: Vec<u8>,
+        /// Encoded by the handle (`wire::encode_mcast`, CPG's service prefix).
+        encoded: Vec<u8>,
         reserved: usize,
     },
     /// The member's last handle was dropped.
@@ -376,11 +376,17 @@ impl CpgMember {
             budget.messages.fetch_sub(1, Ordering::AcqRel);
             return Err(CpgError::TryAgain);
         }
+        // The one copy of the payload, straight into the message totem carries.
+        let encoded = phalanx_cpg::wire::encode_mcast(
+            Some(crate::stack::ServiceId::Cpg as u8),
+            self.inner.local,
+            group,
+            data,
+        );
         let sent = cpg.command(CpgCommand::Mcast {
             local: self.inner.local,
-            group: group.to_vec(),
             guarantee,
-            data: data.to_vec(),
+            encoded,
             reserved,
         });
         drop(joined);

@@ -267,6 +267,21 @@ impl Stack {
         r
     }
 
+    /// CPG: multicast a message already encoded by the caller (see
+    /// [`Cpg::mcast_encoded`]; prefix [`ServiceId::Cpg`]).
+    pub fn cpg_mcast_encoded(
+        &mut self,
+        now: Time,
+        local: u32,
+        guarantee: Guarantee,
+        encoded: Vec<u8>,
+    ) -> Result<(), CpgError> {
+        self.now = now;
+        let r = self.cpg.mcast_encoded(local, guarantee, encoded);
+        self.pump();
+        r
+    }
+
     /// Bytes of CPG messages that can be queued now (0 = wait).
     pub fn cpg_send_room(&self) -> usize {
         self.cpg.send_room()
