@@ -22,7 +22,8 @@
 //! rings ever have disjoint memberships.
 //!
 //! The nodes run `examples/conf/corosync-qdevice-4node.conf` (key file and state
-//! directory replaced). Needs root (network namespaces) and iproute2's `ip`; fails,
+//! directory replaced). `PHALANX_QUORUM_TIMELINE=1` prints every node's quorum
+//! transitions and vote counts from the split on. Needs root (network namespaces) and iproute2's `ip`; fails,
 //! never skips, when either is missing.
 
 use phalanx::node::{Node, NodeEvent, NodeOptions};
@@ -77,8 +78,9 @@ fn child_quorum_node() {
     let cfg = phalanx::config::from_corosync_str(&text, conf)
         .expect("config loads")
         .config;
-    let opts = NodeOptions::from_config(&cfg, id).expect("node options");
+    let mut opts = NodeOptions::from_config(&cfg, id).expect("node options");
     assert!(opts.quorum.is_some() && opts.qdevice.is_some());
+    opts.admin_socket = Some(cfg.state_dir.join(format!("admin-{id}.sock")));
     let node = Node::start(opts).expect("node starts");
     let quorum = node.quorum();
     let changes = quorum.notifications();
@@ -563,6 +565,44 @@ fn the_checker_finds_two_quorate_sides() {
 
 // ---------------------------------------------------------------- the test
 
+/// Every node's `Q` and `V` lines from `since` on, in time order, in ms after it.
+fn timeline(v: &View, since: u64) -> String {
+    let mut lines: Vec<(u64, String)> = Vec::new();
+    for (n, qs) in &v.q {
+        for q in qs.iter().filter(|q| q.t >= since) {
+            let line = format!("Q n{n} {} {} {:?}", q.quorate, q.ring, q.members);
+            lines.push((q.t, line));
+        }
+    }
+    for (n, vs) in &v.v {
+        for s in vs.iter().filter(|s| s.t >= since) {
+            let line = format!("V n{n} {} {} votes {}", s.quorate, s.ring, s.total_votes);
+            lines.push((s.t, line));
+        }
+    }
+    lines.sort();
+    lines
+        .iter()
+        .map(|(t, l)| format!("{:>10.1} ms  {l}\n", ms(t - since)))
+        .collect()
+}
+
+/// `phalanx-quorumtool -s` against a node's admin socket: (exit code, output).
+fn quorumtool(sock: &Path) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_phalanx-quorumtool"))
+        .arg("--socket")
+        .arg(sock)
+        .arg("-s")
+        .output()
+        .expect("run phalanx-quorumtool");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
 /// Time node `n` last became `quorate` (its first state with that value after its
 /// last state without it), at or after `since`.
 fn became(v: &View, n: u32, quorate: bool, since: u64) -> Option<u64> {
@@ -632,6 +672,13 @@ fn four_nodes_split_2_2_one_side_quorate_across_arbitrator_restarts() {
         Duration::from_secs(20),
         |v| a_ok(v) && b_out(v),
     );
+    // Safety margin: side A's first quorate moment after the cut, minus side B's
+    // last moment of quorum (both sides' clocks are the same CLOCK_MONOTONIC).
+    let a_first = side_a
+        .iter()
+        .map(|&n| became(&c.view, n, true, t_cut).unwrap())
+        .min()
+        .unwrap();
     let a_decided = side_a
         .iter()
         .map(|&n| became(&c.view, n, true, t_cut).unwrap())
@@ -645,10 +692,26 @@ fn four_nodes_split_2_2_one_side_quorate_across_arbitrator_restarts() {
     // It stays that way.
     c.observe_for(Duration::from_millis(LEASE_MS));
     assert!(a_ok(&c.view) && b_out(&c.view), "the split did not hold");
+    // And the tools see it: the device's vote on side A only.
+    for (n, code, total, device) in [(1, 0, 3, 1), (3, 2, 2, 0)] {
+        let (got, text) = quorumtool(&dir.join(format!("admin-{n}.sock")));
+        assert_eq!(got, code, "quorumtool on node {n}: {text}");
+        for want in [
+            format!("Total votes:      {total}\n"),
+            format!("Device votes:     {device}\n"),
+            "Expected votes:   5\n".to_string(),
+            "Quorum:           3\n".to_string(),
+        ] {
+            assert!(text.contains(&want), "node {n}: want {want:?} in\n{text}");
+        }
+    }
     eprintln!(
-        "split: {{3,4}} not quorate after {:.0} ms, {{1,2}} quorate (device's vote) after {:.0} ms",
+        "split: {{3,4}} not quorate after {:.0} ms, {{1,2}} quorate (device's vote) after \
+         {:.0} ms; {:.1} ms between the last of {{3,4}} losing quorum and the first of \
+         {{1,2}} gaining it",
         ms(b_lost - t_cut),
-        ms(a_decided - t_cut)
+        ms(a_decided - t_cut),
+        ms(a_first.saturating_sub(b_lost))
     );
 
     // ---- Short arbitrator outage: the holders reconnect within their lease and
@@ -761,6 +824,9 @@ fn four_nodes_split_2_2_one_side_quorate_across_arbitrator_restarts() {
                 "node {n} quorate on its side's ring during the split: {s:?}"
             );
         }
+    }
+    if std::env::var_os("PHALANX_QUORUM_TIMELINE").is_some() {
+        eprint!("{}", timeline(&c.view, t_cut));
     }
     let transitions: usize = c.view.q.values().map(Vec::len).sum();
     eprintln!(
