@@ -98,7 +98,10 @@ fn child_quorum_node() {
             m.join(",")
         }
     };
-    if let Some((info, nodes)) = quorum.info() {
+    // The state before the first notification, unless one is queued already
+    // (the node publishes its state before notifying, so a queued notification
+    // is at least as new as this state and will be printed after it).
+    if let Some((info, nodes)) = quorum.info().filter(|_| changes.is_empty()) {
         if let Some(ring) = info.ring {
             println!(
                 "Q {} {} {ring} {}",
@@ -587,6 +590,25 @@ fn timeline(v: &View, since: u64) -> String {
         .collect()
 }
 
+/// The run's directory (config, key, state, admin sockets); removed on drop,
+/// failures included.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        let d = std::env::temp_dir().join(format!("phalanx-quorum-cluster-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        TempDir(d)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// `phalanx-quorumtool -s` against a node's admin socket: (exit code, output).
 fn quorumtool(sock: &Path) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_phalanx-quorumtool"))
@@ -628,9 +650,8 @@ fn lost_quorum_between(v: &View, n: u32, from: u64, to: u64) -> bool {
 fn four_nodes_split_2_2_one_side_quorate_across_arbitrator_restarts() {
     let t_start = mono_ns();
     let net = Net::create();
-    let dir = std::env::temp_dir().join(format!("phalanx-quorum-cluster-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = TempDir::new();
+    let dir = tmp.0.clone();
     let key = dir.join("authkey");
     {
         use std::os::unix::fs::PermissionsExt;
@@ -837,5 +858,5 @@ fn four_nodes_split_2_2_one_side_quorate_across_arbitrator_restarts() {
     drop(c);
     drop(qnetd);
     drop(net);
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(tmp);
 }
