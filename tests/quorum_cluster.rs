@@ -372,49 +372,90 @@ struct Proc {
 struct Cluster {
     procs: BTreeMap<u32, Proc>,
     lines: mpsc::Receiver<(u32, String)>,
+    tx: mpsc::Sender<(u32, String)>,
+    namespaces: Vec<String>,
+    conf: PathBuf,
     view: View,
 }
 
 impl Cluster {
     fn start(net: &Net, conf: &Path) -> Cluster {
         let (tx, lines) = mpsc::channel();
-        let mut procs = BTreeMap::new();
-        let exe = std::env::current_exe().unwrap();
-        for id in 1..=NODES {
-            let mut child = Command::new("ip")
-                .args(["netns", "exec", &net.nodes[id as usize - 1]])
-                .arg(&exe)
-                .args([
-                    "--ignored",
-                    "--exact",
-                    "child_quorum_node",
-                    "--nocapture",
-                    "--test-threads=1",
-                ])
-                .env("PHALANX_QUORUM_CHILD", format!("{};{id}", conf.display()))
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .expect("spawn a node under `ip netns exec`");
-            let stdout = child.stdout.take().unwrap();
-            let stdin = child.stdin.take().unwrap();
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stdout).lines() {
-                    let Ok(l) = line else { break };
-                    if tx.send((id, l)).is_err() {
-                        break;
-                    }
-                }
-            });
-            procs.insert(id, Proc { child, stdin });
-        }
-        Cluster {
-            procs,
+        let mut c = Cluster {
+            procs: BTreeMap::new(),
             lines,
+            tx,
+            namespaces: net.nodes.clone(),
+            conf: conf.to_path_buf(),
             view: View::default(),
+        };
+        for id in 1..=NODES {
+            c.spawn(id);
         }
+        c
+    }
+
+    /// Starts node `id`'s process in its namespace.
+    fn spawn(&mut self, id: u32) {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.namespaces[id as usize - 1]])
+            .arg(std::env::current_exe().unwrap())
+            .args([
+                "--ignored",
+                "--exact",
+                "child_quorum_node",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(
+                "PHALANX_QUORUM_CHILD",
+                format!("{};{id}", self.conf.display()),
+            )
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn a node under `ip netns exec`");
+        let stdout = child.stdout.take().unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let tx = self.tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(l) = line else { break };
+                if tx.send((id, l)).is_err() {
+                    return;
+                }
+            }
+            let _ = tx.send((id, "EOF".into()));
+        });
+        let old = self.procs.insert(id, Proc { child, stdin });
+        assert!(old.is_none(), "node {id} already running");
+    }
+
+    /// SIGKILL node `id`; once every line it printed is read, records it as not
+    /// quorate from the moment it was gone.
+    fn kill(&mut self, id: u32) -> u64 {
+        let mut p = self.procs.remove(&id).expect("node running");
+        p.child.kill().unwrap();
+        p.child.wait().unwrap();
+        let dead = mono_ns();
+        let deadline = dead + 10_000_000_000;
+        loop {
+            assert!(mono_ns() < deadline, "node {id}'s output did not end");
+            if let Ok((n, line)) = self.lines.recv_timeout(Duration::from_millis(20)) {
+                if n == id && line == "EOF" {
+                    break;
+                }
+                self.absorb(n, &line);
+            }
+        }
+        self.view.q.entry(id).or_default().push(QState {
+            t: dead,
+            quorate: false,
+            ring: "dead".into(),
+            members: BTreeSet::new(),
+        });
+        dead
     }
 
     fn absorb(&mut self, id: u32, line: &str) {
@@ -810,6 +851,51 @@ fn four_nodes_split_2_2_one_side_quorate_across_arbitrator_restarts() {
         ms(a_back - t_up2)
     );
 
+    // ---- The holders die: SIGKILL {1,2}. Their grant cannot be taken back, so
+    // the arbitrator waits out its lease before giving the vote to {3,4} (a half:
+    // eligible); then {1,2} restart and stay without it (keep-active: the
+    // arbitrator does not move the vote back to an equal half).
+    let b_ok = |v: &View| side_b.iter().all(|&n| v.settled(n, true, &side_b, 3));
+    let t_ho = mono_ns();
+    for &n in &side_a {
+        c.kill(n);
+    }
+    c.until(
+        "{3,4} quorate (2 + device) after the holders died",
+        Duration::from_secs(20),
+        b_ok,
+    );
+    let b_gained = side_b
+        .iter()
+        .map(|&n| became(&c.view, n, true, t_ho).unwrap())
+        .min()
+        .unwrap();
+    assert!(
+        b_gained - t_ho >= LEASE_MS * 1_000_000 / 2,
+        "the vote moved {:.0} ms after its holders died, before their lease ({LEASE_MS} ms) ran out",
+        ms(b_gained - t_ho)
+    );
+    for &n in &side_a {
+        c.spawn(n);
+    }
+    c.until(
+        "{1,2} back, not quorate; {3,4} keep the vote",
+        Duration::from_secs(20),
+        |v| side_a.iter().all(|&n| v.settled(n, false, &side_a, 2)) && b_ok(v),
+    );
+    let t_back = mono_ns();
+    c.observe_for(Duration::from_millis(LEASE_MS));
+    assert!(
+        side_a.iter().all(|&n| c.view.settled(n, false, &side_a, 2)) && b_ok(&c.view),
+        "after {{1,2}} restarted"
+    );
+    eprintln!(
+        "holders {{1,2}} killed: {{3,4}} quorate {:.0} ms later (lease {LEASE_MS} ms); \
+         {{1,2}} restarted in {:.0} ms and stayed without the vote",
+        ms(b_gained - t_ho),
+        ms(t_back - b_gained)
+    );
+
     // ---- Heal: all four quorate again, on one ring.
     let t_heal = mono_ns();
     net.inter_side_link(true);
@@ -836,10 +922,16 @@ fn four_nodes_split_2_2_one_side_quorate_across_arbitrator_restarts() {
     // ---- Over the whole run: never two sides quorate at once.
     let v = violations(&c.view.q, &side_a, (t_cut, t_heal));
     assert!(v.is_empty(), "two sides quorate at once: {v:#?}");
-    // Side B was never quorate after it learnt of the split (only the stale
-    // pre-split ring before that, checked above against side A's rings).
+    // Side B was never quorate on its own before the holders died (only on the
+    // stale pre-split ring, until it learnt of the split: checked above against
+    // side A's rings), and the restarted side A never was.
+    for &n in &side_a {
+        for s in c.view.q[&n].iter().filter(|s| s.t > t_ho && s.t < t_heal) {
+            assert!(!s.quorate, "node {n} quorate after the hand-over: {s:?}");
+        }
+    }
     for &n in &side_b {
-        for s in c.view.q[&n].iter().filter(|s| s.t > t_cut && s.t < t_heal) {
+        for s in c.view.q[&n].iter().filter(|s| s.t > t_cut && s.t < t_ho) {
             assert!(
                 !(s.quorate && s.members.iter().all(|m| side_b.contains(m))),
                 "node {n} quorate on its side's ring during the split: {s:?}"
