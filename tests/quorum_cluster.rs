@@ -11,20 +11,25 @@
 //! arbitrator.
 //!
 //! Steps: all four quorate with the device's vote; split → exactly one side
-//! quorate ({1,2}, the side of node 1); SIGKILL and restart the arbitrator quickly
-//! (the vote must survive without a gap) and once for longer than the lease (the
-//! vote lapses, then returns to the same side); heal → all four quorate again.
+//! quorate ({1,2}, the side of node 1), as `phalanx-quorumtool` also reports;
+//! SIGKILL and restart the arbitrator quickly (the vote must survive without a
+//! gap) and once for longer than the lease (the vote lapses, then returns to the
+//! same side); SIGKILL nodes 1 and 2, the holders (the vote moves to {3,4}, not
+//! before the lease has run out) and restart them (they stay without the vote:
+//! keep-active); heal → all four quorate again, on one ring.
 //!
 //! Every node process prints each quorum change with a CLOCK_MONOTONIC timestamp
 //! (one clock for all processes of the machine), so the parent checks over the
 //! whole run, at every transition, that two quorate nodes never stand on
-//! different sides of the split on different rings, and that no two quorate
-//! rings ever have disjoint memberships.
+//! different sides of the split with different rings or memberships, and that no
+//! two quorate rings ever have disjoint memberships. It prints the figures: time
+//! to decide after the split, behaviour across the restarts, time to heal.
 //!
 //! The nodes run `examples/conf/corosync-qdevice-4node.conf` (key file and state
 //! directory replaced). `PHALANX_QUORUM_TIMELINE=1` prints every node's quorum
-//! transitions and vote counts from the split on. Needs root (network namespaces) and iproute2's `ip`; fails,
-//! never skips, when either is missing.
+//! transitions and vote counts from the split on. Needs root (network
+//! namespaces) and iproute2's `ip`; fails, never skips, when either is missing.
+//! Takes about 15 s.
 
 use phalanx::node::{Node, NodeEvent, NodeOptions};
 use phalanx::quorum::NodeState;
@@ -63,7 +68,7 @@ fn ms(ns: u64) -> f64 {
 /// Entry point of a node process (run by the parent test, not on its own).
 ///
 /// Prints `Q <mono_ns> <quorate 0|1> <ring> <members>` for every quorum change
-/// (the first one is the state when it subscribed), and `V <mono_ns> <quorate>
+/// (and first the state when it subscribed, unless a change was already queued), and `V <mono_ns> <quorate>
 /// <ring> <total votes> <device casts 0|1>` whenever the polled vote count changes
 /// (the device's vote alone does not always change the notified state).
 #[test]
@@ -198,6 +203,8 @@ impl Net {
             hub: format!("phx-q-hub-{pid}"),
             nodes: Vec::new(),
         };
+        // A namespace left by an earlier run killed with this pid goes first.
+        let _ = Command::new("ip").args(["netns", "del", &net.hub]).output();
         ip(&["netns", "add", &net.hub]);
         let hub = net.hub.clone();
         ip(&["-n", &hub, "link", "set", "lo", "up"]);
@@ -216,6 +223,7 @@ impl Net {
         ip(&["-n", &hub, "link", "set", "xa", "up"]);
         for i in 1..=NODES {
             let ns = format!("phx-q-n{i}-{pid}");
+            let _ = Command::new("ip").args(["netns", "del", &ns]).output();
             ip(&["netns", "add", &ns]);
             net.nodes.push(ns.clone());
             ip(&["-n", &ns, "link", "set", "lo", "up"]);
