@@ -68,9 +68,12 @@ fn ms(ns: u64) -> f64 {
 /// Entry point of a node process (run by the parent test, not on its own).
 ///
 /// Prints `Q <mono_ns> <quorate 0|1> <ring> <members>` for every quorum change
-/// (and first the state when it subscribed, unless a change was already queued), and `V <mono_ns> <quorate>
-/// <ring> <total votes> <device casts 0|1>` whenever the polled vote count changes
-/// (the device's vote alone does not always change the notified state).
+/// (and first the state when it subscribed, unless a change was already queued);
+/// `V <mono_ns> <quorate> <ring> <total votes> <device casts 0|1>` whenever the
+/// polled vote count changes (the device's vote alone does not change the
+/// notified state); `C <mono_ns> <kind> <ring> <members>` for every configuration
+/// change; with `PHALANX_QUORUM_TIMELINE`, `S <mono_ns> (...)` when totem's
+/// recovery counters change.
 #[test]
 #[ignore = "entry point of the node processes the quorum cluster test spawns"]
 fn child_quorum_node() {
@@ -140,6 +143,9 @@ fn child_quorum_node() {
         let _ = cmd_tx.send("exit".into());
     });
     let mut last = None;
+    // Totem's recovery counters, for the timeline (diagnosis only).
+    let diag = std::env::var_os("PHALANX_QUORUM_TIMELINE").is_some();
+    let mut last_stats = None;
     loop {
         match cmd_rx.try_recv() {
             Ok(c) if c == "exit" => break,
@@ -166,7 +172,24 @@ fn child_quorum_node() {
             .into_iter()
             .chain(std::iter::from_fn(|| node.events().try_recv().ok()))
         {
-            let _: NodeEvent = ev;
+            if let NodeEvent::Config(c) = ev {
+                let m: Vec<String> = c.members.iter().map(|m| m.to_string()).collect();
+                println!("C {} {:?} {} {}", mono_ns(), c.kind, c.ring, m.join(","));
+            }
+        }
+        if diag {
+            let (t, _) = node.handle().stats();
+            let now = (
+                t.token_retransmits,
+                t.mcast_retransmits,
+                t.token_losses,
+                t.consensus_timeouts,
+                t.failed_to_receive,
+            );
+            if last_stats != Some(now) {
+                last_stats = Some(now);
+                println!("S {} {now:?}", mono_ns());
+            }
         }
     }
     node.leave().unwrap();
@@ -349,6 +372,9 @@ struct VState {
 struct View {
     q: BTreeMap<u32, Vec<QState>>,
     v: BTreeMap<u32, Vec<VState>>,
+    /// Configuration changes and totem counters: (time, node, line), for the
+    /// timeline only.
+    other: Vec<(u64, u32, String)>,
 }
 
 impl View {
@@ -488,6 +514,10 @@ impl Cluster {
                 };
                 self.view.v.entry(id).or_default().push(s);
             }
+            ["C" | "S", t, ..] => {
+                let t = t.parse().unwrap();
+                self.view.other.push((t, id, line.to_string()));
+            }
             _ => {}
         }
     }
@@ -617,7 +647,7 @@ fn the_checker_finds_two_quorate_sides() {
 
 // ---------------------------------------------------------------- the test
 
-/// Every node's `Q` and `V` lines from `since` on, in time order, in ms after it.
+/// Every node's `Q`, `V`, `C` and `S` lines from `since` on, in time order, in ms after it.
 fn timeline(v: &View, since: u64) -> String {
     let mut lines: Vec<(u64, String)> = Vec::new();
     for (n, qs) in &v.q {
@@ -631,6 +661,11 @@ fn timeline(v: &View, since: u64) -> String {
             let line = format!("V n{n} {} {} votes {}", s.quorate, s.ring, s.total_votes);
             lines.push((s.t, line));
         }
+    }
+    for (t, n, l) in v.other.iter().filter(|(t, _, _)| *t >= since) {
+        let rest = l.split_whitespace().skip(2).collect::<Vec<_>>().join(" ");
+        let line = format!("{} n{n} {rest}", &l[..1]);
+        lines.push((*t, line));
     }
     lines.sort();
     lines
@@ -948,6 +983,11 @@ fn four_nodes_split_2_2_one_side_quorate_across_arbitrator_restarts() {
     }
     if std::env::var_os("PHALANX_QUORUM_TIMELINE").is_some() {
         eprint!("{}", timeline(&c.view, t_cut));
+        eprintln!(
+            "(cut at 0 ms, holders killed at {:.1} ms, heal at {:.1} ms)",
+            ms(t_ho - t_cut),
+            ms(t_heal - t_cut)
+        );
     }
     let transitions: usize = c.view.q.values().map(Vec::len).sum();
     eprintln!(
