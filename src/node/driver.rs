@@ -125,6 +125,8 @@ pub(crate) struct Driver {
     stack: Stack,
     /// The quorum-device client thread, if a device is configured.
     qdevice: Option<QdeviceDriver>,
+    /// The quorum state as last published to the handles.
+    quorum_published: Option<phalanx_quorum::ClusterInfo>,
     /// Raw messages totem could not take yet, in order (bounded by the handles'
     /// budget, which they still count against).
     raw_pending: VecDeque<(Guarantee, Vec<u8>)>,
@@ -203,8 +205,9 @@ impl Driver {
         )
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
         *shared.membership.lock() = (stack.totem().ring_id(), stack.totem().members().to_vec());
-        let driver = Driver {
+        let mut driver = Driver {
             stack,
+            quorum_published: None,
             qdevice: None,
             raw_pending: VecDeque::new(),
             sinks: BTreeMap::new(),
@@ -237,9 +240,24 @@ impl Driver {
         self.qdevice = Some(q);
     }
 
-    fn publish_quorum(&self) {
+    fn publish_quorum(&mut self) {
         if let Some(q) = self.stack.quorum() {
-            *self.shared.quorum.info.lock() = Some((q.info(), q.nodes()));
+            let info = q.info();
+            *self.shared.quorum.info.lock() = Some((info.clone(), q.nodes()));
+            self.quorum_published = Some(info);
+        }
+    }
+
+    /// Republishes the quorum state when it changed without a quorum event: a
+    /// delivered device vote changes the votes counted (`total_votes`,
+    /// `device_cast`) without changing `quorate` or the node list.
+    fn refresh_quorum(&mut self) {
+        let changed = match self.stack.quorum() {
+            Some(q) => self.quorum_published.as_ref() != Some(&q.info()),
+            None => false,
+        };
+        if changed {
+            self.publish_quorum();
         }
     }
 
@@ -610,6 +628,7 @@ impl Driver {
                 StackEvent::Quorum(ev) => self.on_quorum(ev),
             }
         }
+        self.refresh_quorum();
         if self.groups_dirty {
             self.groups_dirty = false;
             let groups = self
