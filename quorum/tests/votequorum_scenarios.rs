@@ -899,3 +899,33 @@ fn explicit_expected_votes_changes_are_reported() {
         assert!(ev.contains(&Event::ExpectedVotesChanged(2)), "{ev:?}");
     }
 }
+
+/// Every new ring is notified, even when quorum and membership stay the same
+/// (as Corosync's quorum notification carries each ring id).
+#[test]
+fn a_ring_that_reforms_with_the_same_members_is_notified() {
+    use phalanx_quorum::Event;
+    let ids: &'static [NodeId] = &[1, 2, 3];
+    let mut c = common::Cluster::new(ids, base(ids));
+    c.partition(&[ids]);
+    let before = c.events.get(&1).map_or(0, |e| e.len());
+    c.partition(&[ids]);
+    let rings: Vec<_> = c.events[&1][before..]
+        .iter()
+        .cloned()
+        .filter_map(|e| match e {
+            Event::QuorumChanged {
+                quorate: true,
+                ring,
+                ..
+            } => Some(ring),
+            _ => None,
+        })
+        .collect();
+    let now = c.q(1).info().ring.expect("a ring");
+    assert_eq!(
+        rings.last(),
+        Some(&now),
+        "notifications {rings:?}, ring {now:?}"
+    );
+}

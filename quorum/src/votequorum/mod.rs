@@ -488,7 +488,7 @@ impl Votequorum {
         let cur = (self.quorate, ring, nodes.clone());
         let changed = match &self.last_notified {
             None => true,
-            Some((q, _, n)) => *q != self.quorate || *n != nodes,
+            Some((q, r, n)) => *q != self.quorate || *r != ring || *n != nodes,
         };
         if changed {
             self.last_notified = Some(cur);
