@@ -15,10 +15,13 @@ use std::collections::BTreeMap;
 
 const NAME: &str = "quorum_convergence";
 
+/// A node's latest incarnation and its last quorum state (quorate, sorted members).
+type Last = (u32, Option<(bool, Vec<NodeId>)>);
+
 /// Checks the property over a history.
 pub fn check(h: &History) -> Vec<Violation> {
     // Each node's latest incarnation and its last quorum state in it.
-    let mut last: BTreeMap<NodeId, (u32, Option<(bool, Vec<NodeId>)>)> = BTreeMap::new();
+    let mut last: BTreeMap<NodeId, Last> = BTreeMap::new();
     for e in &h.events {
         if matches!(e.kind, EventKind::PartitionChange { .. }) {
             continue;
