@@ -6,4 +6,4 @@ mod cpg_node;
 mod quorum_node;
 
 pub use cpg_node::{CpgFactory, CpgNode};
-pub use quorum_node::{QuorumFactory, quorum_config_for};
+pub use quorum_node::{QuorumFactory, full_cluster_quorate, quorum_config_for};

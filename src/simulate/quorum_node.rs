@@ -91,6 +91,55 @@ impl NodeFactory for QuorumFactory {
     }
 
     fn check(&self, history: &History) -> Vec<Violation> {
-        phalanx_sim::check::quorum::all(history)
+        let mut v = phalanx_sim::check::quorum::all(history);
+        v.extend(final_outcome(history, self.run_seed));
+        v
     }
+}
+
+/// Whether the whole cluster, every node present, is quorate under `cfg`: the total
+/// votes T against the expected votes E (≥ T here): T > E/2, or exactly half with
+/// `auto_tie_breaker` (the whole cluster holds the tie-breaker node); never while
+/// waiting for all with T < E (the wait ends only with every expected vote seen).
+pub fn full_cluster_quorate(cfg: &QuorumConfig) -> bool {
+    let (t, e) = (
+        u64::from(cfg.node_votes()),
+        u64::from(cfg.initial_expected_votes()),
+    );
+    if cfg.wait_for_all() && t < e {
+        return false;
+    }
+    2 * t > e || (cfg.auto_tie_breaker && 2 * t == e)
+}
+
+/// `quorum_outcome`: after the liveness phase (every node up, one ring), each
+/// node's last quorum state is the one the options dictate for the whole cluster
+/// ([`full_cluster_quorate`]) — so the runs are not vacuously safe (nobody ever
+/// quorate) and the state exchange really completes through the Stack.
+fn final_outcome(h: &History, run_seed: u64) -> Vec<Violation> {
+    let want = full_cluster_quorate(&quorum_config_for(1, &h.nodes, run_seed));
+    let mut last = std::collections::BTreeMap::new();
+    for e in &h.events {
+        if let phalanx_sim::EventKind::Observation(phalanx_sim::Observation::Quorum {
+            quorate,
+            ..
+        }) = &e.kind
+        {
+            last.insert(e.node, (e.incarnation, *quorate));
+        }
+    }
+    h.final_status
+        .iter()
+        .filter(|(_, s)| s.is_some())
+        .filter_map(|(n, _)| match last.get(n) {
+            Some((_, q)) if *q == want => None,
+            got => Some(Violation {
+                property: "quorum_outcome",
+                detail: format!(
+                    "n{n} ends with quorate {:?}, the options say {want} for the whole cluster",
+                    got.map(|g| g.1)
+                ),
+            }),
+        })
+        .collect()
 }

@@ -25,6 +25,7 @@ pub mod liveness;
 pub mod no_duplication;
 pub mod quorum;
 pub mod quorum_convergence;
+pub mod quorum_currency;
 pub mod quorum_uniqueness;
 pub mod safe_delivery;
 pub mod self_delivery;

@@ -1,5 +1,6 @@
 //! The checker set for nodes that run votequorum over totem: the totem checkers
-//! plus [`quorum_uniqueness`](super::quorum_uniqueness) and
+//! plus [`quorum_uniqueness`](super::quorum_uniqueness),
+//! [`quorum_currency`](super::quorum_currency) and
 //! [`quorum_convergence`](super::quorum_convergence).
 
 use super::Violation;
@@ -9,6 +10,7 @@ use crate::history::History;
 pub fn all(h: &History) -> Vec<Violation> {
     let mut v = super::all(h);
     v.extend(super::quorum_uniqueness::check(h));
+    v.extend(super::quorum_currency::check(h));
     v.extend(super::quorum_convergence::check(h));
     v
 }

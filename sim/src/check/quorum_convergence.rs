@@ -15,10 +15,13 @@ use std::collections::BTreeMap;
 
 const NAME: &str = "quorum_convergence";
 
+/// A node's latest incarnation and its last quorum state (quorate, sorted members).
+type Last = (u32, Option<(bool, Vec<NodeId>)>);
+
 /// Checks the property over a history.
 pub fn check(h: &History) -> Vec<Violation> {
     // Each node's latest incarnation and its last quorum state in it.
-    let mut last: BTreeMap<NodeId, (u32, Option<(bool, Vec<NodeId>)>)> = BTreeMap::new();
+    let mut last: BTreeMap<NodeId, Last> = BTreeMap::new();
     for e in &h.events {
         if matches!(e.kind, EventKind::PartitionChange { .. }) {
             continue;
@@ -70,4 +73,62 @@ pub fn check(h: &History) -> Vec<Violation> {
     }
     v.truncate(MAX_REPORTS);
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::NodeStatus;
+
+    fn ended(h: &mut History, members: &[NodeId]) {
+        h.final_status = members
+            .iter()
+            .map(|&n| {
+                let s = NodeStatus {
+                    operational: true,
+                    ring: Some((1, 9)),
+                    members: members.to_vec(),
+                    quiescent: true,
+                };
+                (n, Some(s))
+            })
+            .collect();
+    }
+
+    fn q(h: &mut History, n: NodeId, inc: u32, quorate: bool, m: &[NodeId]) {
+        h.observe(
+            5,
+            n,
+            inc,
+            Observation::Quorum {
+                quorate,
+                ring: (1, 9),
+                members: m.to_vec(),
+            },
+        );
+    }
+
+    #[test]
+    fn agreement_on_the_final_ring_passes() {
+        let mut h = History::new(vec![1, 2]);
+        q(&mut h, 1, 0, true, &[2, 1]);
+        q(&mut h, 2, 0, true, &[1, 2]);
+        ended(&mut h, &[1, 2]);
+        assert!(check(&h).is_empty(), "{:?}", check(&h));
+    }
+
+    #[test]
+    fn disagreement_stale_members_and_silence_are_caught() {
+        let mut h = History::new(vec![1, 2, 3]);
+        q(&mut h, 1, 0, true, &[1, 2, 3]);
+        q(&mut h, 2, 0, false, &[1, 2, 3]);
+        q(&mut h, 3, 0, true, &[3]);
+        h.push(6, 3, 1, EventKind::Restart);
+        ended(&mut h, &[1, 2, 3]);
+        let v = check(&h);
+        let d: Vec<&str> = v.iter().map(|v| v.detail.as_str()).collect();
+        assert_eq!(v.len(), 2, "{d:?}");
+        assert!(d[0].contains("n3 ended without any quorum state"), "{d:?}");
+        assert!(d[1].contains("disagree"), "{d:?}");
+    }
 }
