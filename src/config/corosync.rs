@@ -846,11 +846,7 @@ impl Mapper<'_> {
                     continue;
                 }
                 Item::Section(h) if h.name == "heuristics" => {
-                    self.warn(
-                        h.line,
-                        "quorum.device.heuristics",
-                        "heuristics are not implemented; ignored",
-                    );
+                    dev.heuristics = Some(self.device_heuristics(h)?);
                     continue;
                 }
                 Item::Section(_) => {
@@ -873,6 +869,40 @@ impl Mapper<'_> {
         }
         self.cfg.quorum.device = Some(dev);
         Ok(())
+    }
+
+    fn device_heuristics(&mut self, s: &Section) -> Result<QdeviceHeuristics, ConfigError> {
+        let path = "quorum.device.heuristics";
+        let mut h = QdeviceHeuristics::default();
+        let mut seen = BTreeSet::new();
+        for item in &s.items {
+            let Item::Kv(kv) = item else {
+                self.unknown(path, item);
+                continue;
+            };
+            self.dup(&mut seen, path, kv);
+            let k = format!("{path}.{}", kv.key);
+            self.record(&k, &k, kv.line);
+            match kv.key.as_str() {
+                "mode" => match kv.value.as_str() {
+                    "off" | "sync" | "on" => h.mode = kv.value.clone(),
+                    other => {
+                        return Err(self.err(
+                            kv.line,
+                            &k,
+                            format!("expected off, sync or on, got {other:?}"),
+                        ));
+                    }
+                },
+                "timeout" => h.timeout = self.ms(kv, &k)?,
+                "sync_timeout" | "interval" => self.no_effect(path, kv),
+                name if name.starts_with("exec_") && name.len() > 5 => {
+                    h.exec.push((name[5..].to_string(), kv.value.clone()))
+                }
+                _ => self.unknown(path, item),
+            }
+        }
+        Ok(h)
     }
 
     fn device_net(&mut self, s: &Section, mut net: QdeviceNet) -> Result<QdeviceNet, ConfigError> {

@@ -79,8 +79,9 @@ pub use error::{ConfigError, Warning};
 pub use model::{
     CRYPTO_OVERHEAD, Cipher, ClusterConfig, CryptoConfig, DEFAULT_KEY_FILE, DEFAULT_PORT,
     DEFAULT_STATE_DIR, DEFAULT_TOKEN_COEFFICIENT, DebugLevel, IP_UDP_OVERHEAD, LinkConfig,
-    LinkMode, LoggerSubsys, LoggingConfig, MAX_LINKS, MIN_KEY_LEN, NodeAddr, NodeEntry, QdeviceNet,
-    QuorumConfig, QuorumDevice, SourceInfo, TieBreakerNode, TotemTimings, Transport,
+    LinkMode, LoggerSubsys, LoggingConfig, MAX_LINKS, MIN_KEY_LEN, NodeAddr, NodeEntry,
+    QdeviceHeuristics, QdeviceNet, QuorumConfig, QuorumDevice, SourceInfo, TieBreakerNode,
+    TotemTimings, Transport,
 };
 
 use std::path::Path;

@@ -428,6 +428,31 @@ pub struct QuorumDevice {
     pub sync_timeout: Duration,
     /// `net { ... }` settings of the `net` model.
     pub net: Option<QdeviceNet>,
+    /// `heuristics { ... }`: commands whose results the arbitrator weighs.
+    pub heuristics: Option<QdeviceHeuristics>,
+}
+
+/// `quorum.device.heuristics`: commands run on every membership change (`mode:
+/// sync`; `on` also runs them periodically in Corosync, which Phalanx does not do
+/// yet), all of which must exit 0 for the result to pass.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QdeviceHeuristics {
+    /// `mode`: `off`, `sync` or `on`. Default `off`.
+    pub mode: String,
+    /// `timeout` for all commands together. Default 5 s.
+    pub timeout: Duration,
+    /// `exec_<name>: <command>`, in file order.
+    pub exec: Vec<(String, String)>,
+}
+
+impl Default for QdeviceHeuristics {
+    fn default() -> Self {
+        QdeviceHeuristics {
+            mode: "off".into(),
+            timeout: Duration::from_millis(5_000),
+            exec: Vec::new(),
+        }
+    }
 }
 
 impl Default for QuorumDevice {
@@ -438,6 +463,7 @@ impl Default for QuorumDevice {
             timeout: Duration::from_millis(10_000),
             sync_timeout: Duration::from_millis(30_000),
             net: None,
+            heuristics: None,
         }
     }
 }

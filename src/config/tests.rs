@@ -246,9 +246,16 @@ fn qdevice_file() {
     let net = d.net.unwrap();
     assert_eq!((net.host.as_str(), net.port), ("qnetd.example.com", 5403));
     assert_eq!(net.algorithm, "ffsplit");
-    assert_eq!(l.warnings.len(), 1);
-    assert_eq!(l.warnings[0].key, "quorum.device.heuristics");
-    assert_eq!(l.warnings[0].line, Some(34));
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+    let h = d.heuristics.unwrap();
+    assert_eq!(h.mode, "sync");
+    assert_eq!(
+        h.exec,
+        vec![(
+            "ping".to_string(),
+            "/bin/ping -q -c 1 192.168.122.1".to_string()
+        )]
+    );
 }
 
 #[test]

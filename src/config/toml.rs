@@ -117,6 +117,17 @@ struct Device {
     timeout_ms: Option<u64>,
     sync_timeout_ms: Option<u64>,
     net: Option<DeviceNet>,
+    heuristics: Option<DeviceHeuristics>,
+}
+
+/// `[quorum.device.heuristics]`: `mode`, `timeout_ms`, and `exec` as a table of
+/// name = command (run in name order).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct DeviceHeuristics {
+    mode: Option<String>,
+    timeout_ms: Option<u64>,
+    exec: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -561,6 +572,14 @@ pub(crate) fn load(text: &str, file: &str) -> Result<(ClusterConfig, Vec<Warning
                         algorithm: n.algorithm.unwrap_or(dn.algorithm),
                         tie_breaker: n.tie_breaker.unwrap_or(dn.tie_breaker),
                         tls: n.tls.unwrap_or(dn.tls),
+                    }
+                }),
+                heuristics: d.heuristics.map(|h| {
+                    let dh = QdeviceHeuristics::default();
+                    QdeviceHeuristics {
+                        mode: h.mode.unwrap_or(dh.mode),
+                        timeout: ms(h.timeout_ms).unwrap_or(dh.timeout),
+                        exec: h.exec.into_iter().collect(),
                     }
                 }),
             }

@@ -137,10 +137,12 @@ pub fn qdevice_config(
         // Driven by the Stack: release only once votequorum delivered the withdrawal.
         confirm_release: true,
     };
-    Ok(Some(DriverConfig::new(
-        &format!("{host}:{}", net.port),
-        client,
-    )))
+    let mut driver = DriverConfig::new(&format!("{host}:{}", net.port), client);
+    if let Some(h) = d.heuristics.as_ref().filter(|h| h.mode != "off") {
+        driver.heuristics = h.exec.iter().map(|(_, cmd)| cmd.clone()).collect();
+        driver.heuristics_timeout = h.timeout;
+    }
+    Ok(Some(driver))
 }
 
 #[cfg(test)]
@@ -192,6 +194,31 @@ quorum {
         assert_eq!(d.client.algorithm, Algorithm::Lms);
         assert_eq!(d.client.tie_breaker, TieBreaker::Nodes(vec![3]));
         assert_eq!(d.client.config_nodes, vec![1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn heuristics_commands_reach_the_driver_unless_off() {
+        let with = |mode: &str| {
+            CONF.replace(
+                "            tie_breaker: 3\n        }",
+                &format!(
+                    "            tie_breaker: 3\n        }}\n        heuristics {{\n            mode: {mode}\n            timeout: 1500\n            exec_ping: /bin/true\n            exec_check: test -e /etc/hostname\n        }}"
+                ),
+            )
+        };
+        let l = crate::config::from_corosync_str(&with("sync"), "t.conf").unwrap();
+        assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+        let d = qdevice_config(&l.config, 2, vec![1; 32]).unwrap().unwrap();
+        assert_eq!(d.heuristics, vec!["/bin/true", "test -e /etc/hostname"]);
+        assert_eq!(d.heuristics_timeout, std::time::Duration::from_millis(1500));
+        let l = crate::config::from_corosync_str(&with("off"), "t.conf").unwrap();
+        let d = qdevice_config(&l.config, 2, vec![1; 32]).unwrap().unwrap();
+        assert!(d.heuristics.is_empty());
+        let e = crate::config::from_corosync_str(&with("sometimes"), "t.conf").unwrap_err();
+        assert!(
+            e.to_string().contains("quorum.device.heuristics.mode"),
+            "{e}"
+        );
     }
 
     #[test]
