@@ -896,18 +896,47 @@ fn partition_and_heal_in_network_namespaces() {
             let others = members_of(g, other, &BTreeSet::new());
             for m in members_of(g, side, &BTreeSet::new()) {
                 let (left, joined) = c.changes_since(&mark, m, g);
+                // While the rings merge, the membership protocol may install an
+                // intermediate configuration in which a node of the member's own
+                // side is briefly missing (seen on a loaded machine): that shows as
+                // NodeDown then NodeUp of the same member. It is allowed when it
+                // balances exactly; the other side's departure and return must be
+                // reported exactly once each.
+                let (own_left, left): (Changes, Changes) =
+                    left.into_iter().partition(|(x, _)| !others.contains(x));
+                let (own_joined, joined): (Changes, Changes) =
+                    joined.into_iter().partition(|(x, _)| !others.contains(x));
+                let who = |v: &Changes, r: &str| {
+                    assert!(v.iter().all(|(_, why)| why == r), "{m:?} in {g}: {v:?}");
+                    let mut w: Vec<Mid> = v.iter().map(|(x, _)| *x).collect();
+                    w.sort();
+                    w
+                };
+                assert_eq!(
+                    who(&own_left, "NodeDown"),
+                    who(&own_joined, "NodeUp"),
+                    "{m:?} in {g}: own-side members that dropped out must come back"
+                );
+                if !own_left.is_empty() {
+                    eprintln!("{m:?} in {g}: own side re-formed during the merge: {own_left:?}");
+                }
                 assert_eq!(
                     left,
                     reasons(&others, "NodeDown"),
                     "{m:?} in {g}: departures"
                 );
                 assert_eq!(joined, reasons(&others, "NodeUp"), "{m:?} in {g}: arrivals");
-                // And in that order: departures during the partition, arrivals after.
+                // And in that order: the other side's departures during the
+                // partition, its arrivals after.
                 let (left_after, joined_after) = c.changes_since(&mark_heal, m, g);
                 assert!(
-                    left_after.is_empty(),
-                    "{m:?} in {g}: departures after the heal: {left_after:?}"
+                    left_after.iter().all(|(x, _)| !others.contains(x)),
+                    "{m:?} in {g}: departures of the other side after the heal: {left_after:?}"
                 );
+                let joined_after: Changes = joined_after
+                    .into_iter()
+                    .filter(|(x, _)| others.contains(x))
+                    .collect();
                 assert_eq!(
                     joined_after, joined,
                     "{m:?} in {g}: arrivals before the heal"
