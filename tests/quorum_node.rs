@@ -70,6 +70,13 @@ fn quorum_is_lost_reported_and_restored_through_the_admin_socket() {
     assert!(text.contains("Quorum:           2"), "{text}");
 
     let changes = nodes[0].quorum().notifications();
+    let (cb_tx, cb_rx) = std::sync::mpsc::channel();
+    nodes[0]
+        .quorum()
+        .on_change(move |c| {
+            let _ = cb_tx.send(c.quorate);
+        })
+        .unwrap();
     for n in nodes.drain(1..) {
         n.leave().unwrap();
     }
@@ -93,6 +100,17 @@ fn quorum_is_lost_reported_and_restored_through_the_admin_socket() {
     );
     eprintln!("quorum lost {:?} after the departures", t0.elapsed());
     assert!(!nodes[0].quorum().is_quorate());
+    // The callback saw the same loss.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if !cb_rx
+            .recv_timeout(left)
+            .expect("the callback is told of the loss")
+        {
+            break;
+        }
+    }
     let (code, text) = quorumtool(&sock, &["-s"]);
     assert_eq!(code, 2, "{text}");
     assert!(text.contains("Quorate:          No"), "{text}");

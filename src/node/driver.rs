@@ -355,6 +355,8 @@ impl Driver {
             self.flush()?;
             if self.left {
                 self.publish(true);
+                // Ends the notification streams (and `Quorum::on_change` threads).
+                self.shared.quorum.subscribers.lock().clear();
                 return Ok(());
             }
             self.publish(false);

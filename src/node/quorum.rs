@@ -106,6 +106,24 @@ impl Quorum {
         rx
     }
 
+    /// Calls `callback` for every quorum change from now on, in order, on a
+    /// thread of its own (`quorum_trackstart` with a callback), until the node
+    /// stops.
+    pub fn on_change(
+        &self,
+        mut callback: impl FnMut(QuorumChange) + Send + 'static,
+    ) -> std::io::Result<()> {
+        let rx = self.notifications();
+        std::thread::Builder::new()
+            .name("phalanx-quorum-cb".into())
+            .spawn(move || {
+                for change in rx.iter() {
+                    callback(change);
+                }
+            })?;
+        Ok(())
+    }
+
     /// Sets expected votes cluster-wide (`corosync-quorumtool -e`).
     pub fn set_expected_votes(&self, votes: u32) -> Result<(), QuorumCallError> {
         self.round_trip(|r| QuorumCommand::SetExpectedVotes(votes, r))
