@@ -22,6 +22,9 @@
 use phalanx::cpg::{CpgEvent, Guarantee, MemberId, ViewId};
 use phalanx::node::{CpgMember, CryptoOptions, Node, NodeOptions};
 use phalanx::totem::Config;
+mod common;
+
+use common::netns::Namespaces;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, UdpSocket};
@@ -763,92 +766,21 @@ fn procdown_and_kill9_on_loopback() {
 
 // ---------------------------------------------------------------- network
 
-/// Runs `ip ARGS`, failing the test with a clear message when it cannot.
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().unwrap_or_else(|e| {
-        panic!(
-            "cannot run iproute2's `ip` ({e}): this test needs it and root \
-             (network namespaces); `.ci/run` installs iproute2"
-        )
-    });
-    assert!(
-        out.status.success(),
-        "`ip {}` failed: {} (this test needs root for network namespaces)",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-}
-
-/// A hub namespace with a bridge and one namespace per node, plugged into the
-/// bridge by a veth pair (`h<node>` on the hub side, `e0` on the node side, address
-/// 10.78.0.<node>). Removed on drop.
-struct Net {
-    hub: String,
-    nodes: Vec<String>,
-}
-
-impl Net {
-    fn create(n: u32) -> Net {
-        let pid = std::process::id();
-        let net = Net {
-            hub: format!("phx-cpg-hub-{pid}"),
-            nodes: (1..=n).map(|i| format!("phx-cpg-n{i}-{pid}")).collect(),
-        };
-        for ns in std::iter::once(&net.hub).chain(&net.nodes) {
-            ip(&["netns", "add", ns]);
-            ip(&["-n", ns, "link", "set", "lo", "up"]);
-        }
-        let hub = net.hub.as_str();
-        ip(&["-n", hub, "link", "add", "br0", "type", "bridge"]);
-        ip(&["-n", hub, "link", "set", "br0", "up"]);
-        for (i, ns) in net.nodes.iter().enumerate() {
-            let i = i + 1;
-            let cable = format!("h{i}");
-            ip(&[
-                "-n", hub, "link", "add", &cable, "type", "veth", "peer", "name", "e0", "netns", ns,
-            ]);
-            ip(&["-n", hub, "link", "set", &cable, "master", "br0"]);
-            ip(&["-n", hub, "link", "set", &cable, "up"]);
-            ip(&[
-                "-n",
-                ns,
-                "addr",
-                "add",
-                &format!("10.78.0.{i}/24"),
-                "dev",
-                "e0",
-            ]);
-            ip(&["-n", ns, "link", "set", "e0", "up"]);
-        }
-        net
+/// One hub bridge and a cable per node (`h<node>` on the hub side, `e0` with
+/// 10.78.0.<node> on the node side).
+fn cpg_net(n: u32) -> Namespaces {
+    let net = Namespaces::create("cpg", n);
+    net.bridge("br0");
+    for i in 1..=n {
+        net.plug(i, &format!("h{i}"), "br0", "e0", &format!("10.78.0.{i}/24"));
     }
-
-    /// Plugs or pulls node `node`'s cable.
-    fn cable(&self, node: u32, up: bool) {
-        let dev = format!("h{node}");
-        ip(&[
-            "-n",
-            &self.hub,
-            "link",
-            "set",
-            &dev,
-            if up { "up" } else { "down" },
-        ]);
-    }
-}
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        for ns in std::iter::once(&self.hub).chain(&self.nodes) {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-    }
+    net
 }
 
 #[test]
 fn partition_and_heal_in_network_namespaces() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let net = Net::create(3);
+    let net = cpg_net(3);
     let addrs: Vec<SocketAddr> = (1..=3)
         .map(|i| format!("10.78.0.{i}:5405").parse().unwrap())
         .collect();
@@ -866,7 +798,7 @@ fn partition_and_heal_in_network_namespaces() {
     // ---- Pull node 3's cable.
     let mark = c.mark();
     let cut = Instant::now();
-    net.cable(3, false);
+    net.set_hub_link("h3", false);
     c.until_views(
         "each side to see the other side's members gone",
         Duration::from_secs(15),
@@ -882,7 +814,7 @@ fn partition_and_heal_in_network_namespaces() {
 
     // ---- Plug it back.
     let plug = Instant::now();
-    net.cable(3, true);
+    net.set_hub_link("h3", true);
     c.until_views("the merged views", Duration::from_secs(20), &[&all]);
     eprintln!(
         "heal to NODEUP of the other side at every member: {:?}",

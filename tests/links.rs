@@ -17,6 +17,9 @@
 
 use phalanx::node::{LinkState, Node, NodeEvent, NodeOptions};
 use phalanx::totem::{ConfigKind, Guarantee};
+mod common;
+
+use common::netns::Namespaces;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -121,128 +124,31 @@ fn child_link_node() {
 
 // ---------------------------------------------------------------- network
 
-/// Runs `ip ARGS`, failing the test with a clear message when it cannot.
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().unwrap_or_else(|e| {
-        panic!(
-            "cannot run iproute2's `ip` ({e}): this test needs it and root \
-             (network namespaces); `.ci/run` installs iproute2"
-        )
-    });
-    assert!(
-        out.status.success(),
-        "`ip {}` failed: {} (this test needs root for network namespaces)",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-}
-
-/// A hub namespace with one bridge per link and one namespace per node, each
-/// plugged into every bridge by a veth pair ("cable" `h<node>l<link>` on the hub
-/// side, `e<link>` on the node side). Removed on drop.
-struct Net {
-    hub: String,
-    nodes: Vec<String>,
-}
-
-impl Net {
-    fn create(tag: &str, n: u32) -> Net {
-        let pid = std::process::id();
-        let net = Net {
-            hub: format!("phx-{tag}-hub-{pid}"),
-            nodes: (1..=n).map(|i| format!("phx-{tag}-n{i}-{pid}")).collect(),
-        };
-        for ns in std::iter::once(&net.hub).chain(&net.nodes) {
-            ip(&["netns", "add", ns]);
-            ip(&["-n", ns, "link", "set", "lo", "up"]);
-        }
-        let hub = net.hub.as_str();
-        for l in 0..2 {
-            let br = format!("br{l}");
-            ip(&["-n", hub, "link", "add", &br, "type", "bridge"]);
-            ip(&["-n", hub, "link", "set", &br, "up"]);
-        }
-        for (i, ns) in net.nodes.iter().enumerate() {
-            let i = i + 1;
-            for l in 0..2 {
-                let cable = format!("h{i}l{l}");
-                let dev = format!("e{l}");
-                ip(&[
-                    "-n", hub, "link", "add", &cable, "type", "veth", "peer", "name", &dev,
-                    "netns", ns,
-                ]);
-                ip(&[
-                    "-n",
-                    hub,
-                    "link",
-                    "set",
-                    &cable,
-                    "master",
-                    &format!("br{l}"),
-                ]);
-                ip(&["-n", hub, "link", "set", &cable, "up"]);
-                if l == 0 {
-                    ip(&[
-                        "-n",
-                        ns,
-                        "addr",
-                        "add",
-                        &format!("10.77.0.{i}/24"),
-                        "dev",
-                        &dev,
-                    ]);
-                } else {
-                    ip(&[
-                        "-n",
-                        ns,
-                        "-6",
-                        "addr",
-                        "add",
-                        &format!("fd77:1::{i}/64"),
-                        "dev",
-                        &dev,
-                        "nodad",
-                    ]);
-                }
-                ip(&["-n", ns, "link", "set", &dev, "up"]);
-            }
-        }
-        net
+/// One hub bridge per link (`br<link>`) and a cable per node and link
+/// (`h<node>l<link>` on the hub side, `e<link>` on the node side: link 0 IPv4
+/// 10.77.0.<node>, link 1 IPv6 fd77:1::<node>).
+fn links_net(tag: &str, n: u32) -> Namespaces {
+    let net = Namespaces::create(tag, n);
+    for l in 0..2 {
+        net.bridge(&format!("br{l}"));
     }
-
-    /// Plugs or pulls node `node`'s cable of link `link`.
-    fn cable(&self, node: u32, link: u8, up: bool) {
-        let dev = format!("h{node}l{link}");
-        ip(&[
-            "-n",
-            &self.hub,
-            "link",
-            "set",
-            &dev,
-            if up { "up" } else { "down" },
-        ]);
+    for i in 1..=n {
+        net.plug(
+            i,
+            &format!("h{i}l0"),
+            "br0",
+            "e0",
+            &format!("10.77.0.{i}/24"),
+        );
+        net.plug(
+            i,
+            &format!("h{i}l1"),
+            "br1",
+            "e1",
+            &format!("fd77:1::{i}/64"),
+        );
     }
-
-    /// Switches the whole link (its bridge) on or off.
-    fn switch(&self, link: u8, up: bool) {
-        let dev = format!("br{link}");
-        ip(&[
-            "-n",
-            &self.hub,
-            "link",
-            "set",
-            &dev,
-            if up { "up" } else { "down" },
-        ]);
-    }
-}
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        for ns in std::iter::once(&self.hub).chain(&self.nodes) {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-    }
+    net
 }
 
 // ---------------------------------------------------------------- parent side
@@ -277,7 +183,7 @@ struct Cluster {
 }
 
 impl Cluster {
-    fn start(net: &Net, dir: &std::path::Path, mode: &str) -> Cluster {
+    fn start(net: &Namespaces, dir: &std::path::Path, mode: &str) -> Cluster {
         let conf = dir.join("corosync.conf");
         std::fs::write(dir.join("authkey"), [0x42u8; 256]).unwrap();
         let mut nodes = String::new();
@@ -463,7 +369,7 @@ fn active_link_down_keeps_the_membership_and_traffic_on_the_other_link() {
 }
 
 fn exercise(mode: &str) {
-    let net = Net::create(&mode[..3], NODES);
+    let net = links_net(&mode[..3], NODES);
     let dir = std::env::temp_dir().join(format!("phalanx-links-{mode}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -506,7 +412,7 @@ fn exercise(mode: &str) {
 
     // ---- Pull node 3's link-0 cable: 1–3 and 2–3 fail over to link 1; 1–2 stays.
     let cut = Instant::now();
-    net.cable(3, 0, false);
+    net.set_hub_link("h3l0", false);
     let three: Vec<(u32, u32)> = pairs
         .iter()
         .copied()
@@ -541,7 +447,7 @@ fn exercise(mode: &str) {
 
     // ---- Plug it back: fail-back to link 0.
     let plug = Instant::now();
-    net.cable(3, 0, true);
+    net.set_hub_link("h3l0", true);
     c.until(
         "link 0 to/from node 3 up again",
         Duration::from_secs(10),
@@ -567,7 +473,7 @@ fn exercise(mode: &str) {
     // ---- Switch link 0 off entirely: every pair fails over.
     c.view.max_gap.clear();
     let off = Instant::now();
-    net.switch(0, false);
+    net.set_hub_link("br0", false);
     c.until("link 0 down everywhere", Duration::from_secs(10), |v| {
         all_links(v, 0, LinkState::Down, &pairs)
     });
@@ -584,7 +490,7 @@ fn exercise(mode: &str) {
     eprintln!(
         "{mode}: link 0 switched off: all pairs down after {detect_all:?}; longest delivery gap {gap_switch:?}"
     );
-    net.switch(0, true);
+    net.set_hub_link("br0", true);
     c.until("link 0 up everywhere again", Duration::from_secs(10), |v| {
         all_links(v, 0, LinkState::Up, &pairs)
     });

@@ -33,6 +33,9 @@
 
 use phalanx::node::{Node, NodeEvent, NodeOptions};
 use phalanx::quorum::NodeState;
+mod common;
+
+use common::netns::{Namespaces, ip};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -197,96 +200,35 @@ fn child_quorum_node() {
 
 // ---------------------------------------------------------------- network
 
-/// Runs `ip ARGS`, failing the test with a clear message when it cannot.
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().unwrap_or_else(|e| {
-        panic!(
-            "cannot run iproute2's `ip` ({e}): this test needs it and root \
-             (network namespaces); `.ci/run` installs iproute2"
-        )
-    });
-    assert!(
-        out.status.success(),
-        "`ip {}` failed: {} (this test needs root for network namespaces)",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-}
-
-/// The namespaces and bridges (see the module comment). Removed on drop.
-struct Net {
-    hub: String,
-    nodes: Vec<String>,
-}
-
-impl Net {
-    fn create() -> Net {
-        let pid = std::process::id();
-        let mut net = Net {
-            hub: format!("phx-q-hub-{pid}"),
-            nodes: Vec::new(),
-        };
-        // A namespace left by an earlier run killed with this pid goes first.
-        let _ = Command::new("ip").args(["netns", "del", &net.hub]).output();
-        ip(&["netns", "add", &net.hub]);
-        let hub = net.hub.clone();
-        ip(&["-n", &hub, "link", "set", "lo", "up"]);
-        for br in ["bra", "brb", "brq"] {
-            ip(&["-n", &hub, "link", "add", br, "type", "bridge"]);
-            ip(&["-n", &hub, "link", "set", br, "up"]);
-        }
-        ip(&["-n", &hub, "addr", "add", "10.79.1.254/24", "dev", "brq"]);
-        // The inter-side link.
-        ip(&[
-            "-n", &hub, "link", "add", "xa", "type", "veth", "peer", "name", "xb",
-        ]);
-        ip(&["-n", &hub, "link", "set", "xa", "master", "bra"]);
-        ip(&["-n", &hub, "link", "set", "xb", "master", "brb"]);
-        ip(&["-n", &hub, "link", "set", "xb", "up"]);
-        ip(&["-n", &hub, "link", "set", "xa", "up"]);
-        for i in 1..=NODES {
-            let ns = format!("phx-q-n{i}-{pid}");
-            let _ = Command::new("ip").args(["netns", "del", &ns]).output();
-            ip(&["netns", "add", &ns]);
-            net.nodes.push(ns.clone());
-            ip(&["-n", &ns, "link", "set", "lo", "up"]);
-            let side = if i <= 2 { "bra" } else { "brb" };
-            for (dev, cable, br, addr) in [
-                ("e0", format!("n{i}c"), side, format!("10.79.0.{i}/24")),
-                ("e1", format!("n{i}q"), "brq", format!("10.79.1.{i}/24")),
-            ] {
-                ip(&[
-                    "-n", &hub, "link", "add", &cable, "type", "veth", "peer", "name", dev,
-                    "netns", &ns,
-                ]);
-                ip(&["-n", &hub, "link", "set", &cable, "master", br]);
-                ip(&["-n", &hub, "link", "set", &cable, "up"]);
-                ip(&["-n", &ns, "addr", "add", &addr, "dev", dev]);
-                ip(&["-n", &ns, "link", "set", dev, "up"]);
-            }
-        }
-        net
+/// The namespaces and bridges (see the module comment): side bridges `bra`
+/// ({1,2}) and `brb` ({3,4}) joined by the veth pair `xa`–`xb` (the inter-side
+/// link the test cuts), and `brq` reaching the arbitrator from every node.
+fn quorum_net() -> Namespaces {
+    let net = Namespaces::create("q", NODES);
+    let hub = net.hub.as_str();
+    for br in ["bra", "brb", "brq"] {
+        net.bridge(br);
     }
-
-    /// Cuts or restores the link between the two sides.
-    fn inter_side_link(&self, up: bool) {
-        ip(&[
-            "-n",
-            &self.hub,
-            "link",
-            "set",
-            "xa",
-            if up { "up" } else { "down" },
-        ]);
+    ip(&["-n", hub, "addr", "add", "10.79.1.254/24", "dev", "brq"]);
+    ip(&[
+        "-n", hub, "link", "add", "xa", "type", "veth", "peer", "name", "xb",
+    ]);
+    ip(&["-n", hub, "link", "set", "xa", "master", "bra"]);
+    ip(&["-n", hub, "link", "set", "xb", "master", "brb"]);
+    ip(&["-n", hub, "link", "set", "xb", "up"]);
+    ip(&["-n", hub, "link", "set", "xa", "up"]);
+    for i in 1..=NODES {
+        let side = if i <= 2 { "bra" } else { "brb" };
+        net.plug(i, &format!("n{i}c"), side, "e0", &format!("10.79.0.{i}/24"));
+        net.plug(
+            i,
+            &format!("n{i}q"),
+            "brq",
+            "e1",
+            &format!("10.79.1.{i}/24"),
+        );
     }
-}
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        for ns in std::iter::once(&self.hub).chain(&self.nodes) {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-    }
+    net
 }
 
 // ---------------------------------------------------------------- arbitrator
@@ -413,7 +355,7 @@ struct Cluster {
 }
 
 impl Cluster {
-    fn start(net: &Net, conf: &Path) -> Cluster {
+    fn start(net: &Namespaces, conf: &Path) -> Cluster {
         let (tx, lines) = mpsc::channel();
         let mut c = Cluster {
             procs: BTreeMap::new(),
@@ -733,7 +675,7 @@ fn lost_quorum_between(v: &View, n: u32, from: u64, to: u64) -> bool {
 #[test]
 fn four_nodes_split_2_2_one_side_quorate_across_arbitrator_restarts() {
     let t_start = mono_ns();
-    let net = Net::create();
+    let net = quorum_net();
     let tmp = TempDir::new();
     let dir = tmp.0.clone();
     let key = dir.join("authkey");
@@ -771,7 +713,7 @@ fn four_nodes_split_2_2_one_side_quorate_across_arbitrator_restarts() {
     let a_ok = |v: &View| side_a.iter().all(|&n| v.settled(n, true, &side_a, 3));
     let b_out = |v: &View| side_b.iter().all(|&n| v.settled(n, false, &side_b, 2));
     let t_cut = mono_ns();
-    net.inter_side_link(false);
+    net.set_hub_link("xa", false);
     c.until(
         "{1,2} quorate (2 + device), {3,4} not (2 votes)",
         Duration::from_secs(20),
@@ -942,7 +884,7 @@ fn four_nodes_split_2_2_one_side_quorate_across_arbitrator_restarts() {
 
     // ---- Heal: all four quorate again, on one ring.
     let t_heal = mono_ns();
-    net.inter_side_link(true);
+    net.set_hub_link("xa", true);
     c.until(
         "all four quorate again after the heal",
         Duration::from_secs(20),

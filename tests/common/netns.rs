@@ -1,0 +1,96 @@
+//! Network namespaces for the multi-host tests: a hub namespace holding bridges
+//! and one namespace per node, joined by veth pairs ("cables") whose hub ends can
+//! be pulled. Needs root and iproute2 (`.ci/run` installs it); a missing facility
+//! fails the test with a clear message, it never skips.
+
+use std::process::Command;
+
+/// Runs `ip ARGS`, failing the test with a clear message when it cannot.
+pub fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().unwrap_or_else(|e| {
+        panic!(
+            "cannot run iproute2's `ip` ({e}): this test needs it and root \
+             (network namespaces); `.ci/run` installs iproute2"
+        )
+    });
+    assert!(
+        out.status.success(),
+        "`ip {}` failed: {} (this test needs root for network namespaces)",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+}
+
+/// The hub and node namespaces of one test; all removed on drop.
+pub struct Namespaces {
+    /// The hub namespace (bridges, hub ends of the cables).
+    pub hub: String,
+    /// Node `i`'s namespace is `nodes[i - 1]`.
+    pub nodes: Vec<String>,
+}
+
+impl Namespaces {
+    /// `phx-<tag>-hub-<pid>` and `phx-<tag>-n<i>-<pid>` for i in 1..=n, with
+    /// loopback up; leftovers of an earlier run with the same pid go first.
+    pub fn create(tag: &str, n: u32) -> Namespaces {
+        let pid = std::process::id();
+        let ns = Namespaces {
+            hub: format!("phx-{tag}-hub-{pid}"),
+            nodes: (1..=n).map(|i| format!("phx-{tag}-n{i}-{pid}")).collect(),
+        };
+        for name in ns.all() {
+            let _ = Command::new("ip").args(["netns", "del", name]).output();
+            ip(&["netns", "add", name]);
+            ip(&["-n", name, "link", "set", "lo", "up"]);
+        }
+        ns
+    }
+
+    fn all(&self) -> impl Iterator<Item = &String> {
+        std::iter::once(&self.hub).chain(&self.nodes)
+    }
+
+    /// Adds bridge `name` to the hub, up.
+    pub fn bridge(&self, name: &str) {
+        ip(&["-n", &self.hub, "link", "add", name, "type", "bridge"]);
+        ip(&["-n", &self.hub, "link", "set", name, "up"]);
+    }
+
+    /// Plugs node `node` into `bridge` with a cable: `cable` on the hub side, `dev`
+    /// with address `addr` (IPv4 or IPv6, with prefix) on the node side; both up.
+    pub fn plug(&self, node: u32, cable: &str, bridge: &str, dev: &str, addr: &str) {
+        let (hub, ns) = (self.hub.as_str(), self.nodes[node as usize - 1].as_str());
+        ip(&[
+            "-n", hub, "link", "add", cable, "type", "veth", "peer", "name", dev, "netns", ns,
+        ]);
+        ip(&["-n", hub, "link", "set", cable, "master", bridge]);
+        ip(&["-n", hub, "link", "set", cable, "up"]);
+        if addr.contains(':') {
+            // No duplicate-address detection: the address is usable at once.
+            ip(&["-n", ns, "-6", "addr", "add", addr, "dev", dev, "nodad"]);
+        } else {
+            ip(&["-n", ns, "addr", "add", addr, "dev", dev]);
+        }
+        ip(&["-n", ns, "link", "set", dev, "up"]);
+    }
+
+    /// Sets a hub device (a cable's hub end, a bridge) up or down.
+    pub fn set_hub_link(&self, dev: &str, up: bool) {
+        ip(&[
+            "-n",
+            &self.hub,
+            "link",
+            "set",
+            dev,
+            if up { "up" } else { "down" },
+        ]);
+    }
+}
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        for name in self.all() {
+            let _ = Command::new("ip").args(["netns", "del", name]).status();
+        }
+    }
+}
