@@ -257,9 +257,13 @@ impl Cpg {
         &self,
         make: impl FnOnce(Sender<Result<(), CpgError>>) -> CpgCommand,
     ) -> Result<(), CpgError> {
-        let (reply, answer) = bounded(1);
-        self.command(make(reply))?;
-        answer.recv().map_err(|_| CpgError::NotRunning)?
+        super::request(
+            &self.tx,
+            &self.shared,
+            &self.waker,
+            |reply| Command::Cpg(make(reply)),
+            || CpgError::NotRunning,
+        )
     }
 }
 

@@ -252,6 +252,9 @@ impl Driver {
     /// delivered device vote changes the votes counted (`total_votes`,
     /// `device_cast`) without changing `quorate` or the node list.
     fn refresh_quorum(&mut self) {
+        if !self.stack.take_quorum_input() {
+            return;
+        }
         let changed = match self.stack.quorum() {
             Some(q) => self.quorum_published.as_ref() != Some(&q.info()),
             None => false,

@@ -170,6 +170,21 @@ pub(crate) fn wake_if_parked(shared: &Shared, waker: &mio::Waker) {
     }
 }
 
+/// Sends a command that the driver answers (join, leave, quorum changes) and
+/// waits for the answer; `stopped` when the driver is gone.
+pub(crate) fn request<E>(
+    tx: &Sender<Command>,
+    shared: &Shared,
+    waker: &mio::Waker,
+    make: impl FnOnce(Sender<Result<(), E>>) -> Command,
+    stopped: impl Fn() -> E,
+) -> Result<(), E> {
+    let (reply, answer) = bounded(1);
+    tx.send(make(reply)).map_err(|_| stopped())?;
+    wake_if_parked(shared, waker);
+    answer.recv().map_err(|_| stopped())?
+}
+
 /// State the driver publishes for handles to read.
 #[derive(Debug, Default)]
 pub(crate) struct Shared {

@@ -143,12 +143,13 @@ impl Quorum {
         &self,
         make: impl FnOnce(Sender<Result<(), QuorumCallError>>) -> QuorumCommand,
     ) -> Result<(), QuorumCallError> {
-        let (reply, answer) = bounded(1);
-        self.tx
-            .send(Command::Quorum(make(reply)))
-            .map_err(|_| QuorumCallError::NotRunning)?;
-        super::wake_if_parked(&self.shared, &self.waker);
-        answer.recv().map_err(|_| QuorumCallError::NotRunning)?
+        super::request(
+            &self.tx,
+            &self.shared,
+            &self.waker,
+            |reply| Command::Quorum(make(reply)),
+            || QuorumCallError::NotRunning,
+        )
     }
 }
 

@@ -89,6 +89,8 @@ pub struct Stack {
     /// A quorum message taken from the core and waiting for room in totem (the core
     /// has no peek), already prefixed with its service byte.
     quorum_out: Option<Vec<u8>>,
+    /// The quorum core took an input since [`Stack::take_quorum_input`] last ran.
+    quorum_input: bool,
     events: VecDeque<StackEvent>,
     stats: StackStats,
     now: Time,
@@ -136,6 +138,7 @@ impl Stack {
             cpg: Cpg::new(node, cpg),
             quorum,
             quorum_out: None,
+            quorum_input: false,
             events: VecDeque::new(),
             stats: StackStats::default(),
             now,
@@ -157,6 +160,7 @@ impl Stack {
         self.totem.handle_timeout(now);
         if let Some(q) = self.quorum.as_mut() {
             q.handle_timeout(now);
+            self.quorum_input = true;
         }
         self.pump();
     }
@@ -335,6 +339,7 @@ impl Stack {
                     self.cpg.handle_config(&c);
                     if let Some(q) = self.quorum.as_mut() {
                         q.handle_config(self.now, &c);
+                        self.quorum_input = true;
                     }
                     self.events.push_back(StackEvent::Config(c));
                 }
@@ -368,6 +373,7 @@ impl Stack {
             }
             Some(ServiceId::Quorum) => match self.quorum.as_mut() {
                 Some(q) => {
+                    self.quorum_input = true;
                     if q.handle_message(self.now, sender, &data[1..]).is_err() {
                         self.stats.quorum_malformed += 1;
                     }

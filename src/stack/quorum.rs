@@ -60,8 +60,17 @@ impl Stack {
             .ok_or(QuorumRequestError::NotConfigured)?;
         self.now = now;
         let r = f(q);
+        self.quorum_input = true;
         self.pump();
         Ok(r?)
+    }
+
+    /// Whether the quorum core took an input (message, configuration, timeout,
+    /// request) since the last call. Its state — votes counted, device vote — can
+    /// change without an event; a driver that publishes that state re-reads it
+    /// only then, not after every datagram.
+    pub fn take_quorum_input(&mut self) -> bool {
+        std::mem::take(&mut self.quorum_input)
     }
 
     /// Moves quorum's events to the Stack's queue.
