@@ -38,13 +38,45 @@ impl NodeFactory for TotemFactory {
         disk: &mut Disk,
         logger: Logger,
     ) -> Box<dyn SimNode> {
-        let persisted = disk
-            .get(RING_SEQ_FILE)
-            .and_then(|b| b.as_slice().try_into().ok())
-            .map(u64::from_le_bytes);
+        let persisted = persisted_ring_seq(disk);
         let _ = seed;
         let cfg = config_for(id, all, self.run_seed);
         Box::new(TotemNode::new(cfg, incarnation, now, persisted, logger))
+    }
+}
+
+/// The ring sequence a node persisted on its simulated disk, if any.
+pub fn persisted_ring_seq(disk: &Disk) -> Option<u64> {
+    disk.get(RING_SEQ_FILE)
+        .and_then(|b| b.as_slice().try_into().ok())
+        .map(u64::from_le_bytes)
+}
+
+/// Persists a ring sequence on a node's simulated disk.
+pub fn persist_ring_seq(disk: &mut Disk, seq: u64) {
+    disk.insert(RING_SEQ_FILE.to_string(), seq.to_le_bytes().to_vec());
+}
+
+/// Queues a totem datagram in the engine's vocabulary (a multicast to members
+/// becomes one datagram per member).
+pub fn push_transmit(out: &mut VecDeque<Transmit>, t: totem::Transmit) {
+    match t.dest {
+        totem::Destination::Node(n) => out.push_back(Transmit {
+            dest: Destination::Node(n),
+            data: t.data,
+        }),
+        totem::Destination::All => out.push_back(Transmit {
+            dest: Destination::AllNodes,
+            data: t.data,
+        }),
+        totem::Destination::Members(m) => {
+            for n in m.iter() {
+                out.push_back(Transmit {
+                    dest: Destination::Node(*n),
+                    data: t.data.clone(),
+                });
+            }
+        }
     }
 }
 
@@ -101,24 +133,7 @@ impl TotemNode {
     /// Moves the core's outputs into the engine's vocabulary.
     fn collect(&mut self) {
         while let Some(t) = self.totem.poll_transmit() {
-            match t.dest {
-                totem::Destination::Node(n) => self.out.push_back(Transmit {
-                    dest: Destination::Node(n),
-                    data: t.data,
-                }),
-                totem::Destination::All => self.out.push_back(Transmit {
-                    dest: Destination::AllNodes,
-                    data: t.data,
-                }),
-                totem::Destination::Members(m) => {
-                    for n in m.iter() {
-                        self.out.push_back(Transmit {
-                            dest: Destination::Node(*n),
-                            data: t.data.clone(),
-                        });
-                    }
-                }
-            }
+            push_transmit(&mut self.out, t);
         }
         while let Some(e) = self.totem.poll_event() {
             match e {
@@ -268,7 +283,7 @@ impl SimNode for TotemNode {
 
     fn persist(&mut self, disk: &mut Disk) {
         if let Some(s) = self.persist.take() {
-            disk.insert(RING_SEQ_FILE.to_string(), s.to_le_bytes().to_vec());
+            persist_ring_seq(disk, s);
         }
     }
 }

@@ -12,14 +12,14 @@ use bytes::Bytes;
 use phalanx_cpg::{CpgConfig, CpgError, CpgEvent, Reason, ViewId};
 use phalanx_logsys::Logger;
 use phalanx_sim::history::{CpgReason, CpgRequest, CpgViewId};
+use phalanx_sim::totem_node::{persist_ring_seq, persisted_ring_seq, push_transmit};
 use phalanx_sim::{
-    ConfigKind, Destination, Disk, Guarantee, History, MsgId, NodeFactory, NodeId, NodeStatus,
-    Observation, Rng, SimNode, Transmit, Violation,
+    ConfigKind, Disk, Guarantee, History, MsgId, NodeFactory, NodeId, NodeStatus, Observation, Rng,
+    SimNode, Transmit, Violation,
 };
 use phalanx_totem as totem;
 use std::collections::VecDeque;
 
-pub(crate) const RING_SEQ_FILE: &str = "ringseq";
 /// `node | incarnation | seq | local | crc`.
 const HEADER: usize = 4 + 4 + 8 + 4 + 4;
 /// Live local members per node, at most.
@@ -52,10 +52,7 @@ impl NodeFactory for CpgFactory {
         disk: &mut Disk,
         logger: Logger,
     ) -> Box<dyn SimNode> {
-        let persisted = disk
-            .get(RING_SEQ_FILE)
-            .and_then(|b| b.as_slice().try_into().ok())
-            .map(u64::from_le_bytes);
+        let persisted = persisted_ring_seq(disk);
         let cfg = phalanx_sim::totem_node::config_for(id, all, self.run_seed);
         let mut rng = Rng::new(self.run_seed ^ 0x6370_6763_6667);
         let cpg = CpgConfig {
@@ -121,24 +118,7 @@ impl CpgNode {
 
     fn collect(&mut self) {
         while let Some(t) = self.stack.poll_transmit() {
-            match t.dest {
-                totem::Destination::Node(n) => self.out.push_back(Transmit {
-                    dest: Destination::Node(n),
-                    data: t.data,
-                }),
-                totem::Destination::All => self.out.push_back(Transmit {
-                    dest: Destination::AllNodes,
-                    data: t.data,
-                }),
-                totem::Destination::Members(m) => {
-                    for n in m.iter() {
-                        self.out.push_back(Transmit {
-                            dest: Destination::Node(*n),
-                            data: t.data.clone(),
-                        });
-                    }
-                }
-            }
+            push_transmit(&mut self.out, t);
         }
         while let Some(e) = self.stack.poll_event() {
             match e {
@@ -483,7 +463,7 @@ impl SimNode for CpgNode {
 
     fn persist(&mut self, disk: &mut Disk) {
         if let Some(s) = self.persist.take() {
-            disk.insert(RING_SEQ_FILE.to_string(), s.to_le_bytes().to_vec());
+            persist_ring_seq(disk, s);
         }
     }
 }

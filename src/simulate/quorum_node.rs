@@ -8,7 +8,7 @@
 //! `phalanx_sim::check::quorum_uniqueness`). Every node of a run gets the same
 //! options, as a cluster's configuration file would give them.
 
-use super::cpg_node::{CpgNode, RING_SEQ_FILE};
+use super::cpg_node::CpgNode;
 use crate::stack::{Stack, StackConfig};
 use phalanx_cpg::CpgConfig;
 use phalanx_logsys::Logger;
@@ -70,10 +70,7 @@ impl NodeFactory for QuorumFactory {
         disk: &mut Disk,
         logger: Logger,
     ) -> Box<dyn SimNode> {
-        let persisted = disk
-            .get(RING_SEQ_FILE)
-            .and_then(|b| b.as_slice().try_into().ok())
-            .map(u64::from_le_bytes);
+        let persisted = phalanx_sim::totem_node::persisted_ring_seq(disk);
         let totem = phalanx_sim::totem_node::config_for(id, all, self.run_seed);
         let cpg = CpgConfig {
             max_message_size: totem.max_message_size - phalanx_cpg::wire::MAX_HEADER,
