@@ -146,7 +146,7 @@ impl Demo {
 fn parent() {
     std::fs::create_dir_all("/tmp/phalanx-demo").unwrap();
     if !std::path::Path::new("/tmp/phalanx-demo/authkey").exists() {
-        phalanx::totem::crypto::generate_key_file("/tmp/phalanx-demo/authkey", false).unwrap();
+        phalanx::crypto::generate_key_file("/tmp/phalanx-demo/authkey", false).unwrap();
     }
     println!("Phalanx demo: three node processes on 127.0.0.1:5405/5415/5425, UDP, AES-256-GCM");
     println!("config: {CONF}\n");

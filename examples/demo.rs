@@ -8,9 +8,9 @@
 //! life in well under a second); the network is the deterministic simulator, the
 //! nodes are the real protocol core.
 
-use phalanx::sim::history::{ConfigKind, EventKind, Observation};
-use phalanx::sim::totem_node::TotemFactory;
-use phalanx::sim::{Sim, SimOptions, engine::fmt_time};
+use phalanx_sim::history::{ConfigKind, EventKind, Observation};
+use phalanx_sim::totem_node::TotemFactory;
+use phalanx_sim::{Sim, SimOptions, engine::fmt_time};
 use std::collections::BTreeMap;
 
 fn main() {

@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod crypto;
 
 pub mod link;
 
@@ -16,13 +17,10 @@ pub mod quorum_client;
 
 pub mod stack;
 
-pub mod simulate;
-
 pub use phalanx_cib as cib;
 pub use phalanx_cpg as cpg;
 pub use phalanx_dlm as dlm;
 pub use phalanx_fence as fence;
 pub use phalanx_logsys as logsys;
 pub use phalanx_quorum as quorum;
-pub use phalanx_sim as sim;
 pub use phalanx_totem as totem;

@@ -9,11 +9,11 @@
 //! observation; the parent parses them into a `phalanx_sim::History`.
 
 use phalanx::node::{CryptoOptions, Node, NodeEvent, NodeOptions};
-use phalanx::sim::check;
-use phalanx::sim::history::{
+use phalanx_sim::check;
+use phalanx_sim::history::{
     ConfigKind, EventKind, Guarantee as SimGuarantee, History, MsgId, Observation,
 };
-use phalanx::sim::node::NodeStatus;
+use phalanx_sim::node::NodeStatus;
 use phalanx::totem::{Config, ConfigKind as TotemKind, Guarantee};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};

@@ -8,7 +8,7 @@
 //! with garbage and datagrams sealed with the wrong key.
 
 use phalanx::node::{CryptoOptions, Node, NodeEvent, NodeHandle, NodeOptions};
-use phalanx::totem::crypto::{Cipher, DatagramCrypto};
+use phalanx::crypto::{Cipher, DatagramCrypto};
 use phalanx::totem::{Config, Guarantee, NodeId};
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, UdpSocket};

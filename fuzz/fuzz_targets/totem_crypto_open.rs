@@ -4,7 +4,7 @@
 //! (raw, and spliced behind a genuine header so fuzzing reaches the AEAD).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use phalanx_totem::crypto::{Cipher, DatagramCrypto, HEADER_LEN};
+use phalanx::crypto::{Cipher, DatagramCrypto, HEADER_LEN};
 
 const KEY: [u8; 32] = [0x11; 32];
 

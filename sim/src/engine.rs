@@ -9,11 +9,11 @@ use crate::clock::Clock;
 use crate::faults::{FaultBounds, FaultPlan, draw_partition};
 use crate::history::{ConfigKind, EventKind, Guarantee, History, Observation};
 use crate::net::Network;
-use crate::node::{Destination, Disk, NodeFactory, NodeId, SimNode, Transmit, VTime};
+use crate::node::{Destination, Disk, NodeFactory, NodeId, PersistWrite, SimNode, Transmit, VTime};
 use crate::rng::{Rng, mix};
 use phalanx_logsys::{Logger, Record};
 use std::cmp::{Ordering, Reverse};
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::fmt::Write as _;
 use std::ops::RangeInclusive;
 use std::rc::Rc;
@@ -97,6 +97,20 @@ pub struct Stats {
     pub leaves: u64,
     /// Partitions injected.
     pub partitions: u64,
+    /// Lost to a cut link (one link, one direction).
+    pub dropped_link: u64,
+    /// Single-link cuts injected.
+    pub link_cuts: u64,
+    /// Replayed and forged datagrams injected.
+    pub injected: u64,
+    /// Injected datagrams the receiving node's link layer rejected.
+    pub injected_rejected: u64,
+    /// Durable writes that failed.
+    pub persist_failed: u64,
+    /// Durable writes that were slow.
+    pub persist_slow: u64,
+    /// Nodes that stopped themselves (after a failed write).
+    pub stops: u64,
     /// Observations recorded.
     pub observations: u64,
 }
@@ -170,7 +184,31 @@ enum FaultKind {
     Crash,
     Pause,
     Leave,
+    LinkCut,
+    Replay,
+    Forge,
 }
+
+/// An adversarial datagram: what the engine expects the receiver to do with it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Injected {
+    /// A copy of a datagram the receiver accepted in its current incarnation.
+    Replay,
+    /// Such a copy with bytes altered.
+    Forge,
+}
+
+/// A datagram a node accepted, kept for replays and forgeries.
+struct Capture {
+    to: usize,
+    from: NodeId,
+    link: u8,
+    incarnation: u32,
+    data: Rc<[u8]>,
+}
+
+/// Captures kept per run.
+const MAX_CAPTURES: usize = 32;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
@@ -182,7 +220,18 @@ enum Ev {
     Packet {
         to: usize,
         from: NodeId,
+        link: u8,
         data: Rc<[u8]>,
+        injected: Option<Injected>,
+    },
+    LinkRestore {
+        cut: (NodeId, NodeId, u8),
+        epoch: u64,
+    },
+    PersistDone {
+        node: usize,
+        incarnation: u32,
+        write: PersistWrite,
     },
     Timer {
         node: usize,
@@ -232,6 +281,14 @@ impl Ord for Entry {
     }
 }
 
+/// A datagram waiting in a paused node's socket buffer.
+struct Buffered {
+    from: NodeId,
+    link: u8,
+    data: Rc<[u8]>,
+    injected: Option<Injected>,
+}
+
 struct Slot {
     id: NodeId,
     node: Option<Box<dyn SimNode>>,
@@ -245,8 +302,13 @@ struct Slot {
     tick_gen: u64,
     /// Bumped on every lifecycle change so stale restart/resume events are ignored.
     life_gen: u64,
-    buffer: VecDeque<(NodeId, Rc<[u8]>)>,
+    buffer: VecDeque<Buffered>,
     disk: Disk,
+    /// The node's disk completes writes in the order they were issued: none before
+    /// this time (a slow write delays the ones behind it).
+    disk_free_at: VTime,
+    /// Writes the disk finished that the (paused) process has not yet been told of.
+    writes_done: VecDeque<u64>,
     logger: Logger,
     app_rng: Rng,
 }
@@ -276,6 +338,12 @@ pub struct Sim<'f> {
     partition_gen: u64,
     violations: Vec<Violation>,
     trace_dropped: u64,
+    /// Links per node (from the factory).
+    links: u8,
+    /// Cut `(from, to, link)` with the epoch of the cut.
+    link_cuts: BTreeMap<(NodeId, NodeId, u8), u64>,
+    link_cut_gen: u64,
+    captures: Vec<Capture>,
 }
 
 impl<'f> Sim<'f> {
@@ -293,6 +361,7 @@ impl<'f> Sim<'f> {
         let rng_fault = master.fork();
         let rng_sched = master.fork();
         factory.begin_run(opts.seed);
+        let links = factory.links().clamp(1, 8);
         let plan = FaultPlan::draw(&opts.faults, &opts.safety_ns, &mut rng_plan);
         let n = opts.nodes;
         let net = Network::new(n, &plan, &mut rng_paths);
@@ -316,6 +385,8 @@ impl<'f> Sim<'f> {
                     life_gen: 0,
                     buffer: VecDeque::new(),
                     disk: Disk::new(),
+                    disk_free_at: 0,
+                    writes_done: VecDeque::new(),
                     logger: if opts.flight_recorder_bytes > 0 {
                         Logger::memory(opts.flight_recorder_bytes)
                     } else {
@@ -346,6 +417,10 @@ impl<'f> Sim<'f> {
             partition_gen: 0,
             violations: Vec::new(),
             trace_dropped: 0,
+            links,
+            link_cuts: BTreeMap::new(),
+            link_cut_gen: 0,
+            captures: Vec::new(),
         }
     }
 
@@ -367,7 +442,8 @@ impl<'f> Sim<'f> {
         for i in 0..self.slots.len() {
             self.start_node(i, false);
         }
-        if self.plan.weights != Default::default() {
+        self.history.quiet_network = self.plan.quiet();
+        if self.plan.weights.total() > 0 {
             let dt = self.rng_sched.gen_exp(self.plan.fault_interval_ns);
             if dt < safety_end {
                 self.push(dt, Ev::Fault);
@@ -495,7 +571,41 @@ impl<'f> Sim<'f> {
 
     fn dispatch(&mut self, ev: Ev) {
         match ev {
-            Ev::Packet { to, from, data } => self.arrive(to, from, data),
+            Ev::Packet {
+                to,
+                from,
+                link,
+                data,
+                injected,
+            } => self.arrive(to, from, link, data, injected),
+            Ev::LinkRestore { cut, epoch } => {
+                if self.link_cuts.get(&cut) == Some(&epoch) {
+                    self.link_cuts.remove(&cut);
+                    self.tr(|| format!("link {} {}->{} restored", cut.2, cut.0, cut.1));
+                }
+            }
+            Ev::PersistDone {
+                node,
+                incarnation,
+                write,
+            } => {
+                let s = &mut self.slots[node];
+                let id = s.id;
+                // The disk finishes the write whatever the process does; a crashed
+                // process never hears of it, a paused one when it resumes.
+                s.disk.insert(write.file.clone(), write.bytes);
+                let current = incarnation == s.incarnation && s.state != State::Down;
+                self.tr(|| {
+                    let stale = if current { "" } else { " (process gone)" };
+                    format!("n{id} write {} done{stale}", write.file)
+                });
+                if current {
+                    self.slots[node].writes_done.push_back(write.id);
+                    if self.slots[node].state == State::Up {
+                        self.drain(node);
+                    }
+                }
+            }
             Ev::Timer { node, epoch } => {
                 let s = &mut self.slots[node];
                 if epoch != s.timer_gen {
@@ -574,6 +684,7 @@ impl<'f> Sim<'f> {
         s.timer_at = None;
         s.state = State::Up;
         s.buffer.clear();
+        s.writes_done.clear();
         let seed = mix(&[self.opts.seed, u64::from(s.id), u64::from(s.incarnation)]);
         let node = self.factory.create(
             s.id,
@@ -638,11 +749,9 @@ impl<'f> Sim<'f> {
             n.handle_timeout(now);
         }
         self.drain(i);
-        while let Some((from, data)) = self.slots[i].buffer.pop_front() {
+        while let Some(b) = self.slots[i].buffer.pop_front() {
             self.stats.delivered += 1;
-            if let Some(n) = self.slots[i].node.as_mut() {
-                n.handle_datagram(now, from, &data);
-            }
+            self.hand_over(i, now, b.from, b.link, b.data, b.injected);
             self.drain(i);
         }
     }
@@ -653,23 +762,45 @@ impl<'f> Sim<'f> {
             return;
         };
         node.persist(&mut self.slots[i].disk);
-        let mut budget = MAX_DRAIN;
-        while let Some(tx) = node.poll_transmit() {
-            self.send(i, tx);
-            budget -= 1;
-            if budget == 0 {
-                self.runaway(i);
+        loop {
+            // Writes first: the transmits they hold back come out once they are done.
+            let mut wrote = false;
+            let now = self.local(i);
+            while let Some(id) = self.slots[i].writes_done.pop_front() {
+                node.persist_done(now, id, true);
+                wrote = true;
+            }
+            while let Some(w) = node.poll_persist() {
+                wrote |= self.persist(i, &mut *node, w);
+            }
+            let mut budget = MAX_DRAIN;
+            while let Some(tx) = node.poll_transmit() {
+                self.send(i, tx);
+                budget -= 1;
+                if budget == 0 {
+                    self.runaway(i);
+                    break;
+                }
+            }
+            let mut budget = MAX_DRAIN;
+            while let Some(obs) = node.poll_observation() {
+                self.observe(i, obs);
+                budget -= 1;
+                if budget == 0 {
+                    self.runaway(i);
+                    break;
+                }
+            }
+            if !wrote {
                 break;
             }
         }
-        let mut budget = MAX_DRAIN;
-        while let Some(obs) = node.poll_observation() {
-            self.observe(i, obs);
-            budget -= 1;
-            if budget == 0 {
-                self.runaway(i);
-                break;
-            }
+        if node.stopped() {
+            let id = self.slots[i].id;
+            self.stats.stops += 1;
+            self.tr(|| format!("n{id} STOPPED itself"));
+            self.stop_node(i, EventKind::Crash);
+            return;
         }
         let s = &mut self.slots[i];
         let deadline = node
@@ -684,6 +815,45 @@ impl<'f> Sim<'f> {
                 self.push(t, Ev::Timer { node: i, epoch });
             }
         }
+    }
+
+    /// Performs one durable write as the plan draws: done at once (true), failed,
+    /// or slow (done by a later event). Writes complete in the order issued.
+    fn persist(&mut self, i: usize, node: &mut dyn SimNode, w: PersistWrite) -> bool {
+        let now = self.local(i);
+        let id = self.slots[i].id;
+        if self.plan.persist_fail > 0.0 && self.rng_fault.gen_bool(self.plan.persist_fail) {
+            self.stats.persist_failed += 1;
+            self.tr(|| format!("n{id} write {} FAILED", w.file));
+            node.persist_done(now, w.id, false);
+            return true;
+        }
+        let mut delay = 0;
+        if self.plan.persist_slow > 0.0 && self.rng_fault.gen_bool(self.plan.persist_slow) {
+            self.stats.persist_slow += 1;
+            let b = &self.opts.faults.persist_slow_ns;
+            delay = self.rng_fault.gen_range(*b.start()..=*b.end());
+        }
+        let done_at = self.now.max(self.slots[i].disk_free_at).saturating_add(delay);
+        self.slots[i].disk_free_at = done_at;
+        if done_at == self.now {
+            let wid = w.id;
+            self.slots[i].disk.insert(w.file, w.bytes);
+            node.persist_done(now, wid, true);
+            return true;
+        }
+        let wait = fmt_time(done_at - self.now);
+        self.tr(|| format!("n{id} write {} {:?} done in {}", w.file, w.bytes, wait.trim()));
+        let incarnation = self.slots[i].incarnation;
+        self.push(
+            done_at,
+            Ev::PersistDone {
+                node: i,
+                incarnation,
+                write: w,
+            },
+        );
+        false
     }
 
     fn runaway(&mut self, i: usize) {
@@ -702,7 +872,7 @@ impl<'f> Sim<'f> {
             Destination::Node(to) => {
                 self.tr(|| format!("n{from} send to n{to} {len}B"));
                 match self.all.binary_search(&to) {
-                    Ok(j) => self.route(from, j, &data),
+                    Ok(j) => self.route(from, j, tx.link, &data),
                     Err(_) => self.tr(|| format!("n{from}->n{to} drop unknown")),
                 }
             }
@@ -710,16 +880,21 @@ impl<'f> Sim<'f> {
                 self.tr(|| format!("n{from} send all {len}B"));
                 for j in 0..self.slots.len() {
                     if j != i {
-                        self.route(from, j, &data);
+                        self.route(from, j, tx.link, &data);
                     }
                 }
             }
         }
     }
 
-    fn route(&mut self, from: NodeId, j: usize, data: &Rc<[u8]>) {
+    fn route(&mut self, from: NodeId, j: usize, link: u8, data: &Rc<[u8]>) {
         self.stats.sent += 1;
         let to = self.slots[j].id;
+        if link >= self.links || self.link_cuts.contains_key(&(from, to, link)) {
+            self.stats.dropped_link += 1;
+            self.tr(|| format!("n{from}->n{to} drop link {link} cut"));
+            return;
+        }
         match self.net.route(&mut self.rng_net, from, to, data.len()) {
             Ok((d, dup)) => {
                 self.push(
@@ -727,7 +902,9 @@ impl<'f> Sim<'f> {
                     Ev::Packet {
                         to: j,
                         from,
+                        link,
                         data: data.clone(),
+                        injected: None,
                     },
                 );
                 if let Some(d2) = dup {
@@ -737,7 +914,9 @@ impl<'f> Sim<'f> {
                         Ev::Packet {
                             to: j,
                             from,
+                            link,
                             data: data.clone(),
+                            injected: None,
                         },
                     );
                 }
@@ -753,7 +932,14 @@ impl<'f> Sim<'f> {
         }
     }
 
-    fn arrive(&mut self, j: usize, from: NodeId, data: Rc<[u8]>) {
+    fn arrive(
+        &mut self,
+        j: usize,
+        from: NodeId,
+        link: u8,
+        data: Rc<[u8]>,
+        injected: Option<Injected>,
+    ) {
         let id = self.slots[j].id;
         match self.slots[j].state {
             State::Down => {
@@ -762,7 +948,12 @@ impl<'f> Sim<'f> {
             }
             State::Paused => {
                 if self.slots[j].buffer.len() < self.opts.faults.socket_buffer {
-                    self.slots[j].buffer.push_back((from, data));
+                    self.slots[j].buffer.push_back(Buffered {
+                        from,
+                        link,
+                        data,
+                        injected,
+                    });
                 } else {
                     self.stats.dropped_overflow += 1;
                     self.tr(|| format!("n{id} paused, buffer full, drop from n{from}"));
@@ -771,13 +962,64 @@ impl<'f> Sim<'f> {
             State::Up => {
                 self.stats.delivered += 1;
                 let len = data.len();
-                self.tr(|| format!("n{id} recv from n{from} {len}B"));
+                self.tr(|| format!("n{id} recv from n{from} link {link} {len}B"));
                 let now = self.local(j);
-                if let Some(n) = self.slots[j].node.as_mut() {
-                    n.handle_datagram(now, from, &data);
-                }
+                self.hand_over(j, now, from, link, data, injected);
                 self.drain(j);
             }
+        }
+    }
+
+    /// Gives node `j` a datagram and judges its verdict on injected ones: a node
+    /// that authenticates must reject every replay and forgery. Accepted genuine
+    /// datagrams are captured for later injections.
+    fn hand_over(
+        &mut self,
+        j: usize,
+        now: u64,
+        from: NodeId,
+        link: u8,
+        data: Rc<[u8]>,
+        injected: Option<Injected>,
+    ) {
+        let s = &mut self.slots[j];
+        let Some(n) = s.node.as_mut() else {
+            return;
+        };
+        let accepted = n.handle_datagram(now, from, link, &data);
+        let authenticates = n.authenticates();
+        let (id, incarnation) = (s.id, s.incarnation);
+        match injected {
+            Some(kind) if !accepted => {
+                self.stats.injected_rejected += 1;
+                self.tr(|| format!("n{id} rejected {kind:?} from n{from}"));
+            }
+            Some(kind) if authenticates => {
+                self.violations.push(Violation::new(
+                    "link_authentication",
+                    format!(
+                        "n{id} accepted a {kind:?} datagram from n{from} on link {link} at {}",
+                        fmt_time(self.now)
+                    ),
+                ));
+            }
+            Some(_) => {}
+            None if accepted && self.phase == Phase::Safety => {
+                let c = Capture {
+                    to: j,
+                    from,
+                    link,
+                    incarnation,
+                    data,
+                };
+                if self.captures.len() < MAX_CAPTURES {
+                    self.captures.push(c);
+                } else {
+                    let k = self.rng_fault.gen_range(0..MAX_CAPTURES as u64) as usize;
+                    self.captures[k] = c;
+                }
+            }
+            None => {}
         }
     }
 
@@ -875,20 +1117,23 @@ impl<'f> Sim<'f> {
     }
 
     fn inject_fault(&mut self) {
-        let w = self.plan.weights;
-        if self.phase != Phase::Safety || w.partition + w.crash + w.pause + w.leave == 0 {
+        let mut w = self.plan.weights;
+        if self.links < 2 {
+            w.link_cut = 0;
+        }
+        if self.phase != Phase::Safety || w.total() == 0 {
             return;
         }
-        let mut r = self
-            .rng_fault
-            .gen_range(0..u64::from(w.partition + w.crash + w.pause + w.leave))
-            as u32;
+        let mut r = self.rng_fault.gen_range(0..u64::from(w.total())) as u32;
         let mut kind = FaultKind::Leave;
         for (weight, k) in [
             (w.partition, FaultKind::Partition),
             (w.crash, FaultKind::Crash),
             (w.pause, FaultKind::Pause),
             (w.leave, FaultKind::Leave),
+            (w.link_cut, FaultKind::LinkCut),
+            (w.replay, FaultKind::Replay),
+            (w.forge, FaultKind::Forge),
         ] {
             if r < weight {
                 kind = k;
@@ -906,6 +1151,9 @@ impl<'f> Sim<'f> {
             .then(|| candidates[self.rng_fault.gen_range(0..candidates.len() as u64) as usize]);
         match (kind, victim) {
             (FaultKind::Partition, _) => self.partition(),
+            (FaultKind::LinkCut, _) => self.cut_link(),
+            (FaultKind::Replay, _) => self.inject(Injected::Replay),
+            (FaultKind::Forge, _) => self.inject(Injected::Forge),
             (FaultKind::Crash, Some(i)) => {
                 self.stats.crashes += 1;
                 self.stop_node(i, EventKind::Crash);
@@ -940,6 +1188,76 @@ impl<'f> Sim<'f> {
         self.history.push(self.now, id, inc, EventKind::Pause);
         self.tr(|| format!("n{id} PAUSE for {}", fmt_time(d).trim()));
         self.push(self.now.saturating_add(d), Ev::Resume { node: i, epoch });
+    }
+
+    /// Cuts one link in one direction, never the last uncut link of that direction.
+    fn cut_link(&mut self) {
+        let n = self.slots.len() as u64;
+        if n < 2 {
+            return;
+        }
+        let from = self.rng_fault.gen_range(1..=n) as NodeId;
+        let mut to = self.rng_fault.gen_range(1..n) as NodeId;
+        if to >= from {
+            to += 1;
+        }
+        let link = self.rng_fault.gen_range(0..u64::from(self.links)) as u8;
+        let uncut = (0..self.links)
+            .filter(|l| !self.link_cuts.contains_key(&(from, to, *l)))
+            .count();
+        if uncut < 2 || self.link_cuts.contains_key(&(from, to, link)) {
+            return;
+        }
+        self.link_cut_gen += 1;
+        let epoch = self.link_cut_gen;
+        self.link_cuts.insert((from, to, link), epoch);
+        self.stats.link_cuts += 1;
+        let b = &self.opts.faults.link_cut_ns;
+        let d = self.rng_fault.gen_range(*b.start()..=*b.end());
+        self.tr(|| format!("link {link} {from}->{to} CUT for {}", fmt_time(d).trim()));
+        self.push(
+            self.now.saturating_add(d),
+            Ev::LinkRestore {
+                cut: (from, to, link),
+                epoch,
+            },
+        );
+    }
+
+    /// Sends a captured datagram again (altered, for a forgery) to the node that
+    /// accepted it, if that node still runs the same incarnation.
+    fn inject(&mut self, kind: Injected) {
+        if self.captures.is_empty() {
+            return;
+        }
+        let k = self.rng_fault.gen_range(0..self.captures.len() as u64) as usize;
+        let c = &self.captures[k];
+        let (to, from, link) = (c.to, c.from, c.link);
+        if self.slots[to].incarnation != c.incarnation || self.slots[to].state == State::Down {
+            return;
+        }
+        let mut data = c.data.to_vec();
+        if kind == Injected::Forge && !data.is_empty() {
+            let flips = 1 + self.rng_fault.gen_range(0..3);
+            for _ in 0..flips {
+                let at = self.rng_fault.gen_range(0..data.len() as u64) as usize;
+                data[at] ^= 1 << self.rng_fault.gen_range(0..8);
+            }
+        }
+        self.stats.injected += 1;
+        let id = self.slots[to].id;
+        self.tr(|| format!("inject {kind:?} n{from}->n{id} link {link}"));
+        let d = self.rng_fault.gen_range(0..=1_000_000);
+        self.push(
+            self.now.saturating_add(d),
+            Ev::Packet {
+                to,
+                from,
+                link,
+                data: Rc::from(data),
+                injected: Some(kind),
+            },
+        );
     }
 
     fn partition(&mut self) {
@@ -977,6 +1295,10 @@ impl<'f> Sim<'f> {
         if self.net.is_partitioned() {
             self.heal();
         }
+        self.link_cuts.clear();
+        // Disks heal too: writes neither fail nor stall from now on.
+        self.plan.persist_fail = 0.0;
+        self.plan.persist_slow = 0.0;
         self.net.calm();
         for i in 0..self.slots.len() {
             match self.slots[i].state {

@@ -43,6 +43,16 @@ pub struct FaultBounds {
     pub socket_buffer: usize,
     /// Probability that a given fault kind is switched off entirely for a seed.
     pub off_probability: f64,
+    /// How long a single-link cut (one direction, one link of several) lasts.
+    pub link_cut_ns: RangeInclusive<u64>,
+    /// Fraction of seeds whose disks fail or stall writes.
+    pub persist_fault_probability: f64,
+    /// In such a seed, a write fails with a probability up to this.
+    pub persist_fail_max: f64,
+    /// In such a seed, a write is slow with a probability up to this.
+    pub persist_slow_max: f64,
+    /// How long a slow write takes.
+    pub persist_slow_ns: RangeInclusive<u64>,
 }
 
 impl Default for FaultBounds {
@@ -64,6 +74,11 @@ impl Default for FaultBounds {
             app_tick_ns: 2_000_000..=100_000_000,
             socket_buffer: 256,
             off_probability: 0.25,
+            link_cut_ns: 20_000_000..=3_000_000_000,
+            persist_fault_probability: 0.2,
+            persist_fail_max: 0.1,
+            persist_slow_max: 0.3,
+            persist_slow_ns: 1_000_000..=300_000_000,
         }
     }
 }
@@ -81,6 +96,7 @@ impl FaultBounds {
             drift_ppm_max: 0,
             clock_offset_max_ns: 0,
             off_probability: 1.0,
+            persist_fault_probability: 0.0,
             ..Self::default()
         }
     }
@@ -112,6 +128,26 @@ pub struct FaultWeights {
     pub pause: u32,
     /// Clean leaves.
     pub leave: u32,
+    /// One link of a path cut in one direction (only with several links per node;
+    /// never the last uncut link of that direction).
+    pub link_cut: u32,
+    /// A datagram a node accepted earlier delivered to it again.
+    pub replay: u32,
+    /// A datagram a node accepted earlier, altered, delivered to it again.
+    pub forge: u32,
+}
+
+impl FaultWeights {
+    /// The faults that change who can talk to whom or who runs (everything but
+    /// single-link cuts and adversarial datagrams).
+    pub fn disruptive(&self) -> bool {
+        self.partition + self.crash + self.pause + self.leave > 0
+    }
+
+    /// Sum of all weights.
+    pub fn total(&self) -> u32 {
+        self.partition + self.crash + self.pause + self.leave + self.link_cut + self.replay + self.forge
+    }
 }
 
 /// The concrete fault parameters one seed drew.
@@ -143,6 +179,10 @@ pub struct FaultPlan {
     pub weights: FaultWeights,
     /// Mean time between one node's workload ticks.
     pub app_tick_ns: u64,
+    /// Probability that a durable write fails (the node then stops).
+    pub persist_fail: f64,
+    /// Probability that a durable write is slow (drawn in `persist_slow_ns`).
+    pub persist_slow: f64,
 }
 
 impl FaultPlan {
@@ -190,8 +230,9 @@ impl FaultPlan {
             crash: weight(rng),
             pause: weight(rng),
             leave: weight(rng),
+            ..FaultWeights::default()
         };
-        Self {
+        let mut plan = Self {
             safety_ns: rng.gen_range(safety.clone()),
             latency_ns: (lo, hi),
             jitter,
@@ -210,7 +251,30 @@ impl FaultPlan {
                 .gen_log_range(*b.fault_interval_ns.start(), *b.fault_interval_ns.end()),
             weights,
             app_tick_ns: rng.gen_log_range(*b.app_tick_ns.start(), *b.app_tick_ns.end()),
+            persist_fail: 0.0,
+            persist_slow: 0.0,
+        };
+        // Drawn after everything above, so the earlier parameters of a seed do not
+        // move when these are added.
+        plan.weights.link_cut = weight(rng);
+        plan.weights.replay = weight(rng);
+        plan.weights.forge = weight(rng);
+        if rng.gen_bool(b.persist_fault_probability) {
+            plan.persist_fail = rng.gen_f64() * b.persist_fail_max;
+            plan.persist_slow = rng.gen_f64() * b.persist_slow_max;
         }
+        plan
+    }
+
+    /// A network that, apart from single-link cuts and adversarial datagrams,
+    /// neither loses, partitions, crashes nor pauses: a formed membership must then
+    /// never change.
+    pub fn quiet(&self) -> bool {
+        !self.weights.disruptive()
+            && self.loss == 0.0
+            && self.mtu.is_none()
+            && self.persist_fail == 0.0
+            && self.persist_slow == 0.0
     }
 }
 

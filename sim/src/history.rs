@@ -238,6 +238,9 @@ pub struct History {
     pub final_status: Vec<(NodeId, Option<NodeStatus>)>,
     /// Virtual time at which the run ended.
     pub end: VTime,
+    /// The run's network had no faults but single-link cuts and adversarial
+    /// datagrams (see `FaultPlan::quiet`): a formed membership must never change.
+    pub quiet_network: bool,
 }
 
 impl History {

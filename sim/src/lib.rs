@@ -38,7 +38,9 @@ pub use history::{
     ConfigKind, CpgMember, CpgReason, CpgRequest, CpgViewId, Event, EventKind, Guarantee, History,
     MsgId, Observation, Process, RingId,
 };
-pub use node::{Destination, Disk, NodeFactory, NodeId, NodeStatus, SimNode, Transmit, VTime};
+pub use node::{
+    Destination, Disk, NodeFactory, NodeId, NodeStatus, PersistWrite, SimNode, Transmit, VTime,
+};
 pub use rng::Rng;
 pub use swarm::{SwarmSummary, nodes_for_seed, replay, run_swarm};
 

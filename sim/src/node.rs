@@ -26,8 +26,24 @@ pub enum Destination {
 pub struct Transmit {
     /// Where it goes.
     pub dest: Destination,
+    /// Which of the node's links it goes on (0 for nodes with one link; see
+    /// [`NodeFactory::links`]).
+    pub link: u8,
     /// The bytes on the wire.
     pub data: Vec<u8>,
+}
+
+/// A durable write a node asks for ([`SimNode::poll_persist`]). The engine writes
+/// it to the node's [`Disk`] and reports it done — at once, later (a slow disk), or
+/// failed — as the seed's fault plan draws.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PersistWrite {
+    /// Reported back in [`SimNode::persist_done`].
+    pub id: u64,
+    /// The file in the node's state directory.
+    pub file: String,
+    /// Its new contents.
+    pub bytes: Vec<u8>,
 }
 
 /// What the liveness checker and the trace want to know about a running node.
@@ -47,8 +63,10 @@ pub struct NodeStatus {
 
 /// A simulated node: a sans-IO protocol plus a workload.
 pub trait SimNode {
-    /// `now` is the node's LOCAL clock (drifted), in ns.
-    fn handle_datagram(&mut self, now: u64, from: NodeId, data: &[u8]);
+    /// `now` is the node's LOCAL clock (drifted), in ns. `link` is the link it
+    /// arrived on. Returns whether the node's link layer accepted it (authentic,
+    /// fresh, from a known source); a node without authentication accepts all.
+    fn handle_datagram(&mut self, now: u64, from: NodeId, link: u8, data: &[u8]) -> bool;
     /// The deadline from [`SimNode::poll_timeout`] has passed (possibly late).
     fn handle_timeout(&mut self, now: u64);
     /// Next datagram to send; the engine drains this after every input.
@@ -66,8 +84,26 @@ pub trait SimNode {
     /// For the liveness checker and traces.
     fn status(&self) -> NodeStatus;
     /// Called after every input, before that input's datagrams leave: write whatever
-    /// must survive a crash to `disk` (persist-before-send). Default: nothing.
+    /// must survive a crash to `disk` (persist-before-send, synchronously, on a
+    /// perfect disk). Default: nothing. Nodes that hold datagrams back until a write
+    /// is durable use [`SimNode::poll_persist`] instead.
     fn persist(&mut self, _disk: &mut Disk) {}
+    /// Next durable write the node waits for (see [`PersistWrite`]). Default: none.
+    fn poll_persist(&mut self) -> Option<PersistWrite> {
+        None
+    }
+    /// Write `id` is durable (`ok`) or failed.
+    fn persist_done(&mut self, _now: u64, _id: u64, _ok: bool) {}
+    /// The node stopped itself (e.g. after a failed durable write); the engine
+    /// treats it as crashed and restarts it later from its disk.
+    fn stopped(&self) -> bool {
+        false
+    }
+    /// Whether [`SimNode::handle_datagram`]'s verdict means "authenticated": then
+    /// the engine checks that replayed and forged datagrams are never accepted.
+    fn authenticates(&self) -> bool {
+        false
+    }
 }
 
 /// Builds nodes. A factory must be a pure function of its arguments: the swarm runner
@@ -91,6 +127,13 @@ pub trait NodeFactory {
         disk: &mut Disk,
         logger: phalanx_logsys::Logger,
     ) -> Box<dyn SimNode>;
+
+    /// Links per node for this run (after [`NodeFactory::begin_run`]); with more
+    /// than one, the engine cuts single links in one direction as a fault.
+    /// Default: 1.
+    fn links(&self) -> u8 {
+        1
+    }
 
     /// Judges a finished run. Default: the totem checkers ([`crate::check::all`]);
     /// a factory whose nodes run more layers adds that layer's checkers.

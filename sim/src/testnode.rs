@@ -176,7 +176,7 @@ impl TestNode {
 }
 
 impl SimNode for TestNode {
-    fn handle_datagram(&mut self, now: u64, from: NodeId, data: &[u8]) {
+    fn handle_datagram(&mut self, now: u64, from: NodeId, _link: u8, data: &[u8]) -> bool {
         let Some((kind, msg)) = decode(data) else {
             record!(
                 self.log,
@@ -187,7 +187,7 @@ impl SimNode for TestNode {
                 "bad datagram from {}",
                 from
             );
-            return;
+            return true;
         };
         if kind == KIND_APP && self.bug == Bug::DeliverOnReceipt && !self.left {
             self.obs.push_back(Observation::Deliver {
@@ -196,6 +196,7 @@ impl SimNode for TestNode {
                 intact: true,
             });
         }
+        true
     }
 
     fn handle_timeout(&mut self, now: u64) {
@@ -215,6 +216,7 @@ impl SimNode for TestNode {
         let data = encode(KIND_HEARTBEAT, self.my_msg(self.seq), 0, 0);
         self.out.push_back(Transmit {
             dest: Destination::AllNodes,
+            link: 0,
             data,
         });
     }
@@ -237,6 +239,7 @@ impl SimNode for TestNode {
             let len = rng.gen_range(0..=1200) as u16;
             self.out.push_back(Transmit {
                 dest: Destination::AllNodes,
+                link: 0,
                 data: encode(KIND_APP, msg, len, self.seq as u8),
             });
             self.obs.push_back(Observation::Sent {
@@ -265,6 +268,7 @@ impl SimNode for TestNode {
         let data = encode(KIND_BYE, self.my_msg(self.seq), 0, 0);
         self.out.push_back(Transmit {
             dest: Destination::AllNodes,
+            link: 0,
             data,
         });
     }

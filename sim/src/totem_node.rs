@@ -13,7 +13,8 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 /// Disk file holding the persisted ring sequence.
-const RING_SEQ_FILE: &str = "ringseq";
+/// The file on a node's simulated disk that holds its ring sequence.
+pub const RING_SEQ_FILE: &str = "ringseq";
 const HEADER: usize = 4 + 4 + 8 + 4;
 
 /// Builds [`TotemNode`]s. Per-run protocol parameters (frame size, token timeout)
@@ -63,16 +64,19 @@ pub fn push_transmit(out: &mut VecDeque<Transmit>, t: totem::Transmit) {
     match t.dest {
         totem::Destination::Node(n) => out.push_back(Transmit {
             dest: Destination::Node(n),
+            link: 0,
             data: t.data,
         }),
         totem::Destination::All => out.push_back(Transmit {
             dest: Destination::AllNodes,
+            link: 0,
             data: t.data,
         }),
         totem::Destination::Members(m) => {
             for n in m.iter() {
                 out.push_back(Transmit {
                     dest: Destination::Node(*n),
+                    link: 0,
                     data: t.data.clone(),
                 });
             }
@@ -196,10 +200,11 @@ fn parse(data: &[u8], from: NodeId) -> (MsgId, bool) {
 }
 
 impl SimNode for TotemNode {
-    fn handle_datagram(&mut self, now: u64, _from: NodeId, data: &[u8]) {
+    fn handle_datagram(&mut self, now: u64, _from: NodeId, _link: u8, data: &[u8]) -> bool {
         self.totem
             .handle_datagram(totem::Time::from_nanos(now), data);
         self.collect();
+        true
     }
 
     fn handle_timeout(&mut self, now: u64) {

@@ -36,9 +36,10 @@ impl Probe {
 }
 
 impl SimNode for Probe {
-    fn handle_datagram(&mut self, now: u64, _from: NodeId, _data: &[u8]) {
+    fn handle_datagram(&mut self, now: u64, _from: NodeId, _link: u8, _data: &[u8]) -> bool {
         self.saw(now);
         self.f.borrow_mut().datagrams += 1;
+        true
     }
     fn handle_timeout(&mut self, now: u64) {
         self.saw(now);
@@ -53,6 +54,7 @@ impl SimNode for Probe {
         for _ in 0..4 {
             self.out.push(Transmit {
                 dest: Destination::AllNodes,
+                link: 0,
                 data: vec![0; 64],
             });
         }

@@ -4,7 +4,7 @@
 
 use std::process::ExitCode;
 
-use phalanx_totem::crypto::{DEFAULT_KEY_PATH, KEY_FILE_LEN, generate_key_file};
+use phalanx::crypto::{DEFAULT_KEY_PATH, KEY_FILE_LEN, generate_key_file};
 
 const USAGE: &str = "usage: phalanx-keygen [-k PATH] [--force]\n\
     \n  -k, --key-file PATH  where to write the key (default /etc/phalanx/authkey)\

@@ -1,5 +1,7 @@
 //! Several links per node with liveness monitoring and fail-over — the role of
-//! Corosync's knet links, as a sans-IO state machine the node driver runs.
+//! Corosync's knet links, as sans-IO state machines inside the
+//! [`Stack`](crate::stack::Stack): the [`LinkMonitor`] (liveness, link choice) and
+//! the [`LinkLayer`] around it (addresses, per-link AEAD, replay windows).
 //!
 //! Each link is its own UDP socket and address per node (`ring0_addr` ..
 //! `ring7_addr`). For every peer and link the [`LinkMonitor`] sends a ping every
@@ -45,13 +47,18 @@
 //! link-level fragmentation; liveness is per link and peer, not per destination
 //! address family.
 
+mod layer;
 mod monitor;
 mod stats;
 #[cfg(test)]
 mod tests;
 pub mod wire;
 
+pub use layer::{
+    DatagramDrop, LinkAddrs, LinkCrypto, LinkLayer, LinkLayerError, LinkLayerStats,
+    LinkTransmit, Received, link_cluster_name,
+};
 pub use monitor::{
-    LinkConfigError, LinkEvent, LinkMonitor, LinkRxError, LinkSpec, LinkTiming, LinkTransmit,
+    ControlTransmit, LinkConfigError, LinkEvent, LinkMonitor, LinkRxError, LinkSpec, LinkTiming,
 };
 pub use stats::{LinkState, LinkStats, PeerLinkStatus};

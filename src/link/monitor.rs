@@ -118,7 +118,7 @@ pub struct LinkEvent {
 
 /// A ping or pong to send: `msg` on link slot `slot` to `peer`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LinkTransmit {
+pub struct ControlTransmit {
     /// Destination node.
     pub peer: NodeId,
     /// Index of the link in the monitor's link list.
@@ -153,7 +153,7 @@ pub struct LinkMonitor {
     /// Per peer: the slots to send on (bit i = slot i), recomputed on state change.
     routes: BTreeMap<NodeId, u8>,
     rr: BTreeMap<NodeId, usize>,
-    outbox: VecDeque<LinkTransmit>,
+    outbox: VecDeque<ControlTransmit>,
     outbox_cap: usize,
     events: VecDeque<LinkEvent>,
     all: u8,
@@ -348,7 +348,7 @@ impl LinkMonitor {
                     return Err(LinkRxError::QueueFull);
                 }
                 l.stats.pongs_tx += 1;
-                self.outbox.push_back(LinkTransmit {
+                self.outbox.push_back(ControlTransmit {
                     peer,
                     slot,
                     msg: LinkMsg {
@@ -452,7 +452,7 @@ impl LinkMonitor {
                     }
                     l.ping_seq += 1;
                     l.stats.pings_tx += 1;
-                    self.outbox.push_back(LinkTransmit {
+                    self.outbox.push_back(ControlTransmit {
                         peer: *peer,
                         slot,
                         msg: LinkMsg {
@@ -498,7 +498,7 @@ impl LinkMonitor {
     }
 
     /// The next ping or pong to send.
-    pub fn poll_transmit(&mut self) -> Option<LinkTransmit> {
+    pub fn poll_transmit(&mut self) -> Option<ControlTransmit> {
         self.outbox.pop_front()
     }
 

@@ -29,7 +29,8 @@
 //! });
 //! ```
 
-use super::{Command, Shared};
+use super::{Command, Reply, Shared};
+use crate::stack::{CpgRequest, Request};
 use crate::util::handle_table::HandleTable;
 use crate::util::handle_table::{Handle, HandleError};
 use crate::util::notify_fd::NotifyFd;
@@ -42,32 +43,6 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
-
-/// Requests from CPG handles to the driver.
-pub(crate) enum CpgCommand {
-    /// A new member: where its events go.
-    Register { local: u32, sink: MemberSink },
-    Join {
-        local: u32,
-        group: Vec<u8>,
-        reply: Sender<Result<(), CpgError>>,
-    },
-    Leave {
-        local: u32,
-        group: Vec<u8>,
-        reply: Sender<Result<(), CpgError>>,
-    },
-    /// Validated and admitted by the handle (`reserved` bytes of the shared budget).
-    Mcast {
-        local: u32,
-        guarantee: Guarantee,
-        /// Encoded by the handle (`wire::encode_mcast`, CPG's service prefix).
-        encoded: Vec<u8>,
-        reserved: usize,
-    },
-    /// The member's last handle was dropped.
-    Down { local: u32 },
-}
 
 /// Where the driver puts one member's events.
 pub(crate) struct MemberSink {
@@ -195,7 +170,7 @@ impl Cpg {
             return Err(CpgError::NoResources);
         }
         let sink = MemberSink { tx, notify };
-        self.command(CpgCommand::Register { local, sink })?;
+        self.send(Command::CpgRegister { local, sink })?;
         Ok(CpgMember { inner })
     }
 
@@ -245,23 +220,18 @@ impl Cpg {
         self.shared.cpg.groups.lock().clone()
     }
 
-    fn command(&self, c: CpgCommand) -> Result<(), CpgError> {
-        self.tx
-            .send(Command::Cpg(c))
-            .map_err(|_| CpgError::NotRunning)?;
+    fn send(&self, c: Command) -> Result<(), CpgError> {
+        self.tx.send(c).map_err(|_| CpgError::NotRunning)?;
         super::wake_if_parked(&self.shared, &self.waker);
         Ok(())
     }
 
-    fn round_trip(
-        &self,
-        make: impl FnOnce(Sender<Result<(), CpgError>>) -> CpgCommand,
-    ) -> Result<(), CpgError> {
+    fn round_trip(&self, request: CpgRequest) -> Result<(), CpgError> {
         super::request(
             &self.tx,
             &self.shared,
             &self.waker,
-            |reply| Command::Cpg(make(reply)),
+            |reply| Command::Stack(Request::Cpg(request), Reply::Cpg(reply)),
             || CpgError::NotRunning,
         )
     }
@@ -284,7 +254,8 @@ impl Drop for MemberInner {
             let _ = self.cpg.shared.cpg.handles.lock().remove(h);
         }
         // The node may be gone already; then there is nobody left to tell.
-        let _ = self.cpg.command(CpgCommand::Down { local: self.local });
+        let down = Request::Cpg(CpgRequest::MemberDown { local: self.local });
+        let _ = self.cpg.send(Command::Stack(down, Reply::None));
     }
 }
 
@@ -327,11 +298,9 @@ impl CpgMember {
         // Held across the round trip: a clone's mcast cannot slip between this
         // request and the core's answer (see `mcast`).
         let mut joined = self.inner.joined.lock();
-        self.inner.cpg.round_trip(|reply| CpgCommand::Join {
-            local,
-            group: g,
-            reply,
-        })?;
+        self.inner
+            .cpg
+            .round_trip(CpgRequest::Join { local, group: g })?;
         joined.insert(group.to_vec());
         Ok(())
     }
@@ -342,11 +311,9 @@ impl CpgMember {
         let local = self.inner.local;
         let g = group.to_vec();
         let mut joined = self.inner.joined.lock();
-        self.inner.cpg.round_trip(|reply| CpgCommand::Leave {
-            local,
-            group: g,
-            reply,
-        })?;
+        self.inner
+            .cpg
+            .round_trip(CpgRequest::Leave { local, group: g })?;
         joined.remove(group);
         Ok(())
     }
@@ -387,12 +354,12 @@ impl CpgMember {
             group,
             data,
         );
-        let sent = cpg.command(CpgCommand::Mcast {
+        let request = Request::Cpg(CpgRequest::McastEncoded {
             local: self.inner.local,
             guarantee,
             encoded,
-            reserved,
         });
+        let sent = cpg.send(Command::Stack(request, Reply::CpgBudget(reserved)));
         drop(joined);
         if sent.is_err() {
             budget.bytes.fetch_sub(reserved, Ordering::AcqRel);

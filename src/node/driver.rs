@@ -6,21 +6,23 @@
 //! the event channel can (see `NodeOptions::event_capacity`). The sockets, crypto
 //! and link choice live in [`super::link_io`].
 
-use super::cpg::{CpgCommand, MemberSink};
-use super::link_io::{LinkLayer, Recv};
+use super::cpg::MemberSink;
 use super::persist;
-use super::quorum::{QuorumCallError, QuorumChange, QuorumCommand};
+use super::quorum::{QuorumCallError, QuorumChange};
+use super::sockets::{BUDGET, Sockets};
 use super::transport::TransportStats;
-use super::{Command, NodeEvent, NodeOptions, Shared};
-use crate::link::{LinkState, PeerLinkStatus};
+use super::{Command, NodeEvent, NodeOptions, Reply, Shared};
+use crate::crypto::{CryptoStats, random_boot_id};
+use crate::link::{LinkAddrs, LinkCrypto, LinkEvent, LinkState, PeerLinkStatus};
 use crate::quorum_client::QdeviceDriver;
-use crate::stack::{QuorumRequestError, Stack, StackConfig, StackEvent};
+use crate::stack::{
+    CpgRequest, Input, InputError, Output, PersistFailed, PersistItem, QuorumRequestError,
+    Request, Stack, StackConfig, StackEvent, StopReason,
+};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use mio::{Events, Poll, Token, Waker};
-use phalanx_cpg::{CpgEvent, Guarantee};
+use phalanx_cpg::{CpgError, CpgEvent, Guarantee};
 use phalanx_logsys::{Logger, record};
-use phalanx_quorum::qdevice::client::ClientEvent;
-use phalanx_totem::crypto::{CryptoStats, random_boot_id};
 use phalanx_totem::{ConfigKind, Time};
 use std::collections::{BTreeMap, VecDeque};
 use std::io;
@@ -44,8 +46,8 @@ pub struct DriverStats {
     pub max_busy: Duration,
     /// Messages the core refused after a handle had accepted them (should be 0).
     pub core_refusals: u64,
-    /// Ring-sequence writes that failed (the node keeps running; a restart may
-    /// then reuse a ring id of its own).
+    /// Writes of persisted values that failed. A failed ring-sequence write
+    /// stops the node (it could otherwise reuse a ring id after a restart).
     pub persist_errors: u64,
     /// Datagram authentication: opened, failed authentication, replayed, too
     /// old, from unknown nodes, malformed (all but `ok` dropped).
@@ -136,9 +138,9 @@ pub(crate) struct Driver {
     cpg_usage: (usize, usize),
     /// Reservations of CPG messages the core has taken since the last sync.
     cpg_released: (usize, usize),
-    /// Group membership changed since it was last published.
-    groups_dirty: bool,
-    links: LinkLayer,
+    sockets: Sockets,
+    /// The Stack's next deadline, from its last `Output::Timeout`.
+    deadline: Option<Time>,
     poll: Poll,
     waker: Arc<Waker>,
     commands: Receiver<Command>,
@@ -172,32 +174,42 @@ impl Driver {
             // A window of frames from every member, twice over.
             (opts.totem.window_size as usize * (opts.totem.max_frame + 64) * 2).max(4 << 20)
         };
-        let boot_id = match &opts.crypto {
-            Some(_) => random_boot_id()?,
-            None => 0,
-        };
-        let mut links = LinkLayer::new(
-            me,
-            &opts.addrs,
-            &opts.links,
-            buffer,
-            opts.totem.token_timeout,
-            opts.crypto.as_ref().map(|c| (c, boot_id)),
-            Time::ZERO,
-        )?;
+        let mut sockets = Sockets::bind(me, &opts.addrs, &opts.links, buffer)?;
         let poll = Poll::new()?;
-        links.register(poll.registry())?;
+        sockets.register(poll.registry())?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let start = Instant::now();
         let logger = opts.logger.clone();
         let mut cpg = opts.cpg.clone();
         // A fresh incarnation per start, so the others tell a fast restart apart.
         cpg.incarnation = random_boot_id()?;
+        let crypto = match &opts.crypto {
+            Some(c) => Some(LinkCrypto {
+                key: c.key.clone(),
+                cluster_name: c.cluster_name.clone(),
+                cipher: c.cipher,
+                boot_id: random_boot_id()?,
+            }),
+            None => None,
+        };
+        let specs = opts.links.specs(opts.totem.token_timeout);
+        let link_addrs = std::iter::once((&opts.addrs, &opts.links.link0))
+            .chain(opts.links.extra.iter().map(|l| (&l.addrs, &l.params)))
+            .zip(specs)
+            .map(|((addrs, params), spec)| LinkAddrs {
+                spec,
+                addrs: addrs.clone(),
+                group: params.multicast.map(|m| m.group),
+            })
+            .collect();
         let stack = Stack::new(
             StackConfig {
                 totem: opts.totem,
                 cpg,
                 quorum: opts.quorum,
+                links: link_addrs,
+                link_mode: opts.links.mode,
+                crypto,
             },
             persisted,
             Time::ZERO,
@@ -214,8 +226,8 @@ impl Driver {
             event_capacity: opts.event_capacity.max(1),
             cpg_usage: (0, 0),
             cpg_released: (0, 0),
-            groups_dirty: false,
-            links,
+            sockets,
+            deadline: None,
             poll,
             waker,
             commands,
@@ -235,7 +247,7 @@ impl Driver {
     }
 
     /// Hands the quorum-device client to the driver (started by the node, which
-    /// routes its events back here as commands).
+    /// routes its votes back here as commands).
     pub(crate) fn set_qdevice(&mut self, q: QdeviceDriver) {
         self.qdevice = Some(q);
     }
@@ -295,43 +307,28 @@ impl Driver {
                     q.release_done();
                 }
             }
-            Event::PersistExpectedVotes(n) => {
-                if let Some(dir) = &self.state_dir {
-                    let file = dir.join(format!("expected_votes_{}", self.stack.totem().node_id()));
-                    if std::fs::write(file, n.to_string()).is_err() {
-                        self.stats.persist_errors += 1;
-                    }
-                }
-            }
+            // Persisting is the Stack's `Output::Persist`.
+            _ => {}
         }
     }
 
-    fn quorum_command(&mut self, c: QuorumCommand) {
-        let now = self.now();
-        let map = |r: Result<(), QuorumRequestError>| {
-            r.map_err(|e| match e {
-                QuorumRequestError::NotConfigured => QuorumCallError::NotConfigured,
-                other => QuorumCallError::Refused(other.to_string()),
-            })
+    /// Writes a value the Stack asked to persist; `Err` carries why it failed.
+    fn persist(&mut self, item: PersistItem) -> Result<(), PersistFailed> {
+        let Some(dir) = &self.state_dir else {
+            // No state directory: memory only (tests), by the caller's choice.
+            return Ok(());
         };
-        match c {
-            QuorumCommand::SetExpectedVotes(v, reply) => {
-                let _ = reply.send(map(self.stack.quorum_set_expected_votes(now, v)));
+        let node = self.stack.totem().node_id();
+        let r = match item {
+            PersistItem::RingSeq(seq) => persist::store(dir, node, seq),
+            PersistItem::ExpectedVotes(n) => {
+                std::fs::write(dir.join(format!("expected_votes_{node}")), n.to_string())
             }
-            QuorumCommand::SetVotes(node, v, reply) => {
-                let _ = reply.send(map(self.stack.quorum_set_votes(now, node, v)));
-            }
-            QuorumCommand::CancelWaitForAll(reply) => {
-                let _ = reply.send(map(self.stack.quorum_cancel_wait_for_all(now)));
-            }
-            QuorumCommand::Device(ClientEvent::Vote { ring, cast }) => {
-                // A vote for a ring we are no longer on is refused by the core; the
-                // device follows up for the current ring.
-                let _ = self.stack.quorum_set_device_vote(now, ring, cast);
-            }
-            QuorumCommand::Device(_) => {}
-        }
-        self.publish_quorum();
+        };
+        r.map_err(|e| {
+            self.stats.persist_errors += 1;
+            PersistFailed(format!("{}: {e}", dir.display()))
+        })
     }
 
     pub(crate) fn waker(&self) -> Arc<Waker> {
@@ -365,11 +362,7 @@ impl Driver {
             self.publish(false);
             let busy = woke.elapsed();
             self.stats.max_busy = self.stats.max_busy.max(busy);
-            let deadline = match (self.stack.poll_timeout(), self.links.monitor.poll_timeout()) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            let mut timeout = deadline.map(|t| {
+            let mut timeout = self.deadline.map(|t| {
                 let now = self.now();
                 if t <= now { Duration::ZERO } else { t - now }
             });
@@ -379,7 +372,7 @@ impl Driver {
                 timeout = Some(timeout.map_or(Duration::from_millis(1), |t| {
                     t.min(Duration::from_millis(1))
                 }));
-            } else if self.links.any_ready() {
+            } else if self.sockets.any_ready() {
                 timeout = Some(Duration::ZERO);
             }
             // No lost wake-up (handles wake the driver only while it is parked, see
@@ -405,36 +398,43 @@ impl Driver {
             woke = Instant::now();
             self.stats.loops += 1;
             for ev in events.iter() {
-                self.links.mark_ready(ev.token());
+                self.sockets.mark_ready(ev.token());
             }
             if stalled {
                 self.stats.stalled_on_members += 1;
             } else {
-                self.read_links()?;
+                self.read_sockets()?;
             }
             self.take_commands()?;
             let now = self.now();
-            self.links.handle_timeout(now);
-            if self.stack.poll_timeout().is_some_and(|t| t <= now) {
-                self.stack.handle_timeout(now);
+            if self.deadline.is_some_and(|t| t <= now) {
+                self.input(now, Input::Timeout);
             }
         }
     }
 
+    /// Feeds one input; a refusal needs no action here (datagram drops are
+    /// counted by the Stack, a stopped Stack is handled by `flush`).
+    fn input(&mut self, now: Time, input: Input<'_>) {
+        let _ = self.stack.handle_input(now, input);
+    }
+
     /// Reads every socket that may hold datagrams, at most a budget from each.
-    fn read_links(&mut self) -> io::Result<()> {
-        for idx in self.links.ready_sockets() {
-            for _ in 0..self.links.budget() {
+    fn read_sockets(&mut self) -> io::Result<()> {
+        for idx in self.sockets.ready_sockets() {
+            for _ in 0..BUDGET {
                 let now = self.now();
-                match self.links.recv(now, idx)? {
-                    Recv::Totem(plain) => {
-                        self.stack.handle_datagram(now, plain);
-                        // Send what this datagram produced (a token, above all) at once.
-                        self.flush()?;
-                    }
-                    Recv::Handled => {}
-                    Recv::Empty => break,
-                }
+                let Some(d) = self.sockets.recv(idx)? else {
+                    break;
+                };
+                let input = Input::Datagram {
+                    link: d.link,
+                    from: d.from,
+                    data: d.data,
+                };
+                let _ = self.stack.handle_input(now, input);
+                // Send what this datagram produced (a token, above all) at once.
+                self.flush()?;
             }
         }
         Ok(())
@@ -443,29 +443,88 @@ impl Driver {
     fn take_commands(&mut self) -> io::Result<()> {
         loop {
             match self.commands.try_recv() {
-                Ok(Command::Mcast(g, data)) => {
-                    self.raw_pending.push_back((g, data));
-                    self.push_raw();
+                Ok(Command::CpgRegister { local, sink }) => {
+                    self.sinks.insert(
+                        local,
+                        Sink {
+                            member: sink,
+                            backlog: VecDeque::new(),
+                        },
+                    );
                 }
-                Ok(Command::Cpg(c)) => self.cpg_command(c),
-                Ok(Command::Quorum(c)) => self.quorum_command(c),
-                Ok(Command::Leave) => {
-                    let now = self.now();
-                    self.stack.leave(now);
-                    self.left = true;
-                    return Ok(());
-                }
+                Ok(Command::Stack(request, reply)) => self.stack_request(request, reply),
                 Err(TryRecvError::Empty) => {
                     self.sync_cpg_usage();
                     return Ok(());
                 }
                 Err(TryRecvError::Disconnected) => {
                     // Every handle and the node are gone: leave quietly.
-                    let now = self.now();
-                    self.stack.leave(now);
-                    self.left = true;
+                    self.stack_request(Request::Leave, Reply::None);
                     return Ok(());
                 }
+            }
+            if self.left {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Feeds a handle's request to the Stack and answers it.
+    fn stack_request(&mut self, request: Request, reply: Reply) {
+        let now = self.now();
+        match (request, reply) {
+            (Request::Mcast { guarantee, msg }, _) => {
+                // Raw messages wait here, in order, until totem has room.
+                self.raw_pending.push_back((guarantee, msg));
+                self.push_raw();
+            }
+            (Request::Leave, _) => {
+                self.input(now, Input::Request(Request::Leave));
+                self.left = true;
+            }
+            (request, Reply::CpgBudget(reserved)) => {
+                // The handle admitted it against a budget that covers the core's
+                // queue, so the core takes it; a refusal would be a bug, counted.
+                if self
+                    .stack
+                    .handle_input(now, Input::Request(request))
+                    .is_err()
+                {
+                    self.stats.core_refusals += 1;
+                }
+                // Released with the next usage sync, in one atomic update per pass
+                // rather than four per message (the handles' cores contend for it).
+                self.cpg_released.0 += reserved;
+                self.cpg_released.1 += 1;
+            }
+            (request, reply) => {
+                if let Request::Cpg(CpgRequest::MemberDown { local }) = &request {
+                    self.sinks.remove(local);
+                }
+                let quorum = matches!(request, Request::Quorum(_));
+                let r = self.stack.handle_input(now, Input::Request(request));
+                match reply {
+                    Reply::Cpg(tx) => {
+                        let _ = tx.send(r.map_err(|e| match e {
+                            InputError::Cpg(e) => e,
+                            _ => CpgError::NotRunning,
+                        }));
+                    }
+                    Reply::Quorum(tx) => {
+                        let _ = tx.send(r.map_err(|e| match e {
+                            InputError::Quorum(QuorumRequestError::NotConfigured) => {
+                                QuorumCallError::NotConfigured
+                            }
+                            InputError::Quorum(other) => QuorumCallError::Refused(other.to_string()),
+                            _ => QuorumCallError::NotRunning,
+                        }));
+                    }
+                    _ => {}
+                }
+                if quorum {
+                    self.publish_quorum();
+                }
+                self.sync_cpg_usage();
             }
         }
     }
@@ -482,67 +541,20 @@ impl Driver {
             }
             let now = self.now();
             let len = data.len().saturating_sub(1);
-            if self.stack.mcast_owned(now, g, data).is_err() {
+            let request = Request::Mcast {
+                guarantee: g,
+                msg: data,
+            };
+            if self
+                .stack
+                .handle_input(now, Input::Request(request))
+                .is_err()
+            {
                 // Room was checked: only a node that left refuses.
                 self.stats.core_refusals += 1;
             }
             self.shared.queued.fetch_sub(len, Ordering::AcqRel);
         }
-    }
-
-    fn cpg_command(&mut self, c: CpgCommand) {
-        let now = self.now();
-        match c {
-            CpgCommand::Register { local, sink } => {
-                self.sinks.insert(
-                    local,
-                    Sink {
-                        member: sink,
-                        backlog: VecDeque::new(),
-                    },
-                );
-            }
-            CpgCommand::Join {
-                local,
-                group,
-                reply,
-            } => {
-                let _ = reply.send(self.stack.cpg_join(now, local, &group));
-            }
-            CpgCommand::Leave {
-                local,
-                group,
-                reply,
-            } => {
-                let _ = reply.send(self.stack.cpg_leave(now, local, &group));
-            }
-            CpgCommand::Mcast {
-                local,
-                guarantee,
-                encoded,
-                reserved,
-            } => {
-                // The handle admitted it against a budget that covers the core's
-                // queue, so the core takes it; a refusal would be a bug, counted.
-                if self
-                    .stack
-                    .cpg_mcast_encoded(now, local, guarantee, encoded)
-                    .is_err()
-                {
-                    self.stats.core_refusals += 1;
-                }
-                // Released with the next usage sync, in one atomic update per pass
-                // rather than four per message (the handles' cores contend for it).
-                self.cpg_released.0 += reserved;
-                self.cpg_released.1 += 1;
-                return;
-            }
-            CpgCommand::Down { local } => {
-                self.stack.cpg_member_down(now, local);
-                self.sinks.remove(&local);
-            }
-        }
-        self.sync_cpg_usage();
     }
 
     /// Mirrors the CPG core's send-queue change, and the reservations of the
@@ -574,7 +586,10 @@ impl Driver {
     fn route_cpg(&mut self, ev: CpgEvent) {
         let recipients = match &ev {
             CpgEvent::Change(c) => {
-                self.groups_dirty = true;
+                // Published before the event reaches any member: a query made
+                // after an event must reflect that event (`Cpg::groups` after a
+                // join's `Change`).
+                self.publish_groups();
                 Some(c.recipients.clone())
             }
             CpgEvent::Deliver(d) => Some(d.recipients.clone()),
@@ -602,79 +617,115 @@ impl Driver {
         }
     }
 
-    /// Persists, delivers and sends everything the core has produced.
+    fn publish_groups(&mut self) {
+        let groups = self
+            .stack
+            .cpg()
+            .groups()
+            .map(|(g, m)| (g.clone(), m.iter().copied().collect()))
+            .collect();
+        *self.shared.cpg.groups.lock() = groups;
+    }
+
+    fn on_link(&mut self, e: LinkEvent) {
+        self.stats.link_changes += 1;
+        record!(
+            self.logger,
+            e.at.as_nanos(),
+            self.stack.totem().node_id(),
+            Notice,
+            "link",
+            "link {} to node {} is {}",
+            e.link,
+            e.peer,
+            if e.state == LinkState::Up {
+                "up"
+            } else {
+                "down"
+            }
+        );
+    }
+
+    /// Acts on everything the Stack has produced, in order, until it has nothing
+    /// more (its next deadline is kept for `poll`); raw messages waiting for room
+    /// go in as room appears.
     fn flush(&mut self) -> io::Result<()> {
-        // Events first: a ring sequence must be on disk before the commit token
-        // that carries it leaves.
-        while let Some(e) = self.stack.poll_event() {
-            match e {
-                StackEvent::PersistRingSeq(seq) => {
-                    if let Some(dir) = &self.state_dir {
-                        if persist::store(dir, self.stack.totem().node_id(), seq).is_err() {
-                            self.stats.persist_errors += 1;
-                        }
+        let mut links_changed = false;
+        loop {
+            loop {
+                match self.stack.poll_output() {
+                    Output::Timeout(t) => {
+                        self.deadline = t;
+                        break;
                     }
+                    o => links_changed |= self.act(o)?,
                 }
-                StackEvent::Deliver(d) => {
-                    if self.events.send(NodeEvent::Deliver(d)).is_err() {
-                        // The application dropped the node; nothing to deliver to.
-                    }
-                }
-                StackEvent::Config(c) => {
-                    if c.kind == ConfigKind::Regular {
-                        *self.shared.membership.lock() = (c.ring, c.members.clone());
-                        if let Some(q) = &self.qdevice {
-                            q.set_membership(c.ring, c.members.clone());
-                        }
-                    }
-                    let _ = self.events.send(NodeEvent::Config(c));
-                }
-                StackEvent::Cpg(ev) => self.route_cpg(ev),
-                StackEvent::Quorum(ev) => self.on_quorum(ev),
+            }
+            let before = self.raw_pending.len();
+            if before == 0 {
+                break;
+            }
+            self.push_raw();
+            if self.raw_pending.len() == before {
+                break;
             }
         }
         self.refresh_quorum();
-        if self.groups_dirty {
-            self.groups_dirty = false;
-            let groups = self
-                .stack
-                .cpg()
-                .groups()
-                .map(|(g, m)| (g.clone(), m.iter().copied().collect()))
-                .collect();
-            *self.shared.cpg.groups.lock() = groups;
-        }
-        if !self.raw_pending.is_empty() {
-            self.push_raw();
-        }
         self.sync_cpg_usage();
-        while let Some(t) = self.stack.poll_transmit() {
-            self.links.send(&t.dest, &t.data);
-        }
-        let mut changed = false;
-        while let Some(e) = self.links.poll_event() {
-            changed = true;
-            self.stats.link_changes += 1;
-            record!(
-                self.logger,
-                e.at.as_nanos(),
-                self.stack.totem().node_id(),
-                Notice,
-                "link",
-                "link {} to node {} is {}",
-                e.link,
-                e.peer,
-                if e.state == LinkState::Up {
-                    "up"
-                } else {
-                    "down"
-                }
-            );
-        }
-        if changed {
+        if links_changed {
             self.publish(true);
         }
         Ok(())
+    }
+
+    /// Acts on one output; true if a link changed state. A stop other than a
+    /// leave ends the driver with an error.
+    fn act(&mut self, o: Output) -> io::Result<bool> {
+        match o {
+            Output::Transmit(t) => self.sockets.send(&t),
+            Output::Persist(p) => {
+                let result = self.persist(p.item);
+                let now = self.now();
+                self.input(now, Input::Persisted { id: p.id, result });
+            }
+            Output::Event(StackEvent::Deliver(d)) => {
+                // An error means the application dropped the node: nobody to
+                // deliver to.
+                let _ = self.events.send(NodeEvent::Deliver(d));
+            }
+            Output::Event(StackEvent::Config(c)) => {
+                if c.kind == ConfigKind::Regular {
+                    *self.shared.membership.lock() = (c.ring, c.members.clone());
+                    if let Some(q) = &self.qdevice {
+                        q.set_membership(c.ring, c.members.clone());
+                    }
+                }
+                let _ = self.events.send(NodeEvent::Config(c));
+            }
+            Output::Event(StackEvent::Cpg(ev)) => self.route_cpg(ev),
+            Output::Event(StackEvent::Quorum(ev)) => self.on_quorum(ev),
+            Output::Event(StackEvent::Link(e)) => {
+                self.on_link(e);
+                return Ok(true);
+            }
+            Output::Stopped(StopReason::Left) => self.left = true,
+            Output::Stopped(reason) => {
+                record!(
+                    self.logger,
+                    self.now().as_nanos(),
+                    self.stack.totem().node_id(),
+                    Error,
+                    "node",
+                    "stopping: {}",
+                    reason.to_string()
+                );
+                self.publish(true);
+                self.shared.quorum.subscribers.lock().clear();
+                return Err(io::Error::other(format!("node stopped: {reason}")));
+            }
+            _ => {}
+        }
+        Ok(false)
     }
 
     fn publish(&mut self, force: bool) {
@@ -687,14 +738,20 @@ impl Driver {
             .store(self.stack.totem().is_operational(), Ordering::Release);
         if force || self.last_publish.elapsed() >= PUBLISH_EVERY {
             self.last_publish = Instant::now();
-            self.stats.crypto = self.links.crypto_stats();
-            self.stats.transport = self.links.stats.transport.clone();
-            self.stats.rx_spoofed = self.links.stats.rx_spoofed;
-            self.stats.link_rx_dropped = self.links.stats.link_rx_dropped;
-            self.stats.link_stalls = self.links.monitor.stalls();
+            let links = self.stack.links();
+            let ls = links.stats();
+            self.stats.crypto = links.crypto_stats();
+            self.stats.transport = TransportStats {
+                rx_unknown_addr: ls.rx_unknown_addr,
+                rx_own: ls.rx_own,
+                ..self.sockets.stats.clone()
+            };
+            self.stats.rx_spoofed = ls.rx_spoofed;
+            self.stats.link_rx_dropped = ls.link_rx_dropped;
+            self.stats.link_stalls = links.monitor().stalls();
             self.stats.raw_pending = self.raw_pending.len();
             *self.shared.stats.lock() = (self.stack.totem().stats().clone(), self.stats.clone());
-            self.links.status_into(&mut self.link_status);
+            links.status_into(&mut self.link_status);
             self.shared.links.lock().clone_from(&self.link_status);
         }
     }

@@ -115,8 +115,8 @@ impl NodeOptions {
             key,
             cluster_name: cfg.cluster_name.clone(),
             cipher: match cfg.crypto.cipher {
-                Cipher::ChaCha20Poly1305 => phalanx_totem::crypto::Cipher::ChaCha20Poly1305,
-                _ => phalanx_totem::crypto::Cipher::Aes256Gcm,
+                Cipher::ChaCha20Poly1305 => crate::crypto::Cipher::ChaCha20Poly1305,
+                _ => crate::crypto::Cipher::Aes256Gcm,
             },
         });
         let mut o = NodeOptions::new(totem, addrs);

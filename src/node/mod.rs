@@ -20,10 +20,10 @@ mod admin;
 mod cpg;
 mod driver;
 mod from_config;
-mod link_io;
 mod link_options;
 mod persist;
 mod quorum;
+mod sockets;
 mod transport;
 
 pub use crate::link::{LinkState, LinkStats, PeerLinkStatus};
@@ -33,7 +33,7 @@ pub use link_options::{ExtraLink, LinkOptions, LinkParams, Multicast};
 pub use quorum::{Quorum, QuorumCallError, QuorumChange};
 pub use transport::{TransportStats, set_socket_buffers};
 
-use crate::stack::RawDelivery;
+use crate::stack::{QuorumRequest, RawDelivery, Request};
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 use parking_lot::Mutex;
 use phalanx_cpg::CpgConfig;
@@ -104,7 +104,7 @@ pub struct CryptoOptions {
     /// Mixed into the derived keys: clusters sharing a key file cannot talk.
     pub cluster_name: String,
     /// The AEAD.
-    pub cipher: phalanx_totem::crypto::Cipher,
+    pub cipher: crate::crypto::Cipher,
 }
 
 impl std::fmt::Debug for CryptoOptions {
@@ -151,12 +151,26 @@ pub enum NodeEvent {
     Config(ConfigChange),
 }
 
+/// What handles send the driver: Stack requests (answered through [`Reply`]), and
+/// the one thing the driver itself owns, where a CPG member's events go.
 pub(crate) enum Command {
-    /// A raw message with one spare byte in front for the service id.
-    Mcast(Guarantee, Vec<u8>),
-    Cpg(cpg::CpgCommand),
-    Quorum(quorum::QuorumCommand),
-    Leave,
+    /// A Stack input, with where its answer goes.
+    Stack(Request, Reply),
+    /// A new CPG member: where its events go.
+    CpgRegister { local: u32, sink: cpg::MemberSink },
+}
+
+/// Where the answer to a [`Command::Stack`] goes.
+pub(crate) enum Reply {
+    /// Nobody waits (device votes, member down, leave).
+    None,
+    /// A CPG handle waits (join, leave).
+    Cpg(Sender<Result<(), phalanx_cpg::CpgError>>),
+    /// A quorum handle waits.
+    Quorum(Sender<Result<(), QuorumCallError>>),
+    /// Admitted by a handle against the shared CPG budget (`reserved` bytes, one
+    /// message); released once the core took it.
+    CpgBudget(usize),
 }
 
 /// Wakes the driver if it is parked in `poll` (an eventfd write per message was
@@ -245,7 +259,12 @@ impl NodeHandle {
         let mut msg = Vec::with_capacity(1 + data.len());
         msg.push(0);
         msg.extend_from_slice(data);
-        if self.tx.send(Command::Mcast(guarantee, msg)).is_err() {
+        let request = Request::Mcast { guarantee, msg };
+        if self
+            .tx
+            .send(Command::Stack(request, Reply::None))
+            .is_err()
+        {
             self.shared.queued.fetch_sub(data.len(), Ordering::AcqRel);
             return Err(SendError::Left);
         }
@@ -350,8 +369,11 @@ impl Node {
             let qd = crate::quorum_client::QdeviceDriver::start(cfg, move |ev| {
                 // Called on the device thread before any frame that depends on the
                 // event leaves: the vote reaches the core first.
-                let _ = qtx.send(Command::Quorum(quorum::QuorumCommand::Device(ev.clone())));
-                let _ = qwaker.wake();
+                if let phalanx_quorum::qdevice::client::ClientEvent::Vote { ring, cast } = *ev {
+                    let vote = QuorumRequest::DeviceVote { ring, cast };
+                    let _ = qtx.send(Command::Stack(Request::Quorum(vote), Reply::None));
+                    let _ = qwaker.wake();
+                }
             })?;
             driver.set_qdevice(qd);
         }
@@ -424,7 +446,10 @@ impl Node {
             return Ok(());
         };
         self.admin = None;
-        let _ = self.handle.tx.send(Command::Leave);
+        let _ = self
+            .handle
+            .tx
+            .send(Command::Stack(Request::Leave, Reply::None));
         let _ = self.handle.waker.wake();
         // Unblock a driver waiting on a full event channel.
         while !thread.is_finished() {

@@ -14,7 +14,8 @@
 //! }
 //! ```
 
-use super::{Command, Shared};
+use super::{Command, Reply, Shared};
+use crate::stack::{QuorumRequest, Request};
 use crossbeam_channel::{Receiver, Sender, bounded};
 use phalanx_quorum::{ClusterInfo, NodeStatus};
 use phalanx_totem::{NodeId, RingId};
@@ -44,14 +45,6 @@ pub enum QuorumCallError {
     /// The node has stopped.
     #[error("the node is not running")]
     NotRunning,
-}
-
-pub(crate) enum QuorumCommand {
-    SetExpectedVotes(u32, Sender<Result<(), QuorumCallError>>),
-    SetVotes(NodeId, u32, Sender<Result<(), QuorumCallError>>),
-    CancelWaitForAll(Sender<Result<(), QuorumCallError>>),
-    /// From the quorum-device driver thread.
-    Device(phalanx_quorum::qdevice::client::ClientEvent),
 }
 
 /// Quorum state the driver publishes.
@@ -126,28 +119,25 @@ impl Quorum {
 
     /// Sets expected votes cluster-wide (`corosync-quorumtool -e`).
     pub fn set_expected_votes(&self, votes: u32) -> Result<(), QuorumCallError> {
-        self.round_trip(|r| QuorumCommand::SetExpectedVotes(votes, r))
+        self.round_trip(QuorumRequest::SetExpectedVotes(votes))
     }
 
     /// Sets a node's votes cluster-wide (`corosync-quorumtool -v`).
     pub fn set_votes(&self, node: NodeId, votes: u32) -> Result<(), QuorumCallError> {
-        self.round_trip(|r| QuorumCommand::SetVotes(node, votes, r))
+        self.round_trip(QuorumRequest::SetVotes { node, votes })
     }
 
     /// Stops waiting for all nodes (wait_for_all).
     pub fn cancel_wait_for_all(&self) -> Result<(), QuorumCallError> {
-        self.round_trip(QuorumCommand::CancelWaitForAll)
+        self.round_trip(QuorumRequest::CancelWaitForAll)
     }
 
-    fn round_trip(
-        &self,
-        make: impl FnOnce(Sender<Result<(), QuorumCallError>>) -> QuorumCommand,
-    ) -> Result<(), QuorumCallError> {
+    fn round_trip(&self, request: QuorumRequest) -> Result<(), QuorumCallError> {
         super::request(
             &self.tx,
             &self.shared,
             &self.waker,
-            |reply| Command::Quorum(make(reply)),
+            |reply| Command::Stack(Request::Quorum(request), Reply::Quorum(reply)),
             || QuorumCallError::NotRunning,
         )
     }

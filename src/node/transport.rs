@@ -5,7 +5,7 @@
 use super::link_options::{LinkOptions, Multicast};
 use mio::net::UdpSocket;
 use phalanx_totem::NodeId;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::fd::AsRawFd;
@@ -17,8 +17,6 @@ pub(crate) struct LinkSocket {
     /// Bound to the multicast group (receive only), when the link multicasts.
     pub(crate) group_socket: Option<UdpSocket>,
     group: Option<SocketAddr>,
-    addr_of: BTreeMap<NodeId, SocketAddr>,
-    node_of: HashMap<SocketAddr, NodeId>,
 }
 
 pub(crate) struct Transport {
@@ -78,46 +76,26 @@ impl Transport {
                 socket,
                 group_socket,
                 group,
-                addr_of: addrs.clone(),
-                node_of: addrs.iter().map(|(n, a)| (*a, *n)).collect(),
             });
         }
         Ok(Transport { links: out })
     }
 
-    /// The node a datagram's source address on link slot `slot` belongs to.
-    pub(crate) fn node_of(&self, slot: usize, addr: &SocketAddr) -> Option<NodeId> {
-        self.links[slot].node_of.get(&normalise(addr)).copied()
-    }
-
-    /// Whether link slot `slot` sends multi-node datagrams by multicast.
-    pub(crate) fn multicasts(&self, slot: usize) -> bool {
-        self.links[slot].group.is_some()
-    }
-
-    /// Unicast to `n` on link slot `slot`.
-    pub(crate) fn send_to(
+    /// One datagram to `to` on link slot `slot` (a node's address or the link's
+    /// multicast group).
+    pub(crate) fn send_addr(
         &self,
         slot: usize,
-        n: NodeId,
+        to: SocketAddr,
         data: &[u8],
         stats: &mut TransportStats,
     ) -> bool {
-        let link = &self.links[slot];
-        let Some(addr) = link.addr_of.get(&n) else {
+        let Some(link) = self.links.get(slot) else {
+            stats.tx_errors += 1;
             return false;
         };
-        count(link.socket.send_to(data, *addr), data.len(), stats)
-    }
-
-    /// One datagram to the link's multicast group.
-    pub(crate) fn send_group(&self, slot: usize, data: &[u8], stats: &mut TransportStats) -> bool {
-        let link = &self.links[slot];
-        let Some(group) = link.group else {
-            return false;
-        };
-        let ok = count(link.socket.send_to(data, group), data.len(), stats);
-        if ok {
+        let ok = count(link.socket.send_to(data, to), data.len(), stats);
+        if ok && link.group == Some(to) {
             stats.tx_multicast += 1;
         }
         ok
@@ -135,17 +113,6 @@ fn count(r: io::Result<usize>, len: usize, stats: &mut TransportStats) -> bool {
             stats.tx_errors += 1;
             false
         }
-    }
-}
-
-/// IPv4-mapped IPv6 sources (a dual-stack socket) compare as IPv4.
-fn normalise(a: &SocketAddr) -> SocketAddr {
-    match a {
-        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
-            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),
-            None => *a,
-        },
-        SocketAddr::V4(_) => *a,
     }
 }
 

@@ -328,7 +328,7 @@ impl Loop {
 fn nonce() -> io::Result<[u8; 32]> {
     let mut n = [0u8; 32];
     for c in n.chunks_mut(8) {
-        c.copy_from_slice(&phalanx_totem::crypto::random_boot_id()?.to_le_bytes());
+        c.copy_from_slice(&crate::crypto::random_boot_id()?.to_le_bytes());
     }
     Ok(n)
 }

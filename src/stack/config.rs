@@ -1,25 +1,31 @@
 //! What a [`Stack`](super::Stack) is built from, and why it can refuse.
 
+use crate::config::LinkMode;
+use crate::link::{LinkAddrs, LinkCrypto, LinkLayerError, LinkSpec, LinkTiming};
 use phalanx_cpg::CpgConfig;
 use phalanx_quorum::QuorumConfig;
 use phalanx_totem::{Config, NodeId};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use thiserror::Error;
 
-/// The configuration of every core the Stack runs.
+/// The configuration of every layer the Stack runs.
 ///
 /// ```
 /// use phalanx::stack::StackConfig;
-/// use phalanx_cpg::CpgConfig;
 /// use phalanx_quorum::QuorumConfig;
 /// use phalanx_totem::Config;
+/// use std::collections::BTreeMap;
 ///
 /// let nodes = [1, 2, 3];
-/// let cfg = StackConfig {
-///     totem: Config::new(1, nodes.to_vec()),
-///     cpg: CpgConfig::default(),
-///     // `None`: no quorum service (service-2 messages are counted and dropped).
-///     quorum: Some(QuorumConfig::new(1, &nodes)),
-/// };
+/// let addrs: BTreeMap<u32, std::net::SocketAddr> = nodes
+///     .iter()
+///     .map(|&n| (n, format!("127.0.0.1:{}", 5400 + n).parse().unwrap()))
+///     .collect();
+/// // One link, no crypto, CPG defaults, no quorum ...
+/// let mut cfg = StackConfig::new(Config::new(1, nodes.to_vec()), addrs);
+/// // ... plus votequorum (service-2 messages are counted and dropped without it).
+/// cfg.quorum = Some(QuorumConfig::new(1, &nodes));
 /// # let _ = cfg;
 /// ```
 #[derive(Clone, Debug)]
@@ -34,6 +40,37 @@ pub struct StackConfig {
     /// Votequorum, or `None` to run without quorum. Its `local` must be totem's
     /// `node_id`.
     pub quorum: Option<QuorumConfig>,
+    /// The links, link 0 first (1 to 8); each lists every node of `totem.nodes`.
+    pub links: Vec<LinkAddrs>,
+    /// How datagrams use the links (passive, active, rr).
+    pub link_mode: LinkMode,
+    /// The cluster key (`None`: datagrams in the clear, for benchmarks and tests).
+    pub crypto: Option<LinkCrypto>,
+}
+
+impl StackConfig {
+    /// Totem's configuration over one link with the given node addresses (every
+    /// node of `totem.nodes`), ping timing derived from the token timeout, CPG
+    /// defaults, no quorum, no crypto.
+    pub fn new(totem: Config, addrs: BTreeMap<NodeId, SocketAddr>) -> Self {
+        let timing = LinkTiming::for_token(totem.token_timeout);
+        StackConfig {
+            totem,
+            cpg: CpgConfig::default(),
+            quorum: None,
+            links: vec![LinkAddrs {
+                spec: LinkSpec {
+                    number: 0,
+                    priority: 0,
+                    timing,
+                },
+                addrs,
+                group: None,
+            }],
+            link_mode: LinkMode::default(),
+            crypto: None,
+        }
+    }
 }
 
 /// A [`StackConfig`] that cannot run. Nothing was created; fix the configuration.
@@ -46,6 +83,12 @@ pub enum StackConfigError {
     /// Votequorum refused its configuration.
     #[error("quorum: {0}")]
     Quorum(#[from] phalanx_quorum::ConfigError),
+    /// The link layer refused its configuration.
+    #[error("links: {0}")]
+    Links(#[from] LinkLayerError),
+    /// Link 0 does not list exactly totem's nodes.
+    #[error("link 0 must list an address for every node of totem's node list, and no other")]
+    LinkNodesDiffer,
     /// The quorum configuration is for another node than totem's.
     #[error("quorum local node {quorum} is not totem node {totem}")]
     QuorumNodeMismatch {

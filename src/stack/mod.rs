@@ -1,46 +1,91 @@
-//! The Stack: the one sans-IO composition of the protocol cores that both the mio
-//! driver and the simulator drive.
+//! The Stack: the one sans-IO composition — link layer, totem, CPG, votequorum —
+//! that the mio driver and the simulator drive alike.
 //!
 //! ```text
-//! handle_datagram(now, bytes) | handle_timeout(now) | requests (mcast, cpg_join, ...)
-//!     → poll_transmit()   datagrams for the network (totem's)
-//!     → poll_event()      StackEvent: raw deliveries/configs, CPG and quorum events,
-//!                         PersistRingSeq
-//!     → poll_timeout()    the single next deadline (totem's or quorum's)
+//!   Input::Datagram{link, from, data} | Input::Timeout | Input::Request(..)
+//!   | Input::Persisted{id, result}
+//!        │ handle_input(now, input) -> Result<(), InputError>
+//!        ▼
+//!   links (attribute, open, ping/pong) → totem → cpg / quorum / raw
+//!        │
+//!        ▼ poll_output() until Output::Timeout
+//!   Output::Transmit{link, to, data} | Output::Event(..) | Output::Persist(..)
+//!   | Output::Stopped(..) | Output::Timeout(deadline)
 //! ```
 //!
-//! Build it from a [`StackConfig`]: totem, CPG, and optionally votequorum.
+//! **The run-loop contract** (the shape of str0m's `handle_input` / `poll_output`):
+//! after every [`Stack::handle_input`], call [`Stack::poll_output`] until it returns
+//! [`Output::Timeout`]; act on each output in the order given; feed
+//! [`Input::Timeout`] once that deadline has passed (or any input earlier). A
+//! [`Output::Persist`] must be written and reported with [`Input::Persisted`]:
+//! the datagrams produced after it are held back until then (persist before you
+//! send), and a failed write stops the Stack ([`Output::Stopped`]).
 //!
-//! Totem carries every service's messages in one total order; the first byte of each
-//! message is its [`ServiceId`]. CPG's and quorum's queued messages are handed to
-//! totem only when totem has room for them (quorum's first: they are few, small, and
-//! decide whether the partition may act), so each service's bounded queue is the one
-//! applications see (`TryAgain` + [`Stack::cpg_send_room`]).
+//! ```
+//! use phalanx::stack::{Input, Output, Request, Stack, StackConfig};
+//! use phalanx::logsys::Logger;
+//! use phalanx::totem::{Config, Guarantee, Time};
+//! use std::collections::BTreeMap;
 //!
-//! Quorum ([`phalanx_quorum::Votequorum`], service 2) gets every configuration change
-//! and its own service's deliveries (including this node's own, which totem delivers
-//! back) in the total order; its events come out as [`StackEvent::Quorum`]. A
-//! malformed quorum message is counted ([`StackStats::quorum_malformed`]) and dropped.
+//! // A one-node cluster: its ring forms without any peer.
+//! let addrs = BTreeMap::from([(1, "127.0.0.1:5405".parse().unwrap())]);
+//! let cfg = StackConfig::new(Config::new(1, vec![1]), addrs);
+//! let mut stack = Stack::new(cfg, None, Time::ZERO, Logger::discard()).unwrap();
+//! let mut now = Time::ZERO;
+//! let mut delivered = Vec::new();
+//! stack
+//!     .handle_input(now, Input::Request(Request::Mcast { guarantee: Guarantee::Agreed, msg: b"_hi".to_vec() }))
+//!     .unwrap();
+//! while delivered.is_empty() {
+//!     let deadline = loop {
+//!         match stack.poll_output() {
+//!             Output::Timeout(t) => break t.expect("a running stack has a deadline"),
+//!             Output::Persist(p) => {
+//!                 // Write p.item durably, then report it.
+//!                 stack.handle_input(now, Input::Persisted { id: p.id, result: Ok(()) }).unwrap();
+//!             }
+//!             Output::Event(phalanx::stack::StackEvent::Deliver(d)) => delivered.push(d.data),
+//!             _ => {} // transmits: none to send in a one-node cluster but pings to self
+//!         }
+//!     };
+//!     now = deadline;
+//!     stack.handle_input(now, Input::Timeout).unwrap();
+//! }
+//! assert_eq!(&delivered[0][..], b"hi");
+//! ```
 //!
-//! Adding a service: a [`ServiceId`], a field for its core, a branch in
-//! `route_delivery`, config changes fed in `pump_totem`, its sends in `pump_sends`,
-//! its timer in `poll_timeout` / `handle_timeout`.
+//! Totem carries every service's messages in one total order; the first byte of
+//! each message is its [`ServiceId`]. CPG's and quorum's queued messages are handed
+//! to totem only when totem has room for them (quorum's first: they are few, small,
+//! and decide whether the partition may act), so each service's bounded queue is the
+//! one applications see (`TryAgain` + [`Stack::cpg_send_room`]).
+//!
+//! Adding a service: a [`ServiceId`], a field for its core, request variants in
+//! [`Request`], a branch in `route_delivery`, config changes fed in `pump_totem`,
+//! its sends in `pump_sends`, its timer in `poll_timeout` / `on_timeout`, its events
+//! as [`StackEvent`] variants. See `docs/architecture.md`.
 
 mod config;
+mod io;
 mod quorum;
 mod service;
 #[cfg(test)]
 mod tests;
 
 pub use config::{QuorumRequestError, StackConfig, StackConfigError};
+pub use io::{
+    CpgRequest, Input, InputError, Output, Persist, PersistFailed, PersistId, PersistItem,
+    QuorumRequest, Request, StackEvent, StopReason,
+};
 pub use service::ServiceId;
 
+use crate::link::{LinkLayer, LinkTransmit, Received};
 use bytes::{Buf, Bytes};
-use phalanx_cpg::{Cpg, CpgError, CpgEvent};
+use phalanx_cpg::Cpg;
 use phalanx_logsys::Logger;
 use phalanx_quorum::Votequorum;
-use phalanx_totem::{ConfigChange, Event, Guarantee, NodeId, SendError, Time, Totem, Transmit};
-use std::collections::VecDeque;
+use phalanx_totem::{Event, Guarantee, NodeId, SendError, Time, Totem};
+use std::collections::{BTreeMap, VecDeque};
 
 /// A raw application message (service 0) in agreed or safe order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,56 +98,56 @@ pub struct RawDelivery {
     pub data: Bytes,
 }
 
-/// Something the driver must act on or hand to applications, in order.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum StackEvent {
-    /// A raw application message.
-    Deliver(RawDelivery),
-    /// A totem configuration change (for raw-message applications).
-    Config(ConfigChange),
-    /// A CPG event for local members.
-    Cpg(CpgEvent),
-    /// A votequorum event (quorum changes, expected votes, device release, values to
-    /// persist). Only from a Stack built with quorum.
-    Quorum(phalanx_quorum::Event),
-    /// Persist this ring sequence before sending further datagrams (see
-    /// [`phalanx_totem::Event::PersistRingSeq`]).
-    PersistRingSeq(u64),
-}
-
-/// Counters of the composition itself.
+/// Counters of the composition itself (the link layer's are in
+/// [`Stack::links`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StackStats {
     /// Messages with an unknown or not-running service id, or empty (dropped).
     pub unknown_service: u64,
     /// Quorum messages that did not decode (dropped; the core counts them too).
     pub quorum_malformed: u64,
+    /// Datagrams held back at some point behind a ring-sequence write.
+    pub transmits_held: u64,
+    /// Persist writes requested.
+    pub persist_requests: u64,
 }
 
-/// Totem + CPG (+ votequorum) as one sans-IO state machine.
+/// Transmits waiting for durable writes, and the writes outstanding.
+#[derive(Debug, Default)]
+struct PersistGate {
+    outstanding: BTreeMap<PersistId, PersistItem>,
+    /// Outstanding writes that hold transmits back.
+    gating: usize,
+    held: VecDeque<LinkTransmit>,
+    next: u64,
+}
+
+/// Link layer + totem + CPG (+ votequorum) as one sans-IO state machine.
 #[derive(Debug)]
 pub struct Stack {
     totem: Totem,
     cpg: Cpg,
     quorum: Option<Votequorum>,
+    links: LinkLayer,
     /// A quorum message taken from the core and waiting for room in totem (the core
     /// has no peek), already prefixed with its service byte.
     quorum_out: Option<Vec<u8>>,
     /// The quorum core took an input since [`Stack::take_quorum_input`] last ran.
     quorum_input: bool,
-    events: VecDeque<StackEvent>,
+    out: VecDeque<Output>,
+    gate: PersistGate,
+    stopped: Option<StopReason>,
     stats: StackStats,
     now: Time,
 }
 
 impl Stack {
-    /// Builds the cores. `persisted_seq` as for [`Totem::new`]. CPG's wire prefix is
-    /// set to [`ServiceId::Cpg`]; totem's `max_message_size` and `send_queue_bytes`
-    /// are raised, if needed, to hold CPG's maximal message plus its header
-    /// ([`phalanx_cpg::wire::MAX_HEADER`]). `cfg.cpg.incarnation` must differ on every
-    /// start of the node (the driver draws it at random). With `cfg.quorum`, its
-    /// `local` must be `cfg.totem.node_id`.
+    /// Builds the layers. `persisted_seq`: the last ring sequence this node made
+    /// durable ([`PersistItem::RingSeq`]) before a restart, `None` on first start.
+    /// CPG's wire prefix is set to [`ServiceId::Cpg`]; totem's `max_message_size`
+    /// and `send_queue_bytes` are raised, if needed, to hold CPG's maximal message
+    /// plus its header ([`phalanx_cpg::wire::MAX_HEADER`]). `cfg.cpg.incarnation`
+    /// must differ on every start of the node (the driver draws it at random).
     pub fn new(
         cfg: StackConfig,
         persisted_seq: Option<u64>,
@@ -113,6 +158,9 @@ impl Stack {
             mut totem,
             mut cpg,
             quorum,
+            links,
+            link_mode,
+            crypto,
         } = cfg;
         // A CPG message of the maximal size must fit in one totem message and in
         // totem's queue (CPG waits for room; one that never fits would block every
@@ -132,14 +180,27 @@ impl Stack {
             Some(q) => Some(Votequorum::new(q)?),
             None => None,
         };
+        let mut nodes = totem.nodes.clone();
+        nodes.sort_unstable();
+        nodes.dedup();
+        if links
+            .first()
+            .is_none_or(|l| !l.addrs.keys().copied().eq(nodes.iter().copied()))
+        {
+            return Err(StackConfigError::LinkNodesDiffer);
+        }
+        let links = LinkLayer::new(node, &links, link_mode, crypto.as_ref(), now)?;
         let totem = Totem::new(totem, persisted_seq, now, logger)?;
         let mut stack = Self {
             totem,
             cpg: Cpg::new(node, cpg),
             quorum,
+            links,
             quorum_out: None,
             quorum_input: false,
-            events: VecDeque::new(),
+            out: VecDeque::new(),
+            gate: PersistGate::default(),
+            stopped: None,
             stats: StackStats::default(),
             now,
         };
@@ -147,143 +208,165 @@ impl Stack {
         Ok(stack)
     }
 
-    /// A datagram arrived.
-    pub fn handle_datagram(&mut self, now: Time, data: &[u8]) {
+    /// Takes one input (see the module docs for the run-loop contract). Requests
+    /// answer here: `Ok` when taken, a typed error when refused (nothing changed).
+    /// A dropped datagram is counted and reported as [`InputError::Dropped`]; the
+    /// driver needs to do nothing about it.
+    pub fn handle_input(&mut self, now: Time, input: Input<'_>) -> Result<(), InputError> {
+        if let Some(r) = &self.stopped {
+            return Err(InputError::Stopped(r.clone()));
+        }
         self.now = now;
-        self.totem.handle_datagram(now, data);
+        let r = match input {
+            Input::Datagram { link, from, data } => self.on_datagram(now, link, from, data),
+            Input::Timeout => {
+                self.on_timeout(now);
+                Ok(())
+            }
+            Input::Request(r) => self.on_request(now, r),
+            Input::Persisted { id, result } => self.on_persisted(id, result),
+        };
         self.pump();
+        r
     }
 
-    /// The deadline from [`poll_timeout`](Self::poll_timeout) passed.
-    pub fn handle_timeout(&mut self, now: Time) {
-        self.now = now;
-        self.totem.handle_timeout(now);
-        if let Some(q) = self.quorum.as_mut() {
+    /// The next output; [`Output::Timeout`] when there is nothing more until the
+    /// next input.
+    pub fn poll_output(&mut self) -> Output {
+        match self.out.pop_front() {
+            Some(o) => o,
+            None => Output::Timeout(self.poll_timeout()),
+        }
+    }
+
+    fn on_datagram(
+        &mut self,
+        now: Time,
+        link: u8,
+        from: std::net::SocketAddr,
+        data: &[u8],
+    ) -> Result<(), InputError> {
+        let out = &mut self.out;
+        let received = self
+            .links
+            .receive(now, link, from, data, &mut |t| out.push_back(Output::Transmit(t)))?;
+        if let Received::Totem { data, .. } = received {
+            self.totem.handle_datagram(now, data);
+        }
+        Ok(())
+    }
+
+    fn on_timeout(&mut self, now: Time) {
+        let out = &mut self.out;
+        self.links
+            .handle_timeout(now, &mut |t| out.push_back(Output::Transmit(t)));
+        if self.totem.poll_timeout().is_some_and(|t| t <= now) {
+            self.totem.handle_timeout(now);
+        }
+        if let Some(q) = self.quorum.as_mut()
+            && q.poll_timeout().is_some_and(|t| t <= now)
+        {
             q.handle_timeout(now);
             self.quorum_input = true;
         }
-        self.pump();
     }
 
-    /// Next datagram to send.
-    pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.totem.poll_transmit()
+    fn on_request(&mut self, now: Time, r: Request) -> Result<(), InputError> {
+        match r {
+            Request::Mcast { guarantee, mut msg } => {
+                match msg.first_mut() {
+                    Some(b) => *b = ServiceId::Raw as u8,
+                    None => msg.push(ServiceId::Raw as u8),
+                }
+                self.totem.mcast_owned(now, guarantee, msg)?;
+            }
+            Request::Leave => {
+                self.totem.leave(now);
+                // The leave message goes out with this input's outputs; then stop.
+                self.pump();
+                self.stop(StopReason::Left);
+            }
+            Request::Cpg(c) => self.on_cpg_request(c)?,
+            Request::Quorum(q) => self.on_quorum_request(q)?,
+        }
+        Ok(())
     }
 
-    /// Next event.
-    pub fn poll_event(&mut self) -> Option<StackEvent> {
-        self.events.pop_front()
+    fn on_cpg_request(&mut self, r: CpgRequest) -> Result<(), InputError> {
+        match r {
+            CpgRequest::Join { local, group } => self.cpg.join(local, &group)?,
+            CpgRequest::Leave { local, group } => self.cpg.leave(local, &group)?,
+            CpgRequest::MemberDown { local } => self.cpg.member_down(local),
+            CpgRequest::Mcast {
+                local,
+                group,
+                guarantee,
+                data,
+            } => self.cpg.mcast(local, &group, guarantee, &data)?,
+            CpgRequest::McastEncoded {
+                local,
+                guarantee,
+                encoded,
+            } => self.cpg.mcast_encoded(local, guarantee, encoded)?,
+        }
+        Ok(())
     }
 
-    /// The single next deadline.
+    fn on_persisted(
+        &mut self,
+        id: PersistId,
+        result: Result<(), PersistFailed>,
+    ) -> Result<(), InputError> {
+        let Some(item) = self.gate.outstanding.remove(&id) else {
+            return Err(InputError::UnknownPersist(id));
+        };
+        if let Err(error) = result {
+            self.stop(StopReason::PersistFailed { item, error });
+            return Ok(());
+        }
+        if item.gates_transmits() {
+            self.gate.gating -= 1;
+            if self.gate.gating == 0 {
+                self.out
+                    .extend(self.gate.held.drain(..).map(Output::Transmit));
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops for good: nothing held is sent, the reason is the last output.
+    fn stop(&mut self, reason: StopReason) {
+        self.gate.held.clear();
+        self.out.push_back(Output::Stopped(reason.clone()));
+        self.stopped = Some(reason);
+    }
+
+    fn request_persist(&mut self, item: PersistItem) {
+        let id = PersistId(self.gate.next);
+        self.gate.next += 1;
+        self.gate.outstanding.insert(id, item);
+        if item.gates_transmits() {
+            self.gate.gating += 1;
+        }
+        self.stats.persist_requests += 1;
+        self.out.push_back(Output::Persist(Persist { id, item }));
+    }
+
+    /// The single next deadline (links', totem's, quorum's); `None` once stopped.
     pub fn poll_timeout(&self) -> Option<Time> {
+        if self.stopped.is_some() {
+            return None;
+        }
         let quorum = self.quorum.as_ref().and_then(Votequorum::poll_timeout);
-        match (self.totem.poll_timeout(), quorum) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
-    }
-
-    /// Multicasts a raw application message (service 0) to every node, in total
-    /// order with every other service's messages. One copy, as `Totem::mcast`.
-    pub fn mcast(&mut self, now: Time, guarantee: Guarantee, data: &[u8]) -> Result<(), SendError> {
-        let mut msg = Vec::with_capacity(1 + data.len());
-        msg.push(ServiceId::Raw as u8);
-        msg.extend_from_slice(data);
-        self.mcast_raw_message(now, guarantee, msg)
-    }
-
-    /// [`mcast`](Self::mcast) without copying: the caller builds the message with
-    /// one spare byte in front (`msg[0]`), which is overwritten with the service id.
-    /// An empty `msg` is sent as an empty raw message.
-    pub fn mcast_owned(
-        &mut self,
-        now: Time,
-        guarantee: Guarantee,
-        mut msg: Vec<u8>,
-    ) -> Result<(), SendError> {
-        match msg.first_mut() {
-            Some(b) => *b = ServiceId::Raw as u8,
-            None => msg.push(ServiceId::Raw as u8),
-        }
-        self.mcast_raw_message(now, guarantee, msg)
-    }
-
-    fn mcast_raw_message(
-        &mut self,
-        now: Time,
-        guarantee: Guarantee,
-        msg: Vec<u8>,
-    ) -> Result<(), SendError> {
-        self.now = now;
-        let r = self.totem.mcast_owned(now, guarantee, msg);
-        self.pump();
-        r
+        [self.totem.poll_timeout(), quorum, self.links.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Bytes totem can still queue now (raw messages count their service byte).
     pub fn send_room(&self) -> usize {
         self.totem.send_queue_room()
-    }
-
-    /// Leaves the cluster cleanly (see [`Totem::leave`]).
-    pub fn leave(&mut self, now: Time) {
-        self.now = now;
-        self.totem.leave(now);
-        self.pump();
-    }
-
-    /// CPG: `local` joins `group` (see [`Cpg::join`]).
-    pub fn cpg_join(&mut self, now: Time, local: u32, group: &[u8]) -> Result<(), CpgError> {
-        self.now = now;
-        let r = self.cpg.join(local, group);
-        self.pump();
-        r
-    }
-
-    /// CPG: `local` leaves `group` (see [`Cpg::leave`]).
-    pub fn cpg_leave(&mut self, now: Time, local: u32, group: &[u8]) -> Result<(), CpgError> {
-        self.now = now;
-        let r = self.cpg.leave(local, group);
-        self.pump();
-        r
-    }
-
-    /// CPG: the handle of `local` went away (see [`Cpg::member_down`]).
-    pub fn cpg_member_down(&mut self, now: Time, local: u32) {
-        self.now = now;
-        self.cpg.member_down(local);
-        self.pump();
-    }
-
-    /// CPG: multicast to a joined group (see [`Cpg::mcast`]).
-    pub fn cpg_mcast(
-        &mut self,
-        now: Time,
-        local: u32,
-        group: &[u8],
-        guarantee: Guarantee,
-        data: &[u8],
-    ) -> Result<(), CpgError> {
-        self.now = now;
-        let r = self.cpg.mcast(local, group, guarantee, data);
-        self.pump();
-        r
-    }
-
-    /// CPG: multicast a message already encoded by the caller (see
-    /// [`Cpg::mcast_encoded`]; prefix [`ServiceId::Cpg`]).
-    pub fn cpg_mcast_encoded(
-        &mut self,
-        now: Time,
-        local: u32,
-        guarantee: Guarantee,
-        encoded: Vec<u8>,
-    ) -> Result<(), CpgError> {
-        self.now = now;
-        let r = self.cpg.mcast_encoded(local, guarantee, encoded);
-        self.pump();
-        r
     }
 
     /// Bytes of CPG messages that can be queued now (0 = wait).
@@ -301,9 +384,19 @@ impl Stack {
         &self.cpg
     }
 
+    /// The link layer (queries: link states, counters, crypto counters).
+    pub fn links(&self) -> &LinkLayer {
+        &self.links
+    }
+
     /// Counters of the composition.
     pub fn stats(&self) -> &StackStats {
         &self.stats
+    }
+
+    /// Why the Stack stopped, once it has.
+    pub fn stopped(&self) -> Option<&StopReason> {
+        self.stopped.as_ref()
     }
 
     /// Nothing queued anywhere and no exchange in progress (quorum's included: its
@@ -311,12 +404,16 @@ impl Stack {
     pub fn is_quiescent(&self) -> bool {
         self.totem.is_quiescent()
             && self.cpg.is_quiescent()
-            && self.events.is_empty()
+            && self.gate.held.is_empty()
             && self.quorum_is_quiescent()
     }
 
-    /// Moves outputs between the cores until nothing moves.
+    /// Moves outputs between the layers until nothing moves, then puts totem's
+    /// datagrams on the links.
     fn pump(&mut self) {
+        if self.stopped.is_some() {
+            return;
+        }
         // Events a request or timer produced without a totem event.
         self.drain_quorum_events();
         loop {
@@ -325,6 +422,20 @@ impl Stack {
             if !moved_events && !moved_sends {
                 break;
             }
+        }
+        while let Some(t) = self.totem.poll_transmit() {
+            let (out, gate, stats) = (&mut self.out, &mut self.gate, &mut self.stats);
+            self.links.send(&t.dest, t.data, &mut |lt| {
+                if gate.gating > 0 {
+                    stats.transmits_held += 1;
+                    gate.held.push_back(lt);
+                } else {
+                    out.push_back(Output::Transmit(lt));
+                }
+            });
+        }
+        while let Some(e) = self.links.poll_event() {
+            self.out.push_back(Output::Event(StackEvent::Link(e)));
         }
     }
 
@@ -341,12 +452,12 @@ impl Stack {
                         q.handle_config(self.now, &c);
                         self.quorum_input = true;
                     }
-                    self.events.push_back(StackEvent::Config(c));
+                    self.out.push_back(Output::Event(StackEvent::Config(c)));
                 }
-                Event::PersistRingSeq(s) => self.events.push_back(StackEvent::PersistRingSeq(s)),
+                Event::PersistRingSeq(s) => self.request_persist(PersistItem::RingSeq(s)),
             }
             while let Some(e) = self.cpg.poll_event() {
-                self.events.push_back(StackEvent::Cpg(e));
+                self.out.push_back(Output::Event(StackEvent::Cpg(e)));
             }
             self.drain_quorum_events();
         }
@@ -361,11 +472,12 @@ impl Stack {
         match service {
             Some(ServiceId::Raw) => {
                 data.advance(1);
-                self.events.push_back(StackEvent::Deliver(RawDelivery {
-                    sender,
-                    guarantee,
-                    data,
-                }));
+                self.out
+                    .push_back(Output::Event(StackEvent::Deliver(RawDelivery {
+                        sender,
+                        guarantee,
+                        data,
+                    })));
             }
             Some(ServiceId::Cpg) => {
                 data.advance(1);
@@ -397,7 +509,7 @@ impl Stack {
             };
             // Room was checked, and CPG's maximum fits totem's (checked in `new`), so
             // this is accepted unless totem has left, when dropping is right.
-            let _ = self.totem.mcast_owned(self.now, guarantee, msg);
+            let _: Result<(), SendError> = self.totem.mcast_owned(self.now, guarantee, msg);
             any = true;
         }
         any

@@ -1,9 +1,13 @@
 //! The Stack's quorum service: requests passed through to votequorum, its sends
-//! pumped into totem, its events surfaced.
+//! pumped into totem, its events surfaced (values to persist as
+//! [`Output::Persist`](super::Output::Persist)).
 
-use super::{QuorumRequestError, ServiceId, Stack, StackEvent};
-use phalanx_quorum::{QuorumError, Votequorum};
-use phalanx_totem::{Guarantee, NodeId, RingId, Time};
+use super::{
+    InputError, Output, PersistItem, QuorumRequest, QuorumRequestError, ServiceId, Stack,
+    StackEvent,
+};
+use phalanx_quorum::{Event, Votequorum};
+use phalanx_totem::Guarantee;
 
 impl Stack {
     /// The votequorum core (queries: `is_quorate`, `info`, `nodes`, `stats`), if the
@@ -12,57 +16,19 @@ impl Stack {
         self.quorum.as_ref()
     }
 
-    /// Quorum: sets the cluster's expected votes (see
-    /// [`Votequorum::set_expected_votes`]); replicated, applied at delivery.
-    pub fn quorum_set_expected_votes(
-        &mut self,
-        now: Time,
-        expected: u32,
-    ) -> Result<(), QuorumRequestError> {
-        self.quorum_request(now, |q| q.set_expected_votes(expected))
-    }
-
-    /// Quorum: sets `node`'s votes (see [`Votequorum::set_votes`]); replicated.
-    pub fn quorum_set_votes(
-        &mut self,
-        now: Time,
-        node: NodeId,
-        votes: u32,
-    ) -> Result<(), QuorumRequestError> {
-        self.quorum_request(now, |q| q.set_votes(node, votes))
-    }
-
-    /// Quorum: stops waiting for all nodes (see [`Votequorum::cancel_wait_for_all`]);
-    /// replicated.
-    pub fn quorum_cancel_wait_for_all(&mut self, now: Time) -> Result<(), QuorumRequestError> {
-        self.quorum_request(now, Votequorum::cancel_wait_for_all)
-    }
-
-    /// Quorum: the local quorum device casts or withdraws its vote for `ring` (see
-    /// [`Votequorum::set_device_vote`]); replicated.
-    pub fn quorum_set_device_vote(
-        &mut self,
-        now: Time,
-        ring: RingId,
-        cast: bool,
-    ) -> Result<(), QuorumRequestError> {
-        self.quorum_request(now, |q| q.set_device_vote(ring, cast))
-    }
-
-    fn quorum_request(
-        &mut self,
-        now: Time,
-        f: impl FnOnce(&mut Votequorum) -> Result<(), QuorumError>,
-    ) -> Result<(), QuorumRequestError> {
+    pub(super) fn on_quorum_request(&mut self, r: QuorumRequest) -> Result<(), InputError> {
         let q = self
             .quorum
             .as_mut()
             .ok_or(QuorumRequestError::NotConfigured)?;
-        self.now = now;
-        let r = f(q);
+        let r = match r {
+            QuorumRequest::SetExpectedVotes(v) => q.set_expected_votes(v),
+            QuorumRequest::SetVotes { node, votes } => q.set_votes(node, votes),
+            QuorumRequest::CancelWaitForAll => q.cancel_wait_for_all(),
+            QuorumRequest::DeviceVote { ring, cast } => q.set_device_vote(ring, cast),
+        };
         self.quorum_input = true;
-        self.pump();
-        Ok(r?)
+        r.map_err(|e| InputError::Quorum(e.into()))
     }
 
     /// Whether the quorum core took an input (message, configuration, timeout,
@@ -73,11 +39,14 @@ impl Stack {
         std::mem::take(&mut self.quorum_input)
     }
 
-    /// Moves quorum's events to the Stack's queue.
+    /// Moves quorum's events to the output queue.
     pub(super) fn drain_quorum_events(&mut self) {
-        if let Some(q) = self.quorum.as_mut() {
-            while let Some(e) = q.poll_event() {
-                self.events.push_back(StackEvent::Quorum(e));
+        while let Some(e) = self.quorum.as_mut().and_then(Votequorum::poll_event) {
+            match e {
+                Event::PersistExpectedVotes(n) => {
+                    self.request_persist(PersistItem::ExpectedVotes(n));
+                }
+                e => self.out.push_back(Output::Event(StackEvent::Quorum(e))),
             }
         }
     }

@@ -72,10 +72,6 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
-/// Datagram encryption: a transport layer the drivers use, not part of the
-/// deterministic core (it draws OS randomness for boot ids and keys).
-#[path = "net/crypto/mod.rs"]
-pub mod crypto;
 pub mod error;
 mod frame;
 mod srp;

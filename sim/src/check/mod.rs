@@ -21,12 +21,14 @@ pub mod cpg_integrity;
 pub mod cpg_no_delivery_before_join;
 pub mod cpg_self_delivery;
 pub mod cpg_view_agreement;
+pub mod link_failover;
 pub mod liveness;
 pub mod no_duplication;
 pub mod quorum;
 pub mod quorum_convergence;
 pub mod quorum_currency;
 pub mod quorum_uniqueness;
+pub mod ring_id_fresh;
 pub mod safe_delivery;
 pub mod self_delivery;
 pub mod transitional_order;
@@ -65,6 +67,8 @@ pub fn all(h: &History) -> Vec<Violation> {
     v.extend(config_agreement::check_timelines(&tls));
     v.extend(safe_delivery::check_timelines(&tls));
     v.extend(transitional_order::check_timelines(&tls));
+    v.extend(ring_id_fresh::check_timelines(&tls));
+    v.extend(link_failover::check_timelines(h, &tls));
     v.extend(liveness::check(h));
     v
 }

@@ -65,7 +65,7 @@ fn parse(args: Vec<String>) -> Result<Option<(String, ServerConfig)>, String> {
                 {
                     return Err(format!("bad cluster name {name:?}"));
                 }
-                let key = phalanx_totem::crypto::read_key_file(path).map_err(|e| e.to_string())?;
+                let key = phalanx::crypto::read_key_file(path).map_err(|e| e.to_string())?;
                 if key.permissions_too_open() {
                     eprintln!("phalanx-qnetd: warning: {path} is readable by group or others");
                 }

@@ -164,7 +164,7 @@ fn remove(poll: &mut Poll, conns: &mut BTreeMap<u64, Conn>, id: u64) {
 fn nonce() -> io::Result<[u8; 32]> {
     let mut n = [0u8; 32];
     for c in n.chunks_mut(8) {
-        c.copy_from_slice(&phalanx_totem::crypto::random_boot_id()?.to_le_bytes());
+        c.copy_from_slice(&phalanx::crypto::random_boot_id()?.to_le_bytes());
     }
     Ok(n)
 }

@@ -8,13 +8,12 @@
 //! `phalanx_sim::check::quorum_uniqueness`). Every node of a run gets the same
 //! options, as a cluster's configuration file would give them.
 
-use super::cpg_node::CpgNode;
-use crate::stack::{Stack, StackConfig};
+use crate::cpg_node::CpgNode;
+use crate::stack_node::{LinkPlan, stack_config};
 use phalanx_cpg::CpgConfig;
 use phalanx_logsys::Logger;
 use phalanx_quorum::{NodeVotes, QuorumConfig, TieBreaker};
 use phalanx_sim::{Disk, History, NodeFactory, NodeId, Rng, SimNode, Violation};
-use phalanx_totem as totem;
 
 /// The quorum options of run `run_seed` for node `local` of `all`: votes 1–3 per
 /// node; expected votes from the node list or explicit (total + 0..=2); wait_for_all
@@ -60,31 +59,30 @@ impl NodeFactory for QuorumFactory {
         self.run_seed = run_seed;
     }
 
+    fn links(&self) -> u8 {
+        LinkPlan::draw(self.run_seed).links
+    }
+
     fn create(
         &mut self,
         id: NodeId,
         all: &[NodeId],
         incarnation: u32,
-        _seed: u64,
+        seed: u64,
         now: u64,
         disk: &mut Disk,
         logger: Logger,
     ) -> Box<dyn SimNode> {
-        let persisted = phalanx_sim::totem_node::persisted_ring_seq(disk);
         let totem = phalanx_sim::totem_node::config_for(id, all, self.run_seed);
         let cpg = CpgConfig {
             max_message_size: totem.max_message_size - phalanx_cpg::wire::MAX_HEADER,
             incarnation: u64::from(incarnation),
             ..CpgConfig::default()
         };
-        let cfg = StackConfig {
-            totem,
-            cpg,
-            quorum: Some(quorum_config_for(id, all, self.run_seed)),
-        };
-        let stack = Stack::new(cfg, persisted, totem::Time::from_nanos(now), logger)
-            .expect("simulated configs are valid");
-        Box::new(CpgNode::new(stack, id, incarnation, false))
+        let plan = LinkPlan::draw(self.run_seed);
+        let mut cfg = stack_config(totem, cpg, &plan, self.run_seed, seed);
+        cfg.quorum = Some(quorum_config_for(id, all, self.run_seed));
+        Box::new(CpgNode::start(cfg, plan, disk, id, incarnation, now, logger, false))
     }
 
     fn check(&self, history: &History) -> Vec<Violation> {

@@ -4,7 +4,7 @@
 //! core hands out opaque, checksummed datagrams; a driver with a cluster key
 //! [`seal`](DatagramCrypto::seal)s each one before sending and
 //! [`open`](DatagramCrypto::open)s each received one before
-//! [`Totem::handle_datagram`](crate::Totem::handle_datagram). Without a key the driver
+//! [`Totem::handle_datagram`](phalanx_totem::Totem::handle_datagram). Without a key the driver
 //! does not wrap at all. The driver supplies what the core may not use: OS randomness
 //! for the boot id ([`random_boot_id`]) and the key file ([`read_key_file`]).
 //!
@@ -51,7 +51,7 @@
 //! ## Example
 //!
 //! ```
-//! use phalanx_totem::crypto::{Cipher, DatagramCrypto, OpenError};
+//! use phalanx::crypto::{Cipher, DatagramCrypto, OpenError};
 //!
 //! let key = [7u8; 256]; // in production: read_key_file("/etc/phalanx/authkey")
 //! let nodes = [1, 2];
@@ -81,7 +81,7 @@ use sha2::Sha256;
 use thiserror::Error;
 use zeroize::Zeroizing;
 
-use crate::NodeId;
+use phalanx_totem::NodeId;
 use replay::{Reject, ReplayWindow};
 
 pub use keyfile::{

@@ -8,7 +8,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use phalanx_totem::crypto::{Cipher, DatagramCrypto};
+use phalanx::crypto::{Cipher, DatagramCrypto};
 
 fn main() {
     let key = [0x42u8; 256];

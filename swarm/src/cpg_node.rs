@@ -7,15 +7,19 @@
 //! `node | incarnation | seq | local | crc32c`, so a receiver can tell exactly which
 //! message it got, from whom, and whether it arrived intact.
 
-use crate::stack::{Stack, StackConfig, StackEvent};
+use crate::stack_node::{LinkPlan, node_of_addr, sim_addr, stack_config};
 use bytes::Bytes;
+use phalanx::stack::{
+    CpgRequest as StackCpgRequest, Input, Output, PersistItem, Request, Stack, StackEvent,
+    StopReason,
+};
 use phalanx_cpg::{CpgConfig, CpgError, CpgEvent, Reason, ViewId};
 use phalanx_logsys::Logger;
 use phalanx_sim::history::{CpgReason, CpgRequest, CpgViewId};
-use phalanx_sim::totem_node::{persist_ring_seq, persisted_ring_seq, push_transmit};
+use phalanx_sim::totem_node::{RING_SEQ_FILE, persisted_ring_seq};
 use phalanx_sim::{
-    ConfigKind, Disk, Guarantee, History, MsgId, NodeFactory, NodeId, NodeStatus, Observation, Rng,
-    SimNode, Transmit, Violation,
+    ConfigKind, Destination, Disk, Guarantee, History, MsgId, NodeFactory, NodeId, NodeStatus,
+    Observation, PersistWrite, Rng, SimNode, Transmit, Violation,
 };
 use phalanx_totem as totem;
 use std::collections::VecDeque;
@@ -30,8 +34,8 @@ fn groups() -> [Vec<u8>; 3] {
     [b"alpha".to_vec(), b"beta".to_vec(), vec![b'g'; 128]]
 }
 
-/// Builds [`CpgNode`]s; totem parameters are drawn from the run seed as for the
-/// plain totem nodes.
+/// Builds [`CpgNode`]s with group churn; totem parameters are drawn from the run
+/// seed as for the plain totem nodes, links and crypto from [`LinkPlan::draw`].
 #[derive(Default, Debug, Clone)]
 pub struct CpgFactory {
     run_seed: u64,
@@ -42,35 +46,33 @@ impl NodeFactory for CpgFactory {
         self.run_seed = run_seed;
     }
 
+    fn links(&self) -> u8 {
+        LinkPlan::draw(self.run_seed).links
+    }
+
     fn create(
         &mut self,
         id: NodeId,
         all: &[NodeId],
         incarnation: u32,
-        _seed: u64,
+        seed: u64,
         now: u64,
         disk: &mut Disk,
         logger: Logger,
     ) -> Box<dyn SimNode> {
-        let persisted = persisted_ring_seq(disk);
-        let cfg = phalanx_sim::totem_node::config_for(id, all, self.run_seed);
+        let totem = phalanx_sim::totem_node::config_for(id, all, self.run_seed);
         let mut rng = Rng::new(self.run_seed ^ 0x6370_6763_6667);
         let cpg = CpgConfig {
-            max_message_size: cfg.max_message_size - phalanx_cpg::wire::MAX_HEADER,
+            max_message_size: totem.max_message_size - phalanx_cpg::wire::MAX_HEADER,
             send_queue_bytes: [16usize << 10, 64 << 10][rng.gen_range(0..2) as usize],
             send_queue_messages: [8usize, 64][rng.gen_range(0..2) as usize],
             deliver_transitional: rng.gen_bool(0.5),
             incarnation: u64::from(incarnation),
             wire_prefix: None,
         };
-        let cfg = StackConfig {
-            totem: cfg,
-            cpg,
-            quorum: None,
-        };
-        let stack = Stack::new(cfg, persisted, totem::Time::from_nanos(now), logger)
-            .expect("simulated configs are valid");
-        Box::new(CpgNode::new(stack, id, incarnation, true))
+        let plan = LinkPlan::draw(self.run_seed);
+        let cfg = stack_config(totem, cpg, &plan, self.run_seed, seed);
+        Box::new(CpgNode::start(cfg, plan, disk, id, incarnation, now, logger, true))
     }
 
     fn check(&self, history: &History) -> Vec<Violation> {
@@ -78,11 +80,50 @@ impl NodeFactory for CpgFactory {
     }
 }
 
+/// Builds Stack nodes that multicast raw messages only (the totem layer through
+/// the whole Stack: links, crypto, persistence), judged by the totem checkers.
+#[derive(Default, Debug, Clone)]
+pub struct StackRawFactory {
+    run_seed: u64,
+}
+
+impl NodeFactory for StackRawFactory {
+    fn begin_run(&mut self, run_seed: u64) {
+        self.run_seed = run_seed;
+    }
+
+    fn links(&self) -> u8 {
+        LinkPlan::draw(self.run_seed).links
+    }
+
+    fn create(
+        &mut self,
+        id: NodeId,
+        all: &[NodeId],
+        incarnation: u32,
+        seed: u64,
+        now: u64,
+        disk: &mut Disk,
+        logger: Logger,
+    ) -> Box<dyn SimNode> {
+        let totem = phalanx_sim::totem_node::config_for(id, all, self.run_seed);
+        let cpg = CpgConfig {
+            max_message_size: totem.max_message_size - phalanx_cpg::wire::MAX_HEADER,
+            incarnation: u64::from(incarnation),
+            ..CpgConfig::default()
+        };
+        let plan = LinkPlan::draw(self.run_seed);
+        let cfg = stack_config(totem, cpg, &plan, self.run_seed, seed);
+        Box::new(CpgNode::start(cfg, plan, disk, id, incarnation, now, logger, false))
+    }
+}
+
 /// A Stack plus the group-churning workload (or, without `cpg_workload`, only raw
-/// messages: the quorum layer's node). Quorum changes, if the Stack runs quorum, are
-/// recorded as [`Observation::Quorum`].
+/// messages: the totem and quorum layers' node). Quorum changes, if the Stack runs
+/// quorum, are recorded as [`Observation::Quorum`].
 pub struct CpgNode {
     stack: Stack,
+    plan: LinkPlan,
     /// Churn groups and send CPG messages; false = raw messages only.
     cpg_workload: bool,
     id: NodeId,
@@ -94,14 +135,32 @@ pub struct CpgNode {
     /// Local members whose handles are alive.
     locals: Vec<u32>,
     out: VecDeque<Transmit>,
+    writes: VecDeque<PersistWrite>,
     observations: VecDeque<Observation>,
-    persist: Option<u64>,
+    deadline: Option<u64>,
+    stopped: bool,
 }
 
 impl CpgNode {
-    pub(crate) fn new(stack: Stack, id: NodeId, incarnation: u32, cpg_workload: bool) -> Self {
+    /// Builds the Stack from `cfg` (recovering the ring sequence from `disk`) and
+    /// wraps it.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn start(
+        cfg: phalanx::stack::StackConfig,
+        plan: LinkPlan,
+        disk: &Disk,
+        id: NodeId,
+        incarnation: u32,
+        now: u64,
+        logger: Logger,
+        cpg_workload: bool,
+    ) -> Self {
+        let persisted = persisted_ring_seq(disk);
+        let stack = Stack::new(cfg, persisted, totem::Time::from_nanos(now), logger)
+            .expect("simulated configs are valid");
         let mut node = Self {
             stack,
+            plan,
             cpg_workload,
             id,
             incarnation,
@@ -109,60 +168,103 @@ impl CpgNode {
             next_local: incarnation << 20,
             locals: Vec::new(),
             out: VecDeque::new(),
+            writes: VecDeque::new(),
             observations: VecDeque::new(),
-            persist: None,
+            deadline: None,
+            stopped: false,
         };
         node.collect();
         node
     }
 
+    /// Drains the Stack's outputs into the engine's queues, up to its deadline.
     fn collect(&mut self) {
-        while let Some(t) = self.stack.poll_transmit() {
-            push_transmit(&mut self.out, t);
-        }
-        while let Some(e) = self.stack.poll_event() {
-            match e {
-                StackEvent::Deliver(d) => {
-                    let (msg, intact) = parse_raw(&d.data, d.sender);
-                    self.observations.push_back(Observation::Deliver {
-                        msg,
-                        guarantee: guarantee(d.guarantee),
-                        intact,
-                    });
-                }
-                StackEvent::Config(c) => {
-                    let (kind, old_ring) = match c.kind {
-                        totem::ConfigKind::Transitional => {
-                            (ConfigKind::Transitional, c.previous.map(|r| (r.rep, r.seq)))
+        loop {
+            match self.stack.poll_output() {
+                Output::Transmit(t) => match node_of_addr(t.to) {
+                    Some((node, _)) => self.out.push_back(Transmit {
+                        dest: Destination::Node(node),
+                        link: t.link,
+                        data: t.data.to_vec(),
+                    }),
+                    None => unreachable!("simulated links have only simulated addresses"),
+                },
+                Output::Persist(p) => {
+                    let (file, bytes) = match p.item {
+                        PersistItem::RingSeq(seq) => {
+                            (RING_SEQ_FILE.to_string(), seq.to_le_bytes().to_vec())
                         }
-                        totem::ConfigKind::Regular => (ConfigKind::Regular, None),
+                        PersistItem::ExpectedVotes(n) => {
+                            ("expected_votes".to_string(), n.to_le_bytes().to_vec())
+                        }
+                        other => (format!("{other:?}"), Vec::new()),
                     };
-                    self.observations.push_back(Observation::Config {
-                        kind,
-                        ring: (c.ring.rep, c.ring.seq),
-                        old_ring,
-                        members: c.members,
+                    self.writes.push_back(PersistWrite {
+                        id: p.id.0,
+                        file,
+                        bytes,
                     });
                 }
-                StackEvent::Cpg(e) => self.observe_cpg(e),
-                StackEvent::PersistRingSeq(s) => self.persist = Some(s),
-                StackEvent::Quorum(phalanx_quorum::Event::QuorumChanged {
-                    quorate,
-                    ring,
-                    nodes,
-                }) => self.observations.push_back(Observation::Quorum {
-                    quorate,
-                    ring: (ring.rep, ring.seq),
-                    members: nodes.iter().map(|n| n.node).collect(),
-                }),
-                StackEvent::Quorum(_) => {}
+                Output::Event(e) => self.observe(e),
+                Output::Stopped(StopReason::Left) => {}
+                Output::Stopped(_) => self.stopped = true,
+                Output::Timeout(t) => {
+                    self.deadline = t.map(totem::Time::as_nanos);
+                    break;
+                }
+                _ => {}
             }
         }
     }
 
-    fn observe_cpg(&mut self, e: CpgEvent) {
+    fn observe(&mut self, e: StackEvent) {
         match e {
-            CpgEvent::Change(c) => {
+            StackEvent::Deliver(d) => {
+                let (msg, intact) = parse_raw(&d.data, d.sender);
+                self.observations.push_back(Observation::Deliver {
+                    msg,
+                    guarantee: guarantee(d.guarantee),
+                    intact,
+                });
+            }
+            StackEvent::Config(c) => {
+                let (kind, old_ring) = match c.kind {
+                    totem::ConfigKind::Transitional => {
+                        (ConfigKind::Transitional, c.previous.map(|r| (r.rep, r.seq)))
+                    }
+                    totem::ConfigKind::Regular => (ConfigKind::Regular, None),
+                };
+                self.observations.push_back(Observation::Config {
+                    kind,
+                    ring: (c.ring.rep, c.ring.seq),
+                    old_ring,
+                    members: c.members,
+                });
+            }
+            StackEvent::Cpg(e) => self.observe_cpg(e),
+            StackEvent::Quorum(phalanx_quorum::Event::QuorumChanged {
+                quorate,
+                ring,
+                nodes,
+            }) => self.observations.push_back(Observation::Quorum {
+                quorate,
+                ring: (ring.rep, ring.seq),
+                members: nodes.iter().map(|n| n.node).collect(),
+            }),
+            _ => {}
+        }
+    }
+
+    fn cpg(&mut self, now: totem::Time, r: StackCpgRequest) -> Result<(), CpgError> {
+        match self.stack.handle_input(now, Input::Request(Request::Cpg(r))) {
+            Ok(()) => Ok(()),
+            Err(phalanx::stack::InputError::Cpg(e)) => Err(e),
+            Err(_) => Err(CpgError::NotRunning),
+        }
+    }
+
+    fn observe_cpg(&mut self, e: CpgEvent) {
+        match e {            CpgEvent::Change(c) => {
                 let view = match c.view {
                     ViewId::Sync(r) => CpgViewId {
                         ring: (r.rep, r.seq),
@@ -252,20 +354,32 @@ impl CpgNode {
                 let local = self.next_local;
                 self.next_local += 1;
                 self.locals.push(local);
-                if self.stack.cpg_join(t, local, group).is_ok() {
+                let join = StackCpgRequest::Join {
+                    local,
+                    group: group.clone(),
+                };
+                if self.cpg(t, join).is_ok() {
                     self.request(group, local, CpgRequest::Join);
                 }
             }
             10..=19 => {
                 if let Some(local) = pick(rng, &self.locals) {
-                    if self.stack.cpg_join(t, local, group).is_ok() {
+                    let join = StackCpgRequest::Join {
+                        local,
+                        group: group.clone(),
+                    };
+                    if self.cpg(t, join).is_ok() {
                         self.request(group, local, CpgRequest::Join);
                     }
                 }
             }
             20..=27 => {
                 if let Some(local) = pick(rng, &self.locals) {
-                    if self.stack.cpg_leave(t, local, group).is_ok() {
+                    let leave = StackCpgRequest::Leave {
+                        local,
+                        group: group.clone(),
+                    };
+                    if self.cpg(t, leave).is_ok() {
                         self.request(group, local, CpgRequest::Leave);
                     }
                 }
@@ -273,7 +387,7 @@ impl CpgNode {
             28..=30 => {
                 if let Some(local) = pick(rng, &self.locals) {
                     self.locals.retain(|l| *l != local);
-                    self.stack.cpg_member_down(t, local);
+                    let _ = self.cpg(t, StackCpgRequest::MemberDown { local });
                     self.request(&[], local, CpgRequest::Down);
                 }
             }
@@ -289,7 +403,13 @@ impl CpgNode {
                 } as usize;
                 let data = self.cpg_payload(local, seq, size);
                 let g = random_guarantee(rng);
-                match self.stack.cpg_mcast(t, local, group, g, &data) {
+                let mcast = StackCpgRequest::Mcast {
+                    local,
+                    group: group.clone(),
+                    guarantee: g,
+                    data,
+                };
+                match self.cpg(t, mcast) {
                     Ok(()) => {
                         self.next_seq += 1;
                         self.observations.push_back(Observation::CpgSent {
@@ -319,7 +439,11 @@ impl CpgNode {
         let crc = crc32c::crc32c(&data[1..17]) ^ crc32c::crc32c(&data[21..]);
         data[17..21].copy_from_slice(&crc.to_le_bytes());
         let g = random_guarantee(rng);
-        if self.stack.mcast_owned(t, g, data).is_ok() {
+        let request = Request::Mcast {
+            guarantee: g,
+            msg: data,
+        };
+        if self.stack.handle_input(t, Input::Request(request)).is_ok() {
             self.next_seq += 1;
             self.observations.push_back(Observation::Sent {
                 msg: self.msg(seq),
@@ -412,13 +536,19 @@ fn bad_id(from: NodeId) -> MsgId {
 }
 
 impl SimNode for CpgNode {
-    fn handle_datagram(&mut self, now: u64, _from: NodeId, data: &[u8]) {
-        self.stack.handle_datagram(Self::now(now), data);
+    fn handle_datagram(&mut self, now: u64, from: NodeId, link: u8, data: &[u8]) -> bool {
+        let input = Input::Datagram {
+            link,
+            from: sim_addr(from, link),
+            data,
+        };
+        let accepted = self.stack.handle_input(Self::now(now), input).is_ok();
         self.collect();
+        accepted
     }
 
     fn handle_timeout(&mut self, now: u64) {
-        self.stack.handle_timeout(Self::now(now));
+        let _ = self.stack.handle_input(Self::now(now), Input::Timeout);
         self.collect();
     }
 
@@ -427,10 +557,13 @@ impl SimNode for CpgNode {
     }
 
     fn poll_timeout(&self) -> Option<u64> {
-        self.stack.poll_timeout().map(|t| t.as_nanos())
+        self.deadline
     }
 
     fn app_tick(&mut self, now: u64, rng: &mut Rng) {
+        if self.stopped {
+            return;
+        }
         for _ in 0..1 + rng.gen_range(0..4) {
             if self.cpg_workload {
                 self.act(now, rng);
@@ -442,7 +575,9 @@ impl SimNode for CpgNode {
     }
 
     fn leave(&mut self, now: u64) {
-        self.stack.leave(Self::now(now));
+        let _ = self
+            .stack
+            .handle_input(Self::now(now), Input::Request(Request::Leave));
         self.collect();
     }
 
@@ -461,9 +596,29 @@ impl SimNode for CpgNode {
         }
     }
 
-    fn persist(&mut self, disk: &mut Disk) {
-        if let Some(s) = self.persist.take() {
-            persist_ring_seq(disk, s);
-        }
+    fn poll_persist(&mut self) -> Option<PersistWrite> {
+        self.writes.pop_front()
+    }
+
+    fn persist_done(&mut self, now: u64, id: u64, ok: bool) {
+        let result = if ok {
+            Ok(())
+        } else {
+            Err(phalanx::stack::PersistFailed("simulated disk error".into()))
+        };
+        let input = Input::Persisted {
+            id: phalanx::stack::PersistId(id),
+            result,
+        };
+        let _ = self.stack.handle_input(Self::now(now), input);
+        self.collect();
+    }
+
+    fn stopped(&self) -> bool {
+        self.stopped
+    }
+
+    fn authenticates(&self) -> bool {
+        self.plan.cipher.is_some()
     }
 }

@@ -6,7 +6,7 @@
 //! The acceptance run is the binary:
 //! `cargo run --release --bin phalanx-swarm -- --layer cpg swarm --seeds 100000`.
 
-use phalanx::simulate::CpgFactory;
+use phalanx_swarm::CpgFactory;
 use phalanx_sim::history::{EventKind, Observation};
 use phalanx_sim::swarm::options_for_seed;
 use phalanx_sim::{NodeFactory, Sim};

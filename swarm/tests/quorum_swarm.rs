@@ -8,7 +8,7 @@
 //! The acceptance run is the binary:
 //! `cargo run --release --bin phalanx-swarm -- --layer quorum swarm --seeds 100000`.
 
-use phalanx::simulate::{QuorumFactory, full_cluster_quorate, quorum_config_for};
+use phalanx_swarm::{QuorumFactory, full_cluster_quorate, quorum_config_for};
 use phalanx_sim::check::quorum_uniqueness;
 use phalanx_sim::history::{EventKind, Observation};
 use phalanx_sim::swarm::options_for_seed;
