@@ -500,6 +500,95 @@ resources {
     );
 }
 
+/// Every section is walked the same way: a repeated key is warned about (the last
+/// value wins) in each of them, nodelist included.
+#[test]
+fn every_section_warns_about_a_key_given_twice() {
+    let text = "totem {
+    interface {
+        knet_link_priority: 1
+        knet_link_priority: 2
+    }
+}
+nodelist {
+    local_node_pos: 0
+    local_node_pos: 1
+    node {
+        ring0_addr: 10.0.0.1
+        nodeid: 1
+        nodeid: 7
+    }
+    node {
+        ring0_addr: 10.0.0.2
+        nodeid: 2
+    }
+}
+quorum {
+    provider: corosync_votequorum
+    two_node: 1
+    two_node: 0
+    device {
+        model: net
+        votes: 1
+        votes: 1
+        net {
+            host: qnetd
+            host: qnetd2
+        }
+        heuristics {
+            mode: on
+            mode: sync
+        }
+    }
+}
+logging {
+    debug: on
+    debug: off
+    logger_subsys {
+        subsys: QUORUM
+        subsys: CPG
+    }
+}
+system {
+    state_dir: /a
+    state_dir: /b
+}
+";
+    let l = cor(text);
+    let repeated: Vec<_> = l
+        .warnings
+        .iter()
+        .filter(|w| w.message == "given again; the last value is used")
+        .map(|w| (w.key.as_str(), w.line.unwrap()))
+        .collect();
+    assert_eq!(
+        repeated,
+        vec![
+            ("totem.interface.knet_link_priority", 4),
+            ("nodelist.local_node_pos", 9),
+            ("nodelist.node.0.nodeid", 13),
+            ("quorum.two_node", 23),
+            ("quorum.device.votes", 27),
+            ("quorum.device.net.host", 30),
+            ("quorum.device.heuristics.mode", 34),
+            ("logging.debug", 40),
+            ("logging.logger_subsys.subsys", 43),
+            ("system.state_dir", 48),
+        ]
+    );
+    let c = &l.config;
+    assert_eq!(c.links[0].priority, 2);
+    assert_eq!(c.local_node_pos, Some(1));
+    assert_eq!(c.nodes[0].node_id, 7);
+    assert!(!c.quorum.two_node);
+    let dev = c.quorum.device.as_ref().unwrap();
+    assert_eq!(dev.net.as_ref().unwrap().host, "qnetd2");
+    assert_eq!(dev.heuristics.as_ref().unwrap().mode, "sync");
+    assert_eq!(c.logging.debug, DebugLevel::Off);
+    assert_eq!(c.logging.logger_subsys[0].subsys, "CPG");
+    assert_eq!(c.state_dir, std::path::PathBuf::from("/b"));
+}
+
 #[test]
 fn node_id_derived_from_ipv4_when_missing() {
     let l = cor("nodelist {\nnode {\nring0_addr: 10.0.0.1\n}\n}\n");

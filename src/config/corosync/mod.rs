@@ -1,10 +1,14 @@
 //! The corosync.conf syntax mapped onto [`ClusterConfig`]: the file is parsed
 //! ([`syntax`]), each section walked ([`walk`]) by the mapping of its keys
-//! ([`sections`]), and what needs several sections settled at the end ([`finish`]).
+//! ([`totem`], [`nodelist`], [`quorum`], [`logging`]), and what needs several
+//! sections settled at the end ([`finish`]).
 
 mod finish;
-mod sections;
+mod logging;
+mod nodelist;
+mod quorum;
 mod syntax;
+mod totem;
 mod walk;
 
 use super::error::{ConfigError, Warning};
