@@ -11,7 +11,7 @@ use super::link_io::{LinkLayer, Recv};
 use super::persist;
 use super::quorum::{QuorumCallError, QuorumChange, QuorumCommand};
 use super::transport::TransportStats;
-use super::{Command, NodeEvent, NodeOptions, Shared};
+use super::{Command, NodeError, NodeEvent, NodeOptions, Shared};
 use crate::link::{LinkState, PeerLinkStatus};
 use crate::quorum_client::QdeviceDriver;
 use crate::stack::{QuorumRequestError, Stack, StackConfig, StackEvent};
@@ -160,7 +160,7 @@ impl Driver {
         commands: Receiver<Command>,
         events: Sender<NodeEvent>,
         shared: Arc<Shared>,
-    ) -> io::Result<Driver> {
+    ) -> Result<Driver, NodeError> {
         let me = opts.totem.node_id;
         let persisted = match &opts.state_dir {
             Some(dir) => persist::load(dir, me)?,
@@ -202,8 +202,7 @@ impl Driver {
             persisted,
             Time::ZERO,
             opts.logger,
-        )
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        )?;
         *shared.membership.lock() = (stack.totem().ring_id(), stack.totem().members().to_vec());
         let mut driver = Driver {
             stack,
