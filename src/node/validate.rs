@@ -22,7 +22,8 @@ impl NodeOptions {
         LinkMonitor::new(me, &[], specs, self.links.mode, Time::ZERO)?;
         if let Some(c) = &self.crypto {
             // The constructor the node keys each link with, so the check is
-            // exactly the node's (key length, cluster name length per link).
+            // exactly the node's (key length, cluster name length per link). The
+            // state is dropped unused: it never seals, so boot id 0 reuses no nonce.
             let numbers = std::iter::once(0).chain(self.links.extra.iter().map(|l| l.number));
             for number in numbers {
                 let name = super::link_io::link_cluster_name(&c.cluster_name, number);
