@@ -11,7 +11,7 @@ use super::persist;
 use super::quorum::{QuorumCallError, QuorumChange};
 use super::sockets::{BUDGET, Sockets};
 use super::transport::TransportStats;
-use super::{Command, NodeEvent, NodeOptions, Reply, Shared};
+use super::{Command, NodeError, NodeEvent, NodeOptions, Reply, Shared};
 use crate::crypto::{CryptoStats, random_boot_id};
 use crate::link::{LinkAddrs, LinkCrypto, LinkEvent, LinkState, PeerLinkStatus};
 use crate::quorum_client::QdeviceDriver;
@@ -162,7 +162,7 @@ impl Driver {
         commands: Receiver<Command>,
         events: Sender<NodeEvent>,
         shared: Arc<Shared>,
-    ) -> io::Result<Driver> {
+    ) -> Result<Driver, NodeError> {
         let me = opts.totem.node_id;
         let persisted = match &opts.state_dir {
             Some(dir) => persist::load(dir, me)?,
@@ -214,8 +214,7 @@ impl Driver {
             persisted,
             Time::ZERO,
             opts.logger,
-        )
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        )?;
         *shared.membership.lock() = (stack.totem().ring_id(), stack.totem().members().to_vec());
         let mut driver = Driver {
             stack,

@@ -19,16 +19,19 @@
 mod admin;
 mod cpg;
 mod driver;
+mod error;
 mod from_config;
 mod link_options;
 mod persist;
 mod quorum;
 mod sockets;
 mod transport;
+mod validate;
 
 pub use crate::link::{LinkState, LinkStats, PeerLinkStatus};
 pub use cpg::{Cpg, CpgMember, DispatchMode};
 pub use driver::DriverStats;
+pub use error::NodeError;
 pub use link_options::{ExtraLink, LinkOptions, LinkParams, Multicast};
 pub use quorum::{Quorum, QuorumCallError, QuorumChange};
 pub use transport::{TransportStats, set_socket_buffers};
@@ -337,11 +340,11 @@ pub struct Node {
 }
 
 impl Node {
-    /// Binds the node's socket and starts its driver thread.
-    pub fn start(opts: NodeOptions) -> io::Result<Node> {
-        opts.totem
-            .validate()
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+    /// Checks the options ([`NodeOptions::validate`]), binds the node's sockets
+    /// and starts its driver thread (and the admin socket and quorum device
+    /// client when configured).
+    pub fn start(opts: NodeOptions) -> Result<Node, NodeError> {
+        opts.validate()?;
         let (tx, rx) = unbounded();
         let (ev_tx, ev_rx) = bounded(opts.event_capacity.max(1));
         let shared = Arc::new(Shared::default());
@@ -411,7 +414,9 @@ impl Node {
                 cluster_name: admin_info.0,
                 nodes: admin_info.1,
             };
-            node.admin = Some(crate::admin::AdminServer::start(&path, Arc::new(provider))?);
+            let admin = crate::admin::AdminServer::start(&path, Arc::new(provider))
+                .map_err(|source| NodeError::AdminSocket { path, source })?;
+            node.admin = Some(admin);
         }
         Ok(node)
     }
