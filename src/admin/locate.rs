@@ -33,3 +33,39 @@ pub fn locate_socket(
     let me = cfg.local_node(node_id)?.node_id;
     Ok(socket_path(&cfg.state_dir, me))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_socket_wins_else_the_configured_nodes_socket() {
+        let dir = std::env::temp_dir().join(format!("phalanx-locate-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let conf = dir.join("phalanx.toml");
+        let state = dir.join("state");
+        std::fs::write(
+            &conf,
+            format!(
+                "cluster_name = \"t\"\nstate_dir = {:?}\n\
+                 [[nodes]]\nid = 4\naddrs = [\"127.0.0.1:5405\"]\n\
+                 [[nodes]]\nid = 7\naddrs = [\"127.0.0.1:5415\"]\n",
+                state.display().to_string()
+            ),
+        )
+        .unwrap();
+        let given = Path::new("given.sock");
+        assert_eq!(
+            locate_socket(Some(given), Some(&conf), Some(7)).unwrap(),
+            given
+        );
+        assert_eq!(
+            locate_socket(None, Some(&conf), Some(7)).unwrap(),
+            state.join("admin-7.sock")
+        );
+        let unknown = locate_socket(None, Some(&conf), Some(9)).unwrap_err();
+        assert!(unknown.to_string().contains("node id 9"), "{unknown}");
+        assert!(locate_socket(None, Some(&dir.join("missing.toml")), None).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
