@@ -14,7 +14,11 @@ const SUMMARIZE: &str = "summarize.sh";
 /// `PHALANX_COROSYNC_BENCH` names it: `../shared/bench` beside the repository this
 /// binary was built from (this package is the repository's `benches/`).
 pub fn default_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/bench")
+    let package = Path::new(env!("CARGO_MANIFEST_DIR"));
+    match package.parent().and_then(Path::parent) {
+        Some(beside_repository) => beside_repository.join("shared/bench"),
+        None => package.join("../../shared/bench"),
+    }
 }
 
 /// The rig to use: `explicit` (which must hold summarize.sh), else the default
