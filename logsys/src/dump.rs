@@ -18,7 +18,8 @@
 //! - `--stats` — a summary line per file on stderr.
 //!
 //! Exit status: 0 on success, 1 when a file could not be read (the others are still
-//! printed), 2 on a usage error.
+//! printed), 2 on a usage error. The binary parses its command line into [`Options`]
+//! and calls [`run`].
 
 use crate::{Level, Record, Snapshot, format_line, format_wall, read_file};
 use std::io::Write;
@@ -53,54 +54,6 @@ pub struct Options {
     pub json: bool,
     /// Summary per file on stderr.
     pub stats: bool,
-}
-
-const USAGE: &str = "usage: phalanx-blackbox [-l LEVEL] [-s SUBSYS[,..]] [--since T] [--until T] \
-[--clock wall|mono] [--json] [--stats] FILE...";
-
-/// Parses arguments (without the program name).
-///
-/// # Errors
-/// A message for the user on an unknown option, a bad value or no file.
-pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Options, String> {
-    let mut o = Options::default();
-    let mut it = args.into_iter();
-    let mut ranges: (Option<String>, Option<String>) = (None, None);
-    while let Some(a) = it.next() {
-        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
-        match a.as_str() {
-            "-h" | "--help" => return Err(USAGE.to_string()),
-            "-l" | "--level" => o.level = Some(value(&a)?.parse()?),
-            "-s" | "--subsystem" => o.subsystems.extend(
-                value(&a)?
-                    .split(',')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string),
-            ),
-            "--since" => ranges.0 = Some(value(&a)?),
-            "--until" => ranges.1 = Some(value(&a)?),
-            "--clock" => {
-                o.clock = match value(&a)?.as_str() {
-                    "wall" => Clock::Wall,
-                    "mono" => Clock::Mono,
-                    v => return Err(format!("unknown clock {v:?} (wall or mono)")),
-                }
-            }
-            "--json" => o.json = true,
-            "--stats" => o.stats = true,
-            "--" => o.files.extend(it.by_ref()),
-            s if s.starts_with('-') && s.len() > 1 => {
-                return Err(format!("unknown option {s}\n{USAGE}"));
-            }
-            _ => o.files.push(a),
-        }
-    }
-    o.since = ranges.0.as_deref().map(parse_time).transpose()?;
-    o.until = ranges.1.as_deref().map(parse_time).transpose()?;
-    if o.files.is_empty() {
-        return Err(USAGE.to_string());
-    }
-    Ok(o)
 }
 
 /// Parses `seconds[.fraction]` or RFC 3339 UTC (`YYYY-MM-DDTHH:MM:SS[.frac][Z]`) to ns.
@@ -281,50 +234,19 @@ pub fn run(o: &Options, out: &mut dyn Write, err: &mut dyn Write) -> ExitCode {
     status
 }
 
-/// The `phalanx-blackbox` entry point: `run_cli(std::env::args().skip(1))`.
-pub fn run_cli<I: IntoIterator<Item = String>>(args: I) -> ExitCode {
-    match parse_args(args) {
-        Ok(o) => {
-            let stdout = std::io::stdout();
-            let mut out = std::io::BufWriter::new(stdout.lock());
-            run(&o, &mut out, &mut std::io::stderr())
-        }
-        Err(msg) => {
-            eprintln!("{msg}");
-            ExitCode::from(2)
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn args(s: &str) -> Vec<String> {
-        s.split_whitespace().map(str::to_string).collect()
-    }
-
     #[test]
-    fn parses_options_and_times() {
-        let o = parse_args(args(
-            "-l debug -s totem,cpg --since 10.5 --clock mono --json a b",
-        ))
-        .unwrap();
-        assert_eq!(o.level, Some(Level::Debug));
-        assert_eq!(o.subsystems, ["totem", "cpg"]);
-        assert_eq!(o.since, Some(10_500_000_000));
-        assert_eq!(o.clock, Clock::Mono);
-        assert!(o.json);
-        assert_eq!(o.files, ["a", "b"]);
+    fn parses_times() {
+        assert_eq!(parse_time("10.5"), Ok(10_500_000_000));
         assert_eq!(
             parse_time("2023-11-14T22:13:20.123456789Z"),
             Ok(1_700_000_000_123_456_789)
         );
         assert!(parse_time("2023-13-14T22:13:20Z").is_err());
         assert!(parse_time("x").is_err());
-        assert!(parse_args(args("--bogus f")).is_err());
-        assert!(parse_args(args("-l")).is_err());
-        assert!(parse_args(Vec::new()).is_err());
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! arguments). Formatting happens only when the ring is read. The ring lives either in
 //! memory ([`Logger::memory`], deterministic, for the simulator and tests) or in a
 //! memory-mapped file ([`Logger::file`], [`Logger::builder`]) that survives `SIGKILL`,
-//! `abort` and panics: the `phalanx-blackbox` tool ([`dump::run_cli`]) reads it back.
+//! `abort` and panics: the `phalanx-blackbox` tool ([`dump::run`]) reads it back.
 //!
 //! Run loop: protocol cores call [`record!`] with the time they were given; they never
 //! read a clock. Drivers build a file-backed logger, add [`Output`]s with per-subsystem

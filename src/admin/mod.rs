@@ -30,6 +30,6 @@ mod protocol;
 mod server;
 
 pub use client::AdminClient;
-pub use locate::{socket_from_args, socket_path};
+pub use locate::{DEFAULT_CONFIG_PATH, locate_socket, socket_path};
 pub use protocol::*;
 pub use server::{AdminProvider, AdminServer};

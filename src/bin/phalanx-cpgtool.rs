@@ -6,10 +6,39 @@
 //! ```
 //!
 //! `-n` prints only the group names; `-e` prints names without escaping
-//! non-printable bytes; `--json` prints the node's answer as JSON.
+//! non-printable bytes; `--json` prints the node's answer as JSON. `--help` tells
+//! every option; `--completions SHELL` prints a shell completion script.
 
-use phalanx::admin::{AdminClient, Group, Request, Response, socket_from_args};
+#[path = "common/admin_target.rs"]
+mod admin_target;
+#[path = "common/cli.rs"]
+mod cli;
+
+use admin_target::AdminTarget;
+use clap::Parser;
+use clap_complete::Shell;
+use phalanx::admin::{AdminClient, Group, Request, Response};
 use std::process::ExitCode;
+
+/// List a running node's process groups (CPG) and their members, like corosync-cpgtool.
+#[derive(Parser, Debug)]
+#[command(name = "phalanx-cpgtool", version, args_override_self = true)]
+struct Cli {
+    #[command(flatten)]
+    target: AdminTarget,
+    /// Print only the group names, one per line.
+    #[arg(short = 'n')]
+    names_only: bool,
+    /// Print group names as they are, without escaping non-printable bytes as \xNN.
+    #[arg(short = 'e')]
+    raw: bool,
+    /// Print the node's answer as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Print a completion script for SHELL on stdout and exit.
+    #[arg(long, value_name = "SHELL", exclusive = true)]
+    completions: Option<Shell>,
+}
 
 fn escaped(name: &[u8], raw: bool) -> String {
     if raw {
@@ -45,29 +74,13 @@ fn print_groups(groups: &[Group], names_only: bool, raw: bool) {
     }
 }
 
-fn run() -> Result<(), String> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "-h" || a == "--help") {
-        println!(
-            "usage: phalanx-cpgtool [--socket PATH | --config FILE [--node-id N]] [-n] [-e] [--json]"
-        );
-        return Ok(());
-    }
-    let (socket, rest) = socket_from_args(&args)?;
-    let (mut names_only, mut raw, mut json) = (false, false, false);
-    for a in &rest {
-        match a.as_str() {
-            "-n" => names_only = true,
-            "-e" => raw = true,
-            "--json" => json = true,
-            other => return Err(format!("unknown option {other}")),
-        }
-    }
+fn run(cli: &Cli) -> Result<(), String> {
+    let socket = cli.target.socket_path()?;
     let mut client = AdminClient::connect(&socket).map_err(|e| e.to_string())?;
     let answer = client
         .request(&Request::CpgGroups)
         .map_err(|e| e.to_string())?;
-    if json {
+    if cli.json {
         println!(
             "{}",
             serde_json::to_string_pretty(&answer).map_err(|e| e.to_string())?
@@ -76,7 +89,7 @@ fn run() -> Result<(), String> {
     }
     match answer {
         Response::Groups { groups } => {
-            print_groups(&groups, names_only, raw);
+            print_groups(&groups, cli.names_only, cli.raw);
             Ok(())
         }
         Response::Error { message } => Err(message),
@@ -85,7 +98,14 @@ fn run() -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    match run() {
+    let cli: Cli = match cli::parse(1) {
+        Ok(c) => c,
+        Err(status) => return status,
+    };
+    if let Some(shell) = cli.completions {
+        return cli::print_completions::<Cli>(shell);
+    }
+    match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("phalanx-cpgtool: {e}");

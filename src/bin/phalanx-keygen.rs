@@ -1,40 +1,41 @@
 //! `phalanx-keygen [-k PATH] [--force]` — write a new cluster key file: 256 random
 //! bytes from the operating system, mode 0400 (like `corosync-keygen`). Default path
 //! `/etc/phalanx/authkey`; copy the same file to every node. See `docs/crypto.md`.
+//! `--completions SHELL` prints a shell completion script.
 
+#[path = "common/cli.rs"]
+mod cli;
+
+use clap::Parser;
+use clap_complete::Shell;
+use phalanx::crypto::{DEFAULT_KEY_PATH, KEY_FILE_LEN, generate_key_file};
 use std::process::ExitCode;
 
-use phalanx::crypto::{DEFAULT_KEY_PATH, KEY_FILE_LEN, generate_key_file};
-
-const USAGE: &str = "usage: phalanx-keygen [-k PATH] [--force]\n\
-    \n  -k, --key-file PATH  where to write the key (default /etc/phalanx/authkey)\
-    \n  -f, --force          replace an existing key file\
-    \n  -h, --help           print this help\n";
+/// Write a new cluster key file: 256 random bytes, mode 0400, like corosync-keygen.
+/// Copy the same file to every node of the cluster.
+#[derive(Parser, Debug)]
+#[command(name = "phalanx-keygen", version, args_override_self = true)]
+struct Cli {
+    /// Where to write the key; missing directories are created.
+    #[arg(short = 'k', long = "key-file", value_name = "PATH", default_value = DEFAULT_KEY_PATH)]
+    key_file: String,
+    /// Replace an existing key file (the cluster's nodes then need the new one).
+    #[arg(short = 'f', long)]
+    force: bool,
+    /// Print a completion script for SHELL on stdout and exit.
+    #[arg(long, value_name = "SHELL", exclusive = true)]
+    completions: Option<Shell>,
+}
 
 fn main() -> ExitCode {
-    let mut path = DEFAULT_KEY_PATH.to_string();
-    let mut force = false;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "-k" | "--key-file" => match args.next() {
-                Some(p) => path = p,
-                None => {
-                    eprint!("phalanx-keygen: {a} needs a path\n{USAGE}");
-                    return ExitCode::from(2);
-                }
-            },
-            "-f" | "--force" => force = true,
-            "-h" | "--help" => {
-                print!("{USAGE}");
-                return ExitCode::SUCCESS;
-            }
-            _ => {
-                eprint!("phalanx-keygen: unknown argument {a:?}\n{USAGE}");
-                return ExitCode::from(2);
-            }
-        }
+    let cli: Cli = match cli::parse(2) {
+        Ok(c) => c,
+        Err(status) => return status,
+    };
+    if let Some(shell) = cli.completions {
+        return cli::print_completions::<Cli>(shell);
     }
+    let (path, force) = (cli.key_file, cli.force);
     let p = std::path::Path::new(&path);
     if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
         if let Err(e) = std::fs::create_dir_all(dir) {

@@ -9,10 +9,59 @@
 //! `-s` (default) prints quorum and membership information; `-l` the node list
 //! with votes; `-e` sets expected votes cluster-wide; `-v` sets a node's votes
 //! (this node unless `-n`); `--cancel-wait-for-all` stops waiting for all nodes.
-//! Exit status as corosync-quorumtool: with `-s`, 0 when quorate, 2 when not.
+//! The actions exclude each other. Exit status as corosync-quorumtool: with `-s`,
+//! 0 when quorate, 2 when not; 1 on an error or bad usage. `--completions SHELL`
+//! prints a shell completion script.
 
-use phalanx::admin::{AdminClient, QuorumStatus, Request, Response, Status, socket_from_args};
+#[path = "common/admin_target.rs"]
+mod admin_target;
+#[path = "common/cli.rs"]
+mod cli;
+
+use admin_target::AdminTarget;
+use clap::{ArgGroup, Parser};
+use clap_complete::Shell;
+use phalanx::admin::{AdminClient, QuorumStatus, Request, Response, Status};
 use std::process::ExitCode;
+
+/// Show a running node's quorum state or change its votes, like corosync-quorumtool.
+#[derive(Parser, Debug)]
+#[command(
+    name = "phalanx-quorumtool",
+    version,
+    args_override_self = true,
+    group(ArgGroup::new("action").args(["status", "list", "expected", "votes", "cancel_wait_for_all"])),
+    after_help = "Exit status: 0 on success; with -s (the default) 2 when the node is not quorate; \
+                  1 on an error or bad usage."
+)]
+struct Cli {
+    #[command(flatten)]
+    target: AdminTarget,
+    /// Print quorum and membership information (the default action).
+    #[arg(short = 's')]
+    status: bool,
+    /// List the member nodes with their votes.
+    #[arg(short = 'l')]
+    list: bool,
+    /// Set the expected votes of the whole cluster.
+    #[arg(short = 'e', value_name = "VOTES")]
+    expected: Option<u32>,
+    /// Set a node's votes: this node's, or NODEID's with -n.
+    #[arg(short = 'v', value_name = "VOTES")]
+    votes: Option<u32>,
+    /// The node whose votes -v sets.
+    #[arg(short = 'n', value_name = "NODEID", requires = "votes")]
+    node: Option<u32>,
+    /// Stop waiting for all nodes (wait_for_all) before the first quorum.
+    #[arg(long)]
+    cancel_wait_for_all: bool,
+    /// Print the node's status and quorum answers as JSON (with -s or -l).
+    #[arg(long)]
+    json: bool,
+    /// Print a completion script for SHELL on stdout and exit.
+    #[arg(long, value_name = "SHELL", exclusive = true)]
+    completions: Option<Shell>,
+}
 
 enum Action {
     Status,
@@ -56,43 +105,20 @@ fn ask(client: &mut AdminClient, req: Request) -> Result<Response, String> {
     }
 }
 
-fn run() -> Result<bool, String> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "-h" || a == "--help") {
-        println!(
-            "usage: phalanx-quorumtool [--socket PATH | --config FILE [--node-id N]] [-s | -l | -e VOTES | -v VOTES [-n NODEID] | --cancel-wait-for-all] [--json]"
-        );
-        return Ok(true);
-    }
-    let (socket, rest) = socket_from_args(&args)?;
-    let mut action = Action::Status;
-    let mut json = false;
-    let mut votes = None;
-    let mut node = None;
-    let mut it = rest.iter();
-    let num = |v: Option<&String>, what: &str| -> Result<u32, String> {
-        let v = v.ok_or(format!("{what} needs a value"))?;
-        v.parse().map_err(|_| format!("{what}: not a number: {v}"))
+fn run(cli: &Cli) -> Result<bool, String> {
+    let socket = cli.target.socket_path()?;
+    let mut action = if cli.list {
+        Action::List
+    } else if let Some(votes) = cli.expected {
+        Action::Command(Request::SetExpectedVotes { votes })
+    } else if cli.cancel_wait_for_all {
+        Action::Command(Request::CancelWaitForAll)
+    } else {
+        Action::Status
     };
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "-s" => action = Action::Status,
-            "-l" => action = Action::List,
-            "-e" => {
-                action = Action::Command(Request::SetExpectedVotes {
-                    votes: num(it.next(), "-e")?,
-                })
-            }
-            "-v" => votes = Some(num(it.next(), "-v")?),
-            "-n" => node = Some(num(it.next(), "-n")?),
-            "--cancel-wait-for-all" => action = Action::Command(Request::CancelWaitForAll),
-            "--json" => json = true,
-            other => return Err(format!("unknown option {other}")),
-        }
-    }
     let mut client = AdminClient::connect(&socket).map_err(|e| e.to_string())?;
-    if let Some(votes) = votes {
-        let node = match node {
+    if let Some(votes) = cli.votes {
+        let node = match cli.node {
             Some(n) => n,
             None => match ask(&mut client, Request::Status)? {
                 Response::Status(s) => s.node_id,
@@ -115,7 +141,7 @@ fn run() -> Result<bool, String> {
                 Response::Quorum(q) => q,
                 other => return Err(format!("unexpected answer {other:?}")),
             };
-            if json {
+            if cli.json {
                 let both = serde_json::json!({ "status": status, "quorum": quorum });
                 println!(
                     "{}",
@@ -132,7 +158,14 @@ fn run() -> Result<bool, String> {
 }
 
 fn main() -> ExitCode {
-    match run() {
+    let cli: Cli = match cli::parse(1) {
+        Ok(c) => c,
+        Err(status) => return status,
+    };
+    if let Some(shell) = cli.completions {
+        return cli::print_completions::<Cli>(shell);
+    }
+    match run(&cli) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(2),
         Err(e) => {

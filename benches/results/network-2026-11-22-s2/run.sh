@@ -3,8 +3,8 @@
 # ("Phalanx vs Corosync on this machine (network)"): three repetitions, each one
 # Phalanx pass then one Corosync pass (knet: tput1 + lat1; udpu: lat1), so slow
 # drift of the machine spreads over both. Needs root, the Corosync packages of
-# /work/shared/bench/README.md, a writable copy of the rig in $CB, and
-# `cargo build --release --bin phalanx-bench`.
+# the rig's README (../shared/bench beside the repository), a writable copy of
+# the rig in $CB, and `cargo build --release --bin phalanx-bench`.
 set -u
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 OUT="${OUT:-$HERE}"

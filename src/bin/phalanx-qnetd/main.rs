@@ -7,91 +7,128 @@
 //!               [--max-clients N]
 //! ```
 //!
+//! `--help` tells every option; `--completions SHELL` prints a shell completion script.
+//!
 //! It keeps no state on disk: after a restart it refuses to grant anything that could
 //! conflict with a grant of its previous life until one lease has passed or every node
 //! of the cluster has reported what it holds (see `docs/quorum.md`).
 
+#[path = "../common/cli.rs"]
+mod cli;
 mod server;
 
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser};
+use clap_complete::Shell;
+use phalanx_quorum::qdevice::proto::MAX_CLUSTER_NAME;
 use phalanx_quorum::qdevice::server::ServerConfig;
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::Duration;
 
-const USAGE: &str = "usage: phalanx-qnetd -c NAME=KEYFILE [-c ...] [-l ADDR] [--lease-ms MS] [--max-clients N]\n\
-    \n  -c, --cluster NAME=KEYFILE  serve cluster NAME, authenticated with KEYFILE (repeatable)\
-    \n  -l, --listen ADDR           listen address (default 0.0.0.0:5403)\
-    \n      --lease-ms MS           vote lease in milliseconds (default 4000)\
-    \n      --max-clients N         refuse connections beyond N (default 0 = unlimited)\
-    \n  -h, --help                  print this help\n";
-
-fn main() -> ExitCode {
-    match parse(std::env::args().skip(1).collect()) {
-        Ok(Some((addr, cfg))) => match server::run(&addr, cfg) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("phalanx-qnetd: {e}");
-                ExitCode::FAILURE
-            }
-        },
-        Ok(None) => {
-            print!("{USAGE}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprint!("phalanx-qnetd: {e}\n{USAGE}");
-            ExitCode::from(2)
-        }
-    }
+/// The quorum-device arbitrator: gives the vote of a third site to at most one
+/// partition of each cluster it serves.
+#[derive(Parser, Debug)]
+#[command(
+    name = "phalanx-qnetd",
+    version,
+    args_override_self = true,
+    after_help = "Exit status: 0 after a clean stop, 1 when serving fails (e.g. the address \
+                  cannot be bound), 2 on bad usage or an unreadable key file."
+)]
+struct Cli {
+    /// Serve cluster NAME, authenticating its nodes with the key in KEYFILE (the file
+    /// phalanx-keygen wrote for that cluster). Required; repeat for more clusters.
+    #[arg(short = 'c', long = "cluster", value_name = "NAME=KEYFILE", value_parser = cluster_key)]
+    clusters: Vec<ClusterKey>,
+    /// Address to listen on (TCP).
+    #[arg(
+        short = 'l',
+        long = "listen",
+        value_name = "ADDR",
+        default_value = "0.0.0.0:5403"
+    )]
+    listen: String,
+    /// How long a granted vote lasts, in milliseconds (100 to 600000); the safety
+    /// margin is a quarter of it.
+    #[arg(long, value_name = "MS", default_value_t = 4000,
+          value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    lease_ms: u64,
+    /// Refuse connections beyond N at once (0: unlimited).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    max_clients: usize,
+    /// Print a completion script for SHELL on stdout and exit.
+    #[arg(long, value_name = "SHELL", exclusive = true)]
+    completions: Option<Shell>,
 }
 
-fn parse(args: Vec<String>) -> Result<Option<(String, ServerConfig)>, String> {
-    let mut addr = "0.0.0.0:5403".to_string();
+/// One `-c NAME=KEYFILE`: the cluster's name and its key, read at parse time so that
+/// an unreadable file is reported like any other bad argument.
+#[derive(Clone, Debug)]
+struct ClusterKey {
+    name: Vec<u8>,
+    path: String,
+    key: Vec<u8>,
+    /// The file is readable by group or others: worth a warning, not a refusal.
+    too_open: bool,
+}
+
+fn cluster_key(arg: &str) -> Result<ClusterKey, String> {
+    let (name, path) = arg
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=KEYFILE, got {arg:?}"))?;
+    if name.is_empty() || name.len() > MAX_CLUSTER_NAME {
+        return Err(format!(
+            "bad cluster name {name:?} (1 to {MAX_CLUSTER_NAME} bytes)"
+        ));
+    }
+    let key = phalanx::crypto::read_key_file(path).map_err(|e| e.to_string())?;
+    Ok(ClusterKey {
+        name: name.as_bytes().to_vec(),
+        path: path.to_string(),
+        key: key.bytes().to_vec(),
+        too_open: key.permissions_too_open(),
+    })
+}
+
+fn main() -> ExitCode {
+    let cli: Cli = match cli::parse(2) {
+        Ok(c) => c,
+        Err(status) => return status,
+    };
+    if let Some(shell) = cli.completions {
+        return cli::print_completions::<Cli>(shell);
+    }
+    if cli.clusters.is_empty() {
+        // Checked here rather than as `required` so that `--completions` needs no -c.
+        let _ = Cli::command()
+            .error(
+                ErrorKind::MissingRequiredArgument,
+                "at least one -c NAME=KEYFILE is required",
+            )
+            .print();
+        return ExitCode::from(2);
+    }
     let mut keys = BTreeMap::new();
-    let mut lease = Duration::from_secs(4);
-    let mut max_clients = 0usize;
-    let mut it = args.into_iter();
-    while let Some(a) = it.next() {
-        let mut val = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
-        match a.as_str() {
-            "-h" | "--help" => return Ok(None),
-            "-l" | "--listen" => addr = val(&a)?,
-            "-c" | "--cluster" => {
-                let v = val(&a)?;
-                let (name, path) = v
-                    .split_once('=')
-                    .ok_or_else(|| format!("{a} wants NAME=KEYFILE, got {v:?}"))?;
-                if name.is_empty() || name.len() > phalanx_quorum::qdevice::proto::MAX_CLUSTER_NAME
-                {
-                    return Err(format!("bad cluster name {name:?}"));
-                }
-                let key = phalanx::crypto::read_key_file(path).map_err(|e| e.to_string())?;
-                if key.permissions_too_open() {
-                    eprintln!("phalanx-qnetd: warning: {path} is readable by group or others");
-                }
-                keys.insert(name.as_bytes().to_vec(), key.bytes().to_vec());
-            }
-            "--lease-ms" => {
-                let ms: u64 = val(&a)?.parse().map_err(|e| format!("--lease-ms: {e}"))?;
-                if !(100..=600_000).contains(&ms) {
-                    return Err("--lease-ms must be between 100 and 600000".into());
-                }
-                lease = Duration::from_millis(ms);
-            }
-            "--max-clients" => {
-                max_clients = val(&a)?
-                    .parse()
-                    .map_err(|e| format!("--max-clients: {e}"))?;
-            }
-            _ => return Err(format!("unknown argument {a:?}")),
+    for c in cli.clusters {
+        if c.too_open {
+            eprintln!(
+                "phalanx-qnetd: warning: {} is readable by group or others",
+                c.path
+            );
         }
+        keys.insert(c.name, c.key);
     }
-    if keys.is_empty() {
-        return Err("at least one -c NAME=KEYFILE is required".into());
-    }
+    let lease = Duration::from_millis(cli.lease_ms);
     let mut cfg = ServerConfig::new(keys);
     cfg.lease = lease;
     cfg.margin = lease / 4;
-    cfg.max_clients = max_clients;
-    Ok(Some((addr, cfg)))
+    cfg.max_clients = cli.max_clients;
+    match server::run(&cli.listen, cfg) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("phalanx-qnetd: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -1,21 +1,22 @@
 //! `phalanx-bench`: ordered-multicast throughput and latency of Phalanx nodes
 //! running as separate processes on loopback UDP, measured with the method of
-//! Corosync's `cpgperf` (see `/work/shared/bench/README.md`), plus the raw UDP
-//! ceiling of the same machine in the same session.
+//! Corosync's `cpgperf` (the Corosync bench rig, `../shared/bench` beside the
+//! repository: its README), plus the raw UDP ceiling of the same machine in the same
+//! session.
 //!
 //! ```text
 //! phalanx-bench --nodes 3 --scenario tput1 --size 1024 --secs 5 \
 //!     [--api cpg|totem] [--crypto on|off] [--guarantee agreed|safe] [--reps R] [--out DIR]
 //! ```
 //!
-//! `--api cpg` (the default) measures what cpgperf measures on Corosync: every
-//! worker is one process-group member (`node.cpg().member()`) in the group
-//! `cpgperf`, starts once a group change lists a member on every node, sends with
-//! `CpgMember::mcast` and receives the member's events. `--api totem` uses raw
-//! totem messages (`NodeHandle::mcast`, `Node::events`), one layer lower. The api
-//! is part of the label's implementation field: `phalanx-cpg`,
-//! `phalanx-cpg-crypto` (cpg) and `phalanx`, `phalanx-crypto` (totem, as before
-//! the flag existed), e.g. `phalanx-cpg:3:tput1:64:r1`.
+//! `--help` tells every option. `--api cpg` (the default) measures what cpgperf
+//! measures on Corosync: every worker is one process-group member
+//! (`node.cpg().member()`) in the group `cpgperf`, starts once a group change lists a
+//! member on every node, sends with `CpgMember::mcast` and receives the member's
+//! events. `--api totem` uses raw totem messages (`NodeHandle::mcast`,
+//! `Node::events`), one layer lower. The api is part of the label's implementation
+//! field: `phalanx-cpg`, `phalanx-cpg-crypto` (cpg) and `phalanx`, `phalanx-crypto`
+//! (totem, as before the flag existed), e.g. `phalanx-cpg:3:tput1:64:r1`.
 //!
 //! `--nodes`, `--scenario`, `--size`, `--api` and `--crypto` accept
 //! comma-separated lists; repetitions are the outer loop. Scenarios: `tput1`, `tputN`, `lat1`,
@@ -23,26 +24,32 @@
 //! to all others, no ordering). Every worker prints one `RESULT` line in the
 //! cpgperf format; the parent checks them (every node reported, equal
 //! `order_hash` and `delivered`, `errors=0`) and marks a failed run with a
-//! `# FAILED <label>` line, which `summarize.sh` understands.
+//! `# FAILED <label>` line, which the rig's `summarize.sh` understands.
 //!
-//! With `--out DIR` the lines are appended to `DIR/raw.txt` (readable by
-//! `/work/shared/bench/summarize.sh`), latency quantiles to `DIR/rtt.txt`, and
-//! `DIR/summary.md`, `DIR/throughput.svg`, `DIR/latency-cdf-<size>.svg` are rewritten
-//! from everything in `DIR`.
+//! With `--out DIR` the lines are appended to `DIR/raw.txt` (readable by the rig's
+//! `summarize.sh`), latency quantiles to `DIR/rtt.txt`, and `DIR/summary.md`,
+//! `DIR/throughput.svg`, `DIR/latency-cdf-<size>.svg` are rewritten from everything
+//! in `DIR`. When the rig is found (`--corosync-bench DIR`, else the environment
+//! variable `PHALANX_COROSYNC_BENCH`, else `../shared/bench` beside the repository),
+//! `DIR/summarize-sh.md` is also rewritten with its `summarize.sh`.
 
+mod cli;
 mod report;
+mod rig;
 mod worker;
 
+use clap::{Parser, ValueEnum};
+use cli::{Cli, RunOptions};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, UdpSocket};
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// Which Phalanx API the workers send and receive through.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Api {
     /// Closed process groups: one member per worker (like cpgperf on Corosync).
     Cpg,
@@ -53,11 +60,7 @@ pub enum Api {
 impl Api {
     /// Parses `cpg` or `totem`.
     pub fn parse(s: &str) -> Option<Api> {
-        match s {
-            "cpg" => Some(Api::Cpg),
-            "totem" => Some(Api::Totem),
-            _ => None,
-        }
+        Api::from_str(s, false).ok()
     }
 
     /// The name used on the command line and in reports.
@@ -79,18 +82,21 @@ impl Api {
     }
 }
 
-/// The measurement scenarios.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The measurement scenarios (names as in cpgperf's `bench.sh`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Scenario {
     /// Node 1 floods; the others deliver.
     Tput1,
     /// Every node floods.
+    #[value(name = "tputN", alias = "tputn")]
     TputN,
     /// Node 1 pings back to back; the others deliver.
     Lat1,
     /// Node 1 pings with 10 ms pauses.
+    #[value(name = "lat1idle")]
     Lat1Idle,
     /// Every node pings back to back.
+    #[value(name = "latN", alias = "latn")]
     LatN,
     /// Plain UDP from node 1 to every other node, no ordering.
     Raw,
@@ -99,15 +105,7 @@ pub enum Scenario {
 impl Scenario {
     /// Parses a scenario name.
     pub fn parse(s: &str) -> Option<Scenario> {
-        Some(match s {
-            "tput1" => Scenario::Tput1,
-            "tputN" | "tputn" => Scenario::TputN,
-            "lat1" => Scenario::Lat1,
-            "lat1idle" => Scenario::Lat1Idle,
-            "latN" | "latn" => Scenario::LatN,
-            "raw" => Scenario::Raw,
-            _ => return None,
-        })
+        Scenario::from_str(s, false).ok()
     }
 
     /// The name used in labels.
@@ -131,172 +129,66 @@ impl Scenario {
     }
 }
 
-struct Args {
-    nodes: Vec<u32>,
-    scenarios: Vec<Scenario>,
-    sizes: Vec<usize>,
-    crypto: Vec<bool>,
-    apis: Vec<Api>,
-    secs: f64,
-    guarantee_safe: bool,
-    reps: u32,
-    rep_start: u32,
-    out: Option<PathBuf>,
-    max_frame: usize,
-    wait: String,
-    name: Option<String>,
-    recv_nap_us: u64,
-    spin_us: u64,
-    chacha: bool,
-    stats: bool,
-}
-
-const USAGE: &str =
-    "usage: phalanx-bench --nodes N[,N..] --scenario S[,S..] --size B[,B..] --secs T \
-[--api cpg|totem[,..]] [--crypto on|off[,..]] [--guarantee agreed|safe] [--reps R] [--rep-start K] [--out DIR] \
-[--max-frame BYTES] [--wait block|yield] [--name IMPL] [--recv-nap-us US] [--spin-us US]
-[--cipher aes|chacha] [--driver-stats on|off]
-  --api         cpg (default): one process-group member per worker, like cpgperf
-                on Corosync (labels phalanx-cpg, phalanx-cpg-crypto); totem: raw
-                totem messages (labels phalanx, phalanx-crypto)
-  --wait        how a flooding sender waits after TryAgain: block on the event channel
-                (up to 1 ms) or yield-spin on send_room() (cpg: drain, yield, retry)
-  --recv-nap-us a receiving process with nothing queued naps this long instead of
-                blocking on the event channel (default 0: block)
-  --spin-us     a pinger polls for its own delivery this long before blocking (default 0)
-  scenarios: tput1 tputN lat1 lat1idle latN raw
-  phalanx-bench --report DIR   (rewrite DIR/summary.md and the SVG plots only)";
-
-fn list<T>(v: &str, f: impl Fn(&str) -> Option<T>) -> Result<Vec<T>, String> {
-    v.split(',')
-        .filter(|s| !s.is_empty())
-        .map(|s| f(s).ok_or_else(|| format!("bad value {s:?}")))
-        .collect()
-}
-
-fn parse_args(argv: &[String]) -> Result<Args, String> {
-    let mut a = Args {
-        nodes: vec![3],
-        scenarios: vec![Scenario::Tput1],
-        sizes: vec![64],
-        crypto: vec![false],
-        apis: vec![Api::Cpg],
-        secs: 5.0,
-        guarantee_safe: false,
-        reps: 1,
-        rep_start: 1,
-        out: None,
-        max_frame: worker::DEFAULT_MAX_FRAME,
-        wait: "block".into(),
-        name: None,
-        recv_nap_us: 0,
-        spin_us: 0,
-        chacha: false,
-        stats: false,
-    };
-    let mut i = 0;
-    while i < argv.len() {
-        let key = argv[i].as_str();
-        let val = argv
-            .get(i + 1)
-            .ok_or_else(|| format!("{key} needs a value"))?
-            .as_str();
-        match key {
-            "--nodes" => a.nodes = list(val, |s| s.parse().ok().filter(|n| (2..=64).contains(n)))?,
-            "--scenario" | "--scenarios" => a.scenarios = list(val, Scenario::parse)?,
-            "--size" | "--sizes" => {
-                a.sizes = list(val, |s| {
-                    s.parse()
-                        .ok()
-                        .filter(|b| (worker::HDR..=1 << 20).contains(b))
-                })?
-            }
-            "--crypto" => {
-                a.crypto = list(val, |s| match s {
-                    "on" => Some(true),
-                    "off" => Some(false),
-                    _ => None,
-                })?
-            }
-            "--api" => {
-                a.apis = list(val, Api::parse)?;
-                if a.apis.is_empty() {
-                    return Err("bad --api".into());
-                }
-            }
-            "--secs" => {
-                a.secs = val
-                    .parse()
-                    .ok()
-                    .filter(|s: &f64| *s > 0.0 && *s < 3600.0)
-                    .ok_or("bad --secs")?
-            }
-            "--guarantee" => {
-                a.guarantee_safe = match val {
-                    "agreed" => false,
-                    "safe" => true,
-                    _ => return Err("bad --guarantee".into()),
-                }
-            }
-            "--reps" => a.reps = val.parse().ok().filter(|r| *r >= 1).ok_or("bad --reps")?,
-            "--rep-start" => a.rep_start = val.parse().map_err(|_| "bad --rep-start")?,
-            "--out" => a.out = Some(PathBuf::from(val)),
-            "--max-frame" => a.max_frame = val.parse().map_err(|_| "bad --max-frame")?,
-            "--wait" => {
-                if val != "block" && val != "yield" {
-                    return Err("bad --wait".into());
-                }
-                a.wait = val.into()
-            }
-            "--name" => a.name = Some(val.into()),
-            "--recv-nap-us" => a.recv_nap_us = val.parse().map_err(|_| "bad --recv-nap-us")?,
-            "--spin-us" => a.spin_us = val.parse().map_err(|_| "bad --spin-us")?,
-            "--cipher" => {
-                a.chacha = match val {
-                    "aes" => false,
-                    "chacha" => true,
-                    _ => return Err("bad --cipher".into()),
-                }
-            }
-            "--driver-stats" => a.stats = val == "on",
-            _ => return Err(format!("unknown argument {key}")),
-        }
-        i += 2;
-    }
-    Ok(a)
-}
-
 fn main() {
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    if argv.first().map(String::as_str) == Some("--worker") {
-        std::process::exit(worker::main(&argv[1..]));
-    }
-    if argv.first().map(String::as_str) == Some("--report") {
-        let Some(dir) = argv.get(1) else {
-            eprintln!("{USAGE}");
-            std::process::exit(1);
-        };
-        if let Err(e) = report::write(&PathBuf::from(dir)) {
-            eprintln!("phalanx-bench: report: {e}");
-            std::process::exit(1);
-        }
-        return;
-    }
-    if argv.iter().any(|a| a == "-h" || a == "--help") {
-        println!("{USAGE}");
-        return;
-    }
-    let args = match parse_args(&argv) {
-        Ok(a) => a,
+    std::process::exit(match Cli::try_parse() {
+        Ok(cli) => dispatch(cli),
         Err(e) => {
-            eprintln!("phalanx-bench: {e}\n{USAGE}");
-            std::process::exit(1);
+            let _ = e.print();
+            // 2 means "a run failed its checks": bad usage is 1, as it always was.
+            i32::from(e.use_stderr())
         }
-    };
-    std::process::exit(run(&args));
+    });
 }
 
-fn run(a: &Args) -> i32 {
+fn dispatch(cli: Cli) -> i32 {
+    if let Some(spec) = &cli.worker {
+        return worker::main(spec);
+    }
+    if let Some(shell) = cli.completions {
+        let mut cmd = <Cli as clap::CommandFactory>::command();
+        clap_complete::generate(shell, &mut cmd, "phalanx-bench", &mut std::io::stdout());
+        return 0;
+    }
+    let rig = match rig::locate(cli.corosync_bench.as_deref()) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("phalanx-bench: {e}");
+            return 1;
+        }
+    };
+    if let Some(dir) = &cli.report {
+        return if write_report(dir, rig.as_deref()) {
+            0
+        } else {
+            1
+        };
+    }
+    run(&cli.run, rig.as_deref())
+}
+
+/// Rewrites the summary and plots of `dir`, and the rig's summary when there is a
+/// rig. Returns whether the summary and plots were written.
+fn write_report(dir: &Path, rig: Option<&Path>) -> bool {
+    if let Err(e) = report::write(dir) {
+        eprintln!("phalanx-bench: report: {e}");
+        return false;
+    }
+    match rig {
+        Some(rig) => {
+            if let Err(e) = rig::summarize(rig, dir) {
+                eprintln!("phalanx-bench: {}: {e}", rig.display());
+            }
+        }
+        None => eprintln!(
+            "phalanx-bench: no Corosync bench rig at {} (see --corosync-bench): \
+             summarize-sh.md not written",
+            rig::default_dir().display()
+        ),
+    }
+    true
+}
+
+fn run(a: &RunOptions, rig: Option<&Path>) -> i32 {
     let mut raw_out = None;
     let mut rtt_out = None;
     if let Some(dir) = &a.out {
@@ -333,19 +225,21 @@ fn run(a: &Args) -> i32 {
             a.nodes,
             a.scenarios.iter().map(|s| s.name()).collect::<Vec<_>>(),
             a.sizes,
-            a.apis.iter().map(|x| x.name()).collect::<Vec<_>>(),
-            a.crypto,
+            a.api.iter().map(|x| x.name()).collect::<Vec<_>>(),
+            a.crypto.iter().map(|c| c.on()).collect::<Vec<_>>(),
             a.secs,
-            if a.guarantee_safe { "safe" } else { "agreed" },
+            match a.guarantee {
+                cli::GuaranteeArg::Agreed => "agreed",
+                cli::GuaranteeArg::Safe => "safe",
+            },
             a.reps,
             a.max_frame,
-            a.wait,
+            a.wait.name(),
             a.recv_nap_us,
             a.spin_us,
-            if a.chacha {
-                "chacha20-poly1305"
-            } else {
-                "aes-256-gcm"
+            match a.cipher {
+                cli::CipherArg::Aes => "aes-256-gcm",
+                cli::CipherArg::Chacha => "chacha20-poly1305",
             },
             loadavg()
         ),
@@ -358,11 +252,11 @@ fn run(a: &Args) -> i32 {
                 for &sc in &a.scenarios {
                     // Raw UDP uses neither API nor crypto: once per cell.
                     let runs: Vec<(Api, bool)> = if sc == Scenario::Raw {
-                        vec![(a.apis[0], false)]
+                        vec![(a.api[0], false)]
                     } else {
-                        a.apis
+                        a.api
                             .iter()
-                            .flat_map(|&api| a.crypto.iter().map(move |&c| (api, c)))
+                            .flat_map(|&api| a.crypto.iter().map(move |&c| (api, c.on())))
                             .collect()
                     };
                     for (api, crypto) in runs {
@@ -392,9 +286,7 @@ fn run(a: &Args) -> i32 {
     drop(raw_out);
     drop(rtt_out);
     if let Some(dir) = &a.out {
-        if let Err(e) = report::write(dir) {
-            eprintln!("phalanx-bench: report: {e}");
-        }
+        write_report(dir, rig);
     }
     if failures > 0 { 2 } else { 0 }
 }
@@ -416,7 +308,7 @@ fn free_ports(n: u32) -> std::io::Result<Vec<SocketAddr>> {
 /// Runs one cluster; returns the RESULT lines, RTT lines, whether the run passed
 /// its checks, and why not.
 fn run_one(
-    a: &Args,
+    a: &RunOptions,
     n: u32,
     sc: Scenario,
     size: usize,
@@ -448,14 +340,14 @@ fn run_one(
             size,
             secs: a.secs,
             crypto,
-            safe: a.guarantee_safe,
+            safe: a.guarantee == cli::GuaranteeArg::Safe,
             label: label.to_string(),
             max_frame: a.max_frame,
-            wait_yield: a.wait == "yield",
+            wait_yield: a.wait == cli::Wait::Yield,
             recv_nap_us: a.recv_nap_us,
             spin_us: a.spin_us,
-            chacha: a.chacha,
-            stats: a.stats,
+            chacha: a.cipher == cli::CipherArg::Chacha,
+            stats: a.driver_stats.on(),
             api,
         };
         let child = Command::new(&exe)
@@ -588,23 +480,118 @@ fn kill_all(children: &mut BTreeMap<u32, std::process::Child>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
-    fn args(s: &str) -> Result<Args, String> {
-        let v: Vec<String> = s.split_whitespace().map(String::from).collect();
-        parse_args(&v)
+    fn cli(s: &str) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("phalanx-bench").chain(s.split_whitespace()))
+    }
+
+    fn args(s: &str) -> Result<RunOptions, clap::Error> {
+        cli(s).map(|c| c.run)
     }
 
     #[test]
     fn api_defaults_to_cpg_and_parses_lists() {
-        assert_eq!(args("").unwrap().apis, vec![Api::Cpg]);
-        assert_eq!(args("--api totem").unwrap().apis, vec![Api::Totem]);
+        assert_eq!(args("").unwrap().api, vec![Api::Cpg]);
+        assert_eq!(args("--api totem").unwrap().api, vec![Api::Totem]);
         assert_eq!(
-            args("--api cpg,totem").unwrap().apis,
+            args("--api cpg,totem").unwrap().api,
             vec![Api::Cpg, Api::Totem]
         );
         assert!(args("--api raw").is_err());
         assert!(args("--api ,").is_err());
         assert!(args("--api").is_err());
+    }
+
+    #[test]
+    fn run_options_keep_their_spellings_defaults_and_limits() {
+        let a = args("").unwrap();
+        assert_eq!((a.nodes, a.sizes, a.secs), (vec![3], vec![64], 5.0));
+        assert_eq!(a.scenarios, vec![Scenario::Tput1]);
+        assert_eq!(a.crypto, vec![cli::OnOff::Off]);
+        assert_eq!((a.reps, a.rep_start), (1, 1));
+        assert_eq!(a.max_frame, worker::DEFAULT_MAX_FRAME);
+        let a = args(
+            "--nodes 3,5 --scenarios tput1,tputn,latN,raw --sizes 64,16384 --crypto off,on \
+             --secs 2.5 --guarantee safe --reps 2 --rep-start 4 --out d --max-frame 8900 \
+             --wait yield --name knet --recv-nap-us 7 --spin-us 3 --cipher chacha \
+             --driver-stats on",
+        )
+        .unwrap();
+        assert_eq!(a.nodes, vec![3, 5]);
+        assert_eq!(
+            a.scenarios,
+            vec![
+                Scenario::Tput1,
+                Scenario::TputN,
+                Scenario::LatN,
+                Scenario::Raw
+            ]
+        );
+        assert_eq!(a.sizes, vec![64, 16384]);
+        assert_eq!(a.crypto, vec![cli::OnOff::Off, cli::OnOff::On]);
+        assert_eq!(
+            (a.secs, a.reps, a.rep_start, a.max_frame),
+            (2.5, 2, 4, 8900)
+        );
+        assert_eq!(a.guarantee, cli::GuaranteeArg::Safe);
+        assert_eq!(a.out, Some(PathBuf::from("d")));
+        assert_eq!(
+            (a.wait, a.name.as_deref()),
+            (cli::Wait::Yield, Some("knet"))
+        );
+        assert_eq!((a.recv_nap_us, a.spin_us), (7, 3));
+        assert_eq!(a.cipher, cli::CipherArg::Chacha);
+        assert!(a.driver_stats.on());
+        for bad in [
+            "--nodes 1",
+            "--nodes 65",
+            "--size 31",
+            "--size 1048577",
+            "--secs 0",
+            "--secs 3600",
+            "--reps 0",
+            "--scenario tput2",
+            "--wait spin",
+            "--bogus 1",
+        ] {
+            let e = args(bad).expect_err(bad);
+            assert_eq!(e.exit_code(), 2, "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn report_and_worker_modes_stand_alone() {
+        let c = cli("--report d --corosync-bench rig").unwrap();
+        assert_eq!(c.report, Some(PathBuf::from("d")));
+        assert_eq!(c.corosync_bench, Some(PathBuf::from("rig")));
+        assert!(cli("--report d --nodes 5").is_err());
+        let spec = worker::Spec {
+            id: 1,
+            addrs: "1=127.0.0.1:1".into(),
+            scenario: Scenario::Tput1,
+            size: 64,
+            secs: 1.0,
+            crypto: false,
+            safe: false,
+            label: "-odd-label".into(),
+            max_frame: 1400,
+            wait_yield: false,
+            recv_nap_us: 0,
+            spin_us: 0,
+            chacha: false,
+            stats: false,
+            api: Api::Cpg,
+        };
+        let argv: Vec<String> = ["phalanx-bench".to_string(), "--worker".to_string()]
+            .into_iter()
+            .chain(spec.to_args())
+            .collect();
+        let c = Cli::try_parse_from(&argv).unwrap();
+        let back = worker::Spec::from_args(&c.worker.unwrap()).unwrap();
+        assert_eq!(back.label, "-odd-label");
+        assert!(cli("--worker 1 2").is_err());
+        assert!(cli("--completions bash").unwrap().completions.is_some());
     }
 
     #[test]
@@ -622,6 +609,9 @@ mod tests {
                 assert!(!imp.contains(':'));
             }
             assert_eq!(Api::parse(api.name()), Some(api));
+        }
+        for &sc in Scenario::value_variants() {
+            assert_eq!(Scenario::parse(sc.name()), Some(sc));
         }
         assert_eq!(report::api_of("knet"), "cpg");
         assert_eq!(report::api_of("udp"), "-");

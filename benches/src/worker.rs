@@ -60,6 +60,9 @@ pub struct Spec {
 }
 
 impl Spec {
+    /// How many arguments [`Spec::to_args`] gives.
+    pub const ARGS: usize = 15;
+
     /// The worker's command line (after `--worker`).
     pub fn to_args(&self) -> Vec<String> {
         vec![
@@ -82,7 +85,7 @@ impl Spec {
     }
 
     pub fn from_args(a: &[String]) -> Option<Spec> {
-        if a.len() != 15 {
+        if a.len() != Self::ARGS {
             return None;
         }
         Some(Spec {
