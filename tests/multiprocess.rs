@@ -9,12 +9,12 @@
 //! observation; the parent parses them into a `phalanx_sim::History`.
 
 use phalanx::node::{CryptoOptions, Node, NodeEvent, NodeOptions};
+use phalanx::totem::{Config, ConfigKind as TotemKind, Guarantee};
 use phalanx_sim::check;
 use phalanx_sim::history::{
     ConfigKind, EventKind, Guarantee as SimGuarantee, History, MsgId, Observation,
 };
 use phalanx_sim::node::NodeStatus;
-use phalanx::totem::{Config, ConfigKind as TotemKind, Guarantee};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, UdpSocket};
@@ -105,18 +105,24 @@ fn child_node() {
             };
             let size = (seq as usize * 37) % 1500;
             let data = payload(id, inc, seq, size);
+            // The send is on record (flushed) before the message can leave: a kill -9
+            // right after `mcast` must not make a delivered message look invented.
+            // A refused send is withdrawn ("U"): it never left.
+            writeln!(
+                out,
+                "S {seq} {}",
+                if g == Guarantee::Safe {
+                    "safe"
+                } else {
+                    "agreed"
+                }
+            )
+            .unwrap();
+            out.flush().unwrap();
             if handle.mcast(g, &data).is_ok() {
-                writeln!(
-                    out,
-                    "S {seq} {}",
-                    if g == Guarantee::Safe {
-                        "safe"
-                    } else {
-                        "agreed"
-                    }
-                )
-                .unwrap();
                 seq += 1;
+            } else {
+                writeln!(out, "U {seq}").unwrap();
             }
         }
         while let Ok(ev) = node.events().recv_timeout(Duration::from_millis(1)) {
@@ -366,6 +372,17 @@ impl Cluster {
             }
         };
         match f[0] {
+            "U" => {
+                let seq: u64 = f[1].parse().unwrap();
+                if let Some(s) = self.sent.get_mut(&(id, inc)) {
+                    s.remove(&seq);
+                }
+                self.history.events.retain(|e| {
+                    !(e.node == id
+                        && e.incarnation == inc
+                        && matches!(&e.kind, EventKind::Observation(Observation::Sent { msg, .. }) if msg.seq == seq))
+                });
+            }
             "S" => {
                 let seq: u64 = f[1].parse().unwrap();
                 self.sent.entry((id, inc)).or_default().insert(seq);

@@ -2,10 +2,10 @@
 //! variant (not a string inside an `io::Error`), and a refused start leaves nothing
 //! bound: the node's address can be bound again at once.
 
+use phalanx::crypto::{Cipher, CryptoError};
 use phalanx::link::{LinkConfigError, LinkTiming};
 use phalanx::node::{CryptoOptions, ExtraLink, LinkParams, Node, NodeError, NodeOptions};
 use phalanx::stack::StackConfigError;
-use phalanx::crypto::{Cipher, CryptoError};
 use phalanx::totem::{Config, NodeId};
 use std::collections::BTreeMap;
 use std::io;

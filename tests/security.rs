@@ -7,8 +7,8 @@
 //! (joins and merge probes go to every configured node) and throws them back, along
 //! with garbage and datagrams sealed with the wrong key.
 
-use phalanx::node::{CryptoOptions, Node, NodeEvent, NodeHandle, NodeOptions};
 use phalanx::crypto::{Cipher, DatagramCrypto};
+use phalanx::node::{CryptoOptions, Node, NodeEvent, NodeHandle, NodeOptions};
 use phalanx::totem::{Config, Guarantee, NodeId};
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, UdpSocket};

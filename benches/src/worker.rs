@@ -4,8 +4,8 @@
 use super::{Api, Scenario};
 use crossbeam_channel::Receiver;
 use phalanx::cpg::{CpgError, CpgEvent, ViewId};
-use phalanx::node::{CpgMember, CryptoOptions, Node, NodeEvent, NodeHandle, NodeOptions};
 use phalanx::crypto::Cipher;
+use phalanx::node::{CpgMember, CryptoOptions, Node, NodeEvent, NodeHandle, NodeOptions};
 use phalanx::totem::{Config, ConfigKind, Guarantee, RingId, SendError};
 use std::cell::Cell;
 use std::collections::BTreeMap;

@@ -45,6 +45,10 @@ pub struct SimOptions {
     pub max_drain_ns: VTime,
     /// Keep at most this many trace lines (the rest are counted, not kept).
     pub max_trace_lines: usize,
+    /// Run with this fault plan instead of drawing one from `faults` (scenario
+    /// tests that want exactly one kind of fault). The seed still draws everything
+    /// else: path parameters within the plan, fault times, victims, the workload.
+    pub plan: Option<FaultPlan>,
 }
 
 impl SimOptions {
@@ -62,6 +66,7 @@ impl SimOptions {
             max_events: 5_000_000,
             max_drain_ns: 60_000_000_000,
             max_trace_lines: 2_000_000,
+            plan: None,
         }
     }
 }
@@ -362,7 +367,8 @@ impl<'f> Sim<'f> {
         let rng_sched = master.fork();
         factory.begin_run(opts.seed);
         let links = factory.links().clamp(1, 8);
-        let plan = FaultPlan::draw(&opts.faults, &opts.safety_ns, &mut rng_plan);
+        let drawn = FaultPlan::draw(&opts.faults, &opts.safety_ns, &mut rng_plan);
+        let plan = opts.plan.clone().unwrap_or(drawn);
         let n = opts.nodes;
         let net = Network::new(n, &plan, &mut rng_paths);
         let all: Vec<NodeId> = (1..=n as NodeId).collect();
@@ -834,7 +840,10 @@ impl<'f> Sim<'f> {
             let b = &self.opts.faults.persist_slow_ns;
             delay = self.rng_fault.gen_range(*b.start()..=*b.end());
         }
-        let done_at = self.now.max(self.slots[i].disk_free_at).saturating_add(delay);
+        let done_at = self
+            .now
+            .max(self.slots[i].disk_free_at)
+            .saturating_add(delay);
         self.slots[i].disk_free_at = done_at;
         if done_at == self.now {
             let wid = w.id;
@@ -843,7 +852,14 @@ impl<'f> Sim<'f> {
             return true;
         }
         let wait = fmt_time(done_at - self.now);
-        self.tr(|| format!("n{id} write {} {:?} done in {}", w.file, w.bytes, wait.trim()));
+        self.tr(|| {
+            format!(
+                "n{id} write {} {:?} done in {}",
+                w.file,
+                w.bytes,
+                wait.trim()
+            )
+        });
         let incarnation = self.slots[i].incarnation;
         self.push(
             done_at,

@@ -146,7 +146,13 @@ impl FaultWeights {
 
     /// Sum of all weights.
     pub fn total(&self) -> u32 {
-        self.partition + self.crash + self.pause + self.leave + self.link_cut + self.replay + self.forge
+        self.partition
+            + self.crash
+            + self.pause
+            + self.leave
+            + self.link_cut
+            + self.replay
+            + self.forge
     }
 }
 

@@ -55,8 +55,8 @@ mod tests;
 pub mod wire;
 
 pub use layer::{
-    DatagramDrop, LinkAddrs, LinkCrypto, LinkLayer, LinkLayerError, LinkLayerStats,
-    LinkTransmit, Received, link_cluster_name,
+    DatagramDrop, LinkAddrs, LinkCrypto, LinkLayer, LinkLayerError, LinkLayerStats, LinkTransmit,
+    Received, link_cluster_name,
 };
 pub use monitor::{
     ControlTransmit, LinkConfigError, LinkEvent, LinkMonitor, LinkRxError, LinkSpec, LinkTiming,

@@ -13,11 +13,11 @@ use super::sockets::{BUDGET, Sockets};
 use super::transport::TransportStats;
 use super::{Command, NodeError, NodeEvent, NodeOptions, Reply, Shared};
 use crate::crypto::{CryptoStats, random_boot_id};
-use crate::link::{LinkAddrs, LinkCrypto, LinkEvent, LinkState, PeerLinkStatus};
+use crate::link::{LinkAddrs, LinkCrypto, PeerLinkStatus};
 use crate::quorum_client::QdeviceDriver;
 use crate::stack::{
-    CpgRequest, Input, InputError, Output, PersistFailed, PersistItem, QuorumRequestError,
-    Request, Stack, StackConfig, StackEvent, StopReason,
+    CpgRequest, Input, InputError, Output, PersistFailed, PersistItem, QuorumRequestError, Request,
+    Stack, StackConfig, StackEvent, StopReason,
 };
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use mio::{Events, Poll, Token, Waker};
@@ -514,7 +514,9 @@ impl Driver {
                             InputError::Quorum(QuorumRequestError::NotConfigured) => {
                                 QuorumCallError::NotConfigured
                             }
-                            InputError::Quorum(other) => QuorumCallError::Refused(other.to_string()),
+                            InputError::Quorum(other) => {
+                                QuorumCallError::Refused(other.to_string())
+                            }
                             _ => QuorumCallError::NotRunning,
                         }));
                     }
@@ -626,25 +628,6 @@ impl Driver {
         *self.shared.cpg.groups.lock() = groups;
     }
 
-    fn on_link(&mut self, e: LinkEvent) {
-        self.stats.link_changes += 1;
-        record!(
-            self.logger,
-            e.at.as_nanos(),
-            self.stack.totem().node_id(),
-            Notice,
-            "link",
-            "link {} to node {} is {}",
-            e.link,
-            e.peer,
-            if e.state == LinkState::Up {
-                "up"
-            } else {
-                "down"
-            }
-        );
-    }
-
     /// Acts on everything the Stack has produced, in order, until it has nothing
     /// more (its next deadline is kept for `poll`); raw messages waiting for room
     /// go in as room appears.
@@ -703,8 +686,9 @@ impl Driver {
             }
             Output::Event(StackEvent::Cpg(ev)) => self.route_cpg(ev),
             Output::Event(StackEvent::Quorum(ev)) => self.on_quorum(ev),
-            Output::Event(StackEvent::Link(e)) => {
-                self.on_link(e);
+            Output::Event(StackEvent::Link(_)) => {
+                // Logged by the Stack; the driver counts and republishes.
+                self.stats.link_changes += 1;
                 return Ok(true);
             }
             Output::Stopped(StopReason::Left) => self.left = true,

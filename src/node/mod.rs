@@ -263,11 +263,7 @@ impl NodeHandle {
         msg.push(0);
         msg.extend_from_slice(data);
         let request = Request::Mcast { guarantee, msg };
-        if self
-            .tx
-            .send(Command::Stack(request, Reply::None))
-            .is_err()
-        {
+        if self.tx.send(Command::Stack(request, Reply::None)).is_err() {
             self.shared.queued.fetch_sub(data.len(), Ordering::AcqRel);
             return Err(SendError::Left);
         }

@@ -79,10 +79,10 @@ pub use io::{
 };
 pub use service::ServiceId;
 
-use crate::link::{LinkLayer, LinkTransmit, Received};
+use crate::link::{LinkLayer, LinkState, LinkTransmit, Received};
 use bytes::{Buf, Bytes};
 use phalanx_cpg::Cpg;
-use phalanx_logsys::Logger;
+use phalanx_logsys::{Logger, record};
 use phalanx_quorum::Votequorum;
 use phalanx_totem::{Event, Guarantee, NodeId, SendError, Time, Totem};
 use std::collections::{BTreeMap, VecDeque};
@@ -139,6 +139,7 @@ pub struct Stack {
     stopped: Option<StopReason>,
     stats: StackStats,
     now: Time,
+    logger: Logger,
 }
 
 impl Stack {
@@ -190,7 +191,7 @@ impl Stack {
             return Err(StackConfigError::LinkNodesDiffer);
         }
         let links = LinkLayer::new(node, &links, link_mode, crypto.as_ref(), now)?;
-        let totem = Totem::new(totem, persisted_seq, now, logger)?;
+        let totem = Totem::new(totem, persisted_seq, now, logger.clone())?;
         let mut stack = Self {
             totem,
             cpg: Cpg::new(node, cpg),
@@ -203,6 +204,7 @@ impl Stack {
             stopped: None,
             stats: StackStats::default(),
             now,
+            logger,
         };
         stack.pump();
         Ok(stack)
@@ -247,9 +249,9 @@ impl Stack {
         data: &[u8],
     ) -> Result<(), InputError> {
         let out = &mut self.out;
-        let received = self
-            .links
-            .receive(now, link, from, data, &mut |t| out.push_back(Output::Transmit(t)))?;
+        let received = self.links.receive(now, link, from, data, &mut |t| {
+            out.push_back(Output::Transmit(t))
+        })?;
         if let Received::Totem { data, .. } = received {
             self.totem.handle_datagram(now, data);
         }
@@ -435,6 +437,21 @@ impl Stack {
             });
         }
         while let Some(e) = self.links.poll_event() {
+            record!(
+                self.logger,
+                e.at.as_nanos(),
+                self.totem.node_id(),
+                Notice,
+                "link",
+                "link {} to node {} is {}",
+                e.link,
+                e.peer,
+                if e.state == LinkState::Up {
+                    "up"
+                } else {
+                    "down"
+                }
+            );
             self.out.push_back(Output::Event(StackEvent::Link(e)));
         }
     }

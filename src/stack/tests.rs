@@ -180,7 +180,14 @@ fn raw_and_cpg_messages_share_the_ring_and_arrive_unwrapped() {
     });
     p.request(0, mcast(b"raw one")).unwrap();
     let grp = b"grp".to_vec();
-    p.cpg(1, CpgRequest::Join { local: 3, group: grp.clone() }).unwrap();
+    p.cpg(
+        1,
+        CpgRequest::Join {
+            local: 3,
+            group: grp.clone(),
+        },
+    )
+    .unwrap();
     p.cpg(
         1,
         CpgRequest::Mcast {
@@ -193,13 +200,28 @@ fn raw_and_cpg_messages_share_the_ring_and_arrive_unwrapped() {
     .unwrap();
     // A member that never joined is refused, typed, and nothing is sent.
     assert_eq!(
-        p.cpg(1, CpgRequest::Mcast { local: 4, group: grp, guarantee: Guarantee::Agreed, data: vec![] }),
+        p.cpg(
+            1,
+            CpgRequest::Mcast {
+                local: 4,
+                group: grp,
+                guarantee: Guarantee::Agreed,
+                data: vec![]
+            }
+        ),
         Err(InputError::Cpg(CpgError::NotExist))
     );
     // The spare first byte is overwritten with the service id.
     let mut owned = vec![0xAA];
     owned.extend_from_slice(b"raw two");
-    p.request(0, Request::Mcast { guarantee: Guarantee::Agreed, msg: owned }).unwrap();
+    p.request(
+        0,
+        Request::Mcast {
+            guarantee: Guarantee::Agreed,
+            msg: owned,
+        },
+    )
+    .unwrap();
     p.run_until(|p| raw(&p.events[1]).len() == 2 && !cpg_deliveries(&p.events[1]).is_empty());
     for i in 0..2 {
         assert_eq!(raw(&p.events[i]), vec![&b"raw one"[..], b"raw two"]);
@@ -255,7 +277,10 @@ fn quorum_runs_its_state_exchange_over_totem_and_reports_quorate() {
         assert_eq!(info.members, vec![1, 2]);
         assert_eq!((info.expected_votes, info.total_votes), (3, 2));
         assert_eq!(info.ring, Some(s.totem().ring_id()));
-        assert_eq!((s.stats().unknown_service, s.stats().quorum_malformed), (0, 0));
+        assert_eq!(
+            (s.stats().unknown_service, s.stats().quorum_malformed),
+            (0, 0)
+        );
     }
     // The Stack is quiescent only once the exchange is done and nothing is queued.
     p.run_until(|p| p.stacks.iter().all(Stack::is_quiescent));
@@ -325,12 +350,15 @@ fn quorum_requests_are_replicated_and_their_events_surface() {
         assert_eq!(info.expected_votes, 4);
         assert!(!info.quorate, "2 of 4 votes");
     }
-    p.quorum(1, QuorumRequest::SetVotes { node: 2, votes: 3 }).unwrap();
+    p.quorum(1, QuorumRequest::SetVotes { node: 2, votes: 3 })
+        .unwrap();
     p.run_until(|p| p.stacks.iter().all(|s| s.quorum().unwrap().is_quorate()));
     let ring = p.stacks[0].totem().ring_id();
     assert_eq!(
         p.quorum(0, QuorumRequest::DeviceVote { ring, cast: true }),
-        Err(InputError::Quorum(QuorumRequestError::Quorum(QuorumError::NoDevice)))
+        Err(InputError::Quorum(QuorumRequestError::Quorum(
+            QuorumError::NoDevice
+        )))
     );
     p.quorum(0, QuorumRequest::CancelWaitForAll).unwrap();
 }
@@ -422,7 +450,13 @@ fn transmits_wait_for_the_ring_sequence_write() {
     p.hold_persists = false;
     p.run_until(|p| p.stacks.iter().all(|s| s.totem().is_operational()));
     assert_eq!(
-        p.stacks[i].handle_input(p.now, Input::Persisted { id: PersistId(999), result: Ok(()) }),
+        p.stacks[i].handle_input(
+            p.now,
+            Input::Persisted {
+                id: PersistId(999),
+                result: Ok(())
+            }
+        ),
         Err(InputError::UnknownPersist(PersistId(999)))
     );
 }
@@ -436,11 +470,20 @@ fn a_failed_ring_sequence_write_stops_the_stack() {
     let w = p.persists[i].remove(0);
     let failed = PersistFailed("disk full".into());
     p.stacks[i]
-        .handle_input(p.now, Input::Persisted { id: w.id, result: Err(failed.clone()) })
+        .handle_input(
+            p.now,
+            Input::Persisted {
+                id: w.id,
+                result: Err(failed.clone()),
+            },
+        )
         .unwrap();
     let wire = p.drain(i);
     assert!(wire.is_empty(), "nothing held may leave after the failure");
-    let want = StopReason::PersistFailed { item: w.item, error: failed };
+    let want = StopReason::PersistFailed {
+        item: w.item,
+        error: failed,
+    };
     assert_eq!(p.stopped[i], Some(want.clone()));
     assert_eq!(p.stacks[i].stopped(), Some(&want));
     assert_eq!(p.stacks[i].poll_output(), Output::Timeout(None));
@@ -470,9 +513,8 @@ fn datagrams_from_strangers_or_forged_are_dropped_and_counted() {
     let from1 = addr(1);
     let stranger = SocketAddr::from(([127, 0, 0, 1], 9));
     let s = &mut p.stacks[1];
-    let mut input = |from, link, data: &[u8]| {
-        s.handle_input(p.now, Input::Datagram { link, from, data })
-    };
+    let mut input =
+        |from, link, data: &[u8]| s.handle_input(p.now, Input::Datagram { link, from, data });
     assert!(input(from1, 0, &d).is_ok());
     assert!(matches!(
         input(from1, 0, &d),
@@ -499,9 +541,15 @@ fn datagrams_from_strangers_or_forged_are_dropped_and_counted() {
         Err(InputError::Dropped(DatagramDrop::NoSuchLink(3)))
     );
     // Node 2's own address: a looped-back datagram.
-    assert_eq!(input(addr(2), 0, &d), Err(InputError::Dropped(DatagramDrop::Own)));
+    assert_eq!(
+        input(addr(2), 0, &d),
+        Err(InputError::Dropped(DatagramDrop::Own))
+    );
     let stats = p.stacks[1].links().stats();
-    assert_eq!((stats.rx_unknown_addr, stats.rx_own, stats.rx_bad_link), (1, 1, 1));
+    assert_eq!(
+        (stats.rx_unknown_addr, stats.rx_own, stats.rx_bad_link),
+        (1, 1, 1)
+    );
     let c = p.stacks[1].links().crypto_stats();
     assert_eq!((c.replayed, c.auth_failed), (1, 1));
 }

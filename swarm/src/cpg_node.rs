@@ -39,6 +39,18 @@ fn groups() -> [Vec<u8>; 3] {
 #[derive(Default, Debug, Clone)]
 pub struct CpgFactory {
     run_seed: u64,
+    /// Fixed links and crypto instead of drawing them per run.
+    pub links: Option<LinkPlan>,
+}
+
+impl CpgFactory {
+    /// Nodes with these links and this crypto in every run.
+    pub fn with_links(links: LinkPlan) -> Self {
+        Self {
+            run_seed: 0,
+            links: Some(links),
+        }
+    }
 }
 
 impl NodeFactory for CpgFactory {
@@ -47,7 +59,9 @@ impl NodeFactory for CpgFactory {
     }
 
     fn links(&self) -> u8 {
-        LinkPlan::draw(self.run_seed).links
+        self.links
+            .unwrap_or_else(|| LinkPlan::draw(self.run_seed))
+            .links
     }
 
     fn create(
@@ -70,9 +84,18 @@ impl NodeFactory for CpgFactory {
             incarnation: u64::from(incarnation),
             wire_prefix: None,
         };
-        let plan = LinkPlan::draw(self.run_seed);
+        let plan = self.links.unwrap_or_else(|| LinkPlan::draw(self.run_seed));
         let cfg = stack_config(totem, cpg, &plan, self.run_seed, seed);
-        Box::new(CpgNode::start(cfg, plan, disk, id, incarnation, now, logger, true))
+        Box::new(CpgNode::start(
+            cfg,
+            plan,
+            disk,
+            id,
+            incarnation,
+            now,
+            logger,
+            true,
+        ))
     }
 
     fn check(&self, history: &History) -> Vec<Violation> {
@@ -85,6 +108,18 @@ impl NodeFactory for CpgFactory {
 #[derive(Default, Debug, Clone)]
 pub struct StackRawFactory {
     run_seed: u64,
+    /// Fixed links and crypto instead of drawing them per run.
+    pub links: Option<LinkPlan>,
+}
+
+impl StackRawFactory {
+    /// Nodes with these links and this crypto in every run.
+    pub fn with_links(links: LinkPlan) -> Self {
+        Self {
+            run_seed: 0,
+            links: Some(links),
+        }
+    }
 }
 
 impl NodeFactory for StackRawFactory {
@@ -93,7 +128,9 @@ impl NodeFactory for StackRawFactory {
     }
 
     fn links(&self) -> u8 {
-        LinkPlan::draw(self.run_seed).links
+        self.links
+            .unwrap_or_else(|| LinkPlan::draw(self.run_seed))
+            .links
     }
 
     fn create(
@@ -112,9 +149,18 @@ impl NodeFactory for StackRawFactory {
             incarnation: u64::from(incarnation),
             ..CpgConfig::default()
         };
-        let plan = LinkPlan::draw(self.run_seed);
+        let plan = self.links.unwrap_or_else(|| LinkPlan::draw(self.run_seed));
         let cfg = stack_config(totem, cpg, &plan, self.run_seed, seed);
-        Box::new(CpgNode::start(cfg, plan, disk, id, incarnation, now, logger, false))
+        Box::new(CpgNode::start(
+            cfg,
+            plan,
+            disk,
+            id,
+            incarnation,
+            now,
+            logger,
+            false,
+        ))
     }
 }
 
@@ -256,7 +302,10 @@ impl CpgNode {
     }
 
     fn cpg(&mut self, now: totem::Time, r: StackCpgRequest) -> Result<(), CpgError> {
-        match self.stack.handle_input(now, Input::Request(Request::Cpg(r))) {
+        match self
+            .stack
+            .handle_input(now, Input::Request(Request::Cpg(r)))
+        {
             Ok(()) => Ok(()),
             Err(phalanx::stack::InputError::Cpg(e)) => Err(e),
             Err(_) => Err(CpgError::NotRunning),
@@ -264,7 +313,8 @@ impl CpgNode {
     }
 
     fn observe_cpg(&mut self, e: CpgEvent) {
-        match e {            CpgEvent::Change(c) => {
+        match e {
+            CpgEvent::Change(c) => {
                 let view = match c.view {
                     ViewId::Sync(r) => CpgViewId {
                         ring: (r.rep, r.seq),

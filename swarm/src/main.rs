@@ -32,7 +32,11 @@ enum Layer {
 }
 
 #[derive(Parser, Debug)]
-#[command(name = "phalanx-swarm", version, about = "Deterministic simulation of the Phalanx Stack: swarm many seeds or replay one")]
+#[command(
+    name = "phalanx-swarm",
+    version,
+    about = "Deterministic simulation of the Phalanx Stack: swarm many seeds or replay one"
+)]
 struct Cli {
     /// Which layer to run.
     #[arg(long, value_enum, default_value_t = Layer::Cpg)]

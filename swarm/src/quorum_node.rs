@@ -82,7 +82,16 @@ impl NodeFactory for QuorumFactory {
         let plan = LinkPlan::draw(self.run_seed);
         let mut cfg = stack_config(totem, cpg, &plan, self.run_seed, seed);
         cfg.quorum = Some(quorum_config_for(id, all, self.run_seed));
-        Box::new(CpgNode::start(cfg, plan, disk, id, incarnation, now, logger, false))
+        Box::new(CpgNode::start(
+            cfg,
+            plan,
+            disk,
+            id,
+            incarnation,
+            now,
+            logger,
+            false,
+        ))
     }
 
     fn check(&self, history: &History) -> Vec<Violation> {

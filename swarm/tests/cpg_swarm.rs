@@ -6,10 +6,10 @@
 //! The acceptance run is the binary:
 //! `cargo run --release --bin phalanx-swarm -- --layer cpg swarm --seeds 100000`.
 
-use phalanx_swarm::CpgFactory;
 use phalanx_sim::history::{EventKind, Observation};
 use phalanx_sim::swarm::options_for_seed;
 use phalanx_sim::{NodeFactory, Sim};
+use phalanx_swarm::CpgFactory;
 
 #[test]
 fn cpg_swarm_seeds_pass_every_checker() {

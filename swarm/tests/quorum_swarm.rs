@@ -8,11 +8,11 @@
 //! The acceptance run is the binary:
 //! `cargo run --release --bin phalanx-swarm -- --layer quorum swarm --seeds 100000`.
 
-use phalanx_swarm::{QuorumFactory, full_cluster_quorate, quorum_config_for};
 use phalanx_sim::check::quorum_uniqueness;
 use phalanx_sim::history::{EventKind, Observation};
 use phalanx_sim::swarm::options_for_seed;
 use phalanx_sim::{History, NodeFactory, RunReport, Sim};
+use phalanx_swarm::{QuorumFactory, full_cluster_quorate, quorum_config_for};
 
 const SEEDS: u64 = 300;
 

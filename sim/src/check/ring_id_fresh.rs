@@ -41,8 +41,8 @@ pub(crate) fn check_timelines(tls: &[Timeline]) -> Vec<Violation> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::{EventKind, History, Observation};
     use crate::check::timelines;
+    use crate::history::{EventKind, History, Observation};
 
     fn install(h: &mut History, t: u64, node: NodeId, inc: u32, ring: RingId) {
         h.push(

@@ -628,8 +628,15 @@ impl Totem {
     fn receive_on_active(&mut self, from: NodeId, m: wire::Mcast) {
         let recovering = self.state == State::Recovery;
         let old_ring = self.ring.id;
-        // Evidence that the token moved on: no need to re-send it.
-        self.timers.token_retransmit = None;
+        // Evidence that the token moved on — no need to re-send it — is a message
+        // numbered after the token this node forwarded: only a later holder can
+        // have sent it. An older one (sent before our visit and still in flight, a
+        // retransmission) proves nothing: cancelling on it lost the token whenever
+        // the one datagram carrying it was dropped (found by the simulator with a
+        // link cut under load: the ring re-formed after a token timeout).
+        if m.seq > self.tok.seq_at_last_forward {
+            self.timers.token_retransmit = None;
+        }
         let encap = m.encapsulated.clone();
         let stored = Stored {
             sender: from,
