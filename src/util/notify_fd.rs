@@ -24,9 +24,8 @@ impl NotifyFd {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: `fd` is a fresh descriptor that nothing else owns.
-        Ok(NotifyFd {
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
-        })
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(NotifyFd { fd })
     }
 
     /// Makes the fd readable (idempotent until cleared).
