@@ -17,8 +17,8 @@ use crate::crypto::{CryptoStats, random_boot_id};
 use crate::link::{LinkAddrs, LinkCrypto, LinkEvent, LinkState, PeerLinkStatus};
 use crate::quorum_client::QdeviceDriver;
 use crate::stack::{
-    CpgRequest, Input, InputError, Output, PersistFailed, PersistItem, QuorumRequestError,
-    Request, Stack, StackConfig, StackEvent, StopReason,
+    CpgRequest, Input, InputError, Output, PersistFailed, PersistItem, QuorumRequestError, Request,
+    Stack, StackConfig, StackEvent, StopReason,
 };
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use mio::{Events, Poll, Token, Waker};
@@ -519,7 +519,9 @@ impl Driver {
                             InputError::Quorum(QuorumRequestError::NotConfigured) => {
                                 QuorumCallError::NotConfigured
                             }
-                            InputError::Quorum(other) => QuorumCallError::Refused(other.to_string()),
+                            InputError::Quorum(other) => {
+                                QuorumCallError::Refused(other.to_string())
+                            }
                             _ => QuorumCallError::NotRunning,
                         }));
                     }

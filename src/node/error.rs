@@ -1,9 +1,9 @@
 //! Why a node could not start.
 
 use crate::config::ConfigError;
+use crate::crypto::CryptoError;
 use crate::link::LinkConfigError;
 use crate::stack::StackConfigError;
-use crate::crypto::CryptoError;
 use std::io;
 use std::path::PathBuf;
 

@@ -1,10 +1,10 @@
 //! Checking node options before anything is bound or started.
 
 use super::{NodeError, NodeOptions};
+use crate::crypto::DatagramCrypto;
 use crate::link::LinkMonitor;
 use crate::stack::StackConfigError;
 use phalanx_totem::Time;
-use crate::crypto::DatagramCrypto;
 
 impl NodeOptions {
     /// Checks the options as [`Node::start`](super::Node::start) does before it
