@@ -132,6 +132,7 @@ mod tests {
         events_tx.send(1).unwrap();
         assert_eq!(seen.recv_timeout(PATIENCE), Ok(1));
         assert!(!guard.is_finished());
+        assert_eq!(thread_gone.try_recv(), Err(TryRecvError::Empty), "alive");
         drop(guard);
         // Joined: the callback (and what it captured) is gone when drop returns.
         assert_eq!(thread_gone.try_recv(), Err(TryRecvError::Disconnected));
@@ -179,6 +180,7 @@ mod tests {
             })
             .unwrap(),
         );
+        assert_eq!(thread_gone.try_recv(), Err(TryRecvError::Empty), "alive");
         drop(guard_slot);
         assert_eq!(seen.recv_timeout(PATIENCE), Ok(1));
         // The thread ends after that first call: event 2 is never handed on.
