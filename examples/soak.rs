@@ -6,7 +6,7 @@
 //!
 //! `--rt on` runs each node's driver thread under SCHED_RR (`NodeOptions::realtime_priority`).
 
-use phalanx::node::{CryptoOptions, Node, NodeEvent, NodeOptions};
+use phalanx::node::{CryptoOptions, Node, NodeEvent, NodeOptions, NodeStats};
 use phalanx::totem::{Config, ConfigKind, Guarantee};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -154,7 +154,7 @@ fn child() {
         }
         if last_report.elapsed() >= Duration::from_secs(60) {
             last_report = Instant::now();
-            let (_, d) = h.stats();
+            let d = h.stats().driver;
             writeln!(
                 out,
                 "{:4.0}s delivered {delivered} ({:.0}/s) changes {changes} max loop stall {:?}",
@@ -166,7 +166,11 @@ fn child() {
         }
         std::thread::yield_now();
     }
-    let (s, d) = h.stats();
+    let NodeStats {
+        totem: s,
+        driver: d,
+        ..
+    } = h.stats();
     writeln!(
         out,
         "done: {:.0} s, delivered {delivered} ({:.0} msgs/s, {:.1} MB/s), configuration changes {changes}, token losses {}, token retransmits {}, tryagain {tryagain}, max loop stall {:?}",

@@ -7,12 +7,12 @@
 //! at once on a small machine would only test the scheduler.
 
 use phalanx::cpg::{CpgError, CpgEvent, Guarantee, MemberId, Reason};
-use phalanx::node::{CpgMember, DispatchMode, Node, NodeOptions};
+use phalanx::node::{CallbackMember, CpgMember, DispatchMode, Node, NodeOptions};
 use phalanx::totem::Config;
 use phalanx::util::handle_table::HandleError;
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::{Mutex, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -44,7 +44,7 @@ fn cluster(n: u32, tweak: impl Fn(&mut NodeOptions)) -> Vec<Node> {
     wait_for("one ring of every node", Duration::from_secs(10), || {
         nodes
             .iter()
-            .all(|nd| nd.handle().is_operational() && nd.handle().membership().1 == ids)
+            .all(|nd| nd.handle().is_operational() && nd.handle().membership().members == ids)
     });
     nodes
 }
@@ -201,7 +201,7 @@ fn self_delivery_and_a_callback_member_on_another_node() {
             .cpg()
             .groups()
             .iter()
-            .any(|(g, m)| g.as_bytes() == b"g" && *m == both)
+            .any(|g| g.name.as_bytes() == b"g" && g.members == both)
     );
 
     for i in 0..20u32 {
@@ -229,6 +229,110 @@ fn self_delivery_and_a_callback_member_on_another_node() {
         }
     }
     assert!(b.events().is_empty(), "the callback thread took b's events");
+}
+
+#[test]
+fn a_stopped_callback_gets_nothing_more_and_the_member_keeps_its_events() {
+    let _s = serial();
+    let nodes = cluster(1, |_| {});
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let with_callback = nodes[0]
+        .cpg()
+        .member_with_callback(move |ev| {
+            let _ = tx.send(ev);
+        })
+        .unwrap();
+    with_callback.join(b"g").unwrap();
+    next_matching(&rx, "the join view (callback)", |ev| {
+        matches!(ev, CpgEvent::Change(_))
+    });
+    with_callback
+        .mcast(b"g", Guarantee::Agreed, b"before")
+        .unwrap();
+    next_matching(
+        &rx,
+        "the message before the stop",
+        |ev| matches!(ev, CpgEvent::Deliver(d) if &d.data[..] == b"before"),
+    );
+
+    let member = with_callback.stop();
+    // The thread has ended: the sender its callback captured is dropped.
+    while rx.try_recv().is_ok() {}
+    assert_eq!(
+        rx.try_recv(),
+        Err(crossbeam_channel::TryRecvError::Disconnected)
+    );
+    // Still a member of g: the next message waits in its own stream.
+    member.mcast(b"g", Guarantee::Agreed, b"after").unwrap();
+    let ev = next_matching(member.events(), "the message after the stop", |ev| {
+        matches!(ev, CpgEvent::Deliver(_))
+    });
+    let CpgEvent::Deliver(d) = ev else {
+        unreachable!()
+    };
+    assert_eq!(&d.data[..], b"after");
+}
+
+#[test]
+fn a_callback_member_dropped_inside_its_callback_ends_and_goes_down() {
+    let _s = serial();
+    let nodes = cluster(1, |_| {});
+    let cpg = nodes[0].cpg();
+    let observer = cpg.member().unwrap();
+    observer.join(b"g").unwrap();
+    joined(&observer, b"g", observer.id());
+
+    let slot: Arc<Mutex<Option<CallbackMember>>> = Arc::new(Mutex::new(None));
+    let own = slot.clone();
+    let (calls_tx, calls) = crossbeam_channel::unbounded();
+    // Held while the member is stored, so the callback finds it there.
+    let mut stored = slot.lock().unwrap();
+    let with_callback = cpg
+        .member_with_callback(move |ev| {
+            let deliver = matches!(ev, CpgEvent::Deliver(_));
+            calls_tx.send(ev).unwrap();
+            if deliver {
+                // The guard's drop cannot wait for its own thread: it must
+                // return, and the thread end after this call.
+                drop(own.lock().unwrap().take());
+            }
+        })
+        .unwrap();
+    let id = with_callback.id();
+    with_callback.join(b"g").unwrap();
+    *stored = Some(with_callback);
+    drop(stored);
+    joined(&observer, b"g", id);
+    for i in 0..10u8 {
+        observer.mcast(b"g", Guarantee::Agreed, &[i]).unwrap();
+    }
+
+    let ev = next_matching(
+        observer.events(),
+        "the PROCDOWN of the dropped callback member",
+        |ev| matches!(ev, CpgEvent::Change(c) if !c.left.is_empty()),
+    );
+    let CpgEvent::Change(c) = ev else {
+        unreachable!()
+    };
+    assert_eq!((c.left[0].member, c.left[0].reason), (id, Reason::ProcDown));
+    assert!(slot.lock().unwrap().is_none());
+    // One message reached the callback, then its thread ended (the callback
+    // and its sender dropped) although nine more were delivered to the group.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seen = Vec::new();
+    loop {
+        match calls.recv_deadline(deadline) {
+            Ok(ev) => seen.push(ev),
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+            Err(e) => panic!("the callback thread did not end: {e}"),
+        }
+    }
+    let delivered = seen
+        .iter()
+        .filter(|ev| matches!(ev, CpgEvent::Deliver(_)))
+        .count();
+    assert_eq!(delivered, 1, "{seen:?}");
 }
 
 #[test]

@@ -8,7 +8,7 @@
 //! called that way), so no test-only binary ships. Nodes print one line per
 //! observation; the parent parses them into a `phalanx_sim::History`.
 
-use phalanx::node::{CryptoOptions, Node, NodeEvent, NodeOptions};
+use phalanx::node::{CryptoOptions, Membership, Node, NodeEvent, NodeOptions};
 use phalanx::totem::{Config, ConfigKind as TotemKind, Guarantee};
 use phalanx_sim::check;
 use phalanx_sim::history::{
@@ -81,7 +81,7 @@ fn child_node() {
                 writeln!(out, "STOPPED").unwrap();
             }
             Ok(c) if c == "status" => {
-                let (ring, members) = handle.membership();
+                let Membership { ring, members, .. } = handle.membership();
                 let m: Vec<String> = members.iter().map(|m| m.to_string()).collect();
                 let (op, q) = (handle.is_operational() as u8, handle.is_quiescent() as u8);
                 writeln!(

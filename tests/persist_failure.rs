@@ -44,7 +44,7 @@ fn a_failed_ring_sequence_write_stops_the_node_and_the_others_reform() {
             Some(Node::start(o).expect("node starts"))
         })
         .collect();
-    let members = |n: &Node| n.handle().membership().1;
+    let members = |n: &Node| n.handle().membership().members;
     wait_for("one ring of all three", Duration::from_secs(10), || {
         nodes.iter().flatten().all(|n| members(n) == ids)
     });

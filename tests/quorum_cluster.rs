@@ -31,7 +31,7 @@
 //! namespaces) and iproute2's `ip`; fails, never skips, when either is missing.
 //! Takes about 15 s.
 
-use phalanx::node::{Node, NodeEvent, NodeOptions};
+use phalanx::node::{Node, NodeEvent, NodeOptions, QuorumInfo};
 use phalanx::quorum::NodeState;
 mod common;
 
@@ -112,7 +112,12 @@ fn child_quorum_node() {
     // The state before the first notification, unless one is queued already
     // (the node publishes its state before notifying, so a queued notification
     // is at least as new as this state and will be printed after it).
-    if let Some((info, nodes)) = quorum.info().filter(|_| changes.is_empty()) {
+    if let Some(QuorumInfo {
+        cluster: info,
+        nodes,
+        ..
+    }) = quorum.info().filter(|_| changes.is_empty())
+    {
         if let Some(ring) = info.ring {
             println!(
                 "Q {} {} {ring} {}",
@@ -154,7 +159,7 @@ fn child_quorum_node() {
             Ok(c) if c == "exit" => break,
             _ => {}
         }
-        if let Some((info, _)) = quorum.info() {
+        if let Some(info) = quorum.info().map(|i| i.cluster) {
             let now = (info.quorate, info.ring, info.total_votes, info.device_cast);
             if last != Some(now) {
                 last = Some(now);
@@ -181,7 +186,7 @@ fn child_quorum_node() {
             }
         }
         if diag {
-            let (t, _) = node.handle().stats();
+            let t = node.handle().stats().totem;
             let now = (
                 t.token_retransmits,
                 t.mcast_retransmits,

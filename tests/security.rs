@@ -47,7 +47,7 @@ fn wait(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
 }
 
 fn members(h: &NodeHandle) -> Vec<NodeId> {
-    h.membership().1
+    h.membership().members
 }
 
 #[test]
@@ -64,7 +64,7 @@ fn forged_replayed_spoofed_and_unknown_datagrams_are_dropped_and_counted() {
     wait("ring {1,2}", Duration::from_secs(10), || {
         members(&h1) == [1, 2] && members(&h2) == [1, 2] && h1.is_operational()
     });
-    let ring = h1.membership().0;
+    let ring = h1.membership().ring;
 
     // Capture genuine sealed datagrams addressed to node 3.
     let mut captured = Vec::new();
@@ -113,7 +113,7 @@ fn forged_replayed_spoofed_and_unknown_datagrams_are_dropped_and_counted() {
 
     // Both nodes count what they dropped; give them time to read it all (bounded).
     let dropped = |h: &NodeHandle| {
-        let (_, d) = h.stats();
+        let d = h.stats().driver;
         (
             d.crypto.replayed + d.crypto.too_old,
             d.crypto.auth_failed,
@@ -143,9 +143,13 @@ fn forged_replayed_spoofed_and_unknown_datagrams_are_dropped_and_counted() {
         );
     }
     // Nothing reached the protocol: same ring, and it still orders.
-    assert_eq!(h1.membership().0, ring, "the attack changed the membership");
-    assert_eq!(h2.membership().0, ring);
-    let (stats, _) = h1.stats();
+    assert_eq!(
+        h1.membership().ring,
+        ring,
+        "the attack changed the membership"
+    );
+    assert_eq!(h2.membership().ring, ring);
+    let stats = h1.stats().totem;
     assert_eq!(stats.rx_malformed, 0, "a bad datagram reached the core");
     h1.mcast(Guarantee::Safe, b"still here").unwrap();
     let got = |n: &Node| {
@@ -160,7 +164,7 @@ fn forged_replayed_spoofed_and_unknown_datagrams_are_dropped_and_counted() {
         false
     };
     assert!(got(&n1) && got(&n2));
-    assert_eq!(h1.membership().0, ring);
+    assert_eq!(h1.membership().ring, ring);
 }
 
 #[test]
@@ -173,7 +177,7 @@ fn a_node_without_the_key_cannot_join() {
     wait("ring {1,2}", Duration::from_secs(10), || {
         members(&h1) == [1, 2] && members(&h2) == [1, 2] && h1.is_operational()
     });
-    let ring = h1.membership().0;
+    let ring = h1.membership().ring;
     let intruder = start(3, &addrs, &[8u8; 64]);
     let h3 = intruder.handle();
     // The intruder forms its own ring and keeps probing (joins, merge detection)
@@ -186,11 +190,11 @@ fn a_node_without_the_key_cannot_join() {
     wait(
         "the others to reject its probes",
         Duration::from_secs(10),
-        || h1.stats().1.crypto.auth_failed >= 10,
+        || h1.stats().driver.crypto.auth_failed >= 10,
     );
     assert_eq!(members(&h3), [3]);
     assert_eq!(
-        h1.membership().0,
+        h1.membership().ring,
         ring,
         "a node without the key changed the membership"
     );

@@ -47,7 +47,7 @@ fn form_and_order(nodes: &[Node], per_node: u32) -> Vec<Vec<(NodeId, u32)>> {
     wait("a ring of every node", Duration::from_secs(20), || {
         handles
             .iter()
-            .all(|h| h.is_operational() && h.membership().1 == ids)
+            .all(|h| h.is_operational() && h.membership().members == ids)
     });
     for i in 0..per_node {
         for h in &handles {
@@ -175,7 +175,7 @@ fn multicast_cluster(v6: bool, group: &str) {
     for n in &nodes {
         let h = n.handle();
         wait("multicast counters", Duration::from_secs(5), || {
-            let t = h.stats().1.transport;
+            let t = h.stats().driver.transport;
             t.tx_multicast > 0 && t.rx_own > 0
         });
     }

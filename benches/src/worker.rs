@@ -5,7 +5,9 @@ use super::{Api, Scenario};
 use crossbeam_channel::Receiver;
 use phalanx::cpg::{CpgError, CpgEvent, ViewId};
 use phalanx::crypto::Cipher;
-use phalanx::node::{CpgMember, CryptoOptions, Node, NodeEvent, NodeHandle, NodeOptions};
+use phalanx::node::{
+    CpgMember, CryptoOptions, Node, NodeEvent, NodeHandle, NodeOptions, NodeStats,
+};
 use phalanx::totem::{Config, ConfigKind, Guarantee, RingId, SendError};
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -737,7 +739,11 @@ fn run<E: Endpoint>(
         &mut rtt,
     );
     if spec.stats {
-        let (ts, ds) = h.stats();
+        let NodeStats {
+            totem: ts,
+            driver: ds,
+            ..
+        } = h.stats();
         let secs = (t_end - t0) as f64 / 1e9;
         eprintln!(
             "node {} stats: api={} tokens_rx/s={:.0} tokens_tx={} token_retransmits={} mcast_tx={} mcast_rx={} mcast_retransmits={} holds={} hold_cancels={} loops={} tx={} rx={} tx_errors={} max_busy={:?} stalled_on_members={} raw_pending={}",

@@ -1,7 +1,7 @@
 //! The node's answers on the admin socket (see [`crate::admin`]): read from the
 //! snapshots the driver publishes, so a tool never waits for the driver thread.
 
-use super::{Quorum, QuorumCallError, Shared};
+use super::{Membership, Quorum, QuorumCallError, QuorumInfo, Shared};
 use crate::admin::{
     AdminProvider, Group, GroupMember, NodeInfo, QuorumNode, QuorumStatus, Request, Response,
     Status,
@@ -27,7 +27,7 @@ impl NodeAdmin {
     }
 
     fn status(&self) -> Status {
-        let (ring, members) = self.shared.membership.lock().clone();
+        let Membership { ring, members, .. } = self.shared.membership.lock().clone();
         Status {
             node_id: self.node_id,
             cluster_name: self.cluster_name.clone(),
@@ -51,9 +51,10 @@ impl NodeAdmin {
             .groups
             .lock()
             .iter()
-            .map(|(g, members)| Group {
-                name: g.as_bytes().to_vec(),
-                members: members
+            .map(|g| Group {
+                name: g.name.as_bytes().to_vec(),
+                members: g
+                    .members
                     .iter()
                     .map(|m| GroupMember {
                         node: m.node,
@@ -68,7 +69,11 @@ impl NodeAdmin {
 
 impl NodeAdmin {
     fn quorum_status(&self) -> Option<QuorumStatus> {
-        let (info, nodes) = self.quorum.info()?;
+        let QuorumInfo {
+            cluster: info,
+            nodes,
+            ..
+        } = self.quorum.info()?;
         let mut flags = Vec::new();
         if info.quorate {
             flags.push("Quorate");

@@ -5,30 +5,18 @@
 //! [`Cpg`] is the node's group service (clone it freely); each [`CpgMember`] it
 //! creates is one member — what a process is to Corosync — with its own event
 //! stream. Requests answer at once; a join or leave *completes* when its ordered
-//! configuration change arrives (a [`GroupChange`] listing the member in `joined`
-//! or `left`). Dropping the last clone of a member without leaving its groups
-//! reports it to the others with reason PROCDOWN.
+//! configuration change arrives (a [`GroupChange`](phalanx_cpg::GroupChange)
+//! listing the member in `joined` or `left`). Dropping the last clone of a
+//! member without leaving its groups reports it to the others with reason
+//! PROCDOWN.
 //!
 //! Events reach the application three ways: [`CpgMember::events`] (a crossbeam
 //! receiver), [`CpgMember::dispatch`] with a callback (with [`CpgMember::fd`] for
 //! poll()-based loops, as `cpg_fd_get` + `cpg_dispatch`), or
-//! [`Cpg::member_with_callback`], which runs the callback on a thread of its own.
-//!
-//! ```no_run
-//! use phalanx::node::{DispatchMode, Node, NodeOptions};
-//! use phalanx::cpg::{CpgEvent, Guarantee};
-//! # fn opts() -> NodeOptions { unimplemented!() }
-//! let node = Node::start(opts()).unwrap();
-//! let member = node.cpg().member().unwrap();
-//! member.join(b"demo").unwrap();
-//! member.mcast_wait(b"demo", Guarantee::Agreed, b"hello", None).unwrap();
-//! member.dispatch(DispatchMode::All, |ev| match ev {
-//!     CpgEvent::Change(c) => println!("view of {:?}: {:?}", c.group, c.members),
-//!     CpgEvent::Deliver(d) => println!("{:?} says {:?}", d.sender, d.data),
-//!     _ => {}
-//! });
-//! ```
+//! [`Cpg::member_with_callback`], which runs the callback on a thread of its own
+//! until its [`CallbackMember`] is dropped.
 
+use super::callback::CallbackGuard;
 use super::{Command, Reply, Shared};
 use crate::stack::{CpgRequest, Request};
 use crate::util::handle_table::HandleTable;
@@ -57,7 +45,7 @@ pub(crate) struct CpgShared {
     /// 64-bit handles of live members.
     handles: Mutex<HandleTable<Weak<MemberInner>>>,
     /// Every group and its members, as last applied (published by the driver).
-    pub(crate) groups: Mutex<Vec<(GroupName, Vec<MemberId>)>>,
+    pub(crate) groups: Mutex<Vec<CpgGroup>>,
     /// Bytes reserved by handles for messages in the command queue, plus the
     /// core's send-queue bytes (kept in step by the driver).
     pub(crate) bytes: AtomicUsize,
@@ -113,6 +101,42 @@ impl CpgShared {
 }
 
 /// The node's process-group service. `Clone + Send + Sync`.
+///
+/// A one-node cluster on loopback: a member joins a group, multicasts to it and
+/// receives its own message after the view that lists it.
+///
+/// ```
+/// use phalanx::cpg::{CpgEvent, Guarantee};
+/// use phalanx::node::{Node, NodeOptions};
+/// use phalanx::totem::Config;
+/// use std::time::Duration;
+///
+/// // A free port for the example; a real cluster's addresses come from its
+/// // configuration (`NodeOptions::from_config`).
+/// let port = std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port();
+/// let addrs = [(1, format!("127.0.0.1:{port}").parse()?)].into();
+/// let node = Node::start(NodeOptions::new(Config::new(1, vec![1]), addrs))?;
+///
+/// let member = node.cpg().member()?;
+/// member.join(b"demo")?;
+/// member.mcast_wait(b"demo", Guarantee::Agreed, b"hello", Some(Duration::from_secs(30)))?;
+/// // In order: the view this member joined, then the message.
+/// loop {
+///     match member.events().recv_timeout(Duration::from_secs(30))? {
+///         CpgEvent::Change(c) => {
+///             assert_eq!(c.members, [member.id()]);
+///             println!("view of {:?}: {:?}", c.group, c.members);
+///         }
+///         CpgEvent::Deliver(d) => {
+///             assert_eq!((d.sender, &d.data[..]), (member.id(), &b"hello"[..]));
+///             break;
+///         }
+///         _ => {} // totem configurations
+///     }
+/// }
+/// assert_eq!(node.cpg().membership(b"demo"), [member.id()]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone)]
 pub struct Cpg {
     pub(super) node_id: NodeId,
@@ -130,6 +154,22 @@ impl std::fmt::Debug for Cpg {
         f.debug_struct("Cpg")
             .field("node_id", &self.node_id)
             .finish_non_exhaustive()
+    }
+}
+
+/// A group and its members cluster-wide, from [`Cpg::groups`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CpgGroup {
+    /// The group.
+    pub name: GroupName,
+    /// Its members, ascending.
+    pub members: Vec<MemberId>,
+}
+
+impl CpgGroup {
+    pub(crate) fn new(name: GroupName, members: Vec<MemberId>) -> Self {
+        CpgGroup { name, members }
     }
 }
 
@@ -174,24 +214,21 @@ impl Cpg {
         Ok(CpgMember { inner })
     }
 
-    /// A new member whose events go to `callback`, called in order on a thread of
-    /// its own until the member is dropped or the node stops.
+    /// A new member whose events go to `callback`, called in order on a thread
+    /// of its own until the returned [`CallbackMember`] is dropped (or
+    /// [stopped](CallbackMember::stop)), the member goes down or the node stops.
     pub fn member_with_callback(
         &self,
-        mut callback: impl FnMut(CpgEvent) + Send + 'static,
-    ) -> Result<CpgMember, CpgError> {
+        callback: impl FnMut(CpgEvent) + Send + 'static,
+    ) -> Result<CallbackMember, CpgError> {
         let member = self.member()?;
-        let rx = member.inner.events.clone();
-        std::thread::Builder::new()
-            .name(format!("phalanx-cpg-{}", member.inner.local))
-            .spawn(move || {
-                // Ends when the driver drops the member's sink (member down, node stopped).
-                for ev in rx.iter() {
-                    callback(ev);
-                }
-            })
-            .map_err(|_| CpgError::NoResources)?;
-        Ok(member)
+        let name = format!("phalanx-cpg-{}", member.inner.local);
+        // The thread's stream also ends when the driver drops the member's sink
+        // (member down, node stopped).
+        let events = member.inner.events.clone();
+        let callback =
+            CallbackGuard::spawn(name, events, callback).map_err(|_| CpgError::NoResources)?;
+        Ok(CallbackMember { callback, member })
     }
 
     /// The member a 64-bit handle names (from [`CpgMember::handle`]), for handles
@@ -210,13 +247,13 @@ impl Cpg {
             .groups
             .lock()
             .iter()
-            .find(|(g, _)| g.as_bytes() == group)
-            .map(|(_, m)| m.clone())
+            .find(|g| g.name.as_bytes() == group)
+            .map(|g| g.members.clone())
             .unwrap_or_default()
     }
 
-    /// Every group cluster-wide with its members (`cpg_iteration`).
-    pub fn groups(&self) -> Vec<(GroupName, Vec<MemberId>)> {
+    /// Every group cluster-wide with its members (`cpg_iteration`), by name.
+    pub fn groups(&self) -> Vec<CpgGroup> {
         self.shared.cpg.groups.lock().clone()
     }
 
@@ -451,5 +488,45 @@ impl CpgMember {
     /// Members of `group` cluster-wide, as this node last applied them.
     pub fn membership(&self, group: &[u8]) -> Vec<MemberId> {
         self.inner.cpg.membership(group)
+    }
+}
+
+/// A member whose events go to a callback on a thread of its own, from
+/// [`Cpg::member_with_callback`]. It dereferences to its [`CpgMember`] (join,
+/// leave, mcast as usual).
+///
+/// Dropping it stops the callback (waiting for a call in progress to return,
+/// see [`CallbackGuard`]) and then drops the member, which goes down if no
+/// clone of it is left. [`CallbackMember::stop`] stops the callback and keeps
+/// the member: its later events then wait in [`CpgMember::events`].
+#[must_use = "dropping it at once stops the callback and the member"]
+#[derive(Debug)]
+pub struct CallbackMember {
+    // Declared first: dropped first, so no callback runs for a member that
+    // is going down.
+    callback: CallbackGuard,
+    member: CpgMember,
+}
+
+impl CallbackMember {
+    /// The member.
+    pub fn member(&self) -> &CpgMember {
+        &self.member
+    }
+
+    /// Stops the callback (waiting for its thread to end) and hands back the
+    /// member.
+    pub fn stop(self) -> CpgMember {
+        let CallbackMember { callback, member } = self;
+        callback.stop();
+        member
+    }
+}
+
+impl std::ops::Deref for CallbackMember {
+    type Target = CpgMember;
+
+    fn deref(&self) -> &CpgMember {
+        &self.member
     }
 }

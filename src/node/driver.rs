@@ -6,9 +6,10 @@
 //! the event channel can (see `NodeOptions::event_capacity`). The sockets, crypto
 //! and link choice live in [`super::link_io`].
 
-use super::cpg::MemberSink;
+use super::cpg::{CpgGroup, MemberSink};
 use super::persist;
-use super::quorum::{QuorumCallError, QuorumChange};
+use super::quorum::{QuorumCallError, QuorumChange, QuorumInfo};
+use super::snapshot::{Membership, NodeStats};
 use super::sockets::{BUDGET, Sockets};
 use super::transport::TransportStats;
 use super::{Command, NodeError, NodeEvent, NodeOptions, Reply, Shared};
@@ -215,7 +216,8 @@ impl Driver {
             Time::ZERO,
             opts.logger,
         )?;
-        *shared.membership.lock() = (stack.totem().ring_id(), stack.totem().members().to_vec());
+        *shared.membership.lock() =
+            Membership::new(stack.totem().ring_id(), stack.totem().members().to_vec());
         let mut driver = Driver {
             stack,
             quorum_published: None,
@@ -254,7 +256,10 @@ impl Driver {
     fn publish_quorum(&mut self) {
         if let Some(q) = self.stack.quorum() {
             let info = q.info();
-            *self.shared.quorum.info.lock() = Some((info.clone(), q.nodes()));
+            *self.shared.quorum.info.lock() = Some(QuorumInfo {
+                cluster: info.clone(),
+                nodes: q.nodes(),
+            });
             self.quorum_published = Some(info);
         }
     }
@@ -355,7 +360,7 @@ impl Driver {
             if self.left {
                 self.publish(true);
                 // Ends the notification streams (and `Quorum::on_change` threads).
-                self.shared.quorum.subscribers.lock().clear();
+                self.shared.quorum.close();
                 return Ok(());
             }
             self.publish(false);
@@ -623,7 +628,7 @@ impl Driver {
             .stack
             .cpg()
             .groups()
-            .map(|(g, m)| (g.clone(), m.iter().copied().collect()))
+            .map(|(g, m)| CpgGroup::new(g.clone(), m.iter().copied().collect()))
             .collect();
         *self.shared.cpg.groups.lock() = groups;
     }
@@ -677,7 +682,7 @@ impl Driver {
             }
             Output::Event(StackEvent::Config(c)) => {
                 if c.kind == ConfigKind::Regular {
-                    *self.shared.membership.lock() = (c.ring, c.members.clone());
+                    *self.shared.membership.lock() = Membership::new(c.ring, c.members.clone());
                     if let Some(q) = &self.qdevice {
                         q.set_membership(c.ring, c.members.clone());
                     }
@@ -703,7 +708,7 @@ impl Driver {
                     reason.to_string()
                 );
                 self.publish(true);
-                self.shared.quorum.subscribers.lock().clear();
+                self.shared.quorum.close();
                 return Err(io::Error::other(format!("node stopped: {reason}")));
             }
             _ => {}
@@ -733,7 +738,8 @@ impl Driver {
             self.stats.link_rx_dropped = ls.link_rx_dropped;
             self.stats.link_stalls = links.monitor().stalls();
             self.stats.raw_pending = self.raw_pending.len();
-            *self.shared.stats.lock() = (self.stack.totem().stats().clone(), self.stats.clone());
+            *self.shared.stats.lock() =
+                NodeStats::new(self.stack.totem().stats().clone(), self.stats.clone());
             links.status_into(&mut self.link_status);
             self.shared.links.lock().clone_from(&self.link_status);
         }

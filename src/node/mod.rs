@@ -1,148 +1,48 @@
-//! A cluster node on real UDP sockets: the totem core driven by a mio poll loop on
-//! its own thread, with clonable handles for application threads.
+//! A cluster node on real UDP sockets: the Stack driven by a mio poll loop on
+//! its own thread ([`Node`]), with clonable handles for application threads:
+//! [`NodeHandle`] (raw totem messages, membership, counters), [`Cpg`] (process
+//! groups) and [`Quorum`].
 //!
-//! ```no_run
-//! use phalanx::node::{Node, NodeOptions, NodeEvent};
-//! use phalanx::totem::{Config, Guarantee};
-//! use std::collections::BTreeMap;
-//!
-//! let addrs: BTreeMap<u32, std::net::SocketAddr> =
-//!     [(1, "127.0.0.1:5405".parse().unwrap()), (2, "127.0.0.1:5406".parse().unwrap())].into();
-//! let node = Node::start(NodeOptions::new(Config::new(1, vec![1, 2]), addrs)).unwrap();
-//! node.handle().mcast(Guarantee::Agreed, b"hello").unwrap();
-//! for ev in node.events() {
-//!     if let NodeEvent::Deliver(d) = ev { println!("{} says {:?}", d.sender, d.data); break; }
-//! }
-//! node.leave().unwrap();
-//! ```
+//! Options come from a cluster configuration ([`NodeOptions::from_config`]) or
+//! are built in code ([`NodeOptions::new`] and its `with_*` methods).
 
 mod admin;
+mod callback;
 mod cpg;
 mod driver;
 mod error;
 mod from_config;
 mod link_options;
+mod options;
 mod persist;
 mod quorum;
+mod snapshot;
 mod sockets;
 mod transport;
 mod validate;
 
 pub use crate::link::{LinkState, LinkStats, PeerLinkStatus};
-pub use cpg::{Cpg, CpgMember, DispatchMode};
+pub use callback::CallbackGuard;
+pub use cpg::{CallbackMember, Cpg, CpgGroup, CpgMember, DispatchMode};
 pub use driver::DriverStats;
 pub use error::NodeError;
 pub use link_options::{ExtraLink, LinkOptions, LinkParams, Multicast};
-pub use quorum::{Quorum, QuorumCallError, QuorumChange};
+pub use options::{CryptoOptions, NodeOptions};
+pub use quorum::{
+    Quorum, QuorumCallError, QuorumChange, QuorumInfo, QuorumNotifications, QuorumNotificationsIter,
+};
+pub use snapshot::{Membership, NodeStats};
 pub use transport::{TransportStats, set_socket_buffers};
 
 use crate::stack::{QuorumRequest, RawDelivery, Request};
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 use parking_lot::Mutex;
-use phalanx_cpg::CpgConfig;
-use phalanx_logsys::Logger;
-use phalanx_totem::{Config, ConfigChange, Guarantee, NodeId, RingId, SendError, Stats};
+use phalanx_totem::{ConfigChange, Guarantee, NodeId, SendError};
 use std::collections::BTreeMap;
 use std::io;
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
 use std::thread::JoinHandle;
-
-/// How to run a node.
-#[derive(Clone, Debug)]
-pub struct NodeOptions {
-    /// The protocol configuration (node id, node list, timers, limits).
-    pub totem: Config,
-    /// UDP address of every configured node on link 0, this one's included (it is
-    /// bound).
-    pub addrs: BTreeMap<NodeId, SocketAddr>,
-    /// Further links, link settings and the link mode (default: link 0 alone).
-    /// See `docs/links.md`.
-    pub links: LinkOptions,
-    /// Where the ring sequence is persisted (`ringseq_<nodeid>`); `None` keeps it
-    /// in memory only (tests), at the risk of reusing a ring id after a restart.
-    pub state_dir: Option<PathBuf>,
-    /// Flight recorder.
-    pub logger: Logger,
-    /// Deliveries and configuration changes that may wait for the application.
-    /// When full, the node stops: an application that does not consume stalls its
-    /// own node (and the others exclude it after a token timeout), rather than
-    /// memory growing without bound.
-    pub event_capacity: usize,
-    /// Socket buffer size to request, in bytes (0: derive from the flow-control
-    /// window).
-    pub socket_buffer: usize,
-    /// Authenticated encryption of every datagram (`None`: plaintext, for
-    /// benchmarks). A node without the key cannot take part.
-    pub crypto: Option<CryptoOptions>,
-    /// Run the driver thread under SCHED_RR with this priority (1–99), as
-    /// Corosync's `sched_rr: yes` does, so CPU starvation of the node's own
-    /// thread cannot look like a failed node to the others. Needs
-    /// CAP_SYS_NICE; when refused the node runs normally and counts it in
-    /// `DriverStats::realtime_refused`. `None` (the default): normal scheduling.
-    pub realtime_priority: Option<i32>,
-    /// Process groups: message size and queue limits, transitional delivery.
-    /// (`incarnation` and `wire_prefix` are set by the node.)
-    pub cpg: CpgConfig,
-    /// Serve the admin socket (for `phalanx-cpgtool` / `phalanx-quorumtool`)
-    /// at this path; `None`: no socket.
-    pub admin_socket: Option<PathBuf>,
-    /// Votequorum (`None`: no quorum service; `Quorum::is_quorate` is then false).
-    pub quorum: Option<phalanx_quorum::QuorumConfig>,
-    /// The quorum-device driver (a `phalanx-qnetd` arbitrator), if configured.
-    pub qdevice: Option<crate::quorum_client::DriverConfig>,
-    /// The cluster's name, for tools.
-    pub cluster_name: String,
-    /// Node names from the node list, for tools.
-    pub node_names: BTreeMap<NodeId, String>,
-}
-
-/// The cluster key and cipher.
-#[derive(Clone)]
-pub struct CryptoOptions {
-    /// The cluster key (the key file's bytes, 32..=4096 of them).
-    pub key: Vec<u8>,
-    /// Mixed into the derived keys: clusters sharing a key file cannot talk.
-    pub cluster_name: String,
-    /// The AEAD.
-    pub cipher: crate::crypto::Cipher,
-}
-
-impl std::fmt::Debug for CryptoOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CryptoOptions")
-            .field("key", &format_args!("<{} bytes>", self.key.len()))
-            .field("cluster_name", &self.cluster_name)
-            .field("cipher", &self.cipher)
-            .finish()
-    }
-}
-
-impl NodeOptions {
-    /// Options with defaults: no state directory, no flight recorder, 65 536
-    /// pending events.
-    pub fn new(totem: Config, addrs: BTreeMap<NodeId, SocketAddr>) -> Self {
-        NodeOptions {
-            totem,
-            addrs,
-            links: LinkOptions::default(),
-            state_dir: None,
-            logger: Logger::discard(),
-            event_capacity: 65_536,
-            socket_buffer: 0,
-            crypto: None,
-            realtime_priority: None,
-            cpg: CpgConfig::default(),
-            admin_socket: None,
-            quorum: None,
-            qdevice: None,
-            cluster_name: String::new(),
-            node_names: BTreeMap::new(),
-        }
-    }
-}
 
 /// What the application receives, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -207,8 +107,8 @@ pub(crate) fn request<E>(
 pub(crate) struct Shared {
     /// Bytes accepted by handles and not yet sent on a ring.
     pub(crate) queued: AtomicUsize,
-    pub(crate) membership: Mutex<(RingId, Vec<NodeId>)>,
-    pub(crate) stats: Mutex<(Stats, DriverStats)>,
+    pub(crate) membership: Mutex<Membership>,
+    pub(crate) stats: Mutex<NodeStats>,
     /// Operational, nothing queued, everything received delivered.
     pub(crate) quiescent: std::sync::atomic::AtomicBool,
     pub(crate) operational: std::sync::atomic::AtomicBool,
@@ -291,12 +191,12 @@ impl NodeHandle {
     }
 
     /// The installed ring and its members.
-    pub fn membership(&self) -> (RingId, Vec<NodeId>) {
+    pub fn membership(&self) -> Membership {
         self.shared.membership.lock().clone()
     }
 
     /// Protocol and driver counters (published by the driver every loop).
-    pub fn stats(&self) -> (Stats, DriverStats) {
+    pub fn stats(&self) -> NodeStats {
         self.shared.stats.lock().clone()
     }
 
@@ -326,7 +226,38 @@ impl NodeHandle {
     }
 }
 
-/// A running node: the driver thread and the event stream.
+/// A running node: the driver thread and the event stream. Dropping it leaves
+/// the cluster, as [`Node::leave`] does.
+///
+/// A one-node cluster on loopback that multicasts and receives its own message:
+///
+/// ```
+/// use phalanx::node::{Node, NodeEvent, NodeOptions};
+/// use phalanx::totem::{Config, Guarantee};
+/// use std::time::Duration;
+///
+/// // A free port for the example; a real cluster's addresses come from its
+/// // configuration (`NodeOptions::from_config`).
+/// let port = std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port();
+/// let addrs = [(1, format!("127.0.0.1:{port}").parse()?)].into();
+/// let node = Node::start(NodeOptions::new(Config::new(1, vec![1]), addrs))?;
+///
+/// // Queued at once; sent when the node is on a ring, and delivered to every
+/// // member, this one included, in one order.
+/// node.handle().mcast(Guarantee::Agreed, b"hello")?;
+/// loop {
+///     match node.events().recv_timeout(Duration::from_secs(30))? {
+///         NodeEvent::Config(c) => println!("{:?} ring {}: {:?}", c.kind, c.ring, c.members),
+///         NodeEvent::Deliver(d) => {
+///             assert_eq!((d.sender, &d.data[..]), (1, &b"hello"[..]));
+///             break;
+///         }
+///     }
+/// }
+/// assert_eq!(node.handle().membership().members, [1]);
+/// node.leave()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Node {
     handle: NodeHandle,
     /// Dropped (socket removed) when the node stops.

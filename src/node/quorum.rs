@@ -1,25 +1,14 @@
 //! Quorum on a running node: state, change notifications and runtime changes
-//! (the role of libquorum / libvotequorum).
-//!
-//! ```no_run
-//! # fn node() -> phalanx::node::Node { unimplemented!() }
-//! let node = node();
-//! let quorum = node.quorum();
-//! let changes = quorum.notifications();
-//! if !quorum.is_quorate() {
-//!     // Wait until this partition may act.
-//!     while let Ok(change) = changes.recv() {
-//!         if change.quorate { break; }
-//!     }
-//! }
-//! ```
+//! (the role of libquorum / libvotequorum). See [`Quorum`].
 
+use super::callback::CallbackGuard;
 use super::{Command, Reply, Shared};
 use crate::stack::{QuorumRequest, Request};
-use crossbeam_channel::{Receiver, Sender, bounded};
+use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use phalanx_quorum::{ClusterInfo, NodeStatus};
 use phalanx_totem::{NodeId, RingId};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 
 /// A quorum change, as delivered to [`Quorum::notifications`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,20 +36,212 @@ pub enum QuorumCallError {
     NotRunning,
 }
 
+/// Quorum state as last decided, from [`Quorum::info`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct QuorumInfo {
+    /// Quorate or not, votes, quorum, the options in force and the current
+    /// members.
+    pub cluster: ClusterInfo,
+    /// Every configured node with its votes and state.
+    pub nodes: Vec<NodeStatus>,
+}
+
 /// Quorum state the driver publishes.
 #[derive(Debug, Default)]
 pub(crate) struct QuorumShared {
-    pub(crate) info: parking_lot::Mutex<Option<(ClusterInfo, Vec<NodeStatus>)>>,
-    pub(crate) subscribers: parking_lot::Mutex<Vec<Sender<QuorumChange>>>,
-    /// Notifications not delivered because a subscriber's queue was full.
-    pub(crate) dropped: std::sync::atomic::AtomicU64,
+    pub(crate) info: parking_lot::Mutex<Option<QuorumInfo>>,
+    subscribers: parking_lot::Mutex<Vec<Subscriber>>,
 }
 
-/// Most notifications a subscriber may leave unread; beyond that the newest
-/// are counted and dropped (the current state is always in [`Quorum::info`]).
-const SUBSCRIBER_QUEUE: usize = 1024;
+/// What a subscriber and the publisher share; the publisher holds it weakly, to
+/// learn that the subscriber is gone.
+#[derive(Debug, Default)]
+struct Subscription {
+    skipped: AtomicU64,
+}
+
+/// The publisher's side of one subscription.
+#[derive(Debug)]
+struct Subscriber {
+    tx: Sender<QuorumChange>,
+    /// A second receiver of the same queue, to discard the oldest change when
+    /// the queue is full.
+    oldest: Receiver<QuorumChange>,
+    subscription: Weak<Subscription>,
+}
+
+impl Subscriber {
+    /// Queues `change`, discarding the oldest queued change if there is no
+    /// room; false when the subscriber is gone.
+    fn offer(&self, change: &QuorumChange) -> bool {
+        let Some(subscription) = self.subscription.upgrade() else {
+            return false;
+        };
+        let mut change = change.clone();
+        // Only the publisher sends (under the subscribers lock): once one change
+        // left the queue, by this pop or the reader's, the send fits.
+        loop {
+            match self.tx.try_send(change) {
+                Ok(()) => return true,
+                Err(TrySendError::Full(back)) => {
+                    if self.oldest.try_recv().is_ok() {
+                        subscription.skipped.fetch_add(1, Ordering::Relaxed);
+                    }
+                    change = back;
+                }
+                // Not while `oldest` lives; handled all the same.
+                Err(TrySendError::Disconnected(_)) => return false,
+            }
+        }
+    }
+}
+
+impl QuorumShared {
+    /// A new subscription to the changes published from now on.
+    pub(crate) fn subscribe(&self) -> QuorumNotifications {
+        let (tx, rx) = bounded(QuorumNotifications::CAPACITY);
+        let subscription = Arc::new(Subscription::default());
+        self.subscribers.lock().push(Subscriber {
+            tx,
+            oldest: rx.clone(),
+            subscription: Arc::downgrade(&subscription),
+        });
+        QuorumNotifications { rx, subscription }
+    }
+
+    /// Publishes a change to every live subscriber (never blocks the driver).
+    pub(crate) fn notify(&self, change: QuorumChange) {
+        self.subscribers.lock().retain(|s| s.offer(&change));
+    }
+
+    /// Ends every subscription: their readers see the stream end once they
+    /// have read what is queued.
+    pub(crate) fn close(&self) {
+        self.subscribers.lock().clear();
+    }
+}
+
+/// A stream of quorum changes, from [`Quorum::notifications`]. It dereferences
+/// to a crossbeam [`Receiver`]: `recv`, `recv_timeout`, `try_iter`, `iter` and
+/// `select!` work on it as on any receiver.
+///
+/// A reader that lags never makes the node wait and never misses the present:
+/// at most [`QuorumNotifications::CAPACITY`] changes wait, and when one more
+/// comes the *oldest* waiting change is discarded (and counted in
+/// [`QuorumNotifications::skipped`]). The last change a slow reader reads is
+/// always the current state.
+///
+/// The stream ends (receiving fails with a disconnect) after the node stops.
+/// Dropping this value ends the subscription, even if a clone of the receiver
+/// is kept.
+#[derive(Debug)]
+pub struct QuorumNotifications {
+    rx: Receiver<QuorumChange>,
+    subscription: Arc<Subscription>,
+}
+
+impl QuorumNotifications {
+    /// Most changes that wait for the reader; beyond that the oldest are
+    /// discarded.
+    pub const CAPACITY: usize = 1024;
+
+    /// Changes discarded so far because the reader lagged.
+    pub fn skipped(&self) -> u64 {
+        self.subscription.skipped.load(Ordering::Relaxed)
+    }
+}
+
+impl std::ops::Deref for QuorumNotifications {
+    type Target = Receiver<QuorumChange>;
+
+    fn deref(&self) -> &Receiver<QuorumChange> {
+        &self.rx
+    }
+}
+
+impl std::borrow::Borrow<Receiver<QuorumChange>> for QuorumNotifications {
+    fn borrow(&self) -> &Receiver<QuorumChange> {
+        &self.rx
+    }
+}
+
+impl<'a> IntoIterator for &'a QuorumNotifications {
+    type Item = QuorumChange;
+    type IntoIter = crossbeam_channel::Iter<'a, QuorumChange>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.rx.iter()
+    }
+}
+
+impl IntoIterator for QuorumNotifications {
+    type Item = QuorumChange;
+    type IntoIter = QuorumNotificationsIter;
+
+    fn into_iter(self) -> QuorumNotificationsIter {
+        QuorumNotificationsIter {
+            rx: self.rx.clone().into_iter(),
+            subscription: self,
+        }
+    }
+}
+
+/// [`QuorumNotifications`] as an iterator that blocks for each change and
+/// ends with the stream (`for change in quorum.notifications()`).
+#[derive(Debug)]
+pub struct QuorumNotificationsIter {
+    rx: crossbeam_channel::IntoIter<QuorumChange>,
+    /// Keeps the subscription.
+    subscription: QuorumNotifications,
+}
+
+impl QuorumNotificationsIter {
+    /// Changes discarded so far because the reader lagged.
+    pub fn skipped(&self) -> u64 {
+        self.subscription.skipped()
+    }
+}
+
+impl Iterator for QuorumNotificationsIter {
+    type Item = QuorumChange;
+
+    fn next(&mut self) -> Option<QuorumChange> {
+        self.rx.next()
+    }
+}
 
 /// The node's quorum service. `Clone + Send + Sync`.
+///
+/// A one-node cluster on loopback, which is quorate on its own:
+///
+/// ```
+/// use phalanx::node::{Node, NodeOptions};
+/// use phalanx::quorum::QuorumConfig;
+/// use phalanx::totem::Config;
+/// use std::time::Duration;
+///
+/// // A free port for the example; a real cluster's addresses come from its
+/// // configuration (`NodeOptions::from_config`).
+/// let port = std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port();
+/// let addrs = [(1, format!("127.0.0.1:{port}").parse()?)].into();
+/// let opts = NodeOptions::new(Config::new(1, vec![1]), addrs)
+///     .with_quorum(QuorumConfig::new(1, &[1]));
+/// let node = Node::start(opts)?;
+///
+/// let quorum = node.quorum();
+/// let changes = quorum.notifications();
+/// // Wait until this partition may act. Subscribed before looking: a change
+/// // after the look is in the stream.
+/// while !quorum.is_quorate() {
+///     let change = changes.recv_timeout(Duration::from_secs(30))?;
+///     println!("ring {}: quorate {}", change.ring.seq, change.quorate);
+/// }
+/// let info = quorum.info().expect("quorum is configured");
+/// assert_eq!((info.cluster.expected_votes, info.cluster.quorum), (1, 1));
+/// assert_eq!(info.nodes.len(), 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone)]
 pub struct Quorum {
     pub(super) tx: Sender<Command>,
@@ -83,38 +264,31 @@ impl Quorum {
             .info
             .lock()
             .as_ref()
-            .is_some_and(|(i, _)| i.quorate)
+            .is_some_and(|i| i.cluster.quorate)
     }
 
     /// Cluster information and the node list with votes, as last decided
     /// (`None` when quorum is not configured).
-    pub fn info(&self) -> Option<(ClusterInfo, Vec<NodeStatus>)> {
+    pub fn info(&self) -> Option<QuorumInfo> {
         self.shared.quorum.info.lock().clone()
     }
 
-    /// A stream of quorum changes from now on (`quorum_trackstart`).
-    pub fn notifications(&self) -> Receiver<QuorumChange> {
-        let (tx, rx) = bounded(SUBSCRIBER_QUEUE);
-        self.shared.quorum.subscribers.lock().push(tx);
-        rx
+    /// A stream of quorum changes from now on (`quorum_trackstart`); see
+    /// [`QuorumNotifications`] for what happens when the reader lags.
+    pub fn notifications(&self) -> QuorumNotifications {
+        self.shared.quorum.subscribe()
     }
 
     /// Calls `callback` for every quorum change from now on, in order, on a
-    /// thread of its own (`quorum_trackstart` with a callback), until the node
-    /// stops.
+    /// thread of its own (`quorum_trackstart` with a callback), until the
+    /// returned guard is dropped or the node stops. A callback slower than the
+    /// changes skips the oldest ones, as a lagging [`QuorumNotifications`]
+    /// reader does.
     pub fn on_change(
         &self,
-        mut callback: impl FnMut(QuorumChange) + Send + 'static,
-    ) -> std::io::Result<()> {
-        let rx = self.notifications();
-        std::thread::Builder::new()
-            .name("phalanx-quorum-cb".into())
-            .spawn(move || {
-                for change in rx.iter() {
-                    callback(change);
-                }
-            })?;
-        Ok(())
+        callback: impl FnMut(QuorumChange) + Send + 'static,
+    ) -> std::io::Result<CallbackGuard> {
+        CallbackGuard::spawn("phalanx-quorum-cb".into(), self.notifications(), callback)
     }
 
     /// Sets expected votes cluster-wide (`corosync-quorumtool -e`).
@@ -143,18 +317,84 @@ impl Quorum {
     }
 }
 
-impl QuorumShared {
-    /// Publishes a change to every live subscriber (never blocks the driver).
-    pub(crate) fn notify(&self, change: QuorumChange) {
-        let mut subs = self.subscribers.lock();
-        subs.retain(|s| match s.try_send(change.clone()) {
-            Ok(()) => true,
-            Err(crossbeam_channel::TrySendError::Full(_)) => {
-                self.dropped
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                true
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crossbeam_channel::TryRecvError;
+
+    fn change(seq: u64) -> QuorumChange {
+        QuorumChange {
+            quorate: seq % 2 == 0,
+            ring: RingId { rep: 1, seq },
+            nodes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_reader_that_lagged_reads_the_newest_changes_and_last_the_current_state() {
+        let shared = QuorumShared::default();
+        let changes = shared.subscribe();
+        let published = 3 * QuorumNotifications::CAPACITY as u64 + 7;
+        for seq in 0..published {
+            shared.notify(change(seq));
+        }
+        let read: Vec<QuorumChange> = changes.try_iter().collect();
+        let kept = QuorumNotifications::CAPACITY as u64;
+        let expected: Vec<QuorumChange> = (published - kept..published).map(change).collect();
+        assert_eq!(read, expected, "the newest changes, in order");
+        assert_eq!(read.last(), Some(&change(published - 1)));
+        assert_eq!(changes.skipped(), published - kept);
+    }
+
+    #[test]
+    fn a_reader_racing_the_publisher_ends_on_the_current_state() {
+        let shared = Arc::new(QuorumShared::default());
+        let changes = shared.subscribe();
+        let published = 10 * QuorumNotifications::CAPACITY as u64;
+        let publisher = {
+            let shared = shared.clone();
+            std::thread::spawn(move || {
+                for seq in 0..published {
+                    shared.notify(change(seq));
+                }
+                shared.close();
+            })
+        };
+        let mut last: Option<QuorumChange> = None;
+        let mut count = 0u64;
+        // Until the stream ends: the publisher closed it after the last change.
+        for c in &changes {
+            if let Some(prev) = &last {
+                assert!(
+                    c.ring.seq > prev.ring.seq,
+                    "out of order: {prev:?} then {c:?}"
+                );
             }
-            Err(crossbeam_channel::TrySendError::Disconnected(_)) => false,
-        });
+            last = Some(c);
+            count += 1;
+        }
+        publisher.join().unwrap();
+        assert_eq!(last, Some(change(published - 1)));
+        assert_eq!(
+            count + changes.skipped(),
+            published,
+            "every change read or counted"
+        );
+    }
+
+    #[test]
+    fn a_dropped_subscription_is_forgotten_and_others_still_receive() {
+        let shared = QuorumShared::default();
+        let gone = shared.subscribe();
+        let kept = shared.subscribe();
+        // A clone of the receiver does not keep the subscription.
+        let clone: Receiver<QuorumChange> = (*gone).clone();
+        drop(gone);
+        shared.notify(change(1));
+        assert_eq!(shared.subscribers.lock().len(), 1);
+        assert_eq!(clone.try_recv(), Err(TryRecvError::Disconnected));
+        assert_eq!(kept.try_recv(), Ok(change(1)));
+        shared.close();
+        assert_eq!(kept.try_recv(), Err(TryRecvError::Disconnected));
     }
 }

@@ -1,0 +1,224 @@
+//! How to run a node: [`NodeOptions`] and its cluster key, [`CryptoOptions`].
+
+use super::link_options::LinkOptions;
+use phalanx_cpg::CpgConfig;
+use phalanx_logsys::Logger;
+use phalanx_totem::{Config, NodeId};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// How to run a node.
+///
+/// Built from a cluster configuration ([`NodeOptions::from_config`]) or from
+/// [`NodeOptions::new`] (the protocol configuration and every node's address)
+/// and the `with_*` methods for anything else. The fields are public for
+/// reading and for changing in place; the struct is `#[non_exhaustive]`, so
+/// new options can come without breaking callers, which therefore cannot write
+/// it as a struct literal.
+///
+/// ```
+/// use phalanx::node::{CryptoOptions, NodeOptions};
+/// use phalanx::quorum::QuorumConfig;
+/// use phalanx::totem::Config;
+/// use std::collections::BTreeMap;
+/// use std::net::SocketAddr;
+///
+/// let addrs: BTreeMap<u32, SocketAddr> = [
+///     (1, "10.0.0.1:5405".parse()?),
+///     (2, "10.0.0.2:5405".parse()?),
+///     (3, "10.0.0.3:5405".parse()?),
+/// ]
+/// .into();
+/// let mut opts = NodeOptions::new(Config::new(1, vec![1, 2, 3]), addrs)
+///     .with_crypto(CryptoOptions::new(vec![0x5a; 32], "demo"))
+///     .with_state_dir("/var/lib/phalanx")
+///     .with_quorum(QuorumConfig::new(1, &[1, 2, 3]))
+///     .with_cluster_name("demo");
+/// opts.event_capacity = 4096; // fields can be set in place too
+/// opts.validate()?; // what `Node::start` checks first, binding nothing
+/// assert_eq!(opts.cluster_name, "demo");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct NodeOptions {
+    /// The protocol configuration (node id, node list, timers, limits).
+    pub totem: Config,
+    /// UDP address of every configured node on link 0, this one's included (it is
+    /// bound).
+    pub addrs: BTreeMap<NodeId, SocketAddr>,
+    /// Further links, link settings and the link mode (default: link 0 alone).
+    /// See `docs/links.md`.
+    pub links: LinkOptions,
+    /// Where the ring sequence is persisted (`ringseq_<nodeid>`); `None` keeps it
+    /// in memory only (tests), at the risk of reusing a ring id after a restart.
+    pub state_dir: Option<PathBuf>,
+    /// Flight recorder.
+    pub logger: Logger,
+    /// Deliveries and configuration changes that may wait for the application.
+    /// When full, the node stops: an application that does not consume stalls its
+    /// own node (and the others exclude it after a token timeout), rather than
+    /// memory growing without bound.
+    pub event_capacity: usize,
+    /// Socket buffer size to request, in bytes (0: derive from the flow-control
+    /// window).
+    pub socket_buffer: usize,
+    /// Authenticated encryption of every datagram (`None`: plaintext, for
+    /// benchmarks). A node without the key cannot take part.
+    pub crypto: Option<CryptoOptions>,
+    /// Run the driver thread under SCHED_RR with this priority (1–99), as
+    /// Corosync's `sched_rr: yes` does, so CPU starvation of the node's own
+    /// thread cannot look like a failed node to the others. Needs
+    /// CAP_SYS_NICE; when refused the node runs normally and counts it in
+    /// `DriverStats::realtime_refused`. `None` (the default): normal scheduling.
+    pub realtime_priority: Option<i32>,
+    /// Process groups: message size and queue limits, transitional delivery.
+    /// (`incarnation` and `wire_prefix` are set by the node.)
+    pub cpg: CpgConfig,
+    /// Serve the admin socket (for `phalanx-cpgtool` / `phalanx-quorumtool`)
+    /// at this path; `None`: no socket.
+    pub admin_socket: Option<PathBuf>,
+    /// Votequorum (`None`: no quorum service; `Quorum::is_quorate` is then false).
+    pub quorum: Option<phalanx_quorum::QuorumConfig>,
+    /// The quorum-device driver (a `phalanx-qnetd` arbitrator), if configured.
+    pub qdevice: Option<crate::quorum_client::DriverConfig>,
+    /// The cluster's name, for tools.
+    pub cluster_name: String,
+    /// Node names from the node list, for tools.
+    pub node_names: BTreeMap<NodeId, String>,
+}
+
+impl NodeOptions {
+    /// Options with defaults: link 0 alone, no state directory, no flight
+    /// recorder, 65 536 pending events, plaintext, no quorum, no admin socket.
+    pub fn new(totem: Config, addrs: BTreeMap<NodeId, SocketAddr>) -> Self {
+        NodeOptions {
+            totem,
+            addrs,
+            links: LinkOptions::default(),
+            state_dir: None,
+            logger: Logger::discard(),
+            event_capacity: 65_536,
+            socket_buffer: 0,
+            crypto: None,
+            realtime_priority: None,
+            cpg: CpgConfig::default(),
+            admin_socket: None,
+            quorum: None,
+            qdevice: None,
+            cluster_name: String::new(),
+            node_names: BTreeMap::new(),
+        }
+    }
+
+    /// Sets [`links`](Self::links).
+    pub fn with_links(mut self, links: LinkOptions) -> Self {
+        self.links = links;
+        self
+    }
+
+    /// Sets [`state_dir`](Self::state_dir).
+    pub fn with_state_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.state_dir = Some(dir.into());
+        self
+    }
+
+    /// Sets [`logger`](Self::logger).
+    pub fn with_logger(mut self, logger: Logger) -> Self {
+        self.logger = logger;
+        self
+    }
+
+    /// Sets [`event_capacity`](Self::event_capacity).
+    pub fn with_event_capacity(mut self, events: usize) -> Self {
+        self.event_capacity = events;
+        self
+    }
+
+    /// Sets [`socket_buffer`](Self::socket_buffer).
+    pub fn with_socket_buffer(mut self, bytes: usize) -> Self {
+        self.socket_buffer = bytes;
+        self
+    }
+
+    /// Sets [`crypto`](Self::crypto).
+    pub fn with_crypto(mut self, crypto: CryptoOptions) -> Self {
+        self.crypto = Some(crypto);
+        self
+    }
+
+    /// Sets [`realtime_priority`](Self::realtime_priority).
+    pub fn with_realtime_priority(mut self, priority: i32) -> Self {
+        self.realtime_priority = Some(priority);
+        self
+    }
+
+    /// Sets [`cpg`](Self::cpg).
+    pub fn with_cpg(mut self, cpg: CpgConfig) -> Self {
+        self.cpg = cpg;
+        self
+    }
+
+    /// Sets [`admin_socket`](Self::admin_socket).
+    pub fn with_admin_socket(mut self, path: impl Into<PathBuf>) -> Self {
+        self.admin_socket = Some(path.into());
+        self
+    }
+
+    /// Sets [`quorum`](Self::quorum).
+    pub fn with_quorum(mut self, quorum: phalanx_quorum::QuorumConfig) -> Self {
+        self.quorum = Some(quorum);
+        self
+    }
+
+    /// Sets [`qdevice`](Self::qdevice).
+    pub fn with_qdevice(mut self, qdevice: crate::quorum_client::DriverConfig) -> Self {
+        self.qdevice = Some(qdevice);
+        self
+    }
+
+    /// Sets [`cluster_name`](Self::cluster_name).
+    pub fn with_cluster_name(mut self, name: impl Into<String>) -> Self {
+        self.cluster_name = name.into();
+        self
+    }
+
+    /// Sets [`node_names`](Self::node_names).
+    pub fn with_node_names(mut self, names: BTreeMap<NodeId, String>) -> Self {
+        self.node_names = names;
+        self
+    }
+}
+
+/// The cluster key and cipher.
+#[derive(Clone)]
+pub struct CryptoOptions {
+    /// The cluster key (the key file's bytes, 32..=4096 of them).
+    pub key: Vec<u8>,
+    /// Mixed into the derived keys: clusters sharing a key file cannot talk.
+    pub cluster_name: String,
+    /// The AEAD.
+    pub cipher: crate::crypto::Cipher,
+}
+
+impl CryptoOptions {
+    /// `key` for the cluster `cluster_name`, with the default cipher.
+    pub fn new(key: Vec<u8>, cluster_name: impl Into<String>) -> Self {
+        CryptoOptions {
+            key,
+            cluster_name: cluster_name.into(),
+            cipher: crate::crypto::Cipher::default(),
+        }
+    }
+}
+
+impl std::fmt::Debug for CryptoOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CryptoOptions")
+            .field("key", &format_args!("<{} bytes>", self.key.len()))
+            .field("cluster_name", &self.cluster_name)
+            .field("cipher", &self.cipher)
+            .finish()
+    }
+}
