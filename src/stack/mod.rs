@@ -79,7 +79,7 @@ pub use io::{
 };
 pub use service::ServiceId;
 
-use crate::link::{LinkLayer, LinkState, LinkTransmit, Received};
+use crate::link::{LinkLayer, LinkState, Received};
 use bytes::{Buf, Bytes};
 use phalanx_cpg::Cpg;
 use phalanx_logsys::{Logger, record};
@@ -106,8 +106,8 @@ pub struct StackStats {
     pub unknown_service: u64,
     /// Quorum messages that did not decode (dropped; the core counts them too).
     pub quorum_malformed: u64,
-    /// Datagrams held back at some point behind a ring-sequence write.
-    pub transmits_held: u64,
+    /// Datagrams and events held back at some point behind a ring-sequence write.
+    pub outputs_held: u64,
     /// Persist writes requested.
     pub persist_requests: u64,
 }
@@ -118,8 +118,23 @@ struct PersistGate {
     outstanding: BTreeMap<PersistId, PersistItem>,
     /// Outstanding writes that hold transmits back.
     gating: usize,
-    held: VecDeque<LinkTransmit>,
+    /// Totem's datagrams and every service event produced while `gating > 0`.
+    held: VecDeque<Output>,
     next: u64,
+}
+
+impl PersistGate {
+    /// Queues `o`, or holds it while a ring-sequence write is outstanding: neither
+    /// a datagram nor an event may reveal a ring this node could forget in a crash
+    /// (a one-node ring installs without any datagram, so events wait too).
+    fn emit(&mut self, out: &mut VecDeque<Output>, stats: &mut StackStats, o: Output) {
+        if self.gating > 0 {
+            stats.outputs_held += 1;
+            self.held.push_back(o);
+        } else {
+            out.push_back(o);
+        }
+    }
 }
 
 /// Link layer + totem + CPG (+ votequorum) as one sans-IO state machine.
@@ -329,11 +344,15 @@ impl Stack {
         if item.gates_transmits() {
             self.gate.gating -= 1;
             if self.gate.gating == 0 {
-                self.out
-                    .extend(self.gate.held.drain(..).map(Output::Transmit));
+                self.out.extend(self.gate.held.drain(..));
             }
         }
         Ok(())
+    }
+
+    /// Queues a datagram or event of the protocol (see [`PersistGate::emit`]).
+    fn emit(&mut self, o: Output) {
+        self.gate.emit(&mut self.out, &mut self.stats, o);
     }
 
     /// Stops for good: nothing held is sent, the reason is the last output.
@@ -428,12 +447,7 @@ impl Stack {
         while let Some(t) = self.totem.poll_transmit() {
             let (out, gate, stats) = (&mut self.out, &mut self.gate, &mut self.stats);
             self.links.send(&t.dest, t.data, &mut |lt| {
-                if gate.gating > 0 {
-                    stats.transmits_held += 1;
-                    gate.held.push_back(lt);
-                } else {
-                    out.push_back(Output::Transmit(lt));
-                }
+                gate.emit(out, stats, Output::Transmit(lt));
             });
         }
         while let Some(e) = self.links.poll_event() {
@@ -469,12 +483,12 @@ impl Stack {
                         q.handle_config(self.now, &c);
                         self.quorum_input = true;
                     }
-                    self.out.push_back(Output::Event(StackEvent::Config(c)));
+                    self.emit(Output::Event(StackEvent::Config(c)));
                 }
                 Event::PersistRingSeq(s) => self.request_persist(PersistItem::RingSeq(s)),
             }
             while let Some(e) = self.cpg.poll_event() {
-                self.out.push_back(Output::Event(StackEvent::Cpg(e)));
+                self.emit(Output::Event(StackEvent::Cpg(e)));
             }
             self.drain_quorum_events();
         }
@@ -489,12 +503,11 @@ impl Stack {
         match service {
             Some(ServiceId::Raw) => {
                 data.advance(1);
-                self.out
-                    .push_back(Output::Event(StackEvent::Deliver(RawDelivery {
-                        sender,
-                        guarantee,
-                        data,
-                    })));
+                self.emit(Output::Event(StackEvent::Deliver(RawDelivery {
+                    sender,
+                    guarantee,
+                    data,
+                })));
             }
             Some(ServiceId::Cpg) => {
                 data.advance(1);

@@ -46,7 +46,7 @@ impl Stack {
                 Event::PersistExpectedVotes(n) => {
                     self.request_persist(PersistItem::ExpectedVotes(n));
                 }
-                e => self.out.push_back(Output::Event(StackEvent::Quorum(e))),
+                e => self.emit(Output::Event(StackEvent::Quorum(e))),
             }
         }
     }

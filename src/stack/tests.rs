@@ -432,7 +432,7 @@ fn transmits_wait_for_the_ring_sequence_write() {
     p.run_until(|p| p.persists.iter().any(|v| !v.is_empty()));
     let i = (0..2).find(|&i| !p.persists[i].is_empty()).unwrap();
     assert!(matches!(p.persists[i][0].item, PersistItem::RingSeq(_)));
-    let held_before = p.stacks[i].stats().transmits_held;
+    let held_before = p.stacks[i].stats().outputs_held;
     // Time passes, inputs come; nothing of totem's leaves node i.
     for _ in 0..50 {
         p.now = p.now + Duration::from_millis(1);
@@ -444,7 +444,7 @@ fn transmits_wait_for_the_ring_sequence_write() {
             );
         }
     }
-    assert!(p.stacks[i].stats().transmits_held > held_before || held_before > 0);
+    assert!(p.stacks[i].stats().outputs_held > held_before || held_before > 0);
     assert!(!p.stacks[i].totem().is_operational());
     // Reported: the held datagrams go, and the ring forms.
     p.hold_persists = false;
