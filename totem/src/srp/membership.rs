@@ -1,9 +1,9 @@
 //! GATHER (join messages and consensus) and COMMIT (the commit token's two
 //! rotations), after the Totem SRP paper §4 and Corosync's rules.
 
-use super::{Destination, Event, RingState, State, Totem};
+use super::{Destination, Event, RingState, State, Totem, Transmit};
 use crate::NodeId;
-use crate::wire::{Commit, CommitEntry, Join, Message, RingId};
+use crate::wire::{self, Commit, CommitEntry, Join, Message, RingId};
 use phalanx_logsys::record;
 use std::collections::BTreeSet;
 
@@ -15,6 +15,16 @@ const MAX_RING_SEQ_JUMP: u64 = 1 << 32;
 impl Totem {
     /// Enters (or restarts) GATHER: announce our view and collect the others'.
     pub(crate) fn enter_gather(&mut self, reason: &'static str) {
+        self.enter_gather_with(reason, &[]);
+    }
+
+    /// Enters GATHER believing `seen` alive besides our ring's members: the nodes
+    /// whose datagrams sent us here. Without them our first join would propose our
+    /// old ring alone, the old ring's members would agree on it within a round trip
+    /// and install it again before the newcomer's join arrived — a second
+    /// configuration change for one merge (found by the heal scenarios in
+    /// `tests/heal.rs`).
+    pub(crate) fn enter_gather_with(&mut self, reason: &'static str, seen: &[NodeId]) {
         let from = self.state;
         record!(
             self.log,
@@ -40,6 +50,7 @@ impl Totem {
             _ => {}
         }
         self.procs.insert(self.me);
+        self.procs.extend(seen.iter().copied());
         self.failed.remove(&self.me);
         self.commit = None;
         self.state = State::Gather;
@@ -117,6 +128,20 @@ impl Totem {
         {
             return;
         }
+        // Likewise a join from a node we left behind when we installed a ring
+        // without it, sent before it knew of anything newer than the ring we left
+        // it in: the sender was then still trying to rebuild that ring. Such joins
+        // arrive in bursts when a partition heals — the sender's neighbour
+        // resolution held them for seconds — and their stale `failed` sets (often
+        // naming us) would split the merge. A live sender soon shows a newer ring
+        // sequence: it forms a ring of its own, or hears ours. (A restarted node
+        // has no old ring, sequence 0, and is not affected.)
+        if self.left_behind.get(&from).is_some_and(|left| {
+            join.ring_seq <= left.seq && join.old_ring.seq != 0 && join.old_ring.seq <= left.seq
+        }) {
+            self.stats.joins_stale += 1;
+            return;
+        }
         record!(
             self.log,
             self.now.as_nanos(),
@@ -133,12 +158,26 @@ impl Totem {
         );
         let procs: BTreeSet<NodeId> = join.procs.iter().copied().collect();
         let failed: BTreeSet<NodeId> = join.failed.iter().copied().collect();
+        // The sender's round excludes a node we would not give up for it: us, or —
+        // when the sender comes from another ring — a member of our own ring we
+        // still count alive. A node that cannot hear a member for a consensus
+        // timeout is right to fail it for itself, but taking its word would break
+        // our working ring to form one with the newcomer: a heal installing a
+        // configuration without a member that was never cut off (a link back in
+        // one direction first). Its round can only end without us; it comes back
+        // with its next round.
+        let foreign = !self.ring.members.contains(&from);
+        let excludes_ours = failed.contains(&self.me)
+            || (foreign
+                && failed
+                    .iter()
+                    .any(|n| self.ring.members.contains(n) && !self.failed.contains(n)));
         match self.state {
             State::Operational => {
-                if failed.contains(&self.me) {
+                if excludes_ours {
                     return;
                 }
-                self.enter_gather("join received in OPERATIONAL");
+                self.enter_gather_with("join received in OPERATIONAL", &join.procs);
             }
             State::Commit | State::Recovery => {
                 let new_ring = self.commit_ring().unwrap_or_default();
@@ -164,15 +203,21 @@ impl Totem {
         } else {
             let before = (self.procs.len(), self.failed.len());
             self.procs.extend(procs.iter().copied());
-            if failed.contains(&self.me) {
-                // It cannot hear us: keep it out of our ring.
+            if excludes_ours {
+                // It cannot hear us (or one of ours): keep it out of our ring.
                 self.failed.insert(from);
             } else {
-                self.failed
-                    .extend(failed.iter().copied().filter(|n| *n != self.me));
+                self.failed.extend(failed.iter().copied());
             }
             if before != (self.procs.len(), self.failed.len()) {
                 self.restart_consensus();
+            }
+            // A join that was a superset of our view is now exactly our view: its
+            // sender already agrees. Not counting it would leave that sender
+            // "silent" if it goes on to COMMIT (where it sends no joins), and our
+            // consensus timeout would declare it failed.
+            if procs == self.procs && failed == self.failed {
+                self.consensus.insert(from);
             }
         }
         self.check_consensus(false);
@@ -301,6 +346,15 @@ impl Totem {
                 if members != live || c.ring.rep != members[0] || c.ring.seq <= self.ring.id.seq {
                     return;
                 }
+                // A re-sent copy of a commit token this node already filled: it
+                // left that attempt, and the others may have too.
+                if self
+                    .commits_accepted
+                    .get(&c.ring.rep)
+                    .is_some_and(|s| c.ring.seq <= *s)
+                {
+                    return;
+                }
                 self.accept_commit(c);
             }
             State::Commit if Some(c.ring) == self.commit_ring() => {
@@ -341,6 +395,8 @@ impl Totem {
             filled: true,
         };
         self.ring_seq_known = self.ring_seq_known.max(c.ring.seq);
+        let accepted = self.commits_accepted.entry(c.ring.rep).or_insert(0);
+        *accepted = (*accepted).max(c.ring.seq);
         self.events
             .push_back(Event::PersistRingSeq(self.ring_seq_known));
         self.state = State::Commit;
@@ -354,6 +410,12 @@ impl Totem {
 
     /// Sends the commit token to the next member, or handles it here on a
     /// one-node ring.
+    ///
+    /// The token is re-sent every `token_retransmit` until the ring shows it moved
+    /// on (the next rotation, or the new ring's first token or frame), like the
+    /// ordering token. Without that, one lost commit token left its members in
+    /// COMMIT, silent, for a whole token timeout — longer than the consensus
+    /// timeout of a member still in GATHER, which then declared them failed.
     fn pass_commit(&mut self, c: Commit) {
         self.commit = Some(c.clone());
         let members: Vec<NodeId> = c.entries.iter().map(|e| e.node).collect();
@@ -364,7 +426,14 @@ impl Totem {
             return;
         }
         self.stats.commits_tx += 1;
-        self.send(Destination::Node(next), &Message::Commit(c));
+        let mut data = Vec::with_capacity(64 + 64 * members.len());
+        wire::encode(self.me, &Message::Commit(c), &mut data);
+        self.tok.last_sent = Some((next, data.clone()));
+        self.timers.token_retransmit = Some(self.now + self.cfg.token_retransmit);
+        self.transmits.push_back(Transmit {
+            dest: Destination::Node(next),
+            data,
+        });
     }
 
     /// Builds the new ring's state from the complete commit token.

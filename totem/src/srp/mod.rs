@@ -245,6 +245,13 @@ pub struct Totem {
     pub(crate) commit: Option<wire::Commit>,
     /// Highest join ring sequence seen from each node.
     pub(crate) join_marks: BTreeMap<NodeId, u64>,
+    /// Highest ring sequence of a commit token this node accepted, per
+    /// representative: a re-sent copy of a commit token this node already filled
+    /// (and perhaps abandoned since) is not accepted again.
+    pub(crate) commits_accepted: BTreeMap<NodeId, u64>,
+    /// For each node we installed a ring without, the ring we left it behind in:
+    /// its joins from that time are stale (see `on_join`).
+    pub(crate) left_behind: BTreeMap<NodeId, RingId>,
     pub(crate) send_queue: SendQueue,
     pub(crate) reassembly: Reassembly,
     pub(crate) events: VecDeque<Event>,
@@ -297,6 +304,8 @@ impl Totem {
             consensus: BTreeSet::new(),
             commit: None,
             join_marks: BTreeMap::new(),
+            commits_accepted: BTreeMap::new(),
+            left_behind: BTreeMap::new(),
             send_queue: SendQueue::default(),
             reassembly: Reassembly::default(),
             events: VecDeque::new(),
@@ -729,7 +738,9 @@ impl Totem {
         // another ring is alive (or a member moved on without us): merge.
         let member = self.ring.members.contains(&from);
         if !member || ring.seq > self.ring.id.seq {
-            self.enter_gather("foreign ring detected");
+            // The sender is alive and wants to merge: propose it from the first
+            // join on (Corosync does the same with the sender of a merge probe).
+            self.enter_gather_with("foreign ring detected", &[from]);
         }
     }
 

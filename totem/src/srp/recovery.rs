@@ -194,6 +194,14 @@ impl Totem {
             joined,
         }));
 
+        for n in &old_members {
+            if !self.ring.members.contains(n) {
+                self.left_behind.insert(*n, old.id);
+            }
+        }
+        for n in &self.ring.members {
+            self.left_behind.remove(n);
+        }
         self.state = State::Operational;
         self.installed_any = true;
         self.stats.operationals += 1;

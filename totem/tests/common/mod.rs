@@ -1,0 +1,3 @@
+//! Shared test support: a scheduled network for membership scenarios.
+
+pub mod linknet;
