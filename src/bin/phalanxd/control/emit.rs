@@ -120,7 +120,7 @@ pub fn pct(b: &[u8]) -> String {
     }
     let mut s = String::with_capacity(b.len());
     for &c in b {
-        if c.is_ascii_graphic() && !matches!(c, b'%' | b',' | b'=') && !(b == b"-") {
+        if c.is_ascii_graphic() && !matches!(c, b'%' | b',' | b'=') && b != b"-" {
             s.push(c as char);
         } else {
             s.push_str(&format!("%{c:02X}"));
