@@ -47,20 +47,30 @@ struct Ledger {
 }
 
 impl Ctx {
-    /// Multicasts the next message (`make(seq)` gives its guarantee and body) and
-    /// reports it as `sent`; returns its sequence number.
+    /// Multicasts the next message (`make(seq)` gives its guarantee and body),
+    /// reported as `sent` before it can leave the process, so that a node killed
+    /// right after sending has reported it; a refused message is retracted with
+    /// `unsent` (and its sequence number used again). Returns the sequence number.
     fn send<'b>(&self, make: impl FnOnce(u64) -> (Guarantee, Body<'b>)) -> Result<u64, SendError> {
         let mut ledger = self.ledger.lock();
         let seq = ledger.next_seq;
         let (g, body) = make(seq);
         let data = message::encode(self.me, self.incarnation, seq, body);
-        self.handle.mcast(g, &data)?;
-        ledger.next_seq += 1;
         self.out.emit(
             "sent",
             &format!("seq={seq} guarantee={} len={}", guarantee(g), data.len()),
         );
-        Ok(seq)
+        self.out.flush();
+        match self.handle.mcast(g, &data) {
+            Ok(()) => {
+                ledger.next_seq += 1;
+                Ok(seq)
+            }
+            Err(e) => {
+                self.out.emit("unsent", &format!("seq={seq}"));
+                Err(e)
+            }
+        }
     }
 
     fn deliver(&self, from: NodeId, g: Guarantee, data: &[u8]) {
