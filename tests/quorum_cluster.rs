@@ -33,7 +33,6 @@
 //! namespaces) and iproute2's `ip`; fails, never skips, when either is missing.
 //! Takes about 15 s.
 
-
 mod common;
 
 use common::cluster::{Cluster, Observed, Observer, mono_ns, ms};

@@ -3,6 +3,9 @@
 //! reports it (exit 2) and `-e 1` restores quorum cluster-wide through the admin
 //! socket.
 
+mod common;
+
+use common::wait::{Deadline, wait_until};
 use phalanx::node::{Node, NodeOptions};
 use phalanx::quorum::QuorumConfig;
 use phalanx::totem::Config;
@@ -10,14 +13,6 @@ use std::collections::BTreeMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn wait_until(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
 
 fn quorumtool(sock: &std::path::Path, args: &[&str]) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_phalanx-quorumtool"))
@@ -60,7 +55,7 @@ fn quorum_is_lost_reported_and_restored_through_the_admin_socket() {
             Node::start(o).unwrap()
         })
         .collect();
-    wait_until("all three quorate", 20, || {
+    wait_until("all three quorate", Duration::from_secs(20), || {
         nodes.iter().all(|n| n.quorum().is_quorate())
     });
     let (code, text) = quorumtool(&sock, &["-s"]);
@@ -101,11 +96,10 @@ fn quorum_is_lost_reported_and_restored_through_the_admin_socket() {
     eprintln!("quorum lost {:?} after the departures", t0.elapsed());
     assert!(!nodes[0].quorum().is_quorate());
     // The callback saw the same loss.
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Deadline::after("the callback's loss", Duration::from_secs(10));
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
         if !cb_rx
-            .recv_timeout(left)
+            .recv_timeout(deadline.remaining())
             .expect("the callback is told of the loss")
         {
             break;
@@ -118,7 +112,9 @@ fn quorum_is_lost_reported_and_restored_through_the_admin_socket() {
     // Runtime change through the admin socket: one expected vote is enough.
     let (code, text) = quorumtool(&sock, &["-e", "1"]);
     assert_eq!(code, 0, "{text}");
-    wait_until("quorate again", 10, || nodes[0].quorum().is_quorate());
+    wait_until("quorate again", Duration::from_secs(10), || {
+        nodes[0].quorum().is_quorate()
+    });
     let (code, text) = quorumtool(&sock, &["-l"]);
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("(local)"), "{text}");
