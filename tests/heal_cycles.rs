@@ -113,12 +113,13 @@ fn heal_net() -> Namespaces {
     net
 }
 
-fn cycles() -> u32 {
-    match std::env::var("PHALANX_HEAL_CYCLES") {
+/// Environment variable `name` as a number, `default` when unset.
+fn env_number(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
         Ok(v) => v
             .parse()
-            .unwrap_or_else(|_| panic!("PHALANX_HEAL_CYCLES: not a number: {v:?}")),
-        Err(_) => 5,
+            .unwrap_or_else(|_| panic!("{name}: not a number: {v:?}")),
+        Err(_) => default,
     }
 }
 
@@ -142,7 +143,8 @@ fn summary(ns: &[u64]) -> String {
 
 #[test]
 fn partition_and_heal_cycles_end_in_one_ring_with_one_order() {
-    let k = cycles();
+    let k = env_number("PHALANX_HEAL_CYCLES", 5);
+    let settle = Duration::from_millis(env_number("PHALANX_HEAL_SETTLE_MS", 0));
     let net = heal_net();
     let dir = TestDir::new("heal");
     let addrs: Vec<String> = (1..=NODES).map(|i| format!("10.81.0.{i}")).collect();
@@ -155,6 +157,8 @@ fn partition_and_heal_cycles_end_in_one_ring_with_one_order() {
     // Per (heal, node): regular configurations from the heal to the merged ring.
     let mut per_node: Vec<usize> = Vec::new();
     let mut worst: Vec<usize> = Vec::new();
+    // Per (cycle, node): regular configurations installed while settling.
+    let mut settle_extra: Vec<usize> = Vec::new();
     let (mut split_ns, mut heal_ns, mut cycle_ns) = (Vec::new(), Vec::new(), Vec::new());
     for cycle in 0..k {
         let t0 = mono_ns();
@@ -162,8 +166,14 @@ fn partition_and_heal_cycles_end_in_one_ring_with_one_order() {
         c.until(&mut v, "both sides' configurations", limit, |v| {
             v.sides(&[&[1, 2], &[3]])
         });
-        let t_split = mono_ns();
+        let t_sides = mono_ns();
+        // Optionally let the split sides run a while before the heal, so that
+        // configurations the split causes late are told from those of the heal.
+        let settled = v.marks();
+        c.observe_for(&mut v, settle);
         let marks = v.marks();
+        settle_extra.extend(ALL.iter().map(|n| marks[n] - settled[n]));
+        let t_plug = mono_ns();
         net.set_hub_link("h3", true);
         c.until(&mut v, "the merged configuration", limit, |v| {
             v.sides(&[&ALL])
@@ -212,8 +222,8 @@ fn partition_and_heal_cycles_end_in_one_ring_with_one_order() {
                 rings[0]
             );
         }
-        split_ns.push(t_split - t0);
-        heal_ns.push(t_heal - t_split);
+        split_ns.push(t_sides - t0);
+        heal_ns.push(t_heal - t_plug);
         cycle_ns.push(mono_ns() - t0);
         if std::env::var_os("PHALANX_HEAL_VERBOSE").is_some() {
             let installed: Vec<String> = ALL
@@ -222,7 +232,7 @@ fn partition_and_heal_cycles_end_in_one_ring_with_one_order() {
                     let cs: Vec<String> = v.regular[n][marks[n]..]
                         .iter()
                         .map(|(at, c)| {
-                            let at = ms(at.saturating_sub(t_split));
+                            let at = ms(at.saturating_sub(t_plug));
                             format!("{}.{} {:?} @{at:.0}ms", c.ring.0, c.ring.1, c.members)
                         })
                         .collect();
@@ -231,8 +241,8 @@ fn partition_and_heal_cycles_end_in_one_ring_with_one_order() {
                 .collect();
             eprintln!(
                 "cycle {cycle}: split {:.0} ms, heal {:.0} ms; after the heal {}",
-                ms(t_split - t0),
-                ms(t_heal - t_split),
+                ms(t_sides - t0),
+                ms(t_heal - t_plug),
                 installed.join("; ")
             );
         }
@@ -248,4 +258,11 @@ fn partition_and_heal_cycles_end_in_one_ring_with_one_order() {
         histogram(&per_node),
         histogram(&worst)
     );
+    if !settle.is_zero() {
+        eprintln!(
+            "regular configurations installed in the {settle:?} between the split's \
+             configurations and the heal, per node and cycle:\n{}",
+            histogram(&settle_extra)
+        );
+    }
 }

@@ -139,6 +139,10 @@ impl Cluster {
         let inc = *spawns;
         *spawns += 1;
         let exe = env!("CARGO_BIN_EXE_phalanxd");
+        assert!(
+            self.netns.is_empty() || self.netns.len() >= id as usize,
+            "no network namespace for node {id}"
+        );
         let mut cmd = match self.netns.get(id as usize - 1) {
             // `ip netns exec` execs the command: the child's pid is the node's.
             Some(ns) => {

@@ -46,20 +46,14 @@ impl Executor {
 
     /// Parses and runs one line and answers it; `Break` after `leave`.
     pub fn answer(&mut self, line: &str) -> ControlFlow<()> {
-        let (verb, result, flow) = match command::parse(line) {
+        let verb = command::verb(line);
+        let (result, flow) = match command::parse(line) {
             Ok(Command::Leave) => {
                 self.shutdown();
-                ("leave", Ok(String::new()), ControlFlow::Break(()))
+                (Ok(String::new()), ControlFlow::Break(()))
             }
-            Ok(cmd) => {
-                let verb = command::verb(line);
-                (verb, self.execute(cmd), ControlFlow::Continue(()))
-            }
-            Err(e) => (
-                command::verb(line),
-                Err(e.to_string()),
-                ControlFlow::Continue(()),
-            ),
+            Ok(cmd) => (self.execute(cmd), ControlFlow::Continue(())),
+            Err(e) => (Err(e.to_string()), ControlFlow::Continue(())),
         };
         match result {
             Ok(fields) if fields.is_empty() => self.ctx.out.emit("ok", verb),
@@ -144,7 +138,11 @@ impl Executor {
                 }
                 None => Err(format!("no member {member}")),
             },
-            Command::Leave => unreachable!("answered by answer()"),
+            // Handled by `answer`, which also ends the command loop.
+            Command::Leave => {
+                self.shutdown();
+                Ok(String::new())
+            }
         }
     }
 
