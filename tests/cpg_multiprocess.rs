@@ -184,9 +184,9 @@ impl Run {
             dropped: BTreeSet::new(),
             _dir: dir,
         };
-        for id in 1..=n {
-            for local in [1u32, 2] {
-                let m = r.c.request(&mut r.seen, id, "cpg-member");
+        let ids: Vec<u32> = (1..=n).collect();
+        for local in [1u32, 2] {
+            for (id, m) in r.c.request_all(&mut r.seen, &ids, "cpg-member") {
                 assert!(m.ok, "node {id}: cpg-member: {m:?}");
                 assert_eq!(m.get("member"), local.to_string(), "local ids from 1");
                 for (g, _) in GROUPS.iter().filter(|(_, ls)| ls.contains(&local)) {

@@ -143,6 +143,8 @@ impl Run {
         let conf = dir.write_conf(&corosync_conf(dir, "links", &totem, &addrs, ""));
         let mut c = Cluster::start(&conf, 1..=NODES, Some(net));
         for id in 1..=NODES {
+            // Link changes are timed: look every millisecond.
+            c.send(id, "poll 1");
             // A message every 2 ms while operational, all agreed.
             c.send(id, "load 2 100 0");
         }

@@ -11,6 +11,8 @@ use super::netns::Namespaces;
 use super::wait::{Deadline, wait_until};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::{BufRead, BufReader, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
@@ -138,20 +140,32 @@ impl Cluster {
         let spawns = self.spawns.entry(id).or_default();
         let inc = *spawns;
         *spawns += 1;
-        let exe = env!("CARGO_BIN_EXE_phalanxd");
         assert!(
             self.netns.is_empty() || self.netns.len() >= id as usize,
             "no network namespace for node {id}"
         );
-        let mut cmd = match self.netns.get(id as usize - 1) {
-            // `ip netns exec` execs the command: the child's pid is the node's.
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns]).arg(exe);
-                c
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_phalanxd"));
+        // In its namespace: the child enters it between fork and exec (not `ip
+        // netns exec`, whose private mount namespace makes every start and exit
+        // wait for RCU grace periods, seconds on a busy machine).
+        let netns = self.netns.get(id as usize - 1).map(|ns| {
+            let path = format!("/var/run/netns/{ns}");
+            std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+        });
+        if let Some(f) = &netns {
+            let fd = f.as_raw_fd();
+            // SAFETY: only setns(2), async-signal-safe, runs in the forked child;
+            // `fd` stays open until the spawn returns.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::setns(fd, libc::CLONE_NEWNET) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
             }
-            None => Command::new(exe),
-        };
+        }
         let mut child = cmd
             .arg("--config")
             .arg(&self.conf)
@@ -162,6 +176,7 @@ impl Cluster {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start phalanxd for node {id}: {e}"));
+        drop(netns);
         let stdout = child.stdout.take().unwrap();
         let stderr = child.stderr.take().unwrap();
         let tx = self.tx.clone();

@@ -36,6 +36,8 @@ pub enum Command {
     Quorum,
     /// `recovery-trace on|off`: report totem's recovery counters when they change.
     RecoveryTrace(bool),
+    /// `poll MS`: look at links, votes and counters every MS ms (1..=1000).
+    Poll(Duration),
     /// `cpg-member`: a new CPG member handle (answered with its local id).
     CpgMember,
     /// `cpg-join MEMBER GROUP`.
@@ -128,6 +130,13 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
             "off" => Command::RecoveryTrace(false),
             other => return Err(bad("on or off", other)),
         },
+        "poll" => {
+            let ms: u64 = words.number("interval in ms")?;
+            if !(1..=1000).contains(&ms) {
+                return Err(bad("interval in ms (1..=1000)", &ms.to_string()));
+            }
+            Command::Poll(Duration::from_millis(ms))
+        }
         "cpg-member" => Command::CpgMember,
         "cpg-join" => Command::CpgJoin {
             member: words.number("member")?,
@@ -242,6 +251,7 @@ mod tests {
             })
         );
         assert_eq!(parse("recovery-trace on"), Ok(Command::RecoveryTrace(true)));
+        assert_eq!(parse("poll 1"), Ok(Command::Poll(Duration::from_millis(1))));
         assert_eq!(parse("leave"), Ok(Command::Leave));
     }
 
@@ -255,6 +265,7 @@ mod tests {
         assert_eq!(parse("load 2 x 4"), Err(bad("largest body", "x")));
         assert_eq!(parse("cpg-join -1 g"), Err(bad("member", "-1")));
         assert_eq!(parse("status now"), Err(ParseError::Extra("now".into())));
+        assert_eq!(parse("poll 0"), Err(bad("interval in ms (1..=1000)", "0")));
         assert_eq!(verb("  cpg-drop 1"), "cpg-drop");
         assert_eq!(verb(""), "-");
     }

@@ -1,11 +1,13 @@
 //! The event stream: one line per event, `<mono_ns> <event> <key=value ...>`,
-//! written by one thread so that lines from many threads never interleave and
-//! bursts go out in few writes.
+//! written whole and at once by the thread that reports it (under a lock, so
+//! lines never interleave). No writer thread: handing every line to one cost a
+//! few context switches per line, which on a loaded machine starved everything
+//! else (the nodes' own drivers, and `ip` in the tests).
 
-use crossbeam_channel::{Receiver, Sender, unbounded};
 use phalanx::totem::{Guarantee, NodeId};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// CLOCK_MONOTONIC in nanoseconds: one clock for every process of the machine
 /// (network namespaces do not change it), so a controller can order the events
@@ -21,69 +23,35 @@ pub fn mono_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-enum Out {
-    Line(String),
-    /// Answered once every line sent before it is written and flushed.
-    Flush(Sender<()>),
-}
-
-/// Sends event lines to the writer thread. Clone it into every thread that reports.
+/// Writes event lines to stdout. Clone it into every thread that reports.
 #[derive(Clone)]
 pub struct Emitter {
-    tx: Sender<Out>,
+    out: Arc<Mutex<std::io::BufWriter<std::io::Stdout>>>,
+    /// Set when stdout is gone (the controller died): a node must not outlive
+    /// its controller.
+    stop: &'static AtomicBool,
 }
 
 impl Emitter {
-    /// Starts the writer thread on stdout. When stdout is gone (the controller
-    /// died) it sets `stop`: a node must not outlive its controller.
-    pub fn start(stop: &'static AtomicBool) -> std::io::Result<Emitter> {
-        let (tx, rx) = unbounded();
-        std::thread::Builder::new()
-            .name("phalanxd-out".into())
-            .spawn(move || write_lines(&rx, stop))?;
-        Ok(Emitter { tx })
+    /// An emitter on stdout that sets `stop` when stdout fails.
+    pub fn new(stop: &'static AtomicBool) -> Emitter {
+        Emitter {
+            out: Arc::new(Mutex::new(std::io::BufWriter::new(std::io::stdout()))),
+            stop,
+        }
     }
 
-    /// Emits `<now> <event> <fields>` (`fields` may be empty), timestamped now.
+    /// Writes `<now> <event> <fields>` (`fields` may be empty) and flushes it:
+    /// once this returns the line is in the pipe, so it survives a `kill -9`
+    /// of the node. Timestamped under the lock, so lines come in time order.
     pub fn emit(&self, event: &str, fields: &str) {
+        // A thread that panicked while writing left at most a partial line.
+        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
         let t = mono_ns();
-        let line = if fields.is_empty() {
-            format!("{t} {event}\n")
-        } else {
-            format!("{t} {event} {fields}\n")
-        };
-        // The writer only goes away with the process.
-        let _ = self.tx.send(Out::Line(line));
-    }
-
-    /// Returns once every line emitted so far is written out.
-    pub fn flush(&self) {
-        let (done, wait) = crossbeam_channel::bounded(1);
-        if self.tx.send(Out::Flush(done)).is_ok() {
-            let _ = wait.recv();
-        }
-    }
-}
-
-fn write_lines(rx: &Receiver<Out>, stop: &AtomicBool) {
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let mut broken = false;
-    for msg in rx.iter() {
-        match msg {
-            Out::Line(l) if !broken => {
-                broken = out.write_all(l.as_bytes()).is_err();
-                if rx.is_empty() && !broken {
-                    broken = out.flush().is_err();
-                }
-            }
-            Out::Line(_) => {}
-            Out::Flush(done) => {
-                let _ = out.flush();
-                let _ = done.send(());
-            }
-        }
-        if broken {
-            stop.store(true, Ordering::SeqCst);
+        let sep = if fields.is_empty() { "" } else { " " };
+        let written = writeln!(out, "{t} {event}{sep}{fields}").and_then(|()| out.flush());
+        if written.is_err() {
+            self.stop.store(true, Ordering::SeqCst);
         }
     }
 }

@@ -99,6 +99,11 @@ impl Executor {
             Command::Status => Ok(self.status()),
             Command::Stats => Ok(self.stats()),
             Command::Quorum => self.quorum(),
+            Command::Poll(every) => {
+                let ms = u64::try_from(every.as_millis()).unwrap_or(u64::MAX);
+                self.ctx.poll_ms.store(ms, Ordering::SeqCst);
+                Ok(String::new())
+            }
             Command::RecoveryTrace(on) => {
                 self.ctx.recovery_trace.store(on, Ordering::SeqCst);
                 Ok(String::new())
@@ -244,11 +249,12 @@ fn start_load(
                 let now = Instant::now();
                 if now < next {
                     // Pacing, not synchronisation: the next message is due then.
-                    std::thread::sleep((next - now).min(Duration::from_millis(1)));
+                    std::thread::sleep(next - now);
                     continue;
                 }
                 if !ctx.handle.is_operational() {
-                    std::thread::sleep(Duration::from_millis(1));
+                    // Not sending outside a ring; look again shortly.
+                    std::thread::sleep(interval.min(Duration::from_millis(2)));
                     continue;
                 }
                 next = now + interval;

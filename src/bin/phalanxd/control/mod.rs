@@ -5,8 +5,8 @@
 //!
 //! Threads: this one drains the node's events (deliveries, configurations); one
 //! runs the commands; one polls links, votes and counters; one relays quorum
-//! notifications; one per CPG member relays its events; one generates load; one
-//! writes the lines.
+//! notifications; one per CPG member relays its events; one generates load.
+//! Each writes its own lines (`emit`).
 
 mod command;
 mod cpg;
@@ -17,12 +17,11 @@ mod watch;
 
 use emit::{Emitter, guarantee, ids, pct};
 use message::{Body, OrderHash};
-use parking_lot::Mutex;
 use phalanx::node::{Node, NodeEvent, NodeHandle};
 use phalanx::totem::{ConfigChange, ConfigKind, Guarantee, NodeId, SendError};
 use std::io::BufRead;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 /// What every thread of a controlled node shares.
@@ -37,6 +36,8 @@ pub struct Ctx {
     ledger: Mutex<Ledger>,
     /// Report totem's recovery counters when they change.
     recovery_trace: AtomicBool,
+    /// The poller's interval, in ms.
+    poll_ms: AtomicU64,
     stop: &'static AtomicBool,
 }
 
@@ -52,7 +53,7 @@ impl Ctx {
     /// right after sending has reported it; a refused message is retracted with
     /// `unsent` (and its sequence number used again). Returns the sequence number.
     fn send<'b>(&self, make: impl FnOnce(u64) -> (Guarantee, Body<'b>)) -> Result<u64, SendError> {
-        let mut ledger = self.ledger.lock();
+        let mut ledger = self.ledger();
         let seq = ledger.next_seq;
         let (g, body) = make(seq);
         let data = message::encode(self.me, self.incarnation, seq, body);
@@ -60,7 +61,6 @@ impl Ctx {
             "sent",
             &format!("seq={seq} guarantee={} len={}", guarantee(g), data.len()),
         );
-        self.out.flush();
         match self.handle.mcast(g, &data) {
             Ok(()) => {
                 ledger.next_seq += 1;
@@ -74,7 +74,7 @@ impl Ctx {
     }
 
     fn deliver(&self, from: NodeId, g: Guarantee, data: &[u8]) {
-        let mut ledger = self.ledger.lock();
+        let mut ledger = self.ledger();
         ledger.order.add(from, data);
         let (inc, seq, intact, text) = match message::decode(data, from) {
             Some(d) => (
@@ -100,7 +100,7 @@ impl Ctx {
     }
 
     fn config(&self, c: &ConfigChange) {
-        let mut ledger = self.ledger.lock();
+        let mut ledger = self.ledger();
         let kind = match c.kind {
             ConfigKind::Regular => {
                 ledger.order = OrderHash::default();
@@ -123,7 +123,12 @@ impl Ctx {
 
     /// The deliveries since the latest regular configuration and their order hash.
     fn order(&self) -> OrderHash {
-        self.ledger.lock().order
+        self.ledger().order
+    }
+
+    fn ledger(&self) -> MutexGuard<'_, Ledger> {
+        // Every update of the ledger is complete when its lock is released.
+        self.ledger.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -135,9 +140,10 @@ pub fn run(node: Node, incarnation: u32, stop: &'static AtomicBool) -> Result<()
         me: handle.node_id(),
         handle,
         incarnation,
-        out: Emitter::start(stop).map_err(|e| format!("cannot start the output thread: {e}"))?,
+        out: Emitter::new(stop),
         ledger: Mutex::new(Ledger::default()),
         recovery_trace: AtomicBool::new(false),
+        poll_ms: AtomicU64::new(watch::DEFAULT_POLL_MS),
         stop,
     });
     ctx.out.emit(
@@ -178,6 +184,5 @@ pub fn run(node: Node, incarnation: u32, stop: &'static AtomicBool) -> Result<()
     if result.is_ok() {
         ctx.out.emit("left", "");
     }
-    ctx.out.flush();
     result
 }

@@ -12,9 +12,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-/// How often the poller looks. Link changes are timed by the controller from the
-/// line's timestamp, so this bounds the error of a measured fail-over.
-const POLL: Duration = Duration::from_millis(2);
+/// How often the poller looks unless told otherwise (`poll MS`). Link changes
+/// are timed from the line's timestamp, so the interval bounds the error of a
+/// measured fail-over; a controller that measures asks for a shorter one.
+pub const DEFAULT_POLL_MS: u64 = 20;
 
 fn members(nodes: &[NodeStatus]) -> String {
     let m: Vec<u32> = nodes
@@ -76,7 +77,7 @@ pub fn recovery_fields(t: &Stats) -> String {
     )
 }
 
-/// Polls until the node stops: `link` lines for every (peer, link) first seen or
+/// Polls (every `poll_ms`) until the node stops: `link` lines for every (peer, link) first seen or
 /// changed, `votes` lines when the vote count changes (the device's vote alone
 /// does not change the notified quorum state), and with `recovery-trace on`,
 /// `recovery` lines when totem's recovery counters change.
@@ -134,7 +135,8 @@ pub fn start_poller(ctx: Arc<Ctx>, quorum: Quorum) {
                         recovery = Some(fields);
                     }
                 }
-                std::thread::sleep(POLL);
+                let every = ctx.poll_ms.load(Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(every));
             }
         });
     if let Err(e) = spawned {
