@@ -7,7 +7,10 @@
 //! way), and prints their histogram and the cycle times.
 //!
 //! `PHALANX_HEAL_CYCLES` sets the number of cycles (default 5, so the default
-//! test run stays short). It asserts only what must hold however many
+//! test run stays short); `PHALANX_HEAL_SETTLE_MS` lets the split sides run that
+//! long before each heal (default 0: heal as soon as both sides have their
+//! configurations), so configurations the split causes late are not counted as
+//! the heal's; `PHALANX_HEAL_VERBOSE` prints every node's configurations per heal. It asserts only what must hold however many
 //! configurations a heal takes: every heal ends with the three nodes in one ring
 //! of all three, and in that ring all three deliver the same messages in the same
 //! order (one message from each node, checked by the nodes' order hashes).

@@ -4,8 +4,12 @@
 use std::net::UdpSocket;
 use std::path::PathBuf;
 
-/// `<tmp>/phalanx-<tag>-<pid>`, with a cluster key in `authkey`; removed on drop,
-/// failures included.
+/// `<base>/phalanx-<tag>-<pid>`, with a cluster key in `authkey`; removed on
+/// drop, failures included. The base is `$TMPDIR` when set, else `/dev/shm`
+/// when there is one, else the system's temporary directory: the nodes fsync
+/// their ring sequence on every configuration change (and map an 8 MiB flight
+/// recorder), and on a busy disk the fsync delays the ring changes these tests
+/// time; files on tmpfs are just as real, without the disk.
 pub struct TestDir {
     /// The directory.
     pub path: PathBuf,
@@ -15,7 +19,13 @@ impl TestDir {
     /// Creates it afresh (leftovers of an earlier run with the same pid go first).
     pub fn new(tag: &str) -> TestDir {
         use std::os::unix::fs::PermissionsExt;
-        let path = std::env::temp_dir().join(format!("phalanx-{tag}-{}", std::process::id()));
+        let shm = std::path::Path::new("/dev/shm");
+        let base = if std::env::var_os("TMPDIR").is_none() && shm.is_dir() {
+            shm.to_path_buf()
+        } else {
+            std::env::temp_dir()
+        };
+        let path = base.join(format!("phalanx-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).unwrap();
         let dir = TestDir { path };
