@@ -1,6 +1,9 @@
 //! The admin socket answers well-formed requests, refuses bad ones with an error
 //! line (and stays up), and will not steal the socket of a running node.
 
+mod common;
+
+use common::wait::Deadline;
 use phalanx::admin::{AdminClient, AdminProvider, AdminServer, Request, Response};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -78,7 +81,7 @@ fn cpgtool_lists_a_running_nodes_groups() {
     use phalanx::cpg::{CpgEvent, Guarantee};
     use phalanx::node::{Node, NodeOptions};
     use phalanx::totem::Config;
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     let port = std::net::UdpSocket::bind("127.0.0.1:0")
         .unwrap()
@@ -95,10 +98,9 @@ fn cpgtool_lists_a_running_nodes_groups() {
     let member = node.cpg().member().unwrap();
     member.join(b"tool-group").unwrap();
     // The join completes with a view that contains the member.
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Deadline::after("a view with the member", Duration::from_secs(10));
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match member.events().recv_timeout(left) {
+        match member.events().recv_timeout(deadline.remaining()) {
             Ok(CpgEvent::Change(c)) if c.members.contains(&member.id()) => break,
             Ok(_) => {}
             Err(e) => panic!("no view with the member: {e}"),

@@ -6,6 +6,9 @@
 //! The tests take turns (a lock): each starts its own nodes, and several clusters
 //! at once on a small machine would only test the scheduler.
 
+mod common;
+
+use common::wait::{Deadline, wait_until};
 use phalanx::cpg::{CpgError, CpgEvent, Guarantee, MemberId, Reason};
 use phalanx::node::{CallbackMember, CpgMember, DispatchMode, Node, NodeOptions};
 use phalanx::totem::Config;
@@ -41,24 +44,12 @@ fn cluster(n: u32, tweak: impl Fn(&mut NodeOptions)) -> Vec<Node> {
             Node::start(o).expect("node starts")
         })
         .collect();
-    wait_for("one ring of every node", Duration::from_secs(10), || {
+    wait_until("one ring of every node", Duration::from_secs(10), || {
         nodes
             .iter()
             .all(|nd| nd.handle().is_operational() && nd.handle().membership().members == ids)
     });
     nodes
-}
-
-/// Polls `done` until it holds; fails after `limit`.
-fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while !done() {
-        assert!(
-            t0.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
 }
 
 /// Events from `rx` until `want` matches one (returned); fails after 10 s.
@@ -67,10 +58,9 @@ fn next_matching(
     what: &str,
     mut want: impl FnMut(&CpgEvent) -> bool,
 ) -> CpgEvent {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Deadline::after(what, Duration::from_secs(10));
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
+        match rx.recv_timeout(deadline.remaining()) {
             Ok(ev) if want(&ev) => return ev,
             Ok(_) => {}
             Err(e) => panic!("no {what}: {e}"),
@@ -363,7 +353,7 @@ fn fd_becomes_readable_and_dispatch_drains() {
     for i in 0..5u8 {
         m.mcast(b"g", Guarantee::Agreed, &[i]).unwrap();
     }
-    wait_for("five deliveries queued", Duration::from_secs(10), || {
+    wait_until("five deliveries queued", Duration::from_secs(10), || {
         m.events().len() >= 5
     });
     let queued = m.events().len();
@@ -458,14 +448,14 @@ fn mcast_wait_makes_progress_under_a_flood() {
 
     // The queue really fills: plain mcast answers TryAgain.
     let mut plain = 0u32;
-    let t0 = Instant::now();
+    let deadline = Deadline::after("TryAgain from a filling queue", Duration::from_secs(10));
     loop {
         match s.mcast(b"flood", Guarantee::Agreed, &[0xff; 1024]) {
             Ok(()) => plain += 1,
             Err(CpgError::TryAgain) => break,
             Err(e) => panic!("mcast: {e}"),
         }
-        assert!(t0.elapsed() < Duration::from_secs(10), "never TryAgain");
+        deadline.check(|| format!("{plain} messages accepted"));
     }
 
     // Two threads, one member (handles are Clone + Send + Sync), mcast_wait only.
@@ -499,10 +489,9 @@ fn mcast_wait_makes_progress_under_a_flood() {
     std::thread::spawn(move || {
         let mut next = [0u32; 2];
         let mut plain_seen = 0u32;
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Deadline::after("every flood message", Duration::from_secs(20));
         while next != [PER_THREAD; 2] {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let Ok(ev) = r_events.recv_timeout(left) else {
+            let Ok(ev) = r_events.recv_timeout(deadline.remaining()) else {
                 let _ = tx.send(Err(format!("stalled at {next:?}")));
                 return;
             };

@@ -1,7 +1,7 @@
-//! Process groups across real processes: three node processes (crypto on, as in
-//! production), each with two CPG members — member 1 in groups `alpha` and `beta`,
-//! member 2 in `alpha` only — and every CPG event every member sees printed as a
-//! line for the parent to check.
+//! Process groups across real processes: three `phalanxd` processes (crypto on,
+//! as in production), each with two CPG members — member 1 in groups `alpha` and
+//! `beta`, member 2 in `alpha` only — and every CPG event every member sees
+//! reported to the test to check.
 //!
 //! - `procdown_and_kill9_on_loopback`: all members see identical views and one
 //!   message order per group; a member handle dropped without leaving is reported
@@ -15,21 +15,18 @@
 //!   and the merged views are the union. Needs root and iproute2's `ip` (`.ci/run`
 //!   installs it); fails — never skips — without them.
 //!
-//! The test binary re-executes itself as each node (`child_cpg_node`, ignored unless
-//! called that way). The two tests take turns (a lock): six node processes at once
-//! on a small machine would only test the scheduler.
+//! The nodes run under the multi-process harness (`tests/common/cluster.rs`). The
+//! two tests take turns (a lock): six node processes at once on a small machine
+//! would only test the scheduler.
 
-use phalanx::cpg::{CpgEvent, Guarantee, MemberId, ViewId};
-use phalanx::node::{CpgMember, CryptoOptions, Node, NodeOptions};
-use phalanx::totem::Config;
 mod common;
 
+use common::cluster::{Cluster, Observed, Observer};
+use common::conf::{TestDir, corosync_conf, loopback_addrs, one_link};
+use common::events::{Event, Mid};
 use common::netns::Namespaces;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, UdpSocket};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Mutex, mpsc};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Totem token timeout of the nodes. Above the 300 ms default so that a loaded
@@ -41,164 +38,24 @@ const TOKEN_MS: u64 = 1000;
 const GROUPS: [(&str, &[u32]); 2] = [("alpha", &[1, 2]), ("beta", &[1])];
 
 static SERIAL: Mutex<()> = Mutex::new(());
-
-// ---------------------------------------------------------------- child side
-
-fn mid(m: MemberId) -> String {
-    format!("{}/{}", m.node, m.local)
+/// Totem timings of the nodes: the token timeout above, the others derived
+/// from it as `phalanx_totem::Config::with_token_timeout` does (no per-node
+/// coefficient).
+fn totem_timings() -> String {
+    let t = TOKEN_MS;
+    format!(
+        "    token: {t}\n    token_coefficient: 0\n    token_retransmit: {}\n    \
+         hold: {}\n    consensus: {}\n    join: {}\n    merge: {}\n",
+        t * 10 / 42,
+        t / 5,
+        t * 250 / 300,
+        t / 10,
+        t * 200 / 300
+    )
 }
 
-fn view_id(v: &ViewId) -> String {
-    match v {
-        ViewId::Sync(r) => format!("sync@{r}"),
-        ViewId::Message { ring, sender, seq } => format!("msg@{ring}:{sender}:{seq}"),
-        other => format!("{other:?}").replace(' ', ""),
-    }
-}
+// ---------------------------------------------------------------- the model
 
-fn list(items: impl Iterator<Item = String>) -> String {
-    let v: Vec<String> = items.collect();
-    if v.is_empty() {
-        "-".into()
-    } else {
-        v.join(",")
-    }
-}
-
-/// One line per event (`local` is the observing member).
-fn event_line(local: u32, ev: &CpgEvent) -> Option<String> {
-    Some(match ev {
-        CpgEvent::Change(c) => format!(
-            "V {local} {} {} {} {} {}",
-            String::from_utf8_lossy(c.group.as_bytes()),
-            view_id(&c.view),
-            list(c.members.iter().map(|m| mid(*m))),
-            list(
-                c.left
-                    .iter()
-                    .map(|x| format!("{}:{:?}", mid(x.member), x.reason))
-            ),
-            list(
-                c.joined
-                    .iter()
-                    .map(|x| format!("{}:{:?}", mid(x.member), x.reason))
-            ),
-        ),
-        CpgEvent::Deliver(d) => format!(
-            "D {local} {} {} {}",
-            String::from_utf8_lossy(d.group.as_bytes()),
-            mid(d.sender),
-            String::from_utf8_lossy(&d.data)
-        ),
-        CpgEvent::Totem(t) => format!(
-            "T {local} {} {}",
-            t.ring,
-            list(t.members.iter().map(|n| n.to_string()))
-        ),
-        _ => return None,
-    })
-}
-
-/// Entry point of a node process (run by the parent test, not on its own).
-#[test]
-#[ignore = "entry point of the node processes the CPG multi-process tests spawn"]
-fn child_cpg_node() {
-    let Ok(spec) = std::env::var("PHALANX_CPG_CHILD") else {
-        return;
-    };
-    // spec: id;1=addr,2=addr,...
-    let (id, addrs) = spec.split_once(';').unwrap();
-    let id: u32 = id.parse().unwrap();
-    let addrs: BTreeMap<u32, SocketAddr> = addrs
-        .split(',')
-        .map(|kv| {
-            let (k, v) = kv.split_once('=').unwrap();
-            (k.parse().unwrap(), v.parse().unwrap())
-        })
-        .collect();
-    let ids: Vec<u32> = addrs.keys().copied().collect();
-    let totem = Config::new(id, ids).with_token_timeout(Duration::from_millis(TOKEN_MS));
-    let mut opts = NodeOptions::new(totem, addrs);
-    opts.crypto = Some(CryptoOptions {
-        key: vec![0x6b; 256],
-        cluster_name: "cpg-mp".into(),
-        cipher: Default::default(),
-    });
-    let node = Node::start(opts).expect("node starts");
-    let cpg = node.cpg();
-    // libtest printed "test child_cpg_node ... " without a newline.
-    println!();
-
-    let mut members: BTreeMap<u32, (CpgMember, Vec<&str>)> = BTreeMap::new();
-    for local in [1u32, 2] {
-        let m = cpg.member().expect("member");
-        assert_eq!(m.id().local, local, "local ids are handed out from 1");
-        let events = m.events().clone();
-        std::thread::spawn(move || {
-            // Ends when the driver drops the member's sink (handle dropped).
-            for ev in events.iter() {
-                if let Some(l) = event_line(local, &ev) {
-                    println!("{l}");
-                }
-            }
-            println!("END {local}");
-        });
-        let groups: Vec<&str> = GROUPS
-            .iter()
-            .filter(|(_, ls)| ls.contains(&local))
-            .map(|(g, _)| *g)
-            .collect();
-        for g in &groups {
-            m.join(g.as_bytes()).expect("join");
-        }
-        members.insert(local, (m, groups));
-    }
-    println!("READY {id}");
-
-    // Commands from the parent: "burst TAG N", "drop LOCAL", "exit".
-    for line in std::io::stdin().lock().lines() {
-        let Ok(line) = line else { break };
-        let f: Vec<&str> = line.split_whitespace().collect();
-        match f.as_slice() {
-            ["burst", tag, n] => {
-                let n: u32 = n.parse().unwrap();
-                let mut sent = 0;
-                for k in 0..n {
-                    for (local, (m, groups)) in &members {
-                        for g in groups {
-                            let guarantee = if k % 2 == 0 {
-                                Guarantee::Agreed
-                            } else {
-                                Guarantee::Safe
-                            };
-                            let data = format!("{id}/{local}:{tag}:{k}");
-                            m.mcast_wait(g.as_bytes(), guarantee, data.as_bytes(), None)
-                                .expect("mcast_wait");
-                            sent += 1;
-                        }
-                    }
-                }
-                println!("SENT {tag} {sent}");
-            }
-            ["drop", local] => {
-                let local: u32 = local.parse().unwrap();
-                // Dropped without leaving: the others must see PROCDOWN.
-                drop(members.remove(&local));
-                println!("DROPPED {local}");
-            }
-            ["exit"] => break,
-            _ => {}
-        }
-        std::io::stdout().flush().unwrap();
-    }
-    drop(members);
-    node.leave().unwrap();
-}
-
-// ---------------------------------------------------------------- parent side
-
-/// (node, local).
-type Mid = (u32, u32);
 /// (member, reason) entries of left or joined lists.
 type Changes = Vec<(Mid, String)>;
 /// (group, view id, the observer's previous members).
@@ -207,18 +64,6 @@ type Step = (String, String, Vec<Mid>);
 fn parse_mid(s: &str) -> Mid {
     let (n, l) = s.split_once('/').unwrap();
     (n.parse().unwrap(), l.parse().unwrap())
-}
-
-fn parse_changes(s: &str) -> Changes {
-    if s == "-" {
-        return vec![];
-    }
-    s.split(',')
-        .map(|x| {
-            let (m, r) = x.split_once(':').unwrap();
-            (parse_mid(m), r.to_string())
-        })
-        .collect()
 }
 
 #[derive(Clone, Debug)]
@@ -232,7 +77,7 @@ struct View {
     seq: usize,
 }
 
-/// What the parent has seen of every member.
+/// What the test has seen of every member.
 #[derive(Default)]
 struct Seen {
     /// Per (observer, group): views, in order.
@@ -241,64 +86,61 @@ struct Seen {
     delivered: BTreeMap<(Mid, String), Vec<(Mid, String)>>,
     /// Events per observer so far (for marks).
     count: BTreeMap<Mid, usize>,
-    ready: BTreeSet<u32>,
     ended: BTreeSet<Mid>,
-    dropped: BTreeSet<Mid>,
-    /// (node, tag) of finished bursts.
-    sent: BTreeSet<(u32, String)>,
+    /// Per node: `cpg-mcast` commands it has answered (all `ok`: the harness
+    /// fails the test on an error).
+    mcasts_done: BTreeMap<u32, usize>,
 }
 
-impl Seen {
-    fn absorb(&mut self, node: u32, line: &str) {
-        let line = line
-            .strip_prefix("test child_cpg_node ... ")
-            .unwrap_or(line);
-        let f: Vec<&str> = line.split(' ').collect();
-        match f.as_slice() {
-            ["V", local, group, id, members, left, joined] => {
-                let me = (node, local.parse().unwrap());
+impl Observer for Seen {
+    fn observe(&mut self, o: &Observed) {
+        let node = o.node;
+        match &o.event {
+            Event::CpgView(v) => {
+                let me = (node, v.member);
                 let c = self.count.entry(me).or_default();
                 *c += 1;
-                let members = if *members == "-" {
-                    vec![]
-                } else {
-                    members.split(',').map(parse_mid).collect()
-                };
                 self.views
-                    .entry((me, group.to_string()))
+                    .entry((me, v.group.clone()))
                     .or_default()
                     .push(View {
-                        id: id.to_string(),
-                        members,
-                        left: parse_changes(left),
-                        joined: parse_changes(joined),
+                        id: v.view.clone(),
+                        members: v.members.clone(),
+                        left: v.left.clone(),
+                        joined: v.joined.clone(),
                         seq: *c,
                     });
             }
-            ["D", local, group, sender, payload] => {
-                let me = (node, local.parse().unwrap());
+            Event::CpgDeliver(d) => {
+                let me = (node, d.member);
                 *self.count.entry(me).or_default() += 1;
                 self.delivered
-                    .entry((me, group.to_string()))
+                    .entry((me, d.group.clone()))
                     .or_default()
-                    .push((parse_mid(sender), payload.to_string()));
+                    .push((d.from, d.text.clone()));
             }
-            ["READY", _] => {
-                self.ready.insert(node);
+            Event::CpgEnd { member } => {
+                self.ended.insert((node, *member));
             }
-            ["END", local] => {
-                self.ended.insert((node, local.parse().unwrap()));
-            }
-            ["DROPPED", local] => {
-                self.dropped.insert((node, local.parse().unwrap()));
-            }
-            ["SENT", tag, _] => {
-                self.sent.insert((node, tag.to_string()));
+            Event::Reply(r) if r.verb == "cpg-mcast" => {
+                *self.mcasts_done.entry(node).or_default() += 1;
             }
             _ => {}
         }
     }
 
+    fn describe(&self) -> String {
+        format!(
+            "latest views: {:?}",
+            self.views
+                .iter()
+                .map(|(k, v)| (k, v.last().map(|v| (&v.id, &v.members))))
+                .collect::<Vec<_>>()
+        )
+    }
+}
+
+impl Seen {
     fn last_members(&self, m: Mid, g: &str) -> Option<&[Mid]> {
         self.views
             .get(&(m, g.to_string()))
@@ -319,109 +161,46 @@ fn members_of(g: &str, nodes: &[u32], dropped: &BTreeSet<Mid>) -> Vec<Mid> {
     v
 }
 
-struct Proc {
-    child: Child,
-    stdin: ChildStdin,
-}
-
-struct Cluster {
-    procs: BTreeMap<u32, Proc>,
-    lines: mpsc::Receiver<(u32, String)>,
+/// The cluster, the test's model of it, and the members the test dropped.
+struct Run {
+    c: Cluster,
     seen: Seen,
     /// Members dropped by the test (gone from the expected views).
     dropped: BTreeSet<Mid>,
+    _dir: TestDir,
 }
 
-impl Cluster {
-    /// Starts nodes 1..=n with the given link-0 addresses; `netns[i]` (if any)
-    /// is the network namespace node i+1 runs in.
-    fn start(addrs: &[SocketAddr], netns: &[String]) -> Cluster {
-        let spec: Vec<String> = addrs
-            .iter()
-            .enumerate()
-            .map(|(i, a)| format!("{}={a}", i + 1))
-            .collect();
-        let spec = spec.join(",");
-        let (tx, lines) = mpsc::channel();
-        let exe = std::env::current_exe().unwrap();
-        let mut procs = BTreeMap::new();
-        for id in 1..=addrs.len() as u32 {
-            let mut cmd = match netns.get(id as usize - 1) {
-                Some(ns) => {
-                    let mut c = Command::new("ip");
-                    c.args(["netns", "exec", ns]).arg(&exe);
-                    c
-                }
-                None => Command::new(&exe),
-            };
-            let mut child = cmd
-                .args([
-                    "--ignored",
-                    "--exact",
-                    "child_cpg_node",
-                    "--nocapture",
-                    "--test-threads=1",
-                ])
-                .env("PHALANX_CPG_CHILD", format!("{id};{spec}"))
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .expect("spawn a node process");
-            let stdout = child.stdout.take().unwrap();
-            let stdin = child.stdin.take().unwrap();
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stdout).lines() {
-                    let Ok(l) = line else { break };
-                    if tx.send((id, l)).is_err() {
-                        break;
-                    }
-                }
-            });
-            procs.insert(id, Proc { child, stdin });
-        }
-        Cluster {
-            procs,
-            lines,
+impl Run {
+    /// Starts nodes 1..=n with the given link-0 addresses (`addrs[i]` for node
+    /// i+1), in the namespaces of `net` if given, and sets up their members.
+    fn start(tag: &str, addrs: &[String], net: Option<&Namespaces>) -> Run {
+        let dir = TestDir::new(tag);
+        let conf = corosync_conf(&dir, "cpg-mp", &totem_timings(), &one_link(addrs), "");
+        let conf = dir.write_conf(&conf);
+        let n = addrs.len() as u32;
+        let mut r = Run {
+            c: Cluster::start(&conf, 1..=n, net),
             seen: Seen::default(),
             dropped: BTreeSet::new(),
+            _dir: dir,
+        };
+        let ids: Vec<u32> = (1..=n).collect();
+        for local in [1u32, 2] {
+            for (id, m) in r.c.request_all(&mut r.seen, &ids, "cpg-member") {
+                assert!(m.ok, "node {id}: cpg-member: {m:?}");
+                assert_eq!(m.get("member"), local.to_string(), "local ids from 1");
+                for (g, _) in GROUPS.iter().filter(|(_, ls)| ls.contains(&local)) {
+                    r.c.send(id, &format!("cpg-join {local} {g}"));
+                }
+            }
         }
-    }
-
-    fn tell(&mut self, id: u32, cmd: &str) {
-        let p = self.procs.get_mut(&id).unwrap();
-        writeln!(p.stdin, "{cmd}").unwrap();
-        p.stdin.flush().unwrap();
+        r
     }
 
     /// Consumes node output until `done` holds; fails after `limit`. Returns the
     /// time it took.
-    fn until(
-        &mut self,
-        what: &str,
-        limit: Duration,
-        mut done: impl FnMut(&Seen) -> bool,
-    ) -> Duration {
-        let t0 = Instant::now();
-        while !done(&self.seen) {
-            assert!(
-                t0.elapsed() < limit,
-                "timed out after {limit:?} waiting for {what}; latest views: {:?}",
-                self.seen
-                    .views
-                    .iter()
-                    .map(|(k, v)| (k, v.last().map(|v| (&v.id, &v.members))))
-                    .collect::<Vec<_>>()
-            );
-            if let Ok((id, line)) = self.lines.recv_timeout(Duration::from_millis(20)) {
-                if std::env::var("CPG_MP_DEBUG").is_ok() && !line.starts_with("D ") {
-                    eprintln!("n{id}: {line}");
-                }
-                self.seen.absorb(id, &line);
-            }
-        }
-        t0.elapsed()
+    fn until(&mut self, what: &str, limit: Duration, done: impl FnMut(&Seen) -> bool) -> Duration {
+        self.c.until(&mut self.seen, what, limit, done)
     }
 
     /// Until every member on `nodes` (of each `side`) has, as its latest view of
@@ -444,9 +223,27 @@ impl Cluster {
     /// (`tag`), and every member of the side delivers exactly the side's
     /// messages, in one order per group.
     fn burst(&mut self, tag: &str, n: u32, sides: &[&[u32]]) {
+        // Per node: how many multicasts it will have answered after the burst.
+        let mut done_after: BTreeMap<u32, usize> = BTreeMap::new();
         for side in sides {
-            for id in side.iter() {
-                self.tell(*id, &format!("burst {tag} {n}"));
+            for &id in side.iter() {
+                let mut sent = 0;
+                for k in 0..n {
+                    let g = if k % 2 == 0 { "agreed" } else { "safe" };
+                    for local in [1u32, 2]
+                        .into_iter()
+                        .filter(|l| !self.dropped.contains(&(id, *l)))
+                    {
+                        for (group, _) in GROUPS.iter().filter(|(_, ls)| ls.contains(&local)) {
+                            let text = format!("{id}/{local}:{tag}:{k}");
+                            self.c
+                                .send(id, &format!("cpg-mcast {local} {group} {g} {text}"));
+                            sent += 1;
+                        }
+                    }
+                }
+                let before = self.seen.mcasts_done.get(&id).copied().unwrap_or(0);
+                done_after.insert(id, before + sent);
             }
         }
         let sides: Vec<Vec<u32>> = sides.iter().map(|s| s.to_vec()).collect();
@@ -474,7 +271,7 @@ impl Cluster {
             |s| {
                 sides.iter().all(|side| {
                     side.iter()
-                        .all(|id| s.sent.contains(&(*id, tag.to_string())))
+                        .all(|id| s.mcasts_done.get(id) >= done_after.get(id))
                         && GROUPS.iter().all(|(g, _)| {
                             let want = expected(side, g);
                             members_of(g, side, &dropped)
@@ -638,26 +435,6 @@ impl Cluster {
     }
 }
 
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for p in self.procs.values_mut() {
-            let _ = writeln!(p.stdin, "exit");
-        }
-        for p in self.procs.values_mut() {
-            let _ = p.child.kill();
-            let _ = p.child.wait();
-        }
-    }
-}
-
-/// Free loopback ports: bind, note, release.
-fn loopback_addrs(n: usize) -> Vec<SocketAddr> {
-    let socks: Vec<UdpSocket> = (0..n)
-        .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
-        .collect();
-    socks.iter().map(|s| s.local_addr().unwrap()).collect()
-}
-
 fn reasons(ms: &[Mid], r: &str) -> Changes {
     let mut v: Changes = ms.iter().map(|m| (*m, r.to_string())).collect();
     v.sort();
@@ -667,7 +444,7 @@ fn reasons(ms: &[Mid], r: &str) -> Changes {
 #[test]
 fn procdown_and_kill9_on_loopback() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let mut c = Cluster::start(&loopback_addrs(3), &[]);
+    let mut c = Run::start("cpg-mp-lo", &loopback_addrs(3), None);
     let all = [1, 2, 3];
     let t = c.until_views(
         "every member to see the full groups",
@@ -679,7 +456,7 @@ fn procdown_and_kill9_on_loopback() {
 
     // ---- Node 3 drops member 3/1 (in alpha and beta) without leaving.
     let mark = c.mark();
-    c.tell(3, "drop 1");
+    c.c.send(3, "cpg-drop 1");
     c.dropped.insert((3, 1));
     let t = c.until_views("3/1 gone from every view", Duration::from_secs(10), &[&all]);
     eprintln!("handle dropped to PROCDOWN seen by every member: {t:?}");
@@ -693,11 +470,7 @@ fn procdown_and_kill9_on_loopback() {
     // ---- kill -9 of node 2 (members 2/1 and 2/2).
     let mark2 = c.mark();
     let killed = Instant::now();
-    {
-        let mut p = c.procs.remove(&2).unwrap();
-        p.child.kill().unwrap();
-        p.child.wait().unwrap();
-    }
+    c.c.kill9(2);
     let survivors = [1, 3];
     c.dropped.extend([(2, 1), (2, 2)]);
     c.until_views(
@@ -781,10 +554,8 @@ fn cpg_net(n: u32) -> Namespaces {
 fn partition_and_heal_in_network_namespaces() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let net = cpg_net(3);
-    let addrs: Vec<SocketAddr> = (1..=3)
-        .map(|i| format!("10.78.0.{i}:5405").parse().unwrap())
-        .collect();
-    let mut c = Cluster::start(&addrs, &net.nodes);
+    let addrs: Vec<String> = (1..=3).map(|i| format!("10.78.0.{i}:5405")).collect();
+    let mut c = Run::start("cpg-mp-ns", &addrs, Some(&net));
     let all = [1, 2, 3];
     let (a, b): (&[u32], &[u32]) = (&[1, 2], &[3]);
     let t = c.until_views(

@@ -3,24 +3,15 @@
 //! Corosync stops); the others re-form without it. Real nodes on loopback, a real
 //! state directory: node 3's is replaced by a plain file, so its next write fails.
 
+mod common;
+
+use common::wait::wait_until;
 use crossbeam_channel::TryRecvError;
 use phalanx::node::{Node, NodeOptions};
 use phalanx::totem::Config;
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, UdpSocket};
-use std::time::{Duration, Instant};
-
-/// Polls `done` until it holds; fails after `limit`.
-fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while !done() {
-        assert!(
-            t0.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
+use std::time::Duration;
 
 #[test]
 fn a_failed_ring_sequence_write_stops_the_node_and_the_others_reform() {
@@ -45,7 +36,7 @@ fn a_failed_ring_sequence_write_stops_the_node_and_the_others_reform() {
         })
         .collect();
     let members = |n: &Node| n.handle().membership().members;
-    wait_for("one ring of all three", Duration::from_secs(10), || {
+    wait_until("one ring of all three", Duration::from_secs(10), || {
         nodes.iter().flatten().all(|n| members(n) == ids)
     });
     let ring_file = root.join("n3").join("ringseq_3");
@@ -61,7 +52,7 @@ fn a_failed_ring_sequence_write_stops_the_node_and_the_others_reform() {
     nodes[0].take().unwrap().leave().unwrap();
     let n3 = nodes[2].take().unwrap();
     // Its driver ends: the event stream disconnects (after what was queued).
-    wait_for("node 3 to stop", Duration::from_secs(10), || {
+    wait_until("node 3 to stop", Duration::from_secs(10), || {
         loop {
             match n3.events().try_recv() {
                 Ok(_) => continue,
@@ -76,7 +67,7 @@ fn a_failed_ring_sequence_write_stops_the_node_and_the_others_reform() {
         "node 3 never installed the unpersisted ring"
     );
     let n2 = nodes[1].take().unwrap();
-    wait_for(
+    wait_until(
         "node 2 alone in a new ring",
         Duration::from_secs(10),
         || n2.handle().is_operational() && members(&n2) == vec![2],

@@ -7,6 +7,9 @@
 //! happens (the driver reports a dropped vote before it tells the arbitrator), so
 //! "never two rings hold the vote" is checked at every change, not sampled.
 
+mod common;
+
+use common::wait::{Deadline, wait_until};
 use phalanx::quorum::qdevice::client::{ClientConfig, ClientEvent};
 use phalanx::quorum::{Algorithm, NodeId, TieBreaker};
 use phalanx::quorum_client::{DriverConfig, QdeviceDriver};
@@ -16,7 +19,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const LEASE_MS: &str = "1000";
 
@@ -70,22 +73,13 @@ fn start_qnetd(listen: &str, key: &Path) -> Option<(Child, String)> {
 
 /// Restarts on the same address, retrying while the old socket lingers (bounded).
 fn restart_qnetd(addr: &str, key: &Path) -> Child {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Deadline::after(format!("a rebind of {addr}"), Duration::from_secs(20));
     loop {
         if let Some((c, a)) = start_qnetd(addr, key) {
             assert_eq!(a, addr);
             return c;
         }
-        assert!(Instant::now() < deadline, "could not rebind {addr}");
-    }
-}
-
-fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::yield_now();
-        std::thread::park_timeout(Duration::from_millis(5));
+        deadline.check(String::new);
     }
 }
 

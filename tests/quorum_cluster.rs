@@ -18,8 +18,9 @@
 //! before the lease has run out) and restart them (they stay without the vote:
 //! keep-active); heal → all four quorate again, on one ring.
 //!
-//! Every node process prints each quorum change with a CLOCK_MONOTONIC timestamp
-//! (one clock for all processes of the machine), so the parent checks over the
+//! Every node (a `phalanxd` process under the multi-process harness,
+//! `tests/common/cluster.rs`) reports each quorum change with a CLOCK_MONOTONIC
+//! timestamp (one clock for all processes of the machine), so the test checks over the
 //! whole run, at every transition, that two quorate nodes never stand on
 //! different sides of the split with different rings or memberships, and that no
 //! two quorate rings ever have disjoint memberships. It prints the figures: time
@@ -27,20 +28,22 @@
 //!
 //! The nodes run `examples/conf/corosync-qdevice-4node.conf` (key file and state
 //! directory replaced). `PHALANX_QUORUM_TIMELINE=1` prints every node's quorum
-//! transitions and vote counts from the split on. Needs root (network
+//! transitions, vote counts, configurations and totem recovery counters from the
+//! split on. Needs root (network
 //! namespaces) and iproute2's `ip`; fails, never skips, when either is missing.
 //! Takes about 15 s.
 
-use phalanx::node::{Node, NodeEvent, NodeOptions, QuorumInfo};
-use phalanx::quorum::NodeState;
 mod common;
 
+use common::cluster::{Cluster, Observed, Observer, mono_ns, ms};
+use common::conf::TestDir;
+use common::events::Event;
 use common::netns::{Namespaces, ip};
+use common::wait::Deadline;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 const NODES: u32 = 4;
@@ -48,160 +51,6 @@ const NODES: u32 = 4;
 const LEASE_MS: u64 = 1500;
 const QNETD_ADDR: &str = "10.79.1.254:5403";
 const EXAMPLE: &str = include_str!("../examples/conf/corosync-qdevice-4node.conf");
-
-/// CLOCK_MONOTONIC in nanoseconds: comparable across the processes of one machine
-/// (network namespaces do not change it).
-fn mono_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec.
-    let r = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    assert_eq!(r, 0, "clock_gettime(CLOCK_MONOTONIC)");
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-fn ms(ns: u64) -> f64 {
-    ns as f64 / 1e6
-}
-
-// ---------------------------------------------------------------- child side
-
-/// Entry point of a node process (run by the parent test, not on its own).
-///
-/// Prints `Q <mono_ns> <quorate 0|1> <ring> <members>` for every quorum change
-/// (and first the state when it subscribed, unless a change was already queued);
-/// `V <mono_ns> <quorate> <ring> <total votes> <device casts 0|1>` whenever the
-/// polled vote count changes (the device's vote alone does not change the
-/// notified state); `C <mono_ns> <kind> <ring> <members>` for every configuration
-/// change; with `PHALANX_QUORUM_TIMELINE`, `S <mono_ns> (...)` when totem's
-/// recovery counters change.
-#[test]
-#[ignore = "entry point of the node processes the quorum cluster test spawns"]
-fn child_quorum_node() {
-    let Ok(spec) = std::env::var("PHALANX_QUORUM_CHILD") else {
-        return;
-    };
-    let (conf, id) = spec.split_once(';').unwrap();
-    let id: u32 = id.parse().unwrap();
-    let text = std::fs::read_to_string(conf).unwrap();
-    let cfg = phalanx::config::from_corosync_str(&text, conf)
-        .expect("config loads")
-        .config;
-    let mut opts = NodeOptions::from_config(&cfg, id).expect("node options");
-    assert!(opts.quorum.is_some() && opts.qdevice.is_some());
-    opts.admin_socket = Some(cfg.state_dir.join(format!("admin-{id}.sock")));
-    let node = Node::start(opts).expect("node starts");
-    let quorum = node.quorum();
-    let changes = quorum.notifications();
-    // The harness has printed "test child_quorum_node ... " without a newline.
-    println!();
-    let members = |nodes: &[phalanx::quorum::NodeStatus]| {
-        let m: Vec<String> = nodes
-            .iter()
-            .filter(|n| n.state == NodeState::Member)
-            .map(|n| n.node.to_string())
-            .collect();
-        if m.is_empty() {
-            "-".into()
-        } else {
-            m.join(",")
-        }
-    };
-    // The state before the first notification, unless one is queued already
-    // (the node publishes its state before notifying, so a queued notification
-    // is at least as new as this state and will be printed after it).
-    if let Some(QuorumInfo {
-        cluster: info,
-        nodes,
-        ..
-    }) = quorum.info().filter(|_| changes.is_empty())
-    {
-        if let Some(ring) = info.ring {
-            println!(
-                "Q {} {} {ring} {}",
-                mono_ns(),
-                u8::from(info.quorate),
-                members(&nodes)
-            );
-        }
-    }
-    // Notifications are timestamped the moment they arrive, on their own thread.
-    std::thread::spawn(move || {
-        for c in changes {
-            let t = mono_ns();
-            println!(
-                "Q {t} {} {} {}",
-                u8::from(c.quorate),
-                c.ring,
-                members(&c.nodes)
-            );
-        }
-    });
-    let (cmd_tx, cmd_rx) = mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in std::io::stdin().lock().lines() {
-            let Ok(l) = line else { break };
-            if cmd_tx.send(l).is_err() {
-                return;
-            }
-        }
-        // The parent is gone: do not outlive it.
-        let _ = cmd_tx.send("exit".into());
-    });
-    let mut last = None;
-    // Totem's recovery counters, for the timeline (diagnosis only).
-    let diag = std::env::var_os("PHALANX_QUORUM_TIMELINE").is_some();
-    let mut last_stats = None;
-    loop {
-        match cmd_rx.try_recv() {
-            Ok(c) if c == "exit" => break,
-            _ => {}
-        }
-        if let Some(info) = quorum.info().map(|i| i.cluster) {
-            let now = (info.quorate, info.ring, info.total_votes, info.device_cast);
-            if last != Some(now) {
-                last = Some(now);
-                let ring = info.ring.map_or("-".to_string(), |r| r.to_string());
-                println!(
-                    "V {} {} {ring} {} {}",
-                    mono_ns(),
-                    u8::from(info.quorate),
-                    info.total_votes,
-                    u8::from(info.device_cast)
-                );
-            }
-        }
-        // Keep the node's event queue drained (configuration changes); one
-        // bounded wait per round, so the vote count is polled every ~20 ms.
-        let first = node.events().recv_timeout(Duration::from_millis(20)).ok();
-        for ev in first
-            .into_iter()
-            .chain(std::iter::from_fn(|| node.events().try_recv().ok()))
-        {
-            if let NodeEvent::Config(c) = ev {
-                let m: Vec<String> = c.members.iter().map(|m| m.to_string()).collect();
-                println!("C {} {:?} {} {}", mono_ns(), c.kind, c.ring, m.join(","));
-            }
-        }
-        if diag {
-            let t = node.handle().stats().totem;
-            let now = (
-                t.token_retransmits,
-                t.mcast_retransmits,
-                t.token_losses,
-                t.consensus_timeouts,
-                t.failed_to_receive,
-            );
-            if last_stats != Some(now) {
-                last_stats = Some(now);
-                println!("S {} {now:?}", mono_ns());
-            }
-        }
-    }
-    node.leave().unwrap();
-}
 
 // ---------------------------------------------------------------- network
 
@@ -240,7 +89,7 @@ fn quorum_net() -> Namespaces {
 
 struct Qnetd {
     hub: String,
-    key: PathBuf,
+    key: std::path::PathBuf,
     child: Option<Child>,
 }
 
@@ -249,7 +98,10 @@ impl Qnetd {
     /// previous instance's socket lingers.
     fn start(&mut self) {
         assert!(self.child.is_none());
-        let deadline = mono_ns() + 20_000_000_000;
+        let deadline = Deadline::after(
+            format!("phalanx-qnetd to listen on {QNETD_ADDR}"),
+            Duration::from_secs(20),
+        );
         loop {
             // `ip netns exec` execs the command: the child's pid is qnetd's.
             let mut child = Command::new("ip")
@@ -269,10 +121,8 @@ impl Qnetd {
             }
             let _ = child.kill();
             let _ = child.wait();
-            assert!(
-                mono_ns() < deadline,
-                "phalanx-qnetd could not listen on {QNETD_ADDR}: {line:?}"
-            );
+            deadline.check(|| format!("its last answer: {line:?}"));
+            // The previous instance's socket lingers: try again shortly.
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -319,8 +169,8 @@ struct VState {
 struct View {
     q: BTreeMap<u32, Vec<QState>>,
     v: BTreeMap<u32, Vec<VState>>,
-    /// Configuration changes and totem counters: (time, node, line), for the
-    /// timeline only.
+    /// Configuration changes and totem counters: (time, node, description),
+    /// for the timeline only.
     other: Vec<(u64, u32, String)>,
 }
 
@@ -345,91 +195,82 @@ impl View {
     }
 }
 
-struct Proc {
-    child: Child,
-    stdin: ChildStdin,
-}
-
-struct Cluster {
-    procs: BTreeMap<u32, Proc>,
-    lines: mpsc::Receiver<(u32, String)>,
-    tx: mpsc::Sender<(u32, String)>,
-    namespaces: Vec<String>,
-    conf: PathBuf,
-    view: View,
-}
-
-impl Cluster {
-    fn start(net: &Namespaces, conf: &Path) -> Cluster {
-        let (tx, lines) = mpsc::channel();
-        let mut c = Cluster {
-            procs: BTreeMap::new(),
-            lines,
-            tx,
-            namespaces: net.nodes.clone(),
-            conf: conf.to_path_buf(),
-            view: View::default(),
-        };
-        for id in 1..=NODES {
-            c.spawn(id);
+impl Observer for View {
+    fn observe(&mut self, o: &Observed) {
+        let (id, t) = (o.node, o.at);
+        match &o.event {
+            Event::Quorum(q) => self.q.entry(id).or_default().push(QState {
+                t,
+                quorate: q.quorate,
+                ring: format!("{}.{}", q.ring.0, q.ring.1),
+                members: q.members.iter().copied().collect(),
+            }),
+            Event::Votes(v) => self.v.entry(id).or_default().push(VState {
+                t,
+                quorate: v.quorate,
+                ring: v.ring.map_or("-".into(), |r| format!("{}.{}", r.0, r.1)),
+                total_votes: v.total,
+                device: v.device,
+            }),
+            Event::Config(c) => {
+                let kind = if c.regular { "Regular" } else { "Transitional" };
+                let line = format!("C {kind} {}.{} {:?}", c.ring.0, c.ring.1, c.members);
+                self.other.push((t, id, line));
+            }
+            Event::Recovery(fields) => self.other.push((t, id, format!("S {fields}"))),
+            _ => {}
         }
-        c
     }
 
-    /// Starts node `id`'s process in its namespace.
+    fn describe(&self) -> String {
+        format!(
+            "now: {:?}",
+            (1..=NODES)
+                .map(|n| (n, self.q_now(n), self.v_now(n)))
+                .collect::<Vec<_>>()
+        )
+    }
+}
+
+/// The cluster and the test's model of it.
+struct Run {
+    c: Cluster,
+    view: View,
+    /// Report totem's recovery counters too (for the timeline).
+    trace: bool,
+}
+
+impl Run {
+    fn start(net: &Namespaces, conf: &Path) -> Run {
+        let mut r = Run {
+            c: Cluster::start(conf, 1..=NODES, Some(net)),
+            view: View::default(),
+            trace: std::env::var_os("PHALANX_QUORUM_TIMELINE").is_some(),
+        };
+        for id in 1..=NODES {
+            r.trace(id);
+        }
+        r
+    }
+
+    fn trace(&mut self, id: u32) {
+        if self.trace {
+            self.c.send(id, "recovery-trace on");
+        }
+    }
+
+    /// Restarts node `id`.
     fn spawn(&mut self, id: u32) {
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &self.namespaces[id as usize - 1]])
-            .arg(std::env::current_exe().unwrap())
-            .args([
-                "--ignored",
-                "--exact",
-                "child_quorum_node",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(
-                "PHALANX_QUORUM_CHILD",
-                format!("{};{id}", self.conf.display()),
-            )
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn a node under `ip netns exec`");
-        let stdout = child.stdout.take().unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let tx = self.tx.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(l) = line else { break };
-                if tx.send((id, l)).is_err() {
-                    return;
-                }
-            }
-            let _ = tx.send((id, "EOF".into()));
-        });
-        let old = self.procs.insert(id, Proc { child, stdin });
-        assert!(old.is_none(), "node {id} already running");
+        self.c.spawn(id);
+        self.trace(id);
     }
 
     /// SIGKILL node `id`; once every line it printed is read, records it as not
     /// quorate from the moment it was gone.
     fn kill(&mut self, id: u32) -> u64 {
-        let mut p = self.procs.remove(&id).expect("node running");
-        p.child.kill().unwrap();
-        p.child.wait().unwrap();
-        let dead = mono_ns();
-        let deadline = dead + 10_000_000_000;
-        loop {
-            assert!(mono_ns() < deadline, "node {id}'s output did not end");
-            if let Ok((n, line)) = self.lines.recv_timeout(Duration::from_millis(20)) {
-                if n == id && line == "EOF" {
-                    break;
-                }
-                self.absorb(n, &line);
-            }
-        }
+        let inc = self.c.incarnation(id);
+        let dead = self.c.kill9(id);
+        self.c.until_ended(&mut self.view, id, inc);
         self.view.q.entry(id).or_default().push(QState {
             t: dead,
             quorate: false,
@@ -439,73 +280,14 @@ impl Cluster {
         dead
     }
 
-    fn absorb(&mut self, id: u32, line: &str) {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        match f.as_slice() {
-            ["Q", t, q, ring, members] => {
-                let s = QState {
-                    t: t.parse().unwrap(),
-                    quorate: *q == "1",
-                    ring: ring.to_string(),
-                    members: members.split(',').filter_map(|m| m.parse().ok()).collect(),
-                };
-                self.view.q.entry(id).or_default().push(s);
-            }
-            ["V", t, q, ring, votes, dev] => {
-                let s = VState {
-                    t: t.parse().unwrap(),
-                    quorate: *q == "1",
-                    ring: ring.to_string(),
-                    total_votes: votes.parse().unwrap(),
-                    device: *dev == "1",
-                };
-                self.view.v.entry(id).or_default().push(s);
-            }
-            ["C" | "S", t, ..] => {
-                let t = t.parse().unwrap();
-                self.view.other.push((t, id, line.to_string()));
-            }
-            _ => {}
-        }
-    }
-
     /// Consumes node output until `done` holds; fails after `limit`.
-    fn until(&mut self, what: &str, limit: Duration, mut done: impl FnMut(&View) -> bool) {
-        let deadline = mono_ns() + limit.as_nanos() as u64;
-        while !done(&self.view) {
-            assert!(
-                mono_ns() < deadline,
-                "timed out after {limit:?} waiting for {what}; now: {:?}",
-                (1..=NODES)
-                    .map(|n| (n, self.view.q_now(n), self.view.v_now(n)))
-                    .collect::<Vec<_>>()
-            );
-            if let Ok((id, line)) = self.lines.recv_timeout(Duration::from_millis(20)) {
-                self.absorb(id, &line);
-            }
-        }
+    fn until(&mut self, what: &str, limit: Duration, done: impl FnMut(&View) -> bool) {
+        self.c.until(&mut self.view, what, limit, done);
     }
 
     /// Consumes node output for `d` (observation only: nothing waits on it).
     fn observe_for(&mut self, d: Duration) {
-        let end = mono_ns() + d.as_nanos() as u64;
-        while mono_ns() < end {
-            if let Ok((id, line)) = self.lines.recv_timeout(Duration::from_millis(20)) {
-                self.absorb(id, &line);
-            }
-        }
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for p in self.procs.values_mut() {
-            let _ = writeln!(p.stdin, "exit");
-        }
-        for p in self.procs.values_mut() {
-            let _ = p.child.kill();
-            let _ = p.child.wait();
-        }
+        self.c.observe_for(&mut self.view, d);
     }
 }
 
@@ -610,8 +392,8 @@ fn timeline(v: &View, since: u64) -> String {
         }
     }
     for (t, n, l) in v.other.iter().filter(|(t, _, _)| *t >= since) {
-        let rest = l.split_whitespace().skip(2).collect::<Vec<_>>().join(" ");
-        let line = format!("{} n{n} {rest}", &l[..1]);
+        let (kind, rest) = l.split_once(' ').unwrap_or((l, ""));
+        let line = format!("{kind} n{n} {rest}");
         lines.push((*t, line));
     }
     lines.sort();
@@ -619,25 +401,6 @@ fn timeline(v: &View, since: u64) -> String {
         .iter()
         .map(|(t, l)| format!("{:>10.1} ms  {l}\n", ms(t - since)))
         .collect()
-}
-
-/// The run's directory (config, key, state, admin sockets); removed on drop,
-/// failures included.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        let d = std::env::temp_dir().join(format!("phalanx-quorum-cluster-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        TempDir(d)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// `phalanx-quorumtool -s` against a node's admin socket: (exit code, output).
@@ -681,20 +444,12 @@ fn lost_quorum_between(v: &View, n: u32, from: u64, to: u64) -> bool {
 fn four_nodes_split_2_2_one_side_quorate_across_arbitrator_restarts() {
     let t_start = mono_ns();
     let net = quorum_net();
-    let tmp = TempDir::new();
-    let dir = tmp.0.clone();
-    let key = dir.join("authkey");
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let bytes: Vec<u8> = (0..256u32).map(|i| (i * 97 + 13) as u8).collect();
-        std::fs::write(&key, bytes).unwrap();
-        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
+    let tmp = TestDir::new("quorum-cluster");
+    let key = tmp.key();
     assert!(EXAMPLE.contains("/etc/phalanx/authkey"));
-    let conf = dir.join("corosync.conf");
     let text = EXAMPLE.replace("/etc/phalanx/authkey", &key.display().to_string())
-        + &format!("\nsystem {{\n    state_dir: {}\n}}\n", dir.display());
-    std::fs::write(&conf, text).unwrap();
+        + &format!("\nsystem {{\n    state_dir: {}\n}}\n", tmp.path.display());
+    let conf = tmp.write_conf(&text);
 
     let mut qnetd = Qnetd {
         hub: net.hub.clone(),
@@ -702,7 +457,7 @@ fn four_nodes_split_2_2_one_side_quorate_across_arbitrator_restarts() {
         child: None,
     };
     qnetd.start();
-    let mut c = Cluster::start(&net, &conf);
+    let mut c = Run::start(&net, &conf);
     let all = [1, 2, 3, 4];
     let (side_a, side_b) = ([1u32, 2], [3u32, 4]);
 
@@ -746,7 +501,7 @@ fn four_nodes_split_2_2_one_side_quorate_across_arbitrator_restarts() {
     assert!(a_ok(&c.view) && b_out(&c.view), "the split did not hold");
     // And the tools see it: the device's vote on side A only.
     for (n, code, total, device) in [(1, 0, 3, 1), (3, 2, 2, 0)] {
-        let (got, text) = quorumtool(&dir.join(format!("admin-{n}.sock")));
+        let (got, text) = quorumtool(&tmp.admin_socket(n));
         assert_eq!(got, code, "quorumtool on node {n}: {text}");
         for want in [
             format!("Total votes:      {total}\n"),

@@ -3,6 +3,9 @@
 //! reports it (exit 2) and `-e 1` restores quorum cluster-wide through the admin
 //! socket.
 
+mod common;
+
+use common::wait::{Deadline, wait_until};
 use phalanx::node::{Node, NodeOptions, QuorumNotifications};
 use phalanx::quorum::QuorumConfig;
 use phalanx::totem::Config;
@@ -10,14 +13,6 @@ use std::collections::BTreeMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn wait_until(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
 
 fn quorumtool(sock: &std::path::Path, args: &[&str]) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_phalanx-quorumtool"))
@@ -60,7 +55,7 @@ fn quorum_is_lost_reported_and_restored_through_the_admin_socket() {
             Node::start(o).unwrap()
         })
         .collect();
-    wait_until("all three quorate", 20, || {
+    wait_until("all three quorate", Duration::from_secs(20), || {
         nodes.iter().all(|n| n.quorum().is_quorate())
     });
     let (code, text) = quorumtool(&sock, &["-s"]);
@@ -101,11 +96,10 @@ fn quorum_is_lost_reported_and_restored_through_the_admin_socket() {
     eprintln!("quorum lost {:?} after the departures", t0.elapsed());
     assert!(!nodes[0].quorum().is_quorate());
     // The callback saw the same loss.
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Deadline::after("the callback's loss", Duration::from_secs(10));
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
         if !cb_rx
-            .recv_timeout(left)
+            .recv_timeout(deadline.remaining())
             .expect("the callback is told of the loss")
         {
             break;
@@ -127,7 +121,9 @@ fn quorum_is_lost_reported_and_restored_through_the_admin_socket() {
     // Runtime change through the admin socket: one expected vote is enough.
     let (code, text) = quorumtool(&sock, &["-e", "1"]);
     assert_eq!(code, 0, "{text}");
-    wait_until("quorate again", 10, || nodes[0].quorum().is_quorate());
+    wait_until("quorate again", Duration::from_secs(10), || {
+        nodes[0].quorum().is_quorate()
+    });
     // The stream still subscribed sees the change the stopped callback does not.
     let regained = loop {
         let c = changes
@@ -156,7 +152,9 @@ fn a_subscriber_that_lagged_reads_the_current_state_last() {
         NodeOptions::new(Config::new(1, vec![1]), addrs).with_quorum(QuorumConfig::new(1, &[1]));
     let node = Node::start(opts).unwrap();
     let quorum = node.quorum();
-    wait_until("the lone node quorate", 20, || quorum.is_quorate());
+    wait_until("the lone node quorate", Duration::from_secs(20), || {
+        quorum.is_quorate()
+    });
 
     // Subscribed, never read while quorum flips more than twice the queue's
     // capacity: expected votes 3 (one vote of three: not quorate), then 1. An
@@ -170,7 +168,7 @@ fn a_subscriber_that_lagged_reads_the_current_state_last() {
         quorum.set_expected_votes(votes).unwrap();
     }
     // Every flip is one change; wait until the last is published.
-    wait_until("every change published", 20, || {
+    wait_until("every change published", Duration::from_secs(20), || {
         changes.skipped() + changes.len() as u64 >= flips as u64
     });
     let read: Vec<_> = changes.try_iter().collect();

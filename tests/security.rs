@@ -7,6 +7,9 @@
 //! (joins and merge probes go to every configured node) and throws them back, along
 //! with garbage and datagrams sealed with the wrong key.
 
+mod common;
+
+use common::wait::wait_until;
 use phalanx::crypto::{Cipher, DatagramCrypto};
 use phalanx::node::{CryptoOptions, Node, NodeEvent, NodeHandle, NodeOptions};
 use phalanx::totem::{Config, Guarantee, NodeId};
@@ -38,14 +41,6 @@ fn start(id: NodeId, addrs: &BTreeMap<NodeId, SocketAddr>, key: &[u8]) -> Node {
     Node::start(o).unwrap()
 }
 
-fn wait(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while !done() {
-        assert!(t0.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
 fn members(h: &NodeHandle) -> Vec<NodeId> {
     h.membership().members
 }
@@ -61,7 +56,7 @@ fn forged_replayed_spoofed_and_unknown_datagrams_are_dropped_and_counted() {
     let n1 = start(1, &addrs, &KEY);
     let n2 = start(2, &addrs, &KEY);
     let (h1, h2) = (n1.handle(), n2.handle());
-    wait("ring {1,2}", Duration::from_secs(10), || {
+    wait_until("ring {1,2}", Duration::from_secs(10), || {
         members(&h1) == [1, 2] && members(&h2) == [1, 2] && h1.is_operational()
     });
     let ring = h1.membership().ring;
@@ -122,7 +117,7 @@ fn forged_replayed_spoofed_and_unknown_datagrams_are_dropped_and_counted() {
             d.rx_spoofed,
         )
     };
-    wait(
+    wait_until(
         "every bad datagram to be counted",
         Duration::from_secs(10),
         || {
@@ -174,7 +169,7 @@ fn a_node_without_the_key_cannot_join() {
     let n1 = start(1, &addrs, &KEY);
     let n2 = start(2, &addrs, &KEY);
     let (h1, h2) = (n1.handle(), n2.handle());
-    wait("ring {1,2}", Duration::from_secs(10), || {
+    wait_until("ring {1,2}", Duration::from_secs(10), || {
         members(&h1) == [1, 2] && members(&h2) == [1, 2] && h1.is_operational()
     });
     let ring = h1.membership().ring;
@@ -182,12 +177,12 @@ fn a_node_without_the_key_cannot_join() {
     let h3 = intruder.handle();
     // The intruder forms its own ring and keeps probing (joins, merge detection)
     // well past a consensus timeout; the others reject every datagram.
-    wait(
+    wait_until(
         "the intruder to form its own ring",
         Duration::from_secs(10),
         || h3.is_operational(),
     );
-    wait(
+    wait_until(
         "the others to reject its probes",
         Duration::from_secs(10),
         || h1.stats().driver.crypto.auth_failed >= 10,

@@ -3,11 +3,14 @@
 //! private network namespace (root and iproute2 needed; fails, never skips,
 //! without them).
 
+mod common;
+
+use common::wait::{Deadline, wait_until};
 use phalanx::node::{CryptoOptions, Multicast, Node, NodeEvent, NodeHandle, NodeOptions};
 use phalanx::totem::{Config, Guarantee, NodeId};
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, UdpSocket};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn free_addrs(ip: &str, n: u32) -> BTreeMap<NodeId, SocketAddr> {
     let socks: Vec<UdpSocket> = (0..n)
@@ -23,14 +26,6 @@ fn free_addrs(ip: &str, n: u32) -> BTreeMap<NodeId, SocketAddr> {
         .collect()
 }
 
-fn wait(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while !done() {
-        assert!(t0.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
 fn crypto() -> Option<CryptoOptions> {
     Some(CryptoOptions {
         key: vec![9; 64],
@@ -44,7 +39,7 @@ fn crypto() -> Option<CryptoOptions> {
 fn form_and_order(nodes: &[Node], per_node: u32) -> Vec<Vec<(NodeId, u32)>> {
     let handles: Vec<NodeHandle> = nodes.iter().map(|n| n.handle()).collect();
     let ids: Vec<NodeId> = handles.iter().map(|h| h.node_id()).collect();
-    wait("a ring of every node", Duration::from_secs(20), || {
+    wait_until("a ring of every node", Duration::from_secs(20), || {
         handles
             .iter()
             .all(|h| h.is_operational() && h.membership().members == ids)
@@ -53,7 +48,7 @@ fn form_and_order(nodes: &[Node], per_node: u32) -> Vec<Vec<(NodeId, u32)>> {
         for h in &handles {
             let mut data = i.to_le_bytes().to_vec();
             data.resize(64, 0);
-            wait("send room", Duration::from_secs(10), || {
+            wait_until("send room", Duration::from_secs(10), || {
                 h.mcast(Guarantee::Agreed, &data).is_ok()
             });
         }
@@ -63,9 +58,9 @@ fn form_and_order(nodes: &[Node], per_node: u32) -> Vec<Vec<(NodeId, u32)>> {
         .iter()
         .map(|n| {
             let mut got = Vec::new();
-            let t0 = Instant::now();
+            let deadline = Deadline::after("every delivery", Duration::from_secs(20));
             while got.len() < total {
-                assert!(t0.elapsed() < Duration::from_secs(20), "deliveries missing");
+                deadline.check(|| format!("{} of {total} delivered", got.len()));
                 if let Ok(NodeEvent::Deliver(d)) =
                     n.events().recv_timeout(Duration::from_millis(50))
                 {
@@ -174,7 +169,7 @@ fn multicast_cluster(v6: bool, group: &str) {
     // published every 10 ms), and each node heard its own copy looped back.
     for n in &nodes {
         let h = n.handle();
-        wait("multicast counters", Duration::from_secs(5), || {
+        wait_until("multicast counters", Duration::from_secs(5), || {
             let t = h.stats().driver.transport;
             t.tx_multicast > 0 && t.rx_own > 0
         });

@@ -3,6 +3,7 @@
 //! be pulled. Needs root and iproute2 (`.ci/run` installs it); a missing facility
 //! fails the test with a clear message, it never skips.
 
+use std::os::fd::AsRawFd;
 use std::process::Command;
 
 /// Runs `ip ARGS`, failing the test with a clear message when it cannot.
@@ -74,16 +75,17 @@ impl Namespaces {
         ip(&["-n", ns, "link", "set", dev, "up"]);
     }
 
-    /// Sets a hub device (a cable's hub end, a bridge) up or down.
+    /// Sets a hub device (a cable's hub end, a bridge) up or down, from this
+    /// process: a thread enters the hub namespace and flips the device's IFF_UP
+    /// flag. No `ip` process: running one means unsharing and tearing down a mount
+    /// namespace, which waits for RCU grace periods and took up to seconds on a
+    /// busy machine, blurring the moment of the cut that tests time from.
     pub fn set_hub_link(&self, dev: &str, up: bool) {
-        ip(&[
-            "-n",
-            &self.hub,
-            "link",
-            "set",
-            dev,
-            if up { "up" } else { "down" },
-        ]);
+        let ns = format!("/var/run/netns/{}", self.hub);
+        let name = dev.to_string();
+        std::thread::spawn(move || set_link_up(&ns, &name, up))
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e));
     }
 }
 
@@ -93,4 +95,49 @@ impl Drop for Namespaces {
             let _ = Command::new("ip").args(["netns", "del", name]).status();
         }
     }
+}
+
+/// On the calling thread (which it moves into network namespace `ns`, a path
+/// under /var/run/netns): sets device `dev` up or down.
+fn set_link_up(ns: &str, dev: &str, up: bool) {
+    let f = std::fs::File::open(ns).unwrap_or_else(|e| panic!("{ns}: {e}"));
+    // SAFETY: setns with a valid namespace fd; CLONE_NEWNET moves only this
+    // thread, which ends right after.
+    let r = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+    assert_eq!(r, 0, "setns({ns}): {}", std::io::Error::last_os_error());
+    // SAFETY: a plain socket for the interface ioctls, closed below.
+    let s = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    assert!(s >= 0, "socket: {}", std::io::Error::last_os_error());
+    // SAFETY: ifreq is plain data; all zeroes is a valid value.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    assert!(
+        dev.len() < ifr.ifr_name.len(),
+        "device name too long: {dev}"
+    );
+    for (d, b) in ifr.ifr_name.iter_mut().zip(dev.bytes()) {
+        *d = b as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS / SIOCSIFFLAGS read and write `ifr`, which lives
+    // across the calls; the flags are the union's member these ioctls use.
+    let result = unsafe {
+        if libc::ioctl(s, libc::SIOCGIFFLAGS, &mut ifr) != 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            let flags = ifr.ifr_ifru.ifru_flags;
+            let up_flag = libc::IFF_UP as libc::c_short;
+            ifr.ifr_ifru.ifru_flags = if up {
+                flags | up_flag
+            } else {
+                flags & !up_flag
+            };
+            if libc::ioctl(s, libc::SIOCSIFFLAGS, &ifr) != 0 {
+                Err(std::io::Error::last_os_error())
+            } else {
+                Ok(())
+            }
+        }
+    };
+    // SAFETY: `s` is our socket.
+    unsafe { libc::close(s) };
+    result.unwrap_or_else(|e| panic!("set {dev} in {ns} {}: {e}", if up { "up" } else { "down" }));
 }

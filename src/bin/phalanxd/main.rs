@@ -1,0 +1,137 @@
+//! `phalanxd` — the reference node: one cluster member from a configuration file.
+//!
+//! ```text
+//! phalanxd --config FILE [--node-id N] [--chat | --control [--incarnation N]] [--no-realtime]
+//! ```
+//!
+//! The driver thread runs SCHED_RR (priority 50) when allowed, as Corosync does by
+//! default; `--no-realtime` keeps normal scheduling.
+//!
+//! Loads a corosync.conf-style or TOML file (see docs/config.md), joins the
+//! cluster and logs every configuration change and every link going up or down
+//! (`[node 1] link 0 to node 3 is down`, see docs/links.md). With `--chat`, each stdin line is
+//! multicast (agreed) and every delivered message printed as `<node>: <text>`.
+//! With `--control`, stdin takes commands and stdout carries one machine-readable,
+//! timestamped event per line instead (the controller protocol, docs/phalanxd.md):
+//! the multi-process tests drive their nodes this way.
+//! Every record goes to a crash-surviving flight recorder in the state directory
+//! (`phalanx-blackbox <state_dir>/blackbox-<id>` reads it). SIGINT or SIGTERM (or
+//! the end of stdin with `--chat` or `--control`) leaves the cluster cleanly.
+
+mod control;
+mod human;
+
+use clap::Parser;
+use phalanx::config;
+use phalanx::logsys::{Logger, install_panic_hook};
+use phalanx::node::{Node, NodeOptions};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// The command line.
+#[derive(Parser, Debug)]
+#[command(
+    name = "phalanxd",
+    version,
+    about = "The Phalanx reference node: one cluster member from a configuration file.",
+    long_about = "The Phalanx reference node: one cluster member from a configuration file.\n\n\
+        Joins the cluster and logs every configuration change and every link going up or \
+        down. SIGINT or SIGTERM leaves the cluster cleanly. Every record also goes to a \
+        crash-surviving flight recorder, <state_dir>/blackbox-<id> (read it with \
+        phalanx-blackbox)."
+)]
+struct Args {
+    /// Configuration file, corosync.conf style or TOML (docs/config.md).
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// This node's id, when the configuration cannot tell which node this host is.
+    #[arg(long, value_name = "N")]
+    node_id: Option<u32>,
+    /// Multicast each stdin line (agreed) and print every delivery as `<node>: <text>`;
+    /// the end of stdin leaves the cluster.
+    #[arg(long, conflicts_with = "control")]
+    chat: bool,
+    /// Controller protocol: commands on stdin, one timestamped machine-readable event
+    /// per line on stdout (docs/phalanxd.md); the end of stdin leaves the cluster.
+    #[arg(long)]
+    control: bool,
+    /// With --control: stamped into every message this process multicasts, so the
+    /// messages of a restarted node are told apart from those of its earlier life.
+    #[arg(long, value_name = "N", default_value_t = 0, requires = "control")]
+    incarnation: u32,
+    /// Keep normal scheduling for the driver thread (default: SCHED_RR priority 50
+    /// when allowed, like Corosync's `sched_rr: yes`).
+    #[arg(long)]
+    no_realtime: bool,
+}
+
+/// Set by SIGINT / SIGTERM (and by the end of stdin in the stdin-driven modes).
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("phalanxd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<(), String> {
+    let loaded = config::load(&args.config).map_err(|e| e.to_string())?;
+    for w in &loaded.warnings {
+        eprintln!("phalanxd: warning: {w}");
+    }
+    let cfg = loaded.config;
+    let me = cfg
+        .local_node(args.node_id)
+        .map_err(|e| e.to_string())?
+        .node_id;
+    let mut opts = NodeOptions::from_config(&cfg, me).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&cfg.state_dir)
+        .map_err(|e| format!("{}: {e}", cfg.state_dir.display()))?;
+    let blackbox = cfg.state_dir.join(format!("blackbox-{me}"));
+    let logger =
+        Logger::file(&blackbox, 8 << 20).map_err(|e| format!("{}: {e}", blackbox.display()))?;
+    install_panic_hook(logger.clone());
+    opts.logger = logger;
+    // For phalanx-cpgtool / phalanx-quorumtool.
+    opts.admin_socket = Some(phalanx::admin::socket_path(&cfg.state_dir, me));
+    // Like Corosync's default `sched_rr: yes`: CPU starvation of this thread must
+    // not look like a dead node to the others. Refused without CAP_SYS_NICE.
+    if !args.no_realtime {
+        opts.realtime_priority = Some(50);
+    }
+    let crypto = if opts.crypto.is_some() { "on" } else { "OFF" };
+    let mut listen = vec![format!("link 0 {}", opts.addrs[&me])];
+    for l in &opts.links.extra {
+        listen.push(format!("link {} {}", l.number, l.addrs[&me]));
+    }
+    eprintln!(
+        "phalanxd: node {me} of cluster {:?} ({} nodes), listening on {} ({:?} mode), crypto {crypto}, token {:?}",
+        cfg.cluster_name,
+        cfg.nodes.len(),
+        listen.join(", "),
+        opts.links.mode,
+        opts.totem.token_timeout
+    );
+
+    // SAFETY: installing an async-signal-safe handler that only stores an atomic.
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
+    let node = Node::start(opts).map_err(|e| format!("cannot start: {e}"))?;
+    if args.control {
+        control::run(node, args.incarnation, &STOP)
+    } else {
+        human::run(node, me, args.chat, &STOP)
+    }
+}
