@@ -415,6 +415,11 @@ impl Stack {
         &self.stats
     }
 
+    /// Datagrams and events held back behind an outstanding ring-sequence write.
+    pub fn held_outputs(&self) -> usize {
+        self.gate.held.len()
+    }
+
     /// Why the Stack stopped, once it has.
     pub fn stopped(&self) -> Option<&StopReason> {
         self.stopped.as_ref()

@@ -185,6 +185,8 @@ pub struct CpgNode {
     observations: VecDeque<Observation>,
     deadline: Option<u64>,
     stopped: bool,
+    /// Members dropped while the Stack held events behind a durable write.
+    dropped_behind_gate: Vec<u32>,
 }
 
 impl CpgNode {
@@ -218,6 +220,7 @@ impl CpgNode {
             observations: VecDeque::new(),
             deadline: None,
             stopped: false,
+            dropped_behind_gate: Vec::new(),
         };
         node.collect();
         node
@@ -335,7 +338,15 @@ impl CpgNode {
                         .collect()
                 };
                 let (left, joined) = (list(&c.left), list(&c.joined));
-                for r in c.recipients.iter() {
+                // A member dropped while this event waited behind a slow
+                // ring-sequence write gets nothing, as the driver drops a gone
+                // member's sink. (Any other event for a dropped member is the
+                // checkers' business.)
+                for r in c
+                    .recipients
+                    .iter()
+                    .filter(|r| !self.dropped_behind_gate.contains(r))
+                {
                     self.observations.push_back(Observation::CpgView {
                         group: c.group.as_bytes().to_vec(),
                         receiver: *r,
@@ -348,7 +359,11 @@ impl CpgNode {
             }
             CpgEvent::Deliver(d) => {
                 let (msg, intact) = parse_cpg(&d.data, d.sender.node, d.sender.local);
-                for r in d.recipients.iter() {
+                for r in d
+                    .recipients
+                    .iter()
+                    .filter(|r| !self.dropped_behind_gate.contains(r))
+                {
                     self.observations.push_back(Observation::CpgDeliver {
                         group: d.group.as_bytes().to_vec(),
                         receiver: *r,
@@ -437,6 +452,9 @@ impl CpgNode {
             28..=30 => {
                 if let Some(local) = pick(rng, &self.locals) {
                     self.locals.retain(|l| *l != local);
+                    if self.stack.held_outputs() > 0 {
+                        self.dropped_behind_gate.push(local);
+                    }
                     let _ = self.cpg(t, StackCpgRequest::MemberDown { local });
                     self.request(&[], local, CpgRequest::Down);
                 }
