@@ -113,7 +113,53 @@ fn heal_net() -> Namespaces {
     for i in 1..=NODES {
         net.plug(i, &format!("h{i}"), "br0", "e0", &format!("10.81.0.{i}/24"));
     }
+    if std::env::var_os("PHALANX_HEAL_STATIC_NEIGH").is_some() {
+        static_neighbours(&net);
+    }
     net
+}
+
+/// PHALANX_HEAL_STATIC_NEIGH: permanent ARP entries for every peer, so that a
+/// re-plugged cable needs no neighbour resolution (the kernel flushes dynamic
+/// entries on carrier loss and holds the first datagrams to a peer until it
+/// answers ARP, in each direction independently): an experiment that separates
+/// the protocol's heal from the kernel's.
+fn static_neighbours(net: &Namespaces) {
+    let mac = |i: u32| {
+        let out = std::process::Command::new("ip")
+            .args([
+                "-n",
+                &net.nodes[i as usize - 1],
+                "-br",
+                "link",
+                "show",
+                "e0",
+            ])
+            .output()
+            .expect("ip link show");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        text.split_whitespace()
+            .nth(2)
+            .unwrap_or_else(|| panic!("no MAC in {text:?}"))
+            .to_string()
+    };
+    for i in 1..=NODES {
+        for j in (1..=NODES).filter(|j| *j != i) {
+            common::netns::ip(&[
+                "-n",
+                &net.nodes[i as usize - 1],
+                "neigh",
+                "replace",
+                &format!("10.81.0.{j}"),
+                "lladdr",
+                &mac(j),
+                "dev",
+                "e0",
+                "nud",
+                "permanent",
+            ]);
+        }
+    }
 }
 
 /// Environment variable `name` as a number, `default` when unset.
