@@ -7,13 +7,13 @@
 //! `node | incarnation | seq | local | crc32c`, so a receiver can tell exactly which
 //! message it got, from whom, and whether it arrived intact.
 
-use crate::stack_node::{LinkPlan, node_of_addr, sim_addr, stack_config};
+use crate::stack_node::{LinkPlan, RunPlan, node_of_addr, sim_addr};
 use bytes::Bytes;
 use phalanx::stack::{
     CpgRequest as StackCpgRequest, Input, Output, PersistItem, Request, Stack, StackEvent,
     StopReason,
 };
-use phalanx_cpg::{CpgConfig, CpgError, CpgEvent, Reason, ViewId};
+use phalanx_cpg::{CpgError, CpgEvent, Reason, ViewId};
 use phalanx_logsys::Logger;
 use phalanx_sim::history::{CpgReason, CpgRequest, CpgViewId};
 use phalanx_sim::totem_node::{RING_SEQ_FILE, persisted_ring_seq};
@@ -38,30 +38,28 @@ fn groups() -> [Vec<u8>; 3] {
 /// seed as for the plain totem nodes, links and crypto from [`LinkPlan::draw`].
 #[derive(Default, Debug, Clone)]
 pub struct CpgFactory {
-    run_seed: u64,
-    /// Fixed links and crypto instead of drawing them per run.
-    pub links: Option<LinkPlan>,
+    run: RunPlan,
 }
 
 impl CpgFactory {
     /// Nodes with these links and this crypto in every run.
     pub fn with_links(links: LinkPlan) -> Self {
         Self {
-            run_seed: 0,
-            links: Some(links),
+            run: RunPlan {
+                run_seed: 0,
+                links: Some(links),
+            },
         }
     }
 }
 
 impl NodeFactory for CpgFactory {
     fn begin_run(&mut self, run_seed: u64) {
-        self.run_seed = run_seed;
+        self.run.run_seed = run_seed;
     }
 
     fn links(&self) -> u8 {
-        self.links
-            .unwrap_or_else(|| LinkPlan::draw(self.run_seed))
-            .links
+        self.run.links().links
     }
 
     fn create(
@@ -74,28 +72,20 @@ impl NodeFactory for CpgFactory {
         disk: &mut Disk,
         logger: Logger,
     ) -> Box<dyn SimNode> {
-        let totem = phalanx_sim::totem_node::config_for(id, all, self.run_seed);
-        let mut rng = Rng::new(self.run_seed ^ 0x6370_6763_6667);
-        let cpg = CpgConfig {
-            max_message_size: totem.max_message_size - phalanx_cpg::wire::MAX_HEADER,
-            send_queue_bytes: [16usize << 10, 64 << 10][rng.gen_range(0..2) as usize],
-            send_queue_messages: [8usize, 64][rng.gen_range(0..2) as usize],
-            deliver_transitional: rng.gen_bool(0.5),
-            incarnation: u64::from(incarnation),
-            wire_prefix: None,
-        };
-        let plan = self.links.unwrap_or_else(|| LinkPlan::draw(self.run_seed));
-        let cfg = stack_config(totem, cpg, &plan, self.run_seed, seed);
-        Box::new(CpgNode::start(
-            cfg,
-            plan,
-            disk,
+        let mut cfg = self.run.config(id, all, incarnation, seed);
+        // Queue limits and transitional views drawn per run.
+        let mut rng = Rng::new(self.run.run_seed ^ 0x6370_6763_6667);
+        cfg.cpg.send_queue_bytes = [16usize << 10, 64 << 10][rng.gen_range(0..2) as usize];
+        cfg.cpg.send_queue_messages = [8usize, 64][rng.gen_range(0..2) as usize];
+        cfg.cpg.deliver_transitional = rng.gen_bool(0.5);
+        let start = NodeStart {
+            plan: self.run.links(),
             id,
             incarnation,
             now,
-            logger,
-            true,
-        ))
+            cpg_workload: true,
+        };
+        Box::new(CpgNode::start(cfg, start, disk, logger))
     }
 
     fn check(&self, history: &History) -> Vec<Violation> {
@@ -107,30 +97,28 @@ impl NodeFactory for CpgFactory {
 /// the whole Stack: links, crypto, persistence), judged by the totem checkers.
 #[derive(Default, Debug, Clone)]
 pub struct StackRawFactory {
-    run_seed: u64,
-    /// Fixed links and crypto instead of drawing them per run.
-    pub links: Option<LinkPlan>,
+    run: RunPlan,
 }
 
 impl StackRawFactory {
     /// Nodes with these links and this crypto in every run.
     pub fn with_links(links: LinkPlan) -> Self {
         Self {
-            run_seed: 0,
-            links: Some(links),
+            run: RunPlan {
+                run_seed: 0,
+                links: Some(links),
+            },
         }
     }
 }
 
 impl NodeFactory for StackRawFactory {
     fn begin_run(&mut self, run_seed: u64) {
-        self.run_seed = run_seed;
+        self.run.run_seed = run_seed;
     }
 
     fn links(&self) -> u8 {
-        self.links
-            .unwrap_or_else(|| LinkPlan::draw(self.run_seed))
-            .links
+        self.run.links().links
     }
 
     fn create(
@@ -143,25 +131,26 @@ impl NodeFactory for StackRawFactory {
         disk: &mut Disk,
         logger: Logger,
     ) -> Box<dyn SimNode> {
-        let totem = phalanx_sim::totem_node::config_for(id, all, self.run_seed);
-        let cpg = CpgConfig {
-            max_message_size: totem.max_message_size - phalanx_cpg::wire::MAX_HEADER,
-            incarnation: u64::from(incarnation),
-            ..CpgConfig::default()
-        };
-        let plan = self.links.unwrap_or_else(|| LinkPlan::draw(self.run_seed));
-        let cfg = stack_config(totem, cpg, &plan, self.run_seed, seed);
-        Box::new(CpgNode::start(
-            cfg,
-            plan,
-            disk,
+        let cfg = self.run.config(id, all, incarnation, seed);
+        let start = NodeStart {
+            plan: self.run.links(),
             id,
             incarnation,
             now,
-            logger,
-            false,
-        ))
+            cpg_workload: false,
+        };
+        Box::new(CpgNode::start(cfg, start, disk, logger))
     }
+}
+
+/// Who a new [`CpgNode`] is and what it does.
+pub(crate) struct NodeStart {
+    pub(crate) plan: LinkPlan,
+    pub(crate) id: NodeId,
+    pub(crate) incarnation: u32,
+    pub(crate) now: u64,
+    /// Churn groups and send CPG messages; false = raw messages only.
+    pub(crate) cpg_workload: bool,
 }
 
 /// A Stack plus the group-churning workload (or, without `cpg_workload`, only raw
@@ -192,17 +181,19 @@ pub struct CpgNode {
 impl CpgNode {
     /// Builds the Stack from `cfg` (recovering the ring sequence from `disk`) and
     /// wraps it.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn start(
         cfg: phalanx::stack::StackConfig,
-        plan: LinkPlan,
+        start: NodeStart,
         disk: &Disk,
-        id: NodeId,
-        incarnation: u32,
-        now: u64,
         logger: Logger,
-        cpg_workload: bool,
     ) -> Self {
+        let NodeStart {
+            plan,
+            id,
+            incarnation,
+            now,
+            cpg_workload,
+        } = start;
         let persisted = persisted_ring_seq(disk);
         let stack = Stack::new(cfg, persisted, totem::Time::from_nanos(now), logger)
             .expect("simulated configs are valid");

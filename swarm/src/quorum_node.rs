@@ -8,9 +8,8 @@
 //! `phalanx_sim::check::quorum_uniqueness`). Every node of a run gets the same
 //! options, as a cluster's configuration file would give them.
 
-use crate::cpg_node::CpgNode;
-use crate::stack_node::{LinkPlan, stack_config};
-use phalanx_cpg::CpgConfig;
+use crate::cpg_node::{CpgNode, NodeStart};
+use crate::stack_node::RunPlan;
 use phalanx_logsys::Logger;
 use phalanx_quorum::{NodeVotes, QuorumConfig, TieBreaker};
 use phalanx_sim::{Disk, History, NodeFactory, NodeId, Rng, SimNode, Violation};
@@ -51,16 +50,16 @@ pub fn quorum_config_for(local: NodeId, all: &[NodeId], run_seed: u64) -> Quorum
 /// workload (no CPG churn, to keep the run cheap; the CPG core still runs).
 #[derive(Default, Debug, Clone)]
 pub struct QuorumFactory {
-    run_seed: u64,
+    run: RunPlan,
 }
 
 impl NodeFactory for QuorumFactory {
     fn begin_run(&mut self, run_seed: u64) {
-        self.run_seed = run_seed;
+        self.run.run_seed = run_seed;
     }
 
     fn links(&self) -> u8 {
-        LinkPlan::draw(self.run_seed).links
+        self.run.links().links
     }
 
     fn create(
@@ -73,30 +72,21 @@ impl NodeFactory for QuorumFactory {
         disk: &mut Disk,
         logger: Logger,
     ) -> Box<dyn SimNode> {
-        let totem = phalanx_sim::totem_node::config_for(id, all, self.run_seed);
-        let cpg = CpgConfig {
-            max_message_size: totem.max_message_size - phalanx_cpg::wire::MAX_HEADER,
-            incarnation: u64::from(incarnation),
-            ..CpgConfig::default()
-        };
-        let plan = LinkPlan::draw(self.run_seed);
-        let mut cfg = stack_config(totem, cpg, &plan, self.run_seed, seed);
-        cfg.quorum = Some(quorum_config_for(id, all, self.run_seed));
-        Box::new(CpgNode::start(
-            cfg,
-            plan,
-            disk,
+        let mut cfg = self.run.config(id, all, incarnation, seed);
+        cfg.quorum = Some(quorum_config_for(id, all, self.run.run_seed));
+        let start = NodeStart {
+            plan: self.run.links(),
             id,
             incarnation,
             now,
-            logger,
-            false,
-        ))
+            cpg_workload: false,
+        };
+        Box::new(CpgNode::start(cfg, start, disk, logger))
     }
 
     fn check(&self, history: &History) -> Vec<Violation> {
         let mut v = phalanx_sim::check::quorum::all(history);
-        v.extend(final_outcome(history, self.run_seed));
+        v.extend(final_outcome(history, self.run.run_seed));
         v
     }
 }

@@ -109,6 +109,40 @@ pub fn stack_config(
     cfg
 }
 
+/// What a Stack factory knows of its run: the run seed, and links fixed by a
+/// scenario (drawn per run otherwise).
+#[derive(Default, Debug, Clone, Copy)]
+pub(crate) struct RunPlan {
+    pub(crate) run_seed: u64,
+    pub(crate) links: Option<LinkPlan>,
+}
+
+impl RunPlan {
+    /// The run's links and crypto.
+    pub(crate) fn links(&self) -> LinkPlan {
+        self.links.unwrap_or_else(|| LinkPlan::draw(self.run_seed))
+    }
+
+    /// Node `id`'s Stack configuration: totem's parameters drawn from the run
+    /// seed as for the plain totem nodes, CPG messages as large as totem's, links
+    /// and crypto from the plan, `boot_id` fresh per incarnation.
+    pub(crate) fn config(
+        &self,
+        id: NodeId,
+        all: &[NodeId],
+        incarnation: u32,
+        boot_id: u64,
+    ) -> StackConfig {
+        let totem = phalanx_sim::totem_node::config_for(id, all, self.run_seed);
+        let cpg = CpgConfig {
+            max_message_size: totem.max_message_size - phalanx_cpg::wire::MAX_HEADER,
+            incarnation: u64::from(incarnation),
+            ..CpgConfig::default()
+        };
+        stack_config(totem, cpg, &self.links(), self.run_seed, boot_id)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
