@@ -8,13 +8,13 @@
 
 mod common;
 
+use common::conf::loopback_node_addrs;
+
 use common::wait::{Deadline, wait_until};
 use phalanx::cpg::{CpgError, CpgEvent, Guarantee, MemberId, Reason};
 use phalanx::node::{CallbackMember, CpgMember, DispatchMode, Node, NodeOptions};
 use phalanx::totem::Config;
 use phalanx::util::handle_table::HandleError;
-use std::collections::BTreeMap;
-use std::net::{SocketAddr, UdpSocket};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
@@ -26,15 +26,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 
 /// `n` nodes on free loopback ports, `tweak`ed, in one ring.
 fn cluster(n: u32, tweak: impl Fn(&mut NodeOptions)) -> Vec<Node> {
-    let socks: Vec<UdpSocket> = (0..n)
-        .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
-        .collect();
-    let addrs: BTreeMap<u32, SocketAddr> = socks
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (i as u32 + 1, s.local_addr().unwrap()))
-        .collect();
-    drop(socks);
+    let addrs = loopback_node_addrs(n);
     let ids: Vec<u32> = (1..=n).collect();
     let nodes: Vec<Node> = ids
         .iter()
@@ -530,15 +522,7 @@ fn requests_in_flight_are_busy() {
     let _s = serial();
     // Node 2 is configured but never started and the token timeout is long: node 1
     // forms no ring for seconds, so its requests stay in flight meanwhile.
-    let socks: Vec<UdpSocket> = (0..2)
-        .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
-        .collect();
-    let addrs: BTreeMap<u32, SocketAddr> = socks
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (i as u32 + 1, s.local_addr().unwrap()))
-        .collect();
-    drop(socks);
+    let addrs = loopback_node_addrs(2);
     let totem = Config::new(1, vec![1, 2]).with_token_timeout(Duration::from_secs(10));
     let node = Node::start(NodeOptions::new(totem, addrs)).unwrap();
     let m = node.cpg().member().unwrap();

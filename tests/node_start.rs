@@ -2,6 +2,8 @@
 //! variant (not a string inside an `io::Error`), and a refused start leaves nothing
 //! bound: the node's address can be bound again at once.
 
+mod common;
+
 use phalanx::crypto::{Cipher, CryptoError};
 use phalanx::link::{LinkConfigError, LinkTiming};
 use phalanx::node::{CryptoOptions, ExtraLink, LinkParams, Node, NodeError, NodeOptions};
@@ -15,14 +17,7 @@ use std::time::Duration;
 
 /// Loopback addresses for nodes 1 and 2, free when returned.
 fn addrs() -> BTreeMap<NodeId, SocketAddr> {
-    let socks: Vec<UdpSocket> = (0..2)
-        .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
-        .collect();
-    socks
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (i as NodeId + 1, s.local_addr().unwrap()))
-        .collect()
+    common::conf::loopback_node_addrs(2)
 }
 
 /// Options for node 1 of nodes 1 and 2.

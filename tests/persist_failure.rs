@@ -5,25 +5,17 @@
 
 mod common;
 
+use common::conf::loopback_node_addrs;
+
 use common::wait::wait_until;
 use crossbeam_channel::TryRecvError;
 use phalanx::node::{Node, NodeOptions};
 use phalanx::totem::Config;
-use std::collections::BTreeMap;
-use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
 #[test]
 fn a_failed_ring_sequence_write_stops_the_node_and_the_others_reform() {
-    let socks: Vec<UdpSocket> = (0..3)
-        .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
-        .collect();
-    let addrs: BTreeMap<u32, SocketAddr> = socks
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (i as u32 + 1, s.local_addr().unwrap()))
-        .collect();
-    drop(socks);
+    let addrs = loopback_node_addrs(3);
     let root = std::env::temp_dir().join(format!("phalanx-persist-fail-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     let ids = vec![1, 2, 3];

@@ -142,38 +142,48 @@ impl TotemNode {
         while let Some(e) = self.totem.poll_event() {
             match e {
                 totem::Event::Deliver(d) => {
-                    let (msg, intact) = parse(&d.data, d.sender);
-                    let guarantee = match d.guarantee {
-                        totem::Guarantee::Agreed => Guarantee::Agreed,
-                        totem::Guarantee::Safe => Guarantee::Safe,
-                    };
+                    let (msg, intact) = parse_payload(&d.data, d.sender);
                     self.observations.push_back(Observation::Deliver {
                         msg,
-                        guarantee,
+                        guarantee: observed_guarantee(d.guarantee),
                         intact,
                     });
                 }
-                totem::Event::Config(c) => {
-                    let (kind, old_ring) = match c.kind {
-                        totem::ConfigKind::Transitional => {
-                            (ConfigKind::Transitional, c.previous.map(|r| (r.rep, r.seq)))
-                        }
-                        totem::ConfigKind::Regular => (ConfigKind::Regular, None),
-                    };
-                    self.observations.push_back(Observation::Config {
-                        kind,
-                        ring: (c.ring.rep, c.ring.seq),
-                        old_ring,
-                        members: c.members,
-                    });
-                }
+                totem::Event::Config(c) => self.observations.push_back(config_observation(c)),
                 totem::Event::PersistRingSeq(s) => self.persist = Some(s),
             }
         }
     }
 }
 
-fn parse(data: &[u8], from: NodeId) -> (MsgId, bool) {
+/// A totem configuration change as the checkers see it.
+pub fn config_observation(c: totem::ConfigChange) -> Observation {
+    let (kind, old_ring) = match c.kind {
+        totem::ConfigKind::Transitional => {
+            (ConfigKind::Transitional, c.previous.map(|r| (r.rep, r.seq)))
+        }
+        totem::ConfigKind::Regular => (ConfigKind::Regular, None),
+    };
+    Observation::Config {
+        kind,
+        ring: (c.ring.rep, c.ring.seq),
+        old_ring,
+        members: c.members,
+    }
+}
+
+/// Totem's guarantee in the checkers' vocabulary.
+pub fn observed_guarantee(g: totem::Guarantee) -> Guarantee {
+    match g {
+        totem::Guarantee::Agreed => Guarantee::Agreed,
+        totem::Guarantee::Safe => Guarantee::Safe,
+    }
+}
+
+/// A self-describing workload message, `node | incarnation | seq | crc | body`
+/// (all little-endian; the crc covers the first 16 bytes and the body): which
+/// message it is, and whether it arrived intact from the node it names.
+pub fn parse_payload(data: &[u8], from: NodeId) -> (MsgId, bool) {
     let bad = (
         MsgId {
             sender: from,

@@ -16,10 +16,12 @@ use phalanx::stack::{
 use phalanx_cpg::{CpgError, CpgEvent, Reason, ViewId};
 use phalanx_logsys::Logger;
 use phalanx_sim::history::{CpgReason, CpgRequest, CpgViewId};
-use phalanx_sim::totem_node::{RING_SEQ_FILE, persisted_ring_seq};
+use phalanx_sim::totem_node::{
+    RING_SEQ_FILE, config_observation, observed_guarantee, parse_payload, persisted_ring_seq,
+};
 use phalanx_sim::{
-    ConfigKind, Destination, Disk, Guarantee, History, MsgId, NodeFactory, NodeId, NodeStatus,
-    Observation, PersistWrite, Rng, SimNode, Transmit, Violation,
+    Destination, Disk, History, MsgId, NodeFactory, NodeId, NodeStatus, Observation, PersistWrite,
+    Rng, SimNode, Transmit, Violation,
 };
 use phalanx_totem as totem;
 use std::collections::VecDeque;
@@ -260,27 +262,14 @@ impl CpgNode {
     fn observe(&mut self, e: StackEvent) {
         match e {
             StackEvent::Deliver(d) => {
-                let (msg, intact) = parse_raw(&d.data, d.sender);
+                let (msg, intact) = parse_payload(&d.data, d.sender);
                 self.observations.push_back(Observation::Deliver {
                     msg,
-                    guarantee: guarantee(d.guarantee),
+                    guarantee: observed_guarantee(d.guarantee),
                     intact,
                 });
             }
-            StackEvent::Config(c) => {
-                let (kind, old_ring) = match c.kind {
-                    totem::ConfigKind::Transitional => {
-                        (ConfigKind::Transitional, c.previous.map(|r| (r.rep, r.seq)))
-                    }
-                    totem::ConfigKind::Regular => (ConfigKind::Regular, None),
-                };
-                self.observations.push_back(Observation::Config {
-                    kind,
-                    ring: (c.ring.rep, c.ring.seq),
-                    old_ring,
-                    members: c.members,
-                });
-            }
+            StackEvent::Config(c) => self.observations.push_back(config_observation(c)),
             StackEvent::Cpg(e) => self.observe_cpg(e),
             StackEvent::Quorum(phalanx_quorum::Event::QuorumChanged {
                 quorate,
@@ -506,7 +495,7 @@ impl CpgNode {
             self.next_seq += 1;
             self.observations.push_back(Observation::Sent {
                 msg: self.msg(seq),
-                guarantee: guarantee(g),
+                guarantee: observed_guarantee(g),
             });
         }
     }
@@ -528,13 +517,6 @@ fn random_guarantee(rng: &mut Rng) -> totem::Guarantee {
     }
 }
 
-fn guarantee(g: totem::Guarantee) -> Guarantee {
-    match g {
-        totem::Guarantee::Safe => Guarantee::Safe,
-        totem::Guarantee::Agreed => Guarantee::Agreed,
-    }
-}
-
 fn reason(r: Reason) -> CpgReason {
     match r {
         Reason::Join => CpgReason::Join,
@@ -551,22 +533,6 @@ fn le_u32(b: &[u8]) -> u32 {
 
 fn le_u64(b: &[u8]) -> u64 {
     u64::from_le_bytes(b.try_into().unwrap_or_default())
-}
-
-/// A raw message: `node | incarnation | seq | crc | body`.
-fn parse_raw(data: &Bytes, from: NodeId) -> (MsgId, bool) {
-    if data.len() < 20 {
-        return (bad_id(from), false);
-    }
-    let msg = MsgId {
-        sender: le_u32(&data[0..4]),
-        incarnation: le_u32(&data[4..8]),
-        seq: le_u64(&data[8..16]),
-    };
-    let crc = le_u32(&data[16..20]);
-    let intact =
-        msg.sender == from && crc32c::crc32c(&data[..16]) ^ crc32c::crc32c(&data[20..]) == crc;
-    (msg, intact)
 }
 
 /// A CPG payload: `node | incarnation | seq | local | crc | body`.

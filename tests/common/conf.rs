@@ -1,7 +1,8 @@
 //! A test run's directory (configuration, key, state, admin sockets, flight
 //! recorders) and the corosync.conf the nodes of a multi-process test run.
 
-use std::net::UdpSocket;
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
 
 /// `<base>/phalanx-<tag>-<pid>`, with a cluster key in `authkey`; removed on
@@ -96,6 +97,19 @@ pub fn loopback_addrs(n: usize) -> Vec<String> {
     socks
         .iter()
         .map(|s| s.local_addr().unwrap().to_string())
+        .collect()
+}
+
+/// Loopback addresses for nodes `1..=n`, free when returned (the probe sockets
+/// are closed), keyed by node id as `NodeOptions::new` wants them.
+pub fn loopback_node_addrs(n: u32) -> BTreeMap<u32, SocketAddr> {
+    let socks: Vec<UdpSocket> = (0..n)
+        .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+        .collect();
+    socks
+        .iter()
+        .zip(1..)
+        .map(|(s, id)| (id, s.local_addr().unwrap()))
         .collect()
 }
 
