@@ -71,7 +71,22 @@ impl Observer for View {
             .iter()
             .map(|(n, v)| (*n, v.last().map(|(_, c)| (c.ring, &c.members))))
             .collect();
-        format!("latest regular configurations {latest:?}")
+        // Where each node is now (a transitional configuration counts) and what it
+        // delivered in which ring: what a timeout needs to be understood.
+        let delivered: BTreeMap<&String, Vec<(Ring, Vec<&u32>)>> =
+            self.delivered
+                .iter()
+                .fold(BTreeMap::new(), |mut m, ((ring, text), by)| {
+                    m.entry(text)
+                        .or_default()
+                        .push((*ring, by.keys().collect()));
+                    m
+                });
+        let recent: Vec<_> = delivered.iter().rev().take(6).collect();
+        format!(
+            "latest regular configurations {latest:?}; current rings {:?}; latest texts delivered (ring, by) {recent:?}",
+            self.ring
+        )
     }
 }
 
