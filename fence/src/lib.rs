@@ -1,8 +1,12 @@
-//! # phalanx-fence — fencing (skeleton)
+//! # phalanx-fence — fencing decisions, topology and fence agents
 //!
-//! **Status: not yet implemented.** This crate will decide who must be fenced after a
-//! membership loss (with quorum), hold fencing topology (levels of devices), apply
-//! delays against fence races, unfence, keep history, and run ClusterLabs
-//! fence-agents (key=value on stdin, metadata XML, exit codes) off the driver thread.
+//! **Status: under construction.** This crate owns who must be fenced after a
+//! membership loss (with quorum), fencing topology (levels of devices), delays
+//! against fence races, unfencing and history (a sans-IO core), and fence agents
+//! behind a trait, including a runner for ClusterLabs fence-agents.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
+
+mod action;
+
+pub use action::{Action, UnknownAction};
