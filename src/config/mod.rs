@@ -4,7 +4,8 @@
 //! Two syntaxes describe the same model (see `docs/config.md` for every key):
 //!
 //! - **corosync.conf** — the file a Corosync user already has loads as is:
-//!   `totem`, `nodelist`, `quorum`, `logging`, `system` sections with Corosync's key
+//!   `totem`, `nodelist`, `quorum`, `logging`, `system` sections (and Phalanx's own
+//!   `fencing` section) with Corosync's key
 //!   names. Keys and sections Phalanx does not know or does not use are returned as
 //!   [`Warning`]s, not errors.
 //! - **TOML** — the same model in snake_case (`[totem] token_ms = 300`,
@@ -69,13 +70,21 @@
 
 mod corosync;
 mod error;
+mod fencing;
 mod model;
 mod toml;
 
 #[cfg(test)]
+mod fencing_tests;
+#[cfg(test)]
 mod tests;
 
 pub use error::{ConfigError, Warning};
+pub use fencing::{
+    DEFAULT_FENCING_MAX_ATTEMPTS, DEFAULT_FENCING_TIMEOUT, FenceDeviceConfig, FenceLevelConfig,
+    FencingAction, FencingConfig, LevelTarget, MAX_DEVICE_PARAMS, MAX_DEVICES, MAX_LEVEL_INDEX,
+    NoQuorumPolicy,
+};
 pub use model::{
     CRYPTO_OVERHEAD, Cipher, ClusterConfig, CryptoConfig, DEFAULT_KEY_FILE, DEFAULT_PORT,
     DEFAULT_STATE_DIR, DEFAULT_TOKEN_COEFFICIENT, DebugLevel, IP_UDP_OVERHEAD, LinkConfig,

@@ -2,6 +2,7 @@
 //! mapping onto the protocol cores' configurations.
 
 use super::error::{ConfigError, Warning};
+use super::fencing::FencingConfig;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs, UdpSocket};
@@ -56,6 +57,8 @@ pub struct ClusterConfig {
     pub quorum: QuorumConfig,
     /// Logging options (`logging { ... }`).
     pub logging: LoggingConfig,
+    /// Fencing options, devices and levels (`fencing { ... }`); off without it.
+    pub fencing: FencingConfig,
     /// Where each value came from (file and lines), for error messages.
     pub source: SourceInfo,
 }
@@ -75,6 +78,7 @@ impl Default for ClusterConfig {
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             quorum: QuorumConfig::default(),
             logging: LoggingConfig::default(),
+            fencing: FencingConfig::default(),
             source: SourceInfo::default(),
         }
     }
@@ -661,6 +665,7 @@ impl ClusterConfig {
     /// length. The loaders call it; call it again after changing fields.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let src = &self.source;
+        self.fencing.validate(src)?;
         if self.nodes.is_empty() {
             return Err(src.error("nodes", "no nodes configured"));
         }

@@ -3,6 +3,7 @@
 //! ([`totem`], [`nodelist`], [`quorum`], [`logging`]), and what needs several
 //! sections settled at the end ([`finish`]).
 
+mod fencing;
 mod finish;
 mod logging;
 mod nodelist;
@@ -47,6 +48,7 @@ pub(crate) fn load(text: &str, file: &str) -> Result<(ClusterConfig, Vec<Warning
                 m.nodelist(s)?
             }
             "quorum" => m.quorum(s)?,
+            "fencing" => m.fencing(s)?,
             "logging" => m.logging(s)?,
             "system" => m.system(s)?,
             "resources" | "uidgid" | "qb" | "service" | "amf" | "aisexec" | "nodes" => {

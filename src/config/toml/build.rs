@@ -5,6 +5,7 @@
 use super::lines::{Lines, pretty};
 use super::schema::{self, Root, TieBreaker};
 use crate::config::error::{ConfigError, Warning};
+use crate::config::fencing::*;
 use crate::config::model::*;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -73,6 +74,10 @@ impl<'a> Build<'a> {
         let crypto = self.crypto(&root.crypto)?;
         let quorum = self.quorum(root.quorum)?;
         let logging = self.logging(root.logging)?;
+        let fencing = match root.fencing {
+            Some(f) => self.fencing(f)?,
+            None => FencingConfig::default(),
+        };
         let mut cfg = ClusterConfig {
             cluster_name: root.cluster_name.unwrap_or_default(),
             nodes,
@@ -85,6 +90,7 @@ impl<'a> Build<'a> {
             crypto,
             quorum,
             logging,
+            fencing,
             ..ClusterConfig::default()
         };
         if let Some(dir) = root.state_dir {
@@ -287,6 +293,104 @@ impl<'a> Build<'a> {
             allow_downscale: q.allow_downscale.unwrap_or(false),
             expected_votes_tracking: q.expected_votes_tracking.unwrap_or(false),
             device: q.device.map(quorum_device),
+        })
+    }
+
+    fn fencing(&mut self, f: schema::Fencing) -> Result<FencingConfig, ConfigError> {
+        let d = FencingConfig::default();
+        self.record("fencing", "fencing", "fencing");
+        let action = match f.action.as_deref() {
+            None | Some("reboot") => FencingAction::Reboot,
+            Some("off") => FencingAction::Off,
+            Some(o) => {
+                return Err(self.src.error(
+                    "fencing.action",
+                    format!("expected reboot or off, got {o:?}"),
+                ));
+            }
+        };
+        let no_quorum_policy = match f.no_quorum_policy.as_deref() {
+            None | Some("stop") => NoQuorumPolicy::Stop,
+            Some("ignore") => NoQuorumPolicy::Ignore,
+            Some("freeze") => NoQuorumPolicy::Freeze,
+            Some("suicide" | "fence") => NoQuorumPolicy::Suicide,
+            Some(o) => {
+                return Err(self.src.error(
+                    "fencing.no_quorum_policy",
+                    format!("expected stop, ignore, freeze or suicide, got {o:?}"),
+                ));
+            }
+        };
+        let mut devices = Vec::new();
+        for (i, dev) in f.devices.into_iter().enumerate() {
+            let canon = format!("fencing.device.{i}");
+            self.record(
+                &canon,
+                format!("fencing.devices[{i}]"),
+                &format!("fencing.devices.{i}"),
+            );
+            let mut params = Vec::new();
+            for (k, v) in dev.params {
+                let text = match v {
+                    ::toml::Value::String(s) => s,
+                    ::toml::Value::Integer(n) => n.to_string(),
+                    ::toml::Value::Boolean(b) => b.to_string(),
+                    ::toml::Value::Float(x) => x.to_string(),
+                    _ => {
+                        return Err(self.src.error(
+                            &canon,
+                            format!("parameter {k:?}: expected a string, number or boolean"),
+                        ));
+                    }
+                };
+                params.push((k, text));
+            }
+            devices.push(FenceDeviceConfig {
+                id: dev.id,
+                agent: dev.agent,
+                params,
+            });
+        }
+        let mut levels = Vec::new();
+        for (i, l) in f.levels.into_iter().enumerate() {
+            let canon = format!("fencing.level.{i}");
+            self.record(
+                &canon,
+                format!("fencing.levels[{i}]"),
+                &format!("fencing.levels.{i}"),
+            );
+            let target = match (
+                l.target,
+                l.target_pattern,
+                l.target_attribute,
+                l.target_value,
+            ) {
+                (Some(n), None, None, None) => LevelTarget::Node(n),
+                (None, Some(p), None, None) => LevelTarget::Pattern(p),
+                (None, None, Some(name), Some(value)) => LevelTarget::Attribute { name, value },
+                _ => {
+                    return Err(self.src.error(
+                        &canon,
+                        "a level needs exactly one of target, target_pattern, or target_attribute with target_value",
+                    ));
+                }
+            };
+            levels.push(FenceLevelConfig {
+                index: l.index,
+                target,
+                devices: l.devices,
+            });
+        }
+        Ok(FencingConfig {
+            enabled: f.enabled.unwrap_or(true),
+            action,
+            timeout: ms(f.timeout_ms).unwrap_or(d.timeout),
+            max_attempts: f.max_attempts.unwrap_or(d.max_attempts),
+            priority_delay: ms(f.priority_fencing_delay_ms).unwrap_or(d.priority_delay),
+            no_quorum_policy,
+            watchdog_timeout: ms(f.watchdog_timeout_ms).unwrap_or(d.watchdog_timeout),
+            devices,
+            levels,
         })
     }
 

@@ -24,6 +24,7 @@ pub(super) struct Root {
     pub(super) crypto: Crypto,
     pub(super) quorum: Quorum,
     pub(super) logging: Logging,
+    pub(super) fencing: Option<Fencing>,
 }
 
 /// `[multicast]`: the group of `transport = "udp"`.
@@ -173,4 +174,44 @@ pub(super) struct Subsys {
     pub(super) to_logfile: Option<bool>,
     pub(super) to_syslog: Option<bool>,
     pub(super) logfile: Option<PathBuf>,
+}
+
+/// `[fencing]`, with `[[fencing.devices]]` and `[[fencing.levels]]`.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(super) struct Fencing {
+    pub(super) enabled: Option<bool>,
+    pub(super) action: Option<String>,
+    pub(super) timeout_ms: Option<u64>,
+    pub(super) max_attempts: Option<u32>,
+    pub(super) priority_fencing_delay_ms: Option<u64>,
+    pub(super) watchdog_timeout_ms: Option<u64>,
+    pub(super) no_quorum_policy: Option<String>,
+    pub(super) devices: Vec<FenceDevice>,
+    pub(super) levels: Vec<FenceLevel>,
+}
+
+/// One `[[fencing.devices]]` entry; `params` are the device's parameters
+/// (strings, numbers or booleans, written to the agent as text).
+#[derive(Deserialize)]
+pub(super) struct FenceDevice {
+    pub(super) id: String,
+    pub(super) agent: String,
+    #[serde(default)]
+    pub(super) params: BTreeMap<String, ::toml::Value>,
+}
+
+/// One `[[fencing.levels]]` entry.
+#[derive(Deserialize)]
+pub(super) struct FenceLevel {
+    pub(super) index: u8,
+    #[serde(default)]
+    pub(super) target: Option<String>,
+    #[serde(default)]
+    pub(super) target_pattern: Option<String>,
+    #[serde(default)]
+    pub(super) target_attribute: Option<String>,
+    #[serde(default)]
+    pub(super) target_value: Option<String>,
+    pub(super) devices: Vec<String>,
 }

@@ -1,0 +1,233 @@
+//! The `fencing` section: cluster fencing options, devices and topology levels,
+//! given in the node's configuration file until the CIB carries them
+//! (`primitive class="stonith"`, `fencing-topology`).
+//!
+//! ```text
+//! fencing {
+//!     action: reboot                 # fencing-action: reboot | off
+//!     timeout: 60000                 # fencing-timeout, ms
+//!     no_quorum_policy: stop         # stop | ignore | freeze | suicide
+//!     device {
+//!         id: ipmi-a
+//!         agent: fence_ipmilan
+//!         ip: 10.0.0.1               # every other key is a device parameter,
+//!         pcmk_host_list: node1      # passed to the fencer (pcmk_*) or the agent
+//!     }
+//!     level {
+//!         index: 1
+//!         target: node1              # or target_pattern / target_attribute + target_value
+//!         devices: ipmi-a,pdu-a
+//!     }
+//! }
+//! ```
+
+use super::error::ConfigError;
+use super::model::SourceInfo;
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// Pacemaker's default `fencing-timeout`.
+pub const DEFAULT_FENCING_TIMEOUT: Duration = Duration::from_secs(60);
+/// Pacemaker's default `fencing-max-attempts`.
+pub const DEFAULT_FENCING_MAX_ATTEMPTS: u32 = 10;
+/// Highest fencing level index (Pacemaker accepts 1..=9).
+pub const MAX_LEVEL_INDEX: u8 = 9;
+/// Most devices one configuration may name (a bound, not a Pacemaker rule).
+pub const MAX_DEVICES: usize = 64;
+/// Most parameters one device may carry.
+pub const MAX_DEVICE_PARAMS: usize = 128;
+
+/// What fencing a node means (`fencing-action`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FencingAction {
+    /// Power-cycle the node (Pacemaker's default).
+    #[default]
+    Reboot,
+    /// Power it off and leave it off.
+    Off,
+}
+
+/// What a partition without quorum does (`no-quorum-policy`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum NoQuorumPolicy {
+    /// Stop its resources (Pacemaker's default).
+    #[default]
+    Stop,
+    /// Carry on as if quorate: this partition may fence others.
+    Ignore,
+    /// Keep what runs, start nothing new.
+    Freeze,
+    /// Fence itself (the watchdog stops being fed); Pacemaker's `fence`, with
+    /// `suicide` its old alias.
+    Suicide,
+}
+
+/// Which nodes a fencing level applies to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LevelTarget {
+    /// One node, by name.
+    Node(String),
+    /// Nodes whose name matches a regular expression (`target-pattern`).
+    Pattern(String),
+    /// Nodes with a node attribute of this value (`target-attribute`/`target-value`).
+    Attribute {
+        /// The attribute name.
+        name: String,
+        /// The value it must have.
+        value: String,
+    },
+}
+
+/// One fence device: an agent and its parameters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FenceDeviceConfig {
+    /// The device's id (referred to by levels).
+    pub id: String,
+    /// The agent: a name found in the agent directories (`fence_ipmilan`) or a path.
+    pub agent: String,
+    /// Every other key, in file order: `pcmk_*` parameters for the fencer, the rest
+    /// for the agent.
+    pub params: Vec<(String, String)>,
+}
+
+/// One fencing level (`fencing-level`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FenceLevelConfig {
+    /// Tried in ascending order, 1..=9.
+    pub index: u8,
+    /// The nodes it fences.
+    pub target: LevelTarget,
+    /// Device ids; all must succeed for the level to succeed.
+    pub devices: Vec<String>,
+}
+
+/// The `fencing` section. Without it fencing is off (`enabled == false`), so a
+/// configuration written before fencing existed behaves as before.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FencingConfig {
+    /// Cluster-initiated fencing (`fencing-enabled`); true once the section exists.
+    pub enabled: bool,
+    /// `fencing-action`.
+    pub action: FencingAction,
+    /// `fencing-timeout`: default timeout of on/off/reboot.
+    pub timeout: Duration,
+    /// `fencing-max-attempts`: failures per target before no immediate retry.
+    pub max_attempts: u32,
+    /// `priority-fencing-delay`.
+    pub priority_delay: Duration,
+    /// `no-quorum-policy`.
+    pub no_quorum_policy: NoQuorumPolicy,
+    /// `fencing-watchdog-timeout`: lost nodes are assumed self-fenced after this
+    /// long (zero: never).
+    pub watchdog_timeout: Duration,
+    /// Devices, in file order.
+    pub devices: Vec<FenceDeviceConfig>,
+    /// Levels, in file order.
+    pub levels: Vec<FenceLevelConfig>,
+}
+
+impl Default for FencingConfig {
+    fn default() -> Self {
+        FencingConfig {
+            enabled: false,
+            action: FencingAction::default(),
+            timeout: DEFAULT_FENCING_TIMEOUT,
+            max_attempts: DEFAULT_FENCING_MAX_ATTEMPTS,
+            priority_delay: Duration::ZERO,
+            no_quorum_policy: NoQuorumPolicy::default(),
+            watchdog_timeout: Duration::ZERO,
+            devices: Vec::new(),
+            levels: Vec::new(),
+        }
+    }
+}
+
+impl FencingConfig {
+    /// The device with this id.
+    pub fn device(&self, id: &str) -> Option<&FenceDeviceConfig> {
+        self.devices.iter().find(|d| d.id == id)
+    }
+
+    /// Cross-field rules: unique, non-empty device ids with an agent; bounded
+    /// parameter counts; levels with an index in 1..=9, a non-empty target and
+    /// devices that exist; one level per (target, index).
+    pub(super) fn validate(&self, src: &SourceInfo) -> Result<(), ConfigError> {
+        if self.devices.len() > MAX_DEVICES {
+            return Err(src.error("fencing.device", format!("more than {MAX_DEVICES} devices")));
+        }
+        let mut ids = BTreeSet::new();
+        for (i, d) in self.devices.iter().enumerate() {
+            let key = |f: &str| format!("fencing.device.{i}.{f}");
+            if d.id.is_empty() {
+                return Err(src.error(&key("id"), "a device needs an id"));
+            }
+            if !ids.insert(d.id.as_str()) {
+                return Err(src.error(&key("id"), format!("duplicate device id {:?}", d.id)));
+            }
+            if d.agent.is_empty() {
+                return Err(src.error(&key("agent"), format!("device {:?} has no agent", d.id)));
+            }
+            if d.params.len() > MAX_DEVICE_PARAMS {
+                return Err(src.error(
+                    &key("id"),
+                    format!(
+                        "device {:?} has more than {MAX_DEVICE_PARAMS} parameters",
+                        d.id
+                    ),
+                ));
+            }
+            if let Some((k, _)) = d
+                .params
+                .iter()
+                .find(|(k, v)| v.contains('\n') || k.contains('='))
+            {
+                return Err(src.error(
+                    &key(k),
+                    "parameter names may not contain '=' nor values a newline (agents read name=value lines)",
+                ));
+            }
+        }
+        let mut levels = BTreeSet::new();
+        for (i, l) in self.levels.iter().enumerate() {
+            let key = |f: &str| format!("fencing.level.{i}.{f}");
+            if !(1..=MAX_LEVEL_INDEX).contains(&l.index) {
+                return Err(src.error(
+                    &key("index"),
+                    format!("level index {} is not in 1..={MAX_LEVEL_INDEX}", l.index),
+                ));
+            }
+            let target_empty = match &l.target {
+                LevelTarget::Node(n) | LevelTarget::Pattern(n) => n.is_empty(),
+                LevelTarget::Attribute { name, .. } => name.is_empty(),
+            };
+            if target_empty {
+                return Err(src.error(&key("target"), "a level needs a target"));
+            }
+            if l.devices.is_empty() {
+                return Err(src.error(&key("devices"), "a level needs at least one device"));
+            }
+            if let Some(missing) = l.devices.iter().find(|d| !ids.contains(d.as_str())) {
+                return Err(src.error(
+                    &key("devices"),
+                    format!("level names device {missing:?}, which is not configured"),
+                ));
+            }
+            if !levels.insert((format!("{:?}", l.target), l.index)) {
+                return Err(src.error(
+                    &key("index"),
+                    format!("two levels with index {} for the same target", l.index),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Splits a level's device list (`a,b,c`; spaces around names allowed).
+pub(super) fn device_list(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
