@@ -15,6 +15,8 @@ use phalanx::node::{CryptoOptions, Node, NodeEvent, NodeHandle, NodeOptions};
 use phalanx::totem::{Config, Guarantee, NodeId};
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const KEY: [u8; 64] = [7; 64];
@@ -32,7 +34,17 @@ fn addrs() -> (BTreeMap<NodeId, SocketAddr>, Vec<UdpSocket>) {
 }
 
 fn start(id: NodeId, addrs: &BTreeMap<NodeId, SocketAddr>, key: &[u8]) -> Node {
+    start_with_admin(id, addrs, key, None)
+}
+
+fn start_with_admin(
+    id: NodeId,
+    addrs: &BTreeMap<NodeId, SocketAddr>,
+    key: &[u8],
+    admin_socket: Option<PathBuf>,
+) -> Node {
     let mut o = NodeOptions::new(Config::new(id, vec![1, 2, 3]), addrs.clone());
+    o.admin_socket = admin_socket;
     o.crypto = Some(CryptoOptions {
         key: key.to_vec(),
         cluster_name: "sec".into(),
@@ -53,7 +65,9 @@ fn forged_replayed_spoofed_and_unknown_datagrams_are_dropped_and_counted() {
     attacker
         .set_read_timeout(Some(Duration::from_millis(50)))
         .unwrap();
-    let n1 = start(1, &addrs, &KEY);
+    let dir = std::env::temp_dir().join(format!("phalanx-security-{}", std::process::id()));
+    let admin = dir.join("admin-1.sock");
+    let n1 = start_with_admin(1, &addrs, &KEY, Some(admin.clone()));
     let n2 = start(2, &addrs, &KEY);
     let (h1, h2) = (n1.handle(), n2.handle());
     wait_until("ring {1,2}", Duration::from_secs(10), || {
@@ -137,6 +151,39 @@ fn forged_replayed_spoofed_and_unknown_datagrams_are_dropped_and_counted() {
             h.node_id()
         );
     }
+    // An operator sees the same drops with `phalanx-stats` (the admin socket).
+    let out = Command::new(env!("CARGO_BIN_EXE_phalanx-stats"))
+        .arg("--socket")
+        .arg(&admin)
+        .arg("stats.rx_drop")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown = |key: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("stats.rx_drop.{key} (u64) = ")))
+            .unwrap_or_else(|| panic!("no {key} in:\n{text}"))
+            .parse()
+            .unwrap()
+    };
+    eprintln!("phalanx-stats on node 1:\n{text}");
+    assert!(shown("auth_failed") >= 100, "{text}");
+    assert!(shown("malformed") >= 100, "{text}");
+    assert!(shown("unknown_address") >= 100, "{text}");
+    assert!(
+        shown("replayed") + shown("too_old") + shown("spoofed") >= 100,
+        "{text}"
+    );
+    assert!(
+        text.lines().all(|l| l.starts_with("stats.rx_drop.")),
+        "the prefix filter let other keys through:\n{text}"
+    );
+
     // Nothing reached the protocol: same ring, and it still orders.
     assert_eq!(
         h1.membership().ring,
@@ -160,6 +207,8 @@ fn forged_replayed_spoofed_and_unknown_datagrams_are_dropped_and_counted() {
     };
     assert!(got(&n1) && got(&n2));
     assert_eq!(h1.membership().ring, ring);
+    drop((n1, n2));
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

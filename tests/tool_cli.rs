@@ -55,6 +55,11 @@ const TOOLS: &[(&str, &[&str], i32)] = &[
         ],
         2,
     ),
+    (
+        env!("CARGO_BIN_EXE_phalanx-stats"),
+        &["--socket", "--config", "--node-id", "[PREFIX]", "--json"],
+        1,
+    ),
 ];
 
 fn run(bin: &str, args: &[&str]) -> Output {

@@ -31,6 +31,27 @@ pub enum Request {
     },
     /// Stop waiting for all nodes (`corosync-cmapctl -s quorum.cancel_wait_for_all`).
     CancelWaitForAll,
+    /// Every counter of the node (`corosync-cmapctl -m stats`).
+    Stats,
+}
+
+/// A counter's or state's value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum StatValue {
+    /// A counter or a measurement in the unit its key names.
+    Count(u64),
+    /// A state (`up`, `down`).
+    Text(String),
+}
+
+/// One `stats.*` key and its value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stat {
+    /// Dotted key, e.g. `stats.rx_drop.auth_failed`.
+    pub key: String,
+    /// Its value.
+    pub value: StatValue,
 }
 
 /// A configured node as the tools show it.
@@ -127,6 +148,11 @@ pub enum Response {
     },
     /// Answer to [`Request::Quorum`].
     Quorum(QuorumStatus),
+    /// Answer to [`Request::Stats`].
+    Stats {
+        /// Every key, in a fixed order.
+        stats: Vec<Stat>,
+    },
     /// A command was accepted.
     Done,
     /// The request failed; nothing changed.

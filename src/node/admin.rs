@@ -140,6 +140,12 @@ impl AdminProvider for NodeAdmin {
             Request::SetExpectedVotes { votes } => done(self.quorum.set_expected_votes(votes)),
             Request::SetVotes { node, votes } => done(self.quorum.set_votes(node, votes)),
             Request::CancelWaitForAll => done(self.quorum.cancel_wait_for_all()),
+            Request::Stats => Response::Stats {
+                stats: super::stats_keys::flatten(
+                    &self.shared.stats.lock(),
+                    &self.shared.links.lock(),
+                ),
+            },
         }
     }
 }

@@ -18,6 +18,7 @@ mod persist;
 mod quorum;
 mod snapshot;
 mod sockets;
+mod stats_keys;
 mod transport;
 mod validate;
 
