@@ -266,7 +266,9 @@ impl Parser {
                             "quot" => '"',
                             "apos" => '\'',
                             other => {
-                                return Err(MetadataError::Xml(format!("unknown entity &{other};")));
+                                return Err(MetadataError::Xml(format!(
+                                    "unknown entity &{other};"
+                                )));
                             }
                         },
                     };

@@ -224,12 +224,12 @@ fn status_line(stdout: &str) -> Option<PowerState> {
 }
 
 fn failure(code: i32, attempt: &Attempt) -> AgentOutcome {
+    // Library agents log "<time> ERROR: Failed: ..." and then a usage hint: the
+    // last line holding "Failed:" is the message, from that word on.
     let failed_line = |text: &str| {
         text.lines()
             .rev()
-            .map(str::trim)
-            .find(|l| l.starts_with("Failed:"))
-            .map(str::to_string)
+            .find_map(|l| l.find("Failed:").map(|at| l[at..].trim().to_string()))
     };
     let message = failed_line(&attempt.stderr)
         .or_else(|| failed_line(&attempt.stdout))
@@ -361,7 +361,14 @@ mod tests {
     fn failures_are_classified_from_stderr() {
         let r = req(Action::List);
         assert_eq!(
-            interpret(&r, &attempt(1, "", "Failed: Unrecognised action 'list'\n")),
+            interpret(
+                &r,
+                &attempt(
+                    1,
+                    "",
+                    "2026 ERROR: Failed: Unrecognised action 'list'\n\nERROR: Please use '-h'\n"
+                )
+            ),
             AgentOutcome::failed(
                 FailureKind::Unsupported,
                 "Failed: Unrecognised action 'list'"
