@@ -4,9 +4,17 @@
 //! membership loss (with quorum), fencing topology (levels of devices), delays
 //! against fence races, unfencing and history (a sans-IO core), and fence agents
 //! behind a trait, including a runner for ClusterLabs fence-agents.
+//!
+//! - [`agent`]: the [`agent::FenceAgent`] trait, requests and the stdin protocol,
+//!   outcome interpretation, metadata, record/replay — sans-IO.
+//! - [`runner`]: the only I/O in the crate — real agent processes, a worker pool,
+//!   the recording file.
 #![warn(missing_docs)]
-#![forbid(unsafe_code)]
+// Only runner::process_group (kill of a process group) needs unsafe.
+#![deny(unsafe_code)]
 
 mod action;
+pub mod agent;
+pub mod runner;
 
 pub use action::{Action, UnknownAction};
