@@ -8,5 +8,6 @@
 #![forbid(unsafe_code)]
 
 mod action;
+pub mod core;
 
 pub use action::{Action, UnknownAction};

@@ -1,0 +1,55 @@
+//! The fencer core (sans-IO): device registry, topology, timeouts and delays, the
+//! fencer state machine, history, and the "who fences" decision.
+//!
+//! ```text
+//!   FencerInput::Request | Confirm | AgentDone | Peer | Members | Timeout | (config)
+//!        │ Fencer::handle(now, input) -> Result<(), FencerError>
+//!        ▼
+//!   plan (topology / capable devices, list/status queries) → run devices
+//!        │
+//!        ▼ Fencer::poll_output() until FencerOutput::Timeout
+//!   AgentCall | Broadcast(PeerMessage) | Event(FenceEvent) | Timeout(deadline)
+//! ```
+//!
+//! The agent runner executes each [`AgentCall`] and reports it with
+//! [`FencerInput::AgentDone`]; the Stack sends each [`PeerMessage`] over CPG and
+//! feeds the peers' back with [`FencerInput::Peer`]; [`FenceDecision`] turns
+//! membership and quorum into requests and answers "is node N fenced since it was
+//! lost?".
+//!
+//! No clocks, threads or files: time is the `now` argument and the random part of
+//! `pcmk_delay_max` comes from [`FencerConfig::seed`].
+
+mod decision;
+mod delay;
+mod device;
+mod duration;
+mod fencer;
+mod history;
+mod hostmap;
+mod io;
+mod registry;
+mod rng;
+mod timeout;
+mod topology;
+
+pub use decision::{DecisionConfig, DecisionOutput, FenceDecision, NoQuorumPolicy, NodeFenceState};
+pub use delay::{NodePriority, device_delay_secs, priority_fencing_delay_secs, start_delay_secs};
+pub use device::{
+    AgentCapabilities, DEFAULT_RETRIES, Device, DeviceError, HostCheck, is_fencing_action,
+};
+pub use duration::{DurationError, delay_ms_to_secs, parse_duration_ms, timeout_ms_to_secs};
+pub use fencer::{Fencer, FencerConfig, FencerStats};
+pub use history::{Delegate, History, HistoryEntry, MAX_HISTORY, OpId, OpState, TRIMMED_HISTORY};
+pub use hostmap::{MapError, NodeMap, parse_targets};
+pub use io::{
+    AgentCall, CallId, CallOutcome, FenceEvent, FenceFailure, FenceRequest, FencerError,
+    FencerInput, FencerOutput, MAX_NAME_LEN, PeerMessage,
+};
+pub use registry::{Eligibility, LIST_CACHE_TTL, Registry, RegistryError};
+pub use rng::SeededRng;
+pub use timeout::{
+    DeviceBudget, RequestedDelay, TIMEOUT_MULTIPLY_FACTOR, attempt_budget_secs, scaled,
+    total_timeout_secs,
+};
+pub use topology::{LevelTarget, Topology, TopologyError, parse_level_devices};
