@@ -49,8 +49,8 @@ fn quorate_coordinator_requests_each_loss_once() {
     d1.membership(&set(&[1, 2]), true);
     assert!(drain(&mut d1).is_empty());
     // Success: fenced, for everyone that hears the result.
-    d1.fence_result(3, true);
-    d2.fence_result(3, true);
+    d1.fenced(3);
+    d2.fenced(3);
     assert_eq!(
         drain(&mut d1),
         [DecisionOutput::NodeFenced { node: 3, loss: 1 }]
@@ -93,11 +93,22 @@ fn failures_are_requested_again_up_to_the_limit() {
     d.membership(&set(&[1, 2]), true);
     let mut requests = drain(&mut d).len();
     for _ in 0..5 {
-        d.fence_result(3, false);
+        d.request_failed(3, 1);
         requests += drain(&mut d).len();
     }
     assert_eq!(requests, 3);
     assert_eq!(d.unclean(), [3]);
+
+    // A failure of some other operation does not re-request while ours runs.
+    let mut d = decision(1, 3);
+    d.membership(&set(&[1, 2]), true);
+    assert_eq!(drain(&mut d).len(), 1);
+    d.request_failed(3, 0); // a request for an earlier loss
+    assert!(drain(&mut d).is_empty());
+    d.request_failed(2, 1); // a member is owed nothing
+    assert!(drain(&mut d).is_empty());
+    d.request_failed(3, 1);
+    assert_eq!(drain(&mut d), [fence(3, 1)]);
 }
 
 #[test]
@@ -110,7 +121,7 @@ fn clean_leave_disabled_fencing_and_fenced_while_member() {
 
     // Fenced by an administrator while still a member: its loss needs no fencing.
     let mut d = decision(1, 3);
-    d.fence_result(2, true);
+    d.fenced(2);
     d.membership(&set(&[1, 3]), true);
     assert_eq!(
         drain(&mut d),

@@ -228,25 +228,39 @@ impl FenceDecision {
         }
     }
 
-    /// The fencer reported a result for `node` (from any origin: ours, a peer's, an
-    /// administrator's, a manual confirmation).
-    pub fn fence_result(&mut self, node: NodeId, success: bool) {
+    /// Some fencing of `node` succeeded (from any origin: our request, a peer's,
+    /// an administrator's, a manual confirmation): feed every
+    /// [`FenceEvent::Fenced`](super::FenceEvent::Fenced).
+    pub fn fenced(&mut self, node: NodeId) {
         let Some(rec) = self.nodes.get_mut(&node) else {
             return;
         };
         match rec.state {
-            NodeFenceState::Unclean { loss } if success => {
+            NodeFenceState::Unclean { loss } => {
                 rec.state = NodeFenceState::Fenced { loss };
                 rec.requested = false;
                 self.out
                     .push_back(DecisionOutput::NodeFenced { node, loss });
             }
-            NodeFenceState::Unclean { .. } => {
-                rec.requested = false;
-                self.evaluate();
-            }
-            NodeFenceState::Member if success => rec.fenced_while_member = true,
+            NodeFenceState::Member => rec.fenced_while_member = true,
             _ => {}
+        }
+    }
+
+    /// *Our* request to fence `node` for loss `loss` (as in
+    /// [`DecisionOutput::Fence`]) failed (its
+    /// [`FenceEvent::RequestDone`](super::FenceEvent::RequestDone) was an error, or
+    /// the fencer refused it): ask again if attempts remain. Failures of other
+    /// operations, or of a request made for an earlier loss, are not acted on —
+    /// they say nothing about the current request, and reacting to them would put
+    /// two requests for one loss in flight.
+    pub fn request_failed(&mut self, node: NodeId, loss: u64) {
+        let Some(rec) = self.nodes.get_mut(&node) else {
+            return;
+        };
+        if rec.state == (NodeFenceState::Unclean { loss }) && rec.requested {
+            rec.requested = false;
+            self.evaluate();
         }
     }
 
