@@ -19,6 +19,38 @@
 //!
 //! No clocks, threads or files: time is the `now` argument and the random part of
 //! `pcmk_delay_max` comes from [`FencerConfig::seed`].
+//!
+//! ```
+//! use phalanx_fence::Action;
+//! use phalanx_fence::core::*;
+//! use phalanx_totem::Time;
+//! use std::collections::BTreeMap;
+//!
+//! let mut f = Fencer::new(FencerConfig::new(1, "node1", 1, 42));
+//! let params = BTreeMap::from([("pcmk_host_map".to_string(), "node2:2;node3:3".to_string())]);
+//! let pdu = Device::new("pdu", "fence_apc", params, AgentCapabilities::power_switch(), 0).unwrap();
+//! let now = Time::ZERO;
+//! f.handle(now, FencerInput::RegisterDevice(pdu)).unwrap();
+//! f.handle(now, FencerInput::Request(FenceRequest::new("node3", Action::Reboot, "admin", 7))).unwrap();
+//! // The fencer asks for one agent call (and tells the peers it started).
+//! let call = loop {
+//!     match f.poll_output() {
+//!         FencerOutput::AgentCall(c) => break c,
+//!         FencerOutput::Timeout(_) => panic!("expected an agent call"),
+//!         _ => {}
+//!     }
+//! };
+//! assert_eq!((call.action, call.port.clone()), (Action::Reboot, Some(("port".into(), "3".into()))));
+//! // The runner reports success; the client hears back.
+//! let outcome = CallOutcome::Success { output: String::new() };
+//! f.handle(now, FencerInput::AgentDone { call: call.call, outcome }).unwrap();
+//! let done = std::iter::from_fn(|| match f.poll_output() {
+//!     FencerOutput::Timeout(_) => None,
+//!     o => Some(o),
+//! })
+//! .any(|o| matches!(o, FencerOutput::Event(FenceEvent::RequestDone { call: 7, result: Ok(_), .. })));
+//! assert!(done);
+//! ```
 
 mod decision;
 mod delay;
