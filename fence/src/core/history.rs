@@ -13,6 +13,10 @@ use std::collections::BTreeMap;
 pub const MAX_HISTORY: usize = 500;
 /// Completed entries kept (counting pending ones first) when trimming.
 pub const TRIMMED_HISTORY: usize = MAX_HISTORY / 2;
+/// A hard bound even on pending entries: only reached when peers announce
+/// operations that never finish (a faulty or hostile peer); the oldest pending
+/// entries are then dropped.
+pub const HARD_MAX_HISTORY: usize = 2 * MAX_HISTORY;
 
 /// Identifies one fencing operation cluster-wide: the node that started it, that
 /// node's fencer incarnation (new after each restart), and a sequence number.
@@ -144,6 +148,10 @@ impl History {
         for id in drop {
             self.entries.remove(&id);
         }
+        while self.entries.len() > HARD_MAX_HISTORY {
+            // Only pending entries are left beyond the normal trim: drop the oldest.
+            self.entries.pop_first();
+        }
     }
 
     /// Merges a peer's history (sent when it or we join). For an operation both
@@ -240,6 +248,19 @@ mod tests {
         }
         assert_eq!(h.len(), 300);
         assert!(h.entries().all(|e| e.state == OpState::Pending));
+    }
+
+    #[test]
+    fn hard_bound_on_pending_entries() {
+        let mut h = History::new();
+        for i in 0..(HARD_MAX_HISTORY as u64 + 10) {
+            h.record(entry(i, OpState::Pending, None));
+        }
+        assert_eq!(h.len(), HARD_MAX_HISTORY);
+        assert!(
+            h.get(&entry(0, OpState::Pending, None).id).is_none(),
+            "oldest dropped"
+        );
     }
 
     #[test]
