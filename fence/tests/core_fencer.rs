@@ -693,3 +693,169 @@ fn poll_output_ends_with_the_next_deadline() {
     // Default timeout 60 s → total 72 s; the call guard is 70 s.
     assert_eq!(last, Some(secs(70)));
 }
+
+#[test]
+fn a_duplicate_made_while_the_original_plans_waits_for_it() {
+    // The original needs a `list` first (slow agent), so the duplicate arrives
+    // before the total timeout is known; it must not time out on the query bound.
+    let mut h = Harness::new(1);
+    h.latency = Duration::from_secs(8);
+    h.add(device("dl", &[], dummy_caps()), Mode::List("node3\n"));
+    for (client, call) in [("a", 1), ("b", 2)] {
+        // Query bound 12 s; list 8 s + off 8 s = 16 s; total after planning 12 s.
+        let mut r = FenceRequest::new("node3", Action::Off, client, call);
+        r.timeout = Some(Duration::from_secs(10));
+        h.input(FencerInput::Request(r));
+    }
+    assert_eq!(h.f.stats().merged, 1);
+    h.run(MINUTE * 5);
+    let ok: Vec<u64> = h
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            FenceEvent::RequestDone {
+                call,
+                result: Ok(_),
+                ..
+            } => Some(*call),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ok, [1, 2], "both succeed");
+    assert_eq!(h.f.stats().calls, 2, "one list, one off");
+}
+
+#[test]
+fn a_device_removed_while_its_call_waits_fails_that_step() {
+    let mut h = Harness::new(1);
+    h.add(
+        device("pdu", &[("pcmk_host_list", "n2 n3")], dummy_caps()),
+        Mode::Hang,
+    );
+    h.add(
+        device("spare", &[("pcmk_host_list", "n3")], dummy_caps()),
+        Mode::Pass,
+    );
+    h.input(FencerInput::Request(FenceRequest::new(
+        "n2",
+        Action::Off,
+        "c",
+        1,
+    )));
+    h.input(FencerInput::Request(FenceRequest::new(
+        "n3",
+        Action::Off,
+        "c",
+        2,
+    )));
+    // n3's call on pdu waits behind n2's (limit 1); the device goes away.
+    h.input(FencerInput::RemoveDevice("pdu".into()));
+    h.run(MINUTE * 5);
+    assert!(h.events.iter().any(|e| matches!(
+        e,
+        FenceEvent::RequestDone {
+            call: 2,
+            result: Ok(_),
+            ..
+        }
+    )));
+    assert!(
+        h.fence_calls()
+            .contains(&("spare".to_string(), Action::Off))
+    );
+}
+
+#[test]
+fn pattern_and_attribute_levels_select_targets() {
+    use phalanx_fence::core::LevelTarget;
+    use std::collections::BTreeMap;
+    let mut h = Harness::new(1);
+    h.add(
+        device("true", &[("pcmk_host_list", ALL3)], dummy_caps()),
+        Mode::Pass,
+    );
+    h.add(
+        device("rackpdu", &[("pcmk_host_check", "none")], dummy_caps()),
+        Mode::Pass,
+    );
+    // topology_level_pattern: '@node.*' → pattern "node.*".
+    h.input(FencerInput::RegisterLevel {
+        target: LevelTarget::Pattern("node.*".into()),
+        index: 1,
+        devices: vec!["true".into()],
+    });
+    h.input(FencerInput::RegisterLevel {
+        target: LevelTarget::Attribute {
+            name: "rack".into(),
+            value: "r7".into(),
+        },
+        index: 1,
+        devices: vec!["rackpdu".into()],
+    });
+    h.input(FencerInput::NodeAttributes {
+        node: "db1".into(),
+        attributes: BTreeMap::from([("rack".to_string(), "r7".to_string())]),
+    });
+    h.request("node3", Action::Off, 5, None);
+    h.request("db1", Action::Off, 5, None);
+    h.run(MINUTE);
+    assert_eq!(
+        h.fence_calls(),
+        calls(&[("true", Action::Off), ("rackpdu", Action::Off)])
+    );
+}
+
+#[test]
+fn host_list_delimiters() {
+    for list in [
+        "node1 node2 node3",
+        "node1,node2,node3",
+        "node1;node2;node3",
+    ] {
+        let mut h = Harness::new(1);
+        h.add(
+            device("true", &[("pcmk_host_list", list)], dummy_caps()),
+            Mode::Pass,
+        );
+        h.request("node2", Action::Off, 5, None);
+        h.run(MINUTE);
+        assert_eq!(h.outcome(), Some(true), "{list:?}");
+    }
+}
+
+#[test]
+fn malformed_peer_entries_are_dropped() {
+    let mut h = Harness::new(1);
+    h.input(FencerInput::Members(BTreeSet::from([1, 2])));
+    let good = HistoryEntry {
+        id: OpId {
+            origin: 2,
+            incarnation: 1,
+            seq: 1,
+        },
+        target: "node3".into(),
+        action: Action::Off,
+        origin: 2,
+        delegate: Some(Delegate::Node(2)),
+        client: "c".into(),
+        state: OpState::Done,
+        completed: Some(secs(1)),
+        exit_reason: None,
+    };
+    let bad_target = HistoryEntry {
+        target: "x".repeat(10_000),
+        id: OpId { seq: 2, ..good.id },
+        ..good.clone()
+    };
+    let bad_origin = HistoryEntry {
+        origin: 9,
+        id: OpId { seq: 3, ..good.id },
+        ..good.clone()
+    };
+    h.input(FencerInput::Peer {
+        from: 2,
+        msg: PeerMessage::History(vec![good.clone(), bad_target, bad_origin]),
+    });
+    assert_eq!(h.f.history().len(), 1);
+    assert!(h.f.history().get(&good.id).is_some());
+}

@@ -366,10 +366,20 @@ impl Fencer {
                 }),
                 OpKind::Duplicate(_) => None,
             };
-            [Some(op.deadline), step]
+            [self.deadline_of(op), step]
         });
         let guards = self.calls.values().map(|c| c.guard);
         ops.chain(guards).flatten().min()
+    }
+
+    /// When an operation times out: a duplicate of one of our own operations has
+    /// no deadline of its own (it ends with the original, whose deadline moves
+    /// when its plan is made); any other has its own.
+    fn deadline_of(&self, op: &Op) -> Option<Time> {
+        match op.kind {
+            OpKind::Duplicate(of) if self.ops.contains_key(&of) => None,
+            _ => Some(op.deadline),
+        }
     }
 
     // ----- requests -----------------------------------------------------------

@@ -206,7 +206,7 @@ impl Fencer {
             let Some(op) = self.ops.get(&id) else {
                 continue;
             };
-            if op.deadline <= now {
+            if self.deadline_of(op).is_some_and(|d| d <= now) {
                 let on_phase = matches!(&op.kind, OpKind::Own(e) if e.phase == Phase::On);
                 if on_phase {
                     self.succeed(now, id);
