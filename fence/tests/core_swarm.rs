@@ -1,6 +1,8 @@
 //! A deterministic randomized test of fencers and "who fences" decisions together:
 //! by seed, 3–5 nodes go through partitions, merges, crashes, restarts,
-//! administrator requests and agents that pass, fail, time out or never answer.
+//! administrator requests and manual confirmations, and agents that pass, fail,
+//! time out or never answer; devices with or without topology, with static checks
+//! or a `dynamic-list` that makes every plan wait for a `list` call.
 //! Broadcasts reach exactly the members of the sender's partition, in order; a
 //! successful off/reboot powers its target down (it crashes).
 //!
@@ -66,6 +68,8 @@ struct Sim {
     max_total: u64,
     next_call: u64,
     agents_always_pass: bool,
+    topo: bool,
+    dynamic: bool,
     log: Vec<String>,
 }
 
@@ -77,14 +81,21 @@ fn id_of(target: &str) -> Option<u32> {
     target.strip_prefix("node")?.parse().ok()
 }
 
-fn new_node(id: u32, n: u32, boot: u64, seed: u64, topo: bool) -> SimNode {
+fn new_node(id: u32, n: u32, boot: u64, seed: u64, topo: bool, dynamic: bool) -> SimNode {
     let mut cfg = FencerConfig::new(id, &name(id), boot, seed ^ u64::from(id) ^ (boot << 32));
     cfg.max_ops = 16;
     let mut fencer = Fencer::new(cfg);
     let t = Time::ZERO;
+    // With `dynamic`, ipmi learns its targets from `list` (the default check for
+    // an agent with `list` and no host list), so plans wait for an agent call.
     let dev = |id: &str, limit: &str| {
+        let check = if dynamic && id == "ipmi" {
+            "dynamic-list"
+        } else {
+            "none"
+        };
         let params = [
-            ("pcmk_host_check", "none"),
+            ("pcmk_host_check", check),
             ("pcmk_action_limit", limit),
             ("pcmk_delay_max", "2"),
         ]
@@ -135,8 +146,9 @@ impl Sim {
         let mut rng = SeededRng::new(seed);
         let n = 3 + rng.up_to(2) as u32;
         let topo = rng.up_to(1) == 1;
+        let dynamic = rng.up_to(1) == 1;
         let nodes = (1..=n)
-            .map(|i| (i, new_node(i, n, 1, seed, topo)))
+            .map(|i| (i, new_node(i, n, 1, seed, topo, dynamic)))
             .collect();
         let mut sim = Sim {
             seed,
@@ -153,6 +165,8 @@ impl Sim {
             max_total: 0,
             next_call: 1,
             agents_always_pass: false,
+            topo,
+            dynamic,
             log: Vec::new(),
         };
         sim.apply_membership();
@@ -260,7 +274,12 @@ impl Sim {
     fn fencer_output(&mut self, id: u32, out: FencerOutput) {
         match out {
             FencerOutput::AgentCall(c) => {
-                let (delay, outcome) = self.draw_outcome(c.timeout);
+                let (delay, mut outcome) = self.draw_outcome(c.timeout);
+                if let (Action::List, Some(CallOutcome::Success { output })) =
+                    (c.action, &mut outcome)
+                {
+                    *output = (1..=self.n).map(|i| format!("{i},{}\n", name(i))).collect();
+                }
                 self.log.push(format!(
                     "{} n{id} call {:?} {} {:?} → {:?}",
                     self.now, c.call, c.device, c.action, outcome
@@ -450,10 +469,9 @@ impl Sim {
     }
 
     fn restart(&mut self, target: u32) {
-        let topo = !self.nodes[&target].fencer.topology().is_empty();
         let boot = self.nodes[&target].boot + 1;
-        self.nodes
-            .insert(target, new_node(target, self.n, boot, self.seed, topo));
+        let node = new_node(target, self.n, boot, self.seed, self.topo, self.dynamic);
+        self.nodes.insert(target, node);
         let k = self.rng.up_to(self.partitions.len() as u64) as usize;
         match self.partitions.get_mut(k) {
             Some(p) => {
@@ -560,6 +578,27 @@ impl Sim {
                 let v = down[self.rng.up_to(down.len() as u64 - 1) as usize];
                 self.restart(v);
             }
+            30..=31 if !up.is_empty() && !down.is_empty() => {
+                // An administrator confirms a powered-off node is down.
+                let a = up[self.rng.up_to(up.len() as u64 - 1) as usize];
+                let t = down[self.rng.up_to(down.len() as u64 - 1) as usize];
+                let input = FencerInput::Confirm {
+                    target: name(t),
+                    client: "admin-ack".into(),
+                    call: 0,
+                };
+                self.log
+                    .push(format!("{} n{a} confirms node{t} down", self.now));
+                self.nodes
+                    .get_mut(&a)
+                    .expect("node")
+                    .fencer
+                    .handle(self.now, input)
+                    .expect("confirm");
+                self.outstanding
+                    .insert((a, 0), (self.now, self.epoch, None));
+                self.settle();
+            }
             25..=29 if !up.is_empty() => {
                 let a = up[self.rng.up_to(up.len() as u64 - 1) as usize];
                 let t = 1 + self.rng.up_to(u64::from(self.n) - 1) as u32;
@@ -581,35 +620,43 @@ impl Sim {
         }
     }
 
-    fn heal_and_check(&mut self) {
-        self.agents_always_pass = true;
-        // A majority up, everyone up in one partition.
-        let mut down: Vec<u32> = self
-            .nodes
-            .iter()
-            .filter(|(_, n)| !n.up)
-            .map(|(i, _)| *i)
-            .collect();
-        while (self.n as usize - down.len()) as u32 <= self.n / 2 {
-            let v = down.remove(0);
-            self.restart(v);
-        }
-        self.partitions = vec![
-            self.nodes
+    /// Restarts crashed nodes until a majority is up, and puts every live node in
+    /// one partition (when that changes anything).
+    fn heal(&mut self) {
+        loop {
+            let up: BTreeSet<u32> = self
+                .nodes
                 .iter()
                 .filter(|(_, n)| n.up)
                 .map(|(i, _)| *i)
-                .collect(),
-        ];
-        self.apply_membership();
-        // Long enough for every bound, with fencing of the lost nodes on the way.
-        for _ in 0..20 {
-            self.advance(Duration::from_secs(60));
-            // A fenced node may have been a member: keep the partition whole.
-            if self.partitions.len() != 1 {
-                self.fail("partitions split during healing".into());
+                .collect();
+            if up.len() as u32 > self.n / 2 {
+                if self.partitions != [up.clone()] {
+                    self.partitions = vec![up];
+                    self.apply_membership();
+                }
+                return;
             }
+            let v = *self
+                .nodes
+                .iter()
+                .find(|(_, n)| !n.up)
+                .expect("a crashed node")
+                .0;
+            self.restart(v);
         }
+    }
+
+    fn heal_and_check(&mut self) {
+        self.agents_always_pass = true;
+        // Operations still running may power nodes down while we heal: heal again
+        // after each stretch, long enough for every bound, until nothing moves.
+        for _ in 0..20 {
+            self.heal();
+            self.advance(Duration::from_secs(60));
+        }
+        self.heal();
+        self.advance(Duration::from_secs(60));
         if let Some(((n, c), _)) = self.outstanding.iter().next() {
             self.fail(format!("node {n} call {c} never completed"));
         }
