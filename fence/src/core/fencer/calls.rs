@@ -169,7 +169,8 @@ impl Fencer {
                 let Some(step) = self.exec_mut(op_id).and_then(|e| e.step.clone()) else {
                     return;
                 };
-                if step.device != call.device || step.action != call.action {
+                // Only the current attempt's call moves the step.
+                if step.wait != StepWait::Running(cid) && step.wait != StepWait::Queued(cid) {
                     return;
                 }
                 match outcome {

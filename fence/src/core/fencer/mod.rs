@@ -213,6 +213,9 @@ pub struct Fencer {
     stats: FencerStats,
 }
 
+/// Most nodes whose attributes are kept.
+const MAX_ATTRIBUTE_NODES: usize = 4096;
+
 fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
 }
@@ -332,12 +335,7 @@ impl Fencer {
                 Ok(())
             }
             FencerInput::NodeAttributes { node, attributes } => {
-                if node.is_empty() || node.len() > MAX_NAME_LEN {
-                    return Err(FencerError::BadRequest("bad node name".into()));
-                }
-                self.attributes
-                    .insert(node.to_ascii_lowercase(), attributes);
-                Ok(())
+                self.set_attributes(node, attributes)
             }
             FencerInput::HistoryCleanup { target } => {
                 self.history.cleanup(target.as_deref());
@@ -380,6 +378,31 @@ impl Fencer {
             OpKind::Duplicate(of) if self.ops.contains_key(&of) => None,
             _ => Some(op.deadline),
         }
+    }
+
+    fn set_attributes(
+        &mut self,
+        node: String,
+        attributes: BTreeMap<String, String>,
+    ) -> Result<(), FencerError> {
+        let too_long = attributes
+            .iter()
+            .any(|(k, v)| k.len() > MAX_NAME_LEN || v.len() > MAX_NAME_LEN);
+        if node.is_empty() || node.len() > MAX_NAME_LEN || too_long || attributes.len() > 256 {
+            return Err(FencerError::BadRequest(
+                "bad node name or attributes".into(),
+            ));
+        }
+        if !self.attributes.contains_key(&node.to_ascii_lowercase())
+            && self.attributes.len() >= MAX_ATTRIBUTE_NODES
+        {
+            return Err(FencerError::BadRequest(
+                "too many nodes with attributes".into(),
+            ));
+        }
+        self.attributes
+            .insert(node.to_ascii_lowercase(), attributes);
+        Ok(())
     }
 
     // ----- requests -----------------------------------------------------------
