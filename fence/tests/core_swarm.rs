@@ -22,7 +22,8 @@ use phalanx_fence::Action;
 use phalanx_fence::core::{
     AgentCapabilities, CallId, CallOutcome, DecisionConfig, DecisionOutput, Device, FenceDecision,
     FenceEvent, FenceRequest, Fencer, FencerConfig, FencerError, FencerInput, FencerOutput,
-    LevelTarget, MAX_HISTORY, OpId, PeerMessage, SeededRng, scaled,
+    LevelTarget, MAX_HISTORY, OpId, PeerMessage, SeededRng, decode_peer_message,
+    encode_peer_message, scaled,
 };
 use phalanx_totem::Time;
 use std::collections::{BTreeMap, BTreeSet};
@@ -312,6 +313,12 @@ impl Sim {
                     self.executed.insert(*op, client.clone());
                     self.max_total = self.max_total.max(*total_timeout_s);
                 }
+                // Through the wire form, as the Stack will carry it over CPG.
+                let bytes = encode_peer_message(&msg);
+                let msg = match decode_peer_message(&bytes) {
+                    Ok(m) => m,
+                    Err(e) => self.fail(format!("a broadcast does not decode: {e}")),
+                };
                 let peers: Vec<u32> = self
                     .partition_of(id)
                     .map(|p| p.iter().copied().filter(|p| *p != id).collect())

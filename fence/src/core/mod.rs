@@ -64,6 +64,7 @@ mod registry;
 mod rng;
 mod timeout;
 mod topology;
+mod wire;
 
 pub use decision::{DecisionConfig, DecisionOutput, FenceDecision, NoQuorumPolicy, NodeFenceState};
 pub use delay::{NodePriority, device_delay_secs, priority_fencing_delay_secs, start_delay_secs};
@@ -85,3 +86,6 @@ pub use timeout::{
     total_timeout_secs,
 };
 pub use topology::{LevelTarget, Topology, TopologyError, parse_level_devices};
+pub use wire::{
+    MAX_REASON_LEN, WireError, decode as decode_peer_message, encode as encode_peer_message,
+};

@@ -41,6 +41,7 @@ use super::registry::{Eligibility, Registry};
 use super::rng::SeededRng;
 use super::timeout::{DeviceBudget, scaled, total_timeout_secs};
 use super::topology::Topology;
+use super::wire::MAX_REASON_LEN;
 use crate::Action;
 use phalanx_quorum::NodeId;
 use phalanx_totem::Time;
@@ -219,9 +220,6 @@ const MAX_ATTRIBUTE_NODES: usize = 4096;
 fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
 }
-
-/// Longest exit reason accepted from a peer.
-const MAX_REASON_LEN: usize = 1024;
 
 /// A history entry from a peer that is safe to store.
 fn sane_entry(e: &HistoryEntry) -> bool {
