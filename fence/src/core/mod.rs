@@ -69,23 +69,29 @@ mod wire;
 pub use decision::{DecisionConfig, DecisionOutput, FenceDecision, NoQuorumPolicy, NodeFenceState};
 pub use delay::{NodePriority, device_delay_secs, priority_fencing_delay_secs, start_delay_secs};
 pub use device::{
-    AgentCapabilities, DEFAULT_RETRIES, Device, DeviceError, HostCheck, is_fencing_action,
+    AgentCapabilities, DEFAULT_RETRIES, Device, DeviceError, HostCheck, MAX_PARAM_LEN, MAX_PARAMS,
+    is_fencing_action,
 };
-pub use duration::{DurationError, delay_ms_to_secs, parse_duration_ms, timeout_ms_to_secs};
+pub use duration::{
+    DurationError, MAX_DURATION_TEXT, delay_ms_to_secs, parse_duration_ms, timeout_ms_to_secs,
+};
 pub use fencer::{Fencer, FencerConfig, FencerStats};
 pub use history::{Delegate, History, HistoryEntry, MAX_HISTORY, OpId, OpState, TRIMMED_HISTORY};
-pub use hostmap::{MapError, NodeMap, parse_targets};
+pub use hostmap::{MAX_MAP_ENTRIES, MAX_MAP_TEXT, MapError, NodeMap, parse_targets};
 pub use io::{
     AgentCall, CallId, CallOutcome, FenceEvent, FenceFailure, FenceRequest, FencerError,
     FencerInput, FencerOutput, MAX_NAME_LEN, PeerMessage,
 };
-pub use registry::{Eligibility, LIST_CACHE_TTL, Registry, RegistryError};
+pub use registry::{Eligibility, LIST_CACHE_TTL, MAX_DEVICES, Registry, RegistryError};
 pub use rng::SeededRng;
 pub use timeout::{
     DeviceBudget, RequestedDelay, TIMEOUT_MULTIPLY_FACTOR, attempt_budget_secs, scaled,
     total_timeout_secs,
 };
-pub use topology::{LevelTarget, Topology, TopologyError, parse_level_devices};
+pub use topology::{
+    LevelTarget, MAX_LEVEL, MAX_LEVEL_DEVICES, MAX_PATTERN_LEN, MAX_SELECTORS, MIN_LEVEL, Topology,
+    TopologyError, parse_level_devices,
+};
 pub use wire::{
     MAX_REASON_LEN, WireError, decode as decode_peer_message, encode as encode_peer_message,
 };
