@@ -859,3 +859,19 @@ fn malformed_peer_entries_are_dropped() {
     assert_eq!(h.f.history().len(), 1);
     assert!(h.f.history().get(&good.id).is_some());
 }
+
+#[test]
+fn last_fenced_and_in_progress_queries() {
+    let mut h = Harness::new(1);
+    h.add(
+        device("true1", &[("pcmk_host_list", ALL3)], dummy_caps()),
+        Mode::Pass,
+    );
+    assert_eq!(h.f.last_fenced("node3"), None);
+    h.request("node3", Action::Off, 5, None);
+    assert!(h.f.fencing_in_progress("NODE3"));
+    h.run(MINUTE);
+    assert!(!h.f.fencing_in_progress("node3"));
+    assert_eq!(h.f.last_fenced("node3"), Some(secs(0) + h.latency));
+    assert_eq!(h.f.last_fenced("node2"), None);
+}

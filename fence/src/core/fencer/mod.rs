@@ -276,6 +276,23 @@ impl Fencer {
         &self.history
     }
 
+    /// When `target` was last fenced successfully, as recorded here (what DLM's
+    /// `stonith_api_time` asks), or `None`.
+    pub fn last_fenced(&self, target: &str) -> Option<Time> {
+        self.history
+            .entries()
+            .filter(|e| e.state == OpState::Done && e.target.eq_ignore_ascii_case(target))
+            .filter_map(|e| e.completed)
+            .max()
+    }
+
+    /// Whether some operation against `target` is pending (ours or a peer's).
+    pub fn fencing_in_progress(&self, target: &str) -> bool {
+        self.history
+            .entries()
+            .any(|e| e.state == OpState::Pending && e.target.eq_ignore_ascii_case(target))
+    }
+
     /// Counters.
     pub fn stats(&self) -> FencerStats {
         self.stats
