@@ -76,7 +76,9 @@ pub use duration::{
     DurationError, MAX_DURATION_TEXT, delay_ms_to_secs, parse_duration_ms, timeout_ms_to_secs,
 };
 pub use fencer::{Fencer, FencerConfig, FencerStats};
-pub use history::{Delegate, History, HistoryEntry, MAX_HISTORY, OpId, OpState, TRIMMED_HISTORY};
+pub use history::{
+    Delegate, HARD_MAX_HISTORY, History, HistoryEntry, MAX_HISTORY, OpId, OpState, TRIMMED_HISTORY,
+};
 pub use hostmap::{MAX_MAP_ENTRIES, MAX_MAP_TEXT, MapError, NodeMap, parse_targets};
 pub use io::{
     AgentCall, CallId, CallOutcome, FenceEvent, FenceFailure, FenceRequest, FencerError,
