@@ -7,6 +7,8 @@
 //!
 //! - [`agent`]: the [`agent::FenceAgent`] trait, requests and the stdin protocol,
 //!   outcome interpretation, metadata, record/replay — sans-IO.
+//! - [`core`]: the fencer (devices, topology, timeouts, delays, history), its wire
+//!   form, and the "who fences" decision — sans-IO, deterministic.
 //! - [`runner`]: the only I/O in the crate — real agent processes, a worker pool,
 //!   the recording file.
 #![warn(missing_docs)]
@@ -15,6 +17,7 @@
 
 mod action;
 pub mod agent;
+pub mod core;
 pub mod runner;
 
 pub use action::{Action, UnknownAction};

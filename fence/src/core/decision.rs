@@ -1,0 +1,366 @@
+//! "Who fences" after a membership loss (§2.6 of the fencing reference), reduced to
+//! what a cluster stack without a scheduler needs:
+//!
+//! * A node that leaves the membership while expected up (it did not announce a
+//!   clean leave) becomes **unclean**. It stays unclean until it is fenced
+//!   (**fenced**) or rejoins (state cleared).
+//! * Only a **quorate** partition requests fencing of unclean nodes (unless
+//!   `no-quorum-policy=ignore`); an inquorate partition never does. Fencing asked
+//!   for by a client (an administrator, the DLM) goes straight to the fencer and is
+//!   not gated by quorum: this module only learns its results.
+//! * One member requests: the **coordinator**, the lowest node id of the
+//!   partition's membership (every member computes the same one from the agreed
+//!   membership; Pacemaker uses its elected DC the same way). A new coordinator
+//!   takes over the unclean nodes of one that left.
+//! * Each loss is requested once; a failed attempt is requested again, at most
+//!   `max_attempts` times per loss (`fencing-max-attempts`, 10).
+//! * [`FenceDecision::is_fenced_since_lost`] answers services above (DLM, CIB):
+//!   they wait for *fenced*, never for merely *gone*.
+//!
+//! The inputs are plain node ids and a quorate flag, so this module does not depend
+//! on the quorum core's types; [`FenceDecision::handle_quorum_event`] adapts a
+//! votequorum event for convenience. Targets in the fencer are node names: the
+//! composition maps ids to names (and results back).
+
+use super::delay::{NodePriority, priority_fencing_delay_secs};
+use super::timeout::RequestedDelay;
+use crate::Action;
+use phalanx_quorum::{Event, NodeId, NodeState};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// `no-quorum-policy` (only `ignore` changes who may fence).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoQuorumPolicy {
+    /// Stop resources (default).
+    Stop,
+    /// Freeze.
+    Freeze,
+    /// Carry on as if quorate — including fencing lost nodes.
+    Ignore,
+    /// Demote.
+    Demote,
+    /// Fence the partition's own nodes (not modelled here).
+    Fence,
+}
+
+/// The decision's configuration.
+#[derive(Debug, Clone)]
+pub struct DecisionConfig {
+    /// This node.
+    pub local: NodeId,
+    /// The configured cluster nodes (for the priority-fencing-delay counts).
+    pub nodes: BTreeSet<NodeId>,
+    /// `no-quorum-policy`.
+    pub no_quorum_policy: NoQuorumPolicy,
+    /// `fencing-enabled`: without it, lost nodes are assumed down and nothing is
+    /// requested (they count as fenced).
+    pub fencing_enabled: bool,
+    /// `fencing-action` (reboot or off).
+    pub fencing_action: Action,
+    /// `fencing-max-attempts` per loss.
+    pub max_attempts: u32,
+    /// `priority-fencing-delay` in milliseconds (0: off).
+    pub priority_fencing_delay_ms: u64,
+    /// Node priorities (total resource priority, as the scheduler would sum them).
+    pub priorities: BTreeMap<NodeId, i64>,
+}
+
+impl DecisionConfig {
+    /// Defaults: policy stop, fencing enabled, reboot, 10 attempts, no priority delay.
+    pub fn new(local: NodeId, nodes: impl IntoIterator<Item = NodeId>) -> Self {
+        DecisionConfig {
+            local,
+            nodes: nodes.into_iter().collect(),
+            no_quorum_policy: NoQuorumPolicy::Stop,
+            fencing_enabled: true,
+            fencing_action: Action::Reboot,
+            max_attempts: 10,
+            priority_fencing_delay_ms: 0,
+            priorities: BTreeMap::new(),
+        }
+    }
+}
+
+/// A node's state as the decision sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeFenceState {
+    /// In our membership.
+    Member,
+    /// Not a member and not owed fencing (never seen, or left cleanly).
+    Down,
+    /// Left while expected up; not fenced yet. `loss` counts its losses.
+    Unclean {
+        /// Which loss.
+        loss: u64,
+    },
+    /// Fenced since loss `loss`.
+    Fenced {
+        /// Which loss.
+        loss: u64,
+    },
+}
+
+/// What the decision asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecisionOutput {
+    /// Ask the fencer to fence `node`.
+    Fence {
+        /// The node.
+        node: NodeId,
+        /// `fencing-action`.
+        action: Action,
+        /// Which loss this is for.
+        loss: u64,
+        /// The priority fencing delay as the requested delay (`Some(0)` when the
+        /// option is on but does not apply to this node).
+        delay: RequestedDelay,
+    },
+    /// `node` is now fenced (services waiting on it may recover).
+    NodeFenced {
+        /// The node.
+        node: NodeId,
+        /// Which loss.
+        loss: u64,
+    },
+}
+
+#[derive(Debug, Clone, Copy)]
+struct NodeRec {
+    state: NodeFenceState,
+    losses: u64,
+    leaving: bool,
+    requested: bool,
+    attempts: u32,
+    fenced_while_member: bool,
+}
+
+impl NodeRec {
+    fn new(state: NodeFenceState) -> Self {
+        NodeRec {
+            state,
+            losses: 0,
+            leaving: false,
+            requested: false,
+            attempts: 0,
+            fenced_while_member: false,
+        }
+    }
+}
+
+/// The "who fences" state machine.
+#[derive(Debug, Clone)]
+pub struct FenceDecision {
+    cfg: DecisionConfig,
+    nodes: BTreeMap<NodeId, NodeRec>,
+    members: BTreeSet<NodeId>,
+    quorate: bool,
+    out: VecDeque<DecisionOutput>,
+}
+
+impl FenceDecision {
+    /// Starts with only the local node a member, inquorate.
+    pub fn new(cfg: DecisionConfig) -> Self {
+        let mut nodes: BTreeMap<NodeId, NodeRec> = cfg
+            .nodes
+            .iter()
+            .map(|n| (*n, NodeRec::new(NodeFenceState::Down)))
+            .collect();
+        nodes.insert(cfg.local, NodeRec::new(NodeFenceState::Member));
+        FenceDecision {
+            members: BTreeSet::from([cfg.local]),
+            cfg,
+            nodes,
+            quorate: false,
+            out: VecDeque::new(),
+        }
+    }
+
+    /// A new membership and quorum state (after every configuration change).
+    pub fn membership(&mut self, members: &BTreeSet<NodeId>, quorate: bool) {
+        let mut members = members.clone();
+        members.insert(self.cfg.local);
+        for n in &members {
+            let rec = self
+                .nodes
+                .entry(*n)
+                .or_insert_with(|| NodeRec::new(NodeFenceState::Down));
+            if rec.state != NodeFenceState::Member {
+                // Rejoin clears any loss state.
+                let losses = rec.losses;
+                *rec = NodeRec::new(NodeFenceState::Member);
+                rec.losses = losses;
+            }
+        }
+        for n in self.members.difference(&members) {
+            let Some(rec) = self.nodes.get_mut(n) else {
+                continue;
+            };
+            if rec.state != NodeFenceState::Member {
+                continue;
+            }
+            rec.losses += 1;
+            let loss = rec.losses;
+            rec.requested = false;
+            rec.attempts = 0;
+            rec.state = if rec.leaving {
+                NodeFenceState::Down
+            } else if rec.fenced_while_member || !self.cfg.fencing_enabled {
+                self.out
+                    .push_back(DecisionOutput::NodeFenced { node: *n, loss });
+                NodeFenceState::Fenced { loss }
+            } else {
+                NodeFenceState::Unclean { loss }
+            };
+            rec.leaving = false;
+            rec.fenced_while_member = false;
+        }
+        self.members = members;
+        self.quorate = quorate;
+        self.evaluate();
+    }
+
+    /// `node` announced a clean leave (its next loss is not unclean).
+    pub fn leaving(&mut self, node: NodeId) {
+        if let Some(rec) = self.nodes.get_mut(&node)
+            && rec.state == NodeFenceState::Member
+        {
+            rec.leaving = true;
+        }
+    }
+
+    /// Some fencing of `node` succeeded (from any origin: our request, a peer's,
+    /// an administrator's, a manual confirmation): feed every
+    /// [`FenceEvent::Fenced`](super::FenceEvent::Fenced).
+    pub fn fenced(&mut self, node: NodeId) {
+        let Some(rec) = self.nodes.get_mut(&node) else {
+            return;
+        };
+        match rec.state {
+            NodeFenceState::Unclean { loss } => {
+                rec.state = NodeFenceState::Fenced { loss };
+                rec.requested = false;
+                self.out
+                    .push_back(DecisionOutput::NodeFenced { node, loss });
+            }
+            NodeFenceState::Member => rec.fenced_while_member = true,
+            _ => {}
+        }
+    }
+
+    /// *Our* request to fence `node` for loss `loss` (as in
+    /// [`DecisionOutput::Fence`]) failed (its
+    /// [`FenceEvent::RequestDone`](super::FenceEvent::RequestDone) was an error, or
+    /// the fencer refused it): ask again if attempts remain. Failures of other
+    /// operations, or of a request made for an earlier loss, are not acted on —
+    /// they say nothing about the current request, and reacting to them would put
+    /// two requests for one loss in flight.
+    pub fn request_failed(&mut self, node: NodeId, loss: u64) {
+        let Some(rec) = self.nodes.get_mut(&node) else {
+            return;
+        };
+        if rec.state == (NodeFenceState::Unclean { loss }) && rec.requested {
+            rec.requested = false;
+            self.evaluate();
+        }
+    }
+
+    /// Adapts a votequorum event ([`Event::QuorumChanged`]; others are ignored):
+    /// members are the nodes not dead; a leaving node is marked as such.
+    pub fn handle_quorum_event(&mut self, event: &Event) {
+        if let Event::QuorumChanged { quorate, nodes, .. } = event {
+            let mut members = BTreeSet::new();
+            for n in nodes {
+                match n.state {
+                    NodeState::Member => {
+                        members.insert(n.node);
+                    }
+                    NodeState::Leaving => {
+                        members.insert(n.node);
+                        self.leaving(n.node);
+                    }
+                    NodeState::Dead => {}
+                }
+            }
+            self.membership(&members, *quorate);
+        }
+    }
+
+    /// The next request or notification.
+    pub fn poll(&mut self) -> Option<DecisionOutput> {
+        self.out.pop_front()
+    }
+
+    /// Is `node` fenced since it was lost? (False for members and clean leavers:
+    /// services wait for *fenced*, never for *gone*.)
+    pub fn is_fenced_since_lost(&self, node: NodeId) -> bool {
+        matches!(self.state(node), NodeFenceState::Fenced { .. })
+    }
+
+    /// A node's state (unknown nodes are down).
+    pub fn state(&self, node: NodeId) -> NodeFenceState {
+        self.nodes
+            .get(&node)
+            .map_or(NodeFenceState::Down, |r| r.state)
+    }
+
+    /// Nodes owed fencing, ascending.
+    pub fn unclean(&self) -> Vec<NodeId> {
+        self.nodes
+            .iter()
+            .filter(|(_, r)| matches!(r.state, NodeFenceState::Unclean { .. }))
+            .map(|(n, _)| *n)
+            .collect()
+    }
+
+    /// The member that requests fencing for the partition (lowest id).
+    pub fn coordinator(&self) -> Option<NodeId> {
+        self.members.first().copied()
+    }
+
+    /// May this partition request fencing of lost nodes?
+    pub fn may_fence(&self) -> bool {
+        self.cfg.fencing_enabled
+            && (self.quorate || self.cfg.no_quorum_policy == NoQuorumPolicy::Ignore)
+    }
+
+    fn evaluate(&mut self) {
+        if !self.may_fence() || self.coordinator() != Some(self.cfg.local) {
+            return;
+        }
+        let all: Vec<NodePriority> = self.nodes.keys().map(|n| self.priority_of(*n)).collect();
+        let mut requests = Vec::new();
+        for (n, rec) in &mut self.nodes {
+            if let NodeFenceState::Unclean { loss } = rec.state
+                && !rec.requested
+                && rec.attempts < self.cfg.max_attempts
+            {
+                rec.requested = true;
+                rec.attempts += 1;
+                requests.push((*n, loss));
+            }
+        }
+        for (node, loss) in requests {
+            let delay = (self.cfg.priority_fencing_delay_ms > 0).then(|| {
+                priority_fencing_delay_secs(
+                    self.cfg.priority_fencing_delay_ms,
+                    &self.priority_of(node),
+                    &all,
+                ) as i64
+            });
+            self.out.push_back(DecisionOutput::Fence {
+                node,
+                action: self.cfg.fencing_action,
+                loss,
+                delay,
+            });
+        }
+    }
+
+    fn priority_of(&self, node: NodeId) -> NodePriority {
+        NodePriority {
+            cluster_node: true,
+            online: self.members.contains(&node),
+            priority: self.cfg.priorities.get(&node).copied().unwrap_or(0),
+        }
+    }
+}
