@@ -72,6 +72,7 @@ fn child(id: u32) {
                         hash = (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
                     }
                 }
+                _ => {}
             }
         }
         out.flush().unwrap();

@@ -150,6 +150,7 @@ fn child() {
                     )
                     .unwrap();
                 }
+                _ => {}
             }
         }
         if last_report.elapsed() >= Duration::from_secs(60) {

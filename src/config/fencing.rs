@@ -9,7 +9,7 @@
 //!     no_quorum_policy: stop         # stop | ignore | freeze | suicide
 //!     device {
 //!         id: ipmi-a
-//!         agent: fence_ipmilan
+//!         agent: fence_ipmilan       # a file name in agent_dir (/usr/sbin)
 //!         ip: 10.0.0.1               # every other key is a device parameter,
 //!         pcmk_host_list: node1      # passed to the fencer (pcmk_*) or the agent
 //!     }
@@ -24,8 +24,11 @@
 use super::error::ConfigError;
 use super::model::SourceInfo;
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::time::Duration;
 
+/// Where fence agents are looked up by default.
+pub const DEFAULT_AGENT_DIR: &str = "/usr/sbin";
 /// Pacemaker's default `fencing-timeout`.
 pub const DEFAULT_FENCING_TIMEOUT: Duration = Duration::from_secs(60);
 /// Pacemaker's default `fencing-max-attempts`.
@@ -83,7 +86,7 @@ pub enum LevelTarget {
 pub struct FenceDeviceConfig {
     /// The device's id (referred to by levels).
     pub id: String,
-    /// The agent: a name found in the agent directories (`fence_ipmilan`) or a path.
+    /// The agent's file name in [`FencingConfig::agent_dir`] (`fence_ipmilan`).
     pub agent: String,
     /// Every other key, in file order: `pcmk_*` parameters for the fencer, the rest
     /// for the agent.
@@ -124,6 +127,9 @@ pub struct FencingConfig {
     pub devices: Vec<FenceDeviceConfig>,
     /// Levels, in file order.
     pub levels: Vec<FenceLevelConfig>,
+    /// Where agents named without a path are found (default `/usr/sbin`, where
+    /// Debian's fence-agents installs them).
+    pub agent_dir: PathBuf,
 }
 
 impl Default for FencingConfig {
@@ -138,6 +144,7 @@ impl Default for FencingConfig {
             watchdog_timeout: Duration::ZERO,
             devices: Vec::new(),
             levels: Vec::new(),
+            agent_dir: PathBuf::from(DEFAULT_AGENT_DIR),
         }
     }
 }
@@ -166,6 +173,15 @@ impl FencingConfig {
             }
             if d.agent.is_empty() {
                 return Err(src.error(&key("agent"), format!("device {:?} has no agent", d.id)));
+            }
+            if d.agent.contains('/') || d.agent.starts_with('.') {
+                return Err(src.error(
+                    &key("agent"),
+                    format!(
+                        "agent {:?} must be a file name in agent_dir, not a path",
+                        d.agent
+                    ),
+                ));
             }
             if d.params.len() > MAX_DEVICE_PARAMS {
                 return Err(src.error(

@@ -45,7 +45,7 @@ fencing {
     }
     device {
         id: pdu
-        agent: /usr/sbin/fence_dummy
+        agent: fence_dummy
     }
     level {
         index: 1
@@ -145,6 +145,10 @@ fencing {
 
     let err = corosync("fencing {\n action: explode\n}\n").unwrap_err();
     assert!(err.message.contains("expected reboot or off"), "{err}");
+
+    let err = corosync("fencing {\n device {\n id: a\n agent: /usr/sbin/fence_dummy\n }\n}\n")
+        .unwrap_err();
+    assert!(err.message.contains("not a path"), "{err}");
 
     let err = corosync("fencing {\n device {\n agent: x\n }\n}\n").unwrap_err();
     assert!(err.message.contains("needs an id"), "{err}");

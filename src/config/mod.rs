@@ -81,9 +81,9 @@ mod tests;
 
 pub use error::{ConfigError, Warning};
 pub use fencing::{
-    DEFAULT_FENCING_MAX_ATTEMPTS, DEFAULT_FENCING_TIMEOUT, FenceDeviceConfig, FenceLevelConfig,
-    FencingAction, FencingConfig, LevelTarget, MAX_DEVICE_PARAMS, MAX_DEVICES, MAX_LEVEL_INDEX,
-    NoQuorumPolicy,
+    DEFAULT_AGENT_DIR, DEFAULT_FENCING_MAX_ATTEMPTS, DEFAULT_FENCING_TIMEOUT, FenceDeviceConfig,
+    FenceLevelConfig, FencingAction, FencingConfig, LevelTarget, MAX_DEVICE_PARAMS, MAX_DEVICES,
+    MAX_LEVEL_INDEX, NoQuorumPolicy,
 };
 pub use model::{
     CRYPTO_OVERHEAD, Cipher, ClusterConfig, CryptoConfig, DEFAULT_KEY_FILE, DEFAULT_PORT,

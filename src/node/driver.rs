@@ -7,6 +7,7 @@
 //! and link choice live in [`super::link_io`].
 
 use super::cpg::{CpgGroup, MemberSink};
+use super::fencing::FenceRunner;
 use super::persist;
 use super::quorum::{QuorumCallError, QuorumChange, QuorumInfo};
 use super::snapshot::{Membership, NodeStats};
@@ -155,6 +156,8 @@ pub(crate) struct Driver {
     left: bool,
     last_publish: Instant,
     realtime_priority: Option<i32>,
+    /// Runs fence agents off this thread (when fencing is configured).
+    fence_runner: Option<FenceRunner>,
 }
 
 impl Driver {
@@ -211,6 +214,7 @@ impl Driver {
                 links: link_addrs,
                 link_mode: opts.links.mode,
                 crypto,
+                fencing: opts.fencing.as_ref().map(|f| f.setup.clone()),
             },
             persisted,
             Time::ZERO,
@@ -218,6 +222,10 @@ impl Driver {
         )?;
         *shared.membership.lock() =
             Membership::new(stack.totem().ring_id(), stack.totem().members().to_vec());
+        let fence_runner = match &opts.fencing {
+            Some(f) => Some(FenceRunner::new(f, Arc::clone(&waker))?),
+            None => None,
+        };
         let mut driver = Driver {
             stack,
             quorum_published: None,
@@ -242,6 +250,7 @@ impl Driver {
             left: false,
             last_publish: start,
             realtime_priority: opts.realtime_priority,
+            fence_runner,
         };
         driver.publish_quorum();
         Ok(driver)
@@ -389,7 +398,12 @@ impl Driver {
             // wake between our check and `poll` is not lost either).
             self.shared.parked.store(true, Ordering::SeqCst);
             fence(Ordering::SeqCst);
-            if !self.commands.is_empty() {
+            if !self.commands.is_empty()
+                || self
+                    .fence_runner
+                    .as_ref()
+                    .is_some_and(FenceRunner::has_completions)
+            {
                 timeout = Some(Duration::ZERO);
             }
             let polled = self.poll.poll(&mut events, timeout);
@@ -410,6 +424,7 @@ impl Driver {
                 self.read_sockets()?;
             }
             self.take_commands()?;
+            self.take_fence_completions();
             let now = self.now();
             if self.deadline.is_some_and(|t| t <= now) {
                 self.input(now, Input::Timeout);
@@ -442,6 +457,15 @@ impl Driver {
             }
         }
         Ok(())
+    }
+
+    /// Feeds every finished fence agent call back to the Stack.
+    fn take_fence_completions(&mut self) {
+        while let Some((call, outcome)) = self.fence_runner.as_ref().and_then(FenceRunner::try_recv)
+        {
+            let now = self.now();
+            self.input(now, Input::FenceAgentDone { call, outcome });
+        }
     }
 
     fn take_commands(&mut self) -> io::Result<()> {
@@ -695,6 +719,28 @@ impl Driver {
                 // Logged by the Stack; the driver counts and republishes.
                 self.stats.link_changes += 1;
                 return Ok(true);
+            }
+            Output::FenceAgent(call) => {
+                let refused = match &self.fence_runner {
+                    Some(r) => r.submit(&call).err(),
+                    None => Some(phalanx_fence::core::CallOutcome::Failed {
+                        exit_code: None,
+                        reason: "no agent runner".into(),
+                    }),
+                };
+                if let Some(outcome) = refused {
+                    let now = self.now();
+                    self.input(
+                        now,
+                        Input::FenceAgentDone {
+                            call: call.call,
+                            outcome,
+                        },
+                    );
+                }
+            }
+            Output::Event(StackEvent::Fence(n)) => {
+                let _ = self.events.send(NodeEvent::Fence(n));
             }
             Output::Stopped(StopReason::Left) => self.left = true,
             Output::Stopped(reason) => {

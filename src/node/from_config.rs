@@ -147,6 +147,19 @@ impl NodeOptions {
             .iter()
             .filter_map(|n| n.name.clone().map(|name| (n.node_id, name)))
             .collect();
+        if cfg.fencing.enabled {
+            if o.quorum.is_none() {
+                return Err(cfg.source.error(
+                    "fencing",
+                    "fencing decides with quorum: set quorum.provider (corosync_votequorum)",
+                ));
+            }
+            let draw = || {
+                crate::crypto::random_boot_id()
+                    .map_err(|e| err("fencing".into(), format!("no randomness: {e}")))
+            };
+            o.fencing = super::fencing::fencing_from_config(cfg, node_id, draw()?, draw()?)?;
+        }
         Ok(o)
     }
 }

@@ -11,6 +11,7 @@ mod callback;
 mod cpg;
 mod driver;
 mod error;
+mod fencing;
 mod from_config;
 mod link_options;
 mod options;
@@ -27,6 +28,7 @@ pub use callback::CallbackGuard;
 pub use cpg::{CallbackMember, Cpg, CpgGroup, CpgMember, DispatchMode};
 pub use driver::DriverStats;
 pub use error::NodeError;
+pub use fencing::{NodeFencing, fencing_from_config};
 pub use link_options::{ExtraLink, LinkOptions, LinkParams, Multicast};
 pub use options::{CryptoOptions, NodeOptions};
 pub use quorum::{
@@ -47,12 +49,15 @@ use std::thread::JoinHandle;
 
 /// What the application receives, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum NodeEvent {
     /// A message in agreed (or safe) order (raw messages of
     /// [`NodeHandle::mcast`]; process-group traffic goes to [`CpgMember`]s).
     Deliver(RawDelivery),
     /// A transitional or regular configuration.
     Config(ConfigChange),
+    /// Fencing: a result, a node owed fencing, a node fenced.
+    Fence(crate::stack::FenceNotice),
 }
 
 /// What handles send the driver: Stack requests (answered through [`Reply`]), and

@@ -87,6 +87,8 @@ pub struct NodeOptions {
     pub cluster_name: String,
     /// Node names from the node list, for tools.
     pub node_names: BTreeMap<NodeId, String>,
+    /// Fencing (needs `quorum`): devices, levels, policy, where agents run.
+    pub fencing: Option<super::NodeFencing>,
 }
 
 impl NodeOptions {
@@ -109,6 +111,7 @@ impl NodeOptions {
             qdevice: None,
             cluster_name: String::new(),
             node_names: BTreeMap::new(),
+            fencing: None,
         }
     }
 

@@ -46,6 +46,8 @@ pub struct StackConfig {
     pub link_mode: LinkMode,
     /// The cluster key (`None`: datagrams in the clear, for benchmarks and tests).
     pub crypto: Option<LinkCrypto>,
+    /// Fencing (the fencer and the who-fences decision); needs quorum.
+    pub fencing: Option<super::FencingSetup>,
 }
 
 impl StackConfig {
@@ -69,6 +71,7 @@ impl StackConfig {
             }],
             link_mode: LinkMode::default(),
             crypto: None,
+            fencing: None,
         }
     }
 }
@@ -89,6 +92,12 @@ pub enum StackConfigError {
     /// Link 0 does not list exactly totem's nodes.
     #[error("link 0 must list an address for every node of totem's node list, and no other")]
     LinkNodesDiffer,
+    /// Fencing decides with quorum: it cannot run without it.
+    #[error("fencing needs quorum to be configured")]
+    FencingNeedsQuorum,
+    /// A fencing device or level was refused.
+    #[error("fencing: {0}")]
+    Fencing(#[from] phalanx_fence::core::FencerError),
     /// The quorum configuration is for another node than totem's.
     #[error("quorum local node {quorum} is not totem node {totem}")]
     QuorumNodeMismatch {

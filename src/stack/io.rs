@@ -38,6 +38,14 @@ pub enum Input<'a> {
         /// Whether it is durable.
         result: Result<(), PersistFailed>,
     },
+    /// A fence agent call from [`Output::FenceAgent`] finished (the driver ran it off
+    /// its thread).
+    FenceAgentDone {
+        /// The call's id.
+        call: phalanx_fence::core::CallId,
+        /// How it ended.
+        outcome: phalanx_fence::core::CallOutcome,
+    },
 }
 
 /// An application request, answered by [`Stack::handle_input`](super::Stack::handle_input)'s
@@ -60,6 +68,8 @@ pub enum Request {
     Cpg(CpgRequest),
     /// A quorum request (the Stack must run quorum).
     Quorum(QuorumRequest),
+    /// A request to the fencer (fence, confirm, history cleanup).
+    Fence(super::FenceCommand),
 }
 
 /// Closed-process-group requests (see [`phalanx_cpg::Cpg`]).
@@ -201,6 +211,9 @@ pub enum Output {
     Persist(Persist),
     /// The Stack stopped; it takes no further input. Emitted once.
     Stopped(StopReason),
+    /// Run this fence agent call off the driver thread and report it with
+    /// [`Input::FenceAgentDone`].
+    FenceAgent(phalanx_fence::core::AgentCall),
     /// Nothing more now: feed [`Input::Timeout`] at this time (or any input
     /// earlier) and poll again. `None`: no deadline (a stopped Stack).
     Timeout(Option<Time>),
@@ -221,6 +234,8 @@ pub enum StackEvent {
     Quorum(phalanx_quorum::Event),
     /// A link to a peer went up or down.
     Link(LinkEvent),
+    /// Fencing: results, unclean and fenced nodes.
+    Fence(super::FenceNotice),
 }
 
 /// Why [`Stack::handle_input`](super::Stack::handle_input) refused an input. Each
@@ -240,6 +255,9 @@ pub enum InputError {
     /// A quorum request was refused; nothing changed.
     #[error(transparent)]
     Quorum(#[from] super::QuorumRequestError),
+    /// The fencer refused a request (or fencing is not configured).
+    #[error(transparent)]
+    Fence(#[from] phalanx_fence::core::FencerError),
     /// The Stack has stopped and takes no input.
     #[error("stopped: {0}")]
     Stopped(StopReason),

@@ -66,6 +66,7 @@
 //! as [`StackEvent`] variants. See `docs/architecture.md`.
 
 mod config;
+mod fence;
 mod io;
 mod quorum;
 mod service;
@@ -73,6 +74,7 @@ mod service;
 mod tests;
 
 pub use config::{QuorumRequestError, StackConfig, StackConfigError};
+pub use fence::{DECISION_CLIENT, FenceCommand, FenceNotice, FenceServiceStats, FencingSetup};
 pub use io::{
     CpgRequest, Input, InputError, Output, Persist, PersistFailed, PersistId, PersistItem,
     QuorumRequest, Request, StackEvent, StopReason,
@@ -143,6 +145,7 @@ pub struct Stack {
     totem: Totem,
     cpg: Cpg,
     quorum: Option<Votequorum>,
+    fence: Option<fence::FenceService>,
     links: LinkLayer,
     /// A quorum message taken from the core and waiting for room in totem (the core
     /// has no peek), already prefixed with its service byte.
@@ -177,6 +180,7 @@ impl Stack {
             links,
             link_mode,
             crypto,
+            fencing,
         } = cfg;
         // A CPG message of the maximal size must fit in one totem message and in
         // totem's queue (CPG waits for room; one that never fits would block every
@@ -205,12 +209,18 @@ impl Stack {
         {
             return Err(StackConfigError::LinkNodesDiffer);
         }
+        let fence = match fencing {
+            Some(_) if quorum.is_none() => return Err(StackConfigError::FencingNeedsQuorum),
+            Some(setup) => Some(fence::FenceService::new(setup, now)?),
+            None => None,
+        };
         let links = LinkLayer::new(node, &links, link_mode, crypto.as_ref(), now)?;
         let totem = Totem::new(totem, persisted_seq, now, logger.clone())?;
         let mut stack = Self {
             totem,
             cpg: Cpg::new(node, cpg),
             quorum,
+            fence,
             links,
             quorum_out: None,
             quorum_input: false,
@@ -242,6 +252,10 @@ impl Stack {
             }
             Input::Request(r) => self.on_request(now, r),
             Input::Persisted { id, result } => self.on_persisted(id, result),
+            Input::FenceAgentDone { call, outcome } => {
+                self.on_fence_agent_done(call, outcome);
+                Ok(())
+            }
         };
         self.pump();
         r
@@ -286,6 +300,7 @@ impl Stack {
             q.handle_timeout(now);
             self.quorum_input = true;
         }
+        self.fence_timeout(now);
     }
 
     fn on_request(&mut self, now: Time, r: Request) -> Result<(), InputError> {
@@ -305,6 +320,7 @@ impl Stack {
             }
             Request::Cpg(c) => self.on_cpg_request(c)?,
             Request::Quorum(q) => self.on_quorum_request(q)?,
+            Request::Fence(f) => self.on_fence_command(f)?,
         }
         Ok(())
     }
@@ -379,10 +395,15 @@ impl Stack {
             return None;
         }
         let quorum = self.quorum.as_ref().and_then(Votequorum::poll_timeout);
-        [self.totem.poll_timeout(), quorum, self.links.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.totem.poll_timeout(),
+            quorum,
+            self.links.poll_timeout(),
+            self.fence_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Bytes totem can still queue now (raw messages count their service byte).
@@ -432,6 +453,7 @@ impl Stack {
             && self.cpg.is_quiescent()
             && self.gate.held.is_empty()
             && self.quorum_is_quiescent()
+            && self.fence_is_quiescent()
     }
 
     /// Moves outputs between the layers until nothing moves, then puts totem's
@@ -444,6 +466,7 @@ impl Stack {
         self.drain_quorum_events();
         loop {
             let moved_events = self.pump_totem();
+            self.pump_fence();
             let moved_sends = self.pump_sends();
             if !moved_events && !moved_sends {
                 break;
@@ -484,6 +507,9 @@ impl Stack {
                 Event::Deliver(d) => self.route_delivery(d.sender, d.guarantee, d.data),
                 Event::Config(c) => {
                     self.cpg.handle_config(&c);
+                    if c.kind == phalanx_totem::ConfigKind::Regular {
+                        self.fence_config(&c.members);
+                    }
                     if let Some(q) = self.quorum.as_mut() {
                         q.handle_config(self.now, &c);
                         self.quorum_input = true;
@@ -527,6 +553,7 @@ impl Stack {
                 }
                 None => self.stats.unknown_service += 1,
             },
+            Some(ServiceId::Fence) => self.on_fence_message(sender, &data[1..]),
             None => self.stats.unknown_service += 1,
         }
     }
@@ -535,6 +562,7 @@ impl Stack {
     /// true if any moved.
     fn pump_sends(&mut self) -> bool {
         let mut any = self.pump_quorum_sends();
+        any |= self.pump_fence_sends();
         while let Some(len) = self.cpg.next_send_len() {
             if len > self.totem.send_queue_room() {
                 break;

@@ -46,7 +46,10 @@ impl Stack {
                 Event::PersistExpectedVotes(n) => {
                     self.request_persist(PersistItem::ExpectedVotes(n));
                 }
-                e => self.emit(Output::Event(StackEvent::Quorum(e))),
+                e => {
+                    self.fence_quorum_event(&e);
+                    self.emit(Output::Event(StackEvent::Quorum(e)));
+                }
             }
         }
     }

@@ -15,6 +15,8 @@ pub enum ServiceId {
     Cpg = 1,
     /// Reserved for quorum (`phalanx-quorum`).
     Quorum = 2,
+    /// The fencers' peer messages (`phalanx-fence`).
+    Fence = 3,
 }
 
 impl ServiceId {
@@ -24,6 +26,7 @@ impl ServiceId {
             0 => Self::Raw,
             1 => Self::Cpg,
             2 => Self::Quorum,
+            3 => Self::Fence,
             _ => return None,
         })
     }

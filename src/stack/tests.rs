@@ -82,6 +82,7 @@ impl Pair {
                 Output::Event(e) => self.events[i].push(e),
                 Output::Persist(p) => self.persists[i].push(p),
                 Output::Stopped(r) => self.stopped[i] = Some(r),
+                Output::FenceAgent(c) => panic!("no fencing is configured here, yet {c:?}"),
                 Output::Timeout(_) => return wire,
             }
         }

@@ -397,6 +397,11 @@ impl Cluster {
         mono_ns()
     }
 
+    /// The process id of running node `id`.
+    pub fn pid(&self, id: u32) -> u32 {
+        self.proc(id).child.id()
+    }
+
     /// Sends signal `sig` to node `id` (e.g. `libc::SIGSTOP`, `libc::SIGCONT`).
     pub fn signal(&self, id: u32, sig: i32) {
         let pid = self.proc(id).child.id() as i32;

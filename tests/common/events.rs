@@ -68,6 +68,14 @@ pub enum Event {
     },
     /// The answer to a command.
     Reply(Reply),
+    /// A fencing event (`fence_unclean`, `fence_fenced`, `fence_result`,
+    /// `fence_done`) and its fields, values unescaped.
+    Fence {
+        /// The event name.
+        kind: String,
+        /// Its fields.
+        fields: BTreeMap<String, String>,
+    },
     /// The node left the cluster cleanly.
     Left,
     /// The process's output ended (not printed: the harness adds it).
@@ -298,6 +306,14 @@ pub fn parse(line: &str) -> Result<(u64, Event), String> {
                 .collect::<Result<_, String>>()?,
         }),
         "left" => Event::Left,
+        kind if kind.starts_with("fence_") => Event::Fence {
+            kind: kind.to_string(),
+            fields: f
+                .0
+                .iter()
+                .map(|(k, v)| Ok((k.to_string(), unpct(v)?)))
+                .collect::<Result<_, String>>()?,
+        },
         other => return Err(format!("unknown event {other:?}")),
     };
     Ok((t, ev))

@@ -182,6 +182,18 @@ impl AgentMetadata {
     pub fn on_runs_on_target(&self) -> bool {
         self.action(Action::On).is_some_and(|a| a.on_target)
     }
+
+    /// The facts the fencer core needs about this agent.
+    pub fn capabilities(&self) -> crate::core::AgentCapabilities {
+        crate::core::AgentCapabilities {
+            list: self.supports(Action::List),
+            status: self.supports(Action::Status),
+            reboot: self.supports(Action::Reboot),
+            on: self.supports(Action::On),
+            on_automatic: self.requires_unfencing(),
+            host_argument: self.default_host_argument().map(str::to_string),
+        }
+    }
 }
 
 /// Which element's text is being collected.

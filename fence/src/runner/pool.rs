@@ -46,12 +46,25 @@ impl AgentPool {
         queue: usize,
         done: Sender<AgentCompletion>,
     ) -> std::io::Result<AgentPool> {
+        Self::with_notify(agent, workers, queue, done, Arc::new(|| {}))
+    }
+
+    /// As [`AgentPool::new`], and calls `notify` after each completion is sent: a
+    /// poll-based driver passes its waker so a finished call wakes it.
+    pub fn with_notify(
+        agent: Arc<dyn FenceAgent>,
+        workers: usize,
+        queue: usize,
+        done: Sender<AgentCompletion>,
+        notify: Arc<dyn Fn() + Send + Sync>,
+    ) -> std::io::Result<AgentPool> {
         let (tx, rx) = crossbeam_channel::bounded::<(u64, AgentRequest)>(queue);
         let mut handles = Vec::new();
         for i in 0..workers.max(1) {
             let rx = rx.clone();
             let agent = Arc::clone(&agent);
             let done = done.clone();
+            let notify = Arc::clone(&notify);
             let handle = std::thread::Builder::new()
                 .name(format!("fence-agent-{i}"))
                 .spawn(move || {
@@ -64,6 +77,7 @@ impl AgentPool {
                                 ))
                             });
                         let _ = done.send(AgentCompletion { id, request, reply });
+                        notify();
                     }
                 })?;
             handles.push(handle);

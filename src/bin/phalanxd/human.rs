@@ -69,6 +69,10 @@ pub fn run(node: Node, me: NodeId, chat: bool, stop: &'static AtomicBool) -> Res
                 let _ = writeln!(out, "{}: {}", d.sender, String::from_utf8_lossy(&d.data));
             }
             NodeEvent::Deliver(_) => {}
+            NodeEvent::Fence(n) => {
+                let _ = writeln!(out, "[node {me}] fencing: {n:?}");
+            }
+            _ => {}
         }
         let _ = out.flush();
     }

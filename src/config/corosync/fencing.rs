@@ -34,6 +34,7 @@ impl Mapper<'_> {
                 "max_attempts" => f.max_attempts = key.num()?,
                 "priority_fencing_delay" => f.priority_delay = key.ms()?,
                 "watchdog_timeout" => f.watchdog_timeout = key.ms()?,
+                "agent_dir" => f.agent_dir = key.file_path(),
                 "no_quorum_policy" => {
                     f.no_quorum_policy = key.one_of(&[
                         ("stop", NoQuorumPolicy::Stop),

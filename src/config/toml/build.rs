@@ -391,6 +391,7 @@ impl<'a> Build<'a> {
             watchdog_timeout: ms(f.watchdog_timeout_ms).unwrap_or(d.watchdog_timeout),
             devices,
             levels,
+            agent_dir: f.agent_dir.unwrap_or(d.agent_dir),
         })
     }
 

@@ -12,6 +12,7 @@ mod command;
 mod cpg;
 mod emit;
 mod exec;
+mod fence;
 mod message;
 mod watch;
 
@@ -176,6 +177,8 @@ pub fn run(node: Node, incarnation: u32, stop: &'static AtomicBool) -> Result<()
         match node.events().recv_timeout(Duration::from_millis(50)) {
             Ok(NodeEvent::Deliver(d)) => ctx.deliver(d.sender, d.guarantee, &d.data),
             Ok(NodeEvent::Config(c)) => ctx.config(&c),
+            Ok(NodeEvent::Fence(n)) => fence::emit(&ctx.out, &n),
+            Ok(_) => {}
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
         }

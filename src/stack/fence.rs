@@ -1,0 +1,395 @@
+//! The Stack's fencing service: the fencer core and the "who fences" decision of
+//! `phalanx-fence`, wired to the other layers.
+//!
+//! - votequorum's `QuorumChanged` events feed the decision (membership + quorate);
+//!   totem's regular configurations tell the fencer who its peers are;
+//! - the decision's requests (only the partition's coordinator, only with quorum)
+//!   and the applications' requests ([`FenceCommand`]) go to the fencer;
+//! - the fencer's agent calls leave as [`Output::FenceAgent`]; the driver runs them
+//!   off its thread and reports with [`Input::FenceAgentDone`](super::Input);
+//! - the fencer's peer messages travel in agreed order under [`ServiceId::Fence`],
+//!   so every node records every result;
+//! - its events, and "node N is fenced since its loss" from the decision, surface
+//!   as [`StackEvent::Fence`].
+
+use super::{Output, ServiceId, Stack, StackEvent};
+use phalanx_fence::core::{
+    CallId, CallOutcome, DecisionConfig, DecisionOutput, Device, FenceDecision, FenceEvent,
+    FenceRequest, Fencer, FencerConfig, FencerError, FencerInput, FencerOutput, LevelTarget,
+    NodeFenceState, decode_peer_message, encode_peer_message,
+};
+use phalanx_logsys::record;
+use phalanx_totem::{Guarantee, NodeId, Time};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// The client name of the decision's own requests (in history and events).
+pub const DECISION_CLIENT: &str = "phalanx-decision";
+
+/// Most encoded fencer messages waiting for room in totem; beyond it the oldest is
+/// dropped and counted ([`FenceServiceStats::sends_dropped`]). The fencer sends a
+/// few messages per operation and operations are bounded, so this is a backstop.
+const MAX_QUEUED_SENDS: usize = 1024;
+
+/// What the fencing service is built from (see [`StackConfig::fencing`]).
+///
+/// [`StackConfig::fencing`]: super::StackConfig::fencing
+#[derive(Clone, Debug)]
+pub struct FencingSetup {
+    /// The fencer's configuration (local node and name, incarnation, seed, limits).
+    pub fencer: FencerConfig,
+    /// Who fences: policy, fencing action, attempts, priority delay.
+    pub decision: DecisionConfig,
+    /// Devices, with the capabilities their agents' metadata advertise.
+    pub devices: Vec<Device>,
+    /// Fencing levels: (target, index, device ids).
+    pub levels: Vec<(LevelTarget, u8, Vec<String>)>,
+    /// Every node's name (fencing targets are names, as in Pacemaker).
+    pub names: BTreeMap<NodeId, String>,
+}
+
+/// A request of an application (an administrator's tool, the DLM) to the fencer.
+/// These bypass the quorum rule, as externally requested fencing does in Pacemaker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FenceCommand {
+    /// Fence a target; the answer comes as a [`FenceEvent::RequestDone`].
+    Fence(FenceRequest),
+    /// An administrator confirms `target` is down (manual acknowledgement).
+    Confirm {
+        /// Target node name.
+        target: String,
+        /// Client name.
+        client: String,
+        /// Client's call id.
+        call: u64,
+    },
+    /// Drop completed history entries (all, or one target's).
+    HistoryCleanup {
+        /// Limit to this target.
+        target: Option<String>,
+    },
+}
+
+/// What the fencing service tells the handles.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FenceNotice {
+    /// The fencer's own event: a local request finished, some operation fenced or
+    /// failed to fence a target.
+    Fencer(FenceEvent),
+    /// `node` left the membership while expected up and is owed fencing (loss
+    /// number `loss`); services that must wait for it wait now.
+    NodeUnclean {
+        /// The node.
+        node: NodeId,
+        /// Which loss.
+        loss: u64,
+    },
+    /// `node` is fenced since loss `loss`: services waiting on it may recover.
+    NodeFenced {
+        /// The node.
+        node: NodeId,
+        /// Which loss.
+        loss: u64,
+    },
+}
+
+/// Counters of the fencing service.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FenceServiceStats {
+    /// Fencer messages from peers that did not decode (dropped).
+    pub malformed: u64,
+    /// Requests of the decision the fencer refused (each counted as a failed attempt).
+    pub decision_refused: u64,
+    /// Fencer messages dropped because totem's queue stayed full.
+    pub sends_dropped: u64,
+}
+
+#[derive(Debug)]
+pub(super) struct FenceService {
+    fencer: Fencer,
+    decision: FenceDecision,
+    names: BTreeMap<NodeId, String>,
+    ids: BTreeMap<String, NodeId>,
+    /// Encoded messages (service byte first) waiting for room in totem.
+    sends: VecDeque<Vec<u8>>,
+    deadline: Option<Time>,
+    /// The decision's requests in flight: call id → (node, loss).
+    decided: BTreeMap<u64, (NodeId, u64)>,
+    next_call: u64,
+    /// Nodes last reported unclean (to report each loss once).
+    unclean: BTreeMap<NodeId, u64>,
+    stats: FenceServiceStats,
+}
+
+impl FenceService {
+    pub(super) fn new(setup: FencingSetup, now: Time) -> Result<Self, FencerError> {
+        let mut fencer = Fencer::new(setup.fencer);
+        for d in setup.devices {
+            fencer.handle(now, FencerInput::RegisterDevice(d))?;
+        }
+        for (target, index, devices) in setup.levels {
+            fencer.handle(
+                now,
+                FencerInput::RegisterLevel {
+                    target,
+                    index,
+                    devices,
+                },
+            )?;
+        }
+        let ids = setup.names.iter().map(|(id, n)| (n.clone(), *id)).collect();
+        Ok(FenceService {
+            fencer,
+            decision: FenceDecision::new(setup.decision),
+            names: setup.names,
+            ids,
+            sends: VecDeque::new(),
+            deadline: None,
+            decided: BTreeMap::new(),
+            next_call: 1,
+            unclean: BTreeMap::new(),
+            stats: FenceServiceStats::default(),
+        })
+    }
+
+    fn name(&self, node: NodeId) -> String {
+        self.names
+            .get(&node)
+            .cloned()
+            .unwrap_or_else(|| format!("node{node}"))
+    }
+}
+
+impl Stack {
+    /// The fencer core, if the Stack runs fencing (queries: history, registry).
+    pub fn fencer(&self) -> Option<&Fencer> {
+        self.fence.as_ref().map(|f| &f.fencer)
+    }
+
+    /// The "who fences" decision, if the Stack runs fencing (queries: a node's
+    /// state, the unclean nodes, `is_fenced_since_lost`).
+    pub fn fence_decision(&self) -> Option<&FenceDecision> {
+        self.fence.as_ref().map(|f| &f.decision)
+    }
+
+    /// Counters of the fencing service (zero without it).
+    pub fn fence_stats(&self) -> FenceServiceStats {
+        self.fence
+            .as_ref()
+            .map(|f| f.stats.clone())
+            .unwrap_or_default()
+    }
+
+    pub(super) fn on_fence_command(&mut self, c: FenceCommand) -> Result<(), FencerError> {
+        let now = self.now;
+        let Some(f) = self.fence.as_mut() else {
+            return Err(FencerError::BadRequest("fencing is not configured".into()));
+        };
+        let input = match c {
+            FenceCommand::Fence(r) => FencerInput::Request(r),
+            FenceCommand::Confirm {
+                target,
+                client,
+                call,
+            } => FencerInput::Confirm {
+                target,
+                client,
+                call,
+            },
+            FenceCommand::HistoryCleanup { target } => FencerInput::HistoryCleanup { target },
+        };
+        f.fencer.handle(now, input)
+    }
+
+    pub(super) fn on_fence_agent_done(&mut self, call: CallId, outcome: CallOutcome) {
+        let now = self.now;
+        if let Some(f) = self.fence.as_mut() {
+            // A result for a call the fencer no longer waits for is ignored there.
+            let _ = f
+                .fencer
+                .handle(now, FencerInput::AgentDone { call, outcome });
+        }
+    }
+
+    /// A fencer message delivered in total order.
+    pub(super) fn on_fence_message(&mut self, sender: NodeId, data: &[u8]) {
+        let now = self.now;
+        let Some(f) = self.fence.as_mut() else {
+            self.stats.unknown_service += 1;
+            return;
+        };
+        match decode_peer_message(data) {
+            Ok(msg) => {
+                let _ = f
+                    .fencer
+                    .handle(now, FencerInput::Peer { from: sender, msg });
+            }
+            Err(_) => f.stats.malformed += 1,
+        }
+    }
+
+    /// A regular configuration: the fencer's peers.
+    pub(super) fn fence_config(&mut self, members: &[NodeId]) {
+        let now = self.now;
+        if let Some(f) = self.fence.as_mut() {
+            let members: BTreeSet<NodeId> = members.iter().copied().collect();
+            let _ = f.fencer.handle(now, FencerInput::Members(members));
+        }
+    }
+
+    /// A quorum event: the decision's membership and quorum.
+    pub(super) fn fence_quorum_event(&mut self, e: &phalanx_quorum::Event) {
+        if let Some(f) = self.fence.as_mut() {
+            f.decision.handle_quorum_event(e);
+        }
+    }
+
+    pub(super) fn fence_timeout(&mut self, now: Time) {
+        if let Some(f) = self.fence.as_mut()
+            && f.deadline.is_some_and(|t| t <= now)
+        {
+            f.deadline = None;
+            let _ = f.fencer.handle(now, FencerInput::Timeout);
+        }
+    }
+
+    pub(super) fn fence_deadline(&self) -> Option<Time> {
+        self.fence.as_ref().and_then(|f| f.deadline)
+    }
+
+    /// Moves the decision's requests into the fencer and the fencer's outputs out,
+    /// until neither has anything more.
+    pub(super) fn pump_fence(&mut self) {
+        let now = self.now;
+        let me = self.totem.node_id();
+        let Some(f) = self.fence.as_mut() else {
+            return;
+        };
+        let mut outputs = Vec::new();
+        loop {
+            let mut moved = false;
+            while let Some(d) = f.decision.poll() {
+                moved = true;
+                match d {
+                    DecisionOutput::Fence {
+                        node,
+                        action,
+                        loss,
+                        delay,
+                    } => {
+                        let call = f.next_call;
+                        f.next_call += 1;
+                        let mut req =
+                            FenceRequest::new(&f.name(node), action, DECISION_CLIENT, call);
+                        req.delay = delay;
+                        f.decided.insert(call, (node, loss));
+                        record!(
+                            self.logger,
+                            now.as_nanos(),
+                            me,
+                            Notice,
+                            "fence",
+                            "node {} lost (loss {}): requesting {}",
+                            node,
+                            loss,
+                            action.as_str()
+                        );
+                        if f.fencer.handle(now, FencerInput::Request(req)).is_err() {
+                            f.stats.decision_refused += 1;
+                            f.decided.remove(&call);
+                            f.decision.request_failed(node, loss);
+                        }
+                    }
+                    DecisionOutput::NodeFenced { node, loss } => {
+                        f.unclean.remove(&node);
+                        outputs.push(FenceNotice::NodeFenced { node, loss });
+                    }
+                }
+            }
+            // Losses the decision recorded (reported once each, in node order).
+            for node in f.decision.unclean() {
+                if let NodeFenceState::Unclean { loss } = f.decision.state(node)
+                    && f.unclean.insert(node, loss) != Some(loss)
+                {
+                    outputs.push(FenceNotice::NodeUnclean { node, loss });
+                }
+            }
+            loop {
+                match f.fencer.poll_output() {
+                    FencerOutput::AgentCall(c) => {
+                        moved = true;
+                        self.out.push_back(Output::FenceAgent(c));
+                    }
+                    FencerOutput::Broadcast(m) => {
+                        moved = true;
+                        let mut b = vec![ServiceId::Fence as u8];
+                        b.extend_from_slice(&encode_peer_message(&m));
+                        if f.sends.len() >= MAX_QUEUED_SENDS {
+                            f.stats.sends_dropped += 1;
+                            f.sends.pop_front();
+                        }
+                        f.sends.push_back(b);
+                    }
+                    FencerOutput::Event(e) => {
+                        moved = true;
+                        match &e {
+                            FenceEvent::Fenced(entry) => {
+                                if let Some(&id) = f.ids.get(&entry.target) {
+                                    f.decision.fenced(id);
+                                }
+                            }
+                            FenceEvent::RequestDone {
+                                client,
+                                call,
+                                result,
+                                ..
+                            } if client == DECISION_CLIENT => {
+                                if let Some((node, loss)) = f.decided.remove(call)
+                                    && result.is_err()
+                                {
+                                    f.decision.request_failed(node, loss);
+                                }
+                            }
+                            _ => {}
+                        }
+                        outputs.push(FenceNotice::Fencer(e));
+                    }
+                    FencerOutput::Timeout(t) => {
+                        f.deadline = t;
+                        break;
+                    }
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
+        for n in outputs {
+            self.emit(Output::Event(StackEvent::Fence(n)));
+        }
+    }
+
+    /// Feeds the fencer's messages to totem (agreed) while it has room; true if any
+    /// moved.
+    pub(super) fn pump_fence_sends(&mut self) -> bool {
+        let Some(f) = self.fence.as_mut() else {
+            return false;
+        };
+        let mut any = false;
+        while let Some(m) = f.sends.front() {
+            if m.len() > self.totem.send_queue_room() {
+                break;
+            }
+            let Some(m) = f.sends.pop_front() else { break };
+            // Room was checked; only a node that left refuses, when dropping is right.
+            let _ = self.totem.mcast_owned(self.now, Guarantee::Agreed, m);
+            any = true;
+        }
+        any
+    }
+
+    pub(super) fn fence_is_quiescent(&self) -> bool {
+        self.fence.as_ref().is_none_or(|f| f.sends.is_empty())
+    }
+}

@@ -1,0 +1,297 @@
+//! Fencing for real: `phalanxd` processes with votequorum and a `fencing` section
+//! whose device is `fence/test-agents/fence_phalanx_kill`, a real agent speaking
+//! the fence-agents stdin protocol that SIGKILLs the target's process (its pid file
+//! is `<dir>/<node name>.pid`, written by this test).
+//!
+//! - **kill -9**: three nodes on loopback; node 3 is killed → exactly one fencing
+//!   operation, requested by the quorate side's coordinator (node 1), done in under
+//!   2 s from the kill with default timers; every survivor learns the result and
+//!   reports node 3 fenced.
+//! - **partition {1} | {2,3}** (network namespaces, node 1's cable pulled): node 1,
+//!   inquorate, requests no fencing; {2,3} fence node 1, whose process the agent
+//!   kills.
+//! - **topology**: level 1 (an agent that fails) falls through to level 2 (the
+//!   kill agent).
+//!
+//! Needs root for the namespaces and `sh` for the agents; fails, never skips.
+
+mod common;
+
+use common::cluster::{Cluster, Observed, Observer, mono_ns, ms};
+use common::conf::{TestDir, corosync_conf, loopback_addrs, one_link};
+use common::events::Event;
+use common::netns::Namespaces;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Every event, in arrival order.
+#[derive(Default)]
+struct Log {
+    events: Vec<Observed>,
+}
+
+impl Observer for Log {
+    fn observe(&mut self, o: &Observed) {
+        self.events.push(o.clone());
+    }
+
+    fn describe(&self) -> String {
+        self.fence_lines()
+    }
+}
+
+impl Log {
+    /// Fencing events: (observing node, kind, fields, time).
+    fn fence(&self) -> Vec<(u32, &str, &BTreeMap<String, String>, u64)> {
+        self.events
+            .iter()
+            .filter_map(|o| match &o.event {
+                Event::Fence { kind, fields } => Some((o.node, kind.as_str(), fields, o.at)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn fence_lines(&self) -> String {
+        self.fence()
+            .iter()
+            .map(|(n, k, f, _)| format!("n{n} {k} {f:?}\n"))
+            .collect()
+    }
+
+    /// Whether `node` reported quorum with `members`.
+    fn quorate_with(&self, node: u32, members: &[u32]) -> bool {
+        self.events.iter().rev().find_map(|o| match &o.event {
+            Event::Quorum(q) if o.node == node => Some(q.quorate && q.members == members),
+            _ => None,
+        }) == Some(true)
+    }
+
+    /// Nodes that reported `fence_fenced node=target`.
+    fn fenced_by(&self, target: u32) -> Vec<u32> {
+        let t = target.to_string();
+        self.fence()
+            .iter()
+            .filter(|(_, k, f, _)| *k == "fence_fenced" && f.get("node") == Some(&t))
+            .map(|(n, ..)| *n)
+            .collect()
+    }
+}
+
+fn agent_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fence/test-agents")
+}
+
+/// The `quorum` and `fencing` sections: one kill device for every node (static
+/// list), optionally preceded by a failing level 1.
+fn sections(dir: &TestDir, nodes: u32, failing_level: bool) -> String {
+    let list: Vec<String> = (1..=nodes).map(|i| format!("n{i}")).collect();
+    let mut s = format!(
+        "quorum {{\n    provider: corosync_votequorum\n}}\n\
+         fencing {{\n    agent_dir: {agents}\n    device {{\n        id: kill\n        \
+         agent: fence_phalanx_kill\n        pidfile_dir: {pids}\n        \
+         pcmk_host_list: {hosts}\n    }}\n",
+        agents = agent_dir().display(),
+        pids = dir.path.display(),
+        hosts = list.join(" "),
+    );
+    if failing_level {
+        s += &format!(
+            "    device {{\n        id: broken\n        agent: fence_phalanx_test\n        \
+             mode: flaky\n        fail_times: 1000000\n        count_file: {count}\n        \
+             pcmk_host_list: {hosts}\n    }}\n",
+            count = dir.path.join("broken.count").display(),
+            hosts = list.join(" ")
+        );
+        for i in 1..=nodes {
+            s += &format!(
+                "    level {{\n        index: 1\n        target: n{i}\n        devices: broken\n    }}\n\
+                 \x20   level {{\n        index: 2\n        target: n{i}\n        devices: kill\n    }}\n"
+            );
+        }
+    }
+    s + "}\n"
+}
+
+fn write_pid_files(dir: &TestDir, cluster: &Cluster, ids: &[u32]) {
+    for &id in ids {
+        std::fs::write(
+            dir.path.join(format!("n{id}.pid")),
+            format!("{}\n", cluster.pid(id)),
+        )
+        .unwrap();
+    }
+}
+
+fn start_loopback(tag: &str, failing_level: bool) -> (TestDir, Cluster, Log) {
+    let dir = TestDir::new(tag);
+    let addrs = loopback_addrs(3);
+    let conf = dir.write_conf(&corosync_conf(
+        &dir,
+        tag,
+        "",
+        &one_link(&addrs),
+        &sections(&dir, 3, failing_level),
+    ));
+    let mut cluster = Cluster::start(&conf, 1..=3, None);
+    write_pid_files(&dir, &cluster, &[1, 2, 3]);
+    let mut log = Log::default();
+    cluster.until(
+        &mut log,
+        "all three quorate",
+        Duration::from_secs(20),
+        |l| (1..=3).all(|n| l.quorate_with(n, &[1, 2, 3])),
+    );
+    (dir, cluster, log)
+}
+
+/// The one fencing operation the quorate side ran against `target` (name `nN`):
+/// checks that every survivor saw exactly one result for it, done, requested by
+/// `coordinator`, and that exactly one request of the decision completed.
+fn check_one_operation(log: &Log, target: u32, survivors: &[u32], coordinator: u32) -> u64 {
+    let name = format!("n{target}");
+    let results: Vec<_> = log
+        .fence()
+        .into_iter()
+        .filter(|(_, k, f, _)| *k == "fence_result" && f.get("target") == Some(&name))
+        .collect();
+    for &s in survivors {
+        let mine: Vec<_> = results.iter().filter(|(n, ..)| *n == s).collect();
+        assert_eq!(
+            mine.len(),
+            1,
+            "node {s} saw {} results for {name}:\n{}",
+            mine.len(),
+            log.fence_lines()
+        );
+        let f = mine[0].2;
+        assert_eq!(f["state"], "done", "{}", log.fence_lines());
+        assert_eq!(
+            f["origin"],
+            coordinator.to_string(),
+            "{}",
+            log.fence_lines()
+        );
+        assert_eq!(f["client"], "phalanx-decision", "{}", log.fence_lines());
+    }
+    let requests: Vec<_> = log
+        .fence()
+        .into_iter()
+        .filter(|(_, k, f, _)| *k == "fence_done" && f["client"] == "phalanx-decision")
+        .collect();
+    assert_eq!(requests.len(), 1, "{}", log.fence_lines());
+    assert_eq!(requests[0].0, coordinator, "{}", log.fence_lines());
+    assert_eq!(requests[0].2["ok"], "1", "{}", log.fence_lines());
+    requests[0].3
+}
+
+#[test]
+fn a_killed_node_is_fenced_once_by_the_quorate_side() {
+    let (_dir, mut cluster, mut log) = start_loopback("fence-kill", false);
+    let killed_at = cluster.kill9(3);
+    cluster.until(
+        &mut log,
+        "both survivors to report node 3 fenced",
+        Duration::from_secs(10),
+        |l| {
+            let by = l.fenced_by(3);
+            by.contains(&1) && by.contains(&2)
+        },
+    );
+    // Let any duplicate show itself before counting.
+    cluster.observe_for(&mut log, Duration::from_secs(1));
+    let done_at = check_one_operation(&log, 3, &[1, 2], 1);
+    let elapsed = ms(done_at - killed_at);
+    eprintln!("kill -9 of node 3 → fenced by node 1 in {elapsed:.0} ms");
+    assert!(elapsed < 2000.0, "fencing took {elapsed:.0} ms");
+    assert_eq!(
+        log.fence()
+            .iter()
+            .filter(|(_, k, ..)| *k == "fence_unclean")
+            .count(),
+        2,
+        "each survivor reports node 3 unclean once:\n{}",
+        log.fence_lines()
+    );
+    cluster.leave(&mut log, &[1, 2]);
+}
+
+#[test]
+fn a_failing_level_falls_through_to_the_next() {
+    let (_dir, mut cluster, mut log) = start_loopback("fence-levels", true);
+    cluster.kill9(2);
+    cluster.until(
+        &mut log,
+        "both survivors to report node 2 fenced",
+        Duration::from_secs(20),
+        |l| {
+            let by = l.fenced_by(2);
+            by.contains(&1) && by.contains(&3)
+        },
+    );
+    cluster.observe_for(&mut log, Duration::from_millis(500));
+    check_one_operation(&log, 2, &[1, 3], 1);
+    cluster.leave(&mut log, &[1, 3]);
+}
+
+#[test]
+fn an_inquorate_node_fences_no_one_and_is_fenced_by_the_majority() {
+    let tag = "fence-split";
+    let dir = TestDir::new(tag);
+    let net = Namespaces::create("fsplit", 3);
+    net.bridge("br0");
+    let addrs: Vec<String> = (1..=3).map(|i| format!("10.82.0.{i}")).collect();
+    for i in 1..=3 {
+        net.plug(i, &format!("h{i}"), "br0", "e0", &format!("10.82.0.{i}/24"));
+    }
+    let conf = dir.write_conf(&corosync_conf(
+        &dir,
+        tag,
+        "",
+        &one_link(&addrs),
+        &sections(&dir, 3, false),
+    ));
+    let mut cluster = Cluster::start(&conf, 1..=3, Some(&net));
+    write_pid_files(&dir, &cluster, &[1, 2, 3]);
+    let mut log = Log::default();
+    cluster.until(
+        &mut log,
+        "all three quorate",
+        Duration::from_secs(20),
+        |l| (1..=3).all(|n| l.quorate_with(n, &[1, 2, 3])),
+    );
+    let inc1 = cluster.incarnation(1);
+    let cut_at = mono_ns();
+    net.set_hub_link("h1", false);
+    cluster.until(
+        &mut log,
+        "nodes 2 and 3 to report node 1 fenced",
+        Duration::from_secs(10),
+        |l| {
+            let by = l.fenced_by(1);
+            by.contains(&2) && by.contains(&3)
+        },
+    );
+    // The agent killed node 1's process: its output ends.
+    cluster.until_ended(&mut log, 1, inc1);
+    cluster.observe_for(&mut log, Duration::from_millis(500));
+    let done_at = check_one_operation(&log, 1, &[2, 3], 2);
+    eprintln!(
+        "cut of node 1 → fenced by node 2 in {:.0} ms",
+        ms(done_at - cut_at)
+    );
+    let by_node1: Vec<_> = log
+        .fence()
+        .into_iter()
+        .filter(|(n, k, f, _)| {
+            *n == 1 && (*k == "fence_done" || (*k == "fence_result" && f["origin"] == "1"))
+        })
+        .collect();
+    assert!(
+        by_node1.is_empty(),
+        "inquorate node 1 requested fencing:\n{}",
+        log.fence_lines()
+    );
+    cluster.leave(&mut log, &[2, 3]);
+}
