@@ -1,8 +1,17 @@
-//! # phalanx-cib — replicated configuration database (skeleton)
+//! # phalanx-cib — Pacemaker-compatible configuration database
 //!
-//! **Status: not yet implemented.** This crate will own an XML configuration tree
-//! compatible with Pacemaker's CIB: the version triple (admin_epoch, epoch,
-//! num_updates), v2 patchsets, query/create/modify/replace/delete, replication in
-//! total order over CPG, atomic persistence with a digest, and ACLs.
+//! This crate owns an XML configuration tree compatible with Pacemaker's CIB
+//! (cluster information base). Implemented so far:
+//!
+//! * [`xml`]: the document model — a bounded parser for untrusted text, an
+//!   [`xml::Element`] tree (ordered attributes, element and comment children;
+//!   text is dropped as Pacemaker drops it), and Pacemaker's compact and pretty
+//!   serialisations.
+//!
+//! Planned: the version triple, digests, v2 patchsets, the CIB operations
+//! (query/create/modify/replace/delete), replication in total order over CPG,
+//! atomic persistence and ACLs.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
+
+pub mod xml;
