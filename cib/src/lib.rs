@@ -8,10 +8,16 @@
 //!   text is dropped as Pacemaker drops it), and Pacemaker's compact and pretty
 //!   serialisations.
 //!
-//! Planned: the version triple, digests, v2 patchsets, the CIB operations
+//! * [`digest`]: Pacemaker's on-disk and versioned MD5 digests.
+//! * [`version`]: the `(admin_epoch, epoch, num_updates)` triple and the
+//!   version rules for applying patches.
+//!
+//! Planned: v2 patchsets, the CIB operations
 //! (query/create/modify/replace/delete), replication in total order over CPG,
 //! atomic persistence and ACLs.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod digest;
+pub mod version;
 pub mod xml;

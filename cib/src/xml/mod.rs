@@ -14,7 +14,7 @@
 mod error;
 mod node;
 mod parse;
-mod write;
+pub(crate) mod write;
 
 pub use error::XmlError;
 pub use node::{Attribute, Element, Node};
