@@ -11,13 +11,16 @@
 //! * [`digest`]: Pacemaker's on-disk and versioned MD5 digests.
 //! * [`version`]: the `(admin_epoch, epoch, num_updates)` triple and the
 //!   version rules for applying patches.
+//! * [`patch`]: v2 patchsets — `crm_diff`-identical diffs, and application
+//!   with Pacemaker's version, position and digest rules.
 //!
-//! Planned: v2 patchsets, the CIB operations
+//! Planned: the CIB operations
 //! (query/create/modify/replace/delete), replication in total order over CPG,
 //! atomic persistence and ACLs.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod digest;
+pub mod patch;
 pub mod version;
 pub mod xml;
