@@ -1,22 +1,22 @@
 //! # phalanx-cib — Pacemaker-compatible configuration database
 //!
 //! This crate owns an XML configuration tree compatible with Pacemaker's CIB
-//! (cluster information base). Implemented so far:
+//! (cluster information base), checked against Pacemaker 2.1.5's own tools
+//! (see `docs/cib.md`). Implemented so far:
 //!
 //! * [`xml`]: the document model — a bounded parser for untrusted text, an
 //!   [`xml::Element`] tree (ordered attributes, element and comment children;
 //!   text is dropped as Pacemaker drops it), and Pacemaker's compact and pretty
 //!   serialisations.
-//!
 //! * [`digest`]: Pacemaker's on-disk and versioned MD5 digests.
 //! * [`version`]: the `(admin_epoch, epoch, num_updates)` triple and the
 //!   version rules for applying patches.
 //! * [`patch`]: v2 patchsets — `crm_diff`-identical diffs, and application
-//!   with Pacemaker's version, position and digest rules.
+//!   with Pacemaker's version, position and digest rules. Legacy format-1
+//!   patches are refused.
 //!
-//! Planned: the CIB operations
-//! (query/create/modify/replace/delete), replication in total order over CPG,
-//! atomic persistence and ACLs.
+//! Not yet: the CIB operations (query/create/modify/replace/delete, XPath),
+//! replication in total order over CPG, atomic persistence and ACLs.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
