@@ -99,15 +99,14 @@ impl TNode {
     }
 }
 
-/// Pacemaker's `pcmk__xml_position`: among `items[..=index]`, how many lack
-/// `ignore`, minus one (so an ignored item reports the position after the
-/// last counted one before it, possibly -1).
+/// Pacemaker's `pcmk__xml_position`: how many of the items before `index`
+/// lack `ignore` (the item's own flags do not matter).
 pub(crate) fn position<T>(items: &[T], index: usize, flags: impl Fn(&T) -> u8, ignore: u8) -> i64 {
-    let counted = items[..=index]
+    let counted = items[..index]
         .iter()
         .filter(|item| flags(item) & ignore == 0)
         .count();
-    counted as i64 - 1
+    counted as i64
 }
 
 /// Position of child `index` among `children`, not counting those flagged `ignore`.

@@ -77,6 +77,14 @@ pub enum XmlError {
         /// Attribute name.
         name: String,
     },
+    /// An element or attribute name that is not an XML name.
+    #[error("invalid element or attribute name {name:?} (at byte {position})")]
+    BadName {
+        /// The name as found.
+        name: String,
+        /// Byte offset of the element.
+        position: u64,
+    },
     /// The input is not UTF-8.
     #[error("document is not valid UTF-8")]
     NotUtf8,

@@ -190,6 +190,9 @@ fn element_from(
     if name.len() > limits.max_value_bytes {
         return Err(too_long());
     }
+    if !is_xml_name(&name) {
+        return Err(XmlError::BadName { name, position });
+    }
     let mut element = Element::new(name);
     let mut attributes: Vec<Attribute> = Vec::new();
     for attr in start.attributes().with_checks(true) {
@@ -215,6 +218,12 @@ fn element_from(
         if key.len() > limits.max_value_bytes || attr.value.len() > limits.max_value_bytes {
             return Err(too_long());
         }
+        if !is_xml_name(key) {
+            return Err(XmlError::BadName {
+                name: key.to_string(),
+                position,
+            });
+        }
         let raw = std::str::from_utf8(&attr.value).map_err(|_| XmlError::NotUtf8)?;
         attributes.push(Attribute {
             name: key.to_string(),
@@ -226,6 +235,20 @@ fn element_from(
         element.set_attr(a.name, a.value);
     }
     Ok(element)
+}
+
+/// Whether `name` is an XML name: a letter, `_`, `:` or non-ASCII character
+/// first, then also digits, `-` and `.`. (Non-ASCII is accepted wholesale;
+/// the point is that a name cannot be empty or hold markup or whitespace.)
+fn is_xml_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':' || !c.is_ascii());
+    first_ok
+        && chars.all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, '_' | ':' | '-' | '.') || !c.is_ascii()
+        })
 }
 
 /// The name of the first attribute that appears twice in a start tag.
@@ -364,6 +387,11 @@ mod tests {
             Err(XmlError::TrailingContent { .. })
         ));
         assert!(matches!(parse("  "), Err(XmlError::NoRoot)));
+        assert!(matches!(parse("<\n/>"), Err(XmlError::BadName { .. })));
+        assert!(matches!(
+            parse("<a 1b=\"x\"/>"),
+            Err(XmlError::BadName { .. }) | Err(XmlError::Syntax { .. })
+        ));
         assert!(matches!(
             parse("<a><?pi x?></a>"),
             Err(XmlError::ProcessingInstruction { .. })
