@@ -8,7 +8,7 @@
 //!   ignored, creates and moves sorted by position, digest verified when the
 //!   patch carries one.
 //!
-//! The patchset itself is an ordinary [`Element`](crate::xml::Element); print
+//! The patchset itself is an ordinary [`Element`]; print
 //! it with [`to_pretty_text`] to get `crm_diff`'s exact bytes.
 
 mod apply;
