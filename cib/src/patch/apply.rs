@@ -300,6 +300,9 @@ fn split_step(section: &str) -> Option<(&str, Option<&str>)> {
 struct Pending<'p> {
     change: &'p Element,
     target: Id,
+    /// Sort key: a missing position sorts as -1 ...
+    sort_key: i64,
+    /// ... but is carried out as 0 (Pacemaker reads it twice, with two defaults).
     position: i64,
 }
 
@@ -337,7 +340,8 @@ fn apply_v2(arena: &mut Arena, patch: &Element) -> Result<(), PatchError> {
                 pending.push(Pending {
                     change,
                     target,
-                    position: change.attr("position").map_or(-1, parse_component),
+                    sort_key: change.attr("position").map_or(-1, parse_component),
+                    position: change.attr("position").map_or(0, parse_component),
                 });
                 if let (true, Some(parent)) = (op == "move", arena.nodes[target].parent) {
                     // Parked after the last sibling until the second pass.
@@ -370,7 +374,7 @@ fn apply_v2(arena: &mut Arena, patch: &Element) -> Result<(), PatchError> {
     }
 
     // Stable, as GLib's merge sort is.
-    pending.sort_by_key(|p| p.position);
+    pending.sort_by_key(|p| p.sort_key);
     for p in pending {
         let op = p.change.attr("operation").unwrap_or("");
         if op == "create" {
@@ -381,7 +385,8 @@ fn apply_v2(arena: &mut Arena, patch: &Element) -> Result<(), PatchError> {
                 continue;
             };
             if arena.nodes[p.target].comment.is_some() {
-                fail(PatchError::DiffFailed("create under a comment".into()));
+                // libxml2 hangs the new node under the comment, where no
+                // serialisation ever shows it: a no-op that succeeds.
                 continue;
             }
             let child = arena.add(content, p.target);

@@ -175,3 +175,29 @@ fn deleting_the_root_is_an_error_not_a_panic() {
         Err(PatchError::DiffFailed(_))
     ));
 }
+
+#[test]
+fn missing_positions_sort_first_and_mean_zero() {
+    // Checked against the real crm_diff 2.1.5: b is created at 0, then a2
+    // moves to 0.
+    let a = doc("<cib><a id=\"1\"/><a id=\"2\"/></cib>");
+    let patch = doc(
+        "<diff format=\"2\"><change operation=\"create\" path=\"/cib\"><b id=\"x\"/></change>\
+        <change operation=\"move\" path=\"/cib/a[@id='2']\"/></diff>",
+    );
+    let result = apply(&a, &patch, &ApplyOptions::default()).unwrap();
+    assert_eq!(
+        result,
+        doc("<cib><a id=\"2\"/><b id=\"x\"/><a id=\"1\"/></cib>")
+    );
+}
+
+#[test]
+fn creating_under_a_comment_changes_nothing() {
+    // As the real crm_diff 2.1.5 (the node lands inside the comment, unseen).
+    let a = doc("<cib><!--c--><p/></cib>");
+    let patch = doc(
+        "<diff format=\"2\"><change operation=\"create\" path=\"/cib/comment\" position=\"0\"><n/></change></diff>",
+    );
+    assert_eq!(apply(&a, &patch, &ApplyOptions::default()), Ok(a.clone()));
+}
