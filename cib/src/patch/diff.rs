@@ -13,9 +13,9 @@ use crate::digest::versioned_digest;
 use crate::version::VERSION_ATTRIBUTES;
 use crate::xml::Element;
 
+use super::siblings::Siblings;
 use super::track::{
-    CREATED, DELETED, DIRTY, MOVED, PROCESSED, SKIP, TAttr, TNode, attr_position, node_position,
-    path_step,
+    CREATED, DELETED, DIRTY, MOVED, PROCESSED, SKIP, TAttr, TNode, attr_position, path_step,
 };
 
 /// How to compute a patchset; the defaults are plain `crm_diff`.
@@ -118,30 +118,34 @@ pub fn pacemaker_equal(a: &Element, b: &Element) -> bool {
 /// Pacemaker's `pcmk__xml_match`: the index in `haystack` of the node that
 /// corresponds to `needle` (whose skip-adjusted position among its own
 /// siblings is `needle_position`).
-fn find_match(haystack: &[TNode], needle: &TNode, needle_position: i64) -> Option<usize> {
-    if let Some(text) = &needle.comment {
-        for (i, candidate) in haystack.iter().enumerate() {
-            let offset = node_position(haystack, i, SKIP);
-            if offset < needle_position {
-                continue;
-            }
-            if offset > needle_position {
-                return None;
-            }
-            if candidate.flags & SKIP != 0 {
-                continue;
-            }
-            return match &candidate.comment {
-                Some(other) if other.eq_ignore_ascii_case(text) => Some(i),
-                _ => None,
-            };
+fn find_match(
+    haystack: &[TNode],
+    index: &Siblings,
+    needle: &TNode,
+    needle_position: i64,
+) -> Option<usize> {
+    let Some(text) = &needle.comment else {
+        return index.match_element(&needle.name, needle.id());
+    };
+    // Comments: the first candidate at the needle's position that is not
+    // skipped must be a comment with the same text (ASCII case ignored).
+    for (i, candidate) in haystack.iter().enumerate() {
+        let offset = index.position(i);
+        if offset < needle_position {
+            continue;
         }
-        return None;
+        if offset > needle_position {
+            return None;
+        }
+        if candidate.flags & SKIP != 0 {
+            continue;
+        }
+        return match &candidate.comment {
+            Some(other) if other.eq_ignore_ascii_case(text) => Some(i),
+            _ => None,
+        };
     }
-    let id = needle.id();
-    haystack
-        .iter()
-        .position(|c| c.name == needle.name && (id.is_none() || c.id() == id))
+    None
 }
 
 /// `mark_xml_changes` for a matched pair: flags both trees, records deletions.
@@ -159,11 +163,13 @@ fn mark_changes(
     if !new.is_comment() {
         diff_attributes(old, new, track_attribute_moves);
     }
+    let mut old_index = Siblings::new(&old.children);
+    let mut new_index = Siblings::new(&new.children);
 
     // Old children: recurse into matches, delete the rest.
     for i in 0..old.children.len() {
-        let pos = node_position(&old.children, i, SKIP);
-        match find_match(&new.children, &old.children[i], pos) {
+        let pos = old_index.position(i);
+        match find_match(&new.children, &new_index, &old.children[i], pos) {
             Some(j) => {
                 let child_path = format!(
                     "{new_path}/{}",
@@ -183,28 +189,27 @@ fn mark_changes(
                     path: format!("{new_path}/{}", path_step(&child.name, child.id())),
                     position: child.is_comment().then_some(pos),
                 });
-                old.children[i].flags |= SKIP;
+                old_index.skip(&mut old.children, i);
             }
         }
     }
 
     // New children: create the unmatched, flag moves.
     for j in 0..new.children.len() {
-        let pos = node_position(&new.children, j, SKIP);
-        match find_match(&old.children, &new.children[j], pos) {
+        let p_new = new_index.position(j);
+        match find_match(&old.children, &old_index, &new.children[j], p_new) {
             None => {
-                new.children[j].flags |= SKIP;
+                new_index.skip(&mut new.children, j);
                 mark_created(&mut new.children[j]);
             }
             Some(i) => {
-                let p_new = node_position(&new.children, j, SKIP);
-                let p_old = node_position(&old.children, i, SKIP);
+                let p_old = old_index.position(i);
                 if p_old != p_new {
                     new.children[j].flags |= MOVED;
                     if p_old > p_new {
-                        old.children[i].flags |= SKIP;
+                        old_index.skip(&mut old.children, i);
                     } else {
-                        new.children[j].flags |= SKIP;
+                        new_index.skip(&mut new.children, j);
                     }
                 }
             }

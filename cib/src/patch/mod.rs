@@ -13,6 +13,7 @@
 
 mod apply;
 mod diff;
+mod siblings;
 mod track;
 
 pub use apply::{ApplyOptions, PatchError, apply, patch_versions};

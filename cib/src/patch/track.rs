@@ -109,11 +109,6 @@ pub(crate) fn position<T>(items: &[T], index: usize, flags: impl Fn(&T) -> u8, i
     counted as i64
 }
 
-/// Position of child `index` among `children`, not counting those flagged `ignore`.
-pub(crate) fn node_position(children: &[TNode], index: usize, ignore: u8) -> i64 {
-    position(children, index, |n| n.flags, ignore)
-}
-
 /// Position of attribute `index` among `attrs`, not counting those flagged `ignore`.
 pub(crate) fn attr_position(attrs: &[TAttr], index: usize, ignore: u8) -> i64 {
     position(attrs, index, |a| a.flags, ignore)
