@@ -1,8 +1,26 @@
-//! # phalanx-cib — replicated configuration database (skeleton)
+//! # phalanx-cib — Pacemaker-compatible configuration database
 //!
-//! **Status: not yet implemented.** This crate will own an XML configuration tree
-//! compatible with Pacemaker's CIB: the version triple (admin_epoch, epoch,
-//! num_updates), v2 patchsets, query/create/modify/replace/delete, replication in
-//! total order over CPG, atomic persistence with a digest, and ACLs.
+//! This crate owns an XML configuration tree compatible with Pacemaker's CIB
+//! (cluster information base), checked against Pacemaker 2.1.5's own tools
+//! (see `docs/cib.md`). Implemented so far:
+//!
+//! * [`xml`]: the document model — a bounded parser for untrusted text, an
+//!   [`xml::Element`] tree (ordered attributes, element and comment children;
+//!   text is dropped as Pacemaker drops it), and Pacemaker's compact and pretty
+//!   serialisations.
+//! * [`digest`]: Pacemaker's on-disk and versioned MD5 digests.
+//! * [`version`]: the `(admin_epoch, epoch, num_updates)` triple and the
+//!   version rules for applying patches.
+//! * [`patch`]: v2 patchsets — `crm_diff`-identical diffs, and application
+//!   with Pacemaker's version, position and digest rules. Legacy format-1
+//!   patches are refused.
+//!
+//! Not yet: the CIB operations (query/create/modify/replace/delete, XPath),
+//! replication in total order over CPG, atomic persistence and ACLs.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
+
+pub mod digest;
+pub mod patch;
+pub mod version;
+pub mod xml;
