@@ -12,12 +12,18 @@
 //! * [`version`]: the `(admin_epoch, epoch, num_updates)` triple and the
 //!   version rules for applying patches.
 //!
-//! Planned: v2 patchsets, the CIB operations
-//! (query/create/modify/replace/delete), replication in total order over CPG,
-//! atomic persistence and ACLs.
+//! * [`ops`]: the CIB operations (query/create/modify/replace/delete/erase/
+//!   bump/transactions) with Pacemaker's version rules, typed errors and the
+//!   `cib_command` wire form.
+//! * [`xpath`]: the XPath subset operations and ACLs address elements with.
+//!
+//! Planned: v2 patchsets, replication in total order over CPG, atomic
+//! persistence and ACLs.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod digest;
+pub mod ops;
 pub mod version;
 pub mod xml;
+pub mod xpath;
