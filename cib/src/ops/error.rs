@@ -129,7 +129,7 @@ impl CibError {
             CibError::Exists { .. } => 108, // CRM_EX_EXISTS
             CibError::NoSuchObject(_) | CibError::InvalidXPath(_) => 105, // CRM_EX_NOSUCH
             CibError::PermissionDenied(_) => 4, // CRM_EX_INSUFFICIENT_PRIV
-            CibError::InvalidArgument(_) => 2, // CRM_EX_INVALID_PARAM
+            CibError::InvalidArgument(_) => 70, // CRM_EX_SOFTWARE
             CibError::InvalidXml(_) | CibError::Malformed(_) => 65, // CRM_EX_DATAERR
             CibError::SchemaValidation(_) => 78, // CRM_EX_CONFIG
             CibError::FeatureSetTooNew { .. } => 76, // CRM_EX_PROTOCOL

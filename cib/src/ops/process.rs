@@ -263,6 +263,13 @@ pub fn replace(
         return replace_whole(cib, input, digest);
     }
     let section = section_name(scope).filter(|s| !input.name().eq_ignore_ascii_case(s));
+    if section.is_some_and(|s| !is_section(s)) {
+        // Unlike the other operations, 2.1.5's replace finds nothing under
+        // an unknown section name.
+        return Err(CibError::NoSuchObject(format!(
+            "unknown section {section:?}"
+        )));
+    }
     let root = find_section(cib, section)
         .ok_or_else(|| CibError::NoSuchObject(section.unwrap_or("cib").to_string()))?;
     let rel = find_template_match(at(cib, &root)?, input, false).ok_or_else(|| {

@@ -90,15 +90,13 @@ pub fn section_path(name: &str) -> Option<&'static [&'static str]> {
 }
 
 /// Where the section is in `cib`, if it exists. `None` as name means the
-/// whole CIB. The root must be named `cib`.
+/// whole CIB, and so does a name that is not a section (Pacemaker 2.1.5
+/// resolves unknown names to `/cib`). The root must be named `cib`.
 pub fn find_section(cib: &Element, name: Option<&str>) -> Option<Location> {
     if cib.name() != "cib" {
         return None;
     }
-    let path = match name {
-        None => &[][..],
-        Some(n) => section_path(n)?,
-    };
+    let path = name.and_then(section_path).unwrap_or(&[]);
     let mut loc = Vec::new();
     let mut cur = cib;
     for step in path {
