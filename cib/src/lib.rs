@@ -22,6 +22,7 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod acl;
 pub mod digest;
 pub mod ops;
 pub mod version;

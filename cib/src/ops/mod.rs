@@ -21,6 +21,7 @@ pub use process::{FEATURE_SET, LATEST_SCHEMA, empty_cib};
 pub use request::{CallOptions, CibOp, OpContext, OpOutcome, Scope, callopt};
 pub use section::is_section;
 
+use crate::acl;
 use crate::digest::compare_versions;
 use crate::version::{Version, parse_component};
 use crate::xml::Element;
@@ -33,7 +34,17 @@ use crate::xml::Element;
 pub fn execute(cib: &mut Element, op: &CibOp, ctx: &OpContext) -> Result<OpOutcome, CibError> {
     match op {
         CibOp::Query { scope, options } => {
-            let output = process::query(cib, scope, *options)?;
+            let filtered;
+            let view = match acl_permissions(cib, ctx) {
+                Some(perms) => {
+                    filtered = acl::filtered_copy(cib, &perms).ok_or_else(|| {
+                        CibError::PermissionDenied("ACLs let this user read nothing".into())
+                    })?;
+                    &filtered
+                }
+                None => &*cib,
+            };
+            let output = process::query(view, scope, *options)?;
             Ok(OpOutcome {
                 output: Some(output),
                 version: Version::of_cib(cib),
@@ -165,6 +176,9 @@ fn finish(
     if new == old {
         return Ok(());
     }
+    if let Some(perms) = acl_permissions(old, ctx) {
+        acl::check_write(old, new, &perms).map_err(CibError::PermissionDenied)?;
+    }
     let config_changed = configuration_changed(old, new);
     if manage_versions {
         if config_changed {
@@ -197,6 +211,13 @@ fn finish(
         }
     }
     Ok(())
+}
+
+/// The requester's permissions when ACLs restrict it on `cib`.
+fn acl_permissions(cib: &Element, ctx: &OpContext) -> Option<acl::Permissions> {
+    let user = ctx.user.as_deref()?;
+    (ctx.check_acls && acl::acls_enabled(cib, Some(user)))
+        .then(|| acl::permissions_for(cib, user, &ctx.user_groups))
 }
 
 /// Installs `scratch` as the CIB and describes the change.

@@ -207,6 +207,9 @@ pub struct OpContext {
     /// the CIB enables them (`enable-acl=true`) and the user is neither
     /// `root` nor `hacluster`.
     pub check_acls: bool,
+    /// The operating-system groups the user belongs to (for `acl_group`);
+    /// the driver looks them up, the core does not.
+    pub user_groups: Vec<String>,
     /// Whether the version counters are managed (the §1.3 bump). `false` for
     /// a replace that is a sync reply: the received versions are kept.
     pub keep_versions: bool,

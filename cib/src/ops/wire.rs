@@ -42,6 +42,9 @@ pub fn to_element(op: &CibOp, ctx: &OpContext) -> Element {
     if ctx.check_acls {
         e.set_attr("phx_check_acls", "true");
     }
+    if !ctx.user_groups.is_empty() {
+        e.set_attr("phx_groups", ctx.user_groups.join(" "));
+    }
     if ctx.keep_versions {
         e.set_attr("phx_keep_versions", "true");
     }
@@ -132,6 +135,10 @@ pub fn from_element(e: &Element) -> Result<(CibOp, OpContext), CibError> {
         origin: owned("src"),
         now: owned("phx_now"),
         check_acls: flag("phx_check_acls"),
+        user_groups: e
+            .attr("phx_groups")
+            .map(|g| g.split_whitespace().map(str::to_string).collect())
+            .unwrap_or_default(),
         keep_versions: flag("phx_keep_versions"),
     };
     Ok((op, ctx))
@@ -268,6 +275,7 @@ mod tests {
             origin: Some("n1".into()),
             now: Some("Sun Dec  6 04:00:00 2026".into()),
             check_acls: true,
+            user_groups: vec!["haclient".into(), "ops".into()],
             keep_versions: false,
         };
         for op in ops {
