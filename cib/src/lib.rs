@@ -16,9 +16,10 @@
 //!   bump/transactions) with Pacemaker's version rules, typed errors and the
 //!   `cib_command` wire form.
 //! * [`xpath`]: the XPath subset operations and ACLs address elements with.
+//! * [`acl`]: access control lists — filtered reads and refused writes.
 //!
 //! Planned: v2 patchsets, replication in total order over CPG, atomic
-//! persistence and ACLs.
+//! persistence.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
