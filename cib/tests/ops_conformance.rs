@@ -619,3 +619,55 @@ fn first_difference(real: &str, ours: &str) -> String {
         o.len()
     )
 }
+
+/// XPath expressions exercising the subset (predicates, positions, unions,
+/// functions, numeric comparison) for the query sweep below.
+const SWEEP_XPATHS: &[&str] = &[
+    "//primitive[@class='ocf']",
+    "//nvpair[@name='target-role']/..",
+    "//lrm_resource[lrm_rsc_op[@rc-code!='0']]",
+    "//node_state[last()]",
+    "/cib/status/node_state[2]/lrm/lrm_resources/lrm_resource[1]",
+    "//rsc_colocation[@score='INFINITY' or @score='-INFINITY']",
+    "//lrm_rsc_op[@call-id >= 10 and not(@operation='monitor')]",
+    "//meta_attributes/nvpair[contains(@name,'role')]",
+    "//clone//primitive | //group/*[1]",
+    "//*[name()='group' or starts-with(@id,'rsc')][1]",
+    "/cib/configuration/*[position()<3]/*",
+];
+
+#[test]
+fn xpath_queries_match_cibadmin_across_the_corpus() {
+    let cibadmin = common::tool("cibadmin");
+    let dir = common::scratch("ops-xpath-sweep");
+    let files = common::scheduler_files();
+    let mut compared = 0;
+    let mut failures = Vec::new();
+    // Every 20th corpus file: ~22 CIBs of all shapes.
+    for path in files.iter().step_by(20) {
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let original = common::read(path);
+        let doc = parse(&original).unwrap_or_else(|e| panic!("{name}: {e}"));
+        for x in SWEEP_XPATHS {
+            let c = case(
+                &format!("query -A {x}"),
+                &["-Q", "-A", x],
+                None,
+                CibOp::Query {
+                    scope: Scope::xpath(*x),
+                    options: CallOptions::default(),
+                },
+            );
+            let real = run_cibadmin(&cibadmin, &dir, &original, &c);
+            let mut ours = doc.clone();
+            let outcome = execute(&mut ours, &c.op, &OpContext::default());
+            match compare(&doc, &ours, &outcome, &real, &c) {
+                Ok(()) => compared += 1,
+                Err(why) => failures.push(format!("{name} / {x}: {why}")),
+            }
+        }
+    }
+    eprintln!("xpath sweep: {compared} queries equal to cibadmin");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(compared >= 200, "too few queries ran: {compared}");
+}
