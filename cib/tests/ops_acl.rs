@@ -79,6 +79,14 @@ const ACL_CIB: &str = r#"<cib crm_feature_set="3.16.1" validate-with="pacemaker-
         <acl_permission id="carol-write" kind="write" object-type="primitive"/>
         <acl_permission id="carol-deny" kind="deny" reference="dummy-meta"/>
       </acl_role>
+      <acl_target id="dave">
+        <role id="dave-role"/>
+      </acl_target>
+      <acl_role id="dave-role">
+        <acl_permission id="dave-read" kind="read" xpath="/cib"/>
+        <acl_permission id="dave-deny" kind="deny" object-type="nvpair" attribute="value"/>
+        <acl_permission id="dave-write" kind="write" object-type="primitive" attribute="type"/>
+      </acl_role>
     </acls>
   </configuration>
   <status/>
@@ -92,6 +100,7 @@ const USERS: &[&str] = &[
     "badidea",
     "betteridea",
     "carol",
+    "dave",
     "mike",
     "root",
     "hacluster",
