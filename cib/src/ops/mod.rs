@@ -11,6 +11,7 @@
 mod error;
 mod merge;
 mod process;
+mod reply;
 mod request;
 mod section;
 pub mod wire;
@@ -18,6 +19,7 @@ pub mod wire;
 pub use error::CibError;
 pub use merge::{INFINITY, char2score};
 pub use process::{FEATURE_SET, LATEST_SCHEMA, empty_cib};
+pub use reply::Reply;
 pub use request::{CallOptions, CibOp, OpContext, OpOutcome, Scope, callopt};
 pub use section::is_section;
 
