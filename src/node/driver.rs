@@ -737,7 +737,11 @@ impl Driver {
                 let _ = self.events.send(NodeEvent::Config(c));
             }
             Output::Event(StackEvent::Cpg(ev)) => self.route_cpg(ev),
-            Output::Event(StackEvent::Quorum(ev)) => self.on_quorum(ev),
+            Output::Event(StackEvent::Quorum(ev)) => {
+                self.on_quorum(ev);
+                // The decision's node states follow quorum's membership.
+                self.publish_fence();
+            }
             Output::Event(StackEvent::Link(_)) => {
                 // Logged by the Stack; the driver counts and republishes.
                 self.stats.link_changes += 1;

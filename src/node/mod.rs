@@ -367,6 +367,7 @@ impl Node {
             let provider = admin::NodeAdmin {
                 shared: node.handle.shared.clone(),
                 quorum: node.quorum(),
+                fence: node.fence(),
                 node_id,
                 cluster_name: admin_info.0,
                 nodes: admin_info.1,
