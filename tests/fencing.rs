@@ -203,7 +203,20 @@ fn a_killed_node_is_fenced_once_by_the_quorate_side() {
     cluster.observe_for(&mut log, Duration::from_secs(1));
     let done_at = check_one_operation(&log, 3, &[1, 2], 1);
     let elapsed = ms(done_at - killed_at);
-    eprintln!("kill -9 of node 3 → fenced by node 1 in {elapsed:.0} ms");
+    // The timeline on the coordinator: new configuration, quorum, unclean, done.
+    let first = |pred: &dyn Fn(&Event) -> bool| {
+        log.events
+            .iter()
+            .find(|o| o.node == 1 && o.at > killed_at && pred(&o.event))
+            .map_or(f64::NAN, |o| ms(o.at - killed_at))
+    };
+    let config = first(&|e| matches!(e, Event::Config(c) if c.regular && c.members == [1, 2]));
+    let quorum = first(&|e| matches!(e, Event::Quorum(q) if q.members == [1, 2]));
+    let unclean = first(&|e| matches!(e, Event::Fence { kind, .. } if kind == "fence_unclean"));
+    eprintln!(
+        "kill -9 of node 3 at 0 ms → node 1: configuration {config:.0} ms, quorum {quorum:.0} ms, \
+         unclean {unclean:.0} ms, fenced (agent done, result agreed) {elapsed:.0} ms"
+    );
     assert!(elapsed < 2000.0, "fencing took {elapsed:.0} ms");
     assert_eq!(
         log.fence()
