@@ -13,53 +13,12 @@
 
 mod common;
 
-use common::cluster::{Cluster, Observed, Observer};
+use common::cluster::{Cluster, Observer};
 use common::conf::{TestDir, corosync_conf, one_link};
-use common::events::Event;
 use common::netns::Namespaces;
+use common::recorder::Recorder;
 use std::path::PathBuf;
 use std::time::Duration;
-
-#[derive(Default)]
-struct Log {
-    events: Vec<Observed>,
-}
-
-impl Observer for Log {
-    fn observe(&mut self, o: &Observed) {
-        self.events.push(o.clone());
-    }
-
-    fn describe(&self) -> String {
-        self.events
-            .iter()
-            .filter(|o| matches!(o.event, Event::Fence { .. } | Event::Quorum(_)))
-            .map(|o| format!("n{} {:?}\n", o.node, o.event))
-            .collect()
-    }
-}
-
-impl Log {
-    fn quorate_with(&self, node: u32, members: &[u32]) -> bool {
-        self.events.iter().rev().find_map(|o| match &o.event {
-            Event::Quorum(q) if o.node == node => Some(q.quorate && q.members == members),
-            _ => None,
-        }) == Some(true)
-    }
-
-    /// Nodes whose `fence_done` (their own request) succeeded.
-    fn fencers(&self) -> Vec<u32> {
-        self.events
-            .iter()
-            .filter_map(|o| match &o.event {
-                Event::Fence { kind, fields } if kind == "fence_done" && fields["ok"] == "1" => {
-                    Some(o.node)
-                }
-                _ => None,
-            })
-            .collect()
-    }
-}
 
 fn cycles(default: usize) -> usize {
     std::env::var("PHALANX_FENCE_RACE_CYCLES")
@@ -79,7 +38,7 @@ fn race_once(net: &Namespaces, dir: &TestDir, conf: &std::path::Path) -> (Vec<u3
         )
         .unwrap();
     }
-    let mut log = Log::default();
+    let mut log = Recorder::default();
     cluster.until(&mut log, "both quorate", Duration::from_secs(20), |l| {
         l.quorate_with(1, &[1, 2]) && l.quorate_with(2, &[1, 2])
     });

@@ -17,67 +17,13 @@
 
 mod common;
 
-use common::cluster::{Cluster, Observed, Observer, mono_ns, ms};
+use common::cluster::{Cluster, mono_ns, ms};
 use common::conf::{TestDir, corosync_conf, loopback_addrs, one_link};
 use common::events::Event;
 use common::netns::Namespaces;
-use std::collections::BTreeMap;
+use common::recorder::{Recorder, admin_tool};
 use std::path::PathBuf;
 use std::time::Duration;
-
-/// Every event, in arrival order.
-#[derive(Default)]
-struct Log {
-    events: Vec<Observed>,
-}
-
-impl Observer for Log {
-    fn observe(&mut self, o: &Observed) {
-        self.events.push(o.clone());
-    }
-
-    fn describe(&self) -> String {
-        self.fence_lines()
-    }
-}
-
-impl Log {
-    /// Fencing events: (observing node, kind, fields, time).
-    fn fence(&self) -> Vec<(u32, &str, &BTreeMap<String, String>, u64)> {
-        self.events
-            .iter()
-            .filter_map(|o| match &o.event {
-                Event::Fence { kind, fields } => Some((o.node, kind.as_str(), fields, o.at)),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn fence_lines(&self) -> String {
-        self.fence()
-            .iter()
-            .map(|(n, k, f, _)| format!("n{n} {k} {f:?}\n"))
-            .collect()
-    }
-
-    /// Whether `node` reported quorum with `members`.
-    fn quorate_with(&self, node: u32, members: &[u32]) -> bool {
-        self.events.iter().rev().find_map(|o| match &o.event {
-            Event::Quorum(q) if o.node == node => Some(q.quorate && q.members == members),
-            _ => None,
-        }) == Some(true)
-    }
-
-    /// Nodes that reported `fence_fenced node=target`.
-    fn fenced_by(&self, target: u32) -> Vec<u32> {
-        let t = target.to_string();
-        self.fence()
-            .iter()
-            .filter(|(_, k, f, _)| *k == "fence_fenced" && f.get("node") == Some(&t))
-            .map(|(n, ..)| *n)
-            .collect()
-    }
-}
 
 fn agent_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fence/test-agents")
@@ -124,7 +70,7 @@ fn write_pid_files(dir: &TestDir, cluster: &Cluster, ids: &[u32]) {
     }
 }
 
-fn start_loopback(tag: &str, failing_level: bool) -> (TestDir, Cluster, Log) {
+fn start_loopback(tag: &str, failing_level: bool) -> (TestDir, Cluster, Recorder) {
     let dir = TestDir::new(tag);
     let addrs = loopback_addrs(3);
     let conf = dir.write_conf(&corosync_conf(
@@ -136,7 +82,7 @@ fn start_loopback(tag: &str, failing_level: bool) -> (TestDir, Cluster, Log) {
     ));
     let mut cluster = Cluster::start(&conf, 1..=3, None);
     write_pid_files(&dir, &cluster, &[1, 2, 3]);
-    let mut log = Log::default();
+    let mut log = Recorder::default();
     cluster.until(
         &mut log,
         "all three quorate",
@@ -149,7 +95,7 @@ fn start_loopback(tag: &str, failing_level: bool) -> (TestDir, Cluster, Log) {
 /// The one fencing operation the quorate side ran against `target` (name `nN`):
 /// checks that every survivor saw exactly one result for it, done, requested by
 /// `coordinator`, and that exactly one request of the decision completed.
-fn check_one_operation(log: &Log, target: u32, survivors: &[u32], coordinator: u32) -> u64 {
+fn check_one_operation(log: &Recorder, target: u32, survivors: &[u32], coordinator: u32) -> u64 {
     let name = format!("n{target}");
     let results: Vec<_> = log
         .fence()
@@ -267,7 +213,7 @@ fn an_inquorate_node_fences_no_one_and_is_fenced_by_the_majority() {
     ));
     let mut cluster = Cluster::start(&conf, 1..=3, Some(&net));
     write_pid_files(&dir, &cluster, &[1, 2, 3]);
-    let mut log = Log::default();
+    let mut log = Recorder::default();
     cluster.until(
         &mut log,
         "all three quorate",
@@ -310,18 +256,11 @@ fn an_inquorate_node_fences_no_one_and_is_fenced_by_the_majority() {
 }
 
 fn fence_tool(dir: &TestDir, node: u32, args: &[&str]) -> (i32, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_phalanx-fence"))
-        .arg("--socket")
-        .arg(dir.admin_socket(node))
-        .args(args)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
+    admin_tool(
+        env!("CARGO_BIN_EXE_phalanx-fence"),
+        &dir.admin_socket(node),
+        args,
+    )
 }
 
 #[test]

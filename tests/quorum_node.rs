@@ -11,22 +11,10 @@ use phalanx::quorum::QuorumConfig;
 use phalanx::totem::Config;
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, UdpSocket};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn quorumtool(sock: &std::path::Path, args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_phalanx-quorumtool"))
-        .arg("--socket")
-        .arg(sock)
-        .args(args)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
+    common::recorder::admin_tool(env!("CARGO_BIN_EXE_phalanx-quorumtool"), sock, args)
 }
 
 #[test]

@@ -65,21 +65,9 @@ pub enum NoQuorumPolicy {
     Suicide,
 }
 
-/// Which nodes a fencing level applies to.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum LevelTarget {
-    /// One node, by name.
-    Node(String),
-    /// Nodes whose name matches a regular expression (`target-pattern`).
-    Pattern(String),
-    /// Nodes with a node attribute of this value (`target-attribute`/`target-value`).
-    Attribute {
-        /// The attribute name.
-        name: String,
-        /// The value it must have.
-        value: String,
-    },
-}
+/// Which nodes a fencing level applies to: the fencer's own type (one node by name,
+/// a name pattern, or an attribute value).
+pub use phalanx_fence::core::LevelTarget;
 
 /// One fence device: an agent and its parameters.
 #[derive(Clone, Debug, PartialEq, Eq)]

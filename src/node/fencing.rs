@@ -6,8 +6,7 @@
 //! [`Input::FenceAgentDone`]: crate::stack::Input::FenceAgentDone
 
 use crate::config::{
-    ClusterConfig, ConfigError, FencingAction, FencingConfig, LevelTarget as ConfLevelTarget,
-    NoQuorumPolicy as ConfPolicy,
+    ClusterConfig, ConfigError, FencingAction, FencingConfig, NoQuorumPolicy as ConfPolicy,
 };
 use crate::stack::FencingSetup;
 use crossbeam_channel::{Receiver, TryRecvError};
@@ -15,8 +14,7 @@ use mio::Waker;
 use phalanx_fence::Action;
 use phalanx_fence::agent::{AgentMetadata, AgentOutcome, AgentRequest, FailureKind, FenceAgent};
 use phalanx_fence::core::{
-    AgentCall, CallId, CallOutcome, DecisionConfig, Device, FencerConfig, LevelTarget,
-    NoQuorumPolicy,
+    AgentCall, CallId, CallOutcome, DecisionConfig, Device, FencerConfig, NoQuorumPolicy,
 };
 use phalanx_fence::runner::{AgentCompletion, AgentPool, ProcessAgent};
 use phalanx_totem::NodeId;
@@ -94,17 +92,7 @@ pub fn fencing_from_config(
     let levels = f
         .levels
         .iter()
-        .map(|l| {
-            let target = match &l.target {
-                ConfLevelTarget::Node(n) => LevelTarget::Node(n.clone()),
-                ConfLevelTarget::Pattern(p) => LevelTarget::Pattern(p.clone()),
-                ConfLevelTarget::Attribute { name, value } => LevelTarget::Attribute {
-                    name: name.clone(),
-                    value: value.clone(),
-                },
-            };
-            (target, l.index, l.devices.clone())
-        })
+        .map(|l| (l.target.clone(), l.index, l.devices.clone()))
         .collect();
     let mut fencer = FencerConfig::new(node_id, &local_name, incarnation, seed);
     fencer.default_timeout = f.timeout;

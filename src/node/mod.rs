@@ -282,6 +282,7 @@ impl NodeHandle {
 ///             assert_eq!((d.sender, &d.data[..]), (1, &b"hello"[..]));
 ///             break;
 ///         }
+///         _ => {} // fencing notices (none without a `fencing` configuration)
 ///     }
 /// }
 /// assert_eq!(node.handle().membership().members, [1]);

@@ -13,10 +13,11 @@
 //!   as [`StackEvent::Fence`].
 
 use super::{Output, ServiceId, Stack, StackEvent};
+use phalanx_fence::Action;
 use phalanx_fence::core::{
     CallId, CallOutcome, DecisionConfig, DecisionOutput, Device, FenceDecision, FenceEvent,
     FenceRequest, Fencer, FencerConfig, FencerError, FencerInput, FencerOutput, LevelTarget,
-    NodeFenceState, decode_peer_message, encode_peer_message,
+    NodeFenceState, OpState, decode_peer_message, encode_peer_message,
 };
 use phalanx_logsys::record;
 use phalanx_totem::{Guarantee, NodeId, Time};
@@ -119,6 +120,10 @@ pub(super) struct FenceService {
     next_call: u64,
     /// Nodes last reported unclean (to report each loss once).
     unclean: BTreeMap<NodeId, u64>,
+    /// Losses the decision wanted fenced while another operation (any origin)
+    /// was already fencing the node: node → loss. That operation's result
+    /// answers them; a failure sends the decision's request after all.
+    awaiting: BTreeMap<NodeId, u64>,
     stats: FenceServiceStats,
 }
 
@@ -149,7 +154,18 @@ impl FenceService {
             decided: BTreeMap::new(),
             next_call: 1,
             unclean: BTreeMap::new(),
+            awaiting: BTreeMap::new(),
             stats: FenceServiceStats::default(),
+        })
+    }
+
+    /// Whether an operation that powers `target` off (ours or a peer's) is
+    /// pending: its result will answer for this loss too.
+    fn off_in_progress(&self, target: &str) -> bool {
+        self.fencer.history().entries().any(|e| {
+            e.state == OpState::Pending
+                && matches!(e.action, Action::Off | Action::Reboot)
+                && e.target.eq_ignore_ascii_case(target)
         })
     }
 
@@ -286,10 +302,17 @@ impl Stack {
                         loss,
                         delay,
                     } => {
+                        let name = f.name(node);
+                        if f.off_in_progress(&name) {
+                            // An administrator's (or a peer's) fencing of this node is
+                            // under way — e.g. it was fenced as a member and its loss
+                            // was seen before the result: wait for that result.
+                            f.awaiting.insert(node, loss);
+                            continue;
+                        }
                         let call = f.next_call;
                         f.next_call += 1;
-                        let mut req =
-                            FenceRequest::new(&f.name(node), action, DECISION_CLIENT, call);
+                        let mut req = FenceRequest::new(&name, action, DECISION_CLIENT, call);
                         req.delay = delay;
                         f.decided.insert(call, (node, loss));
                         record!(
@@ -344,7 +367,15 @@ impl Stack {
                         match &e {
                             FenceEvent::Fenced(entry) => {
                                 if let Some(&id) = f.ids.get(&entry.target) {
+                                    f.awaiting.remove(&id);
                                     f.decision.fenced(id);
+                                }
+                            }
+                            FenceEvent::FenceFailed(entry) => {
+                                if let Some(&id) = f.ids.get(&entry.target)
+                                    && let Some(loss) = f.awaiting.remove(&id)
+                                {
+                                    f.decision.request_failed(id, loss);
                                 }
                             }
                             FenceEvent::RequestDone {

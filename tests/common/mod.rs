@@ -5,4 +5,5 @@ pub mod cluster;
 pub mod conf;
 pub mod events;
 pub mod netns;
+pub mod recorder;
 pub mod wait;

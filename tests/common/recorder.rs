@@ -1,0 +1,93 @@
+//! A test model that keeps every event of every node, with the queries the
+//! fencing tests ask of it.
+
+use super::cluster::{Observed, Observer};
+use super::events::Event;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+/// Every event, in arrival order.
+#[derive(Default)]
+pub struct Recorder {
+    /// The events.
+    pub events: Vec<Observed>,
+}
+
+impl Observer for Recorder {
+    fn observe(&mut self, o: &Observed) {
+        self.events.push(o.clone());
+    }
+
+    fn describe(&self) -> String {
+        self.events
+            .iter()
+            .filter(|o| matches!(o.event, Event::Fence { .. } | Event::Quorum(_)))
+            .map(|o| format!("n{} {:?}\n", o.node, o.event))
+            .collect()
+    }
+}
+
+impl Recorder {
+    /// Fencing events: (observing node, kind, fields, time).
+    pub fn fence(&self) -> Vec<(u32, &str, &BTreeMap<String, String>, u64)> {
+        self.events
+            .iter()
+            .filter_map(|o| match &o.event {
+                Event::Fence { kind, fields } => Some((o.node, kind.as_str(), fields, o.at)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The fencing events, one per line, for failure messages.
+    pub fn fence_lines(&self) -> String {
+        self.fence()
+            .iter()
+            .map(|(n, k, f, _)| format!("n{n} {k} {f:?}\n"))
+            .collect()
+    }
+
+    /// Whether `node` last reported quorum with `members`.
+    pub fn quorate_with(&self, node: u32, members: &[u32]) -> bool {
+        self.events.iter().rev().find_map(|o| match &o.event {
+            Event::Quorum(q) if o.node == node => Some(q.quorate && q.members == members),
+            _ => None,
+        }) == Some(true)
+    }
+
+    /// Nodes that reported `fence_fenced node=target`.
+    pub fn fenced_by(&self, target: u32) -> Vec<u32> {
+        let t = target.to_string();
+        self.fence()
+            .iter()
+            .filter(|(_, k, f, _)| *k == "fence_fenced" && f.get("node") == Some(&t))
+            .map(|(n, ..)| *n)
+            .collect()
+    }
+
+    /// Nodes whose own fencing request (`fence_done`) succeeded.
+    pub fn fencers(&self) -> Vec<u32> {
+        self.fence()
+            .iter()
+            .filter(|(_, k, f, _)| *k == "fence_done" && f["ok"] == "1")
+            .map(|(n, ..)| *n)
+            .collect()
+    }
+}
+
+/// Runs tool `bin --socket SOCKET ARGS`; its exit status and stdout + stderr.
+pub fn admin_tool(bin: &str, socket: &Path, args: &[&str]) -> (i32, String) {
+    let out = Command::new(bin)
+        .arg("--socket")
+        .arg(socket)
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
