@@ -6,10 +6,12 @@
 //! the ring is in, every node computes the same winner: the **highest
 //! version** `(admin_epoch, epoch, num_updates)`, and among equal versions
 //! the **lowest node id**. If some member's digest differs from the
-//! winner's, the winner multicasts its whole CIB; members whose digest
-//! already equals the winner's are synced at once. Requests delivered before
-//! a member is synced wait and are applied after the sync, so every member
-//! applies them to the same state.
+//! winner's, the winner multicasts its whole CIB, and every member (the
+//! winner too) is synced when that sync comes back in agreed order; members
+//! whose digest equals the winner's keep their copy. Requests delivered
+//! before it wait and are applied by every member after it, or, if the
+//! configuration changes first, by none (their originators answer
+//! "interrupted").
 
 use std::collections::BTreeMap;
 
@@ -129,27 +131,27 @@ impl CibService {
         let Some((winner, best)) = winner(offers) else {
             return;
         };
-        let someone_differs = offers.values().any(|f| f.digest != best.digest);
-        if winner == self.cfg.local {
-            if someone_differs {
-                self.stats.syncs_sent += 1;
-                let sync = ServiceMessage::Sync {
-                    ring,
-                    history: self.history.to_vec(),
-                    cib: self.cib.clone(),
-                }
-                .encode();
-                self.queue(&sync, false);
-            }
+        if offers.values().all(|f| f.digest == best.digest) {
             self.synced(ring, winner);
-        } else if self.state.digest == best.digest {
-            self.synced(ring, winner);
-        } else {
-            self.phase = Phase::AwaitSync {
-                winner,
-                expected: best,
-            };
+            return;
         }
+        // Everyone, the winner included, waits for the sync to come back in
+        // order: requests delivered before it are applied by every member
+        // after it, or (if the configuration changes first) by none.
+        if winner == self.cfg.local {
+            self.stats.syncs_sent += 1;
+            let sync = ServiceMessage::Sync {
+                ring,
+                history: self.history.to_vec(),
+                cib: self.cib.clone(),
+            }
+            .encode();
+            self.queue(&sync, false);
+        }
+        self.phase = Phase::AwaitSync {
+            winner,
+            expected: best,
+        };
     }
 
     pub(super) fn on_sync(
@@ -160,15 +162,16 @@ impl CibService {
         cib: Element,
     ) {
         let Phase::AwaitSync { winner, expected } = self.phase else {
-            // Every member not waiting (the winner, those already equal)
-            // ignores the sync; only a sync of another ring is stale.
-            if Some(ring) != self.ring {
-                self.stats.stale += 1;
-            }
+            self.stats.stale += 1;
             return;
         };
         if Some(ring) != self.ring || sender != winner {
             self.stats.stale += 1;
+            return;
+        }
+        if self.state.digest == expected.digest {
+            // The winner itself, and members already equal to it.
+            self.synced(ring, winner);
             return;
         }
         let old = std::mem::replace(&mut self.cib, cib);
