@@ -41,13 +41,16 @@ impl fmt::Display for Digest {
     }
 }
 
-/// Version and digest of one state of a copy.
+/// Version and digests of one state of a copy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Fingerprint {
     /// `(admin_epoch, epoch, num_updates)`.
     pub version: Version,
-    /// Exact content digest.
+    /// Exact content digest of the whole CIB.
     pub digest: Digest,
+    /// Exact digest of the `configuration` section alone (what a copy read
+    /// from disk holds).
+    pub config: Digest,
 }
 
 impl Fingerprint {
@@ -56,7 +59,17 @@ impl Fingerprint {
         Fingerprint {
             version: Version::of_cib(cib),
             digest: Digest::of(cib),
+            config: cib
+                .find_child("configuration")
+                .map(Digest::of)
+                .unwrap_or_default(),
         }
+    }
+
+    /// Whether this is a copy as read from disk: `num_updates` 0 and nothing
+    /// in `status`. It holds only configuration.
+    pub fn fresh_from_disk(&self, cib: &Element) -> bool {
+        self.version.num_updates == 0 && cib.find_child("status").is_none_or(Element::is_empty)
     }
 }
 
@@ -96,16 +109,34 @@ impl History {
         self.entries.contains(f)
     }
 
+    /// Whether some recorded state had the configuration of `f`: the same
+    /// `admin_epoch`, `epoch` and configuration digest.
+    pub fn contains_configuration(&self, f: &Fingerprint) -> bool {
+        self.entries.iter().any(|e| {
+            e.config == f.config
+                && e.version.admin_epoch == f.version.admin_epoch
+                && e.version.epoch == f.version.epoch
+        })
+    }
+
     /// The states, oldest first.
     pub fn to_vec(&self) -> Vec<Fingerprint> {
         self.entries.iter().copied().collect()
     }
 
-    /// Replaces the states by `states` (oldest first), keeping the newest `max`.
-    pub fn replace(&mut self, states: &[Fingerprint]) {
-        self.entries.clear();
-        for f in states {
-            self.push(*f);
+    /// A history of exactly `states` (oldest first).
+    pub fn from_states(states: &[Fingerprint]) -> Self {
+        History {
+            entries: states.iter().copied().collect(),
+            max: states.len().max(1),
+        }
+    }
+
+    /// Changes the bound, dropping the oldest states beyond it.
+    pub fn set_max(&mut self, max: usize) {
+        self.max = max.max(1);
+        while self.entries.len() > self.max {
+            self.entries.pop_front();
         }
     }
 }

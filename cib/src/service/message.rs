@@ -3,10 +3,13 @@
 //!
 //! ```text
 //! Request: 0x01 | client u64 | call u64 | cib_command XML (ops::wire)
-//! Offer:   0x02 | ring.seq u64 | ring.rep u32 | admin_epoch i64 | epoch i64 | num_updates i64 | digest [16]
-//! Sync:    0x03 | ring.seq u64 | ring.rep u32 | n u16 | n × (admin_epoch i64 | epoch i64 | num_updates i64 | digest [16])
+//! Offer:   0x02 | ring.seq u64 | ring.rep u32 | fingerprint
+//! Sync:    0x03 | ring.seq u64 | ring.rep u32 | n u16 | n × fingerprint
 //!               | CIB XML (compact, lossless escaping)
 //! ```
+//!
+//! fingerprint = admin_epoch i64 | epoch i64 | num_updates i64 | digest [16] |
+//! configuration digest [16].
 //!
 //! Integers are big-endian. Decoding is total: any byte string gives a
 //! message or a [`PayloadError`].
@@ -176,6 +179,7 @@ fn put_fingerprint(out: &mut Vec<u8>, f: &Fingerprint) {
         out.extend_from_slice(&c.to_be_bytes());
     }
     out.extend_from_slice(&f.digest.0);
+    out.extend_from_slice(&f.config.0);
 }
 
 /// A cursor over fixed-size fields.
@@ -207,9 +211,11 @@ impl Reader<'_> {
             *v = i64::from_be_bytes(self.array()?);
         }
         let digest = Digest(self.array::<DIGEST_LEN>()?);
+        let config = Digest(self.array::<DIGEST_LEN>()?);
         Ok(Fingerprint {
             version: Version::from_components(c),
             digest,
+            config,
         })
     }
 }

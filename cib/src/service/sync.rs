@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use phalanx_totem::{NodeId, RingId};
 
 use super::CibService;
-use super::fingerprint::Fingerprint;
+use super::fingerprint::{Fingerprint, History};
 use super::message::ServiceMessage;
 use super::types::{CibEvent, DiffCause, Divergence, ReplyError};
 use crate::patch::{DiffOptions, diff};
@@ -181,9 +181,13 @@ impl CibService {
             self.stats.sync_mismatch += 1;
         }
         self.stats.syncs_installed += 1;
-        if !history.contains(&before) {
-            // Our copy is not a state the winner went through: it holds
-            // changes the winner never saw. Report them.
+        let winner_history = History::from_states(history);
+        let behind = winner_history.contains(&before)
+            || (before.fresh_from_disk(&old) && winner_history.contains_configuration(&before));
+        if !behind {
+            // Our copy is not a state the winner went through (nor, for a
+            // copy read from disk, a configuration it went through): it
+            // holds changes the winner never saw. Report them.
             self.stats.divergences += 1;
             let discarded = diff(&self.cib, &old, &DiffOptions::default());
             self.events.push_back(CibEvent::Divergence(Divergence {
@@ -208,7 +212,8 @@ impl CibService {
         if old.find_child("configuration") != self.cib.find_child("configuration") {
             self.persist_dirty = true;
         }
-        self.history.replace(history);
+        self.history = winner_history;
+        self.history.set_max(self.cfg.history);
         self.history.push(self.state);
         self.synced(ring, winner);
     }
