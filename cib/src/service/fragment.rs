@@ -186,3 +186,53 @@ impl Reassembler {
         self.partial.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_and_reassemble_interleaved_senders() {
+        let a: Vec<u8> = (0..1000u32).map(|i| i as u8).collect();
+        let b = b"short".to_vec();
+        let fa = split(1, &a, 100);
+        assert!(fa.len() > 10 && fa.iter().all(|f| f.len() <= 100));
+        let fb = split(9, &b, 100);
+        assert_eq!(fb.len(), 1);
+        let mut r = Reassembler::new(4096);
+        let mut done = Vec::new();
+        for (i, f) in fa.iter().enumerate() {
+            if let Some(m) = r.push(1, f).unwrap() {
+                done.push(m);
+            }
+            if i == 3 {
+                done.push(r.push(2, &fb[0]).unwrap().unwrap());
+            }
+        }
+        assert_eq!(done, vec![(9, b), (1, a)]);
+        assert!(r.is_empty());
+        assert_eq!(split(0, &[], 100).len(), 1, "an empty message is one frame");
+    }
+
+    #[test]
+    fn cut_messages_leave_orphans_and_limits_hold() {
+        let a = vec![7u8; 500];
+        let f = split(4, &a, 100);
+        let mut r = Reassembler::new(300);
+        assert_eq!(r.push(1, &f[0]), Ok(None));
+        r.clear();
+        assert_eq!(
+            r.push(1, &f[1]),
+            Err(FrameError::Orphan { sender: 1, id: 4 })
+        );
+        assert_eq!(r.push(1, &f[0]), Ok(None));
+        for g in &f[1..3] {
+            assert_eq!(r.push(1, g), Ok(None));
+        }
+        assert!(matches!(
+            r.push(1, &f[3]),
+            Err(FrameError::TooLarge { id: 4, .. })
+        ));
+        assert!(r.is_empty());
+    }
+}

@@ -219,3 +219,69 @@ impl Reader<'_> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::{CallOptions, Scope, empty_cib};
+
+    #[test]
+    fn every_kind_round_trips() {
+        let cib = empty_cib(3);
+        let state = Fingerprint::of(&cib);
+        let ring = RingId { seq: 12, rep: 7 };
+        let messages = [
+            ServiceMessage::Request {
+                client: u64::MAX,
+                call: 5,
+                op: CibOp::Modify {
+                    scope: Scope::section("resources"),
+                    input: Element::new("primitive").with_attr("id", "a\tb"),
+                    options: CallOptions {
+                        can_create: true,
+                        ..Default::default()
+                    },
+                },
+                ctx: OpContext {
+                    user: Some("alice".into()),
+                    now: Some("Sun Dec  6 05:00:00 2026".into()),
+                    ..Default::default()
+                },
+            },
+            ServiceMessage::Offer { ring, state },
+            ServiceMessage::Sync {
+                ring,
+                history: vec![state, Fingerprint::default()],
+                cib,
+            },
+        ];
+        for m in messages {
+            assert_eq!(ServiceMessage::decode(&m.encode()), Ok(m));
+        }
+    }
+
+    #[test]
+    fn truncations_are_errors() {
+        let m = ServiceMessage::Offer {
+            ring: RingId { seq: 1, rep: 1 },
+            state: Fingerprint::default(),
+        }
+        .encode();
+        for n in 0..m.len() {
+            assert!(ServiceMessage::decode(&m[..n]).is_err(), "{n}");
+        }
+        let mut long = m.clone();
+        long.push(0);
+        assert_eq!(
+            ServiceMessage::decode(&long),
+            Err(PayloadError::Trailing(1))
+        );
+        let mut sync = vec![KIND_SYNC];
+        sync.extend_from_slice(&[0; 12]);
+        sync.extend_from_slice(&u16::MAX.to_be_bytes());
+        assert_eq!(
+            ServiceMessage::decode(&sync),
+            Err(PayloadError::HistoryTooLong(usize::from(u16::MAX)))
+        );
+    }
+}
