@@ -32,7 +32,7 @@ fn seeds() -> u64 {
     std::env::var("CIB_SERVICE_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(1500)
+        .unwrap_or(1000)
 }
 
 #[test]
