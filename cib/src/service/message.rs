@@ -87,6 +87,9 @@ pub enum PayloadError {
     /// The CIB of a sync message did not parse.
     #[error("sync CIB: {0}")]
     Xml(#[from] XmlError),
+    /// The CIB of a sync message is not a `<cib>` element.
+    #[error("sync carries <{0}>, not <cib>")]
+    NotACib(String),
     /// The request did not decode.
     #[error("request: {0}")]
     Request(#[from] CibError),
@@ -162,6 +165,9 @@ impl ServiceMessage {
                     .collect::<Result<Vec<_>, _>>()?;
                 let text = std::str::from_utf8(r.0).map_err(|_| PayloadError::NotUtf8)?;
                 let cib = parse(text)?;
+                if cib.name() != "cib" {
+                    return Err(PayloadError::NotACib(cib.name().to_string()));
+                }
                 Ok(ServiceMessage::Sync { ring, history, cib })
             }
             other => Err(PayloadError::UnknownKind(other)),
