@@ -28,18 +28,24 @@ fn run(seed: u64, steps: usize, frame_size: usize) -> Cluster {
     c
 }
 
-fn seeds() -> u64 {
-    std::env::var("CIB_SERVICE_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1000)
+/// Seeds `CIB_SERVICE_SEED_START..+CIB_SERVICE_SEEDS` (default 0..1000).
+fn seeds() -> std::ops::Range<u64> {
+    let var = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(default)
+    };
+    let start = var("CIB_SERVICE_SEED_START", 0);
+    start..start + var("CIB_SERVICE_SEEDS", 1000)
 }
 
 #[test]
 fn seeded_partitions_converge_without_silent_loss() {
     let (mut divergences, mut interrupted, mut acked, mut syncs) = (0, 0, 0, 0);
-    let n = seeds();
-    for seed in 0..n {
+    let range = seeds();
+    let n = range.end - range.start;
+    for seed in range {
         // Small frames on odd seeds: requests and syncs span several frames,
         // and configuration changes cut some of them.
         let frame = if seed % 2 == 1 { 200 } else { 64 << 10 };
