@@ -21,7 +21,11 @@
 //! * [`xpath`]: the XPath subset operations and ACLs address elements with.
 //! * [`acl`]: access control lists — filtered reads and refused writes.
 //!
-//! Planned: replication in total order over CPG, atomic persistence.
+//! * [`service`]: the replication service — requests applied by every node in
+//!   totem's agreed order, state exchange and sync on configuration changes,
+//!   divergence reports (`docs/cib-service.md`).
+//! * [`persist`]: the on-disk format (`cib.xml`, `.sig`, backups) as pure
+//!   functions.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -29,6 +33,8 @@ pub mod acl;
 pub mod digest;
 pub mod ops;
 pub mod patch;
+pub mod persist;
+pub mod service;
 pub mod version;
 pub mod xml;
 pub mod xpath;

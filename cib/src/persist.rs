@@ -1,0 +1,312 @@
+//! The on-disk format of the CIB (§1.5 of the reference), as pure functions:
+//! the driver does the file system calls.
+//!
+//! * `cib.xml`: the CIB without its `status` section and with
+//!   `num_updates="0"`, pretty-printed (lossless XML escaping, so the tree
+//!   reads back exactly); `cib.xml.sig`: its on-disk digest
+//!   ([`crate::digest::on_disk_digest`], 32 hex digits, no newline).
+//! * Before each write the current pair is kept as `cib-N.raw` +
+//!   `cib-N.raw.sig`, where `N` is read from `cib.last`; `cib.last` then holds
+//!   `N + 1`, wrapping to 0 at [`BACKUPS`] (as Pacemaker's
+//!   `cib_file_backup`).
+//! * Loading: `cib.xml` if it parses and matches its signature (a missing
+//!   signature is accepted, as Pacemaker does); otherwise it is to be
+//!   archived and the newest valid backup is used (newest = `cib.last - 1`,
+//!   going back), else an empty CIB. The `status` section is always
+//!   replaced by an empty one, missing version attributes become 0 and
+//!   `dc-uuid` is dropped.
+
+use thiserror::Error;
+
+use crate::digest::on_disk_digest;
+use crate::ops::empty_cib;
+use crate::xml::{Element, Escaping, Style, XmlError, parse, to_string};
+
+/// The live file.
+pub const LIVE: &str = "cib.xml";
+/// Its signature.
+pub const LIVE_SIG: &str = "cib.xml.sig";
+/// The backup sequence file.
+pub const LAST: &str = "cib.last";
+/// Backups kept (`cib-0.raw` … `cib-99.raw`).
+pub const BACKUPS: u32 = 100;
+
+/// The CIB as it is written: a copy without `status` and with
+/// `num_updates="0"`.
+pub fn disk_form(cib: &Element) -> Element {
+    let mut c = cib.clone();
+    while let Some(i) = c.child_index("status", None) {
+        c.remove_child(i);
+    }
+    c.set_attr("num_updates", "0");
+    c
+}
+
+/// The backup file names for sequence number `n`.
+pub fn backup_names(n: u32) -> (String, String) {
+    let raw = format!("cib-{n}.raw");
+    let sig = format!("{raw}.sig");
+    (raw, sig)
+}
+
+/// Reads `cib.last` as Pacemaker does (`%u` after optional whitespace);
+/// anything else counts as 0.
+pub fn read_last(bytes: Option<&[u8]>) -> u32 {
+    let Some(text) = bytes.and_then(|b| std::str::from_utf8(b).ok()) else {
+        return 0;
+    };
+    let digits: String = text
+        .trim_start()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().unwrap_or(0)
+}
+
+/// What the driver does to write a CIB, in this order:
+///
+/// 1. remove `backup.0` and `backup.1` if present;
+/// 2. hard-link (or copy) `cib.xml` → `backup.0` and `cib.xml.sig` →
+///    `backup.1` (a missing file is skipped);
+/// 3. write `cib.last` with `last`;
+/// 4. write `xml` and `sig` to temporary files, fsync, rename them to
+///    `cib.xml` and `cib.xml.sig`, fsync the directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WritePlan {
+    /// Backup names for the current `cib.xml` and `cib.xml.sig`.
+    pub backup: (String, String),
+    /// New contents of `cib.last`.
+    pub last: String,
+    /// New contents of `cib.xml`.
+    pub xml: String,
+    /// New contents of `cib.xml.sig`.
+    pub sig: String,
+}
+
+/// The plan for writing `cib` (in [`disk_form`] or not: it is applied
+/// again). `last_written` is stamped as `cib-last-written` (the driver
+/// formats its clock; Pacemaker stamps at write time). `cib_last` is the
+/// current content of `cib.last`, if any.
+pub fn plan_write(cib: &Element, last_written: Option<&str>, cib_last: Option<&[u8]>) -> WritePlan {
+    let mut c = disk_form(cib);
+    if let Some(t) = last_written {
+        c.set_attr("cib-last-written", t);
+    }
+    let n = read_last(cib_last) % BACKUPS;
+    let next = (n + 1) % BACKUPS;
+    WritePlan {
+        backup: backup_names(n),
+        last: next.to_string(),
+        xml: to_string(&c, Style::Pretty, Escaping::Xml),
+        sig: on_disk_digest(&c),
+    }
+}
+
+/// Why a file was not used.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum LoadProblem {
+    /// Empty file.
+    #[error("empty file")]
+    Empty,
+    /// Not UTF-8.
+    #[error("not UTF-8")]
+    NotUtf8,
+    /// Did not parse.
+    #[error("unparsable: {0}")]
+    Unparsable(XmlError),
+    /// The root element is not `<cib>`.
+    #[error("root element is <{0}>, not <cib>")]
+    NotACib(String),
+    /// The signature does not match the content.
+    #[error("digest mismatch: signature {expected}, content {actual}")]
+    DigestMismatch {
+        /// The signature file's digest.
+        expected: String,
+        /// The content's digest.
+        actual: String,
+    },
+}
+
+/// Checks one file against its signature (`sig` absent: accepted).
+pub fn verify(xml: &[u8], sig: Option<&[u8]>) -> Result<Element, LoadProblem> {
+    if xml.is_empty() {
+        return Err(LoadProblem::Empty);
+    }
+    let text = std::str::from_utf8(xml).map_err(|_| LoadProblem::NotUtf8)?;
+    let cib = parse(text).map_err(LoadProblem::Unparsable)?;
+    if cib.name() != "cib" {
+        return Err(LoadProblem::NotACib(cib.name().to_string()));
+    }
+    if let Some(sig) = sig {
+        let expected = String::from_utf8_lossy(sig).trim().to_string();
+        let actual = on_disk_digest(&cib);
+        if expected != actual {
+            return Err(LoadProblem::DigestMismatch { expected, actual });
+        }
+    }
+    Ok(cib)
+}
+
+/// Where the loaded CIB came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoadSource {
+    /// `cib.xml`.
+    Live,
+    /// A backup (its file name).
+    Backup(String),
+    /// Nothing usable: an empty CIB.
+    Empty,
+}
+
+/// The outcome of [`load`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loaded {
+    /// The CIB to start from (empty `status`).
+    pub cib: Element,
+    /// Where it came from.
+    pub source: LoadSource,
+    /// Files the driver should move aside (renamed, not deleted: an
+    /// unusable live file and its signature).
+    pub archive: Vec<String>,
+    /// Files tried and refused, with the reason.
+    pub refused: Vec<(String, LoadProblem)>,
+}
+
+/// Loads the CIB. `read(name)` returns a file's bytes, `None` when it does
+/// not exist; it is asked for [`LIVE`], [`LIVE_SIG`], [`LAST`] and backups
+/// newest first, and only as far as needed.
+pub fn load(mut read: impl FnMut(&str) -> Option<Vec<u8>>) -> Loaded {
+    let mut refused = Vec::new();
+    let mut archive = Vec::new();
+    let mut found = None;
+    if let Some(xml) = read(LIVE) {
+        match verify(&xml, read(LIVE_SIG).as_deref()) {
+            Ok(cib) => found = Some((cib, LoadSource::Live)),
+            Err(p) => {
+                refused.push((LIVE.to_string(), p));
+                archive = vec![LIVE.to_string(), LIVE_SIG.to_string()];
+            }
+        }
+    }
+    if found.is_none() {
+        let next = read_last(read(LAST).as_deref()) % BACKUPS;
+        for back in 1..=BACKUPS {
+            let n = (next + BACKUPS - back) % BACKUPS;
+            let (raw, sig) = backup_names(n);
+            let Some(xml) = read(&raw) else { continue };
+            match verify(&xml, read(&sig).as_deref()) {
+                Ok(cib) => {
+                    found = Some((cib, LoadSource::Backup(raw)));
+                    break;
+                }
+                Err(p) => refused.push((raw, p)),
+            }
+        }
+    }
+    let (mut cib, source) = found.unwrap_or_else(|| (empty_cib(0), LoadSource::Empty));
+    while let Some(i) = cib.child_index("status", None) {
+        cib.remove_child(i);
+    }
+    cib.push_child(Element::new("status"));
+    for name in crate::version::VERSION_ATTRIBUTES {
+        if cib.attr(name).is_none() {
+            cib.set_attr(name, "0");
+        }
+    }
+    cib.remove_attr("dc-uuid");
+    Loaded {
+        cib,
+        source,
+        archive,
+        refused,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn cib(epoch: i64) -> Element {
+        let mut c = empty_cib(epoch);
+        c.set_attr("num_updates", "7");
+        c.find_child_mut("status")
+            .unwrap()
+            .push_child(Element::new("node_state").with_attr("id", "1"));
+        c
+    }
+
+    /// Applies a plan to an in-memory directory the way the driver would.
+    fn apply(dir: &mut BTreeMap<String, Vec<u8>>, plan: &WritePlan) {
+        dir.remove(&plan.backup.0);
+        dir.remove(&plan.backup.1);
+        if let Some(x) = dir.get(LIVE).cloned() {
+            dir.insert(plan.backup.0.clone(), x);
+        }
+        if let Some(x) = dir.get(LIVE_SIG).cloned() {
+            dir.insert(plan.backup.1.clone(), x);
+        }
+        dir.insert(LAST.into(), plan.last.clone().into_bytes());
+        dir.insert(LIVE.into(), plan.xml.clone().into_bytes());
+        dir.insert(LIVE_SIG.into(), plan.sig.clone().into_bytes());
+    }
+
+    #[test]
+    fn write_then_load_round_trips_without_status() {
+        let mut dir = BTreeMap::new();
+        let plan = plan_write(&cib(3), Some("Sun Dec  6 04:00:00 2026"), None);
+        assert_eq!(plan.backup, ("cib-0.raw".into(), "cib-0.raw.sig".into()));
+        assert_eq!(plan.last, "1");
+        apply(&mut dir, &plan);
+        let l = load(|n| dir.get(n).cloned());
+        assert_eq!(l.source, LoadSource::Live);
+        assert!(l.refused.is_empty() && l.archive.is_empty());
+        assert_eq!(l.cib.attr("num_updates"), Some("0"));
+        assert_eq!(l.cib.attr("epoch"), Some("3"));
+        assert_eq!(
+            l.cib.attr("cib-last-written"),
+            Some("Sun Dec  6 04:00:00 2026")
+        );
+        assert!(l.cib.find_child("status").unwrap().is_empty());
+    }
+
+    #[test]
+    fn corrupt_live_file_falls_back_to_newest_valid_backup() {
+        let mut dir = BTreeMap::new();
+        for e in 1..=4 {
+            let plan = plan_write(&cib(e), None, dir.get(LAST).map(Vec::as_slice));
+            apply(&mut dir, &plan);
+        }
+        // Backups cib-1 (epoch 1), cib-2 (epoch 2), cib-3 (epoch 3); live = 4.
+        assert_eq!(dir.get(LAST).map(Vec::as_slice), Some(&b"4"[..]));
+        dir.insert(LIVE.into(), b"<cib epoch=\"99\"/>".to_vec());
+        // Newest backup corrupt too: its signature is wrong.
+        dir.insert("cib-3.raw.sig".into(), b"0123".to_vec());
+        let l = load(|n| dir.get(n).cloned());
+        assert_eq!(l.source, LoadSource::Backup("cib-2.raw".into()));
+        assert_eq!(l.cib.attr("epoch"), Some("2"));
+        assert_eq!(l.archive, vec![LIVE.to_string(), LIVE_SIG.to_string()]);
+        assert_eq!(l.refused.len(), 2);
+        assert!(matches!(l.refused[0].1, LoadProblem::DigestMismatch { .. }));
+    }
+
+    #[test]
+    fn nothing_usable_gives_an_empty_cib_and_wrap_at_100() {
+        let l = load(|n| (n == LIVE).then(|| b"garbage".to_vec()));
+        assert_eq!(l.source, LoadSource::Empty);
+        assert!(matches!(l.refused[0].1, LoadProblem::Unparsable(_)));
+        assert_eq!(l.cib.attr("epoch"), Some("0"));
+        let plan = plan_write(&cib(1), None, Some(b" 99"));
+        assert_eq!(plan.backup.0, "cib-99.raw");
+        assert_eq!(plan.last, "0");
+        assert_eq!(read_last(Some(b"x")), 0);
+    }
+
+    #[test]
+    fn missing_signature_is_accepted_as_pacemaker_does() {
+        let plan = plan_write(&cib(5), None, None);
+        let l = load(|n| (n == LIVE).then(|| plan.xml.clone().into_bytes()));
+        assert_eq!(l.source, LoadSource::Live);
+        assert_eq!(l.cib.attr("epoch"), Some("5"));
+    }
+}

@@ -1,0 +1,254 @@
+//! Configuration changes: the state exchange, the winner, the sync and the
+//! divergence report.
+//!
+//! On every regular configuration each member multicasts an offer (its
+//! version and digest, tagged with the ring). When every member's offer for
+//! the ring is in, every node computes the same winner: the **highest
+//! version** `(admin_epoch, epoch, num_updates)`, and among equal versions
+//! the **lowest node id**. If some member's digest differs from the
+//! winner's, the winner multicasts its whole CIB, and every member (the
+//! winner too) is synced when that sync comes back in agreed order; members
+//! whose digest equals the winner's keep their copy. Requests delivered
+//! before it wait and are applied by every member after it, or, if the
+//! configuration changes first, by none (their originators answer
+//! "interrupted").
+
+use std::collections::BTreeMap;
+
+use phalanx_totem::{NodeId, RingId};
+
+use super::CibService;
+use super::fingerprint::{Fingerprint, History};
+use super::message::ServiceMessage;
+use super::types::{CibEvent, DiffCause, Divergence, ReplyError};
+use crate::patch::{DiffOptions, diff};
+use crate::xml::Element;
+
+/// Where the service stands in the current configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Phase {
+    /// No configuration yet.
+    Unconfigured,
+    /// Collecting the members' offers.
+    Exchange {
+        /// Offers in so far.
+        offers: BTreeMap<NodeId, Fingerprint>,
+    },
+    /// Waiting for the winner's sync.
+    AwaitSync {
+        /// The winner.
+        winner: NodeId,
+        /// Its offered state.
+        expected: Fingerprint,
+    },
+    /// Requests are applied as delivered.
+    Synced,
+}
+
+impl Phase {
+    pub(super) fn is_synced(&self) -> bool {
+        matches!(self, Phase::Synced)
+    }
+}
+
+/// The winner among offers: highest version, then lowest node id.
+pub(super) fn winner(offers: &BTreeMap<NodeId, Fingerprint>) -> Option<(NodeId, Fingerprint)> {
+    // BTreeMap iterates by ascending id; `max_by` keeps the last maximum, so
+    // iterate in reverse to keep the lowest id among equal versions.
+    offers
+        .iter()
+        .rev()
+        .max_by(|a, b| a.1.version.cmp(&b.1.version))
+        .map(|(n, f)| (*n, *f))
+}
+
+impl CibService {
+    /// A new regular configuration (transitional ones are not passed in):
+    /// `members` ascending, `ring` its id. `joined` and `left` are for the
+    /// record; every member takes part in the exchange.
+    pub fn handle_config(
+        &mut self,
+        members: &[NodeId],
+        joined: &[NodeId],
+        left: &[NodeId],
+        ring: RingId,
+    ) {
+        let _ = (joined, left);
+        self.stats.configs += 1;
+        // Half-received messages cannot complete on every member alike.
+        self.reassembly.clear();
+        // Requests held back for the last sync were delivered to the old
+        // members only: applying them now could diverge, so every member
+        // drops them; their originators answer "interrupted".
+        for p in std::mem::take(&mut self.pending) {
+            self.stats.interrupted += 1;
+            if p.sender == self.cfg.local && self.inflight.remove(&p.id).is_some() {
+                self.events.push_back(CibEvent::Reply {
+                    client: p.client,
+                    call: p.call,
+                    result: Err(ReplyError::Interrupted),
+                });
+            }
+        }
+        // Offers and syncs still queued are for an older ring. A request cut
+        // in the middle is found out by its orphan frames.
+        let mut kept = std::collections::VecDeque::new();
+        for o in std::mem::take(&mut self.sends) {
+            if o.request {
+                kept.push_back(o);
+            }
+        }
+        self.sends = kept;
+        let mut members = members.to_vec();
+        members.sort_unstable();
+        members.dedup();
+        self.members = members;
+        self.ring = Some(ring);
+        self.phase = Phase::Exchange {
+            offers: BTreeMap::new(),
+        };
+        let offer = ServiceMessage::Offer {
+            ring,
+            state: self.state,
+        }
+        .encode();
+        self.queue(&offer, false);
+    }
+
+    pub(super) fn on_offer(&mut self, sender: NodeId, ring: RingId, state: Fingerprint) {
+        let Phase::Exchange { offers } = &mut self.phase else {
+            self.stats.stale += 1;
+            return;
+        };
+        if Some(ring) != self.ring || !self.members.contains(&sender) {
+            self.stats.stale += 1;
+            return;
+        }
+        offers.entry(sender).or_insert(state);
+        if offers.len() < self.members.len() {
+            return;
+        }
+        let Some((winner, best)) = winner(offers) else {
+            return;
+        };
+        if offers.values().all(|f| f.digest == best.digest) {
+            self.synced(ring, winner);
+            return;
+        }
+        // Everyone, the winner included, waits for the sync to come back in
+        // order: requests delivered before it are applied by every member
+        // after it, or (if the configuration changes first) by none.
+        if winner == self.cfg.local {
+            self.stats.syncs_sent += 1;
+            let sync = ServiceMessage::Sync {
+                ring,
+                history: self.history.to_vec(),
+                cib: self.cib.clone(),
+            }
+            .encode();
+            self.queue(&sync, false);
+        }
+        self.phase = Phase::AwaitSync {
+            winner,
+            expected: best,
+        };
+    }
+
+    pub(super) fn on_sync(
+        &mut self,
+        sender: NodeId,
+        ring: RingId,
+        history: &[Fingerprint],
+        cib: Element,
+    ) {
+        let Phase::AwaitSync { winner, expected } = self.phase else {
+            self.stats.stale += 1;
+            return;
+        };
+        if Some(ring) != self.ring || sender != winner {
+            self.stats.stale += 1;
+            return;
+        }
+        if self.state.digest == expected.digest {
+            // The winner itself, and members already equal to it.
+            self.synced(ring, winner);
+            return;
+        }
+        let old = std::mem::replace(&mut self.cib, cib);
+        let before = self.state;
+        self.state = Fingerprint::of(&self.cib);
+        if self.state != expected {
+            self.stats.sync_mismatch += 1;
+        }
+        self.stats.syncs_installed += 1;
+        let winner_history = History::from_states(history);
+        let behind = winner_history.contains(&before)
+            || (before.fresh_from_disk(&old) && winner_history.contains_configuration(&before));
+        if !behind {
+            // Our copy is not a state the winner went through (nor, for a
+            // copy read from disk, a configuration it went through): it
+            // holds changes the winner never saw. Report them.
+            self.stats.divergences += 1;
+            let discarded = diff(&self.cib, &old, &DiffOptions::default());
+            self.events.push_back(CibEvent::Divergence(Divergence {
+                ring,
+                winner,
+                ours: before.version,
+                theirs: self.state.version,
+                discarded,
+            }));
+        }
+        let options = DiffOptions {
+            cib: true,
+            ..Default::default()
+        };
+        if let Some(patchset) = diff(&old, &self.cib, &options) {
+            self.events.push_back(CibEvent::Diff {
+                patchset,
+                version: self.state.version,
+                cause: DiffCause::Sync { winner },
+            });
+        }
+        if old.find_child("configuration") != self.cib.find_child("configuration") {
+            self.persist_dirty = true;
+        }
+        self.history = winner_history;
+        self.history.set_max(self.cfg.history);
+        self.history.push(self.state);
+        self.synced(ring, winner);
+    }
+
+    fn synced(&mut self, ring: RingId, winner: NodeId) {
+        self.phase = Phase::Synced;
+        self.events.push_back(CibEvent::Synced {
+            ring,
+            winner,
+            version: self.state.version,
+        });
+        self.drain_pending();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::version::Version;
+
+    #[test]
+    fn highest_version_then_lowest_id_wins() {
+        let f = |a, e, n| Fingerprint {
+            version: Version::new(a, e, n),
+            ..Default::default()
+        };
+        let offers = BTreeMap::from([
+            (1, f(0, 5, 2)),
+            (2, f(0, 6, 0)),
+            (3, f(0, 6, 0)),
+            (4, f(0, 5, 9)),
+        ]);
+        assert_eq!(winner(&offers).map(|w| w.0), Some(2));
+        let offers = BTreeMap::from([(5, f(1, 0, 0)), (2, f(0, 60, 0))]);
+        assert_eq!(winner(&offers).map(|w| w.0), Some(5));
+        assert_eq!(winner(&BTreeMap::new()), None);
+    }
+}
