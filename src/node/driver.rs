@@ -221,6 +221,7 @@ impl Driver {
                 link_mode: opts.links.mode,
                 crypto,
                 fencing: opts.fencing.as_ref().map(|f| f.setup.clone()),
+                cib: None,
             },
             persisted,
             Time::ZERO,

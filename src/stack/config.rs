@@ -48,6 +48,8 @@ pub struct StackConfig {
     pub crypto: Option<LinkCrypto>,
     /// Fencing (the fencer and the who-fences decision); needs quorum.
     pub fencing: Option<super::FencingSetup>,
+    /// The CIB replication service (every node of the cluster or none).
+    pub cib: Option<super::CibSetup>,
 }
 
 impl StackConfig {
@@ -72,6 +74,7 @@ impl StackConfig {
             link_mode: LinkMode::default(),
             crypto: None,
             fencing: None,
+            cib: None,
         }
     }
 }

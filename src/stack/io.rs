@@ -38,6 +38,13 @@ pub enum Input<'a> {
         /// Whether it is durable.
         result: Result<(), PersistFailed>,
     },
+    /// A CIB write from [`Output::CibPersist`] finished.
+    CibPersisted {
+        /// The request's id.
+        id: u64,
+        /// `Err` with the driver's description when it failed.
+        result: Result<(), String>,
+    },
     /// A fence agent call from [`Output::FenceAgent`] finished (the driver ran it off
     /// its thread).
     FenceAgentDone {
@@ -70,6 +77,8 @@ pub enum Request {
     Quorum(QuorumRequest),
     /// A request to the fencer (fence, confirm, history cleanup).
     Fence(super::FenceCommand),
+    /// A request to the CIB service.
+    Cib(super::CibRequest),
 }
 
 /// Closed-process-group requests (see [`phalanx_cpg::Cpg`]).
@@ -211,6 +220,10 @@ pub enum Output {
     Persist(Persist),
     /// The Stack stopped; it takes no further input. Emitted once.
     Stopped(StopReason),
+    /// Write this CIB durably (`cib.xml` + `.sig`, a backup) and report it with
+    /// [`Input::CibPersisted`]. Transmits are not held for it (Pacemaker writes
+    /// the CIB asynchronously too).
+    CibPersist(phalanx_cib::service::PersistRequest),
     /// Run this fence agent call off the driver thread and report it with
     /// [`Input::FenceAgentDone`].
     FenceAgent(phalanx_fence::core::AgentCall),
@@ -236,6 +249,8 @@ pub enum StackEvent {
     Link(LinkEvent),
     /// Fencing: results, unclean and fenced nodes.
     Fence(super::FenceNotice),
+    /// The CIB: a reply to a local client, a diff, a sync, a divergence report.
+    Cib(phalanx_cib::service::CibEvent),
 }
 
 /// Why [`Stack::handle_input`](super::Stack::handle_input) refused an input. Each
@@ -258,6 +273,12 @@ pub enum InputError {
     /// The fencer refused a request (or fencing is not configured).
     #[error(transparent)]
     Fence(#[from] phalanx_fence::core::FencerError),
+    /// The CIB service refused a request (queue full: try again; too large).
+    #[error(transparent)]
+    Cib(#[from] phalanx_cib::service::CibServiceError),
+    /// The Stack does not run the CIB service.
+    #[error("the CIB service is not configured")]
+    CibNotConfigured,
     /// The Stack has stopped and takes no input.
     #[error("stopped: {0}")]
     Stopped(StopReason),

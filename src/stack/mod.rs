@@ -65,6 +65,7 @@
 //! its sends in `pump_sends`, its timer in `poll_timeout` / `on_timeout`, its events
 //! as [`StackEvent`] variants. See `docs/architecture.md`.
 
+mod cib;
 mod config;
 mod fence;
 mod io;
@@ -73,6 +74,7 @@ mod service;
 #[cfg(test)]
 mod tests;
 
+pub use cib::{CibRequest, CibSetup};
 pub use config::{QuorumRequestError, StackConfig, StackConfigError};
 pub use fence::{DECISION_CLIENT, FenceCommand, FenceNotice, FenceServiceStats, FencingSetup};
 pub use io::{
@@ -146,6 +148,7 @@ pub struct Stack {
     cpg: Cpg,
     quorum: Option<Votequorum>,
     fence: Option<fence::FenceService>,
+    cib: Option<phalanx_cib::service::CibService>,
     links: LinkLayer,
     /// A quorum message taken from the core and waiting for room in totem (the core
     /// has no peek), already prefixed with its service byte.
@@ -181,6 +184,7 @@ impl Stack {
             link_mode,
             crypto,
             fencing,
+            cib,
         } = cfg;
         // A CPG message of the maximal size must fit in one totem message and in
         // totem's queue (CPG waits for room; one that never fits would block every
@@ -221,6 +225,7 @@ impl Stack {
             cpg: Cpg::new(node, cpg),
             quorum,
             fence,
+            cib: cib.map(|c| phalanx_cib::service::CibService::new(c.service, c.initial)),
             links,
             quorum_out: None,
             quorum_input: false,
@@ -252,6 +257,10 @@ impl Stack {
             }
             Input::Request(r) => self.on_request(now, r),
             Input::Persisted { id, result } => self.on_persisted(id, result),
+            Input::CibPersisted { id, result } => {
+                self.on_cib_persisted(id, result);
+                Ok(())
+            }
             Input::FenceAgentDone { call, outcome } => {
                 self.on_fence_agent_done(call, outcome);
                 Ok(())
@@ -321,6 +330,7 @@ impl Stack {
             Request::Cpg(c) => self.on_cpg_request(c)?,
             Request::Quorum(q) => self.on_quorum_request(q)?,
             Request::Fence(f) => self.on_fence_command(f)?,
+            Request::Cib(c) => self.on_cib_request(c)?,
         }
         Ok(())
     }
@@ -454,6 +464,7 @@ impl Stack {
             && self.gate.held.is_empty()
             && self.quorum_is_quiescent()
             && self.fence_is_quiescent()
+            && self.cib_is_quiescent()
     }
 
     /// Moves outputs between the layers until nothing moves, then puts totem's
@@ -467,6 +478,7 @@ impl Stack {
         loop {
             let moved_events = self.pump_totem();
             self.pump_fence();
+            self.drain_cib();
             let moved_sends = self.pump_sends();
             if !moved_events && !moved_sends {
                 break;
@@ -509,6 +521,7 @@ impl Stack {
                     self.cpg.handle_config(&c);
                     if c.kind == phalanx_totem::ConfigKind::Regular {
                         self.fence_config(&c.members);
+                        self.cib_config(&c.members, &c.joined, &c.left, c.ring);
                     }
                     if let Some(q) = self.quorum.as_mut() {
                         q.handle_config(self.now, &c);
@@ -554,6 +567,7 @@ impl Stack {
                 None => self.stats.unknown_service += 1,
             },
             Some(ServiceId::Fence) => self.on_fence_message(sender, &data[1..]),
+            Some(ServiceId::Cib) => self.on_cib_message(sender, &data[1..]),
             None => self.stats.unknown_service += 1,
         }
     }
@@ -563,6 +577,7 @@ impl Stack {
     fn pump_sends(&mut self) -> bool {
         let mut any = self.pump_quorum_sends();
         any |= self.pump_fence_sends();
+        any |= self.pump_cib_sends();
         while let Some(len) = self.cpg.next_send_len() {
             if len > self.totem.send_queue_room() {
                 break;

@@ -17,6 +17,8 @@ pub enum ServiceId {
     Quorum = 2,
     /// The fencers' peer messages (`phalanx-fence`).
     Fence = 3,
+    /// The CIB replication service (`phalanx-cib`).
+    Cib = 4,
 }
 
 impl ServiceId {
@@ -27,6 +29,7 @@ impl ServiceId {
             1 => Self::Cpg,
             2 => Self::Quorum,
             3 => Self::Fence,
+            4 => Self::Cib,
             _ => return None,
         })
     }

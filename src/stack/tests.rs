@@ -30,6 +30,8 @@ struct Pair {
     /// Persist requests not yet reported, per node (answered by `run_until` unless
     /// `hold_persists`).
     persists: Vec<Vec<Persist>>,
+    /// CIB writes asked for, per node (all answered `Ok` by `run_until`).
+    cib_writes: Vec<usize>,
     hold_persists: bool,
     stopped: Vec<Option<StopReason>>,
 }
@@ -65,6 +67,7 @@ impl Pair {
             now: Time::ZERO,
             events: vec![Vec::new(), Vec::new()],
             persists: vec![Vec::new(), Vec::new()],
+            cib_writes: vec![0, 0],
             hold_persists: false,
             stopped: vec![None, None],
         }
@@ -83,6 +86,14 @@ impl Pair {
                 Output::Persist(p) => self.persists[i].push(p),
                 Output::Stopped(r) => self.stopped[i] = Some(r),
                 Output::FenceAgent(c) => panic!("no fencing is configured here, yet {c:?}"),
+                Output::CibPersist(p) => {
+                    self.cib_writes[i] += 1;
+                    let input = Input::CibPersisted {
+                        id: p.id,
+                        result: Ok(()),
+                    };
+                    self.stacks[i].handle_input(self.now, input).unwrap();
+                }
                 Output::Timeout(_) => return wire,
             }
         }
@@ -567,4 +578,93 @@ fn leave_stops_the_stack_after_saying_goodbye() {
         p.request(0, mcast(b"late")),
         Err(InputError::Stopped(StopReason::Left))
     );
+}
+
+fn with_cib(id: NodeId) -> StackConfig {
+    let mut cfg = config(id, &[1, 2]);
+    let empty = phalanx_cib::persist::load(|_| None).cib;
+    cfg.cib = Some(CibSetup {
+        service: phalanx_cib::service::CibServiceConfig::new(id),
+        initial: empty,
+    });
+    cfg
+}
+
+fn cib_synced(events: &[StackEvent]) -> bool {
+    events.iter().any(|e| {
+        matches!(
+            e,
+            StackEvent::Cib(phalanx_cib::service::CibEvent::Synced { .. })
+        )
+    })
+}
+
+#[test]
+fn cib_requests_are_applied_by_every_node_in_total_order() {
+    use phalanx_cib::ops::{CallOptions, CibOp, OpContext, Scope};
+    use phalanx_cib::service::CibEvent;
+    let mut p = Pair::new();
+    p.stacks = [1, 2]
+        .iter()
+        .map(|&id| Stack::new(with_cib(id), None, Time::ZERO, Logger::discard()).unwrap())
+        .collect();
+    p.run_until(|p| p.events.iter().all(|e| cib_synced(e)));
+    let input = phalanx_cib::xml::parse(
+        r#"<cluster_property_set id="o"><nvpair id="o-x" name="x" value="1"/></cluster_property_set>"#,
+    )
+    .unwrap();
+    let op = CibOp::Create {
+        scope: Scope::Section("crm_config".into()),
+        input,
+        options: CallOptions::default(),
+    };
+    let ctx = OpContext {
+        now: Some("Sun Dec  6 05:00:00 2026".into()),
+        ..OpContext::default()
+    };
+    p.request(
+        0,
+        Request::Cib(CibRequest {
+            client: 9,
+            call: 1,
+            op,
+            ctx,
+        }),
+    )
+    .unwrap();
+    p.run_until(|p| {
+        let replied = p.events[0].iter().any(|e| {
+            matches!(
+                e,
+                StackEvent::Cib(CibEvent::Reply {
+                    client: 9,
+                    call: 1,
+                    result: Ok(_)
+                })
+            )
+        });
+        let diffs = p.events[1]
+            .iter()
+            .any(|e| matches!(e, StackEvent::Cib(CibEvent::Diff { .. })));
+        replied && diffs
+    });
+    let (a, b) = (p.stacks[0].cib().unwrap(), p.stacks[1].cib().unwrap());
+    assert_eq!(a.digest(), b.digest(), "both copies are the same");
+    assert_eq!(a.version(), b.version());
+    assert!(
+        p.cib_writes.iter().all(|&n| n > 0),
+        "each node wrote its CIB"
+    );
+    // Without the service, a CIB request is refused, typed.
+    let mut plain = Pair::new();
+    let r = plain.request(
+        0,
+        Request::Cib(CibRequest {
+            client: 1,
+            call: 1,
+            op: CibOp::Bump,
+            ctx: OpContext::default(),
+        }),
+    );
+    assert_eq!(r, Err(InputError::CibNotConfigured));
 }
