@@ -7,6 +7,8 @@
 //!     action: reboot                 # fencing-action: reboot | off
 //!     timeout: 60000                 # fencing-timeout, ms
 //!     no_quorum_policy: stop         # stop | ignore | freeze | suicide
+//!     watchdog: off                  # off | process | /dev/watchdog (a device path)
+//!     watchdog_timeout: 5000         # ms without a feed before the watchdog fires
 //!     device {
 //!         id: ipmi-a
 //!         agent: fence_ipmilan       # a file name in agent_dir (/usr/sbin)
@@ -65,6 +67,35 @@ pub enum NoQuorumPolicy {
     Suicide,
 }
 
+/// Default watchdog timeout when a watchdog is set without one (SBD's default
+/// `SBD_WATCHDOG_TIMEOUT`).
+pub const DEFAULT_WATCHDOG_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The node's own watchdog, for self-fencing (`no_quorum_policy: suicide`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum WatchdogConfig {
+    /// None (the default).
+    #[default]
+    Off,
+    /// A `phalanx-watchdog` supervisor process that SIGKILLs the node when not
+    /// fed.
+    Process,
+    /// A kernel watchdog device (`/dev/watchdog`) that resets the machine.
+    Device(PathBuf),
+}
+
+impl WatchdogConfig {
+    /// Parses `off`, `process` or an absolute device path.
+    pub fn parse(text: &str) -> Option<WatchdogConfig> {
+        match text {
+            "off" | "no" | "none" => Some(WatchdogConfig::Off),
+            "process" => Some(WatchdogConfig::Process),
+            p if p.starts_with('/') => Some(WatchdogConfig::Device(PathBuf::from(p))),
+            _ => None,
+        }
+    }
+}
+
 /// Which nodes a fencing level applies to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LevelTarget {
@@ -120,8 +151,12 @@ pub struct FencingConfig {
     pub priority_delay: Duration,
     /// `no-quorum-policy`.
     pub no_quorum_policy: NoQuorumPolicy,
-    /// `fencing-watchdog-timeout`: lost nodes are assumed self-fenced after this
-    /// long (zero: never).
+    /// The node's watchdog (off by default).
+    pub watchdog: WatchdogConfig,
+    /// How long the watchdog waits for a feed before it fires (SBD's
+    /// `SBD_WATCHDOG_TIMEOUT`); zero: [`DEFAULT_WATCHDOG_TIMEOUT`]. (Pacemaker's
+    /// `fencing-watchdog-timeout`, after which peers assume a lost node fenced
+    /// itself, is not implemented: peers still fence through a device.)
     pub watchdog_timeout: Duration,
     /// Devices, in file order.
     pub devices: Vec<FenceDeviceConfig>,
@@ -141,6 +176,7 @@ impl Default for FencingConfig {
             max_attempts: DEFAULT_FENCING_MAX_ATTEMPTS,
             priority_delay: Duration::ZERO,
             no_quorum_policy: NoQuorumPolicy::default(),
+            watchdog: WatchdogConfig::Off,
             watchdog_timeout: Duration::ZERO,
             devices: Vec::new(),
             levels: Vec::new(),
@@ -153,6 +189,15 @@ impl FencingConfig {
     /// The device with this id.
     pub fn device(&self, id: &str) -> Option<&FenceDeviceConfig> {
         self.devices.iter().find(|d| d.id == id)
+    }
+
+    /// The watchdog timeout in force (the default when none was given).
+    pub fn effective_watchdog_timeout(&self) -> Duration {
+        if self.watchdog_timeout.is_zero() {
+            DEFAULT_WATCHDOG_TIMEOUT
+        } else {
+            self.watchdog_timeout
+        }
     }
 
     /// Cross-field rules: unique, non-empty device ids with an agent; bounded

@@ -157,7 +157,10 @@ impl WatchdogPolicy {
         if self.starving.is_some() {
             return None;
         }
-        Some(self.last_feed.map_or(Time::ZERO, |t| t + self.feed_interval()))
+        Some(
+            self.last_feed
+                .map_or(Time::ZERO, |t| t + self.feed_interval()),
+        )
     }
 
     /// Why the watchdog is starved, if it is.
@@ -206,7 +209,10 @@ mod tests {
         p.quorum(at(0), true);
         assert_eq!(p.poll_feed(at(1)), Feed::Now);
         p.quorum(at(100), false);
-        assert_eq!(p.starving(), Some(&StarveReason::QuorumLost { at: at(100) }));
+        assert_eq!(
+            p.starving(),
+            Some(&StarveReason::QuorumLost { at: at(100) })
+        );
         assert_eq!(p.poll_feed(at(300)), Feed::Starve);
         assert_eq!(p.next_feed(), None);
         assert!(!p.may_disarm());

@@ -186,7 +186,10 @@ mod tests {
         let SuperviseEnd::Killed { unfed_for } = end else {
             panic!("expected a kill, got {end:?}");
         };
-        assert!(unfed_for >= TIMEOUT && took >= TIMEOUT, "{unfed_for:?} {took:?}");
+        assert!(
+            unfed_for >= TIMEOUT && took >= TIMEOUT,
+            "{unfed_for:?} {took:?}"
+        );
         assert!(took < TIMEOUT * 3, "killed only after {took:?}");
         assert!(log.contains("not fed for"), "{log}");
         assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGKILL));
