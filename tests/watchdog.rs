@@ -12,6 +12,10 @@
 //! - **hung node**: a quorate node whose process is stopped (SIGSTOP: its driver
 //!   thread no longer runs) is killed by its supervisor within the timeout.
 //!
+//! - **watchdog fencing** (`fencing_watchdog_timeout: 2000`, no device): node 3
+//!   is killed (-9); nodes 1 and 2 request no fencing and report it fenced 2 s
+//!   after they lost it.
+//!
 //! No /dev/watchdog test: the machine these tests were written on has no watchdog
 //! device (and a kernel without modules, so no softdog); `DevWatchdog` is
 //! unit-tested without one (phalanx-fence).
@@ -59,6 +63,19 @@ impl Log {
         self.quorum(node).is_some_and(|(q, m, _)| q && m == members)
     }
 
+    /// When `node` reported the fencing event `kind` about `target`.
+    fn fence_event(&self, node: u32, kind: &str, target: u32) -> Option<u64> {
+        let t = target.to_string();
+        self.events.iter().find_map(|o| match &o.event {
+            Event::Fence { kind: k, fields }
+                if o.node == node && k == kind && fields.get("node") == Some(&t) =>
+            {
+                Some(o.at)
+            }
+            _ => None,
+        })
+    }
+
     /// When `node`'s output ended.
     fn ended_at(&self, node: u32) -> Option<u64> {
         self.events.iter().find_map(|o| match o.event {
@@ -69,12 +86,16 @@ impl Log {
 }
 
 fn start(tag: &str, policy: &str) -> (TestDir, Cluster, Log) {
+    start_with(tag, policy, "")
+}
+
+fn start_with(tag: &str, policy: &str, extra: &str) -> (TestDir, Cluster, Log) {
     let dir = TestDir::new(tag);
     let addrs = loopback_addrs(3);
     let sections = format!(
         "quorum {{\n    provider: corosync_votequorum\n}}\n\
          fencing {{\n    no_quorum_policy: {policy}\n    watchdog: process\n    \
-         watchdog_timeout: {TIMEOUT_MS}\n}}\n"
+         watchdog_timeout: {TIMEOUT_MS}\n{extra}}}\n"
     );
     let conf = dir.write_conf(&corosync_conf(&dir, tag, "", &one_link(&addrs), &sections));
     let mut cluster = Cluster::start(&conf, 1..=3, None);
@@ -173,5 +194,48 @@ fn a_hung_node_is_killed_by_its_watchdog() {
         took < TIMEOUT_MS as f64 + 500.0,
         "killed {took:.0} ms after it hung"
     );
+    cluster.leave(&mut log, &[1, 2]);
+}
+
+#[test]
+fn peers_assume_a_lost_node_fenced_after_the_fencing_watchdog_timeout() {
+    const ASSUME_MS: u64 = 2 * TIMEOUT_MS;
+    let (_dir, mut cluster, mut log) = start_with(
+        "wd-assume",
+        "suicide",
+        &format!("    fencing_watchdog_timeout: {ASSUME_MS}\n"),
+    );
+    cluster.kill9(3);
+    cluster.until(
+        &mut log,
+        "nodes 1 and 2 to report node 3 fenced",
+        Duration::from_secs(10),
+        |l| {
+            [1, 2]
+                .iter()
+                .all(|&n| l.fence_event(n, "fence_fenced", 3).is_some())
+        },
+    );
+    for n in [1, 2] {
+        let unclean = log.fence_event(n, "fence_unclean", 3).unwrap();
+        let fenced = log.fence_event(n, "fence_fenced", 3).unwrap();
+        let waited = ms(fenced - unclean);
+        eprintln!("node {n}: node 3 unclean → assumed fenced by its watchdog in {waited:.0} ms");
+        assert!(
+            (ASSUME_MS as f64..ASSUME_MS as f64 + 500.0).contains(&waited),
+            "node {n} assumed node 3 fenced {waited:.0} ms after losing it"
+        );
+    }
+    let requests: Vec<String> = log
+        .events
+        .iter()
+        .filter_map(|o| match &o.event {
+            Event::Fence { kind, fields } if kind == "fence_done" || kind == "fence_result" => {
+                Some(format!("n{} {kind} {fields:?}", o.node))
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(requests.is_empty(), "no device was asked: {requests:?}");
     cluster.leave(&mut log, &[1, 2]);
 }

@@ -158,6 +158,11 @@ pub struct FencingConfig {
     /// `fencing-watchdog-timeout`, after which peers assume a lost node fenced
     /// itself, is not implemented: peers still fence through a device.)
     pub watchdog_timeout: Duration,
+    /// `fencing-watchdog-timeout` (zero: off): a lost node that no device can
+    /// fence is assumed to have fenced itself this long after a quorate partition
+    /// lost it. Needs `watchdog` on, `no_quorum_policy: suicide` on every node,
+    /// and must exceed `watchdog_timeout` (Pacemaker advises twice it).
+    pub fencing_watchdog_timeout: Duration,
     /// Devices, in file order.
     pub devices: Vec<FenceDeviceConfig>,
     /// Levels, in file order.
@@ -178,6 +183,7 @@ impl Default for FencingConfig {
             no_quorum_policy: NoQuorumPolicy::default(),
             watchdog: WatchdogConfig::Off,
             watchdog_timeout: Duration::ZERO,
+            fencing_watchdog_timeout: Duration::ZERO,
             devices: Vec::new(),
             levels: Vec::new(),
             agent_dir: PathBuf::from(DEFAULT_AGENT_DIR),
@@ -204,6 +210,30 @@ impl FencingConfig {
     /// parameter counts; levels with an index in 1..=9, a non-empty target and
     /// devices that exist; one level per (target, index).
     pub(super) fn validate(&self, src: &SourceInfo) -> Result<(), ConfigError> {
+        if !self.fencing_watchdog_timeout.is_zero() {
+            let key = "fencing.fencing_watchdog_timeout";
+            if self.watchdog == WatchdogConfig::Off {
+                return Err(src.error(
+                    key,
+                    "peers may assume self-fencing only when nodes run a watchdog: set watchdog",
+                ));
+            }
+            if self.no_quorum_policy != NoQuorumPolicy::Suicide {
+                return Err(src.error(
+                    key,
+                    "peers may assume self-fencing only under no_quorum_policy: suicide",
+                ));
+            }
+            if self.fencing_watchdog_timeout <= self.effective_watchdog_timeout() {
+                return Err(src.error(
+                    key,
+                    format!(
+                        "must exceed watchdog_timeout ({} ms)",
+                        self.effective_watchdog_timeout().as_millis()
+                    ),
+                ));
+            }
+        }
         if self.devices.len() > MAX_DEVICES {
             return Err(src.error("fencing.device", format!("more than {MAX_DEVICES} devices")));
         }

@@ -34,6 +34,7 @@ impl Mapper<'_> {
                 "max_attempts" => f.max_attempts = key.num()?,
                 "priority_fencing_delay" => f.priority_delay = key.ms()?,
                 "watchdog_timeout" => f.watchdog_timeout = key.ms()?,
+                "fencing_watchdog_timeout" => f.fencing_watchdog_timeout = key.ms()?,
                 "watchdog" => {
                     f.watchdog = WatchdogConfig::parse(key.text()).ok_or_else(|| {
                         key.error(format!(

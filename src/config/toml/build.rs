@@ -398,6 +398,8 @@ impl<'a> Build<'a> {
             priority_delay: ms(f.priority_fencing_delay_ms).unwrap_or(d.priority_delay),
             no_quorum_policy,
             watchdog,
+            fencing_watchdog_timeout: ms(f.fencing_watchdog_timeout_ms)
+                .unwrap_or(d.fencing_watchdog_timeout),
             watchdog_timeout: ms(f.watchdog_timeout_ms).unwrap_or(d.watchdog_timeout),
             devices,
             levels,
