@@ -34,6 +34,12 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
+    // Ctrl-C at a terminal reaches the whole foreground group: the node leaves
+    // cleanly and disarms us; dying first would make that disarm fail.
+    // SAFETY: setting SIGINT's disposition to SIG_IGN installs no handler code.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+    }
     let target = Target {
         pid: cli.pid,
         is_parent: true,

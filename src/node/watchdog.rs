@@ -73,6 +73,9 @@ pub(crate) struct NodeWatchdog {
     node: NodeId,
     announced: bool,
     feed_errors: u64,
+    /// Whether the driver loop has fed it (it runs); disarmed: no longer armed.
+    fed: bool,
+    disarmed: bool,
 }
 
 impl NodeWatchdog {
@@ -88,8 +91,18 @@ impl NodeWatchdog {
                 Box::new(ProcessWatchdog::spawn(supervisor, o.timeout)?)
             }
         };
+        Ok(Self::armed(dog, o.no_quorum_policy, logger, node))
+    }
+
+    /// Wraps an armed watchdog.
+    fn armed(
+        dog: Box<dyn Watchdog>,
+        no_quorum_policy: NoQuorumPolicy,
+        logger: Logger,
+        node: NodeId,
+    ) -> NodeWatchdog {
         // The timeout in force: a device may have rounded it.
-        let policy = WatchdogPolicy::new(o.no_quorum_policy, dog.timeout());
+        let policy = WatchdogPolicy::new(no_quorum_policy, dog.timeout());
         record!(
             logger,
             0,
@@ -99,14 +112,16 @@ impl NodeWatchdog {
             "armed: {}",
             dog.describe()
         );
-        Ok(NodeWatchdog {
+        NodeWatchdog {
             dog,
             policy,
             logger,
             node,
             announced: false,
             feed_errors: 0,
-        })
+            fed: false,
+            disarmed: false,
+        }
     }
 
     /// A votequorum event's quorum state.
@@ -119,6 +134,7 @@ impl NodeWatchdog {
     pub(crate) fn pass(&mut self, now: Time) -> Option<Duration> {
         match self.policy.poll_feed(now) {
             Feed::Now => {
+                self.fed = true;
                 if let Err(e) = self.dog.feed() {
                     self.feed_errors += 1;
                     if self.feed_errors == 1 {
@@ -166,9 +182,10 @@ impl NodeWatchdog {
 
     /// Clean stop: disarms unless the node is fencing itself.
     pub(crate) fn leave(&mut self) {
-        if !self.policy.may_disarm() {
+        if !self.policy.may_disarm() || self.disarmed {
             return;
         }
+        self.disarmed = true;
         if let Err(e) = self.dog.disarm() {
             record!(
                 self.logger,
@@ -181,5 +198,102 @@ impl NodeWatchdog {
                 e.to_string()
             );
         }
+    }
+}
+
+impl Drop for NodeWatchdog {
+    /// A watchdog the driver loop never fed belongs to a start that failed after
+    /// arming it (`Node::start` returned an error): disarmed, or the caller's
+    /// process would be killed for a node that never ran. Once fed, dropping does
+    /// not disarm — a driver that ends without a clean leave is a node to fence.
+    fn drop(&mut self) {
+        if !self.fed && !self.disarmed {
+            self.disarmed = true;
+            let _ = self.dog.disarm();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// Counts feeds and disarms.
+    struct Counting(Arc<(AtomicU32, AtomicU32)>);
+
+    impl Watchdog for Counting {
+        fn feed(&mut self) -> std::io::Result<()> {
+            self.0.0.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+        fn timeout(&self) -> Duration {
+            Duration::from_millis(1000)
+        }
+        fn disarm(&mut self) -> std::io::Result<()> {
+            self.0.1.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+        fn describe(&self) -> String {
+            "counting".into()
+        }
+    }
+
+    fn watchdog() -> (NodeWatchdog, Arc<(AtomicU32, AtomicU32)>) {
+        let counts = Arc::new((AtomicU32::new(0), AtomicU32::new(0)));
+        let dog = Box::new(Counting(counts.clone()));
+        let w = NodeWatchdog::armed(dog, NoQuorumPolicy::Fence, Logger::discard(), 1);
+        (w, counts)
+    }
+
+    fn ms(n: u64) -> Time {
+        Time::from_nanos(n * 1_000_000)
+    }
+
+    #[test]
+    fn dropped_before_the_first_feed_it_disarms() {
+        let (w, counts) = watchdog();
+        drop(w);
+        assert_eq!(counts.1.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn dropped_after_feeding_it_stays_armed() {
+        let (mut w, counts) = watchdog();
+        assert_eq!(w.pass(ms(0)), Some(Duration::from_millis(250)));
+        drop(w);
+        assert_eq!(counts.0.load(Ordering::SeqCst), 1);
+        assert_eq!(counts.1.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn feeds_paced_then_starved_after_quorum_loss_and_never_disarmed() {
+        let (mut w, counts) = watchdog();
+        w.quorum(ms(0), true);
+        assert!(w.pass(ms(0)).is_some());
+        assert_eq!(w.pass(ms(100)), Some(Duration::from_millis(150)));
+        assert!(w.pass(ms(250)).is_some());
+        assert_eq!(counts.0.load(Ordering::SeqCst), 2);
+        w.quorum(ms(300), false);
+        assert_eq!(w.pass(ms(600)), None);
+        w.leave();
+        drop(w);
+        assert_eq!(counts.0.load(Ordering::SeqCst), 2, "no feed while starving");
+        assert_eq!(
+            counts.1.load(Ordering::SeqCst),
+            0,
+            "a starving node stays armed"
+        );
+    }
+
+    #[test]
+    fn a_clean_leave_disarms_once() {
+        let (mut w, counts) = watchdog();
+        w.pass(ms(0));
+        w.leave();
+        w.leave();
+        drop(w);
+        assert_eq!(counts.1.load(Ordering::SeqCst), 1);
     }
 }
