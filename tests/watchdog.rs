@@ -141,8 +141,9 @@ fn a_node_that_loses_quorum_under_suicide_is_killed_by_its_watchdog() {
          {after_loss:.0} ms after losing quorum (timeout {TIMEOUT_MS} ms)",
         ms(lost_at.saturating_sub(second_kill)),
     );
-    // The last feed came at most a feed interval (timeout / 4) before the loss.
-    let earliest = TIMEOUT_MS as f64 * 0.75 - 50.0;
+    // The last feed came at most a feed interval (timeout / 4) before the loss
+    // (more on a starved machine): not killed at once for another reason.
+    let earliest = TIMEOUT_MS as f64 * 0.5;
     let latest = TIMEOUT_MS as f64 + 500.0;
     assert!(
         (earliest..latest).contains(&after_loss),
