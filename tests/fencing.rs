@@ -203,7 +203,20 @@ fn a_killed_node_is_fenced_once_by_the_quorate_side() {
     cluster.observe_for(&mut log, Duration::from_secs(1));
     let done_at = check_one_operation(&log, 3, &[1, 2], 1);
     let elapsed = ms(done_at - killed_at);
-    eprintln!("kill -9 of node 3 → fenced by node 1 in {elapsed:.0} ms");
+    // The timeline on the coordinator: new configuration, quorum, unclean, done.
+    let first = |pred: &dyn Fn(&Event) -> bool| {
+        log.events
+            .iter()
+            .find(|o| o.node == 1 && o.at > killed_at && pred(&o.event))
+            .map_or(f64::NAN, |o| ms(o.at - killed_at))
+    };
+    let config = first(&|e| matches!(e, Event::Config(c) if c.regular && c.members == [1, 2]));
+    let quorum = first(&|e| matches!(e, Event::Quorum(q) if q.members == [1, 2]));
+    let unclean = first(&|e| matches!(e, Event::Fence { kind, .. } if kind == "fence_unclean"));
+    eprintln!(
+        "kill -9 of node 3 at 0 ms → node 1: configuration {config:.0} ms, quorum {quorum:.0} ms, \
+         unclean {unclean:.0} ms, fenced (agent done, result agreed) {elapsed:.0} ms"
+    );
     assert!(elapsed < 2000.0, "fencing took {elapsed:.0} ms");
     assert_eq!(
         log.fence()
@@ -294,4 +307,68 @@ fn an_inquorate_node_fences_no_one_and_is_fenced_by_the_majority() {
         log.fence_lines()
     );
     cluster.leave(&mut log, &[2, 3]);
+}
+
+fn fence_tool(dir: &TestDir, node: u32, args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_phalanx-fence"))
+        .arg("--socket")
+        .arg(dir.admin_socket(node))
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn the_tool_fences_through_the_cluster_and_shows_the_history() {
+    let (dir, mut cluster, mut log) = start_loopback("fence-tool", false);
+    let (code, text) = fence_tool(&dir, 1, &["--list-registered"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("kill (fence_phalanx_kill)"), "{text}");
+    assert!(text.contains("node 3 n3: member"), "{text}");
+
+    // An administrator's request is not the decision's: it runs at once.
+    let inc3 = cluster.incarnation(3);
+    let (code, text) = fence_tool(&dir, 2, &["--fence", "n3"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("n3: off done by 2"), "{text}");
+    // The agent really killed node 3's process.
+    cluster.until_ended(&mut log, 3, inc3);
+    // Every node recorded the result; the loss that follows needs no more fencing.
+    cluster.until(
+        &mut log,
+        "both survivors to report node 3 fenced",
+        Duration::from_secs(10),
+        |l| {
+            let by = l.fenced_by(3);
+            by.contains(&1) && by.contains(&2)
+        },
+    );
+    cluster.observe_for(&mut log, Duration::from_millis(500));
+    assert!(
+        !log.fence()
+            .iter()
+            .any(|(_, k, f, _)| *k == "fence_done" && f["client"] == "phalanx-decision"),
+        "the decision fenced node 3 again:\n{}",
+        log.fence_lines()
+    );
+    let (code, text) = fence_tool(&dir, 1, &["--history"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("off of n3 done by 2, requested by phalanx-fence-handle on node 2"),
+        "{text}"
+    );
+    let (code, text) = fence_tool(&dir, 1, &["--history", "--cleanup"]);
+    assert_eq!(code, 0, "{text}");
+    let (code, text) = fence_tool(&dir, 1, &["--history", "--json"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.trim().starts_with('['), "{text}");
+    let (code, text) = fence_tool(&dir, 1, &["--fence", "nosuchnode"]);
+    assert_eq!(code, 1, "{text}");
+    cluster.leave(&mut log, &[1, 2]);
 }

@@ -15,12 +15,20 @@
 //!   with Pacemaker's version, position and digest rules. Legacy format-1
 //!   patches are refused.
 //!
-//! Not yet: the CIB operations (query/create/modify/replace/delete, XPath),
-//! replication in total order over CPG, atomic persistence and ACLs.
+//! * [`ops`]: the CIB operations (query/create/modify/replace/delete/erase/
+//!   bump/transactions) with Pacemaker's version rules, typed errors and the
+//!   `cib_command` wire form.
+//! * [`xpath`]: the XPath subset operations and ACLs address elements with.
+//! * [`acl`]: access control lists — filtered reads and refused writes.
+//!
+//! Planned: replication in total order over CPG, atomic persistence.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod acl;
 pub mod digest;
+pub mod ops;
 pub mod patch;
 pub mod version;
 pub mod xml;
+pub mod xpath;

@@ -24,6 +24,12 @@ impl AdminClient {
         })
     }
 
+    /// Waits at most `timeout` for each answer (default 10 s; a fencing request
+    /// lasts as long as its operation).
+    pub fn set_timeout(&mut self, timeout: Duration) -> io::Result<()> {
+        self.writer.set_read_timeout(Some(timeout))
+    }
+
     /// Sends `req` and waits for the answer.
     pub fn request(&mut self, req: &Request) -> io::Result<Response> {
         let mut line = serde_json::to_vec(req).map_err(io::Error::other)?;

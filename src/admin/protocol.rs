@@ -33,6 +33,79 @@ pub enum Request {
     CancelWaitForAll,
     /// Every counter of the node (`corosync-cmapctl -m stats`).
     Stats,
+    /// Fencing devices, history and node states (`stonith_admin --list-registered`,
+    /// `--history`).
+    FenceStatus,
+    /// Fence a node through the cluster and wait for the result
+    /// (`stonith_admin --fence/--reboot/--unfence`).
+    Fence {
+        /// Target node name.
+        target: String,
+        /// `off`, `reboot` or `on` (unfence).
+        action: String,
+        /// The operation's timeout in milliseconds (default: `fencing.timeout`).
+        timeout_ms: Option<u64>,
+    },
+    /// Confirm a node is down without running an agent (`stonith_admin --confirm`).
+    FenceConfirm {
+        /// Target node name.
+        target: String,
+    },
+    /// Drop completed history entries (`stonith_admin --history --cleanup`).
+    FenceHistoryCleanup {
+        /// Only this target's.
+        target: Option<String>,
+    },
+}
+
+/// A fence device as the tools show it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FenceDeviceInfo {
+    /// Device id.
+    pub id: String,
+    /// Its agent.
+    pub agent: String,
+}
+
+/// One fencing operation of the history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FenceHistoryItem {
+    /// Target node name.
+    pub target: String,
+    /// Action.
+    pub action: String,
+    /// `pending`, `done` or `failed`.
+    pub state: String,
+    /// Originating node.
+    pub origin: u32,
+    /// Who executed it: a node id, `manual`, or empty when unknown.
+    pub delegate: String,
+    /// The requesting client.
+    pub client: String,
+    /// Why it failed.
+    pub reason: Option<String>,
+}
+
+/// A node's fencing state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FenceNodeInfo {
+    /// Node id.
+    pub id: u32,
+    /// Node name.
+    pub name: String,
+    /// `member`, `down`, `unclean` or `fenced`.
+    pub state: String,
+}
+
+/// The fencing state (answer to [`Request::FenceStatus`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FenceReport {
+    /// Registered devices.
+    pub devices: Vec<FenceDeviceInfo>,
+    /// The history as this node knows it.
+    pub history: Vec<FenceHistoryItem>,
+    /// Every node.
+    pub nodes: Vec<FenceNodeInfo>,
 }
 
 /// A counter's or state's value.
@@ -148,6 +221,14 @@ pub enum Response {
     },
     /// Answer to [`Request::Quorum`].
     Quorum(QuorumStatus),
+    /// Answer to [`Request::FenceStatus`].
+    Fence(FenceReport),
+    /// Answer to [`Request::Fence`] and [`Request::FenceConfirm`]: the target is
+    /// fenced.
+    Fenced {
+        /// Who fenced it: a node id, or `manual`.
+        by: String,
+    },
     /// Answer to [`Request::Stats`].
     Stats {
         /// Every key, in a fixed order.

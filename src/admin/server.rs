@@ -6,7 +6,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -49,14 +49,29 @@ impl AdminServer {
         let thread = std::thread::Builder::new()
             .name("phalanx-admin".into())
             .spawn(move || {
+                let active = Arc::new(AtomicUsize::new(0));
                 for conn in listener.incoming() {
                     if stop2.load(Ordering::Acquire) {
                         break;
                     }
-                    if let Ok(conn) = conn {
-                        // One client at a time: requests are tiny and answered from
-                        // published snapshots, so none can hold the others up long.
-                        let _ = serve(conn, provider.as_ref());
+                    let Ok(conn) = conn else { continue };
+                    // A thread per client, at most MAX_CLIENTS: most requests are
+                    // answered from published snapshots, but a fencing request
+                    // waits for its operation and must not hold the others up.
+                    if active.fetch_add(1, Ordering::AcqRel) >= MAX_CLIENTS {
+                        active.fetch_sub(1, Ordering::AcqRel);
+                        let _ = refuse_busy(conn);
+                        continue;
+                    }
+                    let (provider, done) = (Arc::clone(&provider), Arc::clone(&active));
+                    let spawned = std::thread::Builder::new()
+                        .name("phalanx-admin-client".into())
+                        .spawn(move || {
+                            let _ = serve(conn, provider.as_ref());
+                            done.fetch_sub(1, Ordering::AcqRel);
+                        });
+                    if spawned.is_err() {
+                        active.fetch_sub(1, Ordering::AcqRel);
                     }
                 }
             })?;
@@ -73,8 +88,18 @@ impl AdminServer {
     }
 }
 
+/// Clients served at once; one more is told to come back.
+const MAX_CLIENTS: usize = 8;
+
+fn refuse_busy(mut conn: UnixStream) -> io::Result<()> {
+    let mut out = serde_json::to_vec(&Response::error("admin socket busy; try again"))
+        .map_err(io::Error::other)?;
+    out.push(b'\n');
+    conn.write_all(&out)
+}
+
 fn serve(conn: UnixStream, provider: &dyn AdminProvider) -> io::Result<()> {
-    // A client that stops talking must not block the socket for others.
+    // A client that stops talking must not hold a thread for long.
     conn.set_read_timeout(Some(Duration::from_secs(5)))?;
     conn.set_write_timeout(Some(Duration::from_secs(5)))?;
     let mut writer = conn.try_clone()?;

@@ -4,7 +4,7 @@
 //! `T` ms it SIGKILLs the node and says so on stderr; a `V` as the last byte
 //! before stdin ends disarms it (the node stopped cleanly); stdin ending without
 //! it keeps the countdown going while the node lives. It exits when the node is
-//! gone. See docs/fence.md, "Watchdog".
+//! gone. See docs/fence.md, "3. Watchdog".
 
 use clap::Parser;
 use phalanx::fence::watchdog::io::{SuperviseEnd, Target, supervise};

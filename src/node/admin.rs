@@ -3,8 +3,8 @@
 
 use super::{Membership, Quorum, QuorumCallError, QuorumInfo, Shared};
 use crate::admin::{
-    AdminProvider, Group, GroupMember, NodeInfo, QuorumNode, QuorumStatus, Request, Response,
-    Status,
+    AdminProvider, FenceDeviceInfo, FenceHistoryItem, FenceNodeInfo, FenceReport, Group,
+    GroupMember, NodeInfo, QuorumNode, QuorumStatus, Request, Response, Status,
 };
 use phalanx_quorum::NodeState;
 use phalanx_totem::NodeId;
@@ -15,6 +15,7 @@ use std::sync::atomic::Ordering;
 pub(crate) struct NodeAdmin {
     pub(crate) shared: Arc<Shared>,
     pub(crate) quorum: Quorum,
+    pub(crate) fence: super::Fence,
     pub(crate) node_id: NodeId,
     pub(crate) cluster_name: String,
     /// Every configured node with its name (empty when none).
@@ -140,6 +141,29 @@ impl AdminProvider for NodeAdmin {
             Request::SetExpectedVotes { votes } => done(self.quorum.set_expected_votes(votes)),
             Request::SetVotes { node, votes } => done(self.quorum.set_votes(node, votes)),
             Request::CancelWaitForAll => done(self.quorum.cancel_wait_for_all()),
+            Request::FenceStatus => match self.fence.status() {
+                Some(s) => Response::Fence(fence_report(s)),
+                None => Response::error("fencing is not configured on this node"),
+            },
+            Request::Fence {
+                target,
+                action,
+                timeout_ms,
+            } => match action.parse::<phalanx_fence::Action>() {
+                Ok(a) if a.changes_power() => fenced(self.fence.fence(
+                    &target,
+                    a,
+                    timeout_ms.map(std::time::Duration::from_millis),
+                )),
+                _ => Response::error(format!("action {action:?}: expected off, reboot or on")),
+            },
+            Request::FenceConfirm { target } => fenced(self.fence.confirm(&target)),
+            Request::FenceHistoryCleanup { target } => {
+                match self.fence.history_cleanup(target.as_deref()) {
+                    Ok(()) => Response::Done,
+                    Err(e) => Response::error(e.to_string()),
+                }
+            }
             Request::Stats => Response::Stats {
                 stats: super::stats_keys::flatten(
                     &self.shared.stats.lock(),
@@ -147,5 +171,57 @@ impl AdminProvider for NodeAdmin {
                 ),
             },
         }
+    }
+}
+
+fn fenced(r: Result<super::FencedBy, super::FenceCallError>) -> Response {
+    match r {
+        Ok(super::FencedBy::Node(n)) => Response::Fenced { by: n.to_string() },
+        Ok(super::FencedBy::Manual) => Response::Fenced {
+            by: "manual".into(),
+        },
+        Err(e) => Response::error(e.to_string()),
+    }
+}
+
+fn fence_report(s: super::FenceStatus) -> FenceReport {
+    use phalanx_fence::core::{Delegate, OpState};
+    FenceReport {
+        devices: s
+            .devices
+            .into_iter()
+            .map(|(id, agent)| FenceDeviceInfo { id, agent })
+            .collect(),
+        history: s
+            .history
+            .into_iter()
+            .map(|e| FenceHistoryItem {
+                target: e.target,
+                action: e.action.to_string(),
+                state: match e.state {
+                    OpState::Pending => "pending",
+                    OpState::Done => "done",
+                    OpState::Failed => "failed",
+                }
+                .into(),
+                origin: e.origin,
+                delegate: match e.delegate {
+                    Some(Delegate::Node(n)) => n.to_string(),
+                    Some(Delegate::Manual) => "manual".into(),
+                    None => String::new(),
+                },
+                client: e.client,
+                reason: e.exit_reason,
+            })
+            .collect(),
+        nodes: s
+            .nodes
+            .into_iter()
+            .map(|n| FenceNodeInfo {
+                id: n.id,
+                name: n.name,
+                state: n.state.into(),
+            })
+            .collect(),
     }
 }

@@ -7,6 +7,9 @@
 //! and link choice live in [`super::link_io`].
 
 use super::cpg::{CpgGroup, MemberSink};
+use super::fence_handle::{
+    FenceAnswer, FenceCallError, FenceNodeState, FenceStatus, HANDLE_CLIENT, state_name,
+};
 use super::fencing::FenceRunner;
 use super::persist;
 use super::quorum::{QuorumCallError, QuorumChange, QuorumInfo};
@@ -19,12 +22,13 @@ use crate::crypto::{CryptoStats, random_boot_id};
 use crate::link::{LinkAddrs, LinkCrypto, PeerLinkStatus};
 use crate::quorum_client::QdeviceDriver;
 use crate::stack::{
-    CpgRequest, Input, InputError, Output, PersistFailed, PersistItem, QuorumRequestError, Request,
-    Stack, StackConfig, StackEvent, StopReason,
+    CpgRequest, FenceNotice, Input, InputError, Output, PersistFailed, PersistItem,
+    QuorumRequestError, Request, Stack, StackConfig, StackEvent, StopReason,
 };
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use mio::{Events, Poll, Token, Waker};
 use phalanx_cpg::{CpgError, CpgEvent, Guarantee};
+use phalanx_fence::core::FenceEvent;
 use phalanx_logsys::{Logger, record};
 use phalanx_totem::{ConfigKind, Time};
 use std::collections::{BTreeMap, VecDeque};
@@ -159,6 +163,8 @@ pub(crate) struct Driver {
     realtime_priority: Option<i32>,
     /// Runs fence agents off this thread (when fencing is configured).
     fence_runner: Option<FenceRunner>,
+    /// Fence handles waiting for their operation, by call id.
+    fence_waiters: BTreeMap<u64, FenceAnswer>,
     /// The node's watchdog, fed from this loop (see `super::watchdog`).
     watchdog: Option<NodeWatchdog>,
 }
@@ -258,8 +264,10 @@ impl Driver {
             last_publish: start,
             realtime_priority: opts.realtime_priority,
             fence_runner,
+            fence_waiters: BTreeMap::new(),
             watchdog,
         };
+        driver.publish_fence();
         driver.publish_quorum();
         Ok(driver)
     }
@@ -545,6 +553,21 @@ impl Driver {
                 self.cpg_released.0 += reserved;
                 self.cpg_released.1 += 1;
             }
+            (request, Reply::FenceAccepted(tx)) => {
+                let r = self.stack.handle_input(now, Input::Request(request));
+                let _ = tx.send(r.map_err(fence_refusal));
+                self.publish_fence();
+            }
+            (request, Reply::FenceDone { call, answer }) => {
+                match self.stack.handle_input(now, Input::Request(request)) {
+                    Ok(()) => {
+                        self.fence_waiters.insert(call, answer);
+                    }
+                    Err(e) => {
+                        let _ = answer.send(Err(fence_refusal(e)));
+                    }
+                }
+            }
             (request, reply) => {
                 if let Request::Cpg(CpgRequest::MemberDown { local }) = &request {
                     self.sinks.remove(local);
@@ -734,7 +757,11 @@ impl Driver {
                 let _ = self.events.send(NodeEvent::Config(c));
             }
             Output::Event(StackEvent::Cpg(ev)) => self.route_cpg(ev),
-            Output::Event(StackEvent::Quorum(ev)) => self.on_quorum(ev),
+            Output::Event(StackEvent::Quorum(ev)) => {
+                self.on_quorum(ev);
+                // The decision's node states follow quorum's membership.
+                self.publish_fence();
+            }
             Output::Event(StackEvent::Link(_)) => {
                 // Logged by the Stack; the driver counts and republishes.
                 self.stats.link_changes += 1;
@@ -760,6 +787,21 @@ impl Driver {
                 }
             }
             Output::Event(StackEvent::Fence(n)) => {
+                if let FenceNotice::Fencer(FenceEvent::RequestDone {
+                    client,
+                    call,
+                    result,
+                    ..
+                }) = &n
+                    && client == HANDLE_CLIENT
+                    && let Some(w) = self.fence_waiters.remove(call)
+                {
+                    let _ = w.send(match result {
+                        Ok(d) => Ok(Some(*d)),
+                        Err(f) => Err(FenceCallError::Failed(f.reason.clone())),
+                    });
+                }
+                self.publish_fence();
                 let _ = self.events.send(NodeEvent::Fence(n));
             }
             Output::Stopped(StopReason::Left) => self.left = true,
@@ -780,6 +822,32 @@ impl Driver {
             _ => {}
         }
         Ok(false)
+    }
+
+    /// Publishes the fencing state for handles and tools (after every fencing
+    /// event; the history is bounded by the fencer).
+    fn publish_fence(&self) {
+        let (Some(f), Some(d)) = (self.stack.fencer(), self.stack.fence_decision()) else {
+            return;
+        };
+        let names = self.stack.fence_names();
+        let status = FenceStatus {
+            devices: f
+                .registry()
+                .devices()
+                .map(|d| (d.id().to_string(), d.agent().to_string()))
+                .collect(),
+            history: f.history().entries().cloned().collect(),
+            nodes: names
+                .iter()
+                .map(|(&id, name)| FenceNodeState {
+                    id,
+                    name: name.clone(),
+                    state: state_name(d.state(id)),
+                })
+                .collect(),
+        };
+        *self.shared.fence.status.lock() = Some(status);
     }
 
     fn publish(&mut self, force: bool) {
@@ -809,5 +877,19 @@ impl Driver {
             links.status_into(&mut self.link_status);
             self.shared.links.lock().clone_from(&self.link_status);
         }
+    }
+}
+
+/// A refused fencing request as the handle reports it.
+fn fence_refusal(e: InputError) -> FenceCallError {
+    match e {
+        InputError::Fence(phalanx_fence::core::FencerError::BadRequest(m))
+            if m.contains("not configured") =>
+        {
+            FenceCallError::NotConfigured
+        }
+        InputError::Fence(e) => FenceCallError::Refused(e.to_string()),
+        InputError::Stopped(_) => FenceCallError::NotRunning,
+        other => FenceCallError::Refused(other.to_string()),
     }
 }

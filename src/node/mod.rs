@@ -11,6 +11,7 @@ mod callback;
 mod cpg;
 mod driver;
 mod error;
+mod fence_handle;
 mod fencing;
 mod from_config;
 mod link_options;
@@ -29,6 +30,9 @@ pub use callback::CallbackGuard;
 pub use cpg::{CallbackMember, Cpg, CpgGroup, CpgMember, DispatchMode};
 pub use driver::DriverStats;
 pub use error::NodeError;
+pub use fence_handle::{
+    Fence, FenceCallError, FenceNodeState, FenceStatus, FencedBy, HANDLE_CLIENT,
+};
 pub use fencing::{NodeFencing, fencing_from_config};
 pub use link_options::{ExtraLink, LinkOptions, LinkParams, Multicast};
 pub use options::{CryptoOptions, NodeOptions};
@@ -82,6 +86,15 @@ pub(crate) enum Reply {
     /// Admitted by a handle against the shared CPG budget (`reserved` bytes, one
     /// message); released once the core took it.
     CpgBudget(usize),
+    /// A fence handle waits for the fencer to take the request.
+    FenceAccepted(Sender<Result<(), FenceCallError>>),
+    /// A fence handle waits for its operation (`call`) to finish.
+    FenceDone {
+        /// The handle's call id.
+        call: u64,
+        /// Where the result goes.
+        answer: fence_handle::FenceAnswer,
+    },
 }
 
 /// Wakes the driver if it is parked in `poll` (an eventfd write per message was
@@ -128,6 +141,8 @@ pub(crate) struct Shared {
     pub(crate) cpg: cpg::CpgShared,
     /// Quorum.
     pub(crate) quorum: quorum::QuorumShared,
+    /// Fencing.
+    pub(crate) fence: fence_handle::FenceShared,
 }
 
 /// A clonable, thread-safe handle to a running node.
@@ -187,6 +202,15 @@ impl NodeHandle {
     /// The node's quorum service.
     pub fn quorum(&self) -> Quorum {
         Quorum {
+            tx: self.tx.clone(),
+            waker: self.waker.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Fencing through this node (requests fail with `NotConfigured` without it).
+    pub fn fence(&self) -> Fence {
+        Fence {
             tx: self.tx.clone(),
             waker: self.waker.clone(),
             shared: self.shared.clone(),
@@ -345,6 +369,7 @@ impl Node {
             let provider = admin::NodeAdmin {
                 shared: node.handle.shared.clone(),
                 quorum: node.quorum(),
+                fence: node.fence(),
                 node_id,
                 cluster_name: admin_info.0,
                 nodes: admin_info.1,
@@ -369,6 +394,11 @@ impl Node {
     /// The node's quorum service.
     pub fn quorum(&self) -> Quorum {
         self.handle.quorum()
+    }
+
+    /// Fencing through this node.
+    pub fn fence(&self) -> Fence {
+        self.handle.fence()
     }
 
     /// Deliveries and configuration changes, in order.

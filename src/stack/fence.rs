@@ -173,6 +173,14 @@ impl Stack {
         self.fence.as_ref().map(|f| &f.decision)
     }
 
+    /// Every node's name, as fencing targets them (empty without fencing).
+    pub fn fence_names(&self) -> BTreeMap<NodeId, String> {
+        self.fence
+            .as_ref()
+            .map(|f| f.names.clone())
+            .unwrap_or_default()
+    }
+
     /// Counters of the fencing service (zero without it).
     pub fn fence_stats(&self) -> FenceServiceStats {
         self.fence

@@ -1,4 +1,5 @@
-//! `phalanx-fence` — fence agents from the command line, without a cluster.
+//! `phalanx-fence` — fence agents from the command line, and fencing through a
+//! running cluster.
 //!
 //! ```text
 //! phalanx-fence --list-installed [--agent-dir DIR] [--json]
@@ -6,17 +7,24 @@
 //! phalanx-fence --agent NAME --action ACTION [--target NODE [--nodeid N]]
 //!     [--param NAME=VALUE]... [--timeout DURATION] [--attempts N]
 //!     [--record FILE] [--agent-dir DIR] [--json]
+//! phalanx-fence [--socket PATH | --config FILE [--node-id N]]
+//!     (--list-registered | --history [--target NODE] [--cleanup] | --fence NODE |
+//!      --reboot NODE | --unfence NODE | --confirm NODE) [--timeout D] [--json]
 //! ```
 //!
 //! The third form runs one agent action the way the fencer does (stdin protocol,
 //! own process group, timeout, retries, `pcmk_*` parameters applied) and prints the
-//! typed outcome. Operations that need a running cluster (fence through the
-//! cluster, history, confirm) are not offered yet. Exit status: 0 on success, 2
+//! typed outcome. The cluster forms ask a running node (its admin socket), like
+//! `stonith_admin`: fencing requested this way is not gated by quorum, and the
+//! answer comes when the operation has ended. Exit status: 0 on success, 2
 //! when `status`/`monitor` answer that the target is off, 1 on a failure or bad
 //! usage. `--completions SHELL` prints a shell completion script.
 
+#[path = "../common/admin_target.rs"]
+mod admin_target;
 #[path = "../common/cli.rs"]
 mod cli;
+mod cluster;
 
 use clap::{ArgGroup, Parser};
 use clap_complete::Shell;
@@ -36,7 +44,10 @@ use std::time::Duration;
     name = "phalanx-fence",
     version,
     args_override_self = true,
-    group(ArgGroup::new("mode").args(["list_installed", "metadata", "action"])),
+    group(ArgGroup::new("mode").args([
+        "list_installed", "metadata", "action", "list_registered", "history", "fence",
+        "reboot", "unfence", "confirm",
+    ])),
     after_help = "Exit status: 0 on success, 2 when status/monitor say the target is off, \
                   1 on a failure or bad usage."
 )]
@@ -79,6 +90,30 @@ struct Cli {
     /// Where agents are (default /usr/sbin).
     #[arg(long, value_name = "DIR", default_value = "/usr/sbin")]
     agent_dir: PathBuf,
+    /// Cluster: list the devices registered on the node and every node's fencing
+    /// state (member, down, unclean, fenced).
+    #[arg(long)]
+    list_registered: bool,
+    /// Cluster: show the fencing history (of --target only, if given).
+    #[arg(long)]
+    history: bool,
+    /// With --history: drop the completed entries, cluster-wide.
+    #[arg(long, requires = "history")]
+    cleanup: bool,
+    /// Cluster: power NODE off through the cluster's devices and wait for the result.
+    #[arg(long, value_name = "NODE")]
+    fence: Option<String>,
+    /// Cluster: reboot NODE through the cluster's devices.
+    #[arg(long, value_name = "NODE")]
+    reboot: Option<String>,
+    /// Cluster: unfence NODE (action on).
+    #[arg(long, value_name = "NODE")]
+    unfence: Option<String>,
+    /// Cluster: confirm NODE is down without an agent (manual acknowledgement).
+    #[arg(long, value_name = "NODE")]
+    confirm: Option<String>,
+    #[command(flatten)]
+    node: admin_target::AdminTarget,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -290,7 +325,31 @@ fn main() -> ExitCode {
     if let Some(shell) = cli.completions {
         return cli::print_completions::<Cli>(shell);
     }
-    let result = if cli.list_installed {
+    let op = if cli.list_registered {
+        Some(cluster::ClusterOp::ListRegistered)
+    } else if cli.history {
+        Some(cluster::ClusterOp::History {
+            target: cli.target.clone(),
+            cleanup: cli.cleanup,
+        })
+    } else if let Some((t, action)) = cli
+        .fence
+        .as_ref()
+        .map(|t| (t, "off"))
+        .or(cli.reboot.as_ref().map(|t| (t, "reboot")))
+        .or(cli.unfence.as_ref().map(|t| (t, "on")))
+    {
+        Some(cluster::ClusterOp::Fence {
+            target: t.clone(),
+            action,
+            timeout: cli.timeout,
+        })
+    } else {
+        cli.confirm.clone().map(cluster::ClusterOp::Confirm)
+    };
+    let result = if let Some(op) = op {
+        cluster::run(&cli.node, op, cli.json)
+    } else if cli.list_installed {
         list_installed(&cli)
     } else {
         match (&cli.agent, cli.metadata, cli.action) {

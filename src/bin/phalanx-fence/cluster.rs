@@ -1,0 +1,137 @@
+//! The cluster operations of `phalanx-fence`, through a running node's admin
+//! socket (`stonith_admin`'s `--list-registered`, `--history`, `--fence`,
+//! `--reboot`, `--unfence`, `--confirm`).
+
+use super::admin_target::AdminTarget;
+use phalanx::admin::{AdminClient, FenceReport, Request, Response};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// What to ask the node.
+pub enum ClusterOp {
+    /// Devices and node states.
+    ListRegistered,
+    /// The history (optionally only `target`'s), or clean it.
+    History {
+        /// Only this target.
+        target: Option<String>,
+        /// Drop completed entries instead of showing them.
+        cleanup: bool,
+    },
+    /// Fence `target` with `action` (off, reboot, on).
+    Fence {
+        /// Node name.
+        target: String,
+        /// Action.
+        action: &'static str,
+        /// The operation's timeout.
+        timeout: Option<Duration>,
+    },
+    /// Manual confirmation that `target` is down.
+    Confirm(String),
+}
+
+fn connect(target: &AdminTarget) -> Result<AdminClient, String> {
+    let socket = target.socket_path()?;
+    AdminClient::connect(&socket).map_err(|e| e.to_string())
+}
+
+fn ask(client: &mut AdminClient, req: &Request) -> Result<Response, String> {
+    match client.request(req).map_err(|e| e.to_string())? {
+        Response::Error { message } => Err(message),
+        r => Ok(r),
+    }
+}
+
+fn report(client: &mut AdminClient) -> Result<FenceReport, String> {
+    match ask(client, &Request::FenceStatus)? {
+        Response::Fence(r) => Ok(r),
+        other => Err(format!("unexpected answer {other:?}")),
+    }
+}
+
+/// Runs `op` against the node `target` names; JSON output with `json`.
+pub fn run(target: &AdminTarget, op: ClusterOp, json: bool) -> Result<ExitCode, String> {
+    let mut client = connect(target)?;
+    match op {
+        ClusterOp::ListRegistered => {
+            let r = report(&mut client)?;
+            if json {
+                let v = serde_json::json!({ "devices": r.devices, "nodes": r.nodes });
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?
+                );
+            } else {
+                for d in &r.devices {
+                    println!("{} ({})", d.id, d.agent);
+                }
+                eprintln!("{} devices", r.devices.len());
+                for n in &r.nodes {
+                    println!("node {} {}: {}", n.id, n.name, n.state);
+                }
+            }
+        }
+        ClusterOp::History { target, cleanup } => {
+            if cleanup {
+                ask(&mut client, &Request::FenceHistoryCleanup { target })?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let mut r = report(&mut client)?;
+            if let Some(t) = &target {
+                r.history.retain(|h| &h.target == t);
+            }
+            if json {
+                let text = serde_json::to_string_pretty(&r.history).map_err(|e| e.to_string())?;
+                println!("{text}");
+            } else {
+                for h in &r.history {
+                    let by = if h.delegate.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" by {}", h.delegate)
+                    };
+                    let why = h
+                        .reason
+                        .as_deref()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default();
+                    println!(
+                        "{} of {} {}{by}, requested by {} on node {}{why}",
+                        h.action, h.target, h.state, h.client, h.origin
+                    );
+                }
+            }
+        }
+        ClusterOp::Fence {
+            target,
+            action,
+            timeout,
+        } => {
+            // The answer comes when the operation ends: as long as its timeout
+            // (topology levels and delays included), bounded here.
+            client
+                .set_timeout(Duration::from_secs(600))
+                .map_err(|e| e.to_string())?;
+            let req = Request::Fence {
+                target: target.clone(),
+                action: action.to_string(),
+                timeout_ms: timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+            };
+            match ask(&mut client, &req)? {
+                Response::Fenced { by } => println!("{target}: {action} done by {by}"),
+                other => return Err(format!("unexpected answer {other:?}")),
+            }
+        }
+        ClusterOp::Confirm(target) => match ask(
+            &mut client,
+            &Request::FenceConfirm {
+                target: target.clone(),
+            },
+        )? {
+            Response::Fenced { by } => println!("{target}: confirmed down ({by})"),
+            other => return Err(format!("unexpected answer {other:?}")),
+        },
+    }
+    Ok(ExitCode::SUCCESS)
+}
