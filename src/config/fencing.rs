@@ -9,6 +9,7 @@
 //!     no_quorum_policy: stop         # stop | ignore | freeze | suicide
 //!     watchdog: off                  # off | process | /dev/watchdog (a device path)
 //!     watchdog_timeout: 5000         # ms without a feed before the watchdog fires
+//!     fencing_watchdog_timeout: 0    # ms; > 0: peers assume a lost node self-fenced
 //!     device {
 //!         id: ipmi-a
 //!         agent: fence_ipmilan       # a file name in agent_dir (/usr/sbin)
