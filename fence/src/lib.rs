@@ -9,15 +9,19 @@
 //!   outcome interpretation, metadata, record/replay — sans-IO.
 //! - [`core`]: the fencer (devices, topology, timeouts, delays, history), its wire
 //!   form, and the "who fences" decision — sans-IO, deterministic.
+//! - [`watchdog`]: self-fencing — the feed policy (sans-IO) and the watchdogs
+//!   (`/dev/watchdog`, a supervisor process) in its `io` module.
 //! - [`runner`]: the only I/O in the crate — real agent processes, a worker pool,
 //!   the recording file.
 #![warn(missing_docs)]
-// Only runner::process_group (kill of a process group) needs unsafe.
+// Only runner::process_group (kill of a process group) and watchdog::io (ioctl,
+// kill, poll, fcntl) need unsafe.
 #![deny(unsafe_code)]
 
 mod action;
 pub mod agent;
 pub mod core;
 pub mod runner;
+pub mod watchdog;
 
 pub use action::{Action, UnknownAction};

@@ -7,6 +7,9 @@
 //!     action: reboot                 # fencing-action: reboot | off
 //!     timeout: 60000                 # fencing-timeout, ms
 //!     no_quorum_policy: stop         # stop | ignore | freeze | suicide
+//!     watchdog: off                  # off | process | /dev/watchdog (a device path)
+//!     watchdog_timeout: 5000         # ms without a feed before the watchdog fires
+//!     fencing_watchdog_timeout: 0    # ms; > 0: peers assume a lost node self-fenced
 //!     device {
 //!         id: ipmi-a
 //!         agent: fence_ipmilan       # a file name in agent_dir (/usr/sbin)
@@ -65,6 +68,35 @@ pub enum NoQuorumPolicy {
     Suicide,
 }
 
+/// Default watchdog timeout when a watchdog is set without one (SBD's default
+/// `SBD_WATCHDOG_TIMEOUT`).
+pub const DEFAULT_WATCHDOG_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The node's own watchdog, for self-fencing (`no_quorum_policy: suicide`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum WatchdogConfig {
+    /// None (the default).
+    #[default]
+    Off,
+    /// A `phalanx-watchdog` supervisor process that SIGKILLs the node when not
+    /// fed.
+    Process,
+    /// A kernel watchdog device (`/dev/watchdog`) that resets the machine.
+    Device(PathBuf),
+}
+
+impl WatchdogConfig {
+    /// Parses `off`, `process` or an absolute device path.
+    pub fn parse(text: &str) -> Option<WatchdogConfig> {
+        match text {
+            "off" | "no" | "none" => Some(WatchdogConfig::Off),
+            "process" => Some(WatchdogConfig::Process),
+            p if p.starts_with('/') => Some(WatchdogConfig::Device(PathBuf::from(p))),
+            _ => None,
+        }
+    }
+}
+
 /// Which nodes a fencing level applies to: the fencer's own type (one node by name,
 /// a name pattern, or an attribute value).
 pub use phalanx_fence::core::LevelTarget;
@@ -108,9 +140,18 @@ pub struct FencingConfig {
     pub priority_delay: Duration,
     /// `no-quorum-policy`.
     pub no_quorum_policy: NoQuorumPolicy,
-    /// `fencing-watchdog-timeout`: lost nodes are assumed self-fenced after this
-    /// long (zero: never).
+    /// The node's watchdog (off by default).
+    pub watchdog: WatchdogConfig,
+    /// How long the watchdog waits for a feed before it fires (SBD's
+    /// `SBD_WATCHDOG_TIMEOUT`); zero: [`DEFAULT_WATCHDOG_TIMEOUT`]. (Pacemaker's
+    /// `fencing-watchdog-timeout`, after which peers assume a lost node fenced
+    /// itself, is not implemented: peers still fence through a device.)
     pub watchdog_timeout: Duration,
+    /// `fencing-watchdog-timeout` (zero: off): a lost node that no device can
+    /// fence is assumed to have fenced itself this long after a quorate partition
+    /// lost it. Needs `watchdog` on, `no_quorum_policy: suicide` on every node,
+    /// and must exceed `watchdog_timeout` (Pacemaker advises twice it).
+    pub fencing_watchdog_timeout: Duration,
     /// Devices, in file order.
     pub devices: Vec<FenceDeviceConfig>,
     /// Levels, in file order.
@@ -129,7 +170,9 @@ impl Default for FencingConfig {
             max_attempts: DEFAULT_FENCING_MAX_ATTEMPTS,
             priority_delay: Duration::ZERO,
             no_quorum_policy: NoQuorumPolicy::default(),
+            watchdog: WatchdogConfig::Off,
             watchdog_timeout: Duration::ZERO,
+            fencing_watchdog_timeout: Duration::ZERO,
             devices: Vec::new(),
             levels: Vec::new(),
             agent_dir: PathBuf::from(DEFAULT_AGENT_DIR),
@@ -143,10 +186,43 @@ impl FencingConfig {
         self.devices.iter().find(|d| d.id == id)
     }
 
+    /// The watchdog timeout in force (the default when none was given).
+    pub fn effective_watchdog_timeout(&self) -> Duration {
+        if self.watchdog_timeout.is_zero() {
+            DEFAULT_WATCHDOG_TIMEOUT
+        } else {
+            self.watchdog_timeout
+        }
+    }
+
     /// Cross-field rules: unique, non-empty device ids with an agent; bounded
     /// parameter counts; levels with an index in 1..=9, a non-empty target and
     /// devices that exist; one level per (target, index).
     pub(super) fn validate(&self, src: &SourceInfo) -> Result<(), ConfigError> {
+        if !self.fencing_watchdog_timeout.is_zero() {
+            let key = "fencing.fencing_watchdog_timeout";
+            if self.watchdog == WatchdogConfig::Off {
+                return Err(src.error(
+                    key,
+                    "peers may assume self-fencing only when nodes run a watchdog: set watchdog",
+                ));
+            }
+            if self.no_quorum_policy != NoQuorumPolicy::Suicide {
+                return Err(src.error(
+                    key,
+                    "peers may assume self-fencing only under no_quorum_policy: suicide",
+                ));
+            }
+            if self.fencing_watchdog_timeout <= self.effective_watchdog_timeout() {
+                return Err(src.error(
+                    key,
+                    format!(
+                        "must exceed watchdog_timeout ({} ms)",
+                        self.effective_watchdog_timeout().as_millis()
+                    ),
+                ));
+            }
+        }
         if self.devices.len() > MAX_DEVICES {
             return Err(src.error("fencing.device", format!("more than {MAX_DEVICES} devices")));
         }

@@ -204,3 +204,77 @@ devices = ["kill"]
     let err = from_toml_str(&bad, "c.toml").unwrap_err();
     assert!(err.message.contains("\"nope\""), "{err}");
 }
+
+#[test]
+fn watchdog_is_off_by_default_with_the_sbd_default_timeout() {
+    let f = corosync("fencing {\n}\n").unwrap().config.fencing;
+    assert_eq!(f.watchdog, WatchdogConfig::Off);
+    assert_eq!(f.effective_watchdog_timeout(), DEFAULT_WATCHDOG_TIMEOUT);
+}
+
+#[test]
+fn corosync_watchdog_process_device_and_timeout() {
+    let f = corosync("fencing {\n    watchdog: process\n    watchdog_timeout: 1000\n}\n")
+        .unwrap()
+        .config
+        .fencing;
+    assert_eq!(f.watchdog, WatchdogConfig::Process);
+    assert_eq!(f.effective_watchdog_timeout().as_millis(), 1000);
+    let f = corosync("fencing {\n    watchdog: /dev/watchdog0\n}\n")
+        .unwrap()
+        .config
+        .fencing;
+    assert_eq!(
+        f.watchdog,
+        WatchdogConfig::Device(std::path::PathBuf::from("/dev/watchdog0"))
+    );
+    let e = corosync("fencing {\n    watchdog: dev/watchdog\n}\n").unwrap_err();
+    assert!(e.to_string().contains("device path"), "{e}");
+}
+
+#[test]
+fn toml_watchdog() {
+    let text = "[totem]\ncluster_name = \"t\"\n[[nodes]]\nid = 1\naddrs = [\"127.0.0.1\"]\n\
+                [fencing]\nwatchdog = \"process\"\nwatchdog_timeout_ms = 750\n";
+    let f = from_toml_str(text, "c.toml").unwrap().config.fencing;
+    assert_eq!(f.watchdog, WatchdogConfig::Process);
+    assert_eq!(f.watchdog_timeout.as_millis(), 750);
+    let bad = text.replace("\"process\"", "\"sometimes\"");
+    let e = from_toml_str(&bad, "c.toml").unwrap_err();
+    assert!(e.to_string().contains("fencing.watchdog"), "{e}");
+}
+
+#[test]
+fn fencing_watchdog_timeout_needs_a_watchdog_suicide_and_a_longer_timeout() {
+    let ok = corosync(
+        "fencing {\n    watchdog: process\n    watchdog_timeout: 1000\n    \
+         no_quorum_policy: suicide\n    fencing_watchdog_timeout: 2000\n}\n",
+    )
+    .unwrap()
+    .config
+    .fencing;
+    assert_eq!(ok.fencing_watchdog_timeout.as_millis(), 2000);
+    for (bad, why) in [
+        (
+            "no_quorum_policy: suicide\n    fencing_watchdog_timeout: 2000",
+            "set watchdog",
+        ),
+        (
+            "watchdog: process\n    fencing_watchdog_timeout: 9000",
+            "suicide",
+        ),
+        (
+            "watchdog: process\n    no_quorum_policy: suicide\n    watchdog_timeout: 1000\n    \
+             fencing_watchdog_timeout: 1000",
+            "must exceed",
+        ),
+    ] {
+        let e = corosync(&format!("fencing {{\n    {bad}\n}}\n")).unwrap_err();
+        assert!(e.to_string().contains(why), "{bad}: {e}");
+    }
+    let text = "[totem]\ncluster_name = \"t\"\n[[nodes]]\nid = 1\naddrs = [\"127.0.0.1\"]\n\
+                [fencing]\nwatchdog = \"process\"\nno_quorum_policy = \"suicide\"\n\
+                fencing_watchdog_timeout_ms = 12000\n";
+    let f = from_toml_str(text, "c.toml").unwrap().config.fencing;
+    assert_eq!(f.fencing_watchdog_timeout.as_millis(), 12_000);
+}

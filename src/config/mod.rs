@@ -85,6 +85,7 @@ pub use fencing::{
     FenceLevelConfig, FencingAction, FencingConfig, LevelTarget, MAX_DEVICE_PARAMS, MAX_DEVICES,
     MAX_LEVEL_INDEX, NoQuorumPolicy,
 };
+pub use fencing::{DEFAULT_WATCHDOG_TIMEOUT, WatchdogConfig};
 pub use model::{
     CRYPTO_OVERHEAD, Cipher, ClusterConfig, CryptoConfig, DEFAULT_KEY_FILE, DEFAULT_PORT,
     DEFAULT_STATE_DIR, DEFAULT_TOKEN_COEFFICIENT, DebugLevel, IP_UDP_OVERHEAD, LinkConfig,

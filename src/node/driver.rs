@@ -16,6 +16,7 @@ use super::quorum::{QuorumCallError, QuorumChange, QuorumInfo};
 use super::snapshot::{Membership, NodeStats};
 use super::sockets::{BUDGET, Sockets};
 use super::transport::TransportStats;
+use super::watchdog::NodeWatchdog;
 use super::{Command, NodeError, NodeEvent, NodeOptions, Reply, Shared};
 use crate::crypto::{CryptoStats, random_boot_id};
 use crate::link::{LinkAddrs, LinkCrypto, PeerLinkStatus};
@@ -164,6 +165,8 @@ pub(crate) struct Driver {
     fence_runner: Option<FenceRunner>,
     /// Fence handles waiting for their operation, by call id.
     fence_waiters: BTreeMap<u64, FenceAnswer>,
+    /// The node's watchdog, fed from this loop (see `super::watchdog`).
+    watchdog: Option<NodeWatchdog>,
 }
 
 impl Driver {
@@ -233,6 +236,10 @@ impl Driver {
             Some(f) => Some(FenceRunner::new(f, Arc::clone(&waker))?),
             None => None,
         };
+        let watchdog = match &opts.watchdog {
+            Some(w) => Some(NodeWatchdog::start(w, logger.clone(), me)?),
+            None => None,
+        };
         let mut driver = Driver {
             stack,
             quorum_published: None,
@@ -259,6 +266,7 @@ impl Driver {
             realtime_priority: opts.realtime_priority,
             fence_runner,
             fence_waiters: BTreeMap::new(),
+            watchdog,
         };
         driver.publish_fence();
         driver.publish_quorum();
@@ -316,6 +324,10 @@ impl Driver {
                     ring.seq,
                     if quorate { "quorate" } else { "NOT quorate" }
                 );
+                let now = self.now();
+                if let Some(w) = &mut self.watchdog {
+                    w.quorum(now, quorate);
+                }
                 self.publish_quorum();
                 self.shared.quorum.notify(QuorumChange {
                     quorate,
@@ -376,6 +388,9 @@ impl Driver {
         loop {
             self.flush()?;
             if self.left {
+                if let Some(w) = &mut self.watchdog {
+                    w.leave();
+                }
                 self.publish(true);
                 // Ends the notification streams (and `Quorum::on_change` threads).
                 self.shared.quorum.close();
@@ -396,6 +411,11 @@ impl Driver {
                 }));
             } else if self.sockets.any_ready() {
                 timeout = Some(Duration::ZERO);
+            }
+            // Fed here, each pass, while the policy allows; wake for the next feed.
+            let now = self.now();
+            if let Some(next) = self.watchdog.as_mut().and_then(|w| w.pass(now)) {
+                timeout = Some(timeout.map_or(next, |t| t.min(next)));
             }
             // No lost wake-up (handles wake the driver only while it is parked, see
             // `NodeHandle::mcast`): we publish `parked` and then, after a SeqCst fence,

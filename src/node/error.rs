@@ -48,6 +48,10 @@ pub enum NodeError {
         #[source]
         source: io::Error,
     },
+    /// The watchdog could not be armed (no device, not a watchdog, the
+    /// supervisor executable missing).
+    #[error("watchdog: {0}")]
+    Watchdog(#[from] phalanx_fence::watchdog::io::WatchdogError),
     /// The operating system refused: binding a socket, reading the persisted ring
     /// sequence in the state directory, starting a thread.
     #[error(transparent)]

@@ -14,7 +14,7 @@ use mio::Waker;
 use phalanx_fence::Action;
 use phalanx_fence::agent::{AgentMetadata, AgentOutcome, AgentRequest, FailureKind, FenceAgent};
 use phalanx_fence::core::{
-    AgentCall, CallId, CallOutcome, DecisionConfig, Device, FencerConfig, NoQuorumPolicy,
+    AgentCall, CallId, CallOutcome, DecisionConfig, Device, FencerConfig, HostCheck, NoQuorumPolicy,
 };
 use phalanx_fence::runner::{AgentCompletion, AgentPool, ProcessAgent};
 use phalanx_totem::NodeId;
@@ -105,6 +105,13 @@ pub fn fencing_from_config(
     decision.max_attempts = f.max_attempts;
     decision.priority_fencing_delay_ms =
         u64::try_from(f.priority_delay.as_millis()).unwrap_or(u64::MAX);
+    decision.watchdog_timeout_ms =
+        u64::try_from(f.fencing_watchdog_timeout.as_millis()).unwrap_or(u64::MAX);
+    decision.watchdog_only = names
+        .iter()
+        .filter(|(_, name)| !devices.iter().any(|d| may_fence(d, name)))
+        .map(|(id, _)| *id)
+        .collect();
     Ok(Some(NodeFencing {
         setup: FencingSetup {
             fencer,
@@ -116,6 +123,15 @@ pub fn fencing_from_config(
         agent_dir: f.agent_dir.clone(),
         workers: 4,
     }))
+}
+
+/// Whether device `d` may fence `target`: a static list says so by its entries;
+/// any other host check (dynamic list, status, none) may fence anyone.
+fn may_fence(d: &Device, target: &str) -> bool {
+    match d.host_check(false) {
+        HostCheck::StaticList => d.statically_lists(target),
+        _ => true,
+    }
 }
 
 fn policy(f: &FencingConfig) -> NoQuorumPolicy {

@@ -159,6 +159,13 @@ impl NodeOptions {
                     .map_err(|e| err("fencing".into(), format!("no randomness: {e}")))
             };
             o.fencing = super::fencing::fencing_from_config(cfg, node_id, draw()?, draw()?)?;
+            let policy = o
+                .fencing
+                .as_ref()
+                .map(|f| f.setup.decision.no_quorum_policy);
+            if let Some(policy) = policy {
+                o.watchdog = super::watchdog::watchdog_from_config(&cfg.fencing, policy);
+            }
         }
         Ok(o)
     }

@@ -23,6 +23,7 @@ mod sockets;
 mod stats_keys;
 mod transport;
 mod validate;
+mod watchdog;
 
 pub use crate::link::{LinkState, LinkStats, PeerLinkStatus};
 pub use callback::CallbackGuard;
@@ -40,6 +41,7 @@ pub use quorum::{
 };
 pub use snapshot::{Membership, NodeStats};
 pub use transport::{TransportStats, set_socket_buffers};
+pub use watchdog::{WatchdogKind, WatchdogOptions, default_supervisor, watchdog_from_config};
 
 use crate::stack::{QuorumRequest, RawDelivery, Request};
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};

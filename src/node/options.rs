@@ -89,6 +89,10 @@ pub struct NodeOptions {
     pub node_names: BTreeMap<NodeId, String>,
     /// Fencing (needs `quorum`): devices, levels, policy, where agents run.
     pub fencing: Option<super::NodeFencing>,
+    /// The node's own watchdog (`None`: none): armed at start, fed by the driver
+    /// loop, starved when the node must fence itself (quorum lost under
+    /// `no-quorum-policy=suicide`), disarmed on a clean leave.
+    pub watchdog: Option<super::WatchdogOptions>,
 }
 
 impl NodeOptions {
@@ -112,6 +116,7 @@ impl NodeOptions {
             cluster_name: String::new(),
             node_names: BTreeMap::new(),
             fencing: None,
+            watchdog: None,
         }
     }
 

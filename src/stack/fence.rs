@@ -264,12 +264,21 @@ impl Stack {
 
     /// A quorum event: the decision's membership and quorum.
     pub(super) fn fence_quorum_event(&mut self, e: &phalanx_quorum::Event) {
+        let now = self.now;
         if let Some(f) = self.fence.as_mut() {
+            // The watchdog countdowns of this change's losses start now.
+            f.decision.advance(now);
             f.decision.handle_quorum_event(e);
         }
     }
 
     pub(super) fn fence_timeout(&mut self, now: Time) {
+        if let Some(f) = self.fence.as_mut()
+            && f.decision.poll_timeout().is_some_and(|t| t <= now)
+        {
+            // Lost nodes whose watchdog has surely fired are fenced.
+            f.decision.advance(now);
+        }
         if let Some(f) = self.fence.as_mut()
             && f.deadline.is_some_and(|t| t <= now)
         {
@@ -279,7 +288,11 @@ impl Stack {
     }
 
     pub(super) fn fence_deadline(&self) -> Option<Time> {
-        self.fence.as_ref().and_then(|f| f.deadline)
+        let f = self.fence.as_ref()?;
+        [f.deadline, f.decision.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Moves the decision's requests into the fencer and the fencer's outputs out,

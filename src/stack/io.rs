@@ -78,7 +78,7 @@ pub enum Request {
     /// A request to the fencer (fence, confirm, history cleanup).
     Fence(super::FenceCommand),
     /// A request to the CIB service.
-    Cib(super::CibRequest),
+    Cib(Box<super::CibRequest>),
 }
 
 /// Closed-process-group requests (see [`phalanx_cpg::Cpg`]).

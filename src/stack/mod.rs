@@ -330,7 +330,7 @@ impl Stack {
             Request::Cpg(c) => self.on_cpg_request(c)?,
             Request::Quorum(q) => self.on_quorum_request(q)?,
             Request::Fence(f) => self.on_fence_command(f)?,
-            Request::Cib(c) => self.on_cib_request(c)?,
+            Request::Cib(c) => self.on_cib_request(*c)?,
         }
         Ok(())
     }

@@ -624,12 +624,12 @@ fn cib_requests_are_applied_by_every_node_in_total_order() {
     };
     p.request(
         0,
-        Request::Cib(CibRequest {
+        Request::Cib(Box::new(CibRequest {
             client: 9,
             call: 1,
             op,
             ctx,
-        }),
+        })),
     )
     .unwrap();
     p.run_until(|p| {
@@ -659,12 +659,12 @@ fn cib_requests_are_applied_by_every_node_in_total_order() {
     let mut plain = Pair::new();
     let r = plain.request(
         0,
-        Request::Cib(CibRequest {
+        Request::Cib(Box::new(CibRequest {
             client: 1,
             call: 1,
             op: CibOp::Bump,
             ctx: OpContext::default(),
-        }),
+        })),
     );
     assert_eq!(r, Err(InputError::CibNotConfigured));
 }

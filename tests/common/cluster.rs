@@ -397,6 +397,25 @@ impl Cluster {
         mono_ns()
     }
 
+    /// Waits (up to 10 s) for node `id`'s process to exit by itself (killed by
+    /// its watchdog, say), reaps it and returns how it ended.
+    pub fn wait_exit(&mut self, id: u32) -> std::process::ExitStatus {
+        let mut p = self
+            .procs
+            .remove(&id)
+            .unwrap_or_else(|| panic!("node {id} is not running"));
+        let mut status = None;
+        wait_until(
+            &format!("node {id} to exit"),
+            Duration::from_secs(10),
+            || {
+                status = p.child.try_wait().unwrap();
+                status.is_some()
+            },
+        );
+        status.unwrap()
+    }
+
     /// The process id of running node `id`.
     pub fn pid(&self, id: u32) -> u32 {
         self.proc(id).child.id()

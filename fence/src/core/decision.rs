@@ -16,6 +16,14 @@
 //!   `max_attempts` times per loss (`fencing-max-attempts`, 10).
 //! * [`FenceDecision::is_fenced_since_lost`] answers services above (DLM, CIB):
 //!   they wait for *fenced*, never for merely *gone*.
+//! * **Watchdog fencing** (`fencing-watchdog-timeout` > 0,
+//!   [`DecisionConfig::watchdog_timeout_ms`]): a lost node that no device can
+//!   fence ([`DecisionConfig::watchdog_only`]) is not requested from the fencer;
+//!   every member of a partition that may fence assumes it fenced itself (its
+//!   watchdog fired) once the timeout has passed since the partition could first
+//!   fence it — the timeout restarts if the partition loses quorum meanwhile. Time
+//!   comes in through [`FenceDecision::advance`]; the next such moment is
+//!   [`FenceDecision::poll_timeout`].
 //!
 //! The inputs are plain node ids and a quorate flag, so this module does not depend
 //! on the quorum core's types; [`FenceDecision::handle_quorum_event`] adapts a
@@ -26,6 +34,7 @@ use super::delay::{NodePriority, priority_fencing_delay_secs};
 use super::timeout::RequestedDelay;
 use crate::Action;
 use phalanx_quorum::{Event, NodeId, NodeState};
+use phalanx_totem::Time;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// `no-quorum-policy` (only `ignore` changes who may fence).
@@ -63,6 +72,13 @@ pub struct DecisionConfig {
     pub priority_fencing_delay_ms: u64,
     /// Node priorities (total resource priority, as the scheduler would sum them).
     pub priorities: BTreeMap<NodeId, i64>,
+    /// `fencing-watchdog-timeout` in milliseconds (0: off): lost nodes in
+    /// [`watchdog_only`](Self::watchdog_only) are assumed self-fenced this long
+    /// after the partition could fence them. Only sound when every node runs a
+    /// watchdog it stops feeding without quorum, with a shorter timeout.
+    pub watchdog_timeout_ms: u64,
+    /// Nodes no configured device can fence (watchdog fencing applies to them).
+    pub watchdog_only: BTreeSet<NodeId>,
 }
 
 impl DecisionConfig {
@@ -77,6 +93,8 @@ impl DecisionConfig {
             max_attempts: 10,
             priority_fencing_delay_ms: 0,
             priorities: BTreeMap::new(),
+            watchdog_timeout_ms: 0,
+            watchdog_only: BTreeSet::new(),
         }
     }
 }
@@ -132,6 +150,8 @@ struct NodeRec {
     requested: bool,
     attempts: u32,
     fenced_while_member: bool,
+    /// When the node is assumed self-fenced (watchdog fencing), once counting.
+    assume_at: Option<Time>,
 }
 
 impl NodeRec {
@@ -143,6 +163,7 @@ impl NodeRec {
             requested: false,
             attempts: 0,
             fenced_while_member: false,
+            assume_at: None,
         }
     }
 }
@@ -155,6 +176,8 @@ pub struct FenceDecision {
     members: BTreeSet<NodeId>,
     quorate: bool,
     out: VecDeque<DecisionOutput>,
+    /// The latest time given to [`FenceDecision::advance`].
+    now: Time,
 }
 
 impl FenceDecision {
@@ -172,6 +195,7 @@ impl FenceDecision {
             nodes,
             quorate: false,
             out: VecDeque::new(),
+            now: Time::ZERO,
         }
     }
 
@@ -202,6 +226,7 @@ impl FenceDecision {
             let loss = rec.losses;
             rec.requested = false;
             rec.attempts = 0;
+            rec.assume_at = None;
             rec.state = if rec.leaving {
                 NodeFenceState::Down
             } else if rec.fenced_while_member || !self.cfg.fencing_enabled {
@@ -239,6 +264,7 @@ impl FenceDecision {
             NodeFenceState::Unclean { loss } => {
                 rec.state = NodeFenceState::Fenced { loss };
                 rec.requested = false;
+                rec.assume_at = None;
                 self.out
                     .push_back(DecisionOutput::NodeFenced { node, loss });
             }
@@ -285,6 +311,44 @@ impl FenceDecision {
         }
     }
 
+    /// The time is now `now` (earlier times are ignored): starts the watchdog
+    /// countdown of losses that wait for one, and marks fenced the lost nodes whose
+    /// countdown is over. Call it before a membership change, so the countdown
+    /// starts at the change, and at [`poll_timeout`](Self::poll_timeout).
+    pub fn advance(&mut self, now: Time) {
+        self.now = self.now.max(now);
+        let now = self.now;
+        if self.may_fence() {
+            for (n, rec) in &mut self.nodes {
+                if let NodeFenceState::Unclean { loss } = rec.state
+                    && rec.assume_at.is_some_and(|t| t <= now)
+                {
+                    rec.state = NodeFenceState::Fenced { loss };
+                    rec.assume_at = None;
+                    self.out
+                        .push_back(DecisionOutput::NodeFenced { node: *n, loss });
+                }
+            }
+        }
+        self.evaluate();
+    }
+
+    /// When a lost node will be assumed self-fenced (the earliest), if any
+    /// countdown runs.
+    pub fn poll_timeout(&self) -> Option<Time> {
+        self.nodes
+            .values()
+            .filter(|r| matches!(r.state, NodeFenceState::Unclean { .. }))
+            .filter_map(|r| r.assume_at)
+            .min()
+    }
+
+    /// Is `node` fenced by its watchdog (assumed after the timeout) rather than by
+    /// a device?
+    pub fn fenced_by_watchdog(&self, node: NodeId) -> bool {
+        self.cfg.watchdog_timeout_ms > 0 && self.cfg.watchdog_only.contains(&node)
+    }
+
     /// The next request or notification.
     pub fn poll(&mut self) -> Option<DecisionOutput> {
         self.out.pop_front()
@@ -324,13 +388,17 @@ impl FenceDecision {
     }
 
     fn evaluate(&mut self) {
+        self.count_down_watchdogs();
         if !self.may_fence() || self.coordinator() != Some(self.cfg.local) {
             return;
         }
         let all: Vec<NodePriority> = self.nodes.keys().map(|n| self.priority_of(*n)).collect();
         let mut requests = Vec::new();
         for (n, rec) in &mut self.nodes {
+            let by_watchdog =
+                self.cfg.watchdog_timeout_ms > 0 && self.cfg.watchdog_only.contains(n);
             if let NodeFenceState::Unclean { loss } = rec.state
+                && !by_watchdog
                 && !rec.requested
                 && rec.attempts < self.cfg.max_attempts
             {
@@ -353,6 +421,29 @@ impl FenceDecision {
                 loss,
                 delay,
             });
+        }
+    }
+
+    /// Starts (may fence) or stops (may not) the countdown of each lost node that
+    /// its watchdog fences. Every member counts, not only the coordinator: no
+    /// request is made, each member concludes on its own.
+    fn count_down_watchdogs(&mut self) {
+        if self.cfg.watchdog_timeout_ms == 0 {
+            return;
+        }
+        let may_fence = self.may_fence();
+        let at = self.now + std::time::Duration::from_millis(self.cfg.watchdog_timeout_ms);
+        for (n, rec) in &mut self.nodes {
+            if !self.cfg.watchdog_only.contains(n)
+                || !matches!(rec.state, NodeFenceState::Unclean { .. })
+            {
+                continue;
+            }
+            if !may_fence {
+                rec.assume_at = None;
+            } else if rec.assume_at.is_none() {
+                rec.assume_at = Some(at);
+            }
         }
     }
 

@@ -34,6 +34,15 @@ impl Mapper<'_> {
                 "max_attempts" => f.max_attempts = key.num()?,
                 "priority_fencing_delay" => f.priority_delay = key.ms()?,
                 "watchdog_timeout" => f.watchdog_timeout = key.ms()?,
+                "fencing_watchdog_timeout" => f.fencing_watchdog_timeout = key.ms()?,
+                "watchdog" => {
+                    f.watchdog = WatchdogConfig::parse(key.text()).ok_or_else(|| {
+                        key.error(format!(
+                            "expected off, process or a device path (/dev/watchdog), got {:?}",
+                            key.text()
+                        ))
+                    })?
+                }
                 "agent_dir" => f.agent_dir = key.file_path(),
                 "no_quorum_policy" => {
                     f.no_quorum_policy = key.one_of(&[

@@ -321,6 +321,15 @@ impl<'a> Build<'a> {
                 ));
             }
         };
+        let watchdog = match f.watchdog.as_deref() {
+            None => WatchdogConfig::Off,
+            Some(w) => WatchdogConfig::parse(w).ok_or_else(|| {
+                self.src.error(
+                    "fencing.watchdog",
+                    format!("expected off, process or a device path (/dev/watchdog), got {w:?}"),
+                )
+            })?,
+        };
         let mut devices = Vec::new();
         for (i, dev) in f.devices.into_iter().enumerate() {
             let canon = format!("fencing.device.{i}");
@@ -388,6 +397,9 @@ impl<'a> Build<'a> {
             max_attempts: f.max_attempts.unwrap_or(d.max_attempts),
             priority_delay: ms(f.priority_fencing_delay_ms).unwrap_or(d.priority_delay),
             no_quorum_policy,
+            watchdog,
+            fencing_watchdog_timeout: ms(f.fencing_watchdog_timeout_ms)
+                .unwrap_or(d.fencing_watchdog_timeout),
             watchdog_timeout: ms(f.watchdog_timeout_ms).unwrap_or(d.watchdog_timeout),
             devices,
             levels,

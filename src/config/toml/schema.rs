@@ -186,6 +186,8 @@ pub(super) struct Fencing {
     pub(super) max_attempts: Option<u32>,
     pub(super) priority_fencing_delay_ms: Option<u64>,
     pub(super) watchdog_timeout_ms: Option<u64>,
+    pub(super) watchdog: Option<String>,
+    pub(super) fencing_watchdog_timeout_ms: Option<u64>,
     pub(super) no_quorum_policy: Option<String>,
     pub(super) agent_dir: Option<PathBuf>,
     pub(super) devices: Vec<FenceDevice>,
