@@ -60,6 +60,21 @@ const TOOLS: &[(&str, &[&str], i32)] = &[
         &["--socket", "--config", "--node-id", "[PREFIX]", "--json"],
         1,
     ),
+    (
+        env!("CARGO_BIN_EXE_phalanx-cibadmin"),
+        &[
+            "-Q, --query",
+            "-M, --modify",
+            "-C, --create",
+            "-D, --delete",
+            "-o, --scope <SECTION>",
+            "-A, --xpath <XPATH>",
+            "-X, --xml-text <XML>",
+            "-c, --allow-create",
+            "--socket",
+        ],
+        1,
+    ),
 ];
 
 fn run(bin: &str, args: &[&str]) -> Output {

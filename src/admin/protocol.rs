@@ -33,6 +33,12 @@ pub enum Request {
     CancelWaitForAll,
     /// Every counter of the node (`corosync-cmapctl -m stats`).
     Stats,
+    /// A CIB operation: a `cib_command` element as `phalanx_cib::ops::wire` writes
+    /// it (what `phalanx-cibadmin` sends); answered once applied cluster-wide.
+    Cib {
+        /// The request's XML.
+        command: String,
+    },
     /// Fencing devices, history and node states (`stonith_admin --list-registered`,
     /// `--history`).
     FenceStatus,
@@ -56,6 +62,19 @@ pub enum Request {
         /// Only this target's.
         target: Option<String>,
     },
+}
+
+/// The outcome of a CIB operation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CibAnswer {
+    /// cibadmin's exit status for this outcome (0 on success).
+    pub exit_code: u8,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// A query's result (XML).
+    pub output: Option<String>,
+    /// The CIB's `(admin_epoch, epoch, num_updates)` after it.
+    pub version: Option<(i64, i64, i64)>,
 }
 
 /// A fence device as the tools show it.
@@ -221,6 +240,8 @@ pub enum Response {
     },
     /// Answer to [`Request::Quorum`].
     Quorum(QuorumStatus),
+    /// Answer to [`Request::Cib`].
+    Cib(CibAnswer),
     /// Answer to [`Request::FenceStatus`].
     Fence(FenceReport),
     /// Answer to [`Request::Fence`] and [`Request::FenceConfirm`]: the target is

@@ -59,6 +59,9 @@ pub struct ClusterConfig {
     pub logging: LoggingConfig,
     /// Fencing options, devices and levels (`fencing { ... }`); off without it.
     pub fencing: FencingConfig,
+    /// Run the replicated CIB (`cib { enabled: yes }`; on when the section is
+    /// present). Every node of a cluster must agree.
+    pub cib: bool,
     /// Where each value came from (file and lines), for error messages.
     pub source: SourceInfo,
 }
@@ -79,6 +82,7 @@ impl Default for ClusterConfig {
             quorum: QuorumConfig::default(),
             logging: LoggingConfig::default(),
             fencing: FencingConfig::default(),
+            cib: false,
             source: SourceInfo::default(),
         }
     }

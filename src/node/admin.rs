@@ -3,7 +3,7 @@
 
 use super::{Membership, Quorum, QuorumCallError, QuorumInfo, Shared};
 use crate::admin::{
-    AdminProvider, FenceDeviceInfo, FenceHistoryItem, FenceNodeInfo, FenceReport, Group,
+    AdminProvider, CibAnswer, FenceDeviceInfo, FenceHistoryItem, FenceNodeInfo, FenceReport, Group,
     GroupMember, NodeInfo, QuorumNode, QuorumStatus, Request, Response, Status,
 };
 use phalanx_quorum::NodeState;
@@ -16,6 +16,7 @@ pub(crate) struct NodeAdmin {
     pub(crate) shared: Arc<Shared>,
     pub(crate) quorum: Quorum,
     pub(crate) fence: super::Fence,
+    pub(crate) cib: super::Cib,
     pub(crate) node_id: NodeId,
     pub(crate) cluster_name: String,
     /// Every configured node with its name (empty when none).
@@ -69,6 +70,42 @@ impl NodeAdmin {
 }
 
 impl NodeAdmin {
+    fn cib_command(&self, command: &str) -> CibAnswer {
+        use phalanx_cib::service::ReplyError;
+        let failed = |exit_code: u8, e: String| CibAnswer {
+            exit_code,
+            error: Some(e),
+            output: None,
+            version: None,
+        };
+        let (op, ctx) = match phalanx_cib::ops::wire::decode(command.as_bytes()) {
+            Ok(r) => r,
+            Err(e) => return failed(e.exit_code(), e.to_string()),
+        };
+        match self.cib.request_with(op, ctx) {
+            Ok(r) => CibAnswer {
+                exit_code: 0,
+                error: None,
+                output: r.output.as_ref().map(|x| {
+                    phalanx_cib::xml::to_string(
+                        x,
+                        phalanx_cib::xml::Style::Pretty,
+                        phalanx_cib::xml::Escaping::Xml,
+                    )
+                }),
+                version: Some((
+                    r.version.admin_epoch,
+                    r.version.epoch,
+                    r.version.num_updates,
+                )),
+            },
+            Err(super::CibCallError::Failed(ReplyError::Op(e))) => {
+                failed(e.exit_code(), e.to_string())
+            }
+            Err(e) => failed(1, e.to_string()),
+        }
+    }
+
     fn quorum_status(&self) -> Option<QuorumStatus> {
         let QuorumInfo {
             cluster: info,
@@ -141,6 +178,7 @@ impl AdminProvider for NodeAdmin {
             Request::SetExpectedVotes { votes } => done(self.quorum.set_expected_votes(votes)),
             Request::SetVotes { node, votes } => done(self.quorum.set_votes(node, votes)),
             Request::CancelWaitForAll => done(self.quorum.cancel_wait_for_all()),
+            Request::Cib { command } => Response::Cib(self.cib_command(&command)),
             Request::FenceStatus => match self.fence.status() {
                 Some(s) => Response::Fence(fence_report(s)),
                 None => Response::error("fencing is not configured on this node"),

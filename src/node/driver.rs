@@ -6,6 +6,7 @@
 //! the event channel can (see `NodeOptions::event_capacity`). The sockets, crypto
 //! and link choice live in [`super::link_io`].
 
+use super::cib_handle::{CIB_HANDLE_CLIENT, CibAnswer, CibCallError, CibStatus};
 use super::cpg::{CpgGroup, MemberSink};
 use super::fence_handle::{
     FenceAnswer, FenceCallError, FenceNodeState, FenceStatus, HANDLE_CLIENT, state_name,
@@ -22,11 +23,12 @@ use crate::crypto::{CryptoStats, random_boot_id};
 use crate::link::{LinkAddrs, LinkCrypto, PeerLinkStatus};
 use crate::quorum_client::QdeviceDriver;
 use crate::stack::{
-    CpgRequest, FenceNotice, Input, InputError, Output, PersistFailed, PersistItem,
+    CibSetup, CpgRequest, FenceNotice, Input, InputError, Output, PersistFailed, PersistItem,
     QuorumRequestError, Request, Stack, StackConfig, StackEvent, StopReason,
 };
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use mio::{Events, Poll, Token, Waker};
+use phalanx_cib::service::CibEvent;
 use phalanx_cpg::{CpgError, CpgEvent, Guarantee};
 use phalanx_fence::core::FenceEvent;
 use phalanx_logsys::{Logger, record};
@@ -165,6 +167,8 @@ pub(crate) struct Driver {
     fence_runner: Option<FenceRunner>,
     /// Fence handles waiting for their operation, by call id.
     fence_waiters: BTreeMap<u64, FenceAnswer>,
+    /// CIB handles waiting for their request, by call id.
+    cib_waiters: BTreeMap<u64, CibAnswer>,
     /// The node's watchdog, fed from this loop (see `super::watchdog`).
     watchdog: Option<NodeWatchdog>,
 }
@@ -215,6 +219,18 @@ impl Driver {
                 group: params.multicast.map(|m| m.group),
             })
             .collect();
+        let cib = if opts.cib {
+            let initial = match &opts.state_dir {
+                Some(d) => super::cib_store::load(&super::cib_store::dir(d, me))?.cib,
+                None => phalanx_cib::persist::load(|_| None).cib,
+            };
+            Some(CibSetup {
+                service: phalanx_cib::service::CibServiceConfig::new(me),
+                initial,
+            })
+        } else {
+            None
+        };
         let stack = Stack::new(
             StackConfig {
                 totem: opts.totem,
@@ -224,7 +240,7 @@ impl Driver {
                 link_mode: opts.links.mode,
                 crypto,
                 fencing: opts.fencing.as_ref().map(|f| f.setup.clone()),
-                cib: None,
+                cib,
             },
             persisted,
             Time::ZERO,
@@ -266,9 +282,11 @@ impl Driver {
             realtime_priority: opts.realtime_priority,
             fence_runner,
             fence_waiters: BTreeMap::new(),
+            cib_waiters: BTreeMap::new(),
             watchdog,
         };
         driver.publish_fence();
+        driver.publish_cib();
         driver.publish_quorum();
         Ok(driver)
     }
@@ -559,6 +577,20 @@ impl Driver {
                 let _ = tx.send(r.map_err(fence_refusal));
                 self.publish_fence();
             }
+            (request, Reply::CibDone { call, answer }) => {
+                match self.stack.handle_input(now, Input::Request(request)) {
+                    Ok(()) => {
+                        self.cib_waiters.insert(call, answer);
+                    }
+                    Err(e) => {
+                        let _ = answer.send(Err(match e {
+                            InputError::CibNotConfigured => CibCallError::NotConfigured,
+                            InputError::Stopped(_) => CibCallError::NotRunning,
+                            other => CibCallError::Refused(other.to_string()),
+                        }));
+                    }
+                }
+            }
             (request, Reply::FenceDone { call, answer }) => {
                 match self.stack.handle_input(now, Input::Request(request)) {
                     Ok(()) => {
@@ -787,6 +819,34 @@ impl Driver {
                     );
                 }
             }
+            Output::CibPersist(p) => {
+                let result = match &self.state_dir {
+                    Some(d) => {
+                        let dir = super::cib_store::dir(d, self.stack.totem().node_id());
+                        super::cib_store::write(&dir, &p, &super::cib_store::ctime_now())
+                            .map_err(|e| format!("{}: {e}", dir.display()))
+                    }
+                    None => Ok(()),
+                };
+                if result.is_err() {
+                    self.stats.persist_errors += 1;
+                }
+                let now = self.now();
+                self.input(now, Input::CibPersisted { id: p.id, result });
+            }
+            Output::Event(StackEvent::Cib(e)) => {
+                if let CibEvent::Reply {
+                    client: CIB_HANDLE_CLIENT,
+                    call,
+                    result,
+                } = &e
+                    && let Some(w) = self.cib_waiters.remove(call)
+                {
+                    let _ = w.send(result.clone().map_err(CibCallError::Failed));
+                }
+                self.publish_cib();
+                let _ = self.events.send(NodeEvent::Cib(e));
+            }
             Output::Event(StackEvent::Fence(n)) => {
                 if let FenceNotice::Fencer(FenceEvent::RequestDone {
                     client,
@@ -823,6 +883,17 @@ impl Driver {
             _ => {}
         }
         Ok(false)
+    }
+
+    /// Publishes the CIB's version and digest for handles and tools.
+    fn publish_cib(&self) {
+        let Some(c) = self.stack.cib() else { return };
+        let v = c.version();
+        *self.shared.cib.status.lock() = Some(CibStatus {
+            version: (v.admin_epoch, v.epoch, v.num_updates),
+            digest: format!("{}", c.digest()),
+            synced: c.is_synced(),
+        });
     }
 
     /// Publishes the fencing state for handles and tools (after every fencing

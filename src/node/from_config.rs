@@ -147,6 +147,7 @@ impl NodeOptions {
             .iter()
             .filter_map(|n| n.name.clone().map(|name| (n.node_id, name)))
             .collect();
+        o.cib = cfg.cib;
         if cfg.fencing.enabled {
             if o.quorum.is_none() {
                 return Err(cfg.source.error(

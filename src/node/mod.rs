@@ -8,6 +8,8 @@
 
 mod admin;
 mod callback;
+mod cib_handle;
+mod cib_store;
 mod cpg;
 mod driver;
 mod error;
@@ -27,6 +29,7 @@ mod watchdog;
 
 pub use crate::link::{LinkState, LinkStats, PeerLinkStatus};
 pub use callback::CallbackGuard;
+pub use cib_handle::{CIB_HANDLE_CLIENT, Cib, CibCallError, CibStatus};
 pub use cpg::{CallbackMember, Cpg, CpgGroup, CpgMember, DispatchMode};
 pub use driver::DriverStats;
 pub use error::NodeError;
@@ -64,6 +67,8 @@ pub enum NodeEvent {
     Config(ConfigChange),
     /// Fencing: a result, a node owed fencing, a node fenced.
     Fence(crate::stack::FenceNotice),
+    /// The CIB: a diff, a sync, a divergence report (replies go to handles too).
+    Cib(phalanx_cib::service::CibEvent),
 }
 
 /// What handles send the driver: Stack requests (answered through [`Reply`]), and
@@ -86,6 +91,13 @@ pub(crate) enum Reply {
     /// Admitted by a handle against the shared CPG budget (`reserved` bytes, one
     /// message); released once the core took it.
     CpgBudget(usize),
+    /// A CIB handle waits for its request (`call`) to be applied.
+    CibDone {
+        /// The handle's call id.
+        call: u64,
+        /// Where the result goes.
+        answer: cib_handle::CibAnswer,
+    },
     /// A fence handle waits for the fencer to take the request.
     FenceAccepted(Sender<Result<(), FenceCallError>>),
     /// A fence handle waits for its operation (`call`) to finish.
@@ -143,6 +155,8 @@ pub(crate) struct Shared {
     pub(crate) quorum: quorum::QuorumShared,
     /// Fencing.
     pub(crate) fence: fence_handle::FenceShared,
+    /// The CIB.
+    pub(crate) cib: cib_handle::CibShared,
 }
 
 /// A clonable, thread-safe handle to a running node.
@@ -202,6 +216,15 @@ impl NodeHandle {
     /// The node's quorum service.
     pub fn quorum(&self) -> Quorum {
         Quorum {
+            tx: self.tx.clone(),
+            waker: self.waker.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// The replicated CIB through this node (`NotConfigured` without it).
+    pub fn cib(&self) -> Cib {
+        Cib {
             tx: self.tx.clone(),
             waker: self.waker.clone(),
             shared: self.shared.clone(),
@@ -371,6 +394,7 @@ impl Node {
                 shared: node.handle.shared.clone(),
                 quorum: node.quorum(),
                 fence: node.fence(),
+                cib: node.cib(),
                 node_id,
                 cluster_name: admin_info.0,
                 nodes: admin_info.1,
@@ -400,6 +424,11 @@ impl Node {
     /// Fencing through this node.
     pub fn fence(&self) -> Fence {
         self.handle.fence()
+    }
+
+    /// The replicated CIB through this node.
+    pub fn cib(&self) -> Cib {
+        self.handle.cib()
     }
 
     /// Deliveries and configuration changes, in order.

@@ -89,6 +89,9 @@ pub struct NodeOptions {
     pub node_names: BTreeMap<NodeId, String>,
     /// Fencing (needs `quorum`): devices, levels, policy, where agents run.
     pub fencing: Option<super::NodeFencing>,
+    /// Run the replicated CIB (every node of the cluster or none); its files live
+    /// in `<state_dir>/cib-<node id>/` (memory only without a state directory).
+    pub cib: bool,
     /// The node's own watchdog (`None`: none): armed at start, fed by the driver
     /// loop, starved when the node must fence itself (quorum lost under
     /// `no-quorum-policy=suicide`), disarmed on a clean leave.
@@ -116,6 +119,7 @@ impl NodeOptions {
             cluster_name: String::new(),
             node_names: BTreeMap::new(),
             fencing: None,
+            cib: false,
             watchdog: None,
         }
     }

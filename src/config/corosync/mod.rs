@@ -49,6 +49,7 @@ pub(crate) fn load(text: &str, file: &str) -> Result<(ClusterConfig, Vec<Warning
             }
             "quorum" => m.quorum(s)?,
             "fencing" => m.fencing(s)?,
+            "cib" => m.cib(s)?,
             "logging" => m.logging(s)?,
             "system" => m.system(s)?,
             "resources" | "uidgid" | "qb" | "service" | "amf" | "aisexec" | "nodes" => {
@@ -98,6 +99,23 @@ struct Mapper<'a> {
 }
 
 impl Mapper<'_> {
+    /// The `cib` section: `enabled` (default yes once the section is there).
+    fn cib(&mut self, s: &Section) -> Result<(), ConfigError> {
+        self.record_at("cib", "cib", s.line);
+        self.cfg.cib = true;
+        self.walk(s, "cib", walk::Unmapped::NONE, |m, entry| {
+            let walk::Entry::Key(key) = entry else {
+                return Ok(walk::Mapped::Unknown);
+            };
+            match key.name() {
+                "enabled" => m.cfg.cib = key.boolean()?,
+                _ => return Ok(walk::Mapped::Unknown),
+            }
+            m.record(key.full(), &key);
+            Ok(walk::Mapped::Used)
+        })
+    }
+
     fn err(&self, line: u32, key: &str, msg: impl Into<String>) -> ConfigError {
         ConfigError::new(self.file, Some(line), Some(key.to_string()), msg)
     }

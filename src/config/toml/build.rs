@@ -91,6 +91,7 @@ impl<'a> Build<'a> {
             quorum,
             logging,
             fencing,
+            cib: root.cib.is_some_and(|c| c.enabled.unwrap_or(true)),
             ..ClusterConfig::default()
         };
         if let Some(dir) = root.state_dir {

@@ -25,6 +25,14 @@ pub(super) struct Root {
     pub(super) quorum: Quorum,
     pub(super) logging: Logging,
     pub(super) fencing: Option<Fencing>,
+    pub(super) cib: Option<CibSection>,
+}
+
+/// `[cib]`: `enabled` (default true once the table is there).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(super) struct CibSection {
+    pub(super) enabled: Option<bool>,
 }
 
 /// `[multicast]`: the group of `transport = "udp"`.
