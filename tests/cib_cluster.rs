@@ -164,3 +164,74 @@ fn concurrent_changes_kill_and_restart_leave_identical_cibs() {
     assert_eq!(code, 105, "no match is cibadmin's ENXIO status");
     cluster.leave(&mut log, &[1, 2, 3]);
 }
+
+#[test]
+fn a_partitions_discarded_changes_are_reported_at_heal() {
+    use common::events::Event;
+    use common::netns::Namespaces;
+    let tag = "cib-split";
+    let dir = TestDir::new(tag);
+    let net = Namespaces::create("cibsplit", 3);
+    net.bridge("br0");
+    let addrs: Vec<String> = (1..=3).map(|i| format!("10.84.0.{i}")).collect();
+    for i in 1..=3 {
+        net.plug(i, &format!("h{i}"), "br0", "e0", &format!("10.84.0.{i}/24"));
+    }
+    let rest = "quorum {\n    provider: corosync_votequorum\n}\ncib {\n}\n";
+    let conf = dir.write_conf(&corosync_conf(&dir, tag, "", &one_link(&addrs), rest));
+    let mut cluster = Cluster::start(&conf, 1..=3, Some(&net));
+    let mut log = Recorder::default();
+    cluster.until(
+        &mut log,
+        "all three quorate",
+        Duration::from_secs(20),
+        |l| (1..=3).all(|n| l.quorate_with(n, &[1, 2, 3])),
+    );
+    let (code, text) = cibadmin(
+        &dir,
+        1,
+        &[
+            "-C",
+            "-o",
+            "crm_config",
+            "-X",
+            r#"<cluster_property_set id="cps"/>"#,
+        ],
+    );
+    assert_eq!(code, 0, "{text}");
+    net.set_hub_link("h3", false);
+    cluster.until(&mut log, "the split", Duration::from_secs(10), |l| {
+        l.quorate_with(1, &[1, 2]) && l.quorate_with(2, &[1, 2])
+    });
+    // Both sides change their copy: two changes on {1,2}, one on {3}.
+    add_pair(&dir, 1, "p-1", "a");
+    add_pair(&dir, 2, "p-2", "b");
+    add_pair(&dir, 3, "p-3", "c");
+    net.set_hub_link("h3", true);
+    cluster.until(&mut log, "the heal", Duration::from_secs(30), |l| {
+        (1..=3).all(|n| l.quorate_with(n, &[1, 2, 3]))
+    });
+    // The higher version ({1,2}'s) wins; node 3 reports what it lost, as a patch.
+    cluster.until(
+        &mut log,
+        "node 3 to report its discarded change",
+        Duration::from_secs(10),
+        |l| {
+            l.events.iter().any(|o| {
+                o.node == 3
+                    && matches!(&o.event, Event::Service { kind, fields }
+                        if kind == "cib_divergence" && fields["patch"].contains("p-3"))
+            })
+        },
+    );
+    let cib = same_cib(&dir, &[1, 2, 3]);
+    assert!(
+        cib.contains("id=\"p-1\"") && cib.contains("id=\"p-2\""),
+        "{cib}"
+    );
+    assert!(
+        !cib.contains("id=\"p-3\""),
+        "the losing side's change was kept:\n{cib}"
+    );
+    cluster.leave(&mut log, &[1, 2, 3]);
+}

@@ -158,7 +158,7 @@ fn a_killed_node_is_fenced_once_by_the_quorate_side() {
     };
     let config = first(&|e| matches!(e, Event::Config(c) if c.regular && c.members == [1, 2]));
     let quorum = first(&|e| matches!(e, Event::Quorum(q) if q.members == [1, 2]));
-    let unclean = first(&|e| matches!(e, Event::Fence { kind, .. } if kind == "fence_unclean"));
+    let unclean = first(&|e| matches!(e, Event::Service { kind, .. } if kind == "fence_unclean"));
     eprintln!(
         "kill -9 of node 3 at 0 ms → node 1: configuration {config:.0} ms, quorum {quorum:.0} ms, \
          unclean {unclean:.0} ms, fenced (agent done, result agreed) {elapsed:.0} ms"

@@ -67,7 +67,7 @@ impl Log {
     fn fence_event(&self, node: u32, kind: &str, target: u32) -> Option<u64> {
         let t = target.to_string();
         self.events.iter().find_map(|o| match &o.event {
-            Event::Fence { kind: k, fields }
+            Event::Service { kind: k, fields }
                 if o.node == node && k == kind && fields.get("node") == Some(&t) =>
             {
                 Some(o.at)
@@ -231,7 +231,7 @@ fn peers_assume_a_lost_node_fenced_after_the_fencing_watchdog_timeout() {
         .events
         .iter()
         .filter_map(|o| match &o.event {
-            Event::Fence { kind, fields } if kind == "fence_done" || kind == "fence_result" => {
+            Event::Service { kind, fields } if kind == "fence_done" || kind == "fence_result" => {
                 Some(format!("n{} {kind} {fields:?}", o.node))
             }
             _ => None,

@@ -68,9 +68,10 @@ pub enum Event {
     },
     /// The answer to a command.
     Reply(Reply),
-    /// A fencing event (`fence_unclean`, `fence_fenced`, `fence_result`,
-    /// `fence_done`) and its fields, values unescaped.
-    Fence {
+    /// A service event — fencing (`fence_unclean`, `fence_fenced`,
+    /// `fence_result`, `fence_done`) or the CIB (`cib_synced`, `cib_divergence`) —
+    /// and its fields, values unescaped.
+    Service {
         /// The event name.
         kind: String,
         /// Its fields.
@@ -306,7 +307,7 @@ pub fn parse(line: &str) -> Result<(u64, Event), String> {
                 .collect::<Result<_, String>>()?,
         }),
         "left" => Event::Left,
-        kind if kind.starts_with("fence_") => Event::Fence {
+        kind if kind.starts_with("fence_") || kind.starts_with("cib_") => Event::Service {
             kind: kind.to_string(),
             fields: f
                 .0

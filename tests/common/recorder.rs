@@ -22,7 +22,7 @@ impl Observer for Recorder {
     fn describe(&self) -> String {
         self.events
             .iter()
-            .filter(|o| matches!(o.event, Event::Fence { .. } | Event::Quorum(_)))
+            .filter(|o| matches!(o.event, Event::Service { .. } | Event::Quorum(_)))
             .map(|o| format!("n{} {:?}\n", o.node, o.event))
             .collect()
     }
@@ -34,7 +34,7 @@ impl Recorder {
         self.events
             .iter()
             .filter_map(|o| match &o.event {
-                Event::Fence { kind, fields } => Some((o.node, kind.as_str(), fields, o.at)),
+                Event::Service { kind, fields } => Some((o.node, kind.as_str(), fields, o.at)),
                 _ => None,
             })
             .collect()

@@ -8,6 +8,7 @@
 //! notifications; one per CPG member relays its events; one generates load.
 //! Each writes its own lines (`emit`).
 
+mod cib;
 mod command;
 mod cpg;
 mod emit;
@@ -178,6 +179,7 @@ pub fn run(node: Node, incarnation: u32, stop: &'static AtomicBool) -> Result<()
             Ok(NodeEvent::Deliver(d)) => ctx.deliver(d.sender, d.guarantee, &d.data),
             Ok(NodeEvent::Config(c)) => ctx.config(&c),
             Ok(NodeEvent::Fence(n)) => fence::emit(&ctx.out, &n),
+            Ok(NodeEvent::Cib(e)) => cib::emit(&ctx.out, &e),
             Ok(_) => {}
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
