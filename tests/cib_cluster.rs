@@ -168,15 +168,9 @@ fn concurrent_changes_kill_and_restart_leave_identical_cibs() {
 #[test]
 fn a_partitions_discarded_changes_are_reported_at_heal() {
     use common::events::Event;
-    use common::netns::Namespaces;
     let tag = "cib-split";
     let dir = TestDir::new(tag);
-    let net = Namespaces::create("cibsplit", 3);
-    net.bridge("br0");
-    let addrs: Vec<String> = (1..=3).map(|i| format!("10.84.0.{i}")).collect();
-    for i in 1..=3 {
-        net.plug(i, &format!("h{i}"), "br0", "e0", &format!("10.84.0.{i}/24"));
-    }
+    let (net, addrs) = common::netns::star("cibsplit", 3, 84);
     let rest = "quorum {\n    provider: corosync_votequorum\n}\ncib {\n}\n";
     let conf = dir.write_conf(&corosync_conf(&dir, tag, "", &one_link(&addrs), rest));
     let mut cluster = Cluster::start(&conf, 1..=3, Some(&net));

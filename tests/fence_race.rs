@@ -15,7 +15,7 @@ mod common;
 
 use common::cluster::{Cluster, Observer};
 use common::conf::{TestDir, corosync_conf, one_link};
-use common::netns::Namespaces;
+use common::netns::{Namespaces, star};
 use common::recorder::Recorder;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -66,12 +66,7 @@ fn race_once(net: &Namespaces, dir: &TestDir, conf: &std::path::Path) -> (Vec<u3
 
 fn run_cycles(tag: &str, delays: &str, n: usize) -> Vec<(Vec<u32>, Vec<u32>)> {
     let dir = TestDir::new(tag);
-    let net = Namespaces::create(tag, 2);
-    net.bridge("br0");
-    let addrs: Vec<String> = (1..=2).map(|i| format!("10.83.0.{i}")).collect();
-    for i in 1..=2 {
-        net.plug(i, &format!("h{i}"), "br0", "e0", &format!("10.83.0.{i}/24"));
-    }
+    let (net, addrs) = star(tag, 2, 83);
     let agents = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fence/test-agents");
     let rest = format!(
         "quorum {{\n    provider: corosync_votequorum\n    two_node: 1\n}}\n\

@@ -20,7 +20,7 @@ mod common;
 use common::cluster::{Cluster, mono_ns, ms};
 use common::conf::{TestDir, corosync_conf, loopback_addrs, one_link};
 use common::events::Event;
-use common::netns::Namespaces;
+use common::netns::star;
 use common::recorder::{Recorder, admin_tool};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -198,12 +198,7 @@ fn a_failing_level_falls_through_to_the_next() {
 fn an_inquorate_node_fences_no_one_and_is_fenced_by_the_majority() {
     let tag = "fence-split";
     let dir = TestDir::new(tag);
-    let net = Namespaces::create("fsplit", 3);
-    net.bridge("br0");
-    let addrs: Vec<String> = (1..=3).map(|i| format!("10.82.0.{i}")).collect();
-    for i in 1..=3 {
-        net.plug(i, &format!("h{i}"), "br0", "e0", &format!("10.82.0.{i}/24"));
-    }
+    let (net, addrs) = star("fsplit", 3, 82);
     let conf = dir.write_conf(&corosync_conf(
         &dir,
         tag,

@@ -141,3 +141,22 @@ fn set_link_up(ns: &str, dev: &str, up: bool) {
     unsafe { libc::close(s) };
     result.unwrap_or_else(|e| panic!("set {dev} in {ns} {}: {e}", if up { "up" } else { "down" }));
 }
+
+/// `n` node namespaces on one bridge `br0`: node i's cable `h<i>` (pull it with
+/// [`Namespaces::set_hub_link`]), its device `e0` at `10.<subnet>.0.<i>/24`.
+/// Returns the namespaces and the node addresses (without prefix), node 1 first.
+pub fn star(tag: &str, n: u32, subnet: u8) -> (Namespaces, Vec<String>) {
+    let net = Namespaces::create(tag, n);
+    net.bridge("br0");
+    let addrs: Vec<String> = (1..=n).map(|i| format!("10.{subnet}.0.{i}")).collect();
+    for i in 1..=n {
+        net.plug(
+            i,
+            &format!("h{i}"),
+            "br0",
+            "e0",
+            &format!("10.{subnet}.0.{i}/24"),
+        );
+    }
+    (net, addrs)
+}
