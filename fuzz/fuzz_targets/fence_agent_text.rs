@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use phalanx_fence::agent::{AgentMetadata, HostMap, parse_duration, parse_recording};
+use phalanx_fence::agent::{AgentMetadata, parse_duration, parse_recording};
 use phalanx_fence::core::{NodeMap, parse_duration_ms, parse_targets};
 
 fuzz_target!(|data: &[u8]| {
@@ -16,7 +16,6 @@ fuzz_target!(|data: &[u8]| {
         let _ = meta.capabilities();
     }
     let _ = parse_recording(text);
-    let _ = HostMap::parse(text);
     let _ = NodeMap::parse_host_map(text);
     let _ = NodeMap::parse_node_values(text);
     let _ = parse_targets(text);

@@ -7,7 +7,6 @@
 //! executables is [`crate::runner`]'s job.
 
 mod fence_agent;
-mod host_map;
 mod metadata;
 mod outcome;
 mod record;
@@ -16,7 +15,6 @@ pub(crate) mod serde_action;
 mod time_spec;
 
 pub use fence_agent::FenceAgent;
-pub use host_map::{HostMap, MAX_HOST_MAP_ENTRIES};
 pub use metadata::{
     ActionSpec, AgentMetadata, Content, ContentType, MAX_DEPTH, MAX_ITEMS, MAX_METADATA_BYTES,
     MetadataError, Parameter, Symlink,

@@ -1,8 +1,8 @@
 //! What one agent call is asked to do, and the exact stdin Pacemaker writes for it.
 
-use super::host_map::HostMap;
 use super::time_spec::{BadDuration, parse_duration};
 use crate::Action;
+use crate::core::{MapError, NodeMap};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -40,6 +40,10 @@ pub enum RequestError {
     /// The target node name holds a newline or NUL.
     #[error("invalid target name {0:?}")]
     BadTarget(String),
+    /// `pcmk_host_map` does not parse (the fencer's own reading of it, so an agent
+    /// run by hand maps a target exactly as the cluster does).
+    #[error("pcmk_host_map: {0}")]
+    BadHostMap(MapError),
     /// `pcmk_<action>_timeout` is not a duration.
     #[error("{param}: {source}")]
     BadTimeout {
@@ -229,9 +233,9 @@ impl AgentRequest {
                 let configured = self.params.get(arg).map(|v| v.trim());
                 // A configured value wins, except the placeholder "dynamic".
                 if configured.is_none_or(|v| v.eq_ignore_ascii_case("dynamic")) {
-                    let map =
-                        HostMap::parse(self.params.get("pcmk_host_map").map_or("", String::as_str));
-                    let port = map.port_of(target).unwrap_or(target);
+                    let text = self.params.get("pcmk_host_map").map_or("", String::as_str);
+                    let map = NodeMap::parse_host_map(text).map_err(RequestError::BadHostMap)?;
+                    let port = map.get(target).unwrap_or(target);
                     args.push((arg.to_string(), port.to_string()));
                     host_arg = Some(arg);
                 }
@@ -331,6 +335,17 @@ mod tests {
         assert_eq!(lines(&fixed), ["action=off", "nodename=n1", "plug=3"]);
         let dynamic = base.param("plug", "dynamic");
         assert_eq!(lines(&dynamic), ["action=off", "nodename=n1", "plug=7"]);
+    }
+
+    #[test]
+    fn the_host_map_is_read_as_the_fencer_reads_it() {
+        let req = AgentRequest::new("fence_x", Action::Off)
+            .target("n2")
+            .host_argument_default(Some("port"))
+            .param("pcmk_host_map", r"n1:1;n2:a\;b");
+        assert_eq!(lines(&req), ["action=off", "nodename=n2", r"port=a;b"]);
+        let bad = req.param("pcmk_host_map", "n1:1;n2");
+        assert!(matches!(bad.stdin(), Err(RequestError::BadHostMap(_))));
     }
 
     #[test]
