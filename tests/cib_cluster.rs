@@ -7,9 +7,8 @@
 
 mod common;
 
-use common::cluster::Cluster;
 use common::conf::{TestDir, corosync_conf, loopback_addrs, one_link};
-use common::recorder::{Recorder, admin_tool};
+use common::recorder::{admin_tool, start_quorate};
 use std::time::Duration;
 
 fn cibadmin(dir: &TestDir, node: u32, args: &[&str]) -> (i32, String) {
@@ -66,14 +65,7 @@ fn concurrent_changes_kill_and_restart_leave_identical_cibs() {
     let addrs = loopback_addrs(3);
     let rest = "quorum {\n    provider: corosync_votequorum\n}\ncib {\n    enabled: yes\n}\n";
     let conf = dir.write_conf(&corosync_conf(&dir, tag, "", &one_link(&addrs), rest));
-    let mut cluster = Cluster::start(&conf, 1..=3, None);
-    let mut log = Recorder::default();
-    cluster.until(
-        &mut log,
-        "all three quorate",
-        Duration::from_secs(20),
-        |l| (1..=3).all(|n| l.quorate_with(n, &[1, 2, 3])),
-    );
+    let (mut cluster, mut log) = start_quorate(&conf, 3, None);
     let (code, text) = cibadmin(
         &dir,
         1,
@@ -173,14 +165,7 @@ fn a_partitions_discarded_changes_are_reported_at_heal() {
     let (net, addrs) = common::netns::star("cibsplit", 3, 84);
     let rest = "quorum {\n    provider: corosync_votequorum\n}\ncib {\n}\n";
     let conf = dir.write_conf(&corosync_conf(&dir, tag, "", &one_link(&addrs), rest));
-    let mut cluster = Cluster::start(&conf, 1..=3, Some(&net));
-    let mut log = Recorder::default();
-    cluster.until(
-        &mut log,
-        "all three quorate",
-        Duration::from_secs(20),
-        |l| (1..=3).all(|n| l.quorate_with(n, &[1, 2, 3])),
-    );
+    let (mut cluster, mut log) = start_quorate(&conf, 3, Some(&net));
     let (code, text) = cibadmin(
         &dir,
         1,

@@ -13,10 +13,10 @@
 
 mod common;
 
-use common::cluster::{Cluster, Observer};
+use common::cluster::Observer;
 use common::conf::{TestDir, corosync_conf, one_link};
 use common::netns::{Namespaces, star};
-use common::recorder::Recorder;
+use common::recorder::{start_quorate, write_pid_files};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -30,18 +30,8 @@ fn cycles(default: usize) -> usize {
 /// One cut: the nodes whose process survived, and the nodes whose request to
 /// fence the other succeeded.
 fn race_once(net: &Namespaces, dir: &TestDir, conf: &std::path::Path) -> (Vec<u32>, Vec<u32>) {
-    let mut cluster = Cluster::start(conf, 1..=2, Some(net));
-    for id in [1, 2] {
-        std::fs::write(
-            dir.path.join(format!("n{id}.pid")),
-            format!("{}\n", cluster.pid(id)),
-        )
-        .unwrap();
-    }
-    let mut log = Recorder::default();
-    cluster.until(&mut log, "both quorate", Duration::from_secs(20), |l| {
-        l.quorate_with(1, &[1, 2]) && l.quorate_with(2, &[1, 2])
-    });
+    let (mut cluster, mut log) = start_quorate(conf, 2, Some(net));
+    write_pid_files(&dir.path, &cluster, &[1, 2]);
     let incs = [(1, cluster.incarnation(1)), (2, cluster.incarnation(2))];
     net.set_hub_link("h2", false);
     // Until one process is killed by the other's agent.

@@ -21,7 +21,7 @@ use common::cluster::{Cluster, mono_ns, ms};
 use common::conf::{TestDir, corosync_conf, loopback_addrs, one_link};
 use common::events::Event;
 use common::netns::star;
-use common::recorder::{Recorder, admin_tool};
+use common::recorder::{Recorder, admin_tool, start_quorate, write_pid_files};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -60,16 +60,6 @@ fn sections(dir: &TestDir, nodes: u32, failing_level: bool) -> String {
     s + "}\n"
 }
 
-fn write_pid_files(dir: &TestDir, cluster: &Cluster, ids: &[u32]) {
-    for &id in ids {
-        std::fs::write(
-            dir.path.join(format!("n{id}.pid")),
-            format!("{}\n", cluster.pid(id)),
-        )
-        .unwrap();
-    }
-}
-
 fn start_loopback(tag: &str, failing_level: bool) -> (TestDir, Cluster, Recorder) {
     let dir = TestDir::new(tag);
     let addrs = loopback_addrs(3);
@@ -80,15 +70,8 @@ fn start_loopback(tag: &str, failing_level: bool) -> (TestDir, Cluster, Recorder
         &one_link(&addrs),
         &sections(&dir, 3, failing_level),
     ));
-    let mut cluster = Cluster::start(&conf, 1..=3, None);
-    write_pid_files(&dir, &cluster, &[1, 2, 3]);
-    let mut log = Recorder::default();
-    cluster.until(
-        &mut log,
-        "all three quorate",
-        Duration::from_secs(20),
-        |l| (1..=3).all(|n| l.quorate_with(n, &[1, 2, 3])),
-    );
+    let (cluster, log) = start_quorate(&conf, 3, None);
+    write_pid_files(&dir.path, &cluster, &[1, 2, 3]);
     (dir, cluster, log)
 }
 
@@ -206,15 +189,8 @@ fn an_inquorate_node_fences_no_one_and_is_fenced_by_the_majority() {
         &one_link(&addrs),
         &sections(&dir, 3, false),
     ));
-    let mut cluster = Cluster::start(&conf, 1..=3, Some(&net));
-    write_pid_files(&dir, &cluster, &[1, 2, 3]);
-    let mut log = Recorder::default();
-    cluster.until(
-        &mut log,
-        "all three quorate",
-        Duration::from_secs(20),
-        |l| (1..=3).all(|n| l.quorate_with(n, &[1, 2, 3])),
-    );
+    let (mut cluster, mut log) = start_quorate(&conf, 3, Some(&net));
+    write_pid_files(&dir.path, &cluster, &[1, 2, 3]);
     let inc1 = cluster.incarnation(1);
     let cut_at = mono_ns();
     net.set_hub_link("h1", false);

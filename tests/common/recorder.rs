@@ -91,3 +91,34 @@ pub fn admin_tool(bin: &str, socket: &Path, args: &[&str]) -> (i32, String) {
     );
     (out.status.code().unwrap_or(-1), text)
 }
+
+/// Starts nodes `1..=n` from `conf` (in `net`'s namespaces if given) and waits
+/// until every one reports quorum with all `n` as members.
+pub fn start_quorate(
+    conf: &Path,
+    n: u32,
+    net: Option<&super::netns::Namespaces>,
+) -> (super::cluster::Cluster, Recorder) {
+    let mut cluster = super::cluster::Cluster::start(conf, 1..=n, net);
+    let mut log = Recorder::default();
+    let all: Vec<u32> = (1..=n).collect();
+    cluster.until(
+        &mut log,
+        &format!("all {n} quorate"),
+        std::time::Duration::from_secs(20),
+        |l| all.iter().all(|&id| l.quorate_with(id, &all)),
+    );
+    (cluster, log)
+}
+
+/// Writes `<dir>/n<id>.pid` for each running node `ids` (what
+/// `fence_phalanx_kill`'s `pidfile_dir` reads).
+pub fn write_pid_files(dir: &Path, cluster: &super::cluster::Cluster, ids: &[u32]) {
+    for &id in ids {
+        std::fs::write(
+            dir.join(format!("n{id}.pid")),
+            format!("{}\n", cluster.pid(id)),
+        )
+        .unwrap();
+    }
+}
