@@ -38,24 +38,53 @@ fn add_pair(dir: &TestDir, node: u32, id: &str, v: &str) {
     panic!("node {node}: -M {id} interrupted 20 times");
 }
 
-/// Every listed node's `-Q` output, which must be one and the same CIB.
-fn same_cib(dir: &TestDir, nodes: &[u32]) -> String {
-    let outs: Vec<String> = nodes
-        .iter()
-        .map(|&n| {
-            let (code, text) = cibadmin(dir, n, &["-Q"]);
-            assert_eq!(code, 0, "node {n}: {text}");
-            text
-        })
-        .collect();
-    for (n, o) in nodes.iter().zip(&outs).skip(1) {
-        assert_eq!(
-            o, &outs[0],
-            "node {n}'s CIB differs from node {}'s",
-            nodes[0]
-        );
+/// Waits until `node`'s own copy holds a match for `xpath`. A change is
+/// acknowledged once the node that took it has applied it; the others apply it
+/// when totem delivers it to them, which may be a moment later.
+fn until_node_has(dir: &TestDir, node: u32, xpath: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (code, text) = cibadmin(dir, node, &["-Q", "-A", xpath]);
+        match code {
+            0 => return,
+            105 => assert!(
+                std::time::Instant::now() < deadline,
+                "node {node} has no {xpath} after 10 s"
+            ),
+            _ => panic!("node {node}: -Q -A {xpath} exited {code}: {text}"),
+        }
     }
-    outs[0].clone()
+}
+
+/// Every listed node's `-Q` output, which must become one and the same CIB: a
+/// change acknowledged by one node reaches the others when totem delivers it
+/// to them, so copies may differ for a moment, never for 10 s.
+fn same_cib(dir: &TestDir, nodes: &[u32]) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let outs: Vec<String> = nodes
+            .iter()
+            .map(|&n| {
+                let (code, text) = cibadmin(dir, n, &["-Q"]);
+                assert_eq!(code, 0, "node {n}: {text}");
+                text
+            })
+            .collect();
+        let differing = nodes
+            .iter()
+            .zip(&outs)
+            .skip(1)
+            .find(|(_, o)| *o != &outs[0]);
+        match differing {
+            None => return outs[0].clone(),
+            Some((n, o)) if std::time::Instant::now() >= deadline => assert_eq!(
+                o, &outs[0],
+                "node {n}'s CIB still differs from node {}'s after 10 s",
+                nodes[0]
+            ),
+            Some(_) => {}
+        }
+    }
 }
 
 #[test]
@@ -132,12 +161,18 @@ fn concurrent_changes_kill_and_restart_leave_identical_cibs() {
         dir.path.join("cib-3/cib.xml").exists(),
         "node 3 wrote no cib.xml"
     );
-    cluster.spawn(3);
+    let restarted = cluster.spawn(3);
+    // Node 3's new process must say so itself: the others see it join before
+    // it serves its admin socket.
     cluster.until(
         &mut log,
         "all three quorate again",
         Duration::from_secs(20),
-        |l| (1..=3).all(|n| l.quorate_with(n, &[1, 2, 3])),
+        |l| {
+            l.quorate_with(1, &[1, 2, 3])
+                && l.quorate_with(2, &[1, 2, 3])
+                && l.incarnation_quorate_with(3, restarted, &[1, 2, 3])
+        },
     );
     // A change through node 3 waits for the sync, then is applied everywhere.
     add_pair(&dir, 3, "c-3", "y");
@@ -178,6 +213,8 @@ fn a_partitions_discarded_changes_are_reported_at_heal() {
         ],
     );
     assert_eq!(code, 0, "{text}");
+    // Node 3 must hold the set before it is cut off, or its own change fails.
+    until_node_has(&dir, 3, "//cluster_property_set[@id='cps']");
     net.set_hub_link("h3", false);
     cluster.until(&mut log, "the split", Duration::from_secs(10), |l| {
         l.quorate_with(1, &[1, 2]) && l.quorate_with(2, &[1, 2])

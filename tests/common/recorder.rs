@@ -48,10 +48,23 @@ impl Recorder {
             .collect()
     }
 
-    /// Whether `node` last reported quorum with `members`.
+    /// Whether `node` last reported quorum with `members` (and its process
+    /// has not ended since).
     pub fn quorate_with(&self, node: u32, members: &[u32]) -> bool {
         self.events.iter().rev().find_map(|o| match &o.event {
             Event::Quorum(q) if o.node == node => Some(q.quorate && q.members == members),
+            Event::Eof if o.node == node => Some(false),
+            _ => None,
+        }) == Some(true)
+    }
+
+    /// Whether `node`'s process `incarnation` (a restart's, say) last reported
+    /// quorum with `members`: what an earlier process said does not count.
+    pub fn incarnation_quorate_with(&self, node: u32, incarnation: u32, members: &[u32]) -> bool {
+        self.events.iter().rev().find_map(|o| match &o.event {
+            Event::Quorum(q) if o.node == node && o.incarnation == incarnation => {
+                Some(q.quorate && q.members == members)
+            }
             _ => None,
         }) == Some(true)
     }
