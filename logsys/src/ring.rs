@@ -188,6 +188,15 @@ impl Ring {
         let bytes = words_as_bytes(&buf[..len / 8]);
         let crc = crc32c::crc32c_append(crc32c::crc32c(&(len as u32).to_le_bytes()), &bytes[8..]);
         let w0 = (len as u64) | ((crc as u64) << 32);
+        // A writer stalled since its reservation may have been lapped: once the
+        // cursor passed `pos + capacity`, others own these bytes for a newer lap,
+        // and writing now would destroy their records. The record is dropped (the
+        // reader sees a gap it does not count as damage, because no byte of the
+        // newer lap was touched). A stall that starts after this check can still
+        // overwrite newer records; the reader then reports one damaged region.
+        if self.cursor().load(Ordering::Relaxed) > pos + self.capacity {
+            return;
+        }
         let base = HEADER_LEN as u64 / 8;
         let first = pos / 8;
         for (i, w) in buf[1..len / 8].iter().enumerate() {

@@ -122,24 +122,34 @@ fn sigkilled_writer_leaves_every_record_but_the_one_in_flight() {
 }
 
 #[test]
-fn sigkilled_two_thread_writer_loses_at_most_the_records_in_flight() {
+fn sigkilled_two_thread_writer_loses_at_most_the_records_in_flight_or_lapped() {
     let path = tmp("two");
     let snap = write_then_sigkill(&path, 2, 20_000);
     // Both threads passed 20 000 before the kill; a thread descheduled since then may
     // have had all its records overwritten by the other, so only the newest must be there.
     let mut newest = 0;
+    let mut missing = 0;
     for node in 0..2 {
         let t = ticks_of(&snap, node);
         newest = newest.max(t.last().copied().unwrap_or(0));
         assert!(
-            t.windows(2).all(|w| w[1] == w[0] + 1),
-            "gap in thread {node}"
+            t.windows(2).all(|w| w[1] > w[0]),
+            "thread {node}'s records out of order"
         );
+        missing += t.windows(2).map(|w| w[1] - w[0] - 1).sum::<u64>();
     }
     assert!(newest >= 20_000);
-    // Each thread had at most one record in flight: at most two torn frames, and each
-    // thread's ticks stay contiguous (checked above).
-    assert!(snap.damaged <= 1, "damaged {}", snap.damaged);
+    // Each thread had at most one record in flight at the kill (a torn frame), and
+    // at most one stall long enough to be lapped while storing can have overwritten
+    // newer records: at most two damaged regions per thread. A record lost inside the
+    // window is always inside such a region: a stale write spans one tick frame, so it
+    // destroys at most two of the other thread's records and loses its own.
+    assert!(snap.damaged <= 4, "damaged {}", snap.damaged);
+    assert!(
+        missing <= 3 * snap.damaged,
+        "{missing} records missing between intact ones, {} damaged regions",
+        snap.damaged
+    );
     assert!(snap.cursor - snap.valid_end <= 2 * MAX_TICK_FRAME);
     std::fs::remove_file(&path).unwrap();
 }
