@@ -222,8 +222,13 @@ fn peers_assume_a_lost_node_fenced_after_the_fencing_watchdog_timeout() {
         let fenced = log.fence_event(n, "fence_fenced", 3).unwrap();
         let waited = ms(fenced - unclean);
         eprintln!("node {n}: node 3 unclean → assumed fenced by its watchdog in {waited:.0} ms");
+        // The countdown starts at the step that handles the loss, whose clock is
+        // read before that step prints `fence_unclean`; the step's own work
+        // (well under 50 ms) can make the printed interval that much shorter.
+        // Never sooner than the timeout is checked exactly in
+        // `fence/tests/core_decision_watchdog.rs`.
         assert!(
-            (ASSUME_MS as f64..ASSUME_MS as f64 + 500.0).contains(&waited),
+            (ASSUME_MS as f64 - 50.0..ASSUME_MS as f64 + 500.0).contains(&waited),
             "node {n} assumed node 3 fenced {waited:.0} ms after losing it"
         );
     }

@@ -49,8 +49,11 @@ fn quorate_coordinator_requests_each_loss_once() {
     d1.membership(&set(&[1, 2]), true);
     assert!(drain(&mut d1).is_empty());
     // Success: fenced, for everyone that hears the result.
-    d1.fenced(3);
-    d2.fenced(3);
+    // The request carried the requester's view of 3's incarnation.
+    let joined = d1.joined_ring(3);
+    assert!(joined.is_some());
+    d1.fenced(3, joined);
+    d2.fenced(3, joined);
     assert_eq!(
         drain(&mut d1),
         [DecisionOutput::NodeFenced { node: 3, loss: 1 }]
@@ -121,7 +124,7 @@ fn clean_leave_disabled_fencing_and_fenced_while_member() {
 
     // Fenced by an administrator while still a member: its loss needs no fencing.
     let mut d = decision(1, 3);
-    d.fenced(2);
+    d.fenced(2, d.joined_ring(2));
     d.membership(&set(&[1, 3]), true);
     assert_eq!(
         drain(&mut d),
@@ -215,4 +218,142 @@ fn quorum_events_adapt() {
     d.handle_quorum_event(&ev);
     assert!(drain(&mut d).is_empty());
     assert_eq!(d.state(2), NodeFenceState::Down);
+}
+
+#[test]
+fn a_late_result_about_an_earlier_incarnation_fences_nothing_later() {
+    let mut d = decision(1, 3);
+    d.membership(&set(&[1, 2]), true);
+    assert_eq!(drain(&mut d), [fence(3, 1)]);
+    // The request is about the incarnation of 3 that joined in this ring.
+    let asked_about = d.joined_ring(3);
+    // 3 reboots (by this very request, say) and rejoins before the result comes.
+    d.membership(&set(&[1, 2, 3]), true);
+    assert_ne!(
+        d.joined_ring(3),
+        asked_about,
+        "a rejoin is a new incarnation"
+    );
+    d.fenced(3, asked_about);
+    assert!(drain(&mut d).is_empty());
+    // Its next loss is owed a fencing of its own: the old result does not stand.
+    d.membership(&set(&[1, 2]), true);
+    assert_eq!(drain(&mut d), [fence(3, 2)]);
+    assert_eq!(d.state(3), NodeFenceState::Unclean { loss: 2 });
+    // Nor does a result whose requester never saw 3 as a member.
+    d.fenced(3, None);
+    assert!(drain(&mut d).is_empty());
+    // A result about this incarnation does.
+    d.fenced(3, d.joined_ring(3));
+    assert_eq!(
+        drain(&mut d),
+        [DecisionOutput::NodeFenced { node: 3, loss: 2 }]
+    );
+}
+
+#[test]
+fn a_result_for_a_member_counts_only_for_its_current_incarnation() {
+    let mut d = decision(1, 3);
+    let before = d.joined_ring(2);
+    // 2 goes and comes back: a new incarnation.
+    d.membership(&set(&[1, 3]), true);
+    d.fenced(2, before); // the old incarnation is fenced (loss 1)
+    d.membership(&set(&[1, 2, 3]), true);
+    drain(&mut d);
+    d.fenced(2, before); // a stale duplicate of that result arrives now
+    d.membership(&set(&[1, 3]), true);
+    assert_eq!(
+        drain(&mut d),
+        [fence(2, 2)],
+        "the new incarnation is owed fencing"
+    );
+}
+
+#[test]
+fn members_fed_the_same_quorum_events_agree_on_incarnations() {
+    let ev = |seq: u64, members: &[u32]| Event::QuorumChanged {
+        quorate: true,
+        ring: RingId { seq, rep: 1 },
+        nodes: members
+            .iter()
+            .map(|&n| NodeStatus {
+                node: n,
+                state: NodeState::Member,
+                votes: 1,
+                expected: 3,
+            })
+            .collect(),
+    };
+    let mut d1 = decision(1, 3);
+    let mut d2 = FenceDecision::new(DecisionConfig::new(2, 1..=3));
+    for e in [ev(4, &[1, 2, 3]), ev(8, &[1, 2]), ev(12, &[1, 2, 3])] {
+        d1.handle_quorum_event(&e);
+        d2.handle_quorum_event(&e);
+    }
+    assert_eq!(d1.joined_ring(3), Some(RingId { seq: 12, rep: 1 }));
+    assert_eq!(d1.joined_ring(3), d2.joined_ring(3));
+}
+
+#[test]
+fn a_late_joiner_counts_an_operation_it_saw_start_after_the_target_joined() {
+    use phalanx_fence::core::OpId;
+    // Node 2 saw 3 join in ring 4; node 1 joined later (ring 8), when 3 was there.
+    let ev = |seq: u64, members: &[u32]| Event::QuorumChanged {
+        quorate: true,
+        ring: RingId { seq, rep: 2 },
+        nodes: members
+            .iter()
+            .map(|&n| NodeStatus {
+                node: n,
+                state: NodeState::Member,
+                votes: 1,
+                expected: 3,
+            })
+            .collect(),
+    };
+    let mut d1 = FenceDecision::new(DecisionConfig::new(1, 1..=3));
+    let mut d2 = FenceDecision::new(DecisionConfig::new(2, 1..=3));
+    d2.handle_quorum_event(&ev(4, &[2, 3]));
+    for d in [&mut d1, &mut d2] {
+        d.handle_quorum_event(&ev(8, &[1, 2, 3]));
+    }
+    let asked_by_2 = d2.joined_ring(3);
+    assert_ne!(
+        asked_by_2,
+        d1.joined_ring(3),
+        "they saw 3 join in different rings"
+    );
+    // An administrator on node 2 fences member 3; both see the start delivered.
+    let op = OpId {
+        origin: 2,
+        incarnation: 1,
+        seq: 1,
+    };
+    d1.operation_started(op, 3);
+    d2.operation_started(op, 3);
+    d1.operation_fenced(3, op, asked_by_2);
+    d2.operation_fenced(3, op, asked_by_2);
+    for d in [&mut d1, &mut d2] {
+        d.handle_quorum_event(&ev(12, &[1, 2]));
+        assert!(d.is_fenced_since_lost(3), "3 went because it was fenced");
+    }
+
+    // Without having seen the start, node 1 cannot tell: it waits for a fencing.
+    let mut d1 = FenceDecision::new(DecisionConfig::new(1, 1..=3));
+    d1.handle_quorum_event(&ev(8, &[1, 2, 3]));
+    let op = OpId { seq: 2, ..op };
+    d1.operation_fenced(3, op, asked_by_2);
+    d1.handle_quorum_event(&ev(12, &[1, 2]));
+    assert_eq!(d1.state(3), NodeFenceState::Unclean { loss: 1 });
+
+    // A start seen before 3 rejoined says nothing about the rejoined 3.
+    let mut d1 = decision(1, 3);
+    d1.membership(&set(&[1, 2]), true);
+    drain(&mut d1);
+    let op = OpId { seq: 3, ..op };
+    d1.operation_started(op, 3);
+    d1.membership(&set(&[1, 2, 3]), true);
+    d1.operation_fenced(3, op, None);
+    d1.membership(&set(&[1, 2]), true);
+    assert_eq!(drain(&mut d1), [fence(3, 2)]);
 }

@@ -127,7 +127,7 @@ fn rejoin_or_a_device_result_cancels_the_countdown() {
     // Lost again (loss 2), then fenced by an administrator's device action.
     d1.membership(&set(&[1, 2]), true);
     assert_eq!(d1.poll_timeout(), Some(at(7000)));
-    d1.fenced(3);
+    d1.fenced(3, d1.joined_ring(3));
     assert_eq!(
         drain(&mut d1),
         [DecisionOutput::NodeFenced { node: 3, loss: 2 }]

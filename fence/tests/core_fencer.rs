@@ -459,6 +459,7 @@ fn manual_confirmation_marks_fenced_without_an_agent() {
         target: "node3".into(),
         client: "admin".into(),
         call: 9,
+        target_joined: None,
     });
     assert!(h.calls.is_empty());
     assert!(h.events.iter().any(|e| matches!(
@@ -542,6 +543,7 @@ fn peer_started(id: OpId, target: &str) -> FencerInput {
             action: Action::Reboot,
             client: "controller@2".into(),
             total_timeout_s: 72,
+            target_joined: None,
         },
     }
 }
@@ -578,6 +580,7 @@ fn a_local_request_merges_into_a_peer_operation() {
         state: OpState::Done,
         completed: Some(secs(3)),
         exit_reason: None,
+        target_joined: None,
     };
     h.input(FencerInput::Peer {
         from: 2,
@@ -629,6 +632,7 @@ fn history_is_sent_when_a_node_joins_and_merged_on_receipt() {
         target: "node3".into(),
         client: "admin".into(),
         call: 1,
+        target_joined: None,
     });
     h.broadcasts.clear();
     h.input(FencerInput::Members(BTreeSet::from([1, 2])));
@@ -653,6 +657,7 @@ fn history_is_sent_when_a_node_joins_and_merged_on_receipt() {
         state: OpState::Pending,
         completed: None,
         exit_reason: None,
+        target_joined: None,
     };
     h.broadcasts.clear();
     h.input(FencerInput::Peer {
@@ -841,6 +846,7 @@ fn malformed_peer_entries_are_dropped() {
         state: OpState::Done,
         completed: Some(secs(1)),
         exit_reason: None,
+        target_joined: None,
     };
     let bad_target = HistoryEntry {
         target: "x".repeat(10_000),

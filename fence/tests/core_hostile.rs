@@ -38,6 +38,7 @@ fn random_entry(rng: &mut SeededRng) -> HistoryEntry {
         state: pick(rng, &[OpState::Pending, OpState::Done, OpState::Failed]),
         completed: (rng.up_to(1) == 0).then(|| Time::from_nanos(rng.next_u64())),
         exit_reason: (rng.up_to(1) == 0).then(|| "r".repeat(rng.up_to(2000) as usize)),
+        target_joined: None,
     }
 }
 
@@ -114,6 +115,7 @@ fn random_hostile_inputs_never_panic() {
                             action: pick(&mut rng, &Action::ALL),
                             client: "p".into(),
                             total_timeout_s: pick(&mut rng, &[0, 5, u64::MAX]),
+                            target_joined: None,
                         },
                         1 => PeerMessage::Result(random_entry(&mut rng)),
                         _ if rng.up_to(3) == 0 => PeerMessage::History(
@@ -144,6 +146,7 @@ fn random_hostile_inputs_never_panic() {
                     target: pick(&mut rng, &["node2", "", "node1"]).into(),
                     client: "adm".into(),
                     call: 1,
+                    target_joined: None,
                 },
                 _ => FencerInput::Timeout,
             };

@@ -12,7 +12,10 @@
 //!   most one executed decision request (duplicates merge, a loss is requested
 //!   once);
 //! * every request completes within its bound (query bound + total timeout);
-//! * every history stays bounded.
+//! * every history stays bounded;
+//! * a decision reports a lost node fenced only once the boot of it that the
+//!   deciding node last saw as a member is no longer running (a late result
+//!   about an earlier boot must not stand for a later one).
 //!
 //! and at the end, after healing (a quorate partition, agents that pass): every
 //! request of a live node completed, no operation is in flight, and the
@@ -25,7 +28,7 @@ use phalanx_fence::core::{
     LevelTarget, MAX_HISTORY, OpId, PeerMessage, SeededRng, decode_peer_message,
     encode_peer_message, scaled,
 };
-use phalanx_totem::Time;
+use phalanx_totem::{RingId, Time};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -46,8 +49,14 @@ struct Answer {
     boot: u64,
     call: CallId,
     outcome: CallOutcome,
-    /// A node this answer powers down.
-    powers_down: Option<u32>,
+}
+
+/// What a device does to a machine, at some moment before its agent reports.
+enum Power {
+    /// The machine stops.
+    Down(u32),
+    /// A rebooted machine comes back (a new boot) and joins a partition.
+    Up(u32),
 }
 
 struct Sim {
@@ -58,6 +67,8 @@ struct Sim {
     nodes: BTreeMap<u32, SimNode>,
     partitions: Vec<BTreeSet<u32>>,
     answers: Vec<Answer>,
+    /// Device actions, at their times.
+    power: Vec<(Time, Power)>,
     epoch: u64,
     /// (node, call) → (submitted at, membership epoch of the request, the loss when
     /// a decision asked)
@@ -66,6 +77,9 @@ struct Sim {
     executed: BTreeMap<OpId, String>,
     /// (target, its generation, request epoch) → successful decision executions.
     fenced: BTreeMap<(u32, u64, u64), u32>,
+    /// (observer, target) → the boot of the target the observer last saw as a
+    /// member.
+    seen_boot: BTreeMap<(u32, u32), u64>,
     max_total: u64,
     next_call: u64,
     agents_always_pass: bool,
@@ -159,10 +173,12 @@ impl Sim {
             nodes,
             partitions: vec![(1..=n).collect()],
             answers: Vec::new(),
+            power: Vec::new(),
             epoch: 0,
             outstanding: BTreeMap::new(),
             executed: BTreeMap::new(),
             fenced: BTreeMap::new(),
+            seen_boot: BTreeMap::new(),
             max_total: 0,
             next_call: 1,
             agents_always_pass: false,
@@ -196,12 +212,22 @@ impl Sim {
         let parts = self.partitions.clone();
         for p in &parts {
             let q = self.quorate(p);
+            // Every member of a partition shares its ring id, as totem's agreed
+            // configuration gives them.
+            let ring = RingId {
+                seq: self.epoch,
+                rep: p.first().copied().unwrap_or(0),
+            };
             for id in p {
+                for t in p {
+                    let boot = self.nodes[t].boot;
+                    self.seen_boot.insert((*id, *t), boot);
+                }
                 let node = self.nodes.get_mut(id).expect("node");
                 node.fencer
                     .handle(self.now, FencerInput::Members(p.clone()))
                     .expect("members");
-                node.decision.membership(p, q);
+                node.decision.configuration(ring, p, q);
             }
         }
         self.log.push(format!(
@@ -259,6 +285,17 @@ impl Sim {
                 }
                 while let Some(d) = self.nodes.get_mut(&id).expect("node").decision.poll() {
                     moved = true;
+                    if let DecisionOutput::NodeFenced { node: t, loss } = d {
+                        let seen = self.seen_boot.get(&(id, t)).copied();
+                        let target = &self.nodes[&t];
+                        if target.up && Some(target.boot) == seen {
+                            self.fail(format!(
+                                "node {id} reports node{t} fenced (loss {loss}) while the \
+                                 boot {} it last saw as a member still runs",
+                                target.boot
+                            ));
+                        }
+                    }
                     self.decision_output(id, d);
                 }
                 let h = self.nodes[&id].fencer.history().len();
@@ -286,12 +323,20 @@ impl Sim {
                     self.now, c.call, c.device, c.action, outcome
                 ));
                 let Some(outcome) = outcome else { return };
-                let powers_down = match (&outcome, c.action) {
-                    (CallOutcome::Success { .. }, Action::Off | Action::Reboot) => {
-                        c.target.as_deref().and_then(id_of)
+                // A success powered its target off at some moment before the
+                // agent reported it; a reboot brings it back, possibly before
+                // the report (so a late result meets a new boot).
+                if let (CallOutcome::Success { .. }, Action::Off | Action::Reboot, Some(t)) =
+                    (&outcome, c.action, c.target.as_deref().and_then(id_of))
+                {
+                    let acts =
+                        self.now + Duration::from_nanos(self.rng.up_to(delay.as_nanos() as u64));
+                    self.power.push((acts, Power::Down(t)));
+                    if c.action == Action::Reboot {
+                        let back = acts + Duration::from_millis(100 + self.rng.up_to(4000));
+                        self.power.push((back, Power::Up(t)));
                     }
-                    _ => None,
-                };
+                }
                 let boot = self.nodes[&id].boot;
                 self.answers.push(Answer {
                     at: self.now + delay,
@@ -299,7 +344,6 @@ impl Sim {
                     boot,
                     call: c.call,
                     outcome,
-                    powers_down,
                 });
             }
             FencerOutput::Broadcast(msg) => {
@@ -319,6 +363,20 @@ impl Sim {
                     Ok(m) => m,
                     Err(e) => self.fail(format!("a broadcast does not decode: {e}")),
                 };
+                // Every member (the sender too, as totem delivers its own
+                // messages) sees the start in order with configuration changes.
+                if let PeerMessage::Started { id: op, target, .. } = &msg
+                    && let Some(t) = id_of(target)
+                {
+                    let members: Vec<u32> = self
+                        .partition_of(id)
+                        .map(|p| p.iter().copied().collect())
+                        .unwrap_or_default();
+                    for m in members {
+                        let node = self.nodes.get_mut(&m).expect("member");
+                        node.decision.operation_started(*op, t);
+                    }
+                }
                 let peers: Vec<u32> = self
                     .partition_of(id)
                     .map(|p| p.iter().copied().filter(|p| *p != id).collect())
@@ -382,10 +440,20 @@ impl Sim {
             }
             FencerOutput::Event(FenceEvent::Fenced(e)) => {
                 if let Some(t) = id_of(&e.target) {
-                    self.nodes.get_mut(&id).expect("node").decision.fenced(t);
+                    self.nodes
+                        .get_mut(&id)
+                        .expect("node")
+                        .decision
+                        .operation_fenced(t, e.id, e.target_joined);
                 }
             }
-            FencerOutput::Event(FenceEvent::FenceFailed(_)) => {}
+            FencerOutput::Event(FenceEvent::FenceFailed(e)) => {
+                self.nodes
+                    .get_mut(&id)
+                    .expect("node")
+                    .decision
+                    .operation_ended(e.id);
+            }
             FencerOutput::Timeout(_) => {}
         }
     }
@@ -409,6 +477,7 @@ impl Sim {
         self.next_call += 1;
         let mut req = FenceRequest::new(&name(target), action, &client, call);
         req.timeout = Some(Duration::from_secs(BASE_TIMEOUT_S));
+        req.target_joined = self.nodes[&id].decision.joined_ring(target);
         req.delay = delay;
         let r = self
             .nodes
@@ -454,15 +523,6 @@ impl Sim {
                     .request_failed(node, loss);
             }
         }
-    }
-
-    fn power_down(&mut self, target: u32) {
-        if !self.nodes[&target].up {
-            return;
-        }
-        self.log
-            .push(format!("{} node{target} powered down", self.now));
-        self.crash(target);
     }
 
     fn crash(&mut self, target: u32) {
@@ -512,18 +572,32 @@ impl Sim {
         let end = self.now + dt;
         loop {
             let next_answer = self.answers.iter().map(|a| a.at).min();
+            let next_power = self.power.iter().map(|(t, _)| *t).min();
             let next_timer = self
                 .nodes
                 .values()
                 .filter(|n| n.up)
                 .filter_map(|n| n.fencer.poll_timeout())
                 .min();
-            let next = [next_answer, next_timer].into_iter().flatten().min();
+            let next = [next_power, next_answer, next_timer]
+                .into_iter()
+                .flatten()
+                .min();
             let Some(next) = next.filter(|t| *t <= end) else {
                 break;
             };
             self.now = self.now.max(next);
-            if let Some(i) = self.answers.iter().position(|a| a.at <= self.now) {
+            if let Some(i) = self.power.iter().position(|(t, _)| *t <= self.now) {
+                match self.power.remove(i).1 {
+                    Power::Down(t) if self.nodes[&t].up => {
+                        self.log
+                            .push(format!("{} node{t} powered down by a device", self.now));
+                        self.crash(t);
+                    }
+                    Power::Up(t) if !self.nodes[&t].up => self.restart(t),
+                    _ => {}
+                }
+            } else if let Some(i) = self.answers.iter().position(|a| a.at <= self.now) {
                 let a = self.answers.remove(i);
                 let live = self.nodes[&a.node].up && self.nodes[&a.node].boot == a.boot;
                 if live {
@@ -539,11 +613,6 @@ impl Sim {
                             },
                         )
                         .expect("agent result");
-                }
-                // The device acted whether or not anyone still waits for it.
-                if let Some(t) = a.powers_down {
-                    self.settle();
-                    self.power_down(t);
                 }
             } else {
                 let ids: Vec<u32> = self.nodes.keys().copied().collect();
@@ -593,6 +662,7 @@ impl Sim {
                     target: name(t),
                     client: "admin-ack".into(),
                     call: 0,
+                    target_joined: self.nodes[&a].decision.joined_ring(t),
                 };
                 self.log
                     .push(format!("{} n{a} confirms node{t} down", self.now));

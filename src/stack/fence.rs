@@ -17,7 +17,7 @@ use phalanx_fence::Action;
 use phalanx_fence::core::{
     CallId, CallOutcome, DecisionConfig, DecisionOutput, Device, FenceDecision, FenceEvent,
     FenceRequest, Fencer, FencerConfig, FencerError, FencerInput, FencerOutput, LevelTarget,
-    NodeFenceState, OpState, decode_peer_message, encode_peer_message,
+    NodeFenceState, OpState, PeerMessage, decode_peer_message, encode_peer_message,
 };
 use phalanx_logsys::record;
 use phalanx_totem::{Guarantee, NodeId, Time};
@@ -175,6 +175,18 @@ impl FenceService {
             .cloned()
             .unwrap_or_else(|| format!("node{node}"))
     }
+
+    /// The ring in which we last saw the node named `target` join (`None` for a
+    /// name that is no cluster node, or one never seen as a member).
+    fn joined_ring_of(&self, target: &str) -> Option<phalanx_totem::RingId> {
+        let id = self.ids.get(target).or_else(|| {
+            self.ids
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case(target))
+                .map(|(_, id)| id)
+        })?;
+        self.decision.joined_ring(*id)
+    }
 }
 
 impl Stack {
@@ -210,13 +222,19 @@ impl Stack {
         let Some(f) = self.fence.as_mut() else {
             return Err(FencerError::BadRequest("fencing is not configured".into()));
         };
+        // Every request says which incarnation of its target it is about (the
+        // ring in which this node last saw it join): its success fences that one.
         let input = match c {
-            FenceCommand::Fence(r) => FencerInput::Request(r),
+            FenceCommand::Fence(mut r) => {
+                r.target_joined = f.joined_ring_of(&r.target);
+                FencerInput::Request(r)
+            }
             FenceCommand::Confirm {
                 target,
                 client,
                 call,
             } => FencerInput::Confirm {
+                target_joined: f.joined_ring_of(&target),
                 target,
                 client,
                 call,
@@ -245,6 +263,14 @@ impl Stack {
         };
         match decode_peer_message(data) {
             Ok(msg) => {
+                // Where an operation's start falls among configuration changes
+                // (agreed order, our own included) tells which incarnation of
+                // its target it can have fenced.
+                if let PeerMessage::Started { id, target, .. } = &msg
+                    && let Some(&node) = f.ids.get(target.as_str())
+                {
+                    f.decision.operation_started(*id, node);
+                }
                 let _ = f
                     .fencer
                     .handle(now, FencerInput::Peer { from: sender, msg });
@@ -327,6 +353,7 @@ impl Stack {
                         f.next_call += 1;
                         let mut req = FenceRequest::new(&name, action, DECISION_CLIENT, call);
                         req.delay = delay;
+                        req.target_joined = f.decision.joined_ring(node);
                         f.decided.insert(call, (node, loss));
                         record!(
                             self.logger,
@@ -381,10 +408,12 @@ impl Stack {
                             FenceEvent::Fenced(entry) => {
                                 if let Some(&id) = f.ids.get(&entry.target) {
                                     f.awaiting.remove(&id);
-                                    f.decision.fenced(id);
+                                    f.decision
+                                        .operation_fenced(id, entry.id, entry.target_joined);
                                 }
                             }
                             FenceEvent::FenceFailed(entry) => {
+                                f.decision.operation_ended(entry.id);
                                 if let Some(&id) = f.ids.get(&entry.target)
                                     && let Some(loss) = f.awaiting.remove(&id)
                                 {
@@ -397,9 +426,11 @@ impl Stack {
                                 result,
                                 ..
                             } if client == DECISION_CLIENT => {
-                                if let Some((node, loss)) = f.decided.remove(call)
-                                    && result.is_err()
-                                {
+                                // A success that fenced the loss made it Fenced
+                                // already (its `Fenced` event comes first) and
+                                // this is a no-op; one that did not (it was
+                                // about another incarnation) is asked again.
+                                if let Some((node, loss)) = f.decided.remove(call) {
                                     f.decision.request_failed(node, loss);
                                 }
                             }

@@ -16,6 +16,19 @@
 //!   `max_attempts` times per loss (`fencing-max-attempts`, 10).
 //! * [`FenceDecision::is_fenced_since_lost`] answers services above (DLM, CIB):
 //!   they wait for *fenced*, never for merely *gone*.
+//! * **A result fences one incarnation.** Every node remembers the ring in which
+//!   it last saw each node join ([`FenceDecision::joined_ring`]); every fencing
+//!   request carries the requester's view of it, and a success counts only for
+//!   the same incarnation ([`FenceDecision::fenced`]). A reboot that completed
+//!   before the target rebooted and rejoined says nothing about that later
+//!   membership, so its late result must not mark the next loss fenced. All
+//!   members see a join in the same agreed configuration, so they judge a result
+//!   alike. A node that joined after the target did saw a later ring; for it, an
+//!   operation also counts when it saw the operation's start delivered while the
+//!   incarnation it knows was already there ([`FenceDecision::operation_started`],
+//!   [`FenceDecision::operation_fenced`]): agreed order puts a start sent before
+//!   a configuration change before that change everywhere. Otherwise it waits for
+//!   another fencing rather than trust one that may predate the incarnation.
 //! * **Watchdog fencing** (`fencing-watchdog-timeout` > 0,
 //!   [`DecisionConfig::watchdog_timeout_ms`]): a lost node that no device can
 //!   fence ([`DecisionConfig::watchdog_only`]) is not requested from the fencer;
@@ -31,10 +44,11 @@
 //! composition maps ids to names (and results back).
 
 use super::delay::{NodePriority, priority_fencing_delay_secs};
+use super::history::OpId;
 use super::timeout::RequestedDelay;
 use crate::Action;
 use phalanx_quorum::{Event, NodeId, NodeState};
-use phalanx_totem::Time;
+use phalanx_totem::{RingId, Time};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// `no-quorum-policy` (only `ignore` changes who may fence).
@@ -152,6 +166,9 @@ struct NodeRec {
     fenced_while_member: bool,
     /// When the node is assumed self-fenced (watchdog fencing), once counting.
     assume_at: Option<Time>,
+    /// The ring in which we last saw it join (kept after its loss: the
+    /// incarnation a fencing must be about).
+    joined: Option<RingId>,
 }
 
 impl NodeRec {
@@ -164,6 +181,7 @@ impl NodeRec {
             attempts: 0,
             fenced_while_member: false,
             assume_at: None,
+            joined: None,
         }
     }
 }
@@ -178,7 +196,16 @@ pub struct FenceDecision {
     out: VecDeque<DecisionOutput>,
     /// The latest time given to [`FenceDecision::advance`].
     now: Time,
+    /// Numbers the changes given without a ring ([`FenceDecision::membership`]).
+    unnumbered: u64,
+    /// Operations whose start was delivered to us → (target, the ring in which
+    /// we knew it joined at that moment). At most [`MAX_STARTED`]; forgetting one
+    /// only makes its result count less often.
+    started: BTreeMap<OpId, (NodeId, Option<RingId>)>,
 }
+
+/// Operation starts remembered for [`FenceDecision::operation_fenced`].
+pub const MAX_STARTED: usize = 1024;
 
 impl FenceDecision {
     /// Starts with only the local node a member, inquorate.
@@ -196,11 +223,28 @@ impl FenceDecision {
             quorate: false,
             out: VecDeque::new(),
             now: Time::ZERO,
+            unnumbered: 0,
+            started: BTreeMap::new(),
         }
     }
 
-    /// A new membership and quorum state (after every configuration change).
+    /// A new membership and quorum state without a ring identity: each call is a
+    /// ring of its own, numbered by the count of such calls (so decisions given the
+    /// same sequence of changes agree on them). For a decision driven by hand or in
+    /// tests; a cluster node uses [`configuration`](Self::configuration) with the
+    /// ring ids its peers share.
     pub fn membership(&mut self, members: &BTreeSet<NodeId>, quorate: bool) {
+        self.unnumbered += 1;
+        let ring = RingId {
+            seq: self.unnumbered,
+            rep: 0,
+        };
+        self.configuration(ring, members, quorate);
+    }
+
+    /// The membership and quorum state of ring `ring` (after every configuration
+    /// change).
+    pub fn configuration(&mut self, ring: RingId, members: &BTreeSet<NodeId>, quorate: bool) {
         let mut members = members.clone();
         members.insert(self.cfg.local);
         for n in &members {
@@ -209,10 +253,11 @@ impl FenceDecision {
                 .entry(*n)
                 .or_insert_with(|| NodeRec::new(NodeFenceState::Down));
             if rec.state != NodeFenceState::Member {
-                // Rejoin clears any loss state.
+                // Rejoin clears any loss state: a new incarnation, joined in `ring`.
                 let losses = rec.losses;
                 *rec = NodeRec::new(NodeFenceState::Member);
                 rec.losses = losses;
+                rec.joined = Some(ring);
             }
         }
         for n in self.members.difference(&members) {
@@ -255,11 +300,17 @@ impl FenceDecision {
 
     /// Some fencing of `node` succeeded (from any origin: our request, a peer's,
     /// an administrator's, a manual confirmation): feed every
-    /// [`FenceEvent::Fenced`](super::FenceEvent::Fenced).
-    pub fn fenced(&mut self, node: NodeId) {
+    /// [`FenceEvent::Fenced`](super::FenceEvent::Fenced) with the entry's
+    /// `target_joined`, the requester's view of when `node` last joined. It counts
+    /// only if that is the incarnation we know (see the module docs): a lost node
+    /// becomes fenced; a member is fenced when it goes.
+    pub fn fenced(&mut self, node: NodeId, target_joined: Option<RingId>) {
         let Some(rec) = self.nodes.get_mut(&node) else {
             return;
         };
+        if target_joined.is_none() || target_joined != rec.joined {
+            return;
+        }
         match rec.state {
             NodeFenceState::Unclean { loss } => {
                 rec.state = NodeFenceState::Fenced { loss };
@@ -271,6 +322,50 @@ impl FenceDecision {
             NodeFenceState::Member => rec.fenced_while_member = true,
             _ => {}
         }
+    }
+
+    /// The start of fencing operation `op` against `node` was delivered to us (in
+    /// agreed order with configuration changes): remember which incarnation of
+    /// `node` we knew then.
+    pub fn operation_started(&mut self, op: OpId, node: NodeId) {
+        if self.started.len() >= MAX_STARTED
+            && !self.started.contains_key(&op)
+            && let Some(oldest) = self.started.keys().next().copied()
+        {
+            self.started.remove(&oldest);
+        }
+        let joined = self.joined_ring(node);
+        self.started.insert(op, (node, joined));
+    }
+
+    /// Operation `op` fenced `node`; `target_joined` is its requester's view of
+    /// the incarnation. It counts for the incarnation we know if the requester
+    /// named that one, or if we saw the operation start while that incarnation
+    /// was already a member (see the module docs).
+    pub fn operation_fenced(&mut self, node: NodeId, op: OpId, target_joined: Option<RingId>) {
+        let seen = self
+            .started
+            .remove(&op)
+            .filter(|(n, _)| *n == node)
+            .and_then(|(_, joined)| joined);
+        let known = self.joined_ring(node);
+        let about = if seen.is_some() && seen == known {
+            seen
+        } else {
+            target_joined
+        };
+        self.fenced(node, about);
+    }
+
+    /// Forgets the start of an operation that ended without fencing anyone.
+    pub fn operation_ended(&mut self, op: OpId) {
+        self.started.remove(&op);
+    }
+
+    /// The ring in which `node` last joined as we saw it (`None`: never a member
+    /// in our view) — what a fencing request for `node` carries.
+    pub fn joined_ring(&self, node: NodeId) -> Option<RingId> {
+        self.nodes.get(&node).and_then(|r| r.joined)
     }
 
     /// *Our* request to fence `node` for loss `loss` (as in
@@ -293,7 +388,12 @@ impl FenceDecision {
     /// Adapts a votequorum event ([`Event::QuorumChanged`]; others are ignored):
     /// members are the nodes not dead; a leaving node is marked as such.
     pub fn handle_quorum_event(&mut self, event: &Event) {
-        if let Event::QuorumChanged { quorate, nodes, .. } = event {
+        if let Event::QuorumChanged {
+            quorate,
+            nodes,
+            ring,
+        } = event
+        {
             let mut members = BTreeSet::new();
             for n in nodes {
                 match n.state {
@@ -307,7 +407,7 @@ impl FenceDecision {
                     NodeState::Dead => {}
                 }
             }
-            self.membership(&members, *quorate);
+            self.configuration(*ring, &members, *quorate);
         }
     }
 

@@ -6,7 +6,7 @@
 
 use crate::Action;
 use phalanx_quorum::NodeId;
-use phalanx_totem::Time;
+use phalanx_totem::{RingId, Time};
 use std::collections::BTreeMap;
 
 /// Trim once the history holds more than this many entries.
@@ -71,6 +71,11 @@ pub struct HistoryEntry {
     pub completed: Option<Time>,
     /// Why it failed, when it did.
     pub exit_reason: Option<String>,
+    /// The requester's view of the ring in which the target last joined (see
+    /// [`FenceDecision::joined_ring`](super::FenceDecision::joined_ring)); a
+    /// success fences that incarnation only. `None`: the requester never saw the
+    /// target as a member, and the result marks no loss fenced.
+    pub target_joined: Option<RingId>,
 }
 
 /// The history of fencing operations.
@@ -217,6 +222,7 @@ mod tests {
             state,
             completed: completed.map(Time::from_nanos),
             exit_reason: None,
+            target_joined: None,
         }
     }
 

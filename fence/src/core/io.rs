@@ -7,7 +7,7 @@ use super::timeout::RequestedDelay;
 use super::topology::{LevelTarget, TopologyError};
 use crate::Action;
 use phalanx_quorum::NodeId;
-use phalanx_totem::Time;
+use phalanx_totem::{RingId, Time};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use thiserror::Error;
@@ -34,6 +34,11 @@ pub struct FenceRequest {
     pub delay: RequestedDelay,
     /// Allow fencing the local node.
     pub allow_self: bool,
+    /// The requester's view of the ring in which the target last joined (see
+    /// [`FenceDecision::joined_ring`](super::FenceDecision::joined_ring)); a
+    /// success fences that incarnation only. `None`: the requester never saw the
+    /// target as a member, and the result marks no loss fenced.
+    pub target_joined: Option<RingId>,
 }
 
 impl FenceRequest {
@@ -47,6 +52,7 @@ impl FenceRequest {
             timeout: None,
             delay: None,
             allow_self: false,
+            target_joined: None,
         }
     }
 }
@@ -88,6 +94,9 @@ pub enum FencerInput {
         client: String,
         /// Client's call id.
         call: u64,
+        /// The confirming node's view of the target's incarnation
+        /// ([`FenceRequest::target_joined`]).
+        target_joined: Option<RingId>,
     },
     /// An agent call finished.
     AgentDone {
@@ -184,6 +193,9 @@ pub enum PeerMessage {
         client: String,
         /// Its total timeout, seconds.
         total_timeout_s: u64,
+        /// The request's view of the target's incarnation
+        /// ([`FenceRequest::target_joined`]).
+        target_joined: Option<RingId>,
     },
     /// An operation's final result.
     Result(HistoryEntry),

@@ -1,19 +1,21 @@
 //! The wire form of [`PeerMessage`], for the Stack to carry over CPG.
 //!
-//! Layout: magic `"FN"`, version 1, a type byte, then fixed little-endian fields;
+//! Layout: magic `"FN"`, version 2, a type byte, then fixed little-endian fields;
 //! strings are a `u16` length and UTF-8 bytes (at most [`MAX_NAME_LEN`], or
 //! [`MAX_REASON_LEN`] for an exit reason); a history is a `u16` count (at most
-//! [`HARD_MAX_HISTORY`]) of entries. The decoder is total — any byte string gives a
+//! [`HARD_MAX_HISTORY`]) of entries. Version 2 added the target's incarnation
+//! (an optional ring id: flag byte, then `seq` u64 and `rep` u32) to started
+//! operations and history entries. The decoder is total — any byte string gives a
 //! message or an error, never a panic — and `decode(&encode(m)) == Ok(m)`.
 
 use super::history::{Delegate, HARD_MAX_HISTORY, HistoryEntry, OpId, OpState};
 use super::io::{MAX_NAME_LEN, PeerMessage};
 use crate::Action;
-use phalanx_totem::Time;
+use phalanx_totem::{RingId, Time};
 use thiserror::Error;
 
 const MAGIC: [u8; 2] = *b"FN";
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 const T_STARTED: u8 = 1;
 const T_RESULT: u8 = 2;
 const T_HISTORY: u8 = 3;
@@ -66,6 +68,7 @@ pub fn encode(msg: &PeerMessage) -> Vec<u8> {
             action,
             client,
             total_timeout_s,
+            target_joined,
         } => {
             w.push(T_STARTED);
             put_id(&mut w, id);
@@ -73,6 +76,7 @@ pub fn encode(msg: &PeerMessage) -> Vec<u8> {
             w.push(action_tag(*action));
             put_str(&mut w, client, MAX_NAME_LEN);
             w.extend_from_slice(&total_timeout_s.to_le_bytes());
+            put_ring(&mut w, *target_joined);
         }
         PeerMessage::Result(e) => {
             w.push(T_RESULT);
@@ -107,6 +111,7 @@ pub fn decode(bytes: &[u8]) -> Result<PeerMessage, WireError> {
             action: r.action()?,
             client: r.string("client", MAX_NAME_LEN, true)?,
             total_timeout_s: r.u64()?,
+            target_joined: r.ring()?,
         },
         T_RESULT => PeerMessage::Result(r.entry()?),
         T_HISTORY => {
@@ -152,6 +157,17 @@ fn put_str(w: &mut Vec<u8>, s: &str, max: usize) {
     w.extend_from_slice(&s.as_bytes()[..end]);
 }
 
+fn put_ring(w: &mut Vec<u8>, ring: Option<RingId>) {
+    match ring {
+        None => w.push(0),
+        Some(r) => {
+            w.push(1);
+            w.extend_from_slice(&r.seq.to_le_bytes());
+            w.extend_from_slice(&r.rep.to_le_bytes());
+        }
+    }
+}
+
 fn put_entry(w: &mut Vec<u8>, e: &HistoryEntry) {
     put_id(w, &e.id);
     put_str(w, &e.target, MAX_NAME_LEN);
@@ -185,6 +201,7 @@ fn put_entry(w: &mut Vec<u8>, e: &HistoryEntry) {
             put_str(w, r, MAX_REASON_LEN);
         }
     }
+    put_ring(w, e.target_joined);
 }
 
 struct Reader<'a> {
@@ -263,6 +280,17 @@ impl<'a> Reader<'a> {
         }
     }
 
+    fn ring(&mut self) -> Result<Option<RingId>, WireError> {
+        Ok(if self.flag("target joined")? {
+            Some(RingId {
+                seq: self.u64()?,
+                rep: self.u32()?,
+            })
+        } else {
+            None
+        })
+    }
+
     fn entry(&mut self) -> Result<HistoryEntry, WireError> {
         let id = self.id()?;
         let target = self.string("target", MAX_NAME_LEN, false)?;
@@ -306,6 +334,7 @@ impl<'a> Reader<'a> {
             state,
             completed,
             exit_reason,
+            target_joined: self.ring()?,
         })
     }
 }
@@ -330,6 +359,10 @@ mod tests {
             state,
             completed: (state != OpState::Pending).then(|| Time::from_nanos(12_345)),
             exit_reason: (state == OpState::Failed).then(|| "device pdu off: timed out".into()),
+            target_joined: (seq % 2 == 1).then_some(RingId {
+                seq: 1 << 40 | seq,
+                rep: 7,
+            }),
         }
     }
 
@@ -345,6 +378,19 @@ mod tests {
                 action: Action::Off,
                 client: "stonith_admin.123".into(),
                 total_timeout_s: 4807,
+                target_joined: Some(RingId { seq: 96, rep: 2 }),
+            },
+            PeerMessage::Started {
+                id: OpId {
+                    origin: 1,
+                    incarnation: 2,
+                    seq: 4,
+                },
+                target: "node9".into(),
+                action: Action::Reboot,
+                client: "phalanx-fence".into(),
+                total_timeout_s: 0,
+                target_joined: None,
             },
             PeerMessage::Result(entry(1, OpState::Done)),
             PeerMessage::Result(HistoryEntry {
@@ -398,20 +444,20 @@ mod tests {
             let len = rng.up_to(64) as usize;
             let mut b: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
             if b.len() >= 4 && rng.up_to(1) == 0 {
-                b[..3].copy_from_slice(b"FN\x01");
+                b[..3].copy_from_slice(b"FN\x02");
             }
             let _ = decode(&b);
         }
-        assert_eq!(decode(b"XX\x01\x01"), Err(WireError::BadMagic));
-        assert_eq!(decode(b"FN\x02\x01"), Err(WireError::BadVersion(2)));
+        assert_eq!(decode(b"XX\x02\x01"), Err(WireError::BadMagic));
+        assert_eq!(decode(b"FN\x01\x01"), Err(WireError::BadVersion(1)));
         assert_eq!(
-            decode(b"FN\x01\x09"),
+            decode(b"FN\x02\x09"),
             Err(WireError::BadTag {
                 what: "message",
                 tag: 9
             })
         );
-        let mut many = b"FN\x01\x03".to_vec();
+        let mut many = b"FN\x02\x03".to_vec();
         many.extend_from_slice(&u16::MAX.to_le_bytes());
         assert_eq!(decode(&many), Err(WireError::TooMany));
     }

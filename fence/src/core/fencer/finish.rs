@@ -51,6 +51,7 @@ impl Fencer {
             state,
             completed: Some(now),
             exit_reason: reason,
+            target_joined: op.req.target_joined,
         };
         self.publish(entry);
         self.out

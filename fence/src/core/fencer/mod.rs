@@ -44,7 +44,7 @@ use super::topology::Topology;
 use super::wire::MAX_REASON_LEN;
 use crate::Action;
 use phalanx_quorum::NodeId;
-use phalanx_totem::Time;
+use phalanx_totem::{RingId, Time};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
@@ -175,6 +175,7 @@ struct PeerOp {
     client: String,
     created: Time,
     total_timeout_s: u64,
+    target_joined: Option<RingId>,
 }
 
 /// Counters for tests and status displays.
@@ -318,7 +319,8 @@ impl Fencer {
                 target,
                 client,
                 call,
-            } => self.confirm(now, target, client, call),
+                target_joined,
+            } => self.confirm(now, target, client, call, target_joined),
             FencerInput::AgentDone { call, outcome } => {
                 self.agent_done(now, call, outcome);
                 Ok(())
@@ -473,6 +475,7 @@ impl Fencer {
             state: OpState::Pending,
             completed: None,
             exit_reason: None,
+            target_joined: req.target_joined,
         });
         if let Some((orig, deadline)) = self.find_duplicate(now, &req) {
             self.stats.merged += 1;
@@ -521,14 +524,23 @@ impl Fencer {
     /// action, another client, not a self-fencing, not older than its total
     /// timeout, originator still a member. Returns it and its deadline.
     fn find_duplicate(&self, now: Time, req: &FenceRequest) -> Option<(OpId, Time)> {
-        let same = |target: &str, action: Action, client: &str| {
+        // A duplicate fences the same incarnation: an operation asked for before
+        // the target last rejoined may have acted before it, and its result must
+        // not stand for a request about the later membership.
+        let same = |target: &str, action: Action, client: &str, joined: Option<RingId>| {
             target.eq_ignore_ascii_case(&req.target)
                 && action == req.action
                 && !client.eq_ignore_ascii_case(&req.client)
+                && joined == req.target_joined
         };
         for op in self.ops.values() {
             if matches!(op.kind, OpKind::Duplicate(_))
-                || !same(&op.req.target, op.req.action, &op.req.client)
+                || !same(
+                    &op.req.target,
+                    op.req.action,
+                    &op.req.client,
+                    op.req.target_joined,
+                )
                 || op.req.target.eq_ignore_ascii_case(&self.cfg.local_name)
             {
                 continue;
@@ -539,7 +551,9 @@ impl Fencer {
             return Some((op.id, op.deadline));
         }
         for (id, p) in &self.peer_ops {
-            if !same(&p.target, p.action, &p.client) || !self.members.contains(&id.origin) {
+            if !same(&p.target, p.action, &p.client, p.target_joined)
+                || !self.members.contains(&id.origin)
+            {
                 continue;
             }
             let deadline = p.created + secs(p.total_timeout_s);
@@ -557,6 +571,7 @@ impl Fencer {
         target: String,
         client: String,
         call: u64,
+        target_joined: Option<RingId>,
     ) -> Result<(), FencerError> {
         self.validate(&target, &client)?;
         let id = self.new_id();
@@ -570,6 +585,7 @@ impl Fencer {
             state: OpState::Done,
             completed: Some(now),
             exit_reason: None,
+            target_joined,
         };
         self.publish(entry);
         self.out

@@ -15,6 +15,7 @@ impl Fencer {
                 action,
                 client,
                 total_timeout_s,
+                target_joined,
             } => {
                 if target.is_empty() || target.len() > MAX_NAME_LEN || client.len() > MAX_NAME_LEN {
                     return;
@@ -36,6 +37,7 @@ impl Fencer {
                     state: OpState::Pending,
                     completed: None,
                     exit_reason: None,
+                    target_joined,
                 });
                 if self.peer_ops.len() >= self.cfg.max_peer_ops
                     && let Some(oldest) = self
@@ -54,6 +56,7 @@ impl Fencer {
                         client,
                         created: now,
                         total_timeout_s,
+                        target_joined,
                     },
                 );
             }
@@ -128,6 +131,7 @@ impl Fencer {
                 state: OpState::Failed,
                 completed: Some(now),
                 exit_reason: Some("originator left the membership".into()),
+                target_joined: p.target_joined,
             };
             // Every member sees the same membership change and does the same: no
             // broadcast needed.

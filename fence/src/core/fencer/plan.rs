@@ -142,6 +142,7 @@ impl Fencer {
             action,
             client: op.req.client.clone(),
             total_timeout_s: total,
+            target_joined: op.req.target_joined,
         };
         exec.planning = false;
         if let Some(op) = self.ops.get_mut(&id) {
