@@ -356,7 +356,7 @@ impl Run {
     /// rules with the test's own record of each lock.
     fn check_outputs(&mut self, release: Option<Release>) {
         let outputs: Vec<Output> = std::iter::from_fn(|| self.ls.poll_output()).collect();
-        for out in outputs {
+        for (i, out) in outputs.iter().cloned().enumerate() {
             match out {
                 Output::Completion(c) => self.on_completion(c, release.as_ref()),
                 Output::Blocking { lock, .. } => {
@@ -369,7 +369,15 @@ impl Run {
                     );
                 }
                 Output::ResourceIdle(name) => {
-                    assert!(self.ls.is_idle(name.as_bytes()), "{}", self.ctx());
+                    // Idle now, unless a purge over several resources overflowed the
+                    // toss cache and dropped it again later in the same step.
+                    let dropped_later =
+                        outputs[i + 1..].contains(&Output::ResourceDropped(name.clone()));
+                    assert!(
+                        self.ls.is_idle(name.as_bytes()) || dropped_later,
+                        "{}: {name:?} announced idle but is not",
+                        self.ctx()
+                    );
                 }
                 Output::ResourceDropped(_) => self.coverage.idle_dropped += 1,
             }
