@@ -71,6 +71,10 @@ struct Tracked {
     flags: LockFlags,
     lvb: Option<Vec<u8>>,
     resource: Vec<u8>,
+    /// Registered a BAST routine.
+    bast: bool,
+    /// The highest BAST mode received since the last grant.
+    highbast: Option<Mode>,
 }
 
 #[derive(Default, Debug)]
@@ -100,14 +104,17 @@ struct Run {
     coverage: Coverage,
 }
 
-fn config() -> LockspaceConfig {
+/// Even seeds: small resources and a small toss cache. Odd seeds: crowded resources
+/// and no toss cache (every idle resource is forgotten at once).
+fn config(seed: u64) -> LockspaceConfig {
+    let per_resource = if seed % 2 == 0 { 6 } else { 12 };
     LockspaceConfig {
         lvb_len: LVB_LEN,
-        max_locks_per_resource: 6,
+        max_locks_per_resource: per_resource,
         max_locks: 64,
         max_resources: 8,
-        max_tossed: 2,
-        max_outputs: LockspaceConfig::outputs_needed(6),
+        max_tossed: if seed % 2 == 0 { 2 } else { 0 },
+        max_outputs: LockspaceConfig::outputs_needed(per_resource),
     }
 }
 
@@ -122,7 +129,7 @@ impl Run {
             seed,
             step: 0,
             rng: Rng(seed),
-            ls: Lockspace::new(config()).expect("config"),
+            ls: Lockspace::new(config(seed)).expect("config"),
             locks: BTreeMap::new(),
             lvbs: BTreeMap::new(),
             coverage: Coverage::default(),
@@ -262,6 +269,7 @@ impl Run {
             req = req.without_bast();
         }
         let adopting = req.flags.contains(LockFlags::ORPHAN);
+        let bast = req.bast;
         let (flags, lvb) = (req.flags, req.lvb.as_deref().map(<[u8]>::to_vec));
         let id = self.ls.lock(req)?;
         if adopting {
@@ -274,6 +282,8 @@ impl Run {
                     flags: LockFlags::EMPTY,
                     lvb: None,
                     resource: name.to_vec(),
+                    bast,
+                    highbast: None,
                 },
             );
         } else {
@@ -284,6 +294,8 @@ impl Run {
                     flags,
                     lvb,
                     resource: name.to_vec(),
+                    bast,
+                    highbast: None,
                 },
             );
         }
@@ -359,14 +371,26 @@ impl Run {
         for (i, out) in outputs.iter().cloned().enumerate() {
             match out {
                 Output::Completion(c) => self.on_completion(c, release.as_ref()),
-                Output::Blocking { lock, .. } => {
+                Output::Blocking { lock, mode, .. } => {
                     self.coverage.basts += 1;
-                    let info = self.ls.lock_info(lock);
+                    let ctx = self.ctx();
+                    let info = self.ls.lock_info(lock).expect("a BAST goes to a live lock");
+                    let held = info.granted.expect("a BAST goes to a holder");
+                    assert!(!info.orphan, "{ctx}: BAST to an orphan");
+                    // Either the holder blocks `mode`, or it is a NODLCKWT conversion
+                    // told about its own requested mode.
+                    let self_bast = info.requested == Some(mode);
                     assert!(
-                        info.is_some_and(|i| i.granted.is_some() && !i.orphan),
-                        "{}: BAST to a lock that holds nothing",
-                        self.ctx()
+                        !held.is_compatible(mode) || self_bast,
+                        "{ctx}: {held} does not block {mode}"
                     );
+                    let t = self.locks.get_mut(&lock).expect("tracked");
+                    assert!(t.bast, "{ctx}: BAST to a lock without a BAST routine");
+                    assert!(
+                        t.highbast.is_none_or(|h| h < mode),
+                        "{ctx}: BAST {mode} repeated"
+                    );
+                    t.highbast = Some(mode);
                 }
                 Output::ResourceIdle(name) => {
                     // Idle now, unless a purge over several resources overflowed the
@@ -446,6 +470,7 @@ impl Run {
                 }
                 if let Some(t) = self.locks.get_mut(&c.lock) {
                     t.granted = Some(mode);
+                    t.highbast = None;
                 }
             }
             Status::Unlocked => {
@@ -527,6 +552,37 @@ impl Run {
                 held.iter()
                     .all(|(other, m)| *other == id || m.is_compatible(mode))
             };
+            // Every holder that blocks a queued request has been told (highbast).
+            let queued: Vec<(LockId, Mode)> = r
+                .converting
+                .iter()
+                .chain(&r.waiting)
+                .filter_map(|l| l.requested.map(|m| (l.id, m)))
+                .collect();
+            for l in &all {
+                let (Some(g), false) = (l.granted, l.orphan) else {
+                    continue;
+                };
+                let Some(t) = self.locks.get(&l.id) else {
+                    continue;
+                };
+                if !t.bast {
+                    continue;
+                }
+                let worst = queued
+                    .iter()
+                    .filter(|(id, m)| *id != l.id && !g.is_compatible(*m))
+                    .map(|(_, m)| *m)
+                    .max();
+                if let Some(worst) = worst {
+                    assert!(
+                        t.highbast.is_some_and(|h| h >= worst),
+                        "{ctx}: {} holds {g} and blocks {worst} but was told {:?}",
+                        l.id,
+                        t.highbast
+                    );
+                }
+            }
             if let Some(head) = r.converting.first() {
                 let mode = head.requested.expect("converting");
                 assert!(
