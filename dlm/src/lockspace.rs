@@ -98,7 +98,8 @@ pub struct LockRequest {
     /// The caller's value-block buffer; required with VALBLK. Its content is what a W
     /// transfer writes.
     pub lvb: Option<Box<[u8]>>,
-    /// Whether the caller has a blocking-AST routine.
+    /// Whether the caller has a blocking-AST routine (given again on each convert
+    /// call, as libdlm's `bastaddr` is).
     pub bast: bool,
 }
 
@@ -546,7 +547,14 @@ impl Lockspace {
         if self.outputs.len() + needed > self.config.max_outputs {
             return Err(DlmError::TryAgain);
         }
-        resource.convert(id, req.mode, req.flags, req.lvb, &mut self.outputs)?;
+        resource.convert(
+            id,
+            req.mode,
+            req.flags,
+            req.lvb,
+            req.bast,
+            &mut self.outputs,
+        )?;
         Ok(id)
     }
 

@@ -184,12 +184,15 @@ impl Resource {
     }
 
     /// A conversion of a granted lock. Checks everything before changing anything.
+    /// Like libdlm's `dlm_lock`, each convert call says again whether the caller has a
+    /// BAST routine (`wants_bast`).
     pub(crate) fn convert(
         &mut self,
         id: LockId,
         mode: Mode,
         flags: LockFlags,
         lvb: Option<Box<[u8]>>,
+        wants_bast: bool,
         out: &mut VecDeque<Output>,
     ) -> Result<(), DlmError> {
         let lock = self.locks.get_mut(&id).ok_or(DlmError::NoSuchLock(id))?;
@@ -200,6 +203,7 @@ impl Resource {
         validate_conversion(flags, held, mode)?;
         lock.requested = Some(mode);
         lock.flags = flags;
+        lock.wants_bast = wants_bast;
         if lvb.is_some() {
             lock.lvb = lvb;
         }

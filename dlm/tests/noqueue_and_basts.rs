@@ -151,3 +151,19 @@ fn no_bast_goes_out_when_nothing_is_blocked() {
     h.lock(3, "r", Nl);
     assert!(basts(&h.drain()).is_empty());
 }
+
+#[test]
+fn each_convert_call_says_again_whether_there_is_a_bast_routine() {
+    let mut h = Harness::new();
+    let a = h.lock(1, "r", Pr);
+    h.ls.lock(LockRequest::convert(owner(1), a, Cr).without_bast())
+        .unwrap();
+    h.drain();
+    h.lock(2, "r", Ex);
+    assert!(
+        basts(&h.drain()).is_empty(),
+        "the conversion dropped the routine"
+    );
+    h.convert(1, a, Cr); // with a routine again
+    assert_eq!(basts(&h.drain()), vec![(a, Ex)]);
+}

@@ -328,10 +328,14 @@ impl Run {
             let v = self.random_lvb();
             req = req.with_lvb(&v);
         }
-        let (flags, lvb) = (req.flags, req.lvb.as_deref().map(<[u8]>::to_vec));
+        if self.rng.chance(10) {
+            req = req.without_bast();
+        }
+        let (flags, lvb, bast) = (req.flags, req.lvb.as_deref().map(<[u8]>::to_vec), req.bast);
         self.ls.lock(req)?;
         if let Some(t) = self.locks.get_mut(&id) {
             t.flags = flags;
+            t.bast = bast;
             if lvb.is_some() {
                 t.lvb = lvb;
             }
