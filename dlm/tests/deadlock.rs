@@ -153,3 +153,26 @@ fn noqueue_conversion_is_refused_before_any_deadlock_handling() {
     assert!(h.is_granted(b, Pr));
     assert!(h.is_converting(a));
 }
+
+#[test]
+fn a_queued_convdeadlk_conversion_is_demoted_on_a_rescan() {
+    // B queues PR -> EX with CONVDEADLK (no deadlock yet). A then asks PR -> EX with
+    // NODLCKWT: A queues in deadlock with B. The re-scan finds B at the head with A
+    // behind it, each blocking the other: a conversion deadlock, so B (CONVDEADLK)
+    // is demoted to NL, while A (NODLCKWT) is left for its owner to resolve.
+    let mut h = Harness::new();
+    let a = h.lock(1, "r", Pr);
+    let b = h.lock(2, "r", Pr);
+    h.convert_with(2, b, Ex, LockFlags::CONVDEADLK);
+    assert_eq!(h.state(b), (LockState::Converting, Some(Pr), Some(Ex)));
+    h.convert_with(1, a, Ex, LockFlags::NODLCKWT);
+    assert_eq!(h.state(b), (LockState::Converting, Some(Nl), Some(Ex)));
+    assert_eq!(h.state(a), (LockState::Converting, Some(Pr), Some(Ex)));
+    h.drain();
+    // A's owner resolves its side (it was told): cancel, then release.
+    h.cancel(1, a);
+    h.unlock(1, a);
+    let done = completion_of(&h.drain(), b);
+    assert_eq!((done.status, done.granted), (Status::Granted, Some(Ex)));
+    assert!(done.flags.demoted);
+}
