@@ -41,17 +41,19 @@ impl Default for LockspaceConfig {
             max_locks: 1 << 20,
             max_resources: 1 << 20,
             max_tossed: 1024,
-            max_outputs: 4096,
+            max_outputs: 8192,
         }
     }
 }
 
 impl LockspaceConfig {
     /// The most outputs one call on a resource with `locks` locks (the request's own
-    /// included) can produce: a completion per lock, at most two BASTs per lock (one
-    /// NODLCKWT self-BAST, one ordinary), and the idle and dropped notices.
+    /// included) can produce: a completion per lock, at most three BASTs per lock (an
+    /// ordinary one, a NODLCKWT self-BAST, a NOQUEUEBAST one — each for a higher mode
+    /// than the last, as BASTs only go out after every grant of the call), and the
+    /// idle and dropped notices.
     pub fn outputs_needed(locks: usize) -> usize {
-        locks.saturating_mul(3).saturating_add(3)
+        locks.saturating_mul(4).saturating_add(3)
     }
 
     fn validate(&self) -> Result<(), ConfigError> {

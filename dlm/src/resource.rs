@@ -162,6 +162,7 @@ impl Resource {
         let flags = lock.flags;
         let Some(mode) = lock.requested else { return };
         self.locks.insert(id, lock);
+        let mut refused = None;
         match self.evaluate(id, mode, true) {
             Evaluation::Grant { mode, altmode } => self.grant(id, mode, altmode, out),
             Evaluation::Blocked if flags.contains(LockFlags::NOQUEUE) => {
@@ -169,7 +170,7 @@ impl Resource {
                     self.complete(&lock, Status::WouldBlock, SbFlags::default(), None, out);
                 }
                 if flags.contains(LockFlags::NOQUEUEBAST) {
-                    self.bast_blockers_of(id, mode, out);
+                    refused = Some((id, mode));
                 }
             }
             Evaluation::Blocked => {
@@ -180,7 +181,7 @@ impl Resource {
                 }
             }
         }
-        self.settle(out);
+        self.settle(refused, out);
     }
 
     /// A conversion of a granted lock. Checks everything before changing anything.
@@ -213,20 +214,20 @@ impl Resource {
         // deadlock with the converters it already blocks (see docs/dlm.md).
         if held.conversion_to(mode).is_release() {
             self.grant(id, mode, false, out);
-            self.settle(out);
+            self.settle(None, out);
             return Ok(());
         }
         if self.can_grant(id, mode, true) {
             self.grant(id, mode, false, out);
-            self.settle(out);
+            self.settle(None, out);
             return Ok(());
         }
         if !flags.contains(LockFlags::NOQUEUE) && self.in_conversion_deadlock(id) {
             if flags.contains(LockFlags::NODLCKWT) {
-                // Excluded from deadlock handling: queue it and tell its own owner.
+                // Excluded from deadlock handling: queue it; settling tells its own
+                // owner (a BAST at its requested mode) if it is still deadlocked then.
                 self.enqueue_conversion(id, flags);
-                self.bast_self(id, out);
-                self.settle(out);
+                self.settle(None, out);
                 return Ok(());
             }
             if flags.contains(LockFlags::CONVDEADLK) {
@@ -240,10 +241,11 @@ impl Resource {
                 if let Some(lock) = self.locks.get(&id) {
                     self.complete(lock, Status::Deadlock, SbFlags::default(), None, out);
                 }
-                self.settle(out);
+                self.settle(None, out);
                 return Ok(());
             }
         }
+        let mut refused = None;
         match self.evaluate(id, mode, true) {
             Evaluation::Grant { mode, altmode } => self.grant(id, mode, altmode, out),
             Evaluation::Blocked if flags.contains(LockFlags::NOQUEUE) => {
@@ -254,12 +256,12 @@ impl Resource {
                     self.complete(lock, Status::WouldBlock, SbFlags::default(), None, out);
                 }
                 if flags.contains(LockFlags::NOQUEUEBAST) {
-                    self.bast_blockers_of(id, mode, out);
+                    refused = Some((id, mode));
                 }
             }
             Evaluation::Blocked => self.enqueue_conversion(id, flags),
         }
-        self.settle(out);
+        self.settle(refused, out);
         Ok(())
     }
 
@@ -294,7 +296,7 @@ impl Resource {
                 }
             }
         }
-        self.settle(out);
+        self.settle(None, out);
         Ok(())
     }
 
@@ -316,7 +318,7 @@ impl Resource {
         if let Some(lock) = self.locks.remove(&id) {
             self.complete(&lock, Status::Unlocked, SbFlags::default(), None, out);
         }
-        self.settle(out);
+        self.settle(None, out);
         Ok(())
     }
 
@@ -359,7 +361,7 @@ impl Resource {
                 removed.push(id);
             }
         }
-        self.settle(out);
+        self.settle(None, out);
         (removed, orphaned)
     }
 
@@ -382,7 +384,7 @@ impl Resource {
             self.locks.remove(&id);
         }
         if !ids.is_empty() {
-            self.settle(out);
+            self.settle(None, out);
         }
         ids
     }
@@ -405,7 +407,7 @@ impl Resource {
         lock.highbast = None;
         let lock = lock.clone();
         self.complete(&lock, Status::Granted, SbFlags::default(), None, out);
-        self.settle(out);
+        self.settle(None, out);
         Some(lock.id)
     }
 
@@ -530,10 +532,17 @@ impl Resource {
 
     // ----- state changes --------------------------------------------------------
 
-    /// Re-scan, then BASTs: the end of every operation.
-    fn settle(&mut self, out: &mut VecDeque<Output>) {
+    /// The end of every operation: re-scan, then the BASTs, computed from the settled
+    /// queues — after every grant of the call, so no BAST is made stale by a grant
+    /// later in the same call. `refused` is a NOQUEUE request refused with
+    /// NOQUEUEBAST: its blockers hear about it too.
+    fn settle(&mut self, refused: Option<(LockId, Mode)>, out: &mut VecDeque<Output>) {
         self.grant_pending(out);
         self.send_basts(out);
+        self.bast_deadlocked_nodlckwt(out);
+        if let Some((id, mode)) = refused {
+            self.bast_blockers_of(id, mode, out);
+        }
     }
 
     /// Grants whatever the queues allow: the convert queue in order, restarting after
@@ -550,12 +559,13 @@ impl Resource {
                     self.grant(id, mode, altmode, out);
                     continue 'rescan;
                 }
+                // NODLCKWT conversions are excluded from deadlock resolution (they are
+                // told once the queues settle); CONVDEADLK ones are demoted here.
                 let flags = self.locks.get(&id).map(|l| l.flags).unwrap_or_default();
-                if flags.contains(LockFlags::NODLCKWT) {
-                    if self.in_conversion_deadlock(id) {
-                        self.bast_self(id, out);
-                    }
-                } else if flags.contains(LockFlags::CONVDEADLK) && self.in_conversion_deadlock(id) {
+                if !flags.contains(LockFlags::NODLCKWT)
+                    && flags.contains(LockFlags::CONVDEADLK)
+                    && self.in_conversion_deadlock(id)
+                {
                     self.demote(id);
                     continue 'rescan;
                 }
@@ -730,12 +740,25 @@ impl Resource {
         }
     }
 
-    /// NODLCKWT: a conversion in a deadlock is told to resolve it itself (a BAST at
-    /// its own requested mode).
-    fn bast_self(&mut self, id: LockId, out: &mut VecDeque<Output>) {
-        if let Some(lock) = self.locks.get_mut(&id) {
-            if let (Some(mode), true, false) = (lock.requested, lock.wants_bast, lock.orphan) {
-                Self::bast(lock, mode, out);
+    /// NODLCKWT: a queued conversion in a conversion deadlock is told to resolve it
+    /// itself (a BAST at its own requested mode).
+    fn bast_deadlocked_nodlckwt(&mut self, out: &mut VecDeque<Output>) {
+        let deadlocked: Vec<LockId> = self
+            .convert
+            .iter()
+            .copied()
+            .filter(|id| {
+                self.locks
+                    .get(id)
+                    .is_some_and(|l| l.flags.contains(LockFlags::NODLCKWT))
+                    && self.in_conversion_deadlock(*id)
+            })
+            .collect();
+        for id in deadlocked {
+            if let Some(lock) = self.locks.get_mut(&id) {
+                if let (Some(mode), true, false) = (lock.requested, lock.wants_bast, lock.orphan) {
+                    Self::bast(lock, mode, out);
+                }
             }
         }
     }

@@ -278,7 +278,7 @@ fn purge_stops_when_outputs_are_full_and_resumes_after_a_drain() {
     };
     let mut h = Harness::with_config(config);
     for res in ["a", "b", "c"] {
-        for who in 1..=3 {
+        for who in 1..=4 {
             h.lock(who, res, Ex);
             h.drain();
         }
