@@ -11,7 +11,7 @@ use super::cpg::{CpgGroup, MemberSink};
 use super::fence_handle::{
     FenceAnswer, FenceCallError, FenceNodeState, FenceStatus, HANDLE_CLIENT, state_name,
 };
-use super::fencing::FenceRunner;
+use super::fencing::{FenceCompletion, FenceRunner};
 use super::persist;
 use super::quorum::{QuorumCallError, QuorumChange, QuorumInfo};
 use super::snapshot::{Membership, NodeStats};
@@ -508,10 +508,18 @@ impl Driver {
 
     /// Feeds every finished fence agent call back to the Stack.
     fn take_fence_completions(&mut self) {
-        while let Some((call, outcome)) = self.fence_runner.as_ref().and_then(FenceRunner::try_recv)
-        {
+        while let Some(done) = self.fence_runner.as_ref().and_then(FenceRunner::try_recv) {
             let now = self.now();
-            self.input(now, Input::FenceAgentDone { call, outcome });
+            let input = match done {
+                FenceCompletion::Call(call, outcome) => Input::FenceAgentDone { call, outcome },
+                FenceCompletion::Metadata(agent, result) => Input::FenceMetadata { agent, result },
+            };
+            let metadata = matches!(input, Input::FenceMetadata { .. });
+            self.input(now, input);
+            if metadata {
+                // The device that waited for it is registered now.
+                self.publish_fence();
+            }
         }
     }
 
@@ -819,6 +827,22 @@ impl Driver {
                     );
                 }
             }
+            Output::FenceMetadata { agent } => {
+                let refused = match &self.fence_runner {
+                    Some(r) => r.submit_metadata(&agent).err(),
+                    None => Some("no agent runner".to_string()),
+                };
+                if let Some(why) = refused {
+                    let now = self.now();
+                    self.input(
+                        now,
+                        Input::FenceMetadata {
+                            agent,
+                            result: Err(why),
+                        },
+                    );
+                }
+            }
             Output::CibPersist(p) => {
                 let result = match &self.state_dir {
                     Some(d) => {
@@ -845,6 +869,8 @@ impl Driver {
                     let _ = w.send(result.clone().map_err(CibCallError::Failed));
                 }
                 self.publish_cib();
+                // A CIB change may have changed the fencing devices it defines.
+                self.publish_fence();
                 let _ = self.events.send(NodeEvent::Cib(e));
             }
             Output::Event(StackEvent::Fence(n)) => {
@@ -944,8 +970,11 @@ impl Driver {
             self.stats.link_rx_dropped = ls.link_rx_dropped;
             self.stats.link_stalls = links.monitor().stalls();
             self.stats.raw_pending = self.raw_pending.len();
-            *self.shared.stats.lock() =
-                NodeStats::new(self.stack.totem().stats().clone(), self.stats.clone());
+            *self.shared.stats.lock() = NodeStats::new(
+                self.stack.totem().stats().clone(),
+                self.stats.clone(),
+                self.stack.fence_stats(),
+            );
             links.status_into(&mut self.link_status);
             self.shared.links.lock().clone_from(&self.link_status);
         }

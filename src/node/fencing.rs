@@ -204,10 +204,27 @@ fn outcome_of(c: &AgentCompletion) -> CallOutcome {
     }
 }
 
+/// Pool ids with this bit set are metadata reads (for devices the CIB defines);
+/// the others are the fencer's calls.
+const METADATA_ID: u64 = 1 << 63;
+
+/// A finished piece of agent work.
+pub(crate) enum FenceCompletion {
+    /// A fencer call.
+    Call(CallId, CallOutcome),
+    /// An agent's metadata: its capabilities, or why not.
+    Metadata(
+        String,
+        Result<phalanx_fence::core::AgentCapabilities, String>,
+    ),
+}
+
 /// The worker pool and where its completions arrive.
 pub(crate) struct FenceRunner {
     pool: AgentPool,
     done: Receiver<AgentCompletion>,
+    /// Metadata reads in flight: pool id → agent.
+    metadata: parking_lot::Mutex<(u64, BTreeMap<u64, String>)>,
 }
 
 impl FenceRunner {
@@ -220,7 +237,28 @@ impl FenceRunner {
             let _ = waker.wake();
         });
         let pool = AgentPool::with_notify(agent, f.workers, AGENT_QUEUE, tx, notify)?;
-        Ok(FenceRunner { pool, done })
+        Ok(FenceRunner {
+            pool,
+            done,
+            metadata: parking_lot::Mutex::new((0, BTreeMap::new())),
+        })
+    }
+
+    /// Starts reading `agent`'s metadata; `Err` carries the failure to report at
+    /// once (queue full).
+    pub(crate) fn submit_metadata(&self, agent: &str) -> Result<(), String> {
+        let mut m = self.metadata.lock();
+        m.0 += 1;
+        let id = METADATA_ID | m.0;
+        let req = AgentRequest::new(agent, Action::Metadata)
+            .timeout(METADATA_TIMEOUT)
+            .attempts(1);
+        // Recorded before the submit: the worker may finish before it returns.
+        m.1.insert(id, agent.to_string());
+        self.pool.submit(id, req).map_err(|e| {
+            m.1.remove(&id);
+            e.to_string()
+        })
     }
 
     /// Starts a call; `Err` carries the failure to report at once (queue full).
@@ -233,10 +271,21 @@ impl FenceRunner {
             })
     }
 
-    /// A finished call, if any.
-    pub(crate) fn try_recv(&self) -> Option<(CallId, CallOutcome)> {
+    /// A finished call or metadata read, if any.
+    pub(crate) fn try_recv(&self) -> Option<FenceCompletion> {
         match self.done.try_recv() {
-            Ok(c) => Some((CallId(c.id), outcome_of(&c))),
+            Ok(c) if c.id & METADATA_ID != 0 => {
+                let agent = self.metadata.lock().1.remove(&c.id).unwrap_or_default();
+                let result = match &c.reply.outcome {
+                    AgentOutcome::Metadata(xml) => AgentMetadata::parse(xml)
+                        .map(|m| m.capabilities())
+                        .map_err(|e| e.to_string()),
+                    AgentOutcome::Failed(f) => Err(format!("metadata failed: {}", f.message)),
+                    other => Err(format!("metadata answered {other:?}")),
+                };
+                Some(FenceCompletion::Metadata(agent, result))
+            }
+            Ok(c) => Some(FenceCompletion::Call(CallId(c.id), outcome_of(&c))),
             Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
         }
     }

@@ -24,6 +24,8 @@ pub struct NodeStats {
     pub totem: Stats,
     /// The driver's: sockets, crypto, links, scheduling.
     pub driver: DriverStats,
+    /// The fencing service's (zero without fencing).
+    pub fence: crate::stack::FenceServiceStats,
 }
 
 impl Membership {
@@ -33,7 +35,15 @@ impl Membership {
 }
 
 impl NodeStats {
-    pub(crate) fn new(totem: Stats, driver: DriverStats) -> Self {
-        NodeStats { totem, driver }
+    pub(crate) fn new(
+        totem: Stats,
+        driver: DriverStats,
+        fence: crate::stack::FenceServiceStats,
+    ) -> Self {
+        NodeStats {
+            totem,
+            driver,
+            fence,
+        }
     }
 }

@@ -107,6 +107,19 @@ pub(crate) fn flatten(stats: &NodeStats, links: &[PeerLinkStatus]) -> Vec<Stat> 
         "stats.driver.realtime_refused",
         u64::from(d.realtime_refused),
     ));
+    let f = &stats.fence;
+    fields!(
+        out,
+        "stats.fence",
+        f,
+        [
+            malformed,
+            decision_refused,
+            sends_dropped,
+            cib_devices,
+            cib_refused
+        ]
+    );
     for l in links {
         let p = format!("stats.link.node{}.link{}", l.peer, l.link);
         let state = match l.state {

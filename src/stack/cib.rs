@@ -104,6 +104,8 @@ impl Stack {
         for p in persists {
             self.out.push_back(Output::CibPersist(p));
         }
+        // Fencing devices and levels may be defined in the CIB.
+        self.fence_follow_cib(false);
     }
 
     /// Feeds the service's frames to totem (agreed) while it has room; true if any

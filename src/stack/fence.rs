@@ -12,6 +12,7 @@
 //! - its events, and "node N is fenced since its loss" from the decision, surface
 //!   as [`StackEvent::Fence`].
 
+use super::fence_cib::CibFencingState;
 use super::{Output, ServiceId, Stack, StackEvent};
 use phalanx_fence::Action;
 use phalanx_fence::core::{
@@ -104,6 +105,11 @@ pub struct FenceServiceStats {
     pub decision_refused: u64,
     /// Fencer messages dropped because totem's queue stayed full.
     pub sends_dropped: u64,
+    /// Devices currently registered from the CIB.
+    pub cib_devices: u64,
+    /// CIB fencing entries refused (invalid, an id the configuration file
+    /// defines, rejected by the fencer) or whose agent's metadata failed.
+    pub cib_refused: u64,
 }
 
 #[derive(Debug)]
@@ -125,11 +131,19 @@ pub(super) struct FenceService {
     /// answers them; a failure sends the decision's request after all.
     awaiting: BTreeMap<NodeId, u64>,
     stats: FenceServiceStats,
+    /// Devices and levels the CIB defines.
+    cib: CibFencingState,
 }
 
 impl FenceService {
     pub(super) fn new(setup: FencingSetup, now: Time) -> Result<Self, FencerError> {
         let mut fencer = Fencer::new(setup.fencer);
+        let mut cib = CibFencingState::default();
+        for d in &setup.devices {
+            cib.config_devices.insert(d.id().to_string());
+            cib.caps
+                .insert(d.agent().to_string(), d.capabilities().clone());
+        }
         for d in setup.devices {
             fencer.handle(now, FencerInput::RegisterDevice(d))?;
         }
@@ -156,6 +170,7 @@ impl FenceService {
             unclean: BTreeMap::new(),
             awaiting: BTreeMap::new(),
             stats: FenceServiceStats::default(),
+            cib,
         })
     }
 
@@ -242,6 +257,56 @@ impl Stack {
             FenceCommand::HistoryCleanup { target } => FencerInput::HistoryCleanup { target },
         };
         f.fencer.handle(now, input)
+    }
+
+    /// Reconciles the fencer with the devices and levels of the CIB, when there
+    /// is a CIB and it changed (or `force`).
+    pub(super) fn fence_follow_cib(&mut self, force: bool) {
+        let now = self.now;
+        let me = self.totem.node_id();
+        let (Some(f), Some(c)) = (self.fence.as_mut(), self.cib.as_ref()) else {
+            return;
+        };
+        if !force && !f.cib.cib_changed(c.cib()) {
+            return;
+        }
+        let r = f.cib.reconcile(c.cib(), &mut f.fencer, now, force);
+        f.stats.cib_refused += r.refused;
+        f.stats.cib_devices = f.cib.registered().count() as u64;
+        for note in &r.notes {
+            record!(self.logger, now.as_nanos(), me, Notice, "fence", "{}", note);
+        }
+        for agent in r.ask_metadata {
+            self.out.push_back(Output::FenceMetadata { agent });
+        }
+    }
+
+    /// The driver read an agent's metadata (for a device the CIB defines).
+    pub(super) fn on_fence_metadata(
+        &mut self,
+        agent: &str,
+        result: Result<phalanx_fence::core::AgentCapabilities, String>,
+    ) {
+        let now = self.now;
+        let me = self.totem.node_id();
+        let Some(f) = self.fence.as_mut() else {
+            return;
+        };
+        if let Err(why) = &result {
+            f.stats.cib_refused += 1;
+            record!(
+                self.logger,
+                now.as_nanos(),
+                me,
+                Warn,
+                "fence",
+                "agent {} has no usable metadata: {}",
+                agent,
+                why
+            );
+        }
+        f.cib.metadata(agent, result);
+        self.fence_follow_cib(true);
     }
 
     pub(super) fn on_fence_agent_done(&mut self, call: CallId, outcome: CallOutcome) {

@@ -53,6 +53,14 @@ pub enum Input<'a> {
         /// How it ended.
         outcome: phalanx_fence::core::CallOutcome,
     },
+    /// The metadata of a fence agent from [`Output::FenceMetadata`]: its
+    /// capabilities, or why they could not be read.
+    FenceMetadata {
+        /// The agent's name.
+        agent: String,
+        /// Its capabilities (`AgentMetadata::capabilities`), or the failure.
+        result: Result<phalanx_fence::core::AgentCapabilities, String>,
+    },
 }
 
 /// An application request, answered by [`Stack::handle_input`](super::Stack::handle_input)'s
@@ -227,6 +235,13 @@ pub enum Output {
     /// Run this fence agent call off the driver thread and report it with
     /// [`Input::FenceAgentDone`].
     FenceAgent(phalanx_fence::core::AgentCall),
+    /// Read this fence agent's metadata (`action=metadata`) off the driver thread
+    /// and report its capabilities with [`Input::FenceMetadata`]: a device the CIB
+    /// defines is registered once they are known.
+    FenceMetadata {
+        /// The agent's name.
+        agent: String,
+    },
     /// Nothing more now: feed [`Input::Timeout`] at this time (or any input
     /// earlier) and poll again. `None`: no deadline (a stopped Stack).
     Timeout(Option<Time>),

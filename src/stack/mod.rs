@@ -68,6 +68,7 @@
 mod cib;
 mod config;
 mod fence;
+mod fence_cib;
 mod io;
 mod quorum;
 mod service;
@@ -263,6 +264,10 @@ impl Stack {
             }
             Input::FenceAgentDone { call, outcome } => {
                 self.on_fence_agent_done(call, outcome);
+                Ok(())
+            }
+            Input::FenceMetadata { agent, result } => {
+                self.on_fence_metadata(&agent, result);
                 Ok(())
             }
         };

@@ -86,6 +86,9 @@ impl Pair {
                 Output::Persist(p) => self.persists[i].push(p),
                 Output::Stopped(r) => self.stopped[i] = Some(r),
                 Output::FenceAgent(c) => panic!("no fencing is configured here, yet {c:?}"),
+                Output::FenceMetadata { agent } => {
+                    panic!("no fencing is configured here, yet metadata of {agent}")
+                }
                 Output::CibPersist(p) => {
                     self.cib_writes[i] += 1;
                     let input = Input::CibPersisted {
