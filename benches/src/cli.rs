@@ -116,9 +116,20 @@ pub struct RunOptions {
     /// rewrite DIR/summary.md and the plots from everything in DIR.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Largest totem frame in bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = worker::DEFAULT_MAX_FRAME)]
-    pub max_frame: usize,
+    /// Where the workers run: netns — one network namespace per node on veths
+    /// into a bridge, the topology of the Corosync rig (../shared/bench), every
+    /// figure compared with Corosync is measured so (needs root); loopback — all
+    /// on 127.0.0.1, labelled `-loopback`, never put beside Corosync's figures.
+    #[arg(long, value_enum, default_value_t = TopologyArg::Netns)]
+    pub topology: TopologyArg,
+    /// Link MTU of the netns topology (the Corosync rig uses the veth default, 1500).
+    #[arg(long, value_name = "BYTES", default_value_t = 1500,
+          value_parser = clap::value_parser!(u32).range(1280..=65535))]
+    pub mtu: u32,
+    /// Largest totem frame in bytes [default: MTU − 100 with the netns topology,
+    /// so a frame fits one datagram; 65000 on loopback].
+    #[arg(long, value_name = "BYTES")]
+    pub max_frame: Option<usize>,
     /// How a flooding sender waits after TryAgain: block on the event channel (up to
     /// 1 ms), or yield-spin on send_room() (cpg: drain, yield, retry).
     #[arg(long, value_enum, default_value_t = Wait::Block)]
@@ -137,6 +148,25 @@ pub struct RunOptions {
     #[arg(long, value_name = "on|off", value_enum, default_value_t = OnOff::Off,
           hide_possible_values = true)]
     pub driver_stats: OnOff,
+}
+
+/// `--topology`'s values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TopologyArg {
+    /// Network namespaces, veths and a bridge, as the Corosync rig.
+    Netns,
+    /// 127.0.0.1.
+    Loopback,
+}
+
+impl RunOptions {
+    /// The totem frame size of the runs: given, or derived from the topology.
+    pub fn frame(&self) -> usize {
+        self.max_frame.unwrap_or(match self.topology {
+            TopologyArg::Netns => self.mtu as usize - 100,
+            TopologyArg::Loopback => worker::DEFAULT_MAX_FRAME,
+        })
+    }
 }
 
 /// An on/off switch.

@@ -34,6 +34,7 @@
 //! `DIR/summarize-sh.md` is also rewritten with its `summarize.sh`.
 
 mod cli;
+mod netns;
 mod report;
 mod rig;
 mod worker;
@@ -142,6 +143,8 @@ fn main() {
 
 fn dispatch(cli: Cli) -> i32 {
     if let Some(spec) = &cli.worker {
+        // A worker inherits the parent's blocked SIGINT/SIGTERM: take them back.
+        netns::unblock_signals();
         return worker::main(spec);
     }
     if let Some(shell) = cli.completions {
@@ -189,6 +192,11 @@ fn write_report(dir: &Path, rig: Option<&Path>) -> bool {
 }
 
 fn run(a: &RunOptions, rig: Option<&Path>) -> i32 {
+    let netns = a.topology == cli::TopologyArg::Netns;
+    if netns {
+        // Before any thread exists: Ctrl-C must not leave namespaces behind.
+        netns::install_cleanup_on_signal();
+    }
     let mut raw_out = None;
     let mut rtt_out = None;
     if let Some(dir) = &a.out {
@@ -221,7 +229,12 @@ fn run(a: &RunOptions, rig: Option<&Path>) -> i32 {
     };
     emit(
         &format!(
-            "# phalanx-bench: nodes={:?} scenarios={:?} sizes={:?} api={:?} crypto={:?} secs={} guarantee={} reps={} max_frame={} wait={} recv_nap_us={} spin_us={} cipher={} load=\"{}\"",
+            "# phalanx-bench: topology={} nodes={:?} scenarios={:?} sizes={:?} api={:?} crypto={:?} secs={} guarantee={} reps={} max_frame={} wait={} recv_nap_us={} spin_us={} cipher={} load=\"{}\"",
+            if netns {
+                format!("netns(veth+bridge,mtu={})", a.mtu)
+            } else {
+                "loopback".to_string()
+            },
             a.nodes,
             a.scenarios.iter().map(|s| s.name()).collect::<Vec<_>>(),
             a.sizes,
@@ -233,7 +246,7 @@ fn run(a: &RunOptions, rig: Option<&Path>) -> i32 {
                 cli::GuaranteeArg::Safe => "safe",
             },
             a.reps,
-            a.max_frame,
+            a.frame(),
             a.wait.name(),
             a.recv_nap_us,
             a.spin_us,
@@ -260,11 +273,15 @@ fn run(a: &RunOptions, rig: Option<&Path>) -> i32 {
                             .collect()
                     };
                     for (api, crypto) in runs {
-                        let imp = match (&a.name, sc) {
+                        let mut imp = match (&a.name, sc) {
                             (Some(n), _) => n.clone(),
                             (None, Scenario::Raw) => "udp".to_string(),
                             (None, _) => api.impl_name(crypto).to_string(),
                         };
+                        if !netns {
+                            // Never beside Corosync's figures (a different topology).
+                            imp.push_str("-loopback");
+                        }
                         let label = format!("{imp}:{n}:{}:{size}:r{rep}", sc.name());
                         let (lines, rtts, ok, why) = run_one(a, n, sc, size, api, crypto, &label);
                         for l in &lines {
@@ -316,15 +333,25 @@ fn run_one(
     crypto: bool,
     label: &str,
 ) -> (Vec<String>, Vec<String>, bool, String) {
-    let addrs = match free_ports(n) {
-        Ok(p) => p,
-        Err(e) => return (vec![], vec![], false, format!("ports: {e}")),
+    let topology = match a.topology {
+        cli::TopologyArg::Netns => match netns::Topology::create(n, a.mtu) {
+            Ok(t) => Some(t),
+            Err(e) => return (vec![], vec![], false, format!("netns: {e}")),
+        },
+        cli::TopologyArg::Loopback => None,
     };
-    let addr_list: Vec<String> = addrs
-        .iter()
-        .enumerate()
-        .map(|(i, a)| format!("{}={a}", i + 1))
-        .collect();
+    let addr_list = match &topology {
+        Some(t) => t.addr_list(),
+        None => match free_ports(n) {
+            Ok(p) => p
+                .iter()
+                .enumerate()
+                .map(|(i, a)| format!("{}={a}", i + 1))
+                .collect::<Vec<_>>()
+                .join(","),
+            Err(e) => return (vec![], vec![], false, format!("ports: {e}")),
+        },
+    };
     let exe = match std::env::current_exe() {
         Ok(e) => e,
         Err(e) => return (vec![], vec![], false, format!("current_exe: {e}")),
@@ -335,14 +362,14 @@ fn run_one(
     for id in 1..=n {
         let spec = worker::Spec {
             id,
-            addrs: addr_list.join(","),
+            addrs: addr_list.clone(),
             scenario: sc,
             size,
             secs: a.secs,
             crypto,
             safe: a.guarantee == cli::GuaranteeArg::Safe,
             label: label.to_string(),
-            max_frame: a.max_frame,
+            max_frame: a.frame(),
             wait_yield: a.wait == cli::Wait::Yield,
             recv_nap_us: a.recv_nap_us,
             spin_us: a.spin_us,
@@ -350,7 +377,17 @@ fn run_one(
             stats: a.driver_stats.on(),
             api,
         };
-        let child = Command::new(&exe)
+        let mut cmd = Command::new(&exe);
+        // The namespace file stays open until the spawn returns.
+        let _ns = match topology.as_ref().map(|t| t.enter(&mut cmd, id)) {
+            Some(Err(e)) => {
+                kill_all(&mut children);
+                return (vec![], vec![], false, format!("netns enter: {e}"));
+            }
+            Some(Ok(f)) => Some(f),
+            None => None,
+        };
+        let child = cmd
             .arg("--worker")
             .args(spec.to_args())
             .stdin(Stdio::piped())
@@ -506,11 +543,20 @@ mod tests {
     #[test]
     fn run_options_keep_their_spellings_defaults_and_limits() {
         let a = args("").unwrap();
+        assert_eq!(a.frame(), 1400);
         assert_eq!((a.nodes, a.sizes, a.secs), (vec![3], vec![64], 5.0));
         assert_eq!(a.scenarios, vec![Scenario::Tput1]);
         assert_eq!(a.crypto, vec![cli::OnOff::Off]);
         assert_eq!((a.reps, a.rep_start), (1, 1));
-        assert_eq!(a.max_frame, worker::DEFAULT_MAX_FRAME);
+        // Like for like by default: the Corosync rig's topology, a frame per datagram.
+        assert_eq!(
+            (a.topology, a.mtu, a.max_frame),
+            (cli::TopologyArg::Netns, 1500, None)
+        );
+        let lo = args("--topology loopback").unwrap();
+        assert_eq!(lo.frame(), worker::DEFAULT_MAX_FRAME);
+        assert_eq!(args("--mtu 9000").unwrap().frame(), 8900);
+        assert!(args("--mtu 100").is_err());
         let a = args(
             "--nodes 3,5 --scenarios tput1,tputn,latN,raw --sizes 64,16384 --crypto off,on \
              --secs 2.5 --guarantee safe --reps 2 --rep-start 4 --out d --max-frame 8900 \
@@ -532,8 +578,9 @@ mod tests {
         assert_eq!(a.crypto, vec![cli::OnOff::Off, cli::OnOff::On]);
         assert_eq!(
             (a.secs, a.reps, a.rep_start, a.max_frame),
-            (2.5, 2, 4, 8900)
+            (2.5, 2, 4, Some(8900))
         );
+        assert_eq!(a.frame(), 8900);
         assert_eq!(a.guarantee, cli::GuaranteeArg::Safe);
         assert_eq!(a.out, Some(PathBuf::from("d")));
         assert_eq!(

@@ -61,6 +61,8 @@ pub fn check_run(lines: &[String], n: usize, raw: bool, why: &mut String) -> boo
 /// (`knet`, `udpu` from cpgperf's `bench.sh`), none for raw UDP (`udp`); names
 /// given with `--name` are recognised when they contain `cpg` or `totem`.
 pub fn api_of(imp: &str) -> &'static str {
+    // Loopback runs are labelled `<impl>-loopback`; the API is the same.
+    let imp = imp.strip_suffix("-loopback").unwrap_or(imp);
     match imp {
         "phalanx" | "phalanx-crypto" => "totem",
         "knet" | "udpu" => "cpg",
