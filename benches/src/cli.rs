@@ -144,6 +144,11 @@ pub struct RunOptions {
     /// A pinger polls for its own delivery this long before blocking.
     #[arg(long, value_name = "US", default_value_t = 0)]
     pub spin_us: u64,
+    /// Many datagrams per system call in the nodes' drivers (sendmmsg/recvmmsg);
+    /// off sends and reads one datagram per call, for comparison.
+    #[arg(long, value_name = "on|off", value_enum, default_value_t = OnOff::On,
+          hide_possible_values = true)]
+    pub batch_io: OnOff,
     /// Each worker prints its driver's counters on stderr at the end.
     #[arg(long, value_name = "on|off", value_enum, default_value_t = OnOff::Off,
           hide_possible_values = true)]

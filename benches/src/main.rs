@@ -229,12 +229,13 @@ fn run(a: &RunOptions, rig: Option<&Path>) -> i32 {
     };
     emit(
         &format!(
-            "# phalanx-bench: topology={} nodes={:?} scenarios={:?} sizes={:?} api={:?} crypto={:?} secs={} guarantee={} reps={} max_frame={} wait={} recv_nap_us={} spin_us={} cipher={} load=\"{}\"",
+            "# phalanx-bench: topology={} batch_io={} nodes={:?} scenarios={:?} sizes={:?} api={:?} crypto={:?} secs={} guarantee={} reps={} max_frame={} wait={} recv_nap_us={} spin_us={} cipher={} load=\"{}\"",
             if netns {
                 format!("netns(veth+bridge,mtu={})", a.mtu)
             } else {
                 "loopback".to_string()
             },
+            a.batch_io.on(),
             a.nodes,
             a.scenarios.iter().map(|s| s.name()).collect::<Vec<_>>(),
             a.sizes,
@@ -376,6 +377,7 @@ fn run_one(
             chacha: a.cipher == cli::CipherArg::Chacha,
             stats: a.driver_stats.on(),
             api,
+            batch_io: a.batch_io.on(),
         };
         let mut cmd = Command::new(&exe);
         // The namespace file stays open until the spawn returns.
@@ -629,6 +631,7 @@ mod tests {
             chacha: false,
             stats: false,
             api: Api::Cpg,
+            batch_io: true,
         };
         let argv: Vec<String> = ["phalanx-bench".to_string(), "--worker".to_string()]
             .into_iter()
@@ -683,8 +686,10 @@ mod tests {
                 chacha: false,
                 stats: true,
                 api,
+                batch_io: false,
             };
             let back = worker::Spec::from_args(&spec.to_args()).expect("parses");
+            assert!(!back.batch_io);
             assert_eq!(back.id, 2);
             assert_eq!(back.addrs, spec.addrs);
             assert_eq!(back.scenario, Scenario::LatN);

@@ -59,11 +59,13 @@ pub struct Spec {
     pub stats: bool,
     /// Process groups (one member per worker) or raw totem messages.
     pub api: Api,
+    /// `sendmmsg`/`recvmmsg` in the node's driver (off: one datagram per call).
+    pub batch_io: bool,
 }
 
 impl Spec {
     /// How many arguments [`Spec::to_args`] gives.
-    pub const ARGS: usize = 15;
+    pub const ARGS: usize = 16;
 
     /// The worker's command line (after `--worker`).
     pub fn to_args(&self) -> Vec<String> {
@@ -83,6 +85,7 @@ impl Spec {
             (self.chacha as u8).to_string(),
             (self.stats as u8).to_string(),
             self.api.name().to_string(),
+            (self.batch_io as u8).to_string(),
         ]
     }
 
@@ -106,6 +109,7 @@ impl Spec {
             chacha: a[12] == "1",
             stats: a[13] == "1",
             api: Api::parse(&a[14])?,
+            batch_io: a[15] == "1",
         })
     }
 }
@@ -471,6 +475,7 @@ fn node(
     cfg.max_frame = spec.max_frame;
     let mut opts = NodeOptions::new(cfg, addrs);
     opts.socket_buffer = SOCKET_BUFFER;
+    opts.batch_io = spec.batch_io;
     if spec.crypto {
         opts.crypto = Some(CryptoOptions {
             key: (0..64u8).map(|i| i.wrapping_mul(37) ^ 0xa5).collect(),

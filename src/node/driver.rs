@@ -191,7 +191,7 @@ impl Driver {
             // A window of frames from every member, twice over.
             (opts.totem.window_size as usize * (opts.totem.max_frame + 64) * 2).max(4 << 20)
         };
-        let mut sockets = Sockets::bind(me, &opts.addrs, &opts.links, buffer)?;
+        let mut sockets = Sockets::bind(me, &opts.addrs, &opts.links, buffer, opts.batch_io)?;
         let poll = Poll::new()?;
         sockets.register(poll.registry())?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
@@ -765,6 +765,8 @@ impl Driver {
                 break;
             }
         }
+        // Everything this pass produced goes out now, a system call per link.
+        self.sockets.send_held();
         self.refresh_quorum();
         self.sync_cpg_usage();
         if links_changed {

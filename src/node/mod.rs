@@ -17,6 +17,7 @@ mod fence_handle;
 mod fencing;
 mod from_config;
 mod link_options;
+mod mmsg;
 mod options;
 mod persist;
 mod quorum;

@@ -64,6 +64,10 @@ pub struct NodeOptions {
     /// Socket buffer size to request, in bytes (0: derive from the flow-control
     /// window).
     pub socket_buffer: usize,
+    /// Many datagrams per system call: the datagrams of one driver pass go out
+    /// with one `sendmmsg` per link, and waiting ones are read with `recvmmsg`
+    /// (default on; off sends and reads one per call, for comparison).
+    pub batch_io: bool,
     /// Authenticated encryption of every datagram (`None`: plaintext, for
     /// benchmarks). A node without the key cannot take part.
     pub crypto: Option<CryptoOptions>,
@@ -110,6 +114,7 @@ impl NodeOptions {
             logger: Logger::discard(),
             event_capacity: 65_536,
             socket_buffer: 0,
+            batch_io: true,
             crypto: None,
             realtime_priority: None,
             cpg: CpgConfig::default(),
@@ -145,6 +150,12 @@ impl NodeOptions {
     /// Sets [`event_capacity`](Self::event_capacity).
     pub fn with_event_capacity(mut self, events: usize) -> Self {
         self.event_capacity = events;
+        self
+    }
+
+    /// Sets [`batch_io`](Self::batch_io).
+    pub fn with_batch_io(mut self, on: bool) -> Self {
+        self.batch_io = on;
         self
     }
 

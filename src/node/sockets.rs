@@ -4,6 +4,7 @@
 //! crypto, ping/pong — is the Stack's link layer.
 
 use super::link_options::LinkOptions;
+use super::mmsg::{self, RecvBatch};
 use super::transport::{Transport, TransportStats};
 use crate::link::LinkTransmit;
 use mio::{Interest, Registry, Token};
@@ -11,6 +12,7 @@ use phalanx_totem::NodeId;
 use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 
 /// Tokens from here on are link sockets: `FIRST + 2 × slot` (unicast) and
 /// `FIRST + 2 × slot + 1` (multicast group).
@@ -18,6 +20,8 @@ const FIRST: usize = 16;
 /// Datagrams read from one socket before looking at the others (fairness: a
 /// flood on one link must not starve the pongs of another).
 pub(crate) const BUDGET: usize = 256;
+/// Transmits held for one `sendmmsg` pass at most (then sent at once).
+const MAX_HELD: usize = 256;
 
 /// One datagram read.
 pub(crate) struct Datagram<'a> {
@@ -32,6 +36,12 @@ pub(crate) struct Sockets {
     /// Sockets (by index `2 × slot + group`) that may hold more datagrams.
     ready: u32,
     pub(crate) stats: TransportStats,
+    /// Many datagrams per system call (`sendmmsg` / `recvmmsg`), or one each.
+    batch_io: bool,
+    /// Transmits held for [`Sockets::send_held`].
+    held: Vec<LinkTransmit>,
+    /// Per socket index, what its last `recvmmsg` read.
+    batches: Vec<Option<Box<RecvBatch>>>,
 }
 
 impl Sockets {
@@ -40,12 +50,18 @@ impl Sockets {
         addrs: &BTreeMap<NodeId, SocketAddr>,
         links: &LinkOptions,
         buffer: usize,
+        batch_io: bool,
     ) -> io::Result<Sockets> {
+        let transport = Transport::bind(me, addrs, links, buffer)?;
+        let sockets = 2 * transport.links.len();
         Ok(Sockets {
-            transport: Transport::bind(me, addrs, links, buffer)?,
+            transport,
             buf: vec![0u8; 65_536],
             ready: 0,
             stats: TransportStats::default(),
+            batch_io,
+            held: Vec::new(),
+            batches: (0..sockets).map(|_| None).collect(),
         })
     }
 
@@ -99,6 +115,39 @@ impl Sockets {
                 }
             }
         };
+        if self.batch_io {
+            let fd = sock.as_raw_fd();
+            let batch = self.batches[idx].get_or_insert_with(|| Box::new(RecvBatch::new()));
+            loop {
+                // A source that is not an IP address cannot be a node: skipped.
+                batch.skip_foreign();
+                if !batch.is_empty() {
+                    break;
+                }
+                match batch.fill(fd) {
+                    Ok(0) => {
+                        self.ready &= !(1 << idx);
+                        return Ok(None);
+                    }
+                    Ok(_) => {}
+                    Err(e) if ignorable(&e) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            return Ok(match batch.pop() {
+                Some((Some(from), data)) => {
+                    self.stats.rx += 1;
+                    self.stats.rx_bytes += data.len() as u64;
+                    Some(Datagram {
+                        link: slot as u8,
+                        from,
+                        data,
+                    })
+                }
+                // Not reached: skip_foreign left an IP-sourced datagram first.
+                _ => None,
+            });
+        }
         loop {
             match sock.recv_from(&mut self.buf) {
                 Ok((len, from)) => {
@@ -114,26 +163,70 @@ impl Sockets {
                     self.ready &= !(1 << idx);
                     return Ok(None);
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                // ICMP errors from a peer that is down surface here; not ours.
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::ConnectionRefused
-                            | io::ErrorKind::HostUnreachable
-                            | io::ErrorKind::NetworkUnreachable
-                    ) =>
-                {
-                    continue;
-                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted || ignorable(&e) => continue,
                 Err(e) => return Err(e),
             }
         }
     }
 
-    /// Sends one datagram the Stack produced.
+    /// Sends one datagram the Stack produced — with batching, holds it for
+    /// [`send_held`](Self::send_held), which the driver calls before it waits.
     pub(crate) fn send(&mut self, t: &LinkTransmit) {
-        self.transport
-            .send_addr(usize::from(t.link), t.to, &t.data, &mut self.stats);
+        if !self.batch_io {
+            self.transport
+                .send_addr(usize::from(t.link), t.to, &t.data, &mut self.stats);
+            return;
+        }
+        self.held.push(t.clone());
+        if self.held.len() >= MAX_HELD {
+            self.send_held();
+        }
     }
+
+    /// Sends the held datagrams, a `sendmmsg` per link socket, in the order
+    /// they were produced on each.
+    pub(crate) fn send_held(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        let held = std::mem::take(&mut self.held);
+        for (slot, link) in self.transport.links.iter().enumerate() {
+            let mine: Vec<(SocketAddr, &[u8])> = held
+                .iter()
+                .filter(|t| usize::from(t.link) == slot)
+                .map(|t| (t.to, &t.data[..]))
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let mut failed = vec![false; mine.len()];
+            mmsg::send_many(link.socket.as_raw_fd(), &mine, |i, _| failed[i] = true);
+            for ((to, data), bad) in mine.iter().zip(&failed) {
+                if *bad {
+                    self.stats.tx_errors += 1;
+                    continue;
+                }
+                self.stats.tx += 1;
+                self.stats.tx_bytes += data.len() as u64;
+                if link.group == Some(*to) {
+                    self.stats.tx_multicast += 1;
+                }
+            }
+        }
+        // Datagrams for a link slot that does not exist are errors, as one by one.
+        let slots = self.transport.links.len();
+        self.stats.tx_errors += held.iter().filter(|t| usize::from(t.link) >= slots).count() as u64;
+        self.held = held;
+        self.held.clear();
+    }
+}
+
+/// ICMP errors from a peer that is down surface on receive; they are not ours.
+fn ignorable(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::HostUnreachable
+            | io::ErrorKind::NetworkUnreachable
+    )
 }

@@ -16,7 +16,7 @@ pub(crate) struct LinkSocket {
     pub(crate) socket: UdpSocket,
     /// Bound to the multicast group (receive only), when the link multicasts.
     pub(crate) group_socket: Option<UdpSocket>,
-    group: Option<SocketAddr>,
+    pub(crate) group: Option<SocketAddr>,
 }
 
 pub(crate) struct Transport {
