@@ -62,6 +62,12 @@ pub struct ClusterConfig {
     /// Run the replicated CIB (`cib { enabled: yes }`; on when the section is
     /// present). Every node of a cluster must agree.
     pub cib: bool,
+    /// Serve Corosync's client protocol (libqb IPC: cpg, quorum, votequorum,
+    /// cfg) so that programs linked with libcpg & co. use this node
+    /// (`compat { ipc: yes }`; TOML `[compat] ipc = true`). Off by default: the
+    /// sockets are abstract names per network namespace, which a Corosync
+    /// running beside the node would hold.
+    pub compat_ipc: bool,
     /// Where each value came from (file and lines), for error messages.
     pub source: SourceInfo,
 }
@@ -83,6 +89,7 @@ impl Default for ClusterConfig {
             logging: LoggingConfig::default(),
             fencing: FencingConfig::default(),
             cib: false,
+            compat_ipc: false,
             source: SourceInfo::default(),
         }
     }

@@ -22,6 +22,7 @@ mod control;
 mod human;
 
 use clap::Parser;
+use phalanx::compat::qb::{IpcOptions, IpcServer};
 use phalanx::config;
 use phalanx::logsys::{Logger, install_panic_hook};
 use phalanx::node::{Node, NodeOptions};
@@ -101,7 +102,7 @@ fn run(args: &Args) -> Result<(), String> {
     let logger =
         Logger::file(&blackbox, 8 << 20).map_err(|e| format!("{}: {e}", blackbox.display()))?;
     install_panic_hook(logger.clone());
-    opts.logger = logger;
+    opts.logger = logger.clone();
     // For phalanx-cpgtool / phalanx-quorumtool.
     opts.admin_socket = Some(phalanx::admin::socket_path(&cfg.state_dir, me));
     // Like Corosync's default `sched_rr: yes`: CPU starvation of this thread must
@@ -129,9 +130,31 @@ fn run(args: &Args) -> Result<(), String> {
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
     }
     let node = Node::start(opts).map_err(|e| format!("cannot start: {e}"))?;
-    if args.control {
-        control::run(node, args.incarnation, &STOP)
+    // Corosync's client protocol (`compat { ipc: yes }`), for programs linked
+    // with libcpg / libquorum / libvotequorum (docs/compat.md).
+    let ipc = if cfg.compat_ipc {
+        let options = IpcOptions {
+            logger,
+            ..IpcOptions::default()
+        };
+        match IpcServer::start(node.handle(), options) {
+            Ok(s) => {
+                eprintln!(
+                    "phalanxd: serving Corosync clients (libqb IPC: cpg, quorum, votequorum, cfg)"
+                );
+                Some(s)
+            }
+            Err(e) => {
+                let _ = node.leave();
+                return Err(format!("cannot serve Corosync clients: {e}"));
+            }
+        }
     } else {
-        human::run(node, me, args.chat, &STOP)
+        None
+    };
+    if args.control {
+        control::run(node, ipc, args.incarnation, &STOP)
+    } else {
+        human::run(node, ipc, me, args.chat, &STOP)
     }
 }

@@ -50,6 +50,7 @@ pub(crate) fn load(text: &str, file: &str) -> Result<(ClusterConfig, Vec<Warning
             "quorum" => m.quorum(s)?,
             "fencing" => m.fencing(s)?,
             "cib" => m.cib(s)?,
+            "compat" => m.compat(s)?,
             "logging" => m.logging(s)?,
             "system" => m.system(s)?,
             "resources" | "uidgid" | "qb" | "service" | "amf" | "aisexec" | "nodes" => {
@@ -109,6 +110,20 @@ impl Mapper<'_> {
             };
             match key.name() {
                 "enabled" => m.cfg.cib = key.boolean()?,
+                _ => return Ok(walk::Mapped::Unknown),
+            }
+            m.record(key.full(), &key);
+            Ok(walk::Mapped::Used)
+        })
+    }
+
+    fn compat(&mut self, s: &Section) -> Result<(), ConfigError> {
+        self.walk(s, "compat", walk::Unmapped::NONE, |m, entry| {
+            let walk::Entry::Key(key) = entry else {
+                return Ok(walk::Mapped::Unknown);
+            };
+            match key.name() {
+                "ipc" => m.cfg.compat_ipc = key.boolean()?,
                 _ => return Ok(walk::Mapped::Unknown),
             }
             m.record(key.full(), &key);

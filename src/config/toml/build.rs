@@ -92,6 +92,7 @@ impl<'a> Build<'a> {
             logging,
             fencing,
             cib: root.cib.is_some_and(|c| c.enabled.unwrap_or(true)),
+            compat_ipc: root.compat.ipc,
             ..ClusterConfig::default()
         };
         if let Some(dir) = root.state_dir {

@@ -26,6 +26,14 @@ pub(super) struct Root {
     pub(super) logging: Logging,
     pub(super) fencing: Option<Fencing>,
     pub(super) cib: Option<CibSection>,
+    pub(super) compat: CompatSection,
+}
+
+/// `[compat]`: `ipc` (serve Corosync's client protocol; default false).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(super) struct CompatSection {
+    pub(super) ipc: bool,
 }
 
 /// `[cib]`: `enabled` (default true once the table is there).

@@ -1,0 +1,163 @@
+//! One established connection: its sockets, its bounded callback queue and
+//! the service session behind it.
+
+use super::Service;
+use super::handshake::Resources;
+use std::collections::VecDeque;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::os::unix::net::UnixStream;
+
+/// Why a connection is being closed.
+#[derive(Debug)]
+pub enum Gone {
+    /// The client closed its end (or its sockets vanished).
+    Closed,
+    /// The client stopped reading its callbacks (queue limit reached).
+    SlowConsumer,
+    /// The client broke the protocol (see the message).
+    Protocol(String),
+}
+
+/// Limits of one connection's callback queue.
+#[derive(Clone, Copy, Debug)]
+pub struct QueueLimits {
+    /// Most callbacks waiting.
+    pub messages: usize,
+    /// Most bytes waiting.
+    pub bytes: usize,
+}
+
+/// An established connection.
+pub struct Conn {
+    /// The service.
+    pub service: Service,
+    /// The client's pid (from the kernel).
+    pub pid: u32,
+    /// The setup socket, kept to notice the client going away.
+    pub setup: UnixStream,
+    /// Sockets and files.
+    pub res: Resources,
+    /// Whether the reply and callback sockets are connected to the client's.
+    connected: bool,
+    queue: VecDeque<Vec<u8>>,
+    queued_bytes: usize,
+    limits: QueueLimits,
+    /// Requests are not read while true (a multicast waits for room).
+    pub held: bool,
+}
+
+impl std::fmt::Display for Gone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Gone::Closed => write!(f, "closed"),
+            Gone::SlowConsumer => write!(f, "callback queue full (client not reading)"),
+            Gone::Protocol(why) => write!(f, "protocol error: {why}"),
+        }
+    }
+}
+
+fn gone(e: &io::Error) -> Gone {
+    match e.kind() {
+        io::ErrorKind::WouldBlock => Gone::SlowConsumer,
+        _ => Gone::Closed,
+    }
+}
+
+impl Conn {
+    /// A connection over `setup` with `res`.
+    pub fn new(
+        service: Service,
+        pid: u32,
+        setup: UnixStream,
+        res: Resources,
+        limits: QueueLimits,
+    ) -> Conn {
+        Conn {
+            service,
+            pid,
+            setup,
+            res,
+            connected: false,
+            queue: VecDeque::new(),
+            queued_bytes: 0,
+            limits,
+            held: false,
+        }
+    }
+
+    /// Connects the reply and callback sockets to the client's, which exist
+    /// once it sent its first request. False while they do not exist yet.
+    pub fn connect(&mut self) -> bool {
+        if self.connected {
+            return true;
+        }
+        let ok = self
+            .res
+            .request
+            .connect_addr(&self.res.response_peer)
+            .and_then(|()| self.res.event.connect_addr(&self.res.event_peer));
+        self.connected = ok.is_ok();
+        self.connected
+    }
+
+    /// Sends a reply. A client waits for each reply before its next request,
+    /// so a full reply queue means a client that does not: it is dropped.
+    pub fn reply(&mut self, bytes: &[u8]) -> Result<(), Gone> {
+        if !self.connect() {
+            return Err(Gone::Closed);
+        }
+        match self.res.request.send(bytes) {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(Gone::Protocol(
+                "requests sent without reading the replies".into(),
+            )),
+            Err(e) => Err(gone(&e)),
+        }
+    }
+
+    /// Queues a callback and sends what the client's socket takes.
+    pub fn push_event(&mut self, bytes: Vec<u8>) -> Result<(), Gone> {
+        if self.queue.len() >= self.limits.messages
+            || self.queued_bytes + bytes.len() > self.limits.bytes
+        {
+            return Err(Gone::SlowConsumer);
+        }
+        self.queued_bytes += bytes.len();
+        self.queue.push_back(bytes);
+        self.flush_events()
+    }
+
+    /// Sends queued callbacks until the client's socket is full.
+    pub fn flush_events(&mut self) -> Result<(), Gone> {
+        if !self.connect() {
+            // Before the first request; sent once it comes (or on a tick).
+            return Ok(());
+        }
+        while let Some(front) = self.queue.front() {
+            match self.res.event.send(front) {
+                Ok(_) => {
+                    self.queued_bytes -= front.len();
+                    self.queue.pop_front();
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(gone(&e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether callbacks wait to be sent.
+    pub fn has_backlog(&self) -> bool {
+        !self.queue.is_empty()
+    }
+
+    /// Raises or lowers libqb's request flow control: while raised, the
+    /// client's multicasts fail with `CS_ERR_TRY_AGAIN` before reaching us
+    /// (value 2 = `QB_IPCS_RATE_OFF_2`, which blocks only multicasts).
+    pub fn set_flow_control(&self, on: bool) {
+        let v: i32 = if on { 2 } else { 0 };
+        // The request pair's flow_control field is at offset 4.
+        let _ = self.res.control.write_at(&v.to_ne_bytes(), 4);
+    }
+}
