@@ -1,11 +1,12 @@
 /*
  * A libcpg client for tests/compat_ipc.rs, linked with the real libcpg:
  *
- *   cpgcheck GROUP TAG COUNT PEERS
+ *   cpgcheck GROUP TAG COUNT PEERS [SENDERS]
  *
  * joins GROUP (model V1, initial totem configuration requested), waits until
  * the group has PEERS members, multicasts COUNT messages "TAG:i" (agreed),
- * and prints every callback until it has delivered PEERS * COUNT messages:
+ * and prints every callback until it has delivered SENDERS * COUNT messages
+ * (SENDERS defaults to PEERS: every member runs cpgcheck):
  *
  *   T <rep>.<seq> <n>             totem configuration
  *   C <members> <left> <joined>   group change (nodeid/pid lists)
@@ -13,6 +14,8 @@
  *   L <nodeid> <members>          cpg_local_get, cpg_membership_get
  *
  * then leaves and finalizes. Exit status 0 on success, 2.. on an API error.
+ * With COUNT 0 it prints "joined" once in the group and stays there until its
+ * stdin ends (a member for the tools to list).
  */
 #include <corosync/cpg.h>
 #include <inttypes.h>
@@ -89,15 +92,16 @@ int main(int argc, char **argv)
 	cpg_handle_t h;
 	struct cpg_name group;
 	struct cpg_address list[CPG_MEMBERS_MAX];
-	int n = CPG_MEMBERS_MAX, i, peers, count;
+	int n = CPG_MEMBERS_MAX, i, peers, count, senders;
 	cs_error_t e;
 
-	if (argc != 5) {
-		fprintf(stderr, "usage: cpgcheck GROUP TAG COUNT PEERS\n");
+	if (argc != 5 && argc != 6) {
+		fprintf(stderr, "usage: cpgcheck GROUP TAG COUNT PEERS [SENDERS]\n");
 		return 2;
 	}
 	count = atoi(argv[3]);
 	peers = atoi(argv[4]);
+	senders = argc == 6 ? atoi(argv[5]) : peers;
 	group.length = strlen(argv[1]);
 	memcpy(group.value, argv[1], group.length);
 
@@ -121,6 +125,19 @@ int main(int argc, char **argv)
 		}
 		fflush(stdout);
 	}
+	if (count == 0) {
+		char line[64];
+		while (members_now < 1) {
+			if ((e = cpg_dispatch(h, CS_DISPATCH_ONE)) != CS_OK)
+				return 3;
+		}
+		printf("joined\n");
+		fflush(stdout);
+		while (fgets(line, sizeof line, stdin) != NULL)
+			;
+		cpg_finalize(h);
+		return 0;
+	}
 	if ((e = cpg_membership_get(h, &group, list, &n)) != CS_OK) {
 		fprintf(stderr, "cpg_membership_get: %d\n", e);
 		return 7;
@@ -133,14 +150,24 @@ int main(int argc, char **argv)
 		struct iovec iov;
 		iov.iov_base = buf;
 		iov.iov_len = snprintf(buf, sizeof buf, "%s:%d", argv[2], i);
-		while ((e = cpg_mcast_joined(h, CPG_TYPE_AGREED, &iov, 1)) == CS_ERR_TRY_AGAIN)
+		/* Flow control: read callbacks until the daemon takes more. */
+		while ((e = cpg_mcast_joined(h, CPG_TYPE_AGREED, &iov, 1)) == CS_ERR_TRY_AGAIN) {
+			if (cpg_dispatch(h, CS_DISPATCH_ALL) != CS_OK)
+				return 3;
 			usleep(1000);
+		}
 		if (e != CS_OK) {
 			fprintf(stderr, "cpg_mcast_joined: %d\n", e);
 			return 8;
 		}
+		/* A well-behaved client reads its callbacks while it sends. */
+		if ((e = cpg_dispatch(h, CS_DISPATCH_ALL)) != CS_OK) {
+			fprintf(stderr, "cpg_dispatch: %d\n", e);
+			return 3;
+		}
+		fflush(stdout);
 	}
-	dispatch_until(h, NULL, (long)count * peers);
+	dispatch_until(h, NULL, (long)count * senders);
 	if ((e = cpg_leave(h, &group)) != CS_OK) {
 		fprintf(stderr, "cpg_leave: %d\n", e);
 		return 9;

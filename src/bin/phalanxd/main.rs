@@ -22,7 +22,7 @@ mod control;
 mod human;
 
 use clap::Parser;
-use phalanx::compat::qb::{IpcOptions, IpcServer};
+use phalanx::compat::qb::{IpcOptions, IpcServer, keys_from_config};
 use phalanx::config;
 use phalanx::logsys::{Logger, install_panic_hook};
 use phalanx::node::{Node, NodeOptions};
@@ -135,12 +135,13 @@ fn run(args: &Args) -> Result<(), String> {
     let ipc = if cfg.compat_ipc {
         let options = IpcOptions {
             logger,
+            cmap: keys_from_config(&cfg),
             ..IpcOptions::default()
         };
         match IpcServer::start(node.handle(), options) {
             Ok(s) => {
                 eprintln!(
-                    "phalanxd: serving Corosync clients (libqb IPC: cpg, quorum, votequorum, cfg)"
+                    "phalanxd: serving Corosync clients (libqb IPC: cmap, cpg, quorum, votequorum, cfg)"
                 );
                 Some(s)
             }

@@ -44,7 +44,10 @@ pub struct Conn {
     queued_bytes: usize,
     limits: QueueLimits,
     /// Requests are not read while true (a multicast waits for room).
-    pub held: bool,
+    held: bool,
+    /// The callback backlog passed a quarter of its limit: multicasts are
+    /// refused at the client (flow control) until it drains to an eighth.
+    throttled: bool,
 }
 
 impl std::fmt::Display for Gone {
@@ -83,6 +86,7 @@ impl Conn {
             queued_bytes: 0,
             limits,
             held: false,
+            throttled: false,
         }
     }
 
@@ -128,6 +132,40 @@ impl Conn {
         self.flush_events()
     }
 
+    /// Raises or lowers the client's flow control as the backlog crosses its
+    /// watermarks: a client that sends faster than it reads its own
+    /// deliveries is slowed (`CS_ERR_TRY_AGAIN`) before it would be dropped.
+    fn watermarks(&mut self) {
+        let (n, b) = (self.queue.len(), self.queued_bytes);
+        let high = n * 4 >= self.limits.messages || b * 4 >= self.limits.bytes;
+        let low = n * 8 <= self.limits.messages && b * 8 <= self.limits.bytes;
+        if high != self.throttled && (high || low) {
+            self.throttled = high;
+            self.update_flow_control();
+        }
+    }
+
+    /// Whether a multicast waits for room in the node (requests are not read).
+    pub fn is_held(&self) -> bool {
+        self.held
+    }
+
+    /// A multicast waits for room: stop reading requests, refuse multicasts.
+    pub fn hold(&mut self) {
+        self.held = true;
+        self.update_flow_control();
+    }
+
+    /// The held multicast is gone.
+    pub fn release(&mut self) {
+        self.held = false;
+        self.update_flow_control();
+    }
+
+    fn update_flow_control(&self) {
+        self.set_flow_control(self.held || self.throttled);
+    }
+
     /// Sends queued callbacks until the client's socket is full.
     pub fn flush_events(&mut self) -> Result<(), Gone> {
         if !self.connect() {
@@ -140,10 +178,11 @@ impl Conn {
                     self.queued_bytes -= front.len();
                     self.queue.pop_front();
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => return Err(gone(&e)),
             }
         }
+        self.watermarks();
         Ok(())
     }
 
@@ -155,7 +194,7 @@ impl Conn {
     /// Raises or lowers libqb's request flow control: while raised, the
     /// client's multicasts fail with `CS_ERR_TRY_AGAIN` before reaching us
     /// (value 2 = `QB_IPCS_RATE_OFF_2`, which blocks only multicasts).
-    pub fn set_flow_control(&self, on: bool) {
+    fn set_flow_control(&self, on: bool) {
         let v: i32 = if on { 2 } else { 0 };
         // The request pair's flow_control field is at offset 4.
         let _ = self.res.control.write_at(&v.to_ne_bytes(), 4);

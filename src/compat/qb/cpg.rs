@@ -13,7 +13,7 @@ use std::os::fd::RawFd;
 
 /// Callbacks larger than this go out as partial deliveries (libcpg
 /// reassembles them), so no datagram needs a socket buffer beyond it.
-const FRAGMENT: usize = 128 * 1024;
+const FRAGMENT: usize = super::handshake::EVENT_BUFFER / 4;
 /// Open listings per connection.
 const MAX_ITERATIONS: usize = 64;
 /// `CPG_MODEL_V1_DELIVER_INITIAL_TOTEM_CONF`.

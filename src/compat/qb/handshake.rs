@@ -19,6 +19,9 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::path::{Path, PathBuf};
 
+/// Send buffer of a connection's callback socket.
+pub const EVENT_BUFFER: usize = 512 * 1024;
+
 /// Bytes of the control file (`3 * sizeof(struct ipc_us_control)`).
 const CONTROL_LEN: u64 = 24;
 
@@ -77,7 +80,7 @@ pub fn create(runtime_dir: &Path, client: &Client<'_>) -> io::Result<Resources> 
     ));
     std::fs::DirBuilder::new().mode(0o770).create(&dir)?;
     // From here on `Resources::drop` (or this guard) removes the directory.
-    let guard = DirGuard(Some(dir.clone()));
+    let mut guard = DirGuard(Some(dir.clone()));
     give_to_client(&dir, client)?;
     let control_path = dir.join(format!("qb-control-{}", client.service));
     let control = std::fs::OpenOptions::new()
@@ -99,8 +102,15 @@ pub fn create(runtime_dir: &Path, client: &Client<'_>) -> io::Result<Resources> 
     let event = UnixDatagram::bind_addr(&abstract_addr(&format!("{base}-event-tx"))?)?;
     for s in [&request, &event] {
         s.set_nonblocking(true)?;
-        size_buffers(s, client.max_msg_size as usize * 2);
     }
+    // Requests and replies up to the maximum size. Callbacks are cut into
+    // pieces of at most `EVENT_BUFFER / 2` (partial deliveries), and the
+    // kernel's queue towards a client is bounded by this send buffer (a
+    // connected datagram socket's peer queue limit does not apply to its own
+    // peer): kept small, so a client that stops reading shows up in our own
+    // bounded queue soon.
+    size_buffers(&request, client.max_msg_size as usize * 2);
+    size_buffers(&event, EVENT_BUFFER);
     let answer = ConnectionResponse {
         error: 0,
         max_msg_size: client.max_msg_size,
@@ -111,7 +121,7 @@ pub fn create(runtime_dir: &Path, client: &Client<'_>) -> io::Result<Resources> 
     let response_peer = abstract_addr(&format!("{base}-response"))?;
     let event_peer = abstract_addr(&format!("{base}-event"))?;
     // `Resources` owns the directory from here.
-    std::mem::forget(guard);
+    guard.0 = None;
     Ok(Resources {
         dir,
         control,

@@ -2,7 +2,7 @@
 //! the real libcpg, libquorum, libvotequorum, libcfg) talk to a Phalanx node.
 //!
 //! Run loop: one thread, a mio poll over an abstract unix listener per service
-//! (`cpg`, `quorum`, `votequorum`, `cfg`), each connection's three sockets and
+//! (`cmap`, `cpg`, `quorum`, `votequorum`, `cfg`), each connection's three sockets and
 //! each CPG connection's member event fd. A client connects to the service's
 //! socket and sends a connection request; the server checks its credentials
 //! (`SO_PEERCRED`), creates the connection's datagram sockets and control file
@@ -15,7 +15,7 @@
 //! bound — malformed requests are answered with `CS_ERR_INVALID_PARAM` (or the
 //! client is dropped), every connection's callback queue is bounded (a client
 //! that stops reading is disconnected), handshakes that stall are dropped.
-//! What it does not do: shared-memory connections, cmap, the partial (> 1 MiB)
+//! What it does not do: shared-memory connections, cmap writes and tracking, the partial (> 1 MiB)
 //! multicast, zero-copy buffers.
 //!
 //! ```no_run
@@ -30,6 +30,7 @@
 //! ```
 
 mod cfg;
+pub mod cmap;
 mod conn;
 mod cpg;
 pub mod cpg_wire;
@@ -40,6 +41,7 @@ mod server;
 mod sockets;
 pub mod wire;
 
+pub use cmap::{CmapValue, keys_from_config};
 pub use server::{IpcOptions, IpcServer};
 pub use wire::{IpcError, Request, decode_request};
 
@@ -81,6 +83,8 @@ pub mod cs {
 /// bits of an exec message id; on IPC each service has its own socket).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Service {
+    /// The configuration database (read-only here).
+    Cmap = 0,
     /// Configuration (node addresses, local node id).
     Cfg = 1,
     /// Closed process groups.
@@ -93,7 +97,8 @@ pub enum Service {
 
 impl Service {
     /// Every service, in service-number order.
-    pub const ALL: [Service; 4] = [
+    pub const ALL: [Service; 5] = [
+        Service::Cmap,
         Service::Cfg,
         Service::Cpg,
         Service::Quorum,
@@ -103,6 +108,7 @@ impl Service {
     /// The abstract socket name libqb clients connect to.
     pub fn socket_name(self) -> &'static str {
         match self {
+            Service::Cmap => "cmap",
             Service::Cfg => "cfg",
             Service::Cpg => "cpg",
             Service::Quorum => "quorum",
@@ -120,5 +126,6 @@ pub fn decode_service_request(service: Service, buf: &[u8]) -> Result<(), IpcErr
         Service::Quorum => quorum_wire::QuorumCall::decode(&r).map(drop),
         Service::Votequorum => quorum_wire::VotequorumCall::decode(&r).map(drop),
         Service::Cfg => cfg::CfgCall::decode(&r).map(drop),
+        Service::Cmap => cmap::CmapCall::decode(&r).map(drop),
     }
 }

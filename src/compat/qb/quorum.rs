@@ -111,10 +111,15 @@ impl QuorumSession {
             }
             QuorumCall::GetQuorate => w::getquorate(node.quorum().is_quorate()),
             QuorumCall::TrackStart { flags } => {
-                if flags & TRACK_CURRENT != 0 {
+                // As Corosync: the current state for CURRENT or CHANGES, even
+                // when already tracking (which is then refused).
+                if flags & (TRACK_CURRENT | TRACK_CHANGES) != 0 {
                     if let Some(s) = QuorumState::current(node) {
                         out.push(self.notification(&s));
                     }
+                }
+                if self.tracking {
+                    return w::header_only(w::res::TRACKSTART, cs::ERR_EXIST);
                 }
                 if flags & (TRACK_CHANGES | TRACK_CHANGES_ONLY) != 0 {
                     self.tracking = true;
@@ -122,13 +127,11 @@ impl QuorumSession {
                 w::header_only(w::res::TRACKSTART, cs::OK)
             }
             QuorumCall::TrackStop => {
-                let e = if self.tracking {
-                    cs::OK
-                } else {
-                    cs::ERR_NOT_EXIST
-                };
+                // Corosync answers CS_OK whether or not tracking was on (its
+                // handler overwrites the error), and corosync-quorumtool stops
+                // a CURRENT-only tracking it never started: keep that answer.
                 self.tracking = false;
-                w::header_only(w::res::TRACKSTOP, e)
+                w::header_only(w::res::TRACKSTOP, cs::OK)
             }
         }
     }
@@ -205,15 +208,20 @@ impl VotequorumSession {
                 })
             }
             VotequorumCall::TrackStart { context, flags } => {
-                if flags & TRACK_CURRENT != 0 {
+                // As Corosync: the current state for CURRENT or CHANGES, even
+                // when already tracking (which is then refused).
+                if flags & (TRACK_CURRENT | TRACK_CHANGES) != 0 {
                     if let Some(s) = QuorumState::current(node) {
                         out.extend(Self::notifications(context, &s));
                     }
                 }
+                if self.tracking.is_some() {
+                    return w::header_only(vq_res::STATUS, cs::ERR_EXIST);
+                }
                 if flags & (TRACK_CHANGES | TRACK_CHANGES_ONLY) != 0 {
                     self.tracking = Some(context);
                 }
-                w::header_only(vq_res::TRACKSTART, cs::OK)
+                w::header_only(vq_res::STATUS, cs::OK)
             }
             VotequorumCall::TrackStop => {
                 let e = if self.tracking.take().is_some() {
@@ -228,9 +236,10 @@ impl VotequorumSession {
     }
 
     fn notifications(context: u64, s: &QuorumState) -> [Vec<u8>; 2] {
+        // Corosync's order: the node list, then the quorum state.
         [
-            w::vq_quorum_notification(s.quorate, context, &s.nodes),
             w::vq_nodelist_notification(context, s.rep, s.seq, &s.members),
+            w::vq_quorum_notification(s.quorate, context, &s.nodes),
         ]
     }
 

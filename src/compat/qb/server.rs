@@ -2,6 +2,7 @@
 //! requests and callbacks between them and the node's handles.
 
 use super::cfg::{self, CfgCall};
+use super::cmap::{CmapCall, CmapSession, CmapValue};
 use super::conn::{Conn, Gone, QueueLimits};
 use super::cpg::{CpgSession, Handled};
 use super::cpg_wire::CpgCall;
@@ -58,6 +59,9 @@ pub struct IpcOptions {
     pub handshake_timeout: Duration,
     /// Where warnings go (refused clients, disconnections, bad requests).
     pub logger: Logger,
+    /// The read-only cmap's keys (see [`keys_from_config`](super::keys_from_config));
+    /// `runtime.votequorum.this_node_id` is added by the server.
+    pub cmap: Vec<(String, CmapValue)>,
 }
 
 impl Default for IpcOptions {
@@ -68,11 +72,15 @@ impl Default for IpcOptions {
             gids: Vec::new(),
             runtime_dir: PathBuf::from("/dev/shm"),
             max_message: 1 << 20,
-            queue_messages: 4096,
-            queue_bytes: 16 << 20,
+            // Above the node's own CPG send queue (4096 messages by default):
+            // a sender slowed at a quarter of this still gets back everything
+            // the node had already taken from it.
+            queue_messages: 16384,
+            queue_bytes: 32 << 20,
             max_connections: 1024,
             handshake_timeout: Duration::from_secs(5),
             logger: Logger::discard(),
+            cmap: Vec::new(),
         }
     }
 }
@@ -158,7 +166,13 @@ impl IpcServer {
             quorum: qrx,
             stop: stop.clone(),
             buf: Vec::new(),
+            cmap: BTreeMap::new(),
         };
+        server.cmap = server.options.cmap.iter().cloned().collect();
+        server.cmap.insert(
+            "runtime.votequorum.this_node_id".into(),
+            CmapValue::U32(server.node.node_id()),
+        );
         server.buf = vec![0u8; server.options.max_message as usize + 1];
         let thread = std::thread::Builder::new()
             .name("phalanx-qb-ipc".into())
@@ -204,6 +218,7 @@ struct Pending {
 }
 
 enum Session {
+    Cmap(CmapSession),
     Cpg(Box<CpgSession>),
     Quorum(QuorumSession),
     Votequorum(VotequorumSession),
@@ -226,6 +241,14 @@ struct Server {
     quorum: Receiver<QuorumChange>,
     stop: Arc<AtomicBool>,
     buf: Vec<u8>,
+    cmap: BTreeMap<String, CmapValue>,
+}
+
+/// What request handling reads besides the connection.
+struct Ctx<'a> {
+    logger: &'a Logger,
+    node: &'a NodeHandle,
+    cmap: &'a BTreeMap<String, CmapValue>,
 }
 
 fn token(id: u64, kind: usize) -> Token {
@@ -288,7 +311,7 @@ impl Server {
             || self
                 .conns
                 .values()
-                .any(|l| l.conn.held || l.conn.has_backlog());
+                .any(|l| l.conn.is_held() || l.conn.has_backlog());
         Some(if busy {
             Duration::from_millis(10)
         } else {
@@ -310,23 +333,22 @@ impl Server {
         let ids: Vec<u64> = self
             .conns
             .iter()
-            .filter(|(_, l)| l.conn.held || l.conn.has_backlog())
+            .filter(|(_, l)| l.conn.is_held() || l.conn.has_backlog())
             .map(|(id, _)| *id)
             .collect();
         for id in ids {
             self.with_conn(id, |_, l| {
-                if l.conn.held {
+                if l.conn.is_held() {
                     if let Session::Cpg(c) = &mut l.session {
                         if c.retry_pending() {
-                            l.conn.held = false;
-                            l.conn.set_flow_control(false);
+                            l.conn.release();
                         }
                     }
                 }
                 l.conn.flush_events()
             });
             // Requests that waited behind the held multicast.
-            if self.conns.get(&id).is_some_and(|l| !l.conn.held) {
+            if self.conns.get(&id).is_some_and(|l| !l.conn.is_held()) {
                 self.requests(id);
             }
         }
@@ -439,9 +461,8 @@ impl Server {
             request: String::new(),
             response: String::new(),
         };
+        // Into an empty socket buffer it goes at once; never wait for it.
         if let Ok(b) = encode_connection_response(&r) {
-            let _ = stream.set_nonblocking(false);
-            let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
             let _ = stream.write_all(&b);
         }
     }
@@ -485,6 +506,7 @@ impl Server {
             Service::Quorum => Session::Quorum(QuorumSession::default()),
             Service::Votequorum => Session::Votequorum(VotequorumSession::default()),
             Service::Cfg => Session::Cfg,
+            Service::Cmap => Session::Cmap(CmapSession::default()),
         };
         let answer = match encode_connection_response(&res.answer) {
             Ok(b) => b,
@@ -629,7 +651,7 @@ impl Server {
             let Some(l) = self.conns.get_mut(&id) else {
                 break;
             };
-            if l.conn.held {
+            if l.conn.is_held() {
                 break;
             }
             let n = match recv_datagram(&l.conn.res.request, &mut buf) {
@@ -649,7 +671,12 @@ impl Server {
                 self.close(id, &Gone::Protocol(why.to_string()));
                 break;
             }
-            let outcome = Self::dispatch(&self.options.logger, &self.node, l, &buf[..n]);
+            let ctx = Ctx {
+                logger: &self.options.logger,
+                node: &self.node,
+                cmap: &self.cmap,
+            };
+            let outcome = Self::dispatch(&ctx, l, &buf[..n]);
             if let Err(g) = outcome {
                 self.close(id, &g);
                 break;
@@ -659,12 +686,8 @@ impl Server {
     }
 
     /// Decodes and handles one request of connection `l`.
-    fn dispatch(
-        logger: &Logger,
-        node: &NodeHandle,
-        l: &mut Live,
-        bytes: &[u8],
-    ) -> Result<(), Gone> {
+    fn dispatch(ctx: &Ctx<'_>, l: &mut Live, bytes: &[u8]) -> Result<(), Gone> {
+        let (logger, node) = (ctx.logger, ctx.node);
         let req = match decode_request(bytes) {
             Ok(r) => r,
             Err(e) => return Self::invalid(logger, l, &e, false),
@@ -679,8 +702,7 @@ impl Server {
                     Handled::Reply(r) => Some(r),
                     Handled::NoReply => None,
                     Handled::Held => {
-                        l.conn.held = true;
-                        l.conn.set_flow_control(true);
+                        l.conn.hold();
                         None
                     }
                 },
@@ -692,6 +714,10 @@ impl Server {
             Session::Votequorum(v) => match VotequorumCall::decode(&req) {
                 Err(e) => return Self::invalid(logger, l, &e, false),
                 Ok(call) => Some(v.handle(node, call, &mut events)),
+            },
+            Session::Cmap(c) => match CmapCall::decode(&req) {
+                Err(e) => return Self::invalid(logger, l, &e, false),
+                Ok(call) => Some(c.handle(ctx.cmap, call)),
             },
             Session::Cfg => match CfgCall::decode(&req) {
                 Err(e) => return Self::invalid(logger, l, &e, false),
