@@ -70,22 +70,23 @@ fn run_in(ns: &str, program: &str, args: &[&str], limit: Duration) -> (i32, Stri
         let _ = err.read_to_string(&mut s);
         s
     });
-    let mut status = None;
     let deadline = Instant::now() + limit;
-    while status.is_none() && Instant::now() < deadline {
-        status = child.try_wait().unwrap();
-        if status.is_none() {
-            std::thread::sleep(Duration::from_millis(10));
+    let mut timed_out = false;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() >= deadline {
+            timed_out = true;
+            let _ = child.kill();
+            break;
         }
+        std::thread::sleep(Duration::from_millis(10));
     }
-    if status.is_none() {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
+    // Reaps it (or returns the status try_wait saw).
+    let status = child.wait().unwrap();
     let (o, e) = (o.join().unwrap(), e.join().unwrap());
-    let Some(status) = status else {
-        panic!("{program} {args:?} did not finish within {limit:?}\nstdout:\n{o}\nstderr:\n{e}");
-    };
+    assert!(
+        !timed_out,
+        "{program} {args:?} did not finish within {limit:?}\nstdout:\n{o}\nstderr:\n{e}"
+    );
     (status.code().unwrap_or(-1), o, e)
 }
 

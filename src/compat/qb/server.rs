@@ -647,10 +647,7 @@ impl Server {
     /// Reads and answers the requests waiting on connection `id`.
     fn requests(&mut self, id: u64) {
         let mut buf = std::mem::take(&mut self.buf);
-        loop {
-            let Some(l) = self.conns.get_mut(&id) else {
-                break;
-            };
+        while let Some(l) = self.conns.get_mut(&id) {
             if l.conn.is_held() {
                 break;
             }

@@ -124,7 +124,7 @@ fn read_i32(buf: &[u8], offset: usize) -> Result<i32, IpcError> {
 }
 
 fn read_u32(buf: &[u8], offset: usize) -> Result<u32, IpcError> {
-    let end = offset.checked_add(4).unwrap_or(usize::MAX);
+    let end = offset.saturating_add(4);
     let b = buf.get(offset..end).ok_or(IpcError::Truncated {
         len: buf.len(),
         need: end,
