@@ -251,7 +251,13 @@ fn corosync_cpgtool_and_quorumtool_report_the_cluster() {
         .find(|l| l.contains(&pid.to_string()))
         .unwrap_or_else(|| panic!("no line with pid {pid}:\n{listing}"));
     let fields: Vec<&str> = member_line.split_whitespace().collect();
-    assert_eq!(&fields[..2], [pid.to_string().as_str(), "2"], "{listing}");
+    // pid, node id, and the node's address (corosync_cfg_get_node_addrs).
+    let address = format!("({})", addrs[1]);
+    assert_eq!(
+        &fields[..],
+        [pid.to_string().as_str(), "2", address.as_str()],
+        "{listing}"
+    );
     let (code, names, _) = run_in(
         &net.nodes[0],
         "corosync-cpgtool",

@@ -214,6 +214,23 @@ impl Cpg {
     /// applications expect to find in member lists). An id of a member that
     /// went down may be taken again: the core orders the new member's joins
     /// after the old one's departure (`Busy` until then).
+    ///
+    /// ```
+    /// use phalanx::cpg::CpgError;
+    /// use phalanx::node::{Node, NodeOptions};
+    /// use phalanx::totem::Config;
+    ///
+    /// let port = std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port();
+    /// let addrs = [(1, format!("127.0.0.1:{port}").parse()?)].into();
+    /// let node = Node::start(NodeOptions::new(Config::new(1, vec![1]), addrs))?;
+    /// let member = node.cpg().member_with_id(4242)?;
+    /// assert_eq!(member.id().local, 4242);
+    /// // Taken while that member lives; free again once it is dropped.
+    /// assert_eq!(node.cpg().member_with_id(4242).unwrap_err(), CpgError::Exist);
+    /// drop(member);
+    /// assert_eq!(node.cpg().member_with_id(4242)?.id().local, 4242);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn member_with_id(&self, local: u32) -> Result<CpgMember, CpgError> {
         if local == 0 || !self.shared.cpg.live.lock().insert(local) {
             return Err(CpgError::Exist);

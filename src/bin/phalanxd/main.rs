@@ -22,7 +22,7 @@ mod control;
 mod human;
 
 use clap::Parser;
-use phalanx::compat::qb::{IpcOptions, IpcServer, keys_from_config};
+use phalanx::compat::qb::{IpcOptions, IpcServer, keys_from_config, node_addrs_from_config};
 use phalanx::config;
 use phalanx::logsys::{Logger, install_panic_hook};
 use phalanx::node::{Node, NodeOptions};
@@ -136,6 +136,7 @@ fn run(args: &Args) -> Result<(), String> {
         let options = IpcOptions {
             logger,
             cmap: keys_from_config(&cfg),
+            node_addrs: node_addrs_from_config(&cfg),
             ..IpcOptions::default()
         };
         match IpcServer::start(node.handle(), options) {

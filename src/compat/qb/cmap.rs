@@ -88,6 +88,25 @@ pub fn keys_from_config(cfg: &ClusterConfig) -> Vec<(String, CmapValue)> {
     keys
 }
 
+/// Each node's configured IP addresses, link order (host names are skipped:
+/// the cfg service reports raw addresses).
+pub fn node_addrs_from_config(cfg: &ClusterConfig) -> BTreeMap<u32, Vec<std::net::IpAddr>> {
+    cfg.nodes
+        .iter()
+        .map(|n| {
+            let ips = n
+                .addrs
+                .iter()
+                .filter_map(|a| match a {
+                    Some(NodeAddr::Ip(sa)) => Some(sa.ip()),
+                    _ => None,
+                })
+                .collect();
+            (n.node_id, ips)
+        })
+        .collect()
+}
+
 /// A decoded libcmap request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CmapCall {

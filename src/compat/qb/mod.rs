@@ -18,6 +18,9 @@
 //! What it does not do: shared-memory connections, cmap writes and tracking, the partial (> 1 MiB)
 //! multicast, zero-copy buffers.
 //!
+//! Not run here: it binds the abstract names Corosync clients look for in the
+//! network namespace (tests/compat_ipc.rs runs it in namespaces of its own).
+//!
 //! ```no_run
 //! use phalanx::compat::qb::{IpcOptions, IpcServer};
 //! # fn node() -> phalanx::node::Node { unimplemented!() }
@@ -41,7 +44,7 @@ mod server;
 mod sockets;
 pub mod wire;
 
-pub use cmap::{CmapValue, keys_from_config};
+pub use cmap::{CmapValue, keys_from_config, node_addrs_from_config};
 pub use server::{IpcOptions, IpcServer};
 pub use wire::{IpcError, Request, decode_request};
 

@@ -22,6 +22,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use phalanx_logsys::{Logger, monotonic_ns, record};
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
+use std::net::IpAddr;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
@@ -62,6 +63,9 @@ pub struct IpcOptions {
     /// The read-only cmap's keys (see [`keys_from_config`](super::keys_from_config));
     /// `runtime.votequorum.this_node_id` is added by the server.
     pub cmap: Vec<(String, CmapValue)>,
+    /// Each node's IP addresses, for `corosync_cfg_get_node_addrs` (see
+    /// [`node_addrs_from_config`](super::node_addrs_from_config)).
+    pub node_addrs: BTreeMap<u32, Vec<IpAddr>>,
 }
 
 impl Default for IpcOptions {
@@ -81,6 +85,7 @@ impl Default for IpcOptions {
             handshake_timeout: Duration::from_secs(5),
             logger: Logger::discard(),
             cmap: Vec::new(),
+            node_addrs: BTreeMap::new(),
         }
     }
 }
@@ -249,6 +254,7 @@ struct Ctx<'a> {
     logger: &'a Logger,
     node: &'a NodeHandle,
     cmap: &'a BTreeMap<String, CmapValue>,
+    node_addrs: &'a BTreeMap<u32, Vec<IpAddr>>,
 }
 
 fn token(id: u64, kind: usize) -> Token {
@@ -672,6 +678,7 @@ impl Server {
                 logger: &self.options.logger,
                 node: &self.node,
                 cmap: &self.cmap,
+                node_addrs: &self.options.node_addrs,
             };
             let outcome = Self::dispatch(&ctx, l, &buf[..n]);
             if let Err(g) = outcome {
@@ -718,7 +725,7 @@ impl Server {
             },
             Session::Cfg => match CfgCall::decode(&req) {
                 Err(e) => return Self::invalid(logger, l, &e, false),
-                Ok(call) => Some(cfg::reply(call, node.node_id())),
+                Ok(call) => Some(cfg::reply(call, node.node_id(), ctx.node_addrs)),
             },
         };
         if let Some(r) = reply {
