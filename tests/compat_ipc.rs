@@ -534,3 +534,41 @@ fn misbehaving_clients_leave_the_node_and_other_clients_alone() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("Quorate:          Yes"), "{out}");
 }
+
+#[test]
+fn only_root_the_daemon_user_and_uidgid_entries_may_connect() {
+    let tag = "qbuid";
+    let dir = TestDir::new(tag);
+    let (net, addrs) = star(tag, 1, 94);
+    let rest = format!("{REST}uidgid {{\n    uid: nobody\n}}\n");
+    let conf = dir.write_conf(&corosync_conf(&dir, tag, "", &one_link(&addrs), &rest));
+    let (_cluster, _log) = start_quorate(&conf, 1, Some(&net));
+    let ns = &net.nodes[0];
+    let as_user = |uid: &str| {
+        run_in(
+            ns,
+            "setpriv",
+            &[
+                &format!("--reuid={uid}"),
+                &format!("--regid={uid}"),
+                "--clear-groups",
+                "corosync-cpgtool",
+            ],
+            Duration::from_secs(10),
+        )
+    };
+    // nobody (65534) is listed in uidgid: served.
+    let (code, out, err) = as_user("65534");
+    assert_eq!(code, 0, "nobody refused: {out}{err}");
+    assert!(out.contains("Group Name"), "{out}");
+    // Another unprivileged user is refused at the handshake.
+    let (code, out, err) = as_user("65533");
+    assert_ne!(code, 0, "uid 65533 served: {out}{err}");
+    assert!(
+        err.contains("Could not initialize corosync cpg API"),
+        "{err}"
+    );
+    // Root always is.
+    let (code, out, err) = run_in(ns, "corosync-cpgtool", &[], Duration::from_secs(10));
+    assert_eq!(code, 0, "{out}{err}");
+}

@@ -68,6 +68,13 @@ pub struct ClusterConfig {
     /// sockets are abstract names per network namespace, which a Corosync
     /// running beside the node would hold.
     pub compat_ipc: bool,
+    /// Users whose programs may use the Corosync client protocol besides root
+    /// and the daemon's own user: names or numeric ids (`uidgid { uid: ... }`,
+    /// one per section, sections repeat; TOML `[compat] uids = [...]`).
+    pub ipc_users: Vec<String>,
+    /// Groups likewise (`uidgid { gid: ... }`; TOML `[compat] gids = [...]`);
+    /// gid 0 always may.
+    pub ipc_groups: Vec<String>,
     /// Where each value came from (file and lines), for error messages.
     pub source: SourceInfo,
 }
@@ -90,6 +97,8 @@ impl Default for ClusterConfig {
             fencing: FencingConfig::default(),
             cib: false,
             compat_ipc: false,
+            ipc_users: Vec::new(),
+            ipc_groups: Vec::new(),
             source: SourceInfo::default(),
         }
     }

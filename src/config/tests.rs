@@ -1048,7 +1048,19 @@ fn compat_ipc_switch_in_both_syntaxes() {
         !unknown.warnings.is_empty(),
         "an unknown compat key is reported"
     );
-    let t = from_toml_str(&format!("{T3}\n[compat]\nipc = true\n"), "t.toml").unwrap();
+    let t = from_toml_str(
+        &format!("{T3}\n[compat]\nipc = true\nuids = [\"hacluster\"]\ngids = [\"65534\"]\n"),
+        "t.toml",
+    )
+    .unwrap();
     assert!(t.config.compat_ipc);
+    assert_eq!(t.config.ipc_users, ["hacluster"]);
+    assert_eq!(t.config.ipc_groups, ["65534"]);
+    let u = cor(&format!(
+        "{C3}\nuidgid {{\n    uid: hacluster\n}}\nuidgid {{\n    uid: 1000\n    gid: haclient\n}}\n"
+    ));
+    assert!(u.warnings.is_empty(), "{:?}", u.warnings);
+    assert_eq!(u.config.ipc_users, ["hacluster", "1000"]);
+    assert_eq!(u.config.ipc_groups, ["haclient"]);
     assert!(!from_toml_str(T3, "t.toml").unwrap().config.compat_ipc);
 }

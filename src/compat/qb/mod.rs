@@ -46,6 +46,7 @@ pub mod wire;
 
 pub use cmap::{CmapValue, keys_from_config, node_addrs_from_config};
 pub use server::{IpcOptions, IpcServer};
+pub use sockets::{resolve_group, resolve_user};
 pub use wire::{IpcError, Request, decode_request};
 
 /// `cs_error_t` values (Corosync's `corotypes.h`).

@@ -119,3 +119,74 @@ mod tests {
         assert!(abstract_addr("a\0b").is_err());
     }
 }
+
+/// A user name or numeric id as a uid (the password database, via libc).
+pub fn resolve_user(name: &str) -> io::Result<u32> {
+    resolve(name, true)
+}
+
+/// A group name or numeric id as a gid (the group database, via libc).
+pub fn resolve_group(name: &str) -> io::Result<u32> {
+    resolve(name, false)
+}
+
+fn resolve(name: &str, user: bool) -> io::Result<u32> {
+    if let Ok(id) = name.parse::<u32>() {
+        return Ok(id);
+    }
+    let what = if user { "user" } else { "group" };
+    let unknown = || io::Error::new(io::ErrorKind::NotFound, format!("unknown {what} {name:?}"));
+    let c = std::ffi::CString::new(name).map_err(|_| unknown())?;
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    if user {
+        // SAFETY: passwd is plain data (all zeroes valid); getpwnam_r writes
+        // into `pwd` and `buf` (whose length it is given), both outliving the
+        // call, and sets `found` to null or to `&pwd`.
+        unsafe {
+            let mut pwd: libc::passwd = std::mem::zeroed();
+            let mut found: *mut libc::passwd = std::ptr::null_mut();
+            let r = libc::getpwnam_r(
+                c.as_ptr(),
+                &mut pwd,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut found,
+            );
+            if r != 0 || found.is_null() {
+                return Err(unknown());
+            }
+            Ok(pwd.pw_uid)
+        }
+    } else {
+        // SAFETY: as above, with getgrnam_r and a group record.
+        unsafe {
+            let mut grp: libc::group = std::mem::zeroed();
+            let mut found: *mut libc::group = std::ptr::null_mut();
+            let r = libc::getgrnam_r(
+                c.as_ptr(),
+                &mut grp,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut found,
+            );
+            if r != 0 || found.is_null() {
+                return Err(unknown());
+            }
+            Ok(grp.gr_gid)
+        }
+    }
+}
+
+#[cfg(test)]
+mod resolve_tests {
+    use super::*;
+
+    #[test]
+    fn names_and_numbers_resolve() {
+        assert_eq!(resolve_user("root").unwrap(), 0);
+        assert_eq!(resolve_group("root").unwrap(), 0);
+        assert_eq!(resolve_user("4242").unwrap(), 4242);
+        assert!(resolve_user("no-such-user-phalanx").is_err());
+        assert!(resolve_group("no\0such").is_err());
+    }
+}

@@ -29,11 +29,15 @@ pub(super) struct Root {
     pub(super) compat: CompatSection,
 }
 
-/// `[compat]`: `ipc` (serve Corosync's client protocol; default false).
+/// `[compat]`: `ipc` (serve Corosync's client protocol; default false), and
+/// who may use it besides root and the daemon's user: `uids`, `gids` (names or
+/// numeric ids, as strings).
 #[derive(Deserialize, Default)]
 #[serde(default)]
 pub(super) struct CompatSection {
     pub(super) ipc: bool,
+    pub(super) uids: Vec<String>,
+    pub(super) gids: Vec<String>,
 }
 
 /// `[cib]`: `enabled` (default true once the table is there).
