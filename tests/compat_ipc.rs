@@ -299,6 +299,25 @@ fn corosync_cpgtool_and_quorumtool_report_the_cluster() {
             "{out}"
         );
     }
+    // The holder dies without leaving (SIGKILL): its connection closes, its
+    // member goes down (PROCDOWN) and node 1 no longer lists the group.
+    let mut holder = holder;
+    holder.child.kill().unwrap();
+    holder.child.wait().unwrap();
+    wait_until(
+        "node 1 to drop the killed member",
+        Duration::from_secs(10),
+        || {
+            let (code, out, err) = run_in(
+                &net.nodes[0],
+                "corosync-cpgtool",
+                &[],
+                Duration::from_secs(10),
+            );
+            assert_eq!(code, 0, "corosync-cpgtool: {out}{err}");
+            !out.contains("held-group")
+        },
+    );
     drop(holder);
 
     // Quorum tracking: `corosync-quorumtool -m` prints each change; node 2
@@ -333,8 +352,28 @@ fn corosync_cpgtool_and_quorumtool_report_the_cluster() {
     wait_for("Nodes:            2");
     cluster.leave(&mut log, &[2]);
     wait_for("Nodes:            1");
-    let _ = monitor.kill();
-    let _ = monitor.wait();
+    // Node 1 leaving stops its IPC server first: the monitor's connection
+    // ends and the tool exits on its own, with an error.
+    cluster.leave(&mut log, &[1]);
+    let mut status = None;
+    wait_until(
+        "corosync-quorumtool -m to exit",
+        Duration::from_secs(10),
+        || {
+            status = monitor.try_wait().unwrap();
+            status.is_some()
+        },
+    );
+    let status = monitor.wait().unwrap();
+    assert!(!status.success(), "the monitor outlived its node: {status}");
+    let mut err = String::new();
+    monitor
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(err.contains("Unable to dispatch"), "{err}");
 }
 
 /// The libqb connection handshake by hand, for clients that misbehave.
