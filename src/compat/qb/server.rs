@@ -291,10 +291,7 @@ impl Server {
                     KIND_SETUP if self.pending.contains_key(&id) => self.handshake(id),
                     KIND_SETUP => self.liveness(id),
                     KIND_REQUEST => self.requests(id),
-                    KIND_EVENT => self.with_conn(id, |s, l| {
-                        let _ = s;
-                        l.conn.flush_events()
-                    }),
+                    KIND_EVENT => self.with_conn(id, |_, l| l.conn.flush_events()),
                     KIND_MEMBER => self.member_events(id),
                     _ => {}
                 }
