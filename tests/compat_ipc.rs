@@ -611,3 +611,32 @@ fn only_root_the_daemon_user_and_uidgid_entries_may_connect() {
     let (code, out, err) = run_in(ns, "corosync-cpgtool", &[], Duration::from_secs(10));
     assert_eq!(code, 0, "{out}{err}");
 }
+
+#[test]
+fn corosync_quorumtool_sets_expected_votes_and_votes() {
+    let tag = "qbvote";
+    let dir = TestDir::new(tag);
+    let (net, addrs) = star(tag, 1, 95);
+    let conf = dir.write_conf(&corosync_conf(&dir, tag, "", &one_link(&addrs), REST));
+    let (_cluster, _log) = start_quorate(&conf, 1, Some(&net));
+    let ns = &net.nodes[0];
+    // votequorum_setexpected, then votequorum_setvotes.
+    let quorumtool =
+        |args: &[&str]| run_in(ns, "corosync-quorumtool", args, Duration::from_secs(10));
+    let (code, out, err) = quorumtool(&["-e", "3"]);
+    assert_eq!(code, 0, "-e 3: {out}{err}");
+    let mut status = String::new();
+    wait_until("expected votes 3 to apply", Duration::from_secs(10), || {
+        status = quorumtool(&["-s"]).1;
+        status.contains("Expected votes:   3")
+    });
+    assert!(status.contains("Quorate:          No"), "{status}");
+    assert!(status.contains("Activity blocked"), "{status}");
+    let (code, out, err) = quorumtool(&["-v", "3"]);
+    assert_eq!(code, 0, "-v 3: {out}{err}");
+    wait_until("3 votes to apply", Duration::from_secs(10), || {
+        status = quorumtool(&["-s"]).1;
+        status.contains("Total votes:      3")
+    });
+    assert!(status.contains("Quorate:          Yes"), "{status}");
+}
