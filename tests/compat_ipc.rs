@@ -640,3 +640,28 @@ fn corosync_quorumtool_sets_expected_votes_and_votes() {
     });
     assert!(status.contains("Quorate:          Yes"), "{status}");
 }
+
+#[test]
+fn large_messages_reach_libcpg_whole() {
+    let tag = "qbbig";
+    let dir = TestDir::new(tag);
+    let bin = build_cpgcheck(&dir);
+    let (net, addrs) = star(tag, 1, 96);
+    let conf = dir.write_conf(&corosync_conf(&dir, tag, "", &one_link(&addrs), REST));
+    let (_cluster, _log) = start_quorate(&conf, 1, Some(&net));
+    // 300 000 bytes: one request datagram in, three partial deliveries out
+    // (callbacks are cut at 128 KiB), reassembled by libcpg; cpgcheck checks
+    // every delivery's size.
+    let (code, out, err) = run_in(
+        &net.nodes[0],
+        bin.to_str().unwrap(),
+        &["big", "L", "5", "1", "1", "300000"],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let d = deliveries(&out);
+    assert_eq!(d.len(), 5, "{out}");
+    for (i, l) in d.iter().enumerate() {
+        assert!(l.ends_with(&format!(" L:{i}")), "{l}");
+    }
+}

@@ -1,12 +1,14 @@
 /*
  * A libcpg client for tests/compat_ipc.rs, linked with the real libcpg:
  *
- *   cpgcheck GROUP TAG COUNT PEERS [SENDERS]
+ *   cpgcheck GROUP TAG COUNT PEERS [SENDERS [SIZE]]
  *
  * joins GROUP (model V1, initial totem configuration requested), waits until
  * the group has PEERS members, multicasts COUNT messages "TAG:i" (agreed),
  * and prints every callback until it has delivered SENDERS * COUNT messages
- * (SENDERS defaults to PEERS: every member runs cpgcheck):
+ * (SENDERS defaults to PEERS: every member runs cpgcheck). With SIZE, every
+ * message is "TAG:i" padded with zero bytes to SIZE bytes, and every delivery
+ * must have that size (exit 10 otherwise):
  *
  *   T <rep>.<seq> <n>             totem configuration
  *   C <members> <left> <joined>   group change (nodeid/pid lists)
@@ -28,6 +30,7 @@ static int members_now;
 static long delivered;
 static int left_self;
 static unsigned int my_nodeid;
+static size_t want_size;
 
 static void print_list(const struct cpg_address *l, size_t n)
 {
@@ -42,6 +45,10 @@ static void deliver(cpg_handle_t h, const struct cpg_name *g, uint32_t nodeid,
 		    uint32_t pid, void *msg, size_t len)
 {
 	printf("D %u/%u %.*s\n", nodeid, pid, (int)len, (char *)msg);
+	if (want_size && len != want_size) {
+		fprintf(stderr, "delivery of %zu bytes, expected %zu\n", len, want_size);
+		exit(10);
+	}
 	delivered++;
 }
 
@@ -95,13 +102,14 @@ int main(int argc, char **argv)
 	int n = CPG_MEMBERS_MAX, i, peers, count, senders;
 	cs_error_t e;
 
-	if (argc != 5 && argc != 6) {
-		fprintf(stderr, "usage: cpgcheck GROUP TAG COUNT PEERS [SENDERS]\n");
+	if (argc < 5 || argc > 7) {
+		fprintf(stderr, "usage: cpgcheck GROUP TAG COUNT PEERS [SENDERS [SIZE]]\n");
 		return 2;
 	}
 	count = atoi(argv[3]);
 	peers = atoi(argv[4]);
-	senders = argc == 6 ? atoi(argv[5]) : peers;
+	senders = argc >= 6 ? atoi(argv[5]) : peers;
+	want_size = argc == 7 ? (size_t)atol(argv[6]) : 0;
 	group.length = strlen(argv[1]);
 	memcpy(group.value, argv[1], group.length);
 
@@ -146,10 +154,14 @@ int main(int argc, char **argv)
 	print_list(list, n);
 	printf("\n");
 	for (i = 0; i < count; i++) {
-		char buf[64];
+		static char buf[1 << 20];
 		struct iovec iov;
 		iov.iov_base = buf;
-		iov.iov_len = snprintf(buf, sizeof buf, "%s:%d", argv[2], i);
+		iov.iov_len = snprintf(buf, 64, "%s:%d", argv[2], i);
+		if (want_size) {
+			memset(buf + iov.iov_len, 0, want_size - iov.iov_len);
+			iov.iov_len = want_size;
+		}
 		/* Flow control: read callbacks until the daemon takes more. */
 		while ((e = cpg_mcast_joined(h, CPG_TYPE_AGREED, &iov, 1)) == CS_ERR_TRY_AGAIN) {
 			if (cpg_dispatch(h, CS_DISPATCH_ALL) != CS_OK)
