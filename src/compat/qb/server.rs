@@ -20,7 +20,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, bounded};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 use phalanx_logsys::{Logger, monotonic_ns, record};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Read, Write};
 use std::net::IpAddr;
 use std::os::fd::AsRawFd;
@@ -106,6 +106,8 @@ impl std::fmt::Debug for IpcServer {
 }
 
 const WAKER: Token = Token(0);
+/// Requests read from one connection before the others get their turn.
+const REQUESTS_PER_TURN: usize = 64;
 /// Connection tokens are `id << 3 | kind`; ids start at 1, so listener tokens
 /// (1 + index of the service) never collide with them.
 const KIND_SETUP: usize = 0;
@@ -172,6 +174,7 @@ impl IpcServer {
             stop: stop.clone(),
             buf: Vec::new(),
             cmap: BTreeMap::new(),
+            more: BTreeSet::new(),
         };
         server.cmap = server.options.cmap.iter().cloned().collect();
         server.cmap.insert(
@@ -247,6 +250,8 @@ struct Server {
     stop: Arc<AtomicBool>,
     buf: Vec<u8>,
     cmap: BTreeMap<String, CmapValue>,
+    /// Connections with requests left unread after their turn.
+    more: BTreeSet<u64>,
 }
 
 /// What request handling reads besides the connection.
@@ -296,6 +301,10 @@ impl Server {
                     _ => {}
                 }
             }
+            // Connections that used up their turn last round.
+            for id in std::mem::take(&mut self.more) {
+                self.requests(id);
+            }
             while let Ok(change) = self.quorum.try_recv() {
                 self.quorum_change(&change);
             }
@@ -310,6 +319,9 @@ impl Server {
     /// Poll timeout: handshake expiry, held multicasts and callbacks waiting
     /// for a client's first request need a look now and then.
     fn timeout(&self) -> Option<Duration> {
+        if !self.more.is_empty() {
+            return Some(Duration::ZERO);
+        }
         let busy = !self.pending.is_empty()
             || self
                 .conns
@@ -650,10 +662,18 @@ impl Server {
     /// Reads and answers the requests waiting on connection `id`.
     fn requests(&mut self, id: u64) {
         let mut buf = std::mem::take(&mut self.buf);
+        let mut budget = REQUESTS_PER_TURN;
         while let Some(l) = self.conns.get_mut(&id) {
             if l.conn.is_held() {
                 break;
             }
+            if budget == 0 {
+                // Others' turn; this connection's socket is read again in the
+                // next round (edge-triggered: no new readiness would come).
+                self.more.insert(id);
+                break;
+            }
+            budget -= 1;
             let n = match recv_datagram(&l.conn.res.request, &mut buf) {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
