@@ -90,23 +90,28 @@ fn run_in(ns: &str, program: &str, args: &[&str], limit: Duration) -> (i32, Stri
     (status.code().unwrap_or(-1), o, e)
 }
 
-/// Builds `tests/compat_ipc/cpgcheck.c` against the real libcpg.
-fn build_cpgcheck(dir: &TestDir) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/compat_ipc/cpgcheck.c");
-    let bin = dir.path.join("cpgcheck");
+/// Builds `tests/compat_ipc/<name>.c` against the real Corosync library `lib`.
+fn build(dir: &TestDir, name: &str, lib: &str) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/compat_ipc/{name}.c"));
+    let bin = dir.path.join(name);
     let out = Command::new("gcc")
         .args(["-Wall", "-Werror", "-o"])
         .arg(&bin)
         .arg(&src)
-        .arg("-lcpg")
+        .arg(format!("-l{lib}"))
         .output()
         .unwrap_or_else(|e| panic!("cannot run gcc ({e}): .ci/run installs gcc and libcpg-dev"));
     assert!(
         out.status.success(),
-        "building cpgcheck failed (libcpg-dev installed?): {}",
+        "building {name} failed (lib{lib}-dev installed?): {}",
         String::from_utf8_lossy(&out.stderr)
     );
     bin
+}
+
+/// Builds `tests/compat_ipc/cpgcheck.c` against the real libcpg.
+fn build_cpgcheck(dir: &TestDir) -> PathBuf {
+    build(dir, "cpgcheck", "cpg")
 }
 
 /// A cpgcheck run that stays joined to `group` until dropped.
@@ -350,8 +355,43 @@ fn corosync_cpgtool_and_quorumtool_report_the_cluster() {
         }
     };
     wait_for("Nodes:            2");
+    // And a libquorum model V1 client: the node list now, then the change.
+    let quorumcheck = build(&dir, "quorumcheck", "quorum");
+    let mut v1 = in_ns(&net.nodes[0], quorumcheck.to_str().unwrap())
+        .arg("2")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut v1_lines = BufReader::new(v1.stdout.take().unwrap()).lines();
+    assert_eq!(v1_lines.next().unwrap().unwrap(), "tracking");
     cluster.leave(&mut log, &[2]);
     wait_for("Nodes:            1");
+    let mut status = None;
+    wait_until(
+        "quorumcheck to see node 2 leave",
+        Duration::from_secs(10),
+        || {
+            status = v1.try_wait().unwrap();
+            status.is_some()
+        },
+    );
+    assert!(v1.wait().unwrap().success());
+    let lines: Vec<String> = v1_lines.map(Result::unwrap).collect();
+    let nodelists: Vec<&String> = lines.iter().filter(|l| l.starts_with("N ")).collect();
+    assert_eq!(nodelists.len(), 2, "{lines:?}");
+    assert!(
+        nodelists[0].ends_with("members=[1,2] joined=[] left=[]"),
+        "{lines:?}"
+    );
+    assert!(
+        nodelists[1].ends_with("members=[1] joined=[] left=[2]"),
+        "{lines:?}"
+    );
+    assert!(
+        lines[1].starts_with("Q ") && lines[1].ends_with("quorate=1 members=[1,2]"),
+        "{lines:?}"
+    );
     // Node 1 leaving stops its IPC server first: the monitor's connection
     // ends and the tool exits on its own, with an error.
     cluster.leave(&mut log, &[1]);

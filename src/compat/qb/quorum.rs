@@ -15,6 +15,8 @@ use phalanx_quorum::NodeState;
 pub struct QuorumSession {
     model_v1: bool,
     tracking: bool,
+    /// Members in the last node list sent (model V1 reports joined and left).
+    last_members: Vec<u32>,
 }
 
 /// A libvotequorum connection.
@@ -115,6 +117,11 @@ impl QuorumSession {
                 // when already tracking (which is then refused).
                 if flags & (TRACK_CURRENT | TRACK_CHANGES) != 0 {
                     if let Some(s) = QuorumState::current(node) {
+                        // Model V1: the node list first (no joined / left here).
+                        if self.model_v1 {
+                            out.push(w::nodelist_v1(s.rep, s.seq, &s.members, &[], &[]));
+                            self.last_members = s.members.clone();
+                        }
                         out.push(self.notification(&s));
                     }
                 }
@@ -144,9 +151,31 @@ impl QuorumSession {
         }
     }
 
-    /// The notification of a change, if this connection tracks changes.
-    pub fn on_change(&self, s: &QuorumState) -> Option<Vec<u8>> {
-        self.tracking.then(|| self.notification(s))
+    /// The notifications of a change, if this connection tracks changes:
+    /// model V1 also gets the node list with who joined and left.
+    pub fn on_change(&mut self, s: &QuorumState) -> Vec<Vec<u8>> {
+        if !self.tracking {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        if self.model_v1 && s.members != self.last_members {
+            let joined: Vec<u32> = s
+                .members
+                .iter()
+                .filter(|m| !self.last_members.contains(m))
+                .copied()
+                .collect();
+            let left: Vec<u32> = self
+                .last_members
+                .iter()
+                .filter(|m| !s.members.contains(m))
+                .copied()
+                .collect();
+            out.push(w::nodelist_v1(s.rep, s.seq, &s.members, &joined, &left));
+            self.last_members = s.members.clone();
+        }
+        out.push(self.notification(s));
+        out
     }
 }
 

@@ -48,6 +48,8 @@ pub mod res {
     pub const MODEL_GETTYPE: i32 = 5;
     /// Model V1 quorum notification.
     pub const V1_QUORUM_NOTIFICATION: i32 = 6;
+    /// Model V1 node list notification.
+    pub const V1_NODELIST_NOTIFICATION: i32 = 7;
 }
 
 /// A decoded libquorum request.
@@ -131,6 +133,24 @@ pub fn notification_v1(quorate: bool, rep: u32, seq: u64, members: &[u32]) -> Ve
     put_u32(&mut out, 48, m.len() as u32);
     for (i, n) in m.iter().enumerate() {
         put_u32(&mut out, 52 + 4 * i, *n);
+    }
+    out
+}
+
+/// Model V1 node list notification: ring id, then members, joined and left
+/// node ids in one array at +60 (after the three counts).
+pub fn nodelist_v1(rep: u32, seq: u64, members: &[u32], joined: &[u32], left: &[u32]) -> Vec<u8> {
+    let cut = |l: &[u32]| l[..l.len().min(MAX_NODES)].to_vec();
+    let (m, j, l) = (cut(members), cut(joined), cut(left));
+    let n = m.len() + j.len() + l.len();
+    let mut out = response(res::V1_NODELIST_NOTIFICATION, cs::OK, 64 + 4 * n);
+    put_u32(&mut out, 24, rep);
+    put_u64(&mut out, 32, seq);
+    put_u32(&mut out, 40, m.len() as u32);
+    put_u32(&mut out, 48, j.len() as u32);
+    put_u32(&mut out, 56, l.len() as u32);
+    for (i, id) in m.iter().chain(&j).chain(&l).enumerate() {
+        put_u32(&mut out, 60 + 4 * i, *id);
     }
     out
 }
@@ -353,6 +373,14 @@ mod tests {
                 flags: TRACK_CURRENT
             })
         );
+    }
+
+    #[test]
+    fn v1_nodelist_layout() {
+        let b = nodelist_v1(1, 9, &[1, 2, 3], &[3], &[4]);
+        assert_eq!(b.len(), 64 + 20);
+        assert_eq!((u32_at(&b, 40), u32_at(&b, 48), u32_at(&b, 56)), (3, 1, 1));
+        assert_eq!((u32_at(&b, 60), u32_at(&b, 72), u32_at(&b, 76)), (1, 3, 4));
     }
 
     #[test]

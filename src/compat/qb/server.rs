@@ -646,8 +646,8 @@ impl Server {
         let ids: Vec<u64> = self.conns.keys().copied().collect();
         for id in ids {
             self.with_conn(id, |_, l| {
-                let out = match &l.session {
-                    Session::Quorum(q) => q.on_change(&s).into_iter().collect(),
+                let out = match &mut l.session {
+                    Session::Quorum(q) => q.on_change(&s),
                     Session::Votequorum(v) => v.on_change(&s),
                     _ => Vec::new(),
                 };
