@@ -101,6 +101,7 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+pub mod compat;
 pub mod config;
 pub mod crypto;
 

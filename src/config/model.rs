@@ -62,6 +62,19 @@ pub struct ClusterConfig {
     /// Run the replicated CIB (`cib { enabled: yes }`; on when the section is
     /// present). Every node of a cluster must agree.
     pub cib: bool,
+    /// Serve Corosync's client protocol (libqb IPC: cpg, quorum, votequorum,
+    /// cfg) so that programs linked with libcpg & co. use this node
+    /// (`compat { ipc: yes }`; TOML `[compat] ipc = true`). Off by default: the
+    /// sockets are abstract names per network namespace, which a Corosync
+    /// running beside the node would hold.
+    pub compat_ipc: bool,
+    /// Users whose programs may use the Corosync client protocol besides root
+    /// and the daemon's own user: names or numeric ids (`uidgid { uid: ... }`,
+    /// one per section, sections repeat; TOML `[compat] uids = [...]`).
+    pub ipc_users: Vec<String>,
+    /// Groups likewise (`uidgid { gid: ... }`; TOML `[compat] gids = [...]`);
+    /// gid 0 always may.
+    pub ipc_groups: Vec<String>,
     /// Where each value came from (file and lines), for error messages.
     pub source: SourceInfo,
 }
@@ -83,6 +96,9 @@ impl Default for ClusterConfig {
             logging: LoggingConfig::default(),
             fencing: FencingConfig::default(),
             cib: false,
+            compat_ipc: false,
+            ipc_users: Vec::new(),
+            ipc_groups: Vec::new(),
             source: SourceInfo::default(),
         }
     }

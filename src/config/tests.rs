@@ -1032,3 +1032,35 @@ fn no_panic_on_random_bytes_and_mutations() {
     let deep = "a {\n".repeat(100_000);
     assert!(from_corosync_str(&deep, "deep").is_err());
 }
+
+#[test]
+fn compat_ipc_switch_in_both_syntaxes() {
+    assert!(!cor(C3).config.compat_ipc, "off unless asked for");
+    let on = cor(&format!("{C3}\ncompat {{\n    ipc: yes\n}}\n"));
+    assert!(on.config.compat_ipc);
+    assert!(on.warnings.is_empty(), "{:?}", on.warnings);
+    let off = cor(&format!("{C3}\ncompat {{\n    ipc: off\n}}\n"));
+    assert!(!off.config.compat_ipc);
+    let bad = from_corosync_str(&format!("{C3}\ncompat {{\n    ipc: maybe\n}}\n"), "c");
+    assert!(bad.is_err());
+    let unknown = cor(&format!("{C3}\ncompat {{\n    shm: yes\n}}\n"));
+    assert!(
+        !unknown.warnings.is_empty(),
+        "an unknown compat key is reported"
+    );
+    let t = from_toml_str(
+        &format!("{T3}\n[compat]\nipc = true\nuids = [\"hacluster\"]\ngids = [\"65534\"]\n"),
+        "t.toml",
+    )
+    .unwrap();
+    assert!(t.config.compat_ipc);
+    assert_eq!(t.config.ipc_users, ["hacluster"]);
+    assert_eq!(t.config.ipc_groups, ["65534"]);
+    let u = cor(&format!(
+        "{C3}\nuidgid {{\n    uid: hacluster\n}}\nuidgid {{\n    uid: 1000\n    gid: haclient\n}}\n"
+    ));
+    assert!(u.warnings.is_empty(), "{:?}", u.warnings);
+    assert_eq!(u.config.ipc_users, ["hacluster", "1000"]);
+    assert_eq!(u.config.ipc_groups, ["haclient"]);
+    assert!(!from_toml_str(T3, "t.toml").unwrap().config.compat_ipc);
+}

@@ -40,8 +40,11 @@ pub(crate) struct MemberSink {
 
 /// CPG state shared by the handles and the driver.
 pub(crate) struct CpgShared {
-    /// Next local member id (never reused within a run of the node).
+    /// Next local member id the node hands out itself.
     pub(crate) next_local: AtomicU32,
+    /// Local ids of live members (handed out or chosen), so that a chosen id
+    /// ([`Cpg::member_with_id`]) never names two live members.
+    live: Mutex<BTreeSet<u32>>,
     /// 64-bit handles of live members.
     handles: Mutex<HandleTable<Weak<MemberInner>>>,
     /// Every group and its members, as last applied (published by the driver).
@@ -60,6 +63,7 @@ impl Default for CpgShared {
     fn default() -> Self {
         CpgShared {
             next_local: AtomicU32::new(1),
+            live: Mutex::new(BTreeSet::new()),
             handles: Mutex::new(HandleTable::new(1 << 20)),
             groups: Mutex::new(Vec::new()),
             bytes: AtomicUsize::new(0),
@@ -192,9 +196,58 @@ impl Cpg {
 
     /// A new member of this node, not yet in any group.
     pub fn member(&self) -> Result<CpgMember, CpgError> {
+        let local = {
+            let mut live = self.shared.cpg.live.lock();
+            loop {
+                let l = self.shared.cpg.next_local.fetch_add(1, Ordering::Relaxed);
+                if l != 0 && live.insert(l) {
+                    break l;
+                }
+            }
+        };
+        self.member_as(local)
+    }
+
+    /// A new member with local id `local`, not yet in any group; `Exist` when
+    /// a live member of this node has that id. For bridges whose clients name
+    /// themselves (the libqb IPC server uses the client's pid, which libcpg
+    /// applications expect to find in member lists). An id of a member that
+    /// went down may be taken again: the core orders the new member's joins
+    /// after the old one's departure (`Busy` until then).
+    ///
+    /// ```
+    /// use phalanx::cpg::CpgError;
+    /// use phalanx::node::{Node, NodeOptions};
+    /// use phalanx::totem::Config;
+    ///
+    /// let port = std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port();
+    /// let addrs = [(1, format!("127.0.0.1:{port}").parse()?)].into();
+    /// let node = Node::start(NodeOptions::new(Config::new(1, vec![1]), addrs))?;
+    /// let member = node.cpg().member_with_id(4242)?;
+    /// assert_eq!(member.id().local, 4242);
+    /// // Taken while that member lives; free again once it is dropped.
+    /// assert_eq!(node.cpg().member_with_id(4242).unwrap_err(), CpgError::Exist);
+    /// drop(member);
+    /// assert_eq!(node.cpg().member_with_id(4242)?.id().local, 4242);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn member_with_id(&self, local: u32) -> Result<CpgMember, CpgError> {
+        if local == 0 || !self.shared.cpg.live.lock().insert(local) {
+            return Err(CpgError::Exist);
+        }
+        self.member_as(local)
+    }
+
+    /// A member with `local`, already recorded as live.
+    fn member_as(&self, local: u32) -> Result<CpgMember, CpgError> {
         let (tx, rx) = bounded(self.event_capacity.max(1));
-        let notify = Arc::new(NotifyFd::new().map_err(|_| CpgError::NoResources)?);
-        let local = self.shared.cpg.next_local.fetch_add(1, Ordering::Relaxed);
+        let notify = match NotifyFd::new() {
+            Ok(n) => Arc::new(n),
+            Err(_) => {
+                self.shared.cpg.live.lock().remove(&local);
+                return Err(CpgError::NoResources);
+            }
+        };
         let inner = Arc::new_cyclic(|weak: &Weak<MemberInner>| {
             let handle = self.shared.cpg.handles.lock().insert(weak.clone());
             MemberInner {
@@ -293,6 +346,9 @@ impl Drop for MemberInner {
         // The node may be gone already; then there is nobody left to tell.
         let down = Request::Cpg(CpgRequest::MemberDown { local: self.local });
         let _ = self.cpg.send(Command::Stack(down, Reply::None));
+        // Only now may the id be chosen again: its new member's registration
+        // is queued after this departure.
+        self.cpg.shared.cpg.live.lock().remove(&self.local);
     }
 }
 

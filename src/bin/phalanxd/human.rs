@@ -1,5 +1,6 @@
 //! The default and `--chat` modes: human-readable lines on stdout.
 
+use phalanx::compat::qb::IpcServer;
 use phalanx::node::{LinkState, Node, NodeEvent};
 use phalanx::totem::{ConfigKind, Guarantee, NodeId};
 use std::collections::BTreeMap;
@@ -9,7 +10,13 @@ use std::time::Duration;
 
 /// Logs configuration changes and link state changes (and, with `chat`, multicasts
 /// stdin lines and prints deliveries) until `stop`; then leaves the cluster.
-pub fn run(node: Node, me: NodeId, chat: bool, stop: &'static AtomicBool) -> Result<(), String> {
+pub fn run(
+    node: Node,
+    ipc: Option<IpcServer>,
+    me: NodeId,
+    chat: bool,
+    stop: &'static AtomicBool,
+) -> Result<(), String> {
     if chat {
         let h = node.handle();
         std::thread::spawn(move || {
@@ -77,5 +84,9 @@ pub fn run(node: Node, me: NodeId, chat: bool, stop: &'static AtomicBool) -> Res
         let _ = out.flush();
     }
     eprintln!("phalanxd: node {me} leaving");
+    // Clients first: their CPG members go down while the node still runs.
+    if let Some(ipc) = ipc {
+        ipc.stop();
+    }
     node.leave().map_err(|e| e.to_string())
 }

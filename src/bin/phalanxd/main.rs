@@ -22,6 +22,9 @@ mod control;
 mod human;
 
 use clap::Parser;
+use phalanx::compat::qb::{
+    IpcOptions, IpcServer, keys_from_config, node_addrs_from_config, resolve_group, resolve_user,
+};
 use phalanx::config;
 use phalanx::logsys::{Logger, install_panic_hook};
 use phalanx::node::{Node, NodeOptions};
@@ -101,7 +104,7 @@ fn run(args: &Args) -> Result<(), String> {
     let logger =
         Logger::file(&blackbox, 8 << 20).map_err(|e| format!("{}: {e}", blackbox.display()))?;
     install_panic_hook(logger.clone());
-    opts.logger = logger;
+    opts.logger = logger.clone();
     // For phalanx-cpgtool / phalanx-quorumtool.
     opts.admin_socket = Some(phalanx::admin::socket_path(&cfg.state_dir, me));
     // Like Corosync's default `sched_rr: yes`: CPU starvation of this thread must
@@ -128,10 +131,47 @@ fn run(args: &Args) -> Result<(), String> {
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
     }
-    let node = Node::start(opts).map_err(|e| format!("cannot start: {e}"))?;
-    if args.control {
-        control::run(node, args.incarnation, &STOP)
+    // Who may use the Corosync client protocol, resolved before the node starts.
+    let (uids, gids) = if cfg.compat_ipc {
+        let resolve = |names: &[String], f: fn(&str) -> std::io::Result<u32>| {
+            names.iter().map(|n| f(n)).collect::<Result<Vec<u32>, _>>()
+        };
+        let users = resolve(&cfg.ipc_users, resolve_user).map_err(|e| format!("uidgid: {e}"))?;
+        let groups = resolve(&cfg.ipc_groups, resolve_group).map_err(|e| format!("uidgid: {e}"))?;
+        (users, groups)
     } else {
-        human::run(node, me, args.chat, &STOP)
+        (Vec::new(), Vec::new())
+    };
+    let node = Node::start(opts).map_err(|e| format!("cannot start: {e}"))?;
+    // Corosync's client protocol (`compat { ipc: yes }`), for programs linked
+    // with libcpg / libquorum / libvotequorum (docs/compat.md).
+    let ipc = if cfg.compat_ipc {
+        let options = IpcOptions {
+            uids,
+            gids,
+            logger,
+            cmap: keys_from_config(&cfg),
+            node_addrs: node_addrs_from_config(&cfg),
+            ..IpcOptions::default()
+        };
+        match IpcServer::start(node.handle(), options) {
+            Ok(s) => {
+                eprintln!(
+                    "phalanxd: serving Corosync clients (libqb IPC: cmap, cpg, quorum, votequorum, cfg)"
+                );
+                Some(s)
+            }
+            Err(e) => {
+                let _ = node.leave();
+                return Err(format!("cannot serve Corosync clients: {e}"));
+            }
+        }
+    } else {
+        None
+    };
+    if args.control {
+        control::run(node, ipc, args.incarnation, &STOP)
+    } else {
+        human::run(node, ipc, me, args.chat, &STOP)
     }
 }

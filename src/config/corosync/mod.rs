@@ -50,9 +50,11 @@ pub(crate) fn load(text: &str, file: &str) -> Result<(ClusterConfig, Vec<Warning
             "quorum" => m.quorum(s)?,
             "fencing" => m.fencing(s)?,
             "cib" => m.cib(s)?,
+            "compat" => m.compat(s)?,
+            "uidgid" => m.uidgid(s)?,
             "logging" => m.logging(s)?,
             "system" => m.system(s)?,
-            "resources" | "uidgid" | "qb" | "service" | "amf" | "aisexec" | "nodes" => {
+            "resources" | "qb" | "service" | "amf" | "aisexec" | "nodes" => {
                 if !s.items.is_empty() {
                     m.warn(s.line, &s.name, "section has no effect in Phalanx, ignored");
                 }
@@ -112,6 +114,39 @@ impl Mapper<'_> {
                 _ => return Ok(walk::Mapped::Unknown),
             }
             m.record(key.full(), &key);
+            Ok(walk::Mapped::Used)
+        })
+    }
+
+    fn compat(&mut self, s: &Section) -> Result<(), ConfigError> {
+        self.walk(s, "compat", walk::Unmapped::NONE, |m, entry| {
+            let walk::Entry::Key(key) = entry else {
+                return Ok(walk::Mapped::Unknown);
+            };
+            match key.name() {
+                "ipc" => m.cfg.compat_ipc = key.boolean()?,
+                _ => return Ok(walk::Mapped::Unknown),
+            }
+            m.record(key.full(), &key);
+            Ok(walk::Mapped::Used)
+        })
+    }
+
+    /// `uidgid { uid: NAME gid: NAME }`: who may use the client protocol.
+    fn uidgid(&mut self, s: &Section) -> Result<(), ConfigError> {
+        self.walk(s, "uidgid", walk::Unmapped::NONE, |m, entry| {
+            let walk::Entry::Key(key) = entry else {
+                return Ok(walk::Mapped::Unknown);
+            };
+            let value = key.string();
+            if value.is_empty() {
+                return Err(key.error("expected a user or group name or id"));
+            }
+            match key.name() {
+                "uid" => m.cfg.ipc_users.push(value),
+                "gid" => m.cfg.ipc_groups.push(value),
+                _ => return Ok(walk::Mapped::Unknown),
+            }
             Ok(walk::Mapped::Used)
         })
     }

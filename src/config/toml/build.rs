@@ -92,6 +92,9 @@ impl<'a> Build<'a> {
             logging,
             fencing,
             cib: root.cib.is_some_and(|c| c.enabled.unwrap_or(true)),
+            compat_ipc: root.compat.ipc,
+            ipc_users: root.compat.uids.clone(),
+            ipc_groups: root.compat.gids.clone(),
             ..ClusterConfig::default()
         };
         if let Some(dir) = root.state_dir {

@@ -26,6 +26,18 @@ pub(super) struct Root {
     pub(super) logging: Logging,
     pub(super) fencing: Option<Fencing>,
     pub(super) cib: Option<CibSection>,
+    pub(super) compat: CompatSection,
+}
+
+/// `[compat]`: `ipc` (serve Corosync's client protocol; default false), and
+/// who may use it besides root and the daemon's user: `uids`, `gids` (names or
+/// numeric ids, as strings).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(super) struct CompatSection {
+    pub(super) ipc: bool,
+    pub(super) uids: Vec<String>,
+    pub(super) gids: Vec<String>,
 }
 
 /// `[cib]`: `enabled` (default true once the table is there).

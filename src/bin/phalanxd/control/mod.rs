@@ -19,6 +19,7 @@ mod watch;
 
 use emit::{Emitter, guarantee, ids, pct};
 use message::{Body, OrderHash};
+use phalanx::compat::qb::IpcServer;
 use phalanx::node::{Node, NodeEvent, NodeHandle};
 use phalanx::totem::{ConfigChange, ConfigKind, Guarantee, NodeId, SendError};
 use std::io::BufRead;
@@ -136,7 +137,12 @@ impl Ctx {
 
 /// Runs the node under the controller until `leave`, the end of stdin or `stop`;
 /// then leaves the cluster.
-pub fn run(node: Node, incarnation: u32, stop: &'static AtomicBool) -> Result<(), String> {
+pub fn run(
+    node: Node,
+    ipc: Option<IpcServer>,
+    incarnation: u32,
+    stop: &'static AtomicBool,
+) -> Result<(), String> {
     let handle = node.handle();
     let ctx = Arc::new(Ctx {
         me: handle.node_id(),
@@ -184,6 +190,10 @@ pub fn run(node: Node, incarnation: u32, stop: &'static AtomicBool) -> Result<()
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
         }
+    }
+    // Clients first: their CPG members go down while the node still runs.
+    if let Some(ipc) = ipc {
+        ipc.stop();
     }
     let result = node.leave().map_err(|e| e.to_string());
     if result.is_ok() {

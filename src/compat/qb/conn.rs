@@ -1,0 +1,342 @@
+//! One established connection: its sockets, its bounded callback queue and
+//! the service session behind it.
+
+use super::Service;
+use super::handshake::Resources;
+use std::collections::VecDeque;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::os::unix::net::UnixStream;
+
+/// Why a connection is being closed.
+#[derive(Debug)]
+pub enum Gone {
+    /// The client closed its end (or its sockets vanished).
+    Closed,
+    /// The client stopped reading its callbacks (queue limit reached).
+    SlowConsumer,
+    /// The client broke the protocol (see the message).
+    Protocol(String),
+}
+
+/// Limits of one connection's callback queue.
+#[derive(Clone, Copy, Debug)]
+pub struct QueueLimits {
+    /// Most callbacks waiting.
+    pub messages: usize,
+    /// Most bytes waiting.
+    pub bytes: usize,
+}
+
+/// An established connection.
+pub struct Conn {
+    /// The service.
+    pub service: Service,
+    /// The client's pid (from the kernel).
+    pub pid: u32,
+    /// The setup socket, kept to notice the client going away.
+    pub setup: UnixStream,
+    /// Sockets and files.
+    pub res: Resources,
+    /// Whether the reply and callback sockets are connected to the client's.
+    connected: bool,
+    queue: VecDeque<Vec<u8>>,
+    queued_bytes: usize,
+    limits: QueueLimits,
+    /// Requests are not read while true (a multicast waits for room).
+    held: bool,
+    /// The callback backlog passed a quarter of its limit: multicasts are
+    /// refused at the client (flow control) until it drains to an eighth.
+    throttled: bool,
+}
+
+impl std::fmt::Display for Gone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Gone::Closed => write!(f, "closed"),
+            Gone::SlowConsumer => write!(f, "callback queue full (client not reading)"),
+            Gone::Protocol(why) => write!(f, "protocol error: {why}"),
+        }
+    }
+}
+
+fn gone(e: &io::Error) -> Gone {
+    match e.kind() {
+        io::ErrorKind::WouldBlock => Gone::SlowConsumer,
+        _ => Gone::Closed,
+    }
+}
+
+impl Conn {
+    /// A connection over `setup` with `res`.
+    pub fn new(
+        service: Service,
+        pid: u32,
+        setup: UnixStream,
+        res: Resources,
+        limits: QueueLimits,
+    ) -> Conn {
+        Conn {
+            service,
+            pid,
+            setup,
+            res,
+            connected: false,
+            queue: VecDeque::new(),
+            queued_bytes: 0,
+            limits,
+            held: false,
+            throttled: false,
+        }
+    }
+
+    /// Connects the reply and callback sockets to the client's, which exist
+    /// once it sent its first request. False while they do not exist yet.
+    pub fn connect(&mut self) -> bool {
+        if self.connected {
+            return true;
+        }
+        let ok = self
+            .res
+            .request
+            .connect_addr(&self.res.response_peer)
+            .and_then(|()| self.res.event.connect_addr(&self.res.event_peer));
+        self.connected = ok.is_ok();
+        self.connected
+    }
+
+    /// Sends a reply. A client waits for each reply before its next request,
+    /// so a full reply queue means a client that does not: it is dropped.
+    pub fn reply(&mut self, bytes: &[u8]) -> Result<(), Gone> {
+        if !self.connect() {
+            return Err(Gone::Closed);
+        }
+        match self.res.request.send(bytes) {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(Gone::Protocol(
+                "requests sent without reading the replies".into(),
+            )),
+            Err(e) => Err(gone(&e)),
+        }
+    }
+
+    /// Queues a callback and sends what the client's socket takes.
+    pub fn push_event(&mut self, bytes: Vec<u8>) -> Result<(), Gone> {
+        if self.queue.len() >= self.limits.messages
+            || self.queued_bytes + bytes.len() > self.limits.bytes
+        {
+            return Err(Gone::SlowConsumer);
+        }
+        self.queued_bytes += bytes.len();
+        self.queue.push_back(bytes);
+        self.flush_events()
+    }
+
+    /// Raises or lowers the client's flow control as the backlog crosses its
+    /// watermarks: a client that sends faster than it reads its own
+    /// deliveries is slowed (`CS_ERR_TRY_AGAIN`) before it would be dropped.
+    fn watermarks(&mut self) {
+        let (n, b) = (self.queue.len(), self.queued_bytes);
+        let high = n * 4 >= self.limits.messages || b * 4 >= self.limits.bytes;
+        let low = n * 8 <= self.limits.messages && b * 8 <= self.limits.bytes;
+        if high != self.throttled && (high || low) {
+            self.throttled = high;
+            self.update_flow_control();
+        }
+    }
+
+    /// Whether a multicast waits for room in the node (requests are not read).
+    pub fn is_held(&self) -> bool {
+        self.held
+    }
+
+    /// A multicast waits for room: stop reading requests, refuse multicasts.
+    pub fn hold(&mut self) {
+        self.held = true;
+        self.update_flow_control();
+    }
+
+    /// The held multicast is gone.
+    pub fn release(&mut self) {
+        self.held = false;
+        self.update_flow_control();
+    }
+
+    fn update_flow_control(&self) {
+        self.set_flow_control(self.held || self.throttled);
+    }
+
+    /// Sends queued callbacks until the client's socket is full.
+    pub fn flush_events(&mut self) -> Result<(), Gone> {
+        if !self.connect() {
+            // Before the first request; sent once it comes (or on a tick).
+            return Ok(());
+        }
+        while let Some(front) = self.queue.front() {
+            match self.res.event.send(front) {
+                Ok(_) => {
+                    self.queued_bytes -= front.len();
+                    self.queue.pop_front();
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(gone(&e)),
+            }
+        }
+        self.watermarks();
+        Ok(())
+    }
+
+    /// Whether callbacks wait to be sent.
+    pub fn has_backlog(&self) -> bool {
+        !self.queue.is_empty()
+    }
+
+    /// Raises or lowers libqb's request flow control: while raised, the
+    /// client's multicasts fail with `CS_ERR_TRY_AGAIN` before reaching us
+    /// (value 2 = `QB_IPCS_RATE_OFF_2`, which blocks only multicasts).
+    fn set_flow_control(&self, on: bool) {
+        let v: i32 = if on { 2 } else { 0 };
+        // The request pair's flow_control field is at offset 4.
+        let _ = self.res.control.write_at(&v.to_ne_bytes(), 4);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::handshake::{self, Client};
+    use super::*;
+    use std::os::unix::net::UnixDatagram;
+
+    /// A connection's resources under a private directory, with the client's
+    /// reply and callback sockets bound (as libqb does after the handshake).
+    fn connection(limits: QueueLimits) -> (Conn, UnixDatagram, UnixDatagram, tempdir::Dir) {
+        let dir = tempdir::Dir::new();
+        let client = Client {
+            service: "cpg",
+            pid: std::process::id(),
+            uid: super::super::sockets::euid(),
+            gid: 0,
+            serial: dir.serial,
+            max_msg_size: 65536,
+        };
+        let res = handshake::create(&dir.path, &client).unwrap();
+        let base = res.answer.response.clone();
+        let addr = |suffix: &str| {
+            super::super::sockets::abstract_addr(&format!("{base}-{suffix}")).unwrap()
+        };
+        let response = UnixDatagram::bind_addr(&addr("response")).unwrap();
+        response.connect_addr(&addr("request")).unwrap();
+        let event = UnixDatagram::bind_addr(&addr("event")).unwrap();
+        event.connect_addr(&addr("event-tx")).unwrap();
+        let (setup, _other) = UnixStream::pair().unwrap();
+        (
+            Conn::new(Service::Cpg, client.pid, setup, res, limits),
+            response,
+            event,
+            dir,
+        )
+    }
+
+    /// A directory of its own per test, removed afterwards.
+    mod tempdir {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+
+        pub struct Dir {
+            pub path: std::path::PathBuf,
+            pub serial: u64,
+        }
+
+        impl Dir {
+            pub fn new() -> Dir {
+                let serial = NEXT.fetch_add(1, Ordering::Relaxed);
+                let path = std::env::temp_dir()
+                    .join(format!("phalanx-qb-conn-{}-{serial}", std::process::id()));
+                std::fs::create_dir_all(&path).unwrap();
+                Dir { path, serial }
+            }
+        }
+
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.path);
+            }
+        }
+    }
+
+    fn flow_control(conn: &Conn) -> i32 {
+        let mut b = [0u8; 4];
+        conn.res.control.read_exact_at(&mut b, 4).unwrap();
+        i32::from_ne_bytes(b)
+    }
+
+    #[test]
+    fn a_client_that_never_reads_is_slowed_then_dropped() {
+        let limits = QueueLimits {
+            messages: 64,
+            bytes: 1 << 20,
+        };
+        let (mut conn, _response, _event, _dir) = connection(limits);
+        assert_eq!(flow_control(&conn), 0);
+        let mut pushed = 0;
+        let outcome = loop {
+            match conn.push_event(vec![7u8; 4096]) {
+                Ok(()) => pushed += 1,
+                Err(e) => break e,
+            }
+            if pushed > 10_000 {
+                panic!("the queue never filled");
+            }
+        };
+        assert!(matches!(outcome, Gone::SlowConsumer), "{outcome}");
+        assert_eq!(flow_control(&conn), 2, "slowed before it was dropped");
+    }
+
+    #[test]
+    fn a_reading_client_gets_its_callbacks_in_order_and_is_released() {
+        let limits = QueueLimits {
+            messages: 64,
+            bytes: 1 << 20,
+        };
+        let (mut conn, _response, event, _dir) = connection(limits);
+        event.set_nonblocking(true).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 8192];
+        for i in 0..1000u32 {
+            conn.push_event(i.to_ne_bytes().repeat(512)).unwrap();
+            while let Ok(n) = event.recv(&mut buf) {
+                got.push(u32::from_ne_bytes(buf[..4].try_into().unwrap()));
+                assert_eq!(n, 2048);
+            }
+            conn.flush_events().unwrap();
+        }
+        // Everything queued is in the kernel or in our queue: drain both.
+        for _ in 0..10_000 {
+            if !conn.has_backlog() && got.len() == 1000 {
+                break;
+            }
+            conn.flush_events().unwrap();
+            while event.recv(&mut buf).is_ok() {
+                got.push(u32::from_ne_bytes(buf[..4].try_into().unwrap()));
+            }
+        }
+        assert_eq!(got, (0..1000).collect::<Vec<_>>());
+        assert_eq!(flow_control(&conn), 0, "released once drained");
+    }
+
+    #[test]
+    fn replies_reach_the_clients_response_socket() {
+        let limits = QueueLimits {
+            messages: 4,
+            bytes: 1 << 16,
+        };
+        let (mut conn, response, _event, _dir) = connection(limits);
+        conn.reply(b"0123456789abcdef01234567").unwrap();
+        let mut buf = [0u8; 64];
+        assert_eq!(response.recv(&mut buf).unwrap(), 24);
+        conn.hold();
+        assert_eq!(flow_control(&conn), 2);
+        conn.release();
+        assert_eq!(flow_control(&conn), 0);
+    }
+}

@@ -1,0 +1,772 @@
+//! The server thread: listeners, handshakes, connections, and the dispatch of
+//! requests and callbacks between them and the node's handles.
+
+use super::cfg::{self, CfgCall};
+use super::cmap::{CmapCall, CmapSession, CmapValue};
+use super::conn::{Conn, Gone, QueueLimits};
+use super::cpg::{CpgSession, Handled};
+use super::cpg_wire::CpgCall;
+use super::handshake::{self, Client};
+use super::quorum::{QuorumSession, QuorumState, VotequorumSession};
+use super::quorum_wire::{QuorumCall, VotequorumCall};
+use super::sockets::{abstract_addr, euid, peer_credentials, recv_datagram};
+use super::wire::{
+    CONNECTION_REQUEST_LEN, ConnectionResponse, IpcError, decode_connection_request,
+    decode_request, encode_connection_response, response,
+};
+use super::{Service, cs};
+use crate::node::{NodeHandle, QuorumChange};
+use crossbeam_channel::{Receiver, RecvTimeoutError, bounded};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token, Waker};
+use phalanx_logsys::{Logger, monotonic_ns, record};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{self, Read, Write};
+use std::net::IpAddr;
+use std::os::fd::AsRawFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Writes a warning to the node's flight recorder.
+fn log_warn(logger: &Logger, msg: &str) {
+    record!(logger, monotonic_ns(), 0, Warn, "qb-ipc", "{}", msg);
+}
+
+/// How the server runs.
+#[derive(Clone, Debug)]
+pub struct IpcOptions {
+    /// Services to offer (default: all of [`Service::ALL`]).
+    pub services: Vec<Service>,
+    /// Users allowed besides root and the daemon's own user (Corosync's
+    /// `uidgid { uid: ... }`).
+    pub uids: Vec<u32>,
+    /// Groups allowed (`uidgid { gid: ... }`); gid 0 always is.
+    pub gids: Vec<u32>,
+    /// Where connection directories and control files go (libqb: /dev/shm).
+    pub runtime_dir: PathBuf,
+    /// Largest message on any channel (libcpg asks for 1 MiB).
+    pub max_message: u32,
+    /// Callback queue limit per connection, in messages.
+    pub queue_messages: usize,
+    /// Callback queue limit per connection, in bytes.
+    pub queue_bytes: usize,
+    /// Most connections at once (handshakes included).
+    pub max_connections: usize,
+    /// A handshake not completed within this is dropped.
+    pub handshake_timeout: Duration,
+    /// Where warnings go (refused clients, disconnections, bad requests).
+    pub logger: Logger,
+    /// The read-only cmap's keys (see [`keys_from_config`](super::keys_from_config));
+    /// `runtime.votequorum.this_node_id` is added by the server.
+    pub cmap: Vec<(String, CmapValue)>,
+    /// Each node's IP addresses, for `corosync_cfg_get_node_addrs` (see
+    /// [`node_addrs_from_config`](super::node_addrs_from_config)).
+    pub node_addrs: BTreeMap<u32, Vec<IpAddr>>,
+}
+
+impl Default for IpcOptions {
+    fn default() -> Self {
+        IpcOptions {
+            services: Service::ALL.to_vec(),
+            uids: Vec::new(),
+            gids: Vec::new(),
+            runtime_dir: PathBuf::from("/dev/shm"),
+            max_message: 1 << 20,
+            // Above the node's own CPG send queue (4096 messages by default):
+            // a sender slowed at a quarter of this still gets back everything
+            // the node had already taken from it.
+            queue_messages: 16384,
+            queue_bytes: 32 << 20,
+            max_connections: 1024,
+            handshake_timeout: Duration::from_secs(5),
+            logger: Logger::discard(),
+            cmap: Vec::new(),
+            node_addrs: BTreeMap::new(),
+        }
+    }
+}
+
+/// A running libqb IPC server; [`IpcServer::stop`] (or drop) ends it and
+/// disconnects every client.
+pub struct IpcServer {
+    stop: Arc<AtomicBool>,
+    waker: Arc<Waker>,
+    thread: Option<JoinHandle<()>>,
+    forwarder: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for IpcServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IpcServer").finish_non_exhaustive()
+    }
+}
+
+const WAKER: Token = Token(0);
+/// Requests read from one connection before the others get their turn.
+const REQUESTS_PER_TURN: usize = 64;
+/// Connection tokens are `id << 3 | kind`; ids start at 1, so listener tokens
+/// (1 + index of the service) never collide with them.
+const KIND_SETUP: usize = 0;
+const KIND_REQUEST: usize = 1;
+const KIND_EVENT: usize = 2;
+const KIND_MEMBER: usize = 3;
+
+impl IpcServer {
+    /// Binds the services' abstract sockets (in this process's network
+    /// namespace) and starts serving `node`.
+    pub fn start(node: NodeHandle, options: IpcOptions) -> io::Result<IpcServer> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let mut listeners = Vec::new();
+        for (i, s) in options.services.iter().enumerate() {
+            let l = UnixListener::bind_addr(&abstract_addr(s.socket_name())?).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "cannot serve libqb IPC `{}` (is corosync running in this network namespace?): {e}",
+                        s.socket_name()
+                    ),
+                )
+            })?;
+            l.set_nonblocking(true)?;
+            poll.registry().register(
+                &mut SourceFd(&l.as_raw_fd()),
+                Token(1 + i),
+                Interest::READABLE,
+            )?;
+            listeners.push((*s, l));
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        // Quorum changes arrive on a crossbeam stream; a small thread moves
+        // them to the poll loop.
+        let (qtx, qrx) = bounded::<QuorumChange>(64);
+        let notifications = node.quorum().notifications();
+        let (fstop, fwaker) = (stop.clone(), waker.clone());
+        let forwarder = std::thread::Builder::new()
+            .name("phalanx-qb-quorum".into())
+            .spawn(move || {
+                while !fstop.load(Ordering::SeqCst) {
+                    match notifications.recv_timeout(Duration::from_millis(200)) {
+                        Ok(c) => {
+                            if qtx.send(c).is_err() {
+                                return;
+                            }
+                            let _ = fwaker.wake();
+                        }
+                        Err(RecvTimeoutError::Timeout) => {}
+                        Err(RecvTimeoutError::Disconnected) => return,
+                    }
+                }
+            })?;
+        let mut server = Server {
+            node,
+            options,
+            poll,
+            listeners,
+            pending: BTreeMap::new(),
+            conns: BTreeMap::new(),
+            next_id: 1,
+            quorum: qrx,
+            stop: stop.clone(),
+            buf: Vec::new(),
+            cmap: BTreeMap::new(),
+            more: BTreeSet::new(),
+        };
+        server.cmap = server.options.cmap.iter().cloned().collect();
+        server.cmap.insert(
+            "runtime.votequorum.this_node_id".into(),
+            CmapValue::U32(server.node.node_id()),
+        );
+        server.buf = vec![0u8; server.options.max_message as usize + 1];
+        let thread = std::thread::Builder::new()
+            .name("phalanx-qb-ipc".into())
+            .spawn(move || server.run())?;
+        Ok(IpcServer {
+            stop,
+            waker,
+            thread: Some(thread),
+            forwarder: Some(forwarder),
+        })
+    }
+
+    /// Stops serving: every client is disconnected (CPG members of closed
+    /// connections go down), the sockets are closed.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = self.waker.wake();
+        for t in [self.thread.take(), self.forwarder.take()]
+            .into_iter()
+            .flatten()
+        {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for IpcServer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// A connection whose request has not arrived yet.
+struct Pending {
+    service: Service,
+    stream: UnixStream,
+    got: Vec<u8>,
+    since: Instant,
+}
+
+enum Session {
+    Cmap(CmapSession),
+    Cpg(Box<CpgSession>),
+    Quorum(QuorumSession),
+    Votequorum(VotequorumSession),
+    Cfg,
+}
+
+struct Live {
+    conn: Conn,
+    session: Session,
+}
+
+struct Server {
+    node: NodeHandle,
+    options: IpcOptions,
+    poll: Poll,
+    listeners: Vec<(Service, UnixListener)>,
+    pending: BTreeMap<u64, Pending>,
+    conns: BTreeMap<u64, Live>,
+    next_id: u64,
+    quorum: Receiver<QuorumChange>,
+    stop: Arc<AtomicBool>,
+    buf: Vec<u8>,
+    cmap: BTreeMap<String, CmapValue>,
+    /// Connections with requests left unread after their turn.
+    more: BTreeSet<u64>,
+}
+
+/// What request handling reads besides the connection.
+struct Ctx<'a> {
+    logger: &'a Logger,
+    node: &'a NodeHandle,
+    cmap: &'a BTreeMap<String, CmapValue>,
+    node_addrs: &'a BTreeMap<u32, Vec<IpAddr>>,
+}
+
+fn token(id: u64, kind: usize) -> Token {
+    Token(((id as usize) << 3) | kind)
+}
+
+impl Server {
+    fn warn(&self, msg: String) {
+        log_warn(&self.options.logger, &msg);
+    }
+
+    fn run(&mut self) {
+        let mut events = Events::with_capacity(256);
+        while !self.stop.load(Ordering::SeqCst) {
+            let timeout = self.timeout();
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                self.warn(format!("poll failed, stopping: {e}"));
+                break;
+            }
+            for ev in events.iter() {
+                let t = ev.token().0;
+                if t == WAKER.0 {
+                    continue;
+                }
+                if t < 8 {
+                    self.accept(t - 1);
+                    continue;
+                }
+                let id = (t >> 3) as u64;
+                match t & 7 {
+                    KIND_SETUP if self.pending.contains_key(&id) => self.handshake(id),
+                    KIND_SETUP => self.liveness(id),
+                    KIND_REQUEST => self.requests(id),
+                    KIND_EVENT => self.with_conn(id, |_, l| l.conn.flush_events()),
+                    KIND_MEMBER => self.member_events(id),
+                    _ => {}
+                }
+            }
+            // Connections that used up their turn last round.
+            for id in std::mem::take(&mut self.more) {
+                self.requests(id);
+            }
+            while let Ok(change) = self.quorum.try_recv() {
+                self.quorum_change(&change);
+            }
+            self.tick();
+        }
+        let ids: Vec<u64> = self.conns.keys().copied().collect();
+        for id in ids {
+            self.close(id, &Gone::Closed);
+        }
+    }
+
+    /// Poll timeout: handshake expiry, held multicasts and callbacks waiting
+    /// for a client's first request need a look now and then.
+    fn timeout(&self) -> Option<Duration> {
+        if !self.more.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let busy = !self.pending.is_empty()
+            || self
+                .conns
+                .values()
+                .any(|l| l.conn.is_held() || l.conn.has_backlog());
+        Some(if busy {
+            Duration::from_millis(10)
+        } else {
+            Duration::from_millis(500)
+        })
+    }
+
+    fn tick(&mut self) {
+        let limit = self.options.handshake_timeout;
+        let stale: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.since.elapsed() > limit)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stale {
+            self.drop_pending(id);
+        }
+        let ids: Vec<u64> = self
+            .conns
+            .iter()
+            .filter(|(_, l)| l.conn.is_held() || l.conn.has_backlog())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            self.with_conn(id, |_, l| {
+                if l.conn.is_held() {
+                    if let Session::Cpg(c) = &mut l.session {
+                        if c.retry_pending() {
+                            l.conn.release();
+                        }
+                    }
+                }
+                l.conn.flush_events()
+            });
+            // Requests that waited behind the held multicast.
+            if self.conns.get(&id).is_some_and(|l| !l.conn.is_held()) {
+                self.requests(id);
+            }
+        }
+    }
+
+    fn accept(&mut self, index: usize) {
+        let Some((service, _)) = self.listeners.get(index) else {
+            return;
+        };
+        let service = *service;
+        loop {
+            let accepted = self.listeners[index].1.accept();
+            let stream = match accepted {
+                Ok((s, _)) => s,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    self.warn(format!("accept on {}: {e}", service.socket_name()));
+                    return;
+                }
+            };
+            if self.pending.len() + self.conns.len() >= self.options.max_connections {
+                self.warn("connection limit reached, refusing a client".into());
+                continue;
+            }
+            if stream.set_nonblocking(true).is_err() {
+                continue;
+            }
+            let id = self.next_id;
+            self.next_id += 1;
+            let registered = self.poll.registry().register(
+                &mut SourceFd(&stream.as_raw_fd()),
+                token(id, KIND_SETUP),
+                Interest::READABLE,
+            );
+            if registered.is_ok() {
+                self.pending.insert(
+                    id,
+                    Pending {
+                        service,
+                        stream,
+                        got: Vec::with_capacity(CONNECTION_REQUEST_LEN),
+                        since: Instant::now(),
+                    },
+                );
+                // Data may have arrived before registration (edge-triggered).
+                self.handshake(id);
+            }
+        }
+    }
+
+    fn drop_pending(&mut self, id: u64) {
+        if let Some(p) = self.pending.remove(&id) {
+            let _ = self
+                .poll
+                .registry()
+                .deregister(&mut SourceFd(&p.stream.as_raw_fd()));
+        }
+    }
+
+    /// Reads the connection request; once whole, answers it.
+    fn handshake(&mut self, id: u64) {
+        let Some(p) = self.pending.get_mut(&id) else {
+            return;
+        };
+        let mut chunk = [0u8; CONNECTION_REQUEST_LEN];
+        loop {
+            let want = CONNECTION_REQUEST_LEN - p.got.len();
+            if want == 0 {
+                break;
+            }
+            match p.stream.read(&mut chunk[..want]) {
+                Ok(0) => return self.drop_pending(id),
+                Ok(n) => p.got.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return self.drop_pending(id),
+            }
+        }
+        let max = match decode_connection_request(&p.got) {
+            Ok(m) => m,
+            Err(e) => {
+                let msg = format!("bad connection request on {}: {e}", p.service.socket_name());
+                self.warn(msg);
+                return self.drop_pending(id);
+            }
+        };
+        let Some(p) = self.pending.remove(&id) else {
+            return;
+        };
+        let _ = self
+            .poll
+            .registry()
+            .deregister(&mut SourceFd(&p.stream.as_raw_fd()));
+        self.establish(id, p, max);
+    }
+
+    fn allowed(&self, uid: u32, gid: u32) -> bool {
+        uid == 0
+            || gid == 0
+            || uid == euid()
+            || self.options.uids.contains(&uid)
+            || self.options.gids.contains(&gid)
+    }
+
+    fn refuse(mut stream: UnixStream, errno: i32) {
+        let r = ConnectionResponse {
+            error: -errno,
+            max_msg_size: 0,
+            connection: 0,
+            request: String::new(),
+            response: String::new(),
+        };
+        // Into an empty socket buffer it goes at once; never wait for it.
+        if let Ok(b) = encode_connection_response(&r) {
+            let _ = stream.write_all(&b);
+        }
+    }
+
+    fn establish(&mut self, id: u64, p: Pending, asked: u32) {
+        let (pid, uid, gid) = match peer_credentials(&p.stream) {
+            Ok(c) => c,
+            Err(_) => return,
+        };
+        if !self.allowed(uid, gid) {
+            self.warn(format!(
+                "denied {} connection from uid {uid} gid {gid}",
+                p.service.socket_name()
+            ));
+            return Self::refuse(p.stream, libc::EACCES);
+        }
+        let max = asked.clamp(64 * 1024, self.options.max_message);
+        let client = Client {
+            service: p.service.socket_name(),
+            pid,
+            uid,
+            gid,
+            serial: id,
+            max_msg_size: max,
+        };
+        let res = match handshake::create(&self.options.runtime_dir, &client) {
+            Ok(r) => r,
+            Err(e) => {
+                self.warn(format!("cannot set up a connection: {e}"));
+                return Self::refuse(p.stream, e.raw_os_error().unwrap_or(libc::EIO));
+            }
+        };
+        let session = match p.service {
+            Service::Cpg => match CpgSession::new(&self.node, pid) {
+                Ok(s) => Session::Cpg(Box::new(s)),
+                Err(e) => {
+                    self.warn(format!("no cpg member for pid {pid}: {e}"));
+                    return Self::refuse(p.stream, libc::EAGAIN);
+                }
+            },
+            Service::Quorum => Session::Quorum(QuorumSession::default()),
+            Service::Votequorum => Session::Votequorum(VotequorumSession::default()),
+            Service::Cfg => Session::Cfg,
+            Service::Cmap => Session::Cmap(CmapSession::default()),
+        };
+        let answer = match encode_connection_response(&res.answer) {
+            Ok(b) => b,
+            Err(_) => return,
+        };
+        let mut stream = p.stream;
+        // 12 KiB into an empty socket buffer: written at once; a client that
+        // cannot take it is not worth waiting for.
+        if stream.write_all(&answer).is_err() {
+            return;
+        }
+        let limits = QueueLimits {
+            messages: self.options.queue_messages,
+            bytes: self.options.queue_bytes,
+        };
+        let conn = Conn::new(p.service, pid, stream, res, limits);
+        let reg = self.poll.registry();
+        let mut ok = reg
+            .register(
+                &mut SourceFd(&conn.setup.as_raw_fd()),
+                token(id, KIND_SETUP),
+                Interest::READABLE,
+            )
+            .is_ok();
+        ok &= reg
+            .register(
+                &mut SourceFd(&conn.res.request.as_raw_fd()),
+                token(id, KIND_REQUEST),
+                Interest::READABLE,
+            )
+            .is_ok();
+        ok &= reg
+            .register(
+                &mut SourceFd(&conn.res.event.as_raw_fd()),
+                token(id, KIND_EVENT),
+                Interest::WRITABLE,
+            )
+            .is_ok();
+        if let Session::Cpg(c) = &session {
+            ok &= reg
+                .register(
+                    &mut SourceFd(&c.fd()),
+                    token(id, KIND_MEMBER),
+                    Interest::READABLE,
+                )
+                .is_ok();
+        }
+        self.conns.insert(id, Live { conn, session });
+        if !ok {
+            self.close(id, &Gone::Protocol("cannot poll the connection".into()));
+            return;
+        }
+        // Callbacks may already wait (the member's first totem view).
+        self.member_events(id);
+    }
+
+    fn close(&mut self, id: u64, why: &Gone) {
+        let Some(l) = self.conns.remove(&id) else {
+            return;
+        };
+        match why {
+            Gone::Closed => {}
+            other => self.warn(format!(
+                "disconnecting {} client pid {}: {other}",
+                l.conn.service.socket_name(),
+                l.conn.pid
+            )),
+        }
+        let reg = self.poll.registry();
+        let _ = reg.deregister(&mut SourceFd(&l.conn.setup.as_raw_fd()));
+        let _ = reg.deregister(&mut SourceFd(&l.conn.res.request.as_raw_fd()));
+        let _ = reg.deregister(&mut SourceFd(&l.conn.res.event.as_raw_fd()));
+        if let Session::Cpg(c) = &l.session {
+            let _ = reg.deregister(&mut SourceFd(&c.fd()));
+        }
+        let _ = l.conn.setup.shutdown(std::net::Shutdown::Both);
+        // Dropping the session drops the CPG member: PROCDOWN for its group.
+    }
+
+    /// Runs `f` on connection `id`; closes it if `f` says so.
+    fn with_conn(&mut self, id: u64, f: impl FnOnce(&NodeHandle, &mut Live) -> Result<(), Gone>) {
+        let Some(l) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if let Err(g) = f(&self.node, l) {
+            self.close(id, &g);
+        }
+    }
+
+    /// The setup socket is readable: the client closed (or sent bytes, which
+    /// the socket transport never does; they are read and dropped).
+    fn liveness(&mut self, id: u64) {
+        self.with_conn(id, |_, l| {
+            let mut b = [0u8; 64];
+            loop {
+                match (&l.conn.setup).read(&mut b) {
+                    Ok(0) => return Err(Gone::Closed),
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => return Err(Gone::Closed),
+                }
+            }
+        });
+    }
+
+    fn member_events(&mut self, id: u64) {
+        self.with_conn(id, |node, l| {
+            if let Session::Cpg(c) = &mut l.session {
+                let mut out = Vec::new();
+                c.drain(node, &mut out);
+                for e in out {
+                    l.conn.push_event(e)?;
+                }
+            }
+            Ok(())
+        });
+    }
+
+    fn quorum_change(&mut self, change: &QuorumChange) {
+        let s = QuorumState::from_change(change);
+        let ids: Vec<u64> = self.conns.keys().copied().collect();
+        for id in ids {
+            self.with_conn(id, |_, l| {
+                let out = match &mut l.session {
+                    Session::Quorum(q) => q.on_change(&s),
+                    Session::Votequorum(v) => v.on_change(&s),
+                    _ => Vec::new(),
+                };
+                for e in out {
+                    l.conn.push_event(e)?;
+                }
+                Ok(())
+            });
+        }
+    }
+
+    /// Reads and answers the requests waiting on connection `id`.
+    fn requests(&mut self, id: u64) {
+        let mut buf = std::mem::take(&mut self.buf);
+        let mut budget = REQUESTS_PER_TURN;
+        while let Some(l) = self.conns.get_mut(&id) {
+            if l.conn.is_held() {
+                break;
+            }
+            if budget == 0 {
+                // Others' turn; this connection's socket is read again in the
+                // next round (edge-triggered: no new readiness would come).
+                self.more.insert(id);
+                break;
+            }
+            budget -= 1;
+            let n = match recv_datagram(&l.conn.res.request, &mut buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    self.close(id, &Gone::Closed);
+                    break;
+                }
+            };
+            if n > self.options.max_message as usize {
+                let why = IpcError::TooLarge {
+                    size: n,
+                    max: self.options.max_message as usize,
+                };
+                self.close(id, &Gone::Protocol(why.to_string()));
+                break;
+            }
+            let ctx = Ctx {
+                logger: &self.options.logger,
+                node: &self.node,
+                cmap: &self.cmap,
+                node_addrs: &self.options.node_addrs,
+            };
+            let outcome = Self::dispatch(&ctx, l, &buf[..n]);
+            if let Err(g) = outcome {
+                self.close(id, &g);
+                break;
+            }
+        }
+        self.buf = buf;
+    }
+
+    /// Decodes and handles one request of connection `l`.
+    fn dispatch(ctx: &Ctx<'_>, l: &mut Live, bytes: &[u8]) -> Result<(), Gone> {
+        let (logger, node) = (ctx.logger, ctx.node);
+        let req = match decode_request(bytes) {
+            Ok(r) => r,
+            Err(e) => return Self::invalid(logger, l, &e, false),
+        };
+        let mut events = Vec::new();
+        let reply = match &mut l.session {
+            Session::Cpg(c) => match CpgCall::decode(&req) {
+                Err(e) => {
+                    return Self::invalid(logger, l, &e, req.id == super::cpg_wire::req::MCAST);
+                }
+                Ok(call) => match c.handle(node, call) {
+                    Handled::Reply(r) => Some(r),
+                    Handled::NoReply => None,
+                    Handled::Held => {
+                        l.conn.hold();
+                        None
+                    }
+                },
+            },
+            Session::Quorum(q) => match QuorumCall::decode(&req) {
+                Err(e) => return Self::invalid(logger, l, &e, false),
+                Ok(call) => Some(q.handle(node, call, &mut events)),
+            },
+            Session::Votequorum(v) => match VotequorumCall::decode(&req) {
+                Err(e) => return Self::invalid(logger, l, &e, false),
+                Ok(call) => Some(v.handle(node, call, &mut events)),
+            },
+            Session::Cmap(c) => match CmapCall::decode(&req) {
+                Err(e) => return Self::invalid(logger, l, &e, false),
+                Ok(call) => Some(c.handle(ctx.cmap, call)),
+            },
+            Session::Cfg => match CfgCall::decode(&req) {
+                Err(e) => return Self::invalid(logger, l, &e, false),
+                Ok(call) => Some(cfg::reply(call, node.node_id(), ctx.node_addrs)),
+            },
+        };
+        if let Some(r) = reply {
+            l.conn.reply(&r)?;
+        }
+        for e in events {
+            l.conn.push_event(e)?;
+        }
+        // The client's sockets exist now: send callbacks that waited.
+        l.conn.flush_events()
+    }
+
+    /// A malformed request: answered `CS_ERR_INVALID_PARAM` as Corosync does
+    /// (not for one-way requests, whose sender reads no reply).
+    fn invalid(logger: &Logger, l: &mut Live, e: &IpcError, one_way: bool) -> Result<(), Gone> {
+        let msg = format!(
+            "invalid request from {} client pid {}: {e}",
+            l.conn.service.socket_name(),
+            l.conn.pid
+        );
+        log_warn(logger, &msg);
+        if one_way {
+            return Ok(());
+        }
+        l.conn.reply(&response(0, cs::ERR_INVALID_PARAM, 24))
+    }
+}
