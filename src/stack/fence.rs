@@ -18,7 +18,8 @@ use phalanx_fence::Action;
 use phalanx_fence::core::{
     CallId, CallOutcome, DecisionConfig, DecisionOutput, Device, FenceDecision, FenceEvent,
     FenceRequest, Fencer, FencerConfig, FencerError, FencerInput, FencerOutput, LevelTarget,
-    NodeFenceState, OpState, PeerMessage, decode_peer_message, encode_peer_message,
+    NodeFenceState, OpState, PeerMessage, UnfenceOutput, Unfencing, decode_peer_message,
+    encode_peer_message,
 };
 use phalanx_logsys::record;
 use phalanx_totem::{Guarantee, NodeId, Time};
@@ -94,6 +95,12 @@ pub enum FenceNotice {
         /// Which loss.
         loss: u64,
     },
+    /// `node` was unfenced (`on` through the fabric devices) in its current
+    /// membership: it may use the shared storage they guard.
+    NodeUnfenced {
+        /// The node.
+        node: NodeId,
+    },
 }
 
 /// Counters of the fencing service.
@@ -133,6 +140,10 @@ pub(super) struct FenceService {
     stats: FenceServiceStats,
     /// Devices and levels the CIB defines.
     cib: CibFencingState,
+    /// Unfencing of members when a fabric device is registered.
+    unfencing: Unfencing,
+    /// The unfencing requests in flight: call id → node.
+    unfence_calls: BTreeMap<u64, NodeId>,
 }
 
 impl FenceService {
@@ -158,6 +169,8 @@ impl FenceService {
             )?;
         }
         let ids = setup.names.iter().map(|(id, n)| (n.clone(), *id)).collect();
+        let mut unfencing = Unfencing::new(setup.decision.local, setup.decision.max_attempts);
+        unfencing.set_required(needs_unfencing(&fencer));
         Ok(FenceService {
             fencer,
             decision: FenceDecision::new(setup.decision),
@@ -171,6 +184,8 @@ impl FenceService {
             awaiting: BTreeMap::new(),
             stats: FenceServiceStats::default(),
             cib,
+            unfencing,
+            unfence_calls: BTreeMap::new(),
         })
     }
 
@@ -204,7 +219,24 @@ impl FenceService {
     }
 }
 
+/// Whether a registered device fences through a fabric (its agent's `on` is
+/// `automatic`): members must then be unfenced when they join.
+fn needs_unfencing(fencer: &Fencer) -> bool {
+    fencer
+        .registry()
+        .devices()
+        .any(|d| d.capabilities().on_automatic)
+}
+
 impl Stack {
+    /// Whether `node` may use the storage fabric devices guard (unfenced in its
+    /// current membership; always, without such a device or without fencing).
+    pub fn fence_is_unfenced(&self, node: NodeId) -> bool {
+        self.fence
+            .as_ref()
+            .is_none_or(|f| f.unfencing.is_unfenced(node))
+    }
+
     /// The fencer core, if the Stack runs fencing (queries: history, registry).
     pub fn fencer(&self) -> Option<&Fencer> {
         self.fence.as_ref().map(|f| &f.fencer)
@@ -271,6 +303,7 @@ impl Stack {
             return;
         }
         let r = f.cib.reconcile(c.cib(), &mut f.fencer, now, force);
+        f.unfencing.set_required(needs_unfencing(&f.fencer));
         f.stats.cib_refused += r.refused;
         f.stats.cib_devices = f.cib.registered().count() as u64;
         for note in &r.notes {
@@ -331,10 +364,16 @@ impl Stack {
                 // Where an operation's start falls among configuration changes
                 // (agreed order, our own included) tells which incarnation of
                 // its target it can have fenced.
-                if let PeerMessage::Started { id, target, .. } = &msg
+                if let PeerMessage::Started {
+                    id, target, action, ..
+                } = &msg
                     && let Some(&node) = f.ids.get(target.as_str())
                 {
-                    f.decision.operation_started(*id, node);
+                    if *action == Action::On {
+                        f.unfencing.operation_started(*id, node);
+                    } else {
+                        f.decision.operation_started(*id, node);
+                    }
                 }
                 let _ = f
                     .fencer
@@ -360,6 +399,15 @@ impl Stack {
             // The watchdog countdowns of this change's losses start now.
             f.decision.advance(now);
             f.decision.handle_quorum_event(e);
+            if let phalanx_quorum::Event::QuorumChanged { ring, nodes, .. } = e {
+                let members: BTreeSet<NodeId> = nodes
+                    .iter()
+                    .filter(|n| n.state != phalanx_quorum::NodeState::Dead)
+                    .map(|n| n.node)
+                    .collect();
+                let may = f.decision.may_fence();
+                f.unfencing.configuration(*ring, &members, may);
+            }
         }
     }
 
@@ -443,6 +491,37 @@ impl Stack {
                     }
                 }
             }
+            while let Some(u) = f.unfencing.poll() {
+                moved = true;
+                match u {
+                    UnfenceOutput::Unfence { node, joined } => {
+                        let name = f.name(node);
+                        let call = f.next_call;
+                        f.next_call += 1;
+                        let mut req = FenceRequest::new(&name, Action::On, DECISION_CLIENT, call);
+                        // Unfencing the local node is letting it in, not killing it.
+                        req.allow_self = true;
+                        req.target_joined = joined;
+                        record!(
+                            self.logger,
+                            now.as_nanos(),
+                            me,
+                            Notice,
+                            "fence",
+                            "node {} joined: requesting unfencing",
+                            node
+                        );
+                        f.unfence_calls.insert(call, node);
+                        if f.fencer.handle(now, FencerInput::Request(req)).is_err() {
+                            f.unfence_calls.remove(&call);
+                            f.unfencing.failed(node);
+                        }
+                    }
+                    UnfenceOutput::NodeUnfenced { node } => {
+                        outputs.push(FenceNotice::NodeUnfenced { node });
+                    }
+                }
+            }
             // Losses the decision recorded (reported once each, in node order).
             for node in f.decision.unclean() {
                 if let NodeFenceState::Unclean { loss } = f.decision.state(node)
@@ -470,6 +549,13 @@ impl Stack {
                     FencerOutput::Event(e) => {
                         moved = true;
                         match &e {
+                            // An `on` is unfencing, never a fencing.
+                            FenceEvent::Fenced(entry) if entry.action == Action::On => {
+                                if let Some(&id) = f.ids.get(&entry.target) {
+                                    f.unfencing
+                                        .operation_done(id, entry.id, entry.target_joined);
+                                }
+                            }
                             FenceEvent::Fenced(entry) => {
                                 if let Some(&id) = f.ids.get(&entry.target) {
                                     f.awaiting.remove(&id);
@@ -479,6 +565,7 @@ impl Stack {
                             }
                             FenceEvent::FenceFailed(entry) => {
                                 f.decision.operation_ended(entry.id);
+                                f.unfencing.operation_ended(entry.id);
                                 if let Some(&id) = f.ids.get(&entry.target)
                                     && let Some(loss) = f.awaiting.remove(&id)
                                 {
@@ -497,6 +584,11 @@ impl Stack {
                                 // about another incarnation) is asked again.
                                 if let Some((node, loss)) = f.decided.remove(call) {
                                     f.decision.request_failed(node, loss);
+                                }
+                                if let Some(node) = f.unfence_calls.remove(call)
+                                    && result.is_err()
+                                {
+                                    f.unfencing.failed(node);
                                 }
                             }
                             _ => {}

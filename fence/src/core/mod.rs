@@ -64,9 +64,12 @@ mod registry;
 mod rng;
 mod timeout;
 mod topology;
+mod unfence;
 mod wire;
 
-pub use decision::{DecisionConfig, DecisionOutput, FenceDecision, NoQuorumPolicy, NodeFenceState};
+pub use decision::{
+    DecisionConfig, DecisionOutput, FenceDecision, MAX_STARTED, NoQuorumPolicy, NodeFenceState,
+};
 pub use delay::{NodePriority, device_delay_secs, priority_fencing_delay_secs, start_delay_secs};
 pub use device::{
     AgentCapabilities, DEFAULT_RETRIES, Device, DeviceError, HostCheck, MAX_PARAM_LEN, MAX_PARAMS,
@@ -94,6 +97,7 @@ pub use topology::{
     LevelTarget, MAX_LEVEL, MAX_LEVEL_DEVICES, MAX_PATTERN_LEN, MAX_SELECTORS, MIN_LEVEL, Topology,
     TopologyError, parse_level_devices,
 };
+pub use unfence::{UnfenceOutput, Unfencing};
 pub use wire::{
     MAX_REASON_LEN, WireError, decode as decode_peer_message, encode as encode_peer_message,
 };

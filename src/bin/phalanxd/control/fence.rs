@@ -3,6 +3,7 @@
 //! ```text
 //! fence_unclean node=N loss=L
 //! fence_fenced node=N loss=L
+//! fence_unfenced node=N
 //! fence_result target=NAME action=A state=done|failed origin=N delegate=N|manual|- client=C reason=TEXT
 //! fence_done client=C call=N ok=1|0 reason=TEXT
 //! ```
@@ -19,6 +20,9 @@ pub fn emit(out: &Emitter, n: &FenceNotice) {
         }
         FenceNotice::NodeFenced { node, loss } => {
             out.emit("fence_fenced", &format!("node={node} loss={loss}"));
+        }
+        FenceNotice::NodeUnfenced { node } => {
+            out.emit("fence_unfenced", &format!("node={node}"));
         }
         FenceNotice::Fencer(FenceEvent::Fenced(e) | FenceEvent::FenceFailed(e)) => {
             out.emit("fence_result", &result_fields(e));
