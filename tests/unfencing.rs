@@ -76,6 +76,21 @@ fn a_fabric_device_unfences_every_node_at_each_join() {
         );
     }
 
+    // Which devices may fence node 2, as stonith_admin --query answers.
+    let (code, text) = common::recorder::admin_tool(
+        env!("CARGO_BIN_EXE_phalanx-fence"),
+        &dir.admin_socket(1),
+        &["--query", "n2"],
+    );
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("fabric (yes)"), "{text}");
+    let (code, text) = common::recorder::admin_tool(
+        env!("CARGO_BIN_EXE_phalanx-fence"),
+        &dir.admin_socket(1),
+        &["--query", "nosuchnode"],
+    );
+    assert_eq!(code, 1, "{text}");
+
     cluster.kill9(3);
     cluster.until(
         &mut log,

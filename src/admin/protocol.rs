@@ -114,6 +114,13 @@ pub struct FenceNodeInfo {
     pub name: String,
     /// `member`, `down`, `unclean` or `fenced`.
     pub state: String,
+    /// Devices that may fence it, each with what it takes (`yes`, `if listed`,
+    /// `if status`).
+    #[serde(default)]
+    pub devices: Vec<(String, String)>,
+    /// Unfenced in its current membership (true without a fabric device).
+    #[serde(default)]
+    pub unfenced: bool,
 }
 
 /// The fencing state (answer to [`Request::FenceStatus`]).

@@ -259,6 +259,12 @@ fn fence_report(s: super::FenceStatus) -> FenceReport {
                 id: n.id,
                 name: n.name,
                 state: n.state.into(),
+                devices: n
+                    .devices
+                    .into_iter()
+                    .map(|(d, e)| (d, e.to_string()))
+                    .collect(),
+                unfenced: n.unfenced,
             })
             .collect(),
     }

@@ -931,6 +931,7 @@ impl Driver {
             return;
         };
         let names = self.stack.fence_names();
+        let now = self.now();
         let status = FenceStatus {
             devices: f
                 .registry()
@@ -944,6 +945,13 @@ impl Driver {
                     id,
                     name: name.clone(),
                     state: state_name(d.state(id)),
+                    devices: f
+                        .registry()
+                        .candidates(name, phalanx_fence::Action::Off, now)
+                        .into_iter()
+                        .map(|(dev, e)| (dev, eligibility_name(e)))
+                        .collect(),
+                    unfenced: self.stack.fence_is_unfenced(id),
                 })
                 .collect(),
         };
@@ -994,5 +1002,16 @@ fn fence_refusal(e: InputError) -> FenceCallError {
         InputError::Fence(e) => FenceCallError::Refused(e.to_string()),
         InputError::Stopped(_) => FenceCallError::NotRunning,
         other => FenceCallError::Refused(other.to_string()),
+    }
+}
+
+/// How `--query` words a device's eligibility for a target.
+fn eligibility_name(e: phalanx_fence::core::Eligibility) -> &'static str {
+    use phalanx_fence::core::Eligibility;
+    match e {
+        Eligibility::Yes => "yes",
+        Eligibility::NeedsList => "if listed",
+        Eligibility::NeedsStatus => "if status",
+        Eligibility::No => "no",
     }
 }

@@ -55,6 +55,12 @@ pub struct FenceNodeState {
     pub name: String,
     /// `member`, `down`, `unclean` or `fenced`.
     pub state: &'static str,
+    /// The devices that may fence it (`stonith_admin --query`), with what it
+    /// takes: `yes`, `if listed` (a `dynamic-list` device whose list is not
+    /// fresh), `if status` (a `status` check).
+    pub devices: Vec<(String, &'static str)>,
+    /// Unfenced in its current membership (always true without a fabric device).
+    pub unfenced: bool,
 }
 
 /// What the driver publishes about fencing.

@@ -29,6 +29,8 @@ pub enum ClusterOp {
     },
     /// Manual confirmation that `target` is down.
     Confirm(String),
+    /// The devices that may fence `target` (`stonith_admin --query`).
+    Query(String),
 }
 
 fn connect(target: &AdminTarget) -> Result<AdminClient, String> {
@@ -68,8 +70,30 @@ pub fn run(target: &AdminTarget, op: ClusterOp, json: bool) -> Result<ExitCode, 
                 }
                 eprintln!("{} devices", r.devices.len());
                 for n in &r.nodes {
-                    println!("node {} {}: {}", n.id, n.name, n.state);
+                    let unfenced = if n.unfenced { "" } else { ", not unfenced" };
+                    println!("node {} {}: {}{unfenced}", n.id, n.name, n.state);
                 }
+            }
+        }
+        ClusterOp::Query(name) => {
+            let r = report(&mut client)?;
+            let Some(n) = r.nodes.iter().find(|n| n.name.eq_ignore_ascii_case(&name)) else {
+                return Err(format!("{name} is not a cluster node"));
+            };
+            if json {
+                let v = serde_json::json!({ "node": n.name, "devices": n.devices });
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?
+                );
+            } else {
+                for (d, how) in &n.devices {
+                    println!("{d} ({how})");
+                }
+                eprintln!("{} devices can fence {}", n.devices.len(), n.name);
+            }
+            if n.devices.is_empty() {
+                return Ok(ExitCode::from(1));
             }
         }
         ClusterOp::History { target, cleanup } => {

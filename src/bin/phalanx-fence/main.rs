@@ -9,7 +9,8 @@
 //!     [--record FILE] [--agent-dir DIR] [--json]
 //! phalanx-fence [--socket PATH | --config FILE [--node-id N]]
 //!     (--list-registered | --history [--target NODE] [--cleanup] | --fence NODE |
-//!      --reboot NODE | --unfence NODE | --confirm NODE) [--timeout D] [--json]
+//!      --reboot NODE | --unfence NODE | --confirm NODE | --query NODE)
+//!     [--timeout D] [--json]
 //! ```
 //!
 //! The third form runs one agent action the way the fencer does (stdin protocol,
@@ -46,7 +47,7 @@ use std::time::Duration;
     args_override_self = true,
     group(ArgGroup::new("mode").args([
         "list_installed", "metadata", "action", "list_registered", "history", "fence",
-        "reboot", "unfence", "confirm",
+        "reboot", "unfence", "confirm", "query",
     ])),
     after_help = "Exit status: 0 on success, 2 when status/monitor say the target is off, \
                   1 on a failure or bad usage."
@@ -112,6 +113,9 @@ struct Cli {
     /// Cluster: confirm NODE is down without an agent (manual acknowledgement).
     #[arg(long, value_name = "NODE")]
     confirm: Option<String>,
+    /// Cluster: the registered devices that may fence NODE (exit 1 if none).
+    #[arg(long, value_name = "NODE")]
+    query: Option<String>,
     #[command(flatten)]
     node: admin_target::AdminTarget,
     /// Print JSON instead of text.
@@ -344,6 +348,8 @@ fn main() -> ExitCode {
             action,
             timeout: cli.timeout,
         })
+    } else if let Some(t) = &cli.query {
+        Some(cluster::ClusterOp::Query(t.clone()))
     } else {
         cli.confirm.clone().map(cluster::ClusterOp::Confirm)
     };
