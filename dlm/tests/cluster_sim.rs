@@ -74,6 +74,9 @@ struct ReadFloor {
     invalid_upto: Option<u64>,
 }
 
+/// A lock someone may rely on: (holder node, holder's lock id), mode, description.
+type HeldEntry = ((NodeId, u32), Mode, String);
+
 struct Crashed {
     /// (resource, relied mode) of the node's locks when it crashed.
     held: Vec<(Vec<u8>, u32, Mode)>,
@@ -212,11 +215,7 @@ impl Sim {
                 self.log.push(format!("n{node} AST {c:?}"));
                 let key = (node, c.lock.get());
                 if let Some((name, value)) = self.writes.remove(&key) {
-                    let wrote = match c.status {
-                        Status::Unlocked => true,
-                        Status::Granted => true,
-                        _ => false,
-                    };
+                    let wrote = matches!(c.status, Status::Unlocked | Status::Granted);
                     if wrote {
                         let model = self.lvb.entry(name).or_default();
                         model.committed = model.committed.max(value);
@@ -599,7 +598,7 @@ impl Sim {
 
     fn check(&mut self) {
         // (resource) -> [(key, mode, what)]
-        let mut held: BTreeMap<Vec<u8>, Vec<((NodeId, u32), Mode, String)>> = BTreeMap::new();
+        let mut held: BTreeMap<Vec<u8>, Vec<HeldEntry>> = BTreeMap::new();
         let mut masters: BTreeMap<Vec<u8>, BTreeSet<NodeId>> = BTreeMap::new();
         for (&id, node) in &self.nodes {
             for l in node.locks(LS) {

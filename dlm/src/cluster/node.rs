@@ -317,12 +317,11 @@ impl DlmNode {
         members.dedup();
         let is_member = members.contains(&self.me);
         match self.lockspaces.get_mut(&lockspace) {
-            Some(ls) if !is_member => {
-                if epoch > ls.epoch() {
-                    // This node left the lockspace: its state goes with it.
-                    self.lockspaces.remove(&lockspace);
-                }
+            // This node left the lockspace: its state goes with it.
+            Some(ls) if !is_member && epoch > ls.epoch() => {
+                self.lockspaces.remove(&lockspace);
             }
+            Some(_) if !is_member => {}
             Some(ls) => ls.members(epoch, members, failed, &mut self.outputs),
             None if is_member => {
                 let Ok(engine) = Lockspace::new(self.config.lockspace.clone()) else {

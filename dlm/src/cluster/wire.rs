@@ -748,6 +748,22 @@ mod tests {
     }
 
     #[test]
+    fn every_single_byte_mutation_decodes_or_is_refused_and_reencodes() {
+        for msg in samples() {
+            let bytes = encode(&msg);
+            for at in 0..bytes.len() {
+                for value in [0u8, 1, 2, 7, 0x40, 0x7f, 0x80, 0xfe, 0xff] {
+                    let mut mutated = bytes.clone();
+                    mutated[at] = value;
+                    if let Ok(decoded) = decode(&mutated) {
+                        assert_eq!(decode(&encode(&decoded)), Ok(decoded));
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn out_of_range_fields_are_refused() {
         assert_eq!(decode(&[2, 1]), Err(WireError::Version(2)));
         assert_eq!(decode(&[1, 0, 0, 0, 0, 1]), Err(WireError::Tag(0)));
