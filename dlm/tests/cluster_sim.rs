@@ -94,8 +94,9 @@ struct Sim {
     epoch: u64,
     lvb: BTreeMap<Vec<u8>, LvbModel>,
     floors: BTreeMap<(NodeId, u32), ReadFloor>,
-    /// Writes in progress: (node, lock) → (resource, value).
-    writes: BTreeMap<(NodeId, u32), (Vec<u8>, u64)>,
+    /// Writes in progress: (node, lock) → (resource, value, the resource's
+    /// `lost_gen` when asked: a write whose block was lost since is not owed).
+    writes: BTreeMap<(NodeId, u32), (Vec<u8>, u64, u64)>,
     next_value: u64,
     log: Vec<String>,
 }
@@ -214,10 +215,13 @@ impl Sim {
             Output::Completion { completion: c, .. } => {
                 self.log.push(format!("n{node} AST {c:?}"));
                 let key = (node, c.lock.get());
-                if let Some((name, value)) = self.writes.remove(&key) {
-                    let wrote = matches!(c.status, Status::Unlocked | Status::Granted);
-                    if wrote {
-                        let model = self.lvb.entry(name).or_default();
+                if let Some((name, value, lost_at)) = self.writes.remove(&key) {
+                    // VALNOTVALID on the writer's own completion: its master was
+                    // lost and the value may not have been kept.
+                    let wrote = matches!(c.status, Status::Unlocked | Status::Granted)
+                        && !c.flags.valnotvalid;
+                    let model = self.lvb.entry(name).or_default();
+                    if wrote && model.lost_gen == lost_at {
                         model.committed = model.committed.max(value);
                         model.invalid_upto = None;
                     }
@@ -511,7 +515,9 @@ impl Sim {
                         .or_default()
                         .written
                         .insert(v);
-                    self.writes.insert((node_id, l.id), (l.name.clone(), v));
+                    let lost_at = self.lvb.get(&l.name).map_or(0, |m| m.lost_gen);
+                    self.writes
+                        .insert((node_id, l.id), (l.name.clone(), v, lost_at));
                 }
             }
             self.log
@@ -540,7 +546,9 @@ impl Sim {
                         .or_default()
                         .written
                         .insert(v);
-                    self.writes.insert((node_id, l.id), (l.name.clone(), v));
+                    let lost_at = self.lvb.get(&l.name).map_or(0, |m| m.lost_gen);
+                    self.writes
+                        .insert((node_id, l.id), (l.name.clone(), v, lost_at));
                 }
             }
             self.log.push(format!("n{node_id} unlock {req:?} -> {r:?}"));

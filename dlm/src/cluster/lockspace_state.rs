@@ -871,6 +871,12 @@ impl LsState {
             name: name.clone(),
         });
         self.masters.remove(&name);
+        if self.lookups.contains(&name) {
+            // This node's own lookup is on its way and the directory still names this
+            // node: its reply makes this node master again. A Remove now would reach
+            // the directory after the lookup and drop the entry it answered with.
+            return;
+        }
         if self.phase != Phase::Running {
             self.pending_removes.push(name);
             return;
@@ -906,6 +912,12 @@ impl LsState {
             .idle_resources()
             .map(|n| n.as_bytes().to_vec())
             .collect();
+        // Not while this node's own lookup of the name is on its way: the directory
+        // would answer it before the Remove and then drop the entry it answered with.
+        let idle: Vec<Vec<u8>> = idle
+            .into_iter()
+            .filter(|n| !self.lookups.contains(n))
+            .collect();
         for name in idle {
             self.engine.drop_idle(&name);
             self.forget_resource(name, out);
@@ -913,6 +925,7 @@ impl LsState {
         let unused: Vec<Vec<u8>> = self
             .mastered
             .iter()
+            .filter(|n| !self.lookups.contains(*n))
             .filter(|n| self.engine.resource(n).is_none())
             .filter(|n| !self.locks.values().any(|l| &l.name == *n && l.has_unsent()))
             .cloned()

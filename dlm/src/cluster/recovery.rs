@@ -249,9 +249,18 @@ impl LsState {
             let extra = lock.extra.take();
             let main = lock.main.take();
             match (main, extra) {
-                (_, Some((ExtraOp::ForceUnlock { .. }, _)))
-                | (Some((MainOp::Unlock { .. }, _)), _) => {
-                    self.finish_locally(id, Status::Unlocked, SbFlags::default(), out);
+                (_, Some((ExtraOp::ForceUnlock { flags, .. }, _)))
+                | (Some((MainOp::Unlock { flags, .. }, _)), _) => {
+                    // A value it wrote from PW/EX may be lost with the master: the
+                    // completion says so (VALNOTVALID on an unlock completion means
+                    // "the value written may not have been kept").
+                    let wrote = matches!(lock.granted, Some(Mode::Pw | Mode::Ex))
+                        && flags.contains(crate::LockFlags::VALBLK);
+                    let sb = SbFlags {
+                        valnotvalid: wrote,
+                        ..SbFlags::default()
+                    };
+                    self.finish_locally(id, Status::Unlocked, sb, out);
                     continue;
                 }
                 (Some((MainOp::Request { .. }, _)), Some((ExtraOp::Cancel, _))) => {
@@ -434,7 +443,12 @@ impl LsState {
                 }
             }
             self.mastered.insert(name.clone());
+            self.masters.insert(name.clone(), self.me);
             self.directory.insert(name, self.me);
+        }
+        // Every surviving master is known now: cache them (saves lookups).
+        for (name, master) in &self.all_masters {
+            self.masters.insert(name.clone(), *master);
         }
         // This node's own re-mastered locks now live at their new masters.
         let ids: Vec<u32> = self
