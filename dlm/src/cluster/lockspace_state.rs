@@ -968,18 +968,31 @@ impl LsState {
             if let Some(value) = &lvb {
                 lock.lvb = Some(value.clone());
                 lock.lvb_valid = !sb.valnotvalid;
-            } else if let Some((
-                MainOp::Convert {
-                    flags,
-                    lvb: Some(buf),
-                    ..
-                },
-                _,
-            )) = &main
-            {
-                if lvb_transfer(before, now) == LvbTransfer::Write {
-                    lock.lvb = Some(buf.clone());
-                    lock.lvb_valid = !flags.contains(LockFlags::IVVALBLK);
+            } else {
+                // Without a read at this grant the copy could be older than the
+                // block (others may have written since): it vouches for nothing any
+                // more — unless this grant wrote our own buffer.
+                let wrote = match &main {
+                    Some((
+                        MainOp::Convert {
+                            flags,
+                            lvb: Some(buf),
+                            ..
+                        },
+                        _,
+                    )) if flags.contains(LockFlags::VALBLK)
+                        && lvb_transfer(before, now) == LvbTransfer::Write =>
+                    {
+                        Some((buf.clone(), !flags.contains(LockFlags::IVVALBLK)))
+                    }
+                    _ => None,
+                };
+                match wrote {
+                    Some((buf, valid)) => {
+                        lock.lvb = Some(buf);
+                        lock.lvb_valid = valid;
+                    }
+                    None => lock.lvb = None,
                 }
             }
         }
