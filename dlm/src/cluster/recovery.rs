@@ -273,7 +273,12 @@ impl LsState {
                 (Some((MainOp::Convert { mode, flags, lvb }, _)), cancel) => {
                     let Some(held) = lock.granted else { continue };
                     let kind = held.conversion_to(mode);
+                    // With CONVDEADLK the lost master may have demoted it to NL (and
+                    // granted others on that basis): only NL is safe to report.
+                    let demotable = flags.contains(crate::LockFlags::CONVDEADLK)
+                        && !matches!(kind, Conversion::Down | Conversion::Same);
                     let base = match kind {
+                        _ if demotable => Mode::Nl,
                         Conversion::Up => held,
                         Conversion::Middle => Mode::Cr,
                         Conversion::Down | Conversion::Same => mode,
@@ -281,7 +286,7 @@ impl LsState {
                     lock.granted = Some(base);
                     lock.remaster = true;
                     if cancel.is_some() {
-                        self.cancel_locally(id, kind == Conversion::Middle, out);
+                        self.cancel_locally(id, base != held, out);
                     } else if matches!(kind, Conversion::Down | Conversion::Same) {
                         // Only gave rights away: done. A value it wrote from PW/EX may
                         // be lost with the master, so its copy no longer vouches for
