@@ -236,14 +236,6 @@ impl LsState {
                 // Nothing of it reached the departed master: the lock is reported to
                 // the new master as it is and the calls are sent there afterwards.
                 lock.remaster = lock.granted.is_some();
-                if lock.granted.is_none() {
-                    continue;
-                }
-                if let Some((ExtraOp::Cancel, false)) = &lock.extra {
-                    if lock.main.is_none() {
-                        lock.extra = None;
-                    }
-                }
                 continue;
             }
             let extra = lock.extra.take();
