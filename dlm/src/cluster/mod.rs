@@ -40,7 +40,9 @@
 //! ```
 
 mod directory;
+mod holder;
 mod lockspace_state;
+mod master;
 mod node;
 mod process;
 mod recovery;
