@@ -74,8 +74,28 @@ struct ReadFloor {
     invalid_upto: Option<u64>,
 }
 
-/// A lock someone may rely on: (holder node, holder's lock id), mode, description.
-type HeldEntry = ((NodeId, u32), Mode, String);
+/// Where the checker saw a lock.
+#[derive(Clone, Copy)]
+enum Seen {
+    /// A live node's own view (the mode it may rely on).
+    Own,
+    /// A master copy on this node.
+    Master(NodeId),
+    /// The last view of a crashed node not fenced yet.
+    Crashed,
+}
+
+/// A lock someone may rely on: (holder node, holder's lock id), mode, where seen.
+type HeldEntry = ((NodeId, u32), Mode, Seen);
+
+fn describe(entry: &HeldEntry) -> String {
+    let ((node, lock), mode, seen) = entry;
+    match seen {
+        Seen::Own => format!("n{node} lock {lock} relies on {mode}"),
+        Seen::Master(m) => format!("master n{m}: copy of n{node} lock {lock} granted {mode}"),
+        Seen::Crashed => format!("crashed n{node} (not fenced) lock {lock} held {mode}"),
+    }
+}
 
 struct Crashed {
     /// (resource, relied mode) of the node's locks when it crashed.
@@ -611,20 +631,16 @@ impl Sim {
         for (&id, node) in &self.nodes {
             for l in node.locks(LS) {
                 if let Some(mode) = l.relied_mode() {
-                    held.entry(l.name.clone()).or_default().push((
-                        (id, l.id),
-                        mode,
-                        format!("n{id} lock {} relies on {mode}", l.id),
-                    ));
+                    held.entry(l.name)
+                        .or_default()
+                        .push(((id, l.id), mode, Seen::Own));
                 }
             }
             for (name, holder, local, mode) in node.master_copies(LS) {
                 masters.entry(name.clone()).or_default().insert(id);
-                held.entry(name).or_default().push((
-                    (holder, local),
-                    mode,
-                    format!("master n{id}: copy of n{holder} lock {local} granted {mode}"),
-                ));
+                held.entry(name)
+                    .or_default()
+                    .push(((holder, local), mode, Seen::Master(id)));
             }
         }
         for (name, nodes) in &masters {
@@ -637,11 +653,9 @@ impl Sim {
                 continue;
             }
             for (name, local, mode) in &crashed.held {
-                held.entry(name.clone()).or_default().push((
-                    (id, *local),
-                    *mode,
-                    format!("crashed n{id} (not fenced) lock {local} held {mode}"),
-                ));
+                held.entry(name.clone())
+                    .or_default()
+                    .push(((id, *local), *mode, Seen::Crashed));
             }
         }
         for (name, entries) in &held {
@@ -651,30 +665,23 @@ impl Sim {
                         self.fail(&format!(
                             "resource {:?}: incompatible locks: {} / {}",
                             String::from_utf8_lossy(name),
-                            a.2,
-                            b.2
+                            describe(a),
+                            describe(b)
                         ));
                     }
                 }
             }
         }
-        if std::env::var("SIMDBG").is_ok() {
-            for (id, n) in &self.nodes {
-                if let Some(v) = n.master_engine(LS).and_then(|e| e.resource(b"c")) {
-                    self.log
-                        .push(format!("DBG n{id} c: {:?} {:?}", v.lvb, v.granted));
-                }
-            }
-        }
         // A resource on no live master has lost its value block.
         for name in NAMES {
-            let present = self.nodes.values().any(|n| {
-                n.master_engine(LS)
-                    .is_some_and(|e| e.resource(name).is_some())
-                    || n.locks(LS)
-                        .iter()
-                        .any(|l| l.name == name && l.relied_mode().is_some())
-            });
+            let relied = held
+                .get(name)
+                .is_some_and(|entries| entries.iter().any(|e| matches!(e.2, Seen::Own)));
+            let present = relied
+                || self.nodes.values().any(|n| {
+                    n.master_engine(LS)
+                        .is_some_and(|e| e.resource(name).is_some())
+                });
             let was_present = self.lvb.get(name).is_some_and(|m| m.present);
             if was_present && !present {
                 // Its master died with no holder left: the value is gone too.
