@@ -19,7 +19,7 @@
 //! | [`quorum`] | `phalanx-quorum` | votequorum, and the quorum-device (qnetd) protocol |
 //! | [`logsys`] | `phalanx-logsys` | the flight recorder: binary records in a ring that survives a crash |
 //! | [`cib`] | `phalanx-cib` | replicated configuration database — **skeleton, not yet built** |
-//! | [`dlm`] | `phalanx-dlm` | distributed lock manager — **skeleton, not yet built** |
+//! | [`dlm`] | `phalanx-dlm` | distributed lock manager — lock engine and distributed sans-IO core (`dlm::cluster`); not yet a Stack service |
 //! | [`fence`] | `phalanx-fence` | fencing — **skeleton, not yet built** |
 //!
 //! This crate composes and drives them:

@@ -124,6 +124,9 @@ pub enum DlmError {
     /// `EAGAIN`).
     #[error("output queue full: drain poll_output and retry")]
     TryAgain,
+    /// This node is not a member of the lockspace (`ENOENT`).
+    #[error("not a member of lockspace {0}")]
+    NoSuchLockspace(u32),
 }
 
 impl DlmError {
@@ -133,7 +136,7 @@ impl DlmError {
             DlmError::InvalidFlags(_) | DlmError::NameTooLong(_) | DlmError::LvbLength { .. } => {
                 EINVAL
             }
-            DlmError::NoSuchLock(_) | DlmError::NoOrphan => ENOENT,
+            DlmError::NoSuchLock(_) | DlmError::NoOrphan | DlmError::NoSuchLockspace(_) => ENOENT,
             DlmError::NotOwner(_) => EPERM,
             DlmError::Busy(_) => EBUSY,
             DlmError::TooManyLocks(_) => ENOMEM,

@@ -1,7 +1,9 @@
 //! # phalanx-dlm — distributed lock manager
 //!
-//! **Status: the single-master lock engine is implemented; the distributed layer
-//! (directory, remote masters, recovery) is not yet.** See `docs/dlm.md`.
+//! **Status: the single-master lock engine and the distributed layer
+//! ([`cluster`]: directory, remote masters, recovery after node failure gated on
+//! fencing) are implemented as sans-IO cores; the Stack integration is not yet.**
+//! See `docs/dlm.md`.
 //!
 //! The engine is a sans-IO core with VMS/Linux DLM semantics: lockspaces hold
 //! resources by name (≤ 64 bytes); each resource has grant, convert and wait queues;
@@ -52,12 +54,13 @@
 //!
 //! ## What it does not do (yet)
 //!
-//! No networking, no resource directory or master selection, no recovery after a node
-//! failure, no cross-resource deadlock detection (the kernel has none either), no
+//! No sockets (the composition carries [`cluster::Output::Send`]), no cross-resource
+//! deadlock detection (the kernel has none either), no
 //! `LKF_TIMEOUT` (removed from Linux in v6.2).
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod cluster;
 mod error;
 mod flags;
 mod lock;

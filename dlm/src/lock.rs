@@ -12,6 +12,12 @@ impl LockId {
     pub fn get(self) -> u32 {
         self.0
     }
+
+    /// A lock id from its number (as [`LockId::get`] returned it), e.g. when a
+    /// driver keeps ids as integers.
+    pub fn from_raw(id: u32) -> LockId {
+        LockId(id)
+    }
 }
 
 impl std::fmt::Display for LockId {

@@ -479,6 +479,80 @@ impl Lockspace {
         }
     }
 
+    /// Recovery (§3.7): installs a lock a surviving holder reports as granted in
+    /// `mode` on a resource this node now masters. No grant rule is evaluated — the
+    /// recovered locks were compatible on the old master — and no output is queued.
+    /// The caller rebuilds the value block with [`Lockspace::recover_lvb`].
+    pub fn recover_granted(
+        &mut self,
+        owner: Owner,
+        name: &[u8],
+        mode: Mode,
+        persistent: bool,
+        bast: bool,
+    ) -> Result<LockId, DlmError> {
+        let name = ResourceName::new(name)?;
+        if self.index.len() >= self.config.max_locks {
+            return Err(DlmError::TooManyLocks("max_locks"));
+        }
+        let on_resource = self.resources.get(&name).map_or(0, Resource::lock_count);
+        if on_resource >= self.config.max_locks_per_resource {
+            return Err(DlmError::TooManyLocks("max_locks_per_resource"));
+        }
+        let id = self.allocate_id();
+        let lock = Lock {
+            id,
+            owner,
+            state: LockState::Granted,
+            granted: Some(mode),
+            requested: None,
+            flags: if persistent {
+                LockFlags::PERSISTENT
+            } else {
+                LockFlags::EMPTY
+            },
+            persistent,
+            lvb: None,
+            wants_bast: bast,
+            highbast: None,
+            demoted: false,
+            orphan: false,
+        };
+        if !self.resources.contains_key(&name) {
+            let resource = match self.tossed.remove(&name) {
+                Some(idle) => {
+                    self.toss_order.retain(|n| *n != name);
+                    idle
+                }
+                None => Resource::new(name.clone(), self.config.lvb_len),
+            };
+            self.resources.insert(name.clone(), resource);
+        }
+        if let Some(resource) = self.resources.get_mut(&name) {
+            resource.insert_granted(lock);
+            self.index.insert(id, name);
+        }
+        Ok(id)
+    }
+
+    /// Recovery (§3.6): sets a re-mastered resource's value block from the best
+    /// recovered copy (`value`, valid or not), or marks it not valid when no copy
+    /// survived. Returns whether the resource exists.
+    pub fn recover_lvb(&mut self, name: &[u8], value: Option<&[u8]>, valid: bool) -> bool {
+        let Ok(name) = ResourceName::new(name) else {
+            return false;
+        };
+        let resource = match self.resources.get_mut(&name) {
+            Some(r) => Some(r),
+            None => self.tossed.get_mut(&name),
+        };
+        let Some(resource) = resource else {
+            return false;
+        };
+        resource.lvb_mut().restore(value, valid);
+        true
+    }
+
     /// A lock's current state.
     pub fn lock_info(&self, id: LockId) -> Option<LockInfo> {
         let name = self.index.get(&id)?;
@@ -520,6 +594,11 @@ impl Lockspace {
     /// Every resource, in name order.
     pub fn resources(&self) -> impl Iterator<Item = ResourceView> + '_ {
         self.resources.values().map(Resource::view)
+    }
+
+    /// Idle resources kept for their value blocks, oldest first.
+    pub fn idle_resources(&self) -> impl Iterator<Item = &ResourceName> + '_ {
+        self.toss_order.iter()
     }
 
     /// Locks in the lockspace.

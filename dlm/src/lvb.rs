@@ -86,6 +86,19 @@ impl ResourceLvb {
         self.valid = true;
     }
 
+    /// Recovery: the value rebuilt from a surviving copy (`None`: nothing survived,
+    /// the value is unknown and marked not valid).
+    pub(crate) fn restore(&mut self, value: Option<&[u8]>, valid: bool) {
+        match value {
+            Some(value) => {
+                let n = self.value.len().min(value.len());
+                self.value[..n].copy_from_slice(&value[..n]);
+                self.valid = valid;
+            }
+            None => self.valid = false,
+        }
+    }
+
     /// Marks the value invalid (IVVALBLK, or recovery after a PW/EX holder was lost).
     /// Only a later W transfer makes it valid again.
     pub fn invalidate(&mut self) {

@@ -134,6 +134,12 @@ impl Resource {
         self.locks.values()
     }
 
+    /// Recovery: puts a lock the old master had granted straight on the grant queue.
+    pub(crate) fn insert_granted(&mut self, lock: Lock) {
+        self.grant.push(lock.id);
+        self.locks.insert(lock.id, lock);
+    }
+
     pub(crate) fn lvb_mut(&mut self) -> &mut ResourceLvb {
         &mut self.lvb
     }
