@@ -31,11 +31,21 @@ fn tmp(name: &str) -> PathBuf {
 fn lists_installed_agents_as_text_and_json() {
     let (out, _, code) = fence(&["--list-installed", "--agent-dir", &test_agents()]);
     assert_eq!(code, 0);
-    assert_eq!(out, "fence_phalanx_kill\nfence_phalanx_test\n");
+    assert_eq!(
+        out,
+        "fence_phalanx_fabric\nfence_phalanx_kill\nfence_phalanx_test\n"
+    );
     let (out, _, code) = fence(&["--list-installed", "--agent-dir", &test_agents(), "--json"]);
     assert_eq!(code, 0);
     let names: Vec<String> = serde_json::from_str(&out).unwrap();
-    assert_eq!(names, ["fence_phalanx_kill", "fence_phalanx_test"]);
+    assert_eq!(
+        names,
+        [
+            "fence_phalanx_fabric",
+            "fence_phalanx_kill",
+            "fence_phalanx_test"
+        ]
+    );
 }
 
 #[test]
