@@ -5,7 +5,10 @@
 //! each node in its own network namespace **and** its own mount namespace with an
 //! empty directory over `/run`, as the rig starts its daemons. The real
 //! `corosync-quorumtool -s` and `corosync-cfgtool -s` / `-n` (Debian package
-//! `corosync`) then talk to it through the Corosync client protocol.
+//! `corosync`) then talk to it through the Corosync client protocol, and
+//! `corosync-cmapctl -s uidgid.gid.N u8 1` admits an unprivileged group as
+//! Pacemaker's `pacemakerd` makes Corosync do (`setpriv`, util-linux, runs the
+//! tool as nobody).
 //!
 //! Needs root (namespaces, mounts), iproute2 and corosync (`.ci/run` installs them);
 //! a missing piece fails the test with a message, never skips.
@@ -320,6 +323,37 @@ fn corosync_command_line_on_the_rigs_config_serves_cfgtool_and_quorumtool() {
         !out.contains("nodeid: 2 "),
         "the local node is not listed:\n{out}"
     );
+
+    // What Pacemaker's pacemakerd does for its unprivileged daemons: root sets
+    // uidgid.gid.<gid> = 1 (u8) through cmap, and a client of that group is then
+    // admitted; deleting the key shuts it out again. Other keys stay read-only.
+    let as_nobody = ["--reuid=65534", "--regid=65534", "--clear-groups"];
+    let quorumtool_as_nobody = || {
+        let mut args = as_nobody.to_vec();
+        args.extend(["corosync-quorumtool", "-s"]);
+        run_in(&net.nodes[0], "setpriv", &args, Duration::from_secs(10))
+    };
+    let cmapctl = |args: &[&str]| {
+        run_in(
+            &net.nodes[0],
+            "corosync-cmapctl",
+            args,
+            Duration::from_secs(10),
+        )
+    };
+    let (code, out) = quorumtool_as_nobody();
+    assert!(code != 0 && out.contains("Cannot initialize"), "{out}");
+    let (code, out) = cmapctl(&["-s", "uidgid.gid.65534", "u8", "1"]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = quorumtool_as_nobody();
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("Quorate:          Yes"), "{out}");
+    let (code, out) = cmapctl(&["-s", "totem.token", "u32", "1"]);
+    assert!(code != 0 && out.contains("CS_ERR_ACCESS"), "{out}");
+    let (code, out) = cmapctl(&["-d", "uidgid.gid.65534"]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = quorumtool_as_nobody();
+    assert!(code != 0, "{out}");
 
     // Node 3 leaves: node 1's cfgtool shows its link down, quorumtool 2 votes.
     daemons[2].stop();
