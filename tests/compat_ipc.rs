@@ -579,7 +579,8 @@ fn misbehaving_clients_leave_the_node_and_other_clients_alone() {
 
     // A client that joins a group and never reads its callbacks, while a real
     // libcpg client floods the group: the slow one is disconnected, the other
-    // finishes.
+    // finishes. 25000 messages of 2 KiB pass the 32 MiB callback queue bound
+    // (the count bound, 262144 callbacks, is above what small messages reach here).
     let slow = in_ns_thread(&ns, || {
         let c = RawClient::connect("cpg");
         let mut join = request_header(0, 168);
@@ -593,7 +594,7 @@ fn misbehaving_clients_leave_the_node_and_other_clients_alone() {
     let (code, out, err) = run_in(
         &ns,
         bin.to_str().unwrap(),
-        &["flood", "F", "25000", "2", "1"],
+        &["flood", "F", "25000", "2", "1", "2048"],
         Duration::from_secs(120),
     );
     assert_eq!(

@@ -75,6 +75,9 @@ pub struct ClusterConfig {
     /// Groups likewise (`uidgid { gid: ... }`; TOML `[compat] gids = [...]`);
     /// gid 0 always may.
     pub ipc_groups: Vec<String>,
+    /// Whether the daemon's driver thread should run real-time (Corosync's
+    /// `system.sched_rr`); `None` when the file does not say.
+    pub sched_rr: Option<bool>,
     /// Where each value came from (file and lines), for error messages.
     pub source: SourceInfo,
 }
@@ -99,6 +102,7 @@ impl Default for ClusterConfig {
             compat_ipc: false,
             ipc_users: Vec::new(),
             ipc_groups: Vec::new(),
+            sched_rr: None,
             source: SourceInfo::default(),
         }
     }
@@ -631,6 +635,12 @@ impl SourceInfo {
         line: Option<u32>,
     ) {
         self.keys.insert(canonical.into(), (display.into(), line));
+    }
+
+    /// Whether the file gives model key `canonical` itself (e.g. `compat.ipc`):
+    /// an explicit setting, as opposed to the default.
+    pub fn contains(&self, canonical: &str) -> bool {
+        self.keys.contains_key(canonical)
     }
 
     /// The line of a model key, or of its nearest ancestor with a known line.

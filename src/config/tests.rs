@@ -208,7 +208,9 @@ fn bench_setup_sh_file() {
     assert!(!cfg.crypto.enabled);
     assert!(!cfg.logging.to_stderr && cfg.logging.to_logfile);
     let keys: Vec<_> = l.warnings.iter().map(|w| w.key.as_str()).collect();
-    assert_eq!(keys, vec!["system.sched_rr", "system.move_to_root_cgroup"]);
+    assert_eq!(keys, vec!["system.move_to_root_cgroup"]);
+    assert_eq!(cfg.sched_rr, Some(false), "phalanxd then stays SCHED_OTHER");
+    assert!(!cfg.compat_ipc && !cfg.source.contains("compat.ipc"));
     assert_eq!(cfg.local_node(Some(2)).unwrap().name.as_deref(), Some("n2"));
 }
 
@@ -1041,6 +1043,10 @@ fn compat_ipc_switch_in_both_syntaxes() {
     assert!(on.warnings.is_empty(), "{:?}", on.warnings);
     let off = cor(&format!("{C3}\ncompat {{\n    ipc: off\n}}\n"));
     assert!(!off.config.compat_ipc);
+    // An explicit `no` is told apart from no setting (phalanxd -c serves IPC
+    // unless the file says no).
+    assert!(off.config.source.contains("compat.ipc"));
+    assert!(!cor(C3).config.source.contains("compat.ipc"));
     let bad = from_corosync_str(&format!("{C3}\ncompat {{\n    ipc: maybe\n}}\n"), "c");
     assert!(bad.is_err());
     let unknown = cor(&format!("{C3}\ncompat {{\n    shm: yes\n}}\n"));
@@ -1062,5 +1068,7 @@ fn compat_ipc_switch_in_both_syntaxes() {
     assert!(u.warnings.is_empty(), "{:?}", u.warnings);
     assert_eq!(u.config.ipc_users, ["hacluster", "1000"]);
     assert_eq!(u.config.ipc_groups, ["haclient"]);
-    assert!(!from_toml_str(T3, "t.toml").unwrap().config.compat_ipc);
+    assert!(t.config.source.contains("compat.ipc"));
+    let t3 = from_toml_str(T3, "t.toml").unwrap();
+    assert!(!t3.config.compat_ipc && !t3.config.source.contains("compat.ipc"));
 }

@@ -2,10 +2,14 @@
 //!
 //! ```text
 //! phalanxd --config FILE [--node-id N] [--chat | --control [--incarnation N]] [--no-realtime]
+//! phalanxd [-f] -c FILE                       # Corosync's command line
 //! ```
 //!
+//! `-c FILE` is Corosync's spelling and starts the node as a drop-in for `corosync`:
+//! the Corosync client protocol (libqb IPC) is served unless the file says
+//! `compat { ipc: no }`; `-f` (foreground) is accepted, phalanxd never forks.
 //! The driver thread runs SCHED_RR (priority 50) when allowed, as Corosync does by
-//! default; `--no-realtime` keeps normal scheduling.
+//! default; `--no-realtime` or `system { sched_rr: no }` keeps normal scheduling.
 //!
 //! Loads a corosync.conf-style or TOML file (see docs/config.md), joins the
 //! cluster and logs every configuration change and every link going up or down
@@ -44,10 +48,22 @@ use std::sync::atomic::{AtomicBool, Ordering};
         crash-surviving flight recorder, <state_dir>/blackbox-<id> (read it with \
         phalanx-blackbox)."
 )]
+#[command(disable_version_flag = true)]
+#[command(group(clap::ArgGroup::new("file").required(true).args(["config", "corosync_conf"])))]
 struct Args {
     /// Configuration file, corosync.conf style or TOML (docs/config.md).
     #[arg(long, value_name = "FILE")]
-    config: PathBuf,
+    config: Option<PathBuf>,
+    /// Configuration file, started as Corosync is (`corosync -f -c FILE`): also
+    /// serves the Corosync client protocol unless the file says `compat { ipc: no }`.
+    #[arg(short = 'c', value_name = "FILE")]
+    corosync_conf: Option<PathBuf>,
+    /// Foreground, as Corosync's `-f` (accepted; phalanxd always runs in the foreground).
+    #[arg(short = 'f')]
+    foreground: bool,
+    /// Print the version (`-v` as Corosync, `-V`, `--version`).
+    #[arg(short = 'v', visible_short_alias = 'V', long, action = clap::ArgAction::Version)]
+    version: Option<bool>,
     /// This node's id, when the configuration cannot tell which node this host is.
     #[arg(long, value_name = "N")]
     node_id: Option<u32>,
@@ -87,12 +103,24 @@ fn main() -> ExitCode {
     }
 }
 
+/// Whether to serve the Corosync client protocol: what the file says, and when
+/// started as Corosync (`-c`), yes unless the file says no.
+fn serve_ipc(cfg: &config::ClusterConfig, as_corosync: bool) -> bool {
+    cfg.compat_ipc || as_corosync && !cfg.source.contains("compat.ipc")
+}
+
 fn run(args: &Args) -> Result<(), String> {
-    let loaded = config::load(&args.config).map_err(|e| e.to_string())?;
+    let (path, as_corosync) = match (&args.config, &args.corosync_conf) {
+        (Some(p), _) => (p, false),
+        (None, Some(p)) => (p, true),
+        (None, None) => return Err("no configuration file (--config FILE or -c FILE)".into()),
+    };
+    let loaded = config::load(path).map_err(|e| e.to_string())?;
     for w in &loaded.warnings {
         eprintln!("phalanxd: warning: {w}");
     }
-    let cfg = loaded.config;
+    let mut cfg = loaded.config;
+    cfg.compat_ipc = serve_ipc(&cfg, as_corosync);
     let me = cfg
         .local_node(args.node_id)
         .map_err(|e| e.to_string())?
@@ -109,7 +137,7 @@ fn run(args: &Args) -> Result<(), String> {
     opts.admin_socket = Some(phalanx::admin::socket_path(&cfg.state_dir, me));
     // Like Corosync's default `sched_rr: yes`: CPU starvation of this thread must
     // not look like a dead node to the others. Refused without CAP_SYS_NICE.
-    if !args.no_realtime {
+    if !args.no_realtime && cfg.sched_rr != Some(false) {
         opts.realtime_priority = Some(50);
     }
     let crypto = if opts.crypto.is_some() { "on" } else { "OFF" };
@@ -152,6 +180,8 @@ fn run(args: &Args) -> Result<(), String> {
             logger,
             cmap: keys_from_config(&cfg),
             node_addrs: node_addrs_from_config(&cfg),
+            link_mtu: cfg.totem.netmtu.unwrap_or(1500),
+            knet: cfg.transport == config::Transport::Knet,
             ..IpcOptions::default()
         };
         match IpcServer::start(node.handle(), options) {

@@ -1,20 +1,84 @@
-//! The cfg service, as far as the Corosync tools need it to start:
-//! `corosync_cfg_initialize` (a connection), `corosync_cfg_local_get` and
+//! The cfg service, as far as the Corosync tools and Pacemaker need it:
+//! `corosync_cfg_initialize` (a connection), `corosync_cfg_local_get`,
 //! `corosync_cfg_get_node_addrs` (the node's configured IP addresses, one per
-//! link). Everything else is answered `CS_ERR_NOT_SUPPORTED`.
+//! link), `corosync_cfg_node_status_get` (what `corosync-cfgtool -s` and `-n`
+//! print: reachability and link state per node), and shutdown tracking
+//! (`corosync_cfg_trackstart` / `trackstop`, accepted: this node never asks its
+//! clients about a shutdown, it leaves on SIGTERM) and `reopen_log_files`
+//! (nothing to reopen). Everything else is answered `CS_ERR_NOT_SUPPORTED`.
 //!
 //! `res_lib_cfg_get_node_addrs`: family `i32` @24 (`AF_INET` / `AF_INET6`),
 //! count `u32` @28, then the raw addresses in 16-byte slots @32.
+//!
+//! `req_lib_cfg_nodestatusget`: node id `u32` @16, structure version `u32` @24.
+//! `res_lib_cfg_nodestatusget_v1` (4200 bytes): `corosync_cfg_node_status_v1` @24 —
+//! version @+0, node id @+4, reachable, remote, external, onwire min/max/cur
+//! (bytes @+8..+14), then 8 link slots of 520 bytes @+16: enabled, connected,
+//! dynconnected (bytes @+0..+3), mtu `u32` @+4, source and destination address
+//! texts (256 bytes each, NUL-terminated) @+8 and @+264.
 
 use super::cs;
 use super::wire::{IpcError, RESPONSE_HEADER_LEN, Request, put_u32, response};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+const REQ_REPLY_TO_SHUTDOWN: i32 = 4;
 const REQ_GET_NODE_ADDRS: i32 = 5;
 const REQ_LOCAL_GET: i32 = 6;
+const REQ_REOPEN_LOG_FILES: i32 = 8;
+const REQ_NODE_STATUS_GET: i32 = 9;
+const REQ_TRACK_START: i32 = 10;
+const REQ_TRACK_STOP: i32 = 11;
+const RES_TRACK_START: i32 = 2;
+const RES_TRACK_STOP: i32 = 3;
 const RES_GET_NODE_ADDRS: i32 = 11;
 const RES_LOCAL_GET: i32 = 12;
+const RES_REPLY_TO_SHUTDOWN: i32 = 13;
+const RES_REOPEN_LOG_FILES: i32 = 15;
+const RES_NODE_STATUS_GET: i32 = 16;
+
+/// `CFG_NODE_STATUS_V1`, the only node status layout.
+const NODE_STATUS_V1: u32 = 1;
+/// `CFG_MAX_LINKS`.
+pub const MAX_LINKS: usize = 8;
+/// `CFG_MAX_HOST_LEN`: each address text's slot.
+const HOST_LEN: usize = 256;
+const LINK_SLOT: usize = 8 + 2 * HOST_LEN;
+/// Where the node status starts in the reply, and where its link slots start.
+const STATUS_AT: usize = 24;
+const LINKS_AT: usize = STATUS_AT + 16;
+/// `sizeof(struct res_lib_cfg_nodestatusget_v1)`.
+pub const NODE_STATUS_REPLY_LEN: usize = LINKS_AT + MAX_LINKS * LINK_SLOT;
+/// `sizeof(struct res_lib_cfg_nodestatusget_version)`: the reply on error.
+const NODE_STATUS_ERROR_LEN: usize = 32;
+
+/// One link of a node, as `corosync_cfg_node_status_get` reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkStatus {
+    /// The link number (0..8).
+    pub link: u8,
+    /// Configured and in use.
+    pub enabled: bool,
+    /// Carrying traffic to that node (the local node: always).
+    pub connected: bool,
+    /// The link's MTU.
+    pub mtu: u32,
+    /// This node's address on the link (`addr` in `corosync-cfgtool -s`).
+    pub src: String,
+    /// The other node's address on the link.
+    pub dst: String,
+}
+
+/// A node's status (`struct corosync_cfg_node_status_v1`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeStatus {
+    /// The node.
+    pub node_id: u32,
+    /// A member of the current ring.
+    pub reachable: bool,
+    /// Its links.
+    pub links: Vec<LinkStatus>,
+}
 
 /// A decoded libcfg request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,6 +87,21 @@ pub enum CfgCall {
     GetNodeAddrs(u32),
     /// This node's id.
     LocalGet,
+    /// A node's reachability and links (`corosync_cfg_node_status_get`).
+    NodeStatusGet {
+        /// The node.
+        node_id: u32,
+        /// The layout asked for (only 1, `CFG_NODE_STATUS_V1`, exists).
+        version: u32,
+    },
+    /// Shutdown tracking on (`corosync_cfg_trackstart`).
+    TrackStart,
+    /// Shutdown tracking off.
+    TrackStop,
+    /// A tracker's answer to a shutdown request (none is ever asked).
+    ReplyToShutdown,
+    /// Reopen log files (the node keeps none open).
+    ReopenLogFiles,
     /// Anything else (not offered).
     Other(i32),
 }
@@ -33,14 +112,49 @@ impl CfgCall {
         Ok(match r.id {
             REQ_GET_NODE_ADDRS => CfgCall::GetNodeAddrs(r.u32_at(16)?),
             REQ_LOCAL_GET => CfgCall::LocalGet,
+            REQ_NODE_STATUS_GET => CfgCall::NodeStatusGet {
+                node_id: r.u32_at(16)?,
+                version: r.u32_at(24)?,
+            },
+            REQ_TRACK_START => CfgCall::TrackStart,
+            REQ_TRACK_STOP => CfgCall::TrackStop,
+            REQ_REPLY_TO_SHUTDOWN => CfgCall::ReplyToShutdown,
+            REQ_REOPEN_LOG_FILES => CfgCall::ReopenLogFiles,
             id => CfgCall::Other(id),
         })
     }
 }
 
-/// The reply to `call` on node `local`, whose configuration gives `addrs`.
-pub fn reply(call: CfgCall, local: u32, addrs: &BTreeMap<u32, Vec<IpAddr>>) -> Vec<u8> {
+/// The reply to `call` on node `local`, whose configuration gives `addrs`;
+/// `status` tells a node's status (`None`: not a configured node).
+pub fn reply(
+    call: CfgCall,
+    local: u32,
+    addrs: &BTreeMap<u32, Vec<IpAddr>>,
+    status: impl FnOnce(u32) -> Option<NodeStatus>,
+) -> Vec<u8> {
     match call {
+        CfgCall::NodeStatusGet { node_id, version } => {
+            if version != NODE_STATUS_V1 {
+                return response(
+                    RES_NODE_STATUS_GET,
+                    cs::ERR_NOT_SUPPORTED,
+                    NODE_STATUS_ERROR_LEN,
+                );
+            }
+            match status(node_id) {
+                Some(s) => node_status_reply(&s),
+                None => response(
+                    RES_NODE_STATUS_GET,
+                    cs::ERR_FAILED_OPERATION,
+                    NODE_STATUS_ERROR_LEN,
+                ),
+            }
+        }
+        CfgCall::TrackStart => response(RES_TRACK_START, cs::OK, RESPONSE_HEADER_LEN),
+        CfgCall::TrackStop => response(RES_TRACK_STOP, cs::OK, RESPONSE_HEADER_LEN),
+        CfgCall::ReplyToShutdown => response(RES_REPLY_TO_SHUTDOWN, cs::OK, RESPONSE_HEADER_LEN),
+        CfgCall::ReopenLogFiles => response(RES_REOPEN_LOG_FILES, cs::OK, RESPONSE_HEADER_LEN),
         CfgCall::GetNodeAddrs(node) => {
             let node = if node == 0 { local } else { node };
             let Some(list) = addrs.get(&node) else {
@@ -71,6 +185,31 @@ pub fn reply(call: CfgCall, local: u32, addrs: &BTreeMap<u32, Vec<IpAddr>>) -> V
     }
 }
 
+/// `res_lib_cfg_nodestatusget_v1` for `s` (links past [`MAX_LINKS`] dropped,
+/// address texts cut to 255 bytes).
+fn node_status_reply(s: &NodeStatus) -> Vec<u8> {
+    let mut out = response(RES_NODE_STATUS_GET, cs::OK, NODE_STATUS_REPLY_LEN);
+    put_u32(&mut out, STATUS_AT, NODE_STATUS_V1);
+    put_u32(&mut out, STATUS_AT + 4, s.node_id);
+    out[STATUS_AT + 8] = u8::from(s.reachable);
+    for l in &s.links {
+        let slot = usize::from(l.link);
+        if slot >= MAX_LINKS {
+            continue;
+        }
+        let at = LINKS_AT + slot * LINK_SLOT;
+        out[at] = u8::from(l.enabled);
+        out[at + 1] = u8::from(l.connected);
+        put_u32(&mut out, at + 4, l.mtu);
+        for (text, off) in [(&l.src, 8), (&l.dst, 8 + HOST_LEN)] {
+            let b = text.as_bytes();
+            let n = b.len().min(HOST_LEN - 1);
+            out[at + off..at + off + n].copy_from_slice(&b[..n]);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::wire::decode_request;
@@ -83,10 +222,10 @@ mod tests {
         put_u32(&mut b, 8, 16);
         let call = CfgCall::decode(&decode_request(&b).unwrap()).unwrap();
         let none = BTreeMap::new();
-        let out = reply(call, 7, &none);
+        let out = reply(call, 7, &none, |_| None);
         assert_eq!(out.len(), 32);
         assert_eq!(u32::from_ne_bytes(out[24..28].try_into().unwrap()), 7);
-        let unknown = reply(CfgCall::Other(3), 7, &none);
+        let unknown = reply(CfgCall::Other(3), 7, &none, |_| None);
         assert_eq!(
             i32::from_ne_bytes(unknown[16..20].try_into().unwrap()),
             cs::ERR_NOT_SUPPORTED
@@ -100,16 +239,87 @@ mod tests {
             vec!["10.0.0.2".parse().unwrap(), "10.1.0.2".parse().unwrap()],
         )]
         .into();
-        let out = reply(CfgCall::GetNodeAddrs(2), 1, &addrs);
+        let out = reply(CfgCall::GetNodeAddrs(2), 1, &addrs, |_| None);
         assert_eq!(out.len(), 64);
         let u32_at = |o: usize| u32::from_ne_bytes(out[o..o + 4].try_into().unwrap());
         assert_eq!((u32_at(24), u32_at(28)), (libc::AF_INET as u32, 2));
         assert_eq!(&out[32..36], &[10, 0, 0, 2]);
         assert_eq!(&out[48..52], &[10, 1, 0, 2]);
-        let missing = reply(CfgCall::GetNodeAddrs(9), 1, &addrs);
+        let missing = reply(CfgCall::GetNodeAddrs(9), 1, &addrs, |_| None);
         assert_eq!(
             i32::from_ne_bytes(missing[16..20].try_into().unwrap()),
             cs::ERR_NOT_EXIST
         );
+    }
+
+    #[test]
+    fn node_status_in_the_v1_layout() {
+        let mut b = vec![0u8; 32];
+        put_u32(&mut b, 0, REQ_NODE_STATUS_GET as u32);
+        put_u32(&mut b, 8, 32);
+        put_u32(&mut b, 16, 2);
+        put_u32(&mut b, 24, NODE_STATUS_V1);
+        let call = CfgCall::decode(&decode_request(&b).unwrap()).unwrap();
+        let status = |n: u32| {
+            (n == 2).then(|| NodeStatus {
+                node_id: 2,
+                reachable: true,
+                links: vec![LinkStatus {
+                    link: 1,
+                    enabled: true,
+                    connected: true,
+                    mtu: 1400,
+                    src: "10.0.0.1".into(),
+                    dst: "10.0.0.2".into(),
+                }],
+            })
+        };
+        let out = reply(call, 1, &BTreeMap::new(), status);
+        assert_eq!(out.len(), 4200, "sizeof(res_lib_cfg_nodestatusget_v1)");
+        let u32_at = |o: usize| u32::from_ne_bytes(out[o..o + 4].try_into().unwrap());
+        assert_eq!(u32_at(16), cs::OK as u32);
+        assert_eq!((u32_at(24), u32_at(28), out[32]), (1, 2, 1));
+        let link1 = 40 + 520;
+        assert_eq!(out[40], 0, "link 0 not enabled");
+        assert_eq!((out[link1], out[link1 + 1]), (1, 1));
+        assert_eq!(u32_at(link1 + 4), 1400);
+        assert_eq!(&out[link1 + 8..link1 + 17], b"10.0.0.1\0");
+        assert_eq!(&out[link1 + 264..link1 + 273], b"10.0.0.2\0");
+        // An unknown node and an unknown layout are errors, in the short reply.
+        let missing = CfgCall::NodeStatusGet {
+            node_id: 9,
+            version: 1,
+        };
+        let out = reply(missing, 1, &BTreeMap::new(), status);
+        assert_eq!(out.len(), 32);
+        assert_eq!(
+            i32::from_ne_bytes(out[16..20].try_into().unwrap()),
+            cs::ERR_FAILED_OPERATION
+        );
+        let v2 = CfgCall::NodeStatusGet {
+            node_id: 2,
+            version: 2,
+        };
+        let out = reply(v2, 1, &BTreeMap::new(), status);
+        assert_eq!(
+            i32::from_ne_bytes(out[16..20].try_into().unwrap()),
+            cs::ERR_NOT_SUPPORTED
+        );
+    }
+
+    #[test]
+    fn shutdown_tracking_is_accepted() {
+        for (id, call) in [
+            (REQ_TRACK_START, CfgCall::TrackStart),
+            (REQ_TRACK_STOP, CfgCall::TrackStop),
+        ] {
+            let mut b = vec![0u8; 24];
+            put_u32(&mut b, 0, id as u32);
+            put_u32(&mut b, 8, 24);
+            assert_eq!(CfgCall::decode(&decode_request(&b).unwrap()).unwrap(), call);
+            let out = reply(call, 1, &BTreeMap::new(), |_| None);
+            assert_eq!(out.len(), 24);
+            assert_eq!(i32::from_ne_bytes(out[16..20].try_into().unwrap()), cs::OK);
+        }
     }
 }

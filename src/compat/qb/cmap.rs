@@ -1,8 +1,12 @@
 //! A read-only cmap: the keys the Corosync tools read (`quorum.provider`,
-//! `totem.cluster_name`, `nodelist.node.<n>.{nodeid,name,ring0_addr}`,
+//! `totem.cluster_name`, `totem.transport`, `nodelist.node.<n>.{nodeid,name,ring0_addr}`,
 //! `runtime.votequorum.this_node_id`), answering `cmap_get` and the
-//! `cmap_iter_*` calls. Writes are refused with `CS_ERR_ACCESS`; tracking and
-//! the stats map are not offered. Decoding and encoding are pure.
+//! `cmap_iter_*` calls. The one writable part is `uidgid.*`: Pacemaker's
+//! `pacemakerd` sets `uidgid.gid.<haclient gid> = 1` (u8) so that its daemons,
+//! which drop root's group, may connect, and Corosync's IPC admits a client whose
+//! `uidgid.uid.<uid>` or `uidgid.gid.<gid>` is 1 ([`CmapSession::admits`]). Other writes are
+//! refused with `CS_ERR_ACCESS`; tracking and the stats map are not offered.
+//! Decoding and encoding are pure.
 //!
 //! Layouts: a key (`mar_name_t`) is a `u16` length at +0 and 256 bytes at +8
 //! (264 bytes). `req_lib_cmap_get`: key @16, value_len u64 @280 (288 bytes);
@@ -15,6 +19,14 @@ use crate::config::{ClusterConfig, NodeAddr};
 use std::collections::{BTreeMap, VecDeque};
 
 const KEY_MAX: usize = 256;
+/// The only keys clients may write (and delete).
+const WRITABLE_PREFIX: &str = "uidgid.";
+/// Keys written by clients, at most (the map stays bounded).
+const MAX_WRITTEN: usize = 1024;
+/// A written value's largest size.
+const MAX_VALUE: usize = 4096;
+/// `req_lib_cmap_set`: value length @280, type @288, value @296.
+const SET_VALUE_AT: usize = 296;
 /// Open listings per connection.
 const MAX_ITERATIONS: usize = 64;
 
@@ -38,6 +50,13 @@ pub enum CmapValue {
     U32(u32),
     /// `CMAP_VALUETYPE_STRING` (sent with its terminating NUL, as icmap stores it).
     Str(String),
+    /// Any other type a client wrote: its `cmap_value_types_t` code and bytes.
+    Raw {
+        /// The type code (`CMAP_VALUETYPE_UINT8` = 2, ...).
+        code: u8,
+        /// The value as sent.
+        bytes: Vec<u8>,
+    },
 }
 
 impl CmapValue {
@@ -45,6 +64,7 @@ impl CmapValue {
         match self {
             CmapValue::U32(_) => 6,
             CmapValue::Str(_) => 11,
+            CmapValue::Raw { code, .. } => *code,
         }
     }
 
@@ -56,16 +76,29 @@ impl CmapValue {
                 b.push(0);
                 b
             }
+            CmapValue::Raw { bytes, .. } => bytes.clone(),
         }
     }
 }
 
 /// The keys a node's configuration gives (static for the node's life).
 pub fn keys_from_config(cfg: &ClusterConfig) -> Vec<(String, CmapValue)> {
-    let mut keys = vec![(
-        "totem.cluster_name".to_string(),
-        CmapValue::Str(cfg.cluster_name.clone()),
-    )];
+    let transport = match cfg.transport {
+        crate::config::Transport::Udpu => "udpu",
+        crate::config::Transport::Knet => "knet",
+        crate::config::Transport::Udp { .. } => "udp",
+    };
+    let mut keys = vec![
+        (
+            "totem.cluster_name".to_string(),
+            CmapValue::Str(cfg.cluster_name.clone()),
+        ),
+        // `corosync-cfgtool -s` prints it (and the link's transport by it).
+        (
+            "totem.transport".to_string(),
+            CmapValue::Str(transport.into()),
+        ),
+    ];
     if let Some(p) = &cfg.quorum.provider {
         keys.push(("quorum.provider".into(), CmapValue::Str(p.clone())));
     }
@@ -137,7 +170,21 @@ pub enum CmapCall {
         /// `CMAP_SETMAP_DEFAULT` (0) or `CMAP_SETMAP_STATS` (1).
         map: u32,
     },
-    /// A write (refused: this cmap is read-only).
+    /// `cmap_set`: store `value` (type `code`) under `key`.
+    Set {
+        /// The key.
+        key: String,
+        /// `cmap_value_types_t`.
+        code: u8,
+        /// The value's bytes.
+        value: Vec<u8>,
+    },
+    /// `cmap_delete`.
+    Delete {
+        /// The key.
+        key: String,
+    },
+    /// Any other write (`cmap_inc` / `cmap_dec`): refused.
     Write(i32),
     /// Key tracking (not offered).
     Track(i32),
@@ -181,11 +228,68 @@ impl CmapCall {
                 handle: r.u64_at(16)?,
             },
             req::SET_CURRENT_MAP => CmapCall::SetCurrentMap { map: r.u32_at(16)? },
-            id @ (req::SET | req::DELETE | req::ADJUST_INT) => CmapCall::Write(id),
+            req::SET => {
+                r.require(SET_VALUE_AT)?;
+                let len = r.u64_at(280)?;
+                if len > MAX_VALUE as u64 {
+                    return Err(IpcError::BadField("cmap value above 4096 bytes"));
+                }
+                CmapCall::Set {
+                    key: key_at(r, 16)?,
+                    code: r.slice(288, 1)?[0],
+                    value: r.slice(SET_VALUE_AT, len as usize)?.to_vec(),
+                }
+            }
+            req::DELETE => {
+                r.require(280)?;
+                CmapCall::Delete {
+                    key: key_at(r, 16)?,
+                }
+            }
+            id @ req::ADJUST_INT => CmapCall::Write(id),
             id @ (req::TRACK_ADD | req::TRACK_DELETE) => CmapCall::Track(id),
             id => return Err(IpcError::UnknownRequest(id)),
         })
     }
+}
+
+/// Whether `key` is a name icmap accepts: 3 to 255 bytes of letters, digits
+/// and `._-/:`.
+fn valid_key(key: &str) -> bool {
+    (3..KEY_MAX).contains(&key.len())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-/:".contains(&b))
+}
+
+/// The reply to a write of `key`: stores (or with `value` `None`, deletes) it
+/// when it may be written.
+fn write(
+    map: &mut BTreeMap<String, CmapValue>,
+    id: i32,
+    key: String,
+    value: Option<CmapValue>,
+) -> Vec<u8> {
+    let error = if !valid_key(&key) {
+        cs::ERR_INVALID_PARAM
+    } else if !key.starts_with(WRITABLE_PREFIX) {
+        cs::ERR_ACCESS
+    } else {
+        match value {
+            None if map.remove(&key).is_some() => cs::OK,
+            None => cs::ERR_NOT_EXIST,
+            Some(v) => {
+                let written = map.keys().filter(|k| k.starts_with(WRITABLE_PREFIX));
+                if !map.contains_key(&key) && written.count() >= MAX_WRITTEN {
+                    cs::ERR_NO_RESOURCES
+                } else {
+                    map.insert(key, v);
+                    cs::OK
+                }
+            }
+        }
+    };
+    response(id, error, RESPONSE_HEADER_LEN)
 }
 
 /// One cmap connection: its listings.
@@ -196,9 +300,23 @@ pub struct CmapSession {
 }
 
 impl CmapSession {
-    /// Answers `call` from `map`.
-    pub fn handle(&mut self, map: &BTreeMap<String, CmapValue>, call: CmapCall) -> Vec<u8> {
+    /// Whether `map` admits a client with `uid` and `gid` to the IPC, as Corosync's
+    /// `uidgid.uid.<uid>` / `uidgid.gid.<gid>` keys do (u8 value 1).
+    pub fn admits(map: &BTreeMap<String, CmapValue>, uid: u32, gid: u32) -> bool {
+        let one = |k: String| matches!(map.get(&k), Some(CmapValue::Raw { code: 2, bytes }) if bytes.as_slice() == [1]);
+        one(format!("uidgid.uid.{uid}")) || one(format!("uidgid.gid.{gid}"))
+    }
+
+    /// Answers `call` from `map` (which `cmap_set` / `cmap_delete` change).
+    pub fn handle(&mut self, map: &mut BTreeMap<String, CmapValue>, call: CmapCall) -> Vec<u8> {
         match call {
+            CmapCall::Set { key, code, value } => write(
+                map,
+                req::SET,
+                key,
+                Some(CmapValue::Raw { code, bytes: value }),
+            ),
+            CmapCall::Delete { key } => write(map, req::DELETE, key, None),
             CmapCall::Get { key, room } => get_reply(map.get(&key), room),
             CmapCall::IterInit { prefix } => {
                 let mut out = response(req::ITER_INIT, cs::OK, 32);
@@ -309,18 +427,18 @@ mod tests {
         let mut s = CmapSession::default();
         let b = get_request("a.y", 0);
         let call = CmapCall::decode(&decode_request(&b).unwrap()).unwrap();
-        let out = s.handle(&map(), call);
+        let out = s.handle(&mut map(), call);
         assert_eq!(out.len(), 40);
         assert_eq!(u64::from_ne_bytes(out[24..32].try_into().unwrap()), 3);
         assert_eq!(out[32], 11);
         let b = get_request("a.y", 16);
         let call = CmapCall::decode(&decode_request(&b).unwrap()).unwrap();
-        let out = s.handle(&map(), call);
+        let out = s.handle(&mut map(), call);
         assert_eq!(out.len(), 56);
         assert_eq!(&out[40..43], b"hi\0");
         let b = get_request("a.y", 2);
         let call = CmapCall::decode(&decode_request(&b).unwrap()).unwrap();
-        let out = s.handle(&map(), call);
+        let out = s.handle(&mut map(), call);
         assert_eq!(
             out.len(),
             40,
@@ -328,7 +446,7 @@ mod tests {
         );
         let b = get_request("nope", 4);
         let call = CmapCall::decode(&decode_request(&b).unwrap()).unwrap();
-        let out = s.handle(&map(), call);
+        let out = s.handle(&mut map(), call);
         assert_eq!(
             i32::from_ne_bytes(out[16..20].try_into().unwrap()),
             cs::ERR_NOT_EXIST
@@ -338,8 +456,9 @@ mod tests {
     #[test]
     fn iteration_lists_the_prefix_then_ends() {
         let mut s = CmapSession::default();
+        let mut m = map();
         let out = s.handle(
-            &map(),
+            &mut m,
             CmapCall::IterInit {
                 prefix: "a.".into(),
             },
@@ -347,7 +466,7 @@ mod tests {
         let handle = u64::from_ne_bytes(out[24..32].try_into().unwrap());
         let mut keys = Vec::new();
         loop {
-            let out = s.handle(&map(), CmapCall::IterNext { handle });
+            let out = s.handle(&mut m, CmapCall::IterNext { handle });
             if i32::from_ne_bytes(out[16..20].try_into().unwrap()) != cs::OK {
                 break;
             }
@@ -362,5 +481,93 @@ mod tests {
         let mut b = get_request("k", 0);
         b[16..18].copy_from_slice(&300u16.to_ne_bytes());
         assert!(CmapCall::decode(&decode_request(&b).unwrap()).is_err());
+    }
+
+    fn set_request(key: &str, code: u8, value: &[u8]) -> Vec<u8> {
+        let mut b = vec![0u8; SET_VALUE_AT + value.len().next_multiple_of(8)];
+        put_u32(&mut b, 0, req::SET as u32);
+        let len = b.len() as u32;
+        put_u32(&mut b, 8, len);
+        b[16..18].copy_from_slice(&(key.len() as u16).to_ne_bytes());
+        b[24..24 + key.len()].copy_from_slice(key.as_bytes());
+        put_u64(&mut b, 280, value.len() as u64);
+        b[288] = code;
+        b[SET_VALUE_AT..SET_VALUE_AT + value.len()].copy_from_slice(value);
+        b
+    }
+
+    fn error_of(out: &[u8]) -> i32 {
+        i32::from_ne_bytes(out[16..20].try_into().unwrap())
+    }
+
+    #[test]
+    fn uidgid_keys_are_writable_and_admit_clients() {
+        let mut s = CmapSession::default();
+        let mut m = map();
+        assert!(!CmapSession::admits(&m, 102, 105));
+        // What pacemakerd does: cmap_set_uint8("uidgid.gid.105", 1).
+        let b = set_request("uidgid.gid.105", 2, &[1]);
+        let call = CmapCall::decode(&decode_request(&b).unwrap()).unwrap();
+        let out = s.handle(&mut m, call);
+        assert_eq!((out.len(), error_of(&out)), (24, cs::OK));
+        assert!(CmapSession::admits(&m, 102, 105));
+        assert!(!CmapSession::admits(&m, 102, 106), "another group");
+        // It reads back with its type.
+        let b = get_request("uidgid.gid.105", 8);
+        let out = s.handle(
+            &mut m,
+            CmapCall::decode(&decode_request(&b).unwrap()).unwrap(),
+        );
+        assert_eq!((out[32], out[40]), (2, 1));
+        // Value 0 does not admit; deleting removes it.
+        let b = set_request("uidgid.gid.105", 2, &[0]);
+        s.handle(
+            &mut m,
+            CmapCall::decode(&decode_request(&b).unwrap()).unwrap(),
+        );
+        assert!(!CmapSession::admits(&m, 102, 105));
+        let del = CmapCall::Delete {
+            key: "uidgid.gid.105".into(),
+        };
+        assert_eq!(error_of(&s.handle(&mut m, del.clone())), cs::OK);
+        assert_eq!(error_of(&s.handle(&mut m, del)), cs::ERR_NOT_EXIST);
+    }
+
+    #[test]
+    fn other_writes_are_refused() {
+        let mut s = CmapSession::default();
+        let mut m = map();
+        let b = set_request("totem.token", 6, &5000u32.to_ne_bytes());
+        let out = s.handle(
+            &mut m,
+            CmapCall::decode(&decode_request(&b).unwrap()).unwrap(),
+        );
+        assert_eq!(error_of(&out), cs::ERR_ACCESS);
+        assert!(!m.contains_key("totem.token"));
+        let bad = CmapCall::Set {
+            key: "uidgid.uid.1 space".into(),
+            code: 2,
+            value: vec![1],
+        };
+        assert_eq!(error_of(&s.handle(&mut m, bad)), cs::ERR_INVALID_PARAM);
+        // A value longer than it says, or too long, does not decode.
+        let mut b = set_request("uidgid.uid.1", 2, &[1]);
+        put_u64(&mut b, 280, 1 << 20);
+        assert!(CmapCall::decode(&decode_request(&b).unwrap()).is_err());
+        // The written part stays bounded.
+        for i in 0..MAX_WRITTEN {
+            let call = CmapCall::Set {
+                key: format!("uidgid.uid.{i}"),
+                code: 2,
+                value: vec![1],
+            };
+            assert_eq!(error_of(&s.handle(&mut m, call)), cs::OK);
+        }
+        let one_more = CmapCall::Set {
+            key: "uidgid.uid.999999".into(),
+            code: 2,
+            value: vec![1],
+        };
+        assert_eq!(error_of(&s.handle(&mut m, one_more)), cs::ERR_NO_RESOURCES);
     }
 }

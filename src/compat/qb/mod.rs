@@ -32,7 +32,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-mod cfg;
+pub mod cfg;
 pub mod cmap;
 mod conn;
 mod cpg;
@@ -55,6 +55,8 @@ pub mod cs {
     pub const OK: i32 = 1;
     /// Library / internal error.
     pub const ERR_LIBRARY: i32 = 2;
+    /// The operation failed.
+    pub const ERR_FAILED_OPERATION: i32 = 21;
     /// Retry later.
     pub const ERR_TRY_AGAIN: i32 = 6;
     /// A bad argument.

@@ -66,6 +66,12 @@ pub struct IpcOptions {
     /// Each node's IP addresses, for `corosync_cfg_get_node_addrs` (see
     /// [`node_addrs_from_config`](super::node_addrs_from_config)).
     pub node_addrs: BTreeMap<u32, Vec<IpAddr>>,
+    /// The MTU `corosync_cfg_node_status_get` reports for every link.
+    pub link_mtu: u32,
+    /// Link status as Corosync reports it for knet (a link's two ends: this
+    /// node's address and the other's) rather than for udpu/udp (only the
+    /// other node's address); `corosync-cfgtool` prints what it gets.
+    pub knet: bool,
 }
 
 impl Default for IpcOptions {
@@ -78,14 +84,21 @@ impl Default for IpcOptions {
             max_message: 1 << 20,
             // Above the node's own CPG send queue (4096 messages by default):
             // a sender slowed at a quarter of this still gets back everything
-            // the node had already taken from it.
-            queue_messages: 16384,
+            // the node had already taken from it. Large enough that the byte
+            // limit binds first for small messages: other nodes' senders are
+            // not slowed by a slow client here, and on a loaded host a client
+            // can stall for seconds (16384 callbacks of 64 bytes, under 0.5 s of
+            // the rig's tputN, disconnected cpgperf clients at load 6; Corosync
+            // queues without a bound).
+            queue_messages: 262_144,
             queue_bytes: 32 << 20,
             max_connections: 1024,
             handshake_timeout: Duration::from_secs(5),
             logger: Logger::discard(),
             cmap: Vec::new(),
             node_addrs: BTreeMap::new(),
+            link_mtu: 1500,
+            knet: true,
         }
     }
 }
@@ -258,8 +271,55 @@ struct Server {
 struct Ctx<'a> {
     logger: &'a Logger,
     node: &'a NodeHandle,
-    cmap: &'a BTreeMap<String, CmapValue>,
+    cmap: &'a mut BTreeMap<String, CmapValue>,
     node_addrs: &'a BTreeMap<u32, Vec<IpAddr>>,
+    link_mtu: u32,
+    knet: bool,
+}
+
+/// Node `n`'s status as `corosync-cfgtool -s` shows it: reachable when a member
+/// of the current ring; per configured link, this node's and its address (knet;
+/// udpu: only its address, as source), and connected when the link to it is up
+/// (always, for this node itself).
+fn node_status(ctx: &Ctx<'_>, n: u32) -> Option<cfg::NodeStatus> {
+    let theirs = ctx.node_addrs.get(&n)?;
+    let local = ctx.node.node_id();
+    let ours = ctx.node_addrs.get(&local);
+    let up = ctx.node.links();
+    let links = theirs
+        .iter()
+        .enumerate()
+        .take(cfg::MAX_LINKS)
+        .map(|(l, addr)| {
+            let link = l as u8;
+            let connected = n == local
+                || up.iter().any(|s| {
+                    s.peer == n && s.link == link && s.state == crate::node::LinkState::Up
+                });
+            let mine = ours
+                .and_then(|a| a.get(l))
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            let (src, dst) = if ctx.knet {
+                (mine, addr.to_string())
+            } else {
+                (addr.to_string(), String::new())
+            };
+            cfg::LinkStatus {
+                link,
+                enabled: true,
+                connected,
+                mtu: ctx.link_mtu,
+                src,
+                dst,
+            }
+        })
+        .collect();
+    Some(cfg::NodeStatus {
+        node_id: n,
+        reachable: ctx.node.membership().members.contains(&n),
+        links,
+    })
 }
 
 fn token(id: u64, kind: usize) -> Token {
@@ -466,6 +526,7 @@ impl Server {
             || uid == euid()
             || self.options.uids.contains(&uid)
             || self.options.gids.contains(&gid)
+            || CmapSession::admits(&self.cmap, uid, gid)
     }
 
     fn refuse(mut stream: UnixStream, errno: i32) {
@@ -691,13 +752,15 @@ impl Server {
                 self.close(id, &Gone::Protocol(why.to_string()));
                 break;
             }
-            let ctx = Ctx {
+            let mut ctx = Ctx {
                 logger: &self.options.logger,
                 node: &self.node,
-                cmap: &self.cmap,
+                cmap: &mut self.cmap,
                 node_addrs: &self.options.node_addrs,
+                link_mtu: self.options.link_mtu,
+                knet: self.options.knet,
             };
-            let outcome = Self::dispatch(&ctx, l, &buf[..n]);
+            let outcome = Self::dispatch(&mut ctx, l, &buf[..n]);
             if let Err(g) = outcome {
                 self.close(id, &g);
                 break;
@@ -707,7 +770,7 @@ impl Server {
     }
 
     /// Decodes and handles one request of connection `l`.
-    fn dispatch(ctx: &Ctx<'_>, l: &mut Live, bytes: &[u8]) -> Result<(), Gone> {
+    fn dispatch(ctx: &mut Ctx<'_>, l: &mut Live, bytes: &[u8]) -> Result<(), Gone> {
         let (logger, node) = (ctx.logger, ctx.node);
         let req = match decode_request(bytes) {
             Ok(r) => r,
@@ -738,11 +801,13 @@ impl Server {
             },
             Session::Cmap(c) => match CmapCall::decode(&req) {
                 Err(e) => return Self::invalid(logger, l, &e, false),
-                Ok(call) => Some(c.handle(ctx.cmap, call)),
+                Ok(call) => Some(c.handle(&mut *ctx.cmap, call)),
             },
             Session::Cfg => match CfgCall::decode(&req) {
                 Err(e) => return Self::invalid(logger, l, &e, false),
-                Ok(call) => Some(cfg::reply(call, node.node_id(), ctx.node_addrs)),
+                Ok(call) => Some(cfg::reply(call, node.node_id(), ctx.node_addrs, |n| {
+                    node_status(ctx, n)
+                })),
             },
         };
         if let Some(r) = reply {

@@ -24,7 +24,6 @@ const LOGGER_SUBSYS: Unmapped = Unmapped::no_effect(&[
 ]);
 
 const SYSTEM: Unmapped = Unmapped::no_effect(&[
-    "sched_rr",
     "priority",
     "move_to_root_cgroup",
     "allow_knet_handle_fallback",
@@ -98,6 +97,12 @@ impl Mapper<'_> {
             Entry::Key(key) if key.name() == "state_dir" => {
                 m.cfg.state_dir = key.file_path();
                 m.record("state_dir", &key);
+                Ok(Used)
+            }
+            // phalanxd asks for SCHED_RR unless this says no (docs/phalanxd.md).
+            Entry::Key(key) if key.name() == "sched_rr" => {
+                m.cfg.sched_rr = Some(key.boolean()?);
+                m.record("sched_rr", &key);
                 Ok(Used)
             }
             _ => Ok(Unknown),

@@ -74,6 +74,9 @@ impl<'a> Build<'a> {
         let crypto = self.crypto(&root.crypto)?;
         let quorum = self.quorum(root.quorum)?;
         let logging = self.logging(root.logging)?;
+        if root.compat.ipc.is_some() {
+            self.record("compat.ipc", "compat.ipc", "compat.ipc");
+        }
         let fencing = match root.fencing {
             Some(f) => self.fencing(f)?,
             None => FencingConfig::default(),
@@ -92,7 +95,7 @@ impl<'a> Build<'a> {
             logging,
             fencing,
             cib: root.cib.is_some_and(|c| c.enabled.unwrap_or(true)),
-            compat_ipc: root.compat.ipc,
+            compat_ipc: root.compat.ipc.unwrap_or(false),
             ipc_users: root.compat.uids.clone(),
             ipc_groups: root.compat.gids.clone(),
             ..ClusterConfig::default()

@@ -35,7 +35,7 @@ pub(super) struct Root {
 #[derive(Deserialize, Default)]
 #[serde(default)]
 pub(super) struct CompatSection {
-    pub(super) ipc: bool,
+    pub(super) ipc: Option<bool>,
     pub(super) uids: Vec<String>,
     pub(super) gids: Vec<String>,
 }
