@@ -269,11 +269,11 @@ fn a_result_for_a_member_counts_only_for_its_current_incarnation() {
     );
 }
 
-#[test]
-fn members_fed_the_same_quorum_events_agree_on_incarnations() {
-    let ev = |seq: u64, members: &[u32]| Event::QuorumChanged {
+/// A quorate votequorum event for ring `ring` with `members` (one vote each).
+fn quorate_in(ring: RingId, members: &[u32]) -> Event {
+    Event::QuorumChanged {
         quorate: true,
-        ring: RingId { seq, rep: 1 },
+        ring,
         nodes: members
             .iter()
             .map(|&n| NodeStatus {
@@ -283,7 +283,12 @@ fn members_fed_the_same_quorum_events_agree_on_incarnations() {
                 expected: 3,
             })
             .collect(),
-    };
+    }
+}
+
+#[test]
+fn members_fed_the_same_quorum_events_agree_on_incarnations() {
+    let ev = |seq, members: &[u32]| quorate_in(RingId { seq, rep: 1 }, members);
     let mut d1 = decision(1, 3);
     let mut d2 = FenceDecision::new(DecisionConfig::new(2, 1..=3));
     for e in [ev(4, &[1, 2, 3]), ev(8, &[1, 2]), ev(12, &[1, 2, 3])] {
@@ -298,19 +303,7 @@ fn members_fed_the_same_quorum_events_agree_on_incarnations() {
 fn a_late_joiner_counts_an_operation_it_saw_start_after_the_target_joined() {
     use phalanx_fence::core::OpId;
     // Node 2 saw 3 join in ring 4; node 1 joined later (ring 8), when 3 was there.
-    let ev = |seq: u64, members: &[u32]| Event::QuorumChanged {
-        quorate: true,
-        ring: RingId { seq, rep: 2 },
-        nodes: members
-            .iter()
-            .map(|&n| NodeStatus {
-                node: n,
-                state: NodeState::Member,
-                votes: 1,
-                expected: 3,
-            })
-            .collect(),
-    };
+    let ev = |seq, members: &[u32]| quorate_in(RingId { seq, rep: 2 }, members);
     let mut d1 = FenceDecision::new(DecisionConfig::new(1, 1..=3));
     let mut d2 = FenceDecision::new(DecisionConfig::new(2, 1..=3));
     d2.handle_quorum_event(&ev(4, &[2, 3]));
