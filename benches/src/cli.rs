@@ -146,7 +146,7 @@ pub struct RunOptions {
     pub spin_us: u64,
     /// Many datagrams per system call in the nodes' drivers (sendmmsg/recvmmsg);
     /// off sends and reads one datagram per call, for comparison.
-    #[arg(long, value_name = "on|off", value_enum, default_value_t = OnOff::On,
+    #[arg(long, value_name = "on|off", value_enum, default_value_t = OnOff::Off,
           hide_possible_values = true)]
     pub batch_io: OnOff,
     /// Each worker prints its driver's counters on stderr at the end.

@@ -65,8 +65,11 @@ pub struct NodeOptions {
     /// window).
     pub socket_buffer: usize,
     /// Many datagrams per system call: the datagrams of one driver pass go out
-    /// with one `sendmmsg` per link, and waiting ones are read with `recvmmsg`
-    /// (default on; off sends and reads one per call, for comparison).
+    /// with one `sendmmsg` per link, and waiting ones are read with `recvmmsg`.
+    /// Off by default: measured in the Corosync rig's topology (3 nodes, MTU
+    /// 1500) it bought nothing (tput1 1 KiB 40 k vs 49 k msgs/s, 64 B and 16 KiB
+    /// equal within noise, lat1 p50 +6 %; `docs/performance.md`), because one pass
+    /// holds few datagrams per link and holding them delays the first.
     pub batch_io: bool,
     /// Authenticated encryption of every datagram (`None`: plaintext, for
     /// benchmarks). A node without the key cannot take part.
@@ -114,7 +117,7 @@ impl NodeOptions {
             logger: Logger::discard(),
             event_capacity: 65_536,
             socket_buffer: 0,
-            batch_io: true,
+            batch_io: false,
             crypto: None,
             realtime_priority: None,
             cpg: CpgConfig::default(),
