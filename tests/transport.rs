@@ -75,6 +75,23 @@ fn form_and_order(nodes: &[Node], per_node: u32) -> Vec<Vec<(NodeId, u32)>> {
         .collect()
 }
 
+/// Every node delivered the same sequence, and each sender's `per_node` messages
+/// in sending order.
+fn assert_one_order(orders: &[Vec<(NodeId, u32)>], per_node: u32) {
+    assert!(
+        orders.iter().all(|o| *o == orders[0]),
+        "agreed order differs between nodes"
+    );
+    for s in 1..=orders.len() as NodeId {
+        let mine: Vec<u32> = orders[0]
+            .iter()
+            .filter(|(f, _)| *f == s)
+            .map(|(_, i)| *i)
+            .collect();
+        assert_eq!(mine, (0..per_node).collect::<Vec<_>>());
+    }
+}
+
 #[test]
 fn ipv6_loopback_cluster_forms_and_orders() {
     let addrs = free_addrs("::1", 3);
@@ -85,20 +102,7 @@ fn ipv6_loopback_cluster_forms_and_orders() {
             Node::start(o).unwrap()
         })
         .collect();
-    let orders = form_and_order(&nodes, 300);
-    assert!(
-        orders.iter().all(|o| *o == orders[0]),
-        "agreed order differs between nodes"
-    );
-    // Per sender, in sending order.
-    for s in 1..=3 {
-        let mine: Vec<u32> = orders[0]
-            .iter()
-            .filter(|(f, _)| *f == s)
-            .map(|(_, i)| *i)
-            .collect();
-        assert_eq!(mine, (0..300).collect::<Vec<_>>());
-    }
+    assert_one_order(&form_and_order(&nodes, 300), 300);
     for n in nodes {
         n.leave().unwrap();
     }
@@ -117,19 +121,7 @@ fn batched_system_calls_form_and_order_the_same() {
             Node::start(o).unwrap()
         })
         .collect();
-    let orders = form_and_order(&nodes, 1000);
-    assert!(
-        orders.iter().all(|o| *o == orders[0]),
-        "agreed order differs between nodes"
-    );
-    for s in 1..=3 {
-        let mine: Vec<u32> = orders[0]
-            .iter()
-            .filter(|(f, _)| *f == s)
-            .map(|(_, i)| *i)
-            .collect();
-        assert_eq!(mine, (0..1000).collect::<Vec<_>>());
-    }
+    assert_one_order(&form_and_order(&nodes, 1000), 1000);
     // Counters are published every few milliseconds.
     let h = nodes[0].handle();
     wait_until("the counters published", Duration::from_secs(5), || {
