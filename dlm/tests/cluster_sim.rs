@@ -19,6 +19,8 @@
 //! `PHALANX_DLM_SIM_SEEDS=a..b` runs seeds a..b (default 0..2000);
 //! `PHALANX_DLM_SIM_STEPS` sets the steps per seed (default 250).
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use phalanx_dlm::cluster::{DlmConfig, DlmNode, Input, LocalLockView, NodeId, Output, PendingKind};
@@ -30,27 +32,7 @@ const LS: u32 = 1;
 const NAMES: [&[u8]; 3] = [b"a", b"b", b"c"];
 const LVB_LEN: usize = 8;
 
-/// splitmix64: small, seedable, good enough to pick interleavings.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-    fn mode(&mut self) -> Mode {
-        Mode::ALL[self.below(6)]
-    }
-}
+use common::rng::Rng;
 
 /// What the value-block model remembers per resource.
 #[derive(Default, Clone)]

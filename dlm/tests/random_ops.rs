@@ -14,35 +14,13 @@
 //! per seed) make longer runs, e.g. in release:
 //! `DLM_RANDOM_STEPS=1000000 cargo test --release -p phalanx-dlm --test random_ops`.
 
+mod common;
+
 use std::collections::BTreeMap;
 
 use phalanx_dlm::*;
 
-/// splitmix64: a tiny, well-mixed generator; the whole run is a function of the seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    /// True with probability `percent` / 100.
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-
-    fn mode(&mut self) -> Mode {
-        Mode::ALL[self.below(6)]
-    }
-}
+use common::rng::Rng;
 
 const NAMES: [&[u8]; 3] = [b"alpha", b"beta", b"gamma"];
 const LVB_LEN: usize = 8;

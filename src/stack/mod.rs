@@ -482,8 +482,10 @@ impl Stack {
         self.drain_quorum_events();
         loop {
             let moved_events = self.pump_totem();
-            self.pump_fence();
+            // The CIB first: a change may register fencing devices, whose
+            // requests (unfencing) the fence pass then moves in the same pump.
             self.drain_cib();
+            self.pump_fence();
             let moved_sends = self.pump_sends();
             if !moved_events && !moved_sends {
                 break;

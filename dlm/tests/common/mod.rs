@@ -1,6 +1,8 @@
 //! A small harness over a real `Lockspace`: make calls, collect what comes out.
 #![allow(dead_code)]
 
+pub mod rng;
+
 use phalanx_dlm::*;
 
 /// The owner `pid` on node 1.
