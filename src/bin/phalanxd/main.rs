@@ -129,8 +129,23 @@ fn run(args: &Args) -> Result<(), String> {
     std::fs::create_dir_all(&cfg.state_dir)
         .map_err(|e| format!("{}: {e}", cfg.state_dir.display()))?;
     let blackbox = cfg.state_dir.join(format!("blackbox-{me}"));
-    let logger =
-        Logger::file(&blackbox, 8 << 20).map_err(|e| format!("{}: {e}", blackbox.display()))?;
+    // Appended to, not replaced: after a crash or kill -9 the previous process's
+    // records are what `phalanx-report` and `phalanx-blackbox` are asked about.
+    let logger = Logger::builder()
+        .file(&blackbox, 8 << 20)
+        .append(true)
+        .build()
+        .map_err(|e| format!("{}: {e}", blackbox.display()))?;
+    phalanx::logsys::record!(
+        logger,
+        phalanx::logsys::monotonic_ns(),
+        me,
+        Notice,
+        "node",
+        "phalanxd {} starting, pid {}",
+        env!("CARGO_PKG_VERSION"),
+        std::process::id()
+    );
     install_panic_hook(logger.clone());
     opts.logger = logger.clone();
     // For phalanx-cpgtool / phalanx-quorumtool.
