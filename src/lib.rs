@@ -111,6 +111,7 @@ pub mod node;
 pub mod util;
 
 pub mod quorum_client;
+pub mod relaxng;
 
 pub mod stack;
 

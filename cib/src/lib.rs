@@ -26,6 +26,7 @@
 //!   divergence reports (`docs/cib-service.md`).
 //! * [`persist`]: the on-disk format (`cib.xml`, `.sig`, backups) as pure
 //!   functions.
+//! * [`schema`]: the schema-validation hook every change passes through.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -34,6 +35,7 @@ pub mod digest;
 pub mod ops;
 pub mod patch;
 pub mod persist;
+pub mod schema;
 pub mod service;
 pub mod version;
 pub mod xml;

@@ -22,8 +22,10 @@ use admin_target::AdminTarget;
 use clap::{ArgGroup, Parser};
 use clap_complete::Shell;
 use phalanx::admin::{AdminClient, Request, Response};
-use phalanx::cib::ops::{CallOptions, CibOp, OpContext, Scope, execute, wire};
+use phalanx::cib::ops::{CallOptions, CibOp, OpContext, Scope, execute_validated, wire};
+use phalanx::cib::schema::SchemaValidator;
 use phalanx::cib::xml::{Element, Escaping, Style, parse, to_string};
+use phalanx::relaxng::PacemakerSchemas;
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -207,8 +209,14 @@ fn offline(path: &str, op: CibOp) -> Result<(), Failure> {
     let text = std::fs::read_to_string(path).map_err(|e| usage(format!("{path}: {e}")))?;
     let mut cib = parse(&text).map_err(|e| Failure(65, format!("{path}: {e}")))?;
     let modifying = op.is_modifying();
-    let out = execute(&mut cib, &op, &OpContext::default())
-        .map_err(|e| Failure(e.exit_code(), e.to_string()))?;
+    let schemas = offline_schemas()?;
+    let out = execute_validated(
+        &mut cib,
+        &op,
+        &OpContext::default(),
+        schemas.as_ref().map(|s| s as &dyn SchemaValidator),
+    )
+    .map_err(|e| Failure(e.exit_code(), e.to_string()))?;
     if let Some(o) = &out.output {
         print_output(&to_string(o, Style::Pretty, Escaping::Xml));
     }
@@ -220,6 +228,21 @@ fn offline(path: &str, op: CibOp) -> Result<(), Failure> {
             .map_err(|e| usage(format!("{path}: {e}")))?;
     }
     Ok(())
+}
+
+/// The schemas a change to a file is validated with, as `cibadmin` does
+/// offline: `$PCMK_schema_directory` (Pacemaker's variable) or
+/// `/usr/share/pacemaker`; none when that directory does not exist.
+fn offline_schemas() -> Result<Option<PacemakerSchemas>, Failure> {
+    let dir = std::env::var_os("PCMK_schema_directory")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "/usr/share/pacemaker".into());
+    if !dir.is_dir() {
+        return Ok(None);
+    }
+    PacemakerSchemas::open(&dir)
+        .map(Some)
+        .map_err(|e| Failure(78, format!("schemas: {e}")))
 }
 
 fn online(target: &AdminTarget, op: CibOp) -> Result<(), Failure> {

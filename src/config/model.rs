@@ -62,6 +62,11 @@ pub struct ClusterConfig {
     /// Run the replicated CIB (`cib { enabled: yes }`; on when the section is
     /// present). Every node of a cluster must agree.
     pub cib: bool,
+    /// Where Pacemaker's RelaxNG schemas are (`cib { schemas: DIR }`, e.g.
+    /// `/usr/share/pacemaker`): every CIB change is then validated against the
+    /// schema its `validate-with` names, as Pacemaker's CIB manager does. Off
+    /// without it. Every node of a cluster must give the same schemas.
+    pub cib_schemas: Option<PathBuf>,
     /// Serve Corosync's client protocol (libqb IPC: cpg, quorum, votequorum,
     /// cfg) so that programs linked with libcpg & co. use this node
     /// (`compat { ipc: yes }`; TOML `[compat] ipc = true`). Off by default: the
@@ -99,6 +104,7 @@ impl Default for ClusterConfig {
             logging: LoggingConfig::default(),
             fencing: FencingConfig::default(),
             cib: false,
+            cib_schemas: None,
             compat_ipc: false,
             ipc_users: Vec::new(),
             ipc_groups: Vec::new(),

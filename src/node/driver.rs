@@ -224,9 +224,17 @@ impl Driver {
                 Some(d) => super::cib_store::load(&super::cib_store::dir(d, me))?.cib,
                 None => phalanx_cib::persist::load(|_| None).cib,
             };
+            let validator = match &opts.cib_schemas {
+                Some(dir) => Some(std::sync::Arc::new(
+                    crate::relaxng::PacemakerSchemas::open(dir).map_err(NodeError::CibSchemas)?,
+                )
+                    as std::sync::Arc<dyn phalanx_cib::schema::SchemaValidator>),
+                None => None,
+            };
             Some(CibSetup {
                 service: phalanx_cib::service::CibServiceConfig::new(me),
                 initial,
+                validator,
             })
         } else {
             None

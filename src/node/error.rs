@@ -52,6 +52,10 @@ pub enum NodeError {
     /// supervisor executable missing).
     #[error("watchdog: {0}")]
     Watchdog(#[from] phalanx_fence::watchdog::io::WatchdogError),
+    /// The CIB schemas (`cib { schemas: DIR }`) cannot be used: libxml2 missing,
+    /// or no Pacemaker schema in the directory.
+    #[error("CIB schemas: {0}")]
+    CibSchemas(String),
     /// The operating system refused: binding a socket, reading the persisted ring
     /// sequence in the state directory, starting a thread.
     #[error(transparent)]

@@ -148,6 +148,7 @@ impl NodeOptions {
             .filter_map(|n| n.name.clone().map(|name| (n.node_id, name)))
             .collect();
         o.cib = cfg.cib;
+        o.cib_schemas = cfg.cib_schemas.clone();
         if cfg.fencing.enabled {
             if o.quorum.is_none() {
                 return Err(cfg.source.error(

@@ -99,6 +99,10 @@ pub struct NodeOptions {
     /// Run the replicated CIB (every node of the cluster or none); its files live
     /// in `<state_dir>/cib-<node id>/` (memory only without a state directory).
     pub cib: bool,
+    /// Pacemaker's RelaxNG schema directory (e.g. `/usr/share/pacemaker`): every
+    /// CIB change is validated against the schema its `validate-with` names
+    /// ([`crate::relaxng`]). `None`: no validation. Give every node the same.
+    pub cib_schemas: Option<std::path::PathBuf>,
     /// The node's own watchdog (`None`: none): armed at start, fed by the driver
     /// loop, starved when the node must fence itself (quorum lost under
     /// `no-quorum-policy=suicide`), disarmed on a clean leave.
@@ -128,6 +132,7 @@ impl NodeOptions {
             node_names: BTreeMap::new(),
             fencing: None,
             cib: false,
+            cib_schemas: None,
             watchdog: None,
         }
     }

@@ -26,6 +26,9 @@ pub struct CibSetup {
     pub service: CibServiceConfig,
     /// The CIB loaded from disk (or an empty one).
     pub initial: Element,
+    /// Validates every change's result (`None`: no validation); every node of
+    /// the cluster must be given validators that agree.
+    pub validator: Option<std::sync::Arc<dyn phalanx_cib::schema::SchemaValidator>>,
 }
 
 /// A client's CIB request.

@@ -226,7 +226,11 @@ impl Stack {
             cpg: Cpg::new(node, cpg),
             quorum,
             fence,
-            cib: cib.map(|c| phalanx_cib::service::CibService::new(c.service, c.initial)),
+            cib: cib.map(|c| {
+                let mut service = phalanx_cib::service::CibService::new(c.service, c.initial);
+                service.set_validator(c.validator);
+                service
+            }),
             links,
             quorum_out: None,
             quorum_input: false,

@@ -589,6 +589,7 @@ fn with_cib(id: NodeId) -> StackConfig {
     cfg.cib = Some(CibSetup {
         service: phalanx_cib::service::CibServiceConfig::new(id),
         initial: empty,
+        validator: None,
     });
     cfg
 }

@@ -25,6 +25,7 @@ pub use section::is_section;
 
 use crate::acl;
 use crate::digest::compare_versions;
+use crate::schema::SchemaValidator;
 use crate::version::{Version, parse_component};
 use crate::xml::Element;
 
@@ -34,6 +35,19 @@ use crate::xml::Element;
 /// [`OpOutcome::output`]. Modifying operations are all-or-nothing: on error
 /// `cib` is unchanged.
 pub fn execute(cib: &mut Element, op: &CibOp, ctx: &OpContext) -> Result<OpOutcome, CibError> {
+    execute_validated(cib, op, ctx, None)
+}
+
+/// [`execute`], and a change is only made when its result validates against
+/// the schema the result's `validate-with` names (`validator` given; a
+/// transaction is validated once, as a whole). A result that does not validate
+/// fails with [`CibError::SchemaValidation`] and leaves `cib` unchanged.
+pub fn execute_validated(
+    cib: &mut Element,
+    op: &CibOp,
+    ctx: &OpContext,
+    validator: Option<&dyn SchemaValidator>,
+) -> Result<OpOutcome, CibError> {
     match op {
         CibOp::Query { scope, options } => {
             let filtered;
@@ -66,6 +80,7 @@ pub fn execute(cib: &mut Element, op: &CibOp, ctx: &OpContext) -> Result<OpOutco
                 }
                 execute(&mut scratch, sub, ctx)?;
             }
+            validate_change(cib, &scratch, validator)?;
             Ok(commit(cib, scratch))
         }
         _ => {
@@ -73,9 +88,22 @@ pub fn execute(cib: &mut Element, op: &CibOp, ctx: &OpContext) -> Result<OpOutco
             apply(&mut scratch, op)?;
             let manage_versions = !ctx.keep_versions && !matches!(op, CibOp::ApplyPatch { .. });
             finish(cib, &mut scratch, ctx, manage_versions, op_options(op))?;
+            validate_change(cib, &scratch, validator)?;
             Ok(commit(cib, scratch))
         }
     }
+}
+
+/// Validates a changed result (an unchanged one needs no new verdict).
+fn validate_change(
+    old: &Element,
+    new: &Element,
+    validator: Option<&dyn SchemaValidator>,
+) -> Result<(), CibError> {
+    if validator.is_none() || old == new {
+        return Ok(());
+    }
+    crate::schema::check(validator, new).map_err(CibError::SchemaValidation)
 }
 
 fn op_options(op: &CibOp) -> CallOptions {

@@ -87,6 +87,8 @@ pub struct CibService {
     persist_enabled: bool,
     next_persist: u64,
     stats: CibServiceStats,
+    /// Every change's result is validated with it when set.
+    validator: Option<std::sync::Arc<dyn crate::schema::SchemaValidator>>,
 }
 
 impl CibService {
@@ -115,7 +117,21 @@ impl CibService {
             persist_enabled: true,
             next_persist: 0,
             stats: CibServiceStats::default(),
+            validator: None,
         }
+    }
+
+    /// Validates the result of every change with `validator` from now on (or no
+    /// longer, with `None`): a change whose result does not validate against the
+    /// schema its `validate-with` names is refused with
+    /// [`crate::ops::CibError::SchemaValidation`], on every node alike — so every
+    /// node must be given validators that agree (the same schema files), as
+    /// Pacemaker's nodes need the same schemas.
+    pub fn set_validator(
+        &mut self,
+        validator: Option<std::sync::Arc<dyn crate::schema::SchemaValidator>>,
+    ) {
+        self.validator = validator;
     }
 
     /// A local client's request. Queries are answered at once from the local
@@ -311,7 +327,8 @@ impl CibService {
     /// Applies one request in order.
     fn apply(&mut self, p: Pending) {
         self.stats.applied += 1;
-        let result = ops::execute(&mut self.cib, &p.op, &p.ctx);
+        let result =
+            ops::execute_validated(&mut self.cib, &p.op, &p.ctx, self.validator.as_deref());
         let reply = match result {
             Ok(outcome) => {
                 if outcome.changed {

@@ -101,7 +101,8 @@ struct Mapper<'a> {
 }
 
 impl Mapper<'_> {
-    /// The `cib` section: `enabled` (default yes once the section is there).
+    /// The `cib` section: `enabled` (default yes once the section is there) and
+    /// `schemas` (the directory of Pacemaker's RelaxNG schemas to validate with).
     fn cib(&mut self, s: &Section) -> Result<(), ConfigError> {
         self.record_at("cib", "cib", s.line);
         self.cfg.cib = true;
@@ -111,6 +112,7 @@ impl Mapper<'_> {
             };
             match key.name() {
                 "enabled" => m.cfg.cib = key.boolean()?,
+                "schemas" => m.cfg.cib_schemas = Some(key.file_path()),
                 _ => return Ok(walk::Mapped::Unknown),
             }
             m.record(key.full(), &key);

@@ -40,11 +40,13 @@ pub(super) struct CompatSection {
     pub(super) gids: Vec<String>,
 }
 
-/// `[cib]`: `enabled` (default true once the table is there).
+/// `[cib]`: `enabled` (default true once the table is there), `schemas` (a
+/// directory of Pacemaker's RelaxNG schemas to validate every change with).
 #[derive(Deserialize, Default)]
 #[serde(default)]
 pub(super) struct CibSection {
     pub(super) enabled: Option<bool>,
+    pub(super) schemas: Option<std::path::PathBuf>,
 }
 
 /// `[multicast]`: the group of `transport = "udp"`.
