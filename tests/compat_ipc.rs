@@ -515,7 +515,9 @@ fn misbehaving_clients_leave_the_node_and_other_clients_alone() {
     let dir = TestDir::new(tag);
     let bin = build_cpgcheck(&dir);
     let (net, addrs): (Namespaces, Vec<String>) = star(tag, 1, 93);
-    let conf = dir.write_conf(&corosync_conf(&dir, tag, "", &one_link(&addrs), REST));
+    // The raw clients below speak the socket transport.
+    let rest = REST.replace("ipc: yes", "ipc: yes\n    ipc_transport: socket");
+    let conf = dir.write_conf(&corosync_conf(&dir, tag, "", &one_link(&addrs), &rest));
     let (_cluster, _log) = start_quorate(&conf, 1, Some(&net));
     let ns = net.nodes[0].clone();
 

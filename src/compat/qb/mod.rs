@@ -40,14 +40,16 @@ pub mod cpg_wire;
 mod handshake;
 mod quorum;
 pub mod quorum_wire;
+mod ring;
 mod server;
+mod shm;
 mod sockets;
 pub mod wire;
 
 pub use cmap::{CmapValue, keys_from_config, node_addrs_from_config};
 pub use server::{IpcOptions, IpcServer};
 pub use sockets::{resolve_group, resolve_user};
-pub use wire::{IpcError, Request, decode_request};
+pub use wire::{IpcError, IpcTransport, Request, decode_request};
 
 /// `cs_error_t` values (Corosync's `corotypes.h`).
 pub mod cs {
