@@ -80,6 +80,11 @@ impl std::fmt::Display for Gone {
     }
 }
 
+/// The client shrank a ring file under us (SIGBUS caught, see `sigbus`).
+fn truncated() -> Gone {
+    Gone::Protocol("shared-memory file truncated by the client".into())
+}
+
 fn gone(e: &io::Error) -> Gone {
     match e.kind() {
         io::ErrorKind::WouldBlock => Gone::SlowConsumer,
@@ -142,7 +147,9 @@ impl Conn {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(unread()),
                 Err(e) => Err(gone(&e)),
             },
+            Channels::Shm { res, .. } if res.damaged() => Err(truncated()),
             Channels::Shm { res, .. } => match res.response.write(bytes) {
+                Ok(true) if res.damaged() => Err(truncated()),
                 Ok(true) => Ok(()),
                 Ok(false) => Err(unread()),
                 Err(e) => Err(Gone::Protocol(e.to_string())),
@@ -171,10 +178,13 @@ impl Conn {
                 }
             }
             // The ring's maximum is the negotiated one (<= max).
-            Channels::Shm { res, .. } => res
-                .request
-                .read(buf)
-                .map_err(|e| Gone::Protocol(e.to_string())),
+            Channels::Shm { res, .. } => {
+                let got = res.request.read(buf);
+                if res.damaged() {
+                    return Err(truncated());
+                }
+                got.map_err(|e| Gone::Protocol(e.to_string()))
+            }
         }
     }
 
@@ -277,6 +287,9 @@ impl Conn {
                         Ok(false) => break,
                         Err(e) => return Err(Gone::Protocol(e.to_string())),
                     }
+                }
+                if res.damaged() {
+                    return Err(truncated());
                 }
                 // One byte per callback on the setup socket: the client polls
                 // it and reads one byte per callback it takes.

@@ -43,6 +43,7 @@ pub mod quorum_wire;
 mod ring;
 mod server;
 mod shm;
+mod sigbus;
 mod sockets;
 pub mod wire;
 

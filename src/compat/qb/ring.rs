@@ -25,6 +25,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
+use super::sigbus;
+
 /// `PATH_MAX` of the path fields in the header.
 const PATH_MAX: usize = 4096;
 const OFF_WRITE_PT: usize = 0;
@@ -83,6 +85,9 @@ impl Drop for Mapping {
 
 /// One ring the server created; the files are removed on drop.
 pub struct Ring {
+    /// SIGBUS protection of both mappings; dropped (unregistered) before the
+    /// mappings are unmapped.
+    guards: Vec<sigbus::Guard>,
     header: Mapping,
     data: Mapping,
     /// Words in the data file (the server's own copy: the header's can be
@@ -198,7 +203,12 @@ impl Ring {
         map_shared(&dfd, len, Some(data.addr))?;
         // SAFETY: `len` is within the 2 * len reservation.
         map_shared(&dfd, len, Some(unsafe { data.addr.add(len) }))?;
+        let guards = vec![
+            sigbus::register(header.addr, header.len)?,
+            sigbus::register(data.addr, data.len)?,
+        ];
         let ring = Ring {
+            guards,
             header,
             data,
             words,
@@ -366,6 +376,12 @@ impl Ring {
         Ok(true)
     }
 
+    /// Whether the client truncated a file under us (a SIGBUS was caught in
+    /// one of the mappings): nothing read from the ring can be trusted now.
+    pub fn damaged(&self) -> bool {
+        self.guards.iter().any(sigbus::Guard::damaged)
+    }
+
     /// Sets the flow-control value the client reads before each send (0 =
     /// send; 1 or 2 = `CS_ERR_TRY_AGAIN` for the calls that check it).
     pub fn set_flow_control(&self, value: i32) {
@@ -460,6 +476,7 @@ mod tests {
         // SAFETY: within the reservation.
         map_shared(&dfd, len, Some(unsafe { data.addr.add(len) })).unwrap();
         Ring {
+            guards: Vec::new(),
             header,
             data,
             words: ring.words,
@@ -537,6 +554,32 @@ mod tests {
         );
         assert!(server.write(&vec![0u8; 5001]).is_err(), "above the maximum");
         drop(client);
+        drop(server);
+        let _ = std::fs::remove_dir_all(d);
+    }
+
+    #[test]
+    fn a_client_truncating_the_files_damages_the_ring_without_crashing() {
+        let d = dir();
+        let server = Ring::create(&format!("{}/qb-request-cpg", d.display()), 5000, None).unwrap();
+        let client = peer(&server);
+        assert!(client.write(b"before").unwrap());
+        assert!(!server.damaged());
+        // (The stand-in's own mappings are not guarded: gone before the cut.)
+        drop(client);
+        for p in [&server.data_path, &server.header_path] {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(p)
+                .unwrap()
+                .set_len(0)
+                .unwrap();
+        }
+        // Every access now faults: caught, zeros read, the ring marked damaged.
+        let mut out = Vec::new();
+        let _ = server.read(&mut out);
+        let _ = server.write(b"after");
+        assert!(server.damaged());
         drop(server);
         let _ = std::fs::remove_dir_all(d);
     }

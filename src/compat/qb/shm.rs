@@ -43,6 +43,14 @@ impl Drop for ShmResources {
     }
 }
 
+impl ShmResources {
+    /// Whether the client truncated one of the ring files (see
+    /// [`Ring::damaged`]).
+    pub fn damaged(&self) -> bool {
+        self.request.damaged() || self.response.damaged() || self.event.damaged()
+    }
+}
+
 /// Creates the directory and rings for `client` under `runtime_dir`.
 pub fn create(runtime_dir: &Path, client: &Client<'_>) -> io::Result<ShmResources> {
     let (dir, mut guard) = connection_dir(runtime_dir, client)?;
