@@ -564,7 +564,18 @@ impl Server {
             ));
             return Self::refuse(p.stream, libc::EACCES);
         }
-        let max = asked.clamp(64 * 1024, self.options.max_message);
+        // A ring takes no message above its size, and CPG deliveries come in
+        // fragments of up to 128 KiB + header: shared-memory connections get at
+        // least 256 KiB whatever the client asked (libqb's server also gives
+        // the larger of its own size and the client's).
+        let floor: u32 = match self.options.transport {
+            IpcTransport::Shm => 256 * 1024,
+            IpcTransport::Socket => 64 * 1024,
+        };
+        let max = asked.clamp(
+            floor.min(self.options.max_message),
+            self.options.max_message,
+        );
         let client = Client {
             service: p.service.socket_name(),
             pid,
