@@ -1064,6 +1064,13 @@ fn compat_ipc_transport_is_shm_unless_the_file_says_socket() {
         )
         .is_err()
     );
+    // Corosync's own key for it.
+    let sys = cor(&format!("{C3}\nsystem {{\n    qb_ipc_type: socket\n}}\n"));
+    assert!(sys.warnings.is_empty(), "{:?}", sys.warnings);
+    assert_eq!(sys.config.ipc_transport, IpcTransport::Socket);
+    let native = cor(&format!("{C3}\nsystem {{\n    qb_ipc_type: native\n}}\n"));
+    assert_eq!(native.config.ipc_transport, IpcTransport::Shm);
+    assert!(from_corosync_str(&format!("{C3}\nsystem {{\n    qb_ipc_type: x\n}}\n"), "c").is_err());
 }
 
 #[test]
