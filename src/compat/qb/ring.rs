@@ -307,6 +307,17 @@ impl Ring {
             MAGIC_ALLOC => return Ok(None),
             _ => return Err(RingError::Corrupt("bad chunk magic")),
         }
+        // Take the chunk's semaphore post first, as libqb's reader does. The
+        // writer posts after committing, so a committed chunk may not be
+        // posted yet: then leave it (its notification byte follows the post).
+        // Consuming it before the post would leave the count one above the
+        // chunks in the ring, and libqb's writer takes an empty ring with a
+        // positive count for a full one: the client would get
+        // CS_ERR_TRY_AGAIN forever.
+        // SAFETY: the semaphore was initialised by `init_header`.
+        if unsafe { libc::sem_trywait(self.sem()) } != 0 {
+            return Ok(None);
+        }
         let size = self.data_word(read).load(Ordering::Acquire) as usize;
         let used = (write + self.words - read) % self.words;
         if size > self.max_chunk || Self::chunk_words(size) > used {
@@ -328,17 +339,25 @@ impl Ring {
             .store(MAGIC_DEAD, Ordering::Release);
         let next = (read + Self::chunk_words(size)) % self.words;
         self.word(OFF_READ_PT).store(next, Ordering::Release);
-        // One post per chunk: take it back so the count stays the queue length.
-        // SAFETY: the semaphore was initialised by `init_header`.
-        unsafe {
-            libc::sem_trywait(self.sem());
-        }
         Ok(Some(size))
     }
 
     /// Appends one chunk (a reply or callback) and posts the semaphore.
     /// `Ok(false)` when the client has not made room yet.
     pub fn write(&self, bytes: &[u8]) -> Result<bool, RingError> {
+        self.write_chunk(bytes, true)
+    }
+
+    /// The semaphore's count (chunks posted and not yet taken).
+    #[cfg(test)]
+    fn posted(&self) -> i32 {
+        let mut v: libc::c_int = 0;
+        // SAFETY: the semaphore was initialised by `init_header`; `v` outlives the call.
+        unsafe { libc::sem_getvalue(self.sem(), &mut v) };
+        v
+    }
+
+    fn write_chunk(&self, bytes: &[u8], post: bool) -> Result<bool, RingError> {
         if bytes.len() > self.max_chunk {
             return Err(RingError::Corrupt("message above the ring's maximum"));
         }
@@ -369,9 +388,11 @@ impl Ring {
         let next = (write + Self::chunk_words(bytes.len())) % self.words;
         self.word(OFF_WRITE_PT).store(next, Ordering::Release);
         self.data_word(write + 1).store(MAGIC, Ordering::Release);
-        // SAFETY: the semaphore was initialised by `init_header`.
-        unsafe {
-            libc::sem_post(self.sem());
+        if post {
+            // SAFETY: the semaphore was initialised by `init_header`.
+            unsafe {
+                libc::sem_post(self.sem());
+            }
         }
         Ok(true)
     }
@@ -531,6 +552,29 @@ mod tests {
         let h = server.header_path.clone();
         drop(server);
         assert!(!h.exists(), "files removed on drop");
+        let _ = std::fs::remove_dir_all(d);
+    }
+
+    #[test]
+    fn a_chunk_committed_but_not_yet_posted_is_left_for_later() {
+        let d = dir();
+        let server = Ring::create(&format!("{}/qb-request-cpg", d.display()), 5000, None).unwrap();
+        let client = peer(&server);
+        let mut out = Vec::new();
+        // The client's writer commits, then posts: between the two the
+        // chunk is complete but must not be taken.
+        assert!(client.write_chunk(b"early", false).unwrap());
+        assert_eq!(server.read(&mut out), Ok(None));
+        // SAFETY: the semaphore was initialised by `init_header`.
+        unsafe { libc::sem_post(client.sem()) };
+        assert_eq!(server.read(&mut out), Ok(Some(5)));
+        assert_eq!(out, b"early");
+        // Count and chunks agree again: an empty ring with a zero count
+        // (libqb's writer would take a positive count for a full ring).
+        assert_eq!(server.posted(), 0);
+        assert_eq!(server.read(&mut out), Ok(None));
+        drop(client);
+        drop(server);
         let _ = std::fs::remove_dir_all(d);
     }
 
