@@ -10,6 +10,8 @@
 //! installs them); a missing piece fails the test with a message, never skips.
 
 mod common;
+#[path = "compat_ipc/shm_client.rs"]
+mod shm_client;
 
 use common::conf::{TestDir, corosync_conf, one_link};
 use common::netns::{Namespaces, star};
@@ -515,7 +517,9 @@ fn misbehaving_clients_leave_the_node_and_other_clients_alone() {
     let dir = TestDir::new(tag);
     let bin = build_cpgcheck(&dir);
     let (net, addrs): (Namespaces, Vec<String>) = star(tag, 1, 93);
-    let conf = dir.write_conf(&corosync_conf(&dir, tag, "", &one_link(&addrs), REST));
+    // The raw clients below speak the socket transport.
+    let rest = REST.replace("ipc: yes", "ipc: yes\n    ipc_transport: socket");
+    let conf = dir.write_conf(&corosync_conf(&dir, tag, "", &one_link(&addrs), &rest));
     let (_cluster, _log) = start_quorate(&conf, 1, Some(&net));
     let ns = net.nodes[0].clone();
 
@@ -609,6 +613,109 @@ fn misbehaving_clients_leave_the_node_and_other_clients_alone() {
         "the client that never reads was not disconnected"
     );
 
+    // The node still serves new clients.
+    let (code, out, err) = run_in(&ns, "corosync-quorumtool", &["-s"], Duration::from_secs(10));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("Quorate:          Yes"), "{out}");
+}
+
+/// The `/dev/shm` entries of connections of process `pid`
+/// (`qb-<server>-<pid>-<n>-<random>`).
+fn shm_dirs_of_client(pid: u32) -> Vec<String> {
+    std::fs::read_dir("/dev/shm")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .filter(|n| n.starts_with("qb-") && n.split('-').nth(2) == Some(&pid.to_string()))
+        .collect()
+}
+
+#[test]
+fn misbehaving_shared_memory_clients_are_disconnected_and_the_node_carries_on() {
+    use shm_client::ShmClient;
+    let tag = "qbshmbad";
+    let dir = TestDir::new(tag);
+    let bin = build_cpgcheck(&dir);
+    let (net, addrs): (Namespaces, Vec<String>) = star(tag, 1, 98);
+    let conf = dir.write_conf(&corosync_conf(&dir, tag, "", &one_link(&addrs), REST));
+    let (_cluster, _log) = start_quorate(&conf, 1, Some(&net));
+    let ns = net.nodes[0].clone();
+
+    in_ns_thread(&ns, || {
+        // Malformed requests in the ring: answered CS_ERR_INVALID_PARAM (7),
+        // the connection stays usable.
+        let c = ShmClient::connect("cpg");
+        assert_eq!(c.call(&[1, 2, 3]), 7, "truncated header");
+        assert_eq!(c.call(&request_header(99, 16)), 7, "unknown request id");
+        assert_eq!(c.call(&request_header(4, 16)), 1, "cpg_local_get works");
+
+        // A write pointer beyond the ring: disconnected.
+        c.request.set_write_pt(u32::MAX);
+        c.notify();
+        assert!(
+            c.closed_by_server(),
+            "corrupt ring did not end the connection"
+        );
+
+        // A chunk claiming more than the negotiated maximum: disconnected.
+        let c = ShmClient::connect("cpg");
+        c.request.write_chunk(&request_header(4, 16), 2 << 20);
+        c.notify();
+        assert!(
+            c.closed_by_server(),
+            "oversized chunk did not end the connection"
+        );
+
+        // The reply ring's file cut to nothing under the server: the fault is
+        // caught, the connection dropped, the daemon lives.
+        let c = ShmClient::connect("quorum");
+        c.response.data_file.set_len(0).unwrap();
+        c.send(&request_header(0, 16));
+        assert!(
+            c.closed_by_server(),
+            "truncated ring did not end the connection"
+        );
+    });
+
+    // A client that joins a group and never reads its callbacks, while a real
+    // libcpg client floods the group: the slow one is disconnected (its event
+    // ring, then its bounded queue fill), the other finishes.
+    let slow = in_ns_thread(&ns, || {
+        let c = ShmClient::connect("cpg");
+        let mut join = request_header(0, 168);
+        join[16..20].copy_from_slice(&5u32.to_ne_bytes());
+        join[24..29].copy_from_slice(b"flood");
+        join[152..156].copy_from_slice(&std::process::id().to_ne_bytes());
+        assert_eq!(c.call(&join), 1, "raw join");
+        c
+    });
+    let _ = &slow.event; // never read
+    let (code, out, err) = run_in(
+        &ns,
+        bin.to_str().unwrap(),
+        &["flood", "F", "25000", "2", "1", "2048"],
+        Duration::from_secs(120),
+    );
+    assert_eq!(
+        code,
+        0,
+        "the reading client must finish: {err}\n{}",
+        out.len()
+    );
+    assert_eq!(deliveries(&out).len(), 25000);
+    assert!(
+        slow.closed_by_server(),
+        "the client that never reads was not disconnected"
+    );
+    drop(slow);
+
+    // Every closed connection's directory and rings are gone.
+    let me = std::process::id();
+    wait_until(
+        "the server to remove the closed connections' /dev/shm directories",
+        Duration::from_secs(10),
+        || shm_dirs_of_client(me).is_empty(),
+    );
     // The node still serves new clients.
     let (code, out, err) = run_in(&ns, "corosync-quorumtool", &["-s"], Duration::from_secs(10));
     assert_eq!(code, 0, "{out}{err}");

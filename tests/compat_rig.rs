@@ -262,6 +262,36 @@ fn corosync_command_line_on_the_rigs_config_serves_cfgtool_and_quorumtool() {
         assert_eq!(std::fs::read_dir(d.dir.join("run")).unwrap().count(), 0);
     }
 
+    // corosync-quorumtool -l and corosync-cmapctl (listing, -g) on node 2.
+    let n2 = &net.nodes[1];
+    let (code, out) = run_in(n2, "corosync-quorumtool", &["-l"], Duration::from_secs(10));
+    assert_eq!(code, 0, "{out}");
+    for line in [
+        "1          1 n1",
+        "2          1 n2 (local)",
+        "3          1 n3",
+    ] {
+        assert!(out.contains(line), "{line:?} missing:\n{out}");
+    }
+    let (code, out) = run_in(n2, "corosync-cmapctl", &[], Duration::from_secs(10));
+    assert_eq!(code, 0, "{out}");
+    for line in [
+        "runtime.votequorum.this_node_id (u32) = 2".to_string(),
+        format!("nodelist.node.2.ring0_addr (str) = {}", addrs[2]),
+        "nodelist.node.0.name (str) = n1".to_string(),
+        "totem.transport (str) = knet".to_string(),
+    ] {
+        assert!(out.contains(&line), "{line:?} missing:\n{out}");
+    }
+    let (code, out) = run_in(
+        n2,
+        "corosync-cmapctl",
+        &["-g", "totem.cluster_name"],
+        Duration::from_secs(10),
+    );
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out.trim(), "totem.cluster_name (str) = cpgbench");
+
     // corosync-cfgtool -s: local node, transport, link 0 with this node's
     // address, the others connected (link state comes from the link monitor's
     // pings, which can trail the membership by a ping interval).
@@ -356,7 +386,36 @@ fn corosync_command_line_on_the_rigs_config_serves_cfgtool_and_quorumtool() {
     assert!(code != 0, "{out}");
 
     // Node 3 leaves: node 1's cfgtool shows its link down, quorumtool 2 votes.
+    // A client connected to it at that moment (`corosync-quorumtool -m`
+    // monitors until killed) loses its connection, and the connection's
+    // shared-memory directory (`qb-<daemon pid>-<client pid>-…`) goes with the
+    // daemon.
+    let pid3 = daemons[2].child.id();
+    let shm_of = |pid: u32| -> Vec<String> {
+        std::fs::read_dir("/dev/shm")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().map(str::to_string))
+            .filter(|n| n.starts_with(&format!("qb-{pid}-")))
+            .collect()
+    };
+    let mut monitor = in_ns(&net.nodes[2], "corosync-quorumtool", None)
+        .arg("-m")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(
+        "corosync-quorumtool -m connected to node 3",
+        Duration::from_secs(10),
+        || !shm_of(pid3).is_empty(),
+    );
     daemons[2].stop();
+    let left = shm_of(pid3);
+    let _ = monitor.kill();
+    let _ = monitor.wait();
+    assert!(left.is_empty(), "left in /dev/shm: {left:?}");
     wait_until(
         "corosync-cfgtool -s on n1 to show node 3 disconnected",
         Duration::from_secs(20),

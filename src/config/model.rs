@@ -73,6 +73,11 @@ pub struct ClusterConfig {
     /// sockets are abstract names per network namespace, which a Corosync
     /// running beside the node would hold.
     pub compat_ipc: bool,
+    /// The libqb connection type the client protocol announces
+    /// (`compat { ipc_transport: shm | socket }`; TOML `[compat] ipc_transport
+    /// = "shm"`): shared memory by default, as Corosync (Pacemaker needs it:
+    /// it checks the daemon's uid on the connection's poll fd).
+    pub ipc_transport: crate::compat::qb::IpcTransport,
     /// Users whose programs may use the Corosync client protocol besides root
     /// and the daemon's own user: names or numeric ids (`uidgid { uid: ... }`,
     /// one per section, sections repeat; TOML `[compat] uids = [...]`).
@@ -106,6 +111,7 @@ impl Default for ClusterConfig {
             cib: false,
             cib_schemas: None,
             compat_ipc: false,
+            ipc_transport: crate::compat::qb::IpcTransport::Shm,
             ipc_users: Vec::new(),
             ipc_groups: Vec::new(),
             sched_rr: None,

@@ -1036,6 +1036,44 @@ fn no_panic_on_random_bytes_and_mutations() {
 }
 
 #[test]
+fn compat_ipc_transport_is_shm_unless_the_file_says_socket() {
+    use crate::compat::qb::IpcTransport;
+    assert_eq!(cor(C3).config.ipc_transport, IpcTransport::Shm);
+    let sock = cor(&format!(
+        "{C3}\ncompat {{\n    ipc: yes\n    ipc_transport: socket\n}}\n"
+    ));
+    assert!(sock.warnings.is_empty(), "{:?}", sock.warnings);
+    assert_eq!(sock.config.ipc_transport, IpcTransport::Socket);
+    let shm = cor(&format!("{C3}\ncompat {{\n    ipc_transport: shm\n}}\n"));
+    assert_eq!(shm.config.ipc_transport, IpcTransport::Shm);
+    let bad = from_corosync_str(
+        &format!("{C3}\ncompat {{\n    ipc_transport: pipe\n}}\n"),
+        "c",
+    );
+    assert!(bad.is_err());
+    let t = from_toml_str(
+        &format!("{T3}\n[compat]\nipc_transport = \"socket\"\n"),
+        "t.toml",
+    )
+    .unwrap();
+    assert_eq!(t.config.ipc_transport, IpcTransport::Socket);
+    assert!(
+        from_toml_str(
+            &format!("{T3}\n[compat]\nipc_transport = \"x\"\n"),
+            "t.toml"
+        )
+        .is_err()
+    );
+    // Corosync's own key for it.
+    let sys = cor(&format!("{C3}\nsystem {{\n    qb_ipc_type: socket\n}}\n"));
+    assert!(sys.warnings.is_empty(), "{:?}", sys.warnings);
+    assert_eq!(sys.config.ipc_transport, IpcTransport::Socket);
+    let native = cor(&format!("{C3}\nsystem {{\n    qb_ipc_type: native\n}}\n"));
+    assert_eq!(native.config.ipc_transport, IpcTransport::Shm);
+    assert!(from_corosync_str(&format!("{C3}\nsystem {{\n    qb_ipc_type: x\n}}\n"), "c").is_err());
+}
+
+#[test]
 fn compat_ipc_switch_in_both_syntaxes() {
     assert!(!cor(C3).config.compat_ipc, "off unless asked for");
     let on = cor(&format!("{C3}\ncompat {{\n    ipc: yes\n}}\n"));

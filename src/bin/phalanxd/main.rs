@@ -197,6 +197,7 @@ fn run(args: &Args) -> Result<(), String> {
             node_addrs: node_addrs_from_config(&cfg),
             link_mtu: cfg.totem.netmtu.unwrap_or(1500),
             knet: cfg.transport == config::Transport::Knet,
+            transport: cfg.ipc_transport,
             ..IpcOptions::default()
         };
         match IpcServer::start(node.handle(), options) {

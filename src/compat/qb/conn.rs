@@ -1,12 +1,33 @@
-//! One established connection: its sockets, its bounded callback queue and
-//! the service session behind it.
+//! One established connection: its channels (sockets or shared-memory rings),
+//! its bounded callback queue and the service session behind it.
 
 use super::Service;
 use super::handshake::Resources;
+use super::shm::ShmResources;
+use super::sockets::recv_datagram;
 use std::collections::VecDeque;
-use std::io;
+use std::io::{self, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::os::unix::net::UnixStream;
+
+/// How requests, replies and callbacks travel.
+pub enum Channels {
+    /// Datagram sockets (`QB_IPC_SOCKET`).
+    Socket {
+        /// Sockets and control file.
+        res: Resources,
+        /// Whether the reply and callback sockets are connected to the client's.
+        connected: bool,
+    },
+    /// Shared-memory rings (`QB_IPC_SHM`).
+    Shm {
+        /// The rings.
+        res: ShmResources,
+        /// Callbacks in the event ring whose notification byte is not yet
+        /// written to the setup socket (it was full).
+        owed: u64,
+    },
+}
 
 /// Why a connection is being closed.
 #[derive(Debug)]
@@ -34,12 +55,11 @@ pub struct Conn {
     pub service: Service,
     /// The client's pid (from the kernel).
     pub pid: u32,
-    /// The setup socket, kept to notice the client going away.
+    /// The setup socket: notices the client going away, and carries the
+    /// shared-memory transport's notification bytes.
     pub setup: UnixStream,
-    /// Sockets and files.
-    pub res: Resources,
-    /// Whether the reply and callback sockets are connected to the client's.
-    connected: bool,
+    /// Requests, replies and callbacks.
+    pub channels: Channels,
     queue: VecDeque<Vec<u8>>,
     queued_bytes: usize,
     limits: QueueLimits,
@@ -60,6 +80,11 @@ impl std::fmt::Display for Gone {
     }
 }
 
+/// The client shrank a ring file under us (SIGBUS caught, see `sigbus`).
+fn truncated() -> Gone {
+    Gone::Protocol("shared-memory file truncated by the client".into())
+}
+
 fn gone(e: &io::Error) -> Gone {
     match e.kind() {
         io::ErrorKind::WouldBlock => Gone::SlowConsumer,
@@ -68,20 +93,19 @@ fn gone(e: &io::Error) -> Gone {
 }
 
 impl Conn {
-    /// A connection over `setup` with `res`.
+    /// A connection over `setup` with `channels`.
     pub fn new(
         service: Service,
         pid: u32,
         setup: UnixStream,
-        res: Resources,
+        channels: Channels,
         limits: QueueLimits,
     ) -> Conn {
         Conn {
             service,
             pid,
             setup,
-            res,
-            connected: false,
+            channels,
             queue: VecDeque::new(),
             queued_bytes: 0,
             limits,
@@ -92,17 +116,22 @@ impl Conn {
 
     /// Connects the reply and callback sockets to the client's, which exist
     /// once it sent its first request. False while they do not exist yet.
+    /// Always true for shared memory.
     pub fn connect(&mut self) -> bool {
-        if self.connected {
-            return true;
+        match &mut self.channels {
+            Channels::Shm { .. } => true,
+            Channels::Socket {
+                connected: true, ..
+            } => true,
+            Channels::Socket { res, connected } => {
+                let ok = res
+                    .request
+                    .connect_addr(&res.response_peer)
+                    .and_then(|()| res.event.connect_addr(&res.event_peer));
+                *connected = ok.is_ok();
+                *connected
+            }
         }
-        let ok = self
-            .res
-            .request
-            .connect_addr(&self.res.response_peer)
-            .and_then(|()| self.res.event.connect_addr(&self.res.event_peer));
-        self.connected = ok.is_ok();
-        self.connected
     }
 
     /// Sends a reply. A client waits for each reply before its next request,
@@ -111,13 +140,73 @@ impl Conn {
         if !self.connect() {
             return Err(Gone::Closed);
         }
-        match self.res.request.send(bytes) {
-            Ok(_) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(Gone::Protocol(
-                "requests sent without reading the replies".into(),
-            )),
-            Err(e) => Err(gone(&e)),
+        let unread = || Gone::Protocol("requests sent without reading the replies".into());
+        match &self.channels {
+            Channels::Socket { res, .. } => match res.request.send(bytes) {
+                Ok(_) => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(unread()),
+                Err(e) => Err(gone(&e)),
+            },
+            Channels::Shm { res, .. } if res.damaged() => Err(truncated()),
+            Channels::Shm { res, .. } => match res.response.write(bytes) {
+                Ok(true) if res.damaged() => Err(truncated()),
+                Ok(true) => Ok(()),
+                Ok(false) => Err(unread()),
+                Err(e) => Err(Gone::Protocol(e.to_string())),
+            },
         }
+    }
+
+    /// The next request, into `buf` (`buf[..n]`); `None` when none waits.
+    /// A request above `max` bytes is a protocol error.
+    pub fn next_request(&mut self, buf: &mut Vec<u8>, max: usize) -> Result<Option<usize>, Gone> {
+        match &self.channels {
+            Channels::Socket { res, .. } => {
+                buf.resize(max + 1, 0);
+                loop {
+                    match recv_datagram(&res.request, buf) {
+                        Ok(n) if n > max => {
+                            return Err(Gone::Protocol(format!(
+                                "message of {n} bytes above the maximum {max}"
+                            )));
+                        }
+                        Ok(n) => return Ok(Some(n)),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(_) => return Err(Gone::Closed),
+                    }
+                }
+            }
+            // The ring's maximum is the negotiated one (<= max).
+            Channels::Shm { res, .. } => {
+                let got = res.request.read(buf);
+                if res.damaged() {
+                    return Err(truncated());
+                }
+                got.map_err(|e| Gone::Protocol(e.to_string()))
+            }
+        }
+    }
+
+    /// Reads what the client wrote on the setup socket: nothing expected for
+    /// sockets, one wake-up byte per request for shared memory (the requests
+    /// themselves are read from the ring). `Err(Closed)` at EOF.
+    pub fn drain_setup(&mut self) -> Result<(), Gone> {
+        let mut b = [0u8; 256];
+        loop {
+            match self.setup.read(&mut b) {
+                Ok(0) => return Err(Gone::Closed),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Err(Gone::Closed),
+            }
+        }
+    }
+
+    /// Whether this connection uses shared memory.
+    pub fn is_shm(&self) -> bool {
+        matches!(self.channels, Channels::Shm { .. })
     }
 
     /// Queues a callback and sends what the client's socket takes.
@@ -166,29 +255,64 @@ impl Conn {
         self.set_flow_control(self.held || self.throttled);
     }
 
-    /// Sends queued callbacks until the client's socket is full.
+    /// Sends queued callbacks until the client's socket (or event ring) is
+    /// full.
     pub fn flush_events(&mut self) -> Result<(), Gone> {
         if !self.connect() {
             // Before the first request; sent once it comes (or on a tick).
             return Ok(());
         }
-        while let Some(front) = self.queue.front() {
-            match self.res.event.send(front) {
-                Ok(_) => {
-                    self.queued_bytes -= front.len();
-                    self.queue.pop_front();
+        match &mut self.channels {
+            Channels::Socket { res, .. } => {
+                while let Some(front) = self.queue.front() {
+                    match res.event.send(front) {
+                        Ok(_) => {
+                            self.queued_bytes -= front.len();
+                            self.queue.pop_front();
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) => return Err(gone(&e)),
+                    }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => return Err(gone(&e)),
+            }
+            Channels::Shm { res, owed } => {
+                while let Some(front) = self.queue.front() {
+                    match res.event.write(front) {
+                        Ok(true) => {
+                            self.queued_bytes -= front.len();
+                            self.queue.pop_front();
+                            *owed += 1;
+                        }
+                        // The client has not read enough yet; retried on a tick.
+                        Ok(false) => break,
+                        Err(e) => return Err(Gone::Protocol(e.to_string())),
+                    }
+                }
+                if res.damaged() {
+                    return Err(truncated());
+                }
+                // One byte per callback on the setup socket: the client polls
+                // it and reads one byte per callback it takes.
+                const ZEROS: [u8; 512] = [0; 512];
+                while *owed > 0 {
+                    let n = (*owed).min(ZEROS.len() as u64) as usize;
+                    match self.setup.write(&ZEROS[..n]) {
+                        Ok(0) => return Err(Gone::Closed),
+                        Ok(w) => *owed -= w as u64,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(_) => return Err(Gone::Closed),
+                    }
+                }
             }
         }
         self.watermarks();
         Ok(())
     }
 
-    /// Whether callbacks wait to be sent.
+    /// Whether callbacks (or their notifications) wait to be sent.
     pub fn has_backlog(&self) -> bool {
-        !self.queue.is_empty()
+        !self.queue.is_empty() || matches!(self.channels, Channels::Shm { owed: 1.., .. })
     }
 
     /// Raises or lowers libqb's request flow control: while raised, the
@@ -196,8 +320,14 @@ impl Conn {
     /// (value 2 = `QB_IPCS_RATE_OFF_2`, which blocks only multicasts).
     fn set_flow_control(&self, on: bool) {
         let v: i32 = if on { 2 } else { 0 };
-        // The request pair's flow_control field is at offset 4.
-        let _ = self.res.control.write_at(&v.to_ne_bytes(), 4);
+        match &self.channels {
+            // The request pair's flow_control field is at offset 4.
+            Channels::Socket { res, .. } => {
+                let _ = res.control.write_at(&v.to_ne_bytes(), 4);
+            }
+            // The request ring's user data.
+            Channels::Shm { res, .. } => res.request.set_flow_control(v),
+        }
     }
 }
 
@@ -229,8 +359,12 @@ mod tests {
         let event = UnixDatagram::bind_addr(&addr("event")).unwrap();
         event.connect_addr(&addr("event-tx")).unwrap();
         let (setup, _other) = UnixStream::pair().unwrap();
+        let channels = Channels::Socket {
+            res,
+            connected: false,
+        };
         (
-            Conn::new(Service::Cpg, client.pid, setup, res, limits),
+            Conn::new(Service::Cpg, client.pid, setup, channels, limits),
             response,
             event,
             dir,
@@ -265,9 +399,14 @@ mod tests {
     }
 
     fn flow_control(conn: &Conn) -> i32 {
-        let mut b = [0u8; 4];
-        conn.res.control.read_exact_at(&mut b, 4).unwrap();
-        i32::from_ne_bytes(b)
+        match &conn.channels {
+            Channels::Socket { res, .. } => {
+                let mut b = [0u8; 4];
+                res.control.read_exact_at(&mut b, 4).unwrap();
+                i32::from_ne_bytes(b)
+            }
+            Channels::Shm { res, .. } => res.request.flow_control(),
+        }
     }
 
     #[test]

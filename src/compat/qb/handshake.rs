@@ -12,7 +12,7 @@
 //!   client's `<base>-event`).
 
 use super::sockets::{MAX_NAME, abstract_addr, size_buffers};
-use super::wire::ConnectionResponse;
+use super::wire::{ConnectionResponse, IpcTransport};
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -67,8 +67,10 @@ pub struct Client<'a> {
     pub max_msg_size: u32,
 }
 
-/// Creates the resources for `client` under `runtime_dir`.
-pub fn create(runtime_dir: &Path, client: &Client<'_>) -> io::Result<Resources> {
+/// Creates the connection's directory
+/// `<runtime>/qb-<server pid>-<client pid>-<n>-<random>` (mode 0770, the
+/// client's), removed when the returned guard drops unless it is disarmed.
+pub fn connection_dir(runtime_dir: &Path, client: &Client<'_>) -> io::Result<(PathBuf, DirGuard)> {
     let mut random = [0u8; 4];
     getrandom::fill(&mut random).map_err(|e| io::Error::other(e.to_string()))?;
     let dir = runtime_dir.join(format!(
@@ -79,9 +81,15 @@ pub fn create(runtime_dir: &Path, client: &Client<'_>) -> io::Result<Resources> 
         u32::from_ne_bytes(random)
     ));
     std::fs::DirBuilder::new().mode(0o770).create(&dir)?;
-    // From here on `Resources::drop` (or this guard) removes the directory.
-    let mut guard = DirGuard(Some(dir.clone()));
+    let guard = DirGuard(Some(dir.clone()));
     give_to_client(&dir, client)?;
+    Ok((dir, guard))
+}
+
+/// Creates the resources for `client` under `runtime_dir`.
+pub fn create(runtime_dir: &Path, client: &Client<'_>) -> io::Result<Resources> {
+    // From here on `Resources::drop` (or this guard) removes the directory.
+    let (dir, mut guard) = connection_dir(runtime_dir, client)?;
     let control_path = dir.join(format!("qb-control-{}", client.service));
     let control = std::fs::OpenOptions::new()
         .read(true)
@@ -115,8 +123,10 @@ pub fn create(runtime_dir: &Path, client: &Client<'_>) -> io::Result<Resources> 
         error: 0,
         max_msg_size: client.max_msg_size,
         connection: client.serial,
+        transport: IpcTransport::Socket,
         request: control_path.display().to_string(),
         response: base.clone(),
+        event: String::new(),
     };
     let response_peer = abstract_addr(&format!("{base}-response"))?;
     let event_peer = abstract_addr(&format!("{base}-event"))?;
@@ -134,7 +144,14 @@ pub fn create(runtime_dir: &Path, client: &Client<'_>) -> io::Result<Resources> 
 }
 
 /// Removes a half-built connection directory.
-struct DirGuard(Option<PathBuf>);
+pub struct DirGuard(Option<PathBuf>);
+
+impl DirGuard {
+    /// The directory is owned by something else now.
+    pub fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
 
 impl Drop for DirGuard {
     fn drop(&mut self) {
@@ -146,7 +163,7 @@ impl Drop for DirGuard {
 
 /// Hands `path` to the client's uid and gid when we may (as root); a daemon
 /// running as the client's own user needs nothing.
-fn give_to_client(path: &Path, client: &Client<'_>) -> io::Result<()> {
+pub fn give_to_client(path: &Path, client: &Client<'_>) -> io::Result<()> {
     if super::sockets::euid() == 0 {
         std::os::unix::fs::chown(path, Some(client.uid), Some(client.gid))?;
     }

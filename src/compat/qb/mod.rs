@@ -2,20 +2,30 @@
 //! the real libcpg, libquorum, libvotequorum, libcfg) talk to a Phalanx node.
 //!
 //! Run loop: one thread, a mio poll over an abstract unix listener per service
-//! (`cmap`, `cpg`, `quorum`, `votequorum`, `cfg`), each connection's three sockets and
+//! (`cmap`, `cpg`, `quorum`, `votequorum`, `cfg`), each connection's sockets and
 //! each CPG connection's member event fd. A client connects to the service's
 //! socket and sends a connection request; the server checks its credentials
-//! (`SO_PEERCRED`), creates the connection's datagram sockets and control file
-//! and answers with the **socket** connection type (`QB_IPC_SOCKET`): requests
-//! and replies then travel as datagrams on `<base>-request` / `<base>-response`,
-//! callbacks on `<base>-event-tx` → `<base>-event`, and the setup socket stays
-//! open only to notice either side going away. See docs/compat.md.
+//! (`SO_PEERCRED`) and answers with the connection type of
+//! [`IpcOptions::transport`]:
 //!
-//! What it guarantees: a client never makes the server block or grow without
-//! bound — malformed requests are answered with `CS_ERR_INVALID_PARAM` (or the
-//! client is dropped), every connection's callback queue is bounded (a client
-//! that stops reading is disconnected), handshakes that stall are dropped.
-//! What it does not do: shared-memory connections, cmap writes and tracking, the partial (> 1 MiB)
+//! - **shared memory** (`QB_IPC_SHM`, the default, as Corosync): request,
+//!   response and event ring buffers in `/dev/shm`, one notification byte per
+//!   request (client → server) and per callback (server → client) on the setup
+//!   stream socket, which is the client's poll fd — so a client can check the
+//!   daemon's uid with `SO_PEERCRED` on it, as Pacemaker does;
+//! - **sockets** (`QB_IPC_SOCKET`): requests and replies as datagrams on
+//!   `<base>-request` / `<base>-response`, callbacks on `<base>-event-tx` →
+//!   `<base>-event`; the setup socket stays open only to notice either side
+//!   going away.
+//!
+//! See docs/compat.md.
+//!
+//! What it guarantees: a client never makes the server block, crash or grow
+//! without bound — malformed requests are answered with `CS_ERR_INVALID_PARAM`
+//! (or the client is dropped), a corrupted or truncated ring drops its client,
+//! every connection's callback queue is bounded (a client that stops reading is
+//! disconnected), handshakes that stall are dropped.
+//! What it does not do: cmap writes and tracking, the partial (> 1 MiB)
 //! multicast, zero-copy buffers.
 //!
 //! Not run here: it binds the abstract names Corosync clients look for in the
@@ -40,14 +50,17 @@ pub mod cpg_wire;
 mod handshake;
 mod quorum;
 pub mod quorum_wire;
+mod ring;
 mod server;
+mod shm;
+mod sigbus;
 mod sockets;
 pub mod wire;
 
 pub use cmap::{CmapValue, keys_from_config, node_addrs_from_config};
 pub use server::{IpcOptions, IpcServer};
 pub use sockets::{resolve_group, resolve_user};
-pub use wire::{IpcError, Request, decode_request};
+pub use wire::{IpcError, IpcTransport, Request, decode_request};
 
 /// `cs_error_t` values (Corosync's `corotypes.h`).
 pub mod cs {

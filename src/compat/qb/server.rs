@@ -3,15 +3,16 @@
 
 use super::cfg::{self, CfgCall};
 use super::cmap::{CmapCall, CmapSession, CmapValue};
-use super::conn::{Conn, Gone, QueueLimits};
+use super::conn::{Channels, Conn, Gone, QueueLimits};
 use super::cpg::{CpgSession, Handled};
 use super::cpg_wire::CpgCall;
 use super::handshake::{self, Client};
 use super::quorum::{QuorumSession, QuorumState, VotequorumSession};
 use super::quorum_wire::{QuorumCall, VotequorumCall};
-use super::sockets::{abstract_addr, euid, peer_credentials, recv_datagram};
+use super::shm;
+use super::sockets::{abstract_addr, euid, peer_credentials};
 use super::wire::{
-    CONNECTION_REQUEST_LEN, ConnectionResponse, IpcError, decode_connection_request,
+    CONNECTION_REQUEST_LEN, ConnectionResponse, IpcError, IpcTransport, decode_connection_request,
     decode_request, encode_connection_response, response,
 };
 use super::{Service, cs};
@@ -24,6 +25,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Read, Write};
 use std::net::IpAddr;
 use std::os::fd::AsRawFd;
+use std::os::fd::RawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -46,7 +48,11 @@ pub struct IpcOptions {
     pub uids: Vec<u32>,
     /// Groups allowed (`uidgid { gid: ... }`); gid 0 always is.
     pub gids: Vec<u32>,
-    /// Where connection directories and control files go (libqb: /dev/shm).
+    /// The connection type announced to clients: shared memory (default, as
+    /// Corosync) or sockets.
+    pub transport: IpcTransport,
+    /// Where connection directories, control files and rings go (libqb:
+    /// /dev/shm; libqb clients need an absolute path).
     pub runtime_dir: PathBuf,
     /// Largest message on any channel (libcpg asks for 1 MiB).
     pub max_message: u32,
@@ -80,6 +86,7 @@ impl Default for IpcOptions {
             services: Service::ALL.to_vec(),
             uids: Vec::new(),
             gids: Vec::new(),
+            transport: IpcTransport::Shm,
             runtime_dir: PathBuf::from("/dev/shm"),
             max_message: 1 << 20,
             // Above the node's own CPG send queue (4096 messages by default):
@@ -534,8 +541,10 @@ impl Server {
             error: -errno,
             max_msg_size: 0,
             connection: 0,
+            transport: IpcTransport::Socket,
             request: String::new(),
             response: String::new(),
+            event: String::new(),
         };
         // Into an empty socket buffer it goes at once; never wait for it.
         if let Ok(b) = encode_connection_response(&r) {
@@ -555,7 +564,18 @@ impl Server {
             ));
             return Self::refuse(p.stream, libc::EACCES);
         }
-        let max = asked.clamp(64 * 1024, self.options.max_message);
+        // A ring takes no message above its size, and CPG deliveries come in
+        // fragments of up to 128 KiB + header: shared-memory connections get at
+        // least 256 KiB whatever the client asked (libqb's server also gives
+        // the larger of its own size and the client's).
+        let floor: u32 = match self.options.transport {
+            IpcTransport::Shm => 256 * 1024,
+            IpcTransport::Socket => 64 * 1024,
+        };
+        let max = asked.clamp(
+            floor.min(self.options.max_message),
+            self.options.max_message,
+        );
         let client = Client {
             service: p.service.socket_name(),
             pid,
@@ -564,7 +584,17 @@ impl Server {
             serial: id,
             max_msg_size: max,
         };
-        let res = match handshake::create(&self.options.runtime_dir, &client) {
+        let created = match self.options.transport {
+            IpcTransport::Socket => {
+                handshake::create(&self.options.runtime_dir, &client).map(|res| Channels::Socket {
+                    res,
+                    connected: false,
+                })
+            }
+            IpcTransport::Shm => shm::create(&self.options.runtime_dir, &client)
+                .map(|res| Channels::Shm { res, owed: 0 }),
+        };
+        let channels = match created {
             Ok(r) => r,
             Err(e) => {
                 self.warn(format!("cannot set up a connection: {e}"));
@@ -584,7 +614,11 @@ impl Server {
             Service::Cfg => Session::Cfg,
             Service::Cmap => Session::Cmap(CmapSession::default()),
         };
-        let answer = match encode_connection_response(&res.answer) {
+        let answer = match &channels {
+            Channels::Socket { res, .. } => encode_connection_response(&res.answer),
+            Channels::Shm { res, .. } => encode_connection_response(&res.answer),
+        };
+        let answer = match answer {
             Ok(b) => b,
             Err(_) => return,
         };
@@ -598,29 +632,14 @@ impl Server {
             messages: self.options.queue_messages,
             bytes: self.options.queue_bytes,
         };
-        let conn = Conn::new(p.service, pid, stream, res, limits);
+        let conn = Conn::new(p.service, pid, stream, channels, limits);
         let reg = self.poll.registry();
-        let mut ok = reg
-            .register(
-                &mut SourceFd(&conn.setup.as_raw_fd()),
-                token(id, KIND_SETUP),
-                Interest::READABLE,
-            )
-            .is_ok();
-        ok &= reg
-            .register(
-                &mut SourceFd(&conn.res.request.as_raw_fd()),
-                token(id, KIND_REQUEST),
-                Interest::READABLE,
-            )
-            .is_ok();
-        ok &= reg
-            .register(
-                &mut SourceFd(&conn.res.event.as_raw_fd()),
-                token(id, KIND_EVENT),
-                Interest::WRITABLE,
-            )
-            .is_ok();
+        let mut ok = true;
+        for (fd, kind, interest) in Self::conn_fds(&conn) {
+            ok &= reg
+                .register(&mut SourceFd(&fd), token(id, kind), interest)
+                .is_ok();
+        }
         if let Session::Cpg(c) = &session {
             ok &= reg
                 .register(
@@ -637,6 +656,28 @@ impl Server {
         }
         // Callbacks may already wait (the member's first totem view).
         self.member_events(id);
+        // A shared-memory client may have written a request already.
+        if self.conns.get(&id).is_some_and(|l| l.conn.is_shm()) {
+            self.requests(id);
+        }
+    }
+
+    /// The descriptors a connection is polled on. Sockets: the setup socket
+    /// (EOF), the request socket, the callback socket (room to send). Shared
+    /// memory: only the setup socket — wake-up bytes in, room for
+    /// notification bytes out.
+    fn conn_fds(conn: &Conn) -> Vec<(RawFd, usize, Interest)> {
+        let setup = conn.setup.as_raw_fd();
+        match &conn.channels {
+            Channels::Socket { res, .. } => vec![
+                (setup, KIND_SETUP, Interest::READABLE),
+                (res.request.as_raw_fd(), KIND_REQUEST, Interest::READABLE),
+                (res.event.as_raw_fd(), KIND_EVENT, Interest::WRITABLE),
+            ],
+            Channels::Shm { .. } => {
+                vec![(setup, KIND_SETUP, Interest::READABLE | Interest::WRITABLE)]
+            }
+        }
     }
 
     fn close(&mut self, id: u64, why: &Gone) {
@@ -652,9 +693,9 @@ impl Server {
             )),
         }
         let reg = self.poll.registry();
-        let _ = reg.deregister(&mut SourceFd(&l.conn.setup.as_raw_fd()));
-        let _ = reg.deregister(&mut SourceFd(&l.conn.res.request.as_raw_fd()));
-        let _ = reg.deregister(&mut SourceFd(&l.conn.res.event.as_raw_fd()));
+        for (fd, _, _) in Self::conn_fds(&l.conn) {
+            let _ = reg.deregister(&mut SourceFd(&fd));
+        }
         if let Session::Cpg(c) = &l.session {
             let _ = reg.deregister(&mut SourceFd(&c.fd()));
         }
@@ -672,21 +713,14 @@ impl Server {
         }
     }
 
-    /// The setup socket is readable: the client closed (or sent bytes, which
-    /// the socket transport never does; they are read and dropped).
+    /// The setup socket is ready: the client closed, or (shared memory) it
+    /// announced requests, or there is room for owed notification bytes.
     fn liveness(&mut self, id: u64) {
-        self.with_conn(id, |_, l| {
-            let mut b = [0u8; 64];
-            loop {
-                match (&l.conn.setup).read(&mut b) {
-                    Ok(0) => return Err(Gone::Closed),
-                    Ok(_) => {}
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(_) => return Err(Gone::Closed),
-                }
-            }
-        });
+        self.with_conn(id, |_, l| l.conn.drain_setup());
+        if self.conns.get(&id).is_some_and(|l| l.conn.is_shm()) {
+            self.requests(id);
+            self.with_conn(id, |_, l| l.conn.flush_events());
+        }
     }
 
     fn member_events(&mut self, id: u64) {
@@ -735,23 +769,17 @@ impl Server {
                 break;
             }
             budget -= 1;
-            let n = match recv_datagram(&l.conn.res.request, &mut buf) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => {
-                    self.close(id, &Gone::Closed);
+            let n = match l
+                .conn
+                .next_request(&mut buf, self.options.max_message as usize)
+            {
+                Ok(Some(n)) => n,
+                Ok(None) => break,
+                Err(g) => {
+                    self.close(id, &g);
                     break;
                 }
             };
-            if n > self.options.max_message as usize {
-                let why = IpcError::TooLarge {
-                    size: n,
-                    max: self.options.max_message as usize,
-                };
-                self.close(id, &Gone::Protocol(why.to_string()));
-                break;
-            }
             let mut ctx = Ctx {
                 logger: &self.options.logger,
                 node: &self.node,

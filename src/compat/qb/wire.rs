@@ -188,10 +188,40 @@ pub struct ConnectionResponse {
     pub max_msg_size: u32,
     /// An opaque connection number (libqb uses it only for shared memory).
     pub connection: u64,
-    /// The control file the client maps (absolute path).
+    /// What the client's `request`, `response` and `event` channels are.
+    pub transport: IpcTransport,
+    /// Socket: the control file the client maps (absolute path). Shared
+    /// memory: the request ring's name (`<name>-header`, `<name>-data`).
     pub request: String,
-    /// The base name of the connection's sockets (`<base>-request`, ...).
+    /// Socket: the base name of the connection's sockets (`<base>-request`,
+    /// ...). Shared memory: the response ring's name.
     pub response: String,
+    /// Shared memory: the event ring's name (unused by sockets).
+    pub event: String,
+}
+
+/// libqb's connection types (`enum qb_ipc_type`) this server announces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum IpcTransport {
+    /// `QB_IPC_SOCKET` (0): datagram sockets per channel; the client's poll fd
+    /// is its event socket.
+    Socket,
+    /// `QB_IPC_SHM` (1): shared-memory rings in `/dev/shm`, notifications as
+    /// single bytes on the setup stream socket, which is then the client's
+    /// poll fd — what Corosync announces, and what lets Pacemaker check the
+    /// daemon's uid with `SO_PEERCRED` on that fd.
+    #[default]
+    Shm,
+}
+
+impl IpcTransport {
+    /// The `connection_type` value.
+    pub fn wire_value(self) -> u32 {
+        match self {
+            IpcTransport::Socket => 0,
+            IpcTransport::Shm => 1,
+        }
+    }
 }
 
 /// Encodes the connection response (always [`CONNECTION_RESPONSE_LEN`] bytes;
@@ -199,10 +229,10 @@ pub struct ConnectionResponse {
 pub fn encode_connection_response(r: &ConnectionResponse) -> Result<Vec<u8>, IpcError> {
     let mut out = response(MSG_AUTHENTICATE, r.error, CONNECTION_RESPONSE_LEN);
     if r.error == 0 {
-        put_u32(&mut out, 24, IPC_TYPE_SOCKET as u32);
+        put_u32(&mut out, 24, r.transport.wire_value());
         put_u32(&mut out, 28, r.max_msg_size);
         out[32..40].copy_from_slice(&r.connection.to_ne_bytes());
-        for (i, name) in [&r.request, &r.response].into_iter().enumerate() {
+        for (i, name) in [&r.request, &r.response, &r.event].into_iter().enumerate() {
             let b = name.as_bytes();
             if b.len() >= PATH_MAX || b.contains(&0) {
                 return Err(IpcError::BadField("socket or file name"));
@@ -304,8 +334,10 @@ mod tests {
             error: 0,
             max_msg_size: 65536,
             connection: 7,
+            transport: IpcTransport::Socket,
             request: "/dev/shm/x/qb-control-cpg".into(),
             response: "/dev/shm/x/qb-cpg".into(),
+            event: String::new(),
         };
         let b = encode_connection_response(&r).unwrap();
         assert_eq!(b.len(), 12328);
@@ -325,6 +357,15 @@ mod tests {
         let b = encode_connection_response(&refused).unwrap();
         assert_eq!(read_i32(&b, 16), Ok(-13));
         assert_eq!(read_u32(&b, 28), Ok(0));
+        let shm = ConnectionResponse {
+            transport: IpcTransport::Shm,
+            event: "/dev/shm/x/qb-event-cpg".into(),
+            ..r.clone()
+        };
+        let b = encode_connection_response(&shm).unwrap();
+        assert_eq!(read_i32(&b, 24), Ok(1), "QB_IPC_SHM");
+        let at = 40 + 2 * PATH_MAX;
+        assert_eq!(&b[at..at + shm.event.len()], shm.event.as_bytes());
         let too_long = ConnectionResponse {
             request: "x".repeat(PATH_MAX),
             ..r

@@ -27,7 +27,6 @@ const SYSTEM: Unmapped = Unmapped::no_effect(&[
     "priority",
     "move_to_root_cgroup",
     "allow_knet_handle_fallback",
-    "qb_ipc_type",
 ]);
 
 impl Mapper<'_> {
@@ -103,6 +102,21 @@ impl Mapper<'_> {
             Entry::Key(key) if key.name() == "sched_rr" => {
                 m.cfg.sched_rr = Some(key.boolean()?);
                 m.record("sched_rr", &key);
+                Ok(Used)
+            }
+            // Corosync's own switch of the libqb transport (`native` is shm
+            // on Linux); the same setting as `compat.ipc_transport`.
+            Entry::Key(key) if key.name() == "qb_ipc_type" => {
+                m.cfg.ipc_transport = match key.text().to_ascii_lowercase().as_str() {
+                    "native" | "shm" => crate::compat::qb::IpcTransport::Shm,
+                    "socket" => crate::compat::qb::IpcTransport::Socket,
+                    other => {
+                        return Err(
+                            key.error(format!("expected native, shm or socket, got {other:?}"))
+                        );
+                    }
+                };
+                m.record("qb_ipc_type", &key);
                 Ok(Used)
             }
             _ => Ok(Unknown),

@@ -127,6 +127,13 @@ impl Mapper<'_> {
             };
             match key.name() {
                 "ipc" => m.cfg.compat_ipc = key.boolean()?,
+                "ipc_transport" => {
+                    m.cfg.ipc_transport = match key.string().as_str() {
+                        "shm" => crate::compat::qb::IpcTransport::Shm,
+                        "socket" => crate::compat::qb::IpcTransport::Socket,
+                        _ => return Err(key.error("expected shm or socket")),
+                    }
+                }
                 _ => return Ok(walk::Mapped::Unknown),
             }
             m.record(key.full(), &key);

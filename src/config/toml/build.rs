@@ -77,6 +77,16 @@ impl<'a> Build<'a> {
         if root.compat.ipc.is_some() {
             self.record("compat.ipc", "compat.ipc", "compat.ipc");
         }
+        let ipc_transport = match root.compat.ipc_transport.as_deref() {
+            None | Some("shm") => crate::compat::qb::IpcTransport::Shm,
+            Some("socket") => crate::compat::qb::IpcTransport::Socket,
+            Some(other) => {
+                return Err(self.src.error(
+                    "compat.ipc_transport",
+                    format!("expected \"shm\" or \"socket\", got {other:?}"),
+                ));
+            }
+        };
         let fencing = match root.fencing {
             Some(f) => self.fencing(f)?,
             None => FencingConfig::default(),
@@ -97,6 +107,7 @@ impl<'a> Build<'a> {
             cib: root.cib.as_ref().is_some_and(|c| c.enabled.unwrap_or(true)),
             cib_schemas: root.cib.as_ref().and_then(|c| c.schemas.clone()),
             compat_ipc: root.compat.ipc.unwrap_or(false),
+            ipc_transport,
             ipc_users: root.compat.uids.clone(),
             ipc_groups: root.compat.gids.clone(),
             ..ClusterConfig::default()

@@ -36,6 +36,8 @@ pub(super) struct Root {
 #[serde(default)]
 pub(super) struct CompatSection {
     pub(super) ipc: Option<bool>,
+    /// `"shm"` (default) or `"socket"`.
+    pub(super) ipc_transport: Option<String>,
     pub(super) uids: Vec<String>,
     pub(super) gids: Vec<String>,
 }
