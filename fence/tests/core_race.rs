@@ -13,6 +13,10 @@
 //!   then, so that an even split has a winner): at most one half is quorate
 //!   (votequorum's own arithmetic says which).
 //!
+//! * **startup** — 3–5 nodes, fewer than half of them absent when the others
+//!   form the cluster: some boot later, some never. Startup fencing (on by
+//!   default, 20 s dead time) shoots the ones still unseen.
+//!
 //! Devices, per call, by seed: work (the machine goes off within
 //! [`LATENCY_MAX_MS`], then the agent reports), fail without acting, fail after
 //! the machine went off, time out, or never answer. A node that is off stops
@@ -27,10 +31,13 @@
 //!   favoured node's smallest delay exceeds the other's largest by more than
 //!   the detection skew plus the device latency, and whose favoured side's
 //!   first call acts, the favoured node is never shot;
+//! * **startup fencing happens**: in a startup run, every machine that never
+//!   booted has been shot by the end, and no present node ever is;
 //! * no fencing requested by a decision whose partition is inquorate;
 //! * no lost node reported fenced (services would recover) while the boot of
 //!   it that the reporting node last saw still runs;
-//! * one boot of a node is fenced by at most one successful decision request;
+//! * one boot of a node, as one incarnation the requester knew, is fenced by at
+//!   most one successful decision request;
 //! * after the devices heal, nothing is left in flight and no quorate
 //!   coordinator owes fencing.
 //!
@@ -44,7 +51,7 @@ use phalanx_fence::Action;
 use phalanx_fence::core::{
     AgentCapabilities, CallId, CallOutcome, DecisionConfig, DecisionOutput, Device, FenceDecision,
     FenceEvent, FenceRequest, Fencer, FencerConfig, FencerInput, FencerOutput, LevelTarget, OpId,
-    PeerMessage, SeededRng, decode_peer_message, encode_peer_message,
+    OpState, PeerMessage, SeededRng, decode_peer_message, encode_peer_message,
 };
 use phalanx_quorum::TieBreaker;
 use phalanx_quorum::votequorum::calc;
@@ -180,8 +187,14 @@ struct Tally {
     double: BTreeMap<&'static str, (u64, u64)>,
     guaranteed: u64,
     partition_runs: u64,
+    startup_runs: u64,
+    startup_shots: u64,
     shots: u64,
 }
+
+/// A decision's request in flight: target, loss, the target's boot when asked,
+/// and the incarnation the request named.
+struct DecisionRequest(u32, u64, u64, Option<RingId>);
 
 struct Sim {
     seed: u64,
@@ -193,6 +206,10 @@ struct Sim {
     action: Action,
     plan: DelayPlan,
     topo: bool,
+    /// Machines that never boot on their own (startup runs).
+    never_started: BTreeSet<u32>,
+    /// Machines present when the cluster formed (startup runs).
+    present: BTreeSet<u32>,
     nodes: BTreeMap<u32, SimNode>,
     /// Each side of the cut, as it was split (machines stay on their side).
     sides: Vec<BTreeSet<u32>>,
@@ -207,12 +224,20 @@ struct Sim {
     shot: BTreeSet<u32>,
     /// (observer, target) → the boot of target the observer last saw as a member.
     seen_boot: BTreeMap<(u32, u32), u64>,
-    /// (requesting node, its call) → (target, loss, the target's boot then).
-    requests: BTreeMap<(u32, u64), (u32, u64, u64)>,
+    /// (requesting node, its call) → (target, loss, the target's boot then, the
+    /// incarnation the request named).
+    requests: BTreeMap<(u32, u64), DecisionRequest>,
     /// Operations whose start a decision request broadcast.
     decision_ops: BTreeSet<OpId>,
-    /// (target, boot) → successful decision requests.
-    fenced: BTreeMap<(u32, u64), u32>,
+    /// (target, boot, the incarnation the request named) → successful decision
+    /// requests. (A startup fencing names none; if the node joins before it
+    /// lands, its loss is fenced again — the decision cannot tell whether the
+    /// device acted before that boot, so that second fencing is owed.)
+    fenced: BTreeMap<(u32, u64, Option<RingId>), u32>,
+    /// Losses a decision wanted fenced while an operation on the node was
+    /// already pending in its fencer's history: (node, target) → loss. As the
+    /// Stack does, that operation's result answers them.
+    awaiting: BTreeMap<(u32, u32), u64>,
     next_call: u64,
     log: Vec<String>,
 }
@@ -228,7 +253,9 @@ fn id_of(target: &str) -> Option<u32> {
 impl Sim {
     fn new(seed: u64) -> Self {
         let mut rng = SeededRng::new(seed);
-        let two_node = rng.up_to(9) < 6;
+        let shape = rng.up_to(9);
+        let two_node = shape < 5;
+        let startup = shape >= 8;
         let n = if two_node { 2 } else { 3 + rng.up_to(2) as u32 };
         let auto_tie_breaker = !two_node && rng.up_to(1) == 1;
         let action = if rng.up_to(1) == 0 {
@@ -250,7 +277,26 @@ impl Sim {
             _ => DelayPlan::None,
         };
         let topo = rng.up_to(1) == 1;
-        let cut = if two_node {
+        // Startup runs: fewer than half absent (the rest is quorate), each of
+        // them booting late or never.
+        let mut late = BTreeMap::new();
+        let mut never_started = BTreeSet::new();
+        if startup {
+            let absent = 1 + rng.up_to(u64::from((n - 1) / 2 - 1)) as u32;
+            let mut pool: Vec<u32> = (1..=n).collect();
+            for _ in 0..absent {
+                let k = rng.up_to(pool.len() as u64 - 1) as usize;
+                let m = pool.remove(k);
+                if rng.up_to(1) == 0 {
+                    never_started.insert(m);
+                } else {
+                    late.insert(m, Duration::from_millis(rng.up_to(40_000)));
+                }
+            }
+        }
+        let cut = if startup {
+            vec![(1..=n).collect()]
+        } else if two_node {
             vec![BTreeSet::from([1]), BTreeSet::from([2])]
         } else {
             let mut a = BTreeSet::new();
@@ -270,6 +316,8 @@ impl Sim {
             action,
             plan,
             topo,
+            never_started,
+            present: BTreeSet::new(),
             nodes: BTreeMap::new(),
             sides: cut.into_iter().filter(|s| !s.is_empty()).collect(),
             partitions: vec![(1..=n).collect()],
@@ -282,18 +330,35 @@ impl Sim {
             requests: BTreeMap::new(),
             decision_ops: BTreeSet::new(),
             fenced: BTreeMap::new(),
+            awaiting: BTreeMap::new(),
             next_call: 1,
             log: Vec::new(),
         };
         for i in 1..=n {
-            let node = sim.boot_node(i, 1);
+            let mut node = sim.boot_node(i, 1);
+            if sim.never_started.contains(&i) || late.contains_key(&i) {
+                // Not booted yet: its first boot will be boot 1.
+                node.up = false;
+                node.boot = 0;
+            }
             sim.nodes.insert(i, node);
+        }
+        sim.present = (1..=n).filter(|i| sim.nodes[i].up).collect();
+        if startup {
+            sim.partitions = vec![sim.present.clone()];
+            let present = sim.present.clone();
+            sim.install(&present);
+            for (m, at) in late {
+                sim.schedule(at, Ev::On(m));
+            }
         }
         // The whole cluster formed (every boot saw all), then the cable is cut:
         // each side sees the split after its own detection time.
-        let all = sim.partitions[0].clone();
-        sim.install(&all);
-        for side in sim.sides.clone() {
+        if !startup {
+            let all = sim.partitions[0].clone();
+            sim.install(&all);
+        }
+        for side in sim.sides.clone().into_iter().filter(|_| !startup) {
             let skew = sim.rng.up_to(SKEW_MAX_MS);
             sim.schedule(Duration::from_millis(skew), Ev::Config(side));
         }
@@ -417,6 +482,8 @@ impl Sim {
             node.fencer
                 .handle(now, FencerInput::Members(members.clone()))
                 .expect("members");
+            node.decision
+                .learn_history(node.fencer.history().entries(), id_of);
             node.decision.advance(now);
             node.decision.configuration(ring, &members, q);
         }
@@ -473,6 +540,12 @@ impl Sim {
             DecisionOutput::NodeFenced { node: t, loss } => {
                 let seen = self.seen_boot.get(&(id, t)).copied();
                 let target = &self.nodes[&t];
+                if seen.is_none() && target.up && !self.shot.contains(&t) {
+                    self.fail(format!(
+                        "node{id} reports node{t}, never seen, fenced (loss {loss}) while it \
+                         runs and no device ever switched it off"
+                    ));
+                }
                 if target.up && Some(target.boot) == seen {
                     self.fail(format!(
                         "node{id} reports node{t} fenced (loss {loss}) while the boot {} it \
@@ -497,12 +570,26 @@ impl Sim {
                         "node{id} requested fencing of node{t} while inquorate"
                     ));
                 }
+                let pending = self.nodes[&id].fencer.history().entries().any(|e| {
+                    e.state == OpState::Pending
+                        && matches!(e.action, Action::Off | Action::Reboot)
+                        && e.target == name(t)
+                });
+                if pending {
+                    self.awaiting.insert((id, t), loss);
+                    self.log.push(format!(
+                        "{} node{id} awaits the pending fencing of node{t}",
+                        self.now
+                    ));
+                    return;
+                }
                 let call = self.next_call;
                 self.next_call += 1;
                 let mut req = FenceRequest::new(&name(t), action, &format!("decision@{id}"), call);
                 req.timeout = Some(Duration::from_secs(REQUEST_TIMEOUT_S));
                 req.delay = delay;
-                req.target_joined = self.nodes[&id].decision.joined_ring(t);
+                let joined = self.nodes[&id].decision.joined_ring(t);
+                req.target_joined = joined;
                 let now = self.now;
                 let r = self
                     .nodes
@@ -514,7 +601,8 @@ impl Sim {
                     .push(format!("{now} node{id} requests {action} node{t}: {r:?}"));
                 if r.is_ok() {
                     let boot = self.nodes[&t].boot;
-                    self.requests.insert((id, call), (t, loss, boot));
+                    self.requests
+                        .insert((id, call), DecisionRequest(t, loss, boot, joined));
                 } else {
                     let node = self.nodes.get_mut(&id).expect("node");
                     node.decision.request_failed(t, loss);
@@ -611,7 +699,9 @@ impl Sim {
             FencerOutput::Event(FenceEvent::RequestDone {
                 op, call, result, ..
             }) => {
-                let Some((t, loss, boot)) = self.requests.remove(&(id, call)) else {
+                let Some(DecisionRequest(t, loss, boot, joined)) =
+                    self.requests.remove(&(id, call))
+                else {
                     return;
                 };
                 self.log.push(format!(
@@ -624,7 +714,7 @@ impl Sim {
                     node.decision.request_failed(t, loss);
                 } else if self.decision_ops.contains(&op) {
                     let count = {
-                        let c = self.fenced.entry((t, boot)).or_default();
+                        let c = self.fenced.entry((t, boot, joined)).or_default();
                         *c += 1;
                         *c
                     };
@@ -637,23 +727,36 @@ impl Sim {
             }
             FencerOutput::Event(FenceEvent::Fenced(e)) => {
                 if let Some(t) = id_of(&e.target) {
+                    let awaited = self.awaiting.remove(&(id, t));
                     let node = self.nodes.get_mut(&id).expect("node");
                     node.decision.operation_fenced(t, e.id, e.target_joined);
+                    // A result about another incarnation did not fence this
+                    // loss: ask after all.
+                    if let Some(loss) = awaited {
+                        node.decision.request_failed(t, loss);
+                    }
                 }
             }
             FencerOutput::Event(FenceEvent::FenceFailed(e)) => {
+                let awaited =
+                    id_of(&e.target).and_then(|t| self.awaiting.remove(&(id, t)).map(|l| (t, l)));
                 let node = self.nodes.get_mut(&id).expect("node");
                 node.decision.operation_ended(e.id);
+                if let Some((t, loss)) = awaited {
+                    node.decision.request_failed(t, loss);
+                }
             }
             FencerOutput::Timeout(_) => {}
         }
     }
 
     fn power_off(&mut self, t: u32) {
+        // A machine that is off already (not booted yet, or rebooting) is shot
+        // all the same: the device holds it off.
+        self.shot.insert(t);
         if !self.nodes[&t].up {
             return;
         }
-        self.shot.insert(t);
         self.nodes.get_mut(&t).expect("node").up = false;
         self.log
             .push(format!("{} node{t} switched off by a device", self.now));
@@ -700,7 +803,15 @@ impl Sim {
                 .filter(|n| n.up)
                 .filter_map(|n| n.fencer.poll_timeout())
                 .min();
-            let next = [next_event.map(|e| e.0), next_timer]
+            // The decision's own deadlines (startup dead time), as the Stack
+            // folds them into its next deadline.
+            let next_decision = self
+                .nodes
+                .values()
+                .filter(|n| n.up)
+                .filter_map(|n| n.decision.poll_timeout())
+                .min();
+            let next = [next_event.map(|e| e.0), next_timer, next_decision]
                 .into_iter()
                 .flatten()
                 .min();
@@ -726,6 +837,11 @@ impl Sim {
                         node.fencer
                             .handle(now, FencerInput::Timeout)
                             .expect("timeout");
+                    }
+                    if node.decision.poll_timeout().is_some_and(|t| t <= now) {
+                        node.decision
+                            .learn_history(node.fencer.history().entries(), id_of);
+                        node.decision.advance(now);
                     }
                 }
             }
@@ -814,12 +930,16 @@ fn run_seed(seed: u64, tally: &mut Tally) {
         .iter()
         .map(|(i, n)| (*i, n.faults.front().copied().unwrap_or(Fault::Works)))
         .collect();
-    let quorate_sides: Vec<BTreeSet<u32>> = sim
-        .sides
-        .iter()
-        .filter(|s| !sim.two_node && sim.quorate(s))
-        .cloned()
-        .collect();
+    let startup = !sim.never_started.is_empty() || sim.present.len() < sim.n as usize;
+    let quorate_sides: Vec<BTreeSet<u32>> = if startup {
+        vec![sim.present.clone()]
+    } else {
+        sim.sides
+            .iter()
+            .filter(|s| !sim.two_node && sim.quorate(s))
+            .cloned()
+            .collect()
+    };
     sim.run();
     sim.check_end();
     tally.shots += sim.shot.len() as u64;
@@ -845,7 +965,18 @@ fn run_seed(seed: u64, tally: &mut Tally) {
             e.1 += 1;
         }
     } else {
-        tally.partition_runs += 1;
+        if startup {
+            tally.startup_runs += 1;
+            tally.startup_shots += sim.never_started.len() as u64;
+            if let Some(m) = sim.never_started.iter().find(|m| !sim.shot.contains(m)) {
+                sim.fail(format!(
+                    "node{m} never booted, yet startup fencing never shot it (shot: {:?})",
+                    sim.shot
+                ));
+            }
+        } else {
+            tally.partition_runs += 1;
+        }
         for side in &quorate_sides {
             if let Some(v) = side.iter().find(|m| sim.shot.contains(m)) {
                 sim.fail(format!(
@@ -881,8 +1012,13 @@ fn fence_races_leave_a_survivor_when_delays_or_quorum_guarantee_one() {
     }
     eprintln!(
         "{runs} seeds: {} two_node runs ({} with a guaranteed survivor), {} partition runs, \
-         {} machines shot",
-        tally.two_node, tally.guaranteed, tally.partition_runs, tally.shots
+         {} startup runs ({} machines never booted, all shot), {} machines shot",
+        tally.two_node,
+        tally.guaranteed,
+        tally.partition_runs,
+        tally.startup_runs,
+        tally.startup_shots,
+        tally.shots
     );
     for (label, (n, double)) in &tally.double {
         eprintln!(
@@ -893,7 +1029,7 @@ fn fence_races_leave_a_survivor_when_delays_or_quorum_guarantee_one() {
     // The runs raced: shots happened, and some two_node runs of each kind ran.
     assert!(tally.shots >= runs / 2, "only {} shots", tally.shots);
     if runs >= 1000 {
-        assert!(tally.guaranteed > 0 && tally.partition_runs > 0);
+        assert!(tally.guaranteed > 0 && tally.partition_runs > 0 && tally.startup_shots > 0);
         let no_delay = tally.double.get("no delay").copied().unwrap_or_default();
         // Without a delay both sides call at once: double fencing must show up,
         // or the simulator is not racing at all.

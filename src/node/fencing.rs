@@ -107,6 +107,10 @@ pub fn fencing_from_config(
         u64::try_from(f.priority_delay.as_millis()).unwrap_or(u64::MAX);
     decision.watchdog_timeout_ms =
         u64::try_from(f.fencing_watchdog_timeout.as_millis()).unwrap_or(u64::MAX);
+    decision.startup_fencing = f.startup_fencing;
+    decision.startup_deadtime_ms = u64::try_from(f.dc_deadtime.as_millis()).unwrap_or(u64::MAX);
+    decision.node_pending_timeout_ms =
+        u64::try_from(f.node_pending_timeout.as_millis()).unwrap_or(u64::MAX);
     decision.watchdog_only = names
         .iter()
         .filter(|(_, name)| !devices.iter().any(|d| may_fence(d, name)))
