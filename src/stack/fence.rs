@@ -19,7 +19,7 @@ use phalanx_fence::core::{
     CallId, CallOutcome, DecisionConfig, DecisionOutput, Device, FenceDecision, FenceEvent,
     FenceRequest, Fencer, FencerConfig, FencerError, FencerInput, FencerOutput, LevelTarget,
     NodeFenceState, OpState, PeerMessage, UnfenceOutput, Unfencing, decode_peer_message,
-    encode_peer_message,
+    encode_peer_message, watchdog_only_nodes,
 };
 use phalanx_logsys::record;
 use phalanx_totem::{Guarantee, NodeId, Time};
@@ -304,6 +304,11 @@ impl Stack {
         }
         let r = f.cib.reconcile(c.cib(), &mut f.fencer, now, force);
         f.unfencing.set_required(needs_unfencing(&f.fencer));
+        // Watchdog-only nodes: those no registered device (configuration file
+        // or CIB) can fence.
+        let devices: Vec<&Device> = f.fencer.registry().devices().collect();
+        let only = watchdog_only_nodes(devices, &f.names);
+        f.decision.set_watchdog_only(only);
         f.stats.cib_refused += r.refused;
         f.stats.cib_devices = f.cib.registered().count() as u64;
         for note in &r.notes {

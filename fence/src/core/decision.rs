@@ -121,6 +121,39 @@ pub struct DecisionConfig {
     pub node_pending_timeout_ms: u64,
 }
 
+/// The nodes (of `names`, id → node name) that none of `devices` can fence,
+/// judged from configuration alone: a device with a static host list (or map)
+/// fences the nodes it names; any other host check (dynamic list, status,
+/// none) may fence anyone. Watchdog fencing applies to these nodes.
+///
+/// ```
+/// use phalanx_fence::core::{AgentCapabilities, Device, watchdog_only_nodes};
+/// use std::collections::BTreeMap;
+///
+/// let params = BTreeMap::from([("pcmk_host_list".to_string(), "n1".to_string())]);
+/// let d = Device::new("pdu", "fence_apc", params, AgentCapabilities::power_switch(), 0).unwrap();
+/// let names = BTreeMap::from([(1, "n1".to_string()), (2, "n2".to_string())]);
+/// assert_eq!(watchdog_only_nodes([&d], &names), [2].into());
+/// ```
+pub fn watchdog_only_nodes<'a>(
+    devices: impl IntoIterator<Item = &'a super::device::Device> + Clone,
+    names: &BTreeMap<NodeId, String>,
+) -> BTreeSet<NodeId> {
+    names
+        .iter()
+        .filter(|(_, name)| {
+            !devices
+                .clone()
+                .into_iter()
+                .any(|d| match d.host_check(false) {
+                    super::device::HostCheck::StaticList => d.statically_lists(name),
+                    _ => true,
+                })
+        })
+        .map(|(id, _)| *id)
+        .collect()
+}
+
 /// `dc-deadtime`'s default (Pacemaker: 20 s).
 pub const DEFAULT_STARTUP_DEADTIME_MS: u64 = 20_000;
 
@@ -632,6 +665,24 @@ impl FenceDecision {
             rec.requested = false;
             rec.attempts = 0;
         }
+    }
+
+    /// The devices changed (e.g. the CIB registered or removed one): `nodes` are
+    /// now the ones no device can fence ([`watchdog_only_nodes`]). A lost node
+    /// that a device can fence now is requested (its countdown stops); one that
+    /// no device can fence any more starts its countdown (a request already made
+    /// for it runs its course).
+    pub fn set_watchdog_only(&mut self, nodes: BTreeSet<NodeId>) {
+        if nodes == self.cfg.watchdog_only {
+            return;
+        }
+        for (n, rec) in &mut self.nodes {
+            if !nodes.contains(n) {
+                rec.assume_at = None;
+            }
+        }
+        self.cfg.watchdog_only = nodes;
+        self.evaluate();
     }
 
     /// Is `node` fenced by its watchdog (assumed after the timeout) rather than by
