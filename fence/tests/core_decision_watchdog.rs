@@ -136,3 +136,61 @@ fn rejoin_or_a_device_result_cancels_the_countdown() {
     d1.advance(at(8000));
     assert!(drain(&mut d1).is_empty(), "reported once");
 }
+
+#[test]
+fn devices_registered_later_change_the_watchdog_only_set() {
+    use phalanx_fence::core::{AgentCapabilities, Device, watchdog_only_nodes};
+    use std::collections::BTreeMap;
+    let names: BTreeMap<u32, String> = (1..=3).map(|i| (i, format!("n{i}"))).collect();
+    let listed = |id: &str, hosts: &str| {
+        let params = BTreeMap::from([("pcmk_host_list".to_string(), hosts.to_string())]);
+        Device::new(id, "fence_x", params, AgentCapabilities::power_switch(), 0).unwrap()
+    };
+    let a = listed("a", "n1,n2");
+    assert_eq!(watchdog_only_nodes([&a], &names), BTreeSet::from([3]));
+    let b = listed("b", "n3");
+    assert!(watchdog_only_nodes([&a, &b], &names).is_empty());
+    // A device without a static list may fence anyone.
+    let any = Device::new(
+        "any",
+        "fence_x",
+        BTreeMap::new(),
+        AgentCapabilities::power_switch(),
+        0,
+    )
+    .unwrap();
+    assert!(watchdog_only_nodes([&any], &names).is_empty());
+
+    // Node 3 lost while only `a` exists: a countdown, no request.
+    let mut cfg = DecisionConfig::new(1, 1..=3);
+    cfg.watchdog_timeout_ms = 2000;
+    cfg.watchdog_only = watchdog_only_nodes([&a], &names);
+    let mut d = FenceDecision::new(cfg);
+    d.advance(Time::ZERO);
+    d.membership(&BTreeSet::from([1, 2, 3]), true);
+    d.membership(&BTreeSet::from([1, 2]), true);
+    assert!(std::iter::from_fn(|| d.poll()).next().is_none());
+    assert!(d.poll_timeout().is_some());
+    // The CIB adds `b`, which can fence node 3: the countdown stops, a request goes out.
+    d.set_watchdog_only(watchdog_only_nodes([&a, &b], &names));
+    let out: Vec<DecisionOutput> = std::iter::from_fn(|| d.poll()).collect();
+    assert!(
+        matches!(
+            out.as_slice(),
+            [DecisionOutput::Fence {
+                node: 3,
+                loss: 1,
+                ..
+            }]
+        ),
+        "{out:?}"
+    );
+    assert_eq!(d.poll_timeout(), None);
+    assert!(!d.fenced_by_watchdog(3));
+    // `b` goes again while the request runs: the countdown starts anew.
+    d.set_watchdog_only(watchdog_only_nodes([&a], &names));
+    assert!(d.poll_timeout().is_some());
+    d.advance(Time::ZERO + std::time::Duration::from_millis(2000));
+    let out: Vec<DecisionOutput> = std::iter::from_fn(|| d.poll()).collect();
+    assert_eq!(out, [DecisionOutput::NodeFenced { node: 3, loss: 1 }]);
+}

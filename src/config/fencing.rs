@@ -10,6 +10,9 @@
 //!     watchdog: off                  # off | process | /dev/watchdog (a device path)
 //!     watchdog_timeout: 5000         # ms without a feed before the watchdog fires
 //!     fencing_watchdog_timeout: 0    # ms; > 0: peers assume a lost node self-fenced
+//!     startup_fencing: yes           # fence configured nodes never seen, after dc_deadtime
+//!     dc_deadtime: 20000             # ms to wait for nodes at start before startup fencing
+//!     node_pending_timeout: 0        # ms; > 0: fence a member whose fencer never speaks
 //!     device {
 //!         id: ipmi-a
 //!         agent: fence_ipmilan       # a file name in agent_dir (/usr/sbin)
@@ -36,6 +39,8 @@ pub const DEFAULT_AGENT_DIR: &str = "/usr/sbin";
 pub const DEFAULT_FENCING_TIMEOUT: Duration = Duration::from_secs(60);
 /// Pacemaker's default `fencing-max-attempts`.
 pub const DEFAULT_FENCING_MAX_ATTEMPTS: u32 = 10;
+/// `dc-deadtime`'s default (Pacemaker: 20 s).
+pub const DEFAULT_DC_DEADTIME: Duration = Duration::from_secs(20);
 /// Highest fencing level index (Pacemaker accepts 1..=9).
 pub const MAX_LEVEL_INDEX: u8 = 9;
 /// Most devices one configuration may name (a bound, not a Pacemaker rule).
@@ -152,6 +157,16 @@ pub struct FencingConfig {
     /// lost it. Needs `watchdog` on, `no_quorum_policy: suicide` on every node,
     /// and must exceed `watchdog_timeout` (Pacemaker advises twice it).
     pub fencing_watchdog_timeout: Duration,
+    /// `startup-fencing` (default true): once a partition may fence and
+    /// [`dc_deadtime`](Self::dc_deadtime) has passed since the node started,
+    /// configured nodes it has never seen are fenced.
+    pub startup_fencing: bool,
+    /// `dc-deadtime` (default 20 s): how long a starting node waits for the
+    /// configured nodes to show up before startup fencing.
+    pub dc_deadtime: Duration,
+    /// `node-pending-timeout` (zero: off, the default): a member whose fencing
+    /// service has not spoken this long after it joined is fenced.
+    pub node_pending_timeout: Duration,
     /// Devices, in file order.
     pub devices: Vec<FenceDeviceConfig>,
     /// Levels, in file order.
@@ -173,6 +188,9 @@ impl Default for FencingConfig {
             watchdog: WatchdogConfig::Off,
             watchdog_timeout: Duration::ZERO,
             fencing_watchdog_timeout: Duration::ZERO,
+            startup_fencing: true,
+            dc_deadtime: DEFAULT_DC_DEADTIME,
+            node_pending_timeout: Duration::ZERO,
             devices: Vec::new(),
             levels: Vec::new(),
             agent_dir: PathBuf::from(DEFAULT_AGENT_DIR),

@@ -278,3 +278,34 @@ fn fencing_watchdog_timeout_needs_a_watchdog_suicide_and_a_longer_timeout() {
     let f = from_toml_str(text, "c.toml").unwrap().config.fencing;
     assert_eq!(f.fencing_watchdog_timeout.as_millis(), 12_000);
 }
+
+#[test]
+fn startup_fencing_dead_time_and_pending_timeout_in_both_syntaxes() {
+    let d = corosync("fencing {\n}\n").unwrap().config.fencing;
+    assert!(d.startup_fencing, "startup-fencing defaults to true");
+    assert_eq!(d.dc_deadtime, DEFAULT_DC_DEADTIME);
+    assert_eq!(
+        d.node_pending_timeout,
+        std::time::Duration::ZERO,
+        "off by default"
+    );
+    let f = corosync(
+        "fencing {\n    startup_fencing: no\n    dc_deadtime: 5000\n    \
+         node_pending_timeout: 30000\n}\n",
+    )
+    .unwrap()
+    .config
+    .fencing;
+    assert!(!f.startup_fencing);
+    assert_eq!(f.dc_deadtime.as_millis(), 5000);
+    assert_eq!(f.node_pending_timeout.as_millis(), 30_000);
+    let text = "[totem]\ncluster_name = \"t\"\n[[nodes]]\nid = 1\naddrs = [\"127.0.0.1\"]\n\
+                [fencing]\nstartup_fencing = false\ndc_deadtime_ms = 7000\n\
+                node_pending_timeout_ms = 9000\n";
+    let t = from_toml_str(text, "c.toml").unwrap().config.fencing;
+    assert!(!t.startup_fencing);
+    assert_eq!(t.dc_deadtime.as_millis(), 7000);
+    assert_eq!(t.node_pending_timeout.as_millis(), 9000);
+    let bad = corosync("fencing {\n    startup_fencing: maybe\n}\n").unwrap_err();
+    assert!(bad.to_string().contains("startup_fencing"), "{bad}");
+}

@@ -81,9 +81,9 @@ mod tests;
 
 pub use error::{ConfigError, Warning};
 pub use fencing::{
-    DEFAULT_AGENT_DIR, DEFAULT_FENCING_MAX_ATTEMPTS, DEFAULT_FENCING_TIMEOUT, FenceDeviceConfig,
-    FenceLevelConfig, FencingAction, FencingConfig, LevelTarget, MAX_DEVICE_PARAMS, MAX_DEVICES,
-    MAX_LEVEL_INDEX, NoQuorumPolicy,
+    DEFAULT_AGENT_DIR, DEFAULT_DC_DEADTIME, DEFAULT_FENCING_MAX_ATTEMPTS, DEFAULT_FENCING_TIMEOUT,
+    FenceDeviceConfig, FenceLevelConfig, FencingAction, FencingConfig, LevelTarget,
+    MAX_DEVICE_PARAMS, MAX_DEVICES, MAX_LEVEL_INDEX, NoQuorumPolicy,
 };
 pub use fencing::{DEFAULT_WATCHDOG_TIMEOUT, WatchdogConfig};
 pub use model::{

@@ -14,7 +14,8 @@ use mio::Waker;
 use phalanx_fence::Action;
 use phalanx_fence::agent::{AgentMetadata, AgentOutcome, AgentRequest, FailureKind, FenceAgent};
 use phalanx_fence::core::{
-    AgentCall, CallId, CallOutcome, DecisionConfig, Device, FencerConfig, HostCheck, NoQuorumPolicy,
+    AgentCall, CallId, CallOutcome, DecisionConfig, Device, FencerConfig, NoQuorumPolicy,
+    watchdog_only_nodes,
 };
 use phalanx_fence::runner::{AgentCompletion, AgentPool, ProcessAgent};
 use phalanx_totem::NodeId;
@@ -107,11 +108,11 @@ pub fn fencing_from_config(
         u64::try_from(f.priority_delay.as_millis()).unwrap_or(u64::MAX);
     decision.watchdog_timeout_ms =
         u64::try_from(f.fencing_watchdog_timeout.as_millis()).unwrap_or(u64::MAX);
-    decision.watchdog_only = names
-        .iter()
-        .filter(|(_, name)| !devices.iter().any(|d| may_fence(d, name)))
-        .map(|(id, _)| *id)
-        .collect();
+    decision.startup_fencing = f.startup_fencing;
+    decision.startup_deadtime_ms = u64::try_from(f.dc_deadtime.as_millis()).unwrap_or(u64::MAX);
+    decision.node_pending_timeout_ms =
+        u64::try_from(f.node_pending_timeout.as_millis()).unwrap_or(u64::MAX);
+    decision.watchdog_only = watchdog_only_nodes(&devices, &names);
     Ok(Some(NodeFencing {
         setup: FencingSetup {
             fencer,
@@ -123,15 +124,6 @@ pub fn fencing_from_config(
         agent_dir: f.agent_dir.clone(),
         workers: 4,
     }))
-}
-
-/// Whether device `d` may fence `target`: a static list says so by its entries;
-/// any other host check (dynamic list, status, none) may fence anyone.
-fn may_fence(d: &Device, target: &str) -> bool {
-    match d.host_check(false) {
-        HostCheck::StaticList => d.statically_lists(target),
-        _ => true,
-    }
 }
 
 fn policy(f: &FencingConfig) -> NoQuorumPolicy {

@@ -19,7 +19,7 @@ use phalanx_fence::core::{
     CallId, CallOutcome, DecisionConfig, DecisionOutput, Device, FenceDecision, FenceEvent,
     FenceRequest, Fencer, FencerConfig, FencerError, FencerInput, FencerOutput, LevelTarget,
     NodeFenceState, OpState, PeerMessage, UnfenceOutput, Unfencing, decode_peer_message,
-    encode_peer_message,
+    encode_peer_message, watchdog_only_nodes,
 };
 use phalanx_logsys::record;
 use phalanx_totem::{Guarantee, NodeId, Time};
@@ -304,6 +304,11 @@ impl Stack {
         }
         let r = f.cib.reconcile(c.cib(), &mut f.fencer, now, force);
         f.unfencing.set_required(needs_unfencing(&f.fencer));
+        // Watchdog-only nodes: those no registered device (configuration file
+        // or CIB) can fence.
+        let devices: Vec<&Device> = f.fencer.registry().devices().collect();
+        let only = watchdog_only_nodes(devices, &f.names);
+        f.decision.set_watchdog_only(only);
         f.stats.cib_refused += r.refused;
         f.stats.cib_devices = f.cib.registered().count() as u64;
         for note in &r.notes {
@@ -361,6 +366,9 @@ impl Stack {
         };
         match decode_peer_message(data) {
             Ok(msg) => {
+                // The sender's fencing service is up (every fencer speaks when
+                // a node joins): it is not pending.
+                f.decision.online(sender);
                 // Where an operation's start falls among configuration changes
                 // (agreed order, our own included) tells which incarnation of
                 // its target it can have fenced.
@@ -396,6 +404,11 @@ impl Stack {
     pub(super) fn fence_quorum_event(&mut self, e: &phalanx_quorum::Event) {
         let now = self.now;
         if let Some(f) = self.fence.as_mut() {
+            // Startup fencings peers did before we joined (history synchronised
+            // on join) spare those nodes ours.
+            let ids = &f.ids;
+            f.decision
+                .learn_history(f.fencer.history().entries(), |t| ids.get(t).copied());
             // The watchdog countdowns of this change's losses start now.
             f.decision.advance(now);
             f.decision.handle_quorum_event(e);
@@ -415,7 +428,11 @@ impl Stack {
         if let Some(f) = self.fence.as_mut()
             && f.decision.poll_timeout().is_some_and(|t| t <= now)
         {
-            // Lost nodes whose watchdog has surely fired are fenced.
+            let ids = &f.ids;
+            f.decision
+                .learn_history(f.fencer.history().entries(), |t| ids.get(t).copied());
+            // Lost nodes whose watchdog has surely fired are fenced; the startup
+            // dead time or a pending member's timeout may be over.
             f.decision.advance(now);
         }
         if let Some(f) = self.fence.as_mut()
@@ -558,9 +575,16 @@ impl Stack {
                             }
                             FenceEvent::Fenced(entry) => {
                                 if let Some(&id) = f.ids.get(&entry.target) {
-                                    f.awaiting.remove(&id);
+                                    let awaited = f.awaiting.remove(&id);
                                     f.decision
                                         .operation_fenced(id, entry.id, entry.target_joined);
+                                    // A result about another incarnation (a
+                                    // startup fencing that landed after the node
+                                    // joined) did not fence this loss: ask after
+                                    // all (a no-op when it did).
+                                    if let Some(loss) = awaited {
+                                        f.decision.request_failed(id, loss);
+                                    }
                                 }
                             }
                             FenceEvent::FenceFailed(entry) => {

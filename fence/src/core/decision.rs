@@ -38,6 +38,22 @@
 //!   comes in through [`FenceDecision::advance`]; the next such moment is
 //!   [`FenceDecision::poll_timeout`].
 //!
+//! * **Startup fencing** (`startup-fencing`, on by default,
+//!   [`DecisionConfig::startup_fencing`]): a configured node this decision has
+//!   never seen as a member may be running without us — it never joined, so
+//!   nothing says it is not using shared resources. Once the partition may
+//!   fence and [`DecisionConfig::startup_deadtime_ms`] (Pacemaker's
+//!   `dc-deadtime`, 20 s) has passed since the decision started (the first
+//!   [`FenceDecision::advance`]), every configured node still never seen becomes
+//!   unclean (loss 1) and is fenced like a lost node. Decided once per
+//!   decision; a node that joins before then is never touched.
+//! * **Pending nodes** (`node-pending-timeout`, off by default,
+//!   [`DecisionConfig::node_pending_timeout_ms`]): a member whose services never
+//!   came up — it is in the membership but never reported
+//!   [`online`](FenceDecision::online) — is fenced once it has been pending that
+//!   long (only the coordinator of a partition that may fence asks, once per
+//!   incarnation, again after a failure). Its loss then needs no more fencing.
+//!
 //! The inputs are plain node ids and a quorate flag, so this module does not depend
 //! on the quorum core's types; [`FenceDecision::handle_quorum_event`] adapts a
 //! votequorum event for convenience. Targets in the fencer are node names: the
@@ -93,7 +109,53 @@ pub struct DecisionConfig {
     pub watchdog_timeout_ms: u64,
     /// Nodes no configured device can fence (watchdog fencing applies to them).
     pub watchdog_only: BTreeSet<NodeId>,
+    /// `startup-fencing`: fence configured nodes never seen as members once the
+    /// partition may fence and the dead time has passed (default true).
+    pub startup_fencing: bool,
+    /// `dc-deadtime` in milliseconds: how long after starting the decision waits
+    /// for configured nodes to show up before startup fencing (default 20 000).
+    pub startup_deadtime_ms: u64,
+    /// `node-pending-timeout` in milliseconds (0: off, the default): fence a
+    /// member that has not come [`online`](FenceDecision::online) this long after
+    /// joining.
+    pub node_pending_timeout_ms: u64,
 }
+
+/// The nodes (of `names`, id → node name) that none of `devices` can fence,
+/// judged from configuration alone: a device with a static host list (or map)
+/// fences the nodes it names; any other host check (dynamic list, status,
+/// none) may fence anyone. Watchdog fencing applies to these nodes.
+///
+/// ```
+/// use phalanx_fence::core::{AgentCapabilities, Device, watchdog_only_nodes};
+/// use std::collections::BTreeMap;
+///
+/// let params = BTreeMap::from([("pcmk_host_list".to_string(), "n1".to_string())]);
+/// let d = Device::new("pdu", "fence_apc", params, AgentCapabilities::power_switch(), 0).unwrap();
+/// let names = BTreeMap::from([(1, "n1".to_string()), (2, "n2".to_string())]);
+/// assert_eq!(watchdog_only_nodes([&d], &names), [2].into());
+/// ```
+pub fn watchdog_only_nodes<'a>(
+    devices: impl IntoIterator<Item = &'a super::device::Device> + Clone,
+    names: &BTreeMap<NodeId, String>,
+) -> BTreeSet<NodeId> {
+    names
+        .iter()
+        .filter(|(_, name)| {
+            !devices
+                .clone()
+                .into_iter()
+                .any(|d| match d.host_check(false) {
+                    super::device::HostCheck::StaticList => d.statically_lists(name),
+                    _ => true,
+                })
+        })
+        .map(|(id, _)| *id)
+        .collect()
+}
+
+/// `dc-deadtime`'s default (Pacemaker: 20 s).
+pub const DEFAULT_STARTUP_DEADTIME_MS: u64 = 20_000;
 
 impl DecisionConfig {
     /// Defaults: policy stop, fencing enabled, reboot, 10 attempts, no priority delay.
@@ -109,6 +171,9 @@ impl DecisionConfig {
             priorities: BTreeMap::new(),
             watchdog_timeout_ms: 0,
             watchdog_only: BTreeSet::new(),
+            startup_fencing: true,
+            startup_deadtime_ms: DEFAULT_STARTUP_DEADTIME_MS,
+            node_pending_timeout_ms: 0,
         }
     }
 }
@@ -169,6 +234,18 @@ struct NodeRec {
     /// The ring in which we last saw it join (kept after its loss: the
     /// incarnation a fencing must be about).
     joined: Option<RingId>,
+    /// Unclean because never seen (startup fencing): no incarnation is known,
+    /// so any success against it counts.
+    never_seen: bool,
+    /// This incarnation reported its services up.
+    online: bool,
+    /// Since when this member is pending (joined, not online yet).
+    pending_since: Option<Time>,
+    /// A fencing of this pending member was asked for and has not failed.
+    pending_requested: bool,
+    /// Never seen, but a fencing of it succeeded (reported to us): it is down
+    /// as far as startup fencing goes (Pacemaker records it in `node_state`).
+    fenced_unseen: bool,
 }
 
 impl NodeRec {
@@ -182,6 +259,11 @@ impl NodeRec {
             fenced_while_member: false,
             assume_at: None,
             joined: None,
+            never_seen: false,
+            online: false,
+            pending_since: None,
+            pending_requested: false,
+            fenced_unseen: false,
         }
     }
 }
@@ -202,6 +284,10 @@ pub struct FenceDecision {
     /// we knew it joined at that moment). At most [`MAX_STARTED`]; forgetting one
     /// only makes its result count less often.
     started: BTreeMap<OpId, (NodeId, Option<RingId>)>,
+    /// When the decision started (its first [`FenceDecision::advance`]).
+    since: Option<Time>,
+    /// Startup fencing has been decided.
+    startup_done: bool,
 }
 
 /// Operation starts remembered for [`FenceDecision::operation_fenced`].
@@ -225,6 +311,8 @@ impl FenceDecision {
             now: Time::ZERO,
             unnumbered: 0,
             started: BTreeMap::new(),
+            since: None,
+            startup_done: false,
         }
     }
 
@@ -258,6 +346,7 @@ impl FenceDecision {
                 *rec = NodeRec::new(NodeFenceState::Member);
                 rec.losses = losses;
                 rec.joined = Some(ring);
+                rec.pending_since = Some(self.now);
             }
         }
         for n in self.members.difference(&members) {
@@ -283,6 +372,8 @@ impl FenceDecision {
             };
             rec.leaving = false;
             rec.fenced_while_member = false;
+            rec.pending_since = None;
+            rec.pending_requested = false;
         }
         self.members = members;
         self.quorate = quorate;
@@ -308,7 +399,15 @@ impl FenceDecision {
         let Some(rec) = self.nodes.get_mut(&node) else {
             return;
         };
-        if target_joined.is_none() || target_joined != rec.joined {
+        if rec.state == NodeFenceState::Down && rec.joined.is_none() && target_joined.is_none() {
+            // Someone fenced a node nobody in its partition had seen (their
+            // startup fencing): ours need not shoot it again.
+            rec.fenced_unseen = true;
+            return;
+        }
+        // A node never seen has no incarnation to name: any success counts.
+        let about_known = target_joined.is_some() || rec.never_seen;
+        if !about_known || target_joined != rec.joined {
             return;
         }
         match rec.state {
@@ -321,6 +420,31 @@ impl FenceDecision {
             }
             NodeFenceState::Member => rec.fenced_while_member = true,
             _ => {}
+        }
+    }
+
+    /// Feeds the completed fencings of a fencer's history (synchronised from
+    /// peers when we joined) that name no incarnation — startup fencings of
+    /// nodes nobody had seen: a node we have never seen either is then down as
+    /// far as our own startup fencing goes. Other entries are ignored (they were
+    /// or will be reported through [`fenced`](Self::fenced) with their
+    /// incarnation). Call before [`advance`](Self::advance).
+    pub fn learn_history<'a>(
+        &mut self,
+        entries: impl IntoIterator<Item = &'a super::history::HistoryEntry>,
+        id_of: impl Fn(&str) -> Option<NodeId>,
+    ) {
+        for e in entries {
+            if e.state == super::history::OpState::Done
+                && e.target_joined.is_none()
+                && matches!(e.action, Action::Off | Action::Reboot)
+                && let Some(node) = id_of(&e.target)
+                && let Some(rec) = self.nodes.get_mut(&node)
+                && rec.state == NodeFenceState::Down
+                && rec.joined.is_none()
+            {
+                rec.fenced_unseen = true;
+            }
         }
     }
 
@@ -382,6 +506,12 @@ impl FenceDecision {
         if rec.state == (NodeFenceState::Unclean { loss }) && rec.requested {
             rec.requested = false;
             self.evaluate();
+        } else if rec.state == NodeFenceState::Member
+            && rec.pending_requested
+            && loss == rec.losses + 1
+        {
+            rec.pending_requested = false;
+            self.evaluate();
         }
     }
 
@@ -418,6 +548,7 @@ impl FenceDecision {
     pub fn advance(&mut self, now: Time) {
         self.now = self.now.max(now);
         let now = self.now;
+        self.since.get_or_insert(now);
         if self.may_fence() {
             for (n, rec) in &mut self.nodes {
                 if let NodeFenceState::Unclean { loss } = rec.state
@@ -433,14 +564,125 @@ impl FenceDecision {
         self.evaluate();
     }
 
-    /// When a lost node will be assumed self-fenced (the earliest), if any
-    /// countdown runs.
+    /// The next moment the decision has something to do, if any: a lost node
+    /// assumed self-fenced, the end of the startup dead time, a pending member's
+    /// timeout.
     pub fn poll_timeout(&self) -> Option<Time> {
-        self.nodes
+        let watchdog = self
+            .nodes
             .values()
             .filter(|r| matches!(r.state, NodeFenceState::Unclean { .. }))
-            .filter_map(|r| r.assume_at)
-            .min()
+            .filter_map(|r| r.assume_at);
+        // A startup or pending deadline already past waits for quorum or for
+        // coordinatorship, which come with a configuration change, not time.
+        let now = self.now;
+        let pending = self.pending_deadlines().filter(move |t| *t > now);
+        let startup = self
+            .startup_deadline()
+            .filter(|t| *t > now && self.never_seen_exist());
+        watchdog.chain(pending).chain(startup).min()
+    }
+
+    /// `node`'s services are up (Pacemaker: it joined the controller group) in
+    /// its current incarnation: it is no longer pending. The Stack calls this
+    /// on the node's first fencer message after it joined.
+    pub fn online(&mut self, node: NodeId) {
+        if let Some(rec) = self.nodes.get_mut(&node)
+            && rec.state == NodeFenceState::Member
+        {
+            rec.online = true;
+            rec.pending_since = None;
+        }
+    }
+
+    /// Is `node` a member whose services have not come up yet?
+    pub fn is_pending(&self, node: NodeId) -> bool {
+        self.nodes
+            .get(&node)
+            .is_some_and(|r| r.state == NodeFenceState::Member && !r.online)
+    }
+
+    fn startup_deadline(&self) -> Option<Time> {
+        if !self.cfg.startup_fencing || self.startup_done {
+            return None;
+        }
+        let since = self.since?;
+        Some(since + std::time::Duration::from_millis(self.cfg.startup_deadtime_ms))
+    }
+
+    fn never_seen_exist(&self) -> bool {
+        self.cfg.nodes.iter().any(|n| self.is_never_seen(*n))
+    }
+
+    fn is_never_seen(&self, node: NodeId) -> bool {
+        self.nodes.get(&node).is_none_or(|r| {
+            r.state == NodeFenceState::Down
+                && r.joined.is_none()
+                && r.losses == 0
+                && !r.fenced_unseen
+        })
+    }
+
+    fn pending_deadlines(&self) -> impl Iterator<Item = Time> + '_ {
+        let timeout = std::time::Duration::from_millis(self.cfg.node_pending_timeout_ms);
+        self.nodes
+            .iter()
+            .filter(move |(n, r)| {
+                self.cfg.node_pending_timeout_ms > 0
+                    && **n != self.cfg.local
+                    && r.state == NodeFenceState::Member
+                    && !r.online
+                    && !r.pending_requested
+            })
+            .filter_map(move |(_, r)| r.pending_since.map(|t| t + timeout))
+    }
+
+    /// Startup fencing, once the dead time is over and the partition may fence:
+    /// every configured node never seen becomes unclean.
+    fn startup(&mut self) {
+        let Some(deadline) = self.startup_deadline() else {
+            return;
+        };
+        if self.now < deadline || !self.may_fence() {
+            return;
+        }
+        self.startup_done = true;
+        let never: Vec<NodeId> = self
+            .cfg
+            .nodes
+            .iter()
+            .copied()
+            .filter(|n| *n != self.cfg.local && self.is_never_seen(*n))
+            .collect();
+        for n in never {
+            let rec = self
+                .nodes
+                .entry(n)
+                .or_insert_with(|| NodeRec::new(NodeFenceState::Down));
+            rec.losses += 1;
+            rec.state = NodeFenceState::Unclean { loss: rec.losses };
+            rec.never_seen = true;
+            rec.requested = false;
+            rec.attempts = 0;
+        }
+    }
+
+    /// The devices changed (e.g. the CIB registered or removed one): `nodes` are
+    /// now the ones no device can fence ([`watchdog_only_nodes`]). A lost node
+    /// that a device can fence now is requested (its countdown stops); one that
+    /// no device can fence any more starts its countdown (a request already made
+    /// for it runs its course).
+    pub fn set_watchdog_only(&mut self, nodes: BTreeSet<NodeId>) {
+        if nodes == self.cfg.watchdog_only {
+            return;
+        }
+        for (n, rec) in &mut self.nodes {
+            if !nodes.contains(n) {
+                rec.assume_at = None;
+            }
+        }
+        self.cfg.watchdog_only = nodes;
+        self.evaluate();
     }
 
     /// Is `node` fenced by its watchdog (assumed after the timeout) rather than by
@@ -488,10 +730,12 @@ impl FenceDecision {
     }
 
     fn evaluate(&mut self) {
+        self.startup();
         self.count_down_watchdogs();
         if !self.may_fence() || self.coordinator() != Some(self.cfg.local) {
             return;
         }
+        self.request_pending();
         let all: Vec<NodePriority> = self.nodes.keys().map(|n| self.priority_of(*n)).collect();
         let mut requests = Vec::new();
         for (n, rec) in &mut self.nodes {
@@ -520,6 +764,43 @@ impl FenceDecision {
                 action: self.cfg.fencing_action,
                 loss,
                 delay,
+            });
+        }
+    }
+
+    /// Asks for fencing of members pending longer than `node-pending-timeout`
+    /// (the coordinator of a partition that may fence only).
+    fn request_pending(&mut self) {
+        let due: Vec<NodeId> = {
+            let now = self.now;
+            let timeout = std::time::Duration::from_millis(self.cfg.node_pending_timeout_ms);
+            self.nodes
+                .iter()
+                .filter(|(n, r)| {
+                    self.cfg.node_pending_timeout_ms > 0
+                        && **n != self.cfg.local
+                        && r.state == NodeFenceState::Member
+                        && !r.online
+                        && !r.pending_requested
+                        && !r.fenced_while_member
+                        && r.attempts < self.cfg.max_attempts
+                        && r.pending_since.is_some_and(|t| t + timeout <= now)
+                })
+                .map(|(n, _)| *n)
+                .collect()
+        };
+        for node in due {
+            let Some(rec) = self.nodes.get_mut(&node) else {
+                continue;
+            };
+            rec.pending_requested = true;
+            rec.attempts += 1;
+            let loss = rec.losses + 1;
+            self.out.push_back(DecisionOutput::Fence {
+                node,
+                action: self.cfg.fencing_action,
+                loss,
+                delay: None,
             });
         }
     }

@@ -35,6 +35,9 @@ impl Mapper<'_> {
                 "priority_fencing_delay" => f.priority_delay = key.ms()?,
                 "watchdog_timeout" => f.watchdog_timeout = key.ms()?,
                 "fencing_watchdog_timeout" => f.fencing_watchdog_timeout = key.ms()?,
+                "startup_fencing" => f.startup_fencing = key.boolean()?,
+                "dc_deadtime" => f.dc_deadtime = key.ms()?,
+                "node_pending_timeout" => f.node_pending_timeout = key.ms()?,
                 "watchdog" => {
                     f.watchdog = WatchdogConfig::parse(key.text()).ok_or_else(|| {
                         key.error(format!(

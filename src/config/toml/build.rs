@@ -420,6 +420,9 @@ impl<'a> Build<'a> {
             fencing_watchdog_timeout: ms(f.fencing_watchdog_timeout_ms)
                 .unwrap_or(d.fencing_watchdog_timeout),
             watchdog_timeout: ms(f.watchdog_timeout_ms).unwrap_or(d.watchdog_timeout),
+            startup_fencing: f.startup_fencing.unwrap_or(d.startup_fencing),
+            dc_deadtime: ms(f.dc_deadtime_ms).unwrap_or(d.dc_deadtime),
+            node_pending_timeout: ms(f.node_pending_timeout_ms).unwrap_or(d.node_pending_timeout),
             devices,
             levels,
             agent_dir: f.agent_dir.unwrap_or(d.agent_dir),
