@@ -241,6 +241,7 @@ impl Driver {
                 crypto,
                 fencing: opts.fencing.as_ref().map(|f| f.setup.clone()),
                 cib,
+                dlm: opts.dlm.clone(),
             },
             persisted,
             Time::ZERO,

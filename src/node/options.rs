@@ -99,6 +99,9 @@ pub struct NodeOptions {
     /// Run the replicated CIB (every node of the cluster or none); its files live
     /// in `<state_dir>/cib-<node id>/` (memory only without a state directory).
     pub cib: bool,
+    /// Run the distributed lock manager (`Node::dlm` handles; lockspaces are CPG
+    /// groups `dlm:<name>`, so only nodes that join a lockspace take part in it).
+    pub dlm: Option<crate::stack::DlmSetup>,
     /// The node's own watchdog (`None`: none): armed at start, fed by the driver
     /// loop, starved when the node must fence itself (quorum lost under
     /// `no-quorum-policy=suicide`), disarmed on a clean leave.
@@ -128,6 +131,7 @@ impl NodeOptions {
             node_names: BTreeMap::new(),
             fencing: None,
             cib: false,
+            dlm: None,
             watchdog: None,
         }
     }
