@@ -11,6 +11,7 @@ mod callback;
 mod cib_handle;
 mod cib_store;
 mod cpg;
+mod dlm_admin;
 mod dlm_handle;
 mod driver;
 mod error;
@@ -33,6 +34,7 @@ pub use crate::link::{LinkState, LinkStats, PeerLinkStatus};
 pub use callback::CallbackGuard;
 pub use cib_handle::{CIB_HANDLE_CLIENT, Cib, CibCallError, CibStatus};
 pub use cpg::{CallbackMember, Cpg, CpgGroup, CpgMember, DispatchMode};
+pub use dlm_admin::parse_mode;
 pub use dlm_handle::{
     Dlm, DlmCallError, DlmDump, DlmNotice, DumpedLock, Granted, LockCall, Lockspace, Notify,
 };
@@ -415,6 +417,8 @@ impl Node {
                 quorum: node.quorum(),
                 fence: node.fence(),
                 cib: node.cib(),
+                dlm: node.dlm(),
+                dlm_lockspaces: Default::default(),
                 node_id,
                 cluster_name: admin_info.0,
                 nodes: admin_info.1,
