@@ -567,6 +567,9 @@ impl Lockspace {
     }
 }
 
+/// Callers waiting for a join or a leave to complete.
+type Waiters = Vec<Sender<Result<(), DlmCallError>>>;
+
 /// One lock's routing in the driver.
 struct Route {
     notify: Notify,
@@ -577,8 +580,8 @@ struct Route {
 #[derive(Default)]
 pub(crate) struct DlmRoutes {
     locks: HashMap<(LockspaceId, u32), Route>,
-    joins: BTreeMap<Arc<[u8]>, Vec<Sender<Result<(), DlmCallError>>>>,
-    leaves: BTreeMap<Arc<[u8]>, Vec<Sender<Result<(), DlmCallError>>>>,
+    joins: BTreeMap<Arc<[u8]>, Waiters>,
+    leaves: BTreeMap<Arc<[u8]>, Waiters>,
     /// Every lockspace handle's notice channel, by lockspace.
     sinks: BTreeMap<Arc<[u8]>, Vec<Sender<DlmNotice>>>,
 }
