@@ -212,6 +212,8 @@ fn locks_stay_exclusive_through_a_kill_and_are_released_only_after_fencing() {
             h.to = Some(fenced_at);
         }
     }
+    // Signed milliseconds since the kill.
+    let rel = |t: u64| (t as i64 - killed_at as i64) as f64 / 1e6;
     // No two incompatible intervals overlap.
     let mut pairs = 0u64;
     for (res, list) in &m.held {
@@ -231,13 +233,13 @@ fn locks_stay_exclusive_through_a_kill_and_are_released_only_after_fencing() {
                     a.node,
                     a.lock,
                     a.mode,
-                    ms(a.from.wrapping_sub(killed_at)),
-                    ms(a_to.wrapping_sub(killed_at)),
+                    rel(a.from),
+                    rel(a_to),
                     b.node,
                     b.lock,
                     b.mode,
-                    ms(b.from.wrapping_sub(killed_at)),
-                    ms(b_to.wrapping_sub(killed_at)),
+                    rel(b.from),
+                    rel(b_to),
                     ms(fenced_at - killed_at)
                 );
             }
