@@ -7,8 +7,9 @@
 //!
 //! Checked from every process's lines (one host, one monotonic clock): a lock is
 //! relied on from its `dlm_grant` to its `dlm_release`, node 3's locks held at
-//! its death until node 3's fencing result is recorded (`fence_result
-//! state=done`, the earliest survivor's line) — and no two incompatible such
+//! its death until node 3's fencing is recorded (the earliest survivor's
+//! `dlm_fenced at=`: when its fence decision reported node 3 fenced since its
+//! loss, after the agent's `fence_result state=done`) — and no two incompatible such
 //! intervals overlap on any resource. So no two incompatible grants at once, and
 //! nothing node 3 held was granted to a waiter before its fencing was recorded.
 //! Also: node 3 did hold locks, waiters on them were granted after the fencing,
@@ -64,6 +65,9 @@ struct Model {
     /// Earliest `fence_result state=done target=nN` per target node.
     fenced_at: BTreeMap<u32, u64>,
     fenced_seen: BTreeMap<u32, Vec<u32>>,
+    /// Earliest time a survivor's node thread learned the target fenced
+    /// (`dlm_fenced at=`, stamped before any completion that follows from it).
+    dlm_fenced_at: BTreeMap<u32, u64>,
     errors: Vec<String>,
     grants_after_fence: BTreeMap<u32, u64>,
 }
@@ -96,7 +100,7 @@ impl Observer for Model {
                     });
                     self.open.insert((o.node, lock), (res, list.len() - 1));
                     *self.grants.entry(o.node).or_default() += 1;
-                    if !self.fenced_at.is_empty() {
+                    if !self.dlm_fenced_at.is_empty() {
                         *self.grants_after_fence.entry(o.node).or_default() += 1;
                     }
                 }
@@ -113,6 +117,12 @@ impl Observer for Model {
                 "fence_result" if fields["state"] == "done" => {
                     let target: u32 = fields["target"][1..].parse().unwrap();
                     self.fenced_at.entry(target).or_insert(o.at);
+                }
+                "dlm_fenced" => {
+                    let node: u32 = fields["node"].parse().unwrap();
+                    let at: u64 = fields["at"].parse().unwrap();
+                    let e = self.dlm_fenced_at.entry(node).or_insert(at);
+                    *e = (*e).min(at);
                 }
                 "fence_fenced" => {
                     let node: u32 = fields["node"].parse().unwrap();
@@ -200,10 +210,16 @@ fn locks_stay_exclusive_through_a_kill_and_are_released_only_after_fencing() {
     cluster.leave(&mut m, &[1, 2]);
     assert!(m.errors.is_empty(), "unexpected DLM errors: {:?}", m.errors);
 
-    let fenced_at = m.fenced_at[&3];
+    // The fencing is recorded when a survivor's fence decision reports node 3
+    // fenced since its loss (after the agent ran and the result was agreed); the
+    // stamp is taken on the node's thread before any grant that follows from it.
+    let fenced_at = m.dlm_fenced_at[&3];
+    assert!(fenced_at > killed_at, "fenced before the kill?");
     eprintln!(
-        "kill at 0 ms, fencing recorded at {:.0} ms; node 3 held {} locks",
+        "kill at 0 ms, fencing recorded at {:.1} ms (fence_result line at {:.1} ms); \
+         node 3 held {} locks",
         ms(fenced_at - killed_at),
+        ms(m.fenced_at[&3] - killed_at),
         held_by_3.len()
     );
     // Node 3's intervals end when its fencing is recorded.

@@ -76,6 +76,9 @@ pub enum DlmNotice {
     Fenced {
         /// The node.
         node: NodeId,
+        /// When the node's thread learned it (before it routed any completion
+        /// that follows from it).
+        at: std::time::Instant,
     },
     /// The lockspace finished recovery for `epoch`.
     Recovered {
@@ -784,7 +787,10 @@ impl DlmRoutes {
                 self.notify_lockspace(&lockspace, &DlmNotice::Recovered { epoch })
             }
             DlmEvent::AwaitFencing { node } => self.notify_all(&DlmNotice::AwaitFencing { node }),
-            DlmEvent::Fenced { node } => self.notify_all(&DlmNotice::Fenced { node }),
+            DlmEvent::Fenced { node } => self.notify_all(&DlmNotice::Fenced {
+                node,
+                at: std::time::Instant::now(),
+            }),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! dlm_grant res=NAME lock=ID mode=M     after the grant's completion arrived
 //! dlm_release res=NAME lock=ID          before the unlock or down-conversion is asked
 //! dlm_error op=OP reason=TEXT           a call failed unexpectedly
+//! dlm_fenced node=N at=MONO_NS          when the node's thread learned N fenced
 //! ```
 //!
 //! So, on one host's monotonic clock, a lock is held in mode M at most from its
@@ -29,6 +30,7 @@ const MAX_HELD: usize = 3;
 /// Running workers.
 pub struct Hammer {
     stop: Arc<AtomicBool>,
+    notices: Option<JoinHandle<()>>,
     ops: Arc<AtomicU64>,
     threads: Vec<JoinHandle<()>>,
 }
@@ -188,6 +190,13 @@ impl Hammer {
     ) -> Result<Hammer, String> {
         let ls = dlm.lockspace(lockspace).map_err(|e| e.to_string())?;
         let stop = Arc::new(AtomicBool::new(false));
+        let notices = {
+            let (ls, out, stop) = (ls.clone(), out.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name("dlm-notices".into())
+                .spawn(move || relay_fenced(&ls, &out, &stop))
+                .map_err(|e| e.to_string())?
+        };
         let ops = Arc::new(AtomicU64::new(0));
         let mut handles = Vec::new();
         for t in 0..threads {
@@ -215,6 +224,7 @@ impl Hammer {
         }
         Ok(Hammer {
             stop,
+            notices: Some(notices),
             ops,
             threads: handles,
         })
@@ -224,6 +234,9 @@ impl Hammer {
     pub fn stop(self) -> u64 {
         self.stop.store(true, Ordering::SeqCst);
         for t in self.threads {
+            let _ = t.join();
+        }
+        if let Some(t) = self.notices {
             let _ = t.join();
         }
         self.ops.load(Ordering::Relaxed)
@@ -248,4 +261,22 @@ pub fn hold(
         &format!("res={resource} lock={} mode={}", g.id.get(), mode.name()),
     );
     Ok(ls)
+}
+
+/// Reports `Fenced` notices with the time the node's thread stamped on them (the
+/// line itself may be written later than a grant that followed from it).
+fn relay_fenced(ls: &Lockspace, out: &Emitter, stop: &AtomicBool) {
+    while !stop.load(Ordering::SeqCst) {
+        match ls
+            .notices()
+            .recv_timeout(std::time::Duration::from_millis(50))
+        {
+            Ok(phalanx::node::DlmNotice::Fenced { node, at }) => {
+                let at = super::emit::mono_ns().saturating_sub(at.elapsed().as_nanos() as u64);
+                out.emit("dlm_fenced", &format!("node={node} at={at}"));
+            }
+            Ok(_) | Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
+        }
+    }
 }
