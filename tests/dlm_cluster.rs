@@ -66,7 +66,8 @@ struct Model {
     fenced_at: BTreeMap<u32, u64>,
     fenced_seen: BTreeMap<u32, Vec<u32>>,
     /// Earliest time a survivor's node thread learned the target fenced
-    /// (`dlm_fenced at=`, stamped before any completion that follows from it).
+    /// (`dlm_fenced at=`: the fence decision's notice, stamped on the node's
+    /// thread before any completion that follows from it).
     dlm_fenced_at: BTreeMap<u32, u64>,
     errors: Vec<String>,
     grants_after_fence: BTreeMap<u32, u64>,

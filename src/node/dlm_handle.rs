@@ -80,6 +80,15 @@ pub enum DlmNotice {
         /// that follows from it).
         at: std::time::Instant,
     },
+    /// The fence decision reported `node` fenced since its loss (the fencing
+    /// service's notice, independent of any lockspace's recovery).
+    FenceRecorded {
+        /// The node.
+        node: NodeId,
+        /// When the node's thread learned it (before it routed any completion
+        /// that follows from it).
+        at: std::time::Instant,
+    },
     /// The lockspace finished recovery for `epoch`.
     Recovered {
         /// The epoch.
@@ -696,6 +705,14 @@ impl DlmRoutes {
         for s in self.sinks.values_mut() {
             s.retain(|tx| tx.send(n.clone()).is_ok());
         }
+    }
+
+    /// The fencing service reported `node` fenced since its loss.
+    pub(crate) fn fence_recorded(&mut self, node: NodeId) {
+        self.notify_all(&DlmNotice::FenceRecorded {
+            node,
+            at: std::time::Instant::now(),
+        });
     }
 
     /// Routes one service event; `stack` answers whether a refused lock still exists.

@@ -886,6 +886,9 @@ impl Driver {
                 let _ = self.events.send(NodeEvent::Cib(e));
             }
             Output::Event(StackEvent::Fence(n)) => {
+                if let FenceNotice::NodeFenced { node, .. } = &n {
+                    self.dlm.fence_recorded(*node);
+                }
                 if let FenceNotice::Fencer(FenceEvent::RequestDone {
                     client,
                     call,

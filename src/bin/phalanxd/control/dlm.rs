@@ -6,6 +6,7 @@
 //! dlm_release res=NAME lock=ID          before the unlock or down-conversion is asked
 //! dlm_error op=OP reason=TEXT           a call failed unexpectedly
 //! dlm_fenced node=N at=MONO_NS          when the node's thread learned N fenced
+//!                                       (the fence decision's notice)
 //! ```
 //!
 //! So, on one host's monotonic clock, a lock is held in mode M at most from its
@@ -271,7 +272,7 @@ fn relay_fenced(ls: &Lockspace, out: &Emitter, stop: &AtomicBool) {
             .notices()
             .recv_timeout(std::time::Duration::from_millis(50))
         {
-            Ok(phalanx::node::DlmNotice::Fenced { node, at }) => {
+            Ok(phalanx::node::DlmNotice::FenceRecorded { node, at }) => {
                 let at = super::emit::mono_ns().saturating_sub(at.elapsed().as_nanos() as u64);
                 out.emit("dlm_fenced", &format!("node={node} at={at}"));
             }
