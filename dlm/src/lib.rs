@@ -2,7 +2,7 @@
 //!
 //! **Status: the single-master lock engine and the distributed layer
 //! ([`cluster`]: directory, remote masters, recovery after node failure gated on
-//! fencing) are implemented as sans-IO cores; the Stack integration is not yet.**
+//! fencing) are implemented as sans-IO cores; the Stack runs them as a service (`phalanx::stack`, `phalanx::node::Dlm`).**
 //! See `docs/dlm.md`.
 //!
 //! The engine is a sans-IO core with VMS/Linux DLM semantics: lockspaces hold

@@ -62,6 +62,60 @@ pub enum Request {
         /// Only this target's.
         target: Option<String>,
     },
+    /// A DLM request (`phalanx-dlm-tool`).
+    Dlm(DlmAdmin),
+}
+
+/// What `phalanx-dlm-tool` asks. Locks taken through the socket belong to the
+/// node's process and stay until unlocked through the socket (or the node stops).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum DlmAdmin {
+    /// Lockspaces this node is in, with members and recovery state.
+    Ls,
+    /// This node's locks and the master copies it holds.
+    Lockdump,
+    /// Join a lockspace.
+    Join {
+        /// Its name.
+        lockspace: String,
+    },
+    /// Leave a lockspace.
+    Leave {
+        /// Its name.
+        lockspace: String,
+    },
+    /// Lock a resource and wait for the grant; answers the lock id.
+    Lock {
+        /// Lockspace (joined through the socket first, or joined here).
+        lockspace: String,
+        /// Resource.
+        resource: String,
+        /// NL, CR, CW, PR, PW or EX.
+        mode: String,
+        /// Fail instead of waiting.
+        #[serde(default)]
+        noqueue: bool,
+    },
+    /// Unlock a lock taken through the socket.
+    Unlock {
+        /// Lockspace.
+        lockspace: String,
+        /// The id `lock` answered.
+        lock: u32,
+    },
+}
+
+/// The answer to a [`Request::Dlm`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DlmAnswer {
+    /// The tool's exit status (0 success, 1 failure, 11 `EAGAIN`).
+    pub exit_code: u8,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// What to print.
+    pub output: String,
 }
 
 /// The outcome of a CIB operation.
@@ -262,6 +316,8 @@ pub enum Response {
         /// Every key, in a fixed order.
         stats: Vec<Stat>,
     },
+    /// Answer to [`Request::Dlm`].
+    Dlm(DlmAnswer),
     /// A command was accepted.
     Done,
     /// The request failed; nothing changed.

@@ -17,6 +17,9 @@ pub(crate) struct NodeAdmin {
     pub(crate) quorum: Quorum,
     pub(crate) fence: super::Fence,
     pub(crate) cib: super::Cib,
+    pub(crate) dlm: super::Dlm,
+    /// Lockspaces joined through the socket (their locks belong to the node).
+    pub(crate) dlm_lockspaces: parking_lot::Mutex<BTreeMap<String, super::Lockspace>>,
     pub(crate) node_id: NodeId,
     pub(crate) cluster_name: String,
     /// Every configured node with its name (empty when none).
@@ -179,6 +182,7 @@ impl AdminProvider for NodeAdmin {
             Request::SetVotes { node, votes } => done(self.quorum.set_votes(node, votes)),
             Request::CancelWaitForAll => done(self.quorum.cancel_wait_for_all()),
             Request::Cib { command } => Response::Cib(self.cib_command(&command)),
+            Request::Dlm(c) => Response::Dlm(self.dlm_command(c)),
             Request::FenceStatus => match self.fence.status() {
                 Some(s) => Response::Fence(fence_report(s)),
                 None => Response::error("fencing is not configured on this node"),

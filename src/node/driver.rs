@@ -8,6 +8,7 @@
 
 use super::cib_handle::{CIB_HANDLE_CLIENT, CibAnswer, CibCallError, CibStatus};
 use super::cpg::{CpgGroup, MemberSink};
+use super::dlm_handle::DlmRoutes;
 use super::fence_handle::{
     FenceAnswer, FenceCallError, FenceNodeState, FenceStatus, HANDLE_CLIENT, state_name,
 };
@@ -171,6 +172,8 @@ pub(crate) struct Driver {
     cib_waiters: BTreeMap<u64, CibAnswer>,
     /// The node's watchdog, fed from this loop (see `super::watchdog`).
     watchdog: Option<NodeWatchdog>,
+    /// DLM handles' locks, joins and leaves waiting for the service.
+    dlm: DlmRoutes,
 }
 
 impl Driver {
@@ -249,6 +252,7 @@ impl Driver {
                 crypto,
                 fencing: opts.fencing.as_ref().map(|f| f.setup.clone()),
                 cib,
+                dlm: opts.dlm.clone(),
             },
             persisted,
             Time::ZERO,
@@ -292,6 +296,7 @@ impl Driver {
             fence_waiters: BTreeMap::new(),
             cib_waiters: BTreeMap::new(),
             watchdog,
+            dlm: DlmRoutes::default(),
         };
         driver.publish_fence();
         driver.publish_cib();
@@ -400,6 +405,7 @@ impl Driver {
     }
 
     pub(crate) fn run(mut self) -> io::Result<()> {
+        *self.shared.driver_thread.lock() = Some(std::thread::current().id());
         if let Some(prio) = self.realtime_priority {
             let param = libc::sched_param {
                 sched_priority: prio.clamp(1, 99),
@@ -544,6 +550,10 @@ impl Driver {
                     );
                 }
                 Ok(Command::Stack(request, reply)) => self.stack_request(request, reply),
+                Ok(Command::Dlm(c)) => {
+                    let now = self.now();
+                    self.dlm.command(&mut self.stack, now, c);
+                }
                 Err(TryRecvError::Empty) => {
                     self.sync_cpg_usage();
                     return Ok(());
@@ -884,6 +894,9 @@ impl Driver {
                 let _ = self.events.send(NodeEvent::Cib(e));
             }
             Output::Event(StackEvent::Fence(n)) => {
+                if let FenceNotice::NodeFenced { node, .. } = &n {
+                    self.dlm.fence_recorded(*node);
+                }
                 if let FenceNotice::Fencer(FenceEvent::RequestDone {
                     client,
                     call,
@@ -901,6 +914,7 @@ impl Driver {
                 self.publish_fence();
                 let _ = self.events.send(NodeEvent::Fence(n));
             }
+            Output::Event(StackEvent::Dlm(e)) => self.dlm.event(&self.stack, e),
             Output::Stopped(StopReason::Left) => self.left = true,
             Output::Stopped(reason) => {
                 record!(

@@ -11,6 +11,8 @@ mod callback;
 mod cib_handle;
 mod cib_store;
 mod cpg;
+mod dlm_admin;
+mod dlm_handle;
 mod driver;
 mod error;
 mod fence_handle;
@@ -32,6 +34,10 @@ pub use crate::link::{LinkState, LinkStats, PeerLinkStatus};
 pub use callback::CallbackGuard;
 pub use cib_handle::{CIB_HANDLE_CLIENT, Cib, CibCallError, CibStatus};
 pub use cpg::{CallbackMember, Cpg, CpgGroup, CpgMember, DispatchMode};
+pub use dlm_admin::parse_mode;
+pub use dlm_handle::{
+    Dlm, DlmCallError, DlmDump, DlmNotice, DumpedLock, Granted, LockCall, Lockspace, Notify,
+};
 pub use driver::DriverStats;
 pub use error::NodeError;
 pub use fence_handle::{
@@ -79,6 +85,8 @@ pub(crate) enum Command {
     Stack(Request, Reply),
     /// A new CPG member: where its events go.
     CpgRegister { local: u32, sink: cpg::MemberSink },
+    /// A DLM handle's call (answered by the driver, which routes its notices).
+    Dlm(dlm_handle::DlmCommand),
 }
 
 /// Where the answer to a [`Command::Stack`] goes.
@@ -158,6 +166,8 @@ pub(crate) struct Shared {
     pub(crate) fence: fence_handle::FenceShared,
     /// The CIB.
     pub(crate) cib: cib_handle::CibShared,
+    /// The driver's thread (blocking DLM calls from its callbacks are refused).
+    pub(crate) driver_thread: Mutex<Option<std::thread::ThreadId>>,
 }
 
 /// A clonable, thread-safe handle to a running node.
@@ -229,6 +239,17 @@ impl NodeHandle {
             tx: self.tx.clone(),
             waker: self.waker.clone(),
             shared: self.shared.clone(),
+        }
+    }
+
+    /// The distributed lock manager through this node (calls fail with
+    /// `NotConfigured` unless `NodeOptions::dlm` is set).
+    pub fn dlm(&self) -> Dlm {
+        Dlm {
+            tx: self.tx.clone(),
+            waker: self.waker.clone(),
+            shared: self.shared.clone(),
+            node: self.node_id,
         }
     }
 
@@ -396,6 +417,8 @@ impl Node {
                 quorum: node.quorum(),
                 fence: node.fence(),
                 cib: node.cib(),
+                dlm: node.dlm(),
+                dlm_lockspaces: Default::default(),
                 node_id,
                 cluster_name: admin_info.0,
                 nodes: admin_info.1,
@@ -430,6 +453,11 @@ impl Node {
     /// The replicated CIB through this node.
     pub fn cib(&self) -> Cib {
         self.handle.cib()
+    }
+
+    /// The distributed lock manager through this node.
+    pub fn dlm(&self) -> Dlm {
+        self.handle.dlm()
     }
 
     /// Deliveries and configuration changes, in order.

@@ -103,6 +103,9 @@ pub struct NodeOptions {
     /// CIB change is validated against the schema its `validate-with` names
     /// ([`crate::relaxng`]). `None`: no validation. Give every node the same.
     pub cib_schemas: Option<std::path::PathBuf>,
+    /// Run the distributed lock manager (`Node::dlm` handles; lockspaces are CPG
+    /// groups `dlm:<name>`, so only nodes that join a lockspace take part in it).
+    pub dlm: Option<crate::stack::DlmSetup>,
     /// The node's own watchdog (`None`: none): armed at start, fed by the driver
     /// loop, starved when the node must fence itself (quorum lost under
     /// `no-quorum-policy=suicide`), disarmed on a clean leave.
@@ -133,6 +136,7 @@ impl NodeOptions {
             fencing: None,
             cib: false,
             cib_schemas: None,
+            dlm: None,
             watchdog: None,
         }
     }

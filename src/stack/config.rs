@@ -50,6 +50,9 @@ pub struct StackConfig {
     pub fencing: Option<super::FencingSetup>,
     /// The CIB replication service (every node of the cluster or none).
     pub cib: Option<super::CibSetup>,
+    /// The distributed lock manager (lockspaces over CPG groups; every node that
+    /// joins a lockspace runs it).
+    pub dlm: Option<super::DlmSetup>,
 }
 
 impl StackConfig {
@@ -75,6 +78,7 @@ impl StackConfig {
             crypto: None,
             fencing: None,
             cib: None,
+            dlm: None,
         }
     }
 }
@@ -101,6 +105,9 @@ pub enum StackConfigError {
     /// A fencing device or level was refused.
     #[error("fencing: {0}")]
     Fencing(#[from] phalanx_fence::core::FencerError),
+    /// The DLM configuration is invalid.
+    #[error("dlm: {0}")]
+    Dlm(#[from] phalanx_dlm::ConfigError),
     /// The quorum configuration is for another node than totem's.
     #[error("quorum local node {quorum} is not totem node {totem}")]
     QuorumNodeMismatch {

@@ -87,6 +87,9 @@ pub enum Request {
     Fence(super::FenceCommand),
     /// A request to the CIB service.
     Cib(Box<super::CibRequest>),
+    /// A request to the DLM service (lock ids are returned only by
+    /// [`Stack::dlm_request`](super::Stack::dlm_request)).
+    Dlm(Box<super::DlmRequest>),
 }
 
 /// Closed-process-group requests (see [`phalanx_cpg::Cpg`]).
@@ -266,6 +269,8 @@ pub enum StackEvent {
     Fence(super::FenceNotice),
     /// The CIB: a reply to a local client, a diff, a sync, a divergence report.
     Cib(phalanx_cib::service::CibEvent),
+    /// The DLM: ASTs, lockspace membership and recovery.
+    Dlm(super::DlmEvent),
 }
 
 /// Why [`Stack::handle_input`](super::Stack::handle_input) refused an input. Each
@@ -291,6 +296,9 @@ pub enum InputError {
     /// The CIB service refused a request (queue full: try again; too large).
     #[error(transparent)]
     Cib(#[from] phalanx_cib::service::CibServiceError),
+    /// The DLM service refused a request; nothing changed.
+    #[error(transparent)]
+    Dlm(#[from] super::DlmServiceError),
     /// The Stack does not run the CIB service.
     #[error("the CIB service is not configured")]
     CibNotConfigured,

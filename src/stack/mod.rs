@@ -67,6 +67,7 @@
 
 mod cib;
 mod config;
+mod dlm;
 mod fence;
 mod fence_cib;
 mod io;
@@ -77,6 +78,10 @@ mod tests;
 
 pub use cib::{CibRequest, CibSetup};
 pub use config::{QuorumRequestError, StackConfig, StackConfigError};
+pub use dlm::{
+    DLM_CPG_LOCAL, DLM_GROUP_PREFIX, DlmEvent, DlmRequest, DlmServiceError, DlmServiceStats,
+    DlmSetup, MAX_LOCKSPACE_NAME, lockspace_id,
+};
 pub use fence::{DECISION_CLIENT, FenceCommand, FenceNotice, FenceServiceStats, FencingSetup};
 pub use io::{
     CpgRequest, Input, InputError, Output, Persist, PersistFailed, PersistId, PersistItem,
@@ -150,6 +155,7 @@ pub struct Stack {
     quorum: Option<Votequorum>,
     fence: Option<fence::FenceService>,
     cib: Option<phalanx_cib::service::CibService>,
+    dlm: Option<dlm::DlmService>,
     links: LinkLayer,
     /// A quorum message taken from the core and waiting for room in totem (the core
     /// has no peek), already prefixed with its service byte.
@@ -186,6 +192,7 @@ impl Stack {
             crypto,
             fencing,
             cib,
+            dlm,
         } = cfg;
         // A CPG message of the maximal size must fit in one totem message and in
         // totem's queue (CPG waits for room; one that never fits would block every
@@ -219,6 +226,10 @@ impl Stack {
             Some(setup) => Some(fence::FenceService::new(setup, now)?),
             None => None,
         };
+        let dlm = match dlm {
+            Some(setup) => Some(dlm::DlmService::new(node, setup)?),
+            None => None,
+        };
         let links = LinkLayer::new(node, &links, link_mode, crypto.as_ref(), now)?;
         let totem = Totem::new(totem, persisted_seq, now, logger.clone())?;
         let mut stack = Self {
@@ -231,6 +242,7 @@ impl Stack {
                 service.set_validator(c.validator);
                 service
             }),
+            dlm,
             links,
             quorum_out: None,
             quorum_input: false,
@@ -319,6 +331,7 @@ impl Stack {
             self.quorum_input = true;
         }
         self.fence_timeout(now);
+        self.dlm_timeout(now);
     }
 
     fn on_request(&mut self, now: Time, r: Request) -> Result<(), InputError> {
@@ -340,11 +353,20 @@ impl Stack {
             Request::Quorum(q) => self.on_quorum_request(q)?,
             Request::Fence(f) => self.on_fence_command(f)?,
             Request::Cib(c) => self.on_cib_request(*c)?,
+            Request::Dlm(d) => {
+                self.on_dlm_request(*d).map_err(InputError::Dlm)?;
+            }
         }
         Ok(())
     }
 
     fn on_cpg_request(&mut self, r: CpgRequest) -> Result<(), InputError> {
+        // The DLM service's member id is not the applications'.
+        if let CpgRequest::Join { local, .. } = &r
+            && *local == DLM_CPG_LOCAL
+        {
+            return Err(InputError::Cpg(phalanx_cpg::CpgError::Exist));
+        }
         match r {
             CpgRequest::Join { local, group } => self.cpg.join(local, &group)?,
             CpgRequest::Leave { local, group } => self.cpg.leave(local, &group)?,
@@ -419,6 +441,7 @@ impl Stack {
             quorum,
             self.links.poll_timeout(),
             self.fence_deadline(),
+            self.dlm_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -474,6 +497,7 @@ impl Stack {
             && self.quorum_is_quiescent()
             && self.fence_is_quiescent()
             && self.cib_is_quiescent()
+            && self.dlm_is_quiescent()
     }
 
     /// Moves outputs between the layers until nothing moves, then puts totem's
@@ -490,6 +514,7 @@ impl Stack {
             // requests (unfencing) the fence pass then moves in the same pump.
             self.drain_cib();
             self.pump_fence();
+            self.drain_dlm();
             let moved_sends = self.pump_sends();
             if !moved_events && !moved_sends {
                 break;
@@ -531,6 +556,7 @@ impl Stack {
                 Event::Config(c) => {
                     self.cpg.handle_config(&c);
                     if c.kind == phalanx_totem::ConfigKind::Regular {
+                        self.dlm_new_ring(c.ring.seq);
                         self.fence_config(&c.members);
                         self.cib_config(&c.members, &c.joined, &c.left, c.ring);
                     }
@@ -543,7 +569,9 @@ impl Stack {
                 Event::PersistRingSeq(s) => self.request_persist(PersistItem::RingSeq(s)),
             }
             while let Some(e) = self.cpg.poll_event() {
-                self.emit(Output::Event(StackEvent::Cpg(e)));
+                if let Some(e) = self.dlm_filter_cpg(e) {
+                    self.emit(Output::Event(StackEvent::Cpg(e)));
+                }
             }
             self.drain_quorum_events();
         }
@@ -565,6 +593,7 @@ impl Stack {
                 })));
             }
             Some(ServiceId::Cpg) => {
+                self.dlm_note_cpg_delivery(&data);
                 data.advance(1);
                 self.cpg.handle_deliver(sender, guarantee, data);
             }
@@ -589,6 +618,7 @@ impl Stack {
         let mut any = self.pump_quorum_sends();
         any |= self.pump_fence_sends();
         any |= self.pump_cib_sends();
+        any |= self.pump_dlm_sends();
         while let Some(len) = self.cpg.next_send_len() {
             if len > self.totem.send_queue_room() {
                 break;

@@ -672,3 +672,5 @@ fn cib_requests_are_applied_by_every_node_in_total_order() {
     );
     assert_eq!(r, Err(InputError::CibNotConfigured));
 }
+
+mod dlm_tests;

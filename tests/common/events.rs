@@ -307,14 +307,19 @@ pub fn parse(line: &str) -> Result<(u64, Event), String> {
                 .collect::<Result<_, String>>()?,
         }),
         "left" => Event::Left,
-        kind if kind.starts_with("fence_") || kind.starts_with("cib_") => Event::Service {
-            kind: kind.to_string(),
-            fields: f
-                .0
-                .iter()
-                .map(|(k, v)| Ok((k.to_string(), unpct(v)?)))
-                .collect::<Result<_, String>>()?,
-        },
+        kind if kind.starts_with("fence_")
+            || kind.starts_with("cib_")
+            || kind.starts_with("dlm_") =>
+        {
+            Event::Service {
+                kind: kind.to_string(),
+                fields: f
+                    .0
+                    .iter()
+                    .map(|(k, v)| Ok((k.to_string(), unpct(v)?)))
+                    .collect::<Result<_, String>>()?,
+            }
+        }
         other => return Err(format!("unknown event {other:?}")),
     };
     Ok((t, ev))

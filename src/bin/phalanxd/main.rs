@@ -150,6 +150,8 @@ fn run(args: &Args) -> Result<(), String> {
     opts.logger = logger.clone();
     // For phalanx-cpgtool / phalanx-quorumtool.
     opts.admin_socket = Some(phalanx::admin::socket_path(&cfg.state_dir, me));
+    // The lock manager costs nothing until a lockspace is joined.
+    opts.dlm.get_or_insert_with(Default::default);
     // Like Corosync's default `sched_rr: yes`: CPU starvation of this thread must
     // not look like a dead node to the others. Refused without CAP_SYS_NICE.
     if !args.no_realtime && cfg.sched_rr != Some(false) {

@@ -72,6 +72,31 @@ pub enum Command {
         /// Local member id.
         member: u32,
     },
+    /// `dlm-hammer LOCKSPACE RESOURCES SEED THREADS`: join the lockspace, then run
+    /// THREADS workers taking, converting and releasing locks on RESOURCES
+    /// resources at random (reported as `dlm_grant` / `dlm_release` lines).
+    DlmHammer {
+        /// Lockspace name.
+        lockspace: String,
+        /// Resources `r0..r{n-1}`.
+        resources: u32,
+        /// Seed of the workers' choices.
+        seed: u64,
+        /// Worker threads.
+        threads: u32,
+    },
+    /// `dlm-hammer-stop`: stop the workers; answered once every lock is released.
+    DlmHammerStop,
+    /// `dlm-hold LOCKSPACE RESOURCE MODE`: take a lock, wait for the grant
+    /// (reported as `dlm_grant`) and keep it until the node stops.
+    DlmHold {
+        /// Lockspace name.
+        lockspace: String,
+        /// Resource name.
+        resource: String,
+        /// NL, CR, CW, PR, PW or EX.
+        mode: String,
+    },
     /// `leave`: leave the cluster cleanly and exit.
     Leave,
 }
@@ -154,6 +179,18 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         },
         "cpg-drop" => Command::CpgDrop {
             member: words.number("member")?,
+        },
+        "dlm-hammer" => Command::DlmHammer {
+            lockspace: words.word("lockspace")?.to_string(),
+            resources: words.number("resources")?,
+            seed: words.number("seed")?,
+            threads: words.number("threads")?,
+        },
+        "dlm-hammer-stop" => Command::DlmHammerStop,
+        "dlm-hold" => Command::DlmHold {
+            lockspace: words.word("lockspace")?.to_string(),
+            resource: words.word("resource")?.to_string(),
+            mode: words.word("mode")?.to_string(),
         },
         "leave" => Command::Leave,
         _ => return Err(ParseError::Unknown),

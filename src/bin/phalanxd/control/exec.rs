@@ -24,6 +24,9 @@ pub struct Executor {
     quorum: Quorum,
     members: BTreeMap<u32, CpgMember>,
     load: Option<Load>,
+    hammer: Option<super::dlm::Hammer>,
+    /// Lockspaces of `dlm-hold` locks (kept so the locks' notices have a home).
+    held: Vec<phalanx::node::Lockspace>,
 }
 
 /// A running load generator.
@@ -41,6 +44,8 @@ impl Executor {
             quorum,
             members: BTreeMap::new(),
             load: None,
+            hammer: None,
+            held: Vec::new(),
         }
     }
 
@@ -69,6 +74,9 @@ impl Executor {
     /// Stops the load and drops every member (before the node leaves).
     pub fn shutdown(&mut self) {
         self.stop_load();
+        if let Some(h) = self.hammer.take() {
+            h.stop();
+        }
         self.members.clear();
     }
 
@@ -142,6 +150,45 @@ impl Executor {
                     Ok(String::new())
                 }
                 None => Err(format!("no member {member}")),
+            },
+            Command::DlmHammer {
+                lockspace,
+                resources,
+                seed,
+                threads,
+            } => {
+                if self.hammer.is_some() {
+                    return Err("a hammer is running".into());
+                }
+                let h = super::dlm::Hammer::start(
+                    self.ctx.handle.dlm(),
+                    self.ctx.out.clone(),
+                    &lockspace,
+                    resources,
+                    seed,
+                    threads,
+                )?;
+                self.hammer = Some(h);
+                Ok(String::new())
+            }
+            Command::DlmHold {
+                lockspace,
+                resource,
+                mode,
+            } => {
+                let ls = super::dlm::hold(
+                    &self.ctx.handle.dlm(),
+                    &self.ctx.out,
+                    &lockspace,
+                    &resource,
+                    &mode,
+                )?;
+                self.held.push(ls);
+                Ok(String::new())
+            }
+            Command::DlmHammerStop => match self.hammer.take() {
+                Some(h) => Ok(format!("ops={}", h.stop())),
+                None => Err("no hammer".into()),
             },
             // Handled by `answer`, which also ends the command loop.
             Command::Leave => {

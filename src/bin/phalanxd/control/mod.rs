@@ -11,6 +11,7 @@
 mod cib;
 mod command;
 mod cpg;
+mod dlm;
 mod emit;
 mod exec;
 mod fence;

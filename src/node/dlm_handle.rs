@@ -1,0 +1,851 @@
+//! The `Dlm` handle: libdlm-style lockspaces and locks through this node's DLM
+//! service.
+//!
+//! Calls answer at once (the lock id, or a typed refusal); what the master decides
+//! arrives as a [`DlmNotice`] — on the lockspace handle's channel
+//! ([`Lockspace::notices`]), on a channel or callback given for one lock
+//! ([`LockCall::notify`]), or, for the `*_wait` helpers, to the waiting caller.
+//!
+//! ```
+//! use phalanx::node::{Node, NodeOptions};
+//! use phalanx::dlm::{LockFlags, Mode};
+//! use phalanx::totem::Config;
+//!
+//! // A one-node cluster with the DLM: every lock is mastered here.
+//! let addr = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+//! let mut opts = NodeOptions::new(Config::new(1, vec![1]), [(1, addr)].into_iter().collect());
+//! opts.dlm = Some(Default::default());
+//! let node = Node::start(opts).unwrap();
+//! let ls = node.dlm().lockspace("demo").unwrap();
+//! let lock = ls.lock_wait(b"resource", Mode::Ex, LockFlags::EMPTY, None).unwrap();
+//! // A second EX with NOQUEUE is refused while the first is held.
+//! let busy = ls.lock_wait(b"resource", Mode::Ex, LockFlags::NOQUEUE, None);
+//! assert_eq!(busy.unwrap_err(), phalanx::node::DlmCallError::WouldBlock);
+//! ls.unlock_wait(lock.id, LockFlags::EMPTY, None).unwrap();
+//! ls.leave().unwrap();
+//! node.leave().unwrap();
+//! ```
+
+use super::{Command, Shared};
+use crate::stack::{DlmEvent, DlmRequest, DlmServiceError, InputError, Stack, lockspace_id};
+use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
+use phalanx_dlm::cluster::LockspaceId;
+use phalanx_dlm::{
+    Completion, DlmError, LockFlags, LockId, LockRequest, Mode, Owner, Status, UnlockRequest,
+};
+use phalanx_totem::{NodeId, Time};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use thiserror::Error;
+
+/// What the DLM tells an application about its locks and lockspaces.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DlmNotice {
+    /// A completion AST: a call on `completion.lock` finished.
+    Completion(Completion),
+    /// A blocking AST: `lock` blocks a request for `mode`.
+    Blocking {
+        /// The lock.
+        lock: LockId,
+        /// The mode someone waits for.
+        mode: Mode,
+    },
+    /// The master refused a call this node had accepted (errno).
+    Refused {
+        /// The lock.
+        lock: LockId,
+        /// errno.
+        errno: i32,
+    },
+    /// The lockspace's membership changed; recovery runs.
+    Members {
+        /// View number (equal on every member).
+        epoch: u64,
+        /// Members after the change.
+        members: Vec<NodeId>,
+        /// Failed members not yet fenced (recovery waits for them).
+        failed: Vec<NodeId>,
+    },
+    /// Recovery waits until `node` is fenced.
+    AwaitFencing {
+        /// The failed node.
+        node: NodeId,
+    },
+    /// `node` is fenced since its loss: recovery may release its locks.
+    Fenced {
+        /// The node.
+        node: NodeId,
+        /// When the node's thread learned it (before it routed any completion
+        /// that follows from it).
+        at: std::time::Instant,
+    },
+    /// The fence decision reported `node` fenced since its loss (the fencing
+    /// service's notice, independent of any lockspace's recovery).
+    FenceRecorded {
+        /// The node.
+        node: NodeId,
+        /// When the node's thread learned it (before it routed any completion
+        /// that follows from it).
+        at: std::time::Instant,
+    },
+    /// The lockspace finished recovery for `epoch`.
+    Recovered {
+        /// The epoch.
+        epoch: u64,
+    },
+}
+
+/// Where one lock's notices go.
+#[derive(Clone)]
+pub enum Notify {
+    /// A channel (unbounded: a lock gets one completion per call and at most one
+    /// BAST per mode above its own between grants).
+    Channel(Sender<DlmNotice>),
+    /// A callback, run on the node's thread: keep it short; the blocking calls of
+    /// this module refuse to run there ([`DlmCallError::WouldDeadlock`]).
+    Callback(Arc<dyn Fn(DlmNotice) + Send + Sync>),
+}
+
+impl std::fmt::Debug for Notify {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Notify::Channel(_) => "Notify::Channel",
+            Notify::Callback(_) => "Notify::Callback",
+        })
+    }
+}
+
+impl Notify {
+    fn send(&self, n: DlmNotice) -> bool {
+        match self {
+            Notify::Channel(tx) => tx.send(n).is_ok(),
+            Notify::Callback(f) => {
+                f(n);
+                true
+            }
+        }
+    }
+}
+
+/// Why a DLM call did not succeed (libdlm's errno in [`DlmCallError::errno`]).
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum DlmCallError {
+    /// The node runs without the DLM (`NodeOptions::dlm`).
+    #[error("the DLM is not enabled on this node")]
+    NotConfigured,
+    /// The node has stopped.
+    #[error("the node is not running")]
+    NotRunning,
+    /// A blocking call from a notice callback (it runs on the node's thread,
+    /// which would have to answer it).
+    #[error("blocking DLM call from a callback on the node's thread")]
+    WouldDeadlock,
+    /// The lock manager refused the call at once; nothing changed.
+    #[error(transparent)]
+    Lock(#[from] DlmError),
+    /// The lockspace request was refused (name, membership, queues full).
+    #[error(transparent)]
+    Lockspace(DlmServiceError),
+    /// NOQUEUE and not grantable now (`EAGAIN`).
+    #[error("not grantable now (EAGAIN)")]
+    WouldBlock,
+    /// The conversion would deadlock and was cancelled (`EDEADLK`).
+    #[error("conversion deadlock (EDEADLK)")]
+    Deadlock,
+    /// The request was cancelled (`-DLM_ECANCEL`).
+    #[error("cancelled")]
+    Cancelled,
+    /// The master refused the call (errno).
+    #[error("refused by the master: errno {0}")]
+    RefusedByMaster(i32),
+}
+
+impl DlmCallError {
+    /// The errno libdlm would report.
+    pub fn errno(&self) -> i32 {
+        match self {
+            DlmCallError::Lock(e) => e.errno(),
+            DlmCallError::WouldBlock | DlmCallError::Lockspace(DlmServiceError::TryAgain) => {
+                phalanx_dlm::EAGAIN
+            }
+            DlmCallError::Deadlock => phalanx_dlm::EDEADLK,
+            DlmCallError::Cancelled => -phalanx_dlm::DLM_ECANCEL,
+            DlmCallError::RefusedByMaster(e) => *e,
+            DlmCallError::Lockspace(DlmServiceError::Busy) => phalanx_dlm::EBUSY,
+            DlmCallError::Lockspace(DlmServiceError::NotJoined) => phalanx_dlm::ENOENT,
+            _ => phalanx_dlm::EINVAL,
+        }
+    }
+}
+
+fn from_input(e: InputError) -> DlmCallError {
+    match e {
+        InputError::Dlm(DlmServiceError::NotConfigured) => DlmCallError::NotConfigured,
+        InputError::Dlm(DlmServiceError::Lock(l)) => DlmCallError::Lock(l),
+        InputError::Dlm(d) => DlmCallError::Lockspace(d),
+        _ => DlmCallError::NotRunning,
+    }
+}
+
+/// A granted lock as the `*_wait` helpers return it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Granted {
+    /// The lock's id (for convert / unlock).
+    pub id: LockId,
+    /// The completion (mode, status-block flags, value block read).
+    pub completion: Completion,
+}
+
+/// One lock call with every option (see [`Lockspace::lock_with`]).
+#[derive(Clone, Debug)]
+pub struct LockCall {
+    /// The resource (≤ 64 bytes).
+    pub resource: Vec<u8>,
+    /// The mode.
+    pub mode: Mode,
+    /// `LKF_*` flags.
+    pub flags: LockFlags,
+    /// The value-block buffer (sets VALBLK).
+    pub lvb: Option<Vec<u8>>,
+    /// Where this lock's notices go (`None`: the lockspace handle's channel).
+    pub notify: Option<Notify>,
+    /// Whether the lock wants blocking ASTs.
+    pub bast: bool,
+}
+
+impl LockCall {
+    /// A call for `mode` on `resource`, BASTs wanted, notices to the lockspace.
+    pub fn new(resource: impl Into<Vec<u8>>, mode: Mode) -> LockCall {
+        LockCall {
+            resource: resource.into(),
+            mode,
+            flags: LockFlags::EMPTY,
+            lvb: None,
+            notify: None,
+            bast: true,
+        }
+    }
+}
+
+/// The outcome a waiting caller receives.
+type WaitOutcome = Result<Completion, DlmCallError>;
+
+/// What a handle asks the driver.
+pub(crate) enum DlmCommand {
+    Join {
+        name: Arc<[u8]>,
+        notices: Sender<DlmNotice>,
+        answer: Sender<Result<(), DlmCallError>>,
+    },
+    Leave {
+        name: Arc<[u8]>,
+        answer: Sender<Result<(), DlmCallError>>,
+    },
+    Call {
+        request: DlmRequest,
+        /// Where a new lock's notices go.
+        notify: Option<Notify>,
+        /// A caller waiting for this call's completion.
+        waiter: Option<Sender<WaitOutcome>>,
+        answer: Sender<Result<Option<LockId>, DlmCallError>>,
+    },
+    Dump {
+        answer: Sender<DlmDump>,
+    },
+}
+
+/// One lock in a [`DlmDump`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DumpedLock {
+    /// The lockspace.
+    pub lockspace: String,
+    /// The resource (lossy UTF-8).
+    pub resource: String,
+    /// Node holding the lock.
+    pub node: NodeId,
+    /// The holder's lock id.
+    pub id: u32,
+    /// Granted mode (`None`: waiting).
+    pub granted: Option<Mode>,
+    /// Mode asked for by the call in progress.
+    pub requested: Option<Mode>,
+    /// The master of the resource, when known.
+    pub master: Option<NodeId>,
+}
+
+/// This node's DLM state: lockspaces, its own locks, the master copies it holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DlmDump {
+    /// Joined lockspaces: (name, members, recovering).
+    pub lockspaces: Vec<(String, Vec<NodeId>, bool)>,
+    /// This node's own locks.
+    pub own: Vec<DumpedLock>,
+    /// Granted master copies held here (locks of any node on resources mastered here).
+    pub mastered: Vec<DumpedLock>,
+}
+
+/// The DLM through this node (`Clone + Send + Sync`).
+#[derive(Clone)]
+pub struct Dlm {
+    pub(super) tx: Sender<Command>,
+    pub(super) waker: Arc<mio::Waker>,
+    pub(super) shared: Arc<Shared>,
+    pub(super) node: NodeId,
+}
+
+impl std::fmt::Debug for Dlm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dlm").finish_non_exhaustive()
+    }
+}
+
+impl Dlm {
+    fn on_driver_thread(&self) -> bool {
+        *self.shared.driver_thread.lock() == Some(std::thread::current().id())
+    }
+
+    fn command<T>(
+        &self,
+        make: impl FnOnce(Sender<Result<T, DlmCallError>>) -> DlmCommand,
+    ) -> Result<T, DlmCallError> {
+        if self.on_driver_thread() {
+            return Err(DlmCallError::WouldDeadlock);
+        }
+        let (tx, rx) = bounded(1);
+        self.tx
+            .send(Command::Dlm(make(tx)))
+            .map_err(|_| DlmCallError::NotRunning)?;
+        super::wake_if_parked(&self.shared, &self.waker);
+        rx.recv().map_err(|_| DlmCallError::NotRunning)?
+    }
+
+    /// Joins (creates or opens) lockspace `name` and waits until this node is a
+    /// member; already a member: a new handle at once.
+    pub fn lockspace(&self, name: impl AsRef<[u8]>) -> Result<Lockspace, DlmCallError> {
+        let name: Arc<[u8]> = name.as_ref().into();
+        let (ntx, nrx) = unbounded();
+        let n = name.clone();
+        self.command(|answer| DlmCommand::Join {
+            name: n,
+            notices: ntx.clone(),
+            answer,
+        })?;
+        Ok(Lockspace {
+            dlm: self.clone(),
+            name,
+            notices_tx: ntx,
+            notices: nrx,
+            owner: Owner::new(self.node, std::process::id()),
+        })
+    }
+
+    /// This node's lockspaces, own locks and master copies.
+    pub fn dump(&self) -> Result<DlmDump, DlmCallError> {
+        if self.on_driver_thread() {
+            return Err(DlmCallError::WouldDeadlock);
+        }
+        let (tx, rx) = bounded(1);
+        self.tx
+            .send(Command::Dlm(DlmCommand::Dump { answer: tx }))
+            .map_err(|_| DlmCallError::NotRunning)?;
+        super::wake_if_parked(&self.shared, &self.waker);
+        rx.recv().map_err(|_| DlmCallError::NotRunning)
+    }
+}
+
+/// A joined lockspace (`Clone + Send + Sync`; clones share the notice channel).
+#[derive(Clone)]
+pub struct Lockspace {
+    dlm: Dlm,
+    name: Arc<[u8]>,
+    notices_tx: Sender<DlmNotice>,
+    notices: Receiver<DlmNotice>,
+    owner: Owner,
+}
+
+impl std::fmt::Debug for Lockspace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lockspace")
+            .field("name", &String::from_utf8_lossy(&self.name))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Lockspace {
+    /// The lockspace's name.
+    pub fn name(&self) -> &[u8] {
+        &self.name
+    }
+
+    /// The owner the locks of this handle carry (node, process id).
+    pub fn owner(&self) -> Owner {
+        self.owner
+    }
+
+    /// Notices of locks without their own [`Notify`], and the lockspace's
+    /// membership, fencing and recovery notices.
+    pub fn notices(&self) -> &Receiver<DlmNotice> {
+        &self.notices
+    }
+
+    fn call(
+        &self,
+        request: DlmRequest,
+        notify: Option<Notify>,
+        waiter: Option<Sender<WaitOutcome>>,
+    ) -> Result<Option<LockId>, DlmCallError> {
+        self.dlm.command(|answer| DlmCommand::Call {
+            request,
+            notify,
+            waiter,
+            answer,
+        })
+    }
+
+    fn lock_request(&self, c: &LockCall) -> LockRequest {
+        let mut r = LockRequest::new(self.owner, c.resource.clone(), c.mode).with_flags(c.flags);
+        if let Some(v) = &c.lvb {
+            r = r.with_lvb(v);
+        }
+        if !c.bast {
+            r = r.without_bast();
+        }
+        r
+    }
+
+    /// A new lock (`dlm_ls_lock`): the id at once, the completion later as a
+    /// notice on [`Lockspace::notices`].
+    pub fn lock(
+        &self,
+        resource: &[u8],
+        mode: Mode,
+        flags: LockFlags,
+        lvb: Option<&[u8]>,
+    ) -> Result<LockId, DlmCallError> {
+        let mut c = LockCall::new(resource, mode);
+        c.flags = flags;
+        c.lvb = lvb.map(<[u8]>::to_vec);
+        self.lock_with(c)
+    }
+
+    /// A new lock with every option (its own channel or callback).
+    pub fn lock_with(&self, c: LockCall) -> Result<LockId, DlmCallError> {
+        let request = DlmRequest::Lock {
+            lockspace: self.name.to_vec(),
+            request: self.lock_request(&c),
+        };
+        let notify = Some(c.notify.unwrap_or(Notify::Channel(self.notices_tx.clone())));
+        self.call(request, notify, None)?
+            .ok_or(DlmCallError::NotRunning)
+    }
+
+    /// Converts `lock` to `mode` (CONVERT is added); completion as a notice.
+    pub fn convert(
+        &self,
+        lock: LockId,
+        mode: Mode,
+        flags: LockFlags,
+        lvb: Option<&[u8]>,
+    ) -> Result<(), DlmCallError> {
+        self.call(self.convert_request(lock, mode, flags, lvb), None, None)
+            .map(|_| ())
+    }
+
+    fn convert_request(
+        &self,
+        lock: LockId,
+        mode: Mode,
+        flags: LockFlags,
+        lvb: Option<&[u8]>,
+    ) -> DlmRequest {
+        let mut r = LockRequest::convert(self.owner, lock, mode).with_flags(flags);
+        if let Some(v) = lvb {
+            r = r.with_lvb(v);
+        }
+        DlmRequest::Lock {
+            lockspace: self.name.to_vec(),
+            request: r,
+        }
+    }
+
+    fn unlock_request(&self, lock: LockId, flags: LockFlags, lvb: Option<&[u8]>) -> DlmRequest {
+        let mut r = UnlockRequest::new(self.owner, lock).with_flags(flags);
+        if let Some(v) = lvb {
+            r = r.with_lvb(v);
+        }
+        DlmRequest::Unlock {
+            lockspace: self.name.to_vec(),
+            request: r,
+        }
+    }
+
+    /// Unlocks `lock` (with VALBLK and a buffer from PW/EX: writes the value
+    /// block); completion (`Unlocked`) as a notice.
+    pub fn unlock(
+        &self,
+        lock: LockId,
+        flags: LockFlags,
+        lvb: Option<&[u8]>,
+    ) -> Result<(), DlmCallError> {
+        self.call(self.unlock_request(lock, flags, lvb), None, None)
+            .map(|_| ())
+    }
+
+    /// Cancels the waiting request or conversion of `lock`; its completion says
+    /// `Cancelled` (or the call's own outcome if it won the race).
+    pub fn cancel(&self, lock: LockId) -> Result<(), DlmCallError> {
+        let request = DlmRequest::Unlock {
+            lockspace: self.name.to_vec(),
+            request: UnlockRequest::cancel(self.owner, lock),
+        };
+        self.call(request, None, None).map(|_| ())
+    }
+
+    fn wait(
+        &self,
+        request: DlmRequest,
+        notify: Option<Notify>,
+    ) -> Result<(Option<LockId>, Completion), DlmCallError> {
+        if self.dlm.on_driver_thread() {
+            return Err(DlmCallError::WouldDeadlock);
+        }
+        let (tx, rx) = bounded(1);
+        let id = self.call(request, notify, Some(tx))?;
+        let c = rx.recv().map_err(|_| DlmCallError::NotRunning)??;
+        match c.status {
+            Status::Granted | Status::Unlocked => Ok((id, c)),
+            Status::WouldBlock => Err(DlmCallError::WouldBlock),
+            Status::Deadlock => Err(DlmCallError::Deadlock),
+            Status::Cancelled => Err(DlmCallError::Cancelled),
+        }
+    }
+
+    /// Locks and waits for the grant (`dlm_ls_lock_wait`). Refusals are errors:
+    /// NOQUEUE not grantable → [`DlmCallError::WouldBlock`], and so on. Later
+    /// BASTs go to [`Lockspace::notices`].
+    pub fn lock_wait(
+        &self,
+        resource: &[u8],
+        mode: Mode,
+        flags: LockFlags,
+        lvb: Option<&[u8]>,
+    ) -> Result<Granted, DlmCallError> {
+        let mut c = LockCall::new(resource, mode);
+        c.flags = flags;
+        c.lvb = lvb.map(<[u8]>::to_vec);
+        let request = DlmRequest::Lock {
+            lockspace: self.name.to_vec(),
+            request: self.lock_request(&c),
+        };
+        let notify = Some(Notify::Channel(self.notices_tx.clone()));
+        let (id, completion) = self.wait(request, notify)?;
+        Ok(Granted {
+            id: id.ok_or(DlmCallError::NotRunning)?,
+            completion,
+        })
+    }
+
+    /// Converts and waits for the outcome.
+    pub fn convert_wait(
+        &self,
+        lock: LockId,
+        mode: Mode,
+        flags: LockFlags,
+        lvb: Option<&[u8]>,
+    ) -> Result<Completion, DlmCallError> {
+        self.wait(self.convert_request(lock, mode, flags, lvb), None)
+            .map(|(_, c)| c)
+    }
+
+    /// Unlocks and waits for the release (`dlm_ls_unlock_wait`).
+    pub fn unlock_wait(
+        &self,
+        lock: LockId,
+        flags: LockFlags,
+        lvb: Option<&[u8]>,
+    ) -> Result<Completion, DlmCallError> {
+        self.wait(self.unlock_request(lock, flags, lvb), None)
+            .map(|(_, c)| c)
+    }
+
+    /// Leaves the lockspace (refused while this node holds locks in it) and waits
+    /// until the group has removed this node.
+    pub fn leave(self) -> Result<(), DlmCallError> {
+        let name = self.name.clone();
+        self.dlm
+            .command(|answer| DlmCommand::Leave { name, answer })
+    }
+}
+
+/// Callers waiting for a join or a leave to complete.
+type Waiters = Vec<Sender<Result<(), DlmCallError>>>;
+
+/// One lock's routing in the driver.
+struct Route {
+    notify: Notify,
+    waiter: Option<Sender<WaitOutcome>>,
+}
+
+/// The driver's side: routes notices to handles, answers joins and leaves.
+#[derive(Default)]
+pub(crate) struct DlmRoutes {
+    locks: HashMap<(LockspaceId, u32), Route>,
+    joins: BTreeMap<Arc<[u8]>, Waiters>,
+    leaves: BTreeMap<Arc<[u8]>, Waiters>,
+    /// Every lockspace handle's notice channel, by lockspace.
+    sinks: BTreeMap<Arc<[u8]>, Vec<Sender<DlmNotice>>>,
+}
+
+impl DlmRoutes {
+    pub(crate) fn command(&mut self, stack: &mut Stack, now: Time, c: DlmCommand) {
+        match c {
+            DlmCommand::Join {
+                name,
+                notices,
+                answer,
+            } => {
+                let joined = stack.dlm_lockspaces().iter().any(|(n, _)| *n == name);
+                if joined {
+                    self.sinks.entry(name).or_default().push(notices);
+                    let _ = answer.send(Ok(()));
+                    return;
+                }
+                if let Some(w) = self.joins.get_mut(&name) {
+                    w.push(answer);
+                    self.sinks.entry(name).or_default().push(notices);
+                    return;
+                }
+                match stack.dlm_request(
+                    now,
+                    DlmRequest::Join {
+                        name: name.to_vec(),
+                    },
+                ) {
+                    Ok(_) => {
+                        self.joins.entry(name.clone()).or_default().push(answer);
+                        self.sinks.entry(name).or_default().push(notices);
+                    }
+                    Err(e) => {
+                        let _ = answer.send(Err(from_input(e)));
+                    }
+                }
+            }
+            DlmCommand::Leave { name, answer } => {
+                match stack.dlm_request(
+                    now,
+                    DlmRequest::Leave {
+                        name: name.to_vec(),
+                    },
+                ) {
+                    Ok(_) => self.leaves.entry(name).or_default().push(answer),
+                    Err(e) => {
+                        let _ = answer.send(Err(from_input(e)));
+                    }
+                }
+            }
+            DlmCommand::Call {
+                request,
+                notify,
+                waiter,
+                answer,
+            } => {
+                let (ls, lock) = match &request {
+                    DlmRequest::Lock { lockspace, request } => {
+                        (lockspace_id(lockspace), request.lock)
+                    }
+                    DlmRequest::Unlock { lockspace, request } => {
+                        (lockspace_id(lockspace), Some(request.lock))
+                    }
+                    _ => (0, None),
+                };
+                // A waiter on an existing lock is set before the call: its
+                // completion is produced by the call at the earliest.
+                let previous = match (lock, &waiter) {
+                    (Some(l), Some(w)) => self
+                        .locks
+                        .get_mut(&(ls, l.get()))
+                        .map(|r| r.waiter.replace(w.clone())),
+                    _ => None,
+                };
+                match stack.dlm_request(now, request) {
+                    Ok(Some(id)) => {
+                        if let Some(notify) = notify {
+                            self.locks.insert((ls, id.get()), Route { notify, waiter });
+                        }
+                        let _ = answer.send(Ok(Some(id)));
+                    }
+                    Ok(None) => {
+                        let _ = answer.send(Ok(None));
+                    }
+                    Err(e) => {
+                        if let (Some(l), Some(prev)) = (lock, previous)
+                            && let Some(r) = self.locks.get_mut(&(ls, l.get()))
+                        {
+                            r.waiter = prev;
+                        }
+                        let _ = answer.send(Err(from_input(e)));
+                    }
+                }
+            }
+            DlmCommand::Dump { answer } => {
+                let _ = answer.send(dump(stack));
+            }
+        }
+    }
+
+    fn notify_lockspace(&mut self, name: &Arc<[u8]>, n: &DlmNotice) {
+        if let Some(s) = self.sinks.get_mut(name) {
+            s.retain(|tx| tx.send(n.clone()).is_ok());
+        }
+    }
+
+    fn notify_all(&mut self, n: &DlmNotice) {
+        for s in self.sinks.values_mut() {
+            s.retain(|tx| tx.send(n.clone()).is_ok());
+        }
+    }
+
+    /// The fencing service reported `node` fenced since its loss.
+    pub(crate) fn fence_recorded(&mut self, node: NodeId) {
+        self.notify_all(&DlmNotice::FenceRecorded {
+            node,
+            at: std::time::Instant::now(),
+        });
+    }
+
+    /// Routes one service event; `stack` answers whether a refused lock still exists.
+    pub(crate) fn event(&mut self, stack: &Stack, e: DlmEvent) {
+        match e {
+            DlmEvent::Joined { lockspace } => {
+                for w in self.joins.remove(&lockspace).unwrap_or_default() {
+                    let _ = w.send(Ok(()));
+                }
+            }
+            DlmEvent::Left { lockspace } => {
+                for w in self.leaves.remove(&lockspace).unwrap_or_default() {
+                    let _ = w.send(Ok(()));
+                }
+                self.sinks.remove(&lockspace);
+                let id = lockspace_id(&lockspace);
+                self.locks.retain(|(ls, _), _| *ls != id);
+            }
+            DlmEvent::Completion {
+                lockspace,
+                completion,
+            } => {
+                let key = (lockspace_id(&lockspace), completion.lock.get());
+                let gone = completion.granted.is_none();
+                if let Some(r) = self.locks.get_mut(&key) {
+                    match r.waiter.take() {
+                        Some(w) => {
+                            let _ = w.send(Ok(completion));
+                        }
+                        None => {
+                            r.notify.send(DlmNotice::Completion(completion));
+                        }
+                    }
+                }
+                if gone {
+                    self.locks.remove(&key);
+                }
+            }
+            DlmEvent::Blocking {
+                lockspace,
+                lock,
+                mode,
+                ..
+            } => {
+                let key = (lockspace_id(&lockspace), lock.get());
+                if let Some(r) = self.locks.get(&key) {
+                    r.notify.send(DlmNotice::Blocking { lock, mode });
+                }
+            }
+            DlmEvent::Refused {
+                lockspace,
+                lock,
+                errno,
+                ..
+            } => {
+                let id = lockspace_id(&lockspace);
+                let key = (id, lock.get());
+                if let Some(r) = self.locks.get_mut(&key) {
+                    match r.waiter.take() {
+                        Some(w) => {
+                            let _ = w.send(Err(DlmCallError::RefusedByMaster(errno)));
+                        }
+                        None => {
+                            r.notify.send(DlmNotice::Refused { lock, errno });
+                        }
+                    }
+                }
+                let exists = stack
+                    .dlm()
+                    .is_some_and(|d| d.locks(id).iter().any(|l| l.id == lock.get()));
+                if !exists {
+                    self.locks.remove(&key);
+                }
+            }
+            DlmEvent::Members {
+                lockspace,
+                epoch,
+                members,
+                failed,
+            } => self.notify_lockspace(
+                &lockspace,
+                &DlmNotice::Members {
+                    epoch,
+                    members,
+                    failed,
+                },
+            ),
+            DlmEvent::Recovered { lockspace, epoch } => {
+                self.notify_lockspace(&lockspace, &DlmNotice::Recovered { epoch })
+            }
+            DlmEvent::AwaitFencing { node } => self.notify_all(&DlmNotice::AwaitFencing { node }),
+            DlmEvent::Fenced { node } => self.notify_all(&DlmNotice::Fenced {
+                node,
+                at: std::time::Instant::now(),
+            }),
+        }
+    }
+}
+
+fn dump(stack: &Stack) -> DlmDump {
+    let Some(d) = stack.dlm() else {
+        return DlmDump::default();
+    };
+    let mut out = DlmDump::default();
+    for (name, id) in stack.dlm_lockspaces() {
+        let ls = String::from_utf8_lossy(&name).into_owned();
+        out.lockspaces.push((
+            ls.clone(),
+            d.members(id).map(<[NodeId]>::to_vec).unwrap_or_default(),
+            d.is_recovering(id).unwrap_or(false),
+        ));
+        for l in d.locks(id) {
+            out.own.push(DumpedLock {
+                lockspace: ls.clone(),
+                resource: String::from_utf8_lossy(&l.name).into_owned(),
+                node: d.id(),
+                id: l.id,
+                granted: l.granted,
+                requested: l.pending.and_then(|(_, m)| m),
+                master: l.master,
+            });
+        }
+        for (res, node, lid, mode) in d.master_copies(id) {
+            out.mastered.push(DumpedLock {
+                lockspace: ls.clone(),
+                resource: String::from_utf8_lossy(&res).into_owned(),
+                node,
+                id: lid,
+                granted: Some(mode),
+                requested: None,
+                master: Some(d.id()),
+            });
+        }
+    }
+    out
+}

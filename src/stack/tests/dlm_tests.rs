@@ -1,0 +1,207 @@
+//! The DLM service on two Stacks: lockspace groups over CPG, a remote lock, its
+//! blocking notification and the hand-over, all through the ring.
+
+use super::*;
+use phalanx_dlm::{LockRequest, Mode, Owner, Status, UnlockRequest};
+
+fn with_dlm(id: NodeId) -> StackConfig {
+    let mut cfg = config(id, &[1, 2]);
+    cfg.dlm = Some(DlmSetup::default());
+    cfg
+}
+
+fn dlm_pair() -> Pair {
+    let mut p = Pair::new();
+    p.stacks = [1, 2]
+        .iter()
+        .map(|&id| Stack::new(with_dlm(id), None, Time::ZERO, Logger::discard()).unwrap())
+        .collect();
+    p
+}
+
+fn dlm_events(events: &[StackEvent]) -> impl Iterator<Item = &DlmEvent> {
+    events.iter().filter_map(|e| match e {
+        StackEvent::Dlm(d) => Some(d),
+        _ => None,
+    })
+}
+
+fn granted(events: &[StackEvent], lock: phalanx_dlm::LockId, mode: Mode) -> bool {
+    dlm_events(events).any(|e| {
+        matches!(e, DlmEvent::Completion { completion, .. }
+            if completion.lock == lock && completion.status == Status::Granted
+                && completion.granted == Some(mode))
+    })
+}
+
+fn both_members(p: &Pair) -> bool {
+    p.events.iter().all(|ev| {
+        dlm_events(ev).any(|e| matches!(e, DlmEvent::Members { members, .. } if members == &[1, 2]))
+    })
+}
+
+#[test]
+fn a_remote_lock_is_granted_blocked_notified_and_handed_over_through_the_ring() {
+    let mut p = dlm_pair();
+    p.run_until(|p| p.stacks.iter().all(|s| s.totem().members().len() == 2));
+    for i in 0..2 {
+        p.stacks[i]
+            .dlm_request(
+                p.now,
+                DlmRequest::Join {
+                    name: b"ls".to_vec(),
+                },
+            )
+            .unwrap();
+    }
+    p.run_until(both_members);
+    // Both nodes see the same epochs for the same views.
+    let epochs = |ev: &[StackEvent]| -> Vec<u64> {
+        dlm_events(ev)
+            .filter_map(|e| match e {
+                DlmEvent::Members { epoch, members, .. } if members == &[1, 2] => Some(*epoch),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(epochs(&p.events[0]), epochs(&p.events[1]));
+    // The application's CPG members never see the service's groups.
+    let leaked: Vec<_> = p
+        .events
+        .iter()
+        .flatten()
+        .filter(|e| matches!(e, StackEvent::Cpg(CpgEvent::Change(_))))
+        .collect();
+    assert!(leaked.is_empty(), "{leaked:?}");
+
+    let a = p.stacks[0]
+        .dlm_request(
+            p.now,
+            DlmRequest::Lock {
+                lockspace: b"ls".to_vec(),
+                request: LockRequest::new(Owner::new(1, 10), "r", Mode::Ex),
+            },
+        )
+        .unwrap()
+        .unwrap();
+    p.run_until(|p| granted(&p.events[0], a, Mode::Ex));
+    let b = p.stacks[1]
+        .dlm_request(
+            p.now,
+            DlmRequest::Lock {
+                lockspace: b"ls".to_vec(),
+                request: LockRequest::new(Owner::new(2, 20), "r", Mode::Pr),
+            },
+        )
+        .unwrap()
+        .unwrap();
+    p.run_until(|p| {
+        dlm_events(&p.events[0])
+            .any(|e| matches!(e, DlmEvent::Blocking { lock, mode: Mode::Pr, .. } if *lock == a))
+    });
+    assert!(!granted(&p.events[1], b, Mode::Pr), "not while A holds EX");
+    p.stacks[0]
+        .dlm_request(
+            p.now,
+            DlmRequest::Unlock {
+                lockspace: b"ls".to_vec(),
+                request: UnlockRequest::new(Owner::new(1, 10), a),
+            },
+        )
+        .unwrap();
+    p.run_until(|p| granted(&p.events[1], b, Mode::Pr));
+    let s = p.stacks.iter().map(|s| s.dlm_stats().sent).sum::<u64>();
+    assert!(s >= 2, "the lock crossed the ring ({s} messages)");
+
+    // Leaving with a lock held is refused; after the unlock it completes.
+    let busy = p.stacks[1].dlm_request(
+        p.now,
+        DlmRequest::Leave {
+            name: b"ls".to_vec(),
+        },
+    );
+    assert_eq!(busy, Err(InputError::Dlm(DlmServiceError::Busy)));
+    p.stacks[1]
+        .dlm_request(
+            p.now,
+            DlmRequest::Unlock {
+                lockspace: b"ls".to_vec(),
+                request: UnlockRequest::new(Owner::new(2, 20), b),
+            },
+        )
+        .unwrap();
+    p.run_until(|p| {
+        dlm_events(&p.events[1]).any(|e| {
+            matches!(e, DlmEvent::Completion { completion, .. }
+                if completion.lock == b && completion.status == Status::Unlocked)
+        })
+    });
+    p.stacks[1]
+        .dlm_request(
+            p.now,
+            DlmRequest::Leave {
+                name: b"ls".to_vec(),
+            },
+        )
+        .unwrap();
+    p.run_until(|p| dlm_events(&p.events[1]).any(|e| matches!(e, DlmEvent::Left { .. })));
+    p.run_until(|p| {
+        dlm_events(&p.events[0]).any(|e| {
+            matches!(e, DlmEvent::Members { members, failed, .. }
+            if members == &[1] && failed.is_empty())
+        })
+    });
+    assert_eq!(p.stacks[1].dlm_lockspaces(), vec![]);
+}
+
+#[test]
+fn dlm_requests_are_refused_typed() {
+    let mut p = dlm_pair();
+    let r = p.stacks[0].dlm_request(
+        p.now,
+        DlmRequest::Lock {
+            lockspace: b"nope".to_vec(),
+            request: LockRequest::new(Owner::new(1, 1), "r", Mode::Ex),
+        },
+    );
+    assert_eq!(r, Err(InputError::Dlm(DlmServiceError::NotJoined)));
+    let long = p.stacks[0].dlm_request(
+        p.now,
+        DlmRequest::Join {
+            name: vec![b'x'; 65],
+        },
+    );
+    assert_eq!(long, Err(InputError::Dlm(DlmServiceError::NameTooLong(65))));
+    p.stacks[0]
+        .dlm_request(
+            p.now,
+            DlmRequest::Join {
+                name: b"a".to_vec(),
+            },
+        )
+        .unwrap();
+    let again = p.stacks[0].dlm_request(
+        p.now,
+        DlmRequest::Join {
+            name: b"a".to_vec(),
+        },
+    );
+    assert_eq!(again, Err(InputError::Dlm(DlmServiceError::Exist)));
+    // Applications cannot take the service's CPG member id.
+    let r = p.cpg(
+        0,
+        CpgRequest::Join {
+            local: DLM_CPG_LOCAL,
+            group: b"g".to_vec(),
+        },
+    );
+    assert_eq!(r, Err(InputError::Cpg(CpgError::Exist)));
+    let mut plain = Pair::new();
+    let r = plain.stacks[0].dlm_request(
+        plain.now,
+        DlmRequest::Join {
+            name: b"a".to_vec(),
+        },
+    );
+    assert_eq!(r, Err(InputError::Dlm(DlmServiceError::NotConfigured)));
+}
