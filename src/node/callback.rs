@@ -188,7 +188,12 @@ mod tests {
             thread_gone.recv_timeout(PATIENCE),
             Err(RecvTimeoutError::Disconnected)
         );
-        assert_eq!(seen.try_recv(), Err(TryRecvError::Disconnected));
+        // The thread is still dropping the callback's captures (`alive` goes
+        // first): wait for `seen_tx` too rather than look at once.
+        assert_eq!(
+            seen.recv_timeout(PATIENCE),
+            Err(RecvTimeoutError::Disconnected)
+        );
         assert!(slot.lock().is_none());
     }
 
