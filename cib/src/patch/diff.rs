@@ -228,8 +228,8 @@ fn mark_changes(
 
 /// Whether `a` and `b` are equal (names, comments, attributes in order,
 /// children) and every sibling list in them matches one to one under
-/// Pacemaker's rule (no two siblings share a name and id, or a name without
-/// id): then the walk would find every node matched to its twin at the same
+/// Pacemaker's rule (each child is the first sibling its name and id, or its
+/// name alone when it has no id, would match): then the walk would find every node matched to its twin at the same
 /// position and flag nothing.
 fn same_subtree(a: &TNode, b: &TNode) -> bool {
     if a.name != b.name
@@ -254,11 +254,19 @@ fn same_subtree(a: &TNode, b: &TNode) -> bool {
     if a.children.len() < 2 {
         return true;
     }
+    // Pacemaker matches a needle with an id to the first sibling of that name
+    // and id, and one without an id to the first sibling of that name: each
+    // child must be that first sibling itself.
+    let mut names = std::collections::BTreeSet::new();
     let mut keys = std::collections::BTreeSet::new();
-    a.children
-        .iter()
-        .filter(|c| !c.is_comment())
-        .all(|c| keys.insert((c.name.as_str(), c.id())))
+    a.children.iter().filter(|c| !c.is_comment()).all(|c| {
+        let first = match c.id() {
+            Some(id) => keys.insert((c.name.as_str(), id)),
+            None => !names.contains(c.name.as_str()),
+        };
+        names.insert(c.name.as_str());
+        first
+    })
 }
 
 fn mark_created(node: &mut TNode) {

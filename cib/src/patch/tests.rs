@@ -270,3 +270,21 @@ fn to_string_swapped(cib: &Element) -> String {
     resources.children_mut().swap(0, 1);
     crate::xml::to_string(&c, crate::xml::Style::Compact, crate::xml::Escaping::Xml)
 }
+
+#[test]
+fn an_idless_sibling_after_a_named_one_keeps_the_self_diff_move() {
+    // Pacemaker matches the id-less node_state to the first node_state, so
+    // even a document against itself has a move (scheduler corpus:
+    // failcount-block.xml); the equal-subtree shortcut must not hide it.
+    let x = doc(
+        "<cib admin_epoch=\"0\" epoch=\"1\" num_updates=\"0\" crm_feature_set=\"3.16.1\">\
+         <status><node_state id=\"1\"/><node_state/></status></cib>",
+    );
+    let patch = diff(&x, &x, &DiffOptions::default()).expect("self-unequal");
+    assert!(
+        patch
+            .child_elements()
+            .any(|c| c.attr("operation") == Some("move")),
+        "{patch:?}"
+    );
+}
