@@ -1116,6 +1116,7 @@ impl<'f> Sim<'f> {
                     local,
                     request,
                 } => format!("n{id}/{local} cpg {request:?} {}", group.escape_ascii()),
+                Observation::Cib(o) => format!("n{id} cib {o:?}"),
                 Observation::Quorum {
                     quorate,
                     ring,

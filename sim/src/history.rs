@@ -180,6 +180,8 @@ pub enum Observation {
         /// The members the decision counted, ascending.
         members: Vec<NodeId>,
     },
+    /// What a node's CIB service did (the Stack's `cib` layer in the swarm).
+    Cib(CibObservation),
     /// A CPG request was accepted.
     CpgRequest {
         /// The group (empty for `Down`).
@@ -188,6 +190,51 @@ pub enum Observation {
         local: u32,
         /// What it asked.
         request: CpgRequest,
+    },
+}
+
+/// A CIB version `(admin_epoch, epoch, num_updates)`, compared in that order.
+pub type CibVersion = (i64, i64, i64);
+
+/// What a node's CIB service did. Requests are named as [`MsgId`]s: the node that
+/// asked, its incarnation (the service's client number) and a per-incarnation
+/// sequence number (the call number).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CibObservation {
+    /// The copy after a change, or as loaded at start: its version, exact digest,
+    /// and the workload's markers it holds (sorted).
+    State {
+        /// The version.
+        version: CibVersion,
+        /// The exact content digest.
+        digest: [u8; 16],
+        /// Marker objects present in the copy.
+        markers: Vec<String>,
+    },
+    /// A request applied (with a change) in agreed order in configuration `ring`.
+    Applied {
+        /// The configuration the service was synced in.
+        ring: RingId,
+        /// The request.
+        op: MsgId,
+        /// The version after it.
+        version: CibVersion,
+        /// The result's digest as the patchset carries it.
+        digest: String,
+    },
+    /// A local client's request succeeded with a change; `marker` is the marker
+    /// object it created, if that was its purpose.
+    Acked {
+        /// The request.
+        op: MsgId,
+        /// The marker it created.
+        marker: Option<String>,
+    },
+    /// A sync discarded this copy's own changes; the markers in the discarded part
+    /// (the divergence report).
+    Divergence {
+        /// Markers reported as discarded.
+        markers: Vec<String>,
     },
 }
 

@@ -35,8 +35,8 @@ pub use check::Violation;
 pub use engine::{FlightRecord, RunReport, Sim, SimOptions, Stats};
 pub use faults::{FaultBounds, FaultPlan};
 pub use history::{
-    ConfigKind, CpgMember, CpgReason, CpgRequest, CpgViewId, Event, EventKind, Guarantee, History,
-    MsgId, Observation, Process, RingId,
+    CibObservation, CibVersion, ConfigKind, CpgMember, CpgReason, CpgRequest, CpgViewId, Event,
+    EventKind, Guarantee, History, MsgId, Observation, Process, RingId,
 };
 pub use node::{
     Destination, Disk, NodeFactory, NodeId, NodeStatus, PersistWrite, SimNode, Transmit, VTime,

@@ -14,12 +14,17 @@
 //! - [`StackRawFactory`]: raw multicasts only, judged by the totem checkers (`--layer
 //!   totem`);
 //! - [`QuorumFactory`]: votequorum with options drawn per run, judged by the totem
-//!   and quorum checkers (`--layer quorum`).
+//!   and quorum checkers (`--layer quorum`);
+//! - [`CibFactory`]: the CIB replication service on every node, random CIB requests
+//!   from every node, its writes on the simulated disks, judged by the totem and CIB
+//!   checkers (`--layer cib`).
 
+mod cib_node;
 mod cpg_node;
 mod quorum_node;
 mod stack_node;
 
+pub use cib_node::{CibFactory, CibNode};
 pub use cpg_node::{CpgFactory, CpgNode, StackRawFactory};
 pub use quorum_node::{QuorumFactory, full_cluster_quorate, quorum_config_for};
 pub use stack_node::{LinkPlan, node_of_addr, sim_addr, stack_config};

@@ -4,7 +4,9 @@
 //! multicasts, judged by the totem checkers; `cpg` (the default) adds a workload
 //! that churns closed process groups, judged by the totem and CPG checkers;
 //! `quorum` runs votequorum (options drawn per run from the seed) with raw
-//! messages, judged by the totem and quorum checkers; `core` runs the bare Totem
+//! messages, judged by the totem and quorum checkers; `cib` runs the CIB
+//! replication service on every node with random CIB requests and its writes on the
+//! simulated disks, judged by the totem and CIB checkers; `core` runs the bare Totem
 //! core without the Stack (as `phalanx-sim`). Every layer but `core` draws per seed
 //! 1–3 links per node with single-link cuts, crypto on or off with replayed and
 //! forged datagrams, and failed or slow durable writes. Output as `phalanx-sim`:
@@ -14,7 +16,7 @@
 
 use clap::{Parser, Subcommand, ValueEnum};
 use phalanx_sim::NodeFactory;
-use phalanx_swarm::{CpgFactory, QuorumFactory, StackRawFactory};
+use phalanx_swarm::{CibFactory, CpgFactory, QuorumFactory, StackRawFactory};
 use std::ops::RangeInclusive;
 use std::process::ExitCode;
 
@@ -27,6 +29,8 @@ enum Layer {
     Cpg,
     /// The Stack with votequorum; totem and quorum checkers.
     Quorum,
+    /// The Stack with the CIB service and CIB requests; totem and CIB checkers.
+    Cib,
     /// The bare Totem core, no Stack (links, crypto and disks not simulated).
     Core,
 }
@@ -109,6 +113,7 @@ fn main() -> ExitCode {
         Layer::Totem => run_with(&cli, StackRawFactory::default),
         Layer::Cpg => run_with(&cli, CpgFactory::default),
         Layer::Quorum => run_with(&cli, QuorumFactory::default),
+        Layer::Cib => run_with(&cli, CibFactory::default),
         Layer::Core => run_with(&cli, phalanx_sim::default_factory),
     };
     if clean {

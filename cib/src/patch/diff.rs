@@ -15,7 +15,8 @@ use crate::xml::Element;
 
 use super::siblings::Siblings;
 use super::track::{
-    CREATED, DELETED, DIRTY, MOVED, PROCESSED, SKIP, TAttr, TNode, attr_position, path_step,
+    CREATED, DELETED, DIRTY, MOVED, PROCESSED, SKIP, TAttr, TNode, UNCHANGED, attr_position,
+    path_step,
 };
 
 /// How to compute a patchset; the defaults are plain `crm_diff`.
@@ -160,6 +161,14 @@ fn mark_changes(
         return;
     }
     new.flags |= PROCESSED;
+    // The common case for a CIB change: most of the tree is untouched. An equal
+    // subtree whose children all match themselves yields no flags below it, so
+    // it need not be walked (nor its paths formatted) — this keeps the per-change
+    // cost from growing with the CIB's size.
+    if same_subtree(old, new) {
+        new.flags |= UNCHANGED;
+        return;
+    }
     if !new.is_comment() {
         diff_attributes(old, new, track_attribute_moves);
     }
@@ -217,6 +226,49 @@ fn mark_changes(
     }
 }
 
+/// Whether `a` and `b` are equal (names, comments, attributes in order,
+/// children) and every sibling list in them matches one to one under
+/// Pacemaker's rule (each child is the first sibling its name and id, or its
+/// name alone when it has no id, would match): then the walk would find every node matched to its twin at the same
+/// position and flag nothing.
+fn same_subtree(a: &TNode, b: &TNode) -> bool {
+    if a.name != b.name
+        || a.comment != b.comment
+        || a.attrs.len() != b.attrs.len()
+        || a.children.len() != b.children.len()
+        || a.attrs
+            .iter()
+            .zip(&b.attrs)
+            .any(|(x, y)| x.name != y.name || x.value != y.value || x.flags != 0 || y.flags != 0)
+    {
+        return false;
+    }
+    if !a
+        .children
+        .iter()
+        .zip(&b.children)
+        .all(|(x, y)| same_subtree(x, y))
+    {
+        return false;
+    }
+    if a.children.len() < 2 {
+        return true;
+    }
+    // Pacemaker matches a needle with an id to the first sibling of that name
+    // and id, and one without an id to the first sibling of that name: each
+    // child must be that first sibling itself.
+    let mut names = std::collections::BTreeSet::new();
+    let mut keys = std::collections::BTreeSet::new();
+    a.children.iter().filter(|c| !c.is_comment()).all(|c| {
+        let first = match c.id() {
+            Some(id) => keys.insert((c.name.as_str(), id)),
+            None => !names.contains(c.name.as_str()),
+        };
+        names.insert(c.name.as_str());
+        first
+    })
+}
+
 fn mark_created(node: &mut TNode) {
     node.flags |= CREATED;
     for c in &mut node.children {
@@ -266,6 +318,18 @@ fn diff_attributes(old: &mut TNode, new: &mut TNode, track_moves: bool) {
 /// depth-first walk of the new tree. `index` is the node's index among its
 /// parent's children (`None` for the root).
 fn emit_changes(node: &TNode, path: &str, index: Option<(usize, &str)>, out: &mut Vec<Element>) {
+    if node.flags & UNCHANGED != 0 {
+        // Nothing inside changed; only the node itself may have moved.
+        if let (true, Some((i, _))) = (node.flags & MOVED != 0, index) {
+            out.push(
+                Element::new("change")
+                    .with_attr("operation", "move")
+                    .with_attr("path", path)
+                    .with_attr("position", i.to_string()),
+            );
+        }
+        return;
+    }
     if node.flags & CREATED != 0 {
         if let Some((i, parent_path)) = index {
             out.push(

@@ -201,3 +201,90 @@ fn creating_under_a_comment_changes_nothing() {
     );
     assert_eq!(apply(&a, &patch, &ApplyOptions::default()), Ok(a.clone()));
 }
+
+/// A CIB of `n` primitives, each with a nested attribute set.
+fn resources(n: usize, changed: Option<usize>) -> Element {
+    let mut text = String::from(
+        "<cib admin_epoch=\"0\" epoch=\"1\" num_updates=\"0\" crm_feature_set=\"3.16.1\">\
+         <configuration><resources>",
+    );
+    for i in 0..n {
+        let v = if changed == Some(i) { "new" } else { "old" };
+        text.push_str(&format!(
+            "<primitive id=\"r{i}\"><instance_attributes id=\"r{i}-ia\">\
+             <nvpair id=\"r{i}-p\" name=\"p\" value=\"{v}\"/></instance_attributes></primitive>"
+        ));
+    }
+    text.push_str("</resources></configuration></cib>");
+    doc(&text)
+}
+
+#[test]
+fn a_small_change_in_a_large_cib_is_one_change_and_unchanged_moves_are_kept() {
+    // Equal subtrees are skipped by the walk; the patchset must be what the
+    // full walk gives: one modify at the changed nvpair.
+    let a = resources(2000, None);
+    let b = resources(2000, Some(1234));
+    let patch = diff(&a, &b, &DiffOptions::default()).expect("differs");
+    let changes: Vec<_> = patch
+        .child_elements()
+        .filter(|c| c.name() == "change")
+        .collect();
+    assert_eq!(changes.len(), 1, "{patch:?}");
+    assert_eq!(changes[0].attr("operation"), Some("modify"));
+    assert_eq!(
+        changes[0].attr("path"),
+        Some(
+            "/cib/configuration/resources/primitive[@id='r1234']/\
+             instance_attributes[@id='r1234-ia']/nvpair[@id='r1234-p']"
+        )
+    );
+    // Swapping two unchanged subtrees is still a move, and applying the
+    // patchset gives the new tree.
+    let c = doc(&to_string_swapped(&a));
+    let patch = diff(&a, &c, &DiffOptions::default()).expect("differs");
+    assert!(
+        patch
+            .child_elements()
+            .any(|ch| ch.attr("operation") == Some("move")),
+        "{patch:?}"
+    );
+    let result = apply(
+        &a,
+        &patch,
+        &ApplyOptions {
+            check_versions: false,
+        },
+    )
+    .expect("applies");
+    assert_eq!(result, c);
+}
+
+/// `cib` as text with its first two primitives swapped.
+fn to_string_swapped(cib: &Element) -> String {
+    let mut c = cib.clone();
+    let resources = c
+        .find_child_mut("configuration")
+        .and_then(|x| x.find_child_mut("resources"))
+        .expect("resources");
+    resources.children_mut().swap(0, 1);
+    crate::xml::to_string(&c, crate::xml::Style::Compact, crate::xml::Escaping::Xml)
+}
+
+#[test]
+fn an_idless_sibling_after_a_named_one_keeps_the_self_diff_move() {
+    // Pacemaker matches the id-less node_state to the first node_state, so
+    // even a document against itself has a move (scheduler corpus:
+    // failcount-block.xml); the equal-subtree shortcut must not hide it.
+    let x = doc(
+        "<cib admin_epoch=\"0\" epoch=\"1\" num_updates=\"0\" crm_feature_set=\"3.16.1\">\
+         <status><node_state id=\"1\"/><node_state/></status></cib>",
+    );
+    let patch = diff(&x, &x, &DiffOptions::default()).expect("self-unequal");
+    assert!(
+        patch
+            .child_elements()
+            .any(|c| c.attr("operation") == Some("move")),
+        "{patch:?}"
+    );
+}

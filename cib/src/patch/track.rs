@@ -15,6 +15,10 @@ pub(crate) const DELETED: u8 = 1 << 2;
 pub(crate) const MOVED: u8 = 1 << 3;
 pub(crate) const SKIP: u8 = 1 << 4;
 pub(crate) const PROCESSED: u8 = 1 << 5;
+/// Set on a new node whose whole subtree equals its match in the old tree and
+/// whose sibling lists all match one to one: nothing inside can change, so the
+/// walks skip it (not a Pacemaker flag; a shortcut that gives the same result).
+pub(crate) const UNCHANGED: u8 = 1 << 6;
 
 /// An attribute with its flags.
 #[derive(Debug, Clone)]

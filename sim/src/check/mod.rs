@@ -12,6 +12,11 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 pub mod agreed_order;
+pub mod cib;
+pub mod cib_acked_kept;
+pub mod cib_apply_order;
+pub mod cib_convergence;
+pub mod cib_versions;
 pub mod config_agreement;
 pub mod cpg;
 pub mod cpg_convergence;
