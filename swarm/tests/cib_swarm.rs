@@ -7,7 +7,7 @@
 //! checkers (`cib_convergence`, `cib_acked_kept`, `cib_versions`,
 //! `cib_apply_order`) must pass on every seed.
 //!
-//! `CIB_SWARM_SEEDS=N` (default 60: about a second a seed in a debug build) and
+//! `CIB_SWARM_SEEDS=N` (default 20: about a second a seed in the test build) and
 //! `CIB_SWARM_SEED_START=S` choose the seeds.
 //! The acceptance run is the binary:
 //! `cargo run --release --bin phalanx-swarm -- --layer cib swarm --seeds 100000`.
@@ -27,7 +27,7 @@ fn var(name: &str, default: u64) -> u64 {
 #[test]
 fn cib_swarm_seeds_pass_every_checker() {
     let start = var("CIB_SWARM_SEED_START", 0);
-    let seeds = var("CIB_SWARM_SEEDS", 60);
+    let seeds = var("CIB_SWARM_SEEDS", 20);
     let mut factory = CibFactory::default();
     let mut failures = Vec::new();
     let (mut applied, mut acked, mut divergences, mut restarts_from_disk) = (0u64, 0, 0, 0);
