@@ -94,6 +94,7 @@ impl NodeFactory for CibFactory {
         cfg.cib = Some(CibSetup {
             service: self.service_config(id),
             initial,
+            validator: None,
         });
         let persisted = persisted_ring_seq(disk);
         let stack = Stack::new(cfg, persisted, totem::Time::from_nanos(now), logger)
@@ -511,14 +512,7 @@ impl SimNode for CibNode {
     }
 
     fn status(&self) -> NodeStatus {
-        let totem = self.stack.totem();
-        let r = totem.ring_id();
-        NodeStatus {
-            operational: totem.is_operational(),
-            ring: Some((r.rep, r.seq)),
-            members: totem.members().to_vec(),
-            quiescent: self.stack.is_quiescent(),
-        }
+        crate::stack_node::status_of(&self.stack)
     }
 
     fn poll_persist(&mut self) -> Option<PersistWrite> {

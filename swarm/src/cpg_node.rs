@@ -611,14 +611,7 @@ impl SimNode for CpgNode {
     }
 
     fn status(&self) -> NodeStatus {
-        let totem = self.stack.totem();
-        let r = totem.ring_id();
-        NodeStatus {
-            operational: totem.is_operational(),
-            ring: Some((r.rep, r.seq)),
-            members: totem.members().to_vec(),
-            quiescent: self.stack.is_quiescent(),
-        }
+        crate::stack_node::status_of(&self.stack)
     }
 
     fn poll_persist(&mut self) -> Option<PersistWrite> {

@@ -143,6 +143,19 @@ impl RunPlan {
     }
 }
 
+/// What the simulator sees of a Stack node: its ring, members, and whether it is
+/// quiescent (the same for every layer that runs a whole Stack).
+pub fn status_of(stack: &phalanx::stack::Stack) -> phalanx_sim::node::NodeStatus {
+    let totem = stack.totem();
+    let r = totem.ring_id();
+    phalanx_sim::node::NodeStatus {
+        operational: totem.is_operational(),
+        ring: Some((r.rep, r.seq)),
+        members: totem.members().to_vec(),
+        quiescent: stack.is_quiescent(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
