@@ -2,6 +2,7 @@
 //! line each way, so a human can also talk to the socket with `socat`.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Longest request line a node reads; longer ones get [`Response::Error`].
 pub const MAX_REQUEST: usize = 4096;
@@ -61,6 +62,41 @@ pub enum Request {
     FenceHistoryCleanup {
         /// Only this target's.
         target: Option<String>,
+    },
+    /// Register a fencing device cluster-wide at run time (`stonith_admin
+    /// --register`): stored in the CIB as a `primitive class="stonith"`, so every
+    /// node's fencer registers it; answered once the CIB change is applied
+    /// cluster-wide.
+    FenceRegister {
+        /// The device id.
+        device: String,
+        /// Its agent (an executable in the nodes' agent directory).
+        agent: String,
+        /// Its parameters: agent options and `pcmk_*` attributes.
+        params: BTreeMap<String, String>,
+    },
+    /// Remove a device registered at run time or defined in the CIB
+    /// (`stonith_admin --deregister`).
+    FenceDeregister {
+        /// The device id.
+        device: String,
+    },
+    /// Add a fencing level for a node cluster-wide (`stonith_admin
+    /// --register-level`).
+    FenceRegisterLevel {
+        /// Target node name.
+        target: String,
+        /// Level index, 1..=9.
+        index: u8,
+        /// Its devices, tried in order.
+        devices: Vec<String>,
+    },
+    /// Remove a node's fencing level (`stonith_admin --deregister-level`).
+    FenceDeregisterLevel {
+        /// Target node name.
+        target: String,
+        /// Level index, 1..=9.
+        index: u8,
     },
     /// A DLM request (`phalanx-dlm-tool`).
     Dlm(DlmAdmin),

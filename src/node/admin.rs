@@ -1,6 +1,7 @@
 //! The node's answers on the admin socket (see [`crate::admin`]): read from the
 //! snapshots the driver publishes, so a tool never waits for the driver thread.
 
+use super::fence_register::Registration;
 use super::{Membership, Quorum, QuorumCallError, QuorumInfo, Shared};
 use crate::admin::{
     AdminProvider, CibAnswer, FenceDeviceInfo, FenceHistoryItem, FenceNodeInfo, FenceReport, Group,
@@ -24,6 +25,9 @@ pub(crate) struct NodeAdmin {
     pub(crate) cluster_name: String,
     /// Every configured node with its name (empty when none).
     pub(crate) nodes: BTreeMap<NodeId, String>,
+    /// Where fence agents are (`None` without fencing): run-time registration
+    /// refuses an agent that is not there.
+    pub(crate) agent_dir: Option<std::path::PathBuf>,
 }
 
 impl NodeAdmin {
@@ -205,6 +209,33 @@ impl AdminProvider for NodeAdmin {
                     Ok(()) => Response::Done,
                     Err(e) => Response::error(e.to_string()),
                 }
+            }
+            Request::FenceRegister {
+                device,
+                agent,
+                params,
+            } => self.fence_registration(Registration::Device {
+                device: &device,
+                agent: &agent,
+                params: &params,
+            }),
+            Request::FenceDeregister { device } => {
+                self.fence_registration(Registration::RemoveDevice { device: &device })
+            }
+            Request::FenceRegisterLevel {
+                target,
+                index,
+                devices,
+            } => self.fence_registration(Registration::Level {
+                target: &target,
+                index,
+                devices: &devices,
+            }),
+            Request::FenceDeregisterLevel { target, index } => {
+                self.fence_registration(Registration::RemoveLevel {
+                    target: &target,
+                    index,
+                })
             }
             Request::Stats => Response::Stats {
                 stats: super::stats_keys::flatten(

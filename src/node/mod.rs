@@ -16,6 +16,7 @@ mod dlm_handle;
 mod driver;
 mod error;
 mod fence_handle;
+mod fence_register;
 mod fencing;
 mod from_config;
 mod link_options;
@@ -362,6 +363,7 @@ impl Node {
         let node_id = opts.totem.node_id;
         let event_capacity = opts.event_capacity;
         let admin_path = opts.admin_socket.clone();
+        let agent_dir = opts.fencing.as_ref().map(|f| f.agent_dir.clone());
         let mut names: BTreeMap<NodeId, String> =
             opts.addrs.keys().map(|&id| (id, String::new())).collect();
         for (id, name) in &opts.node_names {
@@ -422,6 +424,7 @@ impl Node {
                 node_id,
                 cluster_name: admin_info.0,
                 nodes: admin_info.1,
+                agent_dir,
             };
             let admin = crate::admin::AdminServer::start(&path, Arc::new(provider))
                 .map_err(|source| NodeError::AdminSocket { path, source })?;

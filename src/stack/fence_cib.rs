@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// A `primitive class="stonith"` of the CIB.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) struct CibDevice {
+pub(crate) struct CibDevice {
     /// The primitive's id (the device id).
     pub id: String,
     /// Its `type`: the fence agent's name.
@@ -34,7 +34,7 @@ pub(super) struct CibDevice {
 
 /// A `fencing-level` of the CIB's topology.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(super) struct CibLevel {
+pub(crate) struct CibLevel {
     /// Whom it fences.
     pub target: LevelTarget,
     /// 1..=9.
@@ -45,7 +45,7 @@ pub(super) struct CibLevel {
 
 /// What the CIB says about fencing: devices by id, levels in document order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(super) struct CibFencing {
+pub(crate) struct CibFencing {
     pub devices: BTreeMap<String, CibDevice>,
     pub levels: Vec<CibLevel>,
     /// Entries that could not be read (a level without a valid target or index),
@@ -54,7 +54,7 @@ pub(super) struct CibFencing {
 }
 
 /// Reads the fencing definitions from a whole CIB (`<cib>` root).
-pub(super) fn fencing_in_cib(cib: &Element) -> CibFencing {
+pub(crate) fn fencing_in_cib(cib: &Element) -> CibFencing {
     let mut out = CibFencing::default();
     let Some(config) = cib.find_child("configuration") else {
         return out;

@@ -69,7 +69,7 @@ mod cib;
 mod config;
 mod dlm;
 mod fence;
-mod fence_cib;
+pub(crate) mod fence_cib;
 mod io;
 mod quorum;
 mod service;

@@ -1,9 +1,11 @@
 //! The cluster operations of `phalanx-fence`, through a running node's admin
 //! socket (`stonith_admin`'s `--list-registered`, `--history`, `--fence`,
-//! `--reboot`, `--unfence`, `--confirm`).
+//! `--reboot`, `--unfence`, `--confirm`, `--register`, `--deregister`,
+//! `--register-level`, `--deregister-level`).
 
 use super::admin_target::AdminTarget;
 use phalanx::admin::{AdminClient, FenceReport, Request, Response};
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -31,6 +33,33 @@ pub enum ClusterOp {
     Confirm(String),
     /// The devices that may fence `target` (`stonith_admin --query`).
     Query(String),
+    /// Register a device cluster-wide (`stonith_admin --register`).
+    Register {
+        /// Device id.
+        device: String,
+        /// Its agent.
+        agent: String,
+        /// Its attributes.
+        params: BTreeMap<String, String>,
+    },
+    /// Remove a device (`stonith_admin --deregister`).
+    Deregister(String),
+    /// Add a fencing level (`stonith_admin --register-level`).
+    RegisterLevel {
+        /// Node name.
+        target: String,
+        /// 1..=9.
+        index: u8,
+        /// Devices in order.
+        devices: Vec<String>,
+    },
+    /// Remove a fencing level (`stonith_admin --deregister-level`).
+    DeregisterLevel {
+        /// Node name.
+        target: String,
+        /// 1..=9.
+        index: u8,
+    },
 }
 
 fn connect(target: &AdminTarget) -> Result<AdminClient, String> {
@@ -146,6 +175,47 @@ pub fn run(target: &AdminTarget, op: ClusterOp, json: bool) -> Result<ExitCode, 
                 Response::Fenced { by } => println!("{target}: {action} done by {by}"),
                 other => return Err(format!("unexpected answer {other:?}")),
             }
+        }
+        ClusterOp::Register {
+            device,
+            agent,
+            params,
+        } => {
+            let req = Request::FenceRegister {
+                device: device.clone(),
+                agent,
+                params,
+            };
+            ask(&mut client, &req)?;
+            println!("{device}: registered cluster-wide");
+        }
+        ClusterOp::Deregister(device) => {
+            let req = Request::FenceDeregister {
+                device: device.clone(),
+            };
+            ask(&mut client, &req)?;
+            println!("{device}: deregistered cluster-wide");
+        }
+        ClusterOp::RegisterLevel {
+            target,
+            index,
+            devices,
+        } => {
+            let req = Request::FenceRegisterLevel {
+                target: target.clone(),
+                index,
+                devices,
+            };
+            ask(&mut client, &req)?;
+            println!("{target}: level {index} registered cluster-wide");
+        }
+        ClusterOp::DeregisterLevel { target, index } => {
+            let req = Request::FenceDeregisterLevel {
+                target: target.clone(),
+                index,
+            };
+            ask(&mut client, &req)?;
+            println!("{target}: level {index} deregistered cluster-wide");
         }
         ClusterOp::Confirm(target) => match ask(
             &mut client,

@@ -9,7 +9,9 @@
 //!     [--record FILE] [--agent-dir DIR] [--json]
 //! phalanx-fence [--socket PATH | --config FILE [--node-id N]]
 //!     (--list-registered | --history [--target NODE] [--cleanup] | --fence NODE |
-//!      --reboot NODE | --unfence NODE | --confirm NODE | --query NODE)
+//!      --reboot NODE | --unfence NODE | --confirm NODE | --query NODE |
+//!      --register DEVICE --agent NAME [-o NAME=VALUE]... | --deregister DEVICE |
+//!      --register-level NODE LEVEL DEVICE[,DEVICE]... | --deregister-level NODE LEVEL)
 //!     [--timeout D] [--json]
 //! ```
 //!
@@ -47,7 +49,8 @@ use std::time::Duration;
     args_override_self = true,
     group(ArgGroup::new("mode").args([
         "list_installed", "metadata", "action", "list_registered", "history", "fence",
-        "reboot", "unfence", "confirm", "query",
+        "reboot", "unfence", "confirm", "query", "register", "deregister", "register_level",
+        "deregister_level",
     ])),
     after_help = "Exit status: 0 on success, 2 when status/monitor say the target is off, \
                   1 on a failure or bad usage."
@@ -76,7 +79,8 @@ struct Cli {
     #[arg(long, value_name = "N", requires = "target")]
     nodeid: Option<u32>,
     /// A device parameter (repeatable), e.g. ip=10.0.0.1 or pcmk_host_map=n1:1.
-    #[arg(long = "param", short = 'p', value_name = "NAME=VALUE", value_parser = parse_param)]
+    /// With --register: the device's attributes (-o as stonith_admin spells it).
+    #[arg(long = "param", short = 'p', visible_short_alias = 'o', value_name = "NAME=VALUE", value_parser = parse_param)]
     params: Vec<(String, String)>,
     /// Timeout of all attempts together (e.g. 20s, 1500ms); default 60s or the
     /// device's pcmk_<action>_timeout.
@@ -116,6 +120,19 @@ struct Cli {
     /// Cluster: the registered devices that may fence NODE (exit 1 if none).
     #[arg(long, value_name = "NODE")]
     query: Option<String>,
+    /// Cluster: register DEVICE cluster-wide at run time with --agent and its
+    /// attributes (-o NAME=VALUE: pcmk_host_list, pcmk_host_map, agent options).
+    #[arg(long, value_name = "DEVICE", requires = "agent")]
+    register: Option<String>,
+    /// Cluster: remove a device registered at run time (or defined in the CIB).
+    #[arg(long, value_name = "DEVICE")]
+    deregister: Option<String>,
+    /// Cluster: add fencing level LEVEL (1-9) for NODE: its devices, tried in order.
+    #[arg(long, num_args = 3, value_names = ["NODE", "LEVEL", "DEVICE,DEVICE"])]
+    register_level: Option<Vec<String>>,
+    /// Cluster: remove NODE's fencing level LEVEL.
+    #[arg(long, num_args = 2, value_names = ["NODE", "LEVEL"])]
+    deregister_level: Option<Vec<String>>,
     #[command(flatten)]
     node: admin_target::AdminTarget,
     /// Print JSON instead of text.
@@ -321,6 +338,46 @@ fn print_reply(reply: &AgentReply) {
     }
 }
 
+fn parse_level(s: &str) -> Result<u8, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| format!("bad level {s:?}: expected 1-9"))
+}
+
+/// The run-time registration the command line asks for, if any.
+fn registration(cli: &Cli) -> Result<Option<cluster::ClusterOp>, String> {
+    use cluster::ClusterOp;
+    if let (Some(device), Some(agent)) = (&cli.register, &cli.agent) {
+        return Ok(Some(ClusterOp::Register {
+            device: device.clone(),
+            agent: agent.clone(),
+            params: cli.params.iter().cloned().collect(),
+        }));
+    }
+    if let Some(device) = &cli.deregister {
+        return Ok(Some(ClusterOp::Deregister(device.clone())));
+    }
+    if let Some([target, level, devices]) = cli.register_level.as_deref() {
+        return Ok(Some(ClusterOp::RegisterLevel {
+            target: target.clone(),
+            index: parse_level(level)?,
+            devices: devices
+                .split(',')
+                .map(str::trim)
+                .filter(|d| !d.is_empty())
+                .map(String::from)
+                .collect(),
+        }));
+    }
+    if let Some([target, level]) = cli.deregister_level.as_deref() {
+        return Ok(Some(ClusterOp::DeregisterLevel {
+            target: target.clone(),
+            index: parse_level(level)?,
+        }));
+    }
+    Ok(None)
+}
+
 fn main() -> ExitCode {
     let cli: Cli = match cli::parse(1) {
         Ok(c) => c,
@@ -329,7 +386,16 @@ fn main() -> ExitCode {
     if let Some(shell) = cli.completions {
         return cli::print_completions::<Cli>(shell);
     }
-    let op = if cli.list_registered {
+    let op = match registration(&cli) {
+        Ok(op) => op,
+        Err(e) => {
+            eprintln!("phalanx-fence: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let op = if op.is_some() {
+        op
+    } else if cli.list_registered {
         Some(cluster::ClusterOp::ListRegistered)
     } else if cli.history {
         Some(cluster::ClusterOp::History {
