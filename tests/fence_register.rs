@@ -119,6 +119,11 @@ fn devices_and_levels_registered_at_run_time_fence_a_killed_node() {
             &pid_dir,
             "-o",
             "pcmk_host_list=n1 n2 n3",
+            // Without levels the fencer would try this device first (higher
+            // priority) and never the failing one: a try of that one shows the
+            // run-time level was used.
+            "-o",
+            "priority=10",
         ],
     );
     assert_eq!(code, 0, "{text}");
