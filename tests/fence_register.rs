@@ -237,3 +237,64 @@ fn devices_and_levels_registered_at_run_time_fence_a_killed_node() {
     refused(&dir, 1, &["--deregister", "kill"], "unknown device kill");
     cluster.leave(&mut log, &[1, 2]);
 }
+
+/// Devices of the configuration file are a separate source: run-time
+/// registration may neither take nor remove their ids, and a run-time device
+/// registered beside them joins them on every node.
+#[test]
+fn configuration_file_devices_are_not_run_time_ones() {
+    let tag = "fence-reg-conf";
+    let dir = TestDir::new(tag);
+    let addrs = loopback_addrs(2);
+    let sections = format!(
+        "quorum {{\n    provider: corosync_votequorum\n    two_node: 1\n}}\n\
+         fencing {{\n    agent_dir: {}\n    device {{\n        id: kill\n        \
+         agent: fence_phalanx_kill\n        pidfile_dir: {}\n        \
+         pcmk_host_list: n1 n2\n    }}\n}}\ncib {{\n}}\n",
+        agent_dir().display(),
+        dir.path.display()
+    );
+    let conf = dir.write_conf(&corosync_conf(&dir, tag, "", &one_link(&addrs), &sections));
+    let (mut cluster, mut log) = start_quorate(&conf, 2, None);
+    refused(
+        &dir,
+        1,
+        &["--deregister", "kill"],
+        "device kill is defined in the configuration file",
+    );
+    refused(
+        &dir,
+        2,
+        &["--register", "kill", "--agent", "fence_phalanx_test"],
+        "device kill is already registered",
+    );
+    let (code, text) = fence_tool(
+        &dir,
+        2,
+        &[
+            "--register",
+            "extra",
+            "--agent",
+            "fence_phalanx_test",
+            "-o",
+            "pcmk_host_list=n1",
+        ],
+    );
+    assert_eq!(code, 0, "{text}");
+    until_all(
+        &dir,
+        &[1, 2],
+        "the run-time device beside the file's",
+        |d, n| {
+            let r = registered(d, n);
+            r.contains("extra (fence_phalanx_test)") && r.contains("kill (fence_phalanx_kill)")
+        },
+    );
+    let (code, text) = fence_tool(&dir, 1, &["--deregister", "extra"]);
+    assert_eq!(code, 0, "{text}");
+    until_all(&dir, &[1, 2], "only the file's device left", |d, n| {
+        let r = registered(d, n);
+        !r.contains("extra") && r.contains("kill (fence_phalanx_kill)")
+    });
+    cluster.leave(&mut log, &[1, 2]);
+}
