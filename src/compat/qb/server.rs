@@ -3,6 +3,8 @@
 
 use super::cfg::{self, CfgCall};
 use super::cmap::{CmapCall, CmapSession, CmapValue};
+use super::cmap_runtime::{MemberKeys, votequorum_keys};
+use super::cmap_track::CmapChange;
 use super::conn::{Channels, Conn, Gone, QueueLimits};
 use super::cpg::{CpgSession, Handled};
 use super::cpg_wire::CpgCall;
@@ -195,6 +197,8 @@ impl IpcServer {
             buf: Vec::new(),
             cmap: BTreeMap::new(),
             more: BTreeSet::new(),
+            member_keys: MemberKeys::default(),
+            ring: None,
         };
         server.cmap = server.options.cmap.iter().cloned().collect();
         server.cmap.insert(
@@ -272,6 +276,10 @@ struct Server {
     cmap: BTreeMap<String, CmapValue>,
     /// Connections with requests left unread after their turn.
     more: BTreeSet<u64>,
+    /// What the `runtime.members.*` keys say.
+    member_keys: MemberKeys,
+    /// The ring the `runtime.members.*` keys were last brought up to date for.
+    ring: Option<phalanx_totem::RingId>,
 }
 
 /// What request handling reads besides the connection.
@@ -279,6 +287,8 @@ struct Ctx<'a> {
     logger: &'a Logger,
     node: &'a NodeHandle,
     cmap: &'a mut BTreeMap<String, CmapValue>,
+    /// cmap changes clients made, for every connection's trackings.
+    changes: &'a mut Vec<CmapChange>,
     node_addrs: &'a BTreeMap<u32, Vec<IpAddr>>,
     link_mtu: u32,
     knet: bool,
@@ -375,6 +385,7 @@ impl Server {
             while let Ok(change) = self.quorum.try_recv() {
                 self.quorum_change(&change);
             }
+            self.runtime_keys();
             self.tick();
         }
         let ids: Vec<u64> = self.conns.keys().copied().collect();
@@ -736,7 +747,51 @@ impl Server {
         });
     }
 
+    /// Brings `runtime.members.*` up to date when the ring changed (looked at
+    /// every round: at most a poll timeout late) and tells the trackers.
+    fn runtime_keys(&mut self) {
+        let m = self.node.membership();
+        if self.ring == Some(m.ring) {
+            return;
+        }
+        self.ring = Some(m.ring);
+        let changes = self
+            .member_keys
+            .update(&mut self.cmap, &m.members, &self.options.node_addrs);
+        self.notify(&changes);
+    }
+
+    /// Sends every cmap connection the notifications `changes` owe it.
+    fn notify(&mut self, changes: &[CmapChange]) {
+        if changes.is_empty() {
+            return;
+        }
+        let ids: Vec<u64> = self
+            .conns
+            .iter()
+            .filter(|(_, l)| matches!(l.session, Session::Cmap(_)))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            self.with_conn(id, |_, l| {
+                let Session::Cmap(c) = &l.session else {
+                    return Ok(());
+                };
+                for change in changes {
+                    for e in c.notifications(change) {
+                        l.conn.push_event(e)?;
+                    }
+                }
+                Ok(())
+            });
+        }
+    }
+
     fn quorum_change(&mut self, change: &QuorumChange) {
+        if let Some(info) = self.node.quorum().info() {
+            let changes = votequorum_keys(&mut self.cmap, &info.cluster);
+            self.notify(&changes);
+        }
         let s = QuorumState::from_change(change);
         let ids: Vec<u64> = self.conns.keys().copied().collect();
         for id in ids {
@@ -757,6 +812,7 @@ impl Server {
     /// Reads and answers the requests waiting on connection `id`.
     fn requests(&mut self, id: u64) {
         let mut buf = std::mem::take(&mut self.buf);
+        let mut changes = Vec::new();
         let mut budget = REQUESTS_PER_TURN;
         while let Some(l) = self.conns.get_mut(&id) {
             if l.conn.is_held() {
@@ -784,6 +840,7 @@ impl Server {
                 logger: &self.options.logger,
                 node: &self.node,
                 cmap: &mut self.cmap,
+                changes: &mut changes,
                 node_addrs: &self.options.node_addrs,
                 link_mtu: self.options.link_mtu,
                 knet: self.options.knet,
@@ -795,6 +852,7 @@ impl Server {
             }
         }
         self.buf = buf;
+        self.notify(&changes);
     }
 
     /// Decodes and handles one request of connection `l`.
@@ -829,7 +887,7 @@ impl Server {
             },
             Session::Cmap(c) => match CmapCall::decode(&req) {
                 Err(e) => return Self::invalid(logger, l, &e, false),
-                Ok(call) => Some(c.handle(&mut *ctx.cmap, call)),
+                Ok(call) => Some(c.handle_call(&mut *ctx.cmap, call, ctx.changes)),
             },
             Session::Cfg => match CfgCall::decode(&req) {
                 Err(e) => return Self::invalid(logger, l, &e, false),
