@@ -435,9 +435,11 @@ fn corosync_command_line_on_the_rigs_config_serves_cfgtool_and_quorumtool() {
             .filter(|n| n.starts_with(&format!("qb-{pid}-")))
             .collect()
     };
-    // `corosync-cmapctl -t runtime.members.` on node 2 watches node 3 leave
-    // (and later come back).
-    let tracker = Tracker::start(n2, "runtime.members.");
+    // `corosync-cmapctl -T runtime.members.` (prefix) on node 2 watches node 3
+    // leave and come back; `-t runtime.members.3.join_count` (one key) sees
+    // only the rejoin.
+    let tracker = Tracker::start(n2, &["-T", "runtime.members."]);
+    let key_tracker = Tracker::start(n2, &["-t", "runtime.members.3.join_count"]);
     let mut monitor = in_ns(&net.nodes[2], "corosync-quorumtool", None)
         .arg("-m")
         .stdin(Stdio::null())
@@ -493,10 +495,13 @@ fn corosync_command_line_on_the_rigs_config_serves_cfgtool_and_quorumtool() {
         !out.contains("runtime.members.1.") && !out.contains("runtime.members.2."),
         "nodes 1 and 2 stayed:\n{out}"
     );
+    key_tracker.wait_for("modify> runtime.members.3.join_count (u32) = 2");
+    let out = key_tracker.quit();
+    assert!(!out.contains(".status"), "only the tracked key:\n{out}");
     drop(daemons);
 }
 
-/// `corosync-cmapctl -t <prefix>` running in a namespace, its output line
+/// `corosync-cmapctl -t <key>` / `-T <prefix>` running in a namespace, its output line
 /// buffered (`stdbuf -oL`: printf into a pipe would wait for exit) and
 /// collected by a reader thread.
 struct Tracker {
@@ -507,10 +512,11 @@ struct Tracker {
 
 impl Tracker {
     /// Starts tracking; returns once the tool says its tracking is in place.
-    fn start(ns: &str, prefix: &str) -> Tracker {
+    fn start(ns: &str, what: &[&str]) -> Tracker {
         use std::io::BufRead;
         let mut child = in_ns(ns, "stdbuf", None)
-            .args(["-oL", "corosync-cmapctl", "-t", prefix])
+            .args(["-oL", "corosync-cmapctl"])
+            .args(what)
             // Its stdin stays open: EOF on it ends the tracking.
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
