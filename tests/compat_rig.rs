@@ -291,6 +291,24 @@ fn corosync_command_line_on_the_rigs_config_serves_cfgtool_and_quorumtool() {
     );
     assert_eq!(code, 0, "{out}");
     assert_eq!(out.trim(), "totem.cluster_name (str) = cpgbench");
+    // corosync-cfgtool -R: the file as the node runs it reloads (nothing to
+    // do); a changed file is refused (Phalanx applies changes on a restart),
+    // an unparsable one is CS_ERR_INVALID_PARAM as in Corosync.
+    let conf2_path = dir.path.join("n2/corosync.conf");
+    let conf2 = std::fs::read_to_string(&conf2_path).unwrap();
+    let reload = || run_in(n2, "corosync-cfgtool", &["-R"], Duration::from_secs(10));
+    let (code, out) = reload();
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("Reloading corosync.conf...\nDone"), "{out}");
+    std::fs::write(&conf2_path, conf2.replace("cpgbench", "renamed")).unwrap();
+    let (code, out) = reload();
+    assert!(code != 0 && out.contains("CS_ERR_NOT_SUPPORTED"), "{out}");
+    std::fs::write(&conf2_path, conf2.replace("totem {", "totem {{")).unwrap();
+    let (code, out) = reload();
+    assert!(code != 0 && out.contains("CS_ERR_INVALID_PARAM"), "{out}");
+    std::fs::write(&conf2_path, &conf2).unwrap();
+    let (code, out) = reload();
+    assert_eq!(code, 0, "{out}");
     // Runtime keys as Corosync publishes them: every member, joined once, with
     // its address per link; the effective totem timings of the file.
     let (code, out) = run_in(
@@ -311,7 +329,6 @@ fn corosync_command_line_on_the_rigs_config_serves_cfgtool_and_quorumtool() {
             assert!(out.contains(&line), "{line:?} missing:\n{out}");
         }
     }
-    let conf2 = std::fs::read_to_string(dir.path.join("n2/corosync.conf")).unwrap();
     let cfg2 = phalanx::config::from_corosync_str(&conf2, "corosync.conf")
         .unwrap()
         .config;

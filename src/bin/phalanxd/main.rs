@@ -122,6 +122,8 @@ fn run(args: &Args) -> Result<(), String> {
         eprintln!("phalanxd: warning: {w}");
     }
     let mut cfg = loaded.config;
+    // What `corosync-cfgtool -R` compares the file with.
+    let as_loaded = cfg.clone();
     cfg.compat_ipc = serve_ipc(&cfg, as_corosync);
     let me = cfg
         .local_node(args.node_id)
@@ -198,6 +200,7 @@ fn run(args: &Args) -> Result<(), String> {
             gids,
             logger,
             cmap: cmap_keys(&cfg, me)?,
+            reload: Some((path.clone(), as_loaded)),
             node_addrs: node_addrs_from_config(&cfg),
             link_mtu: cfg.totem.netmtu.unwrap_or(1500),
             knet: cfg.transport == config::Transport::Knet,

@@ -5,7 +5,9 @@
 //! print: reachability and link state per node), and shutdown tracking
 //! (`corosync_cfg_trackstart` / `trackstop`, accepted: this node never asks its
 //! clients about a shutdown, it leaves on SIGTERM) and `reopen_log_files`
-//! (nothing to reopen). Everything else is answered `CS_ERR_NOT_SUPPORTED`.
+//! (nothing to reopen). `corosync_cfg_reload_config` (`corosync-cfgtool -R`) is
+//! answered by the server ([`reload_reply`]). Everything else is answered
+//! `CS_ERR_NOT_SUPPORTED`.
 //!
 //! `res_lib_cfg_get_node_addrs`: family `i32` @24 (`AF_INET` / `AF_INET6`),
 //! count `u32` @28, then the raw addresses in 16-byte slots @32.
@@ -25,6 +27,7 @@ use std::net::IpAddr;
 const REQ_REPLY_TO_SHUTDOWN: i32 = 4;
 const REQ_GET_NODE_ADDRS: i32 = 5;
 const REQ_LOCAL_GET: i32 = 6;
+const REQ_RELOAD_CONFIG: i32 = 7;
 const REQ_REOPEN_LOG_FILES: i32 = 8;
 const REQ_NODE_STATUS_GET: i32 = 9;
 const REQ_TRACK_START: i32 = 10;
@@ -34,6 +37,7 @@ const RES_TRACK_STOP: i32 = 3;
 const RES_GET_NODE_ADDRS: i32 = 11;
 const RES_LOCAL_GET: i32 = 12;
 const RES_REPLY_TO_SHUTDOWN: i32 = 13;
+const RES_RELOAD_CONFIG: i32 = 14;
 const RES_REOPEN_LOG_FILES: i32 = 15;
 const RES_NODE_STATUS_GET: i32 = 16;
 
@@ -102,6 +106,8 @@ pub enum CfgCall {
     ReplyToShutdown,
     /// Reopen log files (the node keeps none open).
     ReopenLogFiles,
+    /// Re-read the configuration file (`corosync_cfg_reload_config`).
+    ReloadConfig,
     /// Anything else (not offered).
     Other(i32),
 }
@@ -120,9 +126,19 @@ impl CfgCall {
             REQ_TRACK_STOP => CfgCall::TrackStop,
             REQ_REPLY_TO_SHUTDOWN => CfgCall::ReplyToShutdown,
             REQ_REOPEN_LOG_FILES => CfgCall::ReopenLogFiles,
+            REQ_RELOAD_CONFIG => CfgCall::ReloadConfig,
             id => CfgCall::Other(id),
         })
     }
+}
+
+/// The reply to a reload: `error` is `CS_OK` when the file reads as the
+/// configuration the node runs (Corosync's answer when nothing changed),
+/// `CS_ERR_INVALID_PARAM` when it does not parse (as Corosync), and
+/// `CS_ERR_NOT_SUPPORTED` when it changed (Phalanx applies changes only on a
+/// restart).
+pub fn reload_reply(error: i32) -> Vec<u8> {
+    response(RES_RELOAD_CONFIG, error, RESPONSE_HEADER_LEN)
 }
 
 /// The reply to `call` on node `local`, whose configuration gives `addrs`;
@@ -181,6 +197,7 @@ pub fn reply(
             put_u32(&mut out, 24, local);
             out
         }
+        CfgCall::ReloadConfig => reload_reply(cs::ERR_NOT_SUPPORTED),
         CfgCall::Other(id) => response(id, cs::ERR_NOT_SUPPORTED, RESPONSE_HEADER_LEN),
     }
 }

@@ -76,6 +76,9 @@ pub struct IpcOptions {
     pub node_addrs: BTreeMap<u32, Vec<IpAddr>>,
     /// The MTU `corosync_cfg_node_status_get` reports for every link.
     pub link_mtu: u32,
+    /// The configuration file and the configuration the node runs, for
+    /// `corosync-cfgtool -R` (none: reloads are refused).
+    pub reload: Option<(PathBuf, crate::config::ClusterConfig)>,
     /// Link status as Corosync reports it for knet (a link's two ends: this
     /// node's address and the other's) rather than for udpu/udp (only the
     /// other node's address); `corosync-cfgtool` prints what it gets.
@@ -108,6 +111,7 @@ impl Default for IpcOptions {
             node_addrs: BTreeMap::new(),
             link_mtu: 1500,
             knet: true,
+            reload: None,
         }
     }
 }
@@ -292,6 +296,7 @@ struct Ctx<'a> {
     node_addrs: &'a BTreeMap<u32, Vec<IpAddr>>,
     link_mtu: u32,
     knet: bool,
+    reload: Option<&'a (PathBuf, crate::config::ClusterConfig)>,
 }
 
 /// Node `n`'s status as `corosync-cfgtool -s` shows it: reachable when a member
@@ -337,6 +342,31 @@ fn node_status(ctx: &Ctx<'_>, n: u32) -> Option<cfg::NodeStatus> {
         reachable: ctx.node.membership().members.contains(&n),
         links,
     })
+}
+
+/// `corosync-cfgtool -R`: re-reads the file; `CS_OK` when it gives the
+/// configuration the node runs, else why not (logged).
+fn reload_check(ctx: &Ctx<'_>) -> i32 {
+    let Some((path, running)) = ctx.reload else {
+        return cs::ERR_NOT_SUPPORTED;
+    };
+    match crate::config::load(path) {
+        Ok(l) if l.config == *running => cs::OK,
+        Ok(_) => {
+            log_warn(
+                ctx.logger,
+                &format!(
+                    "reload: {} changed; Phalanx applies configuration changes on a restart",
+                    path.display()
+                ),
+            );
+            cs::ERR_NOT_SUPPORTED
+        }
+        Err(e) => {
+            log_warn(ctx.logger, &format!("reload: {e}"));
+            cs::ERR_INVALID_PARAM
+        }
+    }
 }
 
 fn token(id: u64, kind: usize) -> Token {
@@ -844,6 +874,7 @@ impl Server {
                 node_addrs: &self.options.node_addrs,
                 link_mtu: self.options.link_mtu,
                 knet: self.options.knet,
+                reload: self.options.reload.as_ref(),
             };
             let outcome = Self::dispatch(&mut ctx, l, &buf[..n]);
             if let Err(g) = outcome {
@@ -891,6 +922,7 @@ impl Server {
             },
             Session::Cfg => match CfgCall::decode(&req) {
                 Err(e) => return Self::invalid(logger, l, &e, false),
+                Ok(CfgCall::ReloadConfig) => Some(cfg::reload_reply(reload_check(ctx))),
                 Ok(call) => Some(cfg::reply(call, node.node_id(), ctx.node_addrs, |n| {
                     node_status(ctx, n)
                 })),
