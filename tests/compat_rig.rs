@@ -515,6 +515,31 @@ fn corosync_command_line_on_the_rigs_config_serves_cfgtool_and_quorumtool() {
     key_tracker.wait_for("modify> runtime.members.3.join_count (u32) = 2");
     let out = key_tracker.quit();
     assert!(!out.contains(".status"), "only the tracked key:\n{out}");
+
+    wait_until(
+        "n3 serving again, quorate with 3 votes",
+        Duration::from_secs(20),
+        || quorate(&net.nodes[2], 3),
+    );
+    // corosync-cfgtool -H on node 3: it answers, then the daemon stops and
+    // leaves (node 2's tracking would see it; node 1 counts 2 votes).
+    let (code, out) = run_in(
+        &net.nodes[2],
+        "corosync-cfgtool",
+        &["-H"],
+        Duration::from_secs(10),
+    );
+    assert_eq!(code, 0, "{out}");
+    wait_until(
+        "phalanxd on n3 to exit after -H",
+        Duration::from_secs(20),
+        || daemons[2].child.try_wait().unwrap().is_some(),
+    );
+    wait_until(
+        "n1 quorate with 2 votes after -H",
+        Duration::from_secs(20),
+        || quorate(&net.nodes[0], 2),
+    );
     drop(daemons);
 }
 

@@ -201,6 +201,8 @@ fn run(args: &Args) -> Result<(), String> {
             logger,
             cmap: cmap_keys(&cfg, me)?,
             reload: Some((path.clone(), as_loaded)),
+            // corosync-cfgtool -H stops the node as SIGTERM does.
+            shutdown: Some(&STOP),
             node_addrs: node_addrs_from_config(&cfg),
             link_mtu: cfg.totem.netmtu.unwrap_or(1500),
             knet: cfg.transport == config::Transport::Knet,

@@ -79,6 +79,9 @@ pub struct IpcOptions {
     /// The configuration file and the configuration the node runs, for
     /// `corosync-cfgtool -R` (none: reloads are refused).
     pub reload: Option<(PathBuf, crate::config::ClusterConfig)>,
+    /// Set by `corosync-cfgtool -H` (`corosync_cfg_try_shutdown`): the daemon's
+    /// stop flag (none: shutdown requests are refused).
+    pub shutdown: Option<&'static AtomicBool>,
     /// Link status as Corosync reports it for knet (a link's two ends: this
     /// node's address and the other's) rather than for udpu/udp (only the
     /// other node's address); `corosync-cfgtool` prints what it gets.
@@ -112,6 +115,7 @@ impl Default for IpcOptions {
             link_mtu: 1500,
             knet: true,
             reload: None,
+            shutdown: None,
         }
     }
 }
@@ -297,6 +301,7 @@ struct Ctx<'a> {
     link_mtu: u32,
     knet: bool,
     reload: Option<&'a (PathBuf, crate::config::ClusterConfig)>,
+    shutdown: Option<&'static AtomicBool>,
 }
 
 /// Node `n`'s status as `corosync-cfgtool -s` shows it: reachable when a member
@@ -875,6 +880,7 @@ impl Server {
                 link_mtu: self.options.link_mtu,
                 knet: self.options.knet,
                 reload: self.options.reload.as_ref(),
+                shutdown: self.options.shutdown,
             };
             let outcome = Self::dispatch(&mut ctx, l, &buf[..n]);
             if let Err(g) = outcome {
@@ -923,6 +929,21 @@ impl Server {
             Session::Cfg => match CfgCall::decode(&req) {
                 Err(e) => return Self::invalid(logger, l, &e, false),
                 Ok(CfgCall::ReloadConfig) => Some(cfg::reload_reply(reload_check(ctx))),
+                Ok(CfgCall::TryShutdown { flags }) => {
+                    let error = match ctx.shutdown {
+                        Some(stop) => {
+                            let msg = format!(
+                                "shutdown requested (flags {flags}) by cfg client pid {}",
+                                l.conn.pid
+                            );
+                            log_warn(logger, &msg);
+                            stop.store(true, Ordering::SeqCst);
+                            cs::OK
+                        }
+                        None => cs::ERR_NOT_SUPPORTED,
+                    };
+                    Some(cfg::shutdown_reply(error))
+                }
                 Ok(call) => Some(cfg::reply(call, node.node_id(), ctx.node_addrs, |n| {
                     node_status(ctx, n)
                 })),
