@@ -291,6 +291,59 @@ fn corosync_command_line_on_the_rigs_config_serves_cfgtool_and_quorumtool() {
     );
     assert_eq!(code, 0, "{out}");
     assert_eq!(out.trim(), "totem.cluster_name (str) = cpgbench");
+    // corosync-cfgtool -R: the file as the node runs it reloads (nothing to
+    // do); a changed file is refused (Phalanx applies changes on a restart),
+    // an unparsable one is CS_ERR_INVALID_PARAM as in Corosync.
+    let conf2_path = dir.path.join("n2/corosync.conf");
+    let conf2 = std::fs::read_to_string(&conf2_path).unwrap();
+    let reload = || run_in(n2, "corosync-cfgtool", &["-R"], Duration::from_secs(10));
+    let (code, out) = reload();
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("Reloading corosync.conf...\nDone"), "{out}");
+    std::fs::write(&conf2_path, conf2.replace("cpgbench", "renamed")).unwrap();
+    let (code, out) = reload();
+    assert!(code != 0 && out.contains("CS_ERR_NOT_SUPPORTED"), "{out}");
+    std::fs::write(&conf2_path, conf2.replace("totem {", "totem {{")).unwrap();
+    let (code, out) = reload();
+    assert!(code != 0 && out.contains("CS_ERR_INVALID_PARAM"), "{out}");
+    std::fs::write(&conf2_path, &conf2).unwrap();
+    let (code, out) = reload();
+    assert_eq!(code, 0, "{out}");
+    // Runtime keys as Corosync publishes them: every member, joined once, with
+    // its address per link; the effective totem timings of the file.
+    let (code, out) = run_in(
+        n2,
+        "corosync-cmapctl",
+        &["runtime."],
+        Duration::from_secs(10),
+    );
+    assert_eq!(code, 0, "{out}");
+    for (i, a) in addrs.iter().enumerate() {
+        let id = i + 1;
+        for line in [
+            format!("runtime.members.{id}.ip (str) = r(0) ip({a}) "),
+            format!("runtime.members.{id}.join_count (u32) = 1"),
+            format!("runtime.members.{id}.status (str) = joined"),
+            format!("runtime.members.{id}.config_version (u64) = 0"),
+        ] {
+            assert!(out.contains(&line), "{line:?} missing:\n{out}");
+        }
+    }
+    let cfg2 = phalanx::config::from_corosync_str(&conf2, "corosync.conf")
+        .unwrap()
+        .config;
+    let token = cfg2.totem_config(2).unwrap().token_timeout.as_millis();
+    let (code, out) = run_in(
+        n2,
+        "corosync-cmapctl",
+        &["-g", "runtime.config.totem.token"],
+        Duration::from_secs(10),
+    );
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        out.trim(),
+        format!("runtime.config.totem.token (u32) = {token}")
+    );
 
     // corosync-cfgtool -s: local node, transport, link 0 with this node's
     // address, the others connected (link state comes from the link monitor's
@@ -399,6 +452,11 @@ fn corosync_command_line_on_the_rigs_config_serves_cfgtool_and_quorumtool() {
             .filter(|n| n.starts_with(&format!("qb-{pid}-")))
             .collect()
     };
+    // `corosync-cmapctl -T runtime.members.` (prefix) on node 2 watches node 3
+    // leave and come back; `-t runtime.members.3.join_count` (one key) sees
+    // only the rejoin.
+    let tracker = Tracker::start(n2, &["-T", "runtime.members."]);
+    let key_tracker = Tracker::start(n2, &["-t", "runtime.members.3.join_count"]);
     let mut monitor = in_ns(&net.nodes[2], "corosync-quorumtool", None)
         .arg("-m")
         .stdin(Stdio::null())
@@ -443,7 +501,124 @@ fn corosync_command_line_on_the_rigs_config_serves_cfgtool_and_quorumtool() {
         !out.contains("nodeid: 3 reachable"),
         "node 3 left the ring:\n{out}"
     );
+    tracker.wait_for("modify> runtime.members.3.status (str) = left");
+    // Node 3 starts again: its second join.
+    let d3 = dir.path.join("n3");
+    daemons[2] = Daemon::start(&net.nodes[2], &d3, &d3.join("corosync.conf"));
+    tracker.wait_for("modify> runtime.members.3.join_count (u32) = 2");
+    tracker.wait_for("modify> runtime.members.3.status (str) = joined");
+    let out = tracker.quit();
+    assert!(
+        !out.contains("runtime.members.1.") && !out.contains("runtime.members.2."),
+        "nodes 1 and 2 stayed:\n{out}"
+    );
+    key_tracker.wait_for("modify> runtime.members.3.join_count (u32) = 2");
+    let out = key_tracker.quit();
+    assert!(!out.contains(".status"), "only the tracked key:\n{out}");
+
+    wait_until(
+        "n3 serving again, quorate with 3 votes",
+        Duration::from_secs(20),
+        || quorate(&net.nodes[2], 3),
+    );
+    // corosync-cfgtool -H on node 3: it answers, then the daemon stops and
+    // leaves (node 2's tracking would see it; node 1 counts 2 votes).
+    let (code, out) = run_in(
+        &net.nodes[2],
+        "corosync-cfgtool",
+        &["-H"],
+        Duration::from_secs(10),
+    );
+    assert_eq!(code, 0, "{out}");
+    wait_until(
+        "phalanxd on n3 to exit after -H",
+        Duration::from_secs(20),
+        || daemons[2].child.try_wait().unwrap().is_some(),
+    );
+    wait_until(
+        "n1 quorate with 2 votes after -H",
+        Duration::from_secs(20),
+        || quorate(&net.nodes[0], 2),
+    );
     drop(daemons);
+}
+
+/// `corosync-cmapctl -t <key>` / `-T <prefix>` running in a namespace, its output line
+/// buffered (`stdbuf -oL`: printf into a pipe would wait for exit) and
+/// collected by a reader thread.
+struct Tracker {
+    child: Child,
+    out: std::sync::Arc<std::sync::Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Tracker {
+    /// Starts tracking; returns once the tool says its tracking is in place.
+    fn start(ns: &str, what: &[&str]) -> Tracker {
+        use std::io::BufRead;
+        let mut child = in_ns(ns, "stdbuf", None)
+            .args(["-oL", "corosync-cmapctl"])
+            .args(what)
+            // Its stdin stays open: EOF on it ends the tracking.
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("cannot run stdbuf corosync-cmapctl");
+        let out = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let sink = out.clone();
+        let reader = std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                let mut s = sink.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        let t = Tracker {
+            child,
+            out,
+            reader: Some(reader),
+        };
+        // Printed after cmap_track_add succeeded.
+        t.wait_for("Type \"q\" to finish");
+        t
+    }
+
+    fn wait_for(&self, line: &str) {
+        let mut seen = String::new();
+        let found = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < found {
+            seen = self.out.lock().unwrap().clone();
+            if seen.lines().any(|l| l == line) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("corosync-cmapctl -t never printed {line:?}; it printed:\n{seen}");
+    }
+
+    /// Types `q`: the tool ends (exit 0); everything it printed.
+    fn quit(mut self) -> String {
+        use std::io::Write as _;
+        let mut stdin = self.child.stdin.take().unwrap();
+        stdin.write_all(b"q\n").unwrap();
+        drop(stdin);
+        let status = self.child.wait().unwrap();
+        if let Some(r) = self.reader.take() {
+            r.join().unwrap();
+        }
+        let out = self.out.lock().unwrap().clone();
+        assert!(status.success(), "corosync-cmapctl -t: {status}\n{out}");
+        out
+    }
+}
+
+impl Drop for Tracker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 #[test]

@@ -26,6 +26,8 @@ mod control;
 mod human;
 
 use clap::Parser;
+use phalanx::compat::qb::CmapValue;
+use phalanx::compat::qb::cmap_runtime::totem_runtime_keys;
 use phalanx::compat::qb::{
     IpcOptions, IpcServer, keys_from_config, node_addrs_from_config, resolve_group, resolve_user,
 };
@@ -120,6 +122,8 @@ fn run(args: &Args) -> Result<(), String> {
         eprintln!("phalanxd: warning: {w}");
     }
     let mut cfg = loaded.config;
+    // What `corosync-cfgtool -R` compares the file with.
+    let as_loaded = cfg.clone();
     cfg.compat_ipc = serve_ipc(&cfg, as_corosync);
     let me = cfg
         .local_node(args.node_id)
@@ -195,7 +199,10 @@ fn run(args: &Args) -> Result<(), String> {
             uids,
             gids,
             logger,
-            cmap: keys_from_config(&cfg),
+            cmap: cmap_keys(&cfg, me)?,
+            reload: Some((path.clone(), as_loaded)),
+            // corosync-cfgtool -H stops the node as SIGTERM does.
+            shutdown: Some(&STOP),
             node_addrs: node_addrs_from_config(&cfg),
             link_mtu: cfg.totem.netmtu.unwrap_or(1500),
             knet: cfg.transport == config::Transport::Knet,
@@ -222,4 +229,13 @@ fn run(args: &Args) -> Result<(), String> {
     } else {
         human::run(node, ipc, me, args.chat, &STOP)
     }
+}
+
+/// The cmap keys the node starts with: those of the file and the effective
+/// totem timings (`runtime.config.totem.*`).
+fn cmap_keys(cfg: &config::ClusterConfig, me: u32) -> Result<Vec<(String, CmapValue)>, String> {
+    let mut keys = keys_from_config(cfg);
+    let totem = cfg.totem_config(me).map_err(|e| e.to_string())?;
+    keys.extend(totem_runtime_keys(&totem));
+    Ok(keys)
 }

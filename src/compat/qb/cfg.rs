@@ -4,8 +4,11 @@
 //! link), `corosync_cfg_node_status_get` (what `corosync-cfgtool -s` and `-n`
 //! print: reachability and link state per node), and shutdown tracking
 //! (`corosync_cfg_trackstart` / `trackstop`, accepted: this node never asks its
-//! clients about a shutdown, it leaves on SIGTERM) and `reopen_log_files`
-//! (nothing to reopen). Everything else is answered `CS_ERR_NOT_SUPPORTED`.
+//! clients about a shutdown, it leaves on SIGTERM or `corosync_cfg_try_shutdown`,
+//! [`shutdown_reply`]) and `reopen_log_files`
+//! (nothing to reopen). `corosync_cfg_reload_config` (`corosync-cfgtool -R`) is
+//! answered by the server ([`reload_reply`]). Everything else is answered
+//! `CS_ERR_NOT_SUPPORTED`.
 //!
 //! `res_lib_cfg_get_node_addrs`: family `i32` @24 (`AF_INET` / `AF_INET6`),
 //! count `u32` @28, then the raw addresses in 16-byte slots @32.
@@ -22,18 +25,22 @@ use super::wire::{IpcError, RESPONSE_HEADER_LEN, Request, put_u32, response};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+const REQ_TRY_SHUTDOWN: i32 = 3;
 const REQ_REPLY_TO_SHUTDOWN: i32 = 4;
 const REQ_GET_NODE_ADDRS: i32 = 5;
 const REQ_LOCAL_GET: i32 = 6;
+const REQ_RELOAD_CONFIG: i32 = 7;
 const REQ_REOPEN_LOG_FILES: i32 = 8;
 const REQ_NODE_STATUS_GET: i32 = 9;
 const REQ_TRACK_START: i32 = 10;
 const REQ_TRACK_STOP: i32 = 11;
 const RES_TRACK_START: i32 = 2;
 const RES_TRACK_STOP: i32 = 3;
+const RES_TRY_SHUTDOWN: i32 = 9;
 const RES_GET_NODE_ADDRS: i32 = 11;
 const RES_LOCAL_GET: i32 = 12;
 const RES_REPLY_TO_SHUTDOWN: i32 = 13;
+const RES_RELOAD_CONFIG: i32 = 14;
 const RES_REOPEN_LOG_FILES: i32 = 15;
 const RES_NODE_STATUS_GET: i32 = 16;
 
@@ -102,6 +109,13 @@ pub enum CfgCall {
     ReplyToShutdown,
     /// Reopen log files (the node keeps none open).
     ReopenLogFiles,
+    /// Re-read the configuration file (`corosync_cfg_reload_config`).
+    ReloadConfig,
+    /// Shut the node down (`corosync_cfg_try_shutdown`, `corosync-cfgtool -H`).
+    TryShutdown {
+        /// `CFG_SHUTDOWN_FLAG_REQUEST` 0, `REGARDLESS` 1, `IMMEDIATE` 2.
+        flags: u32,
+    },
     /// Anything else (not offered).
     Other(i32),
 }
@@ -120,9 +134,30 @@ impl CfgCall {
             REQ_TRACK_STOP => CfgCall::TrackStop,
             REQ_REPLY_TO_SHUTDOWN => CfgCall::ReplyToShutdown,
             REQ_REOPEN_LOG_FILES => CfgCall::ReopenLogFiles,
+            REQ_RELOAD_CONFIG => CfgCall::ReloadConfig,
+            REQ_TRY_SHUTDOWN => CfgCall::TryShutdown {
+                flags: r.u32_at(16)?,
+            },
             id => CfgCall::Other(id),
         })
     }
+}
+
+/// The reply to a reload: `error` is `CS_OK` when the file reads as the
+/// configuration the node runs (Corosync's answer when nothing changed),
+/// `CS_ERR_INVALID_PARAM` when it does not parse (as Corosync), and
+/// `CS_ERR_NOT_SUPPORTED` when it changed (Phalanx applies changes only on a
+/// restart).
+pub fn reload_reply(error: i32) -> Vec<u8> {
+    response(RES_RELOAD_CONFIG, error, RESPONSE_HEADER_LEN)
+}
+
+/// The reply to a shutdown request: `CS_OK` when the node is stopping (no
+/// client is asked first: the node has no shutdown callback, as a Corosync
+/// without cfg trackers), `CS_ERR_NOT_SUPPORTED` when the server was given no
+/// way to stop it.
+pub fn shutdown_reply(error: i32) -> Vec<u8> {
+    response(RES_TRY_SHUTDOWN, error, RESPONSE_HEADER_LEN)
 }
 
 /// The reply to `call` on node `local`, whose configuration gives `addrs`;
@@ -181,6 +216,8 @@ pub fn reply(
             put_u32(&mut out, 24, local);
             out
         }
+        CfgCall::ReloadConfig => reload_reply(cs::ERR_NOT_SUPPORTED),
+        CfgCall::TryShutdown { .. } => shutdown_reply(cs::ERR_NOT_SUPPORTED),
         CfgCall::Other(id) => response(id, cs::ERR_NOT_SUPPORTED, RESPONSE_HEADER_LEN),
     }
 }

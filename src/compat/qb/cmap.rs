@@ -1,11 +1,12 @@
 //! A read-only cmap: the keys the Corosync tools read (`quorum.provider`,
 //! `totem.cluster_name`, `totem.transport`, `nodelist.node.<n>.{nodeid,name,ring0_addr}`,
-//! `runtime.votequorum.this_node_id`), answering `cmap_get` and the
-//! `cmap_iter_*` calls. The one writable part is `uidgid.*`: Pacemaker's
+//! `runtime.votequorum.this_node_id`, and the runtime keys of
+//! [`cmap_runtime`](super::cmap_runtime)), answering `cmap_get`, the
+//! `cmap_iter_*` calls and key tracking ([`cmap_track`](super::cmap_track)). The one writable part is `uidgid.*`: Pacemaker's
 //! `pacemakerd` sets `uidgid.gid.<haclient gid> = 1` (u8) so that its daemons,
 //! which drop root's group, may connect, and Corosync's IPC admits a client whose
 //! `uidgid.uid.<uid>` or `uidgid.gid.<gid>` is 1 ([`CmapSession::admits`]). Other writes are
-//! refused with `CS_ERR_ACCESS`; tracking and the stats map are not offered.
+//! refused with `CS_ERR_ACCESS`; the stats map is not offered.
 //! Decoding and encoding are pure.
 //!
 //! Layouts: a key (`mar_name_t`) is a `u16` length at +0 and 256 bytes at +8
@@ -13,6 +14,7 @@
 //! `res_lib_cmap_get`: value_len u64 @24, type u8 @32, value @40, sized
 //! 40 + the *requested* value_len (the client's buffer is exactly that).
 
+use super::cmap_track::{CmapChange, Tracks};
 use super::cs;
 use super::wire::{IpcError, RESPONSE_HEADER_LEN, Request, put_u32, put_u64, response};
 use crate::config::{ClusterConfig, NodeAddr};
@@ -60,7 +62,23 @@ pub enum CmapValue {
 }
 
 impl CmapValue {
-    fn type_code(&self) -> u8 {
+    /// A `CMAP_VALUETYPE_UINT8` value.
+    pub fn u8(v: u8) -> CmapValue {
+        CmapValue::Raw {
+            code: 2,
+            bytes: vec![v],
+        }
+    }
+
+    /// A `CMAP_VALUETYPE_UINT64` value.
+    pub fn u64(v: u64) -> CmapValue {
+        CmapValue::Raw {
+            code: 8,
+            bytes: v.to_ne_bytes().to_vec(),
+        }
+    }
+
+    pub(super) fn type_code(&self) -> u8 {
         match self {
             CmapValue::U32(_) => 6,
             CmapValue::Str(_) => 11,
@@ -68,7 +86,7 @@ impl CmapValue {
         }
     }
 
-    fn bytes(&self) -> Vec<u8> {
+    pub(super) fn bytes(&self) -> Vec<u8> {
         match self {
             CmapValue::U32(v) => v.to_ne_bytes().to_vec(),
             CmapValue::Str(s) => {
@@ -186,8 +204,20 @@ pub enum CmapCall {
     },
     /// Any other write (`cmap_inc` / `cmap_dec`): refused.
     Write(i32),
-    /// Key tracking (not offered).
-    Track(i32),
+    /// `cmap_track_add`.
+    TrackAdd {
+        /// The key, or the prefix with `CMAP_TRACK_PREFIX`.
+        key: String,
+        /// `CMAP_TRACK_*` bits.
+        flags: i32,
+        /// The client's handle for the tracking, echoed in notifications.
+        inst: u64,
+    },
+    /// `cmap_track_delete`.
+    TrackDelete {
+        /// The handle `cmap_track_add` answered.
+        handle: u64,
+    },
 }
 
 fn key_at(r: &Request<'_>, offset: usize) -> Result<String, IpcError> {
@@ -247,7 +277,17 @@ impl CmapCall {
                 }
             }
             id @ req::ADJUST_INT => CmapCall::Write(id),
-            id @ (req::TRACK_ADD | req::TRACK_DELETE) => CmapCall::Track(id),
+            req::TRACK_ADD => {
+                r.require(296)?;
+                CmapCall::TrackAdd {
+                    key: key_at(r, 16)?,
+                    flags: r.u32_at(280)? as i32,
+                    inst: r.u64_at(288)?,
+                }
+            }
+            req::TRACK_DELETE => CmapCall::TrackDelete {
+                handle: r.u64_at(16)?,
+            },
             id => return Err(IpcError::UnknownRequest(id)),
         })
     }
@@ -263,40 +303,42 @@ fn valid_key(key: &str) -> bool {
 }
 
 /// The reply to a write of `key`: stores (or with `value` `None`, deletes) it
-/// when it may be written.
+/// when it may be written; what changed goes to `changes`.
 fn write(
     map: &mut BTreeMap<String, CmapValue>,
     id: i32,
     key: String,
     value: Option<CmapValue>,
+    changes: &mut Vec<CmapChange>,
 ) -> Vec<u8> {
     let error = if !valid_key(&key) {
         cs::ERR_INVALID_PARAM
     } else if !key.starts_with(WRITABLE_PREFIX) {
         cs::ERR_ACCESS
     } else {
+        let written = || {
+            map.keys()
+                .filter(|k| k.starts_with(WRITABLE_PREFIX))
+                .count()
+        };
         match value {
-            None if map.remove(&key).is_some() => cs::OK,
-            None => cs::ERR_NOT_EXIST,
-            Some(v) => {
-                let written = map.keys().filter(|k| k.starts_with(WRITABLE_PREFIX));
-                if !map.contains_key(&key) && written.count() >= MAX_WRITTEN {
-                    cs::ERR_NO_RESOURCES
-                } else {
-                    map.insert(key, v);
-                    cs::OK
-                }
+            None if !map.contains_key(&key) => cs::ERR_NOT_EXIST,
+            Some(_) if !map.contains_key(&key) && written() >= MAX_WRITTEN => cs::ERR_NO_RESOURCES,
+            value => {
+                changes.extend(CmapChange::apply(map, &key, value));
+                cs::OK
             }
         }
     };
     response(id, error, RESPONSE_HEADER_LEN)
 }
 
-/// One cmap connection: its listings.
+/// One cmap connection: its listings and trackings.
 #[derive(Debug, Default)]
 pub struct CmapSession {
     iterations: BTreeMap<u64, VecDeque<String>>,
     next_iteration: u64,
+    tracks: Tracks,
 }
 
 impl CmapSession {
@@ -307,16 +349,29 @@ impl CmapSession {
         one(format!("uidgid.uid.{uid}")) || one(format!("uidgid.gid.{gid}"))
     }
 
-    /// Answers `call` from `map` (which `cmap_set` / `cmap_delete` change).
-    pub fn handle(&mut self, map: &mut BTreeMap<String, CmapValue>, call: CmapCall) -> Vec<u8> {
+    /// The notification callbacks `change` owes this connection.
+    pub fn notifications(&self, change: &CmapChange) -> Vec<Vec<u8>> {
+        self.tracks.notifications(change)
+    }
+
+    /// Answers `call` from `map` (which `cmap_set` / `cmap_delete` change; the
+    /// changes, which every connection's trackings should hear of, go to
+    /// `changes`).
+    pub fn handle_call(
+        &mut self,
+        map: &mut BTreeMap<String, CmapValue>,
+        call: CmapCall,
+        changes: &mut Vec<CmapChange>,
+    ) -> Vec<u8> {
         match call {
             CmapCall::Set { key, code, value } => write(
                 map,
                 req::SET,
                 key,
                 Some(CmapValue::Raw { code, bytes: value }),
+                changes,
             ),
-            CmapCall::Delete { key } => write(map, req::DELETE, key, None),
+            CmapCall::Delete { key } => write(map, req::DELETE, key, None, changes),
             CmapCall::Get { key, room } => get_reply(map.get(&key), room),
             CmapCall::IterInit { prefix } => {
                 let mut out = response(req::ITER_INIT, cs::OK, 32);
@@ -370,7 +425,22 @@ impl CmapSession {
                 response(10, e, RESPONSE_HEADER_LEN)
             }
             CmapCall::Write(id) => response(id, cs::ERR_ACCESS, RESPONSE_HEADER_LEN),
-            CmapCall::Track(id) => response(id, cs::ERR_NOT_SUPPORTED, 32),
+            CmapCall::TrackAdd { key, flags, inst } => {
+                let mut out = response(req::TRACK_ADD, cs::OK, 32);
+                match self.tracks.add(key, flags, inst) {
+                    Ok(handle) => put_u64(&mut out, 24, handle),
+                    Err(e) => put_u32(&mut out, 16, e as u32),
+                }
+                out
+            }
+            CmapCall::TrackDelete { handle } => {
+                let mut out = response(req::TRACK_DELETE, cs::OK, 32);
+                match self.tracks.delete(handle) {
+                    Some(inst) => put_u64(&mut out, 24, inst),
+                    None => put_u32(&mut out, 16, cs::ERR_BAD_HANDLE as u32),
+                }
+                out
+            }
         }
     }
 }
@@ -402,6 +472,13 @@ fn get_reply(value: Option<&CmapValue>, room: u64) -> Vec<u8> {
 mod tests {
     use super::super::wire::decode_request;
     use super::*;
+
+    impl CmapSession {
+        /// `handle_call`, the changes dropped.
+        fn handle(&mut self, map: &mut BTreeMap<String, CmapValue>, call: CmapCall) -> Vec<u8> {
+            self.handle_call(map, call, &mut Vec::new())
+        }
+    }
 
     fn get_request(key: &str, room: u64) -> Vec<u8> {
         let mut b = vec![0u8; 288];

@@ -25,7 +25,7 @@
 //! (or the client is dropped), a corrupted or truncated ring drops its client,
 //! every connection's callback queue is bounded (a client that stops reading is
 //! disconnected), handshakes that stall are dropped.
-//! What it does not do: cmap writes and tracking, the partial (> 1 MiB)
+//! What it does not do: cmap writes (but `uidgid.*`), the partial (> 1 MiB)
 //! multicast, zero-copy buffers.
 //!
 //! Not run here: it binds the abstract names Corosync clients look for in the
@@ -44,6 +44,8 @@
 
 pub mod cfg;
 pub mod cmap;
+pub mod cmap_runtime;
+pub mod cmap_track;
 mod conn;
 mod cpg;
 pub mod cpg_wire;

@@ -3,6 +3,8 @@
 
 use super::cfg::{self, CfgCall};
 use super::cmap::{CmapCall, CmapSession, CmapValue};
+use super::cmap_runtime::{MemberKeys, votequorum_keys};
+use super::cmap_track::CmapChange;
 use super::conn::{Channels, Conn, Gone, QueueLimits};
 use super::cpg::{CpgSession, Handled};
 use super::cpg_wire::CpgCall;
@@ -74,6 +76,12 @@ pub struct IpcOptions {
     pub node_addrs: BTreeMap<u32, Vec<IpAddr>>,
     /// The MTU `corosync_cfg_node_status_get` reports for every link.
     pub link_mtu: u32,
+    /// The configuration file and the configuration the node runs, for
+    /// `corosync-cfgtool -R` (none: reloads are refused).
+    pub reload: Option<(PathBuf, crate::config::ClusterConfig)>,
+    /// Set by `corosync-cfgtool -H` (`corosync_cfg_try_shutdown`): the daemon's
+    /// stop flag (none: shutdown requests are refused).
+    pub shutdown: Option<&'static AtomicBool>,
     /// Link status as Corosync reports it for knet (a link's two ends: this
     /// node's address and the other's) rather than for udpu/udp (only the
     /// other node's address); `corosync-cfgtool` prints what it gets.
@@ -106,6 +114,8 @@ impl Default for IpcOptions {
             node_addrs: BTreeMap::new(),
             link_mtu: 1500,
             knet: true,
+            reload: None,
+            shutdown: None,
         }
     }
 }
@@ -195,6 +205,8 @@ impl IpcServer {
             buf: Vec::new(),
             cmap: BTreeMap::new(),
             more: BTreeSet::new(),
+            member_keys: MemberKeys::default(),
+            ring: None,
         };
         server.cmap = server.options.cmap.iter().cloned().collect();
         server.cmap.insert(
@@ -272,6 +284,10 @@ struct Server {
     cmap: BTreeMap<String, CmapValue>,
     /// Connections with requests left unread after their turn.
     more: BTreeSet<u64>,
+    /// What the `runtime.members.*` keys say.
+    member_keys: MemberKeys,
+    /// The ring the `runtime.members.*` keys were last brought up to date for.
+    ring: Option<phalanx_totem::RingId>,
 }
 
 /// What request handling reads besides the connection.
@@ -279,9 +295,13 @@ struct Ctx<'a> {
     logger: &'a Logger,
     node: &'a NodeHandle,
     cmap: &'a mut BTreeMap<String, CmapValue>,
+    /// cmap changes clients made, for every connection's trackings.
+    changes: &'a mut Vec<CmapChange>,
     node_addrs: &'a BTreeMap<u32, Vec<IpAddr>>,
     link_mtu: u32,
     knet: bool,
+    reload: Option<&'a (PathBuf, crate::config::ClusterConfig)>,
+    shutdown: Option<&'static AtomicBool>,
 }
 
 /// Node `n`'s status as `corosync-cfgtool -s` shows it: reachable when a member
@@ -327,6 +347,31 @@ fn node_status(ctx: &Ctx<'_>, n: u32) -> Option<cfg::NodeStatus> {
         reachable: ctx.node.membership().members.contains(&n),
         links,
     })
+}
+
+/// `corosync-cfgtool -R`: re-reads the file; `CS_OK` when it gives the
+/// configuration the node runs, else why not (logged).
+fn reload_check(ctx: &Ctx<'_>) -> i32 {
+    let Some((path, running)) = ctx.reload else {
+        return cs::ERR_NOT_SUPPORTED;
+    };
+    match crate::config::load(path) {
+        Ok(l) if l.config == *running => cs::OK,
+        Ok(_) => {
+            log_warn(
+                ctx.logger,
+                &format!(
+                    "reload: {} changed; Phalanx applies configuration changes on a restart",
+                    path.display()
+                ),
+            );
+            cs::ERR_NOT_SUPPORTED
+        }
+        Err(e) => {
+            log_warn(ctx.logger, &format!("reload: {e}"));
+            cs::ERR_INVALID_PARAM
+        }
+    }
 }
 
 fn token(id: u64, kind: usize) -> Token {
@@ -375,6 +420,7 @@ impl Server {
             while let Ok(change) = self.quorum.try_recv() {
                 self.quorum_change(&change);
             }
+            self.runtime_keys();
             self.tick();
         }
         let ids: Vec<u64> = self.conns.keys().copied().collect();
@@ -736,7 +782,51 @@ impl Server {
         });
     }
 
+    /// Brings `runtime.members.*` up to date when the ring changed (looked at
+    /// every round: at most a poll timeout late) and tells the trackers.
+    fn runtime_keys(&mut self) {
+        let m = self.node.membership();
+        if self.ring == Some(m.ring) {
+            return;
+        }
+        self.ring = Some(m.ring);
+        let changes = self
+            .member_keys
+            .update(&mut self.cmap, &m.members, &self.options.node_addrs);
+        self.notify(&changes);
+    }
+
+    /// Sends every cmap connection the notifications `changes` owe it.
+    fn notify(&mut self, changes: &[CmapChange]) {
+        if changes.is_empty() {
+            return;
+        }
+        let ids: Vec<u64> = self
+            .conns
+            .iter()
+            .filter(|(_, l)| matches!(l.session, Session::Cmap(_)))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            self.with_conn(id, |_, l| {
+                let Session::Cmap(c) = &l.session else {
+                    return Ok(());
+                };
+                for change in changes {
+                    for e in c.notifications(change) {
+                        l.conn.push_event(e)?;
+                    }
+                }
+                Ok(())
+            });
+        }
+    }
+
     fn quorum_change(&mut self, change: &QuorumChange) {
+        if let Some(info) = self.node.quorum().info() {
+            let changes = votequorum_keys(&mut self.cmap, &info.cluster);
+            self.notify(&changes);
+        }
         let s = QuorumState::from_change(change);
         let ids: Vec<u64> = self.conns.keys().copied().collect();
         for id in ids {
@@ -757,6 +847,7 @@ impl Server {
     /// Reads and answers the requests waiting on connection `id`.
     fn requests(&mut self, id: u64) {
         let mut buf = std::mem::take(&mut self.buf);
+        let mut changes = Vec::new();
         let mut budget = REQUESTS_PER_TURN;
         while let Some(l) = self.conns.get_mut(&id) {
             if l.conn.is_held() {
@@ -784,9 +875,12 @@ impl Server {
                 logger: &self.options.logger,
                 node: &self.node,
                 cmap: &mut self.cmap,
+                changes: &mut changes,
                 node_addrs: &self.options.node_addrs,
                 link_mtu: self.options.link_mtu,
                 knet: self.options.knet,
+                reload: self.options.reload.as_ref(),
+                shutdown: self.options.shutdown,
             };
             let outcome = Self::dispatch(&mut ctx, l, &buf[..n]);
             if let Err(g) = outcome {
@@ -795,6 +889,7 @@ impl Server {
             }
         }
         self.buf = buf;
+        self.notify(&changes);
     }
 
     /// Decodes and handles one request of connection `l`.
@@ -829,10 +924,26 @@ impl Server {
             },
             Session::Cmap(c) => match CmapCall::decode(&req) {
                 Err(e) => return Self::invalid(logger, l, &e, false),
-                Ok(call) => Some(c.handle(&mut *ctx.cmap, call)),
+                Ok(call) => Some(c.handle_call(&mut *ctx.cmap, call, ctx.changes)),
             },
             Session::Cfg => match CfgCall::decode(&req) {
                 Err(e) => return Self::invalid(logger, l, &e, false),
+                Ok(CfgCall::ReloadConfig) => Some(cfg::reload_reply(reload_check(ctx))),
+                Ok(CfgCall::TryShutdown { flags }) => {
+                    let error = match ctx.shutdown {
+                        Some(stop) => {
+                            let msg = format!(
+                                "shutdown requested (flags {flags}) by cfg client pid {}",
+                                l.conn.pid
+                            );
+                            log_warn(logger, &msg);
+                            stop.store(true, Ordering::SeqCst);
+                            cs::OK
+                        }
+                        None => cs::ERR_NOT_SUPPORTED,
+                    };
+                    Some(cfg::shutdown_reply(error))
+                }
                 Ok(call) => Some(cfg::reply(call, node.node_id(), ctx.node_addrs, |n| {
                     node_status(ctx, n)
                 })),
