@@ -131,6 +131,35 @@ fn create_file(path: &Path, len: usize, owner: Option<(u32, u32)>) -> io::Result
     Ok(f.into())
 }
 
+/// The data file `fd` of `len` bytes mapped twice, back to back, in one `2 * len`
+/// reservation: a chunk that runs past the end of the ring reads on contiguously
+/// into the start (libqb's layout).
+fn map_twice(fd: &OwnedFd, len: usize) -> io::Result<Mapping> {
+    // SAFETY: an anonymous PROT_NONE reservation; no memory is touched.
+    let reserved = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            2 * len,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if reserved == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    // Owned from here: dropped (unmapped) on the error paths below.
+    let data = Mapping {
+        addr: reserved.cast(),
+        len: 2 * len,
+    };
+    map_shared(fd, len, Some(data.addr))?;
+    // SAFETY: `len` is within the 2 * len reservation.
+    map_shared(fd, len, Some(unsafe { data.addr.add(len) }))?;
+    Ok(data)
+}
+
 fn map_shared(fd: &OwnedFd, len: usize, at: Option<*mut u8>) -> io::Result<*mut u8> {
     let (hint, flags) = match at {
         Some(a) => (a.cast(), libc::MAP_SHARED | libc::MAP_FIXED),
@@ -181,28 +210,7 @@ impl Ring {
             addr: map_shared(&hfd, HEADER_LEN, None)?,
             len: HEADER_LEN,
         };
-        // Reserve twice the data size, then map the file into both halves.
-        // SAFETY: an anonymous PROT_NONE reservation; no memory is touched.
-        let reserved = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                2 * len,
-                libc::PROT_NONE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if reserved == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let data = Mapping {
-            addr: reserved.cast(),
-            len: 2 * len,
-        };
-        map_shared(&dfd, len, Some(data.addr))?;
-        // SAFETY: `len` is within the 2 * len reservation.
-        map_shared(&dfd, len, Some(unsafe { data.addr.add(len) }))?;
+        let data = map_twice(&dfd, len)?;
         let guards = vec![
             sigbus::register(header.addr, header.len)?,
             sigbus::register(data.addr, data.len)?,
@@ -478,24 +486,7 @@ mod tests {
             addr: map_shared(&hfd, HEADER_LEN, None).unwrap(),
             len: HEADER_LEN,
         };
-        // SAFETY: test-only reservation, as in `Ring::create`.
-        let reserved = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                2 * len,
-                libc::PROT_NONE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        let data = Mapping {
-            addr: reserved.cast(),
-            len: 2 * len,
-        };
-        map_shared(&dfd, len, Some(data.addr)).unwrap();
-        // SAFETY: within the reservation.
-        map_shared(&dfd, len, Some(unsafe { data.addr.add(len) })).unwrap();
+        let data = map_twice(&dfd, len).unwrap();
         Ring {
             guards: Vec::new(),
             header,
