@@ -262,6 +262,9 @@ impl ShmClient {
             match (&self.setup).read(&mut b) {
                 Ok(0) => return true,
                 Ok(_) => {}
+                // The server closed before reading this client's last notification
+                // byte: Linux reports that close as a reset, not an end of file.
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(_) => return false,
             }
