@@ -578,11 +578,10 @@ impl Stack {
         any
     }
 
-    fn route_delivery(&mut self, sender: NodeId, guarantee: Guarantee, data: Vec<u8>) {
+    fn route_delivery(&mut self, sender: NodeId, guarantee: Guarantee, mut data: Bytes) {
         let service = data.first().copied().and_then(ServiceId::from_u8);
-        // `Bytes::from(Vec)` takes the buffer over; `advance` strips the service
+        // The message is a slice of its totem frame; `advance` strips the service
         // byte by moving a pointer.
-        let mut data = Bytes::from(data);
         match service {
             Some(ServiceId::Raw) => {
                 data.advance(1);

@@ -16,6 +16,7 @@
 use crate::NodeId;
 use crate::error::DecodeError;
 use crate::wire::Guarantee;
+use bytes::Bytes;
 use std::collections::{BTreeMap, VecDeque};
 
 const FIRST: u8 = 1;
@@ -157,7 +158,7 @@ pub(crate) struct Reassembly {
 /// What one chunk produced.
 pub(crate) enum Assembled {
     /// A whole message.
-    Message(Vec<u8>),
+    Message(Bytes),
     /// Part of a message; nothing to deliver yet.
     Partial,
     /// A chunk that cannot belong to any message (counted by the caller).
@@ -165,16 +166,20 @@ pub(crate) enum Assembled {
 }
 
 impl Reassembly {
+    /// Takes the next chunk of `sender`'s messages; `frame` is the buffer the
+    /// chunk's data lies in.
     pub(crate) fn push(
         &mut self,
         sender: NodeId,
+        frame: &Bytes,
         chunk: &Chunk<'_>,
         max_message: usize,
     ) -> Assembled {
         if chunk.first {
             if chunk.last {
-                // The common case: a whole message in one chunk.
-                return Assembled::Message(chunk.data.to_vec());
+                // The common case: a whole message in one chunk, handed out as a
+                // slice of the frame (no allocation or copy per message).
+                return Assembled::Message(frame.slice_ref(chunk.data));
             }
             self.partial.insert(sender, chunk.data.to_vec());
             return Assembled::Partial;
@@ -188,7 +193,9 @@ impl Reassembly {
         }
         buf.extend_from_slice(chunk.data);
         if chunk.last {
-            return Assembled::Message(self.partial.remove(&sender).unwrap_or_default());
+            return Assembled::Message(Bytes::from(
+                self.partial.remove(&sender).unwrap_or_default(),
+            ));
         }
         Assembled::Partial
     }
@@ -211,9 +218,10 @@ mod tests {
         let mut frame = Vec::new();
         while q.pack(max, &mut frame).is_some() {
             assert!(frame.len() <= max);
-            for c in chunks(&frame).unwrap() {
-                if let Assembled::Message(m) = r.push(1, &c, 1 << 20) {
-                    got.push(m);
+            let shared = Bytes::copy_from_slice(&frame);
+            for c in chunks(&shared).unwrap() {
+                if let Assembled::Message(m) = r.push(1, &shared, &c, 1 << 20) {
+                    got.push(m.to_vec());
                 }
             }
         }
@@ -256,6 +264,9 @@ mod tests {
             last: true,
             data: b"x",
         };
-        assert!(matches!(r.push(3, &c, 100), Assembled::Orphan));
+        assert!(matches!(
+            r.push(3, &Bytes::from_static(b"x"), &c, 100),
+            Assembled::Orphan
+        ));
     }
 }

@@ -57,6 +57,9 @@ pub struct Stats {
     pub consensus_timeouts: u64,
     /// Token losses (OPERATIONAL, COMMIT or RECOVERY).
     pub token_losses: u64,
+    /// Token timers found due only because this process was not scheduled for
+    /// over half a token timeout: re-armed once instead of declaring a loss.
+    pub pauses_detected: u64,
     /// Merge-detect probes sent.
     pub merge_detects_tx: u64,
     /// Recovered old-ring frames re-sent in RECOVERY.

@@ -3,6 +3,7 @@
 
 use crate::NodeId;
 use crate::wire::{Encapsulated, Guarantee};
+use bytes::Bytes;
 use std::collections::VecDeque;
 
 /// One ordered frame as stored.
@@ -12,7 +13,9 @@ pub(crate) struct Stored {
     pub(crate) guarantee: Guarantee,
     /// Set for recovered old-ring frames carried on a new ring.
     pub(crate) encapsulated: Option<Encapsulated>,
-    pub(crate) payload: Vec<u8>,
+    /// Shared with the messages delivered from it: a delivery is a slice of the
+    /// frame, not a copy (see `Delivery::data`).
+    pub(crate) payload: Bytes,
 }
 
 /// Frames by sequence number from `base` up. Sequence numbers start at 1.
@@ -107,7 +110,7 @@ mod tests {
             sender: 1,
             guarantee: Guarantee::Agreed,
             encapsulated: None,
-            payload: vec![],
+            payload: Bytes::new(),
         }
     }
 

@@ -18,6 +18,7 @@ use crate::stats::Stats;
 use crate::store::{SeqStore, Stored};
 use crate::time::Time;
 use crate::wire::{self, Guarantee, Message, RingId, Token};
+use bytes::Bytes;
 use phalanx_logsys::{Logger, record};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -91,8 +92,11 @@ pub struct Delivery {
     pub sender: NodeId,
     /// The guarantee it was sent with.
     pub guarantee: Guarantee,
-    /// The message.
-    pub data: Vec<u8>,
+    /// The message: a slice of the frame it came in (cloning and slicing are a
+    /// reference count, no copy); a message that was split over several frames is
+    /// its own buffer. Holding it keeps its frame's memory (at most `max_frame`
+    /// bytes) alive.
+    pub data: Bytes,
 }
 
 /// Something the application or driver must act on.
@@ -533,6 +537,24 @@ impl Totem {
                 self.timers.token_retransmit = Some(now + self.cfg.token_retransmit);
             }
         }
+        if due(self.timers.token_loss) && self.paused_past(now) {
+            // This process was not scheduled for over half a token timeout (a
+            // stalled driver, a starved VM): the token may be waiting unread and
+            // the others may never have noticed. Give it one more token timeout
+            // instead of declaring everyone else gone (Corosync's pause detection).
+            self.stats.pauses_detected += 1;
+            record!(
+                self.log,
+                now.as_nanos(),
+                self.me,
+                Warn,
+                "totem",
+                "process pause detected ({} ms late): token timer re-armed",
+                now.saturating_since(self.timers.token_loss.unwrap_or(now))
+                    .as_millis() as u64
+            );
+            self.timers.token_loss = Some(now + self.cfg.token_timeout);
+        }
         if due(self.timers.token_loss) {
             self.timers.token_loss = None;
             self.stats.token_losses += 1;
@@ -561,6 +583,16 @@ impl Totem {
                 self.timers.merge_detect = Some(now + self.cfg.merge_interval);
             }
         }
+    }
+
+    /// Whether this call comes so long after the token timer was due (more than
+    /// half a token timeout) that the process itself must have been paused: the
+    /// driver calls as soon as a timer is due, so a late call is the caller's
+    /// stall, not the ring's silence.
+    fn paused_past(&self, now: Time) -> bool {
+        self.timers
+            .token_loss
+            .is_some_and(|t| now.saturating_since(t) > self.cfg.token_timeout / 2)
     }
 
     /// The next datagram to send.
@@ -612,9 +644,13 @@ impl Totem {
             self.receive_on_active(from, m);
         } else if m.ring == self.ring.id {
             // A late old-ring frame during a membership change: worth keeping for
-            // recovery.
+            // recovery while this node can still pass it on — until it enters
+            // RECOVERY, whose re-sends are fixed on entry from its store. One kept
+            // after that would be held (and delivered in the transitional
+            // configuration) by this node alone: found by the simulator (seed 236)
+            // once a paused node kept its ring and sent on it after resuming.
             let window = token_limits::MAX_OUTSTANDING + u64::from(self.cfg.window_size);
-            if self.state != State::Operational
+            if matches!(self.state, State::Gather | State::Commit)
                 && m.seq != 0
                 && m.seq <= self.ring.my_aru + 2 * window
                 && self.ring.store.insert(
@@ -623,7 +659,7 @@ impl Totem {
                         sender: from,
                         guarantee: m.guarantee,
                         encapsulated: None,
-                        payload: m.payload,
+                        payload: Bytes::from(m.payload),
                     },
                 )
             {
@@ -651,7 +687,7 @@ impl Totem {
             sender: from,
             guarantee: m.guarantee,
             encapsulated: m.encapsulated,
-            payload: m.payload,
+            payload: Bytes::from(m.payload),
         };
         let payload_for_old = if recovering && encap.as_ref().is_some_and(|e| e.ring == old_ring) {
             Some(stored.payload.clone())
@@ -720,7 +756,7 @@ impl Totem {
     }
 
     /// Hands a frame's messages to the application, reassembling fragments.
-    pub(crate) fn deliver_frame(&mut self, sender: NodeId, guarantee: Guarantee, payload: &[u8]) {
+    pub(crate) fn deliver_frame(&mut self, sender: NodeId, guarantee: Guarantee, payload: &Bytes) {
         DeliverySink {
             reassembly: &mut self.reassembly,
             events: &mut self.events,
@@ -786,13 +822,13 @@ struct DeliverySink<'a> {
 }
 
 impl DeliverySink<'_> {
-    fn deliver(self, sender: NodeId, guarantee: Guarantee, payload: &[u8]) {
+    fn deliver(self, sender: NodeId, guarantee: Guarantee, payload: &Bytes) {
         let Ok(parts) = chunks(payload) else {
             self.stats.frames_malformed += 1;
             return;
         };
         for c in parts {
-            match self.reassembly.push(sender, &c, self.max_message) {
+            match self.reassembly.push(sender, payload, &c, self.max_message) {
                 Assembled::Message(data) => {
                     self.stats.delivered += 1;
                     self.events.push_back(Event::Deliver(Delivery {

@@ -5,6 +5,7 @@ use super::{Destination, State, Totem, Transmit};
 use crate::config::limits;
 use crate::store::Stored;
 use crate::wire::{self, Encapsulated, Guarantee, Message, Token};
+use bytes::Bytes;
 use phalanx_logsys::record;
 
 /// Most frames that may be outstanding (sent but not yet held by every member) on
@@ -346,7 +347,7 @@ impl Totem {
                 sender: me,
                 guarantee,
                 encapsulated: encap,
-                payload: payload.to_vec(),
+                payload: Bytes::copy_from_slice(payload),
             },
         );
         ring.my_aru = ring.store.contiguous_from(ring.my_aru);
