@@ -149,6 +149,11 @@ pub struct RunOptions {
     #[arg(long, value_name = "on|off", value_enum, default_value_t = OnOff::Off,
           hide_possible_values = true)]
     pub batch_io: OnOff,
+    /// Segmentation offload in the nodes' drivers (UDP_SEGMENT sends of a
+    /// peer's frames, UDP_GRO reads); off sends and reads datagram by datagram.
+    #[arg(long, value_name = "on|off", value_enum, default_value_t = OnOff::On,
+          hide_possible_values = true)]
+    pub gso: OnOff,
     /// Each worker prints its driver's counters on stderr at the end.
     #[arg(long, value_name = "on|off", value_enum, default_value_t = OnOff::Off,
           hide_possible_values = true)]

@@ -229,13 +229,14 @@ fn run(a: &RunOptions, rig: Option<&Path>) -> i32 {
     };
     emit(
         &format!(
-            "# phalanx-bench: topology={} batch_io={} nodes={:?} scenarios={:?} sizes={:?} api={:?} crypto={:?} secs={} guarantee={} reps={} max_frame={} wait={} recv_nap_us={} spin_us={} cipher={} load=\"{}\"",
+            "# phalanx-bench: topology={} batch_io={} gso={} nodes={:?} scenarios={:?} sizes={:?} api={:?} crypto={:?} secs={} guarantee={} reps={} max_frame={} wait={} recv_nap_us={} spin_us={} cipher={} load=\"{}\"",
             if netns {
                 format!("netns(veth+bridge,mtu={})", a.mtu)
             } else {
                 "loopback".to_string()
             },
             a.batch_io.on(),
+            a.gso.on(),
             a.nodes,
             a.scenarios.iter().map(|s| s.name()).collect::<Vec<_>>(),
             a.sizes,
@@ -378,6 +379,7 @@ fn run_one(
             stats: a.driver_stats.on(),
             api,
             batch_io: a.batch_io.on(),
+            gso: a.gso.on(),
         };
         let mut cmd = Command::new(&exe);
         // The namespace file stays open until the spawn returns.
@@ -632,6 +634,7 @@ mod tests {
             stats: false,
             api: Api::Cpg,
             batch_io: true,
+            gso: false,
         };
         let argv: Vec<String> = ["phalanx-bench".to_string(), "--worker".to_string()]
             .into_iter()
@@ -687,9 +690,11 @@ mod tests {
                 stats: true,
                 api,
                 batch_io: false,
+                gso: true,
             };
             let back = worker::Spec::from_args(&spec.to_args()).expect("parses");
             assert!(!back.batch_io);
+            assert!(back.gso);
             assert_eq!(back.id, 2);
             assert_eq!(back.addrs, spec.addrs);
             assert_eq!(back.scenario, Scenario::LatN);

@@ -61,11 +61,13 @@ pub struct Spec {
     pub api: Api,
     /// `sendmmsg`/`recvmmsg` in the node's driver (off: one datagram per call).
     pub batch_io: bool,
+    /// Segmentation offload (`UDP_SEGMENT` / `UDP_GRO`) in the node's driver.
+    pub gso: bool,
 }
 
 impl Spec {
     /// How many arguments [`Spec::to_args`] gives.
-    pub const ARGS: usize = 16;
+    pub const ARGS: usize = 17;
 
     /// The worker's command line (after `--worker`).
     pub fn to_args(&self) -> Vec<String> {
@@ -86,6 +88,7 @@ impl Spec {
             (self.stats as u8).to_string(),
             self.api.name().to_string(),
             (self.batch_io as u8).to_string(),
+            (self.gso as u8).to_string(),
         ]
     }
 
@@ -110,6 +113,7 @@ impl Spec {
             stats: a[13] == "1",
             api: Api::parse(&a[14])?,
             batch_io: a[15] == "1",
+            gso: a[16] == "1",
         })
     }
 }
@@ -476,6 +480,7 @@ fn node(
     let mut opts = NodeOptions::new(cfg, addrs);
     opts.socket_buffer = SOCKET_BUFFER;
     opts.batch_io = spec.batch_io;
+    opts.segmentation_offload = spec.gso;
     if spec.crypto {
         opts.crypto = Some(CryptoOptions {
             key: (0..64u8).map(|i| i.wrapping_mul(37) ^ 0xa5).collect(),
@@ -751,7 +756,7 @@ fn run<E: Endpoint>(
         } = h.stats();
         let secs = (t_end - t0) as f64 / 1e9;
         eprintln!(
-            "node {} stats: api={} tokens_rx/s={:.0} tokens_tx={} token_retransmits={} mcast_tx={} mcast_rx={} mcast_retransmits={} holds={} hold_cancels={} loops={} tx={} rx={} tx_errors={} max_busy={:?} stalled_on_members={} raw_pending={}",
+            "node {} stats: api={} tokens_rx/s={:.0} tokens_tx={} token_retransmits={} mcast_tx={} mcast_rx={} mcast_retransmits={} holds={} hold_cancels={} loops={} tx={} rx={} tx_errors={} gso_sends={} gro_reads={} max_busy={:?} stalled_on_members={} raw_pending={}",
             spec.id,
             spec.api.name(),
             ts.tokens_rx as f64 / secs,
@@ -766,6 +771,8 @@ fn run<E: Endpoint>(
             ds.transport.tx,
             ds.transport.rx,
             ds.transport.tx_errors,
+            ds.transport.tx_gso_sends,
+            ds.transport.rx_gro_reads,
             ds.max_busy,
             ds.stalled_on_members,
             ds.raw_pending

@@ -194,7 +194,14 @@ impl Driver {
             // A window of frames from every member, twice over.
             (opts.totem.window_size as usize * (opts.totem.max_frame + 64) * 2).max(4 << 20)
         };
-        let mut sockets = Sockets::bind(me, &opts.addrs, &opts.links, buffer, opts.batch_io)?;
+        let mut sockets = Sockets::bind(
+            me,
+            &opts.addrs,
+            &opts.links,
+            buffer,
+            opts.batch_io,
+            opts.segmentation_offload,
+        )?;
         let poll = Poll::new()?;
         sockets.register(poll.registry())?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);

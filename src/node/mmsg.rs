@@ -15,7 +15,7 @@ pub(crate) const BATCH: usize = 16;
 const RECV_BUF: usize = 65_536;
 
 /// A socket address in the kernel's layout.
-fn to_raw(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+pub(crate) fn to_raw(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
     // SAFETY: sockaddr_storage is plain data; all-zero is a valid value.
     let mut storage: libc::sockaddr_storage = unsafe { zeroed() };
     let len = match addr {
@@ -51,7 +51,7 @@ fn to_raw(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
 }
 
 /// A kernel socket address back to a [`SocketAddr`] (`None`: not IP).
-fn from_raw(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
+pub(crate) fn from_raw(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
     match i32::from(storage.ss_family) {
         libc::AF_INET => {
             // SAFETY: the family says the storage holds a sockaddr_in.

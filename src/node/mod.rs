@@ -19,6 +19,7 @@ mod fence_handle;
 mod fence_register;
 mod fencing;
 mod from_config;
+mod gso;
 mod link_options;
 mod mmsg;
 mod options;

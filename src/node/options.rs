@@ -71,6 +71,14 @@ pub struct NodeOptions {
     /// equal within noise, lat1 p50 +6 %; `docs/performance.md`), because one pass
     /// holds few datagrams per link and holding them delays the first.
     pub batch_io: bool,
+    /// Segmentation offload at the kernel boundary (on by default): the frames
+    /// one input produces for one peer go out in one `sendmsg` with
+    /// `UDP_SEGMENT` (equal-sized runs; the wire carries the same datagrams), and
+    /// the sockets read with `UDP_GRO`, so a run arrives in one read. A kernel or
+    /// device that refuses it is detected at the first send and the node goes on
+    /// datagram by datagram (`TransportStats::tx_gso_refused`). Ignored when
+    /// [`batch_io`](Self::batch_io) is on.
+    pub segmentation_offload: bool,
     /// Authenticated encryption of every datagram (`None`: plaintext, for
     /// benchmarks). A node without the key cannot take part.
     pub crypto: Option<CryptoOptions>,
@@ -125,6 +133,7 @@ impl NodeOptions {
             event_capacity: 65_536,
             socket_buffer: 0,
             batch_io: false,
+            segmentation_offload: true,
             crypto: None,
             realtime_priority: None,
             cpg: CpgConfig::default(),
@@ -168,6 +177,12 @@ impl NodeOptions {
     /// Sets [`batch_io`](Self::batch_io).
     pub fn with_batch_io(mut self, on: bool) -> Self {
         self.batch_io = on;
+        self
+    }
+
+    /// Sets [`segmentation_offload`](Self::segmentation_offload).
+    pub fn with_segmentation_offload(mut self, on: bool) -> Self {
+        self.segmentation_offload = on;
         self
     }
 

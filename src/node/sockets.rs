@@ -3,6 +3,7 @@
 //! with the Stack's [`LinkTransmit`]s. Everything above the bytes — attribution,
 //! crypto, ping/pong — is the Stack's link layer.
 
+use super::gso;
 use super::link_options::LinkOptions;
 use super::mmsg::{self, RecvBatch};
 use super::transport::{Transport, TransportStats};
@@ -42,6 +43,14 @@ pub(crate) struct Sockets {
     held: Vec<LinkTransmit>,
     /// Per socket index, what its last `recvmmsg` read.
     batches: Vec<Option<Box<RecvBatch>>>,
+    /// Runs of equal-sized datagrams to one peer go out as one `UDP_SEGMENT`
+    /// send (held until [`Sockets::send_held`]); off after the kernel refused one.
+    gso: bool,
+    /// Sockets (by index) with `UDP_GRO` on: a read may hold several datagrams.
+    gro: u32,
+    /// The rest of the last GRO read: (socket index, sender, segment size, next
+    /// offset in `buf`, end).
+    gro_rest: Option<(usize, SocketAddr, usize, usize, usize)>,
 }
 
 impl Sockets {
@@ -51,9 +60,24 @@ impl Sockets {
         links: &LinkOptions,
         buffer: usize,
         batch_io: bool,
+        offload: bool,
     ) -> io::Result<Sockets> {
         let transport = Transport::bind(me, addrs, links, buffer)?;
         let sockets = 2 * transport.links.len();
+        let mut gro = 0u32;
+        if offload && !batch_io {
+            for (slot, l) in transport.links.iter().enumerate() {
+                // A kernel without UDP_GRO reads datagram by datagram, as before.
+                if gso::enable_gro(l.socket.as_raw_fd()).is_ok() {
+                    gro |= 1 << (2 * slot);
+                }
+                if let Some(g) = &l.group_socket
+                    && gso::enable_gro(g.as_raw_fd()).is_ok()
+                {
+                    gro |= 1 << (2 * slot + 1);
+                }
+            }
+        }
         Ok(Sockets {
             transport,
             buf: vec![0u8; 65_536],
@@ -62,6 +86,9 @@ impl Sockets {
             batch_io,
             held: Vec::new(),
             batches: (0..sockets).map(|_| None).collect(),
+            gso: offload && !batch_io,
+            gro,
+            gro_rest: None,
         })
     }
 
@@ -103,6 +130,9 @@ impl Sockets {
     /// Reads one datagram from socket `idx`; `None` when it is drained.
     pub(crate) fn recv(&mut self, idx: usize) -> io::Result<Option<Datagram<'_>>> {
         let slot = idx / 2;
+        if self.gro & (1 << idx) != 0 {
+            return self.recv_gro(idx);
+        }
         let link = &self.transport.links[slot];
         let sock = if idx % 2 == 0 {
             &link.socket
@@ -169,10 +199,61 @@ impl Sockets {
         }
     }
 
-    /// Sends one datagram the Stack produced — with batching, holds it for
-    /// [`send_held`](Self::send_held), which the driver calls before it waits.
+    /// Reads one datagram from a socket with GRO on: the next piece of the last
+    /// read if it held several, else a new read.
+    fn recv_gro(&mut self, idx: usize) -> io::Result<Option<Datagram<'_>>> {
+        let slot = idx / 2;
+        loop {
+            // The rest of a run goes first, whichever socket it came from (the read
+            // budget may have moved the driver on to another socket): a datagram
+            // names its own link, so nothing is dropped or mixed up.
+            if let Some((i, from, seg, off, end)) = self.gro_rest {
+                let next = (off + seg).min(end);
+                self.gro_rest = (next < end).then_some((i, from, seg, next, end));
+                self.stats.rx += 1;
+                self.stats.rx_bytes += (next - off) as u64;
+                return Ok(Some(Datagram {
+                    link: (i / 2) as u8,
+                    from,
+                    data: &self.buf[off..next],
+                }));
+            }
+            let link = &self.transport.links[slot];
+            let sock = if idx % 2 == 0 {
+                link.socket.as_raw_fd()
+            } else {
+                match &link.group_socket {
+                    Some(g) => g.as_raw_fd(),
+                    None => {
+                        self.ready &= !(1 << idx);
+                        return Ok(None);
+                    }
+                }
+            };
+            let r = match gso::recv(sock, &mut self.buf) {
+                Ok(Some(r)) => r,
+                Ok(None) => {
+                    self.ready &= !(1 << idx);
+                    return Ok(None);
+                }
+                Err(e) if ignorable(&e) => continue,
+                Err(e) => return Err(e),
+            };
+            // A source that is not an IP address cannot be a node: skipped.
+            let Some(from) = r.from else { continue };
+            let seg = r.seg.filter(|s| *s > 0).unwrap_or(r.len.max(1));
+            if r.seg.is_some() {
+                self.stats.rx_gro_reads += 1;
+            }
+            self.gro_rest = Some((idx, from, seg, 0, r.len));
+        }
+    }
+
+    /// Sends one datagram the Stack produced — with batching or segmentation
+    /// offload, holds it for [`send_held`](Self::send_held), which the driver calls
+    /// at the end of every pass over an input.
     pub(crate) fn send(&mut self, t: &LinkTransmit) {
-        if !self.batch_io {
+        if !self.batch_io && !self.gso {
             self.transport
                 .send_addr(usize::from(t.link), t.to, &t.data, &mut self.stats);
             return;
@@ -188,6 +269,9 @@ impl Sockets {
     pub(crate) fn send_held(&mut self) {
         if self.held.is_empty() {
             return;
+        }
+        if self.gso {
+            return self.send_held_segmented();
         }
         let held = std::mem::take(&mut self.held);
         for (slot, link) in self.transport.links.iter().enumerate() {
@@ -221,6 +305,95 @@ impl Sockets {
     }
 }
 
+impl Sockets {
+    /// Sends the held datagrams with segmentation offload: per link and
+    /// destination, in the order the destinations first appear, runs of
+    /// equal-sized datagrams (the last may be shorter) go out in one `sendmsg`.
+    /// Each destination's datagrams keep their order; across destinations the
+    /// order of a pass is not kept (UDP never promised it), except that a
+    /// destination's datagrams all go before the next destination's, so a token
+    /// produced last goes after the frames of the pass to its receiver.
+    fn send_held_segmented(&mut self) {
+        let held = std::mem::take(&mut self.held);
+        let slots = self.transport.links.len();
+        let mut done = vec![false; held.len()];
+        for first in 0..held.len() {
+            if done[first] {
+                continue;
+            }
+            let (slot, to) = (usize::from(held[first].link), held[first].to);
+            let mine: Vec<usize> = (first..held.len())
+                .filter(|&i| !done[i] && usize::from(held[i].link) == slot && held[i].to == to)
+                .collect();
+            for &i in &mine {
+                done[i] = true;
+            }
+            if slot >= slots {
+                self.stats.tx_errors += mine.len() as u64;
+                continue;
+            }
+            let lens: Vec<usize> = mine.iter().map(|&i| held[i].data.len()).collect();
+            for (start, count) in gso::runs(&lens) {
+                let run: Vec<&[u8]> = mine[start..start + count]
+                    .iter()
+                    .map(|&i| &held[i].data[..])
+                    .collect();
+                self.send_run(slot, to, &run);
+            }
+        }
+        self.held = held;
+        self.held.clear();
+    }
+
+    /// One run to one destination: a GSO send, or datagram by datagram when the
+    /// run is one datagram or the kernel refuses GSO (then GSO stays off).
+    fn send_run(&mut self, slot: usize, to: SocketAddr, run: &[&[u8]]) {
+        let link = &self.transport.links[slot];
+        let multicast = link.group == Some(to);
+        // Runs to an IPv6 multicast group were lost (the looped-back copies on one
+        // host never arrived: `tests/transport.rs`, kernel 6.18): datagram by
+        // datagram there. IPv4 groups and unicast peers take runs.
+        let segmentable = !(multicast && to.is_ipv6());
+        if run.len() > 1 && self.gso && segmentable {
+            match gso::send_run(link.socket.as_raw_fd(), &to, run) {
+                Ok(()) => {
+                    self.stats.tx_gso_sends += 1;
+                    for d in run {
+                        self.stats.tx += 1;
+                        self.stats.tx_bytes += d.len() as u64;
+                        self.stats.tx_multicast += u64::from(multicast);
+                    }
+                    return;
+                }
+                // No checksum offload on the device (EIO), a kernel without
+                // UDP_SEGMENT (ENOPROTOOPT/EINVAL): never again on this node.
+                Err(e) if gso_refused(&e) => {
+                    self.gso = false;
+                    self.stats.tx_gso_refused += 1;
+                }
+                // A full socket buffer or an unreachable peer: the run is lost as
+                // its datagrams would be, and the protocol retransmits.
+                Err(_) => {
+                    self.stats.tx_errors += run.len() as u64;
+                    return;
+                }
+            }
+        }
+        for d in run {
+            self.transport.send_addr(slot, to, d, &mut self.stats);
+        }
+    }
+}
+
+/// Errors by which the kernel says it cannot segment (rather than that this
+/// send failed).
+fn gso_refused(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EIO | libc::ENOPROTOOPT | libc::EINVAL | libc::EOPNOTSUPP)
+    )
+}
+
 /// ICMP errors from a peer that is down surface on receive; they are not ours.
 fn ignorable(e: &io::Error) -> bool {
     matches!(
@@ -229,4 +402,96 @@ fn ignorable(e: &io::Error) -> bool {
             | io::ErrorKind::HostUnreachable
             | io::ErrorKind::NetworkUnreachable
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use std::net::UdpSocket;
+
+    fn two_nodes(offload: [bool; 2]) -> (Sockets, Sockets) {
+        // Ports picked by the kernel, then released for the sockets to bind.
+        let addrs: BTreeMap<NodeId, SocketAddr> = (1..=2)
+            .map(|id| {
+                let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+                (id, s.local_addr().unwrap())
+            })
+            .collect();
+        let links = LinkOptions::default();
+        let a = Sockets::bind(1, &addrs, &links, 1 << 20, false, offload[0]).unwrap();
+        let b = Sockets::bind(2, &addrs, &links, 1 << 20, false, offload[1]).unwrap();
+        (a, b)
+    }
+
+    fn frames() -> Vec<Bytes> {
+        // Three full frames, a shorter one, then a token-sized one: two runs.
+        [1400, 1400, 1400, 900, 120]
+            .iter()
+            .enumerate()
+            .map(|(i, len)| Bytes::from(vec![i as u8; *len]))
+            .collect()
+    }
+
+    fn read_all(s: &mut Sockets, want: usize) -> Vec<Vec<u8>> {
+        let mut got = Vec::new();
+        while got.len() < want {
+            match s.recv(0).unwrap() {
+                Some(d) => got.push(d.data.to_vec()),
+                None => {
+                    let fd = s.transport.links[0].socket.as_raw_fd();
+                    assert!(
+                        crate::node::gso::wait_readable(fd, 5_000),
+                        "{} of {want} datagrams arrived",
+                        got.len()
+                    );
+                }
+            }
+        }
+        assert!(s.recv(0).unwrap().is_none(), "more than was sent");
+        got
+    }
+
+    /// A pass's datagrams to one peer go out as GSO runs and arrive as the same
+    /// datagrams, in order — through GRO when the receiver has it, split by the
+    /// kernel when it does not.
+    #[test]
+    fn held_datagrams_go_out_as_runs_and_arrive_unchanged() {
+        for receiver_offload in [true, false] {
+            let (mut a, mut b) = two_nodes([true, receiver_offload]);
+            let to = b.transport.links[0].socket.local_addr().unwrap();
+            for data in frames() {
+                a.send(&LinkTransmit { link: 0, to, data });
+            }
+            assert_eq!(a.stats.tx, 0, "held until the end of the pass");
+            a.send_held();
+            assert_eq!(a.stats.tx, 5);
+            // 1400×3 + 900 in one send; the 120-byte one alone, a plain send.
+            assert_eq!(a.stats.tx_gso_sends, 1);
+            assert_eq!(a.stats.tx_gso_refused, 0);
+            let got = read_all(&mut b, 5);
+            let want: Vec<Vec<u8>> = frames().iter().map(|f| f.to_vec()).collect();
+            assert_eq!(got, want, "receiver offload {receiver_offload}");
+            assert_eq!(b.stats.rx, 5);
+            if receiver_offload {
+                assert!(b.stats.rx_gro_reads >= 1, "{:?}", b.stats);
+            } else {
+                assert_eq!(b.stats.rx_gro_reads, 0);
+            }
+        }
+    }
+
+    /// Without offload every datagram is its own send, at once.
+    #[test]
+    fn without_offload_each_datagram_is_sent_at_once() {
+        let (mut a, mut b) = two_nodes([false, false]);
+        let to = b.transport.links[0].socket.local_addr().unwrap();
+        for data in frames() {
+            a.send(&LinkTransmit { link: 0, to, data });
+        }
+        assert_eq!(a.stats.tx, 5);
+        assert_eq!(a.stats.tx_gso_sends, 0);
+        let want: Vec<Vec<u8>> = frames().iter().map(|f| f.to_vec()).collect();
+        assert_eq!(read_all(&mut b, 5), want);
+    }
 }

@@ -51,6 +51,7 @@ pub(crate) fn flatten(stats: &NodeStats, links: &[PeerLinkStatus]) -> Vec<Stat> 
             operationals,
             consensus_timeouts,
             token_losses,
+            pauses_detected,
             merge_detects_tx,
             recovery_retransmits,
             failed_to_receive,
@@ -66,7 +67,17 @@ pub(crate) fn flatten(stats: &NodeStats, links: &[PeerLinkStatus]) -> Vec<Stat> 
         out,
         "stats.transport",
         tr,
-        [tx, tx_bytes, rx, rx_bytes, tx_errors, tx_multicast]
+        [
+            tx,
+            tx_bytes,
+            rx,
+            rx_bytes,
+            tx_errors,
+            tx_multicast,
+            tx_gso_sends,
+            tx_gso_refused,
+            rx_gro_reads
+        ]
     );
     // Every datagram the node refused, by reason: what an operator looks at to see
     // forged, replayed or misaddressed traffic.

@@ -44,6 +44,14 @@ pub struct TransportStats {
     pub tx_multicast: u64,
     /// Own multicast datagrams looped back, dropped.
     pub rx_own: u64,
+    /// Segmentation-offload sends (`UDP_SEGMENT`), each carrying several of the
+    /// datagrams counted in `tx`.
+    pub tx_gso_sends: u64,
+    /// Times the kernel refused a segmentation-offload send (then the node sends
+    /// datagram by datagram).
+    pub tx_gso_refused: u64,
+    /// Reads that returned several datagrams at once (`UDP_GRO`).
+    pub rx_gro_reads: u64,
 }
 
 fn invalid(msg: String) -> io::Error {
