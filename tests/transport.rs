@@ -155,6 +155,24 @@ fn nodes_with_and_without_segmentation_offload_order_the_same() {
     }
 }
 
+#[test]
+fn drivers_that_spin_before_parking_form_and_order_the_same() {
+    // `spin_before_park`: the drivers take datagrams and sends during a short spin
+    // instead of sleeping; the ring and its order must not notice.
+    let addrs = free_addrs("127.0.0.1", 3);
+    let nodes: Vec<Node> = (1..=3)
+        .map(|id| {
+            let o = NodeOptions::new(Config::new(id, vec![1, 2, 3]), addrs.clone())
+                .with_spin_before_park(Duration::from_micros(50));
+            Node::start(o).unwrap()
+        })
+        .collect();
+    assert_one_order(&form_and_order(&nodes, 500), 500);
+    for n in nodes {
+        n.leave().unwrap();
+    }
+}
+
 /// Runs iproute2's `ip` in the calling thread's network namespace.
 fn ip(args: &[&str]) {
     let st = std::process::Command::new("ip")

@@ -154,6 +154,10 @@ pub struct RunOptions {
     #[arg(long, value_name = "on|off", value_enum, default_value_t = OnOff::On,
           hide_possible_values = true)]
     pub gso: OnOff,
+    /// The nodes' driver threads poll without sleeping this long before they
+    /// sleep (`NodeOptions::spin_before_park`; 0: sleep at once).
+    #[arg(long, value_name = "US", default_value_t = 0)]
+    pub driver_spin_us: u64,
     /// Each worker prints its driver's counters on stderr at the end.
     #[arg(long, value_name = "on|off", value_enum, default_value_t = OnOff::Off,
           hide_possible_values = true)]

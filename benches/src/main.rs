@@ -229,7 +229,7 @@ fn run(a: &RunOptions, rig: Option<&Path>) -> i32 {
     };
     emit(
         &format!(
-            "# phalanx-bench: topology={} batch_io={} gso={} nodes={:?} scenarios={:?} sizes={:?} api={:?} crypto={:?} secs={} guarantee={} reps={} max_frame={} wait={} recv_nap_us={} spin_us={} cipher={} load=\"{}\"",
+            "# phalanx-bench: topology={} batch_io={} gso={} driver_spin_us={} nodes={:?} scenarios={:?} sizes={:?} api={:?} crypto={:?} secs={} guarantee={} reps={} max_frame={} wait={} recv_nap_us={} spin_us={} cipher={} load=\"{}\"",
             if netns {
                 format!("netns(veth+bridge,mtu={})", a.mtu)
             } else {
@@ -237,6 +237,7 @@ fn run(a: &RunOptions, rig: Option<&Path>) -> i32 {
             },
             a.batch_io.on(),
             a.gso.on(),
+            a.driver_spin_us,
             a.nodes,
             a.scenarios.iter().map(|s| s.name()).collect::<Vec<_>>(),
             a.sizes,
@@ -380,6 +381,7 @@ fn run_one(
             api,
             batch_io: a.batch_io.on(),
             gso: a.gso.on(),
+            driver_spin_us: a.driver_spin_us,
         };
         let mut cmd = Command::new(&exe);
         // The namespace file stays open until the spawn returns.
@@ -635,6 +637,7 @@ mod tests {
             api: Api::Cpg,
             batch_io: true,
             gso: false,
+            driver_spin_us: 0,
         };
         let argv: Vec<String> = ["phalanx-bench".to_string(), "--worker".to_string()]
             .into_iter()
@@ -691,6 +694,7 @@ mod tests {
                 api,
                 batch_io: false,
                 gso: true,
+                driver_spin_us: 25,
             };
             let back = worker::Spec::from_args(&spec.to_args()).expect("parses");
             assert!(!back.batch_io);

@@ -63,11 +63,13 @@ pub struct Spec {
     pub batch_io: bool,
     /// Segmentation offload (`UDP_SEGMENT` / `UDP_GRO`) in the node's driver.
     pub gso: bool,
+    /// `NodeOptions::spin_before_park`, microseconds.
+    pub driver_spin_us: u64,
 }
 
 impl Spec {
     /// How many arguments [`Spec::to_args`] gives.
-    pub const ARGS: usize = 17;
+    pub const ARGS: usize = 18;
 
     /// The worker's command line (after `--worker`).
     pub fn to_args(&self) -> Vec<String> {
@@ -89,6 +91,7 @@ impl Spec {
             self.api.name().to_string(),
             (self.batch_io as u8).to_string(),
             (self.gso as u8).to_string(),
+            self.driver_spin_us.to_string(),
         ]
     }
 
@@ -114,6 +117,7 @@ impl Spec {
             api: Api::parse(&a[14])?,
             batch_io: a[15] == "1",
             gso: a[16] == "1",
+            driver_spin_us: a[17].parse().ok()?,
         })
     }
 }
@@ -481,6 +485,7 @@ fn node(
     opts.socket_buffer = SOCKET_BUFFER;
     opts.batch_io = spec.batch_io;
     opts.segmentation_offload = spec.gso;
+    opts.spin_before_park = Duration::from_micros(spec.driver_spin_us);
     if spec.crypto {
         opts.crypto = Some(CryptoOptions {
             key: (0..64u8).map(|i| i.wrapping_mul(37) ^ 0xa5).collect(),

@@ -164,6 +164,8 @@ pub(crate) struct Driver {
     left: bool,
     last_publish: Instant,
     realtime_priority: Option<i32>,
+    /// See `NodeOptions::spin_before_park`.
+    spin_before_park: Duration,
     /// Runs fence agents off this thread (when fencing is configured).
     fence_runner: Option<FenceRunner>,
     /// Fence handles waiting for their operation, by call id.
@@ -299,6 +301,7 @@ impl Driver {
             left: false,
             last_publish: start,
             realtime_priority: opts.realtime_priority,
+            spin_before_park: opts.spin_before_park,
             fence_runner,
             fence_waiters: BTreeMap::new(),
             cib_waiters: BTreeMap::new(),
@@ -464,6 +467,32 @@ impl Driver {
             // sleep), or its read of `parked` comes after our store (it sees `true`
             // and wakes us; the eventfd stays readable until `poll` reports it, so a
             // wake between our check and `poll` is not lost either).
+            if timeout != Some(Duration::ZERO) && !self.spin_before_park.is_zero() {
+                // Spin (not parked: handles do not wake us, we look at their queue).
+                let until = Instant::now() + self.spin_before_park;
+                loop {
+                    if !self.commands.is_empty() {
+                        timeout = Some(Duration::ZERO);
+                        break;
+                    }
+                    match self.poll.poll(&mut events, Some(Duration::ZERO)) {
+                        Ok(()) if !events.is_empty() => {
+                            timeout = Some(Duration::ZERO);
+                            break;
+                        }
+                        Ok(()) => {}
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e),
+                    }
+                    if Instant::now() >= until {
+                        break;
+                    }
+                    std::hint::spin_loop();
+                }
+                for ev in events.iter() {
+                    self.sockets.mark_ready(ev.token());
+                }
+            }
             self.shared.parked.store(true, Ordering::SeqCst);
             fence(Ordering::SeqCst);
             if !self.commands.is_empty()

@@ -88,6 +88,12 @@ pub struct NodeOptions {
     /// CAP_SYS_NICE; when refused the node runs normally and counts it in
     /// `DriverStats::realtime_refused`. `None` (the default): normal scheduling.
     pub realtime_priority: Option<i32>,
+    /// Before the driver thread sleeps, it polls its sockets and command queue
+    /// without sleeping for up to this long (zero, the default: it sleeps at
+    /// once). A datagram or a send that comes within the spin is taken without a
+    /// thread wake-up (≈ 10–20 µs on a VM whose idle vCPUs halt), at the cost of a
+    /// core busy for the spin after every pass.
+    pub spin_before_park: std::time::Duration,
     /// Process groups: message size and queue limits, transitional delivery.
     /// (`incarnation` and `wire_prefix` are set by the node.)
     pub cpg: CpgConfig,
@@ -136,6 +142,7 @@ impl NodeOptions {
             segmentation_offload: true,
             crypto: None,
             realtime_priority: None,
+            spin_before_park: std::time::Duration::ZERO,
             cpg: CpgConfig::default(),
             admin_socket: None,
             quorum: None,
@@ -195,6 +202,12 @@ impl NodeOptions {
     /// Sets [`crypto`](Self::crypto).
     pub fn with_crypto(mut self, crypto: CryptoOptions) -> Self {
         self.crypto = Some(crypto);
+        self
+    }
+
+    /// Sets [`spin_before_park`](Self::spin_before_park).
+    pub fn with_spin_before_park(mut self, spin: std::time::Duration) -> Self {
+        self.spin_before_park = spin;
         self
     }
 
