@@ -446,7 +446,18 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("nemesis-history-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let w = |name: &str, text: &str| std::fs::write(dir.join(name), text).unwrap();
+        // One line per source line, indentation dropped; no newline after a
+        // last line written without one (a killed process's partial line).
+        let w = |name: &str, text: &str| {
+            let mut t: String = text
+                .lines()
+                .map(|l| format!("{}\n", l.trim_start()))
+                .collect();
+            if !text.ends_with('\n') {
+                t.pop();
+            }
+            std::fs::write(dir.join(name), t).unwrap()
+        };
         w(
             record::FILE,
             "1000 start nodes=2 seed=7 wall_ns=5
