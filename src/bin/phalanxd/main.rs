@@ -85,6 +85,10 @@ struct Args {
     /// when allowed, like Corosync's `sched_rr: yes`).
     #[arg(long)]
     no_realtime: bool,
+    /// With --control: plant a bug on purpose, so that a judge of the recorded
+    /// history can be shown to fail (phalanx-nemesis --plant-bug). Hidden.
+    #[arg(long, value_name = "KIND", requires = "control", hide = true)]
+    plant_bug: Option<control::planted::PlantedBug>,
 }
 
 /// Set by SIGINT / SIGTERM (and by the end of stdin in the stdin-driven modes).
@@ -225,7 +229,7 @@ fn run(args: &Args) -> Result<(), String> {
         None
     };
     if args.control {
-        control::run(node, ipc, args.incarnation, &STOP)
+        control::run(node, ipc, args.incarnation, args.plant_bug, &STOP)
     } else {
         human::run(node, ipc, me, args.chat, &STOP)
     }

@@ -38,8 +38,10 @@ pub enum Command {
     RecoveryTrace(bool),
     /// `poll MS`: look at links, votes and counters every MS ms (1..=1000).
     Poll(Duration),
-    /// `cpg-member`: a new CPG member handle (answered with its local id).
-    CpgMember,
+    /// `cpg-member [LOCAL]`: a new CPG member handle (answered with its local
+    /// id), with local id LOCAL when given (a controller that restarts nodes
+    /// names members uniquely across a node's processes, as Corosync's pids do).
+    CpgMember(Option<u32>),
     /// `cpg-join MEMBER GROUP`.
     CpgJoin {
         /// Local member id.
@@ -162,7 +164,10 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
             }
             Command::Poll(Duration::from_millis(ms))
         }
-        "cpg-member" => Command::CpgMember,
+        "cpg-member" => match words.next() {
+            Some(w) => Command::CpgMember(Some(w.parse().map_err(|_| bad("member", w))?)),
+            None => Command::CpgMember(None),
+        },
         "cpg-join" => Command::CpgJoin {
             member: words.number("member")?,
             group: words.word("group")?.to_string(),
@@ -290,6 +295,8 @@ mod tests {
         assert_eq!(parse("recovery-trace on"), Ok(Command::RecoveryTrace(true)));
         assert_eq!(parse("poll 1"), Ok(Command::Poll(Duration::from_millis(1))));
         assert_eq!(parse("leave"), Ok(Command::Leave));
+        assert_eq!(parse("cpg-member"), Ok(Command::CpgMember(None)));
+        assert_eq!(parse("cpg-member 101"), Ok(Command::CpgMember(Some(101))));
     }
 
     #[test]
@@ -301,6 +308,7 @@ mod tests {
         assert_eq!(parse("mcast loud x"), Err(bad("agreed or safe", "loud")));
         assert_eq!(parse("load 2 x 4"), Err(bad("largest body", "x")));
         assert_eq!(parse("cpg-join -1 g"), Err(bad("member", "-1")));
+        assert_eq!(parse("cpg-member x"), Err(bad("member", "x")));
         assert_eq!(parse("status now"), Err(ParseError::Extra("now".into())));
         assert_eq!(parse("poll 0"), Err(bad("interval in ms (1..=1000)", "0")));
         assert_eq!(verb("  cpg-drop 1"), "cpg-drop");

@@ -116,8 +116,12 @@ impl Executor {
                 self.ctx.recovery_trace.store(on, Ordering::SeqCst);
                 Ok(String::new())
             }
-            Command::CpgMember => {
-                let m = self.cpg.member().map_err(|e| e.to_string())?;
+            Command::CpgMember(id) => {
+                let m = match id {
+                    Some(local) => self.cpg.member_with_id(local),
+                    None => self.cpg.member(),
+                }
+                .map_err(|e| e.to_string())?;
                 let local = m.id().local;
                 super::cpg::relay(local, m.events().clone(), self.ctx.out.clone());
                 self.members.insert(local, m);

@@ -16,6 +16,7 @@ mod emit;
 mod exec;
 mod fence;
 mod message;
+pub mod planted;
 mod watch;
 
 use emit::{Emitter, guarantee, ids, pct};
@@ -49,6 +50,8 @@ pub struct Ctx {
 struct Ledger {
     next_seq: u64,
     order: OrderHash,
+    /// The planted bug's swap (inert unless `--plant-bug swap-deliveries`).
+    swap: planted::Swap,
 }
 
 impl Ctx {
@@ -89,22 +92,25 @@ impl Ctx {
             ),
             None => ("-".into(), "-".into(), false, None),
         };
-        self.out.emit(
-            "deliver",
-            &format!(
-                "from={from} guarantee={} len={} inc={inc} seq={seq} intact={} count={} order={:016x}{}",
-                guarantee(g),
-                data.len(),
-                u8::from(intact),
-                ledger.order.count,
-                ledger.order.hash,
-                text.unwrap_or_default()
-            ),
+        let fields = format!(
+            "from={from} guarantee={} len={} inc={inc} seq={seq} intact={} count={} order={:016x}{}",
+            guarantee(g),
+            data.len(),
+            u8::from(intact),
+            ledger.order.count,
+            ledger.order.hash,
+            text.unwrap_or_default()
         );
+        for f in ledger.swap.pass(fields) {
+            self.out.emit("deliver", &f);
+        }
     }
 
     fn config(&self, c: &ConfigChange) {
         let mut ledger = self.ledger();
+        if let Some(held) = ledger.swap.flush() {
+            self.out.emit("deliver", &held);
+        }
         let kind = match c.kind {
             ConfigKind::Regular => {
                 ledger.order = OrderHash::default();
@@ -137,11 +143,13 @@ impl Ctx {
 }
 
 /// Runs the node under the controller until `leave`, the end of stdin or `stop`;
-/// then leaves the cluster.
+/// then leaves the cluster. `bug`: a bug to plant (`--plant-bug`), never set in
+/// earnest.
 pub fn run(
     node: Node,
     ipc: Option<IpcServer>,
     incarnation: u32,
+    bug: Option<planted::PlantedBug>,
     stop: &'static AtomicBool,
 ) -> Result<(), String> {
     let handle = node.handle();
@@ -150,7 +158,10 @@ pub fn run(
         handle,
         incarnation,
         out: Emitter::new(stop),
-        ledger: Mutex::new(Ledger::default()),
+        ledger: Mutex::new(Ledger {
+            swap: planted::Swap::new(bug),
+            ..Ledger::default()
+        }),
         recovery_trace: AtomicBool::new(false),
         poll_ms: AtomicU64::new(watch::DEFAULT_POLL_MS),
         stop,

@@ -1,5 +1,6 @@
 //! The event lines of `phalanxd --control` (docs/phalanxd.md), parsed:
-//! `<mono_ns> <event> key=value ...`.
+//! `<mono_ns> <event> key=value ...`. Shared by `phalanx-nemesis` and the
+//! multi-process tests (`tests/common`), each including this file as a module.
 
 use std::collections::BTreeMap;
 

@@ -1,0 +1,585 @@
+//! One run: start the nodes, wait for the first ring, drive the schedule while
+//! every node multicasts (its own `load`) and uses the CPG group and quorum,
+//! then repair everything, let the cluster settle and drain, take every
+//! node's final status and stop. Everything the processes print and everything
+//! the controller does is written into the run directory as it happens.
+
+use crate::history::{GROUP, cpg_text};
+use crate::live::{Answered, Live, Pending};
+use crate::net::Net;
+use crate::procs::{Line, Procs};
+use crate::record::Recorder;
+use crate::schedule::{Fault, Step};
+use crate::signals;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+/// Why a run stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Ctrl-C or SIGTERM.
+    #[error("interrupted")]
+    Interrupted,
+    /// The network could not be changed.
+    #[error(transparent)]
+    Net(#[from] crate::net::NetError),
+    /// A process or file operation failed.
+    #[error("{0}")]
+    Io(String),
+    /// The cluster never formed.
+    #[error("the first ring of all nodes did not form within {0:?}")]
+    NoFirstRing(Duration),
+}
+
+fn io(what: &str) -> impl Fn(std::io::Error) -> RunError + '_ {
+    move |e| RunError::Io(format!("{what}: {e}"))
+}
+
+/// What paces a run.
+#[derive(Clone, Copy, Debug)]
+pub struct Pace {
+    /// Each node's load: a message every this many ms.
+    pub load_ms: u64,
+    /// Each node's member multicasts to the group every this many ms.
+    pub cpg_ms: u64,
+    /// Longest wait for the cluster to settle after the faults.
+    pub settle: Duration,
+}
+
+/// How the run went (the judging comes after).
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Fault events applied.
+    pub applied: usize,
+    /// Per kind of fault, how many.
+    pub kinds: BTreeMap<&'static str, usize>,
+    /// The cluster settled (one ring, quorate, one group view) after the faults.
+    pub settled: bool,
+    /// ... and drained (everything sent delivered).
+    pub drained: bool,
+    /// Seconds from the first ring to the end of the faults.
+    pub fault_phase_s: f64,
+    /// Notes for the verdict (what took long, what failed).
+    pub notes: Vec<String>,
+}
+
+/// The CPG member of incarnation `inc` (unique across a node's processes).
+pub fn local_of(inc: u32) -> u32 {
+    inc + 1
+}
+
+/// A run in progress.
+pub struct Run {
+    procs: Procs,
+    net: Net,
+    rec: Recorder,
+    live: Live,
+    pace: Pace,
+    nodes: u32,
+    paused: BTreeSet<u32>,
+    killed: BTreeSet<u32>,
+    groups: Option<Vec<Vec<u32>>>,
+    cuts: BTreeSet<(u32, u32)>,
+    /// Per node: the next CPG message number.
+    cpg_seq: BTreeMap<u32, u64>,
+    /// CPG load on.
+    cpg_on: bool,
+    outcome: Outcome,
+}
+
+impl Run {
+    /// Starts nodes 1..=`nodes` (the record's `start` line written first).
+    pub fn start(
+        procs: Procs,
+        net: Net,
+        mut rec: Recorder,
+        pace: Pace,
+        nodes: u32,
+        seed: u64,
+    ) -> Result<Run, RunError> {
+        let wall = phalanx::logsys::wall_ns();
+        rec.write(
+            "start",
+            &[
+                ("nodes", nodes.to_string()),
+                ("seed", seed.to_string()),
+                ("wall_ns", wall.to_string()),
+            ],
+        )
+        .map_err(io("record"))?;
+        let mut run = Run {
+            procs,
+            net,
+            rec,
+            live: Live::default(),
+            pace,
+            nodes,
+            paused: BTreeSet::new(),
+            killed: BTreeSet::new(),
+            groups: None,
+            cuts: BTreeSet::new(),
+            cpg_seq: BTreeMap::new(),
+            cpg_on: true,
+            outcome: Outcome::default(),
+        };
+        run.record_net()?;
+        for id in 1..=nodes {
+            run.spawn(id, 0)?;
+        }
+        Ok(run)
+    }
+
+    /// Which incarnation runs on each running node.
+    fn current(&self) -> BTreeMap<u32, u32> {
+        self.procs
+            .running()
+            .into_iter()
+            .filter_map(|id| Some((id, self.procs.incarnation(id)?)))
+            .collect()
+    }
+
+    fn spawn(&mut self, id: u32, clock_offset_s: u32) -> Result<u32, RunError> {
+        // Recorded first: nothing the new process prints can come before it.
+        let inc = self.procs.next_incarnation(id);
+        self.rec
+            .write(
+                "spawn",
+                &[
+                    ("node", id.to_string()),
+                    ("inc", inc.to_string()),
+                    ("clock", clock_offset_s.to_string()),
+                ],
+            )
+            .map_err(io("record"))?;
+        self.procs
+            .spawn(id, clock_offset_s)
+            .map_err(io("start phalanxd"))?;
+        let local = local_of(inc);
+        self.command(
+            id,
+            inc,
+            &format!("cpg-member {local}"),
+            Pending::Other("cpg-member".into()),
+        )?;
+        self.join(id, inc)?;
+        let load = format!("load {} 1000 4", self.pace.load_ms);
+        self.command(id, inc, &load, Pending::Other("load".into()))?;
+        Ok(inc)
+    }
+
+    fn join(&mut self, id: u32, inc: u32) -> Result<(), RunError> {
+        let local = local_of(inc);
+        self.rec
+            .write(
+                "cpg-join",
+                &[
+                    ("node", id.to_string()),
+                    ("inc", inc.to_string()),
+                    ("member", local.to_string()),
+                ],
+            )
+            .map_err(io("record"))?;
+        self.command(
+            id,
+            inc,
+            &format!("cpg-join {local} {GROUP}"),
+            Pending::CpgJoin,
+        )
+    }
+
+    /// Sends a command to (id, inc), noting what its answer will be for. A
+    /// process that is gone (its pipe closed) is not an error of the run.
+    fn command(&mut self, id: u32, inc: u32, cmd: &str, pending: Pending) -> Result<(), RunError> {
+        if self.procs.send(id, cmd).is_ok() {
+            self.live.proc(id, inc).pending.push_back(pending);
+        }
+        Ok(())
+    }
+
+    /// The record of the network's state: every blocked (from, to) pair.
+    fn record_net(&mut self) -> Result<(), RunError> {
+        let mut blocked: BTreeSet<(u32, u32)> = self.cuts.clone();
+        if let Some(groups) = &self.groups {
+            let group_of = |n: u32| groups.iter().position(|g| g.contains(&n));
+            for a in 1..=self.nodes {
+                for b in 1..=self.nodes {
+                    if group_of(a) != group_of(b) {
+                        blocked.insert((a, b));
+                    }
+                }
+            }
+        }
+        let list: Vec<String> = blocked.iter().map(|(a, b)| format!("{a}>{b}")).collect();
+        let list = if list.is_empty() {
+            "-".into()
+        } else {
+            list.join(",")
+        };
+        self.rec
+            .write("net", &[("blocked", list)])
+            .map_err(io("record"))?;
+        Ok(())
+    }
+
+    /// Takes lines until `deadline`, multicasting to the group on the way.
+    fn pump_until(&mut self, deadline: Instant) -> Result<(), RunError> {
+        self.pump(deadline, |_| false).map(|_| ())
+    }
+
+    /// Takes lines until `done` holds (checked after every line and at least
+    /// every 20 ms) or `deadline`; whether `done` held.
+    fn pump(&mut self, deadline: Instant, done: impl Fn(&Run) -> bool) -> Result<bool, RunError> {
+        let tick = Duration::from_millis(self.pace.cpg_ms.max(1));
+        let mut next_tick = Instant::now();
+        loop {
+            if signals::interrupted() {
+                return Err(RunError::Interrupted);
+            }
+            if done(self) {
+                return Ok(true);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(false);
+            }
+            if now >= next_tick {
+                self.cpg_tick()?;
+                next_tick = now + tick;
+            }
+            let wait = deadline
+                .min(next_tick)
+                .saturating_duration_since(now)
+                .min(Duration::from_millis(20));
+            match self.procs.rx.recv_timeout(wait) {
+                Ok(Line::Event(node, inc, line)) => self.line(node, inc, &line)?,
+                Ok(Line::Eof(node, inc)) => self.eof(node, inc)?,
+                Err(_) => {}
+            }
+        }
+    }
+
+    fn line(&mut self, node: u32, inc: u32, line: &str) -> Result<(), RunError> {
+        match self.live.line(node, inc, line) {
+            Answered::CpgRefused(text) => {
+                self.rec
+                    .write(
+                        "cpg-unsent",
+                        &[
+                            ("node", node.to_string()),
+                            ("inc", inc.to_string()),
+                            ("text", text),
+                        ],
+                    )
+                    .map_err(io("record"))?;
+            }
+            Answered::Failed(verb, reason) => {
+                self.rec
+                    .write(
+                        "refused",
+                        &[
+                            ("node", node.to_string()),
+                            ("inc", inc.to_string()),
+                            ("verb", verb),
+                            // One word: record fields hold no spaces.
+                            ("reason", reason.replace(' ', "_")),
+                        ],
+                    )
+                    .map_err(io("record"))?;
+            }
+            Answered::Nothing => {}
+        }
+        Ok(())
+    }
+
+    /// A process's output ended: expected after a kill or a leave; otherwise the
+    /// process died by itself, which the verdict reports.
+    fn eof(&mut self, node: u32, inc: u32) -> Result<(), RunError> {
+        // Its output ends just before it exits (a process whose stdout fails
+        // stops at once).
+        if self.procs.incarnation(node) == Some(inc)
+            && self.procs.wait_exit(node, Duration::from_secs(5))
+        {
+            self.procs.forget(node);
+            self.killed.insert(node);
+            self.paused.remove(&node);
+            self.rec
+                .write(
+                    "exit",
+                    &[("node", node.to_string()), ("inc", inc.to_string())],
+                )
+                .map_err(io("record"))?;
+            self.outcome.notes.push(format!(
+                "n{node}#{inc} exited by itself (see n{node}.{inc}.log)"
+            ));
+        }
+        Ok(())
+    }
+
+    /// One CPG multicast from every node that can take one, and a new join
+    /// attempt where the last one was refused.
+    fn cpg_tick(&mut self) -> Result<(), RunError> {
+        if !self.cpg_on {
+            return Ok(());
+        }
+        for (id, inc) in self.current() {
+            if self.paused.contains(&id) {
+                continue;
+            }
+            let p = self.live.proc(id, inc);
+            if !p.joined {
+                if !p.join_pending() && p.config.is_some() {
+                    self.join(id, inc)?;
+                }
+                continue;
+            }
+            if p.mcasts_in_flight() >= 2 {
+                continue;
+            }
+            let seq = self.cpg_seq.entry(id).or_default();
+            *seq += 1;
+            let local = local_of(inc);
+            let text = cpg_text(id, local, inc, *seq);
+            let g = if *seq % 3 == 0 { "safe" } else { "agreed" };
+            // Recorded before it goes out: a process killed before answering
+            // may still have sent it.
+            self.rec
+                .write(
+                    "cpg-send",
+                    &[
+                        ("node", id.to_string()),
+                        ("inc", inc.to_string()),
+                        ("member", local.to_string()),
+                        ("text", text.clone()),
+                    ],
+                )
+                .map_err(io("record"))?;
+            if self
+                .procs
+                .send(id, &format!("cpg-mcast {local} {GROUP} {g} {text}"))
+                .is_ok()
+            {
+                let p = self.live.proc(id, inc);
+                p.pending.push_back(Pending::CpgMcast(text.clone()));
+                p.cpg_unsettled.insert(text);
+            } else {
+                self.rec
+                    .write(
+                        "cpg-unsent",
+                        &[
+                            ("node", id.to_string()),
+                            ("inc", inc.to_string()),
+                            ("text", text),
+                        ],
+                    )
+                    .map_err(io("record"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits up to `limit` for the first ring of all nodes.
+    pub fn first_ring(&mut self, limit: Duration) -> Result<(), RunError> {
+        let deadline = Instant::now() + limit;
+        if self.pump(deadline, |r| r.live.settled(&r.current(), local_of))? {
+            Ok(())
+        } else {
+            Err(RunError::NoFirstRing(limit))
+        }
+    }
+
+    /// Drives the schedule.
+    pub fn faults(&mut self, schedule: &[Step]) -> Result<(), RunError> {
+        let start = Instant::now();
+        for (i, step) in schedule.iter().enumerate() {
+            self.pump_until(start + Duration::from_millis(step.at_ms))?;
+            self.rec
+                .write(
+                    "fault",
+                    &[
+                        ("step", i.to_string()),
+                        ("what", step.fault.to_string().replace(' ', "_")),
+                    ],
+                )
+                .map_err(io("record"))?;
+            self.apply(&step.fault)?;
+            self.outcome.applied += 1;
+        }
+        self.outcome.fault_phase_s = start.elapsed().as_secs_f64();
+        Ok(())
+    }
+
+    fn count(&mut self, kind: &'static str) {
+        *self.outcome.kinds.entry(kind).or_default() += 1;
+    }
+
+    fn apply(&mut self, fault: &Fault) -> Result<(), RunError> {
+        match fault {
+            Fault::Kill(n) => {
+                if let Ok(inc) = self.procs.kill9(*n) {
+                    self.rec
+                        .write(
+                            "crash",
+                            &[("node", n.to_string()), ("inc", inc.to_string())],
+                        )
+                        .map_err(io("record"))?;
+                }
+                self.killed.insert(*n);
+                self.count("kill");
+            }
+            Fault::Restart {
+                node,
+                clock_offset_s,
+            } => {
+                if self.killed.remove(node) {
+                    self.spawn(*node, *clock_offset_s)?;
+                }
+                self.count(if *clock_offset_s > 0 {
+                    "restart+clock"
+                } else {
+                    "restart"
+                });
+            }
+            Fault::Pause(n) => {
+                self.signal(*n, libc::SIGSTOP, "pause")?;
+                self.paused.insert(*n);
+                self.count("pause");
+            }
+            Fault::Resume(n) => {
+                self.signal(*n, libc::SIGCONT, "resume")?;
+                self.paused.remove(n);
+                self.count("resume");
+            }
+            Fault::Partition(groups) => {
+                self.net.partition(groups)?;
+                self.groups = Some(groups.clone());
+                self.record_net()?;
+                self.count("partition");
+            }
+            Fault::Heal => {
+                self.net.heal()?;
+                self.groups = None;
+                self.record_net()?;
+                self.count("heal");
+            }
+            Fault::Cut(a, b) => {
+                self.net.cut(*a, *b)?;
+                self.cuts.insert((*a, *b));
+                self.record_net()?;
+                self.count("cut");
+            }
+            Fault::Uncut(a, b) => {
+                self.net.uncut(*a, *b)?;
+                self.cuts.remove(&(*a, *b));
+                self.record_net()?;
+                self.count("uncut");
+            }
+        }
+        Ok(())
+    }
+
+    fn signal(&mut self, n: u32, sig: i32, what: &str) -> Result<(), RunError> {
+        if let Some(inc) = self.procs.incarnation(n)
+            && self.procs.signal(n, sig).is_ok()
+        {
+            self.rec
+                .write(what, &[("node", n.to_string()), ("inc", inc.to_string())])
+                .map_err(io("record"))?;
+        }
+        Ok(())
+    }
+
+    /// Repairs every fault, waits for the cluster to settle and drain, takes
+    /// every node's status and stops the nodes.
+    pub fn finish(mut self) -> Result<Outcome, RunError> {
+        self.rec.write("repair", &[]).map_err(io("record"))?;
+        // The repairs are not fault events of the schedule.
+        let kinds = self.outcome.kinds.clone();
+        if self.groups.is_some() {
+            self.apply(&Fault::Heal)?;
+        }
+        for (a, b) in self.cuts.clone() {
+            self.apply(&Fault::Uncut(a, b))?;
+        }
+        for n in self.paused.clone() {
+            self.apply(&Fault::Resume(n))?;
+        }
+        for n in self.killed.clone() {
+            self.apply(&Fault::Restart {
+                node: n,
+                clock_offset_s: 0,
+            })?;
+        }
+        self.outcome.kinds = kinds;
+        let t = Instant::now();
+        self.outcome.settled = self.pump(t + self.pace.settle, |r| {
+            r.live.settled(&r.current(), local_of)
+        })?;
+        if !self.outcome.settled {
+            self.outcome.notes.push(format!(
+                "the cluster did not settle (one ring, quorate, one group view) within {:?}",
+                self.pace.settle
+            ));
+        }
+        // Stop the traffic and let it drain.
+        self.cpg_on = false;
+        for (id, inc) in self.current() {
+            self.command(id, inc, "load-stop", Pending::Other("load-stop".into()))?;
+        }
+        let t = Instant::now();
+        self.outcome.drained = self.pump(t + Duration::from_secs(30), |r| {
+            r.live.drained(&r.current(), local_of)
+        })?;
+        if !self.outcome.drained {
+            self.outcome
+                .notes
+                .push("the traffic did not drain within 30 s".into());
+        }
+        let current = self.current();
+        for (&id, &inc) in &current {
+            self.live.proc(id, inc).status = None;
+            self.command(id, inc, "status", Pending::Status)?;
+        }
+        let t = Instant::now();
+        self.pump(t + Duration::from_secs(20), |r| {
+            current.iter().all(|(n, i)| {
+                r.live
+                    .procs
+                    .get(&(*n, *i))
+                    .is_some_and(|p| p.status.is_some())
+            })
+        })?;
+        for (&id, &inc) in &current {
+            let Some(s) = self.live.proc(id, inc).status.clone() else {
+                continue;
+            };
+            let f = |k: &str| s.fields.get(k).cloned().unwrap_or_else(|| "-".into());
+            self.rec
+                .write(
+                    "status",
+                    &[
+                        ("node", id.to_string()),
+                        ("inc", inc.to_string()),
+                        ("operational", f("operational")),
+                        ("ring", f("ring")),
+                        ("members", f("members")),
+                        ("quiescent", f("quiescent")),
+                    ],
+                )
+                .map_err(io("record"))?;
+        }
+        self.rec.write("end", &[]).map_err(io("record"))?;
+        self.rec.flush().map_err(io("record"))?;
+        // Leave (not part of the judged run), then make sure they are gone.
+        for (&id, &inc) in &current {
+            self.command(id, inc, "leave", Pending::Other("leave".into()))?;
+        }
+        let t = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < t && current.keys().any(|id| !self.procs.exited(*id)) {
+            let _ = self.procs.rx.recv_timeout(Duration::from_millis(20));
+        }
+        for id in current.keys() {
+            self.procs.forget(*id);
+        }
+        Ok(self.outcome)
+    }
+}
