@@ -13,6 +13,7 @@ mod common;
 #[path = "compat_ipc/shm_client.rs"]
 mod shm_client;
 
+use common::cbuild::build;
 use common::conf::{TestDir, corosync_conf, one_link};
 use common::netns::{Namespaces, star};
 use common::recorder::start_quorate;
@@ -90,25 +91,6 @@ fn run_in(ns: &str, program: &str, args: &[&str], limit: Duration) -> (i32, Stri
         "{program} {args:?} did not finish within {limit:?}\nstdout:\n{o}\nstderr:\n{e}"
     );
     (status.code().unwrap_or(-1), o, e)
-}
-
-/// Builds `tests/compat_ipc/<name>.c` against the real Corosync library `lib`.
-fn build(dir: &TestDir, name: &str, lib: &str) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/compat_ipc/{name}.c"));
-    let bin = dir.path.join(name);
-    let out = Command::new("gcc")
-        .args(["-Wall", "-Werror", "-o"])
-        .arg(&bin)
-        .arg(&src)
-        .arg(format!("-l{lib}"))
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run gcc ({e}): .ci/run installs gcc and libcpg-dev"));
-    assert!(
-        out.status.success(),
-        "building {name} failed (lib{lib}-dev installed?): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    bin
 }
 
 /// Builds `tests/compat_ipc/cpgcheck.c` against the real libcpg.

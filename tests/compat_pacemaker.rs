@@ -188,10 +188,14 @@ fn children_of(parent: u32) -> Vec<u32> {
 }
 
 /// Removes the libqb connection directories `/dev/shm/qb-<pid>-*` of a server
-/// process that was killed with SIGKILL (it had no chance to).
+/// process that was killed with SIGKILL (it had no chance to), and phalanxd's
+/// marker `/dev/shm/phalanx-qb-<pid>` (the next phalanxd would remove both).
 fn remove_shm_of(pids: &[u32]) {
     for name in shm_dirs_of(pids) {
         let _ = std::fs::remove_dir_all(Path::new("/dev/shm").join(name));
+    }
+    for pid in pids {
+        let _ = std::fs::remove_file(format!("/dev/shm/phalanx-qb-{pid}"));
     }
 }
 
@@ -409,6 +413,34 @@ fn pacemaker_runs_on_three_phalanxd_nodes_and_fails_a_resource_over() {
     eprintln!("d1 on {host}; kill -9 -> started on {now} after {took:.2?}");
     let mon = run_in(other, "crm_mon", &["-1"]).1;
     assert!(mon.contains(&format!("OFFLINE: [ {host} ]")), "{mon}");
+
+    // pacemakerd tracks cfg shutdowns and refuses them while it runs, as on
+    // Corosync: `corosync-cfgtool -H` on a surviving node is vetoed
+    // (CS_ERR_BUSY), `-H --force` stops the node anyway.
+    let j = (1..=3).find(|n| *n != i).unwrap();
+    let nsj = &net.nodes[j - 1];
+    let (_, out) = run_in(nsj, "corosync-cfgtool", &["-H"]);
+    assert!(out.contains("Could not shutdown (error = 10)"), "{out}");
+    let pcmk_log = dir.path.join(format!("n{j}/pcmk/log/pacemaker.log"));
+    wait_until(
+        &format!("pacemakerd on n{j} to log the shutdown request"),
+        Duration::from_secs(10),
+        || {
+            std::fs::read_to_string(&pcmk_log)
+                .is_ok_and(|l| l.contains("Corosync wants to shut down: optional"))
+        },
+    );
+    assert!(
+        daemons[j - 1].child.try_wait().unwrap().is_none(),
+        "phalanxd on n{j} stopped despite the veto"
+    );
+    let (_, out) = run_in(nsj, "corosync-cfgtool", &["-H", "--force"]);
+    assert!(!out.contains("Could not"), "{out}");
+    wait_until(
+        &format!("phalanxd on n{j} to stop after -H --force"),
+        Duration::from_secs(20),
+        || daemons[j - 1].child.try_wait().unwrap().is_some(),
+    );
 
     // Pacemaker goes first: every connection it had to the surviving nodes
     // closes, and with it the connection's shared-memory directory.

@@ -15,6 +15,7 @@
 
 mod common;
 
+use common::cbuild::build;
 use common::conf::TestDir;
 use common::netns::star;
 use common::wait::wait_until;
@@ -158,6 +159,17 @@ fn run_in(ns: &str, program: &str, args: &[&str], limit: Duration) -> (i32, Stri
     (status.code().unwrap_or(-1), o + &e)
 }
 
+/// Held while a phalanxd of this test binary starts (until it removed the
+/// stale `/dev/shm` directories of dead daemons) and while a test looks at
+/// what a daemon it killed left there: another test's daemon starting at that
+/// moment would remove it.
+static SHM_WINDOW: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// [`SHM_WINDOW`], also after a test panicked while holding it.
+fn shm_window() -> std::sync::MutexGuard<'static, ()> {
+    SHM_WINDOW.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// A `phalanxd -f -c FILE`, stopped with SIGTERM (as teardown.sh does) when
 /// dropped.
 struct Daemon {
@@ -166,7 +178,11 @@ struct Daemon {
 }
 
 impl Daemon {
+    /// Starts it and waits until its IPC server runs (its marker
+    /// `/dev/shm/phalanx-qb-<pid>` exists: stale directories are removed by
+    /// then). Starts are serialized with [`SHM_WINDOW`].
     fn start(ns: &str, dir: &Path, conf: &Path) -> Daemon {
+        let _window = shm_window();
         let run = dir.join("run");
         std::fs::create_dir_all(&run).unwrap();
         let log = std::fs::File::create(dir.join("stdout.log")).unwrap();
@@ -179,14 +195,36 @@ impl Daemon {
             .stderr(log)
             .spawn()
             .expect("cannot start phalanxd");
-        Daemon {
+        let mut d = Daemon {
             child,
             dir: dir.to_path_buf(),
-        }
+        };
+        let marker = Path::new("/dev/shm").join(format!("phalanx-qb-{}", d.child.id()));
+        wait_until(
+            "phalanxd to serve Corosync clients",
+            Duration::from_secs(20),
+            || {
+                assert!(d.running(), "phalanxd exited:\n{}", d.output());
+                marker.exists()
+            },
+        );
+        d
     }
 
     fn output(&self) -> String {
         std::fs::read_to_string(self.dir.join("stdout.log")).unwrap_or_default()
+    }
+
+    /// SIGKILL and wait: the node dies with its connections open.
+    fn kill(&mut self) {
+        // SAFETY: kill(2) on our own child's pid, not yet reaped.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+
+    /// Whether the daemon still runs.
+    fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
     }
 
     /// SIGTERM and wait: the node leaves the cluster.
@@ -292,8 +330,9 @@ fn corosync_command_line_on_the_rigs_config_serves_cfgtool_and_quorumtool() {
     assert_eq!(code, 0, "{out}");
     assert_eq!(out.trim(), "totem.cluster_name (str) = cpgbench");
     // corosync-cfgtool -R: the file as the node runs it reloads (nothing to
-    // do); a changed file is refused (Phalanx applies changes on a restart),
-    // an unparsable one is CS_ERR_INVALID_PARAM as in Corosync.
+    // do), so does one whose logging changed (nothing to apply); any other
+    // change is refused (Phalanx applies it on a restart), an unparsable file
+    // is CS_ERR_INVALID_PARAM as in Corosync.
     let conf2_path = dir.path.join("n2/corosync.conf");
     let conf2 = std::fs::read_to_string(&conf2_path).unwrap();
     let reload = || run_in(n2, "corosync-cfgtool", &["-R"], Duration::from_secs(10));
@@ -303,6 +342,10 @@ fn corosync_command_line_on_the_rigs_config_serves_cfgtool_and_quorumtool() {
     std::fs::write(&conf2_path, conf2.replace("cpgbench", "renamed")).unwrap();
     let (code, out) = reload();
     assert!(code != 0 && out.contains("CS_ERR_NOT_SUPPORTED"), "{out}");
+    // A change confined to logging has nothing to apply: accepted.
+    std::fs::write(&conf2_path, conf2.replace("debug: off", "debug: on")).unwrap();
+    let (code, out) = reload();
+    assert!(code == 0 && out.contains("Done"), "{out}");
     std::fs::write(&conf2_path, conf2.replace("totem {", "totem {{")).unwrap();
     let (code, out) = reload();
     assert!(code != 0 && out.contains("CS_ERR_INVALID_PARAM"), "{out}");
@@ -409,7 +452,7 @@ fn corosync_command_line_on_the_rigs_config_serves_cfgtool_and_quorumtool() {
 
     // What Pacemaker's pacemakerd does for its unprivileged daemons: root sets
     // uidgid.gid.<gid> = 1 (u8) through cmap, and a client of that group is then
-    // admitted; deleting the key shuts it out again. Other keys stay read-only.
+    // admitted; deleting the key shuts it out again. Read-only keys stay so.
     let as_nobody = ["--reuid=65534", "--regid=65534", "--clear-groups"];
     let quorumtool_as_nobody = || {
         let mut args = as_nobody.to_vec();
@@ -431,7 +474,7 @@ fn corosync_command_line_on_the_rigs_config_serves_cfgtool_and_quorumtool() {
     let (code, out) = quorumtool_as_nobody();
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("Quorate:          Yes"), "{out}");
-    let (code, out) = cmapctl(&["-s", "totem.token", "u32", "1"]);
+    let (code, out) = cmapctl(&["-s", "totem.cluster_name", "str", "x"]);
     assert!(code != 0 && out.contains("CS_ERR_ACCESS"), "{out}");
     let (code, out) = cmapctl(&["-d", "uidgid.gid.65534"]);
     assert_eq!(code, 0, "{out}");
@@ -543,9 +586,9 @@ fn corosync_command_line_on_the_rigs_config_serves_cfgtool_and_quorumtool() {
     drop(daemons);
 }
 
-/// `corosync-cmapctl -t <key>` / `-T <prefix>` running in a namespace, its output line
-/// buffered (`stdbuf -oL`: printf into a pipe would wait for exit) and
-/// collected by a reader thread.
+/// A client that keeps running in a namespace — `corosync-cmapctl -t <key>` /
+/// `-T <prefix>` (line buffered with `stdbuf -oL`: printf into a pipe would
+/// wait for exit) or `cfgtrack` — its output collected by a reader thread.
 struct Tracker {
     child: Child,
     out: std::sync::Arc<std::sync::Mutex<String>>,
@@ -553,18 +596,26 @@ struct Tracker {
 }
 
 impl Tracker {
-    /// Starts tracking; returns once the tool says its tracking is in place.
+    /// Starts `corosync-cmapctl` tracking `what`; returns once the tool says
+    /// its tracking is in place.
     fn start(ns: &str, what: &[&str]) -> Tracker {
+        let mut args = vec!["-oL", "corosync-cmapctl"];
+        args.extend(what);
+        // Printed after cmap_track_add succeeded.
+        Tracker::spawn(ns, "stdbuf", &args, "Type \"q\" to finish")
+    }
+
+    /// Starts `program args`; returns once it printed the line `ready`.
+    fn spawn(ns: &str, program: &str, args: &[&str], ready: &str) -> Tracker {
         use std::io::BufRead;
-        let mut child = in_ns(ns, "stdbuf", None)
-            .args(["-oL", "corosync-cmapctl"])
-            .args(what)
+        let mut child = in_ns(ns, program, None)
+            .args(args)
             // Its stdin stays open: EOF on it ends the tracking.
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .expect("cannot run stdbuf corosync-cmapctl");
+            .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
         let out = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
         let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
         let sink = out.clone();
@@ -580,22 +631,29 @@ impl Tracker {
             out,
             reader: Some(reader),
         };
-        // Printed after cmap_track_add succeeded.
-        t.wait_for("Type \"q\" to finish");
+        t.wait_for(ready);
         t
     }
 
+    /// Everything it printed so far.
+    fn output(&self) -> String {
+        self.out.lock().unwrap().clone()
+    }
+
+    /// How many of its lines are `line`.
+    fn count(&self, line: &str) -> usize {
+        self.output().lines().filter(|l| *l == line).count()
+    }
+
     fn wait_for(&self, line: &str) {
-        let mut seen = String::new();
         let found = Instant::now() + Duration::from_secs(30);
         while Instant::now() < found {
-            seen = self.out.lock().unwrap().clone();
-            if seen.lines().any(|l| l == line) {
+            if self.count(line) > 0 {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("corosync-cmapctl -t never printed {line:?}; it printed:\n{seen}");
+        panic!("never printed {line:?}; it printed:\n{}", self.output());
     }
 
     /// Types `q`: the tool ends (exit 0); everything it printed.
@@ -608,8 +666,8 @@ impl Tracker {
         if let Some(r) = self.reader.take() {
             r.join().unwrap();
         }
-        let out = self.out.lock().unwrap().clone();
-        assert!(status.success(), "corosync-cmapctl -t: {status}\n{out}");
+        let out = self.output();
+        assert!(status.success(), "tracker: {status}\n{out}");
         out
     }
 }
@@ -619,6 +677,262 @@ impl Drop for Tracker {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Starts node `i` (1-based) of `addrs` in `ns` as the rig does, under `dir/n<i>`.
+fn rig_daemon(dir: &TestDir, ns: &str, addrs: &[String], i: usize) -> Daemon {
+    let d = dir.path.join(format!("n{i}"));
+    std::fs::create_dir_all(&d).unwrap();
+    let conf = d.join("corosync.conf");
+    std::fs::write(&conf, rig_conf(addrs, &d)).unwrap();
+    Daemon::start(ns, &d, &conf)
+}
+
+#[test]
+fn cfgtool_shutdown_asks_the_cfg_trackers_as_corosync_does() {
+    let tag = "cfgvote";
+    let dir = TestDir::new(tag);
+    let (net, addrs) = star(tag, 1, 88);
+    let ns = &net.nodes[0];
+    let mut daemon = rig_daemon(&dir, ns, &addrs, 1);
+    wait_until("n1 quorate", Duration::from_secs(20), || quorate(ns, 1));
+    let cfgtrack = build(&dir, "cfgtrack", "cfg");
+    let cfgtrack = cfgtrack.to_str().unwrap();
+    let cfgtool = |args: &[&str]| run_in(ns, "corosync-cfgtool", args, Duration::from_secs(30));
+    let vetoed = "Could not shutdown (error = 10)";
+
+    // A tracker that says no, as pacemakerd always does: `corosync-cfgtool -H`
+    // asks it (flags 0, REQUEST) and gets CS_ERR_BUSY (10); the node runs on.
+    let no = Tracker::spawn(ns, cfgtrack, &["no"], "tracking");
+    let (code, out) = cfgtool(&["-H"]);
+    assert_eq!(code, 0, "corosync-cfgtool exits 0 after a veto too: {out}");
+    assert!(
+        out.contains("Shutting down corosync") && out.contains(vetoed),
+        "{out}"
+    );
+    no.wait_for("asked 0");
+    no.wait_for("replied 1");
+    assert!(daemon.running(), "{}", daemon.output());
+
+    // A tracker that never answers: after cfg.shutdown_timeout (ms, written
+    // through cmap as on Corosync) its silence counts as no, and every tracker
+    // is told of the timeout with the callback again.
+    let (code, out) = run_in(
+        ns,
+        "corosync-cmapctl",
+        &["-s", "cfg.shutdown_timeout", "u32", "400"],
+        Duration::from_secs(10),
+    );
+    assert_eq!(code, 0, "{out}");
+    let silent = Tracker::spawn(ns, cfgtrack, &["silent"], "tracking");
+    let t0 = Instant::now();
+    let (code, out) = cfgtool(&["-H"]);
+    assert!(code == 0 && out.contains(vetoed), "{out}");
+    assert!(
+        t0.elapsed() >= Duration::from_millis(400),
+        "answered before the timeout: {:?}",
+        t0.elapsed()
+    );
+    wait_until(
+        "the silent tracker to be told of the timeout",
+        Duration::from_secs(10),
+        || silent.count("asked 0") == 2,
+    );
+    assert!(daemon.running(), "{}", daemon.output());
+    drop(silent);
+
+    // `-H --force` (REGARDLESS): asked (flags 1), the no is heard, the node
+    // stops anyway; the tracker's connection then ends.
+    let (code, out) = cfgtool(&["-H", "--force"]);
+    assert!(code == 0 && !out.contains("Could not"), "{out}");
+    no.wait_for("asked 1");
+    wait_until(
+        "phalanxd to exit after -H --force",
+        Duration::from_secs(20),
+        || !daemon.running(),
+    );
+    wait_until(
+        "the tracker to see its connection end",
+        Duration::from_secs(10),
+        || no.output().lines().any(|l| l.starts_with("gone ")),
+    );
+    drop(no);
+
+    // Trackers that agree let a plain -H through.
+    let mut daemon = rig_daemon(&dir, ns, &addrs, 1);
+    wait_until("n1 quorate again", Duration::from_secs(20), || {
+        quorate(ns, 1)
+    });
+    let yes = Tracker::spawn(ns, cfgtrack, &["yes"], "tracking");
+    let (code, out) = cfgtool(&["-H"]);
+    assert!(code == 0 && !out.contains("Could not"), "{out}");
+    yes.wait_for("replied 1");
+    wait_until("phalanxd to exit after -H", Duration::from_secs(20), || {
+        !daemon.running()
+    });
+}
+
+/// The `key (type) = value` line of `key` in a `corosync-cmapctl` listing.
+fn cmap_line<'a>(out: &'a str, key: &str) -> Option<&'a str> {
+    out.lines()
+        .find(|l| l.split_once(' ').is_some_and(|(k, _)| k == key))
+}
+
+/// The value of a `u64` key in a `corosync-cmapctl` listing.
+fn cmap_u64(out: &str, key: &str) -> u64 {
+    cmap_line(out, key)
+        .and_then(|l| l.rsplit_once(" = "))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or_else(|| panic!("no u64 {key} in:\n{out}"))
+}
+
+#[test]
+fn cmap_writes_the_stats_map_and_what_a_killed_daemon_left_in_dev_shm() {
+    let tag = "cmapw";
+    let dir = TestDir::new(tag);
+    let (net, addrs) = star(tag, 2, 89);
+    let mut daemons: Vec<Daemon> = (1..=2)
+        .map(|i| rig_daemon(&dir, &net.nodes[i - 1], &addrs, i))
+        .collect();
+    let n1 = &net.nodes[0];
+    wait_until("n1 quorate, 2 votes", Duration::from_secs(20), || {
+        quorate(n1, 2)
+    });
+    let cmapctl = |args: &[&str]| run_in(n1, "corosync-cmapctl", args, Duration::from_secs(10));
+
+    // Writes where Corosync allows them, each heard by a prefix tracker.
+    let tracker = Tracker::start(n1, &["-T", "test."]);
+    for args in [
+        ["-s", "test.a", "str", "hello"],
+        ["-s", "test.a", "u32", "7"],
+        ["-s", "test.b", "u8", "1"],
+        // Configuration keys Corosync lets a client change (applied on a reload there).
+        ["-s", "totem.token", "u32", "5000"],
+    ] {
+        let (code, out) = cmapctl(&args);
+        assert_eq!(code, 0, "{args:?}: {out}");
+    }
+    let (code, out) = cmapctl(&["-g", "test.a"]);
+    assert_eq!((code, out.trim()), (0, "test.a (u32) = 7"));
+    let (code, out) = cmapctl(&["-g", "totem.token"]);
+    assert_eq!((code, out.trim()), (0, "totem.token (u32) = 5000"));
+    // Read-only keys: CS_ERR_ACCESS, as Corosync answers.
+    for key in [
+        "totem.cluster_name",
+        "nodelist.node.0.nodeid",
+        "runtime.config.totem.token",
+    ] {
+        let (code, out) = cmapctl(&["-s", key, "u32", "1"]);
+        assert!(code != 0 && out.contains("CS_ERR_ACCESS"), "{key}: {out}");
+        let (code, out) = cmapctl(&["-d", key]);
+        assert!(code != 0 && out.contains("CS_ERR_ACCESS"), "{key}: {out}");
+    }
+    let (code, out) = cmapctl(&["-g", "nodelist.node.0.nodeid"]);
+    assert_eq!((code, out.trim()), (0, "nodelist.node.0.nodeid (u32) = 1"));
+    // -D deletes a prefix key by key; the read-only ones are refused and stay.
+    let (code, out) = cmapctl(&["-D", "nodelist.node.1."]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("Can't delete key nodelist.node.1.nodeid"),
+        "{out}"
+    );
+    let (code, out) = cmapctl(&["-d", "test.a"]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = cmapctl(&["-g", "test.a"]);
+    assert!(code != 0 && out.contains("CS_ERR_NOT_EXIST"), "{out}");
+    let (code, out) = cmapctl(&["-D", "test."]);
+    assert_eq!(code, 0, "{out}");
+    // An empty listing: nothing printed, exit status 1 (as on Corosync).
+    let (code, out) = cmapctl(&["test."]);
+    assert_eq!((code, out.trim()), (1, ""), "all of test. deleted");
+    for line in [
+        "create> test.a (str) = hello",
+        "modify> test.a (u32) = 7",
+        "create> test.b (u8) = 1",
+        "delete> test.a (u32) = 7",
+        "delete> test.b (u8) = 1",
+    ] {
+        tracker.wait_for(line);
+    }
+    let out = tracker.quit();
+    assert!(!out.contains("totem.token"), "only the prefix:\n{out}");
+
+    // The stats map: Corosync's names where ours mean the same, our own
+    // elsewhere, per link and per IPC connection (this listing's own).
+    let mut out = String::new();
+    wait_until(
+        "corosync-cmapctl -m stats on n1 to show the link to node 2 connected",
+        Duration::from_secs(10),
+        || {
+            out = cmapctl(&["-m", "stats"]).1;
+            cmap_line(&out, "stats.knet.node2.link0.connected")
+                == Some("stats.knet.node2.link0.connected (u8) = 1")
+        },
+    );
+    assert!(cmap_u64(&out, "stats.srp.orf_token_rx") > 0, "{out}");
+    assert!(cmap_u64(&out, "stats.srp.operational_entered") > 0, "{out}");
+    for key in [
+        "stats.srp.mcast_retx",
+        "stats.srp.memb_join_tx",
+        "stats.srp.token_retransmits",
+        "stats.rx_drop.replayed",
+        "stats.rx_drop.auth_failed",
+        "stats.knet.node2.link0.tx_ping_packets",
+        "stats.ipcs.global.active",
+    ] {
+        cmap_u64(&out, key);
+    }
+    assert!(
+        out.lines().any(|l| l.starts_with("stats.ipcs.service0.")
+            && l.ends_with(".procname (str) = corosync-cmapct")),
+        "{out}"
+    );
+    assert!(cmap_u64(&out, "stats.ipcs.global.closed") > 1, "{out}");
+    // Read-only but for stats.clear.*: -C ipc zeroes the IPC counters, so the
+    // next listing counts one closed connection (the clearing one).
+    let (code, out) = cmapctl(&["-m", "stats", "-s", "stats.srp.orf_token_rx", "u64", "0"]);
+    assert!(code != 0 && out.contains("CS_ERR_ACCESS"), "{out}");
+    let (code, out) = cmapctl(&["-C", "ipc"]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = cmapctl(&["-m", "stats", "stats.ipcs.global."]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(cmap_u64(&out, "stats.ipcs.global.closed"), 1, "{out}");
+
+    // SIGKILL of n1's daemon with a client connected: the connection's
+    // directory stays in /dev/shm, with the daemon's marker. The client is
+    // stopped first and killed after (libqb's client library removes a dead
+    // server's directory when it disconnects cleanly; a client killed as well,
+    // as in a node failure, does not).
+    let shm_of = |pid: u32| -> Vec<String> {
+        std::fs::read_dir("/dev/shm")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().map(str::to_string))
+            .filter(|n| n.starts_with(&format!("qb-{pid}-")))
+            .collect()
+    };
+    let marker = |pid: u32| Path::new("/dev/shm").join(format!("phalanx-qb-{pid}"));
+    let (pid1, pid2) = (daemons[0].child.id(), daemons[1].child.id());
+    let client = Tracker::start(n1, &["-T", "test."]);
+    // SAFETY: kill(2) on our own child, not yet reaped (Tracker's drop kills it).
+    unsafe { libc::kill(client.child.id() as i32, libc::SIGSTOP) };
+    let window = shm_window();
+    daemons[0].kill();
+    let left = shm_of(pid1);
+    assert!(!left.is_empty() && marker(pid1).exists(), "{left:?}");
+    drop(window);
+    drop(client);
+    // The next phalanxd removes what the dead one left, and only that: the
+    // live daemon of node 2 keeps its marker.
+    daemons[0] = rig_daemon(&dir, n1, &addrs, 1);
+    wait_until("n1 quorate again", Duration::from_secs(20), || {
+        quorate(n1, 2)
+    });
+    let left = shm_of(pid1);
+    assert!(left.is_empty(), "left in /dev/shm: {left:?}");
+    assert!(!marker(pid1).exists());
+    assert!(marker(pid2).exists() && marker(daemons[0].child.id()).exists());
+    drop(daemons);
 }
 
 #[test]

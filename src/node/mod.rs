@@ -279,6 +279,12 @@ impl NodeHandle {
         self.shared.stats.lock().clone()
     }
 
+    /// Every counter and link state as the flat, ordered `stats.*` list that
+    /// `phalanx-stats` prints (the admin socket's answer to `Stats`).
+    pub fn stat_keys(&self) -> Vec<crate::admin::Stat> {
+        stats_keys::flatten(&self.shared.stats.lock(), &self.shared.links.lock())
+    }
+
     /// State, round-trip time and counters of every (peer, link), ordered by
     /// peer then link number (published by the driver every 10 ms and at once on
     /// every link state change).

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests (each test binary uses what it needs).
 #![allow(dead_code)]
 
+pub mod cbuild;
 pub mod cluster;
 pub mod conf;
 // The parser of phalanxd's controller lines lives with the tools that read them

@@ -2,13 +2,17 @@
 //! `corosync_cfg_initialize` (a connection), `corosync_cfg_local_get`,
 //! `corosync_cfg_get_node_addrs` (the node's configured IP addresses, one per
 //! link), `corosync_cfg_node_status_get` (what `corosync-cfgtool -s` and `-n`
-//! print: reachability and link state per node), and shutdown tracking
-//! (`corosync_cfg_trackstart` / `trackstop`, accepted: this node never asks its
-//! clients about a shutdown, it leaves on SIGTERM or `corosync_cfg_try_shutdown`,
-//! [`shutdown_reply`]) and `reopen_log_files`
-//! (nothing to reopen). `corosync_cfg_reload_config` (`corosync-cfgtool -R`) is
-//! answered by the server ([`reload_reply`]). Everything else is answered
-//! `CS_ERR_NOT_SUPPORTED`.
+//! print: reachability and link state per node) and `reopen_log_files`
+//! (nothing to reopen). Shutdown tracking (`corosync_cfg_trackstart` /
+//! `trackstop`, `corosync_cfg_try_shutdown`, `corosync_cfg_replyto_shutdown`)
+//! is the server's, run by [`ShutdownVote`](super::cfg_shutdown::ShutdownVote)
+//! with the messages encoded here ([`shutdown_reply`], [`test_shutdown_callback`]);
+//! so is `corosync_cfg_reload_config` (`corosync-cfgtool -R`, [`reload_reply`]).
+//! Everything else is answered `CS_ERR_NOT_SUPPORTED`.
+//!
+//! `req_lib_cfg_tryshutdown`: flags `u32` @16; `req_lib_cfg_replytoshutdown`:
+//! response `u32` @16 (1 yes, 0 no); `res_lib_cfg_testshutdown` (the shutdown
+//! callback, 32 bytes): flags `u32` @24.
 //!
 //! `res_lib_cfg_get_node_addrs`: family `i32` @24 (`AF_INET` / `AF_INET6`),
 //! count `u32` @28, then the raw addresses in 16-byte slots @32.
@@ -37,6 +41,7 @@ const REQ_TRACK_STOP: i32 = 11;
 const RES_TRACK_START: i32 = 2;
 const RES_TRACK_STOP: i32 = 3;
 const RES_TRY_SHUTDOWN: i32 = 9;
+const RES_TEST_SHUTDOWN: i32 = 10;
 const RES_GET_NODE_ADDRS: i32 = 11;
 const RES_LOCAL_GET: i32 = 12;
 const RES_REPLY_TO_SHUTDOWN: i32 = 13;
@@ -105,8 +110,11 @@ pub enum CfgCall {
     TrackStart,
     /// Shutdown tracking off.
     TrackStop,
-    /// A tracker's answer to a shutdown request (none is ever asked).
-    ReplyToShutdown,
+    /// A tracker's answer to a shutdown request (`corosync_cfg_replyto_shutdown`).
+    ReplyToShutdown {
+        /// `COROSYNC_CFG_SHUTDOWN_FLAG_YES` (1) rather than `NO` (0).
+        yes: bool,
+    },
     /// Reopen log files (the node keeps none open).
     ReopenLogFiles,
     /// Re-read the configuration file (`corosync_cfg_reload_config`).
@@ -132,7 +140,9 @@ impl CfgCall {
             },
             REQ_TRACK_START => CfgCall::TrackStart,
             REQ_TRACK_STOP => CfgCall::TrackStop,
-            REQ_REPLY_TO_SHUTDOWN => CfgCall::ReplyToShutdown,
+            REQ_REPLY_TO_SHUTDOWN => CfgCall::ReplyToShutdown {
+                yes: r.u32_at(16)? != 0,
+            },
             REQ_REOPEN_LOG_FILES => CfgCall::ReopenLogFiles,
             REQ_RELOAD_CONFIG => CfgCall::ReloadConfig,
             REQ_TRY_SHUTDOWN => CfgCall::TryShutdown {
@@ -152,12 +162,34 @@ pub fn reload_reply(error: i32) -> Vec<u8> {
     response(RES_RELOAD_CONFIG, error, RESPONSE_HEADER_LEN)
 }
 
-/// The reply to a shutdown request: `CS_OK` when the node is stopping (no
-/// client is asked first: the node has no shutdown callback, as a Corosync
-/// without cfg trackers), `CS_ERR_NOT_SUPPORTED` when the server was given no
-/// way to stop it.
+/// The reply to a shutdown request: `CS_OK` when the node is stopping,
+/// `CS_ERR_BUSY` when a tracker vetoed it, `CS_ERR_EXIST` while another vote
+/// runs, `CS_ERR_NOT_SUPPORTED` when the server was given no way to stop it.
 pub fn shutdown_reply(error: i32) -> Vec<u8> {
     response(RES_TRY_SHUTDOWN, error, RESPONSE_HEADER_LEN)
+}
+
+/// The reply to `corosync_cfg_replyto_shutdown`.
+pub fn reply_to_shutdown_reply(error: i32) -> Vec<u8> {
+    response(RES_REPLY_TO_SHUTDOWN, error, RESPONSE_HEADER_LEN)
+}
+
+/// The reply to `corosync_cfg_trackstart` (`start`) or `trackstop`.
+pub fn track_reply(start: bool) -> Vec<u8> {
+    let id = if start {
+        RES_TRACK_START
+    } else {
+        RES_TRACK_STOP
+    };
+    response(id, cs::OK, RESPONSE_HEADER_LEN)
+}
+
+/// The shutdown callback (`res_lib_cfg_testshutdown`): libcfg calls the
+/// client's `corosync_cfg_shutdown_callback` with `flags`.
+pub fn test_shutdown_callback(flags: u32, error: i32) -> Vec<u8> {
+    let mut out = response(RES_TEST_SHUTDOWN, error, 32);
+    put_u32(&mut out, 24, flags);
+    out
 }
 
 /// The reply to `call` on node `local`, whose configuration gives `addrs`;
@@ -186,9 +218,10 @@ pub fn reply(
                 ),
             }
         }
-        CfgCall::TrackStart => response(RES_TRACK_START, cs::OK, RESPONSE_HEADER_LEN),
-        CfgCall::TrackStop => response(RES_TRACK_STOP, cs::OK, RESPONSE_HEADER_LEN),
-        CfgCall::ReplyToShutdown => response(RES_REPLY_TO_SHUTDOWN, cs::OK, RESPONSE_HEADER_LEN),
+        CfgCall::TrackStart => track_reply(true),
+        CfgCall::TrackStop => track_reply(false),
+        // No vote runs where nothing tracks: Corosync's answer then.
+        CfgCall::ReplyToShutdown { .. } => reply_to_shutdown_reply(cs::ERR_ACCESS),
         CfgCall::ReopenLogFiles => response(RES_REOPEN_LOG_FILES, cs::OK, RESPONSE_HEADER_LEN),
         CfgCall::GetNodeAddrs(node) => {
             let node = if node == 0 { local } else { node };
@@ -341,6 +374,26 @@ mod tests {
         assert_eq!(
             i32::from_ne_bytes(out[16..20].try_into().unwrap()),
             cs::ERR_NOT_SUPPORTED
+        );
+    }
+
+    #[test]
+    fn shutdown_messages_in_their_layouts() {
+        let mut b = vec![0u8; 24];
+        put_u32(&mut b, 0, REQ_REPLY_TO_SHUTDOWN as u32);
+        put_u32(&mut b, 8, 24);
+        put_u32(&mut b, 16, 1);
+        let call = CfgCall::decode(&decode_request(&b).unwrap()).unwrap();
+        assert_eq!(call, CfgCall::ReplyToShutdown { yes: true });
+        put_u32(&mut b, 16, 0);
+        let call = CfgCall::decode(&decode_request(&b).unwrap()).unwrap();
+        assert_eq!(call, CfgCall::ReplyToShutdown { yes: false });
+        let cb = test_shutdown_callback(1, cs::OK);
+        let u32_at = |o: usize| u32::from_ne_bytes(cb[o..o + 4].try_into().unwrap());
+        assert_eq!(cb.len(), 32, "sizeof(res_lib_cfg_testshutdown)");
+        assert_eq!(
+            (u32_at(0), u32_at(8), u32_at(16), u32_at(24)),
+            (10, 32, 1, 1)
         );
     }
 

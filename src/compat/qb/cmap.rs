@@ -1,18 +1,26 @@
-//! A read-only cmap: the keys the Corosync tools read (`quorum.provider`,
-//! `totem.cluster_name`, `totem.transport`, `nodelist.node.<n>.{nodeid,name,ring0_addr}`,
-//! `runtime.votequorum.this_node_id`, and the runtime keys of
-//! [`cmap_runtime`](super::cmap_runtime)), answering `cmap_get`, the
-//! `cmap_iter_*` calls and key tracking ([`cmap_track`](super::cmap_track)). The one writable part is `uidgid.*`: Pacemaker's
-//! `pacemakerd` sets `uidgid.gid.<haclient gid> = 1` (u8) so that its daemons,
-//! which drop root's group, may connect, and Corosync's IPC admits a client whose
-//! `uidgid.uid.<uid>` or `uidgid.gid.<gid>` is 1 ([`CmapSession::admits`]). Other writes are
-//! refused with `CS_ERR_ACCESS`; the stats map is not offered.
-//! Decoding and encoding are pure.
+//! The cmap service over the node's key map: the keys the Corosync tools read
+//! (`quorum.provider`, `totem.cluster_name`, `totem.transport`,
+//! `nodelist.node.<n>.{nodeid,name,ring0_addr}`, `runtime.votequorum.this_node_id`,
+//! and the runtime keys of [`cmap_runtime`](super::cmap_runtime)), answering
+//! `cmap_get`, the `cmap_iter_*` calls, key tracking
+//! ([`cmap_track`](super::cmap_track)), and writes where Corosync allows them:
+//! `cmap_set`, `cmap_delete` and `cmap_inc` / `cmap_dec` work on every key but
+//! Corosync's read-only ones ([`read_only`]: `nodelist.*`, `runtime.config.*`,
+//! `system.*`, `totem.cluster_name`, `totem.transport`, ... — refused with
+//! `CS_ERR_ACCESS` as Corosync does), and every tracker hears of the change.
+//! Written values are stored, read back and tracked; the node acts on
+//! `uidgid.uid.<uid>` / `uidgid.gid.<gid>` (u8 1 admits that user or group to
+//! the IPC, [`CmapSession::admits`] — what Pacemaker's `pacemakerd` sets for
+//! its daemons) and `cfg.shutdown_timeout` (the shutdown vote's timeout); other
+//! keys change nothing in the running node (Corosync too applies most of them
+//! only on a reload). The stats map (`CMAP_MAP_STATS`) is
+//! [`cmap_stats`](super::cmap_stats)'s. Decoding and encoding are pure.
 //!
 //! Layouts: a key (`mar_name_t`) is a `u16` length at +0 and 256 bytes at +8
 //! (264 bytes). `req_lib_cmap_get`: key @16, value_len u64 @280 (288 bytes);
 //! `res_lib_cmap_get`: value_len u64 @24, type u8 @32, value @40, sized
 //! 40 + the *requested* value_len (the client's buffer is exactly that).
+//! `req_lib_cmap_adjust_int`: key @16, step i32 @280.
 
 use super::cmap_track::{CmapChange, Tracks};
 use super::cs;
@@ -21,10 +29,47 @@ use crate::config::{ClusterConfig, NodeAddr};
 use std::collections::{BTreeMap, VecDeque};
 
 const KEY_MAX: usize = 256;
-/// The only keys clients may write (and delete).
-const WRITABLE_PREFIX: &str = "uidgid.";
-/// Keys written by clients, at most (the map stays bounded).
-const MAX_WRITTEN: usize = 1024;
+/// Keys in the map at most: a client's new key beyond it gets
+/// `CS_ERR_NO_RESOURCES` (the map stays bounded).
+pub const MAX_KEYS: usize = 8192;
+/// Corosync's read-only key prefixes (`main.c`'s `set_icmap_ro_keys_flag`).
+const READ_ONLY_PREFIXES: &[&str] = &[
+    "internal_configuration.",
+    "runtime.services.",
+    "runtime.config.",
+    "runtime.totem.",
+    "uidgid.config.",
+    "system.",
+    "nodelist.",
+];
+/// Corosync's read-only keys (configuration that cannot change at run time;
+/// the `quorum.*` ones are votequorum's).
+const READ_ONLY_KEYS: &[&str] = &[
+    "totem.crypto_cipher",
+    "totem.crypto_hash",
+    "totem.crypto_model",
+    "totem.keyfile",
+    "totem.key",
+    "totem.secauth",
+    "totem.ip_version",
+    "totem.rrp_mode",
+    "totem.transport",
+    "totem.cluster_name",
+    "totem.netmtu",
+    "totem.threads",
+    "totem.version",
+    "totem.nodeid",
+    "totem.clear_node_high_bit",
+    "config.reload_in_progress",
+    "config.totemconfig_reload_in_progress",
+    "quorum.allow_downscale",
+    "quorum.wait_for_all",
+    "quorum.last_man_standing",
+    "quorum.last_man_standing_window",
+    "quorum.expected_votes_tracking",
+    "quorum.auto_tie_breaker",
+    "quorum.auto_tie_breaker_node",
+];
 /// A written value's largest size.
 const MAX_VALUE: usize = 4096;
 /// `req_lib_cmap_set`: value length @280, type @288, value @296.
@@ -75,6 +120,71 @@ impl CmapValue {
         CmapValue::Raw {
             code: 8,
             bytes: v.to_ne_bytes().to_vec(),
+        }
+    }
+
+    /// A value as `cmap_set` sends it (`cmap_value_types_t` `code`, `bytes`),
+    /// checked as icmap checks it: fixed-size types exactly their size, a
+    /// string no longer than its text and NUL (and UTF-8 here); `None` when
+    /// invalid (`CS_ERR_INVALID_PARAM`).
+    pub fn from_wire(code: u8, bytes: &[u8]) -> Option<CmapValue> {
+        let size = match code {
+            1 | 2 => Some(1),
+            3 | 4 => Some(2),
+            5 | 6 | 9 => Some(4),
+            7 | 8 | 10 => Some(8),
+            11 | 12 => None,
+            _ => return None,
+        };
+        if size.is_some_and(|n| n != bytes.len()) {
+            return None;
+        }
+        match code {
+            6 => Some(CmapValue::U32(u32::from_ne_bytes(bytes.try_into().ok()?))),
+            11 => {
+                let end = bytes.iter().position(|&b| b == 0);
+                if end.is_some_and(|e| bytes.len() > e + 1) {
+                    return None;
+                }
+                let text = &bytes[..end.unwrap_or(bytes.len())];
+                Some(CmapValue::Str(String::from_utf8(text.to_vec()).ok()?))
+            }
+            _ => Some(CmapValue::Raw {
+                code,
+                bytes: bytes.to_vec(),
+            }),
+        }
+    }
+
+    /// The value plus `step` (wrapping, as icmap), for the integer types;
+    /// `None` for the others.
+    fn adjusted(&self, step: i32) -> Option<CmapValue> {
+        match self {
+            CmapValue::U32(v) => Some(CmapValue::U32(v.wrapping_add(step as u32))),
+            CmapValue::Raw { code, bytes } if (1..=8).contains(code) => {
+                let mut wide = [0u8; 8];
+                let n = bytes.len().min(8);
+                // Native order: the low bytes come first on little-endian
+                // hosts, last on big-endian ones.
+                let v = if cfg!(target_endian = "little") {
+                    wide[..n].copy_from_slice(&bytes[..n]);
+                    u64::from_le_bytes(wide)
+                } else {
+                    wide[8 - n..].copy_from_slice(&bytes[..n]);
+                    u64::from_be_bytes(wide)
+                };
+                let sum = v.wrapping_add(step as i64 as u64);
+                let out = if cfg!(target_endian = "little") {
+                    sum.to_le_bytes()[..n].to_vec()
+                } else {
+                    sum.to_be_bytes()[8 - n..].to_vec()
+                };
+                Some(CmapValue::Raw {
+                    code: *code,
+                    bytes: out,
+                })
+            }
+            _ => None,
         }
     }
 
@@ -202,8 +312,13 @@ pub enum CmapCall {
         /// The key.
         key: String,
     },
-    /// Any other write (`cmap_inc` / `cmap_dec`): refused.
-    Write(i32),
+    /// `cmap_inc` / `cmap_dec` / `cmap_adjust_int`.
+    AdjustInt {
+        /// The key.
+        key: String,
+        /// What to add.
+        step: i32,
+    },
     /// `cmap_track_add`.
     TrackAdd {
         /// The key, or the prefix with `CMAP_TRACK_PREFIX`.
@@ -276,7 +391,13 @@ impl CmapCall {
                     key: key_at(r, 16)?,
                 }
             }
-            id @ req::ADJUST_INT => CmapCall::Write(id),
+            req::ADJUST_INT => {
+                r.require(284)?;
+                CmapCall::AdjustInt {
+                    key: key_at(r, 16)?,
+                    step: r.u32_at(280)? as i32,
+                }
+            }
             req::TRACK_ADD => {
                 r.require(296)?;
                 CmapCall::TrackAdd {
@@ -302,8 +423,14 @@ fn valid_key(key: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"._-/:".contains(&b))
 }
 
+/// Whether clients may not write or delete `key` (Corosync's read-only keys).
+pub fn read_only(key: &str) -> bool {
+    READ_ONLY_PREFIXES.iter().any(|p| key.starts_with(p)) || READ_ONLY_KEYS.contains(&key)
+}
+
 /// The reply to a write of `key`: stores (or with `value` `None`, deletes) it
-/// when it may be written; what changed goes to `changes`.
+/// when it may be written; what changed goes to `changes`. The checks in
+/// icmap's order: read-only, then (a new key) its name, then our bound.
 fn write(
     map: &mut BTreeMap<String, CmapValue>,
     id: i32,
@@ -311,19 +438,14 @@ fn write(
     value: Option<CmapValue>,
     changes: &mut Vec<CmapChange>,
 ) -> Vec<u8> {
-    let error = if !valid_key(&key) {
-        cs::ERR_INVALID_PARAM
-    } else if !key.starts_with(WRITABLE_PREFIX) {
+    let exists = map.contains_key(&key);
+    let error = if read_only(&key) {
         cs::ERR_ACCESS
     } else {
-        let written = || {
-            map.keys()
-                .filter(|k| k.starts_with(WRITABLE_PREFIX))
-                .count()
-        };
         match value {
-            None if !map.contains_key(&key) => cs::ERR_NOT_EXIST,
-            Some(_) if !map.contains_key(&key) && written() >= MAX_WRITTEN => cs::ERR_NO_RESOURCES,
+            None if !exists => cs::ERR_NOT_EXIST,
+            Some(_) if !exists && !valid_key(&key) => cs::ERR_NAME_TOO_LONG,
+            Some(_) if !exists && map.len() >= MAX_KEYS => cs::ERR_NO_RESOURCES,
             value => {
                 changes.extend(CmapChange::apply(map, &key, value));
                 cs::OK
@@ -339,6 +461,8 @@ pub struct CmapSession {
     iterations: BTreeMap<u64, VecDeque<String>>,
     next_iteration: u64,
     tracks: Tracks,
+    /// The client chose the stats map (`CMAP_MAP_STATS`).
+    stats: bool,
 }
 
 impl CmapSession {
@@ -349,9 +473,55 @@ impl CmapSession {
         one(format!("uidgid.uid.{uid}")) || one(format!("uidgid.gid.{gid}"))
     }
 
-    /// The notification callbacks `change` owes this connection.
+    /// The notification callbacks `change` owes this connection (none for
+    /// a connection on the stats map).
     pub fn notifications(&self, change: &CmapChange) -> Vec<Vec<u8>> {
+        if self.stats {
+            return Vec::new();
+        }
         self.tracks.notifications(change)
+    }
+
+    /// Whether the client works on the stats map.
+    pub fn uses_stats(&self) -> bool {
+        self.stats
+    }
+
+    /// Answers `call` on the stats map `stats` (as read now): reads as on the
+    /// default map; a write of `stats.clear.<part>` asks for that part's
+    /// counters to be zeroed (its key goes to `clears`); every other write,
+    /// and tracking, is refused as Corosync refuses it.
+    pub fn handle_stats_call(
+        &mut self,
+        stats: &mut BTreeMap<String, CmapValue>,
+        call: CmapCall,
+        clears: &mut Vec<String>,
+    ) -> Vec<u8> {
+        let clearing = |key: &str| key.starts_with("stats.clear.");
+        match call {
+            CmapCall::Set { key, .. } => {
+                let e = if !clearing(&key) {
+                    cs::ERR_ACCESS
+                } else if super::cmap_stats::clear_prefixes(&key).is_some() {
+                    clears.push(key);
+                    cs::OK
+                } else {
+                    cs::ERR_NOT_SUPPORTED
+                };
+                response(req::SET, e, RESPONSE_HEADER_LEN)
+            }
+            CmapCall::Delete { key } | CmapCall::AdjustInt { key, step: _ } => {
+                // Corosync's stats map: nothing to delete or adjust.
+                let e = if clearing(&key) {
+                    cs::ERR_NOT_SUPPORTED
+                } else {
+                    cs::ERR_ACCESS
+                };
+                response(req::DELETE, e, RESPONSE_HEADER_LEN)
+            }
+            CmapCall::TrackAdd { .. } => response(req::TRACK_ADD, cs::ERR_NOT_SUPPORTED, 32),
+            other => self.handle_call(stats, other, &mut Vec::new()),
+        }
     }
 
     /// Answers `call` from `map` (which `cmap_set` / `cmap_delete` change; the
@@ -364,13 +534,22 @@ impl CmapSession {
         changes: &mut Vec<CmapChange>,
     ) -> Vec<u8> {
         match call {
-            CmapCall::Set { key, code, value } => write(
-                map,
-                req::SET,
-                key,
-                Some(CmapValue::Raw { code, bytes: value }),
-                changes,
-            ),
+            CmapCall::Set { key, code, value } => match CmapValue::from_wire(code, &value) {
+                // icmap checks the value before the key's access.
+                None => response(req::SET, cs::ERR_INVALID_PARAM, RESPONSE_HEADER_LEN),
+                Some(v) => write(map, req::SET, key, Some(v), changes),
+            },
+            CmapCall::AdjustInt { key, step } => {
+                let id = req::ADJUST_INT;
+                if read_only(&key) {
+                    return response(id, cs::ERR_ACCESS, RESPONSE_HEADER_LEN);
+                }
+                match map.get(&key).map(|v| v.adjusted(step)) {
+                    None => response(id, cs::ERR_NOT_EXIST, RESPONSE_HEADER_LEN),
+                    Some(None) => response(id, cs::ERR_INVALID_PARAM, RESPONSE_HEADER_LEN),
+                    Some(Some(v)) => write(map, id, key, Some(v), changes),
+                }
+            }
             CmapCall::Delete { key } => write(map, req::DELETE, key, None, changes),
             CmapCall::Get { key, room } => get_reply(map.get(&key), room),
             CmapCall::IterInit { prefix } => {
@@ -391,7 +570,15 @@ impl CmapSession {
             }
             CmapCall::IterNext { handle } => {
                 let mut out = response(req::ITER_NEXT, cs::OK, 304);
-                let next = self.iterations.get_mut(&handle).map(|l| l.pop_front());
+                // Keys deleted since the listing began are passed over.
+                let next = self.iterations.get_mut(&handle).map(|l| {
+                    while let Some(k) = l.pop_front() {
+                        if map.contains_key(&k) {
+                            return Some(k);
+                        }
+                    }
+                    None
+                });
                 match next {
                     None => put_u32(&mut out, 16, cs::ERR_BAD_HANDLE as u32),
                     Some(None) => put_u32(&mut out, 16, cs::ERR_NO_SECTIONS as u32),
@@ -417,14 +604,16 @@ impl CmapSession {
                 response(req::ITER_FINALIZE, e, RESPONSE_HEADER_LEN)
             }
             CmapCall::SetCurrentMap { map } => {
-                let e = if map == 0 {
-                    cs::OK
-                } else {
-                    cs::ERR_NOT_SUPPORTED
+                // CMAP_SETMAP_DEFAULT 0, CMAP_SETMAP_STATS 1.
+                let e = match map {
+                    0 | 1 => {
+                        self.stats = map == 1;
+                        cs::OK
+                    }
+                    _ => cs::ERR_INVALID_PARAM,
                 };
                 response(10, e, RESPONSE_HEADER_LEN)
             }
-            CmapCall::Write(id) => response(id, cs::ERR_ACCESS, RESPONSE_HEADER_LEN),
             CmapCall::TrackAdd { key, flags, inst } => {
                 let mut out = response(req::TRACK_ADD, cs::OK, 32);
                 match self.tracks.add(key, flags, inst) {
@@ -610,41 +799,175 @@ mod tests {
         assert_eq!(error_of(&s.handle(&mut m, del)), cs::ERR_NOT_EXIST);
     }
 
+    fn call_bytes(s: &mut CmapSession, m: &mut BTreeMap<String, CmapValue>, b: &[u8]) -> i32 {
+        error_of(&s.handle(m, CmapCall::decode(&decode_request(b).unwrap()).unwrap()))
+    }
+
     #[test]
-    fn other_writes_are_refused() {
+    fn ordinary_keys_are_writable_read_only_ones_are_not() {
         let mut s = CmapSession::default();
         let mut m = map();
+        m.insert("nodelist.node.0.nodeid".into(), CmapValue::U32(1));
+        m.insert("totem.cluster_name".into(), CmapValue::Str("c".into()));
+        // Corosync lets totem.token be written (a reload would apply it).
         let b = set_request("totem.token", 6, &5000u32.to_ne_bytes());
-        let out = s.handle(
-            &mut m,
-            CmapCall::decode(&decode_request(&b).unwrap()).unwrap(),
-        );
-        assert_eq!(error_of(&out), cs::ERR_ACCESS);
-        assert!(!m.contains_key("totem.token"));
+        let mut changes = Vec::new();
+        let decoded = CmapCall::decode(&decode_request(&b).unwrap()).unwrap();
+        let out = s.handle_call(&mut m, decoded, &mut changes);
+        assert_eq!(error_of(&out), cs::OK);
+        assert_eq!(m["totem.token"], CmapValue::U32(5000));
+        assert_eq!(changes.len(), 1, "trackers hear of it");
+        let b = set_request("my.note", 11, b"hello\0");
+        assert_eq!(call_bytes(&mut s, &mut m, &b), cs::OK);
+        assert_eq!(m["my.note"], CmapValue::Str("hello".into()));
+        // cmap_inc on a u32, then on a string.
+        let mut inc = vec![0u8; 288];
+        put_u32(&mut inc, 0, req::ADJUST_INT as u32);
+        put_u32(&mut inc, 8, 288);
+        inc[16..18].copy_from_slice(&11u16.to_ne_bytes());
+        inc[24..35].copy_from_slice(b"totem.token");
+        put_u32(&mut inc, 280, 1);
+        assert_eq!(call_bytes(&mut s, &mut m, &inc), cs::OK);
+        assert_eq!(m["totem.token"], CmapValue::U32(5001));
+        let u8_key = CmapCall::Set {
+            key: "a.small".into(),
+            code: 2,
+            value: vec![255],
+        };
+        assert_eq!(error_of(&s.handle(&mut m, u8_key)), cs::OK);
+        let dec = CmapCall::AdjustInt {
+            key: "a.small".into(),
+            step: 2,
+        };
+        assert_eq!(error_of(&s.handle(&mut m, dec)), cs::OK);
+        assert_eq!(m["a.small"], CmapValue::u8(1), "wraps as icmap");
+        let on_text = CmapCall::AdjustInt {
+            key: "my.note".into(),
+            step: 1,
+        };
+        assert_eq!(error_of(&s.handle(&mut m, on_text)), cs::ERR_INVALID_PARAM);
+        // Read-only keys, as Corosync: CS_ERR_ACCESS for writes and deletes.
+        for key in [
+            "totem.cluster_name",
+            "nodelist.node.0.nodeid",
+            "runtime.config.totem.token",
+        ] {
+            let set = CmapCall::Set {
+                key: key.into(),
+                code: 6,
+                value: 1u32.to_ne_bytes().to_vec(),
+            };
+            assert_eq!(error_of(&s.handle(&mut m, set)), cs::ERR_ACCESS, "{key}");
+            let del = CmapCall::Delete { key: key.into() };
+            assert_eq!(error_of(&s.handle(&mut m, del)), cs::ERR_ACCESS, "{key}");
+        }
+        assert_eq!(m["totem.cluster_name"], CmapValue::Str("c".into()));
+        // A bad new name; a value of the wrong size; a string longer than its text.
         let bad = CmapCall::Set {
             key: "uidgid.uid.1 space".into(),
             code: 2,
             value: vec![1],
         };
-        assert_eq!(error_of(&s.handle(&mut m, bad)), cs::ERR_INVALID_PARAM);
+        assert_eq!(error_of(&s.handle(&mut m, bad)), cs::ERR_NAME_TOO_LONG);
+        let short = CmapCall::Set {
+            key: "a.b".into(),
+            code: 6,
+            value: vec![1],
+        };
+        assert_eq!(error_of(&s.handle(&mut m, short)), cs::ERR_INVALID_PARAM);
+        let padded = CmapCall::Set {
+            key: "a.b".into(),
+            code: 11,
+            value: b"x\0\0".to_vec(),
+        };
+        assert_eq!(error_of(&s.handle(&mut m, padded)), cs::ERR_INVALID_PARAM);
         // A value longer than it says, or too long, does not decode.
         let mut b = set_request("uidgid.uid.1", 2, &[1]);
         put_u64(&mut b, 280, 1 << 20);
         assert!(CmapCall::decode(&decode_request(&b).unwrap()).is_err());
-        // The written part stays bounded.
-        for i in 0..MAX_WRITTEN {
+    }
+
+    #[test]
+    fn the_map_stays_bounded_and_listings_pass_over_deleted_keys() {
+        let mut s = CmapSession::default();
+        let mut m = map();
+        let out = s.handle(
+            &mut m,
+            CmapCall::IterInit {
+                prefix: "a.".into(),
+            },
+        );
+        let handle = u64::from_ne_bytes(out[24..32].try_into().unwrap());
+        let del = CmapCall::Delete { key: "a.x".into() };
+        assert_eq!(error_of(&s.handle(&mut m, del)), cs::OK);
+        let out = s.handle(&mut m, CmapCall::IterNext { handle });
+        assert_eq!(&out[32..35], b"a.y", "a.x is gone");
+        let mut i = 0;
+        let refused = loop {
             let call = CmapCall::Set {
                 key: format!("uidgid.uid.{i}"),
                 code: 2,
                 value: vec![1],
             };
-            assert_eq!(error_of(&s.handle(&mut m, call)), cs::OK);
-        }
-        let one_more = CmapCall::Set {
-            key: "uidgid.uid.999999".into(),
-            code: 2,
-            value: vec![1],
+            let e = error_of(&s.handle(&mut m, call));
+            if e != cs::OK {
+                break e;
+            }
+            i += 1;
         };
-        assert_eq!(error_of(&s.handle(&mut m, one_more)), cs::ERR_NO_RESOURCES);
+        assert_eq!(refused, cs::ERR_NO_RESOURCES);
+        assert_eq!(m.len(), MAX_KEYS);
+        // An existing key can still change.
+        let again = CmapCall::Set {
+            key: "uidgid.uid.0".into(),
+            code: 2,
+            value: vec![0],
+        };
+        assert_eq!(error_of(&s.handle(&mut m, again)), cs::OK);
+    }
+
+    #[test]
+    fn the_stats_map_is_read_only_but_its_clear_keys() {
+        let mut s = CmapSession::default();
+        let mut stats: BTreeMap<String, CmapValue> =
+            [("stats.srp.orf_token_rx".to_string(), CmapValue::u64(3))].into();
+        let mut clears = Vec::new();
+        let out = s.handle(&mut map(), CmapCall::SetCurrentMap { map: 1 });
+        assert_eq!(error_of(&out), cs::OK);
+        assert!(s.uses_stats());
+        let get = CmapCall::Get {
+            key: "stats.srp.orf_token_rx".into(),
+            room: 8,
+        };
+        let out = s.handle_stats_call(&mut stats, get, &mut clears);
+        assert_eq!((error_of(&out), out[32]), (cs::OK, 8));
+        let set = |key: &str| CmapCall::Set {
+            key: key.into(),
+            code: 6,
+            value: 1u32.to_ne_bytes().to_vec(),
+        };
+        let e = |out: Vec<u8>| error_of(&out);
+        assert_eq!(
+            e(s.handle_stats_call(&mut stats, set("stats.srp.orf_token_rx"), &mut clears)),
+            cs::ERR_ACCESS
+        );
+        assert_eq!(
+            e(s.handle_stats_call(&mut stats, set("stats.clear.nope"), &mut clears)),
+            cs::ERR_NOT_SUPPORTED
+        );
+        assert_eq!(
+            e(s.handle_stats_call(&mut stats, set("stats.clear.totem"), &mut clears)),
+            cs::OK
+        );
+        assert_eq!(clears, ["stats.clear.totem"]);
+        let track = CmapCall::TrackAdd {
+            key: "stats.".into(),
+            flags: 8 | 2,
+            inst: 1,
+        };
+        assert_eq!(
+            e(s.handle_stats_call(&mut stats, track, &mut clears)),
+            cs::ERR_NOT_SUPPORTED
+        );
     }
 }

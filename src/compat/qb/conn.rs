@@ -68,6 +68,24 @@ pub struct Conn {
     /// The callback backlog passed a quarter of its limit: multicasts are
     /// refused at the client (flow control) until it drains to an eighth.
     throttled: bool,
+    counters: ConnCounters,
+}
+
+/// What a connection did, for the cmap stats map (`stats.ipcs.*`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnCounters {
+    /// Requests read.
+    pub requests: u64,
+    /// Replies sent.
+    pub responses: u64,
+    /// Callbacks queued for the client.
+    pub dispatched: u64,
+    /// Callbacks waiting in the queue now.
+    pub queued: u64,
+    /// Bytes of those.
+    pub queued_bytes: u64,
+    /// Whether the client's multicasts are refused now (flow control).
+    pub flow_control: bool,
 }
 
 impl std::fmt::Display for Gone {
@@ -111,6 +129,17 @@ impl Conn {
             limits,
             held: false,
             throttled: false,
+            counters: ConnCounters::default(),
+        }
+    }
+
+    /// The connection's counters and queue, now.
+    pub fn counters(&self) -> ConnCounters {
+        ConnCounters {
+            queued: self.queue.len() as u64,
+            queued_bytes: self.queued_bytes as u64,
+            flow_control: self.held || self.throttled,
+            ..self.counters
         }
     }
 
@@ -141,6 +170,7 @@ impl Conn {
             return Err(Gone::Closed);
         }
         let unread = || Gone::Protocol("requests sent without reading the replies".into());
+        self.counters.responses += 1;
         match &self.channels {
             Channels::Socket { res, .. } => match res.request.send(bytes) {
                 Ok(_) => Ok(()),
@@ -160,6 +190,14 @@ impl Conn {
     /// The next request, into `buf` (`buf[..n]`); `None` when none waits.
     /// A request above `max` bytes is a protocol error.
     pub fn next_request(&mut self, buf: &mut Vec<u8>, max: usize) -> Result<Option<usize>, Gone> {
+        let got = self.read_request(buf, max);
+        if let Ok(Some(_)) = got {
+            self.counters.requests += 1;
+        }
+        got
+    }
+
+    fn read_request(&mut self, buf: &mut Vec<u8>, max: usize) -> Result<Option<usize>, Gone> {
         match &self.channels {
             Channels::Socket { res, .. } => {
                 buf.resize(max + 1, 0);
@@ -218,6 +256,7 @@ impl Conn {
         }
         self.queued_bytes += bytes.len();
         self.queue.push_back(bytes);
+        self.counters.dispatched += 1;
         self.flush_events()
     }
 

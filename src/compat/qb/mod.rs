@@ -25,8 +25,8 @@
 //! (or the client is dropped), a corrupted or truncated ring drops its client,
 //! every connection's callback queue is bounded (a client that stops reading is
 //! disconnected), handshakes that stall are dropped.
-//! What it does not do: cmap writes (but `uidgid.*`), the partial (> 1 MiB)
-//! multicast, zero-copy buffers.
+//! What it does not do: the partial (> 1 MiB) multicast, zero-copy buffers,
+//! cmap tracking on the stats map.
 //!
 //! Not run here: it binds the abstract names Corosync clients look for in the
 //! network namespace (tests/compat_ipc.rs runs it in namespaces of its own).
@@ -43,8 +43,10 @@
 //! ```
 
 pub mod cfg;
+pub mod cfg_shutdown;
 pub mod cmap;
 pub mod cmap_runtime;
+pub mod cmap_stats;
 pub mod cmap_track;
 mod conn;
 mod cpg;
@@ -52,11 +54,13 @@ pub mod cpg_wire;
 mod handshake;
 mod quorum;
 pub mod quorum_wire;
+pub mod reload;
 mod ring;
 mod server;
 mod shm;
 mod sigbus;
 mod sockets;
+mod stale;
 pub mod wire;
 
 pub use cmap::{CmapValue, keys_from_config, node_addrs_from_config};
@@ -72,6 +76,8 @@ pub mod cs {
     pub const ERR_LIBRARY: i32 = 2;
     /// The operation failed.
     pub const ERR_FAILED_OPERATION: i32 = 21;
+    /// A timeout passed.
+    pub const ERR_TIMEOUT: i32 = 5;
     /// Retry later.
     pub const ERR_TRY_AGAIN: i32 = 6;
     /// A bad argument.
@@ -104,7 +110,7 @@ pub mod cs {
 /// bits of an exec message id; on IPC each service has its own socket).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Service {
-    /// The configuration database (read-only here).
+    /// The configuration database.
     Cmap = 0,
     /// Configuration (node addresses, local node id).
     Cfg = 1,

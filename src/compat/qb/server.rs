@@ -2,8 +2,10 @@
 //! requests and callbacks between them and the node's handles.
 
 use super::cfg::{self, CfgCall};
+use super::cfg_shutdown::{self, Effect, ShutdownVote};
 use super::cmap::{CmapCall, CmapSession, CmapValue};
 use super::cmap_runtime::{MemberKeys, votequorum_keys};
+use super::cmap_stats::{self, Baseline};
 use super::cmap_track::CmapChange;
 use super::conn::{Channels, Conn, Gone, QueueLimits};
 use super::cpg::{CpgSession, Handled};
@@ -149,6 +151,23 @@ impl IpcServer {
     /// Binds the services' abstract sockets (in this process's network
     /// namespace) and starts serving `node`.
     pub fn start(node: NodeHandle, options: IpcOptions) -> io::Result<IpcServer> {
+        // Connection directories a killed predecessor left behind.
+        for (dir, why) in super::stale::remove_stale(&options.runtime_dir) {
+            log_warn(
+                &options.logger,
+                &format!("removed {} left by a dead phalanxd ({why})", dir.display()),
+            );
+        }
+        let marker = match super::stale::Marker::create(&options.runtime_dir) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                log_warn(
+                    &options.logger,
+                    &format!("cannot mark the runtime directory as ours: {e}"),
+                );
+                None
+            }
+        };
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let mut listeners = Vec::new();
@@ -207,6 +226,11 @@ impl IpcServer {
             more: BTreeSet::new(),
             member_keys: MemberKeys::default(),
             ring: None,
+            vote: ShutdownVote::default(),
+            cfg_effects: Vec::new(),
+            closed: 0,
+            baseline: Baseline::default(),
+            _marker: marker,
         };
         server.cmap = server.options.cmap.iter().cloned().collect();
         server.cmap.insert(
@@ -288,6 +312,16 @@ struct Server {
     member_keys: MemberKeys,
     /// The ring the `runtime.members.*` keys were last brought up to date for.
     ring: Option<phalanx_totem::RingId>,
+    /// cfg shutdown tracking and the vote in progress.
+    vote: ShutdownVote,
+    /// What the vote asks of the server, not done yet.
+    cfg_effects: Vec<Effect>,
+    /// Connections closed since the start (`stats.ipcs.global.closed`).
+    closed: u64,
+    /// Counter values at the last `stats.clear.*`.
+    baseline: Baseline,
+    /// Removes this server's marker from the runtime directory when dropped.
+    _marker: Option<super::stale::Marker>,
 }
 
 /// What request handling reads besides the connection.
@@ -302,6 +336,22 @@ struct Ctx<'a> {
     knet: bool,
     reload: Option<&'a (PathBuf, crate::config::ClusterConfig)>,
     shutdown: Option<&'static AtomicBool>,
+    /// The cfg shutdown vote, and what it asks the server to do.
+    vote: &'a mut ShutdownVote,
+    effects: &'a mut Vec<Effect>,
+    /// A stats-map connection: the stats map's IPC part, as of now.
+    ipc_stats: Option<Vec<(String, CmapValue)>>,
+    baseline: &'a mut Baseline,
+}
+
+/// The shutdown vote's timeout: `cfg.shutdown_timeout` (ms) in cmap, as in
+/// Corosync, else 5 s.
+fn shutdown_timeout(cmap: &BTreeMap<String, CmapValue>) -> Duration {
+    let ms = match cmap.get("cfg.shutdown_timeout") {
+        Some(CmapValue::U32(ms)) => *ms,
+        _ => cfg_shutdown::DEFAULT_TIMEOUT_MS,
+    };
+    Duration::from_millis(u64::from(ms))
 }
 
 /// Node `n`'s status as `corosync-cfgtool -s` shows it: reachable when a member
@@ -349,29 +399,53 @@ fn node_status(ctx: &Ctx<'_>, n: u32) -> Option<cfg::NodeStatus> {
     })
 }
 
-/// `corosync-cfgtool -R`: re-reads the file; `CS_OK` when it gives the
-/// configuration the node runs, else why not (logged).
+/// `corosync-cfgtool -R`: re-reads the file; the answer of
+/// [`reload::verdict`](super::reload::verdict) (what changed is logged).
 fn reload_check(ctx: &Ctx<'_>) -> i32 {
     let Some((path, running)) = ctx.reload else {
         return cs::ERR_NOT_SUPPORTED;
     };
     match crate::config::load(path) {
-        Ok(l) if l.config == *running => cs::OK,
-        Ok(_) => {
-            log_warn(
-                ctx.logger,
-                &format!(
-                    "reload: {} changed; Phalanx applies configuration changes on a restart",
+        Ok(l) => {
+            let (error, changed) = super::reload::verdict(running, &l.config);
+            if error != cs::OK {
+                let msg = format!(
+                    "reload refused: {} changed in {}; Phalanx applies them on a restart (the running configuration is kept)",
+                    changed.join(", "),
                     path.display()
-                ),
-            );
-            cs::ERR_NOT_SUPPORTED
+                );
+                log_warn(ctx.logger, &msg);
+            } else if !changed.is_empty() {
+                let msg = "reload: only logging changed; phalanxd logs to its flight recorder and stderr whatever it says, nothing to apply";
+                log_warn(ctx.logger, msg);
+            }
+            error
         }
         Err(e) => {
             log_warn(ctx.logger, &format!("reload: {e}"));
             cs::ERR_INVALID_PARAM
         }
     }
+}
+
+/// A request of a connection on the stats map: the map is read now (node
+/// counters, then the IPC part), less the counters' values at their last clear;
+/// a `stats.clear.*` write moves that baseline.
+fn stats_call(ctx: &mut Ctx<'_>, c: &mut CmapSession, call: CmapCall) -> Vec<u8> {
+    let mut raw: BTreeMap<String, CmapValue> =
+        cmap_stats::from_node(&ctx.node.stat_keys(), ctx.link_mtu)
+            .into_iter()
+            .collect();
+    raw.extend(ctx.ipc_stats.take().unwrap_or_default());
+    let mut seen = ctx.baseline.apply(&raw);
+    let mut clears = Vec::new();
+    let reply = c.handle_stats_call(&mut seen, call, &mut clears);
+    for key in clears {
+        if let Some(prefixes) = cmap_stats::clear_prefixes(&key) {
+            ctx.baseline.clear(&raw, prefixes);
+        }
+    }
+    reply
 }
 
 fn token(id: u64, kind: usize) -> Token {
@@ -422,6 +496,7 @@ impl Server {
             }
             self.runtime_keys();
             self.tick();
+            self.apply_cfg_effects();
         }
         let ids: Vec<u64> = self.conns.keys().copied().collect();
         for id in ids {
@@ -432,22 +507,29 @@ impl Server {
     /// Poll timeout: handshake expiry, held multicasts and callbacks waiting
     /// for a client's first request need a look now and then.
     fn timeout(&self) -> Option<Duration> {
-        if !self.more.is_empty() {
+        if !self.more.is_empty() || !self.cfg_effects.is_empty() {
             return Some(Duration::ZERO);
         }
+        let vote = self
+            .vote
+            .deadline()
+            .map(|d| d.saturating_duration_since(Instant::now()));
         let busy = !self.pending.is_empty()
             || self
                 .conns
                 .values()
                 .any(|l| l.conn.is_held() || l.conn.has_backlog());
-        Some(if busy {
+        let wait = if busy {
             Duration::from_millis(10)
         } else {
             Duration::from_millis(500)
-        })
+        };
+        Some(vote.map_or(wait, |v| v.min(wait)))
     }
 
     fn tick(&mut self) {
+        let timed_out = self.vote.tick(Instant::now());
+        self.cfg_effects.extend(timed_out);
         let limit = self.options.handshake_timeout;
         let stale: Vec<u64> = self
             .pending
@@ -730,6 +812,12 @@ impl Server {
         let Some(l) = self.conns.remove(&id) else {
             return;
         };
+        self.closed += 1;
+        if matches!(l.session, Session::Cfg) {
+            // A tracker gone says yes; a requester gone cancels its vote.
+            let after = self.vote.closed(id);
+            self.cfg_effects.extend(after);
+        }
         match why {
             Gone::Closed => {}
             other => self.warn(format!(
@@ -849,7 +937,15 @@ impl Server {
         let mut buf = std::mem::take(&mut self.buf);
         let mut changes = Vec::new();
         let mut budget = REQUESTS_PER_TURN;
-        while let Some(l) = self.conns.get_mut(&id) {
+        loop {
+            let stats_client = matches!(
+                self.conns.get(&id).map(|l| &l.session),
+                Some(Session::Cmap(c)) if c.uses_stats()
+            );
+            let ipc_stats = stats_client.then(|| self.ipc_stat_keys());
+            let Some(l) = self.conns.get_mut(&id) else {
+                break;
+            };
             if l.conn.is_held() {
                 break;
             }
@@ -881,8 +977,12 @@ impl Server {
                 knet: self.options.knet,
                 reload: self.options.reload.as_ref(),
                 shutdown: self.options.shutdown,
+                vote: &mut self.vote,
+                effects: &mut self.cfg_effects,
+                ipc_stats,
+                baseline: &mut self.baseline,
             };
-            let outcome = Self::dispatch(&mut ctx, l, &buf[..n]);
+            let outcome = Self::dispatch(&mut ctx, id, l, &buf[..n]);
             if let Err(g) = outcome {
                 self.close(id, &g);
                 break;
@@ -890,10 +990,90 @@ impl Server {
         }
         self.buf = buf;
         self.notify(&changes);
+        self.apply_cfg_effects();
+    }
+
+    /// Does what the shutdown vote asked: callbacks to trackers, the answer
+    /// to a waiting requester, stopping the node. A connection closed on the
+    /// way (it stopped reading) adds its own effects: done until none remain.
+    fn apply_cfg_effects(&mut self) {
+        while !self.cfg_effects.is_empty() {
+            for e in std::mem::take(&mut self.cfg_effects) {
+                match e {
+                    Effect::Ask {
+                        conns,
+                        flags,
+                        error,
+                    } => {
+                        let callback = cfg::test_shutdown_callback(flags, error);
+                        for id in conns {
+                            self.with_conn(id, |_, l| l.conn.push_event(callback.clone()));
+                        }
+                    }
+                    Effect::Answer { conn, error } => {
+                        let reply = cfg::shutdown_reply(error);
+                        self.with_conn(conn, |_, l| {
+                            l.conn.reply(&reply)?;
+                            l.conn.flush_events()
+                        });
+                        if error != cs::OK {
+                            self.warn(format!(
+                                "shutdown refused by the cfg trackers (error {error})"
+                            ));
+                        }
+                    }
+                    Effect::Stop => {
+                        if let Some(stop) = self.options.shutdown {
+                            self.warn("shutdown agreed: stopping the node".into());
+                            stop.store(true, Ordering::SeqCst);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The stats map's IPC part: `stats.ipcs.global.{active,closed}` and per
+    /// connection `stats.ipcs.service<S>.<pid>.<conn>.*`.
+    fn ipc_stat_keys(&self) -> Vec<(String, CmapValue)> {
+        let mut out = vec![
+            (
+                "stats.ipcs.global.active".to_string(),
+                CmapValue::u64(self.conns.len() as u64),
+            ),
+            (
+                "stats.ipcs.global.closed".to_string(),
+                CmapValue::u64(self.closed),
+            ),
+        ];
+        for (id, l) in &self.conns {
+            let c = l.conn.counters();
+            let p = format!(
+                "stats.ipcs.service{}.{}.{id}",
+                l.conn.service as u32, l.conn.pid
+            );
+            let procname = std::fs::read_to_string(format!("/proc/{}/comm", l.conn.pid))
+                .map(|s| s.trim_end().to_string())
+                .unwrap_or_default();
+            let u32_of = |n: u64| CmapValue::U32(u32::try_from(n).unwrap_or(u32::MAX));
+            out.extend([
+                (format!("{p}.procname"), CmapValue::Str(procname)),
+                (format!("{p}.requests"), CmapValue::u64(c.requests)),
+                (format!("{p}.responses"), CmapValue::u64(c.responses)),
+                (format!("{p}.dispatched"), CmapValue::u64(c.dispatched)),
+                (format!("{p}.queued"), u32_of(c.queued)),
+                (format!("{p}.queued_bytes"), CmapValue::u64(c.queued_bytes)),
+                (
+                    format!("{p}.flow_control"),
+                    u32_of(u64::from(c.flow_control)),
+                ),
+            ]);
+        }
+        out
     }
 
     /// Decodes and handles one request of connection `l`.
-    fn dispatch(ctx: &mut Ctx<'_>, l: &mut Live, bytes: &[u8]) -> Result<(), Gone> {
+    fn dispatch(ctx: &mut Ctx<'_>, id: u64, l: &mut Live, bytes: &[u8]) -> Result<(), Gone> {
         let (logger, node) = (ctx.logger, ctx.node);
         let req = match decode_request(bytes) {
             Ok(r) => r,
@@ -924,25 +1104,39 @@ impl Server {
             },
             Session::Cmap(c) => match CmapCall::decode(&req) {
                 Err(e) => return Self::invalid(logger, l, &e, false),
+                Ok(call) if c.uses_stats() => Some(stats_call(ctx, c, call)),
                 Ok(call) => Some(c.handle_call(&mut *ctx.cmap, call, ctx.changes)),
             },
             Session::Cfg => match CfgCall::decode(&req) {
                 Err(e) => return Self::invalid(logger, l, &e, false),
                 Ok(CfgCall::ReloadConfig) => Some(cfg::reload_reply(reload_check(ctx))),
-                Ok(CfgCall::TryShutdown { flags }) => {
-                    let error = match ctx.shutdown {
-                        Some(stop) => {
-                            let msg = format!(
-                                "shutdown requested (flags {flags}) by cfg client pid {}",
-                                l.conn.pid
-                            );
-                            log_warn(logger, &msg);
-                            stop.store(true, Ordering::SeqCst);
-                            cs::OK
-                        }
-                        None => cs::ERR_NOT_SUPPORTED,
-                    };
-                    Some(cfg::shutdown_reply(error))
+                Ok(CfgCall::TryShutdown { flags }) => match ctx.shutdown {
+                    Some(_) => {
+                        let msg = format!(
+                            "shutdown requested (flags {flags}) by cfg client pid {}",
+                            l.conn.pid
+                        );
+                        log_warn(logger, &msg);
+                        let timeout = shutdown_timeout(ctx.cmap);
+                        let vote = ctx.vote.try_shutdown(id, flags, Instant::now(), timeout);
+                        // Answered through the effects: at once, or after the vote.
+                        ctx.effects.extend(vote);
+                        None
+                    }
+                    None => Some(cfg::shutdown_reply(cs::ERR_NOT_SUPPORTED)),
+                },
+                Ok(CfgCall::TrackStart) => {
+                    ctx.effects.extend(ctx.vote.track_start(id));
+                    Some(cfg::track_reply(true))
+                }
+                Ok(CfgCall::TrackStop) => {
+                    ctx.effects.extend(ctx.vote.track_stop(id));
+                    Some(cfg::track_reply(false))
+                }
+                Ok(CfgCall::ReplyToShutdown { yes }) => {
+                    let (error, after) = ctx.vote.reply(id, yes);
+                    ctx.effects.extend(after);
+                    Some(cfg::reply_to_shutdown_reply(error))
                 }
                 Ok(call) => Some(cfg::reply(call, node.node_id(), ctx.node_addrs, |n| {
                     node_status(ctx, n)
