@@ -25,6 +25,10 @@ for rep in $(seq 1 "$REPS"); do
             --size 64,1024,16384 --gso "$gso" --name "$name" --secs "$SECS" --reps 1 \
             --rep-start "$rep" --out "$OUT/p-$gso" > /dev/null 2>> "$OUT/phalanx-stderr.txt"
     done
+    echo "== rep $rep phalanx-cpg-spin30 $(date -u +%T)"
+    "$BIN" --topology netns --mtu 1500 --nodes "${NODES// /,}" --scenario lat1,tput1 \
+        --size 64,1024 --driver-spin-us 30 --name phalanx-cpg-spin30 --secs "$SECS" --reps 1 \
+        --rep-start "$rep" --out "$OUT/p-spin" > /dev/null 2>> "$OUT/phalanx-stderr.txt"
     echo "== rep $rep phalanxd (rig, cpgperf over libqb shm) $(date -u +%T)"
     (cd "$CB" && COROSYNC="$PHALANXD" ./bench.sh --nodes "$NODES" --transport knet \
         --scenarios "tput1 tputN lat1" --sizes "64 1024 16384" --reps 1 --secs "$SECS" \
@@ -49,6 +53,6 @@ for rep in $(seq 1 "$REPS"); do
     sed -E "s/^(RESULT label=)knet:(.*):r1 /\1phalanxd:\2:r$rep /; s/^(# (FAILED|STEAL) )knet:([^ ]*):r1( |$)/\1phalanxd:\3:r$rep\4/" \
         "$OUT/phalanxd/r$rep/raw.txt" >> "$OUT/corosync-raw.txt"
 done
-cat "$OUT"/p-on/raw.txt "$OUT"/p-off/raw.txt "$OUT/corosync-raw.txt" > "$OUT/raw.txt"
+cat "$OUT"/p-on/raw.txt "$OUT"/p-off/raw.txt "$OUT"/p-spin/raw.txt "$OUT/corosync-raw.txt" > "$OUT/raw.txt"
 "$CB/summarize.sh" "$OUT/raw.txt" > "$OUT/summarize-sh.md"
 echo "== done $(date -u +%T)"
