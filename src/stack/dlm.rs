@@ -463,10 +463,7 @@ impl DlmService {
     fn release_held(&mut self) {
         let peers: Vec<NodeId> = self.held_in.keys().copied().collect();
         for from in peers {
-            loop {
-                let Some(q) = self.held_in.get_mut(&from) else {
-                    break;
-                };
+            while let Some(q) = self.held_in.get_mut(&from) {
                 let ready = q.front().is_some_and(|(ls, epoch, _)| {
                     self.lockspaces.get(ls).is_none_or(|e| *epoch <= e.epoch)
                 });
