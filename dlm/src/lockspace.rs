@@ -357,7 +357,7 @@ impl Lockspace {
         if !self.resources.contains_key(&name) {
             let resource = match self.tossed.remove(&name) {
                 Some(idle) => {
-                    self.toss_order.retain(|n| *n != name);
+                    self.forget_toss_order(&name);
                     idle
                 }
                 None => Resource::new(name.clone(), self.config.lvb_len),
@@ -521,7 +521,7 @@ impl Lockspace {
         if !self.resources.contains_key(&name) {
             let resource = match self.tossed.remove(&name) {
                 Some(idle) => {
-                    self.toss_order.retain(|n| *n != name);
+                    self.forget_toss_order(&name);
                     idle
                 }
                 None => Resource::new(name.clone(), self.config.lvb_len),
@@ -587,7 +587,7 @@ impl Lockspace {
         if self.tossed.remove(&name).is_none() {
             return false;
         }
-        self.toss_order.retain(|n| *n != name);
+        self.forget_toss_order(&name);
         true
     }
 
@@ -692,6 +692,17 @@ impl Lockspace {
             if !self.index.contains_key(&id) {
                 return id;
             }
+        }
+    }
+
+    /// Takes `name` out of the toss order. The newest idle resource is the one
+    /// most often revived (a lock taken again on the resource just released), and
+    /// is at the back: no scan then.
+    fn forget_toss_order(&mut self, name: &ResourceName) {
+        if self.toss_order.back() == Some(name) {
+            self.toss_order.pop_back();
+        } else {
+            self.toss_order.retain(|n| n != name);
         }
     }
 

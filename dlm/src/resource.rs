@@ -22,13 +22,22 @@ pub const MAX_RESOURCE_NAME: usize = 64;
 
 /// A resource name: up to 64 arbitrary bytes.
 ///
+/// Kept inline (no heap allocation): the engine clones names into its maps and
+/// outputs on every call, and a boxed name cost an allocation per clone — the
+/// largest share of an uncontended lock+unlock pair. Ordered, compared and hashed
+/// as its bytes (the same order as `&[u8]`).
+///
 /// ```
 /// use phalanx_dlm::ResourceName;
 /// assert!(ResourceName::new(b"inode:42").is_ok());
 /// assert!(ResourceName::new(&[0u8; 65]).is_err());
+/// assert!(ResourceName::new(b"a").unwrap() < ResourceName::new(b"ab").unwrap());
 /// ```
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ResourceName(Box<[u8]>);
+#[derive(Clone)]
+pub struct ResourceName {
+    len: u8,
+    bytes: [u8; MAX_RESOURCE_NAME],
+}
 
 impl ResourceName {
     /// Checks the length limit (`EINVAL` beyond 64 bytes).
@@ -36,18 +45,49 @@ impl ResourceName {
         if bytes.len() > MAX_RESOURCE_NAME {
             return Err(DlmError::NameTooLong(bytes.len()));
         }
-        Ok(ResourceName(bytes.into()))
+        let mut name = ResourceName {
+            len: bytes.len() as u8,
+            bytes: [0; MAX_RESOURCE_NAME],
+        };
+        name.bytes[..bytes.len()].copy_from_slice(bytes);
+        Ok(name)
     }
 
     /// The name's bytes.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+impl PartialEq for ResourceName {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for ResourceName {}
+
+impl PartialOrd for ResourceName {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ResourceName {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
+
+impl std::hash::Hash for ResourceName {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state);
     }
 }
 
 impl std::fmt::Debug for ResourceName {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "\"{}\"", self.0.escape_ascii())
+        write!(f, "\"{}\"", self.as_bytes().escape_ascii())
     }
 }
 

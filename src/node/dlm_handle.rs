@@ -404,10 +404,14 @@ impl Lockspace {
         })
     }
 
-    fn lock_request(&self, c: &LockCall) -> LockRequest {
-        let mut r = LockRequest::new(self.owner, c.resource.clone(), c.mode).with_flags(c.flags);
-        if let Some(v) = &c.lvb {
-            r = r.with_lvb(v);
+    /// The engine's request for a lock call; takes the call's name and value
+    /// buffer (no copy of either per call).
+    fn lock_request(&self, c: &mut LockCall) -> LockRequest {
+        let name = std::mem::take(&mut c.resource);
+        let mut r = LockRequest::new(self.owner, name, c.mode).with_flags(c.flags);
+        if let Some(v) = c.lvb.take() {
+            r.flags |= LockFlags::VALBLK;
+            r.lvb = Some(v.into_boxed_slice());
         }
         if !c.bast {
             r = r.without_bast();
@@ -431,10 +435,10 @@ impl Lockspace {
     }
 
     /// A new lock with every option (its own channel or callback).
-    pub fn lock_with(&self, c: LockCall) -> Result<LockId, DlmCallError> {
+    pub fn lock_with(&self, mut c: LockCall) -> Result<LockId, DlmCallError> {
         let request = DlmRequest::Lock {
             lockspace: self.name.to_vec(),
-            request: self.lock_request(&c),
+            request: self.lock_request(&mut c),
         };
         let notify = Some(c.notify.unwrap_or(Notify::Channel(self.notices_tx.clone())));
         self.call(request, notify, None)?
@@ -537,7 +541,7 @@ impl Lockspace {
         c.lvb = lvb.map(<[u8]>::to_vec);
         let request = DlmRequest::Lock {
             lockspace: self.name.to_vec(),
-            request: self.lock_request(&c),
+            request: self.lock_request(&mut c),
         };
         let notify = Some(Notify::Channel(self.notices_tx.clone()));
         let (id, completion) = self.wait(request, notify)?;

@@ -19,12 +19,16 @@
 //!   retransmission or order, while the core needs per-pair FIFO delivery without
 //!   loss; totem's agreed order gives that (and more: a message is ordered with the
 //!   group views, as in virtual synchrony), at the cost of one token rotation per
-//!   hop and of the message reaching every member of the group.
+//!   hop and of the message reaching every member of the group. A core message
+//!   larger than [`MAX_DLM_FRAGMENT`] (recovery lists every mastered name and
+//!   every re-mastered lock) goes as several CPG messages, reassembled by the
+//!   destination: CPG refuses messages above its `max_message_size` (1 MiB).
 //! - **Backpressure.** The core's sends wait in a bounded queue for room in CPG;
 //!   while it is full, application calls are refused with `TryAgain`.
 
 use super::{InputError, Output, Stack, StackEvent};
 use phalanx_cpg::{CpgEvent, GroupChange, Guarantee, Reason};
+use phalanx_dlm::channel::{ChannelConfig, ChannelOutput, PeerChannel};
 use phalanx_dlm::cluster::{self, DlmConfig, DlmNode, LockspaceId};
 use phalanx_dlm::{Completion, DlmError, LockId, LockRequest, Mode, Owner, UnlockRequest};
 use phalanx_totem::{NodeId, Time};
@@ -42,6 +46,33 @@ pub const DLM_GROUP_PREFIX: &[u8] = b"dlm:";
 /// Longest lockspace name (as libdlm).
 pub const MAX_LOCKSPACE_NAME: usize = 64;
 
+/// Most core bytes in one CPG message; a larger core message is split. Well below
+/// CPG's default `max_message_size` (1 MiB), so that other groups' traffic can
+/// interleave with a long recovery message.
+pub const MAX_DLM_FRAGMENT: usize = 256 * 1024;
+
+/// Largest core message a destination reassembles (a longer one is dropped and
+/// counted `malformed`): far above what a lockspace within the engine's bounds
+/// sends (a million names of 64 bytes).
+pub const MAX_DLM_MESSAGE: usize = 256 * 1024 * 1024;
+
+/// The frame byte after the destination: this piece ends the core message.
+const FRAME_LAST: u8 = 0;
+/// The frame byte after the destination: more pieces of this message follow.
+const FRAME_MORE: u8 = 1;
+
+/// Most records from one peer held until this node reaches their epoch; beyond
+/// it they are dropped and counted `malformed` (a peer cannot be that far ahead
+/// of a view this node will install).
+const MAX_HELD_RECORDS: usize = 65_536;
+
+/// Whether a core message is lock traffic (wire tags 1..=10: lookups, removes,
+/// requests, conversions, unlocks, ASTs, BASTs, refusals), which the direct path
+/// may carry; recovery messages (11, 12) always go on the ring.
+fn is_lock_traffic(bytes: &[u8]) -> bool {
+    matches!(bytes.get(1), Some(1..=10))
+}
+
 /// What the DLM service starts from (see [`StackConfig::dlm`](super::StackConfig::dlm)).
 #[derive(Clone, Debug)]
 pub struct DlmSetup {
@@ -53,6 +84,11 @@ pub struct DlmSetup {
     pub max_sends: usize,
     /// How often idle resources are forgotten (the toss timer).
     pub toss_interval: std::time::Duration,
+    /// Lock traffic (lookups, requests, conversions, unlocks, ASTs, BASTs) goes
+    /// point-to-point over the links ([`phalanx_dlm::channel`]) instead of as
+    /// agreed CPG messages; recovery stays on the ring. Experimental, off by
+    /// default: see `docs/dlm.md` ("Design: a point-to-point path").
+    pub direct: bool,
 }
 
 impl Default for DlmSetup {
@@ -61,6 +97,7 @@ impl Default for DlmSetup {
             node: DlmConfig::default(),
             max_sends: 4096,
             toss_interval: std::time::Duration::from_secs(10),
+            direct: false,
         }
     }
 }
@@ -259,6 +296,8 @@ struct LsEntry {
     member: bool,
     /// Nodes that left the group by failure and are not known fenced yet.
     failed: BTreeSet<NodeId>,
+    /// The epoch of the last view given to the core (stamped on direct records).
+    epoch: u64,
 }
 
 #[derive(Debug)]
@@ -267,8 +306,26 @@ pub(super) struct DlmService {
     setup: DlmSetup,
     lockspaces: BTreeMap<LockspaceId, LsEntry>,
     ids: BTreeMap<Arc<[u8]>, LockspaceId>,
-    /// (lockspace, encoded payload: destination then the core's bytes).
+    /// (lockspace, encoded payload: destination, frame byte, a piece of the
+    /// core's bytes).
     sends: VecDeque<(LockspaceId, Vec<u8>)>,
+    /// Pieces of core messages for this node received so far, per (lockspace,
+    /// sender); dropped when the sender leaves the lockspace's group.
+    partial: BTreeMap<(LockspaceId, NodeId), Vec<u8>>,
+    /// The direct path (`DlmSetup::direct`): a channel per peer, made in ring
+    /// `ring_seq` (its stream id), dropped when the peer leaves the ring.
+    channels: BTreeMap<NodeId, PeerChannel>,
+    ring_seq: u64,
+    /// The current ring's members: no channel to or from anyone else.
+    ring_members: Vec<NodeId>,
+    /// Records (epoch, core bytes) waiting for room in a peer's channel.
+    backlog: BTreeMap<NodeId, VecDeque<Vec<u8>>>,
+    backlog_len: usize,
+    /// Channel datagrams for the links.
+    direct_out: VecDeque<(NodeId, Vec<u8>)>,
+    /// Records from a peer held until this node's view reaches their epoch (and
+    /// every later record of that peer behind them, in order).
+    held_in: BTreeMap<NodeId, VecDeque<(LockspaceId, u64, Vec<u8>)>>,
     clock: ViewClock,
     toss_at: Option<Time>,
     stats: DlmServiceStats,
@@ -280,7 +337,151 @@ pub fn lockspace_id(name: &[u8]) -> LockspaceId {
     (h ^ (h >> 32)) as u32
 }
 
+/// The CPG payloads carrying core message `bytes` to node `to`: each is the
+/// destination (u32, big-endian), a frame byte ([`FRAME_MORE`] when more pieces
+/// follow, else [`FRAME_LAST`]) and at most `max_piece` core bytes. The pieces of
+/// one message are queued together, so the group's total order keeps them
+/// together and in order for the destination.
+fn frames(to: NodeId, bytes: &[u8], max_piece: usize) -> Vec<Vec<u8>> {
+    let pieces: Vec<&[u8]> = if bytes.is_empty() {
+        vec![bytes]
+    } else {
+        bytes.chunks(max_piece.max(1)).collect()
+    };
+    let last = pieces.len() - 1;
+    pieces
+        .into_iter()
+        .enumerate()
+        .map(|(i, piece)| {
+            let mut payload = Vec::with_capacity(5 + piece.len());
+            payload.extend_from_slice(&to.to_be_bytes());
+            payload.push(if i == last { FRAME_LAST } else { FRAME_MORE });
+            payload.extend_from_slice(piece);
+            payload
+        })
+        .collect()
+}
+
 impl DlmService {
+    /// A piece of a core message for this node from `from` in lockspace `ls`:
+    /// kept until the last piece, then the whole message goes to the core.
+    fn piece(&mut self, ls: LockspaceId, from: NodeId, frame: u8, piece: &[u8]) {
+        let key = (ls, from);
+        let mut bytes = self.partial.remove(&key).unwrap_or_default();
+        if bytes.len() + piece.len() > MAX_DLM_MESSAGE || frame > FRAME_MORE {
+            // Beyond any message a peer within bounds sends, or not a frame we
+            // know: drop it; a following piece starts a new message.
+            self.stats.malformed += 1;
+            return;
+        }
+        bytes.extend_from_slice(piece);
+        if frame == FRAME_MORE {
+            self.partial.insert(key, bytes);
+            return;
+        }
+        self.stats.received += 1;
+        let _ = self
+            .node
+            .handle_input(cluster::Input::Message { from, bytes });
+    }
+
+    /// Queues a lock-traffic message for `to` on the direct path, stamped with
+    /// the lockspace's epoch.
+    fn send_direct(&mut self, now: u64, to: NodeId, ls: LockspaceId, bytes: &[u8]) {
+        if !self.ring_members.contains(&to) {
+            // Left the ring: the ring would not deliver it either, and the view
+            // without it follows.
+            self.stats.send_dropped += 1;
+            return;
+        }
+        let epoch = self.lockspaces.get(&ls).map_or(0, |e| e.epoch);
+        let mut record = Vec::with_capacity(8 + bytes.len());
+        record.extend_from_slice(&epoch.to_be_bytes());
+        record.extend_from_slice(bytes);
+        self.backlog.entry(to).or_default().push_back(record);
+        self.backlog_len += 1;
+        self.flush_backlog(now, to);
+    }
+
+    /// Moves `peer`'s waiting records into its channel while the window has
+    /// room, and the channel's datagrams out.
+    fn flush_backlog(&mut self, now: u64, peer: NodeId) {
+        let stream = self.ring_seq;
+        let ch = self
+            .channels
+            .entry(peer)
+            .or_insert_with(|| PeerChannel::new(stream, ChannelConfig::default()));
+        if let Some(q) = self.backlog.get_mut(&peer) {
+            while ch.has_room() {
+                let Some(record) = q.pop_front() else { break };
+                self.backlog_len -= 1;
+                if ch.send(now, record).is_err() {
+                    // Only a record above the channel's limit: no lock-traffic
+                    // message is that large.
+                    self.stats.send_dropped += 1;
+                }
+            }
+        }
+        while let Some(o) = ch.poll_output() {
+            match o {
+                ChannelOutput::Transmit(d) => self.direct_out.push_back((peer, d)),
+                ChannelOutput::Deliver(_) => {}
+            }
+        }
+    }
+
+    /// A record a peer's channel delivered: to the core now, or held behind an
+    /// epoch this node has not reached (and behind earlier held records).
+    fn direct_record(&mut self, from: NodeId, record: &[u8]) {
+        let (Some(epoch), Some(ls)) = (record.get(..8), record.get(10..14)) else {
+            self.stats.malformed += 1;
+            return;
+        };
+        let epoch = u64::from_be_bytes(epoch.try_into().unwrap_or_default());
+        let ls = u32::from_be_bytes(ls.try_into().unwrap_or_default());
+        let bytes = record[8..].to_vec();
+        // A lockspace this node is not in nor joining: the core decides (it keeps
+        // messages for lockspaces it has not joined yet, within its bound).
+        let ahead = self.lockspaces.get(&ls).is_some_and(|e| epoch > e.epoch);
+        let q = self.held_in.entry(from).or_default();
+        if !q.is_empty() || ahead {
+            if q.len() < MAX_HELD_RECORDS {
+                q.push_back((ls, epoch, bytes));
+            } else {
+                self.stats.malformed += 1;
+            }
+            return;
+        }
+        self.stats.received += 1;
+        let _ = self
+            .node
+            .handle_input(cluster::Input::Message { from, bytes });
+    }
+
+    /// Hands the core the held records whose epoch this node has reached, in
+    /// each peer's order.
+    fn release_held(&mut self) {
+        let peers: Vec<NodeId> = self.held_in.keys().copied().collect();
+        for from in peers {
+            while let Some(q) = self.held_in.get_mut(&from) {
+                let ready = q.front().is_some_and(|(ls, epoch, _)| {
+                    self.lockspaces.get(ls).is_none_or(|e| *epoch <= e.epoch)
+                });
+                if !ready {
+                    break;
+                }
+                let Some((_, _, bytes)) = q.pop_front() else {
+                    break;
+                };
+                self.stats.received += 1;
+                let _ = self
+                    .node
+                    .handle_input(cluster::Input::Message { from, bytes });
+            }
+        }
+        self.held_in.retain(|_, q| !q.is_empty());
+    }
+
     pub(super) fn new(me: NodeId, setup: DlmSetup) -> Result<Self, phalanx_dlm::ConfigError> {
         Ok(DlmService {
             node: DlmNode::new(me, setup.node.clone())?,
@@ -288,6 +489,14 @@ impl DlmService {
             lockspaces: BTreeMap::new(),
             ids: BTreeMap::new(),
             sends: VecDeque::new(),
+            partial: BTreeMap::new(),
+            channels: BTreeMap::new(),
+            ring_seq: 0,
+            ring_members: Vec::new(),
+            backlog: BTreeMap::new(),
+            backlog_len: 0,
+            direct_out: VecDeque::new(),
+            held_in: BTreeMap::new(),
             clock: ViewClock::default(),
             toss_at: None,
             stats: DlmServiceStats::default(),
@@ -302,7 +511,7 @@ impl DlmService {
     }
 
     fn check_room(&self) -> Result<(), DlmServiceError> {
-        if self.sends.len() >= self.setup.max_sends {
+        if self.sends.len() + self.backlog_len >= self.setup.max_sends {
             return Err(DlmServiceError::TryAgain);
         }
         Ok(())
@@ -381,6 +590,7 @@ impl Stack {
                         group,
                         member: false,
                         failed: BTreeSet::new(),
+                        epoch: 0,
                     },
                 );
                 if d.toss_at.is_none() {
@@ -421,11 +631,65 @@ impl Stack {
         }
     }
 
-    /// A regular configuration: a new ring for the view clock.
-    pub(super) fn dlm_new_ring(&mut self, seq: u64) {
+    /// A regular configuration: a new ring for the view clock; direct channels to
+    /// nodes that left the ring are dropped (with what waits for them: a peer
+    /// that comes back gets a new channel, named by this ring).
+    pub(super) fn dlm_new_ring(&mut self, seq: u64, members: &[NodeId]) {
         if let Some(d) = self.dlm.as_mut() {
             d.clock.new_ring(seq);
+            d.ring_seq = seq;
+            d.ring_members = members.to_vec();
+            d.channels.retain(|n, _| members.contains(n));
+            d.held_in.retain(|n, _| members.contains(n));
+            d.backlog.retain(|n, _| members.contains(n));
+            d.backlog_len = d.backlog.values().map(VecDeque::len).sum();
         }
+    }
+
+    /// A channel datagram from `from` (the direct path).
+    pub(super) fn dlm_direct_datagram(&mut self, now: Time, from: NodeId, data: &[u8]) {
+        let Some(d) = self.dlm.as_mut() else { return };
+        if !d.ring_members.contains(&from) {
+            // Not in this node's ring (a partitioned node that still sends):
+            // nothing of it reaches the core.
+            d.stats.malformed += 1;
+            return;
+        }
+        let now = now.as_nanos();
+        let stream = d.ring_seq;
+        let ch = d
+            .channels
+            .entry(from)
+            .or_insert_with(|| PeerChannel::new(stream, ChannelConfig::default()));
+        if ch.datagram(now, data).is_err() {
+            d.stats.malformed += 1;
+            return;
+        }
+        let mut records = Vec::new();
+        while let Some(o) = ch.poll_output() {
+            match o {
+                ChannelOutput::Transmit(t) => d.direct_out.push_back((from, t)),
+                ChannelOutput::Deliver(r) => records.push(r),
+            }
+        }
+        for r in records {
+            d.direct_record(from, &r);
+        }
+        // Acks may have made room for waiting records.
+        d.flush_backlog(now, from);
+    }
+
+    /// Whether the direct path is on (its datagrams are told from totem's).
+    pub(super) fn dlm_direct(&self) -> bool {
+        self.dlm.as_ref().is_some_and(|d| d.setup.direct)
+    }
+
+    /// Takes the direct path's datagrams for the links.
+    pub(super) fn take_dlm_datagrams(&mut self) -> Vec<(NodeId, Vec<u8>)> {
+        self.dlm
+            .as_mut()
+            .map(|d| d.direct_out.drain(..).collect())
+            .unwrap_or_default()
     }
 
     /// Takes the service's share of a CPG event; returns what is left for the
@@ -473,18 +737,14 @@ impl Stack {
                 }
                 if m.sender.local == DLM_CPG_LOCAL {
                     let me = self.totem.node_id();
-                    match m.data.get(..4) {
-                        Some(to) => {
+                    match (m.data.get(..4), m.data.get(4)) {
+                        (Some(to), Some(&frame)) => {
                             let to = u32::from_be_bytes([to[0], to[1], to[2], to[3]]);
                             if to == me {
-                                d.stats.received += 1;
-                                let _ = d.node.handle_input(cluster::Input::Message {
-                                    from: m.sender.node,
-                                    bytes: m.data[4..].to_vec(),
-                                });
+                                d.piece(id, m.sender.node, frame, &m.data[5..]);
                             }
                         }
-                        None => d.stats.malformed += 1,
+                        _ => d.stats.malformed += 1,
                     }
                 }
                 let rest: Arc<[u32]> = m
@@ -526,6 +786,11 @@ impl Stack {
             .filter(|n| !fenced_now(*n, self))
             .collect();
         let Some(d) = self.dlm.as_mut() else { return };
+        // A sender that left will not finish its message (a new incarnation
+        // starts a new one).
+        for l in c.left.iter().filter(|l| l.member.local == DLM_CPG_LOCAL) {
+            d.partial.remove(&(id, l.member.node));
+        }
         let epoch = d.clock.next(id);
         let members: Vec<NodeId> = c
             .members
@@ -542,12 +807,16 @@ impl Stack {
         let was_member = e.member;
         e.member = members.contains(&me);
         let is_member = e.member;
+        e.epoch = epoch;
         let _ = d.node.handle_input(cluster::Input::Members {
             lockspace: id,
             epoch,
             members: members.clone(),
             failed: failed.clone(),
         });
+        if !d.held_in.is_empty() {
+            d.release_held();
+        }
         let mut events = Vec::new();
         if is_member && !was_member {
             events.push(DlmEvent::Joined {
@@ -589,6 +858,9 @@ impl Stack {
             })
             .collect();
         let me = self.totem.node_id();
+        // A piece and its 5-byte frame header must fit CPG's largest message.
+        let max_piece = MAX_DLM_FRAGMENT.min(self.cpg.config().max_message_size.saturating_sub(5));
+        let now = self.now.as_nanos();
         let Some(d) = self.dlm.as_mut() else { return };
         let mut events = Vec::new();
         for n in fenced {
@@ -614,10 +886,13 @@ impl Stack {
                     // The wire format puts the lockspace id at bytes 2..6.
                     let Some(ls) = bytes.get(2..6) else { continue };
                     let ls = u32::from_be_bytes([ls[0], ls[1], ls[2], ls[3]]);
-                    let mut payload = Vec::with_capacity(4 + bytes.len());
-                    payload.extend_from_slice(&to.to_be_bytes());
-                    payload.extend_from_slice(&bytes);
-                    d.sends.push_back((ls, payload));
+                    if d.setup.direct && is_lock_traffic(&bytes) {
+                        d.send_direct(now, to, ls, &bytes);
+                        continue;
+                    }
+                    for payload in frames(to, &bytes, max_piece) {
+                        d.sends.push_back((ls, payload));
+                    }
                 }
                 cluster::Output::Completion {
                     lockspace,
@@ -695,11 +970,30 @@ impl Stack {
     }
 
     pub(super) fn dlm_deadline(&self) -> Option<Time> {
-        self.dlm.as_ref().and_then(|d| d.toss_at)
+        let d = self.dlm.as_ref()?;
+        let channels = d
+            .channels
+            .values()
+            .filter_map(PeerChannel::deadline)
+            .min()
+            .map(Time::from_nanos);
+        [d.toss_at, channels].into_iter().flatten().min()
     }
 
     pub(super) fn dlm_timeout(&mut self, now: Time) {
         let Some(d) = self.dlm.as_mut() else { return };
+        let peers: Vec<NodeId> = d
+            .channels
+            .iter()
+            .filter(|(_, c)| c.deadline().is_some_and(|t| t <= now.as_nanos()))
+            .map(|(n, _)| *n)
+            .collect();
+        for peer in peers {
+            if let Some(c) = d.channels.get_mut(&peer) {
+                c.tick(now.as_nanos());
+            }
+            d.flush_backlog(now.as_nanos(), peer);
+        }
         if d.toss_at.is_none_or(|t| t > now) {
             return;
         }
@@ -716,6 +1010,8 @@ impl Stack {
     }
 
     pub(super) fn dlm_is_quiescent(&self) -> bool {
-        self.dlm.as_ref().is_none_or(|d| d.sends.is_empty())
+        self.dlm
+            .as_ref()
+            .is_none_or(|d| d.sends.is_empty() && d.backlog_len == 0)
     }
 }

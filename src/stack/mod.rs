@@ -80,7 +80,7 @@ pub use cib::{CibRequest, CibSetup};
 pub use config::{QuorumRequestError, StackConfig, StackConfigError};
 pub use dlm::{
     DLM_CPG_LOCAL, DLM_GROUP_PREFIX, DlmEvent, DlmRequest, DlmServiceError, DlmServiceStats,
-    DlmSetup, MAX_LOCKSPACE_NAME, lockspace_id,
+    DlmSetup, MAX_DLM_FRAGMENT, MAX_DLM_MESSAGE, MAX_LOCKSPACE_NAME, lockspace_id,
 };
 pub use fence::{DECISION_CLIENT, FenceCommand, FenceNotice, FenceServiceStats, FencingSetup};
 pub use io::{
@@ -307,12 +307,18 @@ impl Stack {
         from: std::net::SocketAddr,
         data: &[u8],
     ) -> Result<(), InputError> {
+        let direct = self.dlm_direct();
         let out = &mut self.out;
         let received = self.links.receive(now, link, from, data, &mut |t| {
             out.push_back(Output::Transmit(t))
         })?;
-        if let Received::Totem { data, .. } = received {
-            self.totem.handle_datagram(now, data);
+        if let Received::Totem { from, data } = received {
+            if direct && data.starts_with(&phalanx_dlm::channel::MAGIC) {
+                let data = data.to_vec();
+                self.dlm_direct_datagram(now, from, &data);
+            } else {
+                self.totem.handle_datagram(now, data);
+            }
         }
         Ok(())
     }
@@ -526,6 +532,13 @@ impl Stack {
                 gate.emit(out, stats, Output::Transmit(lt));
             });
         }
+        for (to, data) in self.take_dlm_datagrams() {
+            let (out, gate, stats) = (&mut self.out, &mut self.gate, &mut self.stats);
+            self.links
+                .send(&phalanx_totem::Destination::Node(to), data, &mut |lt| {
+                    gate.emit(out, stats, Output::Transmit(lt));
+                });
+        }
         while let Some(e) = self.links.poll_event() {
             record!(
                 self.logger,
@@ -556,7 +569,7 @@ impl Stack {
                 Event::Config(c) => {
                     self.cpg.handle_config(&c);
                     if c.kind == phalanx_totem::ConfigKind::Regular {
-                        self.dlm_new_ring(c.ring.seq);
+                        self.dlm_new_ring(c.ring.seq, &c.members);
                         self.fence_config(&c.members);
                         self.cib_config(&c.members, &c.joined, &c.left, c.ring);
                     }

@@ -57,8 +57,9 @@ pub(crate) struct LsState {
     // ----- requester side
     /// Cached masters of names this node looked up.
     pub(crate) masters: BTreeMap<Vec<u8>, NodeId>,
-    /// Lookups outstanding (one per name).
-    pub(crate) lookups: BTreeSet<Vec<u8>>,
+    /// Lookups outstanding (one per name), each with the local locks whose calls
+    /// wait for its reply (a listed lock may be gone or sent since: checked then).
+    pub(crate) lookups: BTreeMap<Vec<u8>, Vec<u32>>,
     pub(crate) locks: BTreeMap<u32, LocalLock>,
     pub(crate) next_local: u32,
     // ----- recovery
@@ -94,7 +95,7 @@ impl LsState {
             pending_removes: Vec::new(),
             directory: BTreeMap::new(),
             masters: BTreeMap::new(),
-            lookups: BTreeSet::new(),
+            lookups: BTreeMap::new(),
             locks: BTreeMap::new(),
             next_local: 1,
             lost: BTreeSet::new(),
@@ -144,7 +145,18 @@ impl LsState {
 
     // ----- application calls --------------------------------------------------
 
+    /// Calls waiting to be sent. While the lockspace runs, a call waits only for
+    /// the lookup of its name (`dispatch` sends every other call at once), and
+    /// is listed with it: counting the lists keeps an application call free of a
+    /// scan of every lock this node holds (the count may include calls sent or
+    /// gone since — a conservative bound; checked in debug builds). While it
+    /// recovers, the scan.
     fn parked(&self) -> usize {
+        if self.phase == Phase::Running {
+            let listed: usize = self.lookups.values().map(Vec::len).sum();
+            debug_assert!(self.locks.values().filter(|l| l.has_unsent()).count() <= listed);
+            return listed;
+        }
         self.locks.values().filter(|l| l.has_unsent()).count()
     }
 
@@ -376,7 +388,7 @@ impl LsState {
             };
             let Some(master) = master else {
                 let name = lock.name.clone();
-                self.start_lookup(name, out);
+                self.start_lookup(name, local, out);
                 return;
             };
             let msg = match op.clone() {
@@ -466,14 +478,17 @@ impl LsState {
         });
     }
 
-    fn start_lookup(&mut self, name: Vec<u8>, out: &mut VecDeque<Output>) {
-        if self.lookups.contains(&name) {
+    /// Asks the directory for `name`'s master, unless a lookup is on its way;
+    /// either way lock `local`'s call waits for the reply.
+    fn start_lookup(&mut self, name: Vec<u8>, local: u32, out: &mut VecDeque<Output>) {
+        if let Some(waiting) = self.lookups.get_mut(&name) {
+            waiting.push(local);
             return;
         }
         let Some(dir) = directory_node(&self.members, &name) else {
             return;
         };
-        self.lookups.insert(name.clone());
+        self.lookups.insert(name.clone(), vec![local]);
         let msg = Msg::Lookup {
             lockspace: self.id,
             epoch: self.epoch,
@@ -641,20 +656,24 @@ impl LsState {
         master: NodeId,
         out: &mut VecDeque<Output>,
     ) {
-        if epoch != self.epoch || self.phase != Phase::Running || !self.lookups.remove(&name) {
+        if epoch != self.epoch || self.phase != Phase::Running {
             return;
         }
+        let Some(mut waiting) = self.lookups.remove(&name) else {
+            return;
+        };
+        // In id order, as the locks were made (a lock listed twice goes once).
+        waiting.sort_unstable();
+        waiting.dedup();
         if master == 0 {
             // The directory node could not take the lookup: refuse the waiting calls.
-            let waiting: Vec<u32> = self
-                .locks
-                .iter()
-                .filter(|(_, l)| {
-                    l.name == name && matches!(l.main, Some((MainOp::Request { .. }, false)))
-                })
-                .map(|(id, _)| *id)
-                .collect();
             for id in waiting {
+                let refuse = self.locks.get(&id).is_some_and(|l| {
+                    l.name == name && matches!(l.main, Some((MainOp::Request { .. }, false)))
+                });
+                if !refuse {
+                    continue;
+                }
                 if let Some(lock) = self.locks.remove(&id) {
                     out.push_back(Output::Refused {
                         lockspace: self.id,
@@ -670,14 +689,14 @@ impl LsState {
             self.mastered.insert(name.clone());
         }
         self.masters.insert(name.clone(), master);
-        let waiting: Vec<u32> = self
-            .locks
-            .iter()
-            .filter(|(_, l)| l.name == name && l.has_unsent())
-            .map(|(id, _)| *id)
-            .collect();
         for id in waiting {
-            self.dispatch(id, out);
+            if self
+                .locks
+                .get(&id)
+                .is_some_and(|l| l.name == name && l.has_unsent())
+            {
+                self.dispatch(id, out);
+            }
         }
     }
 }

@@ -204,7 +204,7 @@ impl LsState {
             name: name.clone(),
         });
         self.masters.remove(&name);
-        if self.lookups.contains(&name) {
+        if self.lookups.contains_key(&name) {
             // This node's own lookup is on its way and the directory still names this
             // node: its reply makes this node master again. A Remove now would reach
             // the directory after the lookup and drop the entry it answered with.
@@ -249,7 +249,7 @@ impl LsState {
         // would answer it before the Remove and then drop the entry it answered with.
         let idle: Vec<Vec<u8>> = idle
             .into_iter()
-            .filter(|n| !self.lookups.contains(n))
+            .filter(|n| !self.lookups.contains_key(n))
             .collect();
         for name in idle {
             self.engine.drop_idle(&name);
@@ -258,7 +258,7 @@ impl LsState {
         let unused: Vec<Vec<u8>> = self
             .mastered
             .iter()
-            .filter(|n| !self.lookups.contains(*n))
+            .filter(|n| !self.lookups.contains_key(*n))
             .filter(|n| self.engine.resource(n).is_none())
             .filter(|n| !self.locks.values().any(|l| &l.name == *n && l.has_unsent()))
             .cloned()

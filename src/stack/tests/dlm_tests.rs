@@ -205,3 +205,157 @@ fn dlm_requests_are_refused_typed() {
     );
     assert_eq!(r, Err(InputError::Dlm(DlmServiceError::NotConfigured)));
 }
+
+/// Recovery messages list every mastered name: a node mastering 18 000 names of
+/// 64 bytes sends a joining node a `RecoverNames` of about 1.2 MB, above CPG's
+/// largest message (1 MiB). It goes in pieces and the newcomer finishes recovery
+/// and finds the names' master (without the pieces CPG refuses the message and
+/// the lockspace never leaves recovery).
+#[test]
+fn a_recovery_message_above_cpgs_limit_goes_in_pieces() {
+    let mut p = dlm_pair();
+    p.run_until(|p| p.stacks.iter().all(|s| s.totem().members().len() == 2));
+    let join = |p: &mut Pair, i: usize| {
+        p.stacks[i]
+            .dlm_request(
+                p.now,
+                DlmRequest::Join {
+                    name: b"ls".to_vec(),
+                },
+            )
+            .unwrap();
+    };
+    join(&mut p, 0);
+    p.run_until(|p| dlm_events(&p.events[0]).any(|e| matches!(e, DlmEvent::Recovered { .. })));
+    // Node 1 alone: every name is mastered here, no message.
+    let names = 18_000u32;
+    let name = |i: u32| format!("{i:0>64}").into_bytes();
+    for i in 0..names {
+        p.stacks[0]
+            .dlm_request(
+                p.now,
+                DlmRequest::Lock {
+                    lockspace: b"ls".to_vec(),
+                    request: LockRequest::new(Owner::new(1, 10), name(i), Mode::Nl),
+                },
+            )
+            .unwrap();
+    }
+    let core_bytes = names as usize * 66;
+    assert!(core_bytes > phalanx_cpg::CpgConfig::default().max_message_size);
+    for e in &mut p.events {
+        e.clear();
+    }
+    join(&mut p, 1);
+    p.run_until(|p| {
+        dlm_events(&p.events[1]).any(|e| matches!(e, DlmEvent::Recovered { .. })) && both_members(p)
+    });
+    assert!(
+        p.stacks[0].dlm_stats().sent >= (core_bytes / MAX_DLM_FRAGMENT) as u64,
+        "the names went in several pieces"
+    );
+    // Node 2 knows node 1 masters them: a lock there is granted through node 1.
+    let probe = p.stacks[1]
+        .dlm_request(
+            p.now,
+            DlmRequest::Lock {
+                lockspace: b"ls".to_vec(),
+                request: LockRequest::new(Owner::new(2, 20), name(names - 1), Mode::Pr),
+            },
+        )
+        .unwrap()
+        .unwrap();
+    p.run_until(|p| granted(&p.events[1], probe, Mode::Pr));
+    let dump = p.stacks[1].dlm().unwrap();
+    let id = lockspace_id(b"ls");
+    assert_eq!(
+        dump.locks(id)
+            .iter()
+            .find(|l| l.id == probe.get())
+            .and_then(|l| l.master),
+        Some(1)
+    );
+}
+
+/// `DlmSetup::direct`: the same lock, block, BAST and hand-over, with the lock
+/// traffic point-to-point over the links — no CPG message after the joins'
+/// recovery.
+#[test]
+fn with_the_direct_path_lock_traffic_bypasses_the_ring() {
+    let mut p = Pair::new();
+    p.stacks = [1, 2]
+        .iter()
+        .map(|&id| {
+            let mut cfg = with_dlm(id);
+            cfg.dlm = Some(DlmSetup {
+                direct: true,
+                ..DlmSetup::default()
+            });
+            Stack::new(cfg, None, Time::ZERO, Logger::discard()).unwrap()
+        })
+        .collect();
+    p.run_until(|p| p.stacks.iter().all(|s| s.totem().members().len() == 2));
+    for i in 0..2 {
+        p.stacks[i]
+            .dlm_request(
+                p.now,
+                DlmRequest::Join {
+                    name: b"ls".to_vec(),
+                },
+            )
+            .unwrap();
+    }
+    p.run_until(|p| {
+        both_members(p)
+            && p.stacks
+                .iter()
+                .all(|s| s.dlm().unwrap().is_recovering(lockspace_id(b"ls")) == Some(false))
+    });
+    let ring_sent: u64 = p.stacks.iter().map(|s| s.dlm_stats().sent).sum();
+    let lock = |p: &mut Pair, i: usize, pid: u32, name: &str, mode: Mode| {
+        p.stacks[i]
+            .dlm_request(
+                p.now,
+                DlmRequest::Lock {
+                    lockspace: b"ls".to_vec(),
+                    request: LockRequest::new(Owner::new(i as u32 + 1, pid), name, mode),
+                },
+            )
+            .unwrap()
+            .unwrap()
+    };
+    // Names whose directory is either node: lookups cross too.
+    let mut held = Vec::new();
+    for r in ["r", "s", "t", "u"] {
+        let a = lock(&mut p, 0, 10, r, Mode::Ex);
+        p.run_until(|p| granted(&p.events[0], a, Mode::Ex));
+        held.push(a);
+    }
+    let b = lock(&mut p, 1, 20, "r", Mode::Pr);
+    p.run_until(|p| {
+        dlm_events(&p.events[0]).any(
+            |e| matches!(e, DlmEvent::Blocking { lock, mode: Mode::Pr, .. } if *lock == held[0]),
+        )
+    });
+    assert!(
+        !granted(&p.events[1], b, Mode::Pr),
+        "not while node 1 holds EX"
+    );
+    p.stacks[0]
+        .dlm_request(
+            p.now,
+            DlmRequest::Unlock {
+                lockspace: b"ls".to_vec(),
+                request: UnlockRequest::new(Owner::new(1, 10), held[0]),
+            },
+        )
+        .unwrap();
+    p.run_until(|p| granted(&p.events[1], b, Mode::Pr));
+    let after: u64 = p.stacks.iter().map(|s| s.dlm_stats().sent).sum();
+    assert_eq!(after, ring_sent, "no lock traffic on the ring");
+    let received: u64 = p.stacks.iter().map(|s| s.dlm_stats().received).sum();
+    assert!(
+        received >= 2,
+        "the request and its grant came direct ({received})"
+    );
+}

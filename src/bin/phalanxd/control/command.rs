@@ -99,6 +99,34 @@ pub enum Command {
         /// NL, CR, CW, PR, PW or EX.
         mode: String,
     },
+    /// `dlm-watch LOCKSPACE`: join the lockspace for the benchmark commands below
+    /// and report its notices as `dlm_notice` lines (see `dlm_bench.rs`).
+    DlmWatch {
+        /// Lockspace name.
+        lockspace: String,
+    },
+    /// `dlm-ask TAG RESOURCE MODE`: ask for a lock in the watched lockspace without
+    /// waiting; its grant is reported as `dlm_notice kind=granted tag=TAG`.
+    DlmAsk {
+        /// A word naming the lock in the notice lines.
+        tag: String,
+        /// Resource name.
+        resource: String,
+        /// NL, CR, CW, PR, PW or EX.
+        mode: String,
+    },
+    /// `dlm-bulk PREFIX FROM COUNT MODE`: take COUNT locks on PREFIX{FROM..} in the
+    /// watched lockspace, many in flight at once; answered when all are granted.
+    DlmBulk {
+        /// Resource name prefix.
+        prefix: String,
+        /// First index.
+        from: u64,
+        /// How many.
+        count: u64,
+        /// NL, CR, CW, PR, PW or EX.
+        mode: String,
+    },
     /// `leave`: leave the cluster cleanly and exit.
     Leave,
 }
@@ -195,6 +223,20 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         "dlm-hold" => Command::DlmHold {
             lockspace: words.word("lockspace")?.to_string(),
             resource: words.word("resource")?.to_string(),
+            mode: words.word("mode")?.to_string(),
+        },
+        "dlm-watch" => Command::DlmWatch {
+            lockspace: words.word("lockspace")?.to_string(),
+        },
+        "dlm-ask" => Command::DlmAsk {
+            tag: words.word("tag")?.to_string(),
+            resource: words.word("resource")?.to_string(),
+            mode: words.word("mode")?.to_string(),
+        },
+        "dlm-bulk" => Command::DlmBulk {
+            prefix: words.word("prefix")?.to_string(),
+            from: words.number("first index")?,
+            count: words.number("count")?,
             mode: words.word("mode")?.to_string(),
         },
         "leave" => Command::Leave,

@@ -27,6 +27,8 @@ pub struct Executor {
     hammer: Option<super::dlm::Hammer>,
     /// Lockspaces of `dlm-hold` locks (kept so the locks' notices have a home).
     held: Vec<phalanx::node::Lockspace>,
+    /// The lockspace of `dlm-watch` / `dlm-ask` / `dlm-bulk`.
+    watch: Option<super::dlm_bench::Watch>,
 }
 
 /// A running load generator.
@@ -46,6 +48,7 @@ impl Executor {
             load: None,
             hammer: None,
             held: Vec::new(),
+            watch: None,
         }
     }
 
@@ -76,6 +79,9 @@ impl Executor {
         self.stop_load();
         if let Some(h) = self.hammer.take() {
             h.stop();
+        }
+        if let Some(w) = self.watch.take() {
+            w.stop();
         }
         self.members.clear();
     }
@@ -190,6 +196,38 @@ impl Executor {
                 self.held.push(ls);
                 Ok(String::new())
             }
+            Command::DlmWatch { lockspace } => {
+                if self.watch.is_some() {
+                    return Err("a lockspace is watched already".into());
+                }
+                let w = super::dlm_bench::Watch::start(
+                    &self.ctx.handle.dlm(),
+                    self.ctx.out.clone(),
+                    &lockspace,
+                )?;
+                self.watch = Some(w);
+                Ok(String::new())
+            }
+            Command::DlmAsk {
+                tag,
+                resource,
+                mode,
+            } => self
+                .watch
+                .as_ref()
+                .ok_or("no dlm-watch")?
+                .ask(&tag, &resource, &mode)
+                .map(|id| format!("lock={id}")),
+            Command::DlmBulk {
+                prefix,
+                from,
+                count,
+                mode,
+            } => self
+                .watch
+                .as_ref()
+                .ok_or("no dlm-watch")?
+                .bulk(&prefix, from, count, &mode),
             Command::DlmHammerStop => match self.hammer.take() {
                 Some(h) => Ok(format!("ops={}", h.stop())),
                 None => Err("no hammer".into()),

@@ -12,6 +12,7 @@ mod cib;
 mod command;
 mod cpg;
 mod dlm;
+mod dlm_bench;
 mod emit;
 mod exec;
 mod fence;

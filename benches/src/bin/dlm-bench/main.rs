@@ -1,0 +1,404 @@
+//! `dlm-bench` — the lock manager's costs, in one run:
+//!
+//! 1. **core**: uncontended lock + unlock pairs on one resource mastered locally,
+//!    one thread, on the sans-IO `DlmNode` itself (no thread hop);
+//! 2. **handle, local**: the same through a one-node `Node`'s `Dlm` handle
+//!    (`lock_wait` + `unlock_wait`: two round trips to the node's thread);
+//! 3. **remote**: three nodes in this process on loopback; node 1 locks (EX) and
+//!    unlocks a resource mastered on node 2; lock latency p50/p99 beside the UDP
+//!    round trip between two sockets on the same loopback, measured in the run;
+//! 4. **bounce**: one thread per node taking EX on the same resource and
+//!    releasing it; grants per second cluster-wide;
+//! 5. **recovery**: three `phalanxd` processes with the real test fence agent,
+//!    `--recovery N` locks held (default 100 000), one node killed; the phases
+//!    from the kill to locks usable again (`recovery.rs`). Needs `phalanxd` beside
+//!    this binary (or `PHALANXD`); **recovery-core**: the same layout on three
+//!    sans-IO nodes in this thread, the lock manager's own CPU share
+//!    (`core_recovery.rs`).
+//!
+//! ```text
+//! cargo build --release -p phalanx --bin phalanxd -p phalanx-bench --bin dlm-bench
+//! target/release/dlm-bench [--pairs N] [--remote N] [--bounce-secs S] [--recovery N]
+//!     [--only core,handle,remote,bounce,recovery-core,recovery]
+//! ```
+
+mod core_recovery;
+mod procs;
+mod recovery;
+
+use phalanx::dlm::cluster::{DlmConfig, DlmNode, Input, Output};
+use phalanx::dlm::{LockFlags, LockRequest, Mode, Owner, UnlockRequest};
+use phalanx::node::{Node, NodeOptions};
+use phalanx::totem::Config;
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+struct Args {
+    pairs: usize,
+    remote: usize,
+    bounce_secs: u64,
+    recovery: usize,
+    only: Vec<String>,
+}
+
+impl Args {
+    fn runs(&self, scenario: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|s| s == scenario)
+    }
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        pairs: 2_000_000,
+        remote: 2000,
+        bounce_secs: 5,
+        recovery: 100_000,
+        only: Vec::new(),
+    };
+    let v: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i + 1 < v.len() {
+        let value = &v[i + 1];
+        let n = || -> usize { value.parse().expect("a number") };
+        match v[i].as_str() {
+            "--pairs" => a.pairs = n(),
+            "--remote" => a.remote = n(),
+            "--bounce-secs" => a.bounce_secs = n() as u64,
+            "--recovery" => a.recovery = n(),
+            "--only" => a.only = value.split(',').map(str::to_string).collect(),
+            other => panic!("unknown option {other}"),
+        }
+        i += 2;
+    }
+    a
+}
+
+/// `n` uncontended pairs on one locally mastered resource while the node holds
+/// `held` locks on other resources (a per-call cost that grows with them shows).
+fn core_pairs(n: usize, held: usize) -> f64 {
+    let mut node = DlmNode::new(1, DlmConfig::default()).unwrap();
+    node.handle_input(Input::Members {
+        lockspace: 1,
+        epoch: 1,
+        members: vec![1],
+        failed: vec![],
+    })
+    .unwrap();
+    let owner = Owner::new(1, 1);
+    for i in 0..held {
+        node.lock(1, LockRequest::new(owner, format!("held-{i}"), Mode::Pr))
+            .unwrap();
+        while node.poll_output().is_some() {}
+    }
+    let t0 = Instant::now();
+    let mut completions = 0usize;
+    for _ in 0..n {
+        let id = node
+            .lock(1, LockRequest::new(owner, "r", Mode::Ex))
+            .unwrap();
+        node.unlock(1, UnlockRequest::new(owner, id)).unwrap();
+        while let Some(o) = node.poll_output() {
+            completions += usize::from(matches!(o, Output::Completion { .. }));
+        }
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    assert_eq!(completions, 2 * n);
+    n as f64 / secs
+}
+
+fn addrs(n: u32) -> BTreeMap<u32, SocketAddr> {
+    let socks: Vec<UdpSocket> = (0..n)
+        .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+        .collect();
+    (1..=n)
+        .zip(&socks)
+        .map(|(id, s)| (id, s.local_addr().unwrap()))
+        .collect()
+}
+
+/// `n` nodes in this process; `direct`: the DLM's lock traffic point-to-point
+/// over the links (`DlmSetup::direct`) instead of agreed CPG messages.
+fn start(n: u32, direct: bool) -> Vec<Node> {
+    let addrs = addrs(n);
+    let ids: Vec<u32> = (1..=n).collect();
+    ids.iter()
+        .map(|&id| {
+            let mut o = NodeOptions::new(Config::new(id, ids.clone()), addrs.clone());
+            o.dlm = Some(phalanx::stack::DlmSetup {
+                direct,
+                ..Default::default()
+            });
+            Node::start(o).expect("node starts")
+        })
+        .collect()
+}
+
+fn handle_local(n: usize) -> f64 {
+    let nodes = start(1, false);
+    let ls = nodes[0].dlm().lockspace("bench").unwrap();
+    let t0 = Instant::now();
+    for _ in 0..n {
+        let g = ls
+            .lock_wait(b"r", Mode::Ex, LockFlags::EMPTY, None)
+            .unwrap();
+        ls.unlock_wait(g.id, LockFlags::EMPTY, None).unwrap();
+    }
+    let rate = n as f64 / t0.elapsed().as_secs_f64();
+    for n in nodes {
+        n.leave().unwrap();
+    }
+    rate
+}
+
+fn percentile(v: &mut [Duration], p: f64) -> Duration {
+    v.sort();
+    v[((v.len() - 1) as f64 * p) as usize]
+}
+
+fn udp_rtt(n: usize) -> Vec<Duration> {
+    let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let b_addr = b.local_addr().unwrap();
+    let echo = std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        for _ in 0..n {
+            let (len, from) = b.recv_from(&mut buf).unwrap();
+            b.send_to(&buf[..len], from).unwrap();
+        }
+    });
+    let mut buf = [0u8; 64];
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        a.send_to(&[7u8; 48], b_addr).unwrap();
+        a.recv_from(&mut buf).unwrap();
+        out.push(t.elapsed());
+    }
+    echo.join().unwrap();
+    out
+}
+
+/// Waits until every node sees all of them in the lockspace.
+fn all_joined(nodes: &[Node], n: usize) {
+    let t0 = Instant::now();
+    while !nodes.iter().all(|node| {
+        node.dlm()
+            .dump()
+            .unwrap()
+            .lockspaces
+            .iter()
+            .any(|(name, m, recovering)| name == "bench" && m.len() == n && !recovering)
+    }) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "lockspace never formed"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Node 1 locks (EX) a resource mastered on node 2 and unlocks it, `n` times;
+/// then the UDP round trip on the same loopback.
+fn remote(spaces: &[phalanx::node::Lockspace], n: usize) {
+    // Node 2 asks first: it becomes the master; its NL lock keeps it mastered.
+    let keep = spaces[1]
+        .lock_wait(b"remote", Mode::Nl, LockFlags::EMPTY, None)
+        .unwrap();
+    let mut lat = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        let g = spaces[0]
+            .lock_wait(b"remote", Mode::Ex, LockFlags::EMPTY, None)
+            .unwrap();
+        lat.push(t.elapsed());
+        spaces[0].unlock_wait(g.id, LockFlags::EMPTY, None).unwrap();
+    }
+    spaces[1]
+        .unlock_wait(keep.id, LockFlags::EMPTY, None)
+        .unwrap();
+    let (p50, p99) = (percentile(&mut lat, 0.5), percentile(&mut lat, 0.99));
+    let mut rtt = udp_rtt(n);
+    let (r50, r99) = (percentile(&mut rtt, 0.5), percentile(&mut rtt, 0.99));
+    println!(
+        "remote master (node 2, the first to ask): lock latency \
+         p50 {:.1} µs p99 {:.1} µs; UDP round trip p50 {:.1} µs p99 {:.1} µs",
+        p50.as_secs_f64() * 1e6,
+        p99.as_secs_f64() * 1e6,
+        r50.as_secs_f64() * 1e6,
+        r99.as_secs_f64() * 1e6
+    );
+}
+
+/// What a remote lock's latency is made of: the same cluster's agreed CPG round
+/// trip between nodes 1 and 2 (the path a DLM `Request` and its `Ast` take:
+/// one agreed message each way, a member thread echoing), and a lock mastered on
+/// node 1 itself (the handle's thread hops, no message).
+fn remote_parts(nodes: &[Node], spaces: &[phalanx::node::Lockspace], n: usize) {
+    use phalanx::cpg::{CpgEvent, Guarantee};
+    let a = nodes[0].cpg().member().unwrap();
+    let b = nodes[1].cpg().member().unwrap();
+    a.join(b"ping").unwrap();
+    b.join(b"ping").unwrap();
+    let both = |m: &phalanx::node::CpgMember| loop {
+        match m.events().recv_timeout(Duration::from_secs(20)).unwrap() {
+            CpgEvent::Change(c) if c.members.len() == 2 => break,
+            _ => {}
+        }
+    };
+    both(&a);
+    both(&b);
+    let (a_id, b_id) = (a.id(), b.id());
+    let echo = std::thread::spawn(move || {
+        let mut echoed = 0;
+        while echoed < n {
+            if let CpgEvent::Deliver(m) = b.events().recv().unwrap()
+                && m.sender == a_id
+            {
+                b.mcast(b"ping", Guarantee::Agreed, &m.data).unwrap();
+                echoed += 1;
+            }
+        }
+        b
+    });
+    let mut rtt = Vec::with_capacity(n);
+    for i in 0..n {
+        let t = Instant::now();
+        a.mcast(b"ping", Guarantee::Agreed, &(i as u64).to_be_bytes())
+            .unwrap();
+        loop {
+            if let CpgEvent::Deliver(m) = a.events().recv().unwrap()
+                && m.sender == b_id
+            {
+                break;
+            }
+        }
+        rtt.push(t.elapsed());
+    }
+    let b = echo.join().unwrap();
+    let _ = a.leave(b"ping");
+    let _ = b.leave(b"ping");
+    let (c50, c99) = (percentile(&mut rtt, 0.5), percentile(&mut rtt, 0.99));
+
+    // Node 1 masters "mine" (it asks first; its NL lock keeps it mastered).
+    let keep = spaces[0]
+        .lock_wait(b"mine", Mode::Nl, LockFlags::EMPTY, None)
+        .unwrap();
+    let mut local = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        let g = spaces[0]
+            .lock_wait(b"mine", Mode::Ex, LockFlags::EMPTY, None)
+            .unwrap();
+        local.push(t.elapsed());
+        spaces[0].unlock_wait(g.id, LockFlags::EMPTY, None).unwrap();
+    }
+    spaces[0]
+        .unlock_wait(keep.id, LockFlags::EMPTY, None)
+        .unwrap();
+    let (l50, l99) = (percentile(&mut local, 0.5), percentile(&mut local, 0.99));
+    println!(
+        "  parts: agreed CPG round trip node 1 → 2 → 1 p50 {:.1} µs p99 {:.1} µs; \
+         lock_wait on a resource mastered locally (3-node cluster) p50 {:.1} µs p99 {:.1} µs",
+        c50.as_secs_f64() * 1e6,
+        c99.as_secs_f64() * 1e6,
+        l50.as_secs_f64() * 1e6,
+        l99.as_secs_f64() * 1e6
+    );
+}
+
+/// One thread per node takes EX on one resource and releases it, for `secs`.
+fn bounce(spaces: &[phalanx::node::Lockspace], secs: u64) {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let threads: Vec<_> = spaces
+        .iter()
+        .cloned()
+        .map(|ls| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut grants = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let g = ls
+                        .lock_wait(b"hot", Mode::Ex, LockFlags::EMPTY, None)
+                        .unwrap();
+                    grants += 1;
+                    ls.unlock_wait(g.id, LockFlags::EMPTY, None).unwrap();
+                }
+                grants
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(secs));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let per: Vec<u64> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let total: u64 = per.iter().sum();
+    println!(
+        "bounce EX between 3 nodes: {:.0} grants/s (per node {per:?} in {secs} s)",
+        total as f64 / secs as f64,
+    );
+}
+
+fn main() {
+    let a = args();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("load average at start: {}", load.trim());
+
+    if a.runs("core") {
+        let core = core_pairs(a.pairs, 0);
+        println!(
+            "core: {} uncontended lock+unlock pairs (local master, one thread): {:.0} pairs/s",
+            a.pairs, core
+        );
+        let held = 100_000;
+        let core = core_pairs(a.pairs / 4, held);
+        println!(
+            "core, {held} other locks held: {} pairs: {:.0} pairs/s",
+            a.pairs / 4,
+            core
+        );
+    }
+    if a.runs("handle") {
+        let local = handle_local(a.pairs.min(100_000));
+        println!("handle, one node: lock_wait+unlock_wait {local:.0} pairs/s");
+    }
+    for direct in [false, true] {
+        if !(a.runs("remote") || a.runs("bounce")) {
+            break;
+        }
+        println!(
+            "--- lock traffic {}",
+            if direct {
+                "point-to-point over the links (DlmSetup::direct)"
+            } else {
+                "as agreed CPG messages (default)"
+            }
+        );
+        let nodes = start(3, direct);
+        let spaces: Vec<_> = nodes
+            .iter()
+            .map(|n| n.dlm().lockspace("bench").unwrap())
+            .collect();
+        all_joined(&nodes, 3);
+        if a.runs("remote") {
+            remote(&spaces, a.remote);
+            remote_parts(&nodes, &spaces, a.remote);
+        }
+        if a.runs("bounce") {
+            bounce(&spaces, a.bounce_secs);
+        }
+        for s in spaces {
+            let _ = s.leave();
+        }
+        for n in nodes {
+            n.leave().unwrap();
+        }
+    }
+    if a.runs("recovery-core") && a.recovery > 0 {
+        core_recovery::run(a.recovery);
+    }
+    if a.runs("recovery") && a.recovery > 0 {
+        recovery::run(a.recovery);
+    }
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("load average at end: {}", load.trim());
+}
