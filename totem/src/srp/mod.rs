@@ -109,7 +109,7 @@ pub enum Event {
 }
 
 /// State of one ring: the installed one, or the one being recovered onto.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct RingState {
     pub(crate) id: RingId,
     /// Members, ascending.
@@ -142,7 +142,7 @@ impl RingState {
 }
 
 /// Per-visit bookkeeping of the token on the active ring.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct TokenState {
     /// `token_seq` of the last token processed.
     pub(crate) last_token_seq: Option<u64>,
@@ -168,7 +168,7 @@ pub(crate) struct TokenState {
 }
 
 /// State kept while in RECOVERY.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Recovery {
     /// Members of the new ring that come from this node's old ring.
     pub(crate) transitional: Vec<NodeId>,
@@ -187,7 +187,7 @@ pub(crate) struct Recovery {
     pub(crate) install_seq: Option<u64>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Timers {
     pub(crate) token_loss: Option<Time>,
     pub(crate) token_retransmit: Option<Time>,
@@ -220,6 +220,11 @@ impl Timers {
 /// call drain [`poll_transmit`](Self::poll_transmit) and
 /// [`poll_event`](Self::poll_event), and call `handle_timeout` at
 /// [`poll_timeout`](Self::poll_timeout).
+///
+/// A clone is an independent copy of the node's whole state (only the logger is
+/// shared): a snapshot that a test or a fuzz target can run on from the same
+/// point many times without forming the ring again.
+#[derive(Clone)]
 pub struct Totem {
     pub(crate) cfg: Config,
     pub(crate) me: NodeId,
