@@ -175,8 +175,6 @@ pub(crate) struct Recovery {
     /// Highest old-ring sequence any transitional member delivered: all of them
     /// deliver up to here in the old configuration.
     pub(crate) delivered_in_old: u64,
-    /// Highest old-ring sequence any transitional member received.
-    pub(crate) old_high: u64,
     /// Old-ring sequence numbers still to re-send on the new ring.
     pub(crate) to_resend: VecDeque<u64>,
     /// The representative has originated the new ring's first token.
