@@ -25,13 +25,19 @@ fuzz_target!(|data: &[u8]| {
         Some((d, p)) => (d, p),
         None => (BASE, text),
     };
-    let (Ok(doc), Ok(patch)) = (parse_with_limits(doc_text, &limits), parse_with_limits(patch_text, &limits)) else {
+    let (Ok(doc), Ok(patch)) = (
+        parse_with_limits(doc_text, &limits),
+        parse_with_limits(patch_text, &limits),
+    ) else {
         return;
     };
     for check_versions in [false, true] {
         if let Ok(result) = apply(&doc, &patch, &ApplyOptions { check_versions }) {
             let out = to_string(&result, Style::Pretty, Escaping::Xml);
-            assert_eq!(parse_with_limits(&out, &ParseLimits::default()).ok(), Some(result.clone()));
+            assert_eq!(
+                parse_with_limits(&out, &ParseLimits::default()).ok(),
+                Some(result.clone())
+            );
             let _ = diff(&doc, &result, &DiffOptions::default());
         }
     }

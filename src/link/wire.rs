@@ -80,6 +80,10 @@ pub enum LinkWireError {
     /// Checksum mismatch.
     #[error("link datagram checksum mismatch")]
     Checksum,
+    /// The three reserved bytes after the link number are not zero (the encoder
+    /// writes zeros; accepting others would make two encodings of one message).
+    #[error("link datagram reserved bytes are not zero")]
+    Reserved,
 }
 
 impl LinkMsg {
@@ -119,6 +123,9 @@ impl LinkMsg {
             2 => Kind::Pong,
             k => return Err(LinkWireError::Kind(k)),
         };
+        if b[5..8] != [0; 3] {
+            return Err(LinkWireError::Reserved);
+        }
         let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
         let u64_at = |i: usize| {
             let mut a = [0u8; 8];
@@ -139,6 +146,34 @@ impl LinkMsg {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the `link_wire` fuzz target: a datagram with non-zero reserved
+    /// bytes (and a valid checksum) decoded, and re-encoded differently.
+    #[test]
+    fn non_zero_reserved_bytes_are_refused() {
+        let ping = LinkMsg {
+            kind: Kind::Ping,
+            link: 1,
+            sender: 2,
+            target: 3,
+            seq: 4,
+            stamp: 5,
+        };
+        let mut b = Vec::new();
+        ping.encode(&mut b);
+        assert_eq!(LinkMsg::decode(&b), Ok(ping));
+        for at in 5..8 {
+            let mut bad = b.clone();
+            bad[at] = 0xF7;
+            let crc = crc32c::crc32c(&bad[..32]);
+            bad[32..].copy_from_slice(&crc.to_le_bytes());
+            assert_eq!(
+                LinkMsg::decode(&bad),
+                Err(LinkWireError::Reserved),
+                "byte {at}"
+            );
+        }
+    }
 
     #[test]
     fn round_trip_and_total_decoder() {

@@ -25,7 +25,7 @@ const LAST: u8 = 2;
 pub const CHUNK_HEADER: usize = 5;
 
 /// An application message waiting to be sent.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Pending {
     pub(crate) data: Vec<u8>,
     pub(crate) guarantee: Guarantee,
@@ -34,7 +34,7 @@ pub(crate) struct Pending {
 }
 
 /// The send queue: whole messages, bounded in bytes.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct SendQueue {
     pub(crate) queue: VecDeque<Pending>,
     pub(crate) bytes: usize,
@@ -150,7 +150,7 @@ pub(crate) fn chunks(frame: &[u8]) -> Result<Vec<Chunk<'_>>, DecodeError> {
 }
 
 /// Per-sender reassembly of fragmented messages.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Reassembly {
     partial: BTreeMap<NodeId, Vec<u8>>,
 }

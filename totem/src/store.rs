@@ -19,7 +19,7 @@ pub(crate) struct Stored {
 }
 
 /// Frames by sequence number from `base` up. Sequence numbers start at 1.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct SeqStore {
     /// Sequence number of `slots[0]`; everything below it has been released.
     base: u64,

@@ -3,7 +3,7 @@
 
 use phalanx_totem::testing::MemNet;
 use phalanx_totem::wire::{self, Message};
-use phalanx_totem::{Config, Guarantee};
+use phalanx_totem::{Config, Guarantee, Time};
 
 /// xorshift64*: enough randomness for a test, and reproducible.
 struct Rng(u64);
@@ -161,4 +161,91 @@ fn well_formed_but_mutated_messages_never_panic_and_the_ring_recovers() {
         }
     }
     assert!(ok);
+}
+
+/// Found by the `totem_node` fuzz target: a token of the current ring whose
+/// rotation counter (`token_seq`) is `u64::MAX` passed every check and overflowed
+/// when the node counted the rotation on forwarding. It is now refused as invalid.
+#[test]
+fn a_token_with_an_exhausted_rotation_counter_is_invalid() {
+    let mut net = formed_ring();
+    let ring = net.nodes[0].ring_id();
+    let (sender, mut token) = net
+        .captured
+        .iter()
+        .rev()
+        .find_map(|d| match wire::decode(d) {
+            Ok(wire::Datagram {
+                sender,
+                message: Message::Token(t),
+            }) => Some((sender, t)),
+            _ => None,
+        })
+        .expect("a token was captured");
+    token.token_seq = u64::MAX;
+    let mut forged = Vec::new();
+    wire::encode(sender, &Message::Token(token), &mut forged);
+    // Every node but the sender (which drops its own datagrams as such).
+    for i in (0..3).filter(|i| *i as u32 + 1 != sender) {
+        let before = net.nodes[i].stats().tokens_invalid;
+        net.nodes[i].handle_datagram(net.now, &forged);
+        assert_eq!(
+            net.nodes[i].stats().tokens_invalid,
+            before + 1,
+            "node index {i}"
+        );
+    }
+    // The ring still orders, on the same membership.
+    net.nodes[1]
+        .mcast(net.now, Guarantee::Agreed, b"after")
+        .unwrap();
+    assert!(net.run_until(100_000, |n| n.delivered.iter().all(|d| *d == 51)));
+    assert_eq!(net.nodes[0].ring_id(), ring);
+}
+
+/// Found by the `stack_input` fuzz target (`data/forged-commit-hang.bin`, its input):
+/// joins and a commit token forged from two peers made node 1 install a ring whose
+/// commit entries claimed an old-ring high sequence near 2^40, and installing it
+/// walked every number up to there, one by one (a hang of hours from one datagram).
+/// The walk now ends at the highest stored frame. The datagrams are fed to a node
+/// as the Stack feeds them: records `ctl | len u16 | bytes`, from the node
+/// `(ctl >> 1) & 3` on link `ctl & 1`, CRC fixed up when `ctl & 8`; the Stack drops
+/// those from an unknown address (node 0), on a link it lacks (1) or that are link
+/// pings (`"PL"`), so they are skipped here.
+#[test]
+fn a_forged_commit_token_cannot_make_recovery_walk_to_its_high_sequence() {
+    let input = include_bytes!("data/forged-commit-hang.bin");
+    let mut node = phalanx_totem::Totem::new(
+        Config::new(1, vec![1, 2, 3]),
+        None,
+        Time::ZERO,
+        Default::default(),
+    )
+    .unwrap();
+    let mut now = Time::ZERO;
+    let mut rest = &input[1..];
+    let mut fed = 0;
+    while let [ctl, a, b, tail @ ..] = rest {
+        let len = usize::from(u16::from_le_bytes([*a, *b])).min(tail.len());
+        let mut d = tail[..len].to_vec();
+        rest = &tail[len..];
+        if ctl & 8 != 0 && d.len() >= 4 {
+            let n = d.len() - 4;
+            let crc = crc32c::crc32c(&d[..n]);
+            d[n..].copy_from_slice(&crc.to_le_bytes());
+        }
+        if (ctl >> 1) & 3 != 0 && ctl & 1 == 0 && !d.starts_with(b"PL") {
+            node.handle_datagram(now, &d);
+            fed += 1;
+        }
+        while node.poll_transmit().is_some() {}
+        while node.poll_event().is_some() {}
+        now = now + std::time::Duration::from_millis(7);
+        if node.poll_timeout().is_some_and(|t| t <= now) {
+            node.handle_timeout(now);
+        }
+    }
+    assert!(fed >= 10, "the recorded datagrams reached the node ({fed})");
+    // It got as far as installing the forged ring (where it used to hang).
+    assert!(node.stats().recoveries >= 1);
 }

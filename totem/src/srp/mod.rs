@@ -113,7 +113,7 @@ pub enum Event {
 }
 
 /// State of one ring: the installed one, or the one being recovered onto.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct RingState {
     pub(crate) id: RingId,
     /// Members, ascending.
@@ -146,7 +146,7 @@ impl RingState {
 }
 
 /// Per-visit bookkeeping of the token on the active ring.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct TokenState {
     /// `token_seq` of the last token processed.
     pub(crate) last_token_seq: Option<u64>,
@@ -172,15 +172,13 @@ pub(crate) struct TokenState {
 }
 
 /// State kept while in RECOVERY.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Recovery {
     /// Members of the new ring that come from this node's old ring.
     pub(crate) transitional: Vec<NodeId>,
     /// Highest old-ring sequence any transitional member delivered: all of them
     /// deliver up to here in the old configuration.
     pub(crate) delivered_in_old: u64,
-    /// Highest old-ring sequence any transitional member received.
-    pub(crate) old_high: u64,
     /// Old-ring sequence numbers still to re-send on the new ring.
     pub(crate) to_resend: VecDeque<u64>,
     /// The representative has originated the new ring's first token.
@@ -191,7 +189,7 @@ pub(crate) struct Recovery {
     pub(crate) install_seq: Option<u64>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Timers {
     pub(crate) token_loss: Option<Time>,
     pub(crate) token_retransmit: Option<Time>,
@@ -224,6 +222,11 @@ impl Timers {
 /// call drain [`poll_transmit`](Self::poll_transmit) and
 /// [`poll_event`](Self::poll_event), and call `handle_timeout` at
 /// [`poll_timeout`](Self::poll_timeout).
+///
+/// A clone is an independent copy of the node's whole state (only the logger is
+/// shared): a snapshot that a test or a fuzz target can run on from the same
+/// point many times without forming the ring again.
+#[derive(Clone)]
 pub struct Totem {
     pub(crate) cfg: Config,
     pub(crate) me: NodeId,

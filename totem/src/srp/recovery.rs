@@ -26,7 +26,12 @@ impl Totem {
         let mut to_resend = VecDeque::new();
         if !everyone_complete {
             let my_high = self.ring.store.high();
-            for s in low_aru + 1..=my_high {
+            // Released numbers hold nothing: start past them, not at a (possibly
+            // forged) low aru of the commit token.
+            let first = low_aru
+                .saturating_add(1)
+                .max(self.ring.store.released_through() + 1);
+            for s in first..=my_high {
                 if self.ring.store.get(s).is_some() {
                     to_resend.push_back(s);
                 }
@@ -49,7 +54,6 @@ impl Totem {
         self.recovery = Some(Recovery {
             transitional: trans.iter().map(|e| e.node).collect(),
             delivered_in_old,
-            old_high,
             to_resend,
             ..Default::default()
         });
@@ -145,7 +149,12 @@ impl Totem {
         // 3. The rest of the old ring: contiguous messages from anyone, and past
         //    the first gap only those of transitional members (a message after a
         //    gap from a departed sender may depend on the missing one).
-        let end = old.store.high().max(rec.old_high);
+        //    Only stored frames can be delivered: numbers past the store's highest
+        //    (up to the transitional members' highest, which comes from the commit
+        //    token, so a faulty or forged one can make it huge) hold nothing, and
+        //    walking them one by one could take hours. The walk ends at the store's
+        //    highest.
+        let end = old.store.high();
         let mut gap = false;
         while s <= end {
             match old.store.get(s) {

@@ -36,9 +36,11 @@ impl Totem {
         }
         // A token whose sequence went backwards, or that claims more outstanding
         // frames than flow control allows, cannot come from an honest ring: using
-        // it would reassign sequence numbers.
+        // it would reassign sequence numbers. Nor can one whose rotation counter is
+        // exhausted (forwarding it must count one more rotation).
         let window = MAX_OUTSTANDING + u64::from(self.cfg.window_size);
-        if token.aru > token.seq
+        if token.token_seq == u64::MAX
+            || token.aru > token.seq
             || token.seq < self.tok.seq_at_last_forward
             || token.seq - token.aru > window
             || token.seq > self.active().my_aru + 2 * window
