@@ -317,5 +317,8 @@ mod tests {
             "the quorate write was kept"
         );
         assert_eq!(all[1].stats().divergences, 1);
+        // Neither copy's version went back: both now stand above epoch 50.
+        assert_eq!(all[0].version(), all[1].version());
+        assert_eq!(all[1].version().epoch, 51);
     }
 }

@@ -43,6 +43,10 @@ pub(super) enum Phase {
         expected: Fingerprint,
         /// Its copy's newest quorate configuration (ours once synced).
         quorate_seq: u64,
+        /// With quorum a lower version can win; every member then raises the
+        /// installed copy's version above every offer, so that no copy's
+        /// version goes back.
+        raise_to: Option<crate::version::Version>,
     },
     /// Requests are applied as delivered.
     Synced,
@@ -175,6 +179,10 @@ impl CibService {
             return;
         };
         let quorate_seq = best.quorate_seq;
+        let highest = offers.values().map(|o| o.state.version).max();
+        let raise_to = highest
+            .filter(|h| *h > best.state.version)
+            .map(|h| crate::version::Version::new(h.admin_epoch, h.epoch.saturating_add(1), 0));
         let best = best.state;
         if offers.values().all(|f| f.state.digest == best.digest) {
             // Every copy is the winner's: so is its quorate lineage.
@@ -199,6 +207,7 @@ impl CibService {
             winner,
             expected: best,
             quorate_seq,
+            raise_to,
         };
     }
 
@@ -213,6 +222,7 @@ impl CibService {
             winner,
             expected,
             quorate_seq,
+            raise_to,
         } = self.phase
         else {
             self.stats.stale += 1;
@@ -226,6 +236,7 @@ impl CibService {
         self.adopt_quorate_seq(quorate_seq);
         if self.state.digest == expected.digest {
             // The winner itself, and members already equal to it.
+            self.raise_version(raise_to);
             self.synced(ring, winner);
             return;
         }
@@ -270,7 +281,21 @@ impl CibService {
         self.history = winner_history;
         self.history.set_max(self.cfg.history);
         self.history.push(self.state);
+        self.raise_version(raise_to);
         self.synced(ring, winner);
+    }
+
+    /// Sets the copy's version to `to` (the same on every member, after the
+    /// same sync): a winner of an older version must not make any copy's
+    /// version go back.
+    fn raise_version(&mut self, to: Option<crate::version::Version>) {
+        let Some(v) = to else { return };
+        self.cib.set_attr("admin_epoch", v.admin_epoch.to_string());
+        self.cib.set_attr("epoch", v.epoch.to_string());
+        self.cib.set_attr("num_updates", v.num_updates.to_string());
+        self.state = Fingerprint::of(&self.cib);
+        self.history.push(self.state);
+        self.persist_dirty = true;
     }
 
     fn synced(&mut self, ring: RingId, winner: NodeId) {
