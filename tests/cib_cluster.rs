@@ -198,7 +198,8 @@ fn a_partitions_discarded_changes_are_reported_at_heal() {
     let tag = "cib-split";
     let dir = TestDir::new(tag);
     let (net, addrs) = common::netns::star("cibsplit", 3, 84);
-    let rest = "quorum {\n    provider: corosync_votequorum\n}\ncib {\n}\n";
+    // Pacemaker's plain rule: every partition writes, the highest version wins.
+    let rest = "quorum {\n    provider: corosync_votequorum\n}\ncib {\n    require_quorum: no\n}\n";
     let conf = dir.write_conf(&corosync_conf(&dir, tag, "", &one_link(&addrs), rest));
     let (mut cluster, mut log) = start_quorate(&conf, 3, Some(&net));
     let (code, text) = cibadmin(
@@ -249,5 +250,53 @@ fn a_partitions_discarded_changes_are_reported_at_heal() {
         !cib.contains("id=\"p-3\""),
         "the losing side's change was kept:\n{cib}"
     );
+    cluster.leave(&mut log, &[1, 2, 3]);
+}
+
+#[test]
+fn with_quorum_a_minority_refuses_writes_and_the_majoritys_are_kept() {
+    let tag = "cib-quorate";
+    let dir = TestDir::new(tag);
+    let (net, addrs) = common::netns::star("cibquor", 3, 85);
+    // Quorum runs, so the CIB takes writes only with quorum (the default).
+    let rest = "quorum {\n    provider: corosync_votequorum\n}\ncib {\n}\n";
+    let conf = dir.write_conf(&corosync_conf(&dir, tag, "", &one_link(&addrs), rest));
+    let (mut cluster, mut log) = start_quorate(&conf, 3, Some(&net));
+    add_pair(&dir, 1, "q-0", "a");
+    until_node_has(&dir, 3, "//nvpair[@id='q-0']");
+    net.set_hub_link("h3", false);
+    cluster.until(&mut log, "the split", Duration::from_secs(10), |l| {
+        l.quorate_with(1, &[1, 2]) && l.quorate_with(2, &[1, 2])
+    });
+    add_pair(&dir, 1, "q-1", "a");
+    add_pair(&dir, 2, "q-2", "b");
+    // Node 3 alone has no quorum: its write is refused with cibadmin's status for
+    // "quorum required" (once its votequorum has seen the split), its reads work.
+    let xml = r#"<cluster_property_set id="cps"><nvpair id="q-3" name="q-3" value="c"/></cluster_property_set>"#;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (code, text) = cibadmin(&dir, 3, &["-M", "-o", "crm_config", "-X", xml]);
+        assert_ne!(code, 0, "a minority took a write: {text}");
+        if code == 106 {
+            assert!(text.contains("quorum"), "{text}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node 3 never refused for want of quorum: {code} {text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (code, text) = cibadmin(&dir, 3, &["-Q", "-A", "//nvpair[@id='q-0']"]);
+    assert_eq!(code, 0, "reads still work without quorum: {text}");
+    net.set_hub_link("h3", true);
+    cluster.until(&mut log, "the heal", Duration::from_secs(30), |l| {
+        (1..=3).all(|n| l.quorate_with(n, &[1, 2, 3]))
+    });
+    let cib = same_cib(&dir, &[1, 2, 3]);
+    for id in ["q-0", "q-1", "q-2"] {
+        assert!(cib.contains(&format!("id=\"{id}\"")), "{id} lost:\n{cib}");
+    }
+    assert!(!cib.contains("id=\"q-3\""), "{cib}");
     cluster.leave(&mut log, &[1, 2, 3]);
 }

@@ -28,6 +28,30 @@ pub const LIVE: &str = "cib.xml";
 pub const LIVE_SIG: &str = "cib.xml.sig";
 /// The backup sequence file.
 pub const LAST: &str = "cib.last";
+/// The copy's quorate lineage ([`crate::service::PersistRequest::quorate_seq`]),
+/// decimal text; ours, not Pacemaker's. Written only after the `cib.xml` it
+/// belongs to, so it never claims more than the file on disk holds.
+pub const QUORATE_SEQ: &str = "cib.quorate";
+
+/// The `quorate_seq` to start from: the value in `bytes` (the [`QUORATE_SEQ`]
+/// file) when the CIB was loaded from the live file, else 0 (a backup may be
+/// older than the lineage the file names). Unreadable text counts as 0.
+///
+/// ```
+/// use phalanx_cib::persist::{LoadSource, quorate_seq_of};
+/// assert_eq!(quorate_seq_of(Some(b"12\n"), &LoadSource::Live), 12);
+/// assert_eq!(quorate_seq_of(Some(b"12\n"), &LoadSource::Empty), 0);
+/// assert_eq!(quorate_seq_of(Some(b"x"), &LoadSource::Live), 0);
+/// ```
+pub fn quorate_seq_of(bytes: Option<&[u8]>, source: &LoadSource) -> u64 {
+    if *source != LoadSource::Live {
+        return 0;
+    }
+    bytes
+        .and_then(|b| std::str::from_utf8(b).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
 /// Backups kept (`cib-0.raw` … `cib-99.raw`).
 pub const BACKUPS: u32 = 100;
 

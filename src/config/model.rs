@@ -67,6 +67,10 @@ pub struct ClusterConfig {
     /// schema its `validate-with` names, as Pacemaker's CIB manager does. Off
     /// without it. Every node of a cluster must give the same schemas.
     pub cib_schemas: Option<PathBuf>,
+    /// Whether the CIB takes writes only in a quorate partition
+    /// (`cib { require_quorum: yes|no }`). `None`: yes exactly when quorum runs
+    /// (see `docs/cib-service.md` § Quorum).
+    pub cib_require_quorum: Option<bool>,
     /// Serve Corosync's client protocol (libqb IPC: cpg, quorum, votequorum,
     /// cfg) so that programs linked with libcpg & co. use this node
     /// (`compat { ipc: yes }`; TOML `[compat] ipc = true`). Off by default: the
@@ -110,6 +114,7 @@ impl Default for ClusterConfig {
             fencing: FencingConfig::default(),
             cib: false,
             cib_schemas: None,
+            cib_require_quorum: None,
             compat_ipc: false,
             ipc_transport: crate::compat::qb::IpcTransport::Shm,
             ipc_users: Vec::new(),

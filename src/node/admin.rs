@@ -109,6 +109,9 @@ impl NodeAdmin {
             Err(super::CibCallError::Failed(ReplyError::Op(e))) => {
                 failed(e.exit_code(), e.to_string())
             }
+            Err(e @ super::CibCallError::NoQuorum) => {
+                failed(phalanx_cib::service::NO_QUORUM_EXIT, e.to_string())
+            }
             Err(e) => failed(1, e.to_string()),
         }
     }

@@ -24,6 +24,11 @@ pub enum CibCallError {
     /// The node has stopped.
     #[error("the node is not running")]
     NotRunning,
+    /// The node's partition is not quorate and the CIB takes writes only with
+    /// quorum (reads still work); `phalanx-cibadmin` exits with 106, as
+    /// `cibadmin` does (`CRM_EX_QUORUM`).
+    #[error("no quorum: writes are refused in a partition without quorum")]
+    NoQuorum,
     /// The service refused the request (queue full: try again; too large).
     #[error("refused: {0}")]
     Refused(String),

@@ -5,7 +5,7 @@
 //! aside; writing follows `persist::WritePlan` with temporary files, fsync and
 //! rename.
 
-use phalanx_cib::persist::{self, LAST, LIVE, LIVE_SIG, Loaded};
+use phalanx_cib::persist::{self, LAST, LIVE, LIVE_SIG, Loaded, QUORATE_SEQ};
 use phalanx_cib::service::PersistRequest;
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -14,6 +14,15 @@ use std::path::{Path, PathBuf};
 /// The CIB directory of node `node`.
 pub(crate) fn dir(state_dir: &Path, node: u32) -> PathBuf {
     state_dir.join(format!("cib-{node}"))
+}
+
+/// The quorate lineage persisted with the CIB `loaded` from `dir` (0 unless it
+/// came from the live file).
+pub(crate) fn load_quorate_seq(dir: &Path, loaded: &Loaded) -> u64 {
+    persist::quorate_seq_of(
+        fs::read(dir.join(QUORATE_SEQ)).ok().as_deref(),
+        &loaded.source,
+    )
 }
 
 /// Loads the CIB (an empty one when there are no files), moving refused live
@@ -52,6 +61,13 @@ pub(crate) fn write(dir: &Path, req: &PersistRequest, now: &str) -> io::Result<(
     write_atomic(dir, LAST, plan.last.as_bytes())?;
     write_atomic(dir, LIVE, plan.xml.as_bytes())?;
     write_atomic(dir, LIVE_SIG, plan.sig.as_bytes())?;
+    // After the file it belongs to: a crash in between leaves an older, lower
+    // value, which claims less than the file holds (safe), never more.
+    write_atomic(
+        dir,
+        QUORATE_SEQ,
+        format!("{}\n", req.quorate_seq).as_bytes(),
+    )?;
     File::open(dir)?.sync_all()
 }
 
@@ -97,12 +113,15 @@ mod tests {
             id: 1,
             cib: cib.clone(),
             version: Version::of_cib(cib),
+            quorate_seq: 7,
         };
         write(&d, &req(&one), "Sun Dec  6 05:00:00 2026").unwrap();
         let mut two = one.clone();
         two.set_attr("epoch", "6");
         write(&d, &req(&two), "Sun Dec  6 05:00:01 2026").unwrap();
-        assert_eq!(load(&d).unwrap().cib.attr("epoch"), Some("6"));
+        let loaded = load(&d).unwrap();
+        assert_eq!(loaded.cib.attr("epoch"), Some("6"));
+        assert_eq!(load_quorate_seq(&d, &loaded), 7);
         // A corrupt live file: archived, and the backup (epoch 5) is used.
         fs::write(d.join(LIVE), b"<cib epoch=\"9\"/>").unwrap();
         let back = load(&d).unwrap();

@@ -232,9 +232,14 @@ impl Driver {
             })
             .collect();
         let cib = if opts.cib {
-            let initial = match &opts.state_dir {
-                Some(d) => super::cib_store::load(&super::cib_store::dir(d, me))?.cib,
-                None => phalanx_cib::persist::load(|_| None).cib,
+            let (initial, quorate_seq) = match &opts.state_dir {
+                Some(d) => {
+                    let dir = super::cib_store::dir(d, me);
+                    let loaded = super::cib_store::load(&dir)?;
+                    let seq = super::cib_store::load_quorate_seq(&dir, &loaded);
+                    (loaded.cib, seq)
+                }
+                None => (phalanx_cib::persist::load(|_| None).cib, 0),
             };
             let validator = match &opts.cib_schemas {
                 Some(dir) => Some(std::sync::Arc::new(
@@ -247,6 +252,8 @@ impl Driver {
                 service: phalanx_cib::service::CibServiceConfig::new(me),
                 initial,
                 validator,
+                require_quorum: opts.cib_require_quorum,
+                quorate_seq,
             })
         } else {
             None
@@ -647,6 +654,9 @@ impl Driver {
                     Err(e) => {
                         let _ = answer.send(Err(match e {
                             InputError::CibNotConfigured => CibCallError::NotConfigured,
+                            InputError::Cib(phalanx_cib::service::CibServiceError::NoQuorum) => {
+                                CibCallError::NoQuorum
+                            }
                             InputError::Stopped(_) => CibCallError::NotRunning,
                             other => CibCallError::Refused(other.to_string()),
                         }));

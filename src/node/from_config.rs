@@ -149,6 +149,7 @@ impl NodeOptions {
             .collect();
         o.cib = cfg.cib;
         o.cib_schemas = cfg.cib_schemas.clone();
+        o.cib_require_quorum = cfg.cib_require_quorum;
         if cfg.fencing.enabled {
             if o.quorum.is_none() {
                 return Err(cfg.source.error(

@@ -117,6 +117,9 @@ pub struct NodeOptions {
     /// CIB change is validated against the schema its `validate-with` names
     /// ([`crate::relaxng`]). `None`: no validation. Give every node the same.
     pub cib_schemas: Option<std::path::PathBuf>,
+    /// The CIB takes writes only in a quorate partition
+    /// ([`crate::stack::CibSetup::require_quorum`]; `None`: when `quorum` is set).
+    pub cib_require_quorum: Option<bool>,
     /// Run the distributed lock manager (`Node::dlm` handles; lockspaces are CPG
     /// groups `dlm:<name>`, so only nodes that join a lockspace take part in it).
     pub dlm: Option<crate::stack::DlmSetup>,
@@ -152,6 +155,7 @@ impl NodeOptions {
             fencing: None,
             cib: false,
             cib_schemas: None,
+            cib_require_quorum: None,
             dlm: None,
             watchdog: None,
         }

@@ -12,6 +12,13 @@
 //!
 //! Every member of a configuration must run the service (the exchange waits for
 //! each member's offer), so a cluster enables it on all nodes or none.
+//!
+//! With quorum ([`CibSetup::require_quorum`], on by default when the Stack runs
+//! votequorum) the service takes writes only in a quorate partition: the Stack
+//! passes votequorum's verdict for the current ring after every input, tells the
+//! service of transitional configurations, and multicasts the service's frames
+//! with the *safe* guarantee (a request is applied in the regular configuration
+//! only once every member holds it). `docs/cib-service.md` § Quorum.
 
 use super::{InputError, Output, ServiceId, Stack, StackEvent};
 use phalanx_cib::ops::{CibOp, OpContext};
@@ -29,6 +36,16 @@ pub struct CibSetup {
     /// Validates every change's result (`None`: no validation); every node of
     /// the cluster must be given validators that agree.
     pub validator: Option<std::sync::Arc<dyn phalanx_cib::schema::SchemaValidator>>,
+    /// Writes only in a quorate partition
+    /// ([`CibServiceConfig::require_quorum`]). `None`: on exactly when the Stack
+    /// runs votequorum — a cluster that counts votes should not let a minority
+    /// partition's writes out-version the majority's acknowledged changes at the
+    /// merge; one without quorum has nothing to decide with. `Some(true)` without
+    /// quorum is refused ([`StackConfigError::CibQuorumNeedsQuorum`](super::StackConfigError::CibQuorumNeedsQuorum)).
+    pub require_quorum: Option<bool>,
+    /// The quorate lineage persisted with `initial`
+    /// ([`phalanx_cib::persist::quorate_seq_of`]; 0 for none).
+    pub quorate_seq: u64,
 }
 
 /// A client's CIB request.
@@ -88,6 +105,29 @@ impl Stack {
         }
     }
 
+    /// Passes votequorum's verdict for its current ring to the service (which
+    /// announces a change in agreed order; nothing without `require_quorum`).
+    /// Quorate only once votequorum has heard every member in that ring.
+    pub(super) fn cib_follow_quorum(&mut self) {
+        let (Some(c), Some(q)) = (self.cib.as_mut(), self.quorum.as_ref()) else {
+            return;
+        };
+        if !c.requires_quorum() {
+            return;
+        }
+        let info = q.info();
+        if let Some(ring) = info.ring {
+            c.set_quorum(ring, info.synced && info.quorate);
+        }
+    }
+
+    /// A transitional configuration: the old ring's remaining messages follow.
+    pub(super) fn cib_transitional(&mut self) {
+        if let Some(c) = self.cib.as_mut() {
+            c.handle_transitional();
+        }
+    }
+
     /// Moves the service's events and persist requests to the outputs.
     pub(super) fn drain_cib(&mut self) {
         let Some(c) = self.cib.as_mut() else {
@@ -117,6 +157,14 @@ impl Stack {
         let Some(c) = self.cib.as_mut() else {
             return false;
         };
+        // With quorum, a request is applied in the regular configuration only
+        // once every member holds it, so a partition that keeps quorum holds
+        // every change acknowledged before the split.
+        let guarantee = if c.requires_quorum() {
+            Guarantee::Safe
+        } else {
+            Guarantee::Agreed
+        };
         let mut any = false;
         while let Some(n) = c.next_send_len() {
             if n + 1 > self.totem.send_queue_room() {
@@ -127,7 +175,7 @@ impl Stack {
             m.push(ServiceId::Cib as u8);
             m.extend_from_slice(&frame);
             // Room was checked; only a node that left refuses, when dropping is right.
-            let _ = self.totem.mcast_owned(self.now, Guarantee::Agreed, m);
+            let _ = self.totem.mcast_owned(self.now, guarantee, m);
             any = true;
         }
         any

@@ -102,6 +102,10 @@ pub enum StackConfigError {
     /// Fencing decides with quorum: it cannot run without it.
     #[error("fencing needs quorum to be configured")]
     FencingNeedsQuorum,
+    /// The CIB was asked to take writes only with quorum, and quorum is not
+    /// configured.
+    #[error("the CIB's require_quorum needs quorum to be configured")]
+    CibQuorumNeedsQuorum,
     /// A fencing device or level was refused.
     #[error("fencing: {0}")]
     Fencing(#[from] phalanx_fence::core::FencerError),

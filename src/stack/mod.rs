@@ -230,6 +230,24 @@ impl Stack {
             Some(setup) => Some(dlm::DlmService::new(node, setup)?),
             None => None,
         };
+        let cib = match cib {
+            Some(c) => {
+                let mut service_cfg = c.service;
+                // Writes only with quorum: by default exactly when quorum runs.
+                service_cfg.require_quorum = match c.require_quorum {
+                    Some(true) if quorum.is_none() => {
+                        return Err(StackConfigError::CibQuorumNeedsQuorum);
+                    }
+                    Some(on) => on,
+                    None => quorum.is_some(),
+                };
+                let mut service = phalanx_cib::service::CibService::new(service_cfg, c.initial);
+                service.set_validator(c.validator);
+                service.restore_quorate_seq(c.quorate_seq);
+                Some(service)
+            }
+            None => None,
+        };
         let links = LinkLayer::new(node, &links, link_mode, crypto.as_ref(), now)?;
         let totem = Totem::new(totem, persisted_seq, now, logger.clone())?;
         let mut stack = Self {
@@ -237,11 +255,7 @@ impl Stack {
             cpg: Cpg::new(node, cpg),
             quorum,
             fence,
-            cib: cib.map(|c| {
-                let mut service = phalanx_cib::service::CibService::new(c.service, c.initial);
-                service.set_validator(c.validator);
-                service
-            }),
+            cib,
             dlm,
             links,
             quorum_out: None,
@@ -516,6 +530,7 @@ impl Stack {
         self.drain_quorum_events();
         loop {
             let moved_events = self.pump_totem();
+            self.cib_follow_quorum();
             // The CIB first: a change may register fencing devices, whose
             // requests (unfencing) the fence pass then moves in the same pump.
             self.drain_cib();
@@ -568,6 +583,9 @@ impl Stack {
                 Event::Deliver(d) => self.route_delivery(d.sender, d.guarantee, d.data),
                 Event::Config(c) => {
                     self.cpg.handle_config(&c);
+                    if c.kind == phalanx_totem::ConfigKind::Transitional {
+                        self.cib_transitional();
+                    }
                     if c.kind == phalanx_totem::ConfigKind::Regular {
                         self.dlm_new_ring(c.ring.seq, &c.members);
                         self.fence_config(&c.members);

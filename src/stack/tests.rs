@@ -583,6 +583,28 @@ fn leave_stops_the_stack_after_saying_goodbye() {
     );
 }
 
+#[test]
+fn the_cib_requires_quorum_exactly_when_quorum_runs_unless_told() {
+    let built = |quorum: bool, require: Option<bool>| {
+        let mut cfg = with_cib(1);
+        if quorum {
+            cfg.quorum = Some(QuorumConfig::new(1, &[1, 2]));
+        }
+        if let Some(c) = cfg.cib.as_mut() {
+            c.require_quorum = require;
+        }
+        Stack::new(cfg, None, Time::ZERO, Logger::discard())
+            .map(|s| s.cib().is_some_and(|c| c.requires_quorum()))
+    };
+    assert_eq!(built(false, None), Ok(false));
+    assert_eq!(built(true, None), Ok(true));
+    assert_eq!(built(true, Some(false)), Ok(false));
+    assert_eq!(
+        built(false, Some(true)),
+        Err(StackConfigError::CibQuorumNeedsQuorum)
+    );
+}
+
 fn with_cib(id: NodeId) -> StackConfig {
     let mut cfg = config(id, &[1, 2]);
     let empty = phalanx_cib::persist::load(|_| None).cib;
@@ -590,6 +612,8 @@ fn with_cib(id: NodeId) -> StackConfig {
         service: phalanx_cib::service::CibServiceConfig::new(id),
         initial: empty,
         validator: None,
+        require_quorum: None,
+        quorate_seq: 0,
     });
     cfg
 }

@@ -8,6 +8,12 @@
 //! Each request is named `(node, incarnation, seq)`: the service's client number is
 //! the incarnation and its call number the sequence, so every node can name any
 //! applied request in its [`CibObservation::Applied`].
+//!
+//! By default every node runs votequorum (one vote each) and the CIB takes writes
+//! only with quorum, as a node does by default when it runs quorum; then no change
+//! acknowledged to a client may be lost at all (`cib_quorate_kept`).
+//! [`CibFactory::without_quorum`] runs Pacemaker's plain rule (highest version
+//! wins, whatever the partition), where a discarded change must be reported.
 
 use crate::stack_node::{LinkPlan, RunPlan, node_of_addr, sim_addr};
 use phalanx::stack::{
@@ -19,6 +25,7 @@ use phalanx_cib::persist;
 use phalanx_cib::service::{CibEvent, CibServiceConfig, CibServiceError, DiffCause, ReplyError};
 use phalanx_cib::xml::{Element, Escaping, Style, to_string};
 use phalanx_logsys::Logger;
+use phalanx_quorum::QuorumConfig;
 use phalanx_sim::history::{CibObservation, CibVersion};
 use phalanx_sim::totem_node::{RING_SEQ_FILE, config_observation, persisted_ring_seq};
 use phalanx_sim::{
@@ -30,6 +37,9 @@ use std::collections::{BTreeMap, VecDeque};
 
 /// Persist ids with this bit set are the CIB's writes; the others the Stack's own.
 const CIB_WRITE: u64 = 1 << 63;
+/// Persist ids with this bit set write the CIB's quorate lineage (after the CIB
+/// write it belongs to completed); nothing to report to the Stack.
+const QUORATE_WRITE: u64 = 1 << 62;
 /// Requests one process (node incarnation) makes at most.
 const REQUESTS_PER_PROCESS: u64 = 40;
 /// Marker objects' ids start with this (and nothing else's does).
@@ -41,6 +51,8 @@ const MARKER_PREFIX: &str = "m-";
 #[derive(Default, Debug, Clone)]
 pub struct CibFactory {
     run: RunPlan,
+    /// No votequorum, and the CIB's plain highest-version-wins rule.
+    without_quorum: bool,
 }
 
 impl CibFactory {
@@ -51,6 +63,17 @@ impl CibFactory {
                 run_seed: 0,
                 links: Some(links),
             },
+            without_quorum: false,
+        }
+    }
+
+    /// Nodes without quorum: the CIB takes writes in any partition and the
+    /// highest version wins the merge (Pacemaker's rule); a discarded change
+    /// must then be reported, not kept.
+    pub fn without_quorum() -> Self {
+        Self {
+            without_quorum: true,
+            ..Self::default()
         }
     }
 
@@ -87,14 +110,24 @@ impl NodeFactory for CibFactory {
     ) -> Box<dyn SimNode> {
         let mut cfg = self.run.config(id, all, incarnation, seed);
         let loaded = persist::load(|name| disk.get(name).cloned());
+        let quorate_seq = persist::quorate_seq_of(
+            disk.get(persist::QUORATE_SEQ).map(Vec::as_slice),
+            &loaded.source,
+        );
         let initial = match loaded.source {
             persist::LoadSource::Empty => start_cib(),
             _ => loaded.cib,
         };
+        if !self.without_quorum {
+            cfg.quorum = Some(QuorumConfig::new(id, all));
+        }
         cfg.cib = Some(CibSetup {
             service: self.service_config(id),
             initial,
             validator: None,
+            // On exactly when quorum runs.
+            require_quorum: None,
+            quorate_seq,
         });
         let persisted = persisted_ring_seq(disk);
         let stack = Stack::new(cfg, persisted, totem::Time::from_nanos(now), logger)
@@ -110,6 +143,7 @@ impl NodeFactory for CibFactory {
             last_digest: None,
             out: VecDeque::new(),
             writes: VecDeque::new(),
+            quorate_writes: BTreeMap::new(),
             observations: VecDeque::new(),
             deadline: None,
             stopped: false,
@@ -119,7 +153,11 @@ impl NodeFactory for CibFactory {
     }
 
     fn check(&self, history: &History) -> Vec<Violation> {
-        phalanx_sim::check::cib::all(history)
+        if self.without_quorum {
+            phalanx_sim::check::cib::all(history)
+        } else {
+            phalanx_sim::check::cib::all_with_quorum(history)
+        }
     }
 }
 
@@ -146,6 +184,8 @@ pub struct CibNode {
     last_digest: Option<[u8; 16]>,
     out: VecDeque<Transmit>,
     writes: VecDeque<PersistWrite>,
+    /// CIB writes in flight: the quorate lineage to write once each is done.
+    quorate_writes: BTreeMap<u64, u64>,
     observations: VecDeque<Observation>,
     deadline: Option<u64>,
     stopped: bool,
@@ -205,6 +245,7 @@ impl CibNode {
                     // The live file only (no signature: a missing one is accepted
                     // at load, as by Pacemaker); the engine's disk write is atomic.
                     let text = to_string(&p.cib, Style::Pretty, Escaping::Xml);
+                    self.quorate_writes.insert(p.id, p.quorate_seq);
                     self.writes.push_back(PersistWrite {
                         id: CIB_WRITE | p.id,
                         file: persist::LIVE.to_string(),
@@ -317,7 +358,12 @@ impl CibNode {
                             marker,
                         }
                     }
-                    Ok(_) | Err(ReplyError::Interrupted | ReplyError::Op(_)) => return,
+                    // Not acknowledged: refused, interrupted, or applied during a
+                    // membership change without confirmation.
+                    Ok(_)
+                    | Err(ReplyError::Interrupted | ReplyError::Op(_) | ReplyError::Unconfirmed) => {
+                        return;
+                    }
                 }
             }
             CibEvent::Divergence(d) => {
@@ -456,7 +502,8 @@ impl CibNode {
                 self.next_seq += 1;
                 self.open.insert(seq, marker);
             }
-            Err(InputError::Cib(CibServiceError::TryAgain)) => {}
+            // A full queue, or (with quorum) a partition without quorum.
+            Err(InputError::Cib(CibServiceError::TryAgain | CibServiceError::NoQuorum)) => {}
             Err(e) => panic!("n{node}: CIB request refused: {e}"),
         }
     }
@@ -520,6 +567,20 @@ impl SimNode for CibNode {
     }
 
     fn persist_done(&mut self, now: u64, id: u64, ok: bool) {
+        if id & QUORATE_WRITE != 0 {
+            return;
+        }
+        if id & CIB_WRITE != 0 {
+            let cib_id = id & !CIB_WRITE;
+            if let (true, Some(seq)) = (ok, self.quorate_writes.remove(&cib_id)) {
+                self.writes.push_back(PersistWrite {
+                    id: QUORATE_WRITE | cib_id,
+                    file: persist::QUORATE_SEQ.to_string(),
+                    bytes: format!("{seq}\n").into_bytes(),
+                });
+            }
+            self.quorate_writes.remove(&cib_id);
+        }
         let input = if id & CIB_WRITE != 0 {
             Input::CibPersisted {
                 id: id & !CIB_WRITE,

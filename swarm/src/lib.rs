@@ -15,7 +15,8 @@
 //!   totem`);
 //! - [`QuorumFactory`]: votequorum with options drawn per run, judged by the totem
 //!   and quorum checkers (`--layer quorum`);
-//! - [`CibFactory`]: the CIB replication service on every node, random CIB requests
+//! - [`CibFactory`]: the CIB replication service on every node (with votequorum and
+//!   writes only with quorum, or [`CibFactory::without_quorum`]), random CIB requests
 //!   from every node, its writes on the simulated disks, judged by the totem and CIB
 //!   checkers (`--layer cib`).
 

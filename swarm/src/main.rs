@@ -6,7 +6,9 @@
 //! `quorum` runs votequorum (options drawn per run from the seed) with raw
 //! messages, judged by the totem and quorum checkers; `cib` runs the CIB
 //! replication service on every node with random CIB requests and its writes on the
-//! simulated disks, judged by the totem and CIB checkers; `core` runs the bare Totem
+//! simulated disks, judged by the totem and CIB checkers (with votequorum, writes
+//! only with quorum, and no acknowledged change may be lost; `cib-no-quorum`:
+//! Pacemaker's plain highest-version rule, discards must be reported); `core` runs the bare Totem
 //! core without the Stack (as `phalanx-sim`). Every layer but `core` draws per seed
 //! 1–3 links per node with single-link cuts, crypto on or off with replayed and
 //! forged datagrams, and failed or slow durable writes. Output as `phalanx-sim`:
@@ -29,8 +31,12 @@ enum Layer {
     Cpg,
     /// The Stack with votequorum; totem and quorum checkers.
     Quorum,
-    /// The Stack with the CIB service and CIB requests; totem and CIB checkers.
+    /// The Stack with votequorum and the CIB service taking writes only with
+    /// quorum, and CIB requests; totem and CIB checkers (no acknowledged change lost).
     Cib,
+    /// The CIB service without quorum (highest version wins); totem and CIB
+    /// checkers (a discarded change must be reported).
+    CibNoQuorum,
     /// The bare Totem core, no Stack (links, crypto and disks not simulated).
     Core,
 }
@@ -114,6 +120,7 @@ fn main() -> ExitCode {
         Layer::Cpg => run_with(&cli, CpgFactory::default),
         Layer::Quorum => run_with(&cli, QuorumFactory::default),
         Layer::Cib => run_with(&cli, CibFactory::default),
+        Layer::CibNoQuorum => run_with(&cli, CibFactory::without_quorum),
         Layer::Core => run_with(&cli, phalanx_sim::default_factory),
     };
     if clean {

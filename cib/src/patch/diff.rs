@@ -13,6 +13,7 @@ use crate::digest::versioned_digest;
 use crate::version::VERSION_ATTRIBUTES;
 use crate::xml::Element;
 
+use super::pairs::tracked_pair;
 use super::siblings::Siblings;
 use super::track::{
     CREATED, DELETED, DIRTY, MOVED, PROCESSED, SKIP, TAttr, TNode, UNCHANGED, attr_position,
@@ -40,16 +41,19 @@ struct Deleted {
 /// The v2 patchset turning `old` into `new`, or `None` when Pacemaker sees
 /// no difference (what makes `crm_diff` exit 0).
 pub fn diff(old: &Element, new: &Element, options: &DiffOptions) -> Option<Element> {
-    let mut new = new.clone();
+    // A copy only when the version attributes must be overwritten.
+    let mut new = std::borrow::Cow::Borrowed(new);
     if options.no_version {
+        let new = new.to_mut();
         for name in VERSION_ATTRIBUTES {
             if let Some(v) = old.attr(name) {
                 new.set_attr(name, v);
             }
         }
     }
-    let mut old_t = TNode::from_element(old);
-    let mut new_t = TNode::from_element(&new);
+    let new: &Element = &new;
+    // Unchanged matched subtrees are converted as stubs, not copied.
+    let (mut old_t, mut new_t) = tracked_pair(old, new);
 
     // Pacemaker refuses to compare documents whose roots differ in name or
     // id (both ignoring ASCII case), and then reports no change.
@@ -89,7 +93,7 @@ pub fn diff(old: &Element, new: &Element, options: &DiffOptions) -> Option<Eleme
 
     let mut patch = Element::new("diff").with_attr("format", "2");
     if options.cib {
-        let digest = versioned_digest(&new, old.attr("crm_feature_set"));
+        let digest = versioned_digest(new, old.attr("crm_feature_set"));
         patch.set_attr("digest", digest);
     }
     if !options.no_version {
@@ -233,6 +237,7 @@ fn mark_changes(
 /// position and flag nothing.
 fn same_subtree(a: &TNode, b: &TNode) -> bool {
     if a.name != b.name
+        || a.pair != b.pair
         || a.comment != b.comment
         || a.attrs.len() != b.attrs.len()
         || a.children.len() != b.children.len()

@@ -13,6 +13,7 @@
 
 mod apply;
 mod diff;
+mod pairs;
 mod siblings;
 mod track;
 

@@ -38,9 +38,46 @@ pub(crate) struct TNode {
     pub attrs: Vec<TAttr>,
     pub children: Vec<TNode>,
     pub flags: u8,
+    /// Non-zero for a stub standing for an unchanged subtree: the number it
+    /// shares with its twin in the other tree (see `super::pairs`).
+    pub pair: u32,
 }
 
 impl TNode {
+    /// `e`'s name and attributes, without children.
+    pub fn shallow(e: &Element) -> TNode {
+        TNode {
+            name: e.name().to_string(),
+            comment: None,
+            attrs: e
+                .attr_pairs()
+                .map(|(n, v)| TAttr {
+                    name: n.to_string(),
+                    value: v.to_string(),
+                    flags: 0,
+                })
+                .collect(),
+            children: Vec::new(),
+            flags: 0,
+            pair: 0,
+        }
+    }
+
+    /// A whole child, element or comment.
+    pub fn from_node(n: &Node) -> TNode {
+        match n {
+            Node::Element(e) => TNode::from_element(e),
+            Node::Comment(text) => TNode {
+                name: "comment".to_string(),
+                comment: Some(text.clone()),
+                attrs: Vec::new(),
+                children: Vec::new(),
+                flags: 0,
+                pair: 0,
+            },
+        }
+    }
+
     pub fn from_element(e: &Element) -> TNode {
         TNode {
             name: e.name().to_string(),
@@ -64,10 +101,12 @@ impl TNode {
                         attrs: Vec::new(),
                         children: Vec::new(),
                         flags: 0,
+                        pair: 0,
                     },
                 })
                 .collect(),
             flags: 0,
+            pair: 0,
         }
     }
 

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::fmt;
 
 use crate::version::Version;
-use crate::xml::{Element, Escaping, Style, to_string};
+use crate::xml::{Element, Escaping, Node, Style, to_string, write_to};
 
 /// Bytes in a [`Digest`].
 pub const DIGEST_LEN: usize = 16;
@@ -54,14 +54,17 @@ pub struct Fingerprint {
 }
 
 impl Fingerprint {
-    /// The fingerprint of `cib`.
+    /// The fingerprint of `cib`: one serialisation of the whole CIB, in which
+    /// the `configuration` section's own serialisation is a slice (the compact
+    /// form has no whitespace, so a child's text is the same inside its parent
+    /// as alone) — not a second serialisation of the section.
     pub fn of(cib: &Element) -> Self {
+        let (text, config) = compact_with_configuration(cib);
         Fingerprint {
             version: Version::of_cib(cib),
-            digest: Digest::of(cib),
-            config: cib
-                .find_child("configuration")
-                .map(Digest::of)
+            digest: Digest(Md5::digest(text.as_bytes()).into()),
+            config: config
+                .map(|r| Digest(Md5::digest(&text.as_bytes()[r]).into()))
                 .unwrap_or_default(),
         }
     }
@@ -71,6 +74,43 @@ impl Fingerprint {
     pub fn fresh_from_disk(&self, cib: &Element) -> bool {
         self.version.num_updates == 0 && cib.find_child("status").is_none_or(Element::is_empty)
     }
+}
+
+/// The compact lossless serialisation of `cib` (as [`Digest::of`] hashes it)
+/// and the byte range of its first `configuration` child within it.
+fn compact_with_configuration(cib: &Element) -> (String, Option<std::ops::Range<usize>>) {
+    if cib.is_empty() {
+        return (to_string(cib, Style::Compact, Escaping::Xml), None);
+    }
+    // The root's start tag: the childless form `<cib .../>` made `<cib ...>`.
+    let mut root = Element::new(cib.name());
+    for (name, value) in cib.attr_pairs() {
+        root.set_attr(name, value);
+    }
+    let mut text = to_string(&root, Style::Compact, Escaping::Xml);
+    text.truncate(text.len() - "/>".len());
+    text.push('>');
+    let mut config = None;
+    for child in cib.children() {
+        match child {
+            Node::Element(e) => {
+                let start = text.len();
+                write_to(&mut text, e, Style::Compact, Escaping::Xml);
+                if config.is_none() && e.name() == "configuration" {
+                    config = Some(start..text.len());
+                }
+            }
+            Node::Comment(c) => {
+                text.push_str("<!--");
+                text.push_str(c);
+                text.push_str("-->");
+            }
+        }
+    }
+    text.push_str("</");
+    text.push_str(cib.name());
+    text.push('>');
+    (text, config)
 }
 
 /// The last states a copy went through, oldest first (bounded). A copy whose
@@ -138,5 +178,34 @@ impl History {
         while self.entries.len() > self.max {
             self.entries.pop_front();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::empty_cib;
+
+    #[test]
+    fn one_pass_digests_equal_separate_serialisations() {
+        let mut cib = empty_cib(4);
+        cib.set_attr("validate-with", "pacemaker-3.9");
+        cib.set_attr("note", "a\t<b> & \"c\"");
+        cib.push_child(Node::Comment(" after status ".into()));
+        let f = Fingerprint::of(&cib);
+        assert_eq!(f.digest, Digest::of(&cib));
+        let config = cib.find_child("configuration").expect("configuration");
+        assert_eq!(f.config, Digest::of(config));
+        assert_ne!(f.config, Digest::default());
+        // No configuration at all, and no children at all.
+        let bare = Element::new("cib").with_attr("epoch", "1");
+        let f = Fingerprint::of(&bare);
+        assert_eq!((f.digest, f.config), (Digest::of(&bare), Digest::default()));
+        let mut status_only = bare.clone();
+        status_only.push_child(Element::new("status"));
+        assert_eq!(
+            Fingerprint::of(&status_only).digest,
+            Digest::of(&status_only)
+        );
     }
 }

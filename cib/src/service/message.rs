@@ -3,9 +3,10 @@
 //!
 //! ```text
 //! Request: 0x01 | client u64 | call u64 | cib_command XML (ops::wire)
-//! Offer:   0x02 | ring.seq u64 | ring.rep u32 | fingerprint
+//! Offer:   0x02 | ring.seq u64 | ring.rep u32 | fingerprint | quorate_seq u64
 //! Sync:    0x03 | ring.seq u64 | ring.rep u32 | n u16 | n × fingerprint
 //!               | CIB XML (compact, lossless escaping)
+//! Quorum:  0x04 | ring.seq u64 | ring.rep u32 | quorate u8 (0 or 1)
 //! ```
 //!
 //! fingerprint = admin_epoch i64 | epoch i64 | num_updates i64 | digest [16] |
@@ -29,6 +30,7 @@ pub const MAX_HISTORY: usize = 1024;
 const KIND_REQUEST: u8 = 1;
 const KIND_OFFER: u8 = 2;
 const KIND_SYNC: u8 = 3;
+const KIND_QUORUM: u8 = 4;
 
 /// A decoded service message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +52,9 @@ pub enum ServiceMessage {
         ring: RingId,
         /// The sender's state.
         state: Fingerprint,
+        /// The newest configuration in which the sender's copy took writes
+        /// with quorum (0: none; always 0 without `require_quorum`).
+        quorate_seq: u64,
     },
     /// The winner's full CIB for configuration `ring`, and the states its copy
     /// went through (oldest first, its current state last).
@@ -60,6 +65,14 @@ pub enum ServiceMessage {
         history: Vec<Fingerprint>,
         /// The CIB (status included; versions to be kept).
         cib: Element,
+    },
+    /// The sender's votequorum verdict for configuration `ring` (sent with
+    /// `require_quorum` when it changes).
+    Quorum {
+        /// The configuration.
+        ring: RingId,
+        /// Quorate or not.
+        quorate: bool,
     },
 }
 
@@ -78,6 +91,9 @@ pub enum PayloadError {
     /// A sync message claims more history than allowed.
     #[error("sync history of {0} entries exceeds {MAX_HISTORY}")]
     HistoryTooLong(usize),
+    /// A flag byte other than 0 or 1.
+    #[error("flag byte {0} is neither 0 nor 1")]
+    BadFlag(u8),
     /// Fixed-size message with bytes after its end.
     #[error("{0} trailing bytes")]
     Trailing(usize),
@@ -111,10 +127,20 @@ impl ServiceMessage {
                 out.extend_from_slice(&call.to_be_bytes());
                 out.extend_from_slice(wire::encode(op, ctx).as_bytes());
             }
-            ServiceMessage::Offer { ring, state } => {
+            ServiceMessage::Offer {
+                ring,
+                state,
+                quorate_seq,
+            } => {
                 out.push(KIND_OFFER);
                 put_ring(&mut out, *ring);
                 put_fingerprint(&mut out, state);
+                out.extend_from_slice(&quorate_seq.to_be_bytes());
+            }
+            ServiceMessage::Quorum { ring, quorate } => {
+                out.push(KIND_QUORUM);
+                put_ring(&mut out, *ring);
+                out.push(u8::from(*quorate));
             }
             ServiceMessage::Sync { ring, history, cib } => {
                 out.push(KIND_SYNC);
@@ -149,10 +175,23 @@ impl ServiceMessage {
             KIND_OFFER => {
                 let ring = r.ring()?;
                 let state = r.fingerprint()?;
-                if !r.0.is_empty() {
-                    return Err(PayloadError::Trailing(r.0.len()));
-                }
-                Ok(ServiceMessage::Offer { ring, state })
+                let quorate_seq = r.u64()?;
+                r.end()?;
+                Ok(ServiceMessage::Offer {
+                    ring,
+                    state,
+                    quorate_seq,
+                })
+            }
+            KIND_QUORUM => {
+                let ring = r.ring()?;
+                let quorate = match r.array::<1>()? {
+                    [0] => false,
+                    [1] => true,
+                    [b] => return Err(PayloadError::BadFlag(b)),
+                };
+                r.end()?;
+                Ok(ServiceMessage::Quorum { ring, quorate })
             }
             KIND_SYNC => {
                 let ring = r.ring()?;
@@ -199,6 +238,14 @@ impl Reader<'_> {
             .ok_or(PayloadError::Truncated)?;
         self.0 = rest;
         Ok(*head)
+    }
+
+    /// Nothing may follow a fixed-size message.
+    fn end(&self) -> Result<(), PayloadError> {
+        match self.0.len() {
+            0 => Ok(()),
+            n => Err(PayloadError::Trailing(n)),
+        }
     }
 
     fn u64(&mut self) -> Result<u64, PayloadError> {
@@ -254,7 +301,19 @@ mod tests {
                     ..Default::default()
                 },
             },
-            ServiceMessage::Offer { ring, state },
+            ServiceMessage::Offer {
+                ring,
+                state,
+                quorate_seq: 9,
+            },
+            ServiceMessage::Quorum {
+                ring,
+                quorate: true,
+            },
+            ServiceMessage::Quorum {
+                ring,
+                quorate: false,
+            },
             ServiceMessage::Sync {
                 ring,
                 history: vec![state, Fingerprint::default()],
@@ -271,8 +330,21 @@ mod tests {
         let m = ServiceMessage::Offer {
             ring: RingId { seq: 1, rep: 1 },
             state: Fingerprint::default(),
+            quorate_seq: 0,
         }
         .encode();
+        let mut marker = ServiceMessage::Quorum {
+            ring: RingId { seq: 1, rep: 1 },
+            quorate: true,
+        }
+        .encode();
+        if let Some(flag) = marker.last_mut() {
+            *flag = 2;
+        }
+        assert_eq!(
+            ServiceMessage::decode(&marker),
+            Err(PayloadError::BadFlag(2))
+        );
         for n in 0..m.len() {
             assert!(ServiceMessage::decode(&m[..n]).is_err(), "{n}");
         }

@@ -24,6 +24,7 @@
 mod fingerprint;
 pub mod fragment;
 pub mod message;
+mod quorum;
 mod sync;
 mod types;
 
@@ -31,7 +32,8 @@ pub use fingerprint::{Digest, Fingerprint, History};
 pub use message::{PayloadError, ServiceMessage};
 pub use types::{
     CallId, CibEvent, CibReply, CibServiceConfig, CibServiceError, CibServiceStats, ClientId,
-    DiffCause, Divergence, MessageError, PersistRequest, ReplyError, UnknownPersist,
+    DiffCause, Divergence, MessageError, NO_QUORUM_EXIT, NO_QUORUM_RC, PersistRequest, ReplyError,
+    UnknownPersist,
 };
 
 use std::collections::{BTreeMap, VecDeque};
@@ -42,6 +44,7 @@ use crate::ops::{self, CibOp, OpContext};
 use crate::version::Version;
 use crate::xml::Element;
 use fragment::{FrameError, Reassembler};
+use quorum::QuorumGate;
 use sync::Phase;
 
 /// One queued frame; `request` frames count against the queue bound, the
@@ -51,6 +54,8 @@ use sync::Phase;
 struct Outgoing {
     frame: Vec<u8>,
     request: bool,
+    /// The message the frame belongs to.
+    id: u32,
 }
 
 /// A request delivered while a sync was in progress.
@@ -89,6 +94,8 @@ pub struct CibService {
     stats: CibServiceStats,
     /// Every change's result is validated with it when set.
     validator: Option<std::sync::Arc<dyn crate::schema::SchemaValidator>>,
+    /// Quorum as the members announced it (used with `require_quorum`).
+    gate: QuorumGate,
 }
 
 impl CibService {
@@ -118,6 +125,7 @@ impl CibService {
             next_persist: 0,
             stats: CibServiceStats::default(),
             validator: None,
+            gate: QuorumGate::default(),
         }
     }
 
@@ -162,6 +170,10 @@ impl CibService {
             });
             return Ok(());
         }
+        if self.cfg.require_quorum && !self.gate.local_quorate() {
+            self.stats.no_quorum += 1;
+            return Err(CibServiceError::NoQuorum);
+        }
         let payload = ServiceMessage::Request {
             client,
             call,
@@ -193,7 +205,7 @@ impl CibService {
             if request {
                 self.queued_request_bytes += frame.len();
             }
-            self.sends.push_back(Outgoing { frame, request });
+            self.sends.push_back(Outgoing { frame, request, id });
         }
         id
     }
@@ -236,6 +248,7 @@ impl CibService {
             id,
             version: Version::of_cib(&cib),
             cib,
+            quorate_seq: self.gate.quorate_seq,
         })
     }
 
@@ -294,13 +307,20 @@ impl CibService {
                     op,
                     ctx,
                 };
-                if self.phase.is_synced() {
+                if self.writable() {
                     self.apply(p);
                 } else {
                     self.pending.push_back(p);
                 }
             }
-            ServiceMessage::Offer { ring, state } => self.on_offer(sender, ring, state),
+            ServiceMessage::Offer {
+                ring,
+                state,
+                quorate_seq,
+            } => self.on_offer(sender, ring, state, quorate_seq),
+            ServiceMessage::Quorum { ring, quorate } => {
+                self.on_quorum_marker(sender, ring, quorate);
+            }
             ServiceMessage::Sync { ring, history, cib } => {
                 self.on_sync(sender, ring, &history, cib);
             }
@@ -329,7 +349,9 @@ impl CibService {
         self.stats.applied += 1;
         let result =
             ops::execute_validated(&mut self.cib, &p.op, &p.ctx, self.validator.as_deref());
-        let reply = match result {
+        let unconfirmed = self.cfg.require_quorum && self.gate.in_transitional();
+        self.stats.unconfirmed += u64::from(unconfirmed);
+        let mut reply = match result {
             Ok(outcome) => {
                 if outcome.changed {
                     self.changed(outcome.config_changed);
@@ -356,6 +378,11 @@ impl CibService {
                 Err(ReplyError::Op(e))
             }
         };
+        if unconfirmed && reply.is_ok() {
+            // Applied here as on every member that delivered it, but totem
+            // cannot say which partition holds it: no acknowledgement.
+            reply = Err(ReplyError::Unconfirmed);
+        }
         if p.sender == self.cfg.local && self.inflight.remove(&p.id).is_some() {
             self.events.push_back(CibEvent::Reply {
                 client: p.client,
@@ -376,12 +403,24 @@ impl CibService {
 
     /// The held-back requests, in order, once synced.
     fn drain_pending(&mut self) {
-        while self.phase.is_synced() {
+        while self.writable() {
             let Some(p) = self.pending.pop_front() else {
                 break;
             };
             self.apply(p);
         }
+    }
+
+    /// Whether delivered requests are applied now: the exchange is over and,
+    /// with `require_quorum`, a member announced quorum for this
+    /// configuration (the same at every member: both follow the agreed order).
+    fn writable(&self) -> bool {
+        self.phase.is_synced() && (!self.cfg.require_quorum || self.gate.open())
+    }
+
+    /// Whether this service was configured with `require_quorum`.
+    pub fn requires_quorum(&self) -> bool {
+        self.cfg.require_quorum
     }
 
     /// The local copy (read-only; for publishing and queries by the driver).

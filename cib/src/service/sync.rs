@@ -5,7 +5,8 @@
 //! version and digest, tagged with the ring). When every member's offer for
 //! the ring is in, every node computes the same winner: the **highest
 //! version** `(admin_epoch, epoch, num_updates)`, and among equal versions
-//! the **lowest node id**. If some member's digest differs from the
+//! the **lowest node id** — with `require_quorum`, first the copy last
+//! writable in the **newest quorate configuration** (see [`super::quorum`]). If some member's digest differs from the
 //! winner's, the winner multicasts its whole CIB, and every member (the
 //! winner too) is synced when that sync comes back in agreed order; members
 //! whose digest equals the winner's keep their copy. Requests delivered
@@ -32,7 +33,7 @@ pub(super) enum Phase {
     /// Collecting the members' offers.
     Exchange {
         /// Offers in so far.
-        offers: BTreeMap<NodeId, Fingerprint>,
+        offers: BTreeMap<NodeId, Offered>,
     },
     /// Waiting for the winner's sync.
     AwaitSync {
@@ -40,9 +41,24 @@ pub(super) enum Phase {
         winner: NodeId,
         /// Its offered state.
         expected: Fingerprint,
+        /// Its copy's newest quorate configuration (ours once synced).
+        quorate_seq: u64,
+        /// With quorum a lower version can win; every member then raises the
+        /// installed copy's version above every offer, so that no copy's
+        /// version goes back.
+        raise_to: Option<crate::version::Version>,
     },
     /// Requests are applied as delivered.
     Synced,
+}
+
+/// One member's offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(super) struct Offered {
+    /// The newest configuration its copy was writable in with quorum.
+    pub(super) quorate_seq: u64,
+    /// Its state.
+    pub(super) state: Fingerprint,
 }
 
 impl Phase {
@@ -51,14 +67,17 @@ impl Phase {
     }
 }
 
-/// The winner among offers: highest version, then lowest node id.
-pub(super) fn winner(offers: &BTreeMap<NodeId, Fingerprint>) -> Option<(NodeId, Fingerprint)> {
+/// The winner among offers: newest quorate configuration (all 0 without
+/// `require_quorum`), then highest version, then lowest node id.
+pub(super) fn winner(offers: &BTreeMap<NodeId, Offered>) -> Option<(NodeId, Offered)> {
     // BTreeMap iterates by ascending id; `max_by` keeps the last maximum, so
-    // iterate in reverse to keep the lowest id among equal versions.
+    // iterate in reverse to keep the lowest id among equal keys.
     offers
         .iter()
         .rev()
-        .max_by(|a, b| a.1.version.cmp(&b.1.version))
+        .max_by(|a, b| {
+            (a.1.quorate_seq, a.1.state.version).cmp(&(b.1.quorate_seq, b.1.state.version))
+        })
         .map(|(n, f)| (*n, *f))
 }
 
@@ -75,6 +94,7 @@ impl CibService {
     ) {
         let _ = (joined, left);
         self.stats.configs += 1;
+        self.gate.reset();
         // Half-received messages cannot complete on every member alike.
         self.reassembly.clear();
         // Requests held back for the last sync were delivered to the old
@@ -91,14 +111,32 @@ impl CibService {
             }
         }
         // Offers and syncs still queued are for an older ring. A request cut
-        // in the middle is found out by its orphan frames.
+        // in the middle is found out by its orphan frames. With quorum, a
+        // request was accepted for the old ring's quorum: the new ring may have
+        // none (it would wait there), so it is answered "interrupted" instead.
         let mut kept = std::collections::VecDeque::new();
+        let mut dropped = Vec::new();
         for o in std::mem::take(&mut self.sends) {
-            if o.request {
+            if o.request && self.cfg.require_quorum {
+                self.queued_request_bytes -= o.frame.len();
+                if dropped.last() != Some(&o.id) {
+                    dropped.push(o.id);
+                }
+            } else if o.request {
                 kept.push_back(o);
             }
         }
         self.sends = kept;
+        for id in dropped {
+            if let Some((client, call)) = self.inflight.remove(&id) {
+                self.stats.interrupted += 1;
+                self.events.push_back(CibEvent::Reply {
+                    client,
+                    call,
+                    result: Err(ReplyError::Interrupted),
+                });
+            }
+        }
         let mut members = members.to_vec();
         members.sort_unstable();
         members.dedup();
@@ -110,12 +148,19 @@ impl CibService {
         let offer = ServiceMessage::Offer {
             ring,
             state: self.state,
+            quorate_seq: self.gate.quorate_seq,
         }
         .encode();
         self.queue(&offer, false);
     }
 
-    pub(super) fn on_offer(&mut self, sender: NodeId, ring: RingId, state: Fingerprint) {
+    pub(super) fn on_offer(
+        &mut self,
+        sender: NodeId,
+        ring: RingId,
+        state: Fingerprint,
+        quorate_seq: u64,
+    ) {
         let Phase::Exchange { offers } = &mut self.phase else {
             self.stats.stale += 1;
             return;
@@ -124,14 +169,24 @@ impl CibService {
             self.stats.stale += 1;
             return;
         }
-        offers.entry(sender).or_insert(state);
+        offers
+            .entry(sender)
+            .or_insert(Offered { quorate_seq, state });
         if offers.len() < self.members.len() {
             return;
         }
         let Some((winner, best)) = winner(offers) else {
             return;
         };
-        if offers.values().all(|f| f.digest == best.digest) {
+        let quorate_seq = best.quorate_seq;
+        let highest = offers.values().map(|o| o.state.version).max();
+        let raise_to = highest
+            .filter(|h| *h > best.state.version)
+            .map(|h| crate::version::Version::new(h.admin_epoch, h.epoch.saturating_add(1), 0));
+        let best = best.state;
+        if offers.values().all(|f| f.state.digest == best.digest) {
+            // Every copy is the winner's: so is its quorate lineage.
+            self.adopt_quorate_seq(quorate_seq);
             self.synced(ring, winner);
             return;
         }
@@ -151,6 +206,8 @@ impl CibService {
         self.phase = Phase::AwaitSync {
             winner,
             expected: best,
+            quorate_seq,
+            raise_to,
         };
     }
 
@@ -161,7 +218,13 @@ impl CibService {
         history: &[Fingerprint],
         cib: Element,
     ) {
-        let Phase::AwaitSync { winner, expected } = self.phase else {
+        let Phase::AwaitSync {
+            winner,
+            expected,
+            quorate_seq,
+            raise_to,
+        } = self.phase
+        else {
             self.stats.stale += 1;
             return;
         };
@@ -169,8 +232,11 @@ impl CibService {
             self.stats.stale += 1;
             return;
         }
+        // The copy is (or now becomes) the winner's, and so is its lineage.
+        self.adopt_quorate_seq(quorate_seq);
         if self.state.digest == expected.digest {
             // The winner itself, and members already equal to it.
+            self.raise_version(raise_to);
             self.synced(ring, winner);
             return;
         }
@@ -215,7 +281,21 @@ impl CibService {
         self.history = winner_history;
         self.history.set_max(self.cfg.history);
         self.history.push(self.state);
+        self.raise_version(raise_to);
         self.synced(ring, winner);
+    }
+
+    /// Sets the copy's version to `to` (the same on every member, after the
+    /// same sync): a winner of an older version must not make any copy's
+    /// version go back.
+    fn raise_version(&mut self, to: Option<crate::version::Version>) {
+        let Some(v) = to else { return };
+        self.cib.set_attr("admin_epoch", v.admin_epoch.to_string());
+        self.cib.set_attr("epoch", v.epoch.to_string());
+        self.cib.set_attr("num_updates", v.num_updates.to_string());
+        self.state = Fingerprint::of(&self.cib);
+        self.history.push(self.state);
+        self.persist_dirty = true;
     }
 
     fn synced(&mut self, ring: RingId, winner: NodeId) {
@@ -225,6 +305,7 @@ impl CibService {
             winner,
             version: self.state.version,
         });
+        self.note_writable();
         self.drain_pending();
     }
 }
@@ -236,9 +317,12 @@ mod tests {
 
     #[test]
     fn highest_version_then_lowest_id_wins() {
-        let f = |a, e, n| Fingerprint {
-            version: Version::new(a, e, n),
-            ..Default::default()
+        let f = |a, e, n| Offered {
+            quorate_seq: 0,
+            state: Fingerprint {
+                version: Version::new(a, e, n),
+                ..Default::default()
+            },
         };
         let offers = BTreeMap::from([
             (1, f(0, 5, 2)),
@@ -250,5 +334,20 @@ mod tests {
         let offers = BTreeMap::from([(5, f(1, 0, 0)), (2, f(0, 60, 0))]);
         assert_eq!(winner(&offers).map(|w| w.0), Some(5));
         assert_eq!(winner(&BTreeMap::new()), None);
+    }
+
+    #[test]
+    fn the_newest_quorate_configuration_wins_before_the_version() {
+        let f = |q, e| Offered {
+            quorate_seq: q,
+            state: Fingerprint {
+                version: Version::new(0, e, 0),
+                ..Default::default()
+            },
+        };
+        let offers = BTreeMap::from([(1, f(8, 3)), (2, f(4, 90)), (3, f(8, 3)), (4, f(0, 99))]);
+        assert_eq!(winner(&offers).map(|w| w.0), Some(1));
+        let offers = BTreeMap::from([(1, f(8, 3)), (3, f(8, 4))]);
+        assert_eq!(winner(&offers).map(|w| w.0), Some(3));
     }
 }

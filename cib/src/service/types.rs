@@ -36,6 +36,15 @@ pub struct CibServiceConfig {
     /// States remembered to tell a copy that is merely behind from one with
     /// changes of its own (default 256).
     pub history: usize,
+    /// Writes only in a quorate partition (default off here; the Stack turns it
+    /// on when it runs votequorum, see `docs/cib-service.md` § Quorum): a
+    /// modifying request is refused with [`CibServiceError::NoQuorum`] unless
+    /// the driver reported the current configuration quorate
+    /// ([`super::CibService::set_quorum`]); a delivered one is applied only
+    /// once a member announced quorum for the configuration; the copy last
+    /// written in the newest quorate configuration wins the sync; requests go
+    /// out with totem's *safe* guarantee. Reads are never refused.
+    pub require_quorum: bool,
 }
 
 impl CibServiceConfig {
@@ -47,6 +56,7 @@ impl CibServiceConfig {
             max_message: 64 << 20,
             send_queue_bytes: 4 << 20,
             history: 256,
+            require_quorum: false,
         }
     }
 }
@@ -66,7 +76,20 @@ pub enum CibServiceError {
         /// The limit.
         max: usize,
     },
+    /// [`CibServiceConfig::require_quorum`] is on and this node's partition
+    /// is not quorate (or its quorum state for the current configuration is
+    /// not known yet): writes are refused, reads still work. Pacemaker's
+    /// `pcmk_err_no_quorum`; `cibadmin` exits with [`NO_QUORUM_EXIT`].
+    #[error("no quorum: writes are refused in a partition without quorum")]
+    NoQuorum,
 }
+
+/// Pacemaker's legacy code for a write refused without quorum
+/// (`-pcmk_err_no_quorum`, as a client sees it in `cib_rc`).
+pub const NO_QUORUM_RC: i32 = -202;
+/// The exit status of `cibadmin` for a write refused without quorum
+/// (`CRM_EX_QUORUM`, "quorum required").
+pub const NO_QUORUM_EXIT: u8 = 106;
 
 /// A delivered message that was dropped (counted in [`CibServiceStats`]).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -100,6 +123,14 @@ pub enum ReplyError {
     /// was applied on no node and may be sent again.
     #[error("interrupted by a configuration change; not applied")]
     Interrupted,
+    /// With [`CibServiceConfig::require_quorum`]: the request was applied
+    /// while the membership was changing (delivered in a transitional
+    /// configuration), where totem cannot say which partition holds it. It
+    /// is kept unless a partition that kept quorum, which may lack it,
+    /// discards it at the merge (then a [`CibEvent::Divergence`] reports
+    /// it). Not an acknowledgement: query before sending it again.
+    #[error("applied during a membership change; not confirmed (may be discarded at merge)")]
+    Unconfirmed,
 }
 
 /// Why the CIB changed (in a [`CibEvent::Diff`]).
@@ -191,6 +222,10 @@ pub struct PersistRequest {
     pub cib: Element,
     /// The version written (`num_updates` 0).
     pub version: Version,
+    /// The copy's quorate lineage (see `docs/cib-service.md` § Quorum): write
+    /// it ([`crate::persist::QUORATE_SEQ`]) only once `cib` is on disk, and give
+    /// it back with [`super::CibService::restore_quorate_seq`] at start.
+    pub quorate_seq: u64,
 }
 
 /// An unknown id was reported to [`super::CibService::persisted`].
@@ -225,6 +260,11 @@ pub struct CibServiceStats {
     pub sync_mismatch: u64,
     /// Divergences reported.
     pub divergences: u64,
+    /// Writes refused at once for want of quorum.
+    pub no_quorum: u64,
+    /// Requests applied in a transitional configuration (answered
+    /// [`ReplyError::Unconfirmed`] with `require_quorum`).
+    pub unconfirmed: u64,
     /// Persist requests issued.
     pub persists: u64,
 }

@@ -333,6 +333,10 @@ impl Cluster {
                         }
                         Err(ReplyError::Interrupted) => self.interrupted += 1,
                         Err(ReplyError::Op(_)) => self.replies_failed += 1,
+                        // Only with require_quorum, which this harness leaves off.
+                        Err(ReplyError::Unconfirmed) => {
+                            panic!("node {}: unconfirmed without require_quorum", node.id)
+                        }
                     }
                 }
                 CibEvent::Diff {

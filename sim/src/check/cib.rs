@@ -2,7 +2,8 @@
 //! replication service and report [`CibObservation`]s.
 //!
 //! - [`cib_convergence`]: after heal and quiescence every node holds the same copy;
-//! - [`cib_acked_kept`]: an acknowledged change is never lost silently;
+//! - [`cib_acked_kept`]: an acknowledged change is never lost silently (with
+//!   quorum required, never lost at all);
 //! - [`cib_versions`]: a copy's version never goes back within a process;
 //! - [`cib_apply_order`]: within a configuration, members apply the same requests
 //!   in the same order with the same results.
@@ -16,6 +17,18 @@ pub fn all(h: &History) -> Vec<Violation> {
     let mut v = super::all(h);
     v.extend(cib_convergence::check(h));
     v.extend(cib_acked_kept::check(h));
+    v.extend(cib_versions::check(h));
+    v.extend(cib_apply_order::check(h));
+    v
+}
+
+/// As [`all`], for nodes whose CIB takes writes only with quorum: an acknowledged
+/// change may not be lost even with a divergence report
+/// ([`cib_acked_kept::check_quorate`] instead of [`cib_acked_kept::check`]).
+pub fn all_with_quorum(h: &History) -> Vec<Violation> {
+    let mut v = super::all(h);
+    v.extend(cib_convergence::check(h));
+    v.extend(cib_acked_kept::check_quorate(h));
     v.extend(cib_versions::check(h));
     v.extend(cib_apply_order::check(h));
     v

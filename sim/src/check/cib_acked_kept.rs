@@ -4,9 +4,12 @@
 //! every process that ever held it crashed or left before the end (what was on no
 //! disk and in no running copy is gone — Pacemaker's contract too).
 //!
-//! The service gives the copy with the highest version the win, whatever the
-//! partition sizes (Pacemaker's rule), so a quorate partition's changes can be
-//! discarded by a merge; what this checks is that such a loss is always reported.
+//! Without quorum the service gives the copy with the highest version the win,
+//! whatever the partition sizes (Pacemaker's rule), so a quorate partition's
+//! changes can be discarded by a merge; what [`check`] verifies is that such a loss
+//! is always reported. With `require_quorum` every acknowledgement is given in a
+//! quorate configuration, and [`check_quorate`] (`cib_quorate_kept`) allows no
+//! loss at all: a divergence report does not excuse it.
 
 use super::cib::observations;
 use super::{MAX_REPORTS, Violation};
@@ -14,9 +17,22 @@ use crate::history::{CibObservation, EventKind, History, MsgId};
 use std::collections::{BTreeMap, BTreeSet};
 
 const NAME: &str = "cib_acked_kept";
+const NAME_QUORATE: &str = "cib_quorate_kept";
 
 /// Checks every acknowledged marker against the final copies and the reports.
 pub fn check(h: &History) -> Vec<Violation> {
+    check_with(h, true)
+}
+
+/// For nodes whose CIB takes writes only with quorum: every acknowledged marker
+/// is in every running node's final copy, unless every process that held it
+/// ended (a divergence report is no excuse).
+pub fn check_quorate(h: &History) -> Vec<Violation> {
+    check_with(h, false)
+}
+
+fn check_with(h: &History, reports_excuse: bool) -> Vec<Violation> {
+    let name = if reports_excuse { NAME } else { NAME_QUORATE };
     let mut acked: BTreeMap<&str, MsgId> = BTreeMap::new();
     let mut reported: BTreeSet<&str> = BTreeSet::new();
     let mut final_markers: BTreeMap<u32, &[String]> = BTreeMap::new();
@@ -60,7 +76,7 @@ pub fn check(h: &History) -> Vec<Violation> {
         .collect();
     let mut out = Vec::new();
     for (m, op) in &acked {
-        if reported.contains(m) {
+        if reports_excuse && reported.contains(m) {
             continue;
         }
         let missing: Vec<u32> = running
@@ -81,11 +97,16 @@ pub fn check(h: &History) -> Vec<Violation> {
             continue;
         }
         if out.len() < MAX_REPORTS {
+            let report = if reported.contains(m) {
+                "discarded at a merge (reported)"
+            } else {
+                "in no divergence report"
+            };
             out.push(Violation::new(
-                NAME,
+                name,
                 format!(
-                    "marker {m} (request {op:?}) was acknowledged, is missing on {missing:?} \
-                     and in no divergence report; held by {held:?}"
+                    "marker {m} (request {op:?}) was acknowledged, is missing on {missing:?}, \
+                     {report}; held by {held:?}"
                 ),
             ));
         }

@@ -101,8 +101,9 @@ struct Mapper<'a> {
 }
 
 impl Mapper<'_> {
-    /// The `cib` section: `enabled` (default yes once the section is there) and
-    /// `schemas` (the directory of Pacemaker's RelaxNG schemas to validate with).
+    /// The `cib` section: `enabled` (default yes once the section is there),
+    /// `schemas` (the directory of Pacemaker's RelaxNG schemas to validate with)
+    /// and `require_quorum` (writes only with quorum; default: when quorum runs).
     fn cib(&mut self, s: &Section) -> Result<(), ConfigError> {
         self.record_at("cib", "cib", s.line);
         self.cfg.cib = true;
@@ -113,6 +114,7 @@ impl Mapper<'_> {
             match key.name() {
                 "enabled" => m.cfg.cib = key.boolean()?,
                 "schemas" => m.cfg.cib_schemas = Some(key.file_path()),
+                "require_quorum" => m.cfg.cib_require_quorum = Some(key.boolean()?),
                 _ => return Ok(walk::Mapped::Unknown),
             }
             m.record(key.full(), &key);

@@ -106,6 +106,7 @@ impl<'a> Build<'a> {
             fencing,
             cib: root.cib.as_ref().is_some_and(|c| c.enabled.unwrap_or(true)),
             cib_schemas: root.cib.as_ref().and_then(|c| c.schemas.clone()),
+            cib_require_quorum: root.cib.as_ref().and_then(|c| c.require_quorum),
             compat_ipc: root.compat.ipc.unwrap_or(false),
             ipc_transport,
             ipc_users: root.compat.uids.clone(),

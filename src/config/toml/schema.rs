@@ -43,12 +43,14 @@ pub(super) struct CompatSection {
 }
 
 /// `[cib]`: `enabled` (default true once the table is there), `schemas` (a
-/// directory of Pacemaker's RelaxNG schemas to validate every change with).
+/// directory of Pacemaker's RelaxNG schemas to validate every change with),
+/// `require_quorum` (writes only with quorum; default: when quorum runs).
 #[derive(Deserialize, Default)]
 #[serde(default)]
 pub(super) struct CibSection {
     pub(super) enabled: Option<bool>,
     pub(super) schemas: Option<std::path::PathBuf>,
+    pub(super) require_quorum: Option<bool>,
 }
 
 /// `[multicast]`: the group of `transport = "udp"`.
