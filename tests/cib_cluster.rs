@@ -262,6 +262,31 @@ fn with_quorum_a_minority_refuses_writes_and_the_majoritys_are_kept() {
     let rest = "quorum {\n    provider: corosync_votequorum\n}\ncib {\n}\n";
     let conf = dir.write_conf(&corosync_conf(&dir, tag, "", &one_link(&addrs), rest));
     let (mut cluster, mut log) = start_quorate(&conf, 3, Some(&net));
+    // The set the changes go into. The CIB takes writes once the ring's quorum
+    // verdict has been delivered to it, which may trail votequorum's by a moment:
+    // until then the create is refused with the no-quorum status.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (code, text) = cibadmin(
+            &dir,
+            1,
+            &[
+                "-C",
+                "-o",
+                "crm_config",
+                "-X",
+                r#"<cluster_property_set id="cps"/>"#,
+            ],
+        );
+        if code == 0 {
+            break;
+        }
+        assert!(
+            (code == 106 || text.contains("interrupted")) && std::time::Instant::now() < deadline,
+            "node 1: creating the property set exited {code}: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     add_pair(&dir, 1, "q-0", "a");
     until_node_has(&dir, 3, "//nvpair[@id='q-0']");
     net.set_hub_link("h3", false);
