@@ -150,7 +150,8 @@ pub struct RunOptions {
           hide_possible_values = true)]
     pub batch_io: OnOff,
     /// Segmentation offload in the nodes' drivers (UDP_SEGMENT sends of a
-    /// peer's frames, UDP_GRO reads); off sends and reads datagram by datagram.
+    /// peer's frames, UDP_GRO reads; the library's default is off); off sends
+    /// and reads datagram by datagram.
     #[arg(long, value_name = "on|off", value_enum, default_value_t = OnOff::On,
           hide_possible_values = true)]
     pub gso: OnOff,
