@@ -80,9 +80,10 @@ pub struct NodeOptions {
     /// [`batch_io`](Self::batch_io) is on.
     ///
     /// Off by default until a failure is understood: with two links in passive
-    /// mode and a link taken down under load (`tests/links.rs`), nodes delivered
-    /// a gap in a sender's messages (2 of 3 runs); with offload off, 3 of 3 pass.
-    /// Measured gains with it on (3 nodes, MTU 1500): `docs/performance.md`.
+    /// mode and a link taken down under load (`tests/links.rs`, link 1 IPv6),
+    /// nodes delivered a gap in a sender's messages (2 of 3 runs); with offload
+    /// off, 3 of 3 pass, and with runs sent to IPv4 peers only (as now), 4 of 4.
+    /// Measured gains with it on (3 nodes, IPv4, MTU 1500): `docs/performance.md`.
     pub segmentation_offload: bool,
     /// Authenticated encryption of every datagram (`None`: plaintext, for
     /// benchmarks). A node without the key cannot take part.
