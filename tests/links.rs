@@ -290,8 +290,9 @@ fn exercise(mode: &str) {
     );
 
     // ---- Plug it back: fail-back to link 0.
-    let plug = mono_ns();
+    // From the moment the kernel has the cable running at both ends.
     net.set_hub_link("h3l0", true);
+    let plug = mono_ns();
     c.until(
         "link 0 to/from node 3 up again",
         Duration::from_secs(10),

@@ -182,6 +182,18 @@ impl RunOptions {
             TopologyArg::Loopback => worker::DEFAULT_MAX_FRAME,
         })
     }
+
+    /// The frame size of one run: [`frame`](Self::frame), less the crypto header
+    /// and tag when the run seals its datagrams and the size comes from the MTU —
+    /// so a sealed full frame still fits one packet rather than two fragments.
+    pub fn frame_for(&self, crypto: bool) -> usize {
+        let frame = self.frame();
+        if crypto && self.max_frame.is_none() && self.topology == TopologyArg::Netns {
+            frame - phalanx::crypto::OVERHEAD
+        } else {
+            frame
+        }
+    }
 }
 
 /// An on/off switch.

@@ -372,7 +372,7 @@ fn run_one(
             crypto,
             safe: a.guarantee == cli::GuaranteeArg::Safe,
             label: label.to_string(),
-            max_frame: a.frame(),
+            max_frame: a.frame_for(crypto),
             wait_yield: a.wait == cli::Wait::Yield,
             recv_nap_us: a.recv_nap_us,
             spin_us: a.spin_us,
@@ -550,6 +550,8 @@ mod tests {
     fn run_options_keep_their_spellings_defaults_and_limits() {
         let a = args("").unwrap();
         assert_eq!(a.frame(), 1400);
+        assert_eq!(a.frame_for(false), 1400);
+        assert_eq!(a.frame_for(true), 1360);
         assert_eq!((a.nodes, a.sizes, a.secs), (vec![3], vec![64], 5.0));
         assert_eq!(a.scenarios, vec![Scenario::Tput1]);
         assert_eq!(a.crypto, vec![cli::OnOff::Off]);

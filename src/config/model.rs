@@ -21,8 +21,11 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/phalanx";
 pub const MIN_KEY_LEN: usize = 32;
 /// Bytes a datagram spends on IP and UDP headers (IPv6, the larger of the two).
 pub const IP_UDP_OVERHEAD: usize = 48;
-/// Bytes a datagram spends on AEAD when crypto is on (96-bit nonce, 128-bit tag).
-pub const CRYPTO_OVERHEAD: usize = 28;
+/// Bytes a datagram spends on crypto when it is on: the sealed datagram's header
+/// and AEAD tag ([`crate::crypto::OVERHEAD`]).
+pub const CRYPTO_OVERHEAD: usize = crate::crypto::OVERHEAD;
+/// Corosync's default `netmtu`: with it, a full frame fits one 1 500-byte packet.
+pub const DEFAULT_NETMTU: u32 = 1500;
 /// Corosync's default `token_coefficient`.
 pub const DEFAULT_TOKEN_COEFFICIENT: Duration = Duration::from_millis(650);
 
@@ -345,7 +348,8 @@ pub struct TotemTimings {
     /// Frames per token visit (`max_messages`). Default 64.
     pub max_messages: Option<u32>,
     /// Path MTU in bytes (`netmtu`); the frame size is this minus headers and
-    /// crypto overhead. Default: frame size 1400.
+    /// crypto overhead. Default 1500 ([`DEFAULT_NETMTU`], Corosync's): a full
+    /// frame fits one packet on an Ethernet path, over IPv4 or IPv6.
     pub netmtu: Option<u32>,
     /// Largest application message (Phalanx extension `max_message_size`).
     /// Default 1 MiB.
@@ -929,7 +933,11 @@ impl ClusterConfig {
         if let Some(v) = t.window_size {
             c.window_size = v;
         }
-        if let Some(mtu) = t.netmtu {
+        // Absent, Corosync's default: frames sized for a 1 500-byte path. (A fixed
+        // 1 400-byte frame, as before, made sealed datagrams of up to 1 502 bytes:
+        // every full frame went out as two IP fragments.)
+        {
+            let mtu = t.netmtu.unwrap_or(DEFAULT_NETMTU);
             use phalanx_totem::wire::{ENCAP_OVERHEAD, MAX_FRAME_PAYLOAD, MCAST_OVERHEAD};
             let crypto = if self.crypto.enabled {
                 CRYPTO_OVERHEAD

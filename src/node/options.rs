@@ -71,19 +71,16 @@ pub struct NodeOptions {
     /// equal within noise, lat1 p50 +6 %; `docs/performance.md`), because one pass
     /// holds few datagrams per link and holding them delays the first.
     pub batch_io: bool,
-    /// Segmentation offload at the kernel boundary (off by default — see below): the frames
+    /// Segmentation offload at the kernel boundary (on by default): the frames
     /// one input produces for one peer go out in one `sendmsg` with
     /// `UDP_SEGMENT` (equal-sized runs; the wire carries the same datagrams), and
     /// the sockets read with `UDP_GRO`, so a run arrives in one read. A kernel or
     /// device that refuses it is detected at the first send and the node goes on
-    /// datagram by datagram (`TransportStats::tx_gso_refused`). Ignored when
-    /// [`batch_io`](Self::batch_io) is on.
-    ///
-    /// Off by default until a failure is understood: with two links in passive
-    /// mode and a link taken down under load (`tests/links.rs`, link 1 IPv6),
-    /// nodes delivered a gap in a sender's messages (2 of 3 runs); with offload
-    /// off, 3 of 3 pass, and with runs sent to IPv4 peers only (as now), 4 of 4.
-    /// Measured gains with it on (3 nodes, IPv4, MTU 1500): `docs/performance.md`.
+    /// datagram by datagram (`TransportStats::tx_gso_refused`); datagrams larger
+    /// than the path MTU (which the kernel fragments but cannot segment) go one by
+    /// one, and runs to IPv6 multicast groups too. Ignored when
+    /// [`batch_io`](Self::batch_io) is on. Measured gains (3 nodes, MTU 1500):
+    /// `docs/performance.md`.
     pub segmentation_offload: bool,
     /// Authenticated encryption of every datagram (`None`: plaintext, for
     /// benchmarks). A node without the key cannot take part.
@@ -148,7 +145,7 @@ impl NodeOptions {
             event_capacity: 65_536,
             socket_buffer: 0,
             batch_io: false,
-            segmentation_offload: false,
+            segmentation_offload: true,
             crypto: None,
             realtime_priority: None,
             spin_before_park: std::time::Duration::ZERO,

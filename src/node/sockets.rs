@@ -46,6 +46,11 @@ pub(crate) struct Sockets {
     /// Runs of equal-sized datagrams to one peer go out as one `UDP_SEGMENT`
     /// send (held until [`Sockets::send_held`]); off after the kernel refused one.
     gso: bool,
+    /// Per address family (0 IPv4, 1 IPv6): the smallest segment size the kernel
+    /// refused to segment — a datagram larger than the path MTU allows (it would
+    /// go out fragmented, which GSO does not do). Runs of such datagrams go
+    /// datagram by datagram.
+    gso_too_big: [usize; 2],
     /// Sockets (by index) with `UDP_GRO` on: a read may hold several datagrams.
     gro: u32,
     /// The rest of the last GRO read: (socket index, sender, segment size, next
@@ -87,6 +92,7 @@ impl Sockets {
             held: Vec::new(),
             batches: (0..sockets).map(|_| None).collect(),
             gso: offload && !batch_io,
+            gso_too_big: [usize::MAX; 2],
             gro,
             gro_rest: None,
         })
@@ -346,16 +352,14 @@ impl Sockets {
     }
 
     /// One run to one destination: a GSO send, or datagram by datagram when the
-    /// run is one datagram or the kernel refuses GSO (then GSO stays off).
+    /// run is one datagram or the kernel cannot segment it.
     fn send_run(&mut self, slot: usize, to: SocketAddr, run: &[&[u8]]) {
         let link = &self.transport.links[slot];
         let multicast = link.group == Some(to);
-        // IPv6 goes datagram by datagram. Runs to an IPv6 multicast group were lost
-        // (the looped-back copies never arrived: `tests/transport.rs`), and with runs
-        // to IPv6 peers over veth + bridge `tests/links.rs` (link 1 is IPv6) saw a
-        // gap in a sender's delivered messages in 2 of 3 runs; IPv4-only runs passed
-        // it 4 of 4 (kernel 6.18). Not yet understood: see `segmentation_offload`.
-        let segmentable = !to.is_ipv6();
+        let family = usize::from(to.is_ipv6());
+        // Runs to an IPv6 multicast group were lost (the looped-back copies never
+        // arrived: `tests/transport.rs`), so those go datagram by datagram.
+        let segmentable = !(multicast && to.is_ipv6()) && run[0].len() < self.gso_too_big[family];
         if run.len() > 1 && self.gso && segmentable {
             match gso::send_run(link.socket.as_raw_fd(), &to, run) {
                 Ok(()) => {
@@ -368,10 +372,23 @@ impl Sockets {
                     return;
                 }
                 // No checksum offload on the device (EIO), a kernel without
-                // UDP_SEGMENT (ENOPROTOOPT/EINVAL): never again on this node.
-                Err(e) if gso_refused(&e) => {
+                // UDP_SEGMENT: never again on this node.
+                Err(e) if gso_unsupported(&e) => {
                     self.gso = false;
                     self.stats.tx_gso_refused += 1;
+                }
+                // Segments too large for the path MTU (EMSGSIZE for IPv6, EINVAL
+                // for IPv4): sent one by one they are fragmented by the kernel,
+                // so they still arrive. Datagrams this large never try GSO again;
+                // were this run treated as lost instead, every retransmission of
+                // it would be lost too and the ring would break (as it did over
+                // IPv6 with 1 500-byte datagrams at MTU 1 500).
+                Err(e) if gso_segment_too_large(&e) => {
+                    self.gso_too_big[family] = run[0].len();
+                    self.stats.tx_gso_refused += 1;
+                    if self.gso_too_big[family] < MIN_GSO_SEGMENT {
+                        self.gso = false;
+                    }
                 }
                 // A full socket buffer or an unreachable peer: the run is lost as
                 // its datagrams would be, and the protocol retransmits.
@@ -387,13 +404,22 @@ impl Sockets {
     }
 }
 
-/// Errors by which the kernel says it cannot segment (rather than that this
-/// send failed).
-fn gso_refused(e: &io::Error) -> bool {
+/// Below this segment size a refusal means the kernel cannot segment at all
+/// (every IP path carries 576-byte packets), so offload is turned off.
+const MIN_GSO_SEGMENT: usize = 512;
+
+/// Errors by which the kernel says it cannot segment at all.
+fn gso_unsupported(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
-        Some(libc::EIO | libc::ENOPROTOOPT | libc::EINVAL | libc::EOPNOTSUPP)
+        Some(libc::EIO | libc::ENOPROTOOPT | libc::EOPNOTSUPP)
     )
+}
+
+/// Errors by which the kernel says these segments are too large to send
+/// unfragmented.
+fn gso_segment_too_large(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMSGSIZE | libc::EINVAL))
 }
 
 /// ICMP errors from a peer that is down surface on receive; they are not ours.
@@ -410,13 +436,18 @@ fn ignorable(e: &io::Error) -> bool {
 mod tests {
     use super::*;
     use bytes::Bytes;
+    use std::mem::size_of;
     use std::net::UdpSocket;
 
     fn two_nodes(offload: [bool; 2]) -> (Sockets, Sockets) {
+        two_nodes_on("127.0.0.1:0", offload)
+    }
+
+    fn two_nodes_on(any_port: &str, offload: [bool; 2]) -> (Sockets, Sockets) {
         // Ports picked by the kernel, then released for the sockets to bind.
         let addrs: BTreeMap<NodeId, SocketAddr> = (1..=2)
             .map(|id| {
-                let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+                let s = UdpSocket::bind(any_port).unwrap();
                 (id, s.local_addr().unwrap())
             })
             .collect();
@@ -495,5 +526,51 @@ mod tests {
         assert_eq!(a.stats.tx_gso_sends, 0);
         let want: Vec<Vec<u8>> = frames().iter().map(|f| f.to_vec()).collect();
         assert_eq!(read_all(&mut b, 5), want);
+    }
+
+    /// Datagrams larger than the path MTU cannot be segmented (the kernel would
+    /// have to fragment them): the run still goes out, datagram by datagram and
+    /// fragmented, and datagrams that large never try segmentation again while
+    /// smaller ones still do. Before, such a run was counted lost, and so was each
+    /// of its retransmissions: over IPv6 at MTU 1 500 the ring broke.
+    #[test]
+    fn datagrams_above_the_path_mtu_fall_back_to_one_by_one() {
+        let (mut a, mut b) = two_nodes_on("[::1]:0", [true, true]);
+        // A path MTU of 1 280 for a's sends (IPv6's minimum).
+        let mtu: libc::c_int = 1280;
+        let fd = a.transport.links[0].socket.as_raw_fd();
+        // SAFETY: valid socket; the option value is a c_int of the given length.
+        let r = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::IPPROTO_IPV6,
+                libc::IPV6_MTU,
+                (&mtu as *const libc::c_int).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(r, 0, "IPV6_MTU: {}", io::Error::last_os_error());
+        let to = b.transport.links[0].socket.local_addr().unwrap();
+        let want: Vec<Vec<u8>> = frames().iter().map(|f| f.to_vec()).collect();
+        for pass in 0..2 {
+            for data in frames() {
+                a.send(&LinkTransmit { link: 0, to, data });
+            }
+            a.send_held();
+            assert_eq!(read_all(&mut b, 5), want, "pass {pass}");
+            // Refused once, in the first pass; never tried again for 1 400 bytes.
+            assert_eq!(a.stats.tx_gso_refused, 1, "pass {pass}");
+            assert_eq!(a.stats.tx_gso_sends, 0, "pass {pass}");
+            assert_eq!(a.stats.tx_errors, 0, "pass {pass}");
+        }
+        // Datagrams that fit the path MTU still go out as a run.
+        let small: Vec<Bytes> = (0..4u8).map(|i| Bytes::from(vec![i; 1000])).collect();
+        for data in small.iter().cloned() {
+            a.send(&LinkTransmit { link: 0, to, data });
+        }
+        a.send_held();
+        assert_eq!(a.stats.tx_gso_sends, 1);
+        let want: Vec<Vec<u8>> = small.iter().map(|f| f.to_vec()).collect();
+        assert_eq!(read_all(&mut b, 4), want);
     }
 }

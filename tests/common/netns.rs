@@ -28,6 +28,8 @@ pub struct Namespaces {
     pub hub: String,
     /// Node `i`'s namespace is `nodes[i - 1]`.
     pub nodes: Vec<String>,
+    /// Every cable plugged: (hub end, node namespace, node end).
+    cables: std::sync::Mutex<Vec<(String, String, String)>>,
 }
 
 impl Namespaces {
@@ -38,6 +40,7 @@ impl Namespaces {
         let ns = Namespaces {
             hub: format!("phx-{tag}-hub-{pid}"),
             nodes: (1..=n).map(|i| format!("phx-{tag}-n{i}-{pid}")).collect(),
+            cables: Default::default(),
         };
         for name in ns.all() {
             let _ = Command::new("ip").args(["netns", "del", name]).output();
@@ -73,6 +76,11 @@ impl Namespaces {
             ip(&["-n", ns, "addr", "add", addr, "dev", dev]);
         }
         ip(&["-n", ns, "link", "set", dev, "up"]);
+        self.cables.lock().unwrap_or_else(|e| e.into_inner()).push((
+            cable.to_string(),
+            ns.to_string(),
+            dev.to_string(),
+        ));
     }
 
     /// Sets a hub device (a cable's hub end, a bridge) up or down, from this
@@ -80,12 +88,37 @@ impl Namespaces {
     /// flag. No `ip` process: running one means unsharing and tearing down a mount
     /// namespace, which waits for RCU grace periods and took up to seconds on a
     /// busy machine, blurring the moment of the cut that tests time from.
+    ///
+    /// Plugging a cable back (`up` on a cable's hub end) returns once the kernel
+    /// reports both ends operational (`IFF_RUNNING`): the carrier change is
+    /// applied by the kernel's link-watch work, which other namespaces' churn
+    /// (tests creating and deleting namespaces hold the RTNL lock) delayed by up
+    /// to 20 s on a busy machine — with the node's end not yet running, its
+    /// datagrams are dropped, and a test timing link recovery from the `ioctl`
+    /// would time the kernel rather than the node.
     pub fn set_hub_link(&self, dev: &str, up: bool) {
-        let ns = format!("/var/run/netns/{}", self.hub);
+        let hub = format!("/var/run/netns/{}", self.hub);
         let name = dev.to_string();
-        std::thread::spawn(move || set_link_up(&ns, &name, up))
+        std::thread::spawn(move || set_link_up(&hub, &name, up))
             .join()
             .unwrap_or_else(|e| std::panic::resume_unwind(e));
+        if !up {
+            return;
+        }
+        let far = self
+            .cables
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|(cable, _, _)| cable == dev)
+            .map(|(_, ns, d)| (format!("/var/run/netns/{ns}"), d.clone()));
+        let mut ends = vec![(format!("/var/run/netns/{}", self.hub), dev.to_string())];
+        ends.extend(far);
+        for (ns, d) in ends {
+            std::thread::spawn(move || wait_running(&ns, &d))
+                .join()
+                .unwrap_or_else(|e| std::panic::resume_unwind(e));
+        }
     }
 }
 
@@ -97,15 +130,16 @@ impl Drop for Namespaces {
     }
 }
 
-/// On the calling thread (which it moves into network namespace `ns`, a path
-/// under /var/run/netns): sets device `dev` up or down.
-fn set_link_up(ns: &str, dev: &str, up: bool) {
+/// Moves the calling thread into network namespace `ns` (a path under
+/// /var/run/netns) and opens a socket for interface ioctls there, with an
+/// `ifreq` naming `dev`. The caller closes the socket.
+fn enter_for_ioctl(ns: &str, dev: &str) -> (libc::c_int, libc::ifreq) {
     let f = std::fs::File::open(ns).unwrap_or_else(|e| panic!("{ns}: {e}"));
     // SAFETY: setns with a valid namespace fd; CLONE_NEWNET moves only this
     // thread, which ends right after.
     let r = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
     assert_eq!(r, 0, "setns({ns}): {}", std::io::Error::last_os_error());
-    // SAFETY: a plain socket for the interface ioctls, closed below.
+    // SAFETY: a plain socket for the interface ioctls, closed by the caller.
     let s = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     assert!(s >= 0, "socket: {}", std::io::Error::last_os_error());
     // SAFETY: ifreq is plain data; all zeroes is a valid value.
@@ -117,6 +151,41 @@ fn set_link_up(ns: &str, dev: &str, up: bool) {
     for (d, b) in ifr.ifr_name.iter_mut().zip(dev.bytes()) {
         *d = b as libc::c_char;
     }
+    (s, ifr)
+}
+
+/// On the calling thread (moved into `ns`): waits until device `dev` is
+/// operational (`IFF_RUNNING`: up, carrier, and the kernel's link-watch work
+/// done). A minute without it fails the test: the kernel never finished.
+fn wait_running(ns: &str, dev: &str) {
+    let (s, mut ifr) = enter_for_ioctl(ns, dev);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let result = loop {
+        // SAFETY: SIOCGIFFLAGS fills `ifr`'s flags, the union member read here.
+        let flags = unsafe {
+            if libc::ioctl(s, libc::SIOCGIFFLAGS, &mut ifr) != 0 {
+                break Err(std::io::Error::last_os_error());
+            }
+            ifr.ifr_ifru.ifru_flags
+        };
+        if flags & libc::IFF_RUNNING as libc::c_short != 0 {
+            break Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            break Err(std::io::Error::other("not running after 60 s"));
+        }
+        // Polling a kernel state that has no notification this test can wait on.
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    };
+    // SAFETY: `s` is our socket.
+    unsafe { libc::close(s) };
+    result.unwrap_or_else(|e| panic!("waiting for {dev} in {ns} to run: {e}"));
+}
+
+/// On the calling thread (which it moves into network namespace `ns`, a path
+/// under /var/run/netns): sets device `dev` up or down.
+fn set_link_up(ns: &str, dev: &str, up: bool) {
+    let (s, mut ifr) = enter_for_ioctl(ns, dev);
     // SAFETY: SIOCGIFFLAGS / SIOCSIFFLAGS read and write `ifr`, which lives
     // across the calls; the flags are the union's member these ioctls use.
     let result = unsafe {
