@@ -27,6 +27,7 @@ pub mod history;
 pub mod net;
 pub mod node;
 pub mod rng;
+pub mod scale;
 pub mod swarm;
 pub mod testnode;
 pub mod totem_node;

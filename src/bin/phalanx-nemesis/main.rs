@@ -76,6 +76,12 @@ struct Cli {
     /// Totem token timeout in ms [default: the daemon's default].
     #[arg(long)]
     token_ms: Option<u64>,
+    /// Measure instead of a random schedule: K rounds of `kill -9` of one node
+    /// (in turn) and its restart, each timed until the cluster has settled (one
+    /// ring, quorate, one group view); prints formation, failover and rejoin
+    /// times. The run is judged as any other.
+    #[arg(long, value_name = "K", conflicts_with = "events")]
+    failovers: Option<usize>,
     /// Keep normal scheduling in the nodes (default: SCHED_RR as the daemon asks).
     #[arg(long)]
     no_realtime: bool,
@@ -262,11 +268,14 @@ fn nemesis(cli: &Cli, seed: u64) -> Result<bool, (run::RunError, Option<PathBuf>
         "no (tc netem is not available in this kernel: tried, refused)"
     };
     println!(
-        "phalanx-nemesis: seed={seed} nodes={} events={} dir={}\n  \
+        "phalanx-nemesis: seed={seed} nodes={} {} dir={}\n  \
          one-way cuts: neighbour entries poisoned in the sender's namespace (nftables/iptables {firewall}); \
          packet loss/delay: {netem}; clock steps: {}; link flaps: no (one link per node)",
         cli.nodes,
-        cli.events,
+        match cli.failovers {
+            Some(k) => format!("failovers={k}"),
+            None => format!("events={}", cli.events),
+        },
         dir.display(),
         if shape.clock_steps {
             "restarted processes in a time namespace ahead by 1 s..1 day (CLOCK_MONOTONIC/BOOTTIME; CLOCK_REALTIME is host-wide and left alone)"
@@ -298,9 +307,17 @@ fn nemesis(cli: &Cli, seed: u64) -> Result<bool, (run::RunError, Option<PathBuf>
         cpg_ms: cli.cpg_ms,
         settle: Duration::from_secs(cli.settle_s),
     };
+    let formation = Instant::now();
     let mut r = run::Run::start(procs, net, rec, pace, cli.nodes, seed).map_err(keep)?;
     r.first_ring(Duration::from_secs(60)).map_err(keep)?;
-    r.faults(&steps).map_err(keep)?;
+    let formation = formation.elapsed();
+    match cli.failovers {
+        Some(rounds) => {
+            let rounds = r.failovers(rounds, Duration::from_secs(60)).map_err(keep)?;
+            print_failovers(cli.nodes, formation, &rounds);
+        }
+        None => r.faults(&steps).map_err(keep)?,
+    }
     let outcome = r.finish().map_err(keep)?;
     let what: Vec<String> = outcome
         .kinds
@@ -330,6 +347,34 @@ fn nemesis(cli: &Cli, seed: u64) -> Result<bool, (run::RunError, Option<PathBuf>
         let _ = std::fs::remove_dir_all(&dir);
     }
     Ok(ok)
+}
+
+/// The measurement's lines: one per round, then one summary line
+/// (`SCALE nodes=… formation_ms=… failover_ms_p50=… …`, for scripts).
+fn print_failovers(nodes: u32, formation: Duration, rounds: &[run::Failover]) {
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    for (i, r) in rounds.iter().enumerate() {
+        println!(
+            "  round {i}: kill -9 n{} → settled without it in {:.0} ms; restart → settled with it in {:.0} ms",
+            r.victim,
+            ms(r.failover),
+            ms(r.rejoin)
+        );
+    }
+    let stats = |mut v: Vec<f64>| -> (f64, f64) {
+        v.sort_by(f64::total_cmp);
+        match v.len() {
+            0 => (f64::NAN, f64::NAN),
+            n => (v[n / 2], v[n - 1]),
+        }
+    };
+    let (f50, fmax) = stats(rounds.iter().map(|r| ms(r.failover)).collect());
+    let (j50, jmax) = stats(rounds.iter().map(|r| ms(r.rejoin)).collect());
+    println!(
+        "SCALE nodes={nodes} formation_ms={:.0} rounds={} failover_ms_p50={f50:.0} failover_ms_max={fmax:.0} rejoin_ms_p50={j50:.0} rejoin_ms_max={jmax:.0}",
+        ms(formation),
+        rounds.len()
+    );
 }
 
 fn yes(b: bool) -> &'static str {

@@ -29,6 +29,9 @@ pub enum RunError {
     /// The cluster never formed.
     #[error("the first ring of all nodes did not form within {0:?}")]
     NoFirstRing(Duration),
+    /// The cluster did not settle after a measured fault.
+    #[error("the cluster did not settle within {1:?} after `{0}`")]
+    NotSettled(String, Duration),
 }
 
 fn io(what: &str) -> impl Fn(std::io::Error) -> RunError + '_ {
@@ -61,6 +64,16 @@ pub struct Outcome {
     pub fault_phase_s: f64,
     /// Notes for the verdict (what took long, what failed).
     pub notes: Vec<String>,
+}
+
+/// One round of the failover measurement.
+pub struct Failover {
+    /// The node killed and restarted.
+    pub victim: u32,
+    /// From the kill to the survivors settled without it.
+    pub failover: Duration,
+    /// From the restart to all settled with it.
+    pub rejoin: Duration,
 }
 
 /// The CPG member of incarnation `inc` (unique across a node's processes).
@@ -385,6 +398,55 @@ impl Run {
         } else {
             Err(RunError::NoFirstRing(limit))
         }
+    }
+
+    /// The failover measurement (`--failovers K`): K rounds, each a `kill -9` of
+    /// one node (nodes in turn, starting with node 1, the ring's representative)
+    /// timed until the survivors have settled without it (one ring, quorate, one
+    /// group view), then its restart timed until all have settled with it again.
+    /// The kills and restarts are fault events like the schedule's, so the run is
+    /// judged as any other.
+    pub fn failovers(&mut self, rounds: usize, limit: Duration) -> Result<Vec<Failover>, RunError> {
+        let start = Instant::now();
+        let mut out = Vec::with_capacity(rounds);
+        for round in 0..rounds {
+            let victim = (round as u32 % self.nodes) + 1;
+            let mut timed = [Duration::ZERO; 2];
+            for (i, fault) in [
+                Fault::Kill(victim),
+                Fault::Restart {
+                    node: victim,
+                    clock_offset_s: 0,
+                },
+            ]
+            .iter()
+            .enumerate()
+            {
+                self.rec
+                    .write(
+                        "fault",
+                        &[
+                            ("step", (2 * round + i).to_string()),
+                            ("what", fault.to_string().replace(' ', "_")),
+                        ],
+                    )
+                    .map_err(io("record"))?;
+                let t = Instant::now();
+                self.apply(fault)?;
+                self.outcome.applied += 1;
+                if !self.pump(t + limit, |r| r.live.settled(&r.current(), local_of))? {
+                    return Err(RunError::NotSettled(fault.to_string(), limit));
+                }
+                timed[i] = t.elapsed();
+            }
+            out.push(Failover {
+                victim,
+                failover: timed[0],
+                rejoin: timed[1],
+            });
+        }
+        self.outcome.fault_phase_s = start.elapsed().as_secs_f64();
+        Ok(out)
     }
 
     /// Drives the schedule.
