@@ -769,6 +769,12 @@ fn corosync_quorumtool_sets_expected_votes_and_votes() {
         status.contains("Total votes:      3")
     });
     assert!(status.contains("Quorate:          Yes"), "{status}");
+    // No quorum.device configured: a device may not register.
+    let bin = build(&dir, "qdevcheck", "votequorum");
+    let mut dev = Qdevice::start(ns, &bin);
+    assert_eq!(dev.ask("reg dev"), "reg 11", "CS_ERR_ACCESS");
+    let (_, flags, l) = dev.info();
+    assert_eq!(flags & QDEVICE_REGISTERED, 0, "{l}");
 }
 
 #[test]
@@ -794,4 +800,259 @@ fn large_messages_reach_libcpg_whole() {
     for (i, l) in d.iter().enumerate() {
         assert!(l.ends_with(&format!(" L:{i}")), "{l}");
     }
+}
+
+/// `tests/compat_ipc/qdevcheck.c` (a quorum device on the real
+/// libvotequorum), driven one command line at a time.
+struct Qdevice {
+    child: Child,
+    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
+}
+
+impl Qdevice {
+    fn start(ns: &str, bin: &Path) -> Qdevice {
+        let mut child = in_ns(ns, bin.to_str().unwrap())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next();
+        assert!(
+            matches!(&first, Some(Ok(l)) if l == "ready"),
+            "qdevcheck did not start: {first:?}"
+        );
+        Qdevice { child, lines }
+    }
+
+    /// Sends one command, returns its answer line.
+    fn ask(&mut self, cmd: &str) -> String {
+        let stdin = self.child.stdin.as_mut().unwrap();
+        writeln!(stdin, "{cmd}").unwrap();
+        stdin.flush().unwrap();
+        match self.lines.next() {
+            Some(Ok(l)) => l,
+            other => panic!("qdevcheck ended at {cmd:?}: {other:?}"),
+        }
+    }
+
+    /// getinfo of this node: `(total votes, flags, the whole line)`.
+    fn info(&mut self) -> (u32, u32, String) {
+        let l = self.ask("info 0");
+        assert!(l.starts_with("info 1 "), "{l}");
+        let field = |name: &str| -> u32 {
+            l.split_whitespace()
+                .find_map(|f| f.strip_prefix(name))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("no {name} in {l}"))
+        };
+        (field("total="), field("flags="), l)
+    }
+
+    /// The ring id the device last learned, `rep.seq`.
+    fn ring(&mut self) -> (String, bool) {
+        let l = self.ask("ring");
+        let f: Vec<&str> = l.split_whitespace().collect();
+        assert_eq!(f[0], "ring", "{l}");
+        (f[1].to_string(), f[2] == "quorate=1")
+    }
+}
+
+impl Drop for Qdevice {
+    fn drop(&mut self) {
+        // End of input: it finalizes and exits.
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// votequorum's getinfo flags (`VOTEQUORUM_INFO_*`).
+const QUORATE: u32 = 2;
+const QDEVICE_REGISTERED: u32 = 64;
+const QDEVICE_ALIVE: u32 = 128;
+const QDEVICE_CAST_VOTE: u32 = 256;
+
+#[test]
+fn a_libvotequorum_quorum_device_registers_polls_and_its_vote_counts() {
+    let tag = "qbqdev";
+    let dir = TestDir::new(tag);
+    let bin = build(&dir, "qdevcheck", "votequorum");
+    let (net, addrs) = star(tag, 2, 99);
+    // A device model other than `net`: an external program registers over
+    // libvotequorum; its votes default to N−1 = 1, so expected votes are 3
+    // and quorum 2.
+    let rest = "quorum {\n    provider: corosync_votequorum\n    device {\n        \
+                model: testdev\n        timeout: 1500\n    }\n}\ncompat {\n    ipc: yes\n}\n";
+    let conf = dir.write_conf(&corosync_conf(&dir, tag, "", &one_link(&addrs), rest));
+    let (mut cluster, mut log) = start_quorate(&conf, 2, Some(&net));
+    let mut dev = Qdevice::start(&net.nodes[0], &bin);
+
+    let (total, flags, l) = dev.info();
+    assert_eq!((total, flags), (2, QUORATE), "{l}");
+    assert!(
+        l.ends_with("quorum=2 expected=3 flags=2 qvotes=1 qname="),
+        "{l}"
+    );
+    // Not registered yet.
+    assert!(
+        dev.ask("poll dev 1").starts_with("poll 12 "),
+        "CS_ERR_NOT_EXIST"
+    );
+    assert_eq!(dev.ask("unreg dev"), "unreg 12");
+    // One device per node.
+    assert_eq!(dev.ask("reg dev"), "reg 1");
+    assert_eq!(dev.ask("reg dev"), "reg 1", "the same name again is fine");
+    assert_eq!(dev.ask("reg other"), "reg 14", "CS_ERR_EXIST");
+    let (_, flags, l) = dev.info();
+    assert_eq!(flags, QUORATE | QDEVICE_REGISTERED, "{l}");
+    assert!(l.ends_with("qname=dev"), "{l}");
+    // A poll for a ring that is not the current one, or under another name.
+    let (ring, _) = dev.ring();
+    let (rep, seq) = ring.split_once('.').unwrap();
+    let stale_seq: u64 = seq.parse::<u64>().unwrap() - 1;
+    assert_eq!(
+        dev.ask(&format!("pollring dev 1 {rep} {stale_seq}")),
+        "poll 22",
+        "CS_ERR_MESSAGE_ERROR"
+    );
+    assert!(
+        dev.ask("poll other 1").starts_with("poll 7 "),
+        "CS_ERR_INVALID_PARAM"
+    );
+    // Master-wins has no rule in the votequorum core: refused, not faked.
+    assert_eq!(dev.ask("mw dev 1"), "mw 19", "CS_ERR_NOT_SUPPORTED");
+    assert_eq!(dev.ask("mw dev 0"), "mw 1");
+    assert_eq!(dev.info().1 & QDEVICE_ALIVE, 0, "no poll yet");
+
+    // The vote counts on both nodes.
+    assert_eq!(dev.ask("poll dev 1"), format!("poll 1 {ring}"));
+    let mut last = String::new();
+    wait_until("the device vote to count", Duration::from_secs(10), || {
+        let (total, _, l) = dev.info();
+        last = l;
+        total == 3
+    });
+    let (_, flags, l) = dev.info();
+    assert_eq!(
+        flags,
+        QUORATE | QDEVICE_REGISTERED | QDEVICE_ALIVE | QDEVICE_CAST_VOTE,
+        "{l}"
+    );
+    let (code, out, err) = run_in(
+        &net.nodes[0],
+        "corosync-quorumtool",
+        &["-s"],
+        Duration::from_secs(10),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("Total votes:      3"), "{out}");
+    assert!(out.contains("Flags:            Quorate Qdevice"), "{out}");
+    // The node's line says alive, voting, no master-wins; the device's own
+    // line (node id 0) its votes and name.
+    assert!(
+        out.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == ["1", "1", "A,V,NMW", "n1", "(local)"]),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["0", "1", "dev"]),
+        "{out}"
+    );
+    wait_until(
+        "node 2 to count the device vote",
+        Duration::from_secs(10),
+        || {
+            let (_, out, _) = run_in(
+                &net.nodes[1],
+                "corosync-quorumtool",
+                &["-s"],
+                Duration::from_secs(10),
+            );
+            out.contains("Total votes:      3")
+        },
+    );
+
+    // Node 2 goes: a new ring, without the device's vote until it polls for
+    // that ring — node 1 alone (1 vote of quorum 2) is inquorate.
+    cluster.leave(&mut log, &[2]);
+    let mut now = (String::new(), true);
+    wait_until(
+        "node 1 to see the new ring",
+        Duration::from_secs(10),
+        || {
+            now = dev.ring();
+            now.0 != ring
+        },
+    );
+    let (new_ring, quorate) = now;
+    assert!(
+        !quorate,
+        "node 1 alone must not be quorate without the device"
+    );
+    let (total, flags, l) = dev.info();
+    assert_eq!((total, flags & QUORATE), (1, 0), "{l}");
+    // A poll for the old ring is refused, one for the new ring makes it quorate.
+    assert_eq!(
+        dev.ask(&format!("pollring dev 1 {rep} {seq}")),
+        "poll 22",
+        "the old ring"
+    );
+    assert_eq!(dev.ask("poll dev 1"), format!("poll 1 {new_ring}"));
+    wait_until(
+        "the device to make node 1 quorate",
+        Duration::from_secs(10),
+        || {
+            let (total, flags, l) = dev.info();
+            last = l;
+            total == 2 && flags & QUORATE != 0
+        },
+    );
+    assert!(dev.ring().1, "the quorum notification says quorate");
+
+    // The device stops polling: after quorum.device.timeout it is no longer
+    // alive and its vote is withdrawn.
+    wait_until(
+        "the silent device to lose its vote",
+        Duration::from_secs(10),
+        || {
+            let (total, flags, l) = dev.info();
+            last = l;
+            total == 1 && flags & (QUORATE | QDEVICE_ALIVE | QDEVICE_CAST_VOTE) == 0
+        },
+    );
+    assert_eq!(dev.info().1, QDEVICE_REGISTERED, "{last}");
+
+    // Polling again brings it back; unregistering takes the vote away.
+    assert_eq!(dev.ask("poll dev 1"), format!("poll 1 {new_ring}"));
+    wait_until("the vote back", Duration::from_secs(10), || {
+        dev.info().0 == 2
+    });
+    assert_eq!(
+        dev.ask("update nodev other"),
+        "update 7",
+        "CS_ERR_INVALID_PARAM"
+    );
+    assert_eq!(dev.ask("update dev dev2"), "update 1");
+    assert!(dev.info().2.ends_with("qname=dev2"));
+    assert_eq!(dev.ask("unreg dev"), "unreg 7", "the old name");
+    assert_eq!(dev.ask("unreg dev2"), "unreg 1");
+    wait_until(
+        "the vote gone after unregister",
+        Duration::from_secs(10),
+        || {
+            let (total, flags, l) = dev.info();
+            last = l;
+            total == 1 && flags & QUORATE == 0
+        },
+    );
+    assert_eq!(dev.info().1 & QDEVICE_REGISTERED, 0, "{last}");
+    assert!(
+        dev.ask("poll dev2 1").starts_with("poll 12 "),
+        "CS_ERR_NOT_EXIST"
+    );
+    // Another name may register now.
+    assert_eq!(dev.ask("reg other"), "reg 1");
 }

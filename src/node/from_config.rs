@@ -130,7 +130,8 @@ impl NodeOptions {
             let qerr =
                 |e: crate::quorum_client::FromConfigError| err("quorum".into(), e.to_string());
             o.quorum = Some(crate::quorum_client::votequorum_config(cfg, node_id).map_err(qerr)?);
-            if cfg.quorum.device.is_some() {
+            // Only Phalanx's own device client (`model: net`) needs the key.
+            if cfg.quorum.device.as_ref().is_some_and(|d| d.model == "net") {
                 let key = key.clone().ok_or_else(|| {
                     err(
                         "quorum.device".into(),
