@@ -542,6 +542,34 @@ fn misbehaving_clients_leave_the_node_and_other_clients_alone() {
             "cpg_local_get still works"
         );
 
+        // PARTIAL_MCAST misuse, joined: a fragment without its FIRST, and a
+        // message above the node's limit, are refused; a whole one is taken.
+        let mut join = request_header(0, 168);
+        join[16..20].copy_from_slice(&7u32.to_ne_bytes());
+        join[24..31].copy_from_slice(b"partial");
+        join[152..156].copy_from_slice(&std::process::id().to_ne_bytes());
+        assert_eq!(c.call(&join), 1, "raw join");
+        let fragment = |kind: u32, msglen: u32, data: &[u8]| {
+            let mut b = request_header(12, 56 + data.len());
+            b[24..28].copy_from_slice(&2u32.to_ne_bytes());
+            b[32..36].copy_from_slice(&msglen.to_ne_bytes());
+            b[40..44].copy_from_slice(&(data.len() as u32).to_ne_bytes());
+            b[48..52].copy_from_slice(&kind.to_ne_bytes());
+            b[56..].copy_from_slice(data);
+            b
+        };
+        assert_eq!(c.call(&fragment(2, 8, b"abcd")), 7, "CONTINUED first");
+        assert_eq!(c.call(&fragment(3, 8, b"abcd")), 7, "LAST first");
+        assert_eq!(c.call(&fragment(1, 1 << 30, b"abcd")), 26, "too big");
+        assert_eq!(c.call(&fragment(1, 8, b"abcd")), 1, "FIRST");
+        assert_eq!(c.call(&fragment(3, 8, b"abcdef")), 7, "LAST overruns");
+        assert_eq!(c.call(&fragment(3, 8, b"efgh")), 7, "dropped after misuse");
+        assert_eq!(c.call(&fragment(1, 8, b"abcd")), 1, "FIRST again");
+        assert_eq!(c.call(&fragment(3, 8, b"efgh")), 1, "LAST completes it");
+        let mut lying = fragment(1, 8, b"abcd");
+        lying[40..44].copy_from_slice(&9u32.to_ne_bytes());
+        assert_eq!(c.call(&lying), 7, "fraglen disagrees with the size");
+
         // A request larger than the negotiated maximum: disconnected.
         let big = request_header(2, (1 << 20) + 4096);
         let fd = c.request.as_raw_fd();
@@ -1055,4 +1083,130 @@ fn a_libvotequorum_quorum_device_registers_polls_and_its_vote_counts() {
     );
     // Another name may register now.
     assert_eq!(dev.ask("reg other"), "reg 1");
+}
+
+/// A `stats.srp.*` counter of the node in `ns`, through the real
+/// `corosync-cmapctl -m stats`.
+fn srp_counter(ns: &str, name: &str) -> u64 {
+    let key = format!("stats.srp.{name}");
+    let (code, out, err) = run_in(
+        ns,
+        "corosync-cmapctl",
+        &["-m", "stats", &key],
+        Duration::from_secs(10),
+    );
+    assert_eq!(code, 0, "corosync-cmapctl: {out}{err}");
+    out.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key} (u64) = ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in\n{out}"))
+}
+
+/// Runs cpgcheck on both nodes of `net` (group `group`, `count` messages
+/// each, with `guarantee`, of `size` bytes if given), checks both delivered
+/// the same messages.
+fn two_senders(
+    net: &Namespaces,
+    bin: &Path,
+    group: &str,
+    count: usize,
+    guarantee: &str,
+    size: Option<usize>,
+) {
+    let runs: Vec<_> = ["A", "B"]
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let (ns, bin, group) = (net.nodes[i].clone(), bin.to_path_buf(), group.to_string());
+            let (t, g) = (t.to_string(), guarantee.to_string());
+            std::thread::spawn(move || {
+                let mut args = vec![group, t, count.to_string(), "2".into()];
+                if let Some(size) = size {
+                    args.extend(["2".into(), size.to_string()]);
+                }
+                let mut child = in_ns(&ns, bin.to_str().unwrap())
+                    .args(&args)
+                    .env("CPGCHECK_GUARANTEE", g)
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                let mut out = String::new();
+                child
+                    .stdout
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut out)
+                    .unwrap();
+                let status = child.wait().unwrap();
+                (status.success(), out)
+            })
+        })
+        .collect();
+    let outs: Vec<(bool, String)> = runs.into_iter().map(|h| h.join().unwrap()).collect();
+    for (i, (ok, out)) in outs.iter().enumerate() {
+        assert!(ok, "cpgcheck on node {} failed:\n{out}", i + 1);
+    }
+    let (d1, d2) = (deliveries(&outs[0].1), deliveries(&outs[1].1));
+    assert_eq!(d1.len(), 2 * count, "{}", outs[0].1);
+    assert_eq!(d1, d2, "one order on both members");
+}
+
+#[test]
+fn cpg_type_safe_from_libcpg_is_delivered_as_safe_on_every_node() {
+    let tag = "qbsafe";
+    let dir = TestDir::new(tag);
+    let bin = build_cpgcheck(&dir);
+    let (net, addrs) = star(tag, 2, 100);
+    let conf = dir.write_conf(&corosync_conf(&dir, tag, "", &one_link(&addrs), REST));
+    let (_cluster, _log) = start_quorate(&conf, 2, Some(&net));
+    let count = 20;
+    let safe_now = || {
+        [
+            srp_counter(&net.nodes[0], "delivered_safe"),
+            srp_counter(&net.nodes[1], "delivered_safe"),
+        ]
+    };
+
+    // CPG_TYPE_AGREED: totem's agreed path, nothing goes through the safe gate.
+    let before = safe_now();
+    two_senders(&net, &bin, "agreed-group", count, "agreed", None);
+    assert_eq!(
+        safe_now(),
+        before,
+        "agreed multicasts were delivered as safe"
+    );
+
+    // CPG_TYPE_SAFE: every message of both senders is held by totem until
+    // every member has it (its `delivered_safe` counter), on each node.
+    let before = safe_now();
+    two_senders(&net, &bin, "safe-group", count, "safe", None);
+    let after = safe_now();
+    for n in 0..2 {
+        assert!(
+            after[n] >= before[n] + 2 * count as u64,
+            "node {}: {} safe deliveries for {} safe multicasts",
+            n + 1,
+            after[n] - before[n],
+            2 * count
+        );
+    }
+}
+
+#[test]
+fn messages_above_libcpg_ipc_limit_travel_as_partial_mcasts() {
+    let tag = "qbpartial";
+    let dir = TestDir::new(tag);
+    let bin = build_cpgcheck(&dir);
+    let (net, addrs) = star(tag, 2, 101);
+    // 4 MiB messages allowed (Phalanx's totem.max_message_size, which CPG's
+    // limit follows).
+    let totem = "    max_message_size: 4194304\n";
+    let conf = dir.write_conf(&corosync_conf(&dir, tag, totem, &one_link(&addrs), REST));
+    let (_cluster, _log) = start_quorate(&conf, 2, Some(&net));
+    // 3 000 000 bytes: libcpg's limit is 1 MiB − 1 KiB, so each message goes
+    // to the daemon as FIRST, CONTINUED, LAST fragments; each member gets it
+    // back as partial deliveries, reassembled by libcpg (cpgcheck checks every
+    // delivery's size and the order on both nodes).
+    two_senders(&net, &bin, "partial-group", 2, "agreed", Some(3_000_000));
 }

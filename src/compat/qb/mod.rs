@@ -25,8 +25,8 @@
 //! (or the client is dropped), a corrupted or truncated ring drops its client,
 //! every connection's callback queue is bounded (a client that stops reading is
 //! disconnected), handshakes that stall are dropped.
-//! What it does not do: the partial (> 1 MiB) multicast, zero-copy buffers,
-//! cmap tracking on the stats map, a quorum device's master-wins.
+//! What it does not do: zero-copy buffers, cmap tracking on the stats map, a
+//! quorum device's master-wins.
 //!
 //! Not run here: it binds the abstract names Corosync clients look for in the
 //! network namespace (tests/compat_ipc.rs runs it in namespaces of its own).
@@ -50,6 +50,7 @@ pub mod cmap_stats;
 pub mod cmap_track;
 mod conn;
 mod cpg;
+pub mod cpg_partial;
 pub mod cpg_wire;
 mod handshake;
 pub mod qdevice;
