@@ -1085,21 +1085,26 @@ fn a_libvotequorum_quorum_device_registers_polls_and_its_vote_counts() {
     assert_eq!(dev.ask("reg other"), "reg 1");
 }
 
-/// A `stats.srp.*` counter of the node in `ns`, through the real
-/// `corosync-cmapctl -m stats`.
-fn srp_counter(ns: &str, name: &str) -> u64 {
-    let key = format!("stats.srp.{name}");
+/// The node's `stats.srp.delivered` and `stats.srp.delivered_safe` (one
+/// snapshot), through the real `corosync-cmapctl -m stats`.
+fn delivered_counters(ns: &str) -> (u64, u64) {
     let (code, out, err) = run_in(
         ns,
         "corosync-cmapctl",
-        &["-m", "stats", &key],
+        &["-m", "stats", "stats.srp.delivered"],
         Duration::from_secs(10),
     );
     assert_eq!(code, 0, "corosync-cmapctl: {out}{err}");
-    out.lines()
-        .find_map(|l| l.strip_prefix(&format!("{key} (u64) = ")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {key} in\n{out}"))
+    let value = |key: &str| -> u64 {
+        out.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key} (u64) = ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in\n{out}"))
+    };
+    (
+        value("stats.srp.delivered"),
+        value("stats.srp.delivered_safe"),
+    )
 }
 
 /// Runs cpgcheck on both nodes of `net` (group `group`, `count` messages
@@ -1161,34 +1166,55 @@ fn cpg_type_safe_from_libcpg_is_delivered_as_safe_on_every_node() {
     let conf = dir.write_conf(&corosync_conf(&dir, tag, "", &one_link(&addrs), REST));
     let (_cluster, _log) = start_quorate(&conf, 2, Some(&net));
     let count = 20;
-    let safe_now = || {
+    let sent = 2 * count as u64;
+    let counters = || {
         [
-            srp_counter(&net.nodes[0], "delivered_safe"),
-            srp_counter(&net.nodes[1], "delivered_safe"),
+            delivered_counters(&net.nodes[0]),
+            delivered_counters(&net.nodes[1]),
         ]
     };
 
-    // CPG_TYPE_AGREED: totem's agreed path, nothing goes through the safe gate.
-    let before = safe_now();
+    // CPG_TYPE_AGREED: totem's agreed path, nothing goes through the safe
+    // gate. (The node publishes its counters every few ms: wait until the
+    // snapshot includes the deliveries, then compare.)
+    let before = counters();
     two_senders(&net, &bin, "agreed-group", count, "agreed", None);
-    assert_eq!(
-        safe_now(),
-        before,
-        "agreed multicasts were delivered as safe"
+    let mut now = before;
+    wait_until(
+        "the agreed deliveries counted",
+        Duration::from_secs(10),
+        || {
+            now = counters();
+            (0..2).all(|n| now[n].0 >= before[n].0 + sent)
+        },
     );
+    for n in 0..2 {
+        assert_eq!(
+            now[n].1,
+            before[n].1,
+            "node {}: agreed multicasts delivered as safe",
+            n + 1
+        );
+    }
 
-    // CPG_TYPE_SAFE: every message of both senders is held by totem until
-    // every member has it (its `delivered_safe` counter), on each node.
-    let before = safe_now();
+    // CPG_TYPE_SAFE: every message of both senders passes totem's safe gate
+    // (held until every member has it) on each node.
+    let before = now;
     two_senders(&net, &bin, "safe-group", count, "safe", None);
-    let after = safe_now();
+    wait_until(
+        "the safe deliveries counted",
+        Duration::from_secs(10),
+        || {
+            now = counters();
+            (0..2).all(|n| now[n].0 >= before[n].0 + sent)
+        },
+    );
     for n in 0..2 {
         assert!(
-            after[n] >= before[n] + 2 * count as u64,
-            "node {}: {} safe deliveries for {} safe multicasts",
+            now[n].1 >= before[n].1 + sent,
+            "node {}: {} safe deliveries for {sent} safe multicasts",
             n + 1,
-            after[n] - before[n],
-            2 * count
+            now[n].1 - before[n].1,
         );
     }
 }

@@ -206,6 +206,25 @@ quorum {
     }
 
     #[test]
+    fn another_model_is_an_external_device() {
+        let conf = CONF.replace("model: net", "model: mydevice");
+        let l = crate::config::from_corosync_str(&conf, "t.conf").unwrap();
+        let q = votequorum_config(&l.config, 2).unwrap();
+        // Votes unset: N−1, as Corosync computes them.
+        assert_eq!(q.device_votes(), 3);
+        assert_eq!(q.initial_expected_votes(), 7);
+        // No built-in client: the program registers over libvotequorum.
+        assert!(qdevice_config(&l.config, 2, vec![1; 32]).unwrap().is_none());
+        assert!(matches!(
+            crate::compat::qb::qdevice_mode_from_config(&l.config),
+            crate::compat::qb::qdevice::QdeviceMode::External { .. }
+        ));
+        let conf = CONF.replace("model: net", "model: mydevice\n        votes: 1");
+        let l = crate::config::from_corosync_str(&conf, "t.conf").unwrap();
+        assert_eq!(votequorum_config(&l.config, 2).unwrap().device_votes(), 1);
+    }
+
+    #[test]
     fn heuristics_commands_reach_the_driver_unless_off() {
         let with = |mode: &str| {
             CONF.replace(

@@ -485,6 +485,59 @@ mod tests {
     }
 
     #[test]
+    fn qdevice_requests_as_libvotequorum_lays_them_out() {
+        // votequorum_qdevice_poll: 296 bytes, name at +16, cast_vote at +272,
+        // ring id at +280 (node id) and +288 (sequence).
+        let mut b = vec![0u8; 296];
+        put_u32(&mut b, 0, vq_req::QDEVICE_POLL as u32);
+        put_u32(&mut b, 8, 296);
+        b[16..19].copy_from_slice(b"dev");
+        put_u32(&mut b, 272, 1);
+        put_u32(&mut b, 280, 3);
+        put_u64(&mut b, 288, 44);
+        let r = decode_request(&b).unwrap();
+        assert_eq!(
+            VotequorumCall::decode(&r),
+            Ok(VotequorumCall::Qdevice(QdeviceCall::Poll {
+                name: b"dev".to_vec(),
+                cast: true,
+                rep: 3,
+                seq: 44
+            }))
+        );
+        // votequorum_qdevice_update: the new name at +271.
+        let mut b = vec![0u8; 528];
+        put_u32(&mut b, 0, vq_req::QDEVICE_UPDATE as u32);
+        put_u32(&mut b, 8, 528);
+        b[16..17].copy_from_slice(b"a");
+        b[271..273].copy_from_slice(b"bc");
+        let r = decode_request(&b).unwrap();
+        assert_eq!(
+            VotequorumCall::decode(&r),
+            Ok(VotequorumCall::Qdevice(QdeviceCall::Update {
+                old: b"a".to_vec(),
+                new: b"bc".to_vec()
+            }))
+        );
+        // A name filling its field without a NUL, an empty name, a short
+        // request: refused.
+        let mut b = vec![0u8; 272];
+        put_u32(&mut b, 0, vq_req::QDEVICE_REGISTER as u32);
+        put_u32(&mut b, 8, 272);
+        let r = decode_request(&b).unwrap();
+        assert!(VotequorumCall::decode(&r).is_err());
+        b[16..271].fill(b'x');
+        let r = decode_request(&b).unwrap();
+        assert!(VotequorumCall::decode(&r).is_err());
+        let mut b = vec![0u8; 200];
+        put_u32(&mut b, 0, vq_req::QDEVICE_MASTER_WINS as u32);
+        put_u32(&mut b, 8, 200);
+        b[16] = b'd';
+        let r = decode_request(&b).unwrap();
+        assert!(VotequorumCall::decode(&r).is_err());
+    }
+
+    #[test]
     fn v1_nodelist_layout() {
         let b = nodelist_v1(1, 9, &[1, 2, 3], &[3], &[4]);
         assert_eq!(b.len(), 64 + 20);
