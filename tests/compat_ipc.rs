@@ -542,6 +542,34 @@ fn misbehaving_clients_leave_the_node_and_other_clients_alone() {
             "cpg_local_get still works"
         );
 
+        // PARTIAL_MCAST misuse, joined: a fragment without its FIRST, and a
+        // message above the node's limit, are refused; a whole one is taken.
+        let mut join = request_header(0, 168);
+        join[16..20].copy_from_slice(&7u32.to_ne_bytes());
+        join[24..31].copy_from_slice(b"partial");
+        join[152..156].copy_from_slice(&std::process::id().to_ne_bytes());
+        assert_eq!(c.call(&join), 1, "raw join");
+        let fragment = |kind: u32, msglen: u32, data: &[u8]| {
+            let mut b = request_header(12, 56 + data.len());
+            b[24..28].copy_from_slice(&2u32.to_ne_bytes());
+            b[32..36].copy_from_slice(&msglen.to_ne_bytes());
+            b[40..44].copy_from_slice(&(data.len() as u32).to_ne_bytes());
+            b[48..52].copy_from_slice(&kind.to_ne_bytes());
+            b[56..].copy_from_slice(data);
+            b
+        };
+        assert_eq!(c.call(&fragment(2, 8, b"abcd")), 7, "CONTINUED first");
+        assert_eq!(c.call(&fragment(3, 8, b"abcd")), 7, "LAST first");
+        assert_eq!(c.call(&fragment(1, 1 << 30, b"abcd")), 26, "too big");
+        assert_eq!(c.call(&fragment(1, 8, b"abcd")), 1, "FIRST");
+        assert_eq!(c.call(&fragment(3, 8, b"abcdef")), 7, "LAST overruns");
+        assert_eq!(c.call(&fragment(3, 8, b"efgh")), 7, "dropped after misuse");
+        assert_eq!(c.call(&fragment(1, 8, b"abcd")), 1, "FIRST again");
+        assert_eq!(c.call(&fragment(3, 8, b"efgh")), 1, "LAST completes it");
+        let mut lying = fragment(1, 8, b"abcd");
+        lying[40..44].copy_from_slice(&9u32.to_ne_bytes());
+        assert_eq!(c.call(&lying), 7, "fraglen disagrees with the size");
+
         // A request larger than the negotiated maximum: disconnected.
         let big = request_header(2, (1 << 20) + 4096);
         let fd = c.request.as_raw_fd();
@@ -769,6 +797,12 @@ fn corosync_quorumtool_sets_expected_votes_and_votes() {
         status.contains("Total votes:      3")
     });
     assert!(status.contains("Quorate:          Yes"), "{status}");
+    // No quorum.device configured: a device may not register.
+    let bin = build(&dir, "qdevcheck", "votequorum");
+    let mut dev = Qdevice::start(ns, &bin);
+    assert_eq!(dev.ask("reg dev"), "reg 11", "CS_ERR_ACCESS");
+    let (_, flags, l) = dev.info();
+    assert_eq!(flags & QDEVICE_REGISTERED, 0, "{l}");
 }
 
 #[test]
@@ -794,4 +828,411 @@ fn large_messages_reach_libcpg_whole() {
     for (i, l) in d.iter().enumerate() {
         assert!(l.ends_with(&format!(" L:{i}")), "{l}");
     }
+}
+
+/// `tests/compat_ipc/qdevcheck.c` (a quorum device on the real
+/// libvotequorum), driven one command line at a time.
+struct Qdevice {
+    child: Child,
+    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
+}
+
+impl Qdevice {
+    fn start(ns: &str, bin: &Path) -> Qdevice {
+        let mut child = in_ns(ns, bin.to_str().unwrap())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next();
+        assert!(
+            matches!(&first, Some(Ok(l)) if l == "ready"),
+            "qdevcheck did not start: {first:?}"
+        );
+        Qdevice { child, lines }
+    }
+
+    /// Sends one command, returns its answer line.
+    fn ask(&mut self, cmd: &str) -> String {
+        let stdin = self.child.stdin.as_mut().unwrap();
+        writeln!(stdin, "{cmd}").unwrap();
+        stdin.flush().unwrap();
+        match self.lines.next() {
+            Some(Ok(l)) => l,
+            other => panic!("qdevcheck ended at {cmd:?}: {other:?}"),
+        }
+    }
+
+    /// getinfo of this node: `(total votes, flags, the whole line)`.
+    fn info(&mut self) -> (u32, u32, String) {
+        let l = self.ask("info 0");
+        assert!(l.starts_with("info 1 "), "{l}");
+        let field = |name: &str| -> u32 {
+            l.split_whitespace()
+                .find_map(|f| f.strip_prefix(name))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("no {name} in {l}"))
+        };
+        (field("total="), field("flags="), l)
+    }
+
+    /// The ring id the device last learned, `rep.seq`.
+    fn ring(&mut self) -> (String, bool) {
+        let l = self.ask("ring");
+        let f: Vec<&str> = l.split_whitespace().collect();
+        assert_eq!(f[0], "ring", "{l}");
+        (f[1].to_string(), f[2] == "quorate=1")
+    }
+}
+
+impl Drop for Qdevice {
+    fn drop(&mut self) {
+        // End of input: it finalizes and exits.
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// votequorum's getinfo flags (`VOTEQUORUM_INFO_*`).
+const QUORATE: u32 = 2;
+const QDEVICE_REGISTERED: u32 = 64;
+const QDEVICE_ALIVE: u32 = 128;
+const QDEVICE_CAST_VOTE: u32 = 256;
+
+#[test]
+fn a_libvotequorum_quorum_device_registers_polls_and_its_vote_counts() {
+    let tag = "qbqdev";
+    let dir = TestDir::new(tag);
+    let bin = build(&dir, "qdevcheck", "votequorum");
+    let (net, addrs) = star(tag, 2, 99);
+    // A device model other than `net`: an external program registers over
+    // libvotequorum; its votes default to N−1 = 1, so expected votes are 3
+    // and quorum 2.
+    let rest = "quorum {\n    provider: corosync_votequorum\n    device {\n        \
+                model: testdev\n        timeout: 1500\n    }\n}\ncompat {\n    ipc: yes\n}\n";
+    let conf = dir.write_conf(&corosync_conf(&dir, tag, "", &one_link(&addrs), rest));
+    let (mut cluster, mut log) = start_quorate(&conf, 2, Some(&net));
+    let mut dev = Qdevice::start(&net.nodes[0], &bin);
+
+    let (total, flags, l) = dev.info();
+    assert_eq!((total, flags), (2, QUORATE), "{l}");
+    assert!(
+        l.ends_with("quorum=2 expected=3 flags=2 qvotes=1 qname="),
+        "{l}"
+    );
+    // Not registered yet.
+    assert!(
+        dev.ask("poll dev 1").starts_with("poll 12 "),
+        "CS_ERR_NOT_EXIST"
+    );
+    assert_eq!(dev.ask("unreg dev"), "unreg 12");
+    // One device per node.
+    assert_eq!(dev.ask("reg dev"), "reg 1");
+    assert_eq!(dev.ask("reg dev"), "reg 1", "the same name again is fine");
+    assert_eq!(dev.ask("reg other"), "reg 14", "CS_ERR_EXIST");
+    let (_, flags, l) = dev.info();
+    assert_eq!(flags, QUORATE | QDEVICE_REGISTERED, "{l}");
+    assert!(l.ends_with("qname=dev"), "{l}");
+    // A poll for a ring that is not the current one, or under another name.
+    let (ring, _) = dev.ring();
+    let (rep, seq) = ring.split_once('.').unwrap();
+    let stale_seq: u64 = seq.parse::<u64>().unwrap() - 1;
+    assert_eq!(
+        dev.ask(&format!("pollring dev 1 {rep} {stale_seq}")),
+        "poll 22",
+        "CS_ERR_MESSAGE_ERROR"
+    );
+    assert!(
+        dev.ask("poll other 1").starts_with("poll 7 "),
+        "CS_ERR_INVALID_PARAM"
+    );
+    // Master-wins has no rule in the votequorum core: refused, not faked.
+    assert_eq!(dev.ask("mw dev 1"), "mw 19", "CS_ERR_NOT_SUPPORTED");
+    assert_eq!(dev.ask("mw dev 0"), "mw 1");
+    assert_eq!(dev.info().1 & QDEVICE_ALIVE, 0, "no poll yet");
+
+    // The vote counts on both nodes.
+    assert_eq!(dev.ask("poll dev 1"), format!("poll 1 {ring}"));
+    let mut last = String::new();
+    wait_until("the device vote to count", Duration::from_secs(10), || {
+        let (total, _, l) = dev.info();
+        last = l;
+        total == 3
+    });
+    let (_, flags, l) = dev.info();
+    assert_eq!(
+        flags,
+        QUORATE | QDEVICE_REGISTERED | QDEVICE_ALIVE | QDEVICE_CAST_VOTE,
+        "{l}"
+    );
+    let (code, out, err) = run_in(
+        &net.nodes[0],
+        "corosync-quorumtool",
+        &["-s"],
+        Duration::from_secs(10),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("Total votes:      3"), "{out}");
+    assert!(out.contains("Flags:            Quorate Qdevice"), "{out}");
+    // The node's line says alive, voting, no master-wins; the device's own
+    // line (node id 0) its votes and name.
+    assert!(
+        out.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == ["1", "1", "A,V,NMW", "n1", "(local)"]),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["0", "1", "dev"]),
+        "{out}"
+    );
+    wait_until(
+        "node 2 to count the device vote",
+        Duration::from_secs(10),
+        || {
+            let (_, out, _) = run_in(
+                &net.nodes[1],
+                "corosync-quorumtool",
+                &["-s"],
+                Duration::from_secs(10),
+            );
+            out.contains("Total votes:      3")
+        },
+    );
+
+    // Node 2 goes: a new ring, without the device's vote until it polls for
+    // that ring — node 1 alone (1 vote of quorum 2) is inquorate.
+    cluster.leave(&mut log, &[2]);
+    let mut now = (String::new(), true);
+    wait_until(
+        "node 1 to see the new ring",
+        Duration::from_secs(10),
+        || {
+            now = dev.ring();
+            now.0 != ring
+        },
+    );
+    let (new_ring, quorate) = now;
+    assert!(
+        !quorate,
+        "node 1 alone must not be quorate without the device"
+    );
+    let (total, flags, l) = dev.info();
+    assert_eq!((total, flags & QUORATE), (1, 0), "{l}");
+    // A poll for the old ring is refused, one for the new ring makes it quorate.
+    assert_eq!(
+        dev.ask(&format!("pollring dev 1 {rep} {seq}")),
+        "poll 22",
+        "the old ring"
+    );
+    assert_eq!(dev.ask("poll dev 1"), format!("poll 1 {new_ring}"));
+    wait_until(
+        "the device to make node 1 quorate",
+        Duration::from_secs(10),
+        || {
+            let (total, flags, l) = dev.info();
+            last = l;
+            total == 2 && flags & QUORATE != 0
+        },
+    );
+    assert!(dev.ring().1, "the quorum notification says quorate");
+
+    // The device stops polling: after quorum.device.timeout it is no longer
+    // alive and its vote is withdrawn.
+    wait_until(
+        "the silent device to lose its vote",
+        Duration::from_secs(10),
+        || {
+            let (total, flags, l) = dev.info();
+            last = l;
+            total == 1 && flags & (QUORATE | QDEVICE_ALIVE | QDEVICE_CAST_VOTE) == 0
+        },
+    );
+    assert_eq!(dev.info().1, QDEVICE_REGISTERED, "{last}");
+
+    // Polling again brings it back; unregistering takes the vote away.
+    assert_eq!(dev.ask("poll dev 1"), format!("poll 1 {new_ring}"));
+    wait_until("the vote back", Duration::from_secs(10), || {
+        dev.info().0 == 2
+    });
+    assert_eq!(
+        dev.ask("update nodev other"),
+        "update 7",
+        "CS_ERR_INVALID_PARAM"
+    );
+    assert_eq!(dev.ask("update dev dev2"), "update 1");
+    assert!(dev.info().2.ends_with("qname=dev2"));
+    assert_eq!(dev.ask("unreg dev"), "unreg 7", "the old name");
+    assert_eq!(dev.ask("unreg dev2"), "unreg 1");
+    wait_until(
+        "the vote gone after unregister",
+        Duration::from_secs(10),
+        || {
+            let (total, flags, l) = dev.info();
+            last = l;
+            total == 1 && flags & QUORATE == 0
+        },
+    );
+    assert_eq!(dev.info().1 & QDEVICE_REGISTERED, 0, "{last}");
+    assert!(
+        dev.ask("poll dev2 1").starts_with("poll 12 "),
+        "CS_ERR_NOT_EXIST"
+    );
+    // Another name may register now.
+    assert_eq!(dev.ask("reg other"), "reg 1");
+}
+
+/// The node's `stats.srp.delivered` and `stats.srp.delivered_safe` (one
+/// snapshot), through the real `corosync-cmapctl -m stats`.
+fn delivered_counters(ns: &str) -> (u64, u64) {
+    let (code, out, err) = run_in(
+        ns,
+        "corosync-cmapctl",
+        &["-m", "stats", "stats.srp.delivered"],
+        Duration::from_secs(10),
+    );
+    assert_eq!(code, 0, "corosync-cmapctl: {out}{err}");
+    let value = |key: &str| -> u64 {
+        out.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key} (u64) = ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in\n{out}"))
+    };
+    (
+        value("stats.srp.delivered"),
+        value("stats.srp.delivered_safe"),
+    )
+}
+
+/// Runs cpgcheck on both nodes of `net` (group `group`, `count` messages
+/// each, with `guarantee`, of `size` bytes if given), checks both delivered
+/// the same messages.
+fn two_senders(
+    net: &Namespaces,
+    bin: &Path,
+    group: &str,
+    count: usize,
+    guarantee: &str,
+    size: Option<usize>,
+) {
+    let runs: Vec<_> = ["A", "B"]
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let (ns, bin, group) = (net.nodes[i].clone(), bin.to_path_buf(), group.to_string());
+            let (t, g) = (t.to_string(), guarantee.to_string());
+            std::thread::spawn(move || {
+                let mut args = vec![group, t, count.to_string(), "2".into()];
+                if let Some(size) = size {
+                    args.extend(["2".into(), size.to_string()]);
+                }
+                let mut child = in_ns(&ns, bin.to_str().unwrap())
+                    .args(&args)
+                    .env("CPGCHECK_GUARANTEE", g)
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                let mut out = String::new();
+                child
+                    .stdout
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut out)
+                    .unwrap();
+                let status = child.wait().unwrap();
+                (status.success(), out)
+            })
+        })
+        .collect();
+    let outs: Vec<(bool, String)> = runs.into_iter().map(|h| h.join().unwrap()).collect();
+    for (i, (ok, out)) in outs.iter().enumerate() {
+        assert!(ok, "cpgcheck on node {} failed:\n{out}", i + 1);
+    }
+    let (d1, d2) = (deliveries(&outs[0].1), deliveries(&outs[1].1));
+    assert_eq!(d1.len(), 2 * count, "{}", outs[0].1);
+    assert_eq!(d1, d2, "one order on both members");
+}
+
+#[test]
+fn cpg_type_safe_from_libcpg_is_delivered_as_safe_on_every_node() {
+    let tag = "qbsafe";
+    let dir = TestDir::new(tag);
+    let bin = build_cpgcheck(&dir);
+    let (net, addrs) = star(tag, 2, 100);
+    let conf = dir.write_conf(&corosync_conf(&dir, tag, "", &one_link(&addrs), REST));
+    let (_cluster, _log) = start_quorate(&conf, 2, Some(&net));
+    let count = 20;
+    let sent = 2 * count as u64;
+    let counters = || {
+        [
+            delivered_counters(&net.nodes[0]),
+            delivered_counters(&net.nodes[1]),
+        ]
+    };
+
+    // CPG_TYPE_AGREED: totem's agreed path, nothing goes through the safe
+    // gate. (The node publishes its counters every few ms: wait until the
+    // snapshot includes the deliveries, then compare.)
+    let before = counters();
+    two_senders(&net, &bin, "agreed-group", count, "agreed", None);
+    let mut now = before;
+    wait_until(
+        "the agreed deliveries counted",
+        Duration::from_secs(10),
+        || {
+            now = counters();
+            (0..2).all(|n| now[n].0 >= before[n].0 + sent)
+        },
+    );
+    for n in 0..2 {
+        assert_eq!(
+            now[n].1,
+            before[n].1,
+            "node {}: agreed multicasts delivered as safe",
+            n + 1
+        );
+    }
+
+    // CPG_TYPE_SAFE: every message of both senders passes totem's safe gate
+    // (held until every member has it) on each node.
+    let before = now;
+    two_senders(&net, &bin, "safe-group", count, "safe", None);
+    wait_until(
+        "the safe deliveries counted",
+        Duration::from_secs(10),
+        || {
+            now = counters();
+            (0..2).all(|n| now[n].0 >= before[n].0 + sent)
+        },
+    );
+    for n in 0..2 {
+        assert!(
+            now[n].1 >= before[n].1 + sent,
+            "node {}: {} safe deliveries for {sent} safe multicasts",
+            n + 1,
+            now[n].1 - before[n].1,
+        );
+    }
+}
+
+#[test]
+fn messages_above_libcpg_ipc_limit_travel_as_partial_mcasts() {
+    let tag = "qbpartial";
+    let dir = TestDir::new(tag);
+    let bin = build_cpgcheck(&dir);
+    let (net, addrs) = star(tag, 2, 101);
+    // 4 MiB messages allowed (Phalanx's totem.max_message_size, which CPG's
+    // limit follows).
+    let totem = "    max_message_size: 4194304\n";
+    let conf = dir.write_conf(&corosync_conf(&dir, tag, totem, &one_link(&addrs), REST));
+    let (_cluster, _log) = start_quorate(&conf, 2, Some(&net));
+    // 3 000 000 bytes: libcpg's limit is 1 MiB − 1 KiB, so each message goes
+    // to the daemon as FIRST, CONTINUED, LAST fragments; each member gets it
+    // back as partial deliveries, reassembled by libcpg (cpgcheck checks every
+    // delivery's size and the order on both nodes).
+    two_senders(&net, &bin, "partial-group", 2, "agreed", Some(3_000_000));
 }

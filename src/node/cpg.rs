@@ -189,6 +189,11 @@ pub enum DispatchMode {
 }
 
 impl Cpg {
+    /// Largest payload [`CpgMember::mcast`] accepts (`CpgConfig::max_message_size`).
+    pub fn max_message_size(&self) -> usize {
+        self.max_message
+    }
+
     /// This node's id.
     pub fn local_node(&self) -> NodeId {
         self.node_id

@@ -120,6 +120,14 @@ impl NodeOptions {
             },
         });
         let mut o = NodeOptions::new(totem, addrs);
+        // `totem.max_message_size` (a Phalanx extension) is the largest
+        // application message: CPG's limit follows it (the Stack raises totem's
+        // to fit CPG's header), and CPG's queue holds at least one such message.
+        if let Some(m) = cfg.totem.max_message_size {
+            o.cpg.max_message_size = m;
+            let one = m.saturating_add(phalanx_cpg::wire::MAX_HEADER);
+            o.cpg.send_queue_bytes = o.cpg.send_queue_bytes.max(one);
+        }
         o.links = links;
         o.crypto = crypto;
         o.state_dir = Some(cfg.state_dir.clone());
@@ -130,7 +138,8 @@ impl NodeOptions {
             let qerr =
                 |e: crate::quorum_client::FromConfigError| err("quorum".into(), e.to_string());
             o.quorum = Some(crate::quorum_client::votequorum_config(cfg, node_id).map_err(qerr)?);
-            if cfg.quorum.device.is_some() {
+            // Only Phalanx's own device client (`model: net`) needs the key.
+            if cfg.quorum.device.as_ref().is_some_and(|d| d.model == "net") {
                 let key = key.clone().ok_or_else(|| {
                     err(
                         "quorum.device".into(),

@@ -306,6 +306,14 @@ impl Quorum {
         self.round_trip(QuorumRequest::CancelWaitForAll)
     }
 
+    /// This node's quorum device casts (`cast`) or withdraws its vote for
+    /// `ring` (libvotequorum's `votequorum_qdevice_poll`). Replicated in total
+    /// order; a vote for a ring that is no longer current is not counted.
+    /// Refused without `quorum.device` configured.
+    pub fn set_device_vote(&self, ring: RingId, cast: bool) -> Result<(), QuorumCallError> {
+        self.round_trip(QuorumRequest::DeviceVote { ring, cast })
+    }
+
     fn round_trip(&self, request: QuorumRequest) -> Result<(), QuorumCallError> {
         super::request(
             &self.tx,

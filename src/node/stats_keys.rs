@@ -39,6 +39,7 @@ pub(crate) fn flatten(stats: &NodeStats, links: &[PeerLinkStatus]) -> Vec<Stat> 
             mcast_retransmits,
             mcast_duplicates,
             delivered,
+            delivered_safe,
             sent,
             send_try_again,
             joins_tx,

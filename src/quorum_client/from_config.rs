@@ -17,8 +17,10 @@ pub enum FromConfigError {
     /// The votequorum options are invalid or a forbidden combination.
     #[error("quorum: {0}")]
     Quorum(#[from] ConfigError),
-    /// `quorum.device.model` is not `net`.
-    #[error("quorum.device.model: {0:?} is not supported (only \"net\")")]
+    /// `quorum.device.model` is empty.
+    #[error(
+        "quorum.device.model: {0:?}: a model is required (`net`, or another name for a device registering over libvotequorum)"
+    )]
     Model(String),
     /// `quorum.device.net.algorithm` is not `ffsplit` or `lms`.
     #[error("quorum.device.net.algorithm: {0:?} (expected ffsplit or lms)")]
@@ -47,16 +49,21 @@ pub fn votequorum_config(
     let q = &c.quorum;
     let device = match &q.device {
         None => None,
-        Some(d) => {
-            if d.model != "net" {
-                return Err(FromConfigError::Model(d.model.clone()));
-            }
+        Some(d) if d.model.is_empty() => return Err(FromConfigError::Model(d.model.clone())),
+        Some(d) if d.model == "net" => {
             let alg = d.net.as_ref().map_or("ffsplit", |n| n.algorithm.as_str());
             Some(DeviceConfig {
                 algorithm: algorithm(alg)?,
                 votes: d.votes,
             })
         }
+        // Another model: an external device program registers over
+        // libvotequorum (phalanxd's Corosync IPC). Its votes are configured,
+        // or N−1 as Corosync computes them when unset (the `lms` default).
+        Some(d) => Some(DeviceConfig {
+            algorithm: Algorithm::Lms,
+            votes: d.votes,
+        }),
     };
     let cfg = QuorumConfig {
         local,
@@ -88,7 +95,8 @@ pub fn votequorum_config(
     Ok(cfg)
 }
 
-/// The quorum-device driver settings of node `local`, if a device is configured.
+/// The quorum-device driver settings of node `local`, if a `net` device is
+/// configured (other models are external programs: no driver).
 /// `key` is the cluster key (the same bytes totem uses).
 pub fn qdevice_config(
     c: &ClusterConfig,
@@ -99,7 +107,8 @@ pub fn qdevice_config(
         return Ok(None);
     };
     if d.model != "net" {
-        return Err(FromConfigError::Model(d.model.clone()));
+        // Not Phalanx's arbitrator: the device is an external program.
+        return Ok(None);
     }
     let net = d.net.clone().unwrap_or_default();
     if net.host.is_empty() {
@@ -194,6 +203,25 @@ quorum {
         assert_eq!(d.client.algorithm, Algorithm::Lms);
         assert_eq!(d.client.tie_breaker, TieBreaker::Nodes(vec![3]));
         assert_eq!(d.client.config_nodes, vec![1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn another_model_is_an_external_device() {
+        let conf = CONF.replace("model: net", "model: mydevice");
+        let l = crate::config::from_corosync_str(&conf, "t.conf").unwrap();
+        let q = votequorum_config(&l.config, 2).unwrap();
+        // Votes unset: N−1, as Corosync computes them.
+        assert_eq!(q.device_votes(), 3);
+        assert_eq!(q.initial_expected_votes(), 7);
+        // No built-in client: the program registers over libvotequorum.
+        assert!(qdevice_config(&l.config, 2, vec![1; 32]).unwrap().is_none());
+        assert!(matches!(
+            crate::compat::qb::qdevice_mode_from_config(&l.config),
+            crate::compat::qb::qdevice::QdeviceMode::External { .. }
+        ));
+        let conf = CONF.replace("model: net", "model: mydevice\n        votes: 1");
+        let l = crate::config::from_corosync_str(&conf, "t.conf").unwrap();
+        assert_eq!(votequorum_config(&l.config, 2).unwrap().device_votes(), 1);
     }
 
     #[test]

@@ -16,6 +16,9 @@
  *   L <nodeid> <members>          cpg_local_get, cpg_membership_get
  *
  * then leaves and finalizes. Exit status 0 on success, 2.. on an API error.
+ * The multicasts are CPG_TYPE_SAFE when the environment has
+ * CPGCHECK_GUARANTEE=safe. SIZE may exceed libcpg's IPC limit (1 MiB - 1 KiB):
+ * libcpg then sends each message as PARTIAL_MCAST fragments.
  * With COUNT 0 it prints "joined" once in the group and stays there until its
  * stdin ends (a member for the tools to list).
  */
@@ -100,6 +103,9 @@ int main(int argc, char **argv)
 	struct cpg_name group;
 	struct cpg_address list[CPG_MEMBERS_MAX];
 	int n = CPG_MEMBERS_MAX, i, peers, count, senders;
+	const char *g = getenv("CPGCHECK_GUARANTEE");
+	cpg_guarantee_t guarantee = g && !strcmp(g, "safe") ? CPG_TYPE_SAFE : CPG_TYPE_AGREED;
+	char *buf;
 	cs_error_t e;
 
 	if (argc < 5 || argc > 7) {
@@ -110,6 +116,10 @@ int main(int argc, char **argv)
 	peers = atoi(argv[4]);
 	senders = argc >= 6 ? atoi(argv[5]) : peers;
 	want_size = argc == 7 ? (size_t)atol(argv[6]) : 0;
+	if (!(buf = malloc(want_size > 64 ? want_size : 64))) {
+		fprintf(stderr, "out of memory\n");
+		return 2;
+	}
 	group.length = strlen(argv[1]);
 	memcpy(group.value, argv[1], group.length);
 
@@ -154,7 +164,6 @@ int main(int argc, char **argv)
 	print_list(list, n);
 	printf("\n");
 	for (i = 0; i < count; i++) {
-		static char buf[1 << 20];
 		struct iovec iov;
 		iov.iov_base = buf;
 		iov.iov_len = snprintf(buf, 64, "%s:%d", argv[2], i);
@@ -163,7 +172,7 @@ int main(int argc, char **argv)
 			iov.iov_len = want_size;
 		}
 		/* Flow control: read callbacks until the daemon takes more. */
-		while ((e = cpg_mcast_joined(h, CPG_TYPE_AGREED, &iov, 1)) == CS_ERR_TRY_AGAIN) {
+		while ((e = cpg_mcast_joined(h, guarantee, &iov, 1)) == CS_ERR_TRY_AGAIN) {
 			if (cpg_dispatch(h, CS_DISPATCH_ALL) != CS_OK)
 				return 3;
 			usleep(1000);

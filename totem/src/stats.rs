@@ -33,6 +33,10 @@ pub struct Stats {
     pub mcast_duplicates: u64,
     /// Application messages delivered.
     pub delivered: u64,
+    /// Of those, messages sent with [`Guarantee::Safe`](crate::Guarantee::Safe):
+    /// delivered only once every member held them (or, after a membership
+    /// change, in the transitional configuration).
+    pub delivered_safe: u64,
     /// Application messages accepted for sending.
     pub sent: u64,
     /// Sends refused with `TryAgain`.

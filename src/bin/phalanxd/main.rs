@@ -29,7 +29,8 @@ use clap::Parser;
 use phalanx::compat::qb::CmapValue;
 use phalanx::compat::qb::cmap_runtime::totem_runtime_keys;
 use phalanx::compat::qb::{
-    IpcOptions, IpcServer, keys_from_config, node_addrs_from_config, resolve_group, resolve_user,
+    IpcOptions, IpcServer, keys_from_config, node_addrs_from_config, qdevice_mode_from_config,
+    resolve_group, resolve_user,
 };
 use phalanx::config;
 use phalanx::logsys::{Logger, install_panic_hook};
@@ -211,6 +212,7 @@ fn run(args: &Args) -> Result<(), String> {
             link_mtu: cfg.totem.netmtu.unwrap_or(1500),
             knet: cfg.transport == config::Transport::Knet,
             transport: cfg.ipc_transport,
+            qdevice: qdevice_mode_from_config(&cfg),
             ..IpcOptions::default()
         };
         match IpcServer::start(node.handle(), options) {

@@ -3,6 +3,7 @@
 //! the client's pid when no other live member of this node has it (so other
 //! members see the pid libcpg applications expect); otherwise a fresh id.
 
+use super::cpg_partial::{Reassembly, Whole};
 use super::cpg_wire::{self as w, Address, CpgCall, iteration, res};
 use super::cs;
 use crate::node::{CpgMember, DispatchMode, NodeHandle};
@@ -48,6 +49,9 @@ pub struct CpgSession {
     iterations: BTreeMap<u64, VecDeque<(Vec<u8>, u32, u32)>>,
     next_iteration: u64,
     pending: Option<(Vec<u8>, Guarantee, Vec<u8>)>,
+    /// A message arriving as `PARTIAL_MCAST` fragments (bounded by the node's
+    /// CPG message limit).
+    partial: Reassembly,
 }
 
 fn error_code(e: &CpgError) -> i32 {
@@ -60,6 +64,15 @@ fn error_code(e: &CpgError) -> i32 {
         CpgError::NoResources => cs::ERR_NO_RESOURCES,
         CpgError::TooLarge { .. } => cs::ERR_TOO_BIG,
         _ => cs::ERR_LIBRARY,
+    }
+}
+
+/// CPG_TYPE_SAFE (3) is real here; UNORDERED, FIFO and AGREED are agreed.
+fn guarantee_of(cpg_guarantee: u32) -> Guarantee {
+    if cpg_guarantee == 3 {
+        Guarantee::Safe
+    } else {
+        Guarantee::Agreed
     }
 }
 
@@ -90,6 +103,7 @@ impl CpgSession {
             iterations: BTreeMap::new(),
             next_iteration: 1,
             pending: None,
+            partial: Reassembly::default(),
         })
     }
 
@@ -106,7 +120,15 @@ impl CpgSession {
             }
             CpgCall::Leave { group } => w::header_only(res::LEAVE, self.leave(&group)),
             CpgCall::Mcast { guarantee, data } => return self.mcast(guarantee, data),
-            CpgCall::PartialMcast => w::header_only(res::PARTIAL_SEND, cs::ERR_TOO_BIG),
+            CpgCall::PartialMcast {
+                guarantee,
+                msglen,
+                kind,
+                data,
+            } => w::header_only(
+                res::PARTIAL_SEND,
+                self.partial_mcast(node, guarantee, msglen, kind, data),
+            ),
             CpgCall::Membership { group } => {
                 let members: Vec<Address> = node
                     .cpg()
@@ -183,18 +205,51 @@ impl CpgSession {
             // libcpg does not wait for a reply; Corosync logs and drops too.
             return Handled::NoReply;
         }
-        // CPG_TYPE_SAFE (3) is real here; UNORDERED, FIFO and AGREED are agreed.
-        let g = if guarantee == 3 {
-            Guarantee::Safe
-        } else {
-            Guarantee::Agreed
-        };
+        let g = guarantee_of(guarantee);
         match self.member.mcast(&group, g, data) {
             Err(CpgError::TryAgain) => {
                 self.pending = Some((group, g, data.to_vec()));
                 Handled::Held
             }
             _ => Handled::NoReply,
+        }
+    }
+
+    /// One `PARTIAL_MCAST` fragment; the whole message is multicast at its
+    /// LAST fragment. Answered (libcpg waits for each fragment's reply).
+    fn partial_mcast(
+        &mut self,
+        node: &NodeHandle,
+        guarantee: u32,
+        msglen: u32,
+        kind: u32,
+        data: &[u8],
+    ) -> i32 {
+        let Some(group) = self.group.clone() else {
+            self.partial.clear();
+            return cs::ERR_NOT_EXIST;
+        };
+        if !matches!(self.state, JoinState::JoinStarted | JoinState::Joined) {
+            self.partial.clear();
+            return cs::ERR_NOT_EXIST;
+        }
+        let max = node.cpg().max_message_size();
+        let whole: Whole = match self.partial.push(guarantee, msglen, kind, data, max) {
+            Err(e) => return e,
+            Ok(None) => return cs::OK,
+            Ok(Some(w)) => w,
+        };
+        match self
+            .member
+            .mcast(&group, guarantee_of(whole.guarantee), &whole.data)
+        {
+            Ok(()) => cs::OK,
+            Err(CpgError::TryAgain) => {
+                // libcpg sends the LAST fragment again after a pause.
+                self.partial.undo_last(whole);
+                cs::ERR_TRY_AGAIN
+            }
+            Err(e) => error_code(&e),
         }
     }
 

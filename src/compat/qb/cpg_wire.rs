@@ -121,8 +121,17 @@ pub enum CpgCall<'a> {
         /// The payload.
         data: &'a [u8],
     },
-    /// A fragment of a large message.
-    PartialMcast,
+    /// A fragment of a message larger than libcpg's IPC limit.
+    PartialMcast {
+        /// `cpg_guarantee_t`.
+        guarantee: u32,
+        /// The whole message's length.
+        msglen: u32,
+        /// [`partial`] `FIRST`, `CONTINUED` or `LAST`.
+        kind: u32,
+        /// This fragment.
+        data: &'a [u8],
+    },
     /// Members of `group`.
     Membership {
         /// The group.
@@ -191,8 +200,21 @@ impl<'a> CpgCall<'a> {
                 }
             }
             req::PARTIAL_MCAST => {
+                // A response-sized header (24 bytes), then guarantee, msglen,
+                // fraglen and type at 8-byte steps, the fragment at +56.
                 r.require(56)?;
-                CpgCall::PartialMcast
+                let fraglen = r.u32_at(40)? as usize;
+                if fraglen != r.bytes.len() - 56 {
+                    return Err(IpcError::BadField(
+                        "partial mcast fraglen disagrees with size",
+                    ));
+                }
+                CpgCall::PartialMcast {
+                    guarantee: r.u32_at(24)?,
+                    msglen: r.u32_at(32)?,
+                    kind: r.u32_at(48)?,
+                    data: &r.bytes[56..],
+                }
             }
             req::MEMBERSHIP => {
                 r.require(152)?;

@@ -25,8 +25,8 @@
 //! (or the client is dropped), a corrupted or truncated ring drops its client,
 //! every connection's callback queue is bounded (a client that stops reading is
 //! disconnected), handshakes that stall are dropped.
-//! What it does not do: the partial (> 1 MiB) multicast, zero-copy buffers,
-//! cmap tracking on the stats map.
+//! What it does not do: zero-copy buffers, cmap tracking on the stats map, a
+//! quorum device's master-wins.
 //!
 //! Not run here: it binds the abstract names Corosync clients look for in the
 //! network namespace (tests/compat_ipc.rs runs it in namespaces of its own).
@@ -50,8 +50,10 @@ pub mod cmap_stats;
 pub mod cmap_track;
 mod conn;
 mod cpg;
+pub mod cpg_partial;
 pub mod cpg_wire;
 mod handshake;
+pub mod qdevice;
 mod quorum;
 pub mod quorum_wire;
 pub mod reload;
@@ -64,6 +66,7 @@ mod stale;
 pub mod wire;
 
 pub use cmap::{CmapValue, keys_from_config, node_addrs_from_config};
+pub use qdevice::qdevice_mode_from_config;
 pub use server::{IpcOptions, IpcServer};
 pub use sockets::{resolve_group, resolve_user};
 pub use wire::{IpcError, IpcTransport, Request, decode_request};
@@ -96,6 +99,9 @@ pub mod cs {
     pub const ERR_NAME_TOO_LONG: i32 = 13;
     /// Already exists.
     pub const ERR_EXIST: i32 = 14;
+    /// A request about something that no longer holds (a quorum device's
+    /// poll for a ring that is not the current one).
+    pub const ERR_MESSAGE_ERROR: i32 = 22;
     /// End of a listing.
     pub const ERR_NO_SECTIONS: i32 = 27;
     /// No resources left.

@@ -3,12 +3,14 @@
 //! connections get a notification for every change the node publishes.
 
 use super::cs;
+use super::qdevice::QdeviceSlot;
 use super::quorum_wire::{
     self as w, QuorumCall, TRACK_CHANGES, TRACK_CHANGES_ONLY, TRACK_CURRENT, VotequorumCall,
     VqInfo, vq_flags, vq_res,
 };
 use crate::node::{NodeHandle, QuorumCallError, QuorumChange, QuorumInfo};
 use phalanx_quorum::NodeState;
+use std::time::Instant;
 
 /// A libquorum connection.
 #[derive(Debug, Default)]
@@ -179,7 +181,12 @@ impl QuorumSession {
     }
 }
 
-fn vq_info(node: &NodeHandle, info: &QuorumInfo, nodeid: u32) -> Option<VqInfo> {
+fn vq_info(
+    node: &NodeHandle,
+    info: &QuorumInfo,
+    nodeid: u32,
+    device: &QdeviceSlot,
+) -> Option<VqInfo> {
     let id = if nodeid == 0 { node.node_id() } else { nodeid };
     let n = info.nodes.iter().find(|n| n.node == id)?;
     let c = &info.cluster;
@@ -194,6 +201,13 @@ fn vq_info(node: &NodeHandle, info: &QuorumInfo, nodeid: u32) -> Option<VqInfo> 
     .iter()
     .filter(|(on, _)| *on)
     .fold(0, |acc, (_, f)| acc | f);
+    // The device's state is known for this node only (other nodes' devices
+    // reach votequorum as votes, not as registrations).
+    let device_flags = if id == node.node_id() {
+        device.flags()
+    } else {
+        0
+    };
     Some(VqInfo {
         nodeid: id,
         state: state_code(n.state),
@@ -202,23 +216,27 @@ fn vq_info(node: &NodeHandle, info: &QuorumInfo, nodeid: u32) -> Option<VqInfo> 
         highest_expected: c.expected_votes,
         total_votes: c.total_votes,
         quorum: c.quorum,
-        flags,
+        flags: flags | device_flags,
+        qdevice_votes: c.device_votes,
+        qdevice_name: device.name().to_vec(),
     })
 }
 
 impl VotequorumSession {
-    /// Handles one request; callbacks it causes go to `out`.
+    /// Handles one request; callbacks it causes go to `out`. `device` is the
+    /// node's quorum-device slot (shared by all connections).
     pub fn handle(
         &mut self,
         node: &NodeHandle,
         call: VotequorumCall,
+        device: &mut QdeviceSlot,
         out: &mut Vec<Vec<u8>>,
     ) -> Vec<u8> {
         let status = |e: i32| w::header_only(vq_res::STATUS, e);
         match call {
             VotequorumCall::GetInfo { nodeid } => match node.quorum().info() {
                 None => w::vq_getinfo(cs::ERR_NOT_EXIST, &VqInfo::default()),
-                Some(info) => match vq_info(node, &info, nodeid) {
+                Some(info) => match vq_info(node, &info, nodeid, device) {
                     Some(i) => w::vq_getinfo(cs::OK, &i),
                     None => w::vq_getinfo(cs::ERR_NOT_EXIST, &VqInfo::default()),
                 },
@@ -260,7 +278,20 @@ impl VotequorumSession {
                 };
                 status(e)
             }
-            VotequorumCall::Qdevice(_) => status(cs::ERR_NOT_SUPPORTED),
+            VotequorumCall::Qdevice(call) => {
+                let ring = node.quorum().info().and_then(|i| i.cluster.ring);
+                let (mut e, vote) = device.handle(Instant::now(), ring, call);
+                if let Some(v) = vote {
+                    match node.quorum().set_device_vote(v.ring, v.cast) {
+                        Ok(()) => device.vote_sent(v),
+                        // Not counted: the device polls again. (A withdrawal
+                        // that was not taken is retried by the server's tick.)
+                        Err(_) if v.cast => e = cs::ERR_TRY_AGAIN,
+                        Err(_) => {}
+                    }
+                }
+                status(e)
+            }
         }
     }
 

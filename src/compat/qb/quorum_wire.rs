@@ -167,11 +167,21 @@ pub mod vq_req {
     pub const TRACKSTART: i32 = 3;
     /// `votequorum_trackstop`.
     pub const TRACKSTOP: i32 = 4;
-    /// First of the quorum-device calls (register ... master_wins).
-    pub const QDEVICE_FIRST: i32 = 5;
-    /// Last of the quorum-device calls.
-    pub const QDEVICE_LAST: i32 = 9;
+    /// `votequorum_qdevice_register`.
+    pub const QDEVICE_REGISTER: i32 = 5;
+    /// `votequorum_qdevice_unregister`.
+    pub const QDEVICE_UNREGISTER: i32 = 6;
+    /// `votequorum_qdevice_update`.
+    pub const QDEVICE_UPDATE: i32 = 7;
+    /// `votequorum_qdevice_poll`.
+    pub const QDEVICE_POLL: i32 = 8;
+    /// `votequorum_qdevice_master_wins`.
+    pub const QDEVICE_MASTER_WINS: i32 = 9;
 }
+
+/// Room for a quorum device's name in requests and getinfo
+/// (`VOTEQUORUM_QDEVICE_MAX_NAME_LEN`, the terminating NUL included).
+pub const QDEVICE_NAME_FIELD: usize = 255;
 
 /// libvotequorum response ids (`enum res_votequorum_types`).
 pub mod vq_res {
@@ -201,10 +211,100 @@ pub mod vq_flags {
     pub const AUTO_TIE_BREAKER: u32 = 16;
     /// `allow_downscale`.
     pub const ALLOW_DOWNSCALE: u32 = 32;
+    /// A quorum device is registered on the node.
+    pub const QDEVICE_REGISTERED: u32 = 64;
+    /// The device polled within its timeout.
+    pub const QDEVICE_ALIVE: u32 = 128;
+    /// The device casts its vote.
+    pub const QDEVICE_CAST_VOTE: u32 = 256;
+    /// The device asked for master-wins.
+    pub const QDEVICE_MASTER_WINS: u32 = 512;
+}
+
+/// A decoded quorum-device request (libvotequorum's `votequorum_qdevice_*`).
+/// Names are the bytes before the NUL of their 255-byte field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum QdeviceCall {
+    /// Register the node's device under `name`.
+    Register {
+        /// The device's name.
+        name: Vec<u8>,
+    },
+    /// Unregister the device `name`.
+    Unregister {
+        /// The device's name.
+        name: Vec<u8>,
+    },
+    /// Rename the device.
+    Update {
+        /// Its current name.
+        old: Vec<u8>,
+        /// Its new name.
+        new: Vec<u8>,
+    },
+    /// The device is alive and casts (or not) its vote for the ring `rep.seq`.
+    Poll {
+        /// The device's name.
+        name: Vec<u8>,
+        /// Whether it casts its vote.
+        cast: bool,
+        /// The ring's representative.
+        rep: u32,
+        /// The ring's sequence.
+        seq: u64,
+    },
+    /// Allow (or stop) master-wins.
+    MasterWins {
+        /// The device's name.
+        name: Vec<u8>,
+        /// Allow.
+        allow: bool,
+    },
+}
+
+/// The device name in the 255-byte field at `offset`: up to its NUL, which
+/// must be there (libvotequorum sends at most 254 characters); an empty name
+/// is refused too.
+fn qdevice_name(r: &Request<'_>, offset: usize) -> Result<Vec<u8>, IpcError> {
+    let field = r.slice(offset, QDEVICE_NAME_FIELD)?;
+    match field.iter().position(|&b| b == 0) {
+        Some(0) => Err(IpcError::BadField("empty quorum device name")),
+        Some(n) => Ok(field[..n].to_vec()),
+        None => Err(IpcError::BadField("quorum device name without its NUL")),
+    }
+}
+
+impl QdeviceCall {
+    /// Decodes request `id` (one of [`vq_req`]'s QDEVICE ids), laid out as
+    /// `ipc_votequorum.h` does: the name at +16; the new name of an update at
+    /// +271; a poll's `cast_vote` at +272 and ring id (node id, then the
+    /// sequence at +288) at +280; master-wins' `allow` at +272.
+    fn decode(r: &Request<'_>) -> Result<QdeviceCall, IpcError> {
+        let name = || qdevice_name(r, 16);
+        Ok(match r.id {
+            vq_req::QDEVICE_REGISTER => QdeviceCall::Register { name: name()? },
+            vq_req::QDEVICE_UNREGISTER => QdeviceCall::Unregister { name: name()? },
+            vq_req::QDEVICE_UPDATE => QdeviceCall::Update {
+                old: name()?,
+                new: qdevice_name(r, 16 + QDEVICE_NAME_FIELD)?,
+            },
+            vq_req::QDEVICE_POLL => QdeviceCall::Poll {
+                name: name()?,
+                cast: r.u32_at(272)? != 0,
+                rep: r.u32_at(280)?,
+                seq: r.u64_at(288)?,
+            },
+            vq_req::QDEVICE_MASTER_WINS => QdeviceCall::MasterWins {
+                name: name()?,
+                allow: r.u32_at(272)? != 0,
+            },
+            id => return Err(IpcError::UnknownRequest(id)),
+        })
+    }
 }
 
 /// A decoded libvotequorum request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum VotequorumCall {
     /// Information about `nodeid` (0: this node).
     GetInfo {
@@ -232,8 +332,8 @@ pub enum VotequorumCall {
     },
     /// Stop notifications.
     TrackStop,
-    /// A quorum-device call (not offered).
-    Qdevice(i32),
+    /// A quorum-device call.
+    Qdevice(QdeviceCall),
 }
 
 impl VotequorumCall {
@@ -255,14 +355,16 @@ impl VotequorumCall {
                 flags: r.u32_at(24)?,
             },
             vq_req::TRACKSTOP => VotequorumCall::TrackStop,
-            id @ vq_req::QDEVICE_FIRST..=vq_req::QDEVICE_LAST => VotequorumCall::Qdevice(id),
+            vq_req::QDEVICE_REGISTER..=vq_req::QDEVICE_MASTER_WINS => {
+                VotequorumCall::Qdevice(QdeviceCall::decode(r)?)
+            }
             id => return Err(IpcError::UnknownRequest(id)),
         })
     }
 }
 
 /// What getinfo reports about one node.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct VqInfo {
     /// The node.
     pub nodeid: u32,
@@ -280,9 +382,14 @@ pub struct VqInfo {
     pub quorum: u32,
     /// [`vq_flags`].
     pub flags: u32,
+    /// Votes the quorum device carries (0 without one).
+    pub qdevice_votes: u32,
+    /// The registered device's name (empty when none).
+    pub qdevice_name: Vec<u8>,
 }
 
-/// Reply to getinfo (320 bytes; no quorum device).
+/// Reply to getinfo (320 bytes): the fields, then the device's votes and its
+/// name (NUL-terminated, at +60).
 pub fn vq_getinfo(error: i32, i: &VqInfo) -> Vec<u8> {
     let mut out = response(vq_res::GETINFO, error, 320);
     let fields = [
@@ -294,11 +401,13 @@ pub fn vq_getinfo(error: i32, i: &VqInfo) -> Vec<u8> {
         i.total_votes,
         i.quorum,
         i.flags,
-        0,
+        i.qdevice_votes,
     ];
     for (k, v) in fields.iter().enumerate() {
         put_u32(&mut out, 24 + 4 * k, *v);
     }
+    let name = &i.qdevice_name[..i.qdevice_name.len().min(QDEVICE_NAME_FIELD - 1)];
+    out[60..60 + name.len()].copy_from_slice(name);
     out
 }
 
@@ -373,6 +482,59 @@ mod tests {
                 flags: TRACK_CURRENT
             })
         );
+    }
+
+    #[test]
+    fn qdevice_requests_as_libvotequorum_lays_them_out() {
+        // votequorum_qdevice_poll: 296 bytes, name at +16, cast_vote at +272,
+        // ring id at +280 (node id) and +288 (sequence).
+        let mut b = vec![0u8; 296];
+        put_u32(&mut b, 0, vq_req::QDEVICE_POLL as u32);
+        put_u32(&mut b, 8, 296);
+        b[16..19].copy_from_slice(b"dev");
+        put_u32(&mut b, 272, 1);
+        put_u32(&mut b, 280, 3);
+        put_u64(&mut b, 288, 44);
+        let r = decode_request(&b).unwrap();
+        assert_eq!(
+            VotequorumCall::decode(&r),
+            Ok(VotequorumCall::Qdevice(QdeviceCall::Poll {
+                name: b"dev".to_vec(),
+                cast: true,
+                rep: 3,
+                seq: 44
+            }))
+        );
+        // votequorum_qdevice_update: the new name at +271.
+        let mut b = vec![0u8; 528];
+        put_u32(&mut b, 0, vq_req::QDEVICE_UPDATE as u32);
+        put_u32(&mut b, 8, 528);
+        b[16..17].copy_from_slice(b"a");
+        b[271..273].copy_from_slice(b"bc");
+        let r = decode_request(&b).unwrap();
+        assert_eq!(
+            VotequorumCall::decode(&r),
+            Ok(VotequorumCall::Qdevice(QdeviceCall::Update {
+                old: b"a".to_vec(),
+                new: b"bc".to_vec()
+            }))
+        );
+        // A name filling its field without a NUL, an empty name, a short
+        // request: refused.
+        let mut b = vec![0u8; 272];
+        put_u32(&mut b, 0, vq_req::QDEVICE_REGISTER as u32);
+        put_u32(&mut b, 8, 272);
+        let r = decode_request(&b).unwrap();
+        assert!(VotequorumCall::decode(&r).is_err());
+        b[16..271].fill(b'x');
+        let r = decode_request(&b).unwrap();
+        assert!(VotequorumCall::decode(&r).is_err());
+        let mut b = vec![0u8; 200];
+        put_u32(&mut b, 0, vq_req::QDEVICE_MASTER_WINS as u32);
+        put_u32(&mut b, 8, 200);
+        b[16] = b'd';
+        let r = decode_request(&b).unwrap();
+        assert!(VotequorumCall::decode(&r).is_err());
     }
 
     #[test]

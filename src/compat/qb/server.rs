@@ -11,6 +11,7 @@ use super::conn::{Channels, Conn, Gone, QueueLimits};
 use super::cpg::{CpgSession, Handled};
 use super::cpg_wire::CpgCall;
 use super::handshake::{self, Client};
+use super::qdevice::{QdeviceMode, QdeviceSlot};
 use super::quorum::{QuorumSession, QuorumState, VotequorumSession};
 use super::quorum_wire::{QuorumCall, VotequorumCall};
 use super::shm;
@@ -88,6 +89,9 @@ pub struct IpcOptions {
     /// node's address and the other's) rather than for udpu/udp (only the
     /// other node's address); `corosync-cfgtool` prints what it gets.
     pub knet: bool,
+    /// The node's quorum device as libvotequorum's `votequorum_qdevice_*`
+    /// calls see it (see [`qdevice_mode_from_config`](super::qdevice_mode_from_config)).
+    pub qdevice: QdeviceMode,
 }
 
 impl Default for IpcOptions {
@@ -118,6 +122,7 @@ impl Default for IpcOptions {
             knet: true,
             reload: None,
             shutdown: None,
+            qdevice: QdeviceMode::Unconfigured,
         }
     }
 }
@@ -230,8 +235,10 @@ impl IpcServer {
             cfg_effects: Vec::new(),
             closed: 0,
             baseline: Baseline::default(),
+            qdevice: QdeviceSlot::default(),
             _marker: marker,
         };
+        server.qdevice = QdeviceSlot::new(server.options.qdevice);
         server.cmap = server.options.cmap.iter().cloned().collect();
         server.cmap.insert(
             "runtime.votequorum.this_node_id".into(),
@@ -320,6 +327,8 @@ struct Server {
     closed: u64,
     /// Counter values at the last `stats.clear.*`.
     baseline: Baseline,
+    /// The node's quorum device, for libvotequorum's qdevice calls.
+    qdevice: QdeviceSlot,
     /// Removes this server's marker from the runtime directory when dropped.
     _marker: Option<super::stale::Marker>,
 }
@@ -342,6 +351,7 @@ struct Ctx<'a> {
     /// A stats-map connection: the stats map's IPC part, as of now.
     ipc_stats: Option<Vec<(String, CmapValue)>>,
     baseline: &'a mut Baseline,
+    qdevice: &'a mut QdeviceSlot,
 }
 
 /// The shutdown vote's timeout: `cfg.shutdown_timeout` (ms) in cmap, as in
@@ -510,10 +520,12 @@ impl Server {
         if !self.more.is_empty() || !self.cfg_effects.is_empty() {
             return Some(Duration::ZERO);
         }
-        let vote = self
-            .vote
-            .deadline()
-            .map(|d| d.saturating_duration_since(Instant::now()));
+        let now = Instant::now();
+        let vote = [self.vote.deadline(), self.qdevice.next_tick(now)]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|d| d.saturating_duration_since(now));
         let busy = !self.pending.is_empty()
             || self
                 .conns
@@ -530,6 +542,16 @@ impl Server {
     fn tick(&mut self) {
         let timed_out = self.vote.tick(Instant::now());
         self.cfg_effects.extend(timed_out);
+        // A quorum device that stopped polling loses its vote.
+        if let Some(v) = self.qdevice.tick(Instant::now()) {
+            match self.node.quorum().set_device_vote(v.ring, v.cast) {
+                Ok(()) => self.qdevice.vote_sent(v),
+                Err(e) => {
+                    self.qdevice.withdrawal_failed(Instant::now());
+                    self.warn(format!("quorum device vote withdrawal not taken: {e}"));
+                }
+            }
+        }
         let limit = self.options.handshake_timeout;
         let stale: Vec<u64> = self
             .pending
@@ -981,6 +1003,7 @@ impl Server {
                 effects: &mut self.cfg_effects,
                 ipc_stats,
                 baseline: &mut self.baseline,
+                qdevice: &mut self.qdevice,
             };
             let outcome = Self::dispatch(&mut ctx, id, l, &buf[..n]);
             if let Err(g) = outcome {
@@ -1100,7 +1123,7 @@ impl Server {
             },
             Session::Votequorum(v) => match VotequorumCall::decode(&req) {
                 Err(e) => return Self::invalid(logger, l, &e, false),
-                Ok(call) => Some(v.handle(node, call, &mut events)),
+                Ok(call) => Some(v.handle(node, call, ctx.qdevice, &mut events)),
             },
             Session::Cmap(c) => match CmapCall::decode(&req) {
                 Err(e) => return Self::invalid(logger, l, &e, false),

@@ -834,6 +834,9 @@ impl DeliverySink<'_> {
             match self.reassembly.push(sender, payload, &c, self.max_message) {
                 Assembled::Message(data) => {
                     self.stats.delivered += 1;
+                    if guarantee == Guarantee::Safe {
+                        self.stats.delivered_safe += 1;
+                    }
                     self.events.push_back(Event::Deliver(Delivery {
                         sender,
                         guarantee,
