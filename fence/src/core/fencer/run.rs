@@ -120,6 +120,7 @@ impl Fencer {
             timeout: remaining,
             attempt: step.attempt,
             guard: None,
+            remote: false,
         });
         if let Some(s) = self.exec_mut(id).and_then(|e| e.step.as_mut()) {
             s.wait = StepWait::Queued(call);
