@@ -6,9 +6,8 @@
 
 use phalanx_fence::Action;
 use phalanx_fence::core::{
-    AgentCapabilities, AgentCall, CallOutcome, Device, FenceEvent, FenceRequest, Fencer,
-    FencerConfig, FencerInput, FencerOutput, PeerMessage, decode_peer_message,
-    encode_peer_message,
+    AgentCall, AgentCapabilities, CallOutcome, Device, FenceEvent, FenceRequest, Fencer,
+    FencerConfig, FencerInput, FencerOutput, PeerMessage, decode_peer_message, encode_peer_message,
 };
 use phalanx_totem::Time;
 use std::collections::{BTreeMap, BTreeSet};
@@ -115,8 +114,12 @@ impl Cluster {
                                 }),
                             };
                             if let Some(o) = answer {
-                                self.due
-                                    .push((self.now + Duration::from_millis(200), id, c.call, o));
+                                self.due.push((
+                                    self.now + Duration::from_millis(200),
+                                    id,
+                                    c.call,
+                                    o,
+                                ));
                             }
                             self.ran.push((id, c));
                         }
@@ -127,12 +130,8 @@ impl Cluster {
                             }
                             let m = decode_peer_message(&encode_peer_message(&m))
                                 .expect("the wire form decodes");
-                            let peers: Vec<u32> = self
-                                .members
-                                .iter()
-                                .copied()
-                                .filter(|p| *p != id)
-                                .collect();
+                            let peers: Vec<u32> =
+                                self.members.iter().copied().filter(|p| *p != id).collect();
                             for p in peers {
                                 let now = self.now;
                                 self.nodes
@@ -298,11 +297,7 @@ fn the_targets_failure_or_silence_fails_the_unfencing() {
     // The target has no such device: it refuses at once, nothing runs.
     let mut c = Cluster::new(
         |id| {
-            if id == 3 {
-                vec![]
-            } else {
-                everywhere(id)
-            }
+            if id == 3 { vec![] } else { everywhere(id) }
         },
         Agents::Pass,
     );
