@@ -314,3 +314,49 @@ fn the_targets_failure_or_silence_fails_the_unfencing() {
     assert!(matches!(c.done(1), Some(Err(_))), "{:?}", c.done(1));
     assert!(c.ran.iter().all(|(n, _)| *n == 3));
 }
+
+#[test]
+fn a_remapped_reboot_skips_the_on_that_would_run_on_the_powered_off_target() {
+    // One level of two devices: a power switch and an on_target fabric (not
+    // automatic). The reboot is remapped to off on both, then on — but the
+    // fabric's `on` would have to run on the target, which is off now.
+    let fabric = AgentCapabilities {
+        on_automatic: false,
+        ..scsi_caps()
+    };
+    let devices = move |_| {
+        vec![
+            device("pdu", AgentCapabilities::power_switch()),
+            device("fabric", fabric.clone()),
+        ]
+    };
+    let mut c = Cluster::new(devices, Agents::Pass);
+    for f in c.nodes.values_mut() {
+        f.handle(
+            Time::ZERO,
+            FencerInput::RegisterLevel {
+                target: phalanx_fence::core::LevelTarget::Node("node3".into()),
+                index: 1,
+                devices: vec!["pdu".into(), "fabric".into()],
+            },
+        )
+        .expect("level");
+    }
+    c.request(1, "node3", Action::Reboot);
+    c.run(Duration::from_secs(120));
+    let ran: Vec<(u32, String, Action)> = c
+        .ran
+        .iter()
+        .map(|(n, call)| (*n, call.device.clone(), call.action))
+        .collect();
+    assert_eq!(
+        ran,
+        [
+            (1, "pdu".to_string(), Action::Off),
+            (1, "fabric".to_string(), Action::Off),
+            (1, "pdu".to_string(), Action::On),
+        ]
+    );
+    assert_eq!(c.executes, 0);
+    assert_eq!(c.done(1), Some(Ok(())));
+}

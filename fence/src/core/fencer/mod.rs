@@ -16,8 +16,9 @@
 //!    topology every device of a level must succeed and the first failure moves to
 //!    the next level; without topology the first success wins and a failure moves
 //!    to the next device. A reboot of a multi-device level runs `off` on all, then
-//!    `on` on all (skipping devices with `pcmk_reboot_action=off`, without `on`, or
-//!    with automatic unfencing); the `on` phase cannot fail the operation.
+//!    `on` on all (skipping devices with `pcmk_reboot_action=off`, without `on`,
+//!    with automatic unfencing, or whose `on` runs on the target, which is off
+//!    by then); the `on` phase cannot fail the operation.
 //!
 //! The operation ends when it succeeds, runs out of devices/levels, or its total
 //! timeout passes (a timeout during the `on` phase is a success: the target is

@@ -177,6 +177,9 @@ impl Fencer {
                     !dev.reboot_stays_off()
                         && dev.supports(Action::On)
                         && !dev.capabilities().on_automatic
+                        // An `on` that must run on the target cannot: the off
+                        // phase has just powered it down.
+                        && !dev.capabilities().on_target
                 })
             })
             .collect();
