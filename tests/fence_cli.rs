@@ -33,7 +33,7 @@ fn lists_installed_agents_as_text_and_json() {
     assert_eq!(code, 0);
     assert_eq!(
         out,
-        "fence_phalanx_fabric\nfence_phalanx_kill\nfence_phalanx_test\n"
+        "fence_phalanx_fabric\nfence_phalanx_kill\nfence_phalanx_target\nfence_phalanx_test\n"
     );
     let (out, _, code) = fence(&["--list-installed", "--agent-dir", &test_agents(), "--json"]);
     assert_eq!(code, 0);
@@ -43,6 +43,7 @@ fn lists_installed_agents_as_text_and_json() {
         [
             "fence_phalanx_fabric",
             "fence_phalanx_kill",
+            "fence_phalanx_target",
             "fence_phalanx_test"
         ]
     );

@@ -9,6 +9,8 @@
 //!   outcome interpretation, metadata, record/replay — sans-IO.
 //! - [`core`]: the fencer (devices, topology, timeouts, delays, history), its wire
 //!   form, and the "who fences" decision — sans-IO, deterministic.
+//! - [`replay`]: recorded devices answering the fencer's calls in virtual time,
+//!   with per-seed device faults, for the simulator — sans-IO, deterministic.
 //! - [`watchdog`]: self-fencing — the feed policy (sans-IO) and the watchdogs
 //!   (`/dev/watchdog`, a supervisor process) in its `io` module.
 //! - [`runner`]: the only I/O in the crate — real agent processes, a worker pool,
@@ -21,6 +23,7 @@
 mod action;
 pub mod agent;
 pub mod core;
+pub mod replay;
 pub mod runner;
 pub mod watchdog;
 

@@ -45,6 +45,7 @@ fn random_entry(rng: &mut SeededRng) -> HistoryEntry {
 #[test]
 fn random_hostile_inputs_never_panic() {
     let mut outputs = 0u64;
+    let mut executed_for_peers = 0u64;
     for seed in 0..120 {
         let mut rng = SeededRng::new(seed);
         let mut f = Fencer::new(FencerConfig::new(1, "node1", 1, seed));
@@ -55,6 +56,17 @@ fn random_hostile_inputs_never_panic() {
         let _ = f.handle(
             Time::ZERO,
             FencerInput::RegisterDevice(device("dl", &[], dummy_caps())),
+        );
+        // A fabric whose `on` runs on the target: peers may ask us to run it,
+        // and our own `on` of another node goes out as an Execute.
+        let on_target = phalanx_fence::core::AgentCapabilities {
+            on_target: true,
+            on_automatic: true,
+            ..dummy_caps()
+        };
+        let _ = f.handle(
+            Time::ZERO,
+            FencerInput::RegisterDevice(device("scsi", &[("pcmk_host_check", "none")], on_target)),
         );
         let _ = f.handle(
             Time::ZERO,
@@ -104,7 +116,36 @@ fn random_hostile_inputs_never_panic() {
                     }
                 }
                 4 => {
-                    let msg = match rng.up_to(3) {
+                    let msg = match rng.up_to(5) {
+                        // A peer asks us (or someone else) to run an action.
+                        3 => PeerMessage::Execute {
+                            id: OpId {
+                                origin: pick(&mut rng, &[1, 2, 3]),
+                                incarnation: 1,
+                                seq: rng.up_to(50),
+                            },
+                            call: CallId(rng.up_to(40)),
+                            device: pick(&mut rng, &["scsi", "d", "ghost"]).into(),
+                            target: pick(&mut rng, &["node1", "NODE1", "node2"]).into(),
+                            action: pick(&mut rng, &Action::ALL),
+                            timeout_ms: pick(&mut rng, &[0, 1, 5_000, u64::MAX]),
+                        },
+                        // Answers to calls we may or may not have handed out.
+                        4 => PeerMessage::Executed {
+                            id: OpId {
+                                origin: pick(&mut rng, &[1, 2]),
+                                incarnation: pick(&mut rng, &[0, 1]),
+                                seq: rng.up_to(50),
+                            },
+                            call: CallId(rng.up_to(40)),
+                            outcome: if rng.up_to(1) == 0 {
+                                CallOutcome::TimedOut
+                            } else {
+                                CallOutcome::Success {
+                                    output: "x".repeat(rng.up_to(3000) as usize),
+                                }
+                            },
+                        },
                         0 => PeerMessage::Started {
                             id: OpId {
                                 origin: 2,
@@ -169,7 +210,10 @@ fn random_hostile_inputs_never_panic() {
                 f.calls_outstanding()
             );
         }
+        executed_for_peers += f.stats().executed_for_peers;
     }
+    // Peers' Execute messages did reach the agent runner path, not only refusals.
+    assert!(executed_for_peers > 0, "no action run for a peer");
     assert!(
         outputs > 10_000,
         "the inputs did drive the fencer ({outputs} outputs)"

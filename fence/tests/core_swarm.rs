@@ -6,6 +6,15 @@
 //! Broadcasts reach exactly the members of the sender's partition, in order; a
 //! successful off/reboot powers its target down (it crashes).
 //!
+//! Odd seeds use **replayed devices**: every agent call is answered by a
+//! [`RecordedDevice`] from `recordings/fence_dummy.jsonl` (real calls of Debian's
+//! `fence_dummy`: its exit codes, output and durations, in virtual time, through
+//! the runner's own interpretation), with the seed's [`DeviceFaults`] laid over
+//! (hang, timeout, wrong status, crash, slow power-off); an off/reboot that may
+//! have acted powers the target down even when the agent then failed. There the
+//! `ipmi` device of a dynamic seed keeps the default host check, so it tries
+//! `list` (which fence_dummy lacks) and falls back to `status`.
+//!
 //! Invariants, checked after every step:
 //! * no fencing is requested by a decision whose partition is inquorate;
 //! * within one membership epoch, a target generation (one boot) is fenced by at
@@ -23,11 +32,12 @@
 
 use phalanx_fence::Action;
 use phalanx_fence::core::{
-    AgentCapabilities, CallId, CallOutcome, DecisionConfig, DecisionOutput, Device, FenceDecision,
-    FenceEvent, FenceRequest, Fencer, FencerConfig, FencerError, FencerInput, FencerOutput,
-    LevelTarget, MAX_HISTORY, OpId, PeerMessage, SeededRng, decode_peer_message,
+    AgentCall, AgentCapabilities, CallId, CallOutcome, DecisionConfig, DecisionOutput, Device,
+    FenceDecision, FenceEvent, FenceRequest, Fencer, FencerConfig, FencerError, FencerInput,
+    FencerOutput, LevelTarget, MAX_HISTORY, OpId, PeerMessage, SeededRng, decode_peer_message,
     encode_peer_message, scaled,
 };
+use phalanx_fence::replay::{DeviceFault, DeviceFaults, RecordedDevice};
 use phalanx_totem::{RingId, Time};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -35,6 +45,28 @@ use std::time::Duration;
 const SEEDS: u64 = 4000;
 const STEPS: usize = 120;
 const BASE_TIMEOUT_S: u64 = 10;
+
+/// Real calls of Debian's fence_dummy (see tests/replay_recording.rs).
+const RECORDING: &str = include_str!("../recordings/fence_dummy.jsonl");
+
+/// The replayed devices of a seed: the recording and the seed's fault mix.
+struct Replay {
+    device: RecordedDevice,
+    faults: DeviceFaults,
+}
+
+/// What the replayed devices did over a run.
+#[derive(Default)]
+struct ReplayStats {
+    seeds: u64,
+    calls: u64,
+    hang: u64,
+    timeout: u64,
+    wrong_status: u64,
+    crash: u64,
+    slow: u64,
+    failed_but_acted: u64,
+}
 
 struct SimNode {
     up: bool,
@@ -85,6 +117,8 @@ struct Sim {
     agents_always_pass: bool,
     topo: bool,
     dynamic: bool,
+    replay: Option<Replay>,
+    replay_stats: ReplayStats,
     log: Vec<String>,
 }
 
@@ -96,7 +130,15 @@ fn id_of(target: &str) -> Option<u32> {
     target.strip_prefix("node")?.parse().ok()
 }
 
-fn new_node(id: u32, n: u32, boot: u64, seed: u64, topo: bool, dynamic: bool) -> SimNode {
+fn new_node(
+    id: u32,
+    n: u32,
+    boot: u64,
+    seed: u64,
+    topo: bool,
+    dynamic: bool,
+    replayed: bool,
+) -> SimNode {
     let mut cfg = FencerConfig::new(id, &name(id), boot, seed ^ u64::from(id) ^ (boot << 32));
     cfg.max_ops = 16;
     let mut fencer = Fencer::new(cfg);
@@ -104,27 +146,23 @@ fn new_node(id: u32, n: u32, boot: u64, seed: u64, topo: bool, dynamic: bool) ->
     // With `dynamic`, ipmi learns its targets from `list` (the default check for
     // an agent with `list` and no host list), so plans wait for an agent call.
     let dev = |id: &str, limit: &str| {
-        let check = if dynamic && id == "ipmi" {
-            "dynamic-list"
-        } else {
-            "none"
+        // A replayed dynamic device keeps the default check (its `list` fails, so
+        // it falls back to `status`).
+        let check = match (dynamic && id == "ipmi", replayed) {
+            (true, true) => None,
+            (true, false) => Some("dynamic-list"),
+            (false, _) => Some("none"),
         };
-        let params = [
-            ("pcmk_host_check", check),
-            ("pcmk_action_limit", limit),
-            ("pcmk_delay_max", "2"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        Device::new(
-            id,
-            "fence_sim",
-            params,
-            AgentCapabilities::power_switch(),
-            0,
-        )
-        .expect("device")
+        let mut params: BTreeMap<String, String> =
+            [("pcmk_action_limit", limit), ("pcmk_delay_max", "2")]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        if let Some(check) = check {
+            params.insert("pcmk_host_check".into(), check.into());
+        }
+        let agent = if replayed { "fence_dummy" } else { "fence_sim" };
+        Device::new(id, agent, params, AgentCapabilities::power_switch(), 0).expect("device")
     };
     fencer
         .handle(t, FencerInput::RegisterDevice(dev("pdu", "1")))
@@ -162,8 +200,13 @@ impl Sim {
         let n = 3 + rng.up_to(2) as u32;
         let topo = rng.up_to(1) == 1;
         let dynamic = rng.up_to(1) == 1;
+        let replay = (seed % 2 == 1).then(|| Replay {
+            device: RecordedDevice::from_recording(RECORDING).expect("the recording parses"),
+            faults: DeviceFaults::draw(&mut rng),
+        });
+        let replayed = replay.is_some();
         let nodes = (1..=n)
-            .map(|i| (i, new_node(i, n, 1, seed, topo, dynamic)))
+            .map(|i| (i, new_node(i, n, 1, seed, topo, dynamic, replayed)))
             .collect();
         let mut sim = Sim {
             seed,
@@ -184,6 +227,8 @@ impl Sim {
             agents_always_pass: false,
             topo,
             dynamic,
+            replay,
+            replay_stats: ReplayStats::default(),
             log: Vec::new(),
         };
         sim.apply_membership();
@@ -266,6 +311,33 @@ impl Sim {
         }
     }
 
+    /// A replayed device's answer: (latency, outcome or never, whether the
+    /// device may have cut the target's power).
+    fn replayed_answer(&mut self, c: &AgentCall) -> Option<(Duration, Option<CallOutcome>, bool)> {
+        let replay = self.replay.as_ref()?;
+        let fault = if self.agents_always_pass {
+            None
+        } else {
+            replay.faults.pick(c.action, &mut self.rng)
+        };
+        let a = replay.device.answer(c, fault, &mut self.rng);
+        let st = &mut self.replay_stats;
+        st.calls += 1;
+        match fault {
+            Some(DeviceFault::Hang) => st.hang += 1,
+            Some(DeviceFault::Timeout) => st.timeout += 1,
+            Some(DeviceFault::WrongStatus) => st.wrong_status += 1,
+            Some(DeviceFault::Crash) => st.crash += 1,
+            Some(DeviceFault::SlowPowerOff(_)) => st.slow += 1,
+            None => {}
+        }
+        let succeeded = matches!(a.outcome, Some(CallOutcome::Success { .. }));
+        if a.may_have_powered_off && !succeeded {
+            st.failed_but_acted += 1;
+        }
+        Some((a.after, a.outcome, a.may_have_powered_off))
+    }
+
     /// Delivers every output until nothing moves.
     fn settle(&mut self) {
         loop {
@@ -312,23 +384,35 @@ impl Sim {
     fn fencer_output(&mut self, id: u32, out: FencerOutput) {
         match out {
             FencerOutput::AgentCall(c) => {
-                let (delay, mut outcome) = self.draw_outcome(c.timeout);
-                if let (Action::List, Some(CallOutcome::Success { output })) =
-                    (c.action, &mut outcome)
-                {
-                    *output = (1..=self.n).map(|i| format!("{i},{}\n", name(i))).collect();
-                }
+                let (delay, outcome, acted) = match self.replayed_answer(&c) {
+                    Some(answer) => answer,
+                    None => {
+                        let (delay, mut outcome) = self.draw_outcome(c.timeout);
+                        if let (Action::List, Some(CallOutcome::Success { output })) =
+                            (c.action, &mut outcome)
+                        {
+                            *output = (1..=self.n).map(|i| format!("{i},{}\n", name(i))).collect();
+                        }
+                        let acted = matches!(
+                            (&outcome, c.action),
+                            (
+                                Some(CallOutcome::Success { .. }),
+                                Action::Off | Action::Reboot
+                            )
+                        );
+                        (delay, outcome, acted)
+                    }
+                };
                 self.log.push(format!(
                     "{} n{id} call {:?} {} {:?} → {:?}",
                     self.now, c.call, c.device, c.action, outcome
                 ));
-                let Some(outcome) = outcome else { return };
-                // A success powered its target off at some moment before the
-                // agent reported it; a reboot brings it back, possibly before
-                // the report (so a late result meets a new boot).
-                if let (CallOutcome::Success { .. }, Action::Off | Action::Reboot, Some(t)) =
-                    (&outcome, c.action, c.target.as_deref().and_then(id_of))
-                {
+                // A success (or, with replayed devices, an off that acted but
+                // failed its verification or ran out of time) powered its target
+                // off at some moment before the agent reported; a reboot brings it
+                // back, possibly before the report (so a late result meets a new
+                // boot).
+                if let (true, Some(t)) = (acted, c.target.as_deref().and_then(id_of)) {
                     let acts =
                         self.now + Duration::from_nanos(self.rng.up_to(delay.as_nanos() as u64));
                     self.power.push((acts, Power::Down(t)));
@@ -337,6 +421,7 @@ impl Sim {
                         self.power.push((back, Power::Up(t)));
                     }
                 }
+                let Some(outcome) = outcome else { return };
                 let boot = self.nodes[&id].boot;
                 self.answers.push(Answer {
                     at: self.now + delay,
@@ -537,7 +622,15 @@ impl Sim {
 
     fn restart(&mut self, target: u32) {
         let boot = self.nodes[&target].boot + 1;
-        let node = new_node(target, self.n, boot, self.seed, self.topo, self.dynamic);
+        let node = new_node(
+            target,
+            self.n,
+            boot,
+            self.seed,
+            self.topo,
+            self.dynamic,
+            self.replay.is_some(),
+        );
         self.nodes.insert(target, node);
         let k = self.rng.up_to(self.partitions.len() as u64) as usize;
         match self.partitions.get_mut(k) {
@@ -776,6 +869,7 @@ fn swarm_of_fencers_keeps_its_invariants() {
     let mut fences = 0usize;
     let mut calls = 0usize;
     let mut requests = 0u64;
+    let mut replay = ReplayStats::default();
     let seeds = seeds();
     let runs = seeds.end - seeds.start;
     for seed in seeds {
@@ -791,8 +885,51 @@ fn swarm_of_fencers_keeps_its_invariants() {
             .filter(|l| l.contains(" call CallId"))
             .count();
         requests += sim.next_call - 1;
+        if sim.replay.is_some() {
+            let st = &sim.replay_stats;
+            replay.seeds += 1;
+            replay.calls += st.calls;
+            replay.hang += st.hang;
+            replay.timeout += st.timeout;
+            replay.wrong_status += st.wrong_status;
+            replay.crash += st.crash;
+            replay.slow += st.slow;
+            replay.failed_but_acted += st.failed_but_acted;
+        }
     }
     eprintln!("{runs} seeds: {requests} requests, {calls} agent calls, {fences} decision fencings");
+    eprintln!(
+        "replayed devices: {} seeds, {} calls; faults: {} hang, {} timeout, {} wrong status, \
+         {} crash, {} slow power-off; {} failed calls that powered the target off",
+        replay.seeds,
+        replay.calls,
+        replay.hang,
+        replay.timeout,
+        replay.wrong_status,
+        replay.crash,
+        replay.slow,
+        replay.failed_but_acted
+    );
+    // Half the seeds replay recorded devices, and over a run of any size every
+    // fault kind was drawn.
+    assert!(replay.seeds >= runs / 2, "{} replayed seeds", replay.seeds);
+    if replay.seeds >= 50 {
+        assert!(
+            replay.calls >= 10 * replay.seeds,
+            "{} replayed calls",
+            replay.calls
+        );
+        for (kind, n) in [
+            ("hang", replay.hang),
+            ("timeout", replay.timeout),
+            ("wrong status", replay.wrong_status),
+            ("crash", replay.crash),
+            ("slow power-off", replay.slow),
+            ("failed but acted", replay.failed_but_acted),
+        ] {
+            assert!(n > 0, "no {kind} over {} replayed seeds", replay.seeds);
+        }
+    }
     // The runs did exercise fencing, not only idle membership changes.
     assert!(
         fences as u64 >= runs,

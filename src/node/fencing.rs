@@ -12,11 +12,12 @@ use crate::stack::FencingSetup;
 use crossbeam_channel::{Receiver, TryRecvError};
 use mio::Waker;
 use phalanx_fence::Action;
-use phalanx_fence::agent::{AgentMetadata, AgentOutcome, AgentRequest, FailureKind, FenceAgent};
+use phalanx_fence::agent::{AgentMetadata, AgentOutcome, AgentRequest, FenceAgent};
 use phalanx_fence::core::{
     AgentCall, CallId, CallOutcome, DecisionConfig, Device, FencerConfig, NoQuorumPolicy,
     watchdog_only_nodes,
 };
+use phalanx_fence::replay::{call_outcome, request_of_call};
 use phalanx_fence::runner::{AgentCompletion, AgentPool, ProcessAgent};
 use phalanx_totem::NodeId;
 use std::collections::BTreeMap;
@@ -146,56 +147,6 @@ fn read_metadata(runner: &ProcessAgent, agent: &str) -> Result<AgentMetadata, St
     }
 }
 
-/// The agent call as the process runner takes it: the fencer already chose the
-/// port and counts attempts itself, so the runner makes one attempt.
-fn request_of(call: &AgentCall) -> AgentRequest {
-    let mut req = AgentRequest::new(call.agent.clone(), call.action)
-        .params(call.params.clone())
-        .timeout(call.timeout)
-        .attempts(1)
-        .host_argument_default(None);
-    if let Some(t) = &call.target {
-        req = req.target(t.clone());
-    }
-    if let Some((arg, port)) = &call.port {
-        req = req.param(arg.clone(), port.clone());
-    }
-    if call.agent_action != call.action.as_str() {
-        // The device's `pcmk_<action>_action`: the runner writes it as `action=`.
-        req = req.param(
-            format!("pcmk_{}_action", call.action),
-            call.agent_action.clone(),
-        );
-    }
-    req
-}
-
-/// The runner's typed answer as the fencer core reads it.
-fn outcome_of(c: &AgentCompletion) -> CallOutcome {
-    let output = c
-        .reply
-        .attempts
-        .last()
-        .map(|a| a.stdout.clone())
-        .unwrap_or_default();
-    match &c.reply.outcome {
-        AgentOutcome::Failed(f) if f.kind == FailureKind::TimedOut => CallOutcome::TimedOut,
-        AgentOutcome::Failed(f) => CallOutcome::Failed {
-            exit_code: match c.reply.attempts.last().map(|a| &a.exit) {
-                Some(phalanx_fence::agent::Exit::Code(n)) => Some(*n),
-                _ => None,
-            },
-            reason: f.message.clone(),
-        },
-        // `status` exit 2: the port is off (the device reaches the target).
-        AgentOutcome::Power(phalanx_fence::agent::PowerState::Off) => CallOutcome::Failed {
-            exit_code: Some(2),
-            reason: "Status: OFF".into(),
-        },
-        _ => CallOutcome::Success { output },
-    }
-}
-
 /// Pool ids with this bit set are metadata reads (for devices the CIB defines);
 /// the others are the fencer's calls.
 const METADATA_ID: u64 = 1 << 63;
@@ -256,7 +207,7 @@ impl FenceRunner {
     /// Starts a call; `Err` carries the failure to report at once (queue full).
     pub(crate) fn submit(&self, call: &AgentCall) -> Result<(), CallOutcome> {
         self.pool
-            .submit(call.call.0, request_of(call))
+            .submit(call.call.0, request_of_call(call))
             .map_err(|e| CallOutcome::Failed {
                 exit_code: None,
                 reason: e.to_string(),
@@ -277,7 +228,7 @@ impl FenceRunner {
                 };
                 Some(FenceCompletion::Metadata(agent, result))
             }
-            Ok(c) => Some(FenceCompletion::Call(CallId(c.id), outcome_of(&c))),
+            Ok(c) => Some(FenceCompletion::Call(CallId(c.id), call_outcome(&c.reply))),
             Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
         }
     }

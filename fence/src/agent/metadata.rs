@@ -191,6 +191,7 @@ impl AgentMetadata {
             reboot: self.supports(Action::Reboot),
             on: self.supports(Action::On),
             on_automatic: self.requires_unfencing(),
+            on_target: self.on_runs_on_target(),
             host_argument: self.default_host_argument().map(str::to_string),
         }
     }

@@ -56,6 +56,9 @@ pub struct AgentCapabilities {
     /// `on` is `automatic="1"` (unfencing: the cluster runs it when a node joins,
     /// so a remapped reboot does not turn the node back on through this device).
     pub on_automatic: bool,
+    /// `on` is `on_target="1"` (fence_scsi, fence_mpath): it must run on the
+    /// target node itself, so the fencer hands it to the target's fencer.
+    pub on_target: bool,
     /// The default host argument: `port` if the agent has it, else `plug`, else none.
     pub host_argument: Option<String>,
 }
@@ -69,6 +72,7 @@ impl AgentCapabilities {
             reboot: true,
             on: true,
             on_automatic: false,
+            on_target: false,
             host_argument: Some("port".into()),
         }
     }

@@ -201,6 +201,34 @@ pub enum PeerMessage {
     Result(HistoryEntry),
     /// A node's whole history (sent when membership grows).
     History(Vec<HistoryEntry>),
+    /// "Target, run this device action yourself" — the `on` of an `on_target`
+    /// device (fence_scsi, fence_mpath: a node re-registers its own key), which
+    /// must run on the target node. The node whose name is `target` runs it with
+    /// its own registration of `device` and answers with
+    /// [`PeerMessage::Executed`].
+    Execute {
+        /// The operation it serves (its origin is the node waiting).
+        id: OpId,
+        /// The origin's call id, echoed in the answer.
+        call: CallId,
+        /// Device id.
+        device: String,
+        /// The target, which is the node that runs it.
+        target: String,
+        /// The action (only `on` is run for peers).
+        action: Action,
+        /// Kill the agent after this long, milliseconds.
+        timeout_ms: u64,
+    },
+    /// How an [`PeerMessage::Execute`] ended, from the node that ran it.
+    Executed {
+        /// The operation.
+        id: OpId,
+        /// The origin's call id.
+        call: CallId,
+        /// How the agent ended.
+        outcome: CallOutcome,
+    },
 }
 
 /// Why an operation failed.

@@ -79,7 +79,7 @@ pub use device::{
 pub use duration::{
     DurationError, MAX_DURATION_TEXT, delay_ms_to_secs, parse_duration_ms, timeout_ms_to_secs,
 };
-pub use fencer::{Fencer, FencerConfig, FencerStats};
+pub use fencer::{Fencer, FencerConfig, FencerStats, MAX_PEER_EXECUTIONS};
 pub use history::{
     Delegate, HARD_MAX_HISTORY, History, HistoryEntry, MAX_HISTORY, OpId, OpState, TRIMMED_HISTORY,
 };

@@ -5,11 +5,14 @@
 //! [`MAX_REASON_LEN`] for an exit reason); a history is a `u16` count (at most
 //! [`HARD_MAX_HISTORY`]) of entries. Version 2 added the target's incarnation
 //! (an optional ring id: flag byte, then `seq` u64 and `rep` u32) to started
-//! operations and history entries. The decoder is total — any byte string gives a
+//! operations and history entries. Types 4 and 5 (`Execute`, `Executed`: an
+//! `on_target` action run by the target's fencer) came later within version 2:
+//! a fencer that predates them rejects them as an unknown type and changes
+//! nothing. The decoder is total — any byte string gives a
 //! message or an error, never a panic — and `decode(&encode(m)) == Ok(m)`.
 
 use super::history::{Delegate, HARD_MAX_HISTORY, HistoryEntry, OpId, OpState};
-use super::io::{MAX_NAME_LEN, PeerMessage};
+use super::io::{CallId, CallOutcome, MAX_NAME_LEN, PeerMessage};
 use crate::Action;
 use phalanx_totem::{RingId, Time};
 use thiserror::Error;
@@ -19,6 +22,8 @@ const VERSION: u8 = 2;
 const T_STARTED: u8 = 1;
 const T_RESULT: u8 = 2;
 const T_HISTORY: u8 = 3;
+const T_EXECUTE: u8 = 4;
+const T_EXECUTED: u8 = 5;
 
 /// Longest exit reason carried.
 pub const MAX_REASON_LEN: usize = 1024;
@@ -90,6 +95,45 @@ pub fn encode(msg: &PeerMessage) -> Vec<u8> {
                 put_entry(&mut w, e);
             }
         }
+        PeerMessage::Execute {
+            id,
+            call,
+            device,
+            target,
+            action,
+            timeout_ms,
+        } => {
+            w.push(T_EXECUTE);
+            put_id(&mut w, id);
+            w.extend_from_slice(&call.0.to_le_bytes());
+            put_str(&mut w, device, MAX_NAME_LEN);
+            put_str(&mut w, target, MAX_NAME_LEN);
+            w.push(action_tag(*action));
+            w.extend_from_slice(&timeout_ms.to_le_bytes());
+        }
+        PeerMessage::Executed { id, call, outcome } => {
+            w.push(T_EXECUTED);
+            put_id(&mut w, id);
+            w.extend_from_slice(&call.0.to_le_bytes());
+            match outcome {
+                CallOutcome::Success { output } => {
+                    w.push(0);
+                    put_str(&mut w, output, MAX_REASON_LEN);
+                }
+                CallOutcome::Failed { exit_code, reason } => {
+                    w.push(1);
+                    match exit_code {
+                        None => w.push(0),
+                        Some(c) => {
+                            w.push(1);
+                            w.extend_from_slice(&c.to_le_bytes());
+                        }
+                    }
+                    put_str(&mut w, reason, MAX_REASON_LEN);
+                }
+                CallOutcome::TimedOut => w.push(2),
+            }
+        }
     }
     w
 }
@@ -125,6 +169,19 @@ pub fn decode(bytes: &[u8]) -> Result<PeerMessage, WireError> {
             }
             PeerMessage::History(v)
         }
+        T_EXECUTE => PeerMessage::Execute {
+            id: r.id()?,
+            call: CallId(r.u64()?),
+            device: r.string("device", MAX_NAME_LEN, false)?,
+            target: r.string("target", MAX_NAME_LEN, false)?,
+            action: r.action()?,
+            timeout_ms: r.u64()?,
+        },
+        T_EXECUTED => PeerMessage::Executed {
+            id: r.id()?,
+            call: CallId(r.u64()?),
+            outcome: r.outcome()?,
+        },
         tag => {
             return Err(WireError::BadTag {
                 what: "message",
@@ -291,6 +348,29 @@ impl<'a> Reader<'a> {
         })
     }
 
+    fn outcome(&mut self) -> Result<CallOutcome, WireError> {
+        Ok(match self.u8()? {
+            0 => CallOutcome::Success {
+                output: self.string("output", MAX_REASON_LEN, true)?,
+            },
+            1 => CallOutcome::Failed {
+                exit_code: if self.flag("exit code")? {
+                    Some(self.u32()? as i32)
+                } else {
+                    None
+                },
+                reason: self.string("reason", MAX_REASON_LEN, true)?,
+            },
+            2 => CallOutcome::TimedOut,
+            tag => {
+                return Err(WireError::BadTag {
+                    what: "outcome",
+                    tag,
+                });
+            }
+        })
+    }
+
     fn entry(&mut self) -> Result<HistoryEntry, WireError> {
         let id = self.id()?;
         let target = self.string("target", MAX_NAME_LEN, false)?;
@@ -402,6 +482,62 @@ mod tests {
                 ..entry(3, OpState::Failed)
             }),
             PeerMessage::History(vec![]),
+            PeerMessage::Execute {
+                id: OpId {
+                    origin: 2,
+                    incarnation: 5,
+                    seq: 8,
+                },
+                call: CallId(17),
+                device: "scsi".into(),
+                target: "node3".into(),
+                action: Action::On,
+                timeout_ms: 72_000,
+            },
+            PeerMessage::Executed {
+                id: OpId {
+                    origin: 2,
+                    incarnation: 5,
+                    seq: 8,
+                },
+                call: CallId(17),
+                outcome: CallOutcome::Success {
+                    output: "Success: Powered ON\n".into(),
+                },
+            },
+            PeerMessage::Executed {
+                id: OpId {
+                    origin: 2,
+                    incarnation: 5,
+                    seq: 9,
+                },
+                call: CallId(18),
+                outcome: CallOutcome::Failed {
+                    exit_code: Some(-1),
+                    reason: "Failed: no key".into(),
+                },
+            },
+            PeerMessage::Executed {
+                id: OpId {
+                    origin: 2,
+                    incarnation: 5,
+                    seq: 9,
+                },
+                call: CallId(19),
+                outcome: CallOutcome::Failed {
+                    exit_code: None,
+                    reason: String::new(),
+                },
+            },
+            PeerMessage::Executed {
+                id: OpId {
+                    origin: 2,
+                    incarnation: 5,
+                    seq: 10,
+                },
+                call: CallId(20),
+                outcome: CallOutcome::TimedOut,
+            },
             PeerMessage::History(
                 (0..50)
                     .map(|i| {

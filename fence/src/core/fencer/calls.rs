@@ -15,10 +15,87 @@ impl Fencer {
         id
     }
 
+    /// A peer's `on_target` action against this node: run it here (queued under
+    /// the device's own limit), or refuse it at once.
+    pub(super) fn execute_for_peer(
+        &mut self,
+        now: Time,
+        id: OpId,
+        origin_call: CallId,
+        device: String,
+        action: Action,
+        timeout_ms: u64,
+    ) {
+        let busy = self
+            .calls
+            .values()
+            .filter(|c| matches!(c.purpose, Purpose::ForPeer(_)))
+            .count()
+            >= MAX_PEER_EXECUTIONS;
+        let refusal = match self.registry.get(&device) {
+            _ if busy => Some("too many actions for peers in flight".to_string()),
+            None => Some(format!(
+                "device {device} is not registered on {}",
+                self.cfg.local_name
+            )),
+            Some(d) if action != Action::On || !d.capabilities().on_target => {
+                Some(format!("{device} {action} does not run on the target"))
+            }
+            Some(_) => None,
+        };
+        if let Some(reason) = refusal {
+            self.out
+                .push_back(FencerOutput::Broadcast(PeerMessage::Executed {
+                    id,
+                    call: origin_call,
+                    outcome: CallOutcome::Failed {
+                        exit_code: None,
+                        reason,
+                    },
+                }));
+            return;
+        }
+        self.stats.executed_for_peers += 1;
+        let target = self.cfg.local_name.clone();
+        self.enqueue(Call {
+            device,
+            action,
+            target: Some(target),
+            op: Some(id),
+            purpose: Purpose::ForPeer(origin_call),
+            timeout: Duration::from_millis(timeout_ms.clamp(1, MAX_PEER_TIMEOUT_MS)),
+            attempt: 1,
+            guard: None,
+            remote: false,
+        });
+        self.pump(now);
+    }
+
+    /// The answer to one of our `on_target` calls, from the target's fencer.
+    pub(super) fn executed_by_peer(
+        &mut self,
+        now: Time,
+        id: OpId,
+        cid: CallId,
+        outcome: CallOutcome,
+    ) {
+        let ours = self
+            .calls
+            .get(&cid)
+            .is_some_and(|c| c.remote && c.guard.is_some() && c.op == Some(id));
+        if !ours {
+            self.stats.stale_results += 1;
+            return;
+        }
+        if let Some(call) = self.calls.remove(&cid) {
+            self.call_finished(now, cid, call, outcome);
+        }
+    }
+
     pub(super) fn running_on(&self, device: &str) -> usize {
         self.calls
             .values()
-            .filter(|c| c.device == device && c.guard.is_some())
+            .filter(|c| c.device == device && c.guard.is_some() && !c.remote)
             .count()
     }
 
@@ -75,6 +152,34 @@ impl Fencer {
             );
             return;
         };
+        // An `on_target` action of another node runs on that node (§2.8): hand
+        // it to the target's fencer and wait for its answer like an agent's.
+        if call.purpose == Purpose::Fence
+            && call.action == Action::On
+            && device.capabilities().on_target
+            && let Some(target) = call.target.clone()
+            && let Some(op) = call.op
+            && !target.eq_ignore_ascii_case(&self.cfg.local_name)
+        {
+            if let Some(c) = self.calls.get_mut(&cid) {
+                c.remote = true;
+            }
+            if let Some(step) = self.exec_mut(op).and_then(|e| e.step.as_mut()) {
+                step.wait = StepWait::Running(cid);
+                step.first_start.get_or_insert(now);
+            }
+            self.stats.delegated += 1;
+            self.out
+                .push_back(FencerOutput::Broadcast(PeerMessage::Execute {
+                    id: op,
+                    call: cid,
+                    device: call.device.clone(),
+                    target,
+                    action: call.action,
+                    timeout_ms: u64::try_from(call.timeout.as_millis()).unwrap_or(u64::MAX),
+                }));
+            return;
+        }
         let port = call.target.as_deref().and_then(|t| {
             device
                 .host_argument()
@@ -106,8 +211,9 @@ impl Fencer {
 
     pub(super) fn agent_done(&mut self, now: Time, cid: CallId, outcome: CallOutcome) {
         // Only a started call can finish; a queued one has not been handed out.
+        // A call handed to a peer is answered by the peer, not by our runner.
         match self.calls.get(&cid) {
-            Some(c) if c.guard.is_some() => {}
+            Some(c) if c.guard.is_some() && !c.remote => {}
             _ => {
                 self.stats.stale_results += 1;
                 return;
@@ -126,6 +232,15 @@ impl Fencer {
         call: Call,
         outcome: CallOutcome,
     ) {
+        if let (Purpose::ForPeer(origin_call), Some(op)) = (call.purpose, call.op) {
+            self.out
+                .push_back(FencerOutput::Broadcast(PeerMessage::Executed {
+                    id: op,
+                    call: origin_call,
+                    outcome: clip_outcome(outcome),
+                }));
+            return;
+        }
         let Some(op_id) = call.op.filter(|id| self.ops.contains_key(id)) else {
             if call.purpose == Purpose::List {
                 // Still worth caching for later operations.
@@ -165,6 +280,8 @@ impl Fencer {
                     self.finish_planning(now, op_id);
                 }
             }
+            // Answered above.
+            Purpose::ForPeer(_) => {}
             Purpose::Fence => {
                 let Some(step) = self.exec_mut(op_id).and_then(|e| e.step.clone()) else {
                     return;
@@ -209,5 +326,30 @@ impl Fencer {
                 }
             }
         }
+    }
+}
+
+/// Longest agent timeout a peer may ask for (a day).
+const MAX_PEER_TIMEOUT_MS: u64 = 24 * 3600 * 1000;
+
+/// An outcome cut to what the wire carries.
+fn clip_outcome(outcome: CallOutcome) -> CallOutcome {
+    let clip = |mut s: String| {
+        let mut end = s.len().min(MAX_REASON_LEN);
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s
+    };
+    match outcome {
+        CallOutcome::Success { output } => CallOutcome::Success {
+            output: clip(output),
+        },
+        CallOutcome::Failed { exit_code, reason } => CallOutcome::Failed {
+            exit_code,
+            reason: clip(reason),
+        },
+        CallOutcome::TimedOut => CallOutcome::TimedOut,
     }
 }

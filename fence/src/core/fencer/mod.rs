@@ -16,8 +16,9 @@
 //!    topology every device of a level must succeed and the first failure moves to
 //!    the next level; without topology the first success wins and a failure moves
 //!    to the next device. A reboot of a multi-device level runs `off` on all, then
-//!    `on` on all (skipping devices with `pcmk_reboot_action=off`, without `on`, or
-//!    with automatic unfencing); the `on` phase cannot fail the operation.
+//!    `on` on all (skipping devices with `pcmk_reboot_action=off`, without `on`,
+//!    with automatic unfencing, or whose `on` runs on the target, which is off
+//!    by then); the `on` phase cannot fail the operation.
 //!
 //! The operation ends when it succeeds, runs out of devices/levels, or its total
 //! timeout passes (a timeout during the `on` phase is a success: the target is
@@ -154,6 +155,9 @@ enum Purpose {
     List,
     Status,
     Fence,
+    /// An `on_target` action a peer's operation asked this node (its target) to
+    /// run; the outcome goes back as [`PeerMessage::Executed`].
+    ForPeer(CallId),
 }
 
 #[derive(Debug, Clone)]
@@ -166,6 +170,9 @@ struct Call {
     timeout: Duration,
     attempt: u32,
     guard: Option<Time>,
+    /// Handed to the target's fencer (an `on_target` action): its answer comes
+    /// as [`PeerMessage::Executed`], and it takes no local device slot.
+    remote: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -193,7 +200,14 @@ pub struct FencerStats {
     pub stale_results: u64,
     /// Requests refused with TryAgain.
     pub try_again: u64,
+    /// `on_target` actions handed to the target's fencer.
+    pub delegated: u64,
+    /// Actions run here for a peer's operation (this node was the target).
+    pub executed_for_peers: u64,
 }
+
+/// Most actions run at once for peers' operations; more are refused at once.
+pub const MAX_PEER_EXECUTIONS: usize = 64;
 
 /// The fencer core.
 #[derive(Debug)]

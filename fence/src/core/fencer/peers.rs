@@ -61,6 +61,24 @@ impl Fencer {
                 );
             }
             PeerMessage::Result(entry) => self.peer_result(now, entry),
+            PeerMessage::Execute {
+                id,
+                call,
+                device,
+                target,
+                action,
+                timeout_ms,
+            } => {
+                // Only the target runs it; every other member ignores it.
+                if target.eq_ignore_ascii_case(&self.cfg.local_name) && id.origin == from {
+                    self.execute_for_peer(now, id, call, device, action, timeout_ms);
+                }
+            }
+            PeerMessage::Executed { id, call, outcome } => {
+                if id.origin == self.cfg.local && id.incarnation == self.cfg.incarnation {
+                    self.executed_by_peer(now, id, call, outcome);
+                }
+            }
             PeerMessage::History(entries) => {
                 // A peer sends at most its own bounded history; anything beyond, or
                 // malformed, is dropped rather than stored.

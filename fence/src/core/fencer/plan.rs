@@ -67,6 +67,7 @@ impl Fencer {
                 timeout,
                 attempt: 1,
                 guard: None,
+                remote: false,
             });
             call_ids.insert(call);
         }

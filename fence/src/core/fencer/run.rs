@@ -120,6 +120,7 @@ impl Fencer {
             timeout: remaining,
             attempt: step.attempt,
             guard: None,
+            remote: false,
         });
         if let Some(s) = self.exec_mut(id).and_then(|e| e.step.as_mut()) {
             s.wait = StepWait::Queued(call);
@@ -176,6 +177,9 @@ impl Fencer {
                     !dev.reboot_stays_off()
                         && dev.supports(Action::On)
                         && !dev.capabilities().on_automatic
+                        // An `on` that must run on the target cannot: the off
+                        // phase has just powered it down.
+                        && !dev.capabilities().on_target
                 })
             })
             .collect();
