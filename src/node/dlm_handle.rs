@@ -990,11 +990,13 @@ impl DlmRoutes {
 }
 
 fn dump(stack: &Stack) -> DlmDump {
+    // The lockspaces first: `dlm()` holds the service's lock until the end.
+    let lockspaces = stack.dlm_lockspaces();
     let Some(d) = stack.dlm() else {
         return DlmDump::default();
     };
     let mut out = DlmDump::default();
-    for (name, id) in stack.dlm_lockspaces() {
+    for (name, id) in lockspaces {
         let ls = String::from_utf8_lossy(&name).into_owned();
         out.lockspaces.push((
             ls.clone(),

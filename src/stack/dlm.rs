@@ -658,7 +658,8 @@ impl DlmFastPath {
 impl Stack {
     /// The DLM core, if the Stack runs the service (queries: locks, masters).
     /// The guard holds the service's lock (application threads of a
-    /// [`DlmFastPath`] wait meanwhile): keep it short.
+    /// [`DlmFastPath`] wait meanwhile): keep it short, and call no other DLM
+    /// method of the Stack while holding it (the lock is not reentrant).
     pub fn dlm(&self) -> Option<MappedMutexGuard<'_, DlmNode>> {
         self.dlm
             .as_ref()

@@ -401,6 +401,11 @@ fn the_fast_path_completes_local_calls_at_once_and_leaves_everything_else_to_the
             .unwrap();
     }
     p.run_until(both_members);
+    p.run_until(|p| {
+        p.stacks
+            .iter()
+            .all(|s| s.dlm().unwrap().is_recovering(lockspace_id(b"ls")) == Some(false))
+    });
     let fast = p.stacks[0].dlm_fast_path().unwrap();
     // A name whose directory node is node 1: the lookup, the mastery and the
     // grant all happen here.
