@@ -1,5 +1,6 @@
 //! A lockspace: resources by name, lock ids, owners, bounds and the output queue.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, VecDeque};
 
 use crate::error::{ConfigError, DlmError, FlagError};
@@ -261,10 +262,11 @@ pub struct PurgeReport {
 #[derive(Debug, Clone)]
 pub struct Lockspace {
     config: LockspaceConfig,
+    /// Every resource: those holding locks and the idle ones (no locks) kept for
+    /// their value blocks ("tossed"). An idle resource stays where it is (no
+    /// move between maps when a lock comes and goes); it is idle exactly when it
+    /// is empty, and then it is listed in `toss_order`, oldest first.
     resources: BTreeMap<ResourceName, Resource>,
-    /// Idle resources (no locks) kept for their value blocks, oldest first in
-    /// `toss_order`.
-    tossed: BTreeMap<ResourceName, Resource>,
     toss_order: VecDeque<ResourceName>,
     index: BTreeMap<LockId, ResourceName>,
     next_id: u32,
@@ -278,7 +280,6 @@ impl Lockspace {
         Ok(Lockspace {
             config,
             resources: BTreeMap::new(),
-            tossed: BTreeMap::new(),
             toss_order: VecDeque::new(),
             index: BTreeMap::new(),
             next_id: 1,
@@ -324,22 +325,33 @@ impl Lockspace {
         if req.flags.contains(LockFlags::ORPHAN) {
             return self.adopt(req, name);
         }
-        let on_resource = self.resources.get(&name).map_or(0, Resource::lock_count);
+        // One search of the resource map on the hot path: the entry serves the
+        // checks, the revival of an idle resource and the request (the fields
+        // used meanwhile are disjoint from `resources`).
+        let active_count = self.resources.len() - self.toss_order.len();
+        let entry = self.resources.entry(name.clone());
+        let on_resource = match &entry {
+            Entry::Occupied(e) => e.get().lock_count(),
+            Entry::Vacant(_) => 0,
+        };
+        // A new resource or an idle one becomes active.
+        let activates = on_resource == 0;
         if on_resource >= self.config.max_locks_per_resource {
             return Err(DlmError::TooManyLocks("max_locks_per_resource"));
         }
         if self.index.len() >= self.config.max_locks {
             return Err(DlmError::TooManyLocks("max_locks"));
         }
-        if on_resource == 0
-            && !self.resources.contains_key(&name)
-            && self.resources.len() >= self.config.max_resources
-        {
+        if activates && active_count >= self.config.max_resources {
             return Err(DlmError::TooManyLocks("max_resources"));
         }
-        self.check_room(on_resource + 1)?;
+        if self.outputs.len() + LockspaceConfig::outputs_needed(on_resource + 1)
+            > self.config.max_outputs
+        {
+            return Err(DlmError::TryAgain);
+        }
 
-        let id = self.allocate_id();
+        let id = next_free_id(&mut self.next_id, &self.index);
         let lock = Lock {
             id,
             owner: req.owner,
@@ -354,24 +366,24 @@ impl Lockspace {
             demoted: false,
             orphan: false,
         };
-        if !self.resources.contains_key(&name) {
-            let resource = match self.tossed.remove(&name) {
-                Some(idle) => {
-                    self.forget_toss_order(&name);
-                    idle
+        let resource = match entry {
+            Entry::Occupied(e) => {
+                if activates {
+                    remove_from_toss_order(&mut self.toss_order, &name);
                 }
-                None => Resource::new(name.clone(), self.config.lvb_len),
-            };
-            self.resources.insert(name.clone(), resource);
-        }
-        let Some(resource) = self.resources.get_mut(&name) else {
-            return Err(DlmError::NoSuchLock(id));
+                e.into_mut()
+            }
+            Entry::Vacant(v) => v.insert(Resource::new(name.clone(), self.config.lvb_len)),
         };
         resource.request(lock, &mut self.outputs);
-        if resource.lock(id).is_some() {
+        let kept = resource.lock(id).is_some();
+        let empty = resource.is_empty();
+        if kept {
             self.index.insert(id, name.clone());
         }
-        self.drop_if_idle(&name);
+        if empty {
+            self.drop_if_idle(&name);
+        }
         Ok(id)
     }
 
@@ -379,10 +391,21 @@ impl Lockspace {
     pub fn unlock(&mut self, req: UnlockRequest) -> Result<(), DlmError> {
         validate_unlock_flags(req.flags)?;
         self.check_lvb(req.flags, req.lvb.as_deref())?;
-        let name = self.owned_resource(req.owner, req.lock)?;
+        // The owner check of `owned_resource`, on the one search of the resource.
+        let name = self
+            .index
+            .get(&req.lock)
+            .ok_or(DlmError::NoSuchLock(req.lock))?
+            .clone();
         let Some(resource) = self.resources.get_mut(&name) else {
             return Err(DlmError::NoSuchLock(req.lock));
         };
+        let lock = resource
+            .lock(req.lock)
+            .ok_or(DlmError::NoSuchLock(req.lock))?;
+        if lock.owner != req.owner || lock.orphan {
+            return Err(DlmError::NotOwner(req.lock));
+        }
         let needed = LockspaceConfig::outputs_needed(resource.lock_count());
         if self.outputs.len() + needed > self.config.max_outputs {
             return Err(DlmError::TryAgain);
@@ -392,10 +415,14 @@ impl Lockspace {
         } else {
             resource.unlock(req.lock, req.flags, req.lvb.as_deref(), &mut self.outputs)?;
         }
-        if resource.lock(req.lock).is_none() {
+        let gone = resource.lock(req.lock).is_none();
+        let empty = resource.is_empty();
+        if gone {
             self.index.remove(&req.lock);
         }
-        self.drop_if_idle(&name);
+        if empty {
+            self.drop_if_idle(&name);
+        }
         Ok(())
     }
 
@@ -466,11 +493,7 @@ impl Lockspace {
         let Ok(name) = ResourceName::new(name) else {
             return false;
         };
-        let resource = match self.resources.get_mut(&name) {
-            Some(r) => Some(r),
-            None => self.tossed.get_mut(&name),
-        };
-        match resource {
+        match self.resources.get_mut(&name) {
             Some(resource) => {
                 resource.lvb_mut().invalidate();
                 true
@@ -518,20 +541,16 @@ impl Lockspace {
             demoted: false,
             orphan: false,
         };
-        if !self.resources.contains_key(&name) {
-            let resource = match self.tossed.remove(&name) {
-                Some(idle) => {
-                    self.forget_toss_order(&name);
-                    idle
-                }
-                None => Resource::new(name.clone(), self.config.lvb_len),
-            };
-            self.resources.insert(name.clone(), resource);
+        if on_resource == 0 && self.resources.contains_key(&name) {
+            // An idle resource becomes active again.
+            self.forget_toss_order(&name);
         }
-        if let Some(resource) = self.resources.get_mut(&name) {
-            resource.insert_granted(lock);
-            self.index.insert(id, name);
-        }
+        let lvb_len = self.config.lvb_len;
+        self.resources
+            .entry(name.clone())
+            .or_insert_with(|| Resource::new(name.clone(), lvb_len))
+            .insert_granted(lock);
+        self.index.insert(id, name);
         Ok(id)
     }
 
@@ -542,11 +561,7 @@ impl Lockspace {
         let Ok(name) = ResourceName::new(name) else {
             return false;
         };
-        let resource = match self.resources.get_mut(&name) {
-            Some(r) => Some(r),
-            None => self.tossed.get_mut(&name),
-        };
-        let Some(resource) = resource else {
+        let Some(resource) = self.resources.get_mut(&name) else {
             return false;
         };
         resource.lvb_mut().restore(value, valid);
@@ -567,15 +582,13 @@ impl Lockspace {
     /// A resource's queues, if it exists (an idle one has empty queues).
     pub fn resource(&self, name: &[u8]) -> Option<ResourceView> {
         let name = ResourceName::new(name).ok()?;
-        self.resources
-            .get(&name)
-            .or_else(|| self.tossed.get(&name))
-            .map(Resource::view)
+        self.resources.get(&name).map(Resource::view)
     }
 
     /// Whether `name` is idle: no locks, kept for its value block.
     pub fn is_idle(&self, name: &[u8]) -> bool {
-        ResourceName::new(name).is_ok_and(|n| self.tossed.contains_key(&n))
+        ResourceName::new(name)
+            .is_ok_and(|n| self.resources.get(&n).is_some_and(Resource::is_empty))
     }
 
     /// Forgets an idle resource and its value block (the driver's toss timer
@@ -584,16 +597,23 @@ impl Lockspace {
         let Ok(name) = ResourceName::new(name) else {
             return false;
         };
-        if self.tossed.remove(&name).is_none() {
+        let Entry::Occupied(e) = self.resources.entry(name.clone()) else {
+            return false;
+        };
+        if !e.get().is_empty() {
             return false;
         }
+        e.remove();
         self.forget_toss_order(&name);
         true
     }
 
-    /// Every resource, in name order.
+    /// Every resource holding locks, in name order.
     pub fn resources(&self) -> impl Iterator<Item = ResourceView> + '_ {
-        self.resources.values().map(Resource::view)
+        self.resources
+            .values()
+            .filter(|r| !r.is_empty())
+            .map(Resource::view)
     }
 
     /// Idle resources kept for their value blocks, oldest first.
@@ -608,12 +628,12 @@ impl Lockspace {
 
     /// Resources holding at least one lock.
     pub fn resource_count(&self) -> usize {
-        self.resources.len()
+        self.resources.len() - self.toss_order.len()
     }
 
     /// Idle resources kept for their value blocks.
     pub fn idle_count(&self) -> usize {
-        self.tossed.len()
+        self.toss_order.len()
     }
 
     // ----- helpers --------------------------------------------------------------
@@ -640,7 +660,8 @@ impl Lockspace {
     }
 
     fn adopt(&mut self, req: LockRequest, name: ResourceName) -> Result<LockId, DlmError> {
-        let Some(resource) = self.resources.get_mut(&name) else {
+        // An idle resource holds no orphan either.
+        let Some(resource) = self.resources.get_mut(&name).filter(|r| !r.is_empty()) else {
             return Err(DlmError::NoOrphan);
         };
         let needed = LockspaceConfig::outputs_needed(resource.lock_count());
@@ -676,58 +697,62 @@ impl Lockspace {
         }
     }
 
-    fn check_room(&self, locks: usize) -> Result<(), DlmError> {
-        if self.outputs.len() + LockspaceConfig::outputs_needed(locks) > self.config.max_outputs {
-            return Err(DlmError::TryAgain);
-        }
-        Ok(())
-    }
-
     /// The next free id. `max_locks` keeps the table far below 2^32 entries, so the
     /// search ends within `index.len() + 1` steps.
     fn allocate_id(&mut self) -> LockId {
-        loop {
-            let id = LockId(self.next_id);
-            self.next_id = self.next_id.wrapping_add(1).max(1);
-            if !self.index.contains_key(&id) {
-                return id;
-            }
-        }
+        next_free_id(&mut self.next_id, &self.index)
     }
 
-    /// Takes `name` out of the toss order. The newest idle resource is the one
-    /// most often revived (a lock taken again on the resource just released), and
-    /// is at the back: no scan then.
+    /// Takes `name` out of the toss order.
     fn forget_toss_order(&mut self, name: &ResourceName) {
-        if self.toss_order.back() == Some(name) {
-            self.toss_order.pop_back();
-        } else {
-            self.toss_order.retain(|n| n != name);
-        }
+        remove_from_toss_order(&mut self.toss_order, name);
     }
 
     /// Moves a resource that holds no lock to the toss cache (evicting the oldest
     /// idle one when full), or forgets it at once when the cache is disabled.
     fn drop_if_idle(&mut self, name: &ResourceName) {
+        // Called on a resource that held locks until now (never on one already
+        // idle: it would be listed twice).
         if !self.resources.get(name).is_some_and(Resource::is_empty) {
             return;
         }
-        let Some(resource) = self.resources.remove(name) else {
-            return;
-        };
+        debug_assert!(!self.toss_order.contains(name));
         if self.config.max_tossed == 0 {
+            self.resources.remove(name);
             self.outputs
                 .push_back(Output::ResourceDropped(name.clone()));
             return;
         }
-        if self.tossed.len() >= self.config.max_tossed {
+        if self.toss_order.len() >= self.config.max_tossed {
             if let Some(oldest) = self.toss_order.pop_front() {
-                self.tossed.remove(&oldest);
+                self.resources.remove(&oldest);
                 self.outputs.push_back(Output::ResourceDropped(oldest));
             }
         }
-        self.tossed.insert(name.clone(), resource);
         self.toss_order.push_back(name.clone());
         self.outputs.push_back(Output::ResourceIdle(name.clone()));
+    }
+}
+
+/// The next free lock id from `next`. `max_locks` keeps the table far below 2^32
+/// entries, so the search ends within `index.len() + 1` steps.
+fn next_free_id(next: &mut u32, index: &BTreeMap<LockId, ResourceName>) -> LockId {
+    loop {
+        let id = LockId(*next);
+        *next = next.wrapping_add(1).max(1);
+        if !index.contains_key(&id) {
+            return id;
+        }
+    }
+}
+
+/// Takes `name` out of the toss order. The newest idle resource is the one most
+/// often revived (a lock taken again on the resource just released), and is at
+/// the back: no scan then.
+fn remove_from_toss_order(order: &mut VecDeque<ResourceName>, name: &ResourceName) {
+    if order.back() == Some(name) {
+        order.pop_back();
+    } else {
+        order.retain(|n| n != name);
     }
 }

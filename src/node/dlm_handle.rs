@@ -27,8 +27,11 @@
 //! ```
 
 use super::{Command, Shared};
-use crate::stack::{DlmEvent, DlmRequest, DlmServiceError, InputError, Stack, lockspace_id};
+use crate::stack::{
+    DlmEvent, DlmFastPath, DlmRequest, DlmServiceError, FastCall, InputError, Stack, lockspace_id,
+};
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
+use parking_lot::Mutex;
 use phalanx_dlm::cluster::LockspaceId;
 use phalanx_dlm::{
     Completion, DlmError, LockFlags, LockId, LockRequest, Mode, Owner, Status, UnlockRequest,
@@ -254,6 +257,8 @@ pub(crate) enum DlmCommand {
     Dump {
         answer: Sender<DlmDump>,
     },
+    /// A call run on its caller's thread left outputs in the core: move them.
+    Flush,
 }
 
 /// One lock in a [`DlmDump`].
@@ -293,6 +298,16 @@ pub struct Dlm {
     pub(super) waker: Arc<mio::Waker>,
     pub(super) shared: Arc<Shared>,
     pub(super) node: NodeId,
+    /// The caller's-thread path of the `*_wait` calls (`None`: no DLM).
+    pub(super) fast: Option<DlmFast>,
+}
+
+/// What a handle needs to run calls on its own thread: the Stack's service
+/// (behind its lock) and the driver's route table.
+#[derive(Clone)]
+pub(crate) struct DlmFast {
+    pub(crate) path: DlmFastPath,
+    pub(crate) routes: Arc<Mutex<RouteTable>>,
 }
 
 impl std::fmt::Debug for Dlm {
@@ -301,9 +316,23 @@ impl std::fmt::Debug for Dlm {
     }
 }
 
+thread_local! {
+    /// The node (its `Shared`'s address) whose driver runs on this thread; 0 on
+    /// every other thread.
+    static DRIVES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Marks the current thread as the driver of the node sharing `shared` (its
+/// callbacks' blocking DLM calls are refused).
+pub(crate) fn mark_driver_thread(shared: &Arc<Shared>) {
+    DRIVES.with(|d| d.set(Arc::as_ptr(shared) as usize));
+}
+
 impl Dlm {
+    /// Whether this is the node's driver thread (a thread-local: no lock on
+    /// every call).
     fn on_driver_thread(&self) -> bool {
-        *self.shared.driver_thread.lock() == Some(std::thread::current().id())
+        DRIVES.with(|d| d.get() == Arc::as_ptr(&self.shared) as usize)
     }
 
     fn command<T>(
@@ -334,6 +363,7 @@ impl Dlm {
         })?;
         Ok(Lockspace {
             dlm: self.clone(),
+            id: lockspace_id(&name),
             name,
             notices_tx: ntx,
             notices: nrx,
@@ -360,6 +390,8 @@ impl Dlm {
 pub struct Lockspace {
     dlm: Dlm,
     name: Arc<[u8]>,
+    /// `lockspace_id(name)`.
+    id: LockspaceId,
     notices_tx: Sender<DlmNotice>,
     notices: Receiver<DlmNotice>,
     owner: Owner,
@@ -515,14 +547,79 @@ impl Lockspace {
         if self.dlm.on_driver_thread() {
             return Err(DlmCallError::WouldDeadlock);
         }
+        let (request, notify) = match &self.dlm.fast {
+            Some(fast) => match self.fast_wait(fast, request, notify)? {
+                Ok((id, c)) => return outcome(id, c),
+                Err(back) => back,
+            },
+            None => (request, notify),
+        };
         let (tx, rx) = bounded(1);
         let id = self.call(request, notify, Some(tx))?;
         let c = rx.recv().map_err(|_| DlmCallError::NotRunning)??;
-        match c.status {
-            Status::Granted | Status::Unlocked => Ok((id, c)),
-            Status::WouldBlock => Err(DlmCallError::WouldBlock),
-            Status::Deadlock => Err(DlmCallError::Deadlock),
-            Status::Cancelled => Err(DlmCallError::Cancelled),
+        outcome(id, c)
+    }
+
+    /// A `*_wait` call on this thread ([`DlmFastPath`]): its completion at
+    /// once, or after the driver moved its outputs; `Err` gives the call back
+    /// for the driver's path. The routes are those `DlmRoutes::command` makes.
+    #[allow(clippy::type_complexity)]
+    fn fast_wait(
+        &self,
+        fast: &DlmFast,
+        request: DlmRequest,
+        notify: Option<Notify>,
+    ) -> Result<Result<(Option<LockId>, Completion), (DlmRequest, Option<Notify>)>, DlmCallError>
+    {
+        let ls = self.id;
+        let target = match &request {
+            DlmRequest::Lock { request, .. } => request.lock,
+            DlmRequest::Unlock { request, .. } => Some(request.lock),
+            _ => None,
+        };
+        let mut notify = notify;
+        let slot = &mut notify;
+        // The waiter's channel, made only when the completion will come later.
+        let mut wait_rx = None;
+        let rx_slot = &mut wait_rx;
+        let outcome = fast.path.call(request, |new_lock, own| {
+            let waiter = own.is_none().then(|| {
+                let (tx, rx) = bounded(1);
+                *rx_slot = Some(rx);
+                tx
+            });
+            let mut routes = fast.routes.lock();
+            if let (Some(l), Some(w)) = (target, &waiter)
+                && let Some(r) = routes.get_mut(&(ls, l.get()))
+            {
+                r.waiter = Some(w.clone());
+            }
+            if let (Some(id), Some(n)) = (new_lock, slot.take()) {
+                routes.insert((ls, id.get()), Route { notify: n, waiter });
+            }
+            // A completion that ends the lock ends its route (as routing it does).
+            if let Some(c) = own
+                && c.granted.is_none()
+            {
+                routes.remove(&(ls, c.lock.get()));
+            }
+        });
+        match outcome {
+            FastCall::NotRun(request) => Ok(Err((request, notify))),
+            FastCall::Refused(e) => Err(from_input(InputError::Dlm(e))),
+            FastCall::Completed(id, c) => Ok(Ok((id, c))),
+            FastCall::Accepted(id) => {
+                self.dlm
+                    .tx
+                    .send(Command::Dlm(DlmCommand::Flush))
+                    .map_err(|_| DlmCallError::NotRunning)?;
+                super::wake_if_parked(&self.dlm.shared, &self.dlm.waker);
+                let c = wait_rx
+                    .ok_or(DlmCallError::NotRunning)?
+                    .recv()
+                    .map_err(|_| DlmCallError::NotRunning)??;
+                Ok(Ok((id, c)))
+            }
         }
     }
 
@@ -583,19 +680,70 @@ impl Lockspace {
     }
 }
 
+/// A `*_wait` call's result from its completion: refusals are errors.
+fn outcome(
+    id: Option<LockId>,
+    c: Completion,
+) -> Result<(Option<LockId>, Completion), DlmCallError> {
+    match c.status {
+        Status::Granted | Status::Unlocked => Ok((id, c)),
+        Status::WouldBlock => Err(DlmCallError::WouldBlock),
+        Status::Deadlock => Err(DlmCallError::Deadlock),
+        Status::Cancelled => Err(DlmCallError::Cancelled),
+    }
+}
+
 /// Callers waiting for a join or a leave to complete.
 type Waiters = Vec<Sender<Result<(), DlmCallError>>>;
 
 /// One lock's routing in the driver.
-struct Route {
+pub(crate) struct Route {
     notify: Notify,
     waiter: Option<Sender<WaitOutcome>>,
+}
+
+/// Where each lock's notices go, by (lockspace, lock id). Shared with the
+/// handles' [`DlmFast`] path; always locked after the Stack's DLM service, never
+/// before it (a handle registers a route while the service is locked).
+pub(crate) type RouteTable = HashMap<(LockspaceId, u32), Route, BuildIdHasher>;
+
+/// A hasher for the route table's keys (two ids made by this node, not by
+/// peers: no flooding to resist, so no SipHash on every call).
+#[derive(Clone, Copy, Default)]
+pub(crate) struct BuildIdHasher;
+
+impl std::hash::BuildHasher for BuildIdHasher {
+    type Hasher = IdHasher;
+    fn build_hasher(&self) -> IdHasher {
+        IdHasher(0)
+    }
+}
+
+/// Multiply-rotate mixing of the written integers (FxHash's scheme).
+#[derive(Clone, Copy, Default)]
+pub(crate) struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
 }
 
 /// The driver's side: routes notices to handles, answers joins and leaves.
 #[derive(Default)]
 pub(crate) struct DlmRoutes {
-    locks: HashMap<(LockspaceId, u32), Route>,
+    locks: Arc<Mutex<RouteTable>>,
     joins: BTreeMap<Arc<[u8]>, Waiters>,
     leaves: BTreeMap<Arc<[u8]>, Waiters>,
     /// Every lockspace handle's notice channel, by lockspace.
@@ -669,6 +817,7 @@ impl DlmRoutes {
                 let previous = match (lock, &waiter) {
                     (Some(l), Some(w)) => self
                         .locks
+                        .lock()
                         .get_mut(&(ls, l.get()))
                         .map(|r| r.waiter.replace(w.clone())),
                     _ => None,
@@ -676,7 +825,9 @@ impl DlmRoutes {
                 match stack.dlm_request(now, request) {
                     Ok(Some(id)) => {
                         if let Some(notify) = notify {
-                            self.locks.insert((ls, id.get()), Route { notify, waiter });
+                            self.locks
+                                .lock()
+                                .insert((ls, id.get()), Route { notify, waiter });
                         }
                         let _ = answer.send(Ok(Some(id)));
                     }
@@ -685,7 +836,7 @@ impl DlmRoutes {
                     }
                     Err(e) => {
                         if let (Some(l), Some(prev)) = (lock, previous)
-                            && let Some(r) = self.locks.get_mut(&(ls, l.get()))
+                            && let Some(r) = self.locks.lock().get_mut(&(ls, l.get()))
                         {
                             r.waiter = prev;
                         }
@@ -696,7 +847,13 @@ impl DlmRoutes {
             DlmCommand::Dump { answer } => {
                 let _ = answer.send(dump(stack));
             }
+            DlmCommand::Flush => stack.dlm_flush(now),
         }
+    }
+
+    /// The route table, for handles' [`DlmFast`] paths.
+    pub(crate) fn table(&self) -> Arc<Mutex<RouteTable>> {
+        self.locks.clone()
     }
 
     fn notify_lockspace(&mut self, name: &Arc<[u8]>, n: &DlmNotice) {
@@ -733,7 +890,7 @@ impl DlmRoutes {
                 }
                 self.sinks.remove(&lockspace);
                 let id = lockspace_id(&lockspace);
-                self.locks.retain(|(ls, _), _| *ls != id);
+                self.locks.lock().retain(|(ls, _), _| *ls != id);
             }
             DlmEvent::Completion {
                 lockspace,
@@ -741,18 +898,26 @@ impl DlmRoutes {
             } => {
                 let key = (lockspace_id(&lockspace), completion.lock.get());
                 let gone = completion.granted.is_none();
-                if let Some(r) = self.locks.get_mut(&key) {
-                    match r.waiter.take() {
-                        Some(w) => {
-                            let _ = w.send(Ok(completion));
-                        }
-                        None => {
-                            r.notify.send(DlmNotice::Completion(completion));
-                        }
+                // Taken out of the table, sent with the table unlocked (a
+                // callback may be slow).
+                let target = {
+                    let mut locks = self.locks.lock();
+                    let target = locks
+                        .get_mut(&key)
+                        .map(|r| r.waiter.take().ok_or_else(|| r.notify.clone()));
+                    if gone {
+                        locks.remove(&key);
                     }
-                }
-                if gone {
-                    self.locks.remove(&key);
+                    target
+                };
+                match target {
+                    Some(Ok(w)) => {
+                        let _ = w.send(Ok(completion));
+                    }
+                    Some(Err(notify)) => {
+                        notify.send(DlmNotice::Completion(completion));
+                    }
+                    None => {}
                 }
             }
             DlmEvent::Blocking {
@@ -762,8 +927,9 @@ impl DlmRoutes {
                 ..
             } => {
                 let key = (lockspace_id(&lockspace), lock.get());
-                if let Some(r) = self.locks.get(&key) {
-                    r.notify.send(DlmNotice::Blocking { lock, mode });
+                let notify = self.locks.lock().get(&key).map(|r| r.notify.clone());
+                if let Some(n) = notify {
+                    n.send(DlmNotice::Blocking { lock, mode });
                 }
             }
             DlmEvent::Refused {
@@ -774,21 +940,28 @@ impl DlmRoutes {
             } => {
                 let id = lockspace_id(&lockspace);
                 let key = (id, lock.get());
-                if let Some(r) = self.locks.get_mut(&key) {
-                    match r.waiter.take() {
-                        Some(w) => {
-                            let _ = w.send(Err(DlmCallError::RefusedByMaster(errno)));
-                        }
-                        None => {
-                            r.notify.send(DlmNotice::Refused { lock, errno });
-                        }
-                    }
-                }
+                // The service's lock before the table's, never inside it.
                 let exists = stack
                     .dlm()
                     .is_some_and(|d| d.locks(id).iter().any(|l| l.id == lock.get()));
-                if !exists {
-                    self.locks.remove(&key);
+                let target = {
+                    let mut locks = self.locks.lock();
+                    let target = locks
+                        .get_mut(&key)
+                        .map(|r| r.waiter.take().ok_or_else(|| r.notify.clone()));
+                    if !exists {
+                        locks.remove(&key);
+                    }
+                    target
+                };
+                match target {
+                    Some(Ok(w)) => {
+                        let _ = w.send(Err(DlmCallError::RefusedByMaster(errno)));
+                    }
+                    Some(Err(notify)) => {
+                        notify.send(DlmNotice::Refused { lock, errno });
+                    }
+                    None => {}
                 }
             }
             DlmEvent::Members {
@@ -817,11 +990,13 @@ impl DlmRoutes {
 }
 
 fn dump(stack: &Stack) -> DlmDump {
+    // The lockspaces first: `dlm()` holds the service's lock until the end.
+    let lockspaces = stack.dlm_lockspaces();
     let Some(d) = stack.dlm() else {
         return DlmDump::default();
     };
     let mut out = DlmDump::default();
-    for (name, id) in stack.dlm_lockspaces() {
+    for (name, id) in lockspaces {
         let ls = String::from_utf8_lossy(&name).into_owned();
         out.lockspaces.push((
             ls.clone(),

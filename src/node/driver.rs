@@ -321,6 +321,16 @@ impl Driver {
         Ok(driver)
     }
 
+    /// What the DLM handles need to run calls on their own threads.
+    pub(crate) fn dlm_fast(&self) -> Option<super::dlm_handle::DlmFast> {
+        self.stack
+            .dlm_fast_path()
+            .map(|path| super::dlm_handle::DlmFast {
+                path,
+                routes: self.dlm.table(),
+            })
+    }
+
     /// Hands the quorum-device client to the driver (started by the node, which
     /// routes its votes back here as commands).
     pub(crate) fn set_qdevice(&mut self, q: QdeviceDriver) {
@@ -422,7 +432,7 @@ impl Driver {
     }
 
     pub(crate) fn run(mut self) -> io::Result<()> {
-        *self.shared.driver_thread.lock() = Some(std::thread::current().id());
+        super::dlm_handle::mark_driver_thread(&self.shared);
         if let Some(prio) = self.realtime_priority {
             let param = libc::sched_param {
                 sched_priority: prio.clamp(1, 99),
@@ -960,7 +970,10 @@ impl Driver {
                 self.publish_fence();
                 let _ = self.events.send(NodeEvent::Fence(n));
             }
-            Output::Event(StackEvent::Dlm(e)) => self.dlm.event(&self.stack, e),
+            Output::Event(StackEvent::Dlm(e)) => {
+                self.dlm.event(&self.stack, e);
+                self.stack.dlm_routed();
+            }
             Output::Stopped(StopReason::Left) => self.left = true,
             Output::Stopped(reason) => {
                 record!(

@@ -168,8 +168,6 @@ pub(crate) struct Shared {
     pub(crate) fence: fence_handle::FenceShared,
     /// The CIB.
     pub(crate) cib: cib_handle::CibShared,
-    /// The driver's thread (blocking DLM calls from its callbacks are refused).
-    pub(crate) driver_thread: Mutex<Option<std::thread::ThreadId>>,
 }
 
 /// A clonable, thread-safe handle to a running node.
@@ -182,6 +180,8 @@ pub struct NodeHandle {
     tx: Sender<Command>,
     waker: Arc<mio::Waker>,
     shared: Arc<Shared>,
+    /// The DLM's caller's-thread path (`None` without the DLM).
+    dlm_fast: Option<dlm_handle::DlmFast>,
 }
 
 impl std::fmt::Debug for NodeHandle {
@@ -252,6 +252,7 @@ impl NodeHandle {
             waker: self.waker.clone(),
             shared: self.shared.clone(),
             node: self.node_id,
+            fast: self.dlm_fast.clone(),
         }
     }
 
@@ -381,6 +382,7 @@ impl Node {
         let qdevice_cfg = opts.qdevice.clone();
         let mut driver = driver::Driver::new(opts, rx, ev_tx, shared.clone())?;
         let waker = driver.waker();
+        let dlm_fast = driver.dlm_fast();
         if let Some(cfg) = qdevice_cfg {
             let (qtx, qwaker) = (tx.clone(), waker.clone());
             let qd = crate::quorum_client::QdeviceDriver::start(cfg, move |ev| {
@@ -415,6 +417,7 @@ impl Node {
                 tx,
                 waker,
                 shared,
+                dlm_fast,
             },
             events: ev_rx,
             thread: Some(thread),

@@ -27,6 +27,7 @@
 //!   while it is full, application calls are refused with `TryAgain`.
 
 use super::{InputError, Output, Stack, StackEvent};
+use parking_lot::{MappedMutexGuard, Mutex, MutexGuard};
 use phalanx_cpg::{CpgEvent, GroupChange, Guarantee, Reason};
 use phalanx_dlm::channel::{ChannelConfig, ChannelOutput, PeerChannel};
 use phalanx_dlm::cluster::{self, DlmConfig, DlmNode, LockspaceId};
@@ -34,6 +35,7 @@ use phalanx_dlm::{Completion, DlmError, LockId, LockRequest, Mode, Owner, Unlock
 use phalanx_totem::{NodeId, Time};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use thiserror::Error;
 
 /// The CPG member id the DLM service joins its groups with (applications cannot
@@ -516,20 +518,195 @@ impl DlmService {
         }
         Ok(())
     }
+
+    /// A lock or unlock call on the core: (lockspace, the new lock's id).
+    /// Whoever runs it (the Stack, or a [`DlmFastPath`] caller) leaves the
+    /// core's outputs for `drain_dlm`.
+    fn app_call(
+        &mut self,
+        r: DlmRequest,
+    ) -> Result<(LockspaceId, Option<LockId>), DlmServiceError> {
+        match r {
+            DlmRequest::Lock { lockspace, request } => {
+                let id = self.joined_id(&lockspace)?;
+                self.check_room()?;
+                Ok((id, Some(self.node.lock(id, request)?)))
+            }
+            DlmRequest::Unlock { lockspace, request } => {
+                let id = self.joined_id(&lockspace)?;
+                self.check_room()?;
+                self.node.unlock(id, request)?;
+                Ok((id, None))
+            }
+            // Joins and leaves go through CPG (the Stack's own path).
+            DlmRequest::Join { .. } | DlmRequest::Leave { .. } => {
+                Err(DlmServiceError::NotConfigured)
+            }
+        }
+    }
+}
+
+/// The service behind its lock, shared by the Stack and [`DlmFastPath`]s.
+#[derive(Debug)]
+pub(super) struct DlmShared {
+    service: Mutex<DlmService>,
+    /// [`StackEvent::Dlm`]s emitted and not yet routed by the driver
+    /// ([`Stack::dlm_routed`]); counted while the service is locked.
+    unrouted: AtomicUsize,
+    /// The Stack stopped.
+    stopped: AtomicBool,
+}
+
+impl DlmShared {
+    pub(super) fn new(service: DlmService) -> DlmShared {
+        DlmShared {
+            service: Mutex::new(service),
+            unrouted: AtomicUsize::new(0),
+            stopped: AtomicBool::new(false),
+        }
+    }
+}
+
+/// What [`DlmFastPath::call`] did.
+#[derive(Debug)]
+pub enum FastCall {
+    /// Not run (the DLM has events in flight, the lockspace is not joined, the
+    /// Stack stopped, ...): send the request through the driver as usual.
+    NotRun(DlmRequest),
+    /// Refused at once with what [`Stack::dlm_request`] would have answered;
+    /// nothing changed.
+    Refused(DlmServiceError),
+    /// Done on the caller's thread: the call's own completion, the only output
+    /// it produced (a locally mastered resource without contention).
+    Completed(Option<LockId>, Completion),
+    /// Accepted; its outputs (messages, ASTs) wait in the core for the
+    /// driver: call [`Stack::dlm_flush`] on the driver's thread.
+    Accepted(Option<LockId>),
+}
+
+/// Lock and unlock calls run on the caller's thread, under the service's lock,
+/// instead of in a round trip through the driver's thread.
+///
+/// **Why it is safe.** The call runs the same code as [`Stack::dlm_request`]
+/// (`DlmService::app_call`: lockspace joined, room in the send queue, then the
+/// core's `lock`/`unlock`) on the same state, under the lock every Stack entry
+/// point takes: to the core it is an input between two of the driver's, as if
+/// the driver had run it at that instant. Grant queues, recovery phases and
+/// the directory see one serial sequence of inputs, as before. What changes is
+/// only how the outputs leave: a call runs only while the DLM has nothing in
+/// flight (the core's output queue empty and every event already emitted routed
+/// to its handle, `unrouted == 0`); if its only output is its own completion,
+/// that completion goes straight to the caller — the order every handle
+/// observes is the one the driver would have produced (nothing was before it,
+/// anything after it is made under the lock after it). Any other output (a
+/// message to a remote master, a grant or BAST for another lock, a lookup)
+/// stays in the core for the driver, who moves it at its next pump
+/// ([`FastCall::Accepted`]). `on_accept` runs under the lock, before any output
+/// of the call can be routed, so the caller registers where the lock's later
+/// notices go before they can exist.
+#[derive(Clone, Debug)]
+pub struct DlmFastPath {
+    shared: Arc<DlmShared>,
+}
+
+impl DlmFastPath {
+    /// Runs `request` (a `Lock` or `Unlock`) here if it can (see the type's
+    /// docs); `on_accept(new lock id, own completion)` runs under the lock when
+    /// the core accepted it.
+    pub fn call(
+        &self,
+        request: DlmRequest,
+        on_accept: impl FnOnce(Option<LockId>, Option<&Completion>),
+    ) -> FastCall {
+        let mut d = self.shared.service.lock();
+        let target = match &request {
+            DlmRequest::Lock { request, .. } => request.lock,
+            DlmRequest::Unlock { request, .. } => Some(request.lock),
+            _ => return FastCall::NotRun(request),
+        };
+        let lockspace = match &request {
+            DlmRequest::Lock { lockspace, .. } | DlmRequest::Unlock { lockspace, .. } => lockspace,
+            _ => return FastCall::NotRun(request),
+        };
+        if self.shared.stopped.load(Ordering::Acquire)
+            || self.shared.unrouted.load(Ordering::Acquire) != 0
+            || d.node.pending_outputs() != 0
+            || d.joined_id(lockspace).is_err()
+        {
+            return FastCall::NotRun(request);
+        }
+        let (ls, new_lock) = match d.app_call(request) {
+            Ok(accepted) => accepted,
+            Err(e) => return FastCall::Refused(e),
+        };
+        let own = new_lock.or(target);
+        let only_own = d.node.pending_outputs() == 1
+            && matches!(d.node.peek_output(),
+                Some(cluster::Output::Completion { lockspace, completion })
+                    if *lockspace == ls && Some(completion.lock) == own);
+        if only_own
+            && let Some(cluster::Output::Completion { completion, .. }) = d.node.poll_output()
+        {
+            on_accept(new_lock, Some(&completion));
+            return FastCall::Completed(new_lock, completion);
+        }
+        on_accept(new_lock, None);
+        FastCall::Accepted(new_lock)
+    }
 }
 
 impl Stack {
     /// The DLM core, if the Stack runs the service (queries: locks, masters).
-    pub fn dlm(&self) -> Option<&DlmNode> {
-        self.dlm.as_ref().map(|d| &d.node)
+    /// The guard holds the service's lock (application threads of a
+    /// [`DlmFastPath`] wait meanwhile): keep it short, and call no other DLM
+    /// method of the Stack while holding it (the lock is not reentrant).
+    pub fn dlm(&self) -> Option<MappedMutexGuard<'_, DlmNode>> {
+        self.dlm
+            .as_ref()
+            .map(|s| MutexGuard::map(s.service.lock(), |d| &mut d.node))
+    }
+
+    /// The service's state for application threads (see [`DlmFastPath`]).
+    pub fn dlm_fast_path(&self) -> Option<DlmFastPath> {
+        self.dlm.as_ref().map(|s| DlmFastPath { shared: s.clone() })
+    }
+
+    /// The driver routed one [`StackEvent::Dlm`] to its handles (the count of
+    /// events not yet routed gates the [`DlmFastPath`]).
+    pub fn dlm_routed(&self) {
+        if let Some(s) = &self.dlm {
+            let _ = s
+                .unrouted
+                .fetch_update(Ordering::Release, Ordering::Relaxed, |n| n.checked_sub(1));
+        }
+    }
+
+    /// Moves what a [`DlmFastPath`] call left in the core (messages, other
+    /// locks' ASTs) out, as after any input.
+    pub fn dlm_flush(&mut self, now: Time) {
+        if self.stopped.is_some() {
+            return;
+        }
+        self.now = now;
+        self.pump();
+    }
+
+    /// The Stack stopped: fast-path calls stop too.
+    pub(super) fn dlm_stopped(&self) {
+        if let Some(s) = &self.dlm {
+            let _guard = s.service.lock();
+            s.stopped.store(true, Ordering::Release);
+        }
     }
 
     /// The lockspaces this node is a member of: (name, id).
     pub fn dlm_lockspaces(&self) -> Vec<(Arc<[u8]>, LockspaceId)> {
         self.dlm
             .as_ref()
-            .map(|d| {
-                d.lockspaces
+            .map(|s| {
+                s.service
+                    .lock()
+                    .lockspaces
                     .iter()
                     .filter(|(_, e)| e.member)
                     .map(|(id, e)| (e.name.clone(), *id))
@@ -542,7 +719,7 @@ impl Stack {
     pub fn dlm_stats(&self) -> DlmServiceStats {
         self.dlm
             .as_ref()
-            .map(|d| d.stats.clone())
+            .map(|s| s.service.lock().stats.clone())
             .unwrap_or_default()
     }
 
@@ -563,9 +740,10 @@ impl Stack {
         &mut self,
         r: DlmRequest,
     ) -> Result<Option<LockId>, DlmServiceError> {
-        let Some(d) = self.dlm.as_mut() else {
+        let Some(shared) = self.dlm.clone() else {
             return Err(DlmServiceError::NotConfigured);
         };
+        let mut d = shared.service.lock();
         match r {
             DlmRequest::Join { name } => {
                 if name.is_empty() || name.len() > MAX_LOCKSPACE_NAME {
@@ -607,16 +785,8 @@ impl Stack {
                 self.cpg.leave(DLM_CPG_LOCAL, &group)?;
                 Ok(None)
             }
-            DlmRequest::Lock { lockspace, request } => {
-                let id = d.joined_id(&lockspace)?;
-                d.check_room()?;
-                Ok(Some(d.node.lock(id, request)?))
-            }
-            DlmRequest::Unlock { lockspace, request } => {
-                let id = d.joined_id(&lockspace)?;
-                d.check_room()?;
-                d.node.unlock(id, request)?;
-                Ok(None)
+            r @ (DlmRequest::Lock { .. } | DlmRequest::Unlock { .. }) => {
+                d.app_call(r).map(|(_, id)| id)
             }
         }
     }
@@ -624,10 +794,10 @@ impl Stack {
     /// A CPG delivery is about to be routed: control messages advance the view
     /// clock (mcasts do not).
     pub(super) fn dlm_note_cpg_delivery(&mut self, data: &[u8]) {
-        if let Some(d) = self.dlm.as_mut()
+        if let Some(s) = &self.dlm
             && phalanx_cpg::wire::mcast_group(Some(super::ServiceId::Cpg as u8), data).is_none()
         {
-            d.clock.control_delivered();
+            s.service.lock().clock.control_delivered();
         }
     }
 
@@ -635,7 +805,8 @@ impl Stack {
     /// nodes that left the ring are dropped (with what waits for them: a peer
     /// that comes back gets a new channel, named by this ring).
     pub(super) fn dlm_new_ring(&mut self, seq: u64, members: &[NodeId]) {
-        if let Some(d) = self.dlm.as_mut() {
+        if let Some(s) = &self.dlm {
+            let mut d = s.service.lock();
             d.clock.new_ring(seq);
             d.ring_seq = seq;
             d.ring_members = members.to_vec();
@@ -648,7 +819,9 @@ impl Stack {
 
     /// A channel datagram from `from` (the direct path).
     pub(super) fn dlm_direct_datagram(&mut self, now: Time, from: NodeId, data: &[u8]) {
-        let Some(d) = self.dlm.as_mut() else { return };
+        let Some(s) = &self.dlm else { return };
+        let mut d = s.service.lock();
+        let d = &mut *d;
         if !d.ring_members.contains(&from) {
             // Not in this node's ring (a partitioned node that still sends):
             // nothing of it reaches the core.
@@ -681,21 +854,23 @@ impl Stack {
 
     /// Whether the direct path is on (its datagrams are told from totem's).
     pub(super) fn dlm_direct(&self) -> bool {
-        self.dlm.as_ref().is_some_and(|d| d.setup.direct)
+        self.dlm
+            .as_ref()
+            .is_some_and(|s| s.service.lock().setup.direct)
     }
 
     /// Takes the direct path's datagrams for the links.
     pub(super) fn take_dlm_datagrams(&mut self) -> Vec<(NodeId, Vec<u8>)> {
         self.dlm
-            .as_mut()
-            .map(|d| d.direct_out.drain(..).collect())
+            .as_ref()
+            .map(|s| s.service.lock().direct_out.drain(..).collect())
             .unwrap_or_default()
     }
 
     /// Takes the service's share of a CPG event; returns what is left for the
     /// application's members (`None`: nothing).
     pub(super) fn dlm_filter_cpg(&mut self, ev: CpgEvent) -> Option<CpgEvent> {
-        let Some(d) = self.dlm.as_mut() else {
+        let Some(shared) = self.dlm.clone() else {
             return Some(ev);
         };
         let group = match &ev {
@@ -707,7 +882,13 @@ impl Stack {
             return Some(ev);
         };
         let id = lockspace_id(name);
-        if d.lockspaces.get(&id).is_none_or(|e| &e.name[..] != name) {
+        if shared
+            .service
+            .lock()
+            .lockspaces
+            .get(&id)
+            .is_none_or(|e| &e.name[..] != name)
+        {
             return Some(ev);
         }
         match ev {
@@ -741,10 +922,13 @@ impl Stack {
                         (Some(to), Some(&frame)) => {
                             let to = u32::from_be_bytes([to[0], to[1], to[2], to[3]]);
                             if to == me {
-                                d.piece(id, m.sender.node, frame, &m.data[5..]);
+                                shared
+                                    .service
+                                    .lock()
+                                    .piece(id, m.sender.node, frame, &m.data[5..]);
                             }
                         }
-                        _ => d.stats.malformed += 1,
+                        _ => shared.service.lock().stats.malformed += 1,
                     }
                 }
                 let rest: Arc<[u32]> = m
@@ -785,7 +969,11 @@ impl Stack {
             .into_iter()
             .filter(|n| !fenced_now(*n, self))
             .collect();
-        let Some(d) = self.dlm.as_mut() else { return };
+        let Some(shared) = self.dlm.clone() else {
+            return;
+        };
+        let mut d = shared.service.lock();
+        let d = &mut *d;
         // A sender that left will not finish its message (a new incarnation
         // starts a new one).
         for l in c.left.iter().filter(|l| l.member.local == DLM_CPG_LOCAL) {
@@ -834,6 +1022,8 @@ impl Stack {
             d.ids.remove(&name);
             events.push(DlmEvent::Left { lockspace: name });
         }
+        // Counted while the service is locked: a fast-path call sees them.
+        shared.unrouted.fetch_add(events.len(), Ordering::Relaxed);
         for ev in events {
             self.emit(Output::Event(StackEvent::Dlm(ev)));
         }
@@ -842,7 +1032,10 @@ impl Stack {
     /// Feeds `Fenced` for failed nodes the decision now reports fenced, then moves
     /// the core's outputs out.
     pub(super) fn drain_dlm(&mut self) {
-        let Some(d) = self.dlm.as_ref() else { return };
+        let Some(shared) = self.dlm.clone() else {
+            return;
+        };
+        let d = shared.service.lock();
         let waiting: BTreeSet<NodeId> = d
             .lockspaces
             .values()
@@ -857,11 +1050,13 @@ impl Stack {
                         .is_some_and(|f| f.is_fenced_since_lost(*n))
             })
             .collect();
+        drop(d);
         let me = self.totem.node_id();
         // A piece and its 5-byte frame header must fit CPG's largest message.
         let max_piece = MAX_DLM_FRAGMENT.min(self.cpg.config().max_message_size.saturating_sub(5));
         let now = self.now.as_nanos();
-        let Some(d) = self.dlm.as_mut() else { return };
+        let mut d = shared.service.lock();
+        let d = &mut *d;
         let mut events = Vec::new();
         for n in fenced {
             for e in d.lockspaces.values_mut() {
@@ -935,6 +1130,8 @@ impl Stack {
                 _ => {}
             }
         }
+        // Counted while the service is locked: a fast-path call sees them.
+        shared.unrouted.fetch_add(events.len(), Ordering::Relaxed);
         for ev in events {
             self.emit(Output::Event(StackEvent::Dlm(ev)));
         }
@@ -942,9 +1139,11 @@ impl Stack {
 
     /// Moves the core's messages into CPG while it has room; true if any moved.
     pub(super) fn pump_dlm_sends(&mut self) -> bool {
-        let Some(d) = self.dlm.as_mut() else {
+        let Some(shared) = self.dlm.clone() else {
             return false;
         };
+        let mut d = shared.service.lock();
+        let d = &mut *d;
         let mut any = false;
         while let Some((ls, payload)) = d.sends.front() {
             let Some(e) = d.lockspaces.get(ls) else {
@@ -970,7 +1169,7 @@ impl Stack {
     }
 
     pub(super) fn dlm_deadline(&self) -> Option<Time> {
-        let d = self.dlm.as_ref()?;
+        let d = self.dlm.as_ref()?.service.lock();
         let channels = d
             .channels
             .values()
@@ -981,7 +1180,9 @@ impl Stack {
     }
 
     pub(super) fn dlm_timeout(&mut self, now: Time) {
-        let Some(d) = self.dlm.as_mut() else { return };
+        let Some(s) = &self.dlm else { return };
+        let mut d = s.service.lock();
+        let d = &mut *d;
         let peers: Vec<NodeId> = d
             .channels
             .iter()
@@ -1010,8 +1211,9 @@ impl Stack {
     }
 
     pub(super) fn dlm_is_quiescent(&self) -> bool {
-        self.dlm
-            .as_ref()
-            .is_none_or(|d| d.sends.is_empty() && d.backlog_len == 0)
+        self.dlm.as_ref().is_none_or(|s| {
+            let d = s.service.lock();
+            d.sends.is_empty() && d.backlog_len == 0
+        })
     }
 }

@@ -79,8 +79,9 @@ mod tests;
 pub use cib::{CibRequest, CibSetup};
 pub use config::{QuorumRequestError, StackConfig, StackConfigError};
 pub use dlm::{
-    DLM_CPG_LOCAL, DLM_GROUP_PREFIX, DlmEvent, DlmRequest, DlmServiceError, DlmServiceStats,
-    DlmSetup, MAX_DLM_FRAGMENT, MAX_DLM_MESSAGE, MAX_LOCKSPACE_NAME, lockspace_id,
+    DLM_CPG_LOCAL, DLM_GROUP_PREFIX, DlmEvent, DlmFastPath, DlmRequest, DlmServiceError,
+    DlmServiceStats, DlmSetup, FastCall, MAX_DLM_FRAGMENT, MAX_DLM_MESSAGE, MAX_LOCKSPACE_NAME,
+    lockspace_id,
 };
 pub use fence::{DECISION_CLIENT, FenceCommand, FenceNotice, FenceServiceStats, FencingSetup};
 pub use io::{
@@ -155,7 +156,7 @@ pub struct Stack {
     quorum: Option<Votequorum>,
     fence: Option<fence::FenceService>,
     cib: Option<phalanx_cib::service::CibService>,
-    dlm: Option<dlm::DlmService>,
+    dlm: Option<std::sync::Arc<dlm::DlmShared>>,
     links: LinkLayer,
     /// A quorum message taken from the core and waiting for room in totem (the core
     /// has no peek), already prefixed with its service byte.
@@ -227,7 +228,9 @@ impl Stack {
             None => None,
         };
         let dlm = match dlm {
-            Some(setup) => Some(dlm::DlmService::new(node, setup)?),
+            Some(setup) => Some(std::sync::Arc::new(dlm::DlmShared::new(
+                dlm::DlmService::new(node, setup)?,
+            ))),
             None => None,
         };
         let cib = match cib {
@@ -437,6 +440,7 @@ impl Stack {
         self.gate.held.clear();
         self.out.push_back(Output::Stopped(reason.clone()));
         self.stopped = Some(reason);
+        self.dlm_stopped();
     }
 
     fn request_persist(&mut self, item: PersistItem) {

@@ -251,6 +251,16 @@ impl DlmNode {
         self.outputs.pop_front()
     }
 
+    /// How many outputs wait to be polled.
+    pub fn pending_outputs(&self) -> usize {
+        self.outputs.len()
+    }
+
+    /// The next output, left in the queue.
+    pub fn peek_output(&self) -> Option<&Output> {
+        self.outputs.front()
+    }
+
     /// This node's own locks in a lockspace, by id.
     pub fn locks(&self, lockspace: LockspaceId) -> Vec<LocalLockView> {
         self.lockspaces

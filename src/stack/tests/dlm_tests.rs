@@ -2,7 +2,7 @@
 //! blocking notification and the hand-over, all through the ring.
 
 use super::*;
-use phalanx_dlm::{LockRequest, Mode, Owner, Status, UnlockRequest};
+use phalanx_dlm::{LockFlags, LockRequest, Mode, Owner, Status, UnlockRequest};
 
 fn with_dlm(id: NodeId) -> StackConfig {
     let mut cfg = config(id, &[1, 2]);
@@ -358,4 +358,138 @@ fn with_the_direct_path_lock_traffic_bypasses_the_ring() {
         received >= 2,
         "the request and its grant came direct ({received})"
     );
+}
+
+/// Routes every DLM event node `i` has produced so far (what the Node's driver
+/// does after handing each to its handles).
+fn route_all(p: &mut Pair, i: usize, routed: &mut usize) {
+    let n = dlm_events(&p.events[i]).count();
+    for _ in *routed..n {
+        p.stacks[i].dlm_routed();
+    }
+    *routed = n;
+}
+
+fn fast_lock(fast: &DlmFastPath, request: LockRequest) -> FastCall {
+    let r = DlmRequest::Lock {
+        lockspace: b"ls".to_vec(),
+        request,
+    };
+    fast.call(r, |_, _| {})
+}
+
+fn fast_unlock(fast: &DlmFastPath, request: UnlockRequest) -> FastCall {
+    let r = DlmRequest::Unlock {
+        lockspace: b"ls".to_vec(),
+        request,
+    };
+    fast.call(r, |_, _| {})
+}
+
+#[test]
+fn the_fast_path_completes_local_calls_at_once_and_leaves_everything_else_to_the_driver() {
+    let mut p = dlm_pair();
+    p.run_until(|p| p.stacks.iter().all(|s| s.totem().members().len() == 2));
+    for i in 0..2 {
+        p.stacks[i]
+            .dlm_request(
+                p.now,
+                DlmRequest::Join {
+                    name: b"ls".to_vec(),
+                },
+            )
+            .unwrap();
+    }
+    p.run_until(both_members);
+    p.run_until(|p| {
+        p.stacks
+            .iter()
+            .all(|s| s.dlm().unwrap().is_recovering(lockspace_id(b"ls")) == Some(false))
+    });
+    let fast = p.stacks[0].dlm_fast_path().unwrap();
+    // A name whose directory node is node 1: the lookup, the mastery and the
+    // grant all happen here.
+    let name = (0..)
+        .map(|i| format!("r{i}").into_bytes())
+        .find(|n| phalanx_dlm::cluster::directory_node(&[1, 2], n) == Some(1))
+        .unwrap();
+    let owner = Owner::new(1, 10);
+
+    // The membership events are not routed yet: nothing runs here.
+    assert!(matches!(
+        fast_lock(&fast, LockRequest::new(owner, name.clone(), Mode::Ex)),
+        FastCall::NotRun(_)
+    ));
+    let mut routed = 0;
+    route_all(&mut p, 0, &mut routed);
+
+    // Uncontended: the call's own completion, nothing for the driver.
+    let FastCall::Completed(Some(a), c) =
+        fast_lock(&fast, LockRequest::new(owner, name.clone(), Mode::Ex))
+    else {
+        panic!("an uncontended local lock completes on the caller's thread");
+    };
+    assert_eq!(
+        (c.lock, c.status, c.granted),
+        (a, Status::Granted, Some(Mode::Ex))
+    );
+    assert_eq!(p.stacks[0].dlm().unwrap().pending_outputs(), 0);
+
+    // NOQUEUE and not grantable: refused the same way, still only its own AST.
+    let nq = LockRequest::new(owner, name.clone(), Mode::Ex).with_flags(LockFlags::NOQUEUE);
+    let FastCall::Completed(Some(_), c) = fast_lock(&fast, nq) else {
+        panic!("a NOQUEUE refusal is the call's own completion");
+    };
+    assert_eq!((c.status, c.granted), (Status::WouldBlock, None));
+
+    // Contended: the request waits and A gets a BAST — not the caller's own
+    // output, so it stays in the core for the driver.
+    let FastCall::Accepted(Some(b)) =
+        fast_lock(&fast, LockRequest::new(owner, name.clone(), Mode::Pr))
+    else {
+        panic!("a request that blocks leaves its outputs to the driver");
+    };
+    assert!(p.stacks[0].dlm().unwrap().pending_outputs() > 0);
+    // While that BAST is in flight nothing runs here.
+    assert!(matches!(
+        fast_unlock(&fast, UnlockRequest::new(owner, a)),
+        FastCall::NotRun(_)
+    ));
+    p.stacks[0].dlm_flush(p.now);
+    p.run_until(|p| {
+        dlm_events(&p.events[0])
+            .any(|e| matches!(e, DlmEvent::Blocking { lock, mode: Mode::Pr, .. } if *lock == a))
+    });
+    route_all(&mut p, 0, &mut routed);
+
+    // The unlock grants B: two completions, handed to the driver in order.
+    assert!(matches!(
+        fast_unlock(&fast, UnlockRequest::new(owner, a)),
+        FastCall::Accepted(None)
+    ));
+    p.stacks[0].dlm_flush(p.now);
+    p.run_until(|p| granted(&p.events[0], b, Mode::Pr));
+    let order: Vec<(phalanx_dlm::LockId, Status)> = dlm_events(&p.events[0])
+        .filter_map(|e| match e {
+            DlmEvent::Completion { completion, .. } => Some((completion.lock, completion.status)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        order,
+        vec![(a, Status::Unlocked), (b, Status::Granted)],
+        "the driver's events carry only what the fast path did not complete itself"
+    );
+    route_all(&mut p, 0, &mut routed);
+
+    // Refusals are the driver's answers: an unknown lock, a lockspace not joined.
+    assert!(matches!(
+        fast_unlock(&fast, UnlockRequest::new(owner, a)),
+        FastCall::Refused(DlmServiceError::Lock(_))
+    ));
+    let other = DlmRequest::Lock {
+        lockspace: b"nope".to_vec(),
+        request: LockRequest::new(owner, name.clone(), Mode::Ex),
+    };
+    assert!(matches!(fast.call(other, |_, _| {}), FastCall::NotRun(_)));
 }

@@ -1,0 +1,172 @@
+//! The `Dlm` handles of running nodes, in one process (nodes on loopback): the
+//! `*_wait` calls that run on the caller's thread (`DlmFastPath`) next to the
+//! driver's path — a contended lock's BAST before the waiter's grant, the
+//! hand-over on unlock, NOQUEUE refusals, and a remote master.
+//!
+//! The tests take turns (a lock): each starts its own nodes.
+
+mod common;
+
+use common::conf::loopback_node_addrs;
+use common::wait::wait_until;
+use phalanx::dlm::{LockFlags, Mode, Status};
+use phalanx::node::{DlmCallError, DlmNotice, Node, NodeOptions};
+use phalanx::totem::Config;
+use std::sync::Mutex;
+use std::time::Duration;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `n` nodes with the DLM on free loopback ports, in one ring.
+fn cluster(n: u32) -> Vec<Node> {
+    let addrs = loopback_node_addrs(n);
+    let ids: Vec<u32> = (1..=n).collect();
+    let nodes: Vec<Node> = ids
+        .iter()
+        .map(|id| {
+            let mut o = NodeOptions::new(Config::new(*id, ids.clone()), addrs.clone());
+            o.dlm = Some(Default::default());
+            Node::start(o).expect("node starts")
+        })
+        .collect();
+    wait_until("one ring of every node", Duration::from_secs(10), || {
+        nodes
+            .iter()
+            .all(|nd| nd.handle().is_operational() && nd.handle().membership().members == ids)
+    });
+    nodes
+}
+
+/// The next notice on `rx` that `want` accepts; fails after 10 s.
+fn next_notice(
+    rx: &crossbeam_channel::Receiver<DlmNotice>,
+    want: impl Fn(&DlmNotice) -> bool,
+) -> DlmNotice {
+    loop {
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(n) if want(&n) => return n,
+            Ok(_) => {}
+            Err(e) => panic!("no such notice: {e}"),
+        }
+    }
+}
+
+#[test]
+fn local_waits_grant_refuse_notify_and_hand_over_in_order() {
+    let _g = serial();
+    let nodes = cluster(1);
+    let ls = nodes[0].dlm().lockspace("handles").unwrap();
+    // Many uncontended pairs (the caller's-thread path once nothing is in flight).
+    for _ in 0..1000 {
+        let g = ls
+            .lock_wait(b"free", Mode::Ex, LockFlags::EMPTY, None)
+            .unwrap();
+        assert_eq!(g.completion.granted, Some(Mode::Ex));
+        let c = ls.unlock_wait(g.id, LockFlags::EMPTY, None).unwrap();
+        assert_eq!(c.status, Status::Unlocked);
+    }
+    // A holds EX; NOQUEUE from another handle is refused at once.
+    let other = nodes[0].dlm().lockspace("handles").unwrap();
+    let a = ls
+        .lock_wait(b"r", Mode::Ex, LockFlags::EMPTY, None)
+        .unwrap();
+    assert_eq!(
+        other
+            .lock_wait(b"r", Mode::Pr, LockFlags::NOQUEUE, None)
+            .unwrap_err(),
+        DlmCallError::WouldBlock
+    );
+    // A PR waiter on another thread: A gets a BAST for PR, the waiter the grant
+    // only after A's unlock.
+    let waiter = std::thread::spawn(move || {
+        let g = other
+            .lock_wait(b"r", Mode::Pr, LockFlags::EMPTY, None)
+            .unwrap();
+        other.unlock_wait(g.id, LockFlags::EMPTY, None).unwrap();
+        g.completion
+    });
+    let bast = next_notice(ls.notices(), |n| matches!(n, DlmNotice::Blocking { .. }));
+    assert_eq!(
+        bast,
+        DlmNotice::Blocking {
+            lock: a.id,
+            mode: Mode::Pr
+        }
+    );
+    assert!(!waiter.is_finished(), "granted while A holds EX");
+    let c = ls.unlock_wait(a.id, LockFlags::EMPTY, None).unwrap();
+    assert_eq!((c.lock, c.status), (a.id, Status::Unlocked));
+    let granted = waiter.join().unwrap();
+    assert_eq!(
+        (granted.status, granted.granted),
+        (Status::Granted, Some(Mode::Pr))
+    );
+    // The resource is free again, and the lockspace empty (leave is refused
+    // while this node holds locks).
+    let g = ls
+        .lock_wait(b"r", Mode::Ex, LockFlags::NOQUEUE, None)
+        .unwrap();
+    ls.unlock_wait(g.id, LockFlags::EMPTY, None).unwrap();
+    ls.leave().unwrap();
+    for n in nodes {
+        n.leave().unwrap();
+    }
+}
+
+#[test]
+fn a_remote_master_answers_waits_run_on_the_callers_thread() {
+    let _g = serial();
+    let nodes = cluster(2);
+    let spaces: Vec<_> = nodes
+        .iter()
+        .map(|n| n.dlm().lockspace("remote").unwrap())
+        .collect();
+    wait_until("both members", Duration::from_secs(20), || {
+        nodes.iter().all(|n| {
+            n.dlm()
+                .dump()
+                .unwrap()
+                .lockspaces
+                .iter()
+                .any(|(name, m, recovering)| name == "remote" && m.len() == 2 && !recovering)
+        })
+    });
+    // Node 2 asks first and masters the resource; its NL lock keeps it so.
+    let keep = spaces[1]
+        .lock_wait(b"m", Mode::Nl, LockFlags::EMPTY, None)
+        .unwrap();
+    for _ in 0..50 {
+        let g = spaces[0]
+            .lock_wait(b"m", Mode::Ex, LockFlags::EMPTY, None)
+            .unwrap();
+        assert_eq!(g.completion.granted, Some(Mode::Ex));
+        // Node 2's NOQUEUE PR is refused while node 1 holds EX.
+        assert_eq!(
+            spaces[1]
+                .lock_wait(b"m", Mode::Pr, LockFlags::NOQUEUE, None)
+                .unwrap_err(),
+            DlmCallError::WouldBlock
+        );
+        spaces[0].unlock_wait(g.id, LockFlags::EMPTY, None).unwrap();
+    }
+    let dump = nodes[1].dlm().dump().unwrap();
+    assert!(
+        dump.mastered
+            .iter()
+            .any(|l| l.resource == "m" && l.node == 2),
+        "node 2 masters m: {dump:?}"
+    );
+    spaces[1]
+        .unlock_wait(keep.id, LockFlags::EMPTY, None)
+        .unwrap();
+    for s in spaces {
+        s.leave().unwrap();
+    }
+    for n in nodes {
+        n.leave().unwrap();
+    }
+}
