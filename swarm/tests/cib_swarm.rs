@@ -172,7 +172,12 @@ fn a_silently_lost_marker_is_caught() {
 /// never held it; the run passes every checker. Then the excuse is shown to be
 /// exact: the same history with `member`'s process of `newer` holding the marker
 /// just before it joined is a `cib_quorate_kept` violation.
-fn crash_gap_seed(seed: u64, marker: &str, newer: (u32, u64), member: u32) {
+fn crash_gap_seed(
+    seed: u64,
+    marker: &str,
+    newer: (u32, u64),
+    member: u32,
+) -> (CibFactory, phalanx_sim::History) {
     let mut factory = CibFactory::default();
     let report = Sim::new(options_for_seed(seed, &(2..=7)), &mut factory).run();
     assert!(
@@ -233,6 +238,7 @@ fn crash_gap_seed(seed: u64, marker: &str, newer: (u32, u64), member: u32) {
             .any(|v| v.property == "cib_quorate_kept" && v.detail.contains(marker)),
         "seed {seed}: a loss by a lineage that held {marker} is not caught: {v:?}"
     );
+    (factory, report.history)
 }
 
 #[test]
@@ -241,7 +247,7 @@ fn seed_1058_loses_a_change_only_through_the_crash_gap() {
     // write of it fails, nodes 2 and 1 crash; node 2 restarts without it and
     // forms quorate ring 2.6 with node 3 (which never had it). Node 1 returns
     // with the marker from its disk, but 2.6's lineage is newer and wins.
-    crash_gap_seed(1058, "m-2-1-1", (2, 6), 3);
+    let _ = crash_gap_seed(1058, "m-2-1-1", (2, 6), 3);
 }
 
 #[test]
@@ -249,5 +255,28 @@ fn seed_1328_loses_a_change_only_through_the_crash_gap() {
     // 5 nodes. m-2-0-39 is acknowledged in quorate ring 2.2 = {2,4,5}; node 5
     // leaves before applying it and restarts from its disk without it, into
     // quorate ring 1.5 = {1,3,5}, whose lineage is newer than 2.2's.
-    crash_gap_seed(1328, "m-2-0-39", (1, 5), 5);
+    let (factory, h) = crash_gap_seed(1328, "m-2-0-39", (1, 5), 5);
+    // Had node 5's first process (in 2.2, it never applied the marker) stayed
+    // up into 1.5 instead of leaving and restarting, the loss is no crash gap:
+    // safe delivery says that process must have applied it.
+    let mut same = h.clone();
+    let joined = same
+        .events
+        .iter_mut()
+        .find(|e| {
+            e.node == 5
+                && matches!(
+                    &e.kind,
+                    EventKind::Observation(Observation::Config { kind: ConfigKind::Regular, ring, .. })
+                        if *ring == (1, 5)
+                )
+        })
+        .expect("node 5 reported ring 1.5");
+    joined.incarnation = 0;
+    let v = factory.check(&same);
+    assert!(
+        v.iter()
+            .any(|v| v.property == "cib_quorate_kept" && v.detail.contains("m-2-0-39")),
+        "a process of the acknowledging ring that never applied it is not caught: {v:?}"
+    );
 }

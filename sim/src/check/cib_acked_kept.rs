@@ -25,9 +25,11 @@
 //! partition that *keeps* quorum, which `R` did not. So a loss is excused exactly
 //! when such an `R'` exists: sequence above `R`'s, a majority of the nodes (one
 //! vote each, as the swarm configures votequorum), writable with quorum (some
-//! member reported [`CibObservation::Writable`]), every member's process known
-//! and none of them having held the change before it joined `R'`. A lineage that
-//! drops a change some member of `R'` held is still caught.
+//! member reported [`CibObservation::Writable`]), every member's process known,
+//! none of them having held the change before it joined `R'`, and every node in
+//! both `R` and `R'` a later process in `R'` than in `R` (it ended in between). A
+//! lineage that drops a change some member of `R'` held, or that a process of `R`
+//! which stayed up never applied, is still caught.
 
 use super::cib::observations;
 use super::{MAX_REPORTS, Violation};
@@ -224,6 +226,7 @@ impl<'h> CrashGap<'h> {
     /// whose members had all lost (or never had) marker `m`, if there is one.
     fn excuses(&self, m: &str, op: &MsgId) -> Option<RingId> {
         let acked_in = self.ack_ring.get(op)?;
+        let acked_seen = self.rings.get(acked_in)?;
         self.rings
             .iter()
             .filter(|(ring, seen)| {
@@ -232,7 +235,13 @@ impl<'h> CrashGap<'h> {
                     && seen.members.len() * 2 > self.nodes
                     && seen.members.iter().all(|n| {
                         seen.joined.get(n).is_some_and(|(p, at)| {
+                            // Not holding it, and (if the node was in the
+                            // acknowledging ring) a later process than the one
+                            // there: a process of that ring that stayed up must
+                            // have applied it (safe delivery), so its lacking
+                            // the change is a loss, not the crash gap.
                             self.first_held.get(&(*p, m)).is_none_or(|held| held > at)
+                                && acked_seen.joined.get(n).is_none_or(|(q, _)| q != p)
                         })
                     })
             })
