@@ -236,6 +236,12 @@ pub enum CibObservation {
         /// Markers reported as discarded.
         markers: Vec<String>,
     },
+    /// With quorum required: the copy became writable in configuration `ring`
+    /// (its quorate lineage is now `ring`'s sequence number).
+    Writable {
+        /// The configuration.
+        ring: RingId,
+    },
 }
 
 /// What kind of history event.

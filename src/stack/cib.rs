@@ -115,9 +115,9 @@ impl Stack {
         if !c.requires_quorum() {
             return;
         }
-        let info = q.info();
-        if let Some(ring) = info.ring {
-            c.set_quorum(ring, info.synced && info.quorate);
+        // Asked after every input: the verdict alone, not `info()`'s summary.
+        if let (Some(ring), quorate) = q.ring_verdict() {
+            c.set_quorum(ring, quorate);
         }
     }
 

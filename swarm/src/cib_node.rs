@@ -141,6 +141,7 @@ impl NodeFactory for CibFactory {
             open: BTreeMap::new(),
             ring: None,
             last_digest: None,
+            writable_in: None,
             out: VecDeque::new(),
             writes: VecDeque::new(),
             quorate_writes: BTreeMap::new(),
@@ -182,6 +183,8 @@ pub struct CibNode {
     ring: Option<(u32, u64)>,
     /// The digest last reported in a [`CibObservation::State`].
     last_digest: Option<[u8; 16]>,
+    /// The configuration last reported in a [`CibObservation::Writable`].
+    writable_in: Option<(u32, u64)>,
     out: VecDeque<Transmit>,
     writes: VecDeque<PersistWrite>,
     /// CIB writes in flight: the quorate lineage to write once each is done.
@@ -263,6 +266,24 @@ impl CibNode {
             }
         }
         self.report_state();
+        self.report_writable();
+    }
+
+    /// A [`CibObservation::Writable`] once per configuration in which the copy
+    /// became writable with quorum (its quorate lineage is that configuration's).
+    /// The quorum checker needs it to tell a lineage that lost a change through
+    /// crashes (the documented gap) from one that dropped it.
+    fn report_writable(&mut self) {
+        let Some(svc) = self.stack.cib() else { return };
+        let Some((ring, _)) = svc.configuration() else {
+            return;
+        };
+        let ring = (ring.rep, ring.seq);
+        if svc.requires_quorum() && svc.quorate_seq() == ring.1 && self.writable_in != Some(ring) {
+            self.writable_in = Some(ring);
+            self.observations
+                .push_back(Observation::Cib(CibObservation::Writable { ring }));
+        }
     }
 
     /// A [`CibObservation::State`] when the copy's digest changed since the last.

@@ -17,6 +17,13 @@
 //! Exit status: 0 clean, 1 violations found, 2 usage error.
 
 use clap::{Parser, Subcommand, ValueEnum};
+
+/// The swarm clones, diffs and frees whole CIB trees for every applied request on
+/// every node: with the system allocator `malloc`/`free` were about a third of its
+/// CPU time (`perf`, `--layer cib`). Only this binary; the libraries allocate with
+/// whatever the application chose.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use phalanx_sim::NodeFactory;
 use phalanx_swarm::{CibFactory, CpgFactory, QuorumFactory, StackRawFactory};
 use std::ops::RangeInclusive;

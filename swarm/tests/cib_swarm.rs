@@ -12,7 +12,7 @@
 //! The acceptance run is the binary:
 //! `cargo run --release --bin phalanx-swarm -- --layer cib swarm --seeds 100000`.
 
-use phalanx_sim::history::{CibObservation, EventKind, Observation};
+use phalanx_sim::history::{CibObservation, ConfigKind, EventKind, Observation};
 use phalanx_sim::swarm::options_for_seed;
 use phalanx_sim::{NodeFactory, Sim};
 use phalanx_swarm::CibFactory;
@@ -163,5 +163,120 @@ fn a_silently_lost_marker_is_caught() {
     assert!(
         strict.iter().any(|v| v.property == "cib_quorate_kept"),
         "a reported loss must still be caught with quorum: {strict:?}"
+    );
+}
+
+/// Runs `seed` (nodes drawn from 2..=7 as the swarm does) and checks the crash
+/// gap it contains: `marker` was acknowledged, then discarded at a merge (and
+/// reported) because quorate configuration `newer` formed from processes that
+/// never held it; the run passes every checker. Then the excuse is shown to be
+/// exact: the same history with `member`'s process of `newer` holding the marker
+/// just before it joined is a `cib_quorate_kept` violation.
+fn crash_gap_seed(
+    seed: u64,
+    marker: &str,
+    newer: (u32, u64),
+    member: u32,
+) -> (CibFactory, phalanx_sim::History) {
+    let mut factory = CibFactory::default();
+    let report = Sim::new(options_for_seed(seed, &(2..=7)), &mut factory).run();
+    assert!(
+        report.violations.is_empty(),
+        "seed {seed}: {:?}",
+        report.violations
+    );
+    let h = &report.history;
+    let cib = |e: &phalanx_sim::history::Event| match &e.kind {
+        EventKind::Observation(Observation::Cib(o)) => Some(o.clone()),
+        _ => None,
+    };
+    assert!(
+        h.events.iter().filter_map(cib).any(|o| matches!(
+            o,
+            CibObservation::Acked { marker: Some(m), .. } if m == marker
+        )),
+        "seed {seed}: {marker} no longer acknowledged"
+    );
+    assert!(
+        h.events.iter().filter_map(cib).any(|o| matches!(
+            &o,
+            CibObservation::Divergence { markers } if markers.iter().any(|m| m == marker)
+        )),
+        "seed {seed}: {marker} no longer discarded at a merge"
+    );
+    assert!(
+        h.events.iter().filter_map(cib).any(|o| matches!(
+            o,
+            CibObservation::Writable { ring } if ring == newer
+        )),
+        "seed {seed}: {newer:?} no longer writable"
+    );
+    // `member` held the marker when it joined `newer`: no longer the crash gap.
+    let mut held = h.clone();
+    let at = held
+        .events
+        .iter()
+        .position(|e| {
+            e.node == member
+                && matches!(
+                    &e.kind,
+                    EventKind::Observation(Observation::Config { kind: ConfigKind::Regular, ring, .. })
+                        if *ring == newer
+                )
+        })
+        .expect("the member reported the newer configuration");
+    let mut state = held.events[at].clone();
+    state.kind = EventKind::Observation(Observation::Cib(CibObservation::State {
+        version: (0, 0, 0),
+        digest: [0; 16],
+        markers: vec![marker.to_string()],
+    }));
+    held.events.insert(at, state);
+    let v = factory.check(&held);
+    assert!(
+        v.iter()
+            .any(|v| v.property == "cib_quorate_kept" && v.detail.contains(marker)),
+        "seed {seed}: a loss by a lineage that held {marker} is not caught: {v:?}"
+    );
+    (factory, report.history)
+}
+
+#[test]
+fn seed_1058_loses_a_change_only_through_the_crash_gap() {
+    // 3 nodes. m-2-1-1 is acknowledged in quorate ring 1.4 = {1,2}; node 2's
+    // write of it fails, nodes 2 and 1 crash; node 2 restarts without it and
+    // forms quorate ring 2.6 with node 3 (which never had it). Node 1 returns
+    // with the marker from its disk, but 2.6's lineage is newer and wins.
+    let _ = crash_gap_seed(1058, "m-2-1-1", (2, 6), 3);
+}
+
+#[test]
+fn seed_1328_loses_a_change_only_through_the_crash_gap() {
+    // 5 nodes. m-2-0-39 is acknowledged in quorate ring 2.2 = {2,4,5}; node 5
+    // leaves before applying it and restarts from its disk without it, into
+    // quorate ring 1.5 = {1,3,5}, whose lineage is newer than 2.2's.
+    let (factory, h) = crash_gap_seed(1328, "m-2-0-39", (1, 5), 5);
+    // Had node 5's first process (in 2.2, it never applied the marker) stayed
+    // up into 1.5 instead of leaving and restarting, the loss is no crash gap:
+    // safe delivery says that process must have applied it.
+    let mut same = h.clone();
+    let joined = same
+        .events
+        .iter_mut()
+        .find(|e| {
+            e.node == 5
+                && matches!(
+                    &e.kind,
+                    EventKind::Observation(Observation::Config { kind: ConfigKind::Regular, ring, .. })
+                        if *ring == (1, 5)
+                )
+        })
+        .expect("node 5 reported ring 1.5");
+    joined.incarnation = 0;
+    let v = factory.check(&same);
+    assert!(
+        v.iter()
+            .any(|v| v.property == "cib_quorate_kept" && v.detail.contains("m-2-0-39")),
+        "a process of the acknowledging ring that never applied it is not caught: {v:?}"
     );
 }

@@ -98,6 +98,13 @@ impl Votequorum {
         self.quorate
     }
 
+    /// The ring the verdict belongs to and whether it is quorate once every
+    /// member was heard there (`synced && quorate`): what [`Self::info`] says of
+    /// it, without computing the whole summary (the Stack asks after every input).
+    pub fn ring_verdict(&self) -> (Option<RingId>, bool) {
+        (self.ring, self.synced && self.quorate)
+    }
+
     /// The partition's state.
     pub fn info(&self) -> ClusterInfo {
         let d = self.decision();
