@@ -46,6 +46,14 @@ fn increment(name: &str, value: &str) -> Option<i64> {
     }
 }
 
+/// Whether `value` is score arithmetic on attribute `name` (`name++`,
+/// `name+=N`): what [`fix_plus_plus`] would expand.
+pub(super) fn has_increment(name: &str, value: &str) -> bool {
+    value
+        .strip_prefix(name)
+        .is_some_and(|rest| rest.starts_with("++") || rest.starts_with("+="))
+}
+
 /// Sets attribute `name` to `value` on `target`, expanding score arithmetic
 /// against the current value (Pacemaker's `expand_plus_plus`). A value
 /// naming arithmetic on an attribute that does not exist yet is stored as

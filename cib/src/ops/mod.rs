@@ -9,6 +9,7 @@
 //! into `cib-last-written` comes in through [`OpContext::now`].
 
 mod error;
+mod in_place;
 mod merge;
 mod process;
 mod reply;
@@ -84,14 +85,30 @@ pub fn execute_validated(
             Ok(commit(cib, scratch))
         }
         _ => {
-            let mut scratch = cib.clone();
-            apply(&mut scratch, op)?;
-            let manage_versions = !ctx.keep_versions && !matches!(op, CibOp::ApplyPatch { .. });
-            finish(cib, &mut scratch, ctx, manage_versions, op_options(op))?;
-            validate_change(cib, &scratch, validator)?;
-            Ok(commit(cib, scratch))
+            // A change confined to one section edits in place with an undo
+            // copy of that section (no whole-CIB copy, compare or diff).
+            if let Some(outcome) = in_place::try_execute(cib, op, ctx, validator) {
+                return outcome;
+            }
+            execute_copying(cib, op, ctx, validator)
         }
     }
+}
+
+/// The general path of one modifying operation: on a scratch copy of the whole
+/// CIB, installed only when everything succeeded.
+fn execute_copying(
+    cib: &mut Element,
+    op: &CibOp,
+    ctx: &OpContext,
+    validator: Option<&dyn SchemaValidator>,
+) -> Result<OpOutcome, CibError> {
+    let mut scratch = cib.clone();
+    apply(&mut scratch, op)?;
+    let manage_versions = !ctx.keep_versions && !matches!(op, CibOp::ApplyPatch { .. });
+    finish(cib, &mut scratch, ctx, manage_versions, op_options(op))?;
+    validate_change(cib, &scratch, validator)?;
+    Ok(commit(cib, scratch))
 }
 
 /// Validates a changed result (an unchanged one needs no new verdict).

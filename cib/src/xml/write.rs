@@ -114,6 +114,15 @@ fn indent(out: &mut String, depth: usize) {
 
 /// Appends an escaped attribute value.
 pub(crate) fn escape_into(out: &mut String, value: &str, escaping: Escaping) {
+    // Nearly every value is plain ASCII with nothing to escape: one copy
+    // instead of a push per character (serialisation is on every change's
+    // digest path).
+    let plain =
+        |b: u8| (b' '..0x7f).contains(&b) && !matches!(b, b'<' | b'>' | b'&' | b'"' | b'\'');
+    if value.bytes().all(plain) {
+        out.push_str(value);
+        return;
+    }
     for (i, c) in value.char_indices() {
         match (c, escaping) {
             ('<', _) => out.push_str("&lt;"),
