@@ -40,7 +40,7 @@ use crate::xml::{Attribute, Element, Node};
 
 /// The section a section-scoped `create`/`modify`/`delete` edits, when the
 /// operation qualifies for the in-place path.
-fn target_section<'a>(op: &'a CibOp) -> Option<(&'a str, CallOptions)> {
+fn target_section(op: &CibOp) -> Option<(&str, CallOptions)> {
     let (scope, input, options) = match op {
         CibOp::Create {
             scope,
@@ -68,12 +68,7 @@ fn target_section<'a>(op: &'a CibOp) -> Option<(&'a str, CallOptions)> {
     }
     let path = section_path(name)?;
     // `configuration` itself holds nearly everything: no gain, general path.
-    let narrow = match path {
-        ["status"] => true,
-        ["configuration", _] => true,
-        _ => false,
-    };
-    narrow.then_some((name.as_str(), options))
+    matches!(path, ["status"] | ["configuration", _]).then_some((name.as_str(), options))
 }
 
 /// Whether an element outside the subtree at `skip` (a location below `e`)
@@ -135,14 +130,24 @@ fn skeleton(cib: &Element, root_attrs: &[Attribute], loc: &[usize], section: Ele
     root.with_child(inner)
 }
 
-/// Puts the section and the root's attributes back as they were.
-fn undo(cib: &mut Element, loc: &[usize], saved: Element, root_attrs: Vec<Attribute>) {
-    if let Some(slot) = cib.descendant_mut(loc) {
-        *slot = saved;
-    }
-    cib.clear_attrs();
-    for a in root_attrs {
-        cib.set_attr(a.name, a.value);
+/// What the operation may change, as it was before: the section (at `loc`) and
+/// the root's attributes.
+struct UndoRecord {
+    loc: Vec<usize>,
+    section: Element,
+    root_attrs: Vec<Attribute>,
+}
+
+impl UndoRecord {
+    /// Puts the section and the root's attributes back as they were.
+    fn undo(self, cib: &mut Element) {
+        if let Some(slot) = cib.descendant_mut(&self.loc) {
+            *slot = self.section;
+        }
+        cib.clear_attrs();
+        for a in self.root_attrs {
+            cib.set_attr(a.name, a.value);
+        }
     }
 }
 
@@ -162,16 +167,15 @@ pub(super) fn try_execute(
     if plus_plus_outside(cib, &loc) {
         return None;
     }
-    let saved = cib.descendant(&loc)?.clone();
-    let root_attrs = cib.attrs().to_vec();
-    let result = run(cib, op, ctx, validator, &loc, &saved, &root_attrs, options);
-    Some(match result {
-        Ok(outcome) => {
-            let outcome = finish_outcome(cib, outcome, &loc, saved, &root_attrs);
-            Ok(outcome)
-        }
+    let record = UndoRecord {
+        section: cib.descendant(&loc)?.clone(),
+        root_attrs: cib.attrs().to_vec(),
+        loc,
+    };
+    Some(match run(cib, op, ctx, validator, &record, options) {
+        Ok(applied) => Ok(finish_outcome(cib, applied, record)),
         Err(e) => {
-            undo(cib, &loc, saved, root_attrs);
+            record.undo(cib);
             Err(e)
         }
     })
@@ -185,17 +189,15 @@ struct Applied {
 
 /// The operation and `finish`'s bookkeeping on the real tree. On `Err` the
 /// caller undoes.
-#[allow(clippy::too_many_arguments)]
 fn run(
     cib: &mut Element,
     op: &CibOp,
     ctx: &OpContext,
     validator: Option<&dyn SchemaValidator>,
-    loc: &[usize],
-    saved: &Element,
-    root_attrs: &[Attribute],
+    record: &UndoRecord,
     options: CallOptions,
 ) -> Result<Applied, CibError> {
+    let loc = record.loc.as_slice();
     apply(cib, op)?;
     // Nothing outside the section held `name++` (checked before), and the
     // operation changed nothing outside it: expanding the section is the
@@ -204,7 +206,7 @@ fn run(
         .descendant_mut(loc)
         .ok_or_else(|| CibError::NoSuchObject("section vanished".into()))?;
     fix_plus_plus(section);
-    if cib.attrs() != root_attrs {
+    if cib.attrs() != record.root_attrs.as_slice() {
         // Unreachable for a section-scoped operation; refuse rather than
         // reason about a root the undo record does not describe.
         return Err(CibError::InvalidArgument(
@@ -219,7 +221,7 @@ fn run(
             });
         }
     }
-    let changed = cib.descendant(loc) != Some(saved);
+    let changed = cib.descendant(loc) != Some(&record.section);
     if !changed {
         return Ok(Applied {
             changed: false,
@@ -268,16 +270,11 @@ fn run(
 }
 
 /// The outcome, with the patchset diffed between skeletons.
-fn finish_outcome(
-    cib: &Element,
-    applied: Applied,
-    loc: &[usize],
-    saved: Element,
-    old_root: &[Attribute],
-) -> OpOutcome {
+fn finish_outcome(cib: &Element, applied: Applied, record: UndoRecord) -> OpOutcome {
     let patchset = if applied.changed {
+        let loc = record.loc.as_slice();
         let new_section = cib.descendant(loc).cloned().unwrap_or_default();
-        let old = skeleton(cib, old_root, loc, saved);
+        let old = skeleton(cib, &record.root_attrs, loc, record.section);
         let new = skeleton(cib, cib.attrs(), loc, new_section);
         let options = crate::patch::DiffOptions {
             cib: true,
