@@ -20,6 +20,7 @@
 //! ```text
 //! cargo build --release -p phalanx --bin phalanxd -p phalanx-bench --bin dlm-bench
 //! target/release/dlm-bench [--pairs N] [--remote N] [--bounce-secs S] [--recovery N]
+//!     [--driver-spin-us US]
 //!     [--only core,handle,remote,bounce,recovery-core,recovery]
 //! ```
 
@@ -42,6 +43,8 @@ struct Args {
     remote: usize,
     bounce_secs: u64,
     recovery: usize,
+    /// `NodeOptions::spin_before_park` of the nodes' drivers, µs (0: park at once).
+    driver_spin_us: u64,
     only: Vec<String>,
 }
 
@@ -57,6 +60,7 @@ fn args() -> Args {
         remote: 2000,
         bounce_secs: 5,
         recovery: 100_000,
+        driver_spin_us: 0,
         only: Vec::new(),
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
@@ -69,6 +73,7 @@ fn args() -> Args {
             "--remote" => a.remote = n(),
             "--bounce-secs" => a.bounce_secs = n() as u64,
             "--recovery" => a.recovery = n(),
+            "--driver-spin-us" => a.driver_spin_us = n() as u64,
             "--only" => a.only = value.split(',').map(str::to_string).collect(),
             other => panic!("unknown option {other}"),
         }
@@ -121,13 +126,15 @@ fn addrs(n: u32) -> BTreeMap<u32, SocketAddr> {
 }
 
 /// `n` nodes in this process; `direct`: the DLM's lock traffic point-to-point
-/// over the links (`DlmSetup::direct`) instead of agreed CPG messages.
-fn start(n: u32, direct: bool) -> Vec<Node> {
+/// over the links (`DlmSetup::direct`) instead of agreed CPG messages;
+/// `driver_spin`: the drivers' `NodeOptions::spin_before_park`.
+fn start(n: u32, direct: bool, driver_spin: Duration) -> Vec<Node> {
     let addrs = addrs(n);
     let ids: Vec<u32> = (1..=n).collect();
     ids.iter()
         .map(|&id| {
-            let mut o = NodeOptions::new(Config::new(id, ids.clone()), addrs.clone());
+            let mut o = NodeOptions::new(Config::new(id, ids.clone()), addrs.clone())
+                .with_spin_before_park(driver_spin);
             o.dlm = Some(phalanx::stack::DlmSetup {
                 direct,
                 ..Default::default()
@@ -138,7 +145,7 @@ fn start(n: u32, direct: bool) -> Vec<Node> {
 }
 
 fn handle_local(n: usize) -> f64 {
-    let nodes = start(1, false);
+    let nodes = start(1, false, Duration::ZERO);
     let ls = nodes[0].dlm().lockspace("bench").unwrap();
     let t0 = Instant::now();
     for _ in 0..n {
@@ -429,14 +436,15 @@ fn main() {
             break;
         }
         println!(
-            "--- lock traffic {}",
+            "--- lock traffic {}, drivers spin {} µs before parking",
             if direct {
                 "point-to-point over the links (DlmSetup::direct)"
             } else {
                 "as agreed CPG messages (default)"
-            }
+            },
+            a.driver_spin_us
         );
-        let nodes = start(3, direct);
+        let nodes = start(3, direct, Duration::from_micros(a.driver_spin_us));
         let spaces: Vec<_> = nodes
             .iter()
             .map(|n| n.dlm().lockspace("bench").unwrap())
