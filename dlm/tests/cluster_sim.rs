@@ -16,6 +16,20 @@
 //! * at the end, faults stopped, everyone unlocks: every call is answered, every
 //!   lock is gone on every node and every master (no lost wake-up).
 //!
+//! **Direct mode** (the second test): lock traffic (wire tags 1..=10) goes as
+//! the Stack's `DlmSetup::direct` sends it — through a real
+//! [`PeerChannel`](phalanx_dlm::channel::PeerChannel) at each end of every pair,
+//! its datagrams on a wire that loses (10 %), duplicates (5 %) and reorders them
+//! (any in-flight datagram may be next), retransmitted on a virtual clock — while
+//! recovery messages (tags 11, 12) keep the per-pair FIFO "ring" queue; the two
+//! paths are not ordered with each other. A crashed node's channels and wires
+//! are dropped at both ends and nothing is sent to or taken from it (rule 4 of
+//! the design); a restarted node's channels start a new stream (named by the
+//! epoch). Every live node is given each view in the same step, so rule 2
+//! (holding a record from a later view) never has anything to hold here, and
+//! there is no flush (rule 3): a record sent in view e may reach its
+//! destination after view e+1, after recovery messages sent in e+1.
+//!
 //! `PHALANX_DLM_SIM_SEEDS=a..b` runs seeds a..b (default 0..2000);
 //! `PHALANX_DLM_SIM_STEPS` sets the steps per seed (default 250).
 
@@ -23,6 +37,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+use phalanx_dlm::channel::{ChannelConfig, ChannelOutput, PeerChannel};
 use phalanx_dlm::cluster::{DlmConfig, DlmNode, Input, LocalLockView, NodeId, Output, PendingKind};
 use phalanx_dlm::{
     LockFlags, LockId, LockRequest, LockspaceConfig, Mode, Owner, Status, UnlockRequest,
@@ -86,6 +101,116 @@ struct Crashed {
     fenced: bool,
 }
 
+/// The direct path's state: a channel per (node, peer), datagrams in flight per
+/// (from, to), records waiting for room in a channel's window, a virtual clock.
+struct Direct {
+    channels: BTreeMap<(NodeId, NodeId), PeerChannel>,
+    wires: BTreeMap<(NodeId, NodeId), Vec<Vec<u8>>>,
+    backlog: BTreeMap<(NodeId, NodeId), VecDeque<Vec<u8>>>,
+    /// Each live node's stream id (the epoch it was started in).
+    streams: BTreeMap<NodeId, u64>,
+    now: u64,
+    /// Losses and duplications come from their own generator.
+    net: Rng,
+    /// Faults on the wire stop (the final settle).
+    lossless: bool,
+    lost: u64,
+    duplicated: u64,
+}
+
+/// Virtual time per step of the simulation (the channel's timers run on it).
+const STEP_NANOS: u64 = 100_000;
+
+/// Wire tags 1..=10 (lookups, removes, requests, conversions, unlocks, ASTs,
+/// BASTs, refusals) are what the direct path carries; recovery messages go on
+/// the ring (as `src/stack/dlm.rs` decides).
+fn is_lock_traffic(bytes: &[u8]) -> bool {
+    matches!(bytes.get(1), Some(1..=10))
+}
+
+impl Direct {
+    fn new(seed: u64) -> Direct {
+        Direct {
+            channels: BTreeMap::new(),
+            wires: BTreeMap::new(),
+            backlog: BTreeMap::new(),
+            streams: BTreeMap::new(),
+            now: 0,
+            net: Rng(seed ^ 0x5eed_d1ec_7000_0000),
+            lossless: false,
+            lost: 0,
+            duplicated: 0,
+        }
+    }
+
+    fn channel(&mut self, at: NodeId, peer: NodeId) -> &mut PeerChannel {
+        let stream = self.streams.get(&at).copied().unwrap_or(0);
+        self.channels
+            .entry((at, peer))
+            .or_insert_with(|| PeerChannel::new(stream, ChannelConfig::default()))
+    }
+
+    /// Moves `at`'s records for `peer` into their channel while it has room, and
+    /// the channel's datagrams onto the wire.
+    fn pump(&mut self, at: NodeId, peer: NodeId) {
+        let now = self.now;
+        let mut waiting = self.backlog.remove(&(at, peer)).unwrap_or_default();
+        let ch = self.channel(at, peer);
+        while ch.has_room() {
+            let Some(r) = waiting.pop_front() else { break };
+            ch.send(now, r).expect("lock traffic fits a record");
+        }
+        let mut out = Vec::new();
+        while let Some(o) = ch.poll_output() {
+            match o {
+                ChannelOutput::Transmit(d) => out.push(d),
+                ChannelOutput::Deliver(_) => unreachable!("a send delivers nothing"),
+            }
+        }
+        if !waiting.is_empty() {
+            self.backlog.insert((at, peer), waiting);
+        }
+        self.wires.entry((at, peer)).or_default().extend(out);
+    }
+
+    fn send(&mut self, from: NodeId, to: NodeId, bytes: Vec<u8>) {
+        self.backlog.entry((from, to)).or_default().push_back(bytes);
+        self.pump(from, to);
+    }
+
+    /// A node crashed: its channels, wires and backlogs go, at both ends.
+    fn forget(&mut self, node: NodeId) {
+        let keep = |k: &(NodeId, NodeId)| k.0 != node && k.1 != node;
+        self.channels.retain(|k, _| keep(k));
+        self.wires.retain(|k, _| keep(k));
+        self.backlog.retain(|k, _| keep(k));
+        self.streams.remove(&node);
+    }
+
+    /// Runs every channel timer that is due at `now`.
+    fn tick(&mut self) {
+        let due: Vec<(NodeId, NodeId)> = self
+            .channels
+            .iter()
+            .filter(|(_, c)| c.deadline().is_some_and(|t| t <= self.now))
+            .map(|(k, _)| *k)
+            .collect();
+        for (at, peer) in due {
+            let now = self.now;
+            self.channel(at, peer).tick(now);
+            self.pump(at, peer);
+        }
+    }
+
+    /// The earliest channel timer, if any.
+    fn deadline(&self) -> Option<u64> {
+        self.channels
+            .values()
+            .filter_map(PeerChannel::deadline)
+            .min()
+    }
+}
+
 struct Sim {
     rng: Rng,
     seed: u64,
@@ -93,6 +218,8 @@ struct Sim {
     nodes: BTreeMap<NodeId, DlmNode>,
     crashed: BTreeMap<NodeId, Crashed>,
     queues: BTreeMap<(NodeId, NodeId), VecDeque<Vec<u8>>>,
+    /// Direct mode (see the module's docs): lock traffic over `PeerChannel`s.
+    direct: Option<Direct>,
     epoch: u64,
     lvb: BTreeMap<Vec<u8>, LvbModel>,
     floors: BTreeMap<(NodeId, u32), ReadFloor>,
@@ -115,7 +242,7 @@ fn config() -> DlmConfig {
 }
 
 impl Sim {
-    fn new(seed: u64) -> Sim {
+    fn new(seed: u64, direct: bool) -> Sim {
         let mut rng = Rng(seed);
         let n = 3 + rng.below(3) as u32;
         let mut sim = Sim {
@@ -125,6 +252,7 @@ impl Sim {
             nodes: BTreeMap::new(),
             crashed: BTreeMap::new(),
             queues: BTreeMap::new(),
+            direct: direct.then(|| Direct::new(seed)),
             epoch: 1,
             lvb: BTreeMap::new(),
             floors: BTreeMap::new(),
@@ -134,6 +262,9 @@ impl Sim {
         };
         for id in 1..=n {
             sim.nodes.insert(id, DlmNode::new(id, config()).unwrap());
+            if let Some(d) = &mut sim.direct {
+                d.streams.insert(id, 1);
+            }
         }
         sim.announce();
         sim
@@ -201,7 +332,15 @@ impl Sim {
                             let msg = phalanx_dlm::cluster::decode(&bytes);
                             self.log.push(format!("  send n{id}->n{to} {msg:?}"));
                         }
-                        self.queues.entry((id, to)).or_default().push_back(bytes)
+                        match &mut self.direct {
+                            // Nothing goes to a node out of the ring (rule 4).
+                            Some(d) if is_lock_traffic(&bytes) => {
+                                if d.streams.contains_key(&to) {
+                                    d.send(id, to, bytes)
+                                }
+                            }
+                            _ => self.queues.entry((id, to)).or_default().push_back(bytes),
+                        }
                     }
                     other => events.push((id, other)),
                 }
@@ -321,10 +460,23 @@ impl Sim {
             .filter(|(_, q)| !q.is_empty())
             .map(|(k, _)| *k)
             .collect();
-        if ready.is_empty() {
+        let wires: Vec<(NodeId, NodeId)> = self.direct.as_ref().map_or_else(Vec::new, |d| {
+            d.wires
+                .iter()
+                .filter(|(_, w)| !w.is_empty())
+                .map(|(k, _)| *k)
+                .collect()
+        });
+        if ready.is_empty() && wires.is_empty() {
             return false;
         }
-        let (from, to) = ready[self.rng.below(ready.len())];
+        let pick = self.rng.below(ready.len() + wires.len());
+        if pick >= ready.len() {
+            let (from, to) = wires[pick - ready.len()];
+            self.deliver_datagram(from, to);
+            return true;
+        }
+        let (from, to) = ready[pick];
         let bytes = self
             .queues
             .get_mut(&(from, to))
@@ -335,6 +487,75 @@ impl Sim {
             node.handle_input(Input::Message { from, bytes }).unwrap();
         }
         self.drain();
+        true
+    }
+
+    /// One datagram of the wire from → to, any of those in flight: lost,
+    /// duplicated (a copy stays on the wire) or handed to `to`'s channel, whose
+    /// in-order records go to its core.
+    fn deliver_datagram(&mut self, from: NodeId, to: NodeId) {
+        let d = self.direct.as_mut().expect("direct mode");
+        let wire = d.wires.get_mut(&(from, to)).expect("a ready wire");
+        let i = self.rng.below(wire.len());
+        let lossy = !d.lossless;
+        let datagram = if lossy && d.net.chance(5) {
+            d.duplicated += 1;
+            wire[i].clone()
+        } else {
+            wire.swap_remove(i)
+        };
+        if lossy && d.net.chance(10) {
+            d.lost += 1;
+            return;
+        }
+        if !d.streams.contains_key(&to) {
+            return;
+        }
+        let now = d.now;
+        let ch = d.channel(to, from);
+        ch.datagram(now, &datagram)
+            .expect("our own channels' datagrams");
+        let mut records = Vec::new();
+        let mut acks = Vec::new();
+        while let Some(o) = ch.poll_output() {
+            match o {
+                ChannelOutput::Transmit(t) => acks.push(t),
+                ChannelOutput::Deliver(r) => records.push(r),
+            }
+        }
+        d.wires.entry((to, from)).or_default().extend(acks);
+        // An ack may have made room in the window.
+        d.pump(to, from);
+        for bytes in records {
+            if std::env::var("SIMDBG").is_ok() {
+                let msg = phalanx_dlm::cluster::decode(&bytes);
+                self.log.push(format!("  direct n{from}->n{to} {msg:?}"));
+            }
+            let node = self.nodes.get_mut(&to).expect("a live node");
+            node.handle_input(Input::Message { from, bytes }).unwrap();
+        }
+        self.drain();
+    }
+
+    /// The virtual clock advances one step; due channel timers run.
+    fn clock(&mut self) {
+        if let Some(d) = &mut self.direct {
+            d.now += STEP_NANOS;
+            d.tick();
+        }
+    }
+
+    /// Nothing to deliver: the clock jumps to the next channel timer (a
+    /// retransmission or a delayed ack); false if there is none.
+    fn wait_for_timer(&mut self) -> bool {
+        let Some(d) = &mut self.direct else {
+            return false;
+        };
+        let Some(t) = d.deadline() else {
+            return false;
+        };
+        d.now = d.now.max(t);
+        d.tick();
         true
     }
 
@@ -360,6 +581,9 @@ impl Sim {
         }
         self.queues
             .retain(|(from, to), _| *from != victim && *to != victim);
+        if let Some(d) = &mut self.direct {
+            d.forget(victim);
+        }
         self.writes.retain(|(n, _), _| *n != victim);
         self.floors.retain(|(n, _), _| *n != victim);
         let delay = 1 + self.rng.below(60);
@@ -417,6 +641,10 @@ impl Sim {
         self.nodes.insert(id, DlmNode::new(id, config()).unwrap());
         self.log.push(format!("restart n{id}"));
         self.epoch += 1;
+        if let Some(d) = &mut self.direct {
+            // A new incarnation's stream is named by the view it joins in.
+            d.streams.insert(id, self.epoch);
+        }
         self.announce();
     }
 
@@ -676,6 +904,7 @@ impl Sim {
     fn run(&mut self, steps: usize) {
         for step in 0..steps {
             self.step = step;
+            self.clock();
             let r = self.rng.below(100);
             if r < 50 {
                 if !self.deliver() {
@@ -702,9 +931,15 @@ impl Sim {
     fn settle(&mut self) {
         self.fence_due(true);
         self.check();
+        if let Some(d) = &mut self.direct {
+            d.lossless = true;
+        }
         for round in 0..20_000 {
             self.step += 1;
-            if self.deliver() {
+            // Time passes here too: a lost datagram is retransmitted even while
+            // others keep being delivered (a lookup ping-pong waits for one).
+            self.clock();
+            if self.deliver() || self.wait_for_timer() {
                 self.check();
                 continue;
             }
@@ -782,10 +1017,32 @@ fn cluster_simulation_keeps_exclusion_fencing_lvb_and_liveness() {
     let steps = steps();
     let mut crashes_seen = 0;
     for seed in seeds() {
-        let mut sim = Sim::new(seed);
+        let mut sim = Sim::new(seed, false);
         sim.run(steps);
         crashes_seen += usize::from(sim.epoch > 1);
     }
     // The faults really happen (the run is not vacuous).
     assert!(crashes_seen > 0);
+}
+
+/// The same checks with lock traffic over lossy, duplicating, reordering
+/// `PeerChannel`s and recovery messages on a separate FIFO (module docs).
+#[test]
+fn cluster_simulation_over_a_lossy_direct_channel() {
+    let steps = steps();
+    let (mut crashes_seen, mut lost, mut duplicated) = (0, 0, 0);
+    for seed in seeds() {
+        let mut sim = Sim::new(seed, true);
+        sim.run(steps);
+        crashes_seen += usize::from(sim.epoch > 1);
+        let d = sim.direct.as_ref().expect("direct mode");
+        lost += d.lost;
+        duplicated += d.duplicated;
+    }
+    // The faults really happen, on the nodes and on the wire.
+    assert!(crashes_seen > 0);
+    assert!(
+        lost > 0 && duplicated > 0,
+        "lost {lost} duplicated {duplicated}"
+    );
 }

@@ -30,7 +30,7 @@ use super::{Command, Shared};
 use crate::stack::{
     DlmEvent, DlmFastPath, DlmRequest, DlmServiceError, FastCall, InputError, Stack, lockspace_id,
 };
-use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
+use crossbeam_channel::{Receiver, RecvError, Sender, TryRecvError, bounded, unbounded};
 use parking_lot::Mutex;
 use phalanx_dlm::cluster::LockspaceId;
 use phalanx_dlm::{
@@ -39,7 +39,33 @@ use phalanx_dlm::{
 use phalanx_totem::{NodeId, Time};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use thiserror::Error;
+
+/// How long a `*_wait` caller polls for its answer before it parks, and for the
+/// driver to finish routing the events it emitted before it gives a call to the
+/// driver. An answer from a remote master on the direct path comes in a few tens
+/// of microseconds, and waking a parked thread costs several of them on its own
+/// (the futex wake and the scheduler's latency), once per answer. The poll
+/// yields the processor between looks, so on a busy machine the threads that
+/// make the answer (the node's driver) run meanwhile.
+const SPIN_BEFORE_PARK: Duration = Duration::from_micros(50);
+
+/// `rx.recv()`, polling for [`SPIN_BEFORE_PARK`] before it parks.
+fn recv_spinning<T>(rx: &Receiver<T>) -> Result<T, RecvError> {
+    let start = Instant::now();
+    loop {
+        match rx.try_recv() {
+            Ok(v) => return Ok(v),
+            Err(TryRecvError::Disconnected) => return Err(RecvError),
+            Err(TryRecvError::Empty) => {}
+        }
+        if start.elapsed() >= SPIN_BEFORE_PARK {
+            return rx.recv();
+        }
+        std::thread::yield_now();
+    }
+}
 
 /// What the DLM tells an application about its locks and lockspaces.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -548,15 +574,25 @@ impl Lockspace {
             return Err(DlmCallError::WouldDeadlock);
         }
         let (request, notify) = match &self.dlm.fast {
-            Some(fast) => match self.fast_wait(fast, request, notify)? {
-                Ok((id, c)) => return outcome(id, c),
-                Err(back) => back,
-            },
+            Some(fast) => {
+                // A completion the driver has just handed to this thread keeps
+                // its event counted until the driver's next instruction: a call
+                // made at once would find the DLM busy and take the driver's
+                // path (two more thread hops). Give the driver that moment.
+                let start = Instant::now();
+                while fast.path.events_in_flight() && start.elapsed() < SPIN_BEFORE_PARK {
+                    std::thread::yield_now();
+                }
+                match self.fast_wait(fast, request, notify)? {
+                    Ok((id, c)) => return outcome(id, c),
+                    Err(back) => back,
+                }
+            }
             None => (request, notify),
         };
         let (tx, rx) = bounded(1);
         let id = self.call(request, notify, Some(tx))?;
-        let c = rx.recv().map_err(|_| DlmCallError::NotRunning)??;
+        let c = recv_spinning(&rx).map_err(|_| DlmCallError::NotRunning)??;
         outcome(id, c)
     }
 
@@ -614,9 +650,7 @@ impl Lockspace {
                     .send(Command::Dlm(DlmCommand::Flush))
                     .map_err(|_| DlmCallError::NotRunning)?;
                 super::wake_if_parked(&self.dlm.shared, &self.dlm.waker);
-                let c = wait_rx
-                    .ok_or(DlmCallError::NotRunning)?
-                    .recv()
+                let c = recv_spinning(&wait_rx.ok_or(DlmCallError::NotRunning)?)
                     .map_err(|_| DlmCallError::NotRunning)??;
                 Ok(Ok((id, c)))
             }

@@ -610,6 +610,12 @@ pub struct DlmFastPath {
 }
 
 impl DlmFastPath {
+    /// Whether events the Stack emitted are not routed yet: a [`Self::call`]
+    /// now would not run (read without the service's lock; it only advises).
+    pub fn events_in_flight(&self) -> bool {
+        self.shared.unrouted.load(Ordering::Acquire) != 0
+    }
+
     /// Runs `request` (a `Lock` or `Unlock`) here if it can (see the type's
     /// docs); `on_accept(new lock id, own completion)` runs under the lock when
     /// the core accepted it.

@@ -415,13 +415,16 @@ fn the_fast_path_completes_local_calls_at_once_and_leaves_everything_else_to_the
         .unwrap();
     let owner = Owner::new(1, 10);
 
-    // The membership events are not routed yet: nothing runs here.
+    // The membership events are not routed yet: nothing runs here, and the
+    // handle's advisory check says so without the service's lock.
+    assert!(fast.events_in_flight());
     assert!(matches!(
         fast_lock(&fast, LockRequest::new(owner, name.clone(), Mode::Ex)),
         FastCall::NotRun(_)
     ));
     let mut routed = 0;
     route_all(&mut p, 0, &mut routed);
+    assert!(!fast.events_in_flight());
 
     // Uncontended: the call's own completion, nothing for the driver.
     let FastCall::Completed(Some(a), c) =

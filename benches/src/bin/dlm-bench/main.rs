@@ -7,8 +7,9 @@
 //! 3. **remote**: three nodes in this process on loopback; node 1 locks (EX) and
 //!    unlocks a resource mastered on node 2; lock latency p50/p99 beside the UDP
 //!    round trip between two sockets on the same loopback, measured in the run;
-//! 4. **bounce**: one thread per node taking EX on the same resource and
-//!    releasing it; grants per second cluster-wide;
+//! 4. **bounce**: one thread per node taking EX on the same resource,
+//!    releasing it and waiting until another node has had it; hand-overs
+//!    between nodes per second;
 //! 5. **recovery**: three `phalanxd` processes with the real test fence agent,
 //!    `--recovery N` locks held (default 100 000), one node killed; the phases
 //!    from the kill to locks usable again (`recovery.rs`). Needs `phalanxd` beside
@@ -19,6 +20,7 @@
 //! ```text
 //! cargo build --release -p phalanx --bin phalanxd -p phalanx-bench --bin dlm-bench
 //! target/release/dlm-bench [--pairs N] [--remote N] [--bounce-secs S] [--recovery N]
+//!     [--driver-spin-us US]
 //!     [--only core,handle,remote,bounce,recovery-core,recovery]
 //! ```
 
@@ -32,6 +34,8 @@ use phalanx::node::{Node, NodeOptions};
 use phalanx::totem::Config;
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 struct Args {
@@ -39,6 +43,8 @@ struct Args {
     remote: usize,
     bounce_secs: u64,
     recovery: usize,
+    /// `NodeOptions::spin_before_park` of the nodes' drivers, µs (0: park at once).
+    driver_spin_us: u64,
     only: Vec<String>,
 }
 
@@ -54,6 +60,7 @@ fn args() -> Args {
         remote: 2000,
         bounce_secs: 5,
         recovery: 100_000,
+        driver_spin_us: 0,
         only: Vec::new(),
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
@@ -66,6 +73,7 @@ fn args() -> Args {
             "--remote" => a.remote = n(),
             "--bounce-secs" => a.bounce_secs = n() as u64,
             "--recovery" => a.recovery = n(),
+            "--driver-spin-us" => a.driver_spin_us = n() as u64,
             "--only" => a.only = value.split(',').map(str::to_string).collect(),
             other => panic!("unknown option {other}"),
         }
@@ -118,13 +126,15 @@ fn addrs(n: u32) -> BTreeMap<u32, SocketAddr> {
 }
 
 /// `n` nodes in this process; `direct`: the DLM's lock traffic point-to-point
-/// over the links (`DlmSetup::direct`) instead of agreed CPG messages.
-fn start(n: u32, direct: bool) -> Vec<Node> {
+/// over the links (`DlmSetup::direct`) instead of agreed CPG messages;
+/// `driver_spin`: the drivers' `NodeOptions::spin_before_park`.
+fn start(n: u32, direct: bool, driver_spin: Duration) -> Vec<Node> {
     let addrs = addrs(n);
     let ids: Vec<u32> = (1..=n).collect();
     ids.iter()
         .map(|&id| {
-            let mut o = NodeOptions::new(Config::new(id, ids.clone()), addrs.clone());
+            let mut o = NodeOptions::new(Config::new(id, ids.clone()), addrs.clone())
+                .with_spin_before_park(driver_spin);
             o.dlm = Some(phalanx::stack::DlmSetup {
                 direct,
                 ..Default::default()
@@ -135,7 +145,7 @@ fn start(n: u32, direct: bool) -> Vec<Node> {
 }
 
 fn handle_local(n: usize) -> f64 {
-    let nodes = start(1, false);
+    let nodes = start(1, false, Duration::ZERO);
     let ls = nodes[0].dlm().lockspace("bench").unwrap();
     let t0 = Instant::now();
     for _ in 0..n {
@@ -307,34 +317,94 @@ fn remote_parts(nodes: &[Node], spaces: &[phalanx::node::Lockspace], n: usize) {
     );
 }
 
-/// One thread per node takes EX on one resource and releases it, for `secs`.
+/// Who had the bounced lock last, shared by the bounce threads.
+#[derive(Default)]
+struct Baton {
+    /// The index of the node whose thread was granted the lock last.
+    last: Mutex<Option<usize>>,
+    /// Signalled when `last` changes or the run stops.
+    changed: Condvar,
+    /// Set (under `last`'s mutex) to end the run.
+    stop: AtomicBool,
+    /// Grants to a node other than the previous holder's, cluster-wide.
+    hand_overs: AtomicU64,
+    /// Grants to the previous holder's node (the workload makes these 0).
+    same_node: AtomicU64,
+    /// Set while a thread holds the lock: two holders at once is a failure.
+    held: AtomicBool,
+}
+
+/// One thread per node takes EX on one resource, does nothing, releases it and
+/// then waits until another node has had it (so no node re-locks its own
+/// release: the master node's thread would otherwise re-lock on the caller's
+/// thread in about a microsecond and take most grants). Counts **hand-overs**:
+/// grants to a node other than the previous holder's. Exclusion is checked on
+/// the way (a second holder at once panics).
 fn bounce(spaces: &[phalanx::node::Lockspace], secs: u64) {
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let baton = Arc::new(Baton::default());
     let threads: Vec<_> = spaces
         .iter()
         .cloned()
-        .map(|ls| {
-            let stop = stop.clone();
+        .enumerate()
+        .map(|(me, ls)| {
+            let baton = baton.clone();
             std::thread::spawn(move || {
-                let mut grants = 0u64;
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let mut mine = 0u64;
+                loop {
+                    {
+                        let mut last = baton.last.lock().unwrap();
+                        while *last == Some(me) && !baton.stop.load(Ordering::Relaxed) {
+                            last = baton.changed.wait(last).unwrap();
+                        }
+                        if baton.stop.load(Ordering::Relaxed) {
+                            return mine;
+                        }
+                    }
                     let g = ls
                         .lock_wait(b"hot", Mode::Ex, LockFlags::EMPTY, None)
                         .unwrap();
-                    grants += 1;
+                    assert!(
+                        !baton.held.swap(true, Ordering::SeqCst),
+                        "two EX holders at once"
+                    );
+                    {
+                        let mut last = baton.last.lock().unwrap();
+                        if *last == Some(me) {
+                            baton.same_node.fetch_add(1, Ordering::Relaxed);
+                        } else {
+                            baton.hand_overs.fetch_add(1, Ordering::Relaxed);
+                            mine += 1;
+                        }
+                        *last = Some(me);
+                    }
+                    baton.changed.notify_all();
+                    baton.held.store(false, Ordering::SeqCst);
                     ls.unlock_wait(g.id, LockFlags::EMPTY, None).unwrap();
                 }
-                grants
             })
         })
         .collect();
+    // The first grant includes the lookup that makes the master: count from it.
+    {
+        let mut last = baton.last.lock().unwrap();
+        while last.is_none() {
+            last = baton.changed.wait(last).unwrap();
+        }
+    }
+    let (t0, h0) = (Instant::now(), baton.hand_overs.load(Ordering::Relaxed));
     std::thread::sleep(Duration::from_secs(secs));
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (elapsed, h1) = (t0.elapsed(), baton.hand_overs.load(Ordering::Relaxed));
+    {
+        let _last = baton.last.lock().unwrap();
+        baton.stop.store(true, Ordering::Relaxed);
+    }
+    baton.changed.notify_all();
     let per: Vec<u64> = threads.into_iter().map(|t| t.join().unwrap()).collect();
-    let total: u64 = per.iter().sum();
     println!(
-        "bounce EX between 3 nodes: {:.0} grants/s (per node {per:?} in {secs} s)",
-        total as f64 / secs as f64,
+        "bounce EX between 3 nodes: {:.0} hand-overs/s between nodes \
+         (per node {per:?}, re-grants to the previous holder's node {})",
+        (h1 - h0) as f64 / elapsed.as_secs_f64(),
+        baton.same_node.load(Ordering::Relaxed),
     );
 }
 
@@ -366,14 +436,15 @@ fn main() {
             break;
         }
         println!(
-            "--- lock traffic {}",
+            "--- lock traffic {}, drivers spin {} µs before parking",
             if direct {
                 "point-to-point over the links (DlmSetup::direct)"
             } else {
                 "as agreed CPG messages (default)"
-            }
+            },
+            a.driver_spin_us
         );
-        let nodes = start(3, direct);
+        let nodes = start(3, direct, Duration::from_micros(a.driver_spin_us));
         let spaces: Vec<_> = nodes
             .iter()
             .map(|n| n.dlm().lockspace("bench").unwrap())
