@@ -3,7 +3,13 @@
 //!
 //! - `a_short_schedule_on_three_nodes_passes`: 3 nodes, 40 fault events (kills
 //!   and restarts, pauses, partitions, one-way cuts, restarts with a clock
-//!   offset); the verdict is PASS, and the history it judged is not empty.
+//!   offset); the verdict is PASS, and the history it judged is not empty —
+//!   the DLM's workers took locks on every node, the fence agent was run, the
+//!   CIB acknowledged changes. Then the kept run is tampered with and judged
+//!   again (`--judge`): one process's lock releases taken out (it seems to hold
+//!   its locks for ever: `dlm_exclusion`) and an acknowledged CIB marker taken
+//!   out of node 1's final CIB (`cib_quorate_kept`, `cib_convergence`) — the
+//!   new checkers fail on a real history.
 //! - `a_planted_bug_is_caught`: node 2's first process reports two deliveries
 //!   in swapped order (the hidden `--plant-bug`); the verdict is FAIL with an
 //!   `agreed_order` violation, the run directory is kept with the verdict and a
@@ -69,7 +75,7 @@ fn count(verdict: &str, what: &str) -> u64 {
         .trim_end()
         .rsplit(' ')
         .next()
-        .and_then(|n| n.parse().ok())
+        .and_then(|n| n.trim_start_matches('(').parse().ok())
         .unwrap_or_else(|| panic!("no count before {what:?} in {verdict:?}"))
 }
 
@@ -93,12 +99,77 @@ fn a_short_schedule_on_three_nodes_passes() {
     assert!(count(verdict, " processes") > 3, "{verdict}");
     assert!(count(verdict, " configurations") > 6, "{verdict}");
     assert!(count(verdict, " quorum notifications") > 3, "{verdict}");
+    // Every service took part: locks on every node, the fence agent, the CIB.
+    assert!(count(verdict, " lock grants") > 300, "{verdict}");
+    assert!(count(verdict, " fence results)") > 0, "{verdict}");
+    assert!(
+        count(verdict, " CIB changes acknowledged") > 20,
+        "{verdict}"
+    );
+    let lockers = &verdict[verdict.find(" lock grants on ").unwrap_or(0)..];
+    assert!(
+        count(lockers, " processes") >= 3,
+        "locks on fewer than 3 processes: {verdict}"
+    );
     let schedule = std::fs::read_to_string(dir.0.join("schedule.txt")).unwrap();
     for kind in ["kill", "pause", "partition", "cut"] {
         assert!(
             schedule.lines().any(|l| l.split(' ').nth(1) == Some(kind)),
             "no {kind} in the schedule:\n{schedule}"
         );
+    }
+    tampered_run_fails(&dir);
+}
+
+/// Plants two bugs in the kept passing run `dir` and judges it again.
+fn tampered_run_fails(dir: &RunDir) {
+    let record = std::fs::read_to_string(dir.0.join("nemesis.events")).unwrap();
+    // Node 1's last process (its final status was taken): no releases.
+    let inc = record
+        .lines()
+        .find_map(|l| {
+            let w: Vec<&str> = l.split(' ').collect();
+            (w.get(1) == Some(&"status") && w.get(2) == Some(&"node=1"))
+                .then(|| w[3].trim_start_matches("inc=").to_string())
+        })
+        .expect("no final status of node 1");
+    let events = dir.0.join(format!("n1.{inc}.events"));
+    let text = std::fs::read_to_string(&events).unwrap();
+    let kept: String = text
+        .lines()
+        .filter(|l| l.split(' ').nth(1) != Some("dlm_release"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(kept.len() < text.len(), "n1.{inc} released no lock");
+    std::fs::write(&events, kept).unwrap();
+    // An acknowledged marker out of node 1's final CIB.
+    let acks = std::fs::read_to_string(dir.0.join("cib-n2.events")).unwrap();
+    let marker = acks
+        .lines()
+        .find(|l| l.split(' ').nth(1) == Some("cib-ack"))
+        .and_then(|l| l.split(' ').find_map(|w| w.strip_prefix("marker=")))
+        .expect("node 2 had no CIB change acknowledged")
+        .to_string();
+    let final_cib = dir.0.join("cib-final-n1.xml");
+    let text = std::fs::read_to_string(&final_cib).unwrap();
+    let quoted = format!("id=\"{marker}\"");
+    assert!(text.contains(&quoted), "{marker} not in n1's final CIB");
+    std::fs::write(&final_cib, text.replace(&quoted, "id=\"planted\"")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_phalanx-nemesis"))
+        .arg("--judge")
+        .arg(&dir.0)
+        .output()
+        .expect("cannot run phalanx-nemesis --judge");
+    let out = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{out}");
+    let verdict = out.lines().next_back().unwrap_or_default();
+    assert!(verdict.starts_with("phalanx-nemesis: FAIL "), "{verdict}");
+    for property in ["dlm_exclusion", "cib_quorate_kept", "cib_convergence"] {
+        assert!(verdict.contains(property), "no {property} in {verdict}");
     }
 }
 
