@@ -86,6 +86,15 @@ fn a_short_schedule_on_three_nodes_passes() {
     let (code, out) = nemesis(&dir, &["--events", "40", "--seed", "1"]);
     eprintln!("{out}");
     let verdict = out.lines().next_back().unwrap_or_default();
+    // The planted bugs first (they need only the kept run, whatever its
+    // verdict): what they must cause must not be there before.
+    for property in ["dlm_exclusion", "cib_quorate_kept", "cib_convergence"] {
+        assert!(
+            !verdict.contains(property),
+            "{property} already in {verdict}"
+        );
+    }
+    tampered_run_fails(&dir);
     assert_eq!(code, 0, "the run did not pass:\n{out}");
     assert!(
         verdict.starts_with("phalanx-nemesis: PASS seed=1 nodes=3 events=40 "),
@@ -118,7 +127,6 @@ fn a_short_schedule_on_three_nodes_passes() {
             "no {kind} in the schedule:\n{schedule}"
         );
     }
-    tampered_run_fails(&dir);
 }
 
 /// Plants two bugs in the kept passing run `dir` and judges it again.

@@ -125,6 +125,8 @@ pub struct Run {
     /// Fenced nodes (killed by the fence agent, not by the nemesis) and when
     /// they are started again.
     reboots: BTreeMap<u32, Instant>,
+    /// Fenced nodes are started again (not after the final statuses).
+    reboots_on: bool,
     cib: Option<crate::cib_client::Clients>,
 }
 
@@ -166,6 +168,7 @@ impl Run {
             services,
             seed,
             reboots: BTreeMap::new(),
+            reboots_on: true,
             cib: None,
         };
         run.record_net()?;
@@ -487,6 +490,9 @@ impl Run {
 
     /// Starts again every fenced node whose reboot time has come.
     fn reboot_fenced(&mut self, now: Instant) -> Result<(), RunError> {
+        if !self.reboots_on {
+            return Ok(());
+        }
         let due: Vec<u32> = self
             .reboots
             .iter()
@@ -664,9 +670,11 @@ impl Run {
     }
 
     /// Stops the lock workers (every process's `dlm-hammer-stop` must be
-    /// answered: every lock request answered and every lock released) and the
-    /// CIB clients, recording how each stop went.
-    fn stop_services(&mut self) -> Result<(), RunError> {
+    /// answered: every lock request answered and every lock released),
+    /// recording how each stop went.
+    fn stop_locks(&mut self) -> Result<(), RunError> {
+        // The judged run ended with the statuses: no new processes.
+        self.reboots_on = false;
         if self.services.dlm_threads > 0 {
             let current = self.current();
             let mut ran = BTreeMap::new();
@@ -705,9 +713,6 @@ impl Run {
                     )
                     .map_err(io("record"))?;
             }
-        }
-        if let Some(c) = self.cib.take() {
-            c.stop();
         }
         Ok(())
     }
@@ -797,7 +802,9 @@ impl Run {
         for (id, inc) in self.current() {
             self.command(id, inc, "load-stop", Pending::Other("load-stop".into()))?;
         }
-        self.stop_services()?;
+        if let Some(c) = self.cib.take() {
+            c.stop();
+        }
         let t = Instant::now();
         self.outcome.drained = self.pump(t + Duration::from_secs(30), |r| {
             r.all_running() && r.live.drained(&r.current(), local_of)
@@ -842,6 +849,10 @@ impl Run {
                 .map_err(io("record"))?;
         }
         self.rec.write("end", &[]).map_err(io("record"))?;
+        // After the statuses: a node whose lock workers hang cannot answer
+        // anything after its `dlm-hammer-stop` (commands are answered in
+        // order), and that must not cost the other checkers their statuses.
+        self.stop_locks()?;
         self.rec.flush().map_err(io("record"))?;
         // Leave (not part of the judged run), then make sure they are gone.
         for (&id, &inc) in &current {

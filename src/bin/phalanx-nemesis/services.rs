@@ -130,27 +130,15 @@ fn version(s: &str) -> Option<(i64, i64, i64)> {
 /// One process's service lines: (mono_ns on the host clock, kind, fields).
 type Lines = Vec<(u64, String, BTreeMap<String, String>)>;
 
-/// The process's service lines and the time of its last line of any kind,
-/// cut at its final status answer when `until_status`.
-fn process_lines(
-    dir: &Path,
-    node: u32,
-    inc: u32,
-    offset_ns: u64,
-    until_status: bool,
-) -> Result<(Lines, u64), String> {
+/// The process's service lines and the time of its last line of any kind.
+/// Not cut at the final status (unlike the history of totem and CPG): the lock
+/// workers are stopped after it, and their last releases come then.
+fn process_lines(dir: &Path, node: u32, inc: u32, offset_ns: u64) -> Result<(Lines, u64), String> {
     let path = events_path(dir, node, inc);
     let text = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let text = String::from_utf8_lossy(&text);
     let mut lines: Vec<&str> = text.split('\n').collect();
     lines.pop();
-    if until_status
-        && let Some(i) = lines.iter().rposition(|l| {
-            l.split(' ').nth(1) == Some("ok") && l.split(' ').nth(2) == Some("status")
-        })
-    {
-        lines.truncate(i + 1);
-    }
     let mut out = Vec::new();
     let mut last = 0;
     for line in lines {
@@ -236,8 +224,7 @@ pub fn judge(dir: &Path) -> Result<Judged, String> {
     let mut fence_done: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
     let mut lock_procs = BTreeSet::new();
     for (&(node, inc), &(offset, _)) in &procs {
-        let (lines, last) =
-            process_lines(dir, node, inc, offset, with_status.contains(&(node, inc)))?;
+        let (lines, last) = process_lines(dir, node, inc, offset)?;
         last_line.insert((node, inc), last);
         for (t, kind, f) in lines {
             match kind.as_str() {
