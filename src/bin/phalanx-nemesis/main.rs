@@ -465,6 +465,7 @@ fn yes(b: bool) -> &'static str {
 fn judge_dir(dir: &Path, summary: &str) -> Result<bool, String> {
     let loaded = history::load(dir)?;
     let mut violations = judge::judge(&loaded);
+    let sim_violations = violations.len();
     let services = services::judge(dir)?;
     violations.extend(services.violations);
     let s = services.counts;
@@ -480,7 +481,9 @@ fn judge_dir(dir: &Path, summary: &str) -> Result<bool, String> {
             .iter()
             .map(|e| format!("  violation: {e}")),
     );
-    let bad = violations.len() + loaded.unexpected_exits.len();
+    // The services' checkers show at most 20 violations each; counted in all.
+    let bad =
+        sim_violations + services.totals.values().sum::<usize>() + loaded.unexpected_exits.len();
     lines.extend(services.notes.iter().map(|n| format!("  note: {n}")));
     let judged = format!(
         "{} processes, {} deliveries, {} CPG deliveries, {} CPG views, {} configurations, \
@@ -507,8 +510,11 @@ fn judge_dir(dir: &Path, summary: &str) -> Result<bool, String> {
         format!("phalanx-nemesis: PASS {summary}; {judged}: 0 violations")
     } else {
         let mut by: std::collections::BTreeMap<&str, usize> = Default::default();
-        for v in &violations {
+        for v in &violations[..sim_violations] {
             *by.entry(v.property).or_default() += 1;
+        }
+        for (k, n) in &services.totals {
+            *by.entry(*k).or_default() += n;
         }
         if !loaded.unexpected_exits.is_empty() {
             by.insert("process_exit", loaded.unexpected_exits.len());

@@ -85,8 +85,10 @@ pub struct Counts {
 
 /// The verdict of the services' checkers.
 pub struct Judged {
-    /// Every violation.
+    /// The violations, at most 20 of each checker.
     pub violations: Vec<Violation>,
+    /// How many violations each checker found in all.
+    pub totals: BTreeMap<&'static str, usize>,
     /// What was judged.
     pub counts: Counts,
     /// Remarks (the first `dlm_error` lines).
@@ -110,9 +112,21 @@ fn violation(property: &'static str, detail: String) -> Violation {
     Violation { property, detail }
 }
 
-fn push(out: &mut Vec<Violation>, v: Violation) {
-    if out.iter().filter(|x| x.property == v.property).count() < MAX_REPORTS {
-        out.push(v);
+/// The violations found: the first [`MAX_REPORTS`] of each checker in full,
+/// and how many each checker found in all.
+#[derive(Default)]
+struct Found {
+    shown: Vec<Violation>,
+    totals: BTreeMap<&'static str, usize>,
+}
+
+impl Found {
+    fn push(&mut self, v: Violation) {
+        let n = self.totals.entry(v.property).or_default();
+        *n += 1;
+        if *n <= MAX_REPORTS {
+            self.shown.push(v);
+        }
     }
 }
 
@@ -171,7 +185,7 @@ fn num<T: std::str::FromStr>(f: &BTreeMap<String, String>, k: &str) -> Result<T,
 pub fn judge(dir: &Path) -> Result<Judged, String> {
     let records = record::read(dir)?;
     let mut counts = Counts::default();
-    let mut out = Vec::new();
+    let mut out = Found::default();
     let mut notes = Vec::new();
     // Processes: (node, inc) → clock offset, start time.
     let mut procs: BTreeMap<(u32, u32), (u64, u64)> = BTreeMap::new();
@@ -202,13 +216,10 @@ pub fn judge(dir: &Path) -> Result<Judged, String> {
                     } else {
                         "not answered within 60 s"
                     };
-                    push(
-                        &mut out,
-                        violation(
-                            "dlm_answered",
-                            format!("n{node}#{inc}: dlm-hammer-stop after the final heal {how}"),
-                        ),
-                    );
+                    out.push(violation(
+                        "dlm_answered",
+                        format!("n{node}#{inc}: dlm-hammer-stop after the final heal {how}"),
+                    ));
                 }
             }
             _ => {}
@@ -320,29 +331,27 @@ pub fn judge(dir: &Path) -> Result<Judged, String> {
             .get(&node)
             .is_some_and(|l| l.iter().any(|t| *t >= started));
         if !explained {
-            push(
-                &mut out,
-                violation(
-                    "fence_explained",
-                    format!(
-                        "n{node}#{inc} was killed (SIGKILL) by someone else than the nemesis, \
+            out.push(violation(
+                "fence_explained",
+                format!(
+                    "n{node}#{inc} was killed (SIGKILL) by someone else than the nemesis, \
                          and no process reported a fencing of n{node} done"
-                    ),
                 ),
-            );
+            ));
         }
     }
 
     cib(dir, &records, &ended, &with_status, &mut counts, &mut out)?;
     Ok(Judged {
-        violations: out,
+        violations: out.shown,
+        totals: out.totals,
         counts,
         notes,
     })
 }
 
 /// Every overlap of incompatible intervals on one resource (a sweep by start).
-fn overlaps(res: &str, list: &mut [Held], out: &mut Vec<Violation>) {
+fn overlaps(res: &str, list: &mut [Held], out: &mut Found) {
     list.sort_by_key(|h| (h.from, h.to));
     let mut active: Vec<usize> = Vec::new();
     for i in 0..list.len() {
@@ -367,27 +376,24 @@ fn overlaps(res: &str, list: &mut [Held], out: &mut Vec<Violation>) {
                     h.to.to_string()
                 }
             };
-            push(
-                out,
-                violation(
-                    property,
-                    format!(
-                        "{res}: n{}#{} lock {} {} [{} .. {}] and n{}#{} lock {} {} [{} .. {}] overlap",
-                        a.node,
-                        a.inc,
-                        a.lock,
-                        a.mode.name(),
-                        a.from,
-                        end(a),
-                        b.node,
-                        b.inc,
-                        b.lock,
-                        b.mode.name(),
-                        b.from,
-                        end(b)
-                    ),
+            out.push(violation(
+                property,
+                format!(
+                    "{res}: n{}#{} lock {} {} [{} .. {}] and n{}#{} lock {} {} [{} .. {}] overlap",
+                    a.node,
+                    a.inc,
+                    a.lock,
+                    a.mode.name(),
+                    a.from,
+                    end(a),
+                    b.node,
+                    b.inc,
+                    b.lock,
+                    b.mode.name(),
+                    b.from,
+                    end(b)
                 ),
-            );
+            ));
         }
         active.push(i);
     }
@@ -400,7 +406,7 @@ fn cib(
     ended: &BTreeSet<(u32, u32)>,
     with_status: &BTreeSet<(u32, u32)>,
     counts: &mut Counts,
-    out: &mut Vec<Violation>,
+    out: &mut Found,
 ) -> Result<(), String> {
     let nodes: u32 = records
         .iter()
@@ -460,25 +466,19 @@ fn cib(
                 _ => continue,
             };
             let Some(v) = version(v) else {
-                push(
-                    out,
-                    violation(
-                        "cib_versions",
-                        format!("n{node}#{inc}: {what} without a version: {line:?}"),
-                    ),
-                );
+                out.push(violation(
+                    "cib_versions",
+                    format!("n{node}#{inc}: {what} without a version: {line:?}"),
+                ));
                 continue;
             };
             if let Some(prev) = last.insert(inc, v)
                 && v < prev
             {
-                push(
-                    out,
-                    violation(
-                        "cib_versions",
-                        format!("n{node}#{inc}: version went back from {prev:?} to {v:?} ({what})"),
-                    ),
-                );
+                out.push(violation(
+                    "cib_versions",
+                    format!("n{node}#{inc}: version went back from {prev:?} to {v:?} ({what})"),
+                ));
             }
         }
     }
@@ -499,22 +499,19 @@ fn cib(
     let mut first: Option<(u32, &String)> = None;
     for &node in &running {
         match (finals.get(&node), first) {
-            (None, _) => push(
-                out,
-                violation("cib_convergence", format!("n{node} gave no final CIB")),
-            ),
+            (None, _) => out.push(violation(
+                "cib_convergence",
+                format!("n{node} gave no final CIB"),
+            )),
             (Some(t), None) => first = Some((node, t)),
-            (Some(t), Some((n0, t0))) if t != t0 => push(
-                out,
-                violation(
-                    "cib_convergence",
-                    format!(
-                        "n{node}'s final CIB differs from n{n0}'s ({} and {} bytes)",
-                        t.len(),
-                        t0.len()
-                    ),
+            (Some(t), Some((n0, t0))) if t != t0 => out.push(violation(
+                "cib_convergence",
+                format!(
+                    "n{node}'s final CIB differs from n{n0}'s ({} and {} bytes)",
+                    t.len(),
+                    t0.len()
                 ),
-            ),
+            )),
             _ => {}
         }
     }
@@ -535,17 +532,14 @@ fn cib(
         if held.iter().all(|p| ended.contains(p)) {
             continue;
         }
-        push(
-            out,
-            violation(
-                "cib_quorate_kept",
-                format!(
-                    "marker {m} acknowledged by n{}#{} is missing from the final CIB of {missing:?}; \
+        out.push(violation(
+            "cib_quorate_kept",
+            format!(
+                "marker {m} acknowledged by n{}#{} is missing from the final CIB of {missing:?}; \
                      held by {held:?}",
-                    by.0, by.1
-                ),
+                by.0, by.1
             ),
-        );
+        ));
     }
     Ok(())
 }
