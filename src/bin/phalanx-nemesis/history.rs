@@ -179,7 +179,8 @@ pub fn load(dir: &Path) -> Result<Loaded, String> {
                 }
                 ctl(r.num("node")?, inc, EventKind::Restart)
             }
-            "crash" | "exit" => {
+            // `fenced`: the fence agent killed it — a crash like the nemesis's.
+            "crash" | "exit" | "fenced" => {
                 let p = (r.num("node")?, r.num("inc")?);
                 crashed.insert(p);
                 if r.what == "exit" {

@@ -16,6 +16,10 @@ pub enum Pending {
     CpgJoin,
     /// `status`.
     Status,
+    /// `dlm-hammer`.
+    DlmHammer,
+    /// `dlm-hammer-stop`.
+    DlmStop,
     /// Anything else (its verb).
     Other(String),
 }
@@ -43,6 +47,10 @@ pub struct Proc {
     pub cpg_since_view: BTreeSet<String>,
     /// Its answer to the latest `status`.
     pub status: Option<Reply>,
+    /// Its lock workers run (`dlm-hammer` answered ok).
+    pub dlm_running: bool,
+    /// The answer to its `dlm-hammer-stop`: whether it was ok.
+    pub dlm_stopped: Option<bool>,
 }
 
 impl Proc {
@@ -57,6 +65,16 @@ impl Proc {
     /// A join is on its way.
     pub fn join_pending(&self) -> bool {
         self.pending.iter().any(|p| matches!(p, Pending::CpgJoin))
+    }
+
+    /// A `dlm-hammer` is on its way.
+    pub fn hammer_pending(&self) -> bool {
+        self.pending.iter().any(|p| matches!(p, Pending::DlmHammer))
+    }
+
+    /// Its latest quorum state is quorate.
+    pub fn quorate(&self) -> bool {
+        self.quorum.as_ref().is_some_and(|(q, _)| *q)
     }
 }
 
@@ -200,6 +218,23 @@ fn answered(p: &mut Proc, r: Reply) -> Answered {
         Pending::Status => {
             p.status = Some(r);
             Answered::Nothing
+        }
+        Pending::DlmHammer => {
+            p.dlm_running = r.ok;
+            if r.ok {
+                Answered::Nothing
+            } else {
+                Answered::Failed(r.verb, reason)
+            }
+        }
+        Pending::DlmStop => {
+            p.dlm_stopped = Some(r.ok);
+            p.dlm_running = false;
+            if r.ok {
+                Answered::Nothing
+            } else {
+                Answered::Failed(r.verb, reason)
+            }
         }
         Pending::Other(_) if r.ok => Answered::Nothing,
         Pending::Other(verb) => Answered::Failed(verb, reason),

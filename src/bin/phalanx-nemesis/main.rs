@@ -16,6 +16,7 @@
 //! Exit status: 0 no violation, 1 violations (or a node died by itself), 2 the
 //! run could not be made (usage, no root, no `ip`), 130 interrupted.
 
+mod cib_client;
 #[path = "../common/cli.rs"]
 mod cli;
 #[path = "../common/control_events.rs"]
@@ -30,6 +31,7 @@ mod record;
 mod report;
 mod run;
 mod schedule;
+mod services;
 mod signals;
 
 use clap::Parser;
@@ -82,6 +84,23 @@ struct Cli {
     /// times. The run is judged as any other.
     #[arg(long, value_name = "K", conflicts_with = "events")]
     failovers: Option<usize>,
+    /// Each node's CIB client asks its node every this many ms (a new marker,
+    /// or every fourth time a query of the whole CIB); 0: no CIB.
+    #[arg(long, default_value_t = 250)]
+    cib_ms: u64,
+    /// Lock workers per process (`dlm-hammer`); 0: no DLM.
+    #[arg(long, default_value_t = 2)]
+    dlm_threads: u32,
+    /// Resources of the lockspace the workers lock.
+    #[arg(long, default_value_t = 16)]
+    dlm_resources: u32,
+    /// Directory of the fence agent `fence_phalanx_kill` [default: the
+    /// source tree's fence/test-agents]; the nodes fence each other with it.
+    #[arg(long, value_name = "DIR")]
+    fence_agent_dir: Option<PathBuf>,
+    /// No fencing device (and so no DLM: its recovery waits for fencing).
+    #[arg(long)]
+    no_fencing: bool,
     /// Keep normal scheduling in the nodes (default: SCHED_RR as the daemon asks).
     #[arg(long)]
     no_realtime: bool,
@@ -205,16 +224,50 @@ fn write_conf(dir: &Path, cli: &Cli) -> std::io::Result<PathBuf> {
             "    node {{\n        nodeid: {i}\n        name: n{i}\n        ring0_addr: {SUBNET}.{i}\n    }}\n"
         );
     }
+    let cib = if cli.cib_ms > 0 {
+        "cib {\n    enabled: yes\n}\n".to_string()
+    } else {
+        String::new()
+    };
+    // The nodes' pid files (the fence agent's targets).
+    let pids = dir.join("pids");
+    std::fs::create_dir_all(&pids)?;
+    let fencing = match fence_agent_dir(cli) {
+        Some(agents) => {
+            let hosts: Vec<String> = (1..=cli.nodes).map(|i| format!("n{i}")).collect();
+            format!(
+                "fencing {{\n    agent_dir: {agents}\n    device {{\n        id: kill\n        \
+                 agent: fence_phalanx_kill\n        pidfile_dir: {pids}\n        \
+                 pcmk_host_list: {hosts}\n    }}\n}}\n",
+                agents = agents.display(),
+                pids = pids.display(),
+                hosts = hosts.join(" "),
+            )
+        }
+        None => String::new(),
+    };
     let conf = format!(
         "totem {{\n    cluster_name: nemesis\n    crypto_cipher: aes256\n    crypto_hash: sha256\n    \
          keyfile: {key}\n{token}}}\nsystem {{\n    state_dir: {state}\n}}\nnodelist {{\n{nodes}}}\n\
-         quorum {{\n    provider: corosync_votequorum\n}}\n",
+         quorum {{\n    provider: corosync_votequorum\n}}\n{cib}{fencing}",
         key = key_path.display(),
         state = state.display(),
     );
     let path = dir.join("corosync.conf");
     std::fs::write(&path, conf)?;
     Ok(path)
+}
+
+/// The fence agents' directory, `None` without fencing.
+fn fence_agent_dir(cli: &Cli) -> Option<PathBuf> {
+    if cli.no_fencing {
+        return None;
+    }
+    Some(
+        cli.fence_agent_dir
+            .clone()
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("fence/test-agents")),
+    )
 }
 
 /// Makes and judges one run; whether it passed. On an error, the error and the
@@ -291,12 +344,37 @@ fn nemesis(cli: &Cli, seed: u64) -> Result<bool, (run::RunError, Option<PathBuf>
             .and_then(|p| p.parent().map(|d| d.join("phalanxd")))
             .unwrap_or_else(|| "phalanxd".into())
     });
+    if let Some(agents) = fence_agent_dir(cli)
+        && !agents.join("fence_phalanx_kill").is_file()
+    {
+        return Err(keep(run::RunError::Io(format!(
+            "no fence_phalanx_kill in {} (--fence-agent-dir, or --no-fencing)",
+            agents.display()
+        ))));
+    }
+    let pids = cib_client::Pids::default();
     let launcher = procs::Launcher {
         phalanxd,
         conf,
         dir: dir.clone(),
         no_realtime: cli.no_realtime,
         plant_bug_in: cli.plant_bug.then_some(2.min(cli.nodes)),
+        pid_dir: dir.join("pids"),
+        pids: pids.clone(),
+    };
+    let fencing = !cli.no_fencing;
+    let services = run::Services {
+        dlm_threads: if fencing { cli.dlm_threads } else { 0 },
+        dlm_resources: cli.dlm_resources.max(1),
+        cib_every: (cli.cib_ms > 0).then(|| Duration::from_millis(cli.cib_ms)),
+        state_dir: dir.join("state"),
+        pids,
+        reboot_after: if fencing {
+            Duration::from_secs(2)
+        } else {
+            Duration::ZERO
+        },
+        dir: dir.clone(),
     };
     let procs = procs::Procs::new(launcher, net.nodes.clone());
     let rec = record::Recorder::create(&dir)
@@ -308,7 +386,7 @@ fn nemesis(cli: &Cli, seed: u64) -> Result<bool, (run::RunError, Option<PathBuf>
         settle: Duration::from_secs(cli.settle_s),
     };
     let formation = Instant::now();
-    let mut r = run::Run::start(procs, net, rec, pace, cli.nodes, seed).map_err(keep)?;
+    let mut r = run::Run::start(procs, net, rec, pace, cli.nodes, seed, services).map_err(keep)?;
     r.first_ring(Duration::from_secs(60)).map_err(keep)?;
     let formation = formation.elapsed();
     match cli.failovers {
@@ -386,7 +464,11 @@ fn yes(b: bool) -> &'static str {
 /// it passed.
 fn judge_dir(dir: &Path, summary: &str) -> Result<bool, String> {
     let loaded = history::load(dir)?;
-    let violations = judge::judge(&loaded);
+    let mut violations = judge::judge(&loaded);
+    let sim_violations = violations.len();
+    let services = services::judge(dir)?;
+    violations.extend(services.violations);
+    let s = services.counts;
     let c = loaded.counts;
     let mut lines: Vec<String> = violations
         .iter()
@@ -399,24 +481,40 @@ fn judge_dir(dir: &Path, summary: &str) -> Result<bool, String> {
             .iter()
             .map(|e| format!("  violation: {e}")),
     );
-    let bad = violations.len() + loaded.unexpected_exits.len();
+    // The services' checkers show at most 20 violations each; counted in all.
+    let bad =
+        sim_violations + services.totals.values().sum::<usize>() + loaded.unexpected_exits.len();
+    lines.extend(services.notes.iter().map(|n| format!("  note: {n}")));
     let judged = format!(
         "{} processes, {} deliveries, {} CPG deliveries, {} CPG views, {} configurations, \
-         {} quorum notifications judged by {} checkers",
+         {} quorum notifications, {} lock grants on {} processes, {} fencings by the agent \
+         ({} fence results), {} CIB changes acknowledged ({} refused or unanswered, {} divergence \
+         reports), {} dlm errors judged by {} checkers",
         c.processes,
         c.deliveries,
         c.cpg_deliveries,
         c.cpg_views,
         c.configs,
         c.quorum,
-        judge::CHECKERS.len()
+        s.grants,
+        s.lock_processes,
+        s.fenced,
+        s.fence_results,
+        s.cib_acks,
+        s.cib_fails,
+        s.cib_divergences,
+        s.dlm_errors,
+        judge::CHECKERS.len() + services::CHECKERS.len()
     );
     let verdict = if bad == 0 {
         format!("phalanx-nemesis: PASS {summary}; {judged}: 0 violations")
     } else {
         let mut by: std::collections::BTreeMap<&str, usize> = Default::default();
-        for v in &violations {
+        for v in &violations[..sim_violations] {
             *by.entry(v.property).or_default() += 1;
+        }
+        for (k, n) in &services.totals {
+            *by.entry(*k).or_default() += n;
         }
         if !loaded.unexpected_exits.is_empty() {
             by.insert("process_exit", loaded.unexpected_exits.len());

@@ -33,6 +33,11 @@ pub struct Launcher {
     pub no_realtime: bool,
     /// Plant the bug in this node's first process.
     pub plant_bug_in: Option<u32>,
+    /// Where each node's current pid is written as `n<node>.pid` (the fence
+    /// agent `fence_phalanx_kill` kills the process a pid file names).
+    pub pid_dir: PathBuf,
+    /// Every process's pid → (node, incarnation), for the CIB clients.
+    pub pids: crate::cib_client::Pids,
 }
 
 /// One running process.
@@ -156,6 +161,16 @@ impl Procs {
             .spawn()?;
         drop(netns);
         self.spawns.insert(id, inc + 1);
+        if let Ok(mut pids) = self.launcher.pids.lock() {
+            pids.insert(child.id(), (id, inc));
+        }
+        // Written at once: from now on a fence of node `id` kills this process.
+        let pid_file = self.launcher.pid_dir.join(format!("n{id}.pid"));
+        if let Err(e) = std::fs::write(&pid_file, format!("{}\n", child.id())) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e);
+        }
         let (Some(stdout), Some(stdin)) = (child.stdout.take(), child.stdin.take()) else {
             let _ = child.kill();
             let _ = child.wait();
@@ -227,6 +242,13 @@ impl Procs {
             Some(p) => matches!(p.child.try_wait(), Ok(Some(_))),
             None => true,
         }
+    }
+
+    /// The signal that ended node `id`'s exited process, if a signal did.
+    pub fn exit_signal(&mut self, id: u32) -> Option<i32> {
+        use std::os::unix::process::ExitStatusExt;
+        let p = self.running.get_mut(&id)?;
+        p.child.try_wait().ok().flatten()?.signal()
     }
 
     /// Waits up to `limit` for node `id`'s process to exit; whether it did.

@@ -49,6 +49,28 @@ pub struct Pace {
     pub settle: Duration,
 }
 
+/// The services every node runs besides totem, CPG and quorum.
+#[derive(Clone, Debug)]
+pub struct Services {
+    /// Lock workers per process (`dlm-hammer`); 0: the DLM takes no part.
+    pub dlm_threads: u32,
+    /// Resources `r0..` of the lockspace the workers lock.
+    pub dlm_resources: u32,
+    /// Each node's CIB client asks every this often; `None`: the CIB takes no part.
+    pub cib_every: Option<Duration>,
+    /// The nodes' state directory (their admin sockets).
+    pub state_dir: std::path::PathBuf,
+    /// Every process's pid → (node, incarnation).
+    pub pids: crate::cib_client::Pids,
+    /// How long a fenced node stays down before it is started again (a reboot).
+    pub reboot_after: Duration,
+    /// The run directory (the CIB clients' records).
+    pub dir: std::path::PathBuf,
+}
+
+/// The lockspace the lock workers use.
+pub const LOCKSPACE: &str = "nemesis";
+
 /// How the run went (the judging comes after).
 #[derive(Debug, Default)]
 pub struct Outcome {
@@ -98,6 +120,14 @@ pub struct Run {
     /// CPG load on.
     cpg_on: bool,
     outcome: Outcome,
+    services: Services,
+    seed: u64,
+    /// Fenced nodes (killed by the fence agent, not by the nemesis) and when
+    /// they are started again.
+    reboots: BTreeMap<u32, Instant>,
+    /// Fenced nodes are started again (not after the final statuses).
+    reboots_on: bool,
+    cib: Option<crate::cib_client::Clients>,
 }
 
 impl Run {
@@ -109,6 +139,7 @@ impl Run {
         pace: Pace,
         nodes: u32,
         seed: u64,
+        services: Services,
     ) -> Result<Run, RunError> {
         let wall = phalanx::logsys::wall_ns();
         rec.write(
@@ -134,10 +165,27 @@ impl Run {
             cpg_seq: BTreeMap::new(),
             cpg_on: true,
             outcome: Outcome::default(),
+            services,
+            seed,
+            reboots: BTreeMap::new(),
+            reboots_on: true,
+            cib: None,
         };
         run.record_net()?;
         for id in 1..=nodes {
             run.spawn(id, 0)?;
+        }
+        if let Some(every) = run.services.cib_every {
+            run.cib = Some(
+                crate::cib_client::Clients::start(
+                    &run.services.dir,
+                    &run.services.state_dir,
+                    nodes,
+                    run.services.pids.clone(),
+                    every,
+                )
+                .map_err(io("CIB clients"))?,
+            );
         }
         Ok(run)
     }
@@ -256,6 +304,7 @@ impl Run {
                 return Ok(false);
             }
             if now >= next_tick {
+                self.reboot_fenced(now)?;
                 self.cpg_tick()?;
                 next_tick = now + tick;
             }
@@ -312,6 +361,29 @@ impl Run {
         if self.procs.incarnation(node) == Some(inc)
             && self.procs.wait_exit(node, Duration::from_secs(5))
         {
+            // SIGKILL from someone else than the nemesis: the fence agent
+            // (the judge checks that a fencing of the node was reported).
+            if self.services.reboot_after > Duration::ZERO
+                && self.procs.exit_signal(node) == Some(libc::SIGKILL)
+            {
+                self.procs.forget(node);
+                self.killed.insert(node);
+                self.paused.remove(&node);
+                self.reboots
+                    .insert(node, Instant::now() + self.services.reboot_after);
+                self.rec
+                    .write(
+                        "fenced",
+                        &[("node", node.to_string()), ("inc", inc.to_string())],
+                    )
+                    .map_err(io("record"))?;
+                *self
+                    .outcome
+                    .kinds
+                    .entry("fenced (by the agent)")
+                    .or_default() += 1;
+                return Ok(());
+            }
             self.procs.forget(node);
             self.killed.insert(node);
             self.paused.remove(&node);
@@ -337,6 +409,22 @@ impl Run {
         for (id, inc) in self.current() {
             if self.paused.contains(&id) {
                 continue;
+            }
+            let dlm_threads = self.services.dlm_threads;
+            let p = self.live.proc(id, inc);
+            if dlm_threads > 0
+                && self.cpg_on
+                && !p.dlm_running
+                && p.dlm_stopped.is_none()
+                && !p.hammer_pending()
+                && p.quorate()
+            {
+                let seed = self.seed ^ (u64::from(id) << 40) ^ (u64::from(inc) << 20);
+                let cmd = format!(
+                    "dlm-hammer {LOCKSPACE} {} {seed} {dlm_threads}",
+                    self.services.dlm_resources
+                );
+                self.command(id, inc, &cmd, Pending::DlmHammer)?;
             }
             let p = self.live.proc(id, inc);
             if !p.joined {
@@ -385,6 +473,36 @@ impl Run {
                         ],
                     )
                     .map_err(io("record"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every node runs (no fenced node waiting for its reboot).
+    fn all_running(&self) -> bool {
+        self.reboots.is_empty() && self.current().len() == self.nodes as usize
+    }
+
+    /// Every node runs and all have settled (one ring, quorate, one group view).
+    fn all_settled(&self) -> bool {
+        self.all_running() && self.live.settled(&self.current(), local_of)
+    }
+
+    /// Starts again every fenced node whose reboot time has come.
+    fn reboot_fenced(&mut self, now: Instant) -> Result<(), RunError> {
+        if !self.reboots_on {
+            return Ok(());
+        }
+        let due: Vec<u32> = self
+            .reboots
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(n, _)| *n)
+            .collect();
+        for n in due {
+            self.reboots.remove(&n);
+            if self.killed.remove(&n) {
+                self.spawn(n, 0)?;
             }
         }
         Ok(())
@@ -493,6 +611,7 @@ impl Run {
                 clock_offset_s,
             } => {
                 if self.killed.remove(node) {
+                    self.reboots.remove(node);
                     self.spawn(*node, *clock_offset_s)?;
                 }
                 self.count(if *clock_offset_s > 0 {
@@ -550,6 +669,103 @@ impl Run {
         Ok(())
     }
 
+    /// Stops the lock workers (every process's `dlm-hammer-stop` must be
+    /// answered: every lock request answered and every lock released),
+    /// recording how each stop went.
+    fn stop_locks(&mut self) -> Result<(), RunError> {
+        // The judged run ended with the statuses: no new processes.
+        self.reboots_on = false;
+        if self.services.dlm_threads > 0 {
+            let current = self.current();
+            let mut ran = BTreeMap::new();
+            for (&id, &inc) in &current {
+                let p = self.live.proc(id, inc);
+                ran.insert(id, p.dlm_running || p.hammer_pending());
+                self.command(id, inc, "dlm-hammer-stop", Pending::DlmStop)?;
+            }
+            let t = Instant::now();
+            // A process fenced meanwhile answers nothing: its locks are the
+            // fence gate's business.
+            self.pump(t + Duration::from_secs(60), |r| {
+                current.iter().all(|(n, i)| {
+                    r.procs.incarnation(*n) != Some(*i)
+                        || r.live
+                            .procs
+                            .get(&(*n, *i))
+                            .is_some_and(|p| p.dlm_stopped.is_some())
+                })
+            })?;
+            for (&id, &inc) in &current {
+                if self.procs.incarnation(id) != Some(inc) {
+                    continue;
+                }
+                let stopped = self.live.proc(id, inc).dlm_stopped;
+                self.rec
+                    .write(
+                        "dlm-stop",
+                        &[
+                            ("node", id.to_string()),
+                            ("inc", inc.to_string()),
+                            ("ran", u8::from(ran[&id]).to_string()),
+                            ("answered", u8::from(stopped.is_some()).to_string()),
+                            ("ok", u8::from(stopped == Some(true)).to_string()),
+                        ],
+                    )
+                    .map_err(io("record"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// After the drain: every running node's whole CIB (`cib-final-n<i>.xml`),
+    /// asked again for up to 20 s until all are equal (a node may answer from
+    /// its copy a moment before the last sync reaches it).
+    fn final_cibs(&mut self) -> Result<(), RunError> {
+        if self.services.cib_every.is_none() {
+            return Ok(());
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut answers: BTreeMap<u32, (u32, String, String)> = BTreeMap::new();
+        loop {
+            for id in self.current().into_keys() {
+                if let Some(a) = crate::cib_client::final_query(
+                    &self.services.state_dir,
+                    id,
+                    &self.services.pids,
+                ) {
+                    answers.insert(id, a);
+                }
+            }
+            let all = self.current().keys().all(|id| answers.contains_key(id));
+            let mut texts = answers.values().map(|a| &a.2);
+            let first = texts.next();
+            let same = texts.all(|t| Some(t) == first);
+            if (all && same) || Instant::now() >= deadline {
+                break;
+            }
+            self.pump_until(Instant::now() + Duration::from_millis(200))?;
+        }
+        for (id, (inc, version, text)) in &answers {
+            std::fs::write(self.services.dir.join(format!("cib-final-n{id}.xml")), text)
+                .map_err(io("final CIB"))?;
+            self.rec
+                .write(
+                    "cib-final",
+                    &[
+                        ("node", id.to_string()),
+                        ("inc", inc.to_string()),
+                        ("version", version.clone()),
+                        (
+                            "digest",
+                            format!("{:016x}", crate::cib_client::digest(text)),
+                        ),
+                    ],
+                )
+                .map_err(io("record"))?;
+        }
+        Ok(())
+    }
+
     /// Repairs every fault, waits for the cluster to settle and drain, takes
     /// every node's status and stops the nodes.
     pub fn finish(mut self) -> Result<Outcome, RunError> {
@@ -572,10 +788,9 @@ impl Run {
             })?;
         }
         self.outcome.kinds = kinds;
+        self.reboots.clear();
         let t = Instant::now();
-        self.outcome.settled = self.pump(t + self.pace.settle, |r| {
-            r.live.settled(&r.current(), local_of)
-        })?;
+        self.outcome.settled = self.pump(t + self.pace.settle, |r| r.all_settled())?;
         if !self.outcome.settled {
             self.outcome.notes.push(format!(
                 "the cluster did not settle (one ring, quorate, one group view) within {:?}",
@@ -587,15 +802,19 @@ impl Run {
         for (id, inc) in self.current() {
             self.command(id, inc, "load-stop", Pending::Other("load-stop".into()))?;
         }
+        if let Some(c) = self.cib.take() {
+            c.stop();
+        }
         let t = Instant::now();
         self.outcome.drained = self.pump(t + Duration::from_secs(30), |r| {
-            r.live.drained(&r.current(), local_of)
+            r.all_running() && r.live.drained(&r.current(), local_of)
         })?;
         if !self.outcome.drained {
             self.outcome
                 .notes
                 .push("the traffic did not drain within 30 s".into());
         }
+        self.final_cibs()?;
         let current = self.current();
         for (&id, &inc) in &current {
             self.live.proc(id, inc).status = None;
@@ -630,6 +849,10 @@ impl Run {
                 .map_err(io("record"))?;
         }
         self.rec.write("end", &[]).map_err(io("record"))?;
+        // After the statuses: a node whose lock workers hang cannot answer
+        // anything after its `dlm-hammer-stop` (commands are answered in
+        // order), and that must not cost the other checkers their statuses.
+        self.stop_locks()?;
         self.rec.flush().map_err(io("record"))?;
         // Leave (not part of the judged run), then make sure they are gone.
         for (&id, &inc) in &current {
