@@ -101,6 +101,11 @@ pub enum Scenario {
     LatN,
     /// Plain UDP from node 1 to every other node, no ordering.
     Raw,
+    /// As `raw`, with segmentation offload: datagrams of at most `max_frame` bytes
+    /// (they fit the MTU, as the ring's frames do), up to 64 per `sendmsg`
+    /// (`UDP_SEGMENT`), read back with `UDP_GRO` — the best the kernel can do.
+    #[value(name = "rawgso")]
+    RawGso,
 }
 
 impl Scenario {
@@ -118,7 +123,13 @@ impl Scenario {
             Scenario::Lat1Idle => "lat1idle",
             Scenario::LatN => "latN",
             Scenario::Raw => "raw",
+            Scenario::RawGso => "rawgso",
         }
+    }
+
+    /// Plain UDP without the ring (`raw`, `rawgso`).
+    pub fn is_raw(self) -> bool {
+        matches!(self, Scenario::Raw | Scenario::RawGso)
     }
 
     /// Number of sending processes in a cluster of `n`.
@@ -267,7 +278,7 @@ fn run(a: &RunOptions, rig: Option<&Path>) -> i32 {
             for &size in &a.sizes {
                 for &sc in &a.scenarios {
                     // Raw UDP uses neither API nor crypto: once per cell.
-                    let runs: Vec<(Api, bool)> = if sc == Scenario::Raw {
+                    let runs: Vec<(Api, bool)> = if sc.is_raw() {
                         vec![(a.api[0], false)]
                     } else {
                         a.api
@@ -278,7 +289,7 @@ fn run(a: &RunOptions, rig: Option<&Path>) -> i32 {
                     for (api, crypto) in runs {
                         let mut imp = match (&a.name, sc) {
                             (Some(n), _) => n.clone(),
-                            (None, Scenario::Raw) => "udp".to_string(),
+                            (None, Scenario::Raw | Scenario::RawGso) => "udp".to_string(),
                             (None, _) => api.impl_name(crypto).to_string(),
                         };
                         if !netns {
@@ -508,8 +519,7 @@ fn run_one(
         let e: String = e.chars().take(160).collect();
         why.push_str(&format!("node{id}_stderr={e} "));
     }
-    let ok =
-        why.is_empty() && report::check_run(&results, n as usize, sc == Scenario::Raw, &mut why);
+    let ok = why.is_empty() && report::check_run(&results, n as usize, sc.is_raw(), &mut why);
     (results, rtts, ok, why.trim().to_string())
 }
 

@@ -5,6 +5,7 @@ use super::{Api, Scenario};
 use crossbeam_channel::Receiver;
 use phalanx::cpg::{CpgError, CpgEvent, ViewId};
 use phalanx::crypto::Cipher;
+use phalanx::node::udp_offload;
 use phalanx::node::{
     CpgMember, CryptoOptions, Node, NodeEvent, NodeHandle, NodeOptions, NodeStats,
 };
@@ -323,7 +324,7 @@ pub fn main(args: &[String]) -> i32 {
             release.store(true, Ordering::Release);
         });
     }
-    let r = if spec.scenario == Scenario::Raw {
+    let r = if spec.scenario.is_raw() {
         raw(&spec, &addrs, &release)
     } else {
         node(&spec, addrs, &release)
@@ -894,8 +895,23 @@ fn result_line(
     out
 }
 
+/// Waits up to `ms` milliseconds for `sock` to become readable.
+fn wait_readable(sock: &UdpSocket, ms: i32) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut p = libc::pollfd {
+        fd: sock.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, alive for the duration of the call.
+    unsafe { libc::poll(&mut p, 1, ms) == 1 }
+}
+
 /// The raw UDP ceiling: node 1 sends `size`-byte datagrams to every other node as
 /// fast as it can; the others count what arrives (losses are not errors here).
+/// `rawgso` sends each peer runs of frame-sized datagrams (at most `max_frame`
+/// bytes) with one `UDP_SEGMENT` call and reads with `UDP_GRO`; a kernel that refuses either fails the run (no silent fallback:
+/// the figure would not be what it says).
 fn raw(
     spec: &Spec,
     addrs: &BTreeMap<u32, SocketAddr>,
@@ -904,6 +920,10 @@ fn raw(
     let me = *addrs.get(&spec.id).ok_or("no address for this node")?;
     let sock = UdpSocket::bind(me).map_err(|e| format!("bind {me}: {e}"))?;
     phalanx::node::set_socket_buffers(&sock, SOCKET_BUFFER);
+    let gso = spec.scenario == Scenario::RawGso;
+    if gso && spec.id != 1 {
+        udp_offload::enable_gro(&sock).map_err(|e| format!("UDP_GRO refused: {e}"))?;
+    }
     let peers: Vec<SocketAddr> = addrs
         .iter()
         .filter(|(id, _)| **id != spec.id)
@@ -912,7 +932,14 @@ fn raw(
     let n = addrs.len();
     let mut st = Stats::new(spec.id, n, 1);
     let pid = st.pid;
-    let mut buf = vec![0u8; spec.size.max(HDR)];
+    // `rawgso` moves its bytes in datagrams that fit one frame (`max_frame`, so the
+    // link's MTU), as the ring does; `raw` sends `size`-byte datagrams, which the
+    // kernel fragments past the MTU.
+    let dsize = if spec.scenario == Scenario::RawGso {
+        spec.size.min(spec.max_frame).max(HDR)
+    } else {
+        spec.size.max(HDR)
+    };
     let mut rbuf = vec![0u8; 65_536];
     let timeout = Duration::from_secs_f64(timeout_s(spec));
     let started = Instant::now();
@@ -959,28 +986,49 @@ fn raw(
             typ: T_DATA,
             seq: 0,
             send_ns: 0,
-            len: buf.len() as u32,
+            len: dsize as u32,
             pid,
         };
+        // Datagrams per sendmsg: one without offload, else as many as one
+        // segmentation run may carry.
+        let per_call = if gso {
+            (udp_offload::MAX_BYTES / dsize).clamp(1, udp_offload::MAX_SEGMENTS)
+        } else {
+            1
+        };
+        let mut batch = vec![0u8; dsize * per_call];
         loop {
             let t = st.now();
             if t >= send_end {
                 break;
             }
-            hdr.seq = sent + 1;
-            hdr.send_ns = t;
-            hdr.write(&mut buf);
-            for p in &peers {
-                if sock.send_to(&buf, p).is_err() {
-                    st.errors += 0; // a full buffer: the datagram is lost, as in UDP
+            for (i, d) in batch.chunks_mut(dsize).enumerate() {
+                hdr.seq = sent + 1 + i as u64;
+                hdr.send_ns = t;
+                hdr.write(d);
+            }
+            if gso {
+                let run: Vec<&[u8]> = batch.chunks(dsize).collect();
+                for p in &peers {
+                    match udp_offload::send_segments(&sock, p, &run) {
+                        Ok(()) => {}
+                        // A full buffer: the run is lost, as in UDP.
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Err(e) => return Err(format!("UDP_SEGMENT send refused: {e}")),
+                    }
+                }
+            } else {
+                for p in &peers {
+                    // An error is a full buffer: the datagram is lost, as in UDP.
+                    let _ = sock.send_to(&batch, p);
                 }
             }
-            sent += 1;
+            sent += per_call as u64;
         }
         t_send_done = st.now();
         // The sender "delivers" what it sent, so its line reads like the others'.
         st.delivered = sent;
-        st.delivered_bytes = sent * buf.len() as u64;
+        st.delivered_bytes = sent * dsize as u64;
         st.first_ns = t0;
         st.last_ns = t_send_done;
         let end = Hdr {
@@ -1007,41 +1055,63 @@ fn raw(
             if started.elapsed() > timeout {
                 return Err("raw: no END from the sender".into());
             }
-            match sock.recv_from(&mut rbuf) {
-                Ok((len, from)) => {
-                    let Some(h) = Hdr::read(&rbuf[..len]).filter(|h| h.magic == MAGIC) else {
-                        st.errors += 1;
-                        continue;
-                    };
-                    match h.typ {
-                        T_HELLO => {
-                            let ack = Hdr { typ: T_ACK, ..h };
-                            let mut ab = [0u8; HDR];
-                            ack.write(&mut ab);
-                            let _ = sock.send_to(&ab, from);
-                            if !st.started {
-                                st.started = true;
-                                t0 = st.now();
+            let read = if gso {
+                match udp_offload::recv_segments(&sock, &mut rbuf) {
+                    Ok(Some(r)) => Ok((r.len, r.from, r.segment_size.unwrap_or(r.len))),
+                    Ok(None) if wait_readable(&sock, 100) => continue,
+                    Ok(None) => Err(std::io::ErrorKind::WouldBlock.into()),
+                    Err(e) => Err(e),
+                }
+            } else {
+                sock.recv_from(&mut rbuf)
+                    .map(|(len, from)| (len, Some(from), len))
+            };
+            match read {
+                Ok((len, from, seg)) => {
+                    let mut ended = false;
+                    for d in rbuf[..len].chunks(seg.max(1)) {
+                        let Some(h) = Hdr::read(d).filter(|h| h.magic == MAGIC) else {
+                            st.errors += 1;
+                            continue;
+                        };
+                        match h.typ {
+                            T_HELLO => {
+                                let ack = Hdr { typ: T_ACK, ..h };
+                                let mut ab = [0u8; HDR];
+                                ack.write(&mut ab);
+                                if let Some(from) = from {
+                                    let _ = sock.send_to(&ab, from);
+                                }
+                                if !st.started {
+                                    st.started = true;
+                                    t0 = st.now();
+                                }
                             }
+                            T_END => {
+                                ended = true;
+                                break;
+                            }
+                            T_DATA => {
+                                let t = st.now();
+                                if h.seq < next {
+                                    st.errors += 1; // duplicate or reordered
+                                } else {
+                                    lost += h.seq - next;
+                                }
+                                next = h.seq + 1;
+                                if st.delivered == 0 {
+                                    st.first_ns = t;
+                                }
+                                st.last_ns = t;
+                                st.delivered += 1;
+                                st.delivered_bytes += d.len() as u64;
+                                last_rx = Instant::now();
+                            }
+                            _ => st.errors += 1,
                         }
-                        T_END => break,
-                        T_DATA => {
-                            let t = st.now();
-                            if h.seq < next {
-                                st.errors += 1; // duplicate or reordered
-                            } else {
-                                lost += h.seq - next;
-                            }
-                            next = h.seq + 1;
-                            if st.delivered == 0 {
-                                st.first_ns = t;
-                            }
-                            st.last_ns = t;
-                            st.delivered += 1;
-                            st.delivered_bytes += len as u64;
-                            last_rx = Instant::now();
-                        }
-                        _ => st.errors += 1,
+                    }
+                    if ended {
+                        break;
                     }
                 }
                 Err(_) => {

@@ -190,6 +190,80 @@ pub(crate) fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<Option<Received>> {
     }))
 }
 
+/// The same offload for a caller's own `UdpSocket` — what the benchmark's raw
+/// ceiling uses, so that "% of raw" compares the ring with the best the kernel can
+/// do on the same path rather than with one datagram per call.
+///
+/// ```
+/// use phalanx::node::udp_offload;
+/// use std::net::UdpSocket;
+///
+/// let rx = UdpSocket::bind("127.0.0.1:0")?;
+/// udp_offload::enable_gro(&rx)?;
+/// let tx = UdpSocket::bind("127.0.0.1:0")?;
+/// let frames = [[7u8; 1000], [8u8; 1000]];
+/// udp_offload::send_segments(&tx, &rx.local_addr()?, &[&frames[0], &frames[1]])?;
+/// let mut buf = vec![0u8; 65_536];
+/// if let Some(read) = udp_offload::recv_segments(&rx, &mut buf)? {
+///     let datagrams = buf[..read.len].chunks(read.segment_size.unwrap_or(read.len));
+///     assert!(datagrams.count() >= 1);
+/// }
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub mod public {
+    use std::io;
+    use std::net::{SocketAddr, UdpSocket};
+    use std::os::fd::AsRawFd;
+
+    /// Most datagrams one [`send_segments`] call may carry.
+    pub const MAX_SEGMENTS: usize = super::MAX_SEGMENTS;
+    /// Most bytes one [`send_segments`] call may carry.
+    pub const MAX_BYTES: usize = super::MAX_BYTES;
+
+    /// Turns UDP GRO on for `sock`: a read may return several datagrams of one
+    /// sender at once.
+    pub fn enable_gro(sock: &UdpSocket) -> io::Result<()> {
+        super::enable_gro(sock.as_raw_fd())
+    }
+
+    /// Sends `datagrams` to `to` in one non-blocking `sendmsg` (one `UDP_SEGMENT`
+    /// run): every datagram but the last must have the first's size, the last may
+    /// be shorter, at most [`MAX_SEGMENTS`] datagrams and [`MAX_BYTES`] bytes —
+    /// otherwise `InvalidInput`. A kernel that refuses segmentation answers
+    /// `EIO`, `ENOPROTOOPT`, `EOPNOTSUPP`, `EINVAL` or `EMSGSIZE`.
+    pub fn send_segments(sock: &UdpSocket, to: &SocketAddr, datagrams: &[&[u8]]) -> io::Result<()> {
+        let lens: Vec<usize> = datagrams.iter().map(|d| d.len()).collect();
+        if datagrams.is_empty() || super::runs(&lens) != vec![(0, datagrams.len())] {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not one segmentation run (sizes, count or total bytes)",
+            ));
+        }
+        super::send_run(sock.as_raw_fd(), to, datagrams)
+    }
+
+    /// One non-blocking read into `buf`; `Ok(None)` when nothing is waiting.
+    pub fn recv_segments(sock: &UdpSocket, buf: &mut [u8]) -> io::Result<Option<SegmentedRead>> {
+        Ok(super::recv(sock.as_raw_fd(), buf)?.map(|r| SegmentedRead {
+            len: r.len,
+            from: r.from,
+            segment_size: r.seg,
+        }))
+    }
+
+    /// What [`recv_segments`] read.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct SegmentedRead {
+        /// Bytes read into the buffer.
+        pub len: usize,
+        /// The sender (`None`: not an IP address).
+        pub from: Option<SocketAddr>,
+        /// The GRO segment size when the read holds several datagrams: they are
+        /// consecutive pieces of this size, the last possibly shorter.
+        pub segment_size: Option<usize>,
+    }
+}
+
 /// Waits up to `ms` milliseconds for `fd` to become readable (tests).
 #[cfg(test)]
 pub(crate) fn wait_readable(fd: RawFd, ms: i32) -> bool {

@@ -32,6 +32,9 @@ mod transport;
 mod validate;
 mod watchdog;
 
+/// UDP segmentation offload (`UDP_SEGMENT` / `UDP_GRO`) for a caller's own socket.
+pub use gso::public as udp_offload;
+
 pub use crate::link::{LinkState, LinkStats, PeerLinkStatus};
 pub use callback::CallbackGuard;
 pub use cib_handle::{CIB_HANDLE_CLIENT, Cib, CibCallError, CibStatus};
