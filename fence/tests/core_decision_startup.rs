@@ -207,3 +207,38 @@ fn pending_members_are_left_alone_by_default_by_non_coordinators_and_inquorate_p
     d.advance(at(5000));
     assert!(drain(&mut d).is_empty());
 }
+
+#[test]
+fn nodes_in_doubt_are_the_unclean_and_until_startup_is_decided_the_never_seen() {
+    // 5 configured, 1..=3 up and quorate; 4 and 5 never seen.
+    let mut d = started(DecisionConfig::new(1, 1..=5), 0, &[1, 2, 3], true);
+    assert_eq!(d.in_doubt(), [4, 5], "never seen, startup not decided");
+    // 5 shows up: no doubt about it any more.
+    d.configuration(ring(2), &set(&[1, 2, 3, 5]), true);
+    assert_eq!(d.in_doubt(), [4]);
+    // Startup decided: 4 is unclean (still in doubt) until fenced.
+    d.advance(at(20_000));
+    assert_eq!(drain(&mut d), [fence(4, 1)]);
+    assert_eq!(d.in_doubt(), [4]);
+    d.fenced(4, None);
+    drain(&mut d);
+    assert_eq!(d.in_doubt(), Vec::<u32>::new());
+    // 3 is lost: in doubt until fenced, then not.
+    d.configuration(ring(3), &set(&[1, 2, 5]), true);
+    assert_eq!(d.in_doubt(), [3]);
+    d.fenced(3, d.joined_ring(3));
+    drain(&mut d);
+    assert_eq!(d.in_doubt(), Vec::<u32>::new());
+
+    // Startup fencing off: never-seen nodes are trusted down.
+    let mut off = DecisionConfig::new(1, 1..=3);
+    off.startup_fencing = false;
+    let d = started(off, 0, &[1, 2], true);
+    assert_eq!(d.in_doubt(), Vec::<u32>::new());
+    // Fencing disabled: nothing could settle a doubt, so there is none.
+    let mut disabled = DecisionConfig::new(1, 1..=3);
+    disabled.fencing_enabled = false;
+    let mut d = started(disabled, 0, &[1, 2, 3], true);
+    d.configuration(ring(2), &set(&[1, 2]), true);
+    assert_eq!(d.in_doubt(), Vec::<u32>::new());
+}

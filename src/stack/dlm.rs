@@ -13,6 +13,16 @@
 //!   as fenced at once (a cluster without fencing has no protection against a
 //!   node that is only partitioned away — documented, as in Linux with
 //!   `enable_fencing=0`).
+//! - **Joining waits while a node's fate is in doubt.** A lockspace's CPG group
+//!   is joined only once the fence decision has no node in doubt
+//!   ([`FenceDecision::in_doubt`](phalanx_fence::core::FenceDecision::in_doubt):
+//!   lost and not fenced, or configured and never seen while startup fencing is
+//!   undecided) — as `dlm_controld` waits while fencing is in progress. The
+//!   core's fencing gate covers nodes that *leave* a view; a node that joins a
+//!   lockspace alone or in a partition of fresh processes sees no one leave, and
+//!   would master and grant what a partitioned node still holds (found by
+//!   `phalanx-nemesis`). Without quorum nothing in doubt is fenced, so such a
+//!   join waits for quorum too.
 //! - **Messages.** The core's point-to-point messages travel as CPG messages to the
 //!   lockspace's group, agreed order, with the destination node in front; every
 //!   member but the destination drops them. The links carry datagrams without
@@ -300,6 +310,9 @@ struct LsEntry {
     failed: BTreeSet<NodeId>,
     /// The epoch of the last view given to the core (stamped on direct records).
     epoch: u64,
+    /// The CPG group was joined; false while the join waits for no node to be
+    /// in doubt.
+    cpg_joined: bool,
 }
 
 #[derive(Debug)]
@@ -764,7 +777,10 @@ impl Stack {
                 }
                 let mut group = DLM_GROUP_PREFIX.to_vec();
                 group.extend_from_slice(&name);
-                self.cpg.join(DLM_CPG_LOCAL, &group)?;
+                let cpg_joined = !self.dlm_join_in_doubt();
+                if cpg_joined {
+                    self.cpg.join(DLM_CPG_LOCAL, &group)?;
+                }
                 let name: Arc<[u8]> = name.into();
                 d.ids.insert(name.clone(), id);
                 d.lockspaces.insert(
@@ -775,6 +791,7 @@ impl Stack {
                         member: false,
                         failed: BTreeSet::new(),
                         epoch: 0,
+                        cpg_joined,
                     },
                 );
                 if d.toss_at.is_none() {
@@ -783,6 +800,19 @@ impl Stack {
                 Ok(None)
             }
             DlmRequest::Leave { name } => {
+                if let Some(&id) = d.ids.get(&name[..])
+                    && d.lockspaces.get(&id).is_some_and(|e| !e.cpg_joined)
+                {
+                    // Its join still waits: nothing to leave but the entry.
+                    d.ids.remove(&name[..]);
+                    let lockspace = d.lockspaces.remove(&id).map(|e| e.name);
+                    drop(d);
+                    if let Some(lockspace) = lockspace {
+                        shared.unrouted.fetch_add(1, Ordering::Relaxed);
+                        self.emit(Output::Event(StackEvent::Dlm(DlmEvent::Left { lockspace })));
+                    }
+                    return Ok(None);
+                }
                 let id = d.joined_id(&name)?;
                 if !d.node.locks(id).is_empty() {
                     return Err(DlmServiceError::Busy);
@@ -1035,12 +1065,42 @@ impl Stack {
         }
     }
 
+    /// Is some node's fate in doubt (see the module's docs)? Never without fencing.
+    fn dlm_join_in_doubt(&self) -> bool {
+        self.fence_decision()
+            .is_some_and(|f| !f.in_doubt().is_empty())
+    }
+
+    /// Joins the groups of lockspaces whose join waited, once no node is in doubt.
+    fn dlm_join_when_settled(&mut self, shared: &Arc<DlmShared>) {
+        let waiting: Vec<(LockspaceId, Vec<u8>)> = shared
+            .service
+            .lock()
+            .lockspaces
+            .iter()
+            .filter(|(_, e)| !e.cpg_joined)
+            .map(|(id, e)| (*id, e.group.clone()))
+            .collect();
+        if waiting.is_empty() || self.dlm_join_in_doubt() {
+            return;
+        }
+        for (id, group) in waiting {
+            // A refused join (no room now) is tried again on the next pass.
+            if self.cpg.join(DLM_CPG_LOCAL, &group).is_ok()
+                && let Some(e) = shared.service.lock().lockspaces.get_mut(&id)
+            {
+                e.cpg_joined = true;
+            }
+        }
+    }
+
     /// Feeds `Fenced` for failed nodes the decision now reports fenced, then moves
     /// the core's outputs out.
     pub(super) fn drain_dlm(&mut self) {
         let Some(shared) = self.dlm.clone() else {
             return;
         };
+        self.dlm_join_when_settled(&shared);
         let d = shared.service.lock();
         let waiting: BTreeSet<NodeId> = d
             .lockspaces

@@ -709,6 +709,32 @@ impl FenceDecision {
             .map_or(NodeFenceState::Down, |r| r.state)
     }
 
+    /// Nodes that may be running with shared state although they are not
+    /// members, ascending: the unclean (lost, not fenced yet) and — while startup
+    /// fencing is on and not yet decided — configured nodes never seen. A
+    /// service about to take shared state it cannot see the rest of (a DLM
+    /// lockspace join) waits until this is empty, as `dlm_controld` waits while
+    /// fencing is in progress: otherwise a node alone, or a partition of freshly
+    /// started nodes, would grant what a partitioned node still holds.
+    /// Empty when fencing is disabled: nothing would ever settle the doubt.
+    pub fn in_doubt(&self) -> Vec<NodeId> {
+        if !self.cfg.fencing_enabled {
+            return Vec::new();
+        }
+        let startup_open = self.cfg.startup_fencing && !self.startup_done;
+        let mut out: BTreeSet<NodeId> = self.unclean().into_iter().collect();
+        if startup_open {
+            out.extend(
+                self.cfg
+                    .nodes
+                    .iter()
+                    .copied()
+                    .filter(|n| *n != self.cfg.local && self.is_never_seen(*n)),
+            );
+        }
+        out.into_iter().collect()
+    }
+
     /// Nodes owed fencing, ascending.
     pub fn unclean(&self) -> Vec<NodeId> {
         self.nodes

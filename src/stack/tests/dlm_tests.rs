@@ -3,6 +3,7 @@
 
 use super::*;
 use phalanx_dlm::{LockFlags, LockRequest, Mode, Owner, Status, UnlockRequest};
+use std::collections::BTreeMap;
 
 fn with_dlm(id: NodeId) -> StackConfig {
     let mut cfg = config(id, &[1, 2]);
@@ -495,4 +496,94 @@ fn the_fast_path_completes_local_calls_at_once_and_leaves_everything_else_to_the
         request: LockRequest::new(owner, name.clone(), Mode::Ex),
     };
     assert!(matches!(fast.call(other, |_, _| {}), FastCall::NotRun(_)));
+}
+
+/// Nodes 1 and 2 of a two-node cluster with the DLM, votequorum and fencing
+/// (no devices: nothing can actually be fenced), or without fencing.
+fn dlm_stack(id: NodeId, fencing: bool) -> Stack {
+    let mut cfg = with_dlm(id);
+    cfg.quorum = Some(QuorumConfig::new(id, &[1, 2]));
+    if fencing {
+        let names: BTreeMap<NodeId, String> = [(1, "n1".into()), (2, "n2".into())].into();
+        cfg.fencing = Some(FencingSetup {
+            fencer: phalanx_fence::core::FencerConfig::new(id, &names[&id], 1, 9),
+            decision: phalanx_fence::core::DecisionConfig::new(id, [1, 2]),
+            devices: Vec::new(),
+            levels: Vec::new(),
+            names,
+        });
+    }
+    Stack::new(cfg, None, Time::ZERO, Logger::discard()).unwrap()
+}
+
+/// Runs one Stack alone from `from_ms` to `to_ms` virtual milliseconds (its
+/// datagrams go nowhere, its persists succeed) and returns its events.
+fn alone(s: &mut Stack, from_ms: u64, to_ms: u64) -> Vec<StackEvent> {
+    let mut events = Vec::new();
+    for t in from_ms..to_ms {
+        let now = Time::ZERO + Duration::from_millis(t);
+        let _ = s.handle_input(now, Input::Timeout);
+        loop {
+            match s.poll_output() {
+                Output::Event(e) => events.push(e),
+                Output::Persist(p) => {
+                    let done = Input::Persisted {
+                        id: p.id,
+                        result: Ok(()),
+                    };
+                    s.handle_input(now, done).unwrap();
+                }
+                Output::Timeout(_) => break,
+                _ => {}
+            }
+        }
+    }
+    events
+}
+
+/// A node alone joins a lockspace at once without fencing; with fencing it
+/// waits while the other configured node was never seen (it might be running
+/// in a partition, holding locks of the lockspace: found by phalanx-nemesis,
+/// where a lone node mastered and granted what others held) — and joins as
+/// soon as the other node shows up.
+#[test]
+fn a_lockspace_join_waits_while_a_configured_node_is_in_doubt() {
+    let join = |s: &mut Stack, ms: u64| {
+        s.dlm_request(
+            Time::ZERO + Duration::from_millis(ms),
+            DlmRequest::Join {
+                name: b"ls".to_vec(),
+            },
+        )
+        .unwrap();
+    };
+    let joined = |ev: &[StackEvent]| dlm_events(ev).any(|e| matches!(e, DlmEvent::Joined { .. }));
+
+    let mut open = dlm_stack(1, false);
+    alone(&mut open, 0, 5000);
+    join(&mut open, 5000);
+    let ev = alone(&mut open, 5000, 10_000);
+    assert!(
+        joined(&ev),
+        "no fencing: joined alone (members {:?}): {ev:?}",
+        open.totem().members()
+    );
+
+    let mut gated = dlm_stack(1, true);
+    alone(&mut gated, 0, 5000);
+    join(&mut gated, 5000);
+    let ev = alone(&mut gated, 5000, 10_000);
+    assert_eq!(gated.totem().members(), &[1], "it formed a ring alone");
+    assert_eq!(gated.fence_decision().map(|f| f.in_doubt()), Some(vec![2]));
+    assert!(!joined(&ev), "joined although node 2 is in doubt");
+    assert!(gated.dlm_lockspaces().is_empty());
+
+    // Node 2 shows up: no doubt left, the join goes ahead on both.
+    let mut p = Pair::new();
+    p.stacks = vec![dlm_stack(1, true), dlm_stack(2, true)];
+    for s in p.stacks.iter_mut() {
+        join(s, 0);
+    }
+    p.run_until(both_members);
+    assert!(p.events.iter().all(|ev| joined(ev)));
 }
