@@ -25,17 +25,28 @@ fn add_pair(dir: &TestDir, node: u32, id: &str, v: &str) {
     let xml = format!(
         r#"<cluster_property_set id="cps"><nvpair id="{id}" name="{id}" value="{v}"/></cluster_property_set>"#
     );
-    for _ in 0..20 {
+    // With quorum the CIB takes writes once the ring's quorum verdict has been
+    // delivered to it, which may trail votequorum's by a moment (after a start
+    // or a split): until then a write is refused with the no-quorum status
+    // (106), so that is waited out — for at most 10 s.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut interrupted = 0;
+    loop {
         let (code, text) = cibadmin(dir, node, &["-M", "-o", "crm_config", "-X", &xml]);
         if code == 0 {
             return;
         }
+        if text.contains("interrupted") {
+            interrupted += 1;
+            assert!(interrupted < 20, "node {node}: -M {id} interrupted 20 times");
+            continue;
+        }
         assert!(
-            text.contains("interrupted"),
+            code == 106 && std::time::Instant::now() < deadline,
             "node {node}: -M {id} exited {code}: {text}"
         );
+        std::thread::sleep(Duration::from_millis(50));
     }
-    panic!("node {node}: -M {id} interrupted 20 times");
 }
 
 /// Waits until `node`'s own copy holds a match for `xpath`. A change is
