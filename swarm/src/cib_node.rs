@@ -273,13 +273,19 @@ impl CibNode {
     /// became writable with quorum (its quorate lineage is that configuration's).
     /// The quorum checker needs it to tell a lineage that lost a change through
     /// crashes (the documented gap) from one that dropped it.
+    ///
+    /// Asked of the service (`writable_ring`), not inferred from the current
+    /// configuration: the gate can open in the old configuration's transitional
+    /// deliveries and the next regular configuration follow within the same
+    /// input (seed 50390), so the current configuration after the input is
+    /// already the next one.
     fn report_writable(&mut self) {
         let Some(svc) = self.stack.cib() else { return };
-        let Some((ring, _)) = svc.configuration() else {
+        let Some(ring) = svc.writable_ring() else {
             return;
         };
         let ring = (ring.rep, ring.seq);
-        if svc.requires_quorum() && svc.quorate_seq() == ring.1 && self.writable_in != Some(ring) {
+        if svc.requires_quorum() && self.writable_in != Some(ring) {
             self.writable_in = Some(ring);
             self.observations
                 .push_back(Observation::Cib(CibObservation::Writable { ring }));
