@@ -330,6 +330,32 @@ fn seed_1328_loses_a_change_only_through_the_crash_gap() {
     );
 }
 
+/// A crash-gap seed (see [`crash_gap_seed`]) whose newer quorate ring `newer`
+/// became writable in its transitional deliveries, right before the next
+/// regular configuration: besides the crash-gap checks, the same history
+/// without the `Writable` report of `newer` (what the swarm reported before
+/// seed 50390) must still be a violation for every marker in `markers`.
+fn transitional_gap_seed(seed: u64, markers: &[&str], newer: (u32, u64), member: u32) {
+    for marker in markers {
+        let (factory, h) = crash_gap_seed(seed, marker, newer, member);
+        let unreported = without_transitional_writable(&h);
+        assert!(
+            !unreported.events.iter().any(|e| matches!(
+                e.kind,
+                EventKind::Observation(Observation::Cib(CibObservation::Writable { ring }))
+                    if ring == newer
+            )),
+            "seed {seed}: {newer:?} became writable outside its transitional deliveries"
+        );
+        let v = factory.check(&unreported);
+        assert!(
+            v.iter()
+                .any(|v| v.property == "cib_quorate_kept" && v.detail.contains(marker)),
+            "seed {seed}: {marker} lost with no newer quorate ring, not caught: {v:?}"
+        );
+    }
+}
+
 #[test]
 fn seed_50390_loses_changes_only_through_the_crash_gap() {
     // 5 nodes. m-4-1-2 and m-4-1-3 are acknowledged in quorate ring 2.2 =
@@ -341,23 +367,15 @@ fn seed_50390_loses_changes_only_through_the_crash_gap() {
     // (lineage 2) into 1.7, where 1.6's newer lineage wins. The swarm used to
     // miss 1.6's `Writable` (it looked at the current configuration after the
     // input, already 1.7), so the crash gap was not recognised.
-    for marker in ["m-4-1-2", "m-4-1-3"] {
-        let (factory, h) = crash_gap_seed(50390, marker, (1, 6), 3);
-        // Without the report that 1.6 was writable the loss is a violation:
-        // the checker still needs the newer quorate ring to excuse it.
-        let mut unreported = h.clone();
-        unreported.events.retain(|e| {
-            !matches!(
-                e.kind,
-                EventKind::Observation(Observation::Cib(CibObservation::Writable { ring }))
-                    if ring == (1, 6)
-            )
-        });
-        let v = factory.check(&unreported);
-        assert!(
-            v.iter()
-                .any(|v| v.property == "cib_quorate_kept" && v.detail.contains(marker)),
-            "{marker}: lost with no newer quorate ring, not caught: {v:?}"
-        );
-    }
+    transitional_gap_seed(50390, &["m-4-1-2", "m-4-1-3"], (1, 6), 3);
+}
+
+#[test]
+fn seed_57905_loses_changes_only_through_the_crash_gap() {
+    // 3 nodes. Markers are acknowledged in quorate ring 1.1 = {1,2,3}; node 3
+    // leaves, nodes 2 and 1 crash; nodes 2 and 3 restart from disks without
+    // them and form ring 2.2, which becomes writable in its transitional
+    // deliveries right before ring 1.4; node 1 comes back with the markers from
+    // its disk (lineage 1) and loses to lineage 2 in 1.4.
+    transitional_gap_seed(57905, &["m-1-0-2", "m-2-0-4", "m-3-0-10"], (2, 2), 3);
 }
