@@ -122,7 +122,7 @@ impl CibService {
     }
 
     /// At start, before any configuration: the `quorate_seq` persisted with
-    /// the copy the service started from ([`crate::persist::quorate_seq_of`]),
+    /// the copy the service started from ([`crate::persist::quorate_seq_for`]),
     /// so a restarted node keeps its place in the quorate lineage.
     pub fn restore_quorate_seq(&mut self, seq: u64) {
         if self.cfg.require_quorum && self.ring.is_none() {
