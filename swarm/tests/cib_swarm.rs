@@ -425,3 +425,13 @@ fn seed_78543_loses_a_change_only_through_the_crash_gap() {
     // to lineage 5 in 1.6.
     transitional_gap_seed(78543, &["m-1-1-27"], (2, 5), 3);
 }
+
+#[test]
+fn seed_64716_loses_a_change_only_through_the_crash_gap() {
+    // 3 nodes. m-2-1-3 is acknowledged in quorate ring 2.5 = {2,3}; node 2
+    // crashes, node 3 leaves; nodes 1 and 2 come back from disks without it and
+    // form ring 1.7 = {1,2}, which becomes writable in its transitional
+    // deliveries right before ring 1.8; node 3 comes back with it from its disk
+    // (lineage 5) and loses to lineage 7 in 1.8.
+    transitional_gap_seed(64716, &["m-2-1-3"], (1, 7), 2);
+}
