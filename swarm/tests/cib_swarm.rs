@@ -435,3 +435,13 @@ fn seed_64716_loses_a_change_only_through_the_crash_gap() {
     // (lineage 5) and loses to lineage 7 in 1.8.
     transitional_gap_seed(64716, &["m-2-1-3"], (1, 7), 2);
 }
+
+#[test]
+fn seed_82798_passes() {
+    // 7 nodes, found in the chunk from 80800: eight markers acknowledged in the
+    // first rings were lost, with the lineage file written after `cib.xml`, to a
+    // newer quorate ring writable only in its transitional deliveries (the
+    // transitional-Writable class of 50390). With the lineage file written first
+    // the seed's writes differ and nothing is lost; it must keep passing.
+    passes_with_acknowledged(82798, &["m-1-0-8", "m-1-0-10", "m-2-0-11", "m-4-0-10"]);
+}
