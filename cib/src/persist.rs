@@ -28,14 +28,119 @@ pub const LIVE: &str = "cib.xml";
 pub const LIVE_SIG: &str = "cib.xml.sig";
 /// The backup sequence file.
 pub const LAST: &str = "cib.last";
-/// The copy's quorate lineage ([`crate::service::PersistRequest::quorate_seq`]),
-/// decimal text; ours, not Pacemaker's. Written only after the `cib.xml` it
-/// belongs to, so it never claims more than the file on disk holds.
+/// The copy's quorate lineage ([`crate::service::PersistRequest::quorate_seq`]);
+/// ours, not Pacemaker's. One line per recent write, oldest first:
+/// `quorate_seq admin_epoch epoch configuration-digest` (decimal, decimal,
+/// decimal, 32 hex digits), naming the `cib.xml` content each lineage belongs
+/// to. Written (atomically) **before** the `cib.xml` it describes, keeping the
+/// lines of the previous writes ([`quorate_file`]); at load the newest line that
+/// names the loaded content counts ([`quorate_seq_for`]). So the value read is
+/// the one of the content on disk whatever write a crash cut: not more (a
+/// `cib.xml` not yet replaced has its own, older line) and not less (an older
+/// format wrote the file after `cib.xml`, and a crash in between left a lower
+/// value that could let an older copy of an older lineage win the merge —
+/// swarm seed 60276). A bare number (that older format) is still read.
 pub const QUORATE_SEQ: &str = "cib.quorate";
 
-/// The `quorate_seq` to start from: the value in `bytes` (the [`QUORATE_SEQ`]
-/// file) when the CIB was loaded from the live file, else 0 (a backup may be
-/// older than the lineage the file names). Unreadable text counts as 0.
+/// Lines of [`QUORATE_SEQ`] kept (the newest write and the ones before it, for a
+/// `cib.xml` whose later writes failed or were cut).
+pub const QUORATE_LINES: usize = 8;
+
+/// The identity of a CIB's content for [`QUORATE_SEQ`]: `admin_epoch epoch
+/// configuration-digest` (what survives the disk round trip unchanged).
+fn content_key(cib: &Element) -> String {
+    let f = crate::service::Fingerprint::of(cib);
+    format!("{} {} {}", f.version.admin_epoch, f.version.epoch, f.config)
+}
+
+/// The new [`QUORATE_SEQ`] file to write before `cib` (the disk form about to be
+/// written as `cib.xml`) with lineage `quorate_seq`: the lines of `previous` (the
+/// file's current bytes) that are well formed, at most [`QUORATE_LINES`] − 1 of
+/// them, then the new one.
+///
+/// ```
+/// use phalanx_cib::ops::empty_cib;
+/// use phalanx_cib::persist::{Loaded, LoadSource, quorate_file, quorate_seq_for};
+/// let mut old = empty_cib(1);
+/// old.set_attr("epoch", "4");
+/// let first = quorate_file(None, &old, 3);
+/// let mut new = old.clone();
+/// new.set_attr("epoch", "5");
+/// let second = quorate_file(Some(first.as_bytes()), &new, 7);
+/// let loaded = |cib| Loaded { cib, source: LoadSource::Live, archive: vec![], refused: vec![] };
+/// // A crash after the lineage file but before `cib.xml`: the old content, its lineage.
+/// assert_eq!(quorate_seq_for(Some(second.as_bytes()), &loaded(old)), 3);
+/// assert_eq!(quorate_seq_for(Some(second.as_bytes()), &loaded(new)), 7);
+/// ```
+pub fn quorate_file(previous: Option<&[u8]>, cib: &Element, quorate_seq: u64) -> String {
+    let kept: Vec<&str> = previous
+        .and_then(|b| std::str::from_utf8(b).ok())
+        .map(|s| {
+            s.lines()
+                .filter(|l| parse_quorate_line(l).is_some())
+                .collect()
+        })
+        .unwrap_or_default();
+    let skip = kept.len().saturating_sub(QUORATE_LINES - 1);
+    let mut out = String::new();
+    for l in &kept[skip..] {
+        out.push_str(l);
+        out.push('\n');
+    }
+    out.push_str(&format!("{quorate_seq} {}\n", content_key(cib)));
+    out
+}
+
+/// One line of [`QUORATE_SEQ`]: the lineage and, unless it is the older bare
+/// number, the content key it belongs to.
+fn parse_quorate_line(line: &str) -> Option<(u64, Option<&str>)> {
+    let line = line.trim();
+    let (seq, key) = match line.split_once(' ') {
+        Some((seq, key)) => (seq, Some(key)),
+        None => (line, None),
+    };
+    let seq = seq.parse().ok()?;
+    if let Some(k) = key {
+        let parts: Vec<&str> = k.split(' ').collect();
+        let ok = parts.len() == 3
+            && parts[0].parse::<i64>().is_ok()
+            && parts[1].parse::<i64>().is_ok()
+            && parts[2].len() == 32
+            && parts[2].bytes().all(|b| b.is_ascii_hexdigit());
+        if !ok {
+            return None;
+        }
+    }
+    Some((seq, key))
+}
+
+/// The `quorate_seq` to start from with the CIB `loaded`: 0 unless it came from
+/// the live file (a backup may be older than the lineage the file names); then
+/// the newest line of `bytes` (the [`QUORATE_SEQ`] file) naming the loaded
+/// content, or for the older format the bare number, else 0.
+pub fn quorate_seq_for(bytes: Option<&[u8]>, loaded: &Loaded) -> u64 {
+    if loaded.source != LoadSource::Live {
+        return 0;
+    }
+    let Some(text) = bytes.and_then(|b| std::str::from_utf8(b).ok()) else {
+        return 0;
+    };
+    let key = content_key(&loaded.cib);
+    let mut found = None;
+    for (seq, k) in text.lines().filter_map(parse_quorate_line) {
+        match k {
+            Some(k) if k == key => found = Some(seq),
+            None => found = Some(seq),
+            Some(_) => {}
+        }
+    }
+    found.unwrap_or(0)
+}
+
+/// The older reading of [`QUORATE_SEQ`] (a bare number, written after
+/// `cib.xml`): the value when the CIB was loaded from the live file, else 0.
+/// Unreadable text counts as 0. Prefer [`quorate_seq_for`], which also reads
+/// the current format.
 ///
 /// ```
 /// use phalanx_cib::persist::{LoadSource, quorate_seq_of};
@@ -258,6 +363,79 @@ mod tests {
             .unwrap()
             .push_child(Element::new("node_state").with_attr("id", "1"));
         c
+    }
+
+    /// Writes `c` with lineage `q` as the driver does: the lineage file, then
+    /// (unless `cut`, a crash in between) the plan.
+    fn write_with_lineage(dir: &mut BTreeMap<String, Vec<u8>>, c: &Element, q: u64, cut: bool) {
+        let file = quorate_file(dir.get(QUORATE_SEQ).map(Vec::as_slice), &disk_form(c), q);
+        dir.insert(QUORATE_SEQ.into(), file.into_bytes());
+        if !cut {
+            let plan = plan_write(&disk_form(c), Some("Sun Dec  6 05:00:00 2026"), None);
+            apply(dir, &plan);
+        }
+    }
+
+    fn lineage_at_start(dir: &BTreeMap<String, Vec<u8>>) -> u64 {
+        let loaded = load(|n| dir.get(n).cloned());
+        quorate_seq_for(dir.get(QUORATE_SEQ).map(Vec::as_slice), &loaded)
+    }
+
+    #[test]
+    fn the_lineage_read_at_start_is_the_one_of_the_content_on_disk() {
+        let mut dir = BTreeMap::new();
+        assert_eq!(lineage_at_start(&dir), 0, "no files");
+        write_with_lineage(&mut dir, &cib(3), 2, false);
+        assert_eq!(lineage_at_start(&dir), 2);
+        // Cut between the lineage file and `cib.xml`: the old content keeps
+        // its own lineage (not the new, higher one).
+        write_with_lineage(&mut dir, &cib(4), 7, true);
+        assert_eq!(lineage_at_start(&dir), 2);
+        // The same write completed: the new content's lineage (the older format
+        // wrote it after `cib.xml` and a crash in between left 2: seed 60276).
+        write_with_lineage(&mut dir, &cib(4), 7, false);
+        assert_eq!(lineage_at_start(&dir), 7);
+        // The same content written again in a newer lineage: the newest line.
+        write_with_lineage(&mut dir, &cib(4), 9, false);
+        assert_eq!(lineage_at_start(&dir), 9);
+        // Content no line names (its lineage write was lost): nothing claimed.
+        let plan = plan_write(&disk_form(&cib(5)), None, None);
+        apply(&mut dir, &plan);
+        assert_eq!(lineage_at_start(&dir), 0);
+        // A backup is older than any line: nothing claimed.
+        let mut backup = BTreeMap::new();
+        write_with_lineage(&mut backup, &cib(3), 2, false);
+        write_with_lineage(&mut backup, &cib(4), 7, false);
+        backup.insert(LIVE.into(), b"not xml".to_vec());
+        let loaded = load(|n| backup.get(n).cloned());
+        assert!(matches!(loaded.source, LoadSource::Backup(_)), "{loaded:?}");
+        assert_eq!(
+            quorate_seq_for(backup.get(QUORATE_SEQ).map(Vec::as_slice), &loaded),
+            0
+        );
+    }
+
+    #[test]
+    fn the_lineage_file_is_bounded_and_reads_the_older_format() {
+        let mut file = String::from("garbage line\n");
+        for q in 0..20 {
+            file = quorate_file(Some(file.as_bytes()), &cib(q), q as u64);
+        }
+        let lines: Vec<&str> = file.lines().collect();
+        assert_eq!(lines.len(), QUORATE_LINES);
+        assert!(lines.iter().all(|l| parse_quorate_line(l).is_some()));
+        assert!(lines[QUORATE_LINES - 1].starts_with("19 0 19 "));
+        let loaded = |c: Element| Loaded {
+            cib: c,
+            source: LoadSource::Live,
+            archive: vec![],
+            refused: vec![],
+        };
+        // The older format: a bare number, written after `cib.xml`.
+        assert_eq!(quorate_seq_for(Some(b"12\n"), &loaded(cib(1))), 12);
+        assert_eq!(quorate_seq_for(Some(b"x y\n"), &loaded(cib(1))), 0);
+        assert_eq!(quorate_seq_for(Some(&[0xff, 0xfe]), &loaded(cib(1))), 0);
+        assert_eq!(quorate_seq_for(None, &loaded(cib(1))), 0);
     }
 
     /// Applies a plan to an in-memory directory the way the driver would.

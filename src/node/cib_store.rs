@@ -19,10 +19,7 @@ pub(crate) fn dir(state_dir: &Path, node: u32) -> PathBuf {
 /// The quorate lineage persisted with the CIB `loaded` from `dir` (0 unless it
 /// came from the live file).
 pub(crate) fn load_quorate_seq(dir: &Path, loaded: &Loaded) -> u64 {
-    persist::quorate_seq_of(
-        fs::read(dir.join(QUORATE_SEQ)).ok().as_deref(),
-        &loaded.source,
-    )
+    persist::quorate_seq_for(fs::read(dir.join(QUORATE_SEQ)).ok().as_deref(), loaded)
 }
 
 /// Loads the CIB (an empty one when there are no files), moving refused live
@@ -58,16 +55,18 @@ pub(crate) fn write(dir: &Path, req: &PersistRequest, now: &str) -> io::Result<(
             fs::copy(&live, backup)?;
         }
     }
+    // The lineage first, naming the content it belongs to (and keeping the
+    // lines of the files before): whichever write a crash cuts, the lineage read
+    // at start is the one of the `cib.xml` on disk.
+    let lineage = persist::quorate_file(
+        fs::read(dir.join(QUORATE_SEQ)).ok().as_deref(),
+        &req.cib,
+        req.quorate_seq,
+    );
+    write_atomic(dir, QUORATE_SEQ, lineage.as_bytes())?;
     write_atomic(dir, LAST, plan.last.as_bytes())?;
     write_atomic(dir, LIVE, plan.xml.as_bytes())?;
     write_atomic(dir, LIVE_SIG, plan.sig.as_bytes())?;
-    // After the file it belongs to: a crash in between leaves an older, lower
-    // value, which claims less than the file holds (safe), never more.
-    write_atomic(
-        dir,
-        QUORATE_SEQ,
-        format!("{}\n", req.quorate_seq).as_bytes(),
-    )?;
     File::open(dir)?.sync_all()
 }
 

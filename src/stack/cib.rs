@@ -44,7 +44,7 @@ pub struct CibSetup {
     /// quorum is refused ([`StackConfigError::CibQuorumNeedsQuorum`](super::StackConfigError::CibQuorumNeedsQuorum)).
     pub require_quorum: Option<bool>,
     /// The quorate lineage persisted with `initial`
-    /// ([`phalanx_cib::persist::quorate_seq_of`]; 0 for none).
+    /// ([`phalanx_cib::persist::quorate_seq_for`]; 0 for none).
     pub quorate_seq: u64,
 }
 

@@ -37,8 +37,9 @@ use std::collections::{BTreeMap, VecDeque};
 
 /// Persist ids with this bit set are the CIB's writes; the others the Stack's own.
 const CIB_WRITE: u64 = 1 << 63;
-/// Persist ids with this bit set write the CIB's quorate lineage (after the CIB
-/// write it belongs to completed); nothing to report to the Stack.
+/// Persist ids with this bit set write the CIB's quorate lineage file (before the
+/// CIB write it belongs to, which is issued once it is done; if it fails, the CIB
+/// write is reported failed without being made, as the real node's driver does).
 const QUORATE_WRITE: u64 = 1 << 62;
 /// Requests one process (node incarnation) makes at most.
 const REQUESTS_PER_PROCESS: u64 = 40;
@@ -110,10 +111,8 @@ impl NodeFactory for CibFactory {
     ) -> Box<dyn SimNode> {
         let mut cfg = self.run.config(id, all, incarnation, seed);
         let loaded = persist::load(|name| disk.get(name).cloned());
-        let quorate_seq = persist::quorate_seq_of(
-            disk.get(persist::QUORATE_SEQ).map(Vec::as_slice),
-            &loaded.source,
-        );
+        let quorate_file = disk.get(persist::QUORATE_SEQ).cloned();
+        let quorate_seq = persist::quorate_seq_for(quorate_file.as_deref(), &loaded);
         let initial = match loaded.source {
             persist::LoadSource::Empty => start_cib(),
             _ => loaded.cib,
@@ -144,7 +143,8 @@ impl NodeFactory for CibFactory {
             writable_in: None,
             out: VecDeque::new(),
             writes: VecDeque::new(),
-            quorate_writes: BTreeMap::new(),
+            cib_writes: BTreeMap::new(),
+            quorate_file,
             observations: VecDeque::new(),
             deadline: None,
             stopped: false,
@@ -187,8 +187,10 @@ pub struct CibNode {
     writable_in: Option<(u32, u64)>,
     out: VecDeque<Transmit>,
     writes: VecDeque<PersistWrite>,
-    /// CIB writes in flight: the quorate lineage to write once each is done.
-    quorate_writes: BTreeMap<u64, u64>,
+    /// CIB writes waiting for their lineage file: the `cib.xml` bytes.
+    cib_writes: BTreeMap<u64, Vec<u8>>,
+    /// The lineage file as last written (read from the disk at start).
+    quorate_file: Option<Vec<u8>>,
     observations: VecDeque<Observation>,
     deadline: Option<u64>,
     stopped: bool,
@@ -247,12 +249,17 @@ impl CibNode {
                 Output::CibPersist(p) => {
                     // The live file only (no signature: a missing one is accepted
                     // at load, as by Pacemaker); the engine's disk write is atomic.
+                    // The lineage file first (`persist::QUORATE_SEQ`).
                     let text = to_string(&p.cib, Style::Pretty, Escaping::Xml);
-                    self.quorate_writes.insert(p.id, p.quorate_seq);
+                    let lineage =
+                        persist::quorate_file(self.quorate_file.as_deref(), &p.cib, p.quorate_seq)
+                            .into_bytes();
+                    self.quorate_file = Some(lineage.clone());
+                    self.cib_writes.insert(p.id, text.into_bytes());
                     self.writes.push_back(PersistWrite {
-                        id: CIB_WRITE | p.id,
-                        file: persist::LIVE.to_string(),
-                        bytes: text.into_bytes(),
+                        id: QUORATE_WRITE | p.id,
+                        file: persist::QUORATE_SEQ.to_string(),
+                        bytes: lineage,
                     });
                 }
                 Output::Event(e) => self.observe(e),
@@ -273,13 +280,19 @@ impl CibNode {
     /// became writable with quorum (its quorate lineage is that configuration's).
     /// The quorum checker needs it to tell a lineage that lost a change through
     /// crashes (the documented gap) from one that dropped it.
+    ///
+    /// Asked of the service (`writable_ring`), not inferred from the current
+    /// configuration: the gate can open in the old configuration's transitional
+    /// deliveries and the next regular configuration follow within the same
+    /// input (seed 50390), so the current configuration after the input is
+    /// already the next one.
     fn report_writable(&mut self) {
         let Some(svc) = self.stack.cib() else { return };
-        let Some((ring, _)) = svc.configuration() else {
+        let Some(ring) = svc.writable_ring() else {
             return;
         };
         let ring = (ring.rep, ring.seq);
-        if svc.requires_quorum() && svc.quorate_seq() == ring.1 && self.writable_in != Some(ring) {
+        if svc.requires_quorum() && self.writable_in != Some(ring) {
             self.writable_in = Some(ring);
             self.observations
                 .push_back(Observation::Cib(CibObservation::Writable { ring }));
@@ -589,18 +602,21 @@ impl SimNode for CibNode {
 
     fn persist_done(&mut self, now: u64, id: u64, ok: bool) {
         if id & QUORATE_WRITE != 0 {
-            return;
-        }
-        if id & CIB_WRITE != 0 {
-            let cib_id = id & !CIB_WRITE;
-            if let (true, Some(seq)) = (ok, self.quorate_writes.remove(&cib_id)) {
+            let cib_id = id & !QUORATE_WRITE;
+            let Some(bytes) = self.cib_writes.remove(&cib_id) else {
+                return;
+            };
+            if ok {
                 self.writes.push_back(PersistWrite {
-                    id: QUORATE_WRITE | cib_id,
-                    file: persist::QUORATE_SEQ.to_string(),
-                    bytes: format!("{seq}\n").into_bytes(),
+                    id: CIB_WRITE | cib_id,
+                    file: persist::LIVE.to_string(),
+                    bytes,
                 });
+                return;
             }
-            self.quorate_writes.remove(&cib_id);
+            // The CIB write is not made: report it failed.
+            self.persist_done(now, CIB_WRITE | cib_id, false);
+            return;
         }
         let input = if id & CIB_WRITE != 0 {
             Input::CibPersisted {

@@ -38,6 +38,9 @@ pub(super) struct QuorumGate {
     /// The sequence number of the newest configuration in which this copy
     /// was writable (0: none since this process started).
     pub(super) quorate_seq: u64,
+    /// The newest configuration in which this copy's own gate opened (not
+    /// adopted from a sync winner), if any since this process started.
+    pub(super) writable_ring: Option<RingId>,
 }
 
 impl QuorumGate {
@@ -58,9 +61,10 @@ impl QuorumGate {
 
     /// A new regular configuration: nothing is known of its quorum yet.
     pub(super) fn reset(&mut self) {
-        let quorate_seq = self.quorate_seq;
+        let (quorate_seq, writable_ring) = (self.quorate_seq, self.writable_ring);
         *self = QuorumGate {
             quorate_seq,
+            writable_ring,
             ..QuorumGate::default()
         };
     }
@@ -105,8 +109,20 @@ impl CibService {
         self.gate.quorate_seq
     }
 
+    /// The newest configuration in which this copy became writable with
+    /// quorum itself (the exchange over and a quorum marker of that
+    /// configuration delivered), if any since this process started. Unlike
+    /// [`CibService::quorate_seq`], which a sync winner's lineage can raise,
+    /// this names a configuration this node was a member of; it can open in the
+    /// old configuration's transitional deliveries, right before the next
+    /// regular configuration, so a driver that samples the current
+    /// configuration after each input would miss it.
+    pub fn writable_ring(&self) -> Option<RingId> {
+        self.gate.writable_ring
+    }
+
     /// At start, before any configuration: the `quorate_seq` persisted with
-    /// the copy the service started from ([`crate::persist::quorate_seq_of`]),
+    /// the copy the service started from ([`crate::persist::quorate_seq_for`]),
     /// so a restarted node keeps its place in the quorate lineage.
     pub fn restore_quorate_seq(&mut self, seq: u64) {
         if self.cfg.require_quorum && self.ring.is_none() {
@@ -136,6 +152,7 @@ impl CibService {
     /// writable (the exchange over and quorum announced).
     pub(super) fn note_writable(&mut self) {
         if let (true, true, Some(ring)) = (self.cfg.require_quorum, self.writable(), self.ring) {
+            self.gate.writable_ring = Some(ring);
             self.adopt_quorate_seq(self.gate.quorate_seq.max(ring.seq));
         }
     }
@@ -268,6 +285,40 @@ mod tests {
         // Applied all the same, on both.
         assert_eq!(all[0].digest(), all[1].digest());
         assert_eq!(all[1].stats().applied, 1);
+    }
+
+    #[test]
+    fn a_gate_opened_in_the_transitional_deliveries_names_its_configuration() {
+        // Node 2's quorum marker for ring 8 is delivered only after the
+        // transitional configuration, and ring 12 follows at once: the copies
+        // became writable in ring 8 (its lineage), though the current
+        // configuration is 12 by the time the driver looks (seed 50390).
+        let mut all = two_nodes();
+        let ring = RingId { seq: 8, rep: 1 };
+        assert_eq!(all[0].writable_ring(), None);
+        all[1].set_quorum(ring, true);
+        for s in all.iter_mut() {
+            s.handle_transitional();
+        }
+        deliver(&mut all, 1);
+        let next = RingId { seq: 12, rep: 2 };
+        for s in all.iter_mut() {
+            s.handle_config(&[1, 2], &[], &[], next);
+        }
+        for s in &all {
+            assert_eq!(s.writable_ring(), Some(ring));
+            assert_eq!(s.quorate_seq(), 8);
+            assert_eq!(s.configuration().map(|c| c.0), Some(next));
+        }
+        // Adopting a winner's lineage does not name a configuration this node
+        // was not writable in.
+        let mut fresh = {
+            let mut cfg = CibServiceConfig::new(3);
+            cfg.require_quorum = true;
+            CibService::new(cfg, empty_cib(1))
+        };
+        fresh.adopt_quorate_seq(8);
+        assert_eq!(fresh.writable_ring(), None);
     }
 
     #[test]

@@ -223,8 +223,9 @@ pub struct PersistRequest {
     /// The version written (`num_updates` 0).
     pub version: Version,
     /// The copy's quorate lineage (see `docs/cib-service.md` § Quorum): write
-    /// it ([`crate::persist::QUORATE_SEQ`]) only once `cib` is on disk, and give
-    /// it back with [`super::CibService::restore_quorate_seq`] at start.
+    /// it ([`crate::persist::QUORATE_SEQ`], with [`crate::persist::quorate_file`])
+    /// **before** `cib`, and give back [`crate::persist::quorate_seq_for`] with
+    /// [`super::CibService::restore_quorate_seq`] at start.
     pub quorate_seq: u64,
 }
 
