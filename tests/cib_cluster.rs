@@ -38,7 +38,10 @@ fn add_pair(dir: &TestDir, node: u32, id: &str, v: &str) {
         }
         if text.contains("interrupted") {
             interrupted += 1;
-            assert!(interrupted < 20, "node {node}: -M {id} interrupted 20 times");
+            assert!(
+                interrupted < 20,
+                "node {node}: -M {id} interrupted 20 times"
+            );
             continue;
         }
         assert!(
