@@ -29,10 +29,9 @@
 //! XPath, `replace`, patches and transactions take the general path.
 
 use super::merge::fix_plus_plus;
-use super::process::increment_counter;
 use super::request::{CallOptions, CibOp, OpContext, OpOutcome, Scope};
 use super::section::{find_section, is_whole, section_path};
-use super::{CibError, FEATURE_SET, acl_permissions, apply, schema_has_update_attrs};
+use super::{CibError, FEATURE_SET, acl_permissions, apply};
 use crate::digest::{compare_versions, versioned_digest};
 use crate::schema::SchemaValidator;
 use crate::version::Version;
@@ -229,37 +228,7 @@ fn run(
         });
     }
     let config_changed = loc.len() == 2; // under `configuration` (else `status`)
-    let manage_versions = !ctx.keep_versions;
-    if manage_versions {
-        if config_changed {
-            cib.set_attr("num_updates", "0");
-            increment_counter(cib, "epoch");
-        } else {
-            increment_counter(cib, "num_updates");
-        }
-    }
-    if let (true, Some(now), false) = (config_changed, &ctx.now, options.no_mtime) {
-        cib.set_attr("cib-last-written", now.as_str());
-        if cib
-            .attr("validate-with")
-            .is_some_and(schema_has_update_attrs)
-        {
-            for (name, value) in [
-                ("update-origin", &ctx.origin),
-                ("update-client", &ctx.client_name),
-                ("update-user", &ctx.user),
-            ] {
-                match value {
-                    Some(v) => {
-                        cib.set_attr(name, v.as_str());
-                    }
-                    None => {
-                        cib.remove_attr(name);
-                    }
-                }
-            }
-        }
-    }
+    super::stamp_change(cib, config_changed, !ctx.keep_versions, ctx, options);
     if validator.is_some() {
         crate::schema::check(validator, cib).map_err(CibError::SchemaValidation)?;
     }

@@ -240,17 +240,32 @@ fn finish(
         acl::check_write(old, new, &perms).map_err(CibError::PermissionDenied)?;
     }
     let config_changed = configuration_changed(old, new);
+    stamp_change(new, config_changed, manage_versions, ctx, options);
+    Ok(())
+}
+
+/// What a change does to the root: the version bump (§1.3: a configuration
+/// change bumps `epoch` and zeroes `num_updates`, any other change bumps
+/// `num_updates`) unless versions are kept, and for a configuration change
+/// `cib-last-written` and the `update-*` attributes where the schema has them.
+pub(super) fn stamp_change(
+    cib: &mut Element,
+    config_changed: bool,
+    manage_versions: bool,
+    ctx: &OpContext,
+    options: CallOptions,
+) {
     if manage_versions {
         if config_changed {
-            new.set_attr("num_updates", "0");
-            process::increment_counter(new, "epoch");
+            cib.set_attr("num_updates", "0");
+            process::increment_counter(cib, "epoch");
         } else {
-            process::increment_counter(new, "num_updates");
+            process::increment_counter(cib, "num_updates");
         }
     }
     if let (true, Some(now), false) = (config_changed, &ctx.now, options.no_mtime) {
-        new.set_attr("cib-last-written", now.as_str());
-        if new
+        cib.set_attr("cib-last-written", now.as_str());
+        if cib
             .attr("validate-with")
             .is_some_and(schema_has_update_attrs)
         {
@@ -261,16 +276,15 @@ fn finish(
             ] {
                 match value {
                     Some(v) => {
-                        new.set_attr(name, v.as_str());
+                        cib.set_attr(name, v.as_str());
                     }
                     None => {
-                        new.remove_attr(name);
+                        cib.remove_attr(name);
                     }
                 }
             }
         }
     }
-    Ok(())
 }
 
 /// The requester's permissions when ACLs restrict it on `cib`.

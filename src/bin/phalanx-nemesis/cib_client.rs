@@ -24,7 +24,6 @@ use phalanx::cib::ops::{CallOptions, CibOp, OpContext, Scope, wire};
 use phalanx::cib::xml::parse;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -121,24 +120,8 @@ struct Client {
 
 /// The pid at the other end of a Unix socket.
 fn peer_pid(s: &UnixStream) -> Option<u32> {
-    let mut cred = libc::ucred {
-        pid: 0,
-        uid: 0,
-        gid: 0,
-    };
-    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-    // SAFETY: getsockopt writes at most `len` bytes into `cred`, which lives
-    // for the call; the descriptor is open (owned by `s`).
-    let r = unsafe {
-        libc::getsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_PEERCRED,
-            (&raw mut cred).cast(),
-            &mut len,
-        )
-    };
-    (r == 0 && cred.pid > 0).then_some(cred.pid as u32)
+    let (pid, _, _) = phalanx::compat::qb::peer_credentials(s).ok()?;
+    (pid > 0).then_some(pid)
 }
 
 impl Client {

@@ -68,7 +68,7 @@ pub mod wire;
 pub use cmap::{CmapValue, keys_from_config, node_addrs_from_config};
 pub use qdevice::qdevice_mode_from_config;
 pub use server::{IpcOptions, IpcServer};
-pub use sockets::{resolve_group, resolve_user};
+pub use sockets::{peer_credentials, resolve_group, resolve_user};
 pub use wire::{IpcError, IpcTransport, Request, decode_request};
 
 /// `cs_error_t` values (Corosync's `corotypes.h`).
