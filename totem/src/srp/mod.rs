@@ -163,6 +163,10 @@ pub(crate) struct TokenState {
     pub(crate) idle_visits: u32,
     /// Consecutive visits where this node held the aru back at the same value.
     pub(crate) aru_stuck_visits: u32,
+    /// Sequence numbers this node retransmitted on its previous visit (at most
+    /// `max_messages`): one asked for again was lost on the way from this node,
+    /// so the request stays on the token for the next holders to serve as well.
+    pub(crate) served_last_visit: Vec<u64>,
     /// The last token sent and to whom, for retransmission.
     pub(crate) last_sent: Option<(NodeId, Vec<u8>)>,
     /// A token held by the representative, or passed to itself on a one-node ring.

@@ -117,7 +117,19 @@ impl Totem {
 
         // Retransmissions first (always served up to max_messages so a full window
         // cannot starve recovery of losses).
+        //
+        // A request is normally served by the first holder that has the frame, and
+        // taken off the token. If this node served the same request on its previous
+        // visit, its copy did not arrive: the path from this node to the requester
+        // is broken (after a cable is re-plugged, the kernel holds a node's
+        // datagrams to a peer until neighbour resolution answers, up to a second,
+        // while every other path works). Then the request stays on the token so the
+        // next holders serve it too: without that, the node after the requester
+        // would serve every request alone, the requester's aru would stay stuck, and
+        // FAILED TO RECEIVE would split a node every other member can reach.
         let mut served = 0u32;
+        let served_before = std::mem::take(&mut self.tok.served_last_visit);
+        let mut served_now = Vec::new();
         let mut rtr = std::mem::take(&mut token.rtr);
         rtr.retain(|&seq| {
             if served >= self.cfg.max_messages {
@@ -149,8 +161,10 @@ impl Totem {
                 });
             }
             served += 1;
-            false
+            served_now.push(seq);
+            served_before.contains(&seq)
         });
+        self.tok.served_last_visit = served_now;
         self.stats.mcast_retransmits += served as u64;
         allowance = allowance.saturating_sub(served);
 

@@ -10,7 +10,9 @@
 
 use phalanx_logsys::Logger;
 use phalanx_totem::wire::{self, Message};
-use phalanx_totem::{Config, ConfigChange, ConfigKind, Destination, Event, NodeId, Time, Totem};
+use phalanx_totem::{
+    Config, ConfigChange, ConfigKind, Destination, Event, Guarantee, NodeId, Time, Totem,
+};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 
@@ -108,6 +110,8 @@ pub struct LinkNet {
     rng: Rng,
     /// Every configuration each node installed.
     pub configs: Vec<Vec<Installed>>,
+    /// Messages each node delivered.
+    pub delivered: Vec<u64>,
     loggers: Vec<Logger>,
     trace: Option<Vec<(u64, String)>>,
 }
@@ -165,6 +169,7 @@ impl LinkNet {
             seq: 0,
             rng,
             configs: vec![Vec::new(); n],
+            delivered: vec![0; n],
             loggers,
             trace: trace.then(Vec::new),
         };
@@ -182,6 +187,15 @@ impl LinkNet {
         if let Some(t) = &mut self.trace {
             t.push((self.now, line()));
         }
+    }
+
+    /// Node `id` multicasts `data` now (agreed order).
+    pub fn mcast(&mut self, id: NodeId, data: &[u8]) {
+        let i = id as usize - 1;
+        self.nodes[i]
+            .mcast(Time::from_nanos(self.now), Guarantee::Agreed, data)
+            .expect("room in the send queue");
+        self.drain(i);
     }
 
     /// Cuts or restores the link `from → to` (node ids) now.
@@ -274,6 +288,9 @@ impl LinkNet {
             }
         }
         while let Some(e) = self.nodes[i].poll_event() {
+            if let Event::Deliver(_) = e {
+                self.delivered[i] += 1;
+            }
             if let Event::Config(c) = e {
                 let kind = match c.kind {
                     ConfigKind::Regular => "REG",
