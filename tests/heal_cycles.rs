@@ -12,8 +12,9 @@
 //! configurations), so configurations the split causes late are not counted as
 //! the heal's; `PHALANX_HEAL_VERBOSE` prints every node's configurations per heal. It asserts only what must hold however many
 //! configurations a heal takes: every heal ends with the three nodes in one ring
-//! of all three, and in that ring all three deliver the same messages in the same
-//! order (one message from each node, checked by the nodes' order hashes).
+//! of all three, every node delivers one message from each node, and nodes that
+//! deliver a message in the same ring deliver it at the same position (the
+//! nodes' order hashes).
 //!
 //! Needs root (network namespaces) and iproute2's `ip`; fails, never skips,
 //! without them.
@@ -253,14 +254,15 @@ fn partition_and_heal_cycles_end_in_one_ring_with_one_order() {
         for (n, text) in ALL.iter().zip(&texts) {
             c.send(*n, &format!("mcast agreed {text}"));
         }
+        // Delivered by every node, in whichever ring: a machine-wide pause longer
+        // than the token (the nodes log "process pause detected") re-forms the
+        // ring of all three after the delivery, and the current ring then has none.
         c.until(&mut v, "every message delivered everywhere", limit, |v| {
             texts.iter().all(|t| {
                 ALL.iter().all(|&n| {
-                    v.ring.get(&n).is_some_and(|r| {
-                        v.delivered
-                            .get(&(*r, t.clone()))
-                            .is_some_and(|d| d.contains_key(&n))
-                    })
+                    v.delivered
+                        .iter()
+                        .any(|((_, x), by)| x == t && by.contains_key(&n))
                 })
             })
         });

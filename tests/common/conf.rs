@@ -6,7 +6,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
 
 /// `<base>/phalanx-<tag>-<pid>`, with a cluster key in `authkey`; removed on
-/// drop, failures included. The base is `$TMPDIR` when set, else `/dev/shm`
+/// drop unless the test is failing. The base is `$TMPDIR` when set, else `/dev/shm`
 /// when there is one, else the system's temporary directory: the nodes fsync
 /// their ring sequence on every configuration change (and map an 8 MiB flight
 /// recorder), and on a busy disk the fsync delays the ring changes these tests
@@ -55,7 +55,17 @@ impl TestDir {
 }
 
 impl Drop for TestDir {
+    /// Removes the directory, except when the test is failing: then its flight
+    /// recorders, state and configuration are what the failure is understood from
+    /// (`phalanx-flightdump` reads them), so they stay and the path is printed.
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "test failed: its directory is kept: {}",
+                self.path.display()
+            );
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.path);
     }
 }
