@@ -20,6 +20,7 @@ use thiserror::Error;
 
 use crate::digest::on_disk_digest;
 use crate::ops::empty_cib;
+use crate::version::Version;
 use crate::xml::{Element, Escaping, Style, XmlError, parse, to_string};
 
 /// The live file.
@@ -32,7 +33,8 @@ pub const LAST: &str = "cib.last";
 /// ours, not Pacemaker's. One line per recent write, oldest first:
 /// `quorate_seq admin_epoch epoch configuration-digest` (decimal, decimal,
 /// decimal, 32 hex digits), naming the `cib.xml` content each lineage belongs
-/// to. Written (atomically) **before** the `cib.xml` it describes, keeping the
+/// to, then — only when a sync raised the copy's version past it — the lineage
+/// version `admin_epoch epoch num_updates` ([`quorate_file_with`]). Written (atomically) **before** the `cib.xml` it describes, keeping the
 /// lines of the previous writes ([`quorate_file`]); at load the newest line that
 /// names the loaded content counts ([`quorate_seq_for`]). So the value read is
 /// the one of the content on disk whatever write a crash cut: not more (a
@@ -73,6 +75,19 @@ fn content_key(cib: &Element) -> String {
 /// assert_eq!(quorate_seq_for(Some(second.as_bytes()), &loaded(new)), 7);
 /// ```
 pub fn quorate_file(previous: Option<&[u8]>, cib: &Element, quorate_seq: u64) -> String {
+    quorate_file_with(previous, cib, quorate_seq, None)
+}
+
+/// [`quorate_file`] for a copy whose lineage version differs from its content's
+/// ([`crate::service::PersistRequest::lineage_version`]: a sync raised the
+/// version of the lineage's copy it adopted): the line then ends with that
+/// version, `admin_epoch epoch num_updates`, which [`lineage_for`] gives back.
+pub fn quorate_file_with(
+    previous: Option<&[u8]>,
+    cib: &Element,
+    quorate_seq: u64,
+    lineage_version: Option<Version>,
+) -> String {
     let kept: Vec<&str> = previous
         .and_then(|b| std::str::from_utf8(b).ok())
         .map(|s| {
@@ -87,31 +102,42 @@ pub fn quorate_file(previous: Option<&[u8]>, cib: &Element, quorate_seq: u64) ->
         out.push_str(l);
         out.push('\n');
     }
-    out.push_str(&format!("{quorate_seq} {}\n", content_key(cib)));
+    out.push_str(&format!("{quorate_seq} {}", content_key(cib)));
+    if let Some(v) = lineage_version {
+        out.push_str(&format!(" {} {} {}", v.admin_epoch, v.epoch, v.num_updates));
+    }
+    out.push('\n');
     out
 }
 
-/// One line of [`QUORATE_SEQ`]: the lineage and, unless it is the older bare
-/// number, the content key it belongs to.
-fn parse_quorate_line(line: &str) -> Option<(u64, Option<&str>)> {
+/// One line of [`QUORATE_SEQ`]: the lineage, unless it is the older bare number
+/// the content key it belongs to, and the lineage version when the line has one.
+fn parse_quorate_line(line: &str) -> Option<(u64, Option<String>, Option<Version>)> {
     let line = line.trim();
-    let (seq, key) = match line.split_once(' ') {
-        Some((seq, key)) => (seq, Some(key)),
+    let (seq, rest) = match line.split_once(' ') {
+        Some((seq, rest)) => (seq, Some(rest)),
         None => (line, None),
     };
     let seq = seq.parse().ok()?;
-    if let Some(k) = key {
-        let parts: Vec<&str> = k.split(' ').collect();
-        let ok = parts.len() == 3
-            && parts[0].parse::<i64>().is_ok()
-            && parts[1].parse::<i64>().is_ok()
-            && parts[2].len() == 32
-            && parts[2].bytes().all(|b| b.is_ascii_hexdigit());
-        if !ok {
-            return None;
-        }
+    let Some(rest) = rest else {
+        return Some((seq, None, None));
+    };
+    let parts: Vec<&str> = rest.split(' ').collect();
+    let ok = (parts.len() == 3 || parts.len() == 6)
+        && parts[0].parse::<i64>().is_ok()
+        && parts[1].parse::<i64>().is_ok()
+        && parts[2].len() == 32
+        && parts[2].bytes().all(|b| b.is_ascii_hexdigit());
+    if !ok {
+        return None;
     }
-    Some((seq, key))
+    let lineage = if parts.len() == 6 {
+        let n = |i: usize| parts[i].parse::<i64>().ok();
+        Some(Version::new(n(3)?, n(4)?, n(5)?))
+    } else {
+        None
+    };
+    Some((seq, Some(parts[..3].join(" ")), lineage))
 }
 
 /// The `quorate_seq` to start from with the CIB `loaded`: 0 unless it came from
@@ -119,22 +145,28 @@ fn parse_quorate_line(line: &str) -> Option<(u64, Option<&str>)> {
 /// the newest line of `bytes` (the [`QUORATE_SEQ`] file) naming the loaded
 /// content, or for the older format the bare number, else 0.
 pub fn quorate_seq_for(bytes: Option<&[u8]>, loaded: &Loaded) -> u64 {
+    lineage_for(bytes, loaded).0
+}
+
+/// [`quorate_seq_for`] and the lineage version the same line names, if any
+/// (give both back with [`crate::service::CibService::restore_lineage`]).
+pub fn lineage_for(bytes: Option<&[u8]>, loaded: &Loaded) -> (u64, Option<Version>) {
     if loaded.source != LoadSource::Live {
-        return 0;
+        return (0, None);
     }
     let Some(text) = bytes.and_then(|b| std::str::from_utf8(b).ok()) else {
-        return 0;
+        return (0, None);
     };
     let key = content_key(&loaded.cib);
     let mut found = None;
-    for (seq, k) in text.lines().filter_map(parse_quorate_line) {
+    for (seq, k, lineage) in text.lines().filter_map(parse_quorate_line) {
         match k {
-            Some(k) if k == key => found = Some(seq),
-            None => found = Some(seq),
+            Some(k) if k == key => found = Some((seq, lineage)),
+            None => found = Some((seq, None)),
             Some(_) => {}
         }
     }
-    found.unwrap_or(0)
+    found.unwrap_or((0, None))
 }
 
 /// The older reading of [`QUORATE_SEQ`] (a bare number, written after
@@ -436,6 +468,35 @@ mod tests {
         assert_eq!(quorate_seq_for(Some(b"x y\n"), &loaded(cib(1))), 0);
         assert_eq!(quorate_seq_for(Some(&[0xff, 0xfe]), &loaded(cib(1))), 0);
         assert_eq!(quorate_seq_for(None, &loaded(cib(1))), 0);
+    }
+
+    #[test]
+    fn a_lineage_version_is_written_and_read_back_with_its_line() {
+        let loaded = |c: Element| Loaded {
+            cib: c,
+            source: LoadSource::Live,
+            archive: vec![],
+            refused: vec![],
+        };
+        let raised = Version::new(0, 3, 2);
+        let first = quorate_file_with(None, &cib(7), 4, Some(raised));
+        let second = quorate_file(Some(first.as_bytes()), &cib(8), 9);
+        // Each content keeps its own line: the raised copy its lineage version,
+        // the next one none (its own version).
+        assert_eq!(
+            lineage_for(Some(second.as_bytes()), &loaded(cib(7))),
+            (4, Some(raised))
+        );
+        assert_eq!(
+            lineage_for(Some(second.as_bytes()), &loaded(cib(8))),
+            (9, None)
+        );
+        // A malformed lineage version makes the line unreadable, not a guess.
+        let bad = first.trim_end().replace(" 0 3 2", " 0 x 2");
+        assert_eq!(
+            lineage_for(Some(bad.as_bytes()), &loaded(cib(7))),
+            (0, None)
+        );
     }
 
     /// Applies a plan to an in-memory directory the way the driver would.

@@ -7,6 +7,7 @@
 
 use phalanx_cib::persist::{self, LAST, LIVE, LIVE_SIG, Loaded, QUORATE_SEQ};
 use phalanx_cib::service::PersistRequest;
+use phalanx_cib::version::Version;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -17,9 +18,10 @@ pub(crate) fn dir(state_dir: &Path, node: u32) -> PathBuf {
 }
 
 /// The quorate lineage persisted with the CIB `loaded` from `dir` (0 unless it
-/// came from the live file).
-pub(crate) fn load_quorate_seq(dir: &Path, loaded: &Loaded) -> u64 {
-    persist::quorate_seq_for(fs::read(dir.join(QUORATE_SEQ)).ok().as_deref(), loaded)
+/// came from the live file), and its lineage version if a sync had raised the
+/// copy's version past it.
+pub(crate) fn load_quorate_seq(dir: &Path, loaded: &Loaded) -> (u64, Option<Version>) {
+    persist::lineage_for(fs::read(dir.join(QUORATE_SEQ)).ok().as_deref(), loaded)
 }
 
 /// Loads the CIB (an empty one when there are no files), moving refused live
@@ -58,10 +60,11 @@ pub(crate) fn write(dir: &Path, req: &PersistRequest, now: &str) -> io::Result<(
     // The lineage first, naming the content it belongs to (and keeping the
     // lines of the files before): whichever write a crash cuts, the lineage read
     // at start is the one of the `cib.xml` on disk.
-    let lineage = persist::quorate_file(
+    let lineage = persist::quorate_file_with(
         fs::read(dir.join(QUORATE_SEQ)).ok().as_deref(),
         &req.cib,
         req.quorate_seq,
+        req.lineage_version,
     );
     write_atomic(dir, QUORATE_SEQ, lineage.as_bytes())?;
     write_atomic(dir, LAST, plan.last.as_bytes())?;
@@ -113,6 +116,7 @@ mod tests {
             cib: cib.clone(),
             version: Version::of_cib(cib),
             quorate_seq: 7,
+            lineage_version: Some(Version::new(0, 3, 2)),
         };
         write(&d, &req(&one), "Sun Dec  6 05:00:00 2026").unwrap();
         let mut two = one.clone();
@@ -120,7 +124,10 @@ mod tests {
         write(&d, &req(&two), "Sun Dec  6 05:00:01 2026").unwrap();
         let loaded = load(&d).unwrap();
         assert_eq!(loaded.cib.attr("epoch"), Some("6"));
-        assert_eq!(load_quorate_seq(&d, &loaded), 7);
+        assert_eq!(
+            load_quorate_seq(&d, &loaded),
+            (7, Some(Version::new(0, 3, 2)))
+        );
         // A corrupt live file: archived, and the backup (epoch 5) is used.
         fs::write(d.join(LIVE), b"<cib epoch=\"9\"/>").unwrap();
         let back = load(&d).unwrap();

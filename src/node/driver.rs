@@ -232,14 +232,14 @@ impl Driver {
             })
             .collect();
         let cib = if opts.cib {
-            let (initial, quorate_seq) = match &opts.state_dir {
+            let (initial, (quorate_seq, lineage_version)) = match &opts.state_dir {
                 Some(d) => {
                     let dir = super::cib_store::dir(d, me);
                     let loaded = super::cib_store::load(&dir)?;
-                    let seq = super::cib_store::load_quorate_seq(&dir, &loaded);
-                    (loaded.cib, seq)
+                    let lineage = super::cib_store::load_quorate_seq(&dir, &loaded);
+                    (loaded.cib, lineage)
                 }
-                None => (phalanx_cib::persist::load(|_| None).cib, 0),
+                None => (phalanx_cib::persist::load(|_| None).cib, (0, None)),
             };
             let validator = match &opts.cib_schemas {
                 Some(dir) => Some(std::sync::Arc::new(
@@ -254,6 +254,7 @@ impl Driver {
                 validator,
                 require_quorum: opts.cib_require_quorum,
                 quorate_seq,
+                lineage_version,
             })
         } else {
             None

@@ -46,6 +46,9 @@ pub struct CibSetup {
     /// The quorate lineage persisted with `initial`
     /// ([`phalanx_cib::persist::quorate_seq_for`]; 0 for none).
     pub quorate_seq: u64,
+    /// The lineage version persisted beside it
+    /// ([`phalanx_cib::persist::lineage_for`]; None for none).
+    pub lineage_version: Option<phalanx_cib::version::Version>,
 }
 
 /// A client's CIB request.

@@ -246,7 +246,7 @@ impl Stack {
                 };
                 let mut service = phalanx_cib::service::CibService::new(service_cfg, c.initial);
                 service.set_validator(c.validator);
-                service.restore_quorate_seq(c.quorate_seq);
+                service.restore_lineage(c.quorate_seq, c.lineage_version);
                 Some(service)
             }
             None => None,

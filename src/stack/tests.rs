@@ -614,6 +614,7 @@ fn with_cib(id: NodeId) -> StackConfig {
         validator: None,
         require_quorum: None,
         quorate_seq: 0,
+        lineage_version: None,
     });
     cfg
 }

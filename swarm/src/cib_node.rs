@@ -112,7 +112,7 @@ impl NodeFactory for CibFactory {
         let mut cfg = self.run.config(id, all, incarnation, seed);
         let loaded = persist::load(|name| disk.get(name).cloned());
         let quorate_file = disk.get(persist::QUORATE_SEQ).cloned();
-        let quorate_seq = persist::quorate_seq_for(quorate_file.as_deref(), &loaded);
+        let (quorate_seq, lineage_version) = persist::lineage_for(quorate_file.as_deref(), &loaded);
         let initial = match loaded.source {
             persist::LoadSource::Empty => start_cib(),
             _ => loaded.cib,
@@ -127,6 +127,7 @@ impl NodeFactory for CibFactory {
             // On exactly when quorum runs.
             require_quorum: None,
             quorate_seq,
+            lineage_version,
         });
         let persisted = persisted_ring_seq(disk);
         let stack = Stack::new(cfg, persisted, totem::Time::from_nanos(now), logger)
@@ -251,9 +252,13 @@ impl CibNode {
                     // at load, as by Pacemaker); the engine's disk write is atomic.
                     // The lineage file first (`persist::QUORATE_SEQ`).
                     let text = to_string(&p.cib, Style::Pretty, Escaping::Xml);
-                    let lineage =
-                        persist::quorate_file(self.quorate_file.as_deref(), &p.cib, p.quorate_seq)
-                            .into_bytes();
+                    let lineage = persist::quorate_file_with(
+                        self.quorate_file.as_deref(),
+                        &p.cib,
+                        p.quorate_seq,
+                        p.lineage_version,
+                    )
+                    .into_bytes();
                     self.quorate_file = Some(lineage.clone());
                     self.cib_writes.insert(p.id, text.into_bytes());
                     self.writes.push_back(PersistWrite {

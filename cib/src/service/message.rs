@@ -4,6 +4,8 @@
 //! ```text
 //! Request: 0x01 | client u64 | call u64 | cib_command XML (ops::wire)
 //! Offer:   0x02 | ring.seq u64 | ring.rep u32 | fingerprint | quorate_seq u64
+//!          [| lineage version (admin_epoch, epoch, num_updates: i64 each), only
+//!          when it differs from the fingerprint's version]
 //! Sync:    0x03 | ring.seq u64 | ring.rep u32 | n u16 | n × fingerprint
 //!               | CIB XML (compact, lossless escaping)
 //! Quorum:  0x04 | ring.seq u64 | ring.rep u32 | quorate u8 (0 or 1)
@@ -55,6 +57,10 @@ pub enum ServiceMessage {
         /// The newest configuration in which the sender's copy took writes
         /// with quorum (0: none; always 0 without `require_quorum`).
         quorate_seq: u64,
+        /// How far the copy got in that lineage: the version of its last
+        /// change there (its own version unless a sync raised it; see
+        /// [`super::CibService::lineage_version`]).
+        lineage: Version,
     },
     /// The winner's full CIB for configuration `ring`, and the states its copy
     /// went through (oldest first, its current state last).
@@ -131,11 +137,19 @@ impl ServiceMessage {
                 ring,
                 state,
                 quorate_seq,
+                lineage,
             } => {
                 out.push(KIND_OFFER);
                 put_ring(&mut out, *ring);
                 put_fingerprint(&mut out, state);
                 out.extend_from_slice(&quorate_seq.to_be_bytes());
+                // Only when a sync raised the version past it (rare): the usual
+                // offer keeps its size.
+                if *lineage != state.version {
+                    for c in lineage.components() {
+                        out.extend_from_slice(&c.to_be_bytes());
+                    }
+                }
             }
             ServiceMessage::Quorum { ring, quorate } => {
                 out.push(KIND_QUORUM);
@@ -176,11 +190,21 @@ impl ServiceMessage {
                 let ring = r.ring()?;
                 let state = r.fingerprint()?;
                 let quorate_seq = r.u64()?;
+                let lineage = if r.0.is_empty() {
+                    state.version
+                } else {
+                    let mut c = [0i64; 3];
+                    for v in &mut c {
+                        *v = i64::from_be_bytes(r.array()?);
+                    }
+                    Version::from_components(c)
+                };
                 r.end()?;
                 Ok(ServiceMessage::Offer {
                     ring,
                     state,
                     quorate_seq,
+                    lineage,
                 })
             }
             KIND_QUORUM => {
@@ -305,6 +329,13 @@ mod tests {
                 ring,
                 state,
                 quorate_seq: 9,
+                lineage: Version::new(0, 7, 2),
+            },
+            ServiceMessage::Offer {
+                ring,
+                state,
+                quorate_seq: 9,
+                lineage: state.version,
             },
             ServiceMessage::Quorum {
                 ring,
@@ -331,6 +362,7 @@ mod tests {
             ring: RingId { seq: 1, rep: 1 },
             state: Fingerprint::default(),
             quorate_seq: 0,
+            lineage: Version::default(),
         }
         .encode();
         let mut marker = ServiceMessage::Quorum {
@@ -348,8 +380,11 @@ mod tests {
         for n in 0..m.len() {
             assert!(ServiceMessage::decode(&m[..n]).is_err(), "{n}");
         }
+        // An offer's optional lineage version is all or nothing.
         let mut long = m.clone();
         long.push(0);
+        assert!(ServiceMessage::decode(&long).is_err());
+        long.extend_from_slice(&[0; 24]);
         assert_eq!(
             ServiceMessage::decode(&long),
             Err(PayloadError::Trailing(1))

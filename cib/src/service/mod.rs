@@ -249,6 +249,7 @@ impl CibService {
             version: Version::of_cib(&cib),
             cib,
             quorate_seq: self.gate.quorate_seq,
+            lineage_version: self.gate.lineage_version,
         })
     }
 
@@ -317,7 +318,8 @@ impl CibService {
                 ring,
                 state,
                 quorate_seq,
-            } => self.on_offer(sender, ring, state, quorate_seq),
+                lineage,
+            } => self.on_offer(sender, ring, state, quorate_seq, lineage),
             ServiceMessage::Quorum { ring, quorate } => {
                 self.on_quorum_marker(sender, ring, quorate);
             }
@@ -394,6 +396,8 @@ impl CibService {
 
     /// Bookkeeping after the copy changed.
     fn changed(&mut self, config_changed: bool) {
+        // A change applied here is progress in the copy's own lineage.
+        self.gate.lineage_version = None;
         self.state = Fingerprint::of(&self.cib);
         self.history.push(self.state);
         if config_changed {

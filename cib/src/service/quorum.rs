@@ -22,6 +22,7 @@ use phalanx_totem::{NodeId, RingId};
 
 use super::CibService;
 use super::message::ServiceMessage;
+use crate::version::Version;
 
 /// The quorum state of the current configuration, as announced in order.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -41,6 +42,9 @@ pub(super) struct QuorumGate {
     /// The newest configuration in which this copy's own gate opened (not
     /// adopted from a sync winner), if any since this process started.
     pub(super) writable_ring: Option<RingId>,
+    /// The version of the copy's last change in its lineage, when a sync
+    /// raised the copy's version past it (None: the copy's own version).
+    pub(super) lineage_version: Option<Version>,
 }
 
 impl QuorumGate {
@@ -61,10 +65,12 @@ impl QuorumGate {
 
     /// A new regular configuration: nothing is known of its quorum yet.
     pub(super) fn reset(&mut self) {
-        let (quorate_seq, writable_ring) = (self.quorate_seq, self.writable_ring);
+        let (quorate_seq, writable_ring, lineage_version) =
+            (self.quorate_seq, self.writable_ring, self.lineage_version);
         *self = QuorumGate {
             quorate_seq,
             writable_ring,
+            lineage_version,
             ..QuorumGate::default()
         };
     }
@@ -125,15 +131,46 @@ impl CibService {
     /// the copy the service started from ([`crate::persist::quorate_seq_for`]),
     /// so a restarted node keeps its place in the quorate lineage.
     pub fn restore_quorate_seq(&mut self, seq: u64) {
+        self.restore_lineage(seq, None);
+    }
+
+    /// [`restore_quorate_seq`](Self::restore_quorate_seq) with the lineage
+    /// version persisted beside it ([`crate::persist::lineage_for`]; None: the
+    /// copy's own version).
+    pub fn restore_lineage(&mut self, seq: u64, lineage_version: Option<Version>) {
         if self.cfg.require_quorum && self.ring.is_none() {
             self.gate.quorate_seq = seq;
+            self.gate.lineage_version = lineage_version.filter(|v| *v != self.state.version);
         }
+    }
+
+    /// How far this copy got in its lineage ([`CibService::quorate_seq`]): the
+    /// version of its last change there. That is the copy's version, unless a
+    /// sync raised it: a copy that lost to an older version's lineage is raised
+    /// above every copy offered (so no version goes back), but it holds no more
+    /// of that lineage's changes than the winner did. Offers compare lineages
+    /// by this, not by the raised version: otherwise the raised copy would beat
+    /// a copy of the same lineage holding later acknowledged changes (swarm
+    /// seed 82230).
+    pub fn lineage_version(&self) -> Version {
+        self.gate.lineage_version.unwrap_or(self.state.version)
     }
 
     /// Sets the copy's lineage; a change is written with the next persist.
     pub(super) fn adopt_quorate_seq(&mut self, seq: u64) {
         if seq != self.gate.quorate_seq {
             self.gate.quorate_seq = seq;
+            self.persist_dirty = true;
+        }
+    }
+
+    /// The copy is now a sync winner's (its content installed): so are the
+    /// winner's lineage and how far into it the winner's copy got.
+    pub(super) fn adopt_lineage(&mut self, seq: u64, lineage_version: Version) {
+        self.adopt_quorate_seq(seq);
+        let lineage_version = Some(lineage_version).filter(|v| *v != self.state.version);
+        if lineage_version != self.gate.lineage_version {
+            self.gate.lineage_version = lineage_version;
             self.persist_dirty = true;
         }
     }

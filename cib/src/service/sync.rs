@@ -43,6 +43,8 @@ pub(super) enum Phase {
         expected: Fingerprint,
         /// Its copy's newest quorate configuration (ours once synced).
         quorate_seq: u64,
+        /// Its copy's lineage version (ours once synced).
+        lineage: crate::version::Version,
         /// With quorum a lower version can win; every member then raises the
         /// installed copy's version above every offer, so that no copy's
         /// version goes back.
@@ -57,8 +59,25 @@ pub(super) enum Phase {
 pub(super) struct Offered {
     /// The newest configuration its copy was writable in with quorum.
     pub(super) quorate_seq: u64,
+    /// How far its copy got in that lineage ([`CibService::lineage_version`]).
+    pub(super) lineage: crate::version::Version,
     /// Its state.
     pub(super) state: Fingerprint,
+}
+
+impl Offered {
+    /// What the winner is chosen by: the newest quorate lineage, then how far
+    /// into it (the lineage version: a version raised by a sync says nothing
+    /// about that), then the version. Without a quorate lineage (0) the
+    /// version alone counts, as in Pacemaker.
+    fn rank(&self) -> (u64, crate::version::Version, crate::version::Version) {
+        let progress = if self.quorate_seq > 0 {
+            self.lineage
+        } else {
+            self.state.version
+        };
+        (self.quorate_seq, progress, self.state.version)
+    }
 }
 
 impl Phase {
@@ -68,16 +87,15 @@ impl Phase {
 }
 
 /// The winner among offers: newest quorate configuration (all 0 without
-/// `require_quorum`), then highest version, then lowest node id.
+/// `require_quorum`), then furthest into it ([`Offered::rank`]), then highest
+/// version, then lowest node id.
 pub(super) fn winner(offers: &BTreeMap<NodeId, Offered>) -> Option<(NodeId, Offered)> {
     // BTreeMap iterates by ascending id; `max_by` keeps the last maximum, so
     // iterate in reverse to keep the lowest id among equal keys.
     offers
         .iter()
         .rev()
-        .max_by(|a, b| {
-            (a.1.quorate_seq, a.1.state.version).cmp(&(b.1.quorate_seq, b.1.state.version))
-        })
+        .max_by(|a, b| a.1.rank().cmp(&b.1.rank()))
         .map(|(n, f)| (*n, *f))
 }
 
@@ -149,6 +167,7 @@ impl CibService {
             ring,
             state: self.state,
             quorate_seq: self.gate.quorate_seq,
+            lineage: self.lineage_version(),
         }
         .encode();
         self.queue(&offer, false);
@@ -160,6 +179,7 @@ impl CibService {
         ring: RingId,
         state: Fingerprint,
         quorate_seq: u64,
+        lineage: crate::version::Version,
     ) {
         let Phase::Exchange { offers } = &mut self.phase else {
             self.stats.stale += 1;
@@ -169,16 +189,18 @@ impl CibService {
             self.stats.stale += 1;
             return;
         }
-        offers
-            .entry(sender)
-            .or_insert(Offered { quorate_seq, state });
+        offers.entry(sender).or_insert(Offered {
+            quorate_seq,
+            lineage,
+            state,
+        });
         if offers.len() < self.members.len() {
             return;
         }
         let Some((winner, best)) = winner(offers) else {
             return;
         };
-        let quorate_seq = best.quorate_seq;
+        let (quorate_seq, lineage) = (best.quorate_seq, best.lineage);
         let highest = offers.values().map(|o| o.state.version).max();
         let raise_to = highest
             .filter(|h| *h > best.state.version)
@@ -186,7 +208,7 @@ impl CibService {
         let best = best.state;
         if offers.values().all(|f| f.state.digest == best.digest) {
             // Every copy is the winner's: so is its quorate lineage.
-            self.adopt_quorate_seq(quorate_seq);
+            self.adopt_lineage(quorate_seq, lineage);
             self.synced(ring, winner);
             return;
         }
@@ -207,6 +229,7 @@ impl CibService {
             winner,
             expected: best,
             quorate_seq,
+            lineage,
             raise_to,
         };
     }
@@ -222,6 +245,7 @@ impl CibService {
             winner,
             expected,
             quorate_seq,
+            lineage,
             raise_to,
         } = self.phase
         else {
@@ -233,8 +257,8 @@ impl CibService {
             return;
         }
         // The copy is (or now becomes) the winner's, and so is its lineage.
-        self.adopt_quorate_seq(quorate_seq);
         if self.state.digest == expected.digest {
+            self.adopt_lineage(quorate_seq, lineage);
             // The winner itself, and members already equal to it.
             self.raise_version(raise_to);
             self.synced(ring, winner);
@@ -281,6 +305,7 @@ impl CibService {
         self.history = winner_history;
         self.history.set_max(self.cfg.history);
         self.history.push(self.state);
+        self.adopt_lineage(quorate_seq, lineage);
         self.raise_version(raise_to);
         self.synced(ring, winner);
     }
@@ -290,6 +315,8 @@ impl CibService {
     /// version go back.
     fn raise_version(&mut self, to: Option<crate::version::Version>) {
         let Some(v) = to else { return };
+        // The raise adds nothing to the lineage: remember how far it got.
+        self.gate.lineage_version = Some(self.lineage_version());
         self.cib.set_attr("admin_epoch", v.admin_epoch.to_string());
         self.cib.set_attr("epoch", v.epoch.to_string());
         self.cib.set_attr("num_updates", v.num_updates.to_string());
@@ -319,6 +346,7 @@ mod tests {
     fn highest_version_then_lowest_id_wins() {
         let f = |a, e, n| Offered {
             quorate_seq: 0,
+            lineage: Version::default(),
             state: Fingerprint {
                 version: Version::new(a, e, n),
                 ..Default::default()
@@ -340,6 +368,7 @@ mod tests {
     fn the_newest_quorate_configuration_wins_before_the_version() {
         let f = |q, e| Offered {
             quorate_seq: q,
+            lineage: Version::new(0, e, 0),
             state: Fingerprint {
                 version: Version::new(0, e, 0),
                 ..Default::default()
@@ -349,5 +378,34 @@ mod tests {
         assert_eq!(winner(&offers).map(|w| w.0), Some(1));
         let offers = BTreeMap::from([(1, f(8, 3)), (3, f(8, 4))]);
         assert_eq!(winner(&offers).map(|w| w.0), Some(3));
+    }
+
+    #[test]
+    fn a_copy_raised_by_a_sync_loses_to_a_copy_further_into_its_lineage() {
+        // Swarm seed 82230: lineage 4's copy at (0,2,0) won an exchange against
+        // an older lineage's (0,6,0) and was raised to (0,7,0); another copy of
+        // lineage 4 held an acknowledged change at (0,3,0). Comparing raised
+        // versions, (0,7,0) won and discarded it.
+        let offer = |q, lineage: Version, version: Version| Offered {
+            quorate_seq: q,
+            lineage,
+            state: Fingerprint {
+                version,
+                ..Default::default()
+            },
+        };
+        let raised = offer(4, Version::new(0, 2, 0), Version::new(0, 7, 0));
+        let further = offer(4, Version::new(0, 3, 0), Version::new(0, 3, 0));
+        let offers = BTreeMap::from([(1, raised), (3, further)]);
+        assert_eq!(winner(&offers).map(|w| w.0), Some(3));
+        // A newer lineage still wins whatever its progress.
+        let newer = offer(5, Version::new(0, 1, 0), Version::new(0, 1, 0));
+        let offers = BTreeMap::from([(1, raised), (3, further), (4, newer)]);
+        assert_eq!(winner(&offers).map(|w| w.0), Some(4));
+        // Without a quorate lineage the version alone counts (Pacemaker's rule).
+        let a = offer(0, Version::new(0, 2, 0), Version::new(0, 7, 0));
+        let b = offer(0, Version::new(0, 3, 0), Version::new(0, 3, 0));
+        let offers = BTreeMap::from([(1, a), (3, b)]);
+        assert_eq!(winner(&offers).map(|w| w.0), Some(1));
     }
 }

@@ -227,6 +227,11 @@ pub struct PersistRequest {
     /// **before** `cib`, and give back [`crate::persist::quorate_seq_for`] with
     /// [`super::CibService::restore_quorate_seq`] at start.
     pub quorate_seq: u64,
+    /// How far the copy got in that lineage, when a sync raised its version
+    /// past it ([`super::CibService::lineage_version`]; None: the copy's own
+    /// version): write it with [`crate::persist::quorate_file_with`], give it
+    /// back with [`super::CibService::restore_lineage`].
+    pub lineage_version: Option<Version>,
 }
 
 /// An unknown id was reported to [`super::CibService::persisted`].
