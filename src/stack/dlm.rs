@@ -339,6 +339,9 @@ struct Failure {
     /// The node's CPG incarnation when it was last a member (`None`: unknown):
     /// a member again with the same one came back by a merge, with state.
     cpg: Option<u64>,
+    /// Not a failure seen in this lockspace but a node in doubt when this
+    /// node's join completed (see [`Stack::dlm_settled`]).
+    doubt: bool,
 }
 
 /// The DLM's own fencing requests for one node.
@@ -1065,6 +1068,15 @@ impl Stack {
             .map(|n| (n, self.fence_incarnation(n)))
             .filter(|(n, i)| !self.dlm_fenced_since(*n, *i))
             .collect();
+        let in_doubt: Vec<(NodeId, u64)> = self
+            .fence_decision()
+            .map(|f| {
+                f.in_doubt()
+                    .into_iter()
+                    .map(|n| (n, f.incarnation(n)))
+                    .collect()
+            })
+            .unwrap_or_default();
         let Some(shared) = self.dlm.clone() else {
             return;
         };
@@ -1086,14 +1098,33 @@ impl Stack {
             return;
         };
         for (n, incarnation) in newly_failed {
-            let before: BTreeSet<NodeId> = e.members.iter().copied().collect();
-            let cpg = e.cpg_incarnations.get(&n).copied();
-            let f = e.failed.entry(n).or_insert(Failure {
+            let failure = Failure {
                 incarnation,
-                before,
-                cpg,
-            });
-            f.incarnation = f.incarnation.max(incarnation);
+                before: e.members.iter().copied().collect(),
+                cpg: e.cpg_incarnations.get(&n).copied(),
+                doubt: false,
+            };
+            match e.failed.get_mut(&n) {
+                Some(f) if !f.doubt => f.incarnation = f.incarnation.max(incarnation),
+                _ => {
+                    e.failed.insert(n, failure);
+                }
+            }
+        }
+        // Our join completes now, maybe in another ring than the one in which
+        // it was asked for (its CPG message was delivered after a change):
+        // nodes in doubt now may hold locks of this lockspace out of sight.
+        if !e.member && members.contains(&me) {
+            for (n, incarnation) in &in_doubt {
+                if !members.contains(n) {
+                    e.failed.entry(*n).or_insert(Failure {
+                        incarnation: *incarnation,
+                        before: BTreeSet::new(),
+                        cpg: None,
+                        doubt: true,
+                    });
+                }
+            }
         }
         e.members = members.clone();
         e.cpg_incarnations = members
@@ -1144,12 +1175,28 @@ impl Stack {
     fn dlm_join_in_doubt(&self, d: &DlmService) -> bool {
         self.fence_decision().is_some_and(|f| {
             !f.in_doubt().is_empty()
-                || d.lockspaces.values().any(|e| {
-                    e.failed
-                        .iter()
-                        .any(|(n, fl)| !f.is_fenced_since(*n, fl.incarnation))
-                })
+                || d.lockspaces
+                    .values()
+                    .any(|e| e.failed.iter().any(|(n, fl)| !self.dlm_settled(*n, fl)))
         })
+    }
+
+    /// Is the failure `fl` of `node` settled: fenced since it (the rule), or,
+    /// for a node that was only in doubt when our join completed, no longer in
+    /// doubt — fenced since lost, or a member again of a ring whose CPG
+    /// exchange is over (had it been in this lockspace's group, our view would
+    /// show it now, and recovery would include its locks).
+    fn dlm_settled(&self, node: NodeId, fl: &Failure) -> bool {
+        let Some(f) = self.fence_decision() else {
+            return true;
+        };
+        if f.is_fenced_since(node, fl.incarnation) {
+            return true;
+        }
+        fl.doubt
+            && !f.in_doubt().contains(&node)
+            && !(f.state(node) == phalanx_fence::core::NodeFenceState::Member
+                && self.cpg.is_syncing())
     }
 
     /// The fence decision's incarnation of `node` (0 without fencing).
@@ -1179,7 +1226,7 @@ impl Stack {
         {
             let mut d = shared.service.lock();
             let d = &mut *d;
-            let owed = |n: NodeId, fl: &Failure| !f.is_fenced_since(n, fl.incarnation);
+            let owed = |n: NodeId, fl: &Failure| !self.dlm_settled(n, fl);
             for e in d.lockspaces.values() {
                 let current: BTreeSet<NodeId> = e.members.iter().copied().collect();
                 // A member again that restarted (another CPG incarnation, or
@@ -1318,17 +1365,18 @@ impl Stack {
             self.pump_fence();
         }
         let d = shared.service.lock();
-        // Per node, the latest failed incarnation any lockspace waits for: the
-        // core's `Fenced` is for every lockspace at once.
-        let mut waiting: BTreeMap<NodeId, u64> = BTreeMap::new();
+        // Per node, settled in every lockspace: the core's `Fenced` is for
+        // every lockspace at once.
+        let mut waiting: BTreeMap<NodeId, bool> = BTreeMap::new();
         for (n, fl) in d.lockspaces.values().flat_map(|e| e.failed.iter()) {
-            let i = waiting.entry(*n).or_insert(0);
-            *i = (*i).max(fl.incarnation);
+            let settled = self.dlm_settled(*n, fl);
+            let all = waiting.entry(*n).or_insert(true);
+            *all = *all && settled;
         }
         drop(d);
         let fenced: Vec<NodeId> = waiting
             .into_iter()
-            .filter(|(n, i)| self.dlm_fenced_since(*n, *i))
+            .filter(|(_, settled)| *settled)
             .map(|(n, _)| n)
             .collect();
         let me = self.totem.node_id();

@@ -986,3 +986,82 @@ fn a_merge_of_inquorate_partitions_fences_the_high_side_and_recovers() {
         Some(&[1, 2][..])
     );
 }
+
+/// Found by phalanx-nemesis after the fixes above: a fresh process asks to join
+/// a lockspace in a quorate ring with nobody in doubt, but its CPG join is
+/// delivered after the ring broke — its first view shows it alone, nobody
+/// left, and it mastered and granted what the others held. The join now
+/// waits at its first view for the nodes in doubt then: no grant while alone;
+/// once they are members again (and CPG's exchange is over), recovery runs
+/// with them and the grant waits for the holder as usual.
+#[test]
+fn a_join_that_completes_after_the_ring_broke_waits_for_the_nodes_in_doubt() {
+    let mut net = Net::new(3);
+    net.run_until(10_000, "ring of three", |n| {
+        (1..=3).all(|i| {
+            n.stacks[i - 1]
+                .as_ref()
+                .unwrap()
+                .fence_decision()
+                .unwrap()
+                .in_doubt()
+                .is_empty()
+                && n.stacks[i - 1].as_ref().unwrap().totem().members().len() == 3
+        })
+    });
+    for id in 1..=2 {
+        net.join(id);
+    }
+    net.run_until(10_000, "lockspace of two", |n| {
+        (1..=2).all(|i| ls_members(n.events(i)).is_some_and(|m| m == &[1, 2]))
+    });
+    let held = net.lock(1, 10, "r", Mode::Ex);
+    net.run_until(5_000, "node 1 holds r", |n| {
+        granted(n.events(1), held, Mode::Ex)
+    });
+    // Node 3 asks to join with nobody in doubt; the ring breaks at once.
+    net.join(3);
+    net.fail_fencing = true;
+    net.side = vec![0, 0, 1];
+    net.run_until(10_000, "node 3's join completes alone", |n| {
+        ls_members(n.events(3)).is_some_and(|m| m == &[3])
+    });
+    let wanted = net.lock(3, 30, "r", Mode::Ex);
+    net.run_for(3_000);
+    assert!(
+        !granted(net.events(3), wanted, Mode::Ex),
+        "node 3 alone granted EX on r, which node 1 holds"
+    );
+    assert!(
+        dlm_events(net.events(3)).any(|e| matches!(e, DlmEvent::AwaitFencing { node: 1 })),
+        "it waits for node 1"
+    );
+    // The partition heals: one lockspace again, the grant waits for node 1.
+    net.side = vec![0; 3];
+    net.run_until(10_000, "one lockspace of three", |n| {
+        (1..=3).all(|i| ls_members(n.events(i)).is_some_and(|m| m == &[1, 2, 3]))
+    });
+    net.run_for(1_000);
+    assert!(
+        !granted(net.events(3), wanted, Mode::Ex),
+        "node 1 still holds r"
+    );
+    let now = net.now;
+    net.stack(1)
+        .dlm_request(
+            now,
+            DlmRequest::Unlock {
+                lockspace: b"ls".to_vec(),
+                request: UnlockRequest::new(Owner::new(1, 10), held),
+            },
+        )
+        .unwrap();
+    net.run_until(10_000, "node 3 granted after node 1's unlock", |n| {
+        granted(n.events(3), wanted, Mode::Ex)
+    });
+    assert!(
+        net.fencings.is_empty(),
+        "nobody was fenced: {:?}",
+        net.fencings
+    );
+}
