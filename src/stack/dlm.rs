@@ -1181,7 +1181,8 @@ impl Stack {
         })
     }
 
-    /// Is the failure `fl` of `node` settled: fenced since it (the rule), or,
+    /// Is the failure `fl` of `node` settled: fenced since it (the rule; a
+    /// node fenced while a member counts once it left), or,
     /// for a node that was only in doubt when our join completed, no longer in
     /// doubt — fenced since lost, or a member again of a ring whose CPG
     /// exchange is over (had it been in this lockspace's group, our view would
@@ -1191,7 +1192,10 @@ impl Stack {
             return true;
         };
         if f.is_fenced_since(node, fl.incarnation) {
-            return true;
+            // Fenced as a member (a restarted or merged node): settled once
+            // the membership saw it go and the decision reported its loss
+            // fenced — the fencing is then over and recorded everywhere.
+            return !f.is_fenced_member(node);
         }
         fl.doubt
             && !f.in_doubt().contains(&node)
@@ -1210,7 +1214,7 @@ impl Stack {
         self.fence.is_none()
             || self
                 .fence_decision()
-                .is_some_and(|f| f.is_fenced_since(node, incarnation))
+                .is_some_and(|f| f.is_fenced_since(node, incarnation) && !f.is_fenced_member(node))
     }
 
     /// The fence actor's part (see the module docs): requests fencing of the
@@ -1226,7 +1230,11 @@ impl Stack {
         {
             let mut d = shared.service.lock();
             let d = &mut *d;
-            let owed = |n: NodeId, fl: &Failure| !self.dlm_settled(n, fl);
+            // Not settled, and no fencing since yet (one that fenced a member
+            // waits for it to go, not for another).
+            let owed = |n: NodeId, fl: &Failure| {
+                !self.dlm_settled(n, fl) && !f.is_fenced_since(n, fl.incarnation)
+            };
             for e in d.lockspaces.values() {
                 let current: BTreeSet<NodeId> = e.members.iter().copied().collect();
                 // A member again that restarted (another CPG incarnation, or

@@ -806,6 +806,16 @@ impl FenceDecision {
                 .is_some_and(|f| f >= incarnation)
     }
 
+    /// Was `node`, a member, fenced in its current incarnation (a success
+    /// reported while it is still in the membership)? Its loss will then be
+    /// fenced at once ([`DecisionOutput::NodeFenced`]); a service that wants
+    /// the node gone as well as fenced waits for that.
+    pub fn is_fenced_member(&self, node: NodeId) -> bool {
+        self.nodes
+            .get(&node)
+            .is_some_and(|r| r.state == NodeFenceState::Member && r.fenced_while_member)
+    }
+
     /// The decision's configuration.
     pub fn config(&self) -> &DecisionConfig {
         &self.cfg

@@ -908,6 +908,29 @@ fn a_node_restarted_before_it_was_fenced_is_still_fenced_and_recovery_waits_for_
         !net.running(3),
         "the fencing stopped node 3's second process"
     );
+    // As the nemesis judges it: the grant comes after node 2's fence decision
+    // reported node 3 fenced (the fencing of a member counts once it left).
+    let ev = net.events(2);
+    let fenced_at = ev
+        .iter()
+        .rposition(|e| {
+            matches!(
+                e,
+                StackEvent::Fence(FenceNotice::NodeFenced { node: 3, .. })
+            )
+        })
+        .expect("node 2 recorded node 3 fenced");
+    let granted_at = ev
+        .iter()
+        .position(|e| {
+            matches!(e, StackEvent::Dlm(DlmEvent::Completion { completion, .. })
+                if completion.lock == wanted && completion.status == Status::Granted)
+        })
+        .unwrap();
+    assert!(
+        fenced_at < granted_at,
+        "granted before the fencing was recorded"
+    );
     // Failed requests were asked again (one at a time, within the decision's
     // max attempts), then the working one: all of node 3.
     let asked = dlm_fence_targets(&mut net, 1);
