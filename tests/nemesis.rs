@@ -7,12 +7,11 @@
 //!   the fence agent was run, the CIB acknowledged changes. Then the kept run
 //!   is tampered with and judged again (`--judge`): an acknowledged CIB marker
 //!   taken out of node 1's final CIB (`cib_quorate_kept`, `cib_convergence`) —
-//!   the new checkers fail on a real history. The DLM takes no part here
-//!   (`--dlm-threads 0`): with it this schedule fails today (`dlm_answered`:
-//!   a lockspace waits for ever for the fencing of nodes that rejoined after a
-//!   merge of partitions none of which had quorum — an open DLM bug, see
-//!   docs/nemesis.md); the DLM checkers' planted-history tests are unit tests
-//!   of the binary.
+//!   the new checkers fail on a real history. The DLM's lock workers run too
+//!   (this schedule has a three-way partition whose merge used to stall the
+//!   lockspace for ever, `dlm_answered`; the fence actor now fences the merged
+//!   side: docs/dlm.md), and the history must show lock grants; the DLM
+//!   checkers' planted-history tests are unit tests of the binary.
 //! - `a_planted_bug_is_caught`: node 2's first process reports two deliveries
 //!   in swapped order (the hidden `--plant-bug`); the verdict is FAIL with an
 //!   `agreed_order` violation, the run directory is kept with the verdict and a
@@ -86,10 +85,7 @@ fn count(verdict: &str, what: &str) -> u64 {
 fn a_short_schedule_on_three_nodes_passes() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = RunDir::new("pass");
-    let (code, out) = nemesis(
-        &dir,
-        &["--events", "40", "--seed", "1", "--dlm-threads", "0"],
-    );
+    let (code, out) = nemesis(&dir, &["--events", "40", "--seed", "1"]);
     eprintln!("{out}");
     let verdict = out.lines().next_back().unwrap_or_default();
     // The planted bugs first (they need only the kept run, whatever its
@@ -114,6 +110,9 @@ fn a_short_schedule_on_three_nodes_passes() {
     assert!(count(verdict, " processes") > 3, "{verdict}");
     assert!(count(verdict, " configurations") > 6, "{verdict}");
     assert!(count(verdict, " quorum notifications") > 3, "{verdict}");
+    // The DLM's workers were granted locks (and every request was answered:
+    // `dlm_answered` is among the checkers).
+    assert!(count(verdict, " lock grants on") > 100, "{verdict}");
     // The fence agent and the CIB took part.
     assert!(count(verdict, " fence results)") > 0, "{verdict}");
     assert!(
