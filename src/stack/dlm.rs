@@ -1225,6 +1225,14 @@ impl Stack {
         let Some(f) = self.fence_decision() else {
             return false;
         };
+        // While CPG's state exchange runs, the lockspace views lag the ring:
+        // after a merge the decision may be quorate with the other side's
+        // nodes back while our view does not show them yet, and each side
+        // would find itself the lowest id (found by the nemesis: both sides
+        // of a three-way partition fenced each other after the heal).
+        if self.cpg.is_syncing() {
+            return false;
+        }
         let me = self.totem.node_id();
         let mut wanted: BTreeMap<NodeId, u64> = BTreeMap::new();
         {
