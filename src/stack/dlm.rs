@@ -17,7 +17,8 @@
 //!   fencing service nothing can be waited for and a failed node counts as
 //!   fenced at once (a cluster without fencing has no protection against a node
 //!   that is only partitioned away — documented, as in Linux with
-//!   `enable_fencing=0`).
+//!   `enable_fencing=0`). A node fenced while it was a member counts once the
+//!   membership saw it go (the decision then reports it fenced everywhere).
 //! - **The fence actor.** The decision requests fencing of lost nodes only, and
 //!   forgets a loss on rejoin; the DLM asks for the rest itself, as
 //!   `dlm_controld`'s `dlm_stonith` does (skip when already fenced since the
@@ -34,7 +35,8 @@
 //!   members stay candidates, so both sides of a merge compute the same actor,
 //!   the lowest id of the merged lockspace: it fences the others' nodes and
 //!   the others fence nobody (`dlm_controld`: "the low nodeid kills the stateful
-//!   merged members"), instead of each side shooting the other.
+//!   merged members"), instead of each side shooting the other. No actor acts
+//!   while CPG's state exchange runs (the views lag the ring then).
 //! - **Joining waits while a node's fate is in doubt.** A lockspace's CPG group
 //!   is joined only once the fence decision has no node in doubt
 //!   ([`FenceDecision::in_doubt`](phalanx_fence::core::FenceDecision::in_doubt):
@@ -44,7 +46,10 @@
 //!   lockspace alone or in a partition of fresh processes sees no one leave, and
 //!   would master and grant what a partitioned node still holds (found by
 //!   `phalanx-nemesis`). Without quorum nothing in doubt is fenced, so such a
-//!   join waits for quorum too.
+//!   join waits for quorum too. The CPG join may take effect in a later ring
+//!   than the one it was asked in: at our first view, the nodes in doubt then
+//!   (not in the view) are handed to the core as failed until they are fenced,
+//!   or no longer in doubt with CPG's exchange over.
 //! - **Messages.** The core's point-to-point messages travel as CPG messages to the
 //!   lockspace's group, agreed order, with the destination node in front; every
 //!   member but the destination drops them. The links carry datagrams without
