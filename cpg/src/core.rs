@@ -288,6 +288,14 @@ impl Cpg {
         self.applied.groups.iter()
     }
 
+    /// The incarnation ([`CpgConfig::incarnation`]) `node` ran
+    /// with at the last completed state exchange, if it took part: a service
+    /// tells a node that restarted (another incarnation) from the same process
+    /// coming back after a partition (the same one).
+    pub fn node_incarnation(&self, node: NodeId) -> Option<u64> {
+        self.applied.nodes.get(&node).copied()
+    }
+
     /// Where `local` stands in `group`, if anywhere.
     pub fn local_state(&self, local: u32, group: &[u8]) -> Option<LocalState> {
         self.locals.get(local, group)

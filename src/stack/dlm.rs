@@ -6,13 +6,37 @@
 //!   view's place in the total order (see [`ViewClock`]); members that left with
 //!   `NODEDOWN` or `PROCDOWN` are *failed* until the fence decision reports them
 //!   fenced since their loss, a `LEAVE` is clean.
-//! - **Fencing.** Failed nodes are handed to the core in every later view until
-//!   [`FenceDecision::is_fenced_since_lost`](phalanx_fence::core::FenceDecision)
-//!   holds; then the core gets `Fenced` and its recovery may release their locks.
-//!   Without a fencing service nothing can be waited for and a failed node counts
-//!   as fenced at once (a cluster without fencing has no protection against a
-//!   node that is only partitioned away — documented, as in Linux with
-//!   `enable_fencing=0`).
+//! - **Fencing.** A member that leaves a lockspace by failure is recorded with
+//!   the incarnation the fence decision knows it by
+//!   ([`FenceDecision::incarnation`](phalanx_fence::core::FenceDecision::incarnation))
+//!   and handed to the core as failed in every later view until
+//!   [`FenceDecision::is_fenced_since`](phalanx_fence::core::FenceDecision::is_fenced_since)
+//!   that incarnation — `dlm_controld`'s "fence time ≥ failure time": a rejoin
+//!   (a restarted process, or the same one after a merge) does not count; then
+//!   the core gets `Fenced` and its recovery may release its locks. Without a
+//!   fencing service nothing can be waited for and a failed node counts as
+//!   fenced at once (a cluster without fencing has no protection against a node
+//!   that is only partitioned away — documented, as in Linux with
+//!   `enable_fencing=0`). A node fenced while it was a member counts once the
+//!   membership saw it go (the decision then reports it fenced everywhere).
+//! - **The fence actor.** The decision requests fencing of lost nodes only, and
+//!   forgets a loss on rejoin; the DLM asks for the rest itself, as
+//!   `dlm_controld`'s `dlm_stonith` does (skip when already fenced since the
+//!   failure, else kick): a node owed fencing that the decision will not fence
+//!   is requested through the fencer's client path ([`DLM_FENCE_CLIENT`]) by the
+//!   **fence actor** — the lowest node id that was a lockspace member before the
+//!   failure and is one now — once its partition may fence (quorum). One
+//!   operation against a node at a time (any pending off/reboot of it counts),
+//!   at most the decision's `max_attempts` accepted requests per failure. A node
+//!   owed fencing that is a member again is either a **restart** (its CPG
+//!   incarnation changed: a fresh process, it knows nothing and cannot act; it
+//!   is not a candidate actor) or a **stateful merge** (the same process back
+//!   after a partition: it may owe fencing of *our* side in turn). Merged
+//!   members stay candidates, so both sides of a merge compute the same actor,
+//!   the lowest id of the merged lockspace: it fences the others' nodes and
+//!   the others fence nobody (`dlm_controld`: "the low nodeid kills the stateful
+//!   merged members"), instead of each side shooting the other. No actor acts
+//!   while CPG's state exchange runs (the views lag the ring then).
 //! - **Joining waits while a node's fate is in doubt.** A lockspace's CPG group
 //!   is joined only once the fence decision has no node in doubt
 //!   ([`FenceDecision::in_doubt`](phalanx_fence::core::FenceDecision::in_doubt):
@@ -22,7 +46,10 @@
 //!   lockspace alone or in a partition of fresh processes sees no one leave, and
 //!   would master and grant what a partitioned node still holds (found by
 //!   `phalanx-nemesis`). Without quorum nothing in doubt is fenced, so such a
-//!   join waits for quorum too.
+//!   join waits for quorum too. The CPG join may take effect in a later ring
+//!   than the one it was asked in: at our first view, the nodes in doubt then
+//!   (not in the view) are handed to the core as failed until they are fenced,
+//!   or no longer in doubt with CPG's exchange over.
 //! - **Messages.** The core's point-to-point messages travel as CPG messages to the
 //!   lockspace's group, agreed order, with the destination node in front; every
 //!   member but the destination drops them. The links carry datagrams without
@@ -42,6 +69,7 @@ use phalanx_cpg::{CpgEvent, GroupChange, Guarantee, Reason};
 use phalanx_dlm::channel::{ChannelConfig, ChannelOutput, PeerChannel};
 use phalanx_dlm::cluster::{self, DlmConfig, DlmNode, LockspaceId};
 use phalanx_dlm::{Completion, DlmError, LockId, LockRequest, Mode, Owner, UnlockRequest};
+use phalanx_logsys::record;
 use phalanx_totem::{NodeId, Time};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -77,6 +105,9 @@ const FRAME_MORE: u8 = 1;
 /// it they are dropped and counted `malformed` (a peer cannot be that far ahead
 /// of a view this node will install).
 const MAX_HELD_RECORDS: usize = 65_536;
+
+/// The client name of the DLM's fencing requests (in the fencer's history).
+pub const DLM_FENCE_CLIENT: &str = "phalanx-dlm";
 
 /// Whether a core message is lock traffic (wire tags 1..=10: lookups, removes,
 /// requests, conversions, unlocks, ASTs, BASTs, refusals), which the direct path
@@ -262,6 +293,8 @@ pub struct DlmServiceStats {
     pub send_dropped: u64,
     /// Group messages for this node that were malformed (dropped).
     pub malformed: u64,
+    /// Fencing requests the DLM made as fence actor (accepted by the fencer).
+    pub fence_requests: u64,
 }
 
 /// Numbers group views in the total order, the same on every node that installs
@@ -299,6 +332,32 @@ impl ViewClock {
     }
 }
 
+/// A member's failure, owed fencing.
+#[derive(Debug, Clone)]
+struct Failure {
+    /// The fence decision's incarnation of the node when it failed: a fencing
+    /// covering it (or a later one) releases its locks.
+    incarnation: u64,
+    /// The lockspace members before the failure (the fence actor is the lowest
+    /// of them still a member).
+    before: BTreeSet<NodeId>,
+    /// The node's CPG incarnation when it was last a member (`None`: unknown):
+    /// a member again with the same one came back by a merge, with state.
+    cpg: Option<u64>,
+    /// Not a failure seen in this lockspace but a node in doubt when this
+    /// node's join completed (see [`Stack::dlm_settled`]).
+    doubt: bool,
+}
+
+/// The DLM's own fencing requests for one node.
+#[derive(Debug, Clone, Copy)]
+struct FenceAsk {
+    /// The incarnation whose failure they are for (a later failure resets the count).
+    incarnation: u64,
+    /// Requests the fencer accepted.
+    attempts: u32,
+}
+
 /// One lockspace as the service knows it.
 #[derive(Debug)]
 struct LsEntry {
@@ -306,8 +365,12 @@ struct LsEntry {
     group: Vec<u8>,
     /// This node's member is in the group view.
     member: bool,
-    /// Nodes that left the group by failure and are not known fenced yet.
-    failed: BTreeSet<NodeId>,
+    /// Nodes that left the group by failure and are not known fenced since.
+    failed: BTreeMap<NodeId, Failure>,
+    /// The members of the last view (what a failure's `before` is).
+    members: Vec<NodeId>,
+    /// The CPG incarnation of each member at the last view.
+    cpg_incarnations: BTreeMap<NodeId, u64>,
     /// The epoch of the last view given to the core (stamped on direct records).
     epoch: u64,
     /// The CPG group was joined; false while the join waits for no node to be
@@ -344,6 +407,10 @@ pub(super) struct DlmService {
     clock: ViewClock,
     toss_at: Option<Time>,
     stats: DlmServiceStats,
+    /// The fence actor's requests, per node owed fencing.
+    fence_asks: BTreeMap<NodeId, FenceAsk>,
+    /// The next call id of a DLM fencing request.
+    next_fence_call: u64,
 }
 
 /// The 32-bit id of a lockspace name (the same on every node).
@@ -515,6 +582,8 @@ impl DlmService {
             clock: ViewClock::default(),
             toss_at: None,
             stats: DlmServiceStats::default(),
+            fence_asks: BTreeMap::new(),
+            next_fence_call: 1,
         })
     }
 
@@ -777,7 +846,7 @@ impl Stack {
                 }
                 let mut group = DLM_GROUP_PREFIX.to_vec();
                 group.extend_from_slice(&name);
-                let cpg_joined = !self.dlm_join_in_doubt();
+                let cpg_joined = !self.dlm_join_in_doubt(&d);
                 if cpg_joined {
                     self.cpg.join(DLM_CPG_LOCAL, &group)?;
                 }
@@ -789,7 +858,9 @@ impl Stack {
                         name,
                         group,
                         member: false,
-                        failed: BTreeSet::new(),
+                        failed: BTreeMap::new(),
+                        members: Vec::new(),
+                        cpg_incarnations: BTreeMap::new(),
                         epoch: 0,
                         cpg_joined,
                     },
@@ -985,12 +1056,6 @@ impl Stack {
     /// A view of a lockspace's group: the core's `Members`.
     fn dlm_view(&mut self, id: LockspaceId, c: &GroupChange) {
         let me = self.totem.node_id();
-        let fenced_now = |n: NodeId, s: &Stack| {
-            s.fence.as_ref().is_none_or(|_| {
-                s.fence_decision()
-                    .is_some_and(|f| f.is_fenced_since_lost(n))
-            })
-        };
         let newly_failed: Vec<NodeId> = c
             .left
             .iter()
@@ -1001,10 +1066,22 @@ impl Stack {
             .map(|l| l.member.node)
             .filter(|n| *n != me)
             .collect();
-        let newly_failed: Vec<NodeId> = newly_failed
+        // Each with the incarnation that failed; one fenced since (as a member,
+        // before it left) owes nothing.
+        let newly_failed: Vec<(NodeId, u64)> = newly_failed
             .into_iter()
-            .filter(|n| !fenced_now(*n, self))
+            .map(|n| (n, self.fence_incarnation(n)))
+            .filter(|(n, i)| !self.dlm_fenced_since(*n, *i))
             .collect();
+        let in_doubt: Vec<(NodeId, u64)> = self
+            .fence_decision()
+            .map(|f| {
+                f.in_doubt()
+                    .into_iter()
+                    .map(|n| (n, f.incarnation(n)))
+                    .collect()
+            })
+            .unwrap_or_default();
         let Some(shared) = self.dlm.clone() else {
             return;
         };
@@ -1025,8 +1102,41 @@ impl Stack {
         let Some(e) = d.lockspaces.get_mut(&id) else {
             return;
         };
-        e.failed.extend(newly_failed);
-        let failed: Vec<NodeId> = e.failed.iter().copied().collect();
+        for (n, incarnation) in newly_failed {
+            let failure = Failure {
+                incarnation,
+                before: e.members.iter().copied().collect(),
+                cpg: e.cpg_incarnations.get(&n).copied(),
+                doubt: false,
+            };
+            match e.failed.get_mut(&n) {
+                Some(f) if !f.doubt => f.incarnation = f.incarnation.max(incarnation),
+                _ => {
+                    e.failed.insert(n, failure);
+                }
+            }
+        }
+        // Our join completes now, maybe in another ring than the one in which
+        // it was asked for (its CPG message was delivered after a change):
+        // nodes in doubt now may hold locks of this lockspace out of sight.
+        if !e.member && members.contains(&me) {
+            for (n, incarnation) in &in_doubt {
+                if !members.contains(n) {
+                    e.failed.entry(*n).or_insert(Failure {
+                        incarnation: *incarnation,
+                        before: BTreeSet::new(),
+                        cpg: None,
+                        doubt: true,
+                    });
+                }
+            }
+        }
+        e.members = members.clone();
+        e.cpg_incarnations = members
+            .iter()
+            .filter_map(|n| self.cpg.node_incarnation(*n).map(|i| (*n, i)))
+            .collect();
+        let failed: Vec<NodeId> = e.failed.keys().copied().collect();
         let name = e.name.clone();
         let was_member = e.member;
         e.member = members.contains(&me);
@@ -1065,25 +1175,196 @@ impl Stack {
         }
     }
 
-    /// Is some node's fate in doubt (see the module's docs)? Never without fencing.
-    fn dlm_join_in_doubt(&self) -> bool {
-        self.fence_decision()
-            .is_some_and(|f| !f.in_doubt().is_empty())
+    /// Is some node's fate in doubt (see the module's docs), or does a
+    /// lockspace still wait for a fencing? Never without fencing.
+    fn dlm_join_in_doubt(&self, d: &DlmService) -> bool {
+        self.fence_decision().is_some_and(|f| {
+            !f.in_doubt().is_empty()
+                || d.lockspaces
+                    .values()
+                    .any(|e| e.failed.iter().any(|(n, fl)| !self.dlm_settled(*n, fl)))
+        })
+    }
+
+    /// Is the failure `fl` of `node` settled: fenced since it (the rule; a
+    /// node fenced while a member counts once it left), or,
+    /// for a node that was only in doubt when our join completed, no longer in
+    /// doubt — fenced since lost, or a member again of a ring whose CPG
+    /// exchange is over (had it been in this lockspace's group, our view would
+    /// show it now, and recovery would include its locks).
+    fn dlm_settled(&self, node: NodeId, fl: &Failure) -> bool {
+        let Some(f) = self.fence_decision() else {
+            return true;
+        };
+        if f.is_fenced_since(node, fl.incarnation) {
+            // Fenced as a member (a restarted or merged node): settled once
+            // the membership saw it go and the decision reported its loss
+            // fenced — the fencing is then over and recorded everywhere.
+            return !f.is_fenced_member(node);
+        }
+        fl.doubt
+            && !f.in_doubt().contains(&node)
+            && !(f.state(node) == phalanx_fence::core::NodeFenceState::Member
+                && self.cpg.is_syncing())
+    }
+
+    /// The fence decision's incarnation of `node` (0 without fencing).
+    fn fence_incarnation(&self, node: NodeId) -> u64 {
+        self.fence_decision().map_or(0, |f| f.incarnation(node))
+    }
+
+    /// Has `node` been fenced since its incarnation `incarnation` failed?
+    /// Always without a fencing service (nothing to wait for).
+    fn dlm_fenced_since(&self, node: NodeId, incarnation: u64) -> bool {
+        self.fence.is_none()
+            || self
+                .fence_decision()
+                .is_some_and(|f| f.is_fenced_since(node, incarnation) && !f.is_fenced_member(node))
+    }
+
+    /// The fence actor's part (see the module docs): requests fencing of the
+    /// nodes this node owes it for and that the decision will not fence, when
+    /// this node is their actor and its partition may fence. True if a request
+    /// went to the fencer.
+    fn dlm_fence_owed(&mut self, shared: &Arc<DlmShared>) -> bool {
+        let Some(f) = self.fence_decision() else {
+            return false;
+        };
+        // While CPG's state exchange runs, the lockspace views lag the ring:
+        // after a merge the decision may be quorate with the other side's
+        // nodes back while our view does not show them yet, and each side
+        // would find itself the lowest id (found by the nemesis: both sides
+        // of a three-way partition fenced each other after the heal).
+        if self.cpg.is_syncing() {
+            return false;
+        }
+        let me = self.totem.node_id();
+        let mut wanted: BTreeMap<NodeId, u64> = BTreeMap::new();
+        {
+            let mut d = shared.service.lock();
+            let d = &mut *d;
+            // Not settled, and no fencing since yet (one that fenced a member
+            // waits for it to go, not for another).
+            let owed = |n: NodeId, fl: &Failure| {
+                !self.dlm_settled(n, fl) && !f.is_fenced_since(n, fl.incarnation)
+            };
+            for e in d.lockspaces.values() {
+                let current: BTreeSet<NodeId> = e.members.iter().copied().collect();
+                // A member again that restarted (another CPG incarnation, or
+                // unknown): fresh, it knows nothing of the failure.
+                let fresh = |m: NodeId| {
+                    e.failed.get(&m).is_some_and(|fl| {
+                        owed(m, fl) && (fl.cpg.is_none() || fl.cpg != self.cpg.node_incarnation(m))
+                    })
+                };
+                for (n, fl) in e.failed.iter().filter(|(n, fl)| owed(**n, fl)) {
+                    let actor = fl
+                        .before
+                        .iter()
+                        .copied()
+                        .filter(|m| current.contains(m) && !fresh(*m))
+                        .min();
+                    if actor == Some(me) {
+                        let i = wanted.entry(*n).or_insert(0);
+                        *i = (*i).max(fl.incarnation);
+                    }
+                }
+            }
+            d.fence_asks.retain(|n, _| wanted.contains_key(n));
+        }
+        if wanted.is_empty() || !f.may_fence() {
+            return false;
+        }
+        let max_attempts = f.config().max_attempts;
+        let action = f.config().fencing_action;
+        let names = self.fence_names();
+        let mut asked = false;
+        for (node, incarnation) in wanted {
+            // A loss the decision still owns is requested by its coordinator.
+            if matches!(
+                f_state(self, node),
+                Some(phalanx_fence::core::NodeFenceState::Unclean { .. })
+            ) {
+                continue;
+            }
+            let name = names
+                .get(&node)
+                .cloned()
+                .unwrap_or_else(|| format!("node{node}"));
+            // One operation at a time against a node: a pending one (ours, the
+            // decision's, a peer's) answers for this failure too.
+            if self.fencer().is_some_and(|fe| {
+                fe.history().entries().any(|h| {
+                    h.state == phalanx_fence::core::OpState::Pending
+                        && matches!(
+                            h.action,
+                            phalanx_fence::Action::Off | phalanx_fence::Action::Reboot
+                        )
+                        && h.target.eq_ignore_ascii_case(&name)
+                })
+            }) {
+                continue;
+            }
+            let call = {
+                let mut d = shared.service.lock();
+                let ask = d.fence_asks.entry(node).or_insert(FenceAsk {
+                    incarnation,
+                    attempts: 0,
+                });
+                if ask.incarnation < incarnation {
+                    *ask = FenceAsk {
+                        incarnation,
+                        attempts: 0,
+                    };
+                }
+                if ask.attempts >= max_attempts {
+                    continue;
+                }
+                let call = d.next_fence_call;
+                d.next_fence_call += 1;
+                call
+            };
+            let req = phalanx_fence::core::FenceRequest::new(&name, action, DLM_FENCE_CLIENT, call);
+            let accepted = self
+                .on_fence_command(super::FenceCommand::Fence(req))
+                .is_ok();
+            record!(
+                self.logger,
+                self.now.as_nanos(),
+                me,
+                Notice,
+                "dlm",
+                "node {} owes fencing since its failure (incarnation {}): requesting {} ({})",
+                node,
+                incarnation,
+                action.as_str(),
+                if accepted { "accepted" } else { "refused" }
+            );
+            if accepted {
+                let mut d = shared.service.lock();
+                d.stats.fence_requests += 1;
+                if let Some(ask) = d.fence_asks.get_mut(&node) {
+                    ask.attempts += 1;
+                }
+                asked = true;
+            }
+        }
+        asked
     }
 
     /// Joins the groups of lockspaces whose join waited, once no node is in doubt.
     fn dlm_join_when_settled(&mut self, shared: &Arc<DlmShared>) {
-        let waiting: Vec<(LockspaceId, Vec<u8>)> = shared
-            .service
-            .lock()
+        let d = shared.service.lock();
+        let waiting: Vec<(LockspaceId, Vec<u8>)> = d
             .lockspaces
             .iter()
             .filter(|(_, e)| !e.cpg_joined)
             .map(|(id, e)| (*id, e.group.clone()))
             .collect();
-        if waiting.is_empty() || self.dlm_join_in_doubt() {
+        if waiting.is_empty() || self.dlm_join_in_doubt(&d) {
             return;
         }
+        drop(d);
         for (id, group) in waiting {
             // A refused join (no room now) is tried again on the next pass.
             if self.cpg.join(DLM_CPG_LOCAL, &group).is_ok()
@@ -1101,22 +1382,24 @@ impl Stack {
             return;
         };
         self.dlm_join_when_settled(&shared);
+        if self.dlm_fence_owed(&shared) {
+            self.pump_fence();
+        }
         let d = shared.service.lock();
-        let waiting: BTreeSet<NodeId> = d
-            .lockspaces
-            .values()
-            .flat_map(|e| e.failed.iter().copied())
-            .collect();
+        // Per node, settled in every lockspace: the core's `Fenced` is for
+        // every lockspace at once.
+        let mut waiting: BTreeMap<NodeId, bool> = BTreeMap::new();
+        for (n, fl) in d.lockspaces.values().flat_map(|e| e.failed.iter()) {
+            let settled = self.dlm_settled(*n, fl);
+            let all = waiting.entry(*n).or_insert(true);
+            *all = *all && settled;
+        }
+        drop(d);
         let fenced: Vec<NodeId> = waiting
             .into_iter()
-            .filter(|n| {
-                self.fence.is_none()
-                    || self
-                        .fence_decision()
-                        .is_some_and(|f| f.is_fenced_since_lost(*n))
-            })
+            .filter(|(_, settled)| *settled)
+            .map(|(n, _)| n)
             .collect();
-        drop(d);
         let me = self.totem.node_id();
         // A piece and its 5-byte frame header must fit CPG's largest message.
         let max_piece = MAX_DLM_FRAGMENT.min(self.cpg.config().max_message_size.saturating_sub(5));
@@ -1282,4 +1565,9 @@ impl Stack {
             d.sends.is_empty() && d.backlog_len == 0
         })
     }
+}
+
+/// The fence decision's state of `node`, if the Stack runs fencing.
+fn f_state(s: &Stack, node: NodeId) -> Option<phalanx_fence::core::NodeFenceState> {
+    s.fence_decision().map(|f| f.state(node))
 }

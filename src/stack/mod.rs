@@ -79,9 +79,9 @@ mod tests;
 pub use cib::{CibRequest, CibSetup};
 pub use config::{QuorumRequestError, StackConfig, StackConfigError};
 pub use dlm::{
-    DLM_CPG_LOCAL, DLM_GROUP_PREFIX, DlmEvent, DlmFastPath, DlmRequest, DlmServiceError,
-    DlmServiceStats, DlmSetup, FastCall, MAX_DLM_FRAGMENT, MAX_DLM_MESSAGE, MAX_LOCKSPACE_NAME,
-    lockspace_id,
+    DLM_CPG_LOCAL, DLM_FENCE_CLIENT, DLM_GROUP_PREFIX, DlmEvent, DlmFastPath, DlmRequest,
+    DlmServiceError, DlmServiceStats, DlmSetup, FastCall, MAX_DLM_FRAGMENT, MAX_DLM_MESSAGE,
+    MAX_LOCKSPACE_NAME, lockspace_id,
 };
 pub use fence::{DECISION_CLIENT, FenceCommand, FenceNotice, FenceServiceStats, FencingSetup};
 pub use io::{

@@ -16,6 +16,19 @@
 //!   `max_attempts` times per loss (`fencing-max-attempts`, 10).
 //! * [`FenceDecision::is_fenced_since_lost`] answers services above (DLM, CIB):
 //!   they wait for *fenced*, never for merely *gone*.
+//! * **A rejoin does not fence.** The state above forgets a loss when the node
+//!   rejoins (nobody requests its fencing any more), but a service that recorded
+//!   the failure of one incarnation (the DLM: its locks stay on the masters)
+//!   still needs a fencing that came after that failure: a restarted process on
+//!   a live host, or the same process after a merge, is no proof that the old
+//!   one's writes are gone. [`FenceDecision::incarnation`] numbers the joins this
+//!   decision saw of each node (1, 2, ...); a counted fencing (the rules of the
+//!   next point: it names an incarnation we know, or we saw it start while that
+//!   incarnation was there) covers the incarnation it names *and every earlier
+//!   one* — the host was power-cycled after that incarnation joined, so after
+//!   every earlier one had been running. [`FenceDecision::is_fenced_since`]
+//!   answers "fenced since the failure of incarnation `i`" and survives rejoins
+//!   (`dlm_controld`'s rule: fence time ≥ failure time).
 //! * **A result fences one incarnation.** Every node remembers the ring in which
 //!   it last saw each node join ([`FenceDecision::joined_ring`]); every fencing
 //!   request carries the requester's view of it, and a success counts only for
@@ -288,6 +301,35 @@ pub struct FenceDecision {
     since: Option<Time>,
     /// Startup fencing has been decided.
     startup_done: bool,
+    /// Per node: its incarnations and the highest one a fencing covers. Never
+    /// reset by a rejoin (see [`FenceDecision::is_fenced_since`]).
+    logs: BTreeMap<NodeId, FenceLog>,
+}
+
+/// Joins remembered per node for matching a fencing's `target_joined` to an
+/// incarnation; an older one is forgotten (a result naming it then covers less).
+pub const MAX_KNOWN_INCARNATIONS: usize = 16;
+
+/// A node's incarnations as this decision saw them, and its fencings.
+#[derive(Debug, Clone, Default)]
+struct FenceLog {
+    /// How many times we saw the node join (0: never).
+    incarnation: u64,
+    /// The rings of its latest joins → incarnation, oldest first.
+    rings: VecDeque<(RingId, u64)>,
+    /// The highest incarnation a counted fencing covers (it covers every
+    /// earlier one too); `Some(0)`: a fencing of the node before we ever saw it.
+    fenced_through: Option<u64>,
+}
+
+impl FenceLog {
+    fn incarnation_of(&self, ring: RingId) -> Option<u64> {
+        self.rings.iter().find(|(r, _)| *r == ring).map(|(_, i)| *i)
+    }
+
+    fn cover(&mut self, incarnation: u64) {
+        self.fenced_through = self.fenced_through.max(Some(incarnation));
+    }
 }
 
 /// Operation starts remembered for [`FenceDecision::operation_fenced`].
@@ -313,6 +355,7 @@ impl FenceDecision {
             started: BTreeMap::new(),
             since: None,
             startup_done: false,
+            logs: BTreeMap::new(),
         }
     }
 
@@ -347,6 +390,14 @@ impl FenceDecision {
                 rec.losses = losses;
                 rec.joined = Some(ring);
                 rec.pending_since = Some(self.now);
+                // ... but not what its fencings cover (the log).
+                let log = self.logs.entry(*n).or_default();
+                log.incarnation += 1;
+                let incarnation = log.incarnation;
+                if log.rings.len() >= MAX_KNOWN_INCARNATIONS {
+                    log.rings.pop_front();
+                }
+                log.rings.push_back((ring, incarnation));
             }
         }
         for n in self.members.difference(&members) {
@@ -396,6 +447,7 @@ impl FenceDecision {
     /// only if that is the incarnation we know (see the module docs): a lost node
     /// becomes fenced; a member is fenced when it goes.
     pub fn fenced(&mut self, node: NodeId, target_joined: Option<RingId>) {
+        self.cover(node, target_joined);
         let Some(rec) = self.nodes.get_mut(&node) else {
             return;
         };
@@ -403,12 +455,18 @@ impl FenceDecision {
             // Someone fenced a node nobody in its partition had seen (their
             // startup fencing): ours need not shoot it again.
             rec.fenced_unseen = true;
+            self.logs.entry(node).or_default().cover(0);
             return;
         }
         // A node never seen has no incarnation to name: any success counts.
         let about_known = target_joined.is_some() || rec.never_seen;
         if !about_known || target_joined != rec.joined {
             return;
+        }
+        if rec.never_seen {
+            let log = self.logs.entry(node).or_default();
+            let current = log.incarnation;
+            log.cover(current);
         }
         match rec.state {
             NodeFenceState::Unclean { loss } => {
@@ -472,6 +530,9 @@ impl FenceDecision {
             .remove(&op)
             .filter(|(n, _)| *n == node)
             .and_then(|(_, joined)| joined);
+        // Seen start while incarnation `seen` was there: the operation came
+        // after that join, so it covers it (whatever it names).
+        self.cover(node, seen);
         let known = self.joined_ring(node);
         let about = if seen.is_some() && seen == known {
             seen
@@ -556,6 +617,10 @@ impl FenceDecision {
                 {
                     rec.state = NodeFenceState::Fenced { loss };
                     rec.assume_at = None;
+                    // Its watchdog fired after the incarnation we knew was lost.
+                    let log = self.logs.entry(*n).or_default();
+                    let current = log.incarnation;
+                    log.cover(current);
                     self.out
                         .push_back(DecisionOutput::NodeFenced { node: *n, loss });
                 }
@@ -700,6 +765,71 @@ impl FenceDecision {
     /// services wait for *fenced*, never for *gone*.)
     pub fn is_fenced_since_lost(&self, node: NodeId) -> bool {
         matches!(self.state(node), NodeFenceState::Fenced { .. })
+    }
+
+    /// How many times this decision saw `node` join (0: never) — the number of
+    /// its current (or, once lost, its last) incarnation. A service records it
+    /// when the node fails, and later asks [`is_fenced_since`](Self::is_fenced_since).
+    ///
+    /// ```
+    /// use phalanx_fence::core::{DecisionConfig, FenceDecision};
+    /// use std::collections::BTreeSet;
+    ///
+    /// let mut d = FenceDecision::new(DecisionConfig::new(1, [1, 2, 3]));
+    /// d.membership(&BTreeSet::from([1, 2, 3]), true);
+    /// let failed = d.incarnation(3); // node 3 fails holding locks
+    /// d.membership(&BTreeSet::from([1, 2]), true);
+    /// let _ = d.poll(); // the coordinator's request to fence node 3
+    /// d.membership(&BTreeSet::from([1, 2, 3]), true); // restarted before fencing
+    /// assert!(!d.is_fenced_since(3, failed), "a rejoin is no fencing");
+    /// d.fenced(3, d.joined_ring(3)); // a fencing of the new incarnation
+    /// assert!(d.is_fenced_since(3, failed));
+    /// ```
+    pub fn incarnation(&self, node: NodeId) -> u64 {
+        self.logs.get(&node).map_or(0, |l| l.incarnation)
+    }
+
+    /// Has `node` been fenced since its incarnation `incarnation` (as
+    /// [`incarnation`](Self::incarnation) numbered it) was running? True once a
+    /// counted fencing names that incarnation or a later one — a power cycle
+    /// after a later join is after the earlier incarnation ran. Unlike
+    /// [`is_fenced_since_lost`](Self::is_fenced_since_lost) this is not reset
+    /// when the node rejoins, so a service that saw the failure keeps waiting
+    /// for a real fencing. Always true with fencing disabled (nothing would
+    /// ever fence it).
+    pub fn is_fenced_since(&self, node: NodeId, incarnation: u64) -> bool {
+        !self.cfg.fencing_enabled
+            || self
+                .logs
+                .get(&node)
+                .and_then(|l| l.fenced_through)
+                .is_some_and(|f| f >= incarnation)
+    }
+
+    /// Was `node`, a member, fenced in its current incarnation (a success
+    /// reported while it is still in the membership)? Its loss will then be
+    /// fenced at once ([`DecisionOutput::NodeFenced`]); a service that wants
+    /// the node gone as well as fenced waits for that.
+    pub fn is_fenced_member(&self, node: NodeId) -> bool {
+        self.nodes
+            .get(&node)
+            .is_some_and(|r| r.state == NodeFenceState::Member && r.fenced_while_member)
+    }
+
+    /// The decision's configuration.
+    pub fn config(&self) -> &DecisionConfig {
+        &self.cfg
+    }
+
+    /// Records that a fencing of `node` came after the incarnation joined in
+    /// `ring` (if we know that join).
+    fn cover(&mut self, node: NodeId, ring: Option<RingId>) {
+        if let Some(ring) = ring
+            && let Some(log) = self.logs.get_mut(&node)
+            && let Some(incarnation) = log.incarnation_of(ring)
+        {
+            log.cover(incarnation);
+        }
     }
 
     /// A node's state (unknown nodes are down).

@@ -68,8 +68,8 @@ mod unfence;
 mod wire;
 
 pub use decision::{
-    DEFAULT_STARTUP_DEADTIME_MS, DecisionConfig, DecisionOutput, FenceDecision, MAX_STARTED,
-    NoQuorumPolicy, NodeFenceState, watchdog_only_nodes,
+    DEFAULT_STARTUP_DEADTIME_MS, DecisionConfig, DecisionOutput, FenceDecision,
+    MAX_KNOWN_INCARNATIONS, MAX_STARTED, NoQuorumPolicy, NodeFenceState, watchdog_only_nodes,
 };
 pub use delay::{NodePriority, device_delay_secs, priority_fencing_delay_secs, start_delay_secs};
 pub use device::{

@@ -3,6 +3,7 @@
 
 use super::*;
 use phalanx_dlm::{LockFlags, LockRequest, Mode, Owner, Status, UnlockRequest};
+use phalanx_fence::Action;
 use std::collections::BTreeMap;
 
 fn with_dlm(id: NodeId) -> StackConfig {
@@ -586,4 +587,504 @@ fn a_lockspace_join_waits_while_a_configured_node_is_in_doubt() {
     }
     p.run_until(both_members);
     assert!(p.events.iter().all(|ev| joined(ev)));
+}
+
+/// A cluster of Stacks with the DLM, votequorum and fencing by one power switch
+/// (`fence_test`, all nodes), on a lossless network the test cuts into
+/// partitions. Fence agent calls are answered by the harness: a reboot or off
+/// that succeeds stops the target's Stack (its host went down); while
+/// `fail_fencing` holds, every reboot or off fails.
+struct Net {
+    ids: Vec<NodeId>,
+    stacks: Vec<Option<Stack>>,
+    now: Time,
+    events: Vec<Vec<StackEvent>>,
+    /// Partition of each node (nodes talk only within one).
+    side: Vec<u8>,
+    fail_fencing: bool,
+    /// Every reboot/off agent call: (the executing node, target name).
+    fencings: Vec<(NodeId, String)>,
+    /// Restarts so far (each gives a new CPG and fencer incarnation).
+    starts: u64,
+}
+
+fn net_stack(id: NodeId, ids: &[NodeId], incarnation: u64, now: Time) -> Stack {
+    let mut cfg = config(id, ids);
+    cfg.cpg.incarnation = incarnation;
+    cfg.dlm = Some(DlmSetup::default());
+    cfg.quorum = Some(QuorumConfig::new(id, ids));
+    let names: BTreeMap<NodeId, String> = ids.iter().map(|n| (*n, format!("n{n}"))).collect();
+    let hosts = names.values().cloned().collect::<Vec<_>>().join(",");
+    let params = BTreeMap::from([("pcmk_host_list".to_string(), hosts)]);
+    let device = phalanx_fence::core::Device::new(
+        "switch",
+        "fence_test",
+        params,
+        phalanx_fence::core::AgentCapabilities::power_switch(),
+        0,
+    )
+    .unwrap();
+    cfg.fencing = Some(FencingSetup {
+        fencer: phalanx_fence::core::FencerConfig::new(id, &names[&id], incarnation, 9),
+        decision: phalanx_fence::core::DecisionConfig::new(id, ids.iter().copied()),
+        devices: vec![device],
+        levels: Vec::new(),
+        names,
+    });
+    Stack::new(cfg, None, now, Logger::discard()).unwrap()
+}
+
+impl Net {
+    fn new(n: NodeId) -> Net {
+        let ids: Vec<NodeId> = (1..=n).collect();
+        let stacks = ids
+            .iter()
+            .map(|&id| Some(net_stack(id, &ids, u64::from(id), Time::ZERO)))
+            .collect();
+        Net {
+            stacks,
+            now: Time::ZERO,
+            events: vec![Vec::new(); ids.len()],
+            side: vec![0; ids.len()],
+            fail_fencing: false,
+            fencings: Vec::new(),
+            starts: 0,
+            ids,
+        }
+    }
+
+    fn stack(&mut self, id: NodeId) -> &mut Stack {
+        self.stacks[id as usize - 1]
+            .as_mut()
+            .expect("node is running")
+    }
+
+    fn running(&self, id: NodeId) -> bool {
+        self.stacks[id as usize - 1].is_some()
+    }
+
+    /// Node `id`'s process dies (its host stays up).
+    fn kill(&mut self, id: NodeId) {
+        self.stacks[id as usize - 1] = None;
+    }
+
+    /// Node `id` starts again: a new process, with new incarnations.
+    fn restart(&mut self, id: NodeId) {
+        self.starts += 1;
+        let incarnation = 1000 + self.starts;
+        self.stacks[id as usize - 1] = Some(net_stack(id, &self.ids, incarnation, self.now));
+        self.events[id as usize - 1].clear();
+    }
+
+    fn join(&mut self, id: NodeId) {
+        let now = self.now;
+        self.stack(id)
+            .dlm_request(
+                now,
+                DlmRequest::Join {
+                    name: b"ls".to_vec(),
+                },
+            )
+            .unwrap();
+    }
+
+    fn lock(&mut self, id: NodeId, pid: u32, name: &str, mode: Mode) -> phalanx_dlm::LockId {
+        let now = self.now;
+        self.stack(id)
+            .dlm_request(
+                now,
+                DlmRequest::Lock {
+                    lockspace: b"ls".to_vec(),
+                    request: LockRequest::new(Owner::new(id, pid), name, mode),
+                },
+            )
+            .unwrap()
+            .unwrap()
+    }
+
+    fn events(&self, id: NodeId) -> &[StackEvent] {
+        &self.events[id as usize - 1]
+    }
+
+    /// One pass: every running Stack's outputs, agent calls answered, datagrams
+    /// delivered within partitions.
+    fn step(&mut self) {
+        let mut wire = Vec::new();
+        let mut calls = Vec::new();
+        for i in 0..self.stacks.len() {
+            let Some(s) = self.stacks[i].as_mut() else {
+                continue;
+            };
+            loop {
+                match s.poll_output() {
+                    Output::Transmit(t) => {
+                        let to = usize::from(t.to.port() - 5401);
+                        wire.push((i, to, t.data.to_vec()));
+                    }
+                    Output::Event(e) => self.events[i].push(e),
+                    Output::Persist(p) => {
+                        let done = Input::Persisted {
+                            id: p.id,
+                            result: Ok(()),
+                        };
+                        s.handle_input(self.now, done).unwrap();
+                    }
+                    Output::FenceAgent(c) => calls.push((i, c)),
+                    Output::Timeout(_) => break,
+                    _ => {}
+                }
+            }
+        }
+        for (i, c) in calls {
+            let kills = matches!(c.action, Action::Reboot | Action::Off);
+            let outcome = if kills && self.fail_fencing {
+                phalanx_fence::core::CallOutcome::Failed {
+                    exit_code: Some(1),
+                    reason: "switch unreachable".into(),
+                }
+            } else {
+                phalanx_fence::core::CallOutcome::Success {
+                    output: self
+                        .ids
+                        .iter()
+                        .map(|n| format!("n{n}\n"))
+                        .collect::<String>(),
+                }
+            };
+            if kills && !self.fail_fencing {
+                let target = c.target.clone().unwrap_or_default();
+                self.fencings.push((i as NodeId + 1, target.clone()));
+                if let Some(n) = target
+                    .strip_prefix('n')
+                    .and_then(|n| n.parse::<usize>().ok())
+                {
+                    self.stacks[n - 1] = None;
+                }
+            }
+            if let Some(s) = self.stacks[i].as_mut() {
+                let _ = s.handle_input(
+                    self.now,
+                    Input::FenceAgentDone {
+                        call: c.call,
+                        outcome,
+                    },
+                );
+            }
+        }
+        for (from, to, d) in wire {
+            if self.side[from] != self.side[to] {
+                continue;
+            }
+            if let Some(s) = self.stacks[to].as_mut() {
+                let input = Input::Datagram {
+                    link: 0,
+                    from: addr(from as NodeId + 1),
+                    data: &d,
+                };
+                let _ = s.handle_input(self.now, input);
+            }
+        }
+        self.now = self.now + Duration::from_millis(1);
+        for s in self.stacks.iter_mut().flatten() {
+            let _ = s.handle_input(self.now, Input::Timeout);
+        }
+    }
+
+    /// Steps until `done` (panics after `ms` virtual milliseconds).
+    fn run_until(&mut self, ms: u64, what: &str, done: impl Fn(&Net) -> bool) {
+        for _ in 0..ms {
+            if done(self) {
+                return;
+            }
+            self.step();
+        }
+        panic!("{what}: not within {ms} ms (fencings {:?})", self.fencings);
+    }
+
+    /// Steps for `ms` virtual milliseconds.
+    fn run_for(&mut self, ms: u64) {
+        for _ in 0..ms {
+            self.step();
+        }
+    }
+}
+
+fn ls_members(ev: &[StackEvent]) -> Option<&Vec<NodeId>> {
+    dlm_events(ev)
+        .filter_map(|e| match e {
+            DlmEvent::Members { members, .. } => Some(members),
+            _ => None,
+        })
+        .last()
+}
+
+fn recovered_count(ev: &[StackEvent]) -> usize {
+    dlm_events(ev)
+        .filter(|e| matches!(e, DlmEvent::Recovered { .. }))
+        .count()
+}
+
+/// DLM fencing requests in `id`'s fencer history: targets.
+fn dlm_fence_targets(net: &mut Net, id: NodeId) -> Vec<String> {
+    net.stack(id)
+        .fencer()
+        .map(|f| {
+            f.history()
+                .entries()
+                .filter(|h| h.client == DLM_FENCE_CLIENT && h.origin == id)
+                .map(|h| h.target.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Gap (a) of issue 14, found by phalanx-nemesis on real processes: node 3's
+/// process dies holding EX on `r`; the decision's fencing of node 3 fails and
+/// node 3 is restarted and rejoins the ring before anyone fenced it. The rejoin
+/// clears the loss in the fence decision, but the lockspace must not take it as
+/// a fencing (the host was never power-cycled): nodes 1 and 2 keep waiting, the
+/// fence actor (node 1) asks for the fencing of node 3 itself, and only then
+/// does the lockspace recover and grant node 2's EX.
+#[test]
+fn a_node_restarted_before_it_was_fenced_is_still_fenced_and_recovery_waits_for_it() {
+    let mut net = Net::new(3);
+    net.run_until(10_000, "ring of three", |n| {
+        (1..=3).all(|i| n.stacks[i - 1].as_ref().unwrap().totem().members().len() == 3)
+    });
+    for id in 1..=3 {
+        net.join(id);
+    }
+    net.run_until(10_000, "lockspace of three", |n| {
+        (1..=3).all(|i| ls_members(n.events(i)).is_some_and(|m| m == &[1, 2, 3]))
+    });
+    // Node 3 holds EX on `r` (mastered wherever the directory says).
+    let held = net.lock(3, 30, "r", Mode::Ex);
+    net.run_until(5_000, "node 3 holds r", |n| {
+        granted(n.events(3), held, Mode::Ex)
+    });
+    let wanted = net.lock(2, 20, "r", Mode::Ex);
+    net.run_for(200);
+    assert!(
+        !granted(net.events(2), wanted, Mode::Ex),
+        "r is held by node 3"
+    );
+
+    // Node 3's process dies; its fencing fails for now.
+    net.fail_fencing = true;
+    net.kill(3);
+    net.run_until(10_000, "lockspace waits for node 3's fencing", |n| {
+        dlm_events(n.events(1)).any(|e| matches!(e, DlmEvent::AwaitFencing { node: 3 }))
+    });
+    let failed_at = net.stack(1).fence_decision().unwrap().incarnation(3);
+    // Restarted before any fencing: it rejoins the ring and the lockspace.
+    net.restart(3);
+    net.join(3);
+    net.run_until(10_000, "node 3 back: the decision cleared its loss", |n| {
+        n.stacks[0]
+            .as_ref()
+            .unwrap()
+            .fence_decision()
+            .unwrap()
+            .state(3)
+            == phalanx_fence::core::NodeFenceState::Member
+    });
+    net.run_for(3_000);
+    assert!(
+        !granted(net.events(2), wanted, Mode::Ex),
+        "granted what node 3's first process held, with nobody fencing node 3"
+    );
+    assert!(
+        !net.stack(1)
+            .fence_decision()
+            .unwrap()
+            .is_fenced_since(3, failed_at)
+    );
+    // The switch works again: the fence actor's request goes through.
+    net.fail_fencing = false;
+    net.run_until(10_000, "node 3 fenced and r granted to node 2", |n| {
+        granted(n.events(2), wanted, Mode::Ex)
+    });
+    assert!(
+        !net.running(3),
+        "the fencing stopped node 3's second process"
+    );
+    // As the nemesis judges it: the grant comes after node 2's fence decision
+    // reported node 3 fenced (the fencing of a member counts once it left).
+    let ev = net.events(2);
+    let fenced_at = ev
+        .iter()
+        .rposition(|e| {
+            matches!(
+                e,
+                StackEvent::Fence(FenceNotice::NodeFenced { node: 3, .. })
+            )
+        })
+        .expect("node 2 recorded node 3 fenced");
+    let granted_at = ev
+        .iter()
+        .position(|e| {
+            matches!(e, StackEvent::Dlm(DlmEvent::Completion { completion, .. })
+                if completion.lock == wanted && completion.status == Status::Granted)
+        })
+        .unwrap();
+    assert!(
+        fenced_at < granted_at,
+        "granted before the fencing was recorded"
+    );
+    // Failed requests were asked again (one at a time, within the decision's
+    // max attempts), then the working one: all of node 3.
+    let asked = dlm_fence_targets(&mut net, 1);
+    assert!(
+        !asked.is_empty() && asked.len() <= 10 && asked.iter().all(|t| t == "n3"),
+        "{asked:?}"
+    );
+    assert!(
+        dlm_fence_targets(&mut net, 2).is_empty(),
+        "node 1 is the actor"
+    );
+    assert!(
+        net.fencings.iter().all(|(_, t)| t == "n3"),
+        "{:?}",
+        net.fencings
+    );
+    assert!(net.running(1) && net.running(2));
+}
+
+/// Gap (b) of issue 14: four nodes split into {1,2} and {3,4}, neither
+/// quorate, so nobody fences; each side's lockspace waits for the other's
+/// nodes. They merge: the decision clears every loss (a rejoin), but the same
+/// processes came back with their state. Before, the lockspace waited for ever.
+/// Now the lowest id of the merged lockspace (node 1) fences the others' nodes
+/// (3 and 4), nodes 3 and 4 fence nobody, and recovery completes on 1 and 2:
+/// node 1 gets the EX node 3 held.
+#[test]
+fn a_merge_of_inquorate_partitions_fences_the_high_side_and_recovers() {
+    let mut net = Net::new(4);
+    net.run_until(10_000, "ring of four", |n| {
+        (1..=4).all(|i| n.stacks[i - 1].as_ref().unwrap().totem().members().len() == 4)
+    });
+    for id in 1..=4 {
+        net.join(id);
+    }
+    net.run_until(10_000, "lockspace of four", |n| {
+        (1..=4).all(|i| ls_members(n.events(i)).is_some_and(|m| m == &[1, 2, 3, 4]))
+    });
+    let held = net.lock(3, 30, "r", Mode::Ex);
+    net.run_until(5_000, "node 3 holds r", |n| {
+        granted(n.events(3), held, Mode::Ex)
+    });
+    net.side = vec![0, 0, 1, 1];
+    net.run_until(10_000, "both sides wait for fencing", |n| {
+        dlm_events(n.events(1)).any(|e| matches!(e, DlmEvent::AwaitFencing { node: 3 }))
+            && dlm_events(n.events(3)).any(|e| matches!(e, DlmEvent::AwaitFencing { node: 1 }))
+    });
+    let wanted = net.lock(1, 10, "r", Mode::Ex);
+    net.run_for(2_000);
+    assert!(net.fencings.is_empty(), "inquorate sides fence nobody");
+    let recovered_before = recovered_count(net.events(1));
+    // The merge.
+    net.side = vec![0; 4];
+    net.run_until(15_000, "recovery on node 1 after the merge", |n| {
+        granted(n.events(1), wanted, Mode::Ex)
+    });
+    assert!(recovered_count(net.events(1)) > recovered_before);
+    assert!(
+        !net.running(3) && !net.running(4),
+        "node 1 fenced the other side"
+    );
+    assert!(
+        net.running(1) && net.running(2),
+        "nobody fenced node 1's side"
+    );
+    let mut targets = dlm_fence_targets(&mut net, 1);
+    targets.sort();
+    assert_eq!(targets, ["n3", "n4"]);
+    assert!(
+        net.fencings.iter().all(|(_, t)| t == "n3" || t == "n4"),
+        "{:?}",
+        net.fencings
+    );
+    assert_eq!(
+        ls_members(net.events(2)).map(|m| m.as_slice()),
+        Some(&[1, 2][..])
+    );
+}
+
+/// Found by phalanx-nemesis after the fixes above: a fresh process asks to join
+/// a lockspace in a quorate ring with nobody in doubt, but its CPG join is
+/// delivered after the ring broke — its first view shows it alone, nobody
+/// left, and it mastered and granted what the others held. The join now
+/// waits at its first view for the nodes in doubt then: no grant while alone;
+/// once they are members again (and CPG's exchange is over), recovery runs
+/// with them and the grant waits for the holder as usual.
+#[test]
+fn a_join_that_completes_after_the_ring_broke_waits_for_the_nodes_in_doubt() {
+    let mut net = Net::new(3);
+    net.run_until(10_000, "ring of three", |n| {
+        (1..=3).all(|i| {
+            n.stacks[i - 1]
+                .as_ref()
+                .unwrap()
+                .fence_decision()
+                .unwrap()
+                .in_doubt()
+                .is_empty()
+                && n.stacks[i - 1].as_ref().unwrap().totem().members().len() == 3
+        })
+    });
+    for id in 1..=2 {
+        net.join(id);
+    }
+    net.run_until(10_000, "lockspace of two", |n| {
+        (1..=2).all(|i| ls_members(n.events(i)).is_some_and(|m| m == &[1, 2]))
+    });
+    let held = net.lock(1, 10, "r", Mode::Ex);
+    net.run_until(5_000, "node 1 holds r", |n| {
+        granted(n.events(1), held, Mode::Ex)
+    });
+    // Node 3 asks to join with nobody in doubt; the ring breaks at once.
+    net.join(3);
+    net.fail_fencing = true;
+    net.side = vec![0, 0, 1];
+    net.run_until(10_000, "node 3's join completes alone", |n| {
+        ls_members(n.events(3)).is_some_and(|m| m == &[3])
+    });
+    let wanted = net.lock(3, 30, "r", Mode::Ex);
+    net.run_for(3_000);
+    assert!(
+        !granted(net.events(3), wanted, Mode::Ex),
+        "node 3 alone granted EX on r, which node 1 holds"
+    );
+    assert!(
+        dlm_events(net.events(3)).any(|e| matches!(e, DlmEvent::AwaitFencing { node: 1 })),
+        "it waits for node 1"
+    );
+    // The partition heals: one lockspace again, the grant waits for node 1.
+    net.side = vec![0; 3];
+    net.run_until(10_000, "one lockspace of three", |n| {
+        (1..=3).all(|i| ls_members(n.events(i)).is_some_and(|m| m == &[1, 2, 3]))
+    });
+    net.run_for(1_000);
+    assert!(
+        !granted(net.events(3), wanted, Mode::Ex),
+        "node 1 still holds r"
+    );
+    let now = net.now;
+    net.stack(1)
+        .dlm_request(
+            now,
+            DlmRequest::Unlock {
+                lockspace: b"ls".to_vec(),
+                request: UnlockRequest::new(Owner::new(1, 10), held),
+            },
+        )
+        .unwrap();
+    net.run_until(10_000, "node 3 granted after node 1's unlock", |n| {
+        granted(n.events(3), wanted, Mode::Ex)
+    });
+    assert!(
+        net.fencings.is_empty(),
+        "nobody was fenced: {:?}",
+        net.fencings
+    );
 }
