@@ -651,13 +651,17 @@ impl Totem {
             self.receive_on_active(from, m);
         } else if m.ring == self.ring.id {
             // A late old-ring frame during a membership change: worth keeping for
-            // recovery while this node can still pass it on — until it enters
-            // RECOVERY, whose re-sends are fixed on entry from its store. One kept
-            // after that would be held (and delivered in the transitional
-            // configuration) by this node alone: found by the simulator (seed 236)
-            // once a paused node kept its ring and sent on it after resuming.
+            // recovery only while this node has not yet reported its old-ring state
+            // (aru, highest sequence) in a commit token — that is, in GATHER. The
+            // recovery plan is fixed from the filled entries: when they show every
+            // transitional member complete nobody re-sends anything, and the others
+            // never learn of a frame taken after filling. Such a frame would be held
+            // (and delivered in the transitional configuration) by this node alone:
+            // found by the simulator in RECOVERY (seed 236) and in COMMIT (seeds
+            // 17060, 22087), each time a paused node kept its ring and sent on it
+            // after resuming.
             let window = token_limits::MAX_OUTSTANDING + u64::from(self.cfg.window_size);
-            if matches!(self.state, State::Gather | State::Commit)
+            if self.state == State::Gather
                 && m.seq != 0
                 && m.seq <= self.ring.my_aru + 2 * window
                 && self.ring.store.insert(
