@@ -653,6 +653,25 @@ impl Net {
         }
     }
 
+    /// `n` nodes in one ring, every one a member of lockspace `ls`.
+    fn with_lockspace(n: NodeId) -> Net {
+        let mut net = Net::new(n);
+        let size = n as usize;
+        net.run_until(10_000, "the ring of every node", |net| {
+            net.stacks
+                .iter()
+                .all(|s| s.as_ref().unwrap().totem().members().len() == size)
+        });
+        for id in 1..=n {
+            net.join(id);
+        }
+        let all: Vec<NodeId> = (1..=n).collect();
+        net.run_until(10_000, "the lockspace of every node", |net| {
+            (1..=n).all(|i| ls_members(net.events(i)).is_some_and(|m| m == all.as_slice()))
+        });
+        net
+    }
+
     fn stack(&mut self, id: NodeId) -> &mut Stack {
         self.stacks[id as usize - 1]
             .as_mut()
@@ -847,16 +866,7 @@ fn dlm_fence_targets(net: &mut Net, id: NodeId) -> Vec<String> {
 /// does the lockspace recover and grant node 2's EX.
 #[test]
 fn a_node_restarted_before_it_was_fenced_is_still_fenced_and_recovery_waits_for_it() {
-    let mut net = Net::new(3);
-    net.run_until(10_000, "ring of three", |n| {
-        (1..=3).all(|i| n.stacks[i - 1].as_ref().unwrap().totem().members().len() == 3)
-    });
-    for id in 1..=3 {
-        net.join(id);
-    }
-    net.run_until(10_000, "lockspace of three", |n| {
-        (1..=3).all(|i| ls_members(n.events(i)).is_some_and(|m| m == &[1, 2, 3]))
-    });
+    let mut net = Net::with_lockspace(3);
     // Node 3 holds EX on `r` (mastered wherever the directory says).
     let held = net.lock(3, 30, "r", Mode::Ex);
     net.run_until(5_000, "node 3 holds r", |n| {
@@ -959,16 +969,7 @@ fn a_node_restarted_before_it_was_fenced_is_still_fenced_and_recovery_waits_for_
 /// node 1 gets the EX node 3 held.
 #[test]
 fn a_merge_of_inquorate_partitions_fences_the_high_side_and_recovers() {
-    let mut net = Net::new(4);
-    net.run_until(10_000, "ring of four", |n| {
-        (1..=4).all(|i| n.stacks[i - 1].as_ref().unwrap().totem().members().len() == 4)
-    });
-    for id in 1..=4 {
-        net.join(id);
-    }
-    net.run_until(10_000, "lockspace of four", |n| {
-        (1..=4).all(|i| ls_members(n.events(i)).is_some_and(|m| m == &[1, 2, 3, 4]))
-    });
+    let mut net = Net::with_lockspace(4);
     let held = net.lock(3, 30, "r", Mode::Ex);
     net.run_until(5_000, "node 3 holds r", |n| {
         granted(n.events(3), held, Mode::Ex)
