@@ -438,7 +438,10 @@ fn seed_82798_passes() {
 /// The history without the `Writable` reports of `rings` (all of them with
 /// `None`): a loss the crash-gap excuse allowed through one of those rings
 /// becomes a violation.
-fn without_writable(h: &phalanx_sim::History, rings: Option<&[(u32, u64)]>) -> phalanx_sim::History {
+fn without_writable(
+    h: &phalanx_sim::History,
+    rings: Option<&[(u32, u64)]>,
+) -> phalanx_sim::History {
     let mut out = h.clone();
     out.events.retain(|e| match &e.kind {
         EventKind::Observation(Observation::Cib(CibObservation::Writable { ring })) => {
