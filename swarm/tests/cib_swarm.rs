@@ -248,14 +248,8 @@ fn crash_gap_seed(
     newer: (u32, u64),
     member: u32,
 ) -> (CibFactory, phalanx_sim::History) {
-    let mut factory = CibFactory::default();
-    let report = Sim::new(options_for_seed(seed, &(2..=7)), &mut factory).run();
-    assert!(
-        report.violations.is_empty(),
-        "seed {seed}: {:?}",
-        report.violations
-    );
-    let h = &report.history;
+    let (factory, history) = clean_run(seed);
+    let h = &history;
     let cib = |e: &phalanx_sim::history::Event| match &e.kind {
         EventKind::Observation(Observation::Cib(o)) => Some(o.clone()),
         _ => None,
@@ -316,7 +310,7 @@ fn crash_gap_seed(
             .any(|v| v.property == "cib_quorate_kept" && v.detail.contains(marker)),
         "seed {seed}: a loss by a lineage that held {marker} is not caught: {v:?}"
     );
-    (factory, report.history)
+    (factory, history)
 }
 
 #[test]
@@ -337,9 +331,9 @@ fn seed_2193_loses_a_change_only_through_the_crash_gap() {
     let _ = crash_gap_seed(2193, "m-4-0-1", (1, 6), 2);
 }
 
-/// Runs `seed` (nodes drawn from 2..=7 as the swarm does): every checker passes
-/// and each of `markers` is still acknowledged in the run.
-fn passes_with_acknowledged(seed: u64, markers: &[&str]) {
+/// Runs `seed` (nodes drawn from 2..=7 as the swarm does) and checks that every
+/// checker passes; the checkers and the history, for more checks.
+fn clean_run(seed: u64) -> (CibFactory, phalanx_sim::History) {
     let mut factory = CibFactory::default();
     let report = Sim::new(options_for_seed(seed, &(2..=7)), &mut factory).run();
     assert!(
@@ -347,9 +341,16 @@ fn passes_with_acknowledged(seed: u64, markers: &[&str]) {
         "seed {seed}: {:?}",
         report.violations
     );
+    (factory, report.history)
+}
+
+/// Runs `seed` (nodes drawn from 2..=7 as the swarm does): every checker passes
+/// and each of `markers` is still acknowledged in the run.
+fn passes_with_acknowledged(seed: u64, markers: &[&str]) {
+    let (_, history) = clean_run(seed);
     for marker in markers {
         assert!(
-            report.history.events.iter().any(|e| matches!(
+            history.events.iter().any(|e| matches!(
                 &e.kind,
                 EventKind::Observation(Observation::Cib(CibObservation::Acked { marker: Some(m), .. }))
                     if m == marker
