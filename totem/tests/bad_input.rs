@@ -214,7 +214,35 @@ fn a_token_with_an_exhausted_rotation_counter_is_invalid() {
 /// pings (`"PL"`), so they are skipped here.
 #[test]
 fn a_forged_commit_token_cannot_make_recovery_walk_to_its_high_sequence() {
-    let input = include_bytes!("data/forged-commit-hang.bin");
+    let (node, fed) = replay_stack_input(include_bytes!("data/forged-commit-hang.bin"));
+    assert!(fed >= 10, "the recorded datagrams reached the node ({fed})");
+    // It got as far as installing the forged ring (where it used to hang).
+    assert!(node.stats().recoveries >= 1);
+}
+
+/// The 2026-12-07 campaign's `stack_input` crash: a forged token of the new ring
+/// reached node 1, the new ring's representative, in RECOVERY before node 1 had
+/// started that ring's token; node 1 took it (its sequence, 198, then stood above
+/// the token it started, a `debug_assert` in the test build; sequence numbers
+/// reassigned without one). The representative now refuses a token of its new
+/// ring it has not started.
+#[test]
+fn a_token_of_the_new_ring_before_its_representative_started_it_is_invalid() {
+    let (node, fed) = replay_stack_input(include_bytes!("data/forged-early-token.bin"));
+    assert!(fed >= 5, "the recorded datagrams reached the node ({fed})");
+    assert!(node.stats().recoveries >= 1, "it entered recovery");
+    assert!(
+        node.stats().tokens_invalid >= 1,
+        "the early token was refused"
+    );
+}
+
+/// Feeds node 1 (of 1, 2, 3) the totem datagrams of a `stack_input` fuzz input
+/// (`fuzz/fuzz_targets/stack_input.rs`: records of a control byte, a length and
+/// the bytes; checksum fixed up with bit 3; from a known node's address and link
+/// 0 with bits 1-2 and 0), 7 ms apart, timers run: the node and how many
+/// datagrams it was given.
+fn replay_stack_input(input: &[u8]) -> (phalanx_totem::Totem, usize) {
     let mut node = phalanx_totem::Totem::new(
         Config::new(1, vec![1, 2, 3]),
         None,
@@ -245,7 +273,5 @@ fn a_forged_commit_token_cannot_make_recovery_walk_to_its_high_sequence() {
             node.handle_timeout(now);
         }
     }
-    assert!(fed >= 10, "the recorded datagrams reached the node ({fed})");
-    // It got as far as installing the forged ring (where it used to hang).
-    assert!(node.stats().recoveries >= 1);
+    (node, fed)
 }

@@ -34,6 +34,16 @@ impl Totem {
             self.stats.tokens_stale += 1;
             return;
         }
+        // The new ring's first token is this node's to make when it is the
+        // representative: one that arrives before it did is forged (taking it
+        // would let its sequence stand above the token this node then starts).
+        if self.state == State::Recovery
+            && active.rep == self.me
+            && self.recovery.as_ref().is_some_and(|r| !r.token_originated)
+        {
+            self.stats.tokens_invalid += 1;
+            return;
+        }
         // A token whose sequence went backwards, or that claims more outstanding
         // frames than flow control allows, cannot come from an honest ring: using
         // it would reassign sequence numbers. Nor can one whose rotation counter is
