@@ -7,21 +7,15 @@
 //!   the fence agent was run, the CIB acknowledged changes. Then the kept run
 //!   is tampered with and judged again (`--judge`): an acknowledged CIB marker
 //!   taken out of node 1's final CIB (`cib_quorate_kept`, `cib_convergence`) —
-//!   the new checkers fail on a real history. The DLM takes no part here
-//!   (`--dlm-threads 0`). The stall that kept it out (a lockspace waiting for
-//!   ever after a merge of partitions none of which had quorum) is fixed: the
-//!   fence actor fences the merged side (docs/dlm.md, "Fence time ≥ failure
-//!   time"). But with it this schedule now ends in a race of the harness: after
-//!   "repair everything" the run settles (one ring, quorate, one view) and
-//!   moves on to its final statuses within milliseconds, while node 1, the
-//!   actor, fences nodes 2 and 3 for failures of their earlier processes
-//!   (restarted before anyone fenced them: intended) ~40 ms after the merge;
-//!   fenced nodes are no longer rebooted at that stage, so `liveness` reports
-//!   them not running, and a grant that followed the fencing is judged before
-//!   its `dlm_fenced` line was written (the process was told to leave).
-//!   Measured 2026-12-06 23:08 UTC. The nemesis's finish would have to let
-//!   fencing settle (and reboot what it fences) before judging; the DLM
-//!   checkers' planted-history tests are unit tests of the binary.
+//!   the new checkers fail on a real history. The DLM takes part (lock workers
+//!   on every process, the `dlm_*` checkers): the run ends only once every
+//!   lockspace has finished recovering — the fencing it owes for processes
+//!   restarted before anyone fenced them is done and the fenced nodes are back
+//!   (the nemesis asks every process's `status` for `dlm_recovering=0`). Before
+//!   that wait (2026-12-07), 3 of 7 runs of this schedule judged while node 1
+//!   was still fencing (`liveness` 3, `dlm_fence_gate` 1–2); with it, 8 of 8
+//!   passed. The DLM checkers' planted-history tests are unit tests of the
+//!   binary.
 //! - `a_planted_bug_is_caught`: node 2's first process reports two deliveries
 //!   in swapped order (the hidden `--plant-bug`); the verdict is FAIL with an
 //!   `agreed_order` violation, the run directory is kept with the verdict and a
@@ -95,10 +89,7 @@ fn count(verdict: &str, what: &str) -> u64 {
 fn a_short_schedule_on_three_nodes_passes() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = RunDir::new("pass");
-    let (code, out) = nemesis(
-        &dir,
-        &["--events", "40", "--seed", "1", "--dlm-threads", "0"],
-    );
+    let (code, out) = nemesis(&dir, &["--events", "40", "--seed", "1"]);
     eprintln!("{out}");
     let verdict = out.lines().next_back().unwrap_or_default();
     // The planted bugs first (they need only the kept run, whatever its
@@ -123,7 +114,8 @@ fn a_short_schedule_on_three_nodes_passes() {
     assert!(count(verdict, " processes") > 3, "{verdict}");
     assert!(count(verdict, " configurations") > 6, "{verdict}");
     assert!(count(verdict, " quorum notifications") > 3, "{verdict}");
-    // The fence agent and the CIB took part.
+    // The fence agent, the DLM and the CIB took part.
+    assert!(count(verdict, " lock grants on") > 1000, "{verdict}");
     assert!(count(verdict, " fence results)") > 0, "{verdict}");
     assert!(
         count(verdict, " CIB changes acknowledged") > 20,

@@ -267,17 +267,25 @@ pub fn hold(
 /// Reports `Fenced` notices with the time the node's thread stamped on them (the
 /// line itself may be written later than a grant that followed from it).
 fn relay_fenced(ls: &Lockspace, out: &Emitter, stop: &AtomicBool) {
+    let emit = |notice| {
+        if let phalanx::node::DlmNotice::FenceRecorded { node, at } = notice {
+            let at = super::emit::mono_ns().saturating_sub(at.elapsed().as_nanos() as u64);
+            out.emit("dlm_fenced", &format!("node={node} at={at}"));
+        }
+    };
     while !stop.load(Ordering::SeqCst) {
         match ls
             .notices()
             .recv_timeout(std::time::Duration::from_millis(50))
         {
-            Ok(phalanx::node::DlmNotice::FenceRecorded { node, at }) => {
-                let at = super::emit::mono_ns().saturating_sub(at.elapsed().as_nanos() as u64);
-                out.emit("dlm_fenced", &format!("node={node} at={at}"));
-            }
-            Ok(_) | Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+            Ok(notice) => emit(notice),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
         }
+    }
+    // Stopped: what arrived meanwhile is still reported — a grant that followed
+    // a fencing must not be judged without the fencing's line.
+    while let Ok(notice) = ls.notices().try_recv() {
+        emit(notice);
     }
 }

@@ -258,8 +258,14 @@ impl Executor {
         let h = &self.ctx.handle;
         let phalanx::node::Membership { ring, members, .. } = h.membership();
         let order = self.ctx.order();
+        // Lockspaces whose recovery has not finished (waiting for a member's
+        // fencing, say): a harness waits for 0 before it judges the locks.
+        let recovering = h
+            .dlm()
+            .dump()
+            .map_or(0, |d| d.lockspaces.iter().filter(|l| l.2).count());
         format!(
-            "operational={} ring={ring} members={} quiescent={} count={} order={:016x}",
+            "operational={} ring={ring} members={} quiescent={} count={} order={:016x} dlm_recovering={recovering}",
             u8::from(h.is_operational()),
             ids(&members),
             u8::from(h.is_quiescent()),
