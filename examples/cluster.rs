@@ -61,11 +61,11 @@ fn child(id: u32) {
         }
         while let Ok(ev) = node.events().recv_timeout(Duration::from_millis(1)) {
             match ev {
-                NodeEvent::Config(c) if c.kind == ConfigKind::Regular => {
+                NodeEvent::Config(c, _) if c.kind == ConfigKind::Regular => {
                     (count, hash) = (0, 0xcbf2_9ce4_8422_2325);
                     writeln!(out, "RING {} {:?}", c.ring, c.members).unwrap();
                 }
-                NodeEvent::Config(_) => {}
+                NodeEvent::Config(..) => {}
                 NodeEvent::Deliver(d) => {
                     count += 1;
                     for b in d.sender.to_le_bytes().iter().chain(d.data.iter()) {

@@ -113,7 +113,7 @@ fn child() {
     let mut out = std::io::stdout();
     // Start barrier: a ring of everyone.
     loop {
-        if let Ok(NodeEvent::Config(c)) = node.events().recv() {
+        if let Ok(NodeEvent::Config(c, _)) = node.events().recv() {
             if c.kind == ConfigKind::Regular && c.members.len() == n {
                 break;
             }
@@ -138,7 +138,7 @@ fn child() {
         while let Ok(ev) = node.events().try_recv() {
             match ev {
                 NodeEvent::Deliver(_) => delivered += 1,
-                NodeEvent::Config(c) => {
+                NodeEvent::Config(c, _) => {
                     changes += 1;
                     writeln!(
                         out,

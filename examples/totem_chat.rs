@@ -30,13 +30,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 NodeEvent::Deliver(d) => {
                     println!("{}> {}", d.sender, String::from_utf8_lossy(&d.data))
                 }
-                NodeEvent::Config(c) if c.kind == ConfigKind::Regular => {
+                NodeEvent::Config(c, _) if c.kind == ConfigKind::Regular => {
                     println!(
                         "* ring {} members {:?} (joined {:?}, left {:?})",
                         c.ring, c.members, c.joined, c.left
                     )
                 }
-                NodeEvent::Config(_) => {}
+                NodeEvent::Config(..) => {}
                 _ => {}
             }
         }

@@ -6,7 +6,9 @@
 //!   offset); the verdict is PASS, and the history it judged is not empty —
 //!   the fence agent was run, the CIB acknowledged changes. Then the kept run
 //!   is tampered with and judged again (`--judge`): an acknowledged CIB marker
-//!   taken out of node 1's final CIB (`cib_quorate_kept`, `cib_convergence`) —
+//!   taken out of node 1's final CIB (`cib_quorate_kept`, `cib_convergence`),
+//!   and a quorate claim counting a node outside the configuration node 1's
+//!   last process installed in the same driver step (`quorum_currency`) —
 //!   the new checkers fail on a real history. The DLM takes part (lock workers
 //!   on every process, the `dlm_*` checkers): the run ends only once every
 //!   lockspace has finished recovering — the fencing it owes for processes
@@ -94,7 +96,7 @@ fn a_short_schedule_on_three_nodes_passes() {
     let verdict = out.lines().next_back().unwrap_or_default();
     // The planted bugs first (they need only the kept run, whatever its
     // verdict): what they must cause must not be there before.
-    for property in ["cib_quorate_kept", "cib_convergence"] {
+    for property in ["cib_quorate_kept", "cib_convergence", "quorum_currency"] {
         assert!(
             !verdict.contains(property),
             "{property} already in {verdict}"
@@ -145,6 +147,7 @@ fn tampered_run_fails(dir: &RunDir) {
     let quoted = format!("id=\"{marker}\"");
     assert!(text.contains(&quoted), "{marker} not in n1's final CIB");
     std::fs::write(&final_cib, text.replace(&quoted, "id=\"planted\"")).unwrap();
+    plant_stale_quorum_claim(dir);
     let out = Command::new(env!("CARGO_BIN_EXE_phalanx-nemesis"))
         .arg("--judge")
         .arg(&dir.0)
@@ -158,9 +161,55 @@ fn tampered_run_fails(dir: &RunDir) {
     eprintln!("{out}");
     let verdict = out.lines().next_back().unwrap_or_default();
     assert!(verdict.starts_with("phalanx-nemesis: FAIL "), "{verdict}");
-    for property in ["cib_quorate_kept", "cib_convergence"] {
+    for property in ["cib_quorate_kept", "cib_convergence", "quorum_currency"] {
         assert!(verdict.contains(property), "no {property} in {verdict}");
     }
+}
+
+/// Appends to node 1's last process (judged up to its final status) a quorum
+/// notification of the step of the last configuration it installed before
+/// that status, quorate and counting node 99 besides the configuration's
+/// members: the belief that step leaves counts a node outside the
+/// configuration. Relayed last, it is still placed by its step.
+fn plant_stale_quorum_claim(dir: &RunDir) {
+    let record = std::fs::read_to_string(dir.0.join("nemesis.events")).unwrap();
+    let inc = record
+        .lines()
+        .filter(|l| l.split(' ').nth(1) == Some("status"))
+        .find_map(|l| {
+            l.split(' ')
+                .find_map(|w| w.strip_prefix("inc="))
+                .filter(|_| l.contains(" node=1 "))
+        })
+        .expect("no final status of node 1")
+        .to_string();
+    let events = dir.0.join(format!("n1.{inc}.events"));
+    let text = std::fs::read_to_string(&events).unwrap();
+    let field = |l: &str, k: &str| -> String {
+        l.split(' ')
+            .find_map(|w| w.strip_prefix(&format!("{k}=")[..]).map(str::to_string))
+            .unwrap_or_else(|| panic!("no {k} in {l:?}"))
+    };
+    let config = text
+        .lines()
+        .take_while(|l| !l.contains(" ok status "))
+        .filter(|l| l.split(' ').nth(1) == Some("config"))
+        .last()
+        .expect("node 1's last process installed no configuration");
+    let time: u64 = config.split(' ').next().unwrap().parse().unwrap();
+    let planted = format!(
+        "{} quorum quorate=1 ring={} members={},99 step={}\n",
+        time + 1,
+        field(config, "ring"),
+        field(config, "members"),
+        field(config, "step")
+    );
+    assert!(
+        text.ends_with('\n'),
+        "{} ends in a partial line",
+        events.display()
+    );
+    std::fs::write(&events, text + &planted).unwrap();
 }
 
 #[test]

@@ -395,7 +395,7 @@ impl Endpoint for TotemEndpoint<'_> {
     fn apply(&self, st: &mut Stats, ev: NodeEvent) {
         match ev {
             NodeEvent::Deliver(d) => st.on_deliver(d.sender, &d.data),
-            NodeEvent::Config(c) if c.kind == ConfigKind::Regular => {
+            NodeEvent::Config(c, _) if c.kind == ConfigKind::Regular => {
                 st.on_view(c.members.len(), &c.members);
             }
             // Transitional configurations; benchmarks run without fencing.

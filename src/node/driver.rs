@@ -139,6 +139,11 @@ pub(crate) struct Driver {
     qdevice: Option<QdeviceDriver>,
     /// The quorum state as last published to the handles.
     quorum_published: Option<phalanx_quorum::ClusterInfo>,
+    /// The current step: the inputs fed since the last pass that took the
+    /// Stack's outputs (`flush`), and the outputs the next pass takes. Stamped
+    /// on configurations and quorum changes, so that readers of the two streams
+    /// can order them as the Stack reported them (`QuorumChange::step`).
+    step: u64,
     /// Raw messages totem could not take yet, in order (bounded by the handles'
     /// budget, which they still count against).
     raw_pending: VecDeque<(Guarantee, Vec<u8>)>,
@@ -288,6 +293,7 @@ impl Driver {
         let mut driver = Driver {
             stack,
             quorum_published: None,
+            step: 0,
             qdevice: None,
             raw_pending: VecDeque::new(),
             sinks: BTreeMap::new(),
@@ -344,6 +350,7 @@ impl Driver {
             *self.shared.quorum.info.lock() = Some(QuorumInfo {
                 cluster: info.clone(),
                 nodes: q.nodes(),
+                step: self.step,
             });
             self.quorum_published = Some(info);
         }
@@ -392,6 +399,7 @@ impl Driver {
                     quorate,
                     ring,
                     nodes,
+                    step: self.step,
                 });
             }
             Event::ExpectedVotesChanged(_) => self.publish_quorum(),
@@ -847,6 +855,8 @@ impl Driver {
         if links_changed {
             self.publish(true);
         }
+        // What is fed from here on is the next step.
+        self.step += 1;
         Ok(())
     }
 
@@ -872,7 +882,7 @@ impl Driver {
                         q.set_membership(c.ring, c.members.clone());
                     }
                 }
-                let _ = self.events.send(NodeEvent::Config(c));
+                let _ = self.events.send(NodeEvent::Config(c, self.step));
             }
             Output::Event(StackEvent::Cpg(ev)) => self.route_cpg(ev),
             Output::Event(StackEvent::Quorum(ev)) => {

@@ -75,8 +75,10 @@ pub enum NodeEvent {
     /// A message in agreed (or safe) order (raw messages of
     /// [`NodeHandle::mcast`]; process-group traffic goes to [`CpgMember`]s).
     Deliver(RawDelivery),
-    /// A transitional or regular configuration.
-    Config(ConfigChange),
+    /// A transitional or regular configuration, and the driver step that
+    /// produced it (the same numbering as [`QuorumChange::step`], so a reader of
+    /// both streams can tell which quorum decision came with it).
+    Config(ConfigChange, u64),
     /// Fencing: a result, a node owed fencing, a node fenced.
     Fence(crate::stack::FenceNotice),
     /// The CIB: a diff, a sync, a divergence report (replies go to handles too).
@@ -336,7 +338,7 @@ impl NodeHandle {
 /// node.handle().mcast(Guarantee::Agreed, b"hello")?;
 /// loop {
 ///     match node.events().recv_timeout(Duration::from_secs(30))? {
-///         NodeEvent::Config(c) => println!("{:?} ring {}: {:?}", c.kind, c.ring, c.members),
+///         NodeEvent::Config(c, _) => println!("{:?} ring {}: {:?}", c.kind, c.ring, c.members),
 ///         NodeEvent::Deliver(d) => {
 ///             assert_eq!((d.sender, &d.data[..]), (1, &b"hello"[..]));
 ///             break;

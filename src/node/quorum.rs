@@ -19,6 +19,14 @@ pub struct QuorumChange {
     pub ring: RingId,
     /// Every configured node with its votes and state.
     pub nodes: Vec<NodeStatus>,
+    /// The driver step that decided it. The driver numbers each pass in which
+    /// it takes the Stack's outputs (those of one datagram, or of a timeout and
+    /// the requests that came with it) and stamps that pass's configurations
+    /// ([`NodeEvent::Config`](super::NodeEvent::Config)) and quorum changes with
+    /// the number. They reach the application on two streams, so a reader that
+    /// needs their order — was this decision taken with that configuration, or
+    /// after it? — compares steps: equal steps came from the same inputs.
+    pub step: u64,
 }
 
 /// Why a quorum request failed; nothing changed.
@@ -45,6 +53,8 @@ pub struct QuorumInfo {
     pub cluster: ClusterInfo,
     /// Every configured node with its votes and state.
     pub nodes: Vec<NodeStatus>,
+    /// The driver step that published it (see [`QuorumChange::step`]).
+    pub step: u64,
 }
 
 /// Quorum state the driver publishes.
@@ -335,6 +345,7 @@ mod tests {
             quorate: seq % 2 == 0,
             ring: RingId { rep: 1, seq },
             nodes: Vec::new(),
+            step: seq,
         }
     }
 

@@ -99,6 +99,9 @@ pub struct Config {
     pub joined: Vec<u32>,
     /// Members of the previous regular configuration not in this one.
     pub left: Vec<u32>,
+    /// The node driver's step that produced it (quorum notifications of the
+    /// same step came from the same Stack inputs).
+    pub step: u64,
 }
 
 /// A delivered message.
@@ -131,6 +134,8 @@ pub struct QuorumState {
     pub ring: Ring,
     /// Member nodes.
     pub members: Vec<u32>,
+    /// The node driver's step that decided it (see [`Config::step`]).
+    pub step: u64,
 }
 
 /// A vote count.
@@ -234,6 +239,7 @@ pub fn parse(line: &str) -> Result<(u64, Event), String> {
             members: ids(f.get("members")?)?,
             joined: ids(f.get("joined")?)?,
             left: ids(f.get("left")?)?,
+            step: f.num("step")?,
         }),
         "sent" => Event::Sent {
             seq: f.num("seq")?,
@@ -262,6 +268,7 @@ pub fn parse(line: &str) -> Result<(u64, Event), String> {
             quorate: f.get("quorate")? == "1",
             ring: ring(f.get("ring")?)?,
             members: ids(f.get("members")?)?,
+            step: f.num("step")?,
         }),
         "votes" => Event::Votes(Votes {
             quorate: f.get("quorate")? == "1",

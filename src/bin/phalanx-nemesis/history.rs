@@ -2,7 +2,10 @@
 //! own event file (`n<node>.<inc>.events`, what `phalanxd --control` printed)
 //! and the controller's record (`nemesis.events`), merged on the one clock they
 //! share (CLOCK_MONOTONIC; a process started with a clock offset has it taken
-//! off again). Each process's events keep their file order.
+//! off again). Each process's events keep their file order, but for its quorum
+//! notifications: a thread of their own prints them, and each is put where the
+//! process's Stack reported it, by the driver step that its line and the
+//! `config` lines carry ([`step_order`](crate::step_order)).
 //!
 //! What maps to what: `config` → [`Observation::Config`]; `sent`/`deliver` of
 //! the node's load → `Sent`/`Deliver` (an `unsent` retracts its `sent`);
@@ -11,11 +14,14 @@
 //! retracted); kills → `Crash`, restarts → `Restart`, SIGSTOP/SIGCONT →
 //! `Pause`/`Resume`, bridge moves and cuts → `PartitionChange`. A process whose
 //! final status was taken is judged up to that answer (what it did while
-//! leaving afterwards is not part of the run).
+//! leaving afterwards is not part of the run; a quorum notification printed
+//! after the answer is kept when its step is no later than the last
+//! configuration's before it).
 
 use crate::control_events::{self as ev, Event};
 use crate::procs::events_path;
 use crate::record::{self, Record};
+use crate::step_order::{self, Line, Notice};
 use phalanx_sim::history::{
     ConfigKind, CpgReason, CpgRequest, CpgViewId, EventKind, Guarantee, History, MsgId, Observation,
 };
@@ -301,15 +307,20 @@ fn process_events(
     let mut lines: Vec<&str> = text.split('\n').collect();
     // The piece after the last newline: empty, or a killed process's partial line.
     lines.pop();
-    if until_status {
-        let last = lines.iter().rposition(|l| {
-            l.split(' ').nth(1) == Some("ok") && l.split(' ').nth(2) == Some("status")
-        });
-        if let Some(i) = last {
-            lines.truncate(i + 1);
-        }
-    }
-    let mut out: Vec<(u64, EventKind)> = Vec::with_capacity(lines.len());
+    // Judged up to the final status answer: the lines after it are cut, but for
+    // quorum notifications of steps no later than the last configuration before
+    // it (the relay printed them late; the Stack decided them before).
+    let cut = until_status
+        .then(|| {
+            lines.iter().rposition(|l| {
+                l.split(' ').nth(1) == Some("ok") && l.split(' ').nth(2) == Some("status")
+            })
+        })
+        .flatten()
+        .map_or(lines.len(), |i| i + 1);
+    let mut out: Vec<Line> = Vec::with_capacity(lines.len());
+    let mut notices: Vec<Notice> = Vec::new();
+    let mut late_notices: Vec<Notice> = Vec::new();
     let me = |i: u32, seq: u64| MsgId {
         sender: node,
         incarnation: i,
@@ -322,9 +333,14 @@ fn process_events(
             Err(_) if crashed && i + 1 == lines.len() => break,
             Err(e) => return Err(format!("{}:{}: {e}: {line:?}", path.display(), i + 1)),
         };
+        if i >= cut && !matches!(event, Event::Quorum(_)) {
+            continue;
+        }
+        let mut config_step = None;
         let o = match event {
             Event::Config(c) => {
                 counts.configs += 1;
+                config_step = Some(c.step);
                 Observation::Config {
                     kind: if c.regular {
                         ConfigKind::Regular
@@ -341,8 +357,8 @@ fn process_events(
                 guarantee: guarantee(safe),
             },
             Event::Unsent { seq } => {
-                let sent = out.iter().rposition(|(_, k)| {
-                    matches!(k, EventKind::Observation(Observation::Sent { msg, .. }) if msg.seq == seq)
+                let sent = out.iter().rposition(|l| {
+                    matches!(&l.kind, EventKind::Observation(Observation::Sent { msg, .. }) if msg.seq == seq)
                 });
                 match sent {
                     Some(at) => {
@@ -368,12 +384,21 @@ fn process_events(
                 }
             }
             Event::Quorum(q) => {
-                counts.quorum += 1;
-                Observation::Quorum {
-                    quorate: q.quorate,
-                    ring: q.ring,
-                    members: q.members,
+                let n = Notice {
+                    time: t,
+                    step: q.step,
+                    quorum: Observation::Quorum {
+                        quorate: q.quorate,
+                        ring: q.ring,
+                        members: q.members,
+                    },
+                };
+                if i >= cut {
+                    late_notices.push(n);
+                } else {
+                    notices.push(n);
                 }
+                continue;
             }
             Event::CpgView(v) => {
                 counts.cpg_views += 1;
@@ -414,9 +439,24 @@ fn process_events(
             }
             _ => continue,
         };
-        out.push((t, EventKind::Observation(o)));
+        // Configurations and deliveries come from the event loop, in the
+        // Stack's order; the rest from threads of their own.
+        let event_loop = matches!(o, Observation::Config { .. } | Observation::Deliver { .. });
+        out.push(Line {
+            time: t,
+            config_step,
+            event_loop,
+            kind: EventKind::Observation(o),
+        });
     }
-    Ok(out)
+    let last_step = out.iter().rev().find_map(|l| l.config_step);
+    notices.extend(
+        late_notices
+            .into_iter()
+            .filter(|n| last_step.is_some_and(|s| n.step <= s)),
+    );
+    counts.quorum += notices.len();
+    Ok(step_order::merge(out, notices))
 }
 
 #[cfg(test)]
@@ -477,28 +517,28 @@ mod tests {
         );
         w(
             "n1.0.events",
-            "1100 config kind=regular ring=1.4 prev=- members=1,2 joined=1,2 left=-
+            "1100 config kind=regular ring=1.4 prev=- members=1,2 joined=1,2 left=- step=1
              1200 sent seq=0 guarantee=agreed len=21
              1201 sent seq=1 guarantee=agreed len=21
              1202 unsent seq=1
              1300 deliver from=1 guarantee=agreed len=21 inc=0 seq=0 intact=1 count=1 order=1
-             1400 quorum quorate=1 ring=1.4 members=1,2
+             1400 quorum quorate=1 ring=1.4 members=1,2 step=2
              1600 cpg-deliver member=1 group=nemesis from=1/1 guarantee=agreed len=7 text=1/1/0/1
              1700 deliv",
         );
         w(
             "n1.1.events",
-            "100000002200 config kind=regular ring=1.8 prev=- members=1,2 joined=1,2 left=-
+            "100000002200 config kind=regular ring=1.8 prev=- members=1,2 joined=1,2 left=- step=3
              100000002900 ok status operational=1 ring=1.8 members=1,2 quiescent=1 count=0 order=0
              100000003500 left
-             100000003600 config kind=regular ring=2.12 prev=- members=2 joined=- left=1
+             100000003600 config kind=regular ring=2.12 prev=- members=2 joined=- left=1 step=4
 ",
         );
         w(
             "n2.0.events",
-            "1100 config kind=regular ring=1.4 prev=- members=1,2 joined=1,2 left=-
+            "1100 config kind=regular ring=1.4 prev=- members=1,2 joined=1,2 left=- step=5
              1301 deliver from=1 guarantee=agreed len=21 inc=0 seq=0 intact=1 count=1 order=1
-             2201 config kind=regular ring=1.8 prev=- members=1,2 joined=1 left=-
+             2201 config kind=regular ring=1.8 prev=- members=1,2 joined=1 left=- step=6
              2901 ok status operational=1 ring=1.8 members=1,2 quiescent=1 count=0 order=0
 ",
         );

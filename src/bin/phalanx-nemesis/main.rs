@@ -33,6 +33,7 @@ mod run;
 mod schedule;
 mod services;
 mod signals;
+mod step_order;
 
 use clap::Parser;
 use clap_complete::Shell;

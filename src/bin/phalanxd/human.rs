@@ -58,14 +58,14 @@ pub fn run(
             continue;
         };
         match ev {
-            NodeEvent::Config(c) if c.kind == ConfigKind::Regular => {
+            NodeEvent::Config(c, _) if c.kind == ConfigKind::Regular => {
                 let _ = writeln!(
                     out,
                     "[node {me}] ring {} members {:?} joined {:?} left {:?}",
                     c.ring, c.members, c.joined, c.left
                 );
             }
-            NodeEvent::Config(c) => {
+            NodeEvent::Config(c, _) => {
                 let _ = writeln!(
                     out,
                     "[node {me}] transitional configuration {:?} (left {:?})",

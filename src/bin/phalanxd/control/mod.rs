@@ -107,7 +107,9 @@ impl Ctx {
         }
     }
 
-    fn config(&self, c: &ConfigChange) {
+    /// Reports a configuration with the driver step that produced it (quorum
+    /// notifications carry the same numbering: `watch::relay_quorum`).
+    fn config(&self, c: &ConfigChange, step: u64) {
         let mut ledger = self.ledger();
         if let Some(held) = ledger.swap.flush() {
             self.out.emit("deliver", &held);
@@ -123,7 +125,7 @@ impl Ctx {
         self.out.emit(
             "config",
             &format!(
-                "kind={kind} ring={} prev={prev} members={} joined={} left={}",
+                "kind={kind} ring={} prev={prev} members={} joined={} left={} step={step}",
                 c.ring,
                 ids(&c.members),
                 ids(&c.joined),
@@ -196,7 +198,7 @@ pub fn run(
     while !stop.load(Ordering::SeqCst) {
         match node.events().recv_timeout(Duration::from_millis(50)) {
             Ok(NodeEvent::Deliver(d)) => ctx.deliver(d.sender, d.guarantee, &d.data),
-            Ok(NodeEvent::Config(c)) => ctx.config(&c),
+            Ok(NodeEvent::Config(c, step)) => ctx.config(&c, step),
             Ok(NodeEvent::Fence(n)) => fence::emit(&ctx.out, &n),
             Ok(NodeEvent::Cib(e)) => cib::emit(&ctx.out, &e),
             Ok(_) => {}

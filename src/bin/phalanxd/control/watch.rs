@@ -30,11 +30,17 @@ fn members(nodes: &[NodeStatus]) -> String {
 /// first the state as last decided, unless a notification is already queued
 /// (the node publishes its state before notifying, so a queued notification is
 /// at least as new and follows). Nothing when quorum is not configured.
+///
+/// Each line carries the driver step that decided it, as `config` lines do:
+/// this thread and the event loop print independently, so a line's place in
+/// the output does not say which configuration the decision came with; the
+/// step does (equal steps: the same Stack inputs).
 pub fn relay_quorum(quorum: &Quorum, out: Emitter) {
     let changes = quorum.notifications();
     let Some(phalanx::node::QuorumInfo {
         cluster: info,
         nodes,
+        step,
         ..
     }) = quorum.info()
     else {
@@ -44,7 +50,7 @@ pub fn relay_quorum(quorum: &Quorum, out: Emitter) {
         out.emit(
             "quorum",
             &format!(
-                "quorate={} ring={ring} members={}",
+                "quorate={} ring={ring} members={} step={step}",
                 u8::from(info.quorate),
                 members(&nodes)
             ),
@@ -57,10 +63,11 @@ pub fn relay_quorum(quorum: &Quorum, out: Emitter) {
                 out.emit(
                     "quorum",
                     &format!(
-                        "quorate={} ring={} members={}",
+                        "quorate={} ring={} members={} step={}",
                         u8::from(c.quorate),
                         c.ring,
-                        members(&c.nodes)
+                        members(&c.nodes),
+                        c.step
                     ),
                 );
             }
