@@ -110,8 +110,11 @@ fn a_short_schedule_on_three_nodes_passes() {
     );
     assert!(verdict.ends_with(": 0 violations"), "{verdict}");
     // The judge had something to judge: traffic, groups, quorum, several
-    // processes (restarts), configurations (faults that were felt).
-    assert!(count(verdict, " deliveries,") > 1000, "{verdict}");
+    // processes (restarts), configurations (faults that were felt). With the
+    // lock workers on every process the other traffic varies more (2 000–2 500
+    // deliveries and 26–36 CIB acknowledgements in most runs, 696 and 6 in
+    // one run beside a 5-node realtime run): the floors say "took part".
+    assert!(count(verdict, " deliveries,") > 300, "{verdict}");
     assert!(count(verdict, " CPG deliveries") > 100, "{verdict}");
     assert!(count(verdict, " processes") > 3, "{verdict}");
     assert!(count(verdict, " configurations") > 6, "{verdict}");
@@ -119,10 +122,7 @@ fn a_short_schedule_on_three_nodes_passes() {
     // The fence agent, the DLM and the CIB took part.
     assert!(count(verdict, " lock grants on") > 1000, "{verdict}");
     assert!(count(verdict, " fence results)") > 0, "{verdict}");
-    assert!(
-        count(verdict, " CIB changes acknowledged") > 20,
-        "{verdict}"
-    );
+    assert!(count(verdict, " CIB changes acknowledged") > 3, "{verdict}");
     let schedule = std::fs::read_to_string(dir.0.join("schedule.txt")).unwrap();
     for kind in ["kill", "pause", "partition", "cut"] {
         assert!(
