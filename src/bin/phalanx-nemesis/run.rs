@@ -127,6 +127,8 @@ pub struct Run {
     reboots: BTreeMap<u32, Instant>,
     /// Fenced nodes are started again (not after the final statuses).
     reboots_on: bool,
+    /// Per node: when its current process was started.
+    spawned_at: BTreeMap<u32, Instant>,
     cib: Option<crate::cib_client::Clients>,
 }
 
@@ -169,6 +171,7 @@ impl Run {
             seed,
             reboots: BTreeMap::new(),
             reboots_on: true,
+            spawned_at: BTreeMap::new(),
             cib: None,
         };
         run.record_net()?;
@@ -215,6 +218,7 @@ impl Run {
         self.procs
             .spawn(id, clock_offset_s)
             .map_err(io("start phalanxd"))?;
+        self.spawned_at.insert(id, Instant::now());
         let local = local_of(inc);
         self.command(
             id,
@@ -674,12 +678,27 @@ impl Run {
         Ok(())
     }
 
+    /// Whether every process of `current` has ended (a later process of its
+    /// node runs, or none) or satisfies `ok`.
+    fn each_gone_or(
+        &self,
+        current: &BTreeMap<u32, u32>,
+        ok: impl Fn(&crate::live::Proc) -> bool,
+    ) -> bool {
+        current.iter().all(|(n, i)| {
+            self.procs.incarnation(*n) != Some(*i)
+                || self.live.procs.get(&(*n, *i)).is_some_and(&ok)
+        })
+    }
+
     /// After the cluster settled: asks every process's `status` until all
-    /// report no lockspace recovering (`dlm_recovering=0`: the fencing the DLM
-    /// owes is done) while the cluster is settled with the same processes —
-    /// nodes fenced meanwhile are rebooted by the pump. Whether that happened
-    /// before `deadline`.
-    fn dlm_settled(&mut self, deadline: Instant) -> Result<bool, RunError> {
+    /// report no fencing operation pending (`fence_pending=0`) and no lockspace
+    /// recovering (`dlm_recovering=0`: the fencing the DLM owes is done), every
+    /// node fenced so far runs a process started after its fencing was
+    /// reported, and the cluster is settled with the same processes — nodes
+    /// fenced meanwhile are rebooted by the pump. Whether that happened before
+    /// `deadline`.
+    fn fencing_settled(&mut self, deadline: Instant) -> Result<bool, RunError> {
         loop {
             if !self.pump(deadline, |r| r.all_settled())? {
                 return Ok(false);
@@ -689,15 +708,7 @@ impl Run {
                 self.live.proc(id, inc).status = None;
                 self.command(id, inc, "status", Pending::Status)?;
             }
-            let answered = |r: &Run| {
-                current.iter().all(|(n, i)| {
-                    r.procs.incarnation(*n) != Some(*i)
-                        || r.live
-                            .procs
-                            .get(&(*n, *i))
-                            .is_some_and(|p| p.status.is_some())
-                })
-            };
+            let answered = |r: &Run| r.each_gone_or(&current, |p| p.status.is_some());
             if !self.pump(deadline, answered)? {
                 return Ok(false);
             }
@@ -708,10 +719,20 @@ impl Run {
                         .procs
                         .get(&(*n, *i))
                         .and_then(|p| p.status.as_ref())
-                        .and_then(|s| s.fields.get("dlm_recovering"))
-                        .is_some_and(|v| v == "0")
+                        .is_some_and(|s| {
+                            ["dlm_recovering", "fence_pending"]
+                                .iter()
+                                .all(|k| s.fields.get(*k).is_some_and(|v| v == "0"))
+                        })
             });
-            if quiet && self.all_settled() && self.current() == current {
+            // A fencing reported done kills the node's process of the moment;
+            // the pump reboots it once its end is seen.
+            let back = self
+                .live
+                .fenced_at
+                .iter()
+                .all(|(n, at)| self.spawned_at.get(n).is_some_and(|started| started > at));
+            if quiet && back && self.all_settled() && self.current() == current {
                 return Ok(true);
             }
             // Not yet: ask again after what the next 100 ms bring (a fencing,
@@ -742,13 +763,7 @@ impl Run {
             // A process fenced meanwhile answers nothing: its locks are the
             // fence gate's business.
             self.pump(t + Duration::from_secs(60), |r| {
-                current.iter().all(|(n, i)| {
-                    r.procs.incarnation(*n) != Some(*i)
-                        || r.live
-                            .procs
-                            .get(&(*n, *i))
-                            .is_some_and(|p| p.dlm_stopped.is_some())
-                })
+                r.each_gone_or(&current, |p| p.dlm_stopped.is_some())
             })?;
             for (&id, &inc) in &current {
                 if self.procs.incarnation(id) != Some(inc) {
@@ -851,15 +866,16 @@ impl Run {
                 "the cluster did not settle (one ring, quorate, one group view) within {:?}",
                 self.pace.settle
             ));
-        } else if self.services.dlm_threads > 0 {
-            // The DLM may still owe fencing for the faults (a process restarted
-            // before anyone fenced it is fenced after the merge): the run is
-            // judged once that is done and the fenced nodes are back.
-            self.outcome.settled = self.dlm_settled(t + self.pace.settle)?;
+        } else if self.services.reboot_after > Duration::ZERO {
+            // Fencing may still be under way for the faults (a fencing asked
+            // before the repair, or the DLM's of a process restarted before
+            // anyone fenced it, after the merge): the run is judged once it is
+            // done and the fenced nodes are back.
+            self.outcome.settled = self.fencing_settled(t + self.pace.settle)?;
             if !self.outcome.settled {
                 self.outcome.notes.push(format!(
-                    "the lockspaces did not finish recovering (fencing owed, fenced nodes \
-                     back) within {:?}",
+                    "fencing did not settle (operations pending, lockspaces recovering, \
+                     fenced nodes not back) within {:?}",
                     self.pace.settle
                 ));
             }

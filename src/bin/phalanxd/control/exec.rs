@@ -264,8 +264,15 @@ impl Executor {
             .dlm()
             .dump()
             .map_or(0, |d| d.lockspaces.iter().filter(|l| l.2).count());
+        // Fencing operations not finished, as this node knows them.
+        let fencing = h.fence().status().map_or(0, |f| {
+            f.history
+                .iter()
+                .filter(|e| e.state == phalanx::fence::core::OpState::Pending)
+                .count()
+        });
         format!(
-            "operational={} ring={ring} members={} quiescent={} count={} order={:016x} dlm_recovering={recovering}",
+            "operational={} ring={ring} members={} quiescent={} count={} order={:016x} dlm_recovering={recovering} fence_pending={fencing}",
             u8::from(h.is_operational()),
             ids(&members),
             u8::from(h.is_quiescent()),
