@@ -237,6 +237,21 @@ fn a_token_of_the_new_ring_before_its_representative_started_it_is_invalid() {
     );
 }
 
+/// The campaign's second `stack_input` crash: in a ring of node 1 alone, a
+/// forged token whose rotation counter was one short of exhausted passed the
+/// checks; the token a one-node ring hands itself back (a held token released)
+/// does not go through them, and the next forward overflowed the counter. Such
+/// a token is now dropped by the visit itself.
+#[test]
+fn a_one_node_ring_drops_a_token_whose_rotation_counter_is_exhausted() {
+    let (node, fed) = replay_stack_input(include_bytes!("data/forged-token-seq-one-node.bin"));
+    assert!(fed >= 1, "the recorded datagrams reached the node ({fed})");
+    assert!(
+        node.stats().tokens_invalid >= 1,
+        "the exhausted token was refused"
+    );
+}
+
 /// Feeds node 1 (of 1, 2, 3) the totem datagrams of a `stack_input` fuzz input
 /// (`fuzz/fuzz_targets/stack_input.rs`: records of a control byte, a length and
 /// the bytes; checksum fixed up with bit 3; from a known node's address and link

@@ -63,6 +63,14 @@ impl Totem {
 
     /// Processes a token addressed to this node.
     pub(super) fn visit(&mut self, token: Token) {
+        // Forwarding counts one more rotation. A received token with an
+        // exhausted counter is refused above, but a one-node ring hands its
+        // token back to itself without those checks; only a forged token gets
+        // this far (2^64 rotations), and dropping it is a token loss.
+        if token.token_seq == u64::MAX {
+            self.stats.tokens_invalid += 1;
+            return;
+        }
         let now = self.now;
         debug_assert!(
             token.seq >= self.tok.seq_at_last_forward,
