@@ -85,12 +85,19 @@ for t in "${targets[@]}"; do
     if [ "$status" -ne 0 ] && [ "$crashes" -eq 0 ]; then
         crashes="exit $status"
     fi
+    # cmin rewrites the corpus under content-hash names: the named inputs (the
+    # generator's seed-*, the fixed crashes' regress-*) are put back after it.
+    keep=$(mktemp -d)
+    find "corpus/$t" -maxdepth 1 -type f \( -name 'seed-*' -o -name 'regress-*' \) -exec cp {} "$keep/" \;
     nice -n 19 cargo "$TOOLCHAIN" fuzz cmin "${BUILD_FLAGS[@]}" "$t" > "$LOG_DIR/$t.cmin.log" 2>&1 || true
+    cp "$keep"/* "corpus/$t/" 2>/dev/null || true
+    rm -rf "$keep"
     # Keep the committed corpus small: past CORPUS_MAX_FILES, the generator's seeds
-    # and then the smallest inputs stay (the others' coverage is lost to the next run).
+    # and the fixed crashes' inputs, then the smallest stay (the others' coverage is lost
+    # to the next run).
     max_files=${CORPUS_MAX_FILES:-200}
     if [ "$(ls "corpus/$t" | wc -l)" -gt "$max_files" ]; then
-        (cd "corpus/$t" && { ls -1 | grep '^seed-' || true; ls -1S -r | grep -v '^seed-'; } \
+        (cd "corpus/$t" && { ls -1 | grep -E '^(seed|regress)-' || true; ls -1S -r | grep -v -E '^(seed|regress)-'; } \
             | tail -n +"$((max_files + 1))" | xargs -r rm -f)
     fi
     files=$(ls "corpus/$t" | wc -l)
