@@ -93,9 +93,6 @@ pub enum Answered {
 pub struct Live {
     /// The processes.
     pub procs: BTreeMap<(u32, u32), Proc>,
-    /// Per node: when the latest `fence_result ... state=done` naming it
-    /// arrived (from any process).
-    pub fenced_at: BTreeMap<u32, std::time::Instant>,
 }
 
 impl Live {
@@ -151,17 +148,6 @@ impl Live {
                 p.cpg_since_view.insert(d.text);
             }
             Event::Reply(r) => return answered(p, r),
-            Event::Service { kind, fields }
-                if kind == "fence_result" && fields.get("state").is_some_and(|s| s == "done") =>
-            {
-                if let Some(target) = fields
-                    .get("target")
-                    .and_then(|t| t.strip_prefix('n'))
-                    .and_then(|t| t.parse().ok())
-                {
-                    self.fenced_at.insert(target, std::time::Instant::now());
-                }
-            }
             _ => {}
         }
         Answered::Nothing

@@ -127,8 +127,6 @@ pub struct Run {
     reboots: BTreeMap<u32, Instant>,
     /// Fenced nodes are started again (not after the final statuses).
     reboots_on: bool,
-    /// Per node: when its current process was started.
-    spawned_at: BTreeMap<u32, Instant>,
     cib: Option<crate::cib_client::Clients>,
 }
 
@@ -171,7 +169,6 @@ impl Run {
             seed,
             reboots: BTreeMap::new(),
             reboots_on: true,
-            spawned_at: BTreeMap::new(),
             cib: None,
         };
         run.record_net()?;
@@ -218,7 +215,6 @@ impl Run {
         self.procs
             .spawn(id, clock_offset_s)
             .map_err(io("start phalanxd"))?;
-        self.spawned_at.insert(id, Instant::now());
         let local = local_of(inc);
         self.command(
             id,
@@ -693,11 +689,10 @@ impl Run {
 
     /// After the cluster settled: asks every process's `status` until all
     /// report no fencing operation pending (`fence_pending=0`) and no lockspace
-    /// recovering (`dlm_recovering=0`: the fencing the DLM owes is done), every
-    /// node fenced so far runs a process started after its fencing was
-    /// reported, and the cluster is settled with the same processes — nodes
-    /// fenced meanwhile are rebooted by the pump. Whether that happened before
-    /// `deadline`.
+    /// recovering (`dlm_recovering=0`: the fencing the DLM owes is done), none
+    /// of them has exited, and the cluster is settled with the same processes —
+    /// nodes fenced meanwhile are rebooted by the pump. Whether that happened
+    /// before `deadline`.
     fn fencing_settled(&mut self, deadline: Instant) -> Result<bool, RunError> {
         loop {
             if !self.pump(deadline, |r| r.all_settled())? {
@@ -725,14 +720,11 @@ impl Run {
                                 .all(|k| s.fields.get(*k).is_some_and(|v| v == "0"))
                         })
             });
-            // A fencing reported done kills the node's process of the moment;
-            // the pump reboots it once its end is seen.
-            let back = self
-                .live
-                .fenced_at
-                .iter()
-                .all(|(n, at)| self.spawned_at.get(n).is_some_and(|started| started > at));
-            if quiet && back && self.all_settled() && self.current() == current {
+            // A fencing reported done has killed its node's process of the
+            // moment (the agent reports after the kill); the pump reboots it
+            // once its end is seen, and until then it must not count as running.
+            let alive = current.keys().all(|id| !self.procs.exited(*id));
+            if quiet && alive && self.all_settled() && self.current() == current {
                 return Ok(true);
             }
             // Not yet: ask again after what the next 100 ms bring (a fencing,
