@@ -16,7 +16,8 @@
 //!   before its node's fencing) — a real bug, not the harness, so not in the
 //!   default run until it is fixed. The harness race that failed 3 runs in 7
 //!   before (the run judged while node 1 was still fencing) is gone: the
-//!   nemesis waits for `dlm_recovering=0` on every process. By hand:
+//!   nemesis waits until no process reports fencing pending or a lockspace
+//!   recovering and none has exited. By hand:
 //!   `phalanx-nemesis --no-realtime --nodes 3 --events 40 --seed 1`. The DLM
 //!   checkers' planted-history tests are unit tests of the binary.
 //! - `a_planted_bug_is_caught`: node 2's first process reports two deliveries
