@@ -282,3 +282,125 @@ fn locks_stay_exclusive_through_a_kill_and_are_released_only_after_fencing() {
         "no survivor took a resource node 3 held: the fencing gate went untested"
     );
 }
+
+/// What the restart test watches: which processes were granted anything.
+#[derive(Default)]
+struct Grants {
+    /// (node, incarnation) → grants.
+    by_process: BTreeMap<(u32, u32), u64>,
+    quorate: BTreeMap<u32, Vec<u32>>,
+}
+
+impl Observer for Grants {
+    fn observe(&mut self, o: &Observed) {
+        match &o.event {
+            Event::Quorum(q) if q.quorate => {
+                self.quorate.insert(o.node, q.members.clone());
+            }
+            Event::Service { kind, .. } if kind == "dlm_grant" => {
+                *self.by_process.entry((o.node, o.incarnation)).or_default() += 1;
+            }
+            _ => {}
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("grants {:?}, quorate {:?}", self.by_process, self.quorate)
+    }
+}
+
+/// Every process dies holding locks, so no process that saw a lock held is
+/// left to remember it (docs/dlm.md, "A process that restarts unclean"). Each
+/// node is a simulated host (`--boot-id-file`); each restarted process finds
+/// its predecessor's marker of the same boot, and is fenced — by the real
+/// agent, which gives its host a new boot id — before any lockspace forms: a
+/// lock asked of one of them is never granted. The processes started after
+/// their fencing start clean and lock what the first ones held.
+#[test]
+fn processes_restarted_after_a_crash_are_fenced_before_any_lockspace_forms() {
+    use std::os::unix::process::ExitStatusExt;
+    let tag = "dlm-marker";
+    let dir = TestDir::new(tag);
+    let addrs = loopback_addrs(3);
+    let conf = dir.write_conf(&corosync_conf(
+        &dir,
+        tag,
+        "",
+        &one_link(&addrs),
+        &sections(&dir),
+    ));
+    let mut m = Grants::default();
+    let mut cluster = Cluster::start_hosts(&conf, 1..=3, None, Some(&dir.path));
+    cluster.until(&mut m, "all 3 quorate", Duration::from_secs(20), |m| {
+        (1..=3).all(|n| m.quorate.get(&n).is_some_and(|q| q == &[1, 2, 3]))
+    });
+    write_pid_files(&dir.path, &cluster, &[1, 2, 3]);
+    for n in 1..=3u32 {
+        let r = cluster.request(&mut m, n, &format!("dlm-hold ls r{n} EX"));
+        assert!(r.ok, "node {n}: {r:?}");
+        assert!(dir.path.join(format!("dlm-active-{n}")).exists());
+    }
+    for n in 1..=3u32 {
+        cluster.kill9(n);
+        cluster.until_ended(&mut m, n, 0);
+    }
+    m.quorate.clear();
+    for n in 1..=3u32 {
+        cluster.spawn(n);
+    }
+    write_pid_files(&dir.path, &cluster, &[1, 2, 3]);
+    // Node 1's second process asks for what node 3's first process held.
+    let asked = cluster.ask(1, "dlm-hold ls r3 EX");
+    // Each second process is fenced; whichever node's is gone is started
+    // again (a power-cycled host: a new boot id, so it starts clean) and
+    // helps fence the rest.
+    let mut fenced = std::collections::BTreeSet::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    while fenced.len() < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "second processes fenced: {fenced:?}; {}",
+            m.describe()
+        );
+        cluster.observe_for(&mut m, Duration::from_millis(100));
+        for n in 1..=3u32 {
+            if fenced.contains(&n) || !cluster.ended(n, 1) {
+                continue;
+            }
+            let status = cluster.wait_exit(n);
+            assert_eq!(
+                status.signal(),
+                Some(libc::SIGKILL),
+                "node {n}'s second process ended otherwise: {status:?}"
+            );
+            assert!(
+                dir.path.join(format!("n{n}.boot_id")).exists(),
+                "the agent gave node {n}'s host a new boot id"
+            );
+            fenced.insert(n);
+            cluster.spawn(n);
+            write_pid_files(&dir.path, &cluster, &[n]);
+        }
+    }
+    assert!(
+        cluster.answer(asked).is_none(),
+        "node 1's second process was answered: {:?}",
+        cluster.answer(asked)
+    );
+    for n in 1..=3u32 {
+        assert_eq!(
+            m.by_process.get(&(n, 1)),
+            None,
+            "node {n}'s second process was granted a lock before its fencing"
+        );
+    }
+    // The third processes started clean: they form the lockspace and take
+    // what the first ones held.
+    for n in 1..=3u32 {
+        let r = cluster.request(&mut m, n, &format!("dlm-hold ls r{} EX", n % 3 + 1));
+        assert!(r.ok, "node {n}: {r:?}");
+    }
+    for n in 1..=3u32 {
+        assert_eq!(m.by_process.get(&(n, 2)), Some(&1), "{}", m.describe());
+    }
+}

@@ -9,15 +9,14 @@
 //!   taken out of node 1's final CIB (`cib_quorate_kept`, `cib_convergence`),
 //!   and a quorate claim counting a node outside the configuration node 1's
 //!   last process installed in the same driver step (`quorum_currency`) —
-//!   the new checkers fail on a real history. The DLM takes no part here
-//!   (`--dlm-threads 0`): with it, this schedule passes 9 runs in 10 and the
-//!   tenth shows the DLM's known `dlm_fence_gate` gap (docs/dlm.md, "What is
-//!   left": a lock of a process whose failure no running member saw is granted
-//!   before its node's fencing) — a real bug, not the harness, so not in the
-//!   default run until it is fixed. The harness race that failed 3 runs in 7
-//!   before (the run judged while node 1 was still fencing) is gone: the
-//!   nemesis waits until no process reports fencing pending or a lockspace
-//!   recovering and none has exited. By hand:
+//!   the new checkers fail on a real history. The DLM takes part (its
+//!   workers on every node; `dlm_exclusion`, `dlm_fence_gate`,
+//!   `dlm_answered`): this schedule used to fail 1 run in 10 on
+//!   `dlm_fence_gate` (a lock of a process whose failure no running member saw,
+//!   granted before its node's fencing), closed by the DLM marker
+//!   (docs/dlm.md, "A process that restarts unclean"). The nemesis waits until
+//!   no process reports fencing pending or a lockspace recovering and none has
+//!   exited before it judges. By hand:
 //!   `phalanx-nemesis --no-realtime --nodes 3 --events 40 --seed 1`. The DLM
 //!   checkers' planted-history tests are unit tests of the binary.
 //! - `a_planted_bug_is_caught`: node 2's first process reports two deliveries
@@ -98,10 +97,7 @@ fn count(verdict: &str, what: &str) -> u64 {
 fn a_short_schedule_on_three_nodes_passes() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = RunDir::new("pass");
-    let (code, out) = nemesis(
-        &dir,
-        &["--events", "40", "--seed", "1", "--dlm-threads", "0"],
-    );
+    let (code, out) = nemesis(&dir, &["--events", "40", "--seed", "1"]);
     eprintln!("{out}");
     let verdict = out.lines().next_back().unwrap_or_default();
     // The planted bugs first (they need only the kept run, whatever its
@@ -126,8 +122,9 @@ fn a_short_schedule_on_three_nodes_passes() {
     assert!(count(verdict, " processes") > 3, "{verdict}");
     assert!(count(verdict, " configurations") > 6, "{verdict}");
     assert!(count(verdict, " quorum notifications") > 3, "{verdict}");
-    // The fence agent and the CIB took part.
+    // The fence agent, the DLM and the CIB took part.
     assert!(count(verdict, " fence results)") > 0, "{verdict}");
+    assert!(count(verdict, " lock grants on") > 1000, "{verdict}");
     assert!(count(verdict, " CIB changes acknowledged") > 3, "{verdict}");
     let schedule = std::fs::read_to_string(dir.0.join("schedule.txt")).unwrap();
     for kind in ["kill", "pause", "partition", "cut"] {

@@ -550,6 +550,7 @@ fn fence(out: &mut Out) {
             entry(5, OpState::Done),
             entry(6, OpState::Failed),
         ]),
+        PeerMessage::Present { unclean: true },
     ];
     for (k, m) in msgs.iter().enumerate() {
         out.put(

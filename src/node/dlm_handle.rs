@@ -189,6 +189,11 @@ pub enum DlmCallError {
     /// The master refused the call (errno).
     #[error("refused by the master: errno {0}")]
     RefusedByMaster(i32),
+    /// The lockspace join was refused because the state directory's DLM
+    /// marker could not be written (`docs/dlm.md`): without it, a crash of this
+    /// process could go unfenced. `EIO`.
+    #[error("cannot record the DLM marker in the state directory: {0}")]
+    Marker(String),
 }
 
 impl DlmCallError {
@@ -202,6 +207,7 @@ impl DlmCallError {
             DlmCallError::Deadlock => phalanx_dlm::EDEADLK,
             DlmCallError::Cancelled => -phalanx_dlm::DLM_ECANCEL,
             DlmCallError::RefusedByMaster(e) => *e,
+            DlmCallError::Marker(_) => libc::EIO,
             DlmCallError::Lockspace(DlmServiceError::Busy) => phalanx_dlm::EBUSY,
             DlmCallError::Lockspace(DlmServiceError::NotJoined) => phalanx_dlm::ENOENT,
             _ => phalanx_dlm::EINVAL,

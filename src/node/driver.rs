@@ -8,7 +8,8 @@
 
 use super::cib_handle::{CIB_HANDLE_CLIENT, CibAnswer, CibCallError, CibStatus};
 use super::cpg::{CpgGroup, MemberSink};
-use super::dlm_handle::DlmRoutes;
+use super::dlm_handle::{DlmCallError, DlmCommand, DlmRoutes};
+use super::dlm_marker::{DlmMarker, DlmPredecessor, Predecessor};
 use super::fence_handle::{
     FenceAnswer, FenceCallError, FenceNodeState, FenceStatus, HANDLE_CLIENT, state_name,
 };
@@ -181,6 +182,11 @@ pub(crate) struct Driver {
     watchdog: Option<NodeWatchdog>,
     /// DLM handles' locks, joins and leaves waiting for the service.
     dlm: DlmRoutes,
+    /// This node's DLM marker (with the DLM, fencing and a state directory):
+    /// armed before the first lockspace join, removed at a clean leave.
+    dlm_marker: Option<DlmMarker>,
+    /// What the marker said at start.
+    pub(crate) dlm_predecessor: DlmPredecessor,
 }
 
 impl Driver {
@@ -264,6 +270,34 @@ impl Driver {
         } else {
             None
         };
+        let mut fencing = opts.fencing.as_ref().map(|f| f.setup.clone());
+        let mut dlm_predecessor = DlmPredecessor::None;
+        let dlm_marker = match (&opts.state_dir, fencing.as_mut(), &opts.dlm) {
+            (Some(dir), Some(setup), Some(_)) if setup.decision.fencing_enabled => {
+                let (marker, predecessor) = DlmMarker::open(dir, me, &opts.boot_id_file)?;
+                dlm_predecessor = match &predecessor {
+                    Predecessor::Clean => DlmPredecessor::None,
+                    Predecessor::PowerCycled => DlmPredecessor::PowerCycled,
+                    Predecessor::Unclean { .. } => DlmPredecessor::Unclean,
+                };
+                if let Predecessor::Unclean { path, pid } = predecessor {
+                    setup.unclean_start = true;
+                    record!(
+                        logger,
+                        0,
+                        me,
+                        Warn,
+                        "dlm",
+                        "the previous process of node {} (pid {}) ended on this boot while it could hold DLM locks ({} remains): the cluster fences this node before any lockspace is joined; remove that file before starting only if you know that process's writes are done",
+                        me,
+                        pid.map_or_else(|| "unknown".to_string(), |p| p.to_string()),
+                        path.display().to_string()
+                    );
+                }
+                Some(marker)
+            }
+            _ => None,
+        };
         let stack = Stack::new(
             StackConfig {
                 totem: opts.totem,
@@ -272,7 +306,7 @@ impl Driver {
                 links: link_addrs,
                 link_mode: opts.links.mode,
                 crypto,
-                fencing: opts.fencing.as_ref().map(|f| f.setup.clone()),
+                fencing,
                 cib,
                 dlm: opts.dlm.clone(),
             },
@@ -321,6 +355,8 @@ impl Driver {
             cib_waiters: BTreeMap::new(),
             watchdog,
             dlm: DlmRoutes::default(),
+            dlm_marker,
+            dlm_predecessor,
         };
         driver.publish_fence();
         driver.publish_cib();
@@ -458,6 +494,21 @@ impl Driver {
             if self.left {
                 if let Some(w) = &mut self.watchdog {
                     w.leave();
+                }
+                // A clean stop: the lockspaces ended with the leave.
+                if let Some(m) = &mut self.dlm_marker
+                    && let Err(e) = m.disarm()
+                {
+                    let me = self.stack.totem().node_id();
+                    record!(
+                        self.logger,
+                        self.now().as_nanos(),
+                        me,
+                        Warn,
+                        "dlm",
+                        "cannot remove the DLM marker: {}",
+                        e.to_string()
+                    );
                 }
                 self.publish(true);
                 // Ends the notification streams (and `Quorum::on_change` threads).
@@ -614,6 +665,13 @@ impl Driver {
                 Ok(Command::Stack(request, reply)) => self.stack_request(request, reply),
                 Ok(Command::Dlm(c)) => {
                     let now = self.now();
+                    if let DlmCommand::Join { answer, .. } = &c
+                        && let Some(m) = &mut self.dlm_marker
+                        && let Err(e) = m.arm()
+                    {
+                        let _ = answer.send(Err(DlmCallError::Marker(e.to_string())));
+                        continue;
+                    }
                     self.dlm.command(&mut self.stack, now, c);
                 }
                 Err(TryRecvError::Empty) => {

@@ -121,6 +121,7 @@ pub fn fencing_from_config(
             devices,
             levels,
             names,
+            unclean_start: false,
         },
         agent_dir: f.agent_dir.clone(),
         workers: 4,

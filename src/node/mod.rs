@@ -13,6 +13,7 @@ mod cib_store;
 mod cpg;
 mod dlm_admin;
 mod dlm_handle;
+mod dlm_marker;
 mod driver;
 mod error;
 mod fence_handle;
@@ -43,6 +44,7 @@ pub use dlm_admin::parse_mode;
 pub use dlm_handle::{
     Dlm, DlmCallError, DlmDump, DlmNotice, DumpedLock, Granted, LockCall, Lockspace, Notify,
 };
+pub use dlm_marker::{DEFAULT_BOOT_ID_FILE, DlmPredecessor};
 pub use driver::DriverStats;
 pub use error::NodeError;
 pub use fence_handle::{
@@ -352,6 +354,7 @@ impl NodeHandle {
 /// ```
 pub struct Node {
     handle: NodeHandle,
+    dlm_predecessor: DlmPredecessor,
     /// Dropped (socket removed) when the node stops.
     admin: Option<crate::admin::AdminServer>,
     events: Receiver<NodeEvent>,
@@ -388,6 +391,7 @@ impl Node {
         let mut driver = driver::Driver::new(opts, rx, ev_tx, shared.clone())?;
         let waker = driver.waker();
         let dlm_fast = driver.dlm_fast();
+        let dlm_predecessor = driver.dlm_predecessor;
         if let Some(cfg) = qdevice_cfg {
             let (qtx, qwaker) = (tx.clone(), waker.clone());
             let qd = crate::quorum_client::QdeviceDriver::start(cfg, move |ev| {
@@ -414,6 +418,7 @@ impl Node {
             .name(format!("phalanx-node-{node_id}"))
             .spawn(move || driver.run())?;
         let mut node = Node {
+            dlm_predecessor,
             handle: NodeHandle {
                 node_id,
                 cpg,
@@ -476,6 +481,12 @@ impl Node {
     /// The distributed lock manager through this node.
     pub fn dlm(&self) -> Dlm {
         self.handle.dlm()
+    }
+
+    /// What this node found of its previous process's DLM marker when it
+    /// started (`docs/dlm.md`, "A process that restarts unclean").
+    pub fn dlm_predecessor(&self) -> DlmPredecessor {
+        self.dlm_predecessor
     }
 
     /// Deliveries and configuration changes, in order.

@@ -126,6 +126,15 @@ pub struct NodeOptions {
     /// Run the distributed lock manager (`Node::dlm` handles; lockspaces are CPG
     /// groups `dlm:<name>`, so only nodes that join a lockspace take part in it).
     pub dlm: Option<crate::stack::DlmSetup>,
+    /// Where the host's boot id is read (default
+    /// `/proc/sys/kernel/random/boot_id`). With the DLM, fencing and a state
+    /// directory, a node that first joins a lockspace leaves a marker with this
+    /// id in the state directory until it stops cleanly; a process that finds
+    /// its predecessor's marker of the same boot is fenced before anyone joins a
+    /// lockspace (`docs/dlm.md`). Several simulated hosts on one machine (tests)
+    /// each give their own file, which their fence agent rewrites when it
+    /// power-cycles the node.
+    pub boot_id_file: std::path::PathBuf,
     /// The node's own watchdog (`None`: none): armed at start, fed by the driver
     /// loop, starved when the node must fence itself (quorum lost under
     /// `no-quorum-policy=suicide`), disarmed on a clean leave.
@@ -160,6 +169,7 @@ impl NodeOptions {
             cib_schemas: None,
             cib_require_quorum: None,
             dlm: None,
+            boot_id_file: super::dlm_marker::DEFAULT_BOOT_ID_FILE.into(),
             watchdog: None,
         }
     }

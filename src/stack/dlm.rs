@@ -41,7 +41,9 @@
 //!   is joined only once the fence decision has no node in doubt
 //!   ([`FenceDecision::in_doubt`](phalanx_fence::core::FenceDecision::in_doubt):
 //!   lost and not fenced, or configured and never seen while startup fencing is
-//!   undecided) — as `dlm_controld` waits while fencing is in progress. The
+//!   undecided, or a member that announced an unclean start; and members of
+//!   the current ring that have not said yet how they started) — as
+//!   `dlm_controld` waits while fencing is in progress. The
 //!   core's fencing gate covers nodes that *leave* a view; a node that joins a
 //!   lockspace alone or in a partition of fresh processes sees no one leave, and
 //!   would master and grant what a partitioned node still holds (found by
@@ -1076,7 +1078,7 @@ impl Stack {
         let in_doubt: Vec<(NodeId, u64)> = self
             .fence_decision()
             .map(|f| {
-                f.in_doubt()
+                self.fence_in_doubt()
                     .into_iter()
                     .map(|n| (n, f.incarnation(n)))
                     .collect()
@@ -1178,8 +1180,8 @@ impl Stack {
     /// Is some node's fate in doubt (see the module's docs), or does a
     /// lockspace still wait for a fencing? Never without fencing.
     fn dlm_join_in_doubt(&self, d: &DlmService) -> bool {
-        self.fence_decision().is_some_and(|f| {
-            !f.in_doubt().is_empty()
+        self.fence_decision().is_some_and(|_| {
+            !self.fence_in_doubt().is_empty()
                 || d.lockspaces
                     .values()
                     .any(|e| e.failed.iter().any(|(n, fl)| !self.dlm_settled(*n, fl)))
@@ -1203,7 +1205,7 @@ impl Stack {
             return !f.is_fenced_member(node);
         }
         fl.doubt
-            && !f.in_doubt().contains(&node)
+            && !self.fence_in_doubt().contains(&node)
             && !(f.state(node) == phalanx_fence::core::NodeFenceState::Member
                 && self.cpg.is_syncing())
     }

@@ -48,6 +48,12 @@ pub struct FencingSetup {
     pub levels: Vec<(LevelTarget, u8, Vec<String>)>,
     /// Every node's name (fencing targets are names, as in Pacemaker).
     pub names: BTreeMap<NodeId, String>,
+    /// This process's predecessor on this host ended, on this boot, without a
+    /// clean stop while it could hold DLM locks (the node runtime reads a
+    /// marker in its state directory, `docs/dlm.md`). The service then says so
+    /// in every [`PeerMessage::Present`]: the cluster fences this node before
+    /// anyone takes a lockspace for granted, and this process joins none.
+    pub unclean_start: bool,
 }
 
 /// A request of an application (an administrator's tool, the DLM) to the fencer.
@@ -144,6 +150,13 @@ pub(super) struct FenceService {
     unfencing: Unfencing,
     /// The unfencing requests in flight: call id → node.
     unfence_calls: BTreeMap<u64, NodeId>,
+    /// See [`FencingSetup::unclean_start`].
+    unclean_start: bool,
+    /// The members of the current regular configuration.
+    ring_members: BTreeSet<NodeId>,
+    /// Who has said in this configuration how it started
+    /// ([`PeerMessage::Present`]): node → unclean.
+    present: BTreeMap<NodeId, bool>,
 }
 
 impl FenceService {
@@ -186,7 +199,32 @@ impl FenceService {
             cib,
             unfencing,
             unfence_calls: BTreeMap::new(),
+            unclean_start: setup.unclean_start,
+            ring_members: BTreeSet::new(),
+            present: BTreeMap::new(),
         })
+    }
+
+    /// Queues a message for totem (service byte first); the oldest is dropped
+    /// and counted when the queue is full.
+    fn queue_send(&mut self, m: &PeerMessage) {
+        let mut b = vec![ServiceId::Fence as u8];
+        b.extend_from_slice(&encode_peer_message(m));
+        if self.sends.len() >= MAX_QUEUED_SENDS {
+            self.stats.sends_dropped += 1;
+            self.sends.pop_front();
+        }
+        self.sends.push_back(b);
+    }
+
+    /// Gives the decision this configuration's announcements of how each
+    /// member started again: one delivered before the decision saw its sender join
+    /// (votequorum reports a configuration only after its own exchange) is
+    /// applied once it has.
+    fn apply_presence(&mut self) {
+        for (n, unclean) in &self.present {
+            self.decision.announced_start(*n, *unclean);
+        }
     }
 
     /// Whether an operation that powers `target` off (ours or a peer's) is
@@ -365,6 +403,13 @@ impl Stack {
             return;
         };
         match decode_peer_message(data) {
+            Ok(PeerMessage::Present { unclean }) => {
+                f.decision.online(sender);
+                if f.ring_members.contains(&sender) {
+                    f.present.insert(sender, unclean);
+                }
+                f.apply_presence();
+            }
             Ok(msg) => {
                 // The sender's fencing service is up (every fencer speaks when
                 // a node joins): it is not pending.
@@ -392,12 +437,47 @@ impl Stack {
     }
 
     /// A regular configuration: the fencer's peers.
+    ///
+    /// Every member says first, in this configuration, how it started
+    /// ([`PeerMessage::Present`]); until a member's word is delivered, it is in
+    /// doubt ([`Stack::fence_in_doubt`]). Agreed order puts it before anything
+    /// this member sends later, so no lockspace join can overtake it.
     pub(super) fn fence_config(&mut self, members: &[NodeId]) {
         let now = self.now;
         if let Some(f) = self.fence.as_mut() {
             let members: BTreeSet<NodeId> = members.iter().copied().collect();
+            f.ring_members = members.clone();
+            f.present.clear();
+            let unclean = f.unclean_start;
+            f.queue_send(&PeerMessage::Present { unclean });
             let _ = f.fencer.handle(now, FencerInput::Members(members));
         }
+    }
+
+    /// The nodes whose fate is in doubt for a service about to take shared
+    /// state it cannot see the rest of (a DLM lockspace join), ascending: the
+    /// decision's [`in_doubt`](FenceDecision::in_doubt), the members of the
+    /// current configuration that have not said yet how they started, and this
+    /// node if it started unclean (it waits for its own fencing). Empty without
+    /// fencing, or with fencing disabled.
+    pub(super) fn fence_in_doubt(&self) -> Vec<NodeId> {
+        let Some(f) = self.fence.as_ref() else {
+            return Vec::new();
+        };
+        if !f.decision.config().fencing_enabled {
+            return Vec::new();
+        }
+        let me = f.decision.config().local;
+        let mut out: BTreeSet<NodeId> = f.decision.in_doubt().into_iter().collect();
+        out.extend(
+            f.ring_members
+                .iter()
+                .filter(|n| **n != me && !f.present.contains_key(n)),
+        );
+        if f.unclean_start {
+            out.insert(me);
+        }
+        out.into_iter().collect()
     }
 
     /// A quorum event: the decision's membership and quorum.
@@ -412,6 +492,7 @@ impl Stack {
             // The watchdog countdowns of this change's losses start now.
             f.decision.advance(now);
             f.decision.handle_quorum_event(e);
+            f.apply_presence();
             if let phalanx_quorum::Event::QuorumChanged { ring, nodes, .. } = e {
                 let members: BTreeSet<NodeId> = nodes
                     .iter()
@@ -555,13 +636,7 @@ impl Stack {
                     }
                     FencerOutput::Broadcast(m) => {
                         moved = true;
-                        let mut b = vec![ServiceId::Fence as u8];
-                        b.extend_from_slice(&encode_peer_message(&m));
-                        if f.sends.len() >= MAX_QUEUED_SENDS {
-                            f.stats.sends_dropped += 1;
-                            f.sends.pop_front();
-                        }
-                        f.sends.push_back(b);
+                        f.queue_send(&m);
                     }
                     FencerOutput::Event(e) => {
                         moved = true;

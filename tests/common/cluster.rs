@@ -101,6 +101,9 @@ pub struct Cluster {
     returned: BTreeMap<u64, Reply>,
     tickets: u64,
     ended: BTreeSet<(u32, u32)>,
+    /// Each node a simulated host whose boot id is `<dir>/n<id>.boot_id`
+    /// (`phalanxd --boot-id-file`), which `fence_phalanx_kill` rewrites.
+    boot_id_dir: Option<PathBuf>,
 }
 
 impl Cluster {
@@ -110,6 +113,17 @@ impl Cluster {
         conf: &Path,
         ids: impl IntoIterator<Item = u32>,
         net: Option<&Namespaces>,
+    ) -> Cluster {
+        Cluster::start_hosts(conf, ids, net, None)
+    }
+
+    /// As [`Cluster::start`], each node a simulated host whose boot id is read
+    /// from `<boot_id_dir>/n<id>.boot_id` (when given).
+    pub fn start_hosts(
+        conf: &Path,
+        ids: impl IntoIterator<Item = u32>,
+        net: Option<&Namespaces>,
+        boot_id_dir: Option<&Path>,
     ) -> Cluster {
         let (tx, rx) = mpsc::channel();
         let mut c = Cluster {
@@ -123,6 +137,7 @@ impl Cluster {
             returned: BTreeMap::new(),
             tickets: 0,
             ended: BTreeSet::new(),
+            boot_id_dir: boot_id_dir.map(Path::to_path_buf),
         };
         for id in ids {
             c.spawn(id);
@@ -165,6 +180,10 @@ impl Cluster {
                     }
                 });
             }
+        }
+        if let Some(d) = &self.boot_id_dir {
+            cmd.arg("--boot-id-file")
+                .arg(d.join(format!("n{id}.boot_id")));
         }
         let mut child = cmd
             .arg("--config")
@@ -282,6 +301,20 @@ impl Cluster {
             .into_iter()
             .map(|(id, t)| (id, self.returned.remove(&t).unwrap()))
             .collect()
+    }
+
+    /// Sends `cmd` to node `id` without waiting: its answer, if one comes,
+    /// is [`Cluster::answer`]`(ticket)`.
+    pub fn ask(&mut self, id: u32, cmd: &str) -> u64 {
+        self.tickets += 1;
+        let t = self.tickets;
+        self.write(id, cmd, Awaiting::Return(t));
+        t
+    }
+
+    /// The answer to [`Cluster::ask`]'s `ticket`, if it came.
+    pub fn answer(&self, ticket: u64) -> Option<&Reply> {
+        self.returned.get(&ticket)
     }
 
     /// Sends `cmd` to node `id` and returns its answer (`ok` or `error`).

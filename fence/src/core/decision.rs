@@ -259,6 +259,10 @@ struct NodeRec {
     /// Never seen, but a fencing of it succeeded (reported to us): it is down
     /// as far as startup fencing goes (Pacemaker records it in `node_state`).
     fenced_unseen: bool,
+    /// This incarnation announced that its host's previous process ended
+    /// unclean ([`FenceDecision::announced_unclean`]): in doubt, and owed a
+    /// fencing, while it is a member.
+    unclean_start: bool,
 }
 
 impl NodeRec {
@@ -277,6 +281,7 @@ impl NodeRec {
             pending_since: None,
             pending_requested: false,
             fenced_unseen: false,
+            unclean_start: false,
         }
     }
 }
@@ -667,6 +672,53 @@ impl FenceDecision {
             .is_some_and(|r| r.state == NodeFenceState::Member && !r.online)
     }
 
+    /// `node` (a member, this one included) announced that its host's
+    /// previous process ended, on this boot, without a clean stop while it
+    /// could hold cluster resources (the Stack reads that from a marker in its
+    /// state directory and says so in
+    /// [`PeerMessage::Present`](super::PeerMessage::Present)). Nothing that
+    /// process held was handed over — every witness of its end may be gone — so
+    /// the node is [in doubt](Self::in_doubt) and owed a fencing for as long as
+    /// this incarnation is a member: the lowest-id *other* member of a
+    /// partition that may fence requests it. A fencing of the host is what
+    /// ends the doubt (it ends this incarnation too; the next process, on a new
+    /// boot, starts clean), as Pacemaker fences a node whose cluster stack died
+    /// before it is trusted again.
+    ///
+    /// ```
+    /// use phalanx_fence::core::{DecisionConfig, DecisionOutput, FenceDecision};
+    /// use std::collections::BTreeSet;
+    ///
+    /// let mut d = FenceDecision::new(DecisionConfig::new(1, [1, 2, 3]));
+    /// d.membership(&BTreeSet::from([1, 2, 3]), true);
+    /// assert!(d.in_doubt().is_empty());
+    /// d.announced_unclean(3); // node 3 restarted after a crash
+    /// assert_eq!(d.in_doubt(), vec![3]);
+    /// assert!(matches!(d.poll(), Some(DecisionOutput::Fence { node: 3, .. })));
+    /// d.fenced(3, d.joined_ring(3));
+    /// d.membership(&BTreeSet::from([1, 2]), true); // the fencing ended it
+    /// assert!(d.in_doubt().is_empty());
+    /// ```
+    pub fn announced_unclean(&mut self, node: NodeId) {
+        self.announced_start(node, true);
+    }
+
+    /// `node` (a member) said how its current process started: unclean as in
+    /// [`announced_unclean`](Self::announced_unclean), or clean. A process says
+    /// the same all its life, so a clean word after an unclean one is a newer
+    /// process — one restarted faster than the membership saw it go — whose
+    /// host was power-cycled since (the marker it would have inherited is of
+    /// an older boot): the doubt is over.
+    pub fn announced_start(&mut self, node: NodeId, unclean: bool) {
+        if let Some(rec) = self.nodes.get_mut(&node)
+            && rec.state == NodeFenceState::Member
+            && rec.unclean_start != unclean
+        {
+            rec.unclean_start = unclean;
+            self.evaluate();
+        }
+    }
+
     fn startup_deadline(&self) -> Option<Time> {
         if !self.cfg.startup_fencing || self.startup_done {
             return None;
@@ -839,9 +891,12 @@ impl FenceDecision {
             .map_or(NodeFenceState::Down, |r| r.state)
     }
 
-    /// Nodes that may be running with shared state although they are not
-    /// members, ascending: the unclean (lost, not fenced yet) and — while startup
-    /// fencing is on and not yet decided — configured nodes never seen. A
+    /// Nodes that may be running with shared state we cannot see, ascending:
+    /// the unclean (lost, not fenced yet); while startup fencing is on and not
+    /// yet decided, configured nodes never seen; and members that
+    /// [announced an unclean start](Self::announced_unclean). (The Stack adds
+    /// the members of the current ring that have not said yet how they
+    /// started.) A
     /// service about to take shared state it cannot see the rest of (a DLM
     /// lockspace join) waits until this is empty, as `dlm_controld` waits while
     /// fencing is in progress: otherwise a node alone, or a partition of freshly
@@ -853,6 +908,13 @@ impl FenceDecision {
         }
         let startup_open = self.cfg.startup_fencing && !self.startup_done;
         let mut out: BTreeSet<NodeId> = self.unclean().into_iter().collect();
+        // Members that announced an unclean start, until the fencing ends them.
+        out.extend(
+            self.nodes
+                .iter()
+                .filter(|(_, r)| r.state == NodeFenceState::Member && r.unclean_start)
+                .map(|(n, _)| *n),
+        );
         if startup_open {
             out.extend(
                 self.cfg
@@ -888,7 +950,11 @@ impl FenceDecision {
     fn evaluate(&mut self) {
         self.startup();
         self.count_down_watchdogs();
-        if !self.may_fence() || self.coordinator() != Some(self.cfg.local) {
+        if !self.may_fence() {
+            return;
+        }
+        self.request_unclean_starts();
+        if self.coordinator() != Some(self.cfg.local) {
             return;
         }
         self.request_pending();
@@ -924,6 +990,50 @@ impl FenceDecision {
         }
     }
 
+    /// Asks for fencing of members that announced an unclean start, where
+    /// this node is the lowest-id member other than the one to fence (a
+    /// partition that may fence only). One request in flight per incarnation
+    /// (a failed one is asked again while attempts remain), as for pending
+    /// members.
+    fn request_unclean_starts(&mut self) {
+        let local = self.cfg.local;
+        let max_attempts = self.cfg.max_attempts;
+        let due: Vec<NodeId> = self
+            .nodes
+            .iter()
+            .filter(|(n, r)| {
+                **n != local
+                    && r.state == NodeFenceState::Member
+                    && r.unclean_start
+                    && !r.pending_requested
+                    && !r.fenced_while_member
+                    && r.attempts < max_attempts
+            })
+            .map(|(n, _)| *n)
+            .filter(|n| self.members.iter().find(|m| *m != n) == Some(&local))
+            .collect();
+        self.request_member_fencing(due);
+    }
+
+    /// Requests the fencing of each member of `due` (pending, or announced
+    /// unclean): its next loss, one request in flight.
+    fn request_member_fencing(&mut self, due: Vec<NodeId>) {
+        for node in due {
+            let Some(rec) = self.nodes.get_mut(&node) else {
+                continue;
+            };
+            rec.pending_requested = true;
+            rec.attempts += 1;
+            let loss = rec.losses + 1;
+            self.out.push_back(DecisionOutput::Fence {
+                node,
+                action: self.cfg.fencing_action,
+                loss,
+                delay: None,
+            });
+        }
+    }
+
     /// Asks for fencing of members pending longer than `node-pending-timeout`
     /// (the coordinator of a partition that may fence only).
     fn request_pending(&mut self) {
@@ -945,20 +1055,7 @@ impl FenceDecision {
                 .map(|(n, _)| *n)
                 .collect()
         };
-        for node in due {
-            let Some(rec) = self.nodes.get_mut(&node) else {
-                continue;
-            };
-            rec.pending_requested = true;
-            rec.attempts += 1;
-            let loss = rec.losses + 1;
-            self.out.push_back(DecisionOutput::Fence {
-                node,
-                action: self.cfg.fencing_action,
-                loss,
-                delay: None,
-            });
-        }
+        self.request_member_fencing(due);
     }
 
     /// Starts (may fence) or stops (may not) the countdown of each lost node that

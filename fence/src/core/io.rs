@@ -220,6 +220,18 @@ pub enum PeerMessage {
         /// Kill the agent after this long, milliseconds.
         timeout_ms: u64,
     },
+    /// The sender's fencing service is up in the current configuration. The
+    /// Stack sends one after every configuration change, before anything else
+    /// of the change, so a peer's [`FenceDecision`](super::FenceDecision)
+    /// knows every member's state before a service that needs it (a DLM
+    /// lockspace join) goes ahead. The fencer itself ignores it.
+    Present {
+        /// The sender's previous process on this host ended, on this boot,
+        /// without a clean stop while it could hold cluster resources (DLM
+        /// locks): until this node is fenced nobody may take for granted what
+        /// that process held ([`FenceDecision::announced_unclean`](super::FenceDecision::announced_unclean)).
+        unclean: bool,
+    },
     /// How an [`PeerMessage::Execute`] ended, from the node that ran it.
     Executed {
         /// The operation.

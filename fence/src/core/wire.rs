@@ -8,7 +8,8 @@
 //! operations and history entries. Types 4 and 5 (`Execute`, `Executed`: an
 //! `on_target` action run by the target's fencer) came later within version 2:
 //! a fencer that predates them rejects them as an unknown type and changes
-//! nothing. The decoder is total — any byte string gives a
+//! nothing. Type 6 (`Present`, one byte 0 or 1) came later still, the same
+//! way. The decoder is total — any byte string gives a
 //! message or an error, never a panic — and `decode(&encode(m)) == Ok(m)`.
 
 use super::history::{Delegate, HARD_MAX_HISTORY, HistoryEntry, OpId, OpState};
@@ -24,6 +25,7 @@ const T_RESULT: u8 = 2;
 const T_HISTORY: u8 = 3;
 const T_EXECUTE: u8 = 4;
 const T_EXECUTED: u8 = 5;
+const T_PRESENT: u8 = 6;
 
 /// Longest exit reason carried.
 pub const MAX_REASON_LEN: usize = 1024;
@@ -111,6 +113,10 @@ pub fn encode(msg: &PeerMessage) -> Vec<u8> {
             w.push(action_tag(*action));
             w.extend_from_slice(&timeout_ms.to_le_bytes());
         }
+        PeerMessage::Present { unclean } => {
+            w.push(T_PRESENT);
+            w.push(u8::from(*unclean));
+        }
         PeerMessage::Executed { id, call, outcome } => {
             w.push(T_EXECUTED);
             put_id(&mut w, id);
@@ -181,6 +187,18 @@ pub fn decode(bytes: &[u8]) -> Result<PeerMessage, WireError> {
             id: r.id()?,
             call: CallId(r.u64()?),
             outcome: r.outcome()?,
+        },
+        T_PRESENT => PeerMessage::Present {
+            unclean: match r.u8()? {
+                0 => false,
+                1 => true,
+                tag => {
+                    return Err(WireError::BadTag {
+                        what: "unclean",
+                        tag,
+                    });
+                }
+            },
         },
         tag => {
             return Err(WireError::BadTag {
@@ -482,6 +500,8 @@ mod tests {
                 ..entry(3, OpState::Failed)
             }),
             PeerMessage::History(vec![]),
+            PeerMessage::Present { unclean: false },
+            PeerMessage::Present { unclean: true },
             PeerMessage::Execute {
                 id: OpId {
                     origin: 2,
@@ -591,6 +611,13 @@ mod tests {
             Err(WireError::BadTag {
                 what: "message",
                 tag: 9
+            })
+        );
+        assert_eq!(
+            decode(b"FN\x02\x06\x02"),
+            Err(WireError::BadTag {
+                what: "unclean",
+                tag: 2
             })
         );
         let mut many = b"FN\x02\x03".to_vec();

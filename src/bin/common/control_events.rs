@@ -16,6 +16,10 @@ pub enum Event {
     Ready {
         /// Its process id.
         pid: u32,
+        /// It found its predecessor's DLM marker of an earlier boot
+        /// (`dlm_predecessor=power-cycled`): every earlier process of its node
+        /// ran before a power cycle, i.e. a fencing (docs/dlm.md).
+        power_cycled: bool,
     },
     /// A totem configuration.
     Config(Config),
@@ -228,7 +232,11 @@ pub fn parse(line: &str) -> Result<(u64, Event), String> {
         f.0.insert(k, v);
     }
     let ev = match event {
-        "ready" => Event::Ready { pid: f.num("pid")? },
+        "ready" => Event::Ready {
+            pid: f.num("pid")?,
+            // Absent from histories written before it existed.
+            power_cycled: f.get("dlm_predecessor").ok() == Some("power-cycled"),
+        },
         "config" => Event::Config(Config {
             regular: f.get("kind")? == "regular",
             ring: ring(f.get("ring")?)?,

@@ -114,6 +114,10 @@ impl Procs {
         if l.plant_bug_in == Some(id) && inc == 0 {
             cmd.args(["--plant-bug", "swap-deliveries"]);
         }
+        // Each node is a simulated host: its boot id lives beside its pid file,
+        // and the fence agent rewrites it when it power-cycles the node.
+        cmd.arg("--boot-id-file")
+            .arg(l.pid_dir.join(format!("n{id}.boot_id")));
         let stdout_file = std::fs::File::create(events_path(&l.dir, id, inc))?;
         let log = std::fs::File::create(l.dir.join(format!("n{id}.{inc}.log")))?;
         // SAFETY: between fork and exec the child makes only async-signal-safe

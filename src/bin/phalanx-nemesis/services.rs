@@ -16,11 +16,19 @@
 //!   intervals of incompatible modes on one resource overlap (the test of
 //!   `tests/dlm_cluster.rs`, on every process of the run).
 //! - `dlm_fence_gate`: what a process still held when it ended (killed,
-//!   fenced, or gone in any way) counts as held until the first `dlm_fenced`
-//!   of its node stamped after its last line — the moment a survivor's fence
-//!   decision reported it fenced — and no incompatible lock of another process
-//!   may overlap that. So nothing a dead or partitioned-away node held is
-//!   granted to others before its fencing is recorded.
+//!   fenced, or gone in any way) counts as held until its node was fenced
+//!   after its last line, and no incompatible lock of another process may
+//!   overlap that. Fenced means the first of: a `dlm_fenced` of its node (a
+//!   survivor's fence decision reported it fenced since its loss); the fence
+//!   agent's kill of it or of a later process of its node (the nemesis's
+//!   `fenced` record: the simulated host's power cycle, whose result may
+//!   arrive later, or be lost with the process that ran the agent, or name an
+//!   older incarnation, so that no decision reports it); the start of a
+//!   later process of its node that found the DLM marker of an earlier boot
+//!   (`ready ... dlm_predecessor=power-cycled`: the host was power-cycled
+//!   after every earlier process of the node started, which ended them). So
+//!   nothing a dead or partitioned-away node held is granted to others
+//!   before its host was power-cycled.
 //! - `dlm_answered`: after the final heal every process that ran lock workers
 //!   answers `dlm-hammer-stop` (every lock request answered, every lock
 //!   released) within 60 s.
@@ -147,6 +155,9 @@ type Lines = Vec<(u64, String, BTreeMap<String, String>)>;
 /// The process's service lines and the time of its last line of any kind.
 /// Not cut at the final status (unlike the history of totem and CPG): the lock
 /// workers are stopped after it, and their last releases come then.
+/// The kind given to a `ready` line with `dlm_predecessor=power-cycled`.
+const POWER_CYCLED: &str = "ready:power-cycled";
+
 fn process_lines(dir: &Path, node: u32, inc: u32, offset_ns: u64) -> Result<(Lines, u64), String> {
     let path = events_path(dir, node, inc);
     let text = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -163,8 +174,12 @@ fn process_lines(dir: &Path, node: u32, inc: u32, offset_ns: u64) -> Result<(Lin
         };
         let t = t.saturating_sub(offset_ns);
         last = last.max(t);
-        if let Event::Service { kind, fields } = event {
-            out.push((t, kind, fields));
+        match event {
+            Event::Service { kind, fields } => out.push((t, kind, fields)),
+            Event::Ready {
+                power_cycled: true, ..
+            } => out.push((t, POWER_CYCLED.to_string(), BTreeMap::new())),
+            _ => {}
         }
     }
     Ok((out, last))
@@ -191,6 +206,8 @@ pub fn judge(dir: &Path) -> Result<Judged, String> {
     let mut procs: BTreeMap<(u32, u32), (u64, u64)> = BTreeMap::new();
     let mut ended: BTreeSet<(u32, u32)> = BTreeSet::new();
     let mut fenced: Vec<(u32, u32)> = Vec::new();
+    // Per node: when the fence agent's kill of process `inc` was seen.
+    let mut agent_kills: BTreeMap<u32, Vec<(u64, u32)>> = BTreeMap::new();
     let mut with_status: BTreeSet<(u32, u32)> = BTreeSet::new();
     for r in &records {
         let p = || -> Result<(u32, u32), String> { Ok((r.num("node")?, r.num("inc")?)) };
@@ -204,6 +221,8 @@ pub fn judge(dir: &Path) -> Result<Judged, String> {
             "fenced" => {
                 ended.insert(p()?);
                 fenced.push(p()?);
+                let (node, inc) = p()?;
+                agent_kills.entry(node).or_default().push((r.at, inc));
             }
             "status" => {
                 with_status.insert(p()?);
@@ -233,6 +252,9 @@ pub fn judge(dir: &Path) -> Result<Judged, String> {
     let mut last_line: BTreeMap<(u32, u32), u64> = BTreeMap::new();
     let mut dlm_fenced: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
     let mut fence_done: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+    // Starts of processes that found their predecessor's DLM marker of an
+    // earlier boot: every earlier process of the node ran before a fencing.
+    let mut power_cycled: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
     let mut lock_procs = BTreeSet::new();
     for (&(node, inc), &(offset, _)) in &procs {
         let (lines, last) = process_lines(dir, node, inc, offset)?;
@@ -267,6 +289,9 @@ pub fn judge(dir: &Path) -> Result<Judged, String> {
                     {
                         h.to = t;
                     }
+                }
+                POWER_CYCLED => {
+                    power_cycled.entry(node).or_default().push(t);
                 }
                 "dlm_fenced" => {
                     // Stamped on the node's thread, in the process's clock.
@@ -310,11 +335,27 @@ pub fn judge(dir: &Path) -> Result<Judged, String> {
             continue;
         }
         let after = last_line.get(p).copied().unwrap_or(0);
-        let gate = dlm_fenced
+        let first_after = |m: &BTreeMap<u32, Vec<u64>>| {
+            m.get(&p.0)
+                .and_then(|l| l.iter().filter(|t| **t > after).min())
+                .copied()
+                .unwrap_or(u64::MAX)
+        };
+        // The agent's kill of this process or a later one of its node: the
+        // host was power-cycled after this process's last line (seen by the
+        // nemesis when the process exited, so no earlier than the kill).
+        let killed = agent_kills
             .get(&p.0)
-            .and_then(|l| l.iter().find(|t| **t > after))
-            .copied()
+            .and_then(|l| {
+                l.iter()
+                    .filter(|(at, inc)| *inc >= p.1 && *at > after)
+                    .map(|(at, _)| *at)
+                    .min()
+            })
             .unwrap_or(u64::MAX);
+        let gate = first_after(&dlm_fenced)
+            .min(first_after(&power_cycled))
+            .min(killed);
         for (res, i) in locks.values() {
             if let Some(h) = held.get_mut(res).and_then(|l| l.get_mut(*i)) {
                 h.to = gate;
@@ -687,6 +728,58 @@ mod tests {
             }
         });
         assert_eq!(v, vec!["dlm_fence_gate"]);
+    }
+
+    #[test]
+    fn a_later_process_on_a_new_boot_ends_what_the_dead_one_held() {
+        // No survivor recorded node 1's fencing; node 2 takes r1 at 6600,
+        // after node 1's next process started on a new boot (6000).
+        let edit = |predecessor: &'static str| {
+            move |name: &str, t: String| match name {
+                "n2.0.events" => t
+                    .replace("5100 dlm_fenced node=1 at=5000\n", "")
+                    .replace("5200 dlm_grant res=r1", "6600 dlm_grant res=r1")
+                    .replace("5300 dlm_release res=r1", "6700 dlm_release res=r1"),
+                "n1.1.events" => format!(
+                    "6000 ready node=1 incarnation=1 pid=9 dlm_predecessor={predecessor}\n{t}"
+                ),
+                _ => t,
+            }
+        };
+        let v = violated("power-cycled", edit("power-cycled"));
+        assert!(v.is_empty(), "{v:?}");
+        // The same start on the same boot proves nothing.
+        assert_eq!(violated("unclean", edit("unclean")), vec!["dlm_fence_gate"]);
+        // Nor does a power cycle after the grant.
+        let v = violated("power-cycled-late", |name, t| {
+            let t = edit("power-cycled")(name, t);
+            if name == "n2.0.events" {
+                t.replace("6600 dlm_grant res=r1", "5900 dlm_grant res=r1")
+            } else {
+                t
+            }
+        });
+        assert_eq!(v, vec!["dlm_fence_gate"]);
+    }
+
+    #[test]
+    fn the_agents_kill_ends_what_the_dead_one_held_even_unreported() {
+        // No decision reported node 1 fenced; the agent's kill (5100, seen by
+        // the nemesis) came before node 2 took r1 (5200), or after it (5300).
+        let edit = |at: &'static str| {
+            move |name: &str, t: String| match name {
+                "n2.0.events" => t.replace("5100 dlm_fenced node=1 at=5000\n", ""),
+                record::FILE => t.replace(
+                    "6000 spawn",
+                    &format!("{at} fenced node=1 inc=0\n6000 spawn"),
+                ),
+                _ => t,
+            }
+        };
+        let v = violated("agent-kill", edit("5100"));
+        assert!(!v.contains(&"dlm_fence_gate"), "{v:?}");
+        let v = violated("agent-kill-late", edit("5300"));
+        assert!(v.contains(&"dlm_fence_gate"), "{v:?}");
     }
 
     #[test]

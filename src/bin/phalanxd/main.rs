@@ -90,6 +90,12 @@ struct Args {
     /// history can be shown to fail (phalanx-nemesis --plant-bug). Hidden.
     #[arg(long, value_name = "KIND", requires = "control", hide = true)]
     plant_bug: Option<control::planted::PlantedBug>,
+    /// Read the host's boot id from FILE instead of
+    /// /proc/sys/kernel/random/boot_id: several simulated hosts on one machine
+    /// (phalanx-nemesis), each with a file its test fence agent rewrites when it
+    /// power-cycles the node (docs/dlm.md). Hidden.
+    #[arg(long, value_name = "FILE", hide = true)]
+    boot_id_file: Option<PathBuf>,
 }
 
 /// Set by SIGINT / SIGTERM (and by the end of stdin in the stdin-driven modes).
@@ -161,6 +167,9 @@ fn run(args: &Args) -> Result<(), String> {
     opts.admin_socket = Some(phalanx::admin::socket_path(&cfg.state_dir, me));
     // The lock manager costs nothing until a lockspace is joined.
     opts.dlm.get_or_insert_with(Default::default);
+    if let Some(f) = &args.boot_id_file {
+        opts.boot_id_file = f.clone();
+    }
     // Like Corosync's default `sched_rr: yes`: CPU starvation of this thread must
     // not look like a dead node to the others. Refused without CAP_SYS_NICE.
     if !args.no_realtime && cfg.sched_rr != Some(false) {

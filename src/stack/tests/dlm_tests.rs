@@ -512,6 +512,7 @@ fn dlm_stack(id: NodeId, fencing: bool) -> Stack {
             devices: Vec::new(),
             levels: Vec::new(),
             names,
+            unclean_start: false,
         });
     }
     Stack::new(cfg, None, Time::ZERO, Logger::discard()).unwrap()
@@ -608,7 +609,7 @@ struct Net {
     starts: u64,
 }
 
-fn net_stack(id: NodeId, ids: &[NodeId], incarnation: u64, now: Time) -> Stack {
+fn net_stack(id: NodeId, ids: &[NodeId], incarnation: u64, now: Time, unclean: bool) -> Stack {
     let mut cfg = config(id, ids);
     cfg.cpg.incarnation = incarnation;
     cfg.dlm = Some(DlmSetup::default());
@@ -630,6 +631,7 @@ fn net_stack(id: NodeId, ids: &[NodeId], incarnation: u64, now: Time) -> Stack {
         devices: vec![device],
         levels: Vec::new(),
         names,
+        unclean_start: unclean,
     });
     Stack::new(cfg, None, now, Logger::discard()).unwrap()
 }
@@ -639,7 +641,7 @@ impl Net {
         let ids: Vec<NodeId> = (1..=n).collect();
         let stacks = ids
             .iter()
-            .map(|&id| Some(net_stack(id, &ids, u64::from(id), Time::ZERO)))
+            .map(|&id| Some(net_stack(id, &ids, u64::from(id), Time::ZERO, false)))
             .collect();
         Net {
             stacks,
@@ -689,9 +691,20 @@ impl Net {
 
     /// Node `id` starts again: a new process, with new incarnations.
     fn restart(&mut self, id: NodeId) {
+        self.start_process(id, false);
+    }
+
+    /// Node `id` starts again and finds its predecessor's DLM marker of this
+    /// boot (`FencingSetup::unclean_start`).
+    fn restart_unclean(&mut self, id: NodeId) {
+        self.start_process(id, true);
+    }
+
+    fn start_process(&mut self, id: NodeId, unclean: bool) {
         self.starts += 1;
         let incarnation = 1000 + self.starts;
-        self.stacks[id as usize - 1] = Some(net_stack(id, &self.ids, incarnation, self.now));
+        self.stacks[id as usize - 1] =
+            Some(net_stack(id, &self.ids, incarnation, self.now, unclean));
         self.events[id as usize - 1].clear();
     }
 
@@ -958,6 +971,53 @@ fn a_node_restarted_before_it_was_fenced_is_still_fenced_and_recovery_waits_for_
         net.fencings
     );
     assert!(net.running(1) && net.running(2));
+}
+
+/// The gap the nemesis left open (docs/dlm.md, "Fence time ≥ failure time"):
+/// node 3 dies holding EX and every process that saw it die is gone too, so
+/// nothing running remembers its lock. Its next process finds its marker of
+/// this boot and says so: nobody joins the lockspace — not even with joins
+/// asked for at the first ring, before node 3 has spoken — until node 3 is
+/// fenced (by node 1, the lowest other member); then node 1 gets the EX.
+#[test]
+fn a_process_that_restarts_unclean_is_fenced_before_any_lockspace_forms() {
+    let mut net = Net::with_lockspace(3);
+    let held = net.lock(3, 30, "r", Mode::Ex);
+    net.run_until(5_000, "node 3 holds r", |n| {
+        granted(n.events(3), held, Mode::Ex)
+    });
+    // Every process dies; the fresh ones know nothing of `r`.
+    for id in [1, 2, 3] {
+        net.kill(id);
+    }
+    net.run_for(100);
+    net.restart(1);
+    net.restart(2);
+    net.restart_unclean(3);
+    net.join(1);
+    net.join(2);
+    net.run_until(20_000, "node 3 fenced", |n| !n.running(3));
+    for id in [1, 2] {
+        assert!(
+            !dlm_events(net.events(id)).any(|e| matches!(e, DlmEvent::Joined { .. })),
+            "node {id} joined the lockspace before node 3 was fenced"
+        );
+    }
+    assert_eq!(net.fencings, vec![(1, "n3".to_string())]);
+    net.run_until(10_000, "the lockspace of nodes 1 and 2", |n| {
+        ls_members(n.events(1)).is_some_and(|m| m == [1, 2].as_slice())
+    });
+    let wanted = net.lock(1, 10, "r", Mode::Ex);
+    net.run_until(10_000, "r granted to node 1", |n| {
+        granted(n.events(1), wanted, Mode::Ex)
+    });
+    // Node 3's next process (a new boot: no marker) takes part again.
+    net.restart(3);
+    net.join(3);
+    net.run_until(10_000, "node 3 in the lockspace", |n| {
+        ls_members(n.events(3)).is_some_and(|m| m == [1, 2, 3].as_slice())
+    });
+    assert_eq!(net.fencings.len(), 1, "{:?}", net.fencings);
 }
 
 /// Gap (b) of issue 14: four nodes split into {1,2} and {3,4}, neither

@@ -79,6 +79,8 @@ impl Fencer {
                     self.executed_by_peer(now, id, call, outcome);
                 }
             }
+            // For the Stack's fence decision, not the fencer.
+            PeerMessage::Present { .. } => {}
             PeerMessage::History(entries) => {
                 // A peer sends at most its own bounded history; anything beyond, or
                 // malformed, is dropped rather than stored.

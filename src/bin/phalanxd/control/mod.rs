@@ -156,6 +156,11 @@ pub fn run(
     stop: &'static AtomicBool,
 ) -> Result<(), String> {
     let handle = node.handle();
+    let predecessor = match node.dlm_predecessor() {
+        phalanx::node::DlmPredecessor::None => "none",
+        phalanx::node::DlmPredecessor::PowerCycled => "power-cycled",
+        phalanx::node::DlmPredecessor::Unclean => "unclean",
+    };
     let ctx = Arc::new(Ctx {
         me: handle.node_id(),
         handle,
@@ -172,7 +177,7 @@ pub fn run(
     ctx.out.emit(
         "ready",
         &format!(
-            "node={} incarnation={incarnation} pid={}",
+            "node={} incarnation={incarnation} pid={} dlm_predecessor={predecessor}",
             ctx.me,
             std::process::id()
         ),
