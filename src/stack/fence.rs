@@ -454,6 +454,14 @@ impl Stack {
         }
     }
 
+    /// The ring's members and their words, for a failed test's message.
+    #[cfg(test)]
+    pub(super) fn fence_debug(&self) -> String {
+        self.fence.as_ref().map_or(String::new(), |f| {
+            format!("ring_members {:?} present {:?}", f.ring_members, f.present)
+        })
+    }
+
     /// The nodes whose fate is in doubt for a service about to take shared
     /// state it cannot see the rest of (a DLM lockspace join), ascending: the
     /// decision's [`in_doubt`](FenceDecision::in_doubt), the members of the

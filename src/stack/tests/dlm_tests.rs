@@ -1020,6 +1020,62 @@ fn a_process_that_restarts_unclean_is_fenced_before_any_lockspace_forms() {
     assert_eq!(net.fencings.len(), 1, "{:?}", net.fencings);
 }
 
+/// Node 3 restarts unclean at once, and the fencing of its loss fails until
+/// it is a member again (the decision then clears the loss). At every step
+/// from the first ring that has its new process until the fencing stops it,
+/// node 1 counts it in doubt. (How many of those steps the decision alone
+/// would have let through, before node 3's `Present` arrived, is printed: in
+/// this harness none — its word comes before votequorum reports the ring —
+/// so the "word of this configuration" rule is not what makes this pass.)
+#[test]
+fn a_restarted_member_is_in_doubt_until_its_word_is_delivered() {
+    let mut net = Net::with_lockspace(3);
+    let old_ring = net.stack(1).totem().ring_id();
+    // The fencing of its loss fails at first, so that it rejoins before it
+    // is fenced (the decision then clears the loss: a member again).
+    net.fail_fencing = true;
+    net.kill(3);
+    net.restart_unclean(3);
+    let mut window = 0;
+    let mut member_steps = 0;
+    for _ in 0..20_000 {
+        net.step();
+        let running3 = net.running(3);
+        let s1 = net.stack(1);
+        let d = s1.fence_decision().unwrap();
+        // Node 3's new process: a member of a ring formed since the restart.
+        let new_process = s1.totem().ring_id() != old_ring && s1.totem().members().contains(&3);
+        if !new_process || d.state(3) != phalanx_fence::core::NodeFenceState::Member {
+            continue;
+        }
+        member_steps += 1;
+        if member_steps == 200 {
+            net.fail_fencing = false;
+        }
+        let s1 = net.stack(1);
+        let d = s1.fence_decision().unwrap();
+        if !d.in_doubt().contains(&3) {
+            // The decision alone would let a join through here.
+            window += 1;
+        }
+        assert!(
+            s1.fence_in_doubt().contains(&3),
+            "node 3 out of doubt on node 1 before it was fenced: running {}, decision in doubt {:?}, fenced member {}, ring {:?}, {}",
+            running3,
+            d.in_doubt(),
+            d.is_fenced_member(3),
+            s1.totem().members(),
+            s1.fence_debug()
+        );
+        if !running3 {
+            break;
+        }
+    }
+    assert!(!net.running(3), "node 3 was not fenced");
+    assert!(member_steps > 0);
+    eprintln!("steps with node 3 a member: {member_steps}, of them before its word: {window}");
+}
+
 /// Gap (b) of issue 14: four nodes split into {1,2} and {3,4}, neither
 /// quorate, so nobody fences; each side's lockspace waits for the other's
 /// nodes. They merge: the decision clears every loss (a rejoin), but the same
