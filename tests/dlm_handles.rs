@@ -12,6 +12,8 @@ use common::wait::wait_until;
 use phalanx::dlm::{LockFlags, Mode, Status};
 use phalanx::node::{DlmCallError, DlmNotice, Node, NodeOptions};
 use phalanx::totem::Config;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -23,13 +25,22 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 
 /// `n` nodes with the DLM on free loopback ports, in one ring.
 fn cluster(n: u32) -> Vec<Node> {
-    let addrs = loopback_node_addrs(n);
+    cluster_on(&loopback_node_addrs(n), false)
+}
+
+/// Nodes at `addrs`, with the lock traffic point-to-point
+/// (`DlmSetup::direct`) when `direct`.
+fn cluster_on(addrs: &BTreeMap<u32, SocketAddr>, direct: bool) -> Vec<Node> {
+    let n = addrs.len() as u32;
     let ids: Vec<u32> = (1..=n).collect();
     let nodes: Vec<Node> = ids
         .iter()
         .map(|id| {
             let mut o = NodeOptions::new(Config::new(*id, ids.clone()), addrs.clone());
-            o.dlm = Some(Default::default());
+            o.dlm = Some(phalanx::stack::DlmSetup {
+                direct,
+                ..Default::default()
+            });
             Node::start(o).expect("node starts")
         })
         .collect();
@@ -119,8 +130,35 @@ fn local_waits_grant_refuse_notify_and_hand_over_in_order() {
 
 #[test]
 fn a_remote_master_answers_waits_run_on_the_callers_thread() {
+    remote_master(&loopback_node_addrs(2), false);
+}
+
+/// With the direct path the caller's thread also sends the request's
+/// datagram itself (real sockets, the driver's sealing and counters).
+#[test]
+fn with_the_direct_path_the_callers_thread_sends_the_request() {
+    let addrs = loopback_node_addrs(2);
+    let nodes = remote_master(&addrs, true);
+    let stats = nodes[0].dlm().stats().unwrap();
+    assert!(
+        stats.app_thread_datagrams > 0,
+        "requests went from the caller's thread: {stats:?}"
+    );
+    // A handle outliving its node does not keep the node's port bound.
+    let handle = nodes[0].dlm();
+    let port = addrs[&1];
+    for n in nodes {
+        n.leave().unwrap();
+    }
+    std::net::UdpSocket::bind(port).expect("the port is free again");
+    drop(handle);
+}
+
+/// Locks on a resource mastered on node 2 from node 1, 50 times; returns the
+/// nodes when `direct` (for the caller to look at), else stops them.
+fn remote_master(addrs: &BTreeMap<u32, SocketAddr>, direct: bool) -> Vec<Node> {
     let _g = serial();
-    let nodes = cluster(2);
+    let nodes = cluster_on(addrs, direct);
     let spaces: Vec<_> = nodes
         .iter()
         .map(|n| n.dlm().lockspace("remote").unwrap())
@@ -166,7 +204,11 @@ fn a_remote_master_answers_waits_run_on_the_callers_thread() {
     for s in spaces {
         s.leave().unwrap();
     }
+    if direct {
+        return nodes;
+    }
     for n in nodes {
         n.leave().unwrap();
     }
+    Vec::new()
 }

@@ -64,6 +64,7 @@ pub mod channel;
 pub mod cluster;
 mod error;
 mod flags;
+pub mod id_map;
 mod lock;
 mod lockspace;
 mod lvb;

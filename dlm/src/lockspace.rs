@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use crate::error::{ConfigError, DlmError, FlagError};
 use crate::flags::{LockFlags, validate_lock_flags, validate_unlock_flags};
+use crate::id_map::IdMap;
 use crate::lock::{Lock, LockId, LockInfo, LockState, Owner};
 use crate::lvb::{DEFAULT_LVB_LEN, MAX_LVB_LEN};
 use crate::mode::Mode;
@@ -268,7 +269,7 @@ pub struct Lockspace {
     /// is empty, and then it is listed in `toss_order`, oldest first.
     resources: BTreeMap<ResourceName, Resource>,
     toss_order: VecDeque<ResourceName>,
-    index: BTreeMap<LockId, ResourceName>,
+    index: IdMap<LockId, ResourceName>,
     next_id: u32,
     outputs: VecDeque<Output>,
 }
@@ -281,7 +282,7 @@ impl Lockspace {
             config,
             resources: BTreeMap::new(),
             toss_order: VecDeque::new(),
-            index: BTreeMap::new(),
+            index: IdMap::default(),
             next_id: 1,
             outputs: VecDeque::new(),
         })
@@ -736,7 +737,7 @@ impl Lockspace {
 
 /// The next free lock id from `next`. `max_locks` keeps the table far below 2^32
 /// entries, so the search ends within `index.len() + 1` steps.
-fn next_free_id(next: &mut u32, index: &BTreeMap<LockId, ResourceName>) -> LockId {
+fn next_free_id(next: &mut u32, index: &IdMap<LockId, ResourceName>) -> LockId {
     loop {
         let id = LockId(*next);
         *next = next.wrapping_add(1).max(1);

@@ -74,6 +74,8 @@ mod replay;
 mod tests;
 
 use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use hkdf::Hkdf;
 use ring::aead::{self, Aad, LessSafeKey, Nonce, Tag, UnboundKey};
@@ -377,8 +379,8 @@ pub struct DatagramCrypto {
     cipher: Cipher,
     local_node: NodeId,
     boot_id: u64,
-    next_counter: u64,
-    tx: Aead,
+    /// This node's sending half (shared with [`DatagramCrypto::sealer`]'s holders).
+    tx: Arc<Sealer>,
     /// Sorted by id.
     peers: Vec<Peer>,
     stats: CryptoStats,
@@ -390,13 +392,75 @@ impl fmt::Debug for DatagramCrypto {
             .field("cipher", &self.cipher)
             .field("local_node", &self.local_node)
             .field("boot_id", &format_args!("{:#018x}", self.boot_id))
-            .field("next_counter", &self.next_counter)
+            .field("next_counter", &self.next_counter())
             .field(
                 "nodes",
                 &self.peers.iter().map(|p| p.id).collect::<Vec<_>>(),
             )
             .field("stats", &self.stats)
             .finish_non_exhaustive()
+    }
+}
+
+/// The sending half of a [`DatagramCrypto`]: seals with this node's key, each
+/// datagram with the next counter, from any thread.
+pub struct Sealer {
+    cipher: Cipher,
+    local_node: NodeId,
+    boot_id: u64,
+    aead: Aead,
+    next_counter: AtomicU64,
+    sealed: AtomicU64,
+}
+
+impl fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sealer")
+            .field("local_node", &self.local_node)
+            .field("next_counter", &self.next_counter.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sealer {
+    /// Encrypts and authenticates `plaintext`, appending the sealed datagram
+    /// (`plaintext.len() + OVERHEAD` bytes) to `out`. On error nothing is appended
+    /// (and no counter is used).
+    pub fn seal(&self, plaintext: &[u8], out: &mut Vec<u8>) -> Result<(), SealError> {
+        if plaintext.len() > MAX_PLAINTEXT {
+            return Err(SealError::TooLarge {
+                len: plaintext.len(),
+            });
+        }
+        // Each counter is taken once, by one caller; the last value is never
+        // handed out, so the counter cannot wrap.
+        let counter = self
+            .next_counter
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
+                (c < u64::MAX).then(|| c + 1)
+            })
+            .map_err(|_| SealError::CounterExhausted)?;
+        let start = out.len();
+        out.reserve(plaintext.len() + OVERHEAD);
+        out.extend_from_slice(&MAGIC);
+        out.push(VERSION);
+        out.push(self.cipher.wire_id());
+        out.extend_from_slice(&self.local_node.to_le_bytes());
+        out.extend_from_slice(&self.boot_id.to_le_bytes());
+        out.extend_from_slice(&counter.to_le_bytes());
+        out.extend_from_slice(plaintext);
+        let (head, body) = out[start..].split_at_mut(HEADER_LEN);
+        match self.aead.seal(counter, head, body) {
+            Some(tag) => out.extend_from_slice(&tag),
+            None => {
+                out.truncate(start);
+                return Err(SealError::TooLarge {
+                    len: plaintext.len(),
+                });
+            }
+        }
+        self.sealed.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 }
 
@@ -443,13 +507,19 @@ impl DatagramCrypto {
         info_prefix.extend_from_slice(cluster_name.as_bytes());
         let tx_key = derive(&prk, &info_prefix, local_node, boot_id);
         let mut me = DatagramCrypto {
-            tx: Aead::new(cipher, &tx_key),
+            tx: Arc::new(Sealer {
+                cipher,
+                local_node,
+                boot_id,
+                aead: Aead::new(cipher, &tx_key),
+                next_counter: AtomicU64::new(0),
+                sealed: AtomicU64::new(0),
+            }),
             prk,
             info_prefix,
             cipher,
             local_node,
             boot_id,
-            next_counter: 0,
             peers: Vec::new(),
             stats: CryptoStats::default(),
         };
@@ -498,48 +568,29 @@ impl DatagramCrypto {
 
     /// The counter the next sealed datagram will carry.
     pub fn next_counter(&self) -> u64 {
-        self.next_counter
+        self.tx.next_counter.load(Ordering::Relaxed)
     }
 
-    /// The counters so far.
+    /// The counters so far (`sealed` counts every holder of the sealer).
     pub fn stats(&self) -> CryptoStats {
-        self.stats
+        CryptoStats {
+            sealed: self.tx.sealed.load(Ordering::Relaxed),
+            ..self.stats
+        }
+    }
+
+    /// This node's sending half, for a thread other than the owner's: it seals
+    /// with the same key and draws from the same counter, so no nonce is used
+    /// twice whoever seals (receivers accept counters out of order within
+    /// [`WINDOW`]).
+    pub fn sealer(&self) -> Arc<Sealer> {
+        self.tx.clone()
     }
 
     /// Encrypts and authenticates `plaintext`, appending the sealed datagram
     /// (`plaintext.len() + OVERHEAD` bytes) to `out`. On error nothing is appended.
     pub fn seal(&mut self, plaintext: &[u8], out: &mut Vec<u8>) -> Result<(), SealError> {
-        if plaintext.len() > MAX_PLAINTEXT {
-            return Err(SealError::TooLarge {
-                len: plaintext.len(),
-            });
-        }
-        let counter = self.next_counter;
-        if counter == u64::MAX {
-            return Err(SealError::CounterExhausted);
-        }
-        let start = out.len();
-        out.reserve(plaintext.len() + OVERHEAD);
-        out.extend_from_slice(&MAGIC);
-        out.push(VERSION);
-        out.push(self.cipher.wire_id());
-        out.extend_from_slice(&self.local_node.to_le_bytes());
-        out.extend_from_slice(&self.boot_id.to_le_bytes());
-        out.extend_from_slice(&counter.to_le_bytes());
-        out.extend_from_slice(plaintext);
-        let (head, body) = out[start..].split_at_mut(HEADER_LEN);
-        match self.tx.seal(counter, head, body) {
-            Some(tag) => out.extend_from_slice(&tag),
-            None => {
-                out.truncate(start);
-                return Err(SealError::TooLarge {
-                    len: plaintext.len(),
-                });
-            }
-        }
-        self.next_counter = counter + 1;
-        self.stats.sealed += 1;
-        Ok(())
+        self.tx.seal(plaintext, out)
     }
 
     /// Verifies, decrypts and replay-checks a received datagram. On success returns

@@ -1,4 +1,5 @@
 use super::*;
+use std::sync::atomic::Ordering;
 
 const KEY: [u8; 64] = [0x5a; 64];
 const NODES: [NodeId; 3] = [1, 2, 3];
@@ -339,11 +340,46 @@ fn seal_limits() {
             len: MAX_PLAINTEXT + 1
         })
     );
-    a.next_counter = u64::MAX;
+    a.tx.next_counter.store(u64::MAX, Ordering::Relaxed);
     assert_eq!(a.seal(b"x", &mut out), Err(SealError::CounterExhausted));
     assert_eq!(out, [1, 2, 3], "nothing appended on error");
-    a.next_counter = u64::MAX - 1;
+    a.tx.next_counter.store(u64::MAX - 1, Ordering::Relaxed);
     assert!(a.seal(b"x", &mut out).is_ok());
+    // The last counter is never used: the next call is refused.
+    assert_eq!(a.seal(b"x", &mut out), Err(SealError::CounterExhausted));
+}
+
+#[test]
+fn a_shared_sealer_and_its_owner_never_repeat_a_counter() {
+    let (mut a, mut b) = pair(Cipher::default());
+    let sealer = a.sealer();
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let s = sealer.clone();
+            std::thread::spawn(move || {
+                (0..100)
+                    .map(|i| {
+                        let mut out = Vec::new();
+                        s.seal(&[i as u8], &mut out).unwrap();
+                        out
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut datagrams: Vec<Vec<u8>> = (0..100).map(|i| seal(&mut a, &[i as u8])).collect();
+    for t in threads {
+        datagrams.extend(t.join().unwrap());
+    }
+    assert_eq!(a.next_counter(), 300);
+    assert_eq!(a.stats().sealed, 300);
+    // Every datagram opens once, whatever order they arrive in (within the window).
+    for d in &datagrams {
+        assert!(open(&mut b, d).is_ok());
+    }
+    for d in &datagrams {
+        assert!(matches!(open(&mut b, d), Err(OpenError::Replayed { .. })));
+    }
 }
 
 #[test]

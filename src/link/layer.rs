@@ -17,6 +17,7 @@
 //! replay windows (a ping on a quiet link is never "too old" next to a busy one).
 
 use super::monitor::{LinkConfigError, LinkEvent, LinkMonitor, LinkSpec};
+use super::send_table::SendTable;
 use super::stats::PeerLinkStatus;
 use super::wire;
 use crate::config::LinkMode;
@@ -406,6 +407,38 @@ impl LinkLayer {
                 }
             }
         }
+    }
+
+    /// Changes whenever [`send_table`](Self::send_table) would give another table.
+    pub fn route_generation(&self) -> u64 {
+        self.monitor.route_generation()
+    }
+
+    /// How a datagram to each peer goes out now (as [`send`](Self::send) with a
+    /// [`Destination::Node`], rr mode taking the first link of its turn), for a
+    /// thread other than this layer's owner.
+    pub fn send_table(&self) -> SendTable {
+        let peers = self
+            .others
+            .iter()
+            .map(|n| {
+                let mask = self.monitor.route_fixed(*n).unwrap_or(0);
+                let routes = (0..self.slots.len())
+                    .filter(|slot| mask & (1 << slot) != 0)
+                    .filter_map(|slot| {
+                        let addr = self.slots[slot].addr_of.get(n)?;
+                        Some((slot as u8, *addr))
+                    })
+                    .collect();
+                (*n, routes)
+            })
+            .collect();
+        let sealers = self
+            .slots
+            .iter()
+            .map(|s| s.crypto.as_ref().map(DatagramCrypto::sealer))
+            .collect();
+        SendTable { peers, sealers }
     }
 
     /// Runs the monitor's timers if due; the pings go to `out`.

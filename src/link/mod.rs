@@ -49,6 +49,7 @@
 
 mod layer;
 mod monitor;
+mod send_table;
 mod stats;
 #[cfg(test)]
 mod tests;
@@ -61,4 +62,5 @@ pub use layer::{
 pub use monitor::{
     ControlTransmit, LinkConfigError, LinkEvent, LinkMonitor, LinkRxError, LinkSpec, LinkTiming,
 };
+pub use send_table::SendTable;
 pub use stats::{LinkState, LinkStats, PeerLinkStatus};

@@ -152,6 +152,8 @@ pub struct LinkMonitor {
     peers: BTreeMap<NodeId, Vec<PeerLink>>,
     /// Per peer: the slots to send on (bit i = slot i), recomputed on state change.
     routes: BTreeMap<NodeId, u8>,
+    /// Bumped whenever a peer's `routes` entry changes.
+    generation: u64,
     rr: BTreeMap<NodeId, usize>,
     outbox: VecDeque<ControlTransmit>,
     outbox_cap: usize,
@@ -214,6 +216,7 @@ impl LinkMonitor {
             links,
             peers,
             routes,
+            generation: 0,
             rr: BTreeMap::new(),
             outbox: VecDeque::new(),
             events: VecDeque::new(),
@@ -290,8 +293,26 @@ impl LinkMonitor {
                 }
             }
         }
-        self.routes
-            .insert(peer, if mask == 0 { self.all } else { mask });
+        let mask = if mask == 0 { self.all } else { mask };
+        if self.routes.insert(peer, mask) != Some(mask) {
+            self.generation += 1;
+        }
+    }
+
+    /// Changes whenever [`route_fixed`](Self::route_fixed) may answer differently.
+    pub fn route_generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The slots a datagram to `peer` goes on, as [`route`](Self::route) but
+    /// without taking a turn: in rr mode, the first slot of the turn's choices
+    /// (`None` for an unknown peer).
+    pub fn route_fixed(&self, peer: NodeId) -> Option<u8> {
+        let mask = *self.routes.get(&peer)?;
+        if self.mode == LinkMode::Rr && mask != 0 {
+            return Some(mask & mask.wrapping_neg());
+        }
+        Some(mask)
     }
 
     /// Counts a datagram sent to `peer` on `slot` (totem traffic; pings and pongs

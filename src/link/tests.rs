@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::config::LinkMode;
-use phalanx_totem::Time;
+use phalanx_totem::{Destination, Time};
 use std::time::Duration;
 
 const MS: Duration = Duration::from_millis(1);
@@ -315,4 +315,103 @@ fn a_stalled_node_does_not_blame_its_links() {
     p.run(Pair::at(800));
     assert_eq!(p.a.state(2, 0), Some(LinkState::Down));
     assert_eq!(p.a.stalls(), 1);
+}
+
+/// Nodes 1 and 2 on two links (slot 1 preferred in passive mode), crypto on.
+fn layers(mode: LinkMode) -> (LinkLayer, LinkLayer) {
+    let link = |n: u8| LinkAddrs {
+        spec: specs(&[1, 2])[usize::from(n)],
+        addrs: [1, 2]
+            .into_iter()
+            .map(|id| {
+                let ip = std::net::Ipv4Addr::new(10, 0, n, id as u8);
+                (id, std::net::SocketAddr::from((ip, 5405)))
+            })
+            .collect(),
+        group: None,
+    };
+    let crypto = |boot_id| LinkCrypto {
+        key: vec![9; 64],
+        cluster_name: "table".into(),
+        cipher: crate::crypto::Cipher::default(),
+        boot_id,
+    };
+    let a = LinkLayer::new(1, &[link(0), link(1)], mode, Some(&crypto(11)), Time::ZERO).unwrap();
+    let b = LinkLayer::new(2, &[link(0), link(1)], mode, Some(&crypto(22)), Time::ZERO).unwrap();
+    (a, b)
+}
+
+/// A datagram sent through a [`SendTable`] goes where the layer's own `send`
+/// would put it, and the peer opens it like the layer's: same key, and the two
+/// draw from one counter (no datagram refused as a replay).
+#[test]
+fn the_send_table_sends_as_the_layer_does() {
+    for mode in [LinkMode::Passive, LinkMode::Active, LinkMode::Rr] {
+        let (mut a, mut b) = layers(mode);
+        let table = a.send_table();
+        assert!(table.reaches(2) && !table.reaches(1) && !table.reaches(3));
+        let mut by_layer = Vec::new();
+        a.send(&Destination::Node(2), b"first".to_vec(), &mut |t| {
+            by_layer.push(t)
+        });
+        let mut by_table = Vec::new();
+        assert!(table.send(2, b"second", &mut |t| by_table.push(t)));
+        let mut after = Vec::new();
+        a.send(&Destination::Node(2), b"third".to_vec(), &mut |t| {
+            after.push(t)
+        });
+        let places = |v: &[LinkTransmit]| v.iter().map(|t| (t.link, t.to)).collect::<Vec<_>>();
+        if mode == LinkMode::Rr {
+            // The table takes the first link of a turn, the layer turns.
+            assert_eq!(places(&by_table), [(0, places(&by_layer)[0].1)]);
+        } else {
+            assert_eq!(places(&by_table), places(&by_layer), "{mode:?}");
+        }
+        for (t, want) in [
+            (&by_layer, "first"),
+            (&by_table, "second"),
+            (&after, "third"),
+        ]
+        .into_iter()
+        .flat_map(|(v, w)| v.iter().map(move |t| (t, w)))
+        {
+            let from = std::net::SocketAddr::from(([10, 0, t.link, 1], 5405));
+            let got = b
+                .receive(Time::ZERO, t.link, from, &t.data, &mut |_| {})
+                .unwrap();
+            assert!(
+                matches!(got, Received::Totem { from: 1, data } if data == want.as_bytes()),
+                "{mode:?}: {want}"
+            );
+        }
+    }
+}
+
+/// The table changes with the routes: once a link's state changes, the
+/// generation moves and the fixed route follows the monitor's choice.
+#[test]
+fn the_route_generation_moves_with_the_routes() {
+    let mut p = Pair::new(&[1, 2], LinkMode::Passive);
+    let g0 = p.a.route_generation();
+    assert_eq!(
+        p.a.route_fixed(2),
+        Some(0b11),
+        "every link while none is up"
+    );
+    assert_eq!(p.a.route_fixed(3), None);
+    // Only link 0 carries pongs: it comes up and is the route.
+    p.cut[1] = true;
+    p.run(Pair::at(5_000));
+    assert_eq!(p.a.route_fixed(2), Some(0b01));
+    let g1 = p.a.route_generation();
+    assert!(g1 > g0);
+    // Link 1 (higher priority) comes up too: the route moves to it.
+    p.cut[1] = false;
+    p.run(Pair::at(10_000));
+    assert_eq!(p.a.route_fixed(2), Some(0b10));
+    assert!(p.a.route_generation() > g1);
+    // Nothing changes: neither does the generation.
+    let g2 = p.a.route_generation();
+    p.run(Pair::at(12_000));
+    assert_eq!(p.a.route_generation(), g2);
 }

@@ -33,11 +33,12 @@ use crate::stack::{
 use crossbeam_channel::{Receiver, RecvError, Sender, TryRecvError, bounded, unbounded};
 use parking_lot::Mutex;
 use phalanx_dlm::cluster::LockspaceId;
+use phalanx_dlm::id_map::IdMap;
 use phalanx_dlm::{
     Completion, DlmError, LockFlags, LockId, LockRequest, Mode, Owner, Status, UnlockRequest,
 };
 use phalanx_totem::{NodeId, Time};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use thiserror::Error;
@@ -340,6 +341,54 @@ pub struct Dlm {
 pub(crate) struct DlmFast {
     pub(crate) path: DlmFastPath,
     pub(crate) routes: Arc<Mutex<RouteTable>>,
+    /// The links' sockets, for sending the direct path's datagrams from the
+    /// calling thread.
+    pub(crate) tx: Option<Arc<DirectSockets>>,
+}
+
+/// Sockets and clock an application thread sends the direct path's datagrams
+/// with ([`DlmFastPath::take_transmits`]): the first of a remote lock's three
+/// thread hops (waking the driver to send the request) is gone.
+pub(crate) struct DirectSockets {
+    /// Per link slot, a descriptor of the driver's sending socket (emptied
+    /// when the driver goes).
+    sockets: parking_lot::RwLock<Vec<std::net::UdpSocket>>,
+    /// The driver's clock origin (the Stack's `Time` zero).
+    start: Instant,
+}
+
+impl DirectSockets {
+    pub(crate) fn new(sockets: Vec<std::net::UdpSocket>, start: Instant) -> DirectSockets {
+        DirectSockets {
+            sockets: parking_lot::RwLock::new(sockets),
+            start,
+        }
+    }
+
+    /// Closes the descriptors (the driver is gone).
+    pub(crate) fn close(&self) {
+        self.sockets.write().clear();
+    }
+
+    /// Sends what the DLM service let this thread take; refusals are counted
+    /// (the channel sends those records again).
+    fn send(&self, path: &DlmFastPath) {
+        let sockets = self.sockets.read();
+        if sockets.is_empty() {
+            return;
+        }
+        let now = Time::from_nanos(self.start.elapsed().as_nanos() as u64);
+        let mut errors = 0;
+        for t in path.take_transmits(now) {
+            let sent = sockets
+                .get(usize::from(t.link))
+                .is_some_and(|s| s.send_to(&t.data, t.to).is_ok());
+            if !sent {
+                errors += 1;
+            }
+        }
+        path.count_send_errors(errors);
+    }
 }
 
 impl std::fmt::Debug for Dlm {
@@ -401,6 +450,12 @@ impl Dlm {
             notices: nrx,
             owner: Owner::new(self.node, std::process::id()),
         })
+    }
+
+    /// The DLM service's counters (messages, drops, datagrams sent from
+    /// application threads); `None` without the service.
+    pub fn stats(&self) -> Option<crate::stack::DlmServiceStats> {
+        self.fast.as_ref().map(|f| f.path.stats())
     }
 
     /// This node's lockspaces, own locks and master copies.
@@ -585,9 +640,12 @@ impl Lockspace {
                 // its event counted until the driver's next instruction: a call
                 // made at once would find the DLM busy and take the driver's
                 // path (two more thread hops). Give the driver that moment.
-                let start = Instant::now();
-                while fast.path.events_in_flight() && start.elapsed() < SPIN_BEFORE_PARK {
-                    std::thread::yield_now();
+                // (No clock read when nothing is in flight: the common case.)
+                if fast.path.events_in_flight() {
+                    let start = Instant::now();
+                    while fast.path.events_in_flight() && start.elapsed() < SPIN_BEFORE_PARK {
+                        std::thread::yield_now();
+                    }
                 }
                 match self.fast_wait(fast, request, notify)? {
                     Ok((id, c)) => return outcome(id, c),
@@ -651,11 +709,22 @@ impl Lockspace {
             FastCall::Refused(e) => Err(from_input(InputError::Dlm(e))),
             FastCall::Completed(id, c) => Ok(Ok((id, c))),
             FastCall::Accepted(id) => {
-                self.dlm
-                    .tx
-                    .send(Command::Dlm(DlmCommand::Flush))
-                    .map_err(|_| DlmCallError::NotRunning)?;
-                super::wake_if_parked(&self.dlm.shared, &self.dlm.waker);
+                // With the datagrams sent from here, the driver may have
+                // nothing left to do for this call but run the channel's
+                // retransmission timer: no wake-up if it is parked until then.
+                let driver_idle = fast.tx.as_ref().is_some_and(|tx| {
+                    tx.send(&fast.path);
+                    fast.path
+                        .driver_wanted_by()
+                        .is_some_and(|t| super::parked_until_at_most(&self.dlm.shared, t))
+                });
+                if !driver_idle {
+                    self.dlm
+                        .tx
+                        .send(Command::Dlm(DlmCommand::Flush))
+                        .map_err(|_| DlmCallError::NotRunning)?;
+                    super::wake_if_parked(&self.dlm.shared, &self.dlm.waker);
+                }
                 let c = recv_spinning(&wait_rx.ok_or(DlmCallError::NotRunning)?)
                     .map_err(|_| DlmCallError::NotRunning)??;
                 Ok(Ok((id, c)))
@@ -745,40 +814,7 @@ pub(crate) struct Route {
 /// Where each lock's notices go, by (lockspace, lock id). Shared with the
 /// handles' [`DlmFast`] path; always locked after the Stack's DLM service, never
 /// before it (a handle registers a route while the service is locked).
-pub(crate) type RouteTable = HashMap<(LockspaceId, u32), Route, BuildIdHasher>;
-
-/// A hasher for the route table's keys (two ids made by this node, not by
-/// peers: no flooding to resist, so no SipHash on every call).
-#[derive(Clone, Copy, Default)]
-pub(crate) struct BuildIdHasher;
-
-impl std::hash::BuildHasher for BuildIdHasher {
-    type Hasher = IdHasher;
-    fn build_hasher(&self) -> IdHasher {
-        IdHasher(0)
-    }
-}
-
-/// Multiply-rotate mixing of the written integers (FxHash's scheme).
-#[derive(Clone, Copy, Default)]
-pub(crate) struct IdHasher(u64);
-
-impl std::hash::Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.write_u64(u64::from(*b));
-        }
-    }
-    fn write_u32(&mut self, n: u32) {
-        self.write_u64(u64::from(n));
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
+pub(crate) type RouteTable = IdMap<(LockspaceId, u32), Route>;
 
 /// The driver's side: routes notices to handles, answers joins and leaves.
 #[derive(Default)]

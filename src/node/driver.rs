@@ -155,6 +155,9 @@ pub(crate) struct Driver {
     /// Reservations of CPG messages the core has taken since the last sync.
     cpg_released: (usize, usize),
     sockets: Sockets,
+    /// The sockets' second descriptors that the DLM handles send from; closed
+    /// when the driver goes (so that the ports are free again).
+    direct_sockets: Option<std::sync::Arc<super::dlm_handle::DirectSockets>>,
     /// The Stack's next deadline, from its last `Output::Timeout`.
     deadline: Option<Time>,
     poll: Poll,
@@ -334,6 +337,7 @@ impl Driver {
             event_capacity: opts.event_capacity.max(1),
             cpg_usage: (0, 0),
             cpg_released: (0, 0),
+            direct_sockets: None,
             sockets,
             deadline: None,
             poll,
@@ -365,12 +369,20 @@ impl Driver {
     }
 
     /// What the DLM handles need to run calls on their own threads.
-    pub(crate) fn dlm_fast(&self) -> Option<super::dlm_handle::DlmFast> {
+    pub(crate) fn dlm_fast(&mut self) -> Option<super::dlm_handle::DlmFast> {
+        // Without them the application threads leave every datagram to the
+        // driver, as before.
+        if self.direct_sockets.is_none() && self.stack.dlm_fast_path().is_some() {
+            self.direct_sockets = self.sockets.send_clones().ok().map(|sockets| {
+                std::sync::Arc::new(super::dlm_handle::DirectSockets::new(sockets, self.start))
+            });
+        }
         self.stack
             .dlm_fast_path()
             .map(|path| super::dlm_handle::DlmFast {
                 path,
                 routes: self.dlm.table(),
+                tx: self.direct_sockets.clone(),
             })
     }
 
@@ -570,6 +582,10 @@ impl Driver {
                     self.sockets.mark_ready(ev.token());
                 }
             }
+            // Never earlier than the wake-up `poll` will have (its timeout is
+            // at most the deadline's).
+            let until = self.deadline.map_or(u64::MAX, Time::as_nanos);
+            self.shared.parked_until.store(until, Ordering::SeqCst);
             self.shared.parked.store(true, Ordering::SeqCst);
             fence(Ordering::SeqCst);
             if !self.commands.is_empty()
@@ -1163,5 +1179,15 @@ fn eligibility_name(e: phalanx_fence::core::Eligibility) -> &'static str {
         Eligibility::NeedsList => "if listed",
         Eligibility::NeedsStatus => "if status",
         Eligibility::No => "no",
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // Handles may outlive the node: their descriptors must not keep its
+        // ports bound.
+        if let Some(d) = &self.direct_sockets {
+            d.close();
+        }
     }
 }

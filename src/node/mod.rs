@@ -67,7 +67,7 @@ use phalanx_totem::{ConfigChange, Guarantee, NodeId, SendError};
 use std::collections::BTreeMap;
 use std::io;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
 use std::thread::JoinHandle;
 
 /// What the application receives, in order.
@@ -138,6 +138,15 @@ pub(crate) fn wake_if_parked(shared: &Shared, waker: &mio::Waker) {
     }
 }
 
+/// Whether the driver is parked and wakes by itself by Stack time `t` (ns):
+/// then a handle whose only news for it is a timer due at `t` or later need
+/// not wake it. Read after the news was made (under the state's lock); see the
+/// driver's parking protocol.
+pub(crate) fn parked_until_at_most(shared: &Shared, t: u64) -> bool {
+    fence(Ordering::SeqCst);
+    shared.parked.load(Ordering::SeqCst) && shared.parked_until.load(Ordering::SeqCst) <= t
+}
+
 /// Sends a command that the driver answers (join, leave, quorum changes) and
 /// waits for the answer; `stopped` when the driver is gone.
 pub(crate) fn request<E>(
@@ -165,6 +174,9 @@ pub(crate) struct Shared {
     pub(crate) operational: std::sync::atomic::AtomicBool,
     /// The driver is (about to be) blocked in `poll`: handles must wake it.
     pub(crate) parked: AtomicBool,
+    /// While `parked`: the driver wakes by itself at the latest at this Stack
+    /// time (ns; `u64::MAX`: no deadline). Stored before `parked`.
+    pub(crate) parked_until: AtomicU64,
     /// State and counters of every (peer, link).
     pub(crate) links: Mutex<Vec<PeerLinkStatus>>,
     /// Process groups.

@@ -98,6 +98,21 @@ impl Sockets {
         })
     }
 
+    /// A second descriptor of each link's sending socket, for threads other
+    /// than the driver's (the DLM direct path's application threads).
+    pub(crate) fn send_clones(&self) -> io::Result<Vec<std::net::UdpSocket>> {
+        use std::os::fd::AsFd;
+        self.transport
+            .links
+            .iter()
+            .map(|l| {
+                Ok(std::net::UdpSocket::from(
+                    l.socket.as_fd().try_clone_to_owned()?,
+                ))
+            })
+            .collect()
+    }
+
     pub(crate) fn register(&mut self, registry: &Registry) -> io::Result<()> {
         for (slot, l) in self.transport.links.iter_mut().enumerate() {
             registry.register(&mut l.socket, Token(FIRST + 2 * slot), Interest::READABLE)?;

@@ -66,6 +66,7 @@
 //!   while it is full, application calls are refused with `TryAgain`.
 
 use super::{InputError, Output, Stack, StackEvent};
+use crate::link::{LinkTransmit, SendTable};
 use parking_lot::{MappedMutexGuard, Mutex, MutexGuard};
 use phalanx_cpg::{CpgEvent, GroupChange, Guarantee, Reason};
 use phalanx_dlm::channel::{ChannelConfig, ChannelOutput, PeerChannel};
@@ -297,6 +298,11 @@ pub struct DlmServiceStats {
     pub malformed: u64,
     /// Fencing requests the DLM made as fence actor (accepted by the fencer).
     pub fence_requests: u64,
+    /// Direct-path datagrams an application thread put on the links itself
+    /// ([`DlmFastPath::take_transmits`]).
+    pub app_thread_datagrams: u64,
+    /// Of those, the ones the socket refused (the channel sends them again).
+    pub app_thread_send_errors: u64,
 }
 
 /// Numbers group views in the total order, the same on every node that installs
@@ -403,6 +409,14 @@ pub(super) struct DlmService {
     backlog_len: usize,
     /// Channel datagrams for the links.
     direct_out: VecDeque<(NodeId, Vec<u8>)>,
+    /// How the links reach each peer, for application threads (direct path
+    /// only; `None` until the Stack publishes one).
+    send_table: Option<SendTable>,
+    /// The link layer generation `send_table` was made from.
+    send_table_generation: u64,
+    /// A ring-sequence write is outstanding: no datagram may leave (the Stack's
+    /// persist gate), so application threads leave theirs to the driver.
+    gated: bool,
     /// Records from a peer held until this node's view reaches their epoch (and
     /// every later record of that peer behind them, in order).
     held_in: BTreeMap<NodeId, VecDeque<(LockspaceId, u64, Vec<u8>)>>,
@@ -580,6 +594,9 @@ impl DlmService {
             backlog: BTreeMap::new(),
             backlog_len: 0,
             direct_out: VecDeque::new(),
+            send_table: None,
+            send_table_generation: 0,
+            gated: false,
             held_in: BTreeMap::new(),
             clock: ViewClock::default(),
             toss_at: None,
@@ -742,6 +759,119 @@ impl DlmFastPath {
         }
         on_accept(new_lock, None);
         FastCall::Accepted(new_lock)
+    }
+}
+
+impl DlmFastPath {
+    /// The direct path's datagrams this thread may put on the links itself
+    /// (after a [`FastCall::Accepted`]), sealed as the driver would: the core's
+    /// leading lock-traffic messages to peers go into their channels (what the
+    /// driver's next pump would do first), then every channel datagram for a
+    /// peer the [`SendTable`] reaches is taken. Nothing while the Stack's
+    /// persist gate holds datagrams, without the direct path or a table, or
+    /// once stopped: the driver sends those. `now` is the driver's clock.
+    ///
+    /// Datagrams taken here may reach a peer before ones the driver took
+    /// earlier: the channel orders records and the crypto window accepts
+    /// counters out of order, so only the first hop changes.
+    pub fn take_transmits(&self, now: Time) -> Vec<LinkTransmit> {
+        let mut d = self.shared.service.lock();
+        let d = &mut *d;
+        if self.shared.stopped.load(Ordering::Acquire) || !d.setup.direct || d.gated {
+            return Vec::new();
+        }
+        let Some(table) = d.send_table.take() else {
+            return Vec::new();
+        };
+        let me = d.node.id();
+        let now_ns = now.as_nanos();
+        while let Some(cluster::Output::Send { to, bytes }) = d.node.peek_output() {
+            let (to, ls) = (*to, bytes.get(2..6));
+            let Some(ls) = ls.map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]])) else {
+                break;
+            };
+            if to == me || !is_lock_traffic(bytes) || !table.reaches(to) {
+                break;
+            }
+            let Some(cluster::Output::Send { bytes, .. }) = d.node.poll_output() else {
+                break;
+            };
+            d.send_direct(now_ns, to, ls, &bytes);
+        }
+        let mut out = Vec::new();
+        let mut left = VecDeque::new();
+        for (peer, data) in d.direct_out.drain(..) {
+            if !table.reaches(peer) {
+                left.push_back((peer, data));
+            } else if !table.send(peer, &data, &mut |t| out.push(t)) {
+                // Not sealed: the channel sends the record again.
+                d.stats.app_thread_send_errors += 1;
+            }
+        }
+        d.direct_out = left;
+        d.stats.app_thread_datagrams += out.len() as u64;
+        d.send_table = Some(table);
+        out
+    }
+
+    /// After [`Self::take_transmits`]: `None` if the driver must pump (outputs
+    /// wait in the core or datagrams for it), else the earliest of the
+    /// service's timers (ns; `u64::MAX`: none) — all the driver must still do
+    /// for this call is run them.
+    pub fn driver_wanted_by(&self) -> Option<u64> {
+        let d = self.shared.service.lock();
+        if d.node.pending_outputs() != 0 || !d.direct_out.is_empty() {
+            return None;
+        }
+        let channels = d.channels.values().filter_map(PeerChannel::deadline).min();
+        let toss = d.toss_at.map(Time::as_nanos);
+        Some(
+            [channels, toss]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(u64::MAX),
+        )
+    }
+
+    /// The service's counters.
+    pub fn stats(&self) -> DlmServiceStats {
+        self.shared.service.lock().stats.clone()
+    }
+
+    /// Counts datagrams from [`Self::take_transmits`] the socket refused.
+    pub fn count_send_errors(&self, n: u64) {
+        if n > 0 {
+            self.shared.service.lock().stats.app_thread_send_errors += n;
+        }
+    }
+}
+
+impl Stack {
+    /// Gives the DLM service the links' current [`SendTable`] (direct path
+    /// only), when the routes changed since the last one.
+    pub(super) fn publish_dlm_send_table(&mut self) {
+        let Some(shared) = &self.dlm else { return };
+        let generation = self.links.route_generation();
+        let mut d = shared.service.lock();
+        if !d.setup.direct || d.send_table.is_some() && d.send_table_generation == generation {
+            return;
+        }
+        d.send_table = Some(self.links.send_table());
+        d.send_table_generation = generation;
+    }
+
+    /// Whether application threads are told the persist gate holds datagrams.
+    #[cfg(test)]
+    pub(super) fn dlm_gated(&self) -> bool {
+        self.dlm.as_ref().is_some_and(|s| s.service.lock().gated)
+    }
+
+    /// Tells application threads whether the persist gate holds datagrams.
+    pub(super) fn dlm_set_gated(&self, gated: bool) {
+        if let Some(shared) = &self.dlm {
+            shared.service.lock().gated = gated;
+        }
     }
 }
 

@@ -425,6 +425,7 @@ impl Stack {
             self.gate.gating -= 1;
             if self.gate.gating == 0 {
                 self.out.extend(self.gate.held.drain(..));
+                self.dlm_set_gated(false);
             }
         }
         Ok(())
@@ -449,6 +450,8 @@ impl Stack {
         self.gate.outstanding.insert(id, item);
         if item.gates_transmits() {
             self.gate.gating += 1;
+            // Before the DLM can learn of the ring being persisted.
+            self.dlm_set_gated(true);
         }
         self.stats.persist_requests += 1;
         self.out.push_back(Output::Persist(Persist { id, item }));
@@ -576,6 +579,7 @@ impl Stack {
             );
             self.out.push_back(Output::Event(StackEvent::Link(e)));
         }
+        self.publish_dlm_send_table();
     }
 
     /// Routes totem's events; true if there were any.

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::error::{DlmError, EAGAIN, FlagError};
 use crate::flags::{LockFlags, validate_conversion, validate_lock_flags, validate_unlock_flags};
+use crate::id_map::IdMap;
 use crate::lock::{LockId, Owner};
 use crate::lockspace::{LockRequest, Lockspace, UnlockRequest};
 use crate::output::{Completion, SbFlags, Status};
@@ -47,8 +48,8 @@ pub(crate) struct LsState {
     /// Resources this node is master of (recorded as such in the directory).
     pub(crate) mastered: BTreeSet<Vec<u8>>,
     /// Engine lock → (holder node, holder's process-copy id), and back.
-    pub(crate) holders: BTreeMap<LockId, (NodeId, u32)>,
-    pub(crate) by_holder: BTreeMap<(NodeId, u32), LockId>,
+    pub(crate) holders: IdMap<LockId, (NodeId, u32)>,
+    pub(crate) by_holder: IdMap<(NodeId, u32), LockId>,
     /// Forgotten resources whose `Remove` waits for the end of recovery.
     pub(crate) pending_removes: Vec<Vec<u8>>,
     // ----- directory side
@@ -60,7 +61,8 @@ pub(crate) struct LsState {
     /// Lookups outstanding (one per name), each with the local locks whose calls
     /// wait for its reply (a listed lock may be gone or sent since: checked then).
     pub(crate) lookups: BTreeMap<Vec<u8>, Vec<u32>>,
-    pub(crate) locks: BTreeMap<u32, LocalLock>,
+    /// Iterated in id order where order shows (views, recovery messages).
+    pub(crate) locks: IdMap<u32, LocalLock>,
     pub(crate) next_local: u32,
     // ----- recovery
     /// Nodes departed since the last completed recovery (their locks are purged).
@@ -90,13 +92,13 @@ impl LsState {
             max_early: config.max_early,
             engine,
             mastered: BTreeSet::new(),
-            holders: BTreeMap::new(),
-            by_holder: BTreeMap::new(),
+            holders: IdMap::default(),
+            by_holder: IdMap::default(),
             pending_removes: Vec::new(),
             directory: BTreeMap::new(),
             masters: BTreeMap::new(),
             lookups: BTreeMap::new(),
-            locks: BTreeMap::new(),
+            locks: IdMap::default(),
             next_local: 1,
             lost: BTreeSet::new(),
             awaiting_fence: BTreeSet::new(),
@@ -140,7 +142,9 @@ impl LsState {
     }
 
     pub(crate) fn local_views(&self) -> Vec<LocalLockView> {
-        self.locks.iter().map(|(id, l)| l.view(*id)).collect()
+        let mut views: Vec<LocalLockView> = self.locks.iter().map(|(id, l)| l.view(*id)).collect();
+        views.sort_unstable_by_key(|v| v.id);
+        views
     }
 
     // ----- application calls --------------------------------------------------

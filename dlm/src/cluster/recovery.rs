@@ -332,7 +332,10 @@ impl LsState {
     fn send_recovered_locks(&mut self, out: &mut VecDeque<Output>) {
         let mut per_node: BTreeMap<NodeId, Vec<RecoveredLock>> =
             self.members.iter().map(|m| (*m, Vec::new())).collect();
-        for (id, lock) in &self.locks {
+        let mut ids: Vec<u32> = self.locks.keys().copied().collect();
+        ids.sort_unstable();
+        for id in ids {
+            let lock = &self.locks[&id];
             let Some(mode) = lock.granted else { continue };
             if !lock.remaster {
                 continue;
@@ -341,7 +344,7 @@ impl LsState {
                 continue;
             };
             per_node.entry(to).or_default().push(RecoveredLock {
-                local: *id,
+                local: id,
                 pid: lock.owner.pid,
                 name: lock.name.clone(),
                 mode,

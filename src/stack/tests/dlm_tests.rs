@@ -42,9 +42,8 @@ fn both_members(p: &Pair) -> bool {
     })
 }
 
-#[test]
-fn a_remote_lock_is_granted_blocked_notified_and_handed_over_through_the_ring() {
-    let mut p = dlm_pair();
+/// Waits for the two-node ring, then both nodes join lockspace "ls".
+fn join_both(p: &mut Pair) {
     p.run_until(|p| p.stacks.iter().all(|s| s.totem().members().len() == 2));
     for i in 0..2 {
         p.stacks[i]
@@ -56,6 +55,12 @@ fn a_remote_lock_is_granted_blocked_notified_and_handed_over_through_the_ring() 
             )
             .unwrap();
     }
+}
+
+#[test]
+fn a_remote_lock_is_granted_blocked_notified_and_handed_over_through_the_ring() {
+    let mut p = dlm_pair();
+    join_both(&mut p);
     p.run_until(both_members);
     // Both nodes see the same epochs for the same views.
     let epochs = |ev: &[StackEvent]| -> Vec<u64> {
@@ -284,35 +289,7 @@ fn a_recovery_message_above_cpgs_limit_goes_in_pieces() {
 /// recovery.
 #[test]
 fn with_the_direct_path_lock_traffic_bypasses_the_ring() {
-    let mut p = Pair::new();
-    p.stacks = [1, 2]
-        .iter()
-        .map(|&id| {
-            let mut cfg = with_dlm(id);
-            cfg.dlm = Some(DlmSetup {
-                direct: true,
-                ..DlmSetup::default()
-            });
-            Stack::new(cfg, None, Time::ZERO, Logger::discard()).unwrap()
-        })
-        .collect();
-    p.run_until(|p| p.stacks.iter().all(|s| s.totem().members().len() == 2));
-    for i in 0..2 {
-        p.stacks[i]
-            .dlm_request(
-                p.now,
-                DlmRequest::Join {
-                    name: b"ls".to_vec(),
-                },
-            )
-            .unwrap();
-    }
-    p.run_until(|p| {
-        both_members(p)
-            && p.stacks
-                .iter()
-                .all(|s| s.dlm().unwrap().is_recovering(lockspace_id(b"ls")) == Some(false))
-    });
+    let mut p = direct_pair_joined();
     let ring_sent: u64 = p.stacks.iter().map(|s| s.dlm_stats().sent).sum();
     let lock = |p: &mut Pair, i: usize, pid: u32, name: &str, mode: Mode| {
         p.stacks[i]
@@ -391,17 +368,7 @@ fn fast_unlock(fast: &DlmFastPath, request: UnlockRequest) -> FastCall {
 #[test]
 fn the_fast_path_completes_local_calls_at_once_and_leaves_everything_else_to_the_driver() {
     let mut p = dlm_pair();
-    p.run_until(|p| p.stacks.iter().all(|s| s.totem().members().len() == 2));
-    for i in 0..2 {
-        p.stacks[i]
-            .dlm_request(
-                p.now,
-                DlmRequest::Join {
-                    name: b"ls".to_vec(),
-                },
-            )
-            .unwrap();
-    }
+    join_both(&mut p);
     p.run_until(both_members);
     p.run_until(|p| {
         p.stacks
@@ -1204,4 +1171,140 @@ fn a_join_that_completes_after_the_ring_broke_waits_for_the_nodes_in_doubt() {
         "nobody was fenced: {:?}",
         net.fencings
     );
+}
+
+/// Two Stacks with the direct path, joined to lockspace "ls" and recovered.
+fn direct_pair_joined() -> Pair {
+    let mut p = Pair::new();
+    p.stacks = [1, 2]
+        .iter()
+        .map(|&id| {
+            let mut cfg = with_dlm(id);
+            cfg.dlm = Some(DlmSetup {
+                direct: true,
+                ..DlmSetup::default()
+            });
+            Stack::new(cfg, None, Time::ZERO, Logger::discard()).unwrap()
+        })
+        .collect();
+    join_both(&mut p);
+    p.run_until(|p| {
+        both_members(p)
+            && p.stacks
+                .iter()
+                .all(|s| s.dlm().unwrap().is_recovering(lockspace_id(b"ls")) == Some(false))
+    });
+    p
+}
+
+/// The direct path from the caller's thread: a fast-path call whose request
+/// goes to a remote master leaves its datagrams for the calling thread
+/// (`take_transmits`), sealed and addressed as the driver's; the peer grants
+/// from them alone, and the driver has nothing left to send for the call.
+#[test]
+fn an_application_thread_sends_the_direct_path_datagrams_itself() {
+    let mut p = direct_pair_joined();
+    // A name both of whose roles (directory, master) are node 2's: node 2 asks
+    // first, so masters it.
+    let name = (0..)
+        .map(|i| format!("r{i}").into_bytes())
+        .find(|n| phalanx_dlm::cluster::directory_node(&[1, 2], n) == Some(2))
+        .unwrap();
+    let held = p.stacks[1]
+        .dlm_request(
+            p.now,
+            DlmRequest::Lock {
+                lockspace: b"ls".to_vec(),
+                request: LockRequest::new(Owner::new(2, 20), name.clone(), Mode::Nl),
+            },
+        )
+        .unwrap()
+        .unwrap();
+    p.run_until(|p| granted(&p.events[1], held, Mode::Nl));
+    let mut routed = 0;
+    route_all(&mut p, 0, &mut routed);
+    let fast = p.stacks[0].dlm_fast_path().unwrap();
+    let FastCall::Accepted(Some(a)) =
+        fast_lock(&fast, LockRequest::new(Owner::new(1, 10), name, Mode::Ex))
+    else {
+        panic!("a lock mastered elsewhere is accepted, not completed");
+    };
+    let transmits = fast.take_transmits(p.now);
+    assert!(!transmits.is_empty(), "the lookup goes from this thread");
+    assert!(transmits.iter().all(|t| t.to == addr(2) && t.link == 0));
+    assert_eq!(p.stacks[0].dlm().unwrap().pending_outputs(), 0);
+    assert_eq!(
+        fast.driver_wanted_by().map(|t| t > p.now.as_nanos()),
+        Some(true),
+        "only the channel's timer is left for the driver"
+    );
+    // The driver's pump finds nothing more to send for it.
+    p.stacks[0].dlm_flush(p.now);
+    let driver_sent: Vec<(usize, Vec<u8>)> = p.drain(0);
+    assert!(
+        driver_sent
+            .iter()
+            .all(|(_, d)| !d.starts_with(&phalanx_dlm::channel::MAGIC)),
+        "no channel datagram left for the driver"
+    );
+    let sent = transmits.len() as u64;
+    for t in transmits {
+        let input = Input::Datagram {
+            link: 0,
+            from: addr(1),
+            data: &t.data,
+        };
+        p.stacks[1].handle_input(p.now, input).unwrap();
+    }
+    assert!(p.stacks[0].dlm_stats().app_thread_datagrams >= sent);
+    // The lookup's answer, then the request (again from here), then the grant.
+    p.run_until(|p| granted(&p.events[0], a, Mode::Ex));
+    assert_eq!(p.stacks[0].dlm_stats().app_thread_send_errors, 0);
+}
+
+/// While a ring-sequence write is outstanding no datagram may leave (the
+/// persist gate): the caller's thread takes none either.
+#[test]
+fn the_caller_s_thread_sends_nothing_while_the_persist_gate_holds() {
+    let mut p = direct_pair_joined();
+    let name = (0..)
+        .map(|i| format!("r{i}").into_bytes())
+        .find(|n| phalanx_dlm::cluster::directory_node(&[1, 2], n) == Some(2))
+        .unwrap();
+    let mut routed = 0;
+    route_all(&mut p, 0, &mut routed);
+    let fast = p.stacks[0].dlm_fast_path().unwrap();
+    assert!(matches!(
+        fast_lock(&fast, LockRequest::new(Owner::new(1, 10), name, Mode::Ex)),
+        FastCall::Accepted(_)
+    ));
+    p.stacks[0].dlm_set_gated(true);
+    assert!(fast.take_transmits(p.now).is_empty());
+    assert_eq!(fast.driver_wanted_by(), None, "the driver must send them");
+    p.stacks[0].dlm_set_gated(false);
+    assert!(!fast.take_transmits(p.now).is_empty());
+}
+
+/// The gate's state reaches the DLM service: a ring being formed with its
+/// sequence write held gates the caller's thread until the write is reported.
+#[test]
+fn a_held_ring_sequence_write_gates_the_caller_s_thread() {
+    let mut p = direct_pair_joined();
+    p.hold_persists = true;
+    // Node 1 is cut off (its datagrams lost, none reach it): it forms a ring
+    // of its own, writing the ring's sequence first.
+    let before = p.stacks[0].stats().persist_requests;
+    assert!(!p.stacks[0].dlm_gated());
+    for _ in 0..10_000 {
+        if p.stacks[0].stats().persist_requests > before {
+            break;
+        }
+        p.now = p.now + Duration::from_millis(1);
+        p.stacks[0].handle_input(p.now, Input::Timeout).unwrap();
+        let _lost = p.drain(0);
+    }
+    assert!(p.stacks[0].stats().persist_requests > before);
+    assert!(p.stacks[0].dlm_gated());
+    p.hold_persists = false;
+    p.run_until(|p| !p.stacks[0].dlm_gated());
 }

@@ -3,7 +3,7 @@
 //! 1. **core**: uncontended lock + unlock pairs on one resource mastered locally,
 //!    one thread, on the sans-IO `DlmNode` itself (no thread hop);
 //! 2. **handle, local**: the same through a one-node `Node`'s `Dlm` handle
-//!    (`lock_wait` + `unlock_wait`: two round trips to the node's thread);
+//!    (`lock_wait` + `unlock_wait` on the caller's thread, up to 1 000 000 pairs);
 //! 3. **remote**: three nodes in this process on loopback; node 1 locks (EX) and
 //!    unlocks a resource mastered on node 2; lock latency p50/p99 beside the UDP
 //!    round trip between two sockets on the same loopback, measured in the run;
@@ -166,27 +166,55 @@ fn percentile(v: &mut [Duration], p: f64) -> Duration {
     v[((v.len() - 1) as f64 * p) as usize]
 }
 
-fn udp_rtt(n: usize) -> Vec<Duration> {
-    let a = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let b = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let b_addr = b.local_addr().unwrap();
-    let echo = std::thread::spawn(move || {
-        let mut buf = [0u8; 64];
-        for _ in 0..n {
-            let (len, from) = b.recv_from(&mut buf).unwrap();
-            b.send_to(&buf[..len], from).unwrap();
+/// A UDP ping-pong between two threads on the same loopback: one round trip
+/// per [`UdpPing::once`], so that lock samples and round trips can alternate
+/// and see the same machine.
+struct UdpPing {
+    a: UdpSocket,
+    b_addr: SocketAddr,
+    echo: Option<std::thread::JoinHandle<()>>,
+}
+
+impl UdpPing {
+    fn new() -> UdpPing {
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b_addr = b.local_addr().unwrap();
+        let echo = std::thread::spawn(move || {
+            let mut buf = [0u8; 64];
+            loop {
+                let (len, from) = b.recv_from(&mut buf).unwrap();
+                b.send_to(&buf[..len], from).unwrap();
+                if len == 1 {
+                    return; // the stop ping
+                }
+            }
+        });
+        UdpPing {
+            a,
+            b_addr,
+            echo: Some(echo),
         }
-    });
-    let mut buf = [0u8; 64];
-    let mut out = Vec::with_capacity(n);
-    for _ in 0..n {
-        let t = Instant::now();
-        a.send_to(&[7u8; 48], b_addr).unwrap();
-        a.recv_from(&mut buf).unwrap();
-        out.push(t.elapsed());
     }
-    echo.join().unwrap();
-    out
+
+    fn once(&self) -> Duration {
+        let mut buf = [0u8; 64];
+        let t = Instant::now();
+        self.a.send_to(&[7u8; 48], self.b_addr).unwrap();
+        self.a.recv_from(&mut buf).unwrap();
+        t.elapsed()
+    }
+}
+
+impl Drop for UdpPing {
+    fn drop(&mut self) {
+        let mut buf = [0u8; 64];
+        let _ = self.a.send_to(&[0u8], self.b_addr);
+        let _ = self.a.recv_from(&mut buf);
+        if let Some(e) = self.echo.take() {
+            let _ = e.join();
+        }
+    }
 }
 
 /// Waits until every node sees all of them in the lockspace.
@@ -209,13 +237,16 @@ fn all_joined(nodes: &[Node], n: usize) {
 }
 
 /// Node 1 locks (EX) a resource mastered on node 2 and unlocks it, `n` times;
-/// then the UDP round trip on the same loopback.
+/// each lock is followed by a UDP round trip on the same loopback (the two
+/// alternate, so both are measured under the same conditions).
 fn remote(spaces: &[phalanx::node::Lockspace], n: usize) {
     // Node 2 asks first: it becomes the master; its NL lock keeps it mastered.
     let keep = spaces[1]
         .lock_wait(b"remote", Mode::Nl, LockFlags::EMPTY, None)
         .unwrap();
+    let ping = UdpPing::new();
     let mut lat = Vec::with_capacity(n);
+    let mut rtt = Vec::with_capacity(n);
     for _ in 0..n {
         let t = Instant::now();
         let g = spaces[0]
@@ -223,20 +254,29 @@ fn remote(spaces: &[phalanx::node::Lockspace], n: usize) {
             .unwrap();
         lat.push(t.elapsed());
         spaces[0].unlock_wait(g.id, LockFlags::EMPTY, None).unwrap();
+        rtt.push(ping.once());
     }
+    // And a block of round trips alone after the locks (the cluster idle but
+    // running), as earlier runs measured it.
+    let mut alone: Vec<Duration> = (0..n).map(|_| ping.once()).collect();
+    drop(ping);
     spaces[1]
         .unlock_wait(keep.id, LockFlags::EMPTY, None)
         .unwrap();
     let (p50, p99) = (percentile(&mut lat, 0.5), percentile(&mut lat, 0.99));
-    let mut rtt = udp_rtt(n);
     let (r50, r99) = (percentile(&mut rtt, 0.5), percentile(&mut rtt, 0.99));
+    let a50 = percentile(&mut alone, 0.5);
     println!(
         "remote master (node 2, the first to ask): lock latency \
-         p50 {:.1} µs p99 {:.1} µs; UDP round trip p50 {:.1} µs p99 {:.1} µs",
+         p50 {:.1} µs p99 {:.1} µs; UDP round trip (alternating with the locks) p50 {:.1} µs \
+         p99 {:.1} µs, p50 ratio {:.2}; UDP round trip after the locks p50 {:.1} µs, ratio {:.2}",
         p50.as_secs_f64() * 1e6,
         p99.as_secs_f64() * 1e6,
         r50.as_secs_f64() * 1e6,
-        r99.as_secs_f64() * 1e6
+        r99.as_secs_f64() * 1e6,
+        p50.as_secs_f64() / r50.as_secs_f64(),
+        a50.as_secs_f64() * 1e6,
+        p50.as_secs_f64() / a50.as_secs_f64(),
     );
 }
 
@@ -428,7 +468,7 @@ fn main() {
         );
     }
     if a.runs("handle") {
-        let local = handle_local(a.pairs.min(100_000));
+        let local = handle_local(a.pairs.min(1_000_000));
         println!("handle, one node: lock_wait+unlock_wait {local:.0} pairs/s");
     }
     for direct in [false, true] {
