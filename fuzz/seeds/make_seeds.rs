@@ -498,6 +498,7 @@ fn dlm(out: &mut Out) {
         push_record(&mut conversation, 0, m);
     }
     out.put("dlm_message", "conversation", &conversation);
+    dlm_channel_seeds(out);
     let mut seen = BTreeSet::new();
     for (k, m) in to_1.iter().enumerate() {
         if seen.insert(m.first().copied().zip(m.get(1).copied())) || k < 8 {
@@ -847,5 +848,42 @@ fn qb(out: &mut Out) {
             }
             out.put("qb_ipc_request", &format!("id{id}-{body}"), &d);
         }
+    }
+}
+
+/// Channel datagrams of two genuine channels (records, acks, a retransmission)
+/// as `dlm_channel` records: ctl 0 (from the network) for the peer's datagrams,
+/// 1 and 3 for records sent, 2 for time passing.
+fn dlm_channel_seeds(out: &mut Out) {
+    use phalanx_dlm::channel::{ChannelConfig, ChannelOutput, PeerChannel};
+    let mut a = PeerChannel::new(5, ChannelConfig::default());
+    let mut b = PeerChannel::new(7, ChannelConfig::default());
+    let mut conversation = Vec::new();
+    let mut from_b = Vec::new();
+    for (k, rec) in [&b"request"[..], b"ast", b"bast", b""].iter().enumerate() {
+        push_record(&mut conversation, 1, rec);
+        let _ = a.send(k as u64, rec.to_vec());
+        let _ = b.send(k as u64, rec.to_vec());
+        while let Some(o) = b.poll_output() {
+            if let ChannelOutput::Transmit(d) = o {
+                push_record(&mut conversation, 0, &d);
+                from_b.push(d);
+            }
+        }
+        while a.poll_output().is_some() {}
+    }
+    push_record(&mut conversation, 2, &[0x01, 0x00]);
+    b.tick(10_000_000);
+    while let Some(o) = b.poll_output() {
+        if let ChannelOutput::Transmit(d) = o {
+            push_record(&mut conversation, 0, &d);
+            from_b.push(d);
+        }
+    }
+    out.put("dlm_channel", "conversation", &conversation);
+    for (k, d) in from_b.iter().enumerate() {
+        let mut one = Vec::new();
+        push_record(&mut one, 0, d);
+        out.put("dlm_channel", &format!("datagram-{k}"), &one);
     }
 }
