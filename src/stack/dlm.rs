@@ -119,6 +119,14 @@ fn is_lock_traffic(bytes: &[u8]) -> bool {
     matches!(bytes.get(1), Some(1..=10))
 }
 
+/// The lockspace a core message is for (the wire format puts its id at bytes
+/// 2..6); `None` for a message too short to have one.
+fn lockspace_of(bytes: &[u8]) -> Option<LockspaceId> {
+    bytes
+        .get(2..6)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
 /// What the DLM service starts from (see [`StackConfig::dlm`](super::StackConfig::dlm)).
 #[derive(Clone, Debug)]
 pub struct DlmSetup {
@@ -606,6 +614,17 @@ impl DlmService {
         })
     }
 
+    /// The service's next timer: the toss, or a channel's retransmission or ack.
+    fn deadline(&self) -> Option<Time> {
+        let channels = self
+            .channels
+            .values()
+            .filter_map(PeerChannel::deadline)
+            .min()
+            .map(Time::from_nanos);
+        [self.toss_at, channels].into_iter().flatten().min()
+    }
+
     fn joined_id(&self, name: &[u8]) -> Result<LockspaceId, DlmServiceError> {
         match self.ids.get(name) {
             Some(&id) if self.lockspaces.get(&id).is_some_and(|e| e.member) => Ok(id),
@@ -786,8 +805,8 @@ impl DlmFastPath {
         let me = d.node.id();
         let now_ns = now.as_nanos();
         while let Some(cluster::Output::Send { to, bytes }) = d.node.peek_output() {
-            let (to, ls) = (*to, bytes.get(2..6));
-            let Some(ls) = ls.map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]])) else {
+            let to = *to;
+            let Some(ls) = lockspace_of(bytes) else {
                 break;
             };
             if to == me || !is_lock_traffic(bytes) || !table.reaches(to) {
@@ -823,15 +842,7 @@ impl DlmFastPath {
         if d.node.pending_outputs() != 0 || !d.direct_out.is_empty() {
             return None;
         }
-        let channels = d.channels.values().filter_map(PeerChannel::deadline).min();
-        let toss = d.toss_at.map(Time::as_nanos);
-        Some(
-            [channels, toss]
-                .into_iter()
-                .flatten()
-                .min()
-                .unwrap_or(u64::MAX),
-        )
+        Some(d.deadline().map_or(u64::MAX, Time::as_nanos))
     }
 
     /// The service's counters.
@@ -1559,9 +1570,9 @@ impl Stack {
                         .handle_input(cluster::Input::Message { from: me, bytes });
                 }
                 cluster::Output::Send { to, bytes } => {
-                    // The wire format puts the lockspace id at bytes 2..6.
-                    let Some(ls) = bytes.get(2..6) else { continue };
-                    let ls = u32::from_be_bytes([ls[0], ls[1], ls[2], ls[3]]);
+                    let Some(ls) = lockspace_of(&bytes) else {
+                        continue;
+                    };
                     if d.setup.direct && is_lock_traffic(&bytes) {
                         d.send_direct(now, to, ls, &bytes);
                         continue;
@@ -1650,14 +1661,7 @@ impl Stack {
     }
 
     pub(super) fn dlm_deadline(&self) -> Option<Time> {
-        let d = self.dlm.as_ref()?.service.lock();
-        let channels = d
-            .channels
-            .values()
-            .filter_map(PeerChannel::deadline)
-            .min()
-            .map(Time::from_nanos);
-        [d.toss_at, channels].into_iter().flatten().min()
+        self.dlm.as_ref()?.service.lock().deadline()
     }
 
     pub(super) fn dlm_timeout(&mut self, now: Time) {
