@@ -13,7 +13,9 @@
 //! intervals overlap on any resource. So no two incompatible grants at once, and
 //! nothing node 3 held was granted to a waiter before its fencing was recorded.
 //! Also: node 3 did hold locks, waiters on them were granted after the fencing,
-//! and the survivors made progress after recovery.
+//! and the survivors made progress after recovery. The kill runs twice: lock
+//! traffic point-to-point (`dlm { lock_traffic: direct }`, the default) and on
+//! the ring (`ring`); the survivors' counters show which path it took.
 //!
 //! Needs `sh` for the agent; fails, never skips.
 
@@ -143,9 +145,19 @@ impl Observer for Model {
     }
 }
 
+/// Lock traffic point-to-point over the links (the default).
 #[test]
 fn locks_stay_exclusive_through_a_kill_and_are_released_only_after_fencing() {
-    let tag = "dlm-kill";
+    kill_test("dlm-kill", "direct");
+}
+
+/// The same with every lock message an agreed CPG message.
+#[test]
+fn over_the_ring_locks_stay_exclusive_through_a_kill_and_are_released_only_after_fencing() {
+    kill_test("dlm-kill-ring", "ring");
+}
+
+fn kill_test(tag: &str, lock_traffic: &str) {
     let dir = TestDir::new(tag);
     let addrs = loopback_addrs(3);
     let conf = dir.write_conf(&corosync_conf(
@@ -153,7 +165,10 @@ fn locks_stay_exclusive_through_a_kill_and_are_released_only_after_fencing() {
         tag,
         "",
         &one_link(&addrs),
-        &sections(&dir),
+        &format!(
+            "{}dlm {{\n    lock_traffic: {lock_traffic}\n}}\n",
+            sections(&dir)
+        ),
     ));
     let mut m = Model::default();
     let mut cluster = Cluster::start(&conf, 1..=3, None);
@@ -207,6 +222,23 @@ fn locks_stay_exclusive_through_a_kill_and_are_released_only_after_fencing() {
     let answers = cluster.request_all(&mut m, &[1, 2], "dlm-hammer-stop");
     for (n, r) in &answers {
         assert!(r.ok, "node {n}: {r:?}");
+    }
+    // The lock traffic took the configured path (the survivors' counters).
+    for (n, st) in cluster.request_all(&mut m, &[1, 2], "status") {
+        let count = |k: &str| st.get(k).parse::<u64>().expect(k);
+        let (ring, direct) = (count("dlm_ring_sent"), count("dlm_direct_sent"));
+        eprintln!(
+            "node {n}: {ring} DLM messages on the ring, {direct} records sent and {} \
+             received point-to-point, {} held for a view",
+            count("dlm_direct_received"),
+            count("dlm_held_for_view")
+        );
+        match lock_traffic {
+            "direct" => assert!(direct > 0 && count("dlm_direct_received") > 0, "node {n}"),
+            _ => assert_eq!(direct, 0, "node {n}"),
+        }
+        // Recovery (and with `ring`, everything) goes on the ring.
+        assert!(ring > 0, "node {n}");
     }
     cluster.leave(&mut m, &[1, 2]);
     assert!(m.errors.is_empty(), "unexpected DLM errors: {:?}", m.errors);

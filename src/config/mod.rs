@@ -88,10 +88,10 @@ pub use fencing::{
 pub use fencing::{DEFAULT_WATCHDOG_TIMEOUT, WatchdogConfig};
 pub use model::{
     CRYPTO_OVERHEAD, Cipher, ClusterConfig, CryptoConfig, DEFAULT_KEY_FILE, DEFAULT_NETMTU,
-    DEFAULT_PORT, DEFAULT_STATE_DIR, DEFAULT_TOKEN_COEFFICIENT, DebugLevel, IP_UDP_OVERHEAD,
-    LinkConfig, LinkMode, LoggerSubsys, LoggingConfig, MAX_LINKS, MIN_KEY_LEN, NodeAddr, NodeEntry,
-    QdeviceHeuristics, QdeviceNet, QuorumConfig, QuorumDevice, SourceInfo, TieBreakerNode,
-    TotemTimings, Transport,
+    DEFAULT_PORT, DEFAULT_STATE_DIR, DEFAULT_TOKEN_COEFFICIENT, DebugLevel, DlmLockTraffic,
+    IP_UDP_OVERHEAD, LinkConfig, LinkMode, LoggerSubsys, LoggingConfig, MAX_LINKS, MIN_KEY_LEN,
+    NodeAddr, NodeEntry, QdeviceHeuristics, QdeviceNet, QuorumConfig, QuorumDevice, SourceInfo,
+    TieBreakerNode, TotemTimings, Transport,
 };
 
 use std::path::Path;

@@ -95,6 +95,10 @@ pub struct ClusterConfig {
     /// Whether the daemon's driver thread should run real-time (Corosync's
     /// `system.sched_rr`); `None` when the file does not say.
     pub sched_rr: Option<bool>,
+    /// How the lock manager's lock traffic travels (`dlm { lock_traffic: direct
+    /// | ring }`; TOML `[dlm] lock_traffic = "direct"`); `None` when the file
+    /// does not say (the library's default). Every node of a cluster must agree.
+    pub dlm_lock_traffic: Option<DlmLockTraffic>,
     /// Where each value came from (file and lines), for error messages.
     pub source: SourceInfo,
 }
@@ -123,6 +127,7 @@ impl Default for ClusterConfig {
             ipc_users: Vec::new(),
             ipc_groups: Vec::new(),
             sched_rr: None,
+            dlm_lock_traffic: None,
             source: SourceInfo::default(),
         }
     }
@@ -265,6 +270,28 @@ pub enum LinkMode {
     Active,
     /// Round robin over up links.
     Rr,
+}
+
+/// How the lock manager's lookups, requests, conversions, unlocks, ASTs and
+/// BASTs travel between nodes (`dlm { lock_traffic: ... }`); recovery is on
+/// the ring either way (`docs/dlm.md`, "A point-to-point path").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DlmLockTraffic {
+    /// Point-to-point datagrams on the links, one network hop a message.
+    Direct,
+    /// Agreed CPG messages in the lockspace's group (each waits for the token).
+    Ring,
+}
+
+impl DlmLockTraffic {
+    /// Parses the configuration's spelling (`direct` or `ring`).
+    pub fn parse(text: &str) -> Option<DlmLockTraffic> {
+        match text {
+            "direct" => Some(DlmLockTraffic::Direct),
+            "ring" => Some(DlmLockTraffic::Ring),
+            _ => None,
+        }
+    }
 }
 
 /// Settings of one link (`totem { interface { linknumber: N ... } }`).

@@ -1110,3 +1110,44 @@ fn compat_ipc_switch_in_both_syntaxes() {
     let t3 = from_toml_str(T3, "t.toml").unwrap();
     assert!(!t3.config.compat_ipc && !t3.config.source.contains("compat.ipc"));
 }
+
+#[test]
+fn dlm_lock_traffic_is_read_from_both_syntaxes_and_reaches_the_node_options() {
+    use crate::config::DlmLockTraffic;
+    use crate::node::NodeOptions;
+    let none = cor(C3);
+    assert_eq!(none.config.dlm_lock_traffic, None);
+    // No section: the library leaves the DLM off (the application asks for it).
+    assert!(
+        NodeOptions::from_config(&none.config, 1)
+            .unwrap()
+            .dlm
+            .is_none()
+    );
+    for (text, want) in [
+        ("direct", DlmLockTraffic::Direct),
+        ("ring", DlmLockTraffic::Ring),
+    ] {
+        let c = cor(&format!("{C3}\ndlm {{\n    lock_traffic: {text}\n}}\n"));
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert_eq!(c.config.dlm_lock_traffic, Some(want));
+        let setup = NodeOptions::from_config(&c.config, 1).unwrap().dlm.unwrap();
+        assert_eq!(setup.direct, want == DlmLockTraffic::Direct);
+        let t = from_toml_str(
+            &format!("{T3}\n[dlm]\nlock_traffic = \"{text}\"\n"),
+            "t.toml",
+        )
+        .unwrap();
+        assert!(t.warnings.is_empty(), "{:?}", t.warnings);
+        assert_eq!(t.config.dlm_lock_traffic, Some(want));
+    }
+    let bad =
+        from_corosync_str(&format!("{C3}\ndlm {{\n    lock_traffic: udp\n}}\n"), "c").unwrap_err();
+    assert!(bad.to_string().contains("expected direct or ring"), "{bad}");
+    let bad =
+        from_toml_str(&format!("{T3}\n[dlm]\nlock_traffic = \"udp\"\n"), "t.toml").unwrap_err();
+    assert!(bad.to_string().contains("dlm.lock_traffic"), "{bad}");
+    // An unknown key in the section is a warning, as everywhere.
+    let w = cor(&format!("{C3}\ndlm {{\n    lockspaces: 3\n}}\n"));
+    assert_eq!(w.warnings.len(), 1, "{:?}", w.warnings);
+}

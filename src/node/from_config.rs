@@ -159,6 +159,14 @@ impl NodeOptions {
         o.cib = cfg.cib;
         o.cib_schemas = cfg.cib_schemas.clone();
         o.cib_require_quorum = cfg.cib_require_quorum;
+        // A `dlm` section turns the lock manager on (it costs nothing until a
+        // lockspace is joined) and chooses the lock traffic's path.
+        if let Some(t) = cfg.dlm_lock_traffic {
+            o.dlm = Some(crate::stack::DlmSetup {
+                direct: t == crate::config::DlmLockTraffic::Direct,
+                ..Default::default()
+            });
+        }
         if cfg.fencing.enabled {
             if o.quorum.is_none() {
                 return Err(cfg.source.error(

@@ -140,8 +140,10 @@ pub struct DlmSetup {
     pub toss_interval: std::time::Duration,
     /// Lock traffic (lookups, requests, conversions, unlocks, ASTs, BASTs) goes
     /// point-to-point over the links ([`phalanx_dlm::channel`]) instead of as
-    /// agreed CPG messages; recovery stays on the ring. Experimental, off by
-    /// default: see `docs/dlm.md` ("Design: a point-to-point path").
+    /// agreed CPG messages; recovery stays on the ring. On by default (one
+    /// network hop a message instead of a token wait); `false` puts all of it
+    /// on the ring (`dlm { lock_traffic: ring }`): see `docs/dlm.md` ("A
+    /// point-to-point path").
     pub direct: bool,
 }
 
@@ -151,7 +153,7 @@ impl Default for DlmSetup {
             node: DlmConfig::default(),
             max_sends: 4096,
             toss_interval: std::time::Duration::from_secs(10),
-            direct: false,
+            direct: true,
         }
     }
 }
@@ -311,6 +313,16 @@ pub struct DlmServiceStats {
     pub app_thread_datagrams: u64,
     /// Of those, the ones the socket refused (the channel sends them again).
     pub app_thread_send_errors: u64,
+    /// Lock-traffic records queued for the direct path (0 with `direct` off).
+    pub direct_sent: u64,
+    /// Lock-traffic records the direct path delivered to this node's core.
+    pub direct_received: u64,
+    /// Records that arrived from a view this node's lockspace had not reached
+    /// and were held until it did (rule 2 of the design in `docs/dlm.md`).
+    pub held_for_view: u64,
+    /// Records stamped with a view from before this node joined the lockspace
+    /// (made for an earlier incarnation of it): dropped.
+    pub stale_dropped: u64,
 }
 
 /// Numbers group views in the total order, the same on every node that installs
@@ -389,6 +401,11 @@ struct LsEntry {
     cpg_incarnations: BTreeMap<NodeId, u64>,
     /// The epoch of the last view given to the core (stamped on direct records).
     epoch: u64,
+    /// The epoch of the first view with this node in it (of the current
+    /// membership): a direct record stamped earlier was made for an earlier
+    /// incarnation of this node — its sender's view still had that one — and is
+    /// dropped (the sender resolves the call when it sees that one go).
+    joined_epoch: u64,
     /// The CPG group was joined; false while the join waits for no node to be
     /// in doubt.
     cpg_joined: bool,
@@ -443,12 +460,18 @@ pub fn lockspace_id(name: &[u8]) -> LockspaceId {
     (h ^ (h >> 32)) as u32
 }
 
+/// Bytes before the core bytes in a ring payload: destination, frame byte,
+/// the sender's lockspace epoch.
+const RING_HEADER: usize = 13;
+
 /// The CPG payloads carrying core message `bytes` to node `to`: each is the
 /// destination (u32, big-endian), a frame byte ([`FRAME_MORE`] when more pieces
-/// follow, else [`FRAME_LAST`]) and at most `max_piece` core bytes. The pieces of
+/// follow, else [`FRAME_LAST`]), the sender's lockspace epoch (u64,
+/// big-endian: what a direct record carries, for the same check at the
+/// destination) and at most `max_piece` core bytes. The pieces of
 /// one message are queued together, so the group's total order keeps them
 /// together and in order for the destination.
-fn frames(to: NodeId, bytes: &[u8], max_piece: usize) -> Vec<Vec<u8>> {
+fn frames(to: NodeId, epoch: u64, bytes: &[u8], max_piece: usize) -> Vec<Vec<u8>> {
     let pieces: Vec<&[u8]> = if bytes.is_empty() {
         vec![bytes]
     } else {
@@ -459,9 +482,10 @@ fn frames(to: NodeId, bytes: &[u8], max_piece: usize) -> Vec<Vec<u8>> {
         .into_iter()
         .enumerate()
         .map(|(i, piece)| {
-            let mut payload = Vec::with_capacity(5 + piece.len());
+            let mut payload = Vec::with_capacity(RING_HEADER + piece.len());
             payload.extend_from_slice(&to.to_be_bytes());
             payload.push(if i == last { FRAME_LAST } else { FRAME_MORE });
+            payload.extend_from_slice(&epoch.to_be_bytes());
             payload.extend_from_slice(piece);
             payload
         })
@@ -469,9 +493,21 @@ fn frames(to: NodeId, bytes: &[u8], max_piece: usize) -> Vec<Vec<u8>> {
 }
 
 impl DlmService {
-    /// A piece of a core message for this node from `from` in lockspace `ls`:
-    /// kept until the last piece, then the whole message goes to the core.
-    fn piece(&mut self, ls: LockspaceId, from: NodeId, frame: u8, piece: &[u8]) {
+    /// Whether a message stamped with view `epoch` was made before this node
+    /// joined lockspace `ls` (for an earlier incarnation of it).
+    fn made_before_join(&self, ls: LockspaceId, epoch: u64) -> bool {
+        self.lockspaces
+            .get(&ls)
+            .is_some_and(|e| epoch < e.joined_epoch)
+    }
+
+    /// A piece of a core message for this node from `from` in lockspace `ls`,
+    /// sent in the sender's view `epoch`: kept until the last piece, then the
+    /// whole message goes to the core — unless it was made before this node
+    /// joined the lockspace (for an earlier incarnation of it: a peer's view
+    /// can still hold that one when a process restarts faster than the ring
+    /// notices, and the group's order can put the message after this one's join).
+    fn piece(&mut self, ls: LockspaceId, from: NodeId, frame: u8, epoch: u64, piece: &[u8]) {
         let key = (ls, from);
         let mut bytes = self.partial.remove(&key).unwrap_or_default();
         if bytes.len() + piece.len() > MAX_DLM_MESSAGE || frame > FRAME_MORE {
@@ -483,6 +519,10 @@ impl DlmService {
         bytes.extend_from_slice(piece);
         if frame == FRAME_MORE {
             self.partial.insert(key, bytes);
+            return;
+        }
+        if self.made_before_join(ls, epoch) {
+            self.stats.stale_dropped += 1;
             return;
         }
         self.stats.received += 1;
@@ -506,6 +546,7 @@ impl DlmService {
         record.extend_from_slice(bytes);
         self.backlog.entry(to).or_default().push_back(record);
         self.backlog_len += 1;
+        self.stats.direct_sent += 1;
         self.flush_backlog(now, to);
     }
 
@@ -548,17 +589,23 @@ impl DlmService {
         let bytes = record[8..].to_vec();
         // A lockspace this node is not in nor joining: the core decides (it keeps
         // messages for lockspaces it has not joined yet, within its bound).
+        if self.made_before_join(ls, epoch) {
+            self.stats.stale_dropped += 1;
+            return;
+        }
         let ahead = self.lockspaces.get(&ls).is_some_and(|e| epoch > e.epoch);
         let q = self.held_in.entry(from).or_default();
         if !q.is_empty() || ahead {
             if q.len() < MAX_HELD_RECORDS {
                 q.push_back((ls, epoch, bytes));
+                self.stats.held_for_view += u64::from(ahead);
             } else {
                 self.stats.malformed += 1;
             }
             return;
         }
         self.stats.received += 1;
+        self.stats.direct_received += 1;
         let _ = self
             .node
             .handle_input(cluster::Input::Message { from, bytes });
@@ -576,10 +623,15 @@ impl DlmService {
                 if !ready {
                     break;
                 }
-                let Some((_, _, bytes)) = q.pop_front() else {
+                let Some((ls, epoch, bytes)) = q.pop_front() else {
                     break;
                 };
+                if self.made_before_join(ls, epoch) {
+                    self.stats.stale_dropped += 1;
+                    continue;
+                }
                 self.stats.received += 1;
+                self.stats.direct_received += 1;
                 let _ = self
                     .node
                     .handle_input(cluster::Input::Message { from, bytes });
@@ -1005,6 +1057,7 @@ impl Stack {
                         members: Vec::new(),
                         cpg_incarnations: BTreeMap::new(),
                         epoch: 0,
+                        joined_epoch: 0,
                         cpg_joined,
                     },
                 );
@@ -1168,14 +1221,18 @@ impl Stack {
                 }
                 if m.sender.local == DLM_CPG_LOCAL {
                     let me = self.totem.node_id();
-                    match (m.data.get(..4), m.data.get(4)) {
-                        (Some(to), Some(&frame)) => {
+                    match (m.data.get(..4), m.data.get(4), m.data.get(5..RING_HEADER)) {
+                        (Some(to), Some(&frame), Some(epoch)) => {
                             let to = u32::from_be_bytes([to[0], to[1], to[2], to[3]]);
+                            let epoch = u64::from_be_bytes(epoch.try_into().unwrap_or_default());
                             if to == me {
-                                shared
-                                    .service
-                                    .lock()
-                                    .piece(id, m.sender.node, frame, &m.data[5..]);
+                                shared.service.lock().piece(
+                                    id,
+                                    m.sender.node,
+                                    frame,
+                                    epoch,
+                                    &m.data[RING_HEADER..],
+                                );
                             }
                         }
                         _ => shared.service.lock().stats.malformed += 1,
@@ -1285,6 +1342,9 @@ impl Stack {
         e.member = members.contains(&me);
         let is_member = e.member;
         e.epoch = epoch;
+        if is_member && !was_member {
+            e.joined_epoch = epoch;
+        }
         let _ = d.node.handle_input(cluster::Input::Members {
             lockspace: id,
             epoch,
@@ -1545,7 +1605,12 @@ impl Stack {
             .collect();
         let me = self.totem.node_id();
         // A piece and its 5-byte frame header must fit CPG's largest message.
-        let max_piece = MAX_DLM_FRAGMENT.min(self.cpg.config().max_message_size.saturating_sub(5));
+        let max_piece = MAX_DLM_FRAGMENT.min(
+            self.cpg
+                .config()
+                .max_message_size
+                .saturating_sub(RING_HEADER),
+        );
         let now = self.now.as_nanos();
         let mut d = shared.service.lock();
         let d = &mut *d;
@@ -1577,7 +1642,8 @@ impl Stack {
                         d.send_direct(now, to, ls, &bytes);
                         continue;
                     }
-                    for payload in frames(to, &bytes, max_piece) {
+                    let epoch = d.lockspaces.get(&ls).map_or(0, |e| e.epoch);
+                    for payload in frames(to, epoch, &bytes, max_piece) {
                         d.sends.push_back((ls, payload));
                     }
                 }
@@ -1707,3 +1773,7 @@ impl Stack {
 fn f_state(s: &Stack, node: NodeId) -> Option<phalanx_fence::core::NodeFenceState> {
     s.fence_decision().map(|f| f.state(node))
 }
+
+#[cfg(test)]
+#[path = "tests/dlm_records.rs"]
+mod records_tests;

@@ -92,6 +92,10 @@ struct Cli {
     /// Lock workers per process (`dlm-hammer`); 0: no DLM.
     #[arg(long, default_value_t = 2)]
     dlm_threads: u32,
+    /// How the nodes' lock traffic travels (`dlm { lock_traffic: ... }`):
+    /// `direct` or `ring` [default: the daemon's].
+    #[arg(long, value_name = "HOW", value_parser = ["direct", "ring"])]
+    dlm_lock_traffic: Option<String>,
     /// Resources of the lockspace the workers lock.
     #[arg(long, default_value_t = 16)]
     dlm_resources: u32,
@@ -247,10 +251,15 @@ fn write_conf(dir: &Path, cli: &Cli) -> std::io::Result<PathBuf> {
         }
         None => String::new(),
     };
+    let dlm = cli
+        .dlm_lock_traffic
+        .as_ref()
+        .map(|t| format!("dlm {{\n    lock_traffic: {t}\n}}\n"))
+        .unwrap_or_default();
     let conf = format!(
         "totem {{\n    cluster_name: nemesis\n    crypto_cipher: aes256\n    crypto_hash: sha256\n    \
          keyfile: {key}\n{token}}}\nsystem {{\n    state_dir: {state}\n}}\nnodelist {{\n{nodes}}}\n\
-         quorum {{\n    provider: corosync_votequorum\n}}\n{cib}{fencing}",
+         quorum {{\n    provider: corosync_votequorum\n}}\n{cib}{fencing}{dlm}",
         key = key_path.display(),
         state = state.display(),
     );

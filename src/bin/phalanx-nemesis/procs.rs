@@ -269,6 +269,29 @@ impl Procs {
         }
     }
 
+    /// When the fence agent confirmed node `id`'s current process dead, on the
+    /// nemesis's clock (CLOCK_MONOTONIC ns): the agent appends `REALTIME_NS
+    /// PID` to `n<id>.kills` beside the pid file once the process is gone
+    /// (`fence/test-agents/fence_phalanx_kill`). `None` when it wrote nothing
+    /// for this process. Read just after the exit, so the two clocks' offset
+    /// is taken then.
+    pub fn agent_kill_confirmed(&self, id: u32) -> Option<u64> {
+        let pid = self.running.get(&id)?.child.id();
+        let path = self.launcher.pid_dir.join(format!("n{id}.kills"));
+        let text = std::fs::read_to_string(path).ok()?;
+        let stamp: u64 = text.lines().rev().find_map(|l| {
+            let (t, p) = l.split_once(' ')?;
+            (p.trim().parse::<u32>().ok()? == pid).then(|| t.parse().ok())?
+        })?;
+        let real_now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_nanos() as u64;
+        let mono_now = crate::record::mono_ns();
+        // A stamp from the future (a clock step): not a usable date.
+        (stamp <= real_now).then(|| mono_now.saturating_sub(real_now - stamp))
+    }
+
     /// Forgets an exited process (its `leave` ended it).
     pub fn forget(&mut self, id: u32) {
         if let Some(mut p) = self.running.remove(&id) {

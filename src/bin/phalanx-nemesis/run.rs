@@ -366,17 +366,19 @@ impl Run {
             if self.services.reboot_after > Duration::ZERO
                 && self.procs.exit_signal(node) == Some(libc::SIGKILL)
             {
+                // The agent's own date of the death, when it left one: this
+                // record is written only once the process's output ended.
+                let confirmed = self.procs.agent_kill_confirmed(node);
                 self.procs.forget(node);
                 self.killed.insert(node);
                 self.paused.remove(&node);
                 self.reboots
                     .insert(node, Instant::now() + self.services.reboot_after);
-                self.rec
-                    .write(
-                        "fenced",
-                        &[("node", node.to_string()), ("inc", inc.to_string())],
-                    )
-                    .map_err(io("record"))?;
+                let mut fields = vec![("node", node.to_string()), ("inc", inc.to_string())];
+                if let Some(t) = confirmed {
+                    fields.push(("confirmed", t.to_string()));
+                }
+                self.rec.write("fenced", &fields).map_err(io("record"))?;
                 *self
                     .outcome
                     .kinds

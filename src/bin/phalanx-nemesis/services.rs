@@ -21,7 +21,8 @@
 //!   overlap that. Fenced means the first of: a `dlm_fenced` of its node (a
 //!   survivor's fence decision reported it fenced since its loss); the fence
 //!   agent's kill of it or of a later process of its node (the nemesis's
-//!   `fenced` record: the simulated host's power cycle, whose result may
+//!   `fenced` record, dated by the agent's confirmation of the death when it
+//!   wrote one, else by the exit: the simulated host's power cycle, whose result may
 //!   arrive later, or be lost with the process that ran the agent, or name an
 //!   older incarnation, so that no decision reports it); the start of a
 //!   later process of its node that found the DLM marker of an earlier boot
@@ -34,7 +35,9 @@
 //!   released) within 60 s.
 //! - `fence_explained`: a process killed by someone else than the nemesis (the
 //!   fence agent kills with SIGKILL) is matched by a `fence_result ... state=done`
-//!   naming its node, reported by some process after it started.
+//!   naming its node, reported by some process after it started — or by one
+//!   reported failed because its originator left the membership (the agent, a
+//!   process of its own, can run on to the kill after its originator died).
 //! - `cib_versions` (the swarm's rule): within one process, the versions of its
 //!   acknowledgements and query answers never go back.
 //! - `cib_quorate_kept` (the swarm's rule with quorum required, minus the
@@ -196,6 +199,10 @@ fn num<T: std::str::FromStr>(f: &BTreeMap<String, String>, k: &str) -> Result<T,
     v.parse().map_err(|_| format!("{k}={v:?} is not a number"))
 }
 
+/// The reason of a fencing reported failed because its originator left the
+/// membership (percent-encoded on the event line).
+const ORIGINATOR_LEFT: &str = "originator left the membership";
+
 /// Judges the services of the run in `dir`.
 pub fn judge(dir: &Path) -> Result<Judged, String> {
     let records = record::read(dir)?;
@@ -222,7 +229,16 @@ pub fn judge(dir: &Path) -> Result<Judged, String> {
                 ended.insert(p()?);
                 fenced.push(p()?);
                 let (node, inc) = p()?;
-                agent_kills.entry(node).or_default().push((r.at, inc));
+                // The agent's own date of the death (`confirmed`, when it left
+                // one) is earlier than the nemesis noticing the exit.
+                let at = match r.fields.get("confirmed") {
+                    Some(c) => c
+                        .parse::<u64>()
+                        .map_err(|_| format!("fenced: confirmed={c:?} is not a number"))?
+                        .min(r.at),
+                    None => r.at,
+                };
+                agent_kills.entry(node).or_default().push((at, inc));
             }
             "status" => {
                 with_status.insert(p()?);
@@ -252,6 +268,7 @@ pub fn judge(dir: &Path) -> Result<Judged, String> {
     let mut last_line: BTreeMap<(u32, u32), u64> = BTreeMap::new();
     let mut dlm_fenced: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
     let mut fence_done: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+    let mut fence_orphaned: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
     // Starts of processes that found their predecessor's DLM marker of an
     // earlier boot: every earlier process of the node ran before a fencing.
     let mut power_cycled: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
@@ -320,6 +337,16 @@ pub fn judge(dir: &Path) -> Result<Judged, String> {
                         fence_done.entry(n).or_default().push(t);
                     }
                 }
+                // An operation whose originator died: its agent (a process of
+                // its own) may still have run to the end, its result lost.
+                "fence_result" if f.get("reason").map(String::as_str) == Some(ORIGINATOR_LEFT) => {
+                    if let Some(n) = field(&f, "target")?
+                        .strip_prefix('n')
+                        .and_then(|n| n.parse().ok())
+                    {
+                        fence_orphaned.entry(n).or_default().push(t);
+                    }
+                }
                 "cib_divergence" => counts.cib_divergences += 1,
                 _ => {}
             }
@@ -342,8 +369,9 @@ pub fn judge(dir: &Path) -> Result<Judged, String> {
                 .unwrap_or(u64::MAX)
         };
         // The agent's kill of this process or a later one of its node: the
-        // host was power-cycled after this process's last line (seen by the
-        // nemesis when the process exited, so no earlier than the kill).
+        // host was power-cycled after this process's last line (dated when
+        // the agent confirmed the death, else when the nemesis saw the exit:
+        // either is no earlier than the kill).
         let killed = agent_kills
             .get(&p.0)
             .and_then(|l| {
@@ -368,15 +396,17 @@ pub fn judge(dir: &Path) -> Result<Judged, String> {
     }
     for &(node, inc) in &fenced {
         let started = procs.get(&(node, inc)).map_or(0, |p| p.1);
-        let explained = fence_done
-            .get(&node)
-            .is_some_and(|l| l.iter().any(|t| *t >= started));
+        let after_start = |m: &BTreeMap<u32, Vec<u64>>| {
+            m.get(&node)
+                .is_some_and(|l| l.iter().any(|t| *t >= started))
+        };
+        let explained = after_start(&fence_done) || after_start(&fence_orphaned);
         if !explained {
             out.push(violation(
                 "fence_explained",
                 format!(
                     "n{node}#{inc} was killed (SIGKILL) by someone else than the nemesis, \
-                         and no process reported a fencing of n{node} done"
+                         and no process reported a fencing of n{node} done (or orphaned)"
                 ),
             ));
         }
@@ -766,19 +796,28 @@ mod tests {
     fn the_agents_kill_ends_what_the_dead_one_held_even_unreported() {
         // No decision reported node 1 fenced; the agent's kill (5100, seen by
         // the nemesis) came before node 2 took r1 (5200), or after it (5300).
-        let edit = |at: &'static str| {
+        let edit = |record: &'static str| {
             move |name: &str, t: String| match name {
                 "n2.0.events" => t.replace("5100 dlm_fenced node=1 at=5000\n", ""),
-                record::FILE => t.replace(
-                    "6000 spawn",
-                    &format!("{at} fenced node=1 inc=0\n6000 spawn"),
-                ),
+                record::FILE => t.replace("6000 spawn", &format!("{record}\n6000 spawn")),
                 _ => t,
             }
         };
-        let v = violated("agent-kill", edit("5100"));
+        let v = violated("agent-kill", edit("5100 fenced node=1 inc=0"));
         assert!(!v.contains(&"dlm_fence_gate"), "{v:?}");
-        let v = violated("agent-kill-late", edit("5300"));
+        let v = violated("agent-kill-late", edit("5300 fenced node=1 inc=0"));
+        assert!(v.contains(&"dlm_fence_gate"), "{v:?}");
+        // Seen late (5300) but confirmed dead by the agent before node 2 took
+        // r1 (5150): the confirmation dates it; confirmed after (5250): not.
+        let v = violated(
+            "agent-kill-confirmed",
+            edit("5300 fenced node=1 inc=0 confirmed=5150"),
+        );
+        assert!(!v.contains(&"dlm_fence_gate"), "{v:?}");
+        let v = violated(
+            "agent-kill-confirmed-late",
+            edit("5300 fenced node=1 inc=0 confirmed=5250"),
+        );
         assert!(v.contains(&"dlm_fence_gate"), "{v:?}");
     }
 
@@ -805,6 +844,27 @@ mod tests {
             _ => t,
         });
         assert_eq!(v, vec!["fence_explained"]);
+    }
+
+    #[test]
+    fn a_kill_by_the_agent_of_a_dead_originator_is_explained() {
+        // The operation is reported failed because its originator died; its
+        // agent ran on and killed node 1 (two unclean restarts fencing each
+        // other, each delegate killed by the other's agent).
+        let orphaned = |reason: &'static str| {
+            move |name: &str, t: String| match name {
+                record::FILE => t.replace("3000 crash node=1 inc=0", "3000 fenced node=1 inc=0"),
+                "n2.0.events" => t.replace(
+                    "state=done origin=2 delegate=2 client=x reason=-",
+                    &format!("state=failed origin=3 delegate=- client=x reason={reason}"),
+                ),
+                _ => t,
+            }
+        };
+        let v = violated("orphaned", orphaned("originator%20left%20the%20membership"));
+        assert!(!v.contains(&"fence_explained"), "{v:?}");
+        let v = violated("orphaned-other", orphaned("agent%20failed"));
+        assert!(v.contains(&"fence_explained"), "{v:?}");
     }
 
     #[test]

@@ -50,6 +50,7 @@ pub(crate) fn load(text: &str, file: &str) -> Result<(ClusterConfig, Vec<Warning
             "quorum" => m.quorum(s)?,
             "fencing" => m.fencing(s)?,
             "cib" => m.cib(s)?,
+            "dlm" => m.dlm(s)?,
             "compat" => m.compat(s)?,
             "uidgid" => m.uidgid(s)?,
             "logging" => m.logging(s)?,
@@ -115,6 +116,26 @@ impl Mapper<'_> {
                 "enabled" => m.cfg.cib = key.boolean()?,
                 "schemas" => m.cfg.cib_schemas = Some(key.file_path()),
                 "require_quorum" => m.cfg.cib_require_quorum = Some(key.boolean()?),
+                _ => return Ok(walk::Mapped::Unknown),
+            }
+            m.record(key.full(), &key);
+            Ok(walk::Mapped::Used)
+        })
+    }
+
+    /// `dlm { lock_traffic: direct | ring }` (Phalanx's own; Corosync has none).
+    fn dlm(&mut self, s: &Section) -> Result<(), ConfigError> {
+        self.walk(s, "dlm", walk::Unmapped::NONE, |m, entry| {
+            let walk::Entry::Key(key) = entry else {
+                return Ok(walk::Mapped::Unknown);
+            };
+            match key.name() {
+                "lock_traffic" => {
+                    m.cfg.dlm_lock_traffic = Some(
+                        crate::config::DlmLockTraffic::parse(&key.string())
+                            .ok_or_else(|| key.error("expected direct or ring"))?,
+                    )
+                }
                 _ => return Ok(walk::Mapped::Unknown),
             }
             m.record(key.full(), &key);

@@ -87,6 +87,18 @@ impl<'a> Build<'a> {
                 ));
             }
         };
+        let dlm_lock_traffic = match root.dlm.lock_traffic.as_deref() {
+            None => None,
+            Some(t) => Some(DlmLockTraffic::parse(t).ok_or_else(|| {
+                self.src.error(
+                    "dlm.lock_traffic",
+                    format!("expected \"direct\" or \"ring\", got {t:?}"),
+                )
+            })?),
+        };
+        if dlm_lock_traffic.is_some() {
+            self.record("dlm.lock_traffic", "dlm.lock_traffic", "dlm.lock_traffic");
+        }
         let fencing = match root.fencing {
             Some(f) => self.fencing(f)?,
             None => FencingConfig::default(),
@@ -111,6 +123,7 @@ impl<'a> Build<'a> {
             ipc_transport,
             ipc_users: root.compat.uids.clone(),
             ipc_groups: root.compat.gids.clone(),
+            dlm_lock_traffic,
             ..ClusterConfig::default()
         };
         if let Some(dir) = root.state_dir {

@@ -26,6 +26,7 @@ pub(super) struct Root {
     pub(super) logging: Logging,
     pub(super) fencing: Option<Fencing>,
     pub(super) cib: Option<CibSection>,
+    pub(super) dlm: DlmSection,
     pub(super) compat: CompatSection,
 }
 
@@ -51,6 +52,13 @@ pub(super) struct CibSection {
     pub(super) enabled: Option<bool>,
     pub(super) schemas: Option<std::path::PathBuf>,
     pub(super) require_quorum: Option<bool>,
+}
+
+/// `[dlm]`: `lock_traffic` (`"direct"` or `"ring"`).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(super) struct DlmSection {
+    pub(super) lock_traffic: Option<String>,
 }
 
 /// `[multicast]`: the group of `transport = "udp"`.

@@ -271,13 +271,20 @@ impl Executor {
                 .filter(|e| e.state == phalanx::fence::core::OpState::Pending)
                 .count()
         });
+        // Which path the lock traffic took (`dlm { lock_traffic }`).
+        let d = h.dlm().stats().unwrap_or_default();
         format!(
-            "operational={} ring={ring} members={} quiescent={} count={} order={:016x} dlm_recovering={recovering} fence_pending={fencing}",
+            "operational={} ring={ring} members={} quiescent={} count={} order={:016x} dlm_recovering={recovering} fence_pending={fencing} dlm_ring_sent={} dlm_direct_sent={} dlm_direct_received={} dlm_held_for_view={} dlm_stale_dropped={}",
             u8::from(h.is_operational()),
             ids(&members),
             u8::from(h.is_quiescent()),
             order.count,
-            order.hash
+            order.hash,
+            d.sent,
+            d.direct_sent,
+            d.direct_received,
+            d.held_for_view,
+            d.stale_dropped
         )
     }
 
