@@ -402,9 +402,10 @@ struct LsEntry {
     /// The epoch of the last view given to the core (stamped on direct records).
     epoch: u64,
     /// The epoch of the first view with this node in it (of the current
-    /// membership): a direct record stamped earlier was made for an earlier
-    /// incarnation of this node — its sender's view still had that one — and is
-    /// dropped (the sender resolves the call when it sees that one go).
+    /// membership): a direct record or ring frame stamped earlier was made for
+    /// an earlier incarnation of this node — its sender's view still had that
+    /// one — and is dropped (the sender resolves the call when it sees that one
+    /// go).
     joined_epoch: u64,
     /// The CPG group was joined; false while the join waits for no node to be
     /// in doubt.
@@ -461,7 +462,8 @@ pub fn lockspace_id(name: &[u8]) -> LockspaceId {
 }
 
 /// Bytes before the core bytes in a ring payload: destination, frame byte,
-/// the sender's lockspace epoch.
+/// the sender's lockspace epoch (13 since 2026-12-07, 5 before: builds on
+/// either side of that change cannot share a lockspace).
 const RING_HEADER: usize = 13;
 
 /// The CPG payloads carrying core message `bytes` to node `to`: each is the
@@ -1604,7 +1606,7 @@ impl Stack {
             .map(|(n, _)| n)
             .collect();
         let me = self.totem.node_id();
-        // A piece and its 5-byte frame header must fit CPG's largest message.
+        // A piece and its frame header must fit CPG's largest message.
         let max_piece = MAX_DLM_FRAGMENT.min(
             self.cpg
                 .config()
