@@ -1259,23 +1259,32 @@ fn cluster_simulation_over_a_lossy_direct_channel() {
     );
 }
 
+/// Every seed with views given to each node at its own step (direct or ring
+/// mode), nothing left behind at the end; returns (seeds with a crash, records
+/// held by rule 2, messages dropped as made for an earlier incarnation).
+fn run_staggered(direct: bool) -> (usize, u64, u64) {
+    let steps = steps();
+    let (mut crashes_seen, mut held, mut stale) = (0, 0, 0);
+    for seed in seeds() {
+        let mut sim = Sim::new(seed, direct, true);
+        sim.run(steps);
+        crashes_seen += usize::from(sim.epoch > 1);
+        held += sim.held_future;
+        stale += sim.stale_dropped;
+        assert!(
+            sim.pending_views.values().all(VecDeque::is_empty) && sim.future.is_empty(),
+            "seed {seed}: views or records left behind"
+        );
+    }
+    (crashes_seen, held, stale)
+}
+
 /// Ring mode (all lock traffic in the per-pair FIFO queues) with views given to
 /// each node at its own step: a message of a later view waits for the
 /// receiver's view, one made before the receiver joined is dropped.
 #[test]
 fn cluster_simulation_on_the_ring_with_views_reaching_nodes_at_different_times() {
-    let steps = steps();
-    let (mut crashes_seen, mut stale) = (0, 0);
-    for seed in seeds() {
-        let mut sim = Sim::new(seed, false, true);
-        sim.run(steps);
-        crashes_seen += usize::from(sim.epoch > 1);
-        stale += sim.stale_dropped;
-        assert!(
-            sim.pending_views.values().all(VecDeque::is_empty),
-            "seed {seed}: views left behind"
-        );
-    }
+    let (crashes_seen, _, stale) = run_staggered(false);
     assert!(crashes_seen > 0);
     eprintln!(
         "staggered views on the ring: {stale} messages made for an earlier incarnation dropped"
@@ -1287,19 +1296,7 @@ fn cluster_simulation_on_the_ring_with_views_reaching_nodes_at_different_times()
 /// view are held by rule 2 (module docs).
 #[test]
 fn cluster_simulation_with_views_reaching_nodes_at_different_times() {
-    let steps = steps();
-    let (mut crashes_seen, mut held, mut stale) = (0, 0, 0);
-    for seed in seeds() {
-        let mut sim = Sim::new(seed, true, true);
-        sim.run(steps);
-        crashes_seen += usize::from(sim.epoch > 1);
-        held += sim.held_future;
-        stale += sim.stale_dropped;
-        assert!(
-            sim.pending_views.values().all(VecDeque::is_empty) && sim.future.is_empty(),
-            "seed {seed}: views or records left behind"
-        );
-    }
+    let (crashes_seen, held, stale) = run_staggered(true);
     assert!(crashes_seen > 0);
     eprintln!(
         "staggered views: {held} records held for a later view (rule 2), {stale} made for \

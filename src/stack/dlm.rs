@@ -494,13 +494,27 @@ fn frames(to: NodeId, epoch: u64, bytes: &[u8], max_piece: usize) -> Vec<Vec<u8>
         .collect()
 }
 
+impl LsEntry {
+    /// Whether a message stamped with view `epoch` was made before this node
+    /// joined the lockspace (for an earlier incarnation of it).
+    fn made_before_join(&self, epoch: u64) -> bool {
+        epoch < self.joined_epoch
+    }
+}
+
 impl DlmService {
     /// Whether a message stamped with view `epoch` was made before this node
-    /// joined lockspace `ls` (for an earlier incarnation of it).
+    /// joined lockspace `ls`.
     fn made_before_join(&self, ls: LockspaceId, epoch: u64) -> bool {
         self.lockspaces
             .get(&ls)
-            .is_some_and(|e| epoch < e.joined_epoch)
+            .is_some_and(|e| e.made_before_join(epoch))
+    }
+
+    /// The view stamped on what this node sends in lockspace `ls` (direct
+    /// records and ring frames alike): the last one its core was given.
+    fn stamp(&self, ls: LockspaceId) -> u64 {
+        self.lockspaces.get(&ls).map_or(0, |e| e.epoch)
     }
 
     /// A piece of a core message for this node from `from` in lockspace `ls`,
@@ -542,7 +556,7 @@ impl DlmService {
             self.stats.send_dropped += 1;
             return;
         }
-        let epoch = self.lockspaces.get(&ls).map_or(0, |e| e.epoch);
+        let epoch = self.stamp(ls);
         let mut record = Vec::with_capacity(8 + bytes.len());
         record.extend_from_slice(&epoch.to_be_bytes());
         record.extend_from_slice(bytes);
@@ -582,20 +596,21 @@ impl DlmService {
     /// A record a peer's channel delivered: to the core now, or held behind an
     /// epoch this node has not reached (and behind earlier held records).
     fn direct_record(&mut self, from: NodeId, record: &[u8]) {
-        let (Some(epoch), Some(ls)) = (record.get(..8), record.get(10..14)) else {
+        let (Some(epoch), Some(ls)) = (record.get(..8), record.get(8..).and_then(lockspace_of))
+        else {
             self.stats.malformed += 1;
             return;
         };
         let epoch = u64::from_be_bytes(epoch.try_into().unwrap_or_default());
-        let ls = u32::from_be_bytes(ls.try_into().unwrap_or_default());
-        let bytes = record[8..].to_vec();
-        // A lockspace this node is not in nor joining: the core decides (it keeps
-        // messages for lockspaces it has not joined yet, within its bound).
-        if self.made_before_join(ls, epoch) {
+        let entry = self.lockspaces.get(&ls);
+        if entry.is_some_and(|e| e.made_before_join(epoch)) {
             self.stats.stale_dropped += 1;
             return;
         }
-        let ahead = self.lockspaces.get(&ls).is_some_and(|e| epoch > e.epoch);
+        // A lockspace this node is not in nor joining: the core decides (it keeps
+        // messages for lockspaces it has not joined yet, within its bound).
+        let ahead = entry.is_some_and(|e| epoch > e.epoch);
+        let bytes = record[8..].to_vec();
         let q = self.held_in.entry(from).or_default();
         if !q.is_empty() || ahead {
             if q.len() < MAX_HELD_RECORDS {
@@ -1644,8 +1659,7 @@ impl Stack {
                         d.send_direct(now, to, ls, &bytes);
                         continue;
                     }
-                    let epoch = d.lockspaces.get(&ls).map_or(0, |e| e.epoch);
-                    for payload in frames(to, epoch, &bytes, max_piece) {
+                    for payload in frames(to, d.stamp(ls), &bytes, max_piece) {
                         d.sends.push_back((ls, payload));
                     }
                 }

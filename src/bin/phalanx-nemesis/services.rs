@@ -328,23 +328,23 @@ pub fn judge(dir: &Path) -> Result<Judged, String> {
                         ));
                     }
                 }
-                "fence_result" if f.get("state").map(String::as_str) == Some("done") => {
-                    counts.fence_results += 1;
+                "fence_result" => {
+                    let list = if f.get("state").map(String::as_str) == Some("done") {
+                        counts.fence_results += 1;
+                        &mut fence_done
+                    } else if f.get("reason").map(String::as_str) == Some(ORIGINATOR_LEFT) {
+                        // An operation whose originator died: its agent (a
+                        // process of its own) may still have run to the end,
+                        // its result lost.
+                        &mut fence_orphaned
+                    } else {
+                        continue;
+                    };
                     if let Some(n) = field(&f, "target")?
                         .strip_prefix('n')
                         .and_then(|n| n.parse().ok())
                     {
-                        fence_done.entry(n).or_default().push(t);
-                    }
-                }
-                // An operation whose originator died: its agent (a process of
-                // its own) may still have run to the end, its result lost.
-                "fence_result" if f.get("reason").map(String::as_str) == Some(ORIGINATOR_LEFT) => {
-                    if let Some(n) = field(&f, "target")?
-                        .strip_prefix('n')
-                        .and_then(|n| n.parse().ok())
-                    {
-                        fence_orphaned.entry(n).or_default().push(t);
+                        list.entry(n).or_default().push(t);
                     }
                 }
                 "cib_divergence" => counts.cib_divergences += 1,
