@@ -399,6 +399,10 @@ struct LsEntry {
     members: Vec<NodeId>,
     /// The CPG incarnation of each member at the last view.
     cpg_incarnations: BTreeMap<NodeId, u64>,
+    /// The ring (sequence number) in which the last view was applied: a
+    /// member of it that fails is the incarnation the fence decision saw
+    /// in that ring ([`FenceDecision::incarnation_in`]).
+    view_ring: u64,
     /// The epoch of the last view given to the core (stamped on direct records).
     epoch: u64,
     /// The epoch of the first view with this node in it (of the current
@@ -1075,6 +1079,7 @@ impl Stack {
                         cpg_incarnations: BTreeMap::new(),
                         epoch: 0,
                         joined_epoch: 0,
+                        view_ring: 0,
                         cpg_joined,
                     },
                 );
@@ -1283,13 +1288,6 @@ impl Stack {
             .map(|l| l.member.node)
             .filter(|n| *n != me)
             .collect();
-        // Each with the incarnation that failed; one fenced since (as a member,
-        // before it left) owes nothing.
-        let newly_failed: Vec<(NodeId, u64)> = newly_failed
-            .into_iter()
-            .map(|n| (n, self.fence_incarnation(n)))
-            .filter(|(n, i)| !self.dlm_fenced_since(*n, *i))
-            .collect();
         let in_doubt: Vec<(NodeId, u64)> = self
             .fence_decision()
             .map(|f| {
@@ -1319,6 +1317,19 @@ impl Stack {
         let Some(e) = d.lockspaces.get_mut(&id) else {
             return;
         };
+        // Each with the incarnation that failed — the one of the ring of the
+        // view that last showed it (the decision may already have seen its
+        // next process join) — and one fenced since (as a member, before it
+        // left) owes nothing.
+        let view_ring = phalanx_totem::RingId {
+            seq: e.view_ring,
+            rep: 0,
+        };
+        let newly_failed: Vec<(NodeId, u64)> = newly_failed
+            .into_iter()
+            .map(|n| (n, self.fence_incarnation_in(n, view_ring)))
+            .filter(|(n, i)| !self.dlm_fenced_since(*n, *i))
+            .collect();
         for (n, incarnation) in newly_failed {
             let failure = Failure {
                 incarnation,
@@ -1349,6 +1360,7 @@ impl Stack {
             }
         }
         e.members = members.clone();
+        e.view_ring = d.ring_seq;
         e.cpg_incarnations = members
             .iter()
             .filter_map(|n| self.cpg.node_incarnation(*n).map(|i| (*n, i)))
@@ -1428,9 +1440,11 @@ impl Stack {
                 && self.cpg.is_syncing())
     }
 
-    /// The fence decision's incarnation of `node` (0 without fencing).
-    fn fence_incarnation(&self, node: NodeId) -> u64 {
-        self.fence_decision().map_or(0, |f| f.incarnation(node))
+    /// The fence decision's incarnation of `node` in ring `ring` (0 without
+    /// fencing).
+    fn fence_incarnation_in(&self, node: NodeId, ring: phalanx_totem::RingId) -> u64 {
+        self.fence_decision()
+            .map_or(0, |f| f.incarnation_in(node, ring))
     }
 
     /// Has `node` been fenced since its incarnation `incarnation` failed?

@@ -841,6 +841,40 @@ impl FenceDecision {
         self.logs.get(&node).map_or(0, |l| l.incarnation)
     }
 
+    /// The incarnation of `node` that was a member in ring `ring`, as this
+    /// decision saw it: the latest one that joined in that ring or an earlier
+    /// one (ring sequence numbers grow along one node's history). A service
+    /// that saw a process of `node` in a view of ring `ring` and then saw it
+    /// fail names this one, not [`incarnation`](Self::incarnation): its views
+    /// can lag the membership, so by the time it sees the failure the decision
+    /// may already have seen the node's next process join (a restart faster
+    /// than the token timeout is a leave and a join in consecutive rings), and
+    /// a failure dated to that one would wait for a fencing of the healthy
+    /// successor. Without a remembered join that old (never seen, or more than
+    /// [`MAX_KNOWN_INCARNATIONS`] joins ago), the current incarnation — the
+    /// stricter answer.
+    ///
+    /// ```
+    /// use phalanx_fence::core::{DecisionConfig, FenceDecision};
+    /// use phalanx_totem::RingId;
+    /// use std::collections::BTreeSet;
+    ///
+    /// let mut d = FenceDecision::new(DecisionConfig::new(1, [1, 2]));
+    /// let ring = |seq| RingId { seq, rep: 1 };
+    /// d.configuration(ring(4), &BTreeSet::from([1, 2]), true);
+    /// d.configuration(ring(8), &BTreeSet::from([1]), true); // node 2's process dies
+    /// d.configuration(ring(12), &BTreeSet::from([1, 2]), true); // ... and its next one joins
+    /// assert_eq!(d.incarnation(2), 2);
+    /// assert_eq!(d.incarnation_in(2, ring(4)), 1); // the one a view of ring 4 showed
+    /// assert_eq!(d.incarnation_in(2, ring(12)), 2);
+    /// ```
+    pub fn incarnation_in(&self, node: NodeId, ring: RingId) -> u64 {
+        self.logs
+            .get(&node)
+            .and_then(|l| l.rings.iter().rev().find(|(r, _)| r.seq <= ring.seq))
+            .map_or_else(|| self.incarnation(node), |(_, i)| *i)
+    }
+
     /// Has `node` been fenced since its incarnation `incarnation` (as
     /// [`incarnation`](Self::incarnation) numbered it) was running? True once a
     /// counted fencing names that incarnation or a later one — a power cycle

@@ -155,8 +155,13 @@ impl Votequorum {
             // can decide at once; the old ring's members are the "previous" set.
             self.previous = old;
             self.recompute(false);
-        } else if self.quorate {
+        } else {
             // No agreed state to decide from: the safe answer is "not quorate".
+            // Reported even when that was the answer already: the members
+            // changed, and a service that tells processes apart by their
+            // leaves (the fence decision) must see this one — a process that
+            // restarted faster than the token timeout is a leave here and a
+            // join at the regular configuration, and nothing else shows it.
             self.quorate = false;
             self.notify();
         }

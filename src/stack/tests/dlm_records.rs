@@ -20,6 +20,7 @@ fn service(epoch: u64, joined_epoch: u64) -> DlmService {
             cpg_incarnations: BTreeMap::new(),
             epoch,
             joined_epoch,
+            view_ring: 0,
             cpg_joined: true,
         },
     );

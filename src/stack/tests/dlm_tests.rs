@@ -837,6 +837,21 @@ fn dlm_fence_targets(net: &mut Net, id: NodeId) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Node 3 takes EX on `r`, then node 2 asks for EX and waits: node 2's lock.
+fn node_3_holds_r_and_node_2_waits(net: &mut Net) -> phalanx_dlm::LockId {
+    let held = net.lock(3, 30, "r", Mode::Ex);
+    net.run_until(5_000, "node 3 holds r", |n| {
+        granted(n.events(3), held, Mode::Ex)
+    });
+    let wanted = net.lock(2, 20, "r", Mode::Ex);
+    net.run_for(200);
+    assert!(
+        !granted(net.events(2), wanted, Mode::Ex),
+        "r is held by node 3"
+    );
+    wanted
+}
+
 /// Gap (a) of issue 14, found by phalanx-nemesis on real processes: node 3's
 /// process dies holding EX on `r`; the decision's fencing of node 3 fails and
 /// node 3 is restarted and rejoins the ring before anyone fenced it. The rejoin
@@ -848,16 +863,7 @@ fn dlm_fence_targets(net: &mut Net, id: NodeId) -> Vec<String> {
 fn a_node_restarted_before_it_was_fenced_is_still_fenced_and_recovery_waits_for_it() {
     let mut net = Net::with_lockspace(3);
     // Node 3 holds EX on `r` (mastered wherever the directory says).
-    let held = net.lock(3, 30, "r", Mode::Ex);
-    net.run_until(5_000, "node 3 holds r", |n| {
-        granted(n.events(3), held, Mode::Ex)
-    });
-    let wanted = net.lock(2, 20, "r", Mode::Ex);
-    net.run_for(200);
-    assert!(
-        !granted(net.events(2), wanted, Mode::Ex),
-        "r is held by node 3"
-    );
+    let wanted = node_3_holds_r_and_node_2_waits(&mut net);
 
     // Node 3's process dies; its fencing fails for now.
     net.fail_fencing = true;
@@ -1307,4 +1313,65 @@ fn a_held_ring_sequence_write_gates_the_caller_s_thread() {
     assert!(p.stacks[0].dlm_gated());
     p.hold_persists = false;
     p.run_until(|p| !p.stacks[0].dlm_gated());
+}
+
+/// A restart faster than the token timeout after a fencing of a member: an
+/// administrator fences node 3, the agent stops its process and the next one
+/// starts at once. Totem shows that as a leave (the new process is not of the
+/// old ring) and a join; the fence decision reports the first process's loss
+/// fenced and numbers the second a new incarnation. The lockspace's view lags:
+/// it sees the first process fail only after the decision saw the second
+/// join, and dated the failure to the decision's *current* incarnation — the
+/// healthy second process — so the fence actor had node 3 fenced again (found
+/// by this test). The failure is now dated to the incarnation of the ring of
+/// the view that last showed it (`FenceDecision::incarnation_in`): no second
+/// fencing, the new process joins. Then that process takes EX on `r` and dies
+/// with fencing failing for now: the first fencing must not cover it, so node
+/// 2 gets the EX only after a fencing of the second process.
+#[test]
+fn a_process_restarted_faster_than_the_token_after_a_fencing_is_not_fenced_again_nor_covered() {
+    let mut net = Net::with_lockspace(3);
+    let first = net.stack(1).fence_decision().unwrap().incarnation(3);
+    let now = net.now;
+    let admin = phalanx_fence::core::FenceRequest::new("n3", Action::Reboot, "admin", 1);
+    net.stack(1)
+        .handle_input(
+            now,
+            Input::Request(Request::Fence(FenceCommand::Fence(admin))),
+        )
+        .unwrap();
+    net.run_until(10_000, "the administrator's fencing stopped node 3", |n| {
+        !n.running(3)
+    });
+    // The next process, at once: nobody sees node 3 leave the ring.
+    net.restart(3);
+    net.join(3);
+    net.run_until(20_000, "node 3's new process in the lockspace", |n| {
+        ls_members(n.events(3)).is_some_and(|m| m == [1, 2, 3].as_slice())
+    });
+    assert_eq!(net.fencings, vec![(1, "n3".to_string())]);
+    let second = net.stack(1).fence_decision().unwrap().incarnation(3);
+    assert!(
+        second > first,
+        "node 1's decision took the new process for the fenced one ({first} → {second})"
+    );
+    let wanted = node_3_holds_r_and_node_2_waits(&mut net);
+    // The second process dies; its fencing fails for now.
+    net.fail_fencing = true;
+    net.kill(3);
+    net.run_for(5_000);
+    assert!(
+        !granted(net.events(2), wanted, Mode::Ex),
+        "granted what node 3's second process held on the strength of the first one's fencing"
+    );
+    net.fail_fencing = false;
+    net.run_until(20_000, "node 3 fenced again and r granted to node 2", |n| {
+        granted(n.events(2), wanted, Mode::Ex)
+    });
+    assert_eq!(net.fencings.len(), 2, "{:?}", net.fencings);
+    assert!(
+        net.fencings.iter().all(|(_, t)| t == "n3"),
+        "{:?}",
+        net.fencings
+    );
 }
