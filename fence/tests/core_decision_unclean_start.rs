@@ -109,3 +109,48 @@ fn an_announcement_of_a_node_not_a_member_is_ignored() {
     d.fenced(3, d.joined_ring(3));
     assert!(d.in_doubt().is_empty());
 }
+
+/// Found by `tests/dlm_cluster.rs` (a failure in CI): node 2 and node 3's
+/// unclean process formed ring 4 without node 1; node 2 asked for node 3's
+/// fencing naming ring 4. Node 1 joined in ring 8 and saw node 3 join there;
+/// the fencing completed. Naming ring 4, it did not count on node 1, which
+/// then asked for a second fencing — and the agent killed node 3's *next*
+/// process, started clean meanwhile. Node 3's word now names its process's
+/// first ring (a ring holds one process per node): the fencing counts on
+/// node 1 whichever comes first, the word or the result.
+#[test]
+fn a_fencing_that_names_the_process_s_first_ring_counts_for_a_node_that_saw_it_join_later() {
+    use phalanx_totem::RingId;
+    let ring = |seq| RingId { seq, rep: 1 };
+    for word_first in [true, false] {
+        let mut d = FenceDecision::new(DecisionConfig::new(1, 1..=3));
+        d.configuration(ring(8), &set(&[1, 2, 3]), true);
+        while d.poll().is_some() {}
+        if word_first {
+            assert!(d.announced_first_ring(3, ring(4)));
+            d.fenced(3, Some(ring(4))); // node 2's request named ring 4
+        } else {
+            d.fenced(3, Some(ring(4))); // not known yet: does not count
+            assert!(!d.is_fenced_member(3));
+            assert!(d.announced_first_ring(3, ring(4)));
+            // The Stack then feeds the completed fencings that name the ring.
+            d.fenced(3, Some(ring(4)));
+        }
+        d.announced_unclean(3);
+        assert!(d.is_fenced_member(3), "word first: {word_first}");
+        assert!(
+            requests(&mut d).is_empty(),
+            "a second fencing of node 3 (word first: {word_first})"
+        );
+        // Node 3's loss is fenced; its next process (first ring 12) is not
+        // covered by a late result naming ring 4.
+        d.configuration(ring(9), &set(&[1, 2]), true);
+        assert!(matches!(d.state(3), NodeFenceState::Fenced { .. }));
+        d.configuration(ring(12), &set(&[1, 2, 3]), true);
+        assert!(d.announced_first_ring(3, ring(12)));
+        d.fenced(3, Some(ring(4)));
+        assert!(!d.is_fenced_member(3));
+        assert!(!d.is_fenced_since(3, d.incarnation(3)));
+        assert_eq!(d.joined_ring(3), Some(ring(12)));
+    }
+}

@@ -551,7 +551,10 @@ fn fence(out: &mut Out) {
             entry(5, OpState::Done),
             entry(6, OpState::Failed),
         ]),
-        PeerMessage::Present { unclean: true },
+        PeerMessage::Present {
+            unclean: true,
+            first_ring: Some(RingId { seq: 8, rep: 2 }),
+        },
     ];
     for (k, m) in msgs.iter().enumerate() {
         out.put(

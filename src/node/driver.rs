@@ -273,7 +273,12 @@ impl Driver {
         } else {
             None
         };
-        let mut fencing = opts.fencing.as_ref().map(|f| f.setup.clone());
+        let mut fencing = opts.fencing.as_ref().map(|f| {
+            let mut setup = f.setup.clone();
+            // `persist` keeps the ring sequence only with a state directory.
+            setup.ring_seq_durable = opts.state_dir.is_some();
+            setup
+        });
         let mut dlm_predecessor = DlmPredecessor::None;
         let dlm_marker = match (&opts.state_dir, fencing.as_mut(), &opts.dlm) {
             (Some(dir), Some(setup), Some(_)) if setup.decision.fencing_enabled => {

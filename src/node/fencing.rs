@@ -122,6 +122,8 @@ pub fn fencing_from_config(
             levels,
             names,
             unclean_start: false,
+            // The driver sets it from its state directory.
+            ring_seq_durable: false,
         },
         agent_dir: f.agent_dir.clone(),
         workers: 4,

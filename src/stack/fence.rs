@@ -54,6 +54,16 @@ pub struct FencingSetup {
     /// in every [`PeerMessage::Present`]: the cluster fences this node before
     /// anyone takes a lockspace for granted, and this process joins none.
     pub unclean_start: bool,
+    /// The ring sequence survives a restart of this node's process (the
+    /// node runtime keeps it in its state directory), so every ring that
+    /// holds a process of this node holds no earlier one: a ring names the
+    /// process. The service then says its first ring in every
+    /// [`PeerMessage::Present`], and a peer counts a fencing that names that
+    /// ring for this process however late it saw the process join. Without
+    /// it a fresh process may form a ring with the same id as one its
+    /// predecessor formed, so nothing is said (a peer then counts only
+    /// fencings that name the ring in which it saw the join).
+    pub ring_seq_durable: bool,
 }
 
 /// A request of an application (an administrator's tool, the DLM) to the fencer.
@@ -125,6 +135,15 @@ pub struct FenceServiceStats {
     pub cib_refused: u64,
 }
 
+/// What a member said in this configuration about its process.
+#[derive(Debug, Clone, Copy)]
+struct Presence {
+    /// See [`PeerMessage::Present`].
+    unclean: bool,
+    /// See [`PeerMessage::Present`].
+    first_ring: Option<phalanx_totem::RingId>,
+}
+
 #[derive(Debug)]
 pub(super) struct FenceService {
     fencer: Fencer,
@@ -154,9 +173,14 @@ pub(super) struct FenceService {
     unclean_start: bool,
     /// The members of the current regular configuration.
     ring_members: BTreeSet<NodeId>,
-    /// Who has said in this configuration how it started
-    /// ([`PeerMessage::Present`]): node → unclean.
-    present: BTreeMap<NodeId, bool>,
+    /// Who has said in this configuration how it started and which process
+    /// it is ([`PeerMessage::Present`]).
+    present: BTreeMap<NodeId, Presence>,
+    /// The first regular configuration this process was a member of: says
+    /// which process this is, in every [`PeerMessage::Present`].
+    first_ring: Option<phalanx_totem::RingId>,
+    /// See [`FencingSetup::ring_seq_durable`].
+    ring_seq_durable: bool,
 }
 
 impl FenceService {
@@ -200,8 +224,10 @@ impl FenceService {
             unfencing,
             unfence_calls: BTreeMap::new(),
             unclean_start: setup.unclean_start,
+            ring_seq_durable: setup.ring_seq_durable,
             ring_members: BTreeSet::new(),
             present: BTreeMap::new(),
+            first_ring: None,
         })
     }
 
@@ -222,8 +248,29 @@ impl FenceService {
     /// (votequorum reports a configuration only after its own exchange) is
     /// applied once it has.
     fn apply_presence(&mut self) {
-        for (n, unclean) in &self.present {
-            self.decision.announced_start(*n, *unclean);
+        let mut news = Vec::new();
+        for (n, p) in &self.present {
+            if let Some(ring) = p.first_ring
+                && self.decision.announced_first_ring(*n, ring)
+            {
+                news.push((*n, ring));
+            }
+            self.decision.announced_start(*n, p.unclean);
+        }
+        // A fencing that names the process's first ring and is over counts
+        // now, even if its result came before the word (one result per
+        // operation, whatever its order with the word).
+        for (n, ring) in news {
+            let name = self.name(n);
+            let done = self.fencer.history().entries().any(|e| {
+                e.state == OpState::Done
+                    && matches!(e.action, Action::Off | Action::Reboot)
+                    && e.target.eq_ignore_ascii_case(&name)
+                    && e.target_joined == Some(ring)
+            });
+            if done {
+                self.decision.fenced(n, Some(ring));
+            }
         }
     }
 
@@ -403,10 +450,19 @@ impl Stack {
             return;
         };
         match decode_peer_message(data) {
-            Ok(PeerMessage::Present { unclean }) => {
+            Ok(PeerMessage::Present {
+                unclean,
+                first_ring,
+            }) => {
                 f.decision.online(sender);
                 if f.ring_members.contains(&sender) {
-                    f.present.insert(sender, unclean);
+                    f.present.insert(
+                        sender,
+                        Presence {
+                            unclean,
+                            first_ring,
+                        },
+                    );
                 }
                 f.apply_presence();
             }
@@ -442,14 +498,19 @@ impl Stack {
     /// ([`PeerMessage::Present`]); until a member's word is delivered, it is in
     /// doubt ([`Stack::fence_in_doubt`]). Agreed order puts it before anything
     /// this member sends later, so no lockspace join can overtake it.
-    pub(super) fn fence_config(&mut self, members: &[NodeId]) {
+    pub(super) fn fence_config(&mut self, ring: phalanx_totem::RingId, members: &[NodeId]) {
         let now = self.now;
         if let Some(f) = self.fence.as_mut() {
             let members: BTreeSet<NodeId> = members.iter().copied().collect();
             f.ring_members = members.clone();
             f.present.clear();
             let unclean = f.unclean_start;
-            f.queue_send(&PeerMessage::Present { unclean });
+            let first = *f.first_ring.get_or_insert(ring);
+            let first_ring = f.ring_seq_durable.then_some(first);
+            f.queue_send(&PeerMessage::Present {
+                unclean,
+                first_ring,
+            });
             let _ = f.fencer.handle(now, FencerInput::Members(members));
         }
     }

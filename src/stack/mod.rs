@@ -596,7 +596,7 @@ impl Stack {
                     }
                     if c.kind == phalanx_totem::ConfigKind::Regular {
                         self.dlm_new_ring(c.ring.seq, &c.members);
-                        self.fence_config(&c.members);
+                        self.fence_config(c.ring, &c.members);
                         self.cib_config(&c.members, &c.joined, &c.left, c.ring);
                     }
                     if let Some(q) = self.quorum.as_mut() {

@@ -247,6 +247,10 @@ struct NodeRec {
     /// The ring in which we last saw it join (kept after its loss: the
     /// incarnation a fencing must be about).
     joined: Option<RingId>,
+    /// The first ring of this incarnation's process, as it said itself
+    /// ([`FenceDecision::announced_first_ring`]): the same process, named
+    /// as every peer names it, however late each saw it join.
+    declared: Option<RingId>,
     /// Unclean because never seen (startup fencing): no incarnation is known,
     /// so any success against it counts.
     never_seen: bool,
@@ -266,6 +270,12 @@ struct NodeRec {
 }
 
 impl NodeRec {
+    /// Does `ring` name this incarnation: the ring in which we saw it join,
+    /// or its process's own first ring?
+    fn names(&self, ring: Option<RingId>) -> bool {
+        ring.is_some() && (ring == self.joined || ring == self.declared)
+    }
+
     fn new(state: NodeFenceState) -> Self {
         NodeRec {
             state,
@@ -276,6 +286,7 @@ impl NodeRec {
             fenced_while_member: false,
             assume_at: None,
             joined: None,
+            declared: None,
             never_seen: false,
             online: false,
             pending_since: None,
@@ -465,7 +476,7 @@ impl FenceDecision {
         }
         // A node never seen has no incarnation to name: any success counts.
         let about_known = target_joined.is_some() || rec.never_seen;
-        if !about_known || target_joined != rec.joined {
+        if !about_known || !(target_joined == rec.joined || rec.names(target_joined)) {
             return;
         }
         if rec.never_seen {
@@ -538,8 +549,7 @@ impl FenceDecision {
         // Seen start while incarnation `seen` was there: the operation came
         // after that join, so it covers it (whatever it names).
         self.cover(node, seen);
-        let known = self.joined_ring(node);
-        let about = if seen.is_some() && seen == known {
+        let about = if self.names_current(node, seen) {
             seen
         } else {
             target_joined
@@ -552,10 +562,69 @@ impl FenceDecision {
         self.started.remove(&op);
     }
 
-    /// The ring in which `node` last joined as we saw it (`None`: never a member
-    /// in our view) — what a fencing request for `node` carries.
+    /// Does `ring` name `node`'s current (or last) incarnation?
+    fn names_current(&self, node: NodeId, ring: Option<RingId>) -> bool {
+        self.nodes.get(&node).is_some_and(|r| r.names(ring))
+    }
+
+    /// The ring that names `node`'s incarnation — what a fencing request for
+    /// `node` carries: the first ring of its process as it said itself
+    /// ([`announced_first_ring`](Self::announced_first_ring)), else the ring
+    /// in which we last saw it join (`None`: never a member in our view).
     pub fn joined_ring(&self, node: NodeId) -> Option<RingId> {
-        self.nodes.get(&node).and_then(|r| r.joined)
+        self.nodes.get(&node).and_then(|r| r.declared.or(r.joined))
+    }
+
+    /// `node` (a member) said the first ring its process was a member of. A
+    /// ring holds one process per node, so a fencing that names that ring is
+    /// about this process, whoever asked for it: a node that saw the process
+    /// join later (it joined the cluster later) counts such a result too, as
+    /// well as one naming the ring in which it saw the join itself. Without
+    /// it, a fencing requested by a peer that saw the process in its first ring
+    /// would not count here, and a member in doubt would be fenced a second
+    /// time — by then, maybe, the host's *next* process (found by
+    /// `tests/dlm_cluster.rs`). True if this is news (the caller then feeds
+    /// [`fenced`](Self::fenced) the completed fencings that name the ring).
+    ///
+    /// ```
+    /// use phalanx_fence::core::{DecisionConfig, FenceDecision};
+    /// use phalanx_totem::RingId;
+    /// use std::collections::BTreeSet;
+    ///
+    /// let mut d = FenceDecision::new(DecisionConfig::new(1, [1, 2, 3]));
+    /// let ring = |seq| RingId { seq, rep: 2 };
+    /// // We first see node 3 in ring 8; its process began in ring 4 (with node 2).
+    /// d.configuration(ring(8), &BTreeSet::from([1, 2, 3]), true);
+    /// assert!(d.announced_first_ring(3, ring(4)));
+    /// assert_eq!(d.joined_ring(3), Some(ring(4)));
+    /// d.fenced(3, Some(ring(4))); // node 2's fencing of it, asked in ring 4
+    /// assert!(d.is_fenced_member(3));
+    /// ```
+    pub fn announced_first_ring(&mut self, node: NodeId, ring: RingId) -> bool {
+        let Some(rec) = self.nodes.get_mut(&node) else {
+            return false;
+        };
+        if rec.state != NodeFenceState::Member || rec.declared == Some(ring) {
+            return false;
+        }
+        rec.declared = Some(ring);
+        // The ring names the process, and the process is this incarnation
+        // (after a merge it was an earlier one too): a fencing naming it
+        // covers this one.
+        let log = self.logs.entry(node).or_default();
+        let current = log.incarnation;
+        let mut known = false;
+        for (_, i) in log.rings.iter_mut().filter(|(r, _)| *r == ring) {
+            *i = current;
+            known = true;
+        }
+        if !known {
+            if log.rings.len() >= MAX_KNOWN_INCARNATIONS {
+                log.rings.pop_front();
+            }
+            log.rings.push_back((ring, current));
+        }
+        true
     }
 
     /// *Our* request to fence `node` for loss `loss` (as in

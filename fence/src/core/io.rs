@@ -231,6 +231,11 @@ pub enum PeerMessage {
         /// locks): until this node is fenced nobody may take for granted what
         /// that process held ([`FenceDecision::announced_unclean`](super::FenceDecision::announced_unclean)).
         unclean: bool,
+        /// The first ring the sender's process was a member of (`None` from
+        /// a build that predates it). A ring holds one process per node, so
+        /// this names the process as every peer can name it, whenever each
+        /// saw it join ([`FenceDecision::announced_first_ring`](super::FenceDecision::announced_first_ring)).
+        first_ring: Option<RingId>,
     },
     /// How an [`PeerMessage::Execute`] ended, from the node that ran it.
     Executed {

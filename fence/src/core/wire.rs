@@ -9,7 +9,9 @@
 //! `on_target` action run by the target's fencer) came later within version 2:
 //! a fencer that predates them rejects them as an unknown type and changes
 //! nothing. Type 6 (`Present`, one byte 0 or 1) came later still, the same
-//! way. The decoder is total — any byte string gives a
+//! way. Type 7 (`Present` with the sender's first ring: the byte, then an
+//! optional ring id as above) came last; type 6 decodes as a `Present` that
+//! does not say it, and is still what one without it encodes to. The decoder is total — any byte string gives a
 //! message or an error, never a panic — and `decode(&encode(m)) == Ok(m)`.
 
 use super::history::{Delegate, HARD_MAX_HISTORY, HistoryEntry, OpId, OpState};
@@ -26,6 +28,7 @@ const T_HISTORY: u8 = 3;
 const T_EXECUTE: u8 = 4;
 const T_EXECUTED: u8 = 5;
 const T_PRESENT: u8 = 6;
+const T_PRESENT_RING: u8 = 7;
 
 /// Longest exit reason carried.
 pub const MAX_REASON_LEN: usize = 1024;
@@ -113,9 +116,19 @@ pub fn encode(msg: &PeerMessage) -> Vec<u8> {
             w.push(action_tag(*action));
             w.extend_from_slice(&timeout_ms.to_le_bytes());
         }
-        PeerMessage::Present { unclean } => {
-            w.push(T_PRESENT);
+        PeerMessage::Present {
+            unclean,
+            first_ring,
+        } => {
+            w.push(if first_ring.is_some() {
+                T_PRESENT_RING
+            } else {
+                T_PRESENT
+            });
             w.push(u8::from(*unclean));
+            if first_ring.is_some() {
+                put_ring(&mut w, *first_ring);
+            }
         }
         PeerMessage::Executed { id, call, outcome } => {
             w.push(T_EXECUTED);
@@ -188,7 +201,7 @@ pub fn decode(bytes: &[u8]) -> Result<PeerMessage, WireError> {
             call: CallId(r.u64()?),
             outcome: r.outcome()?,
         },
-        T_PRESENT => PeerMessage::Present {
+        t @ (T_PRESENT | T_PRESENT_RING) => PeerMessage::Present {
             unclean: match r.u8()? {
                 0 => false,
                 1 => true,
@@ -199,6 +212,7 @@ pub fn decode(bytes: &[u8]) -> Result<PeerMessage, WireError> {
                     });
                 }
             },
+            first_ring: if t == T_PRESENT_RING { r.ring()? } else { None },
         },
         tag => {
             return Err(WireError::BadTag {
@@ -500,8 +514,14 @@ mod tests {
                 ..entry(3, OpState::Failed)
             }),
             PeerMessage::History(vec![]),
-            PeerMessage::Present { unclean: false },
-            PeerMessage::Present { unclean: true },
+            PeerMessage::Present {
+                unclean: false,
+                first_ring: None,
+            },
+            PeerMessage::Present {
+                unclean: true,
+                first_ring: Some(RingId { seq: 12, rep: 3 }),
+            },
             PeerMessage::Execute {
                 id: OpId {
                     origin: 2,

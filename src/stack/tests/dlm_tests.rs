@@ -480,6 +480,7 @@ fn dlm_stack(id: NodeId, fencing: bool) -> Stack {
             levels: Vec::new(),
             names,
             unclean_start: false,
+            ring_seq_durable: false,
         });
     }
     Stack::new(cfg, None, Time::ZERO, Logger::discard()).unwrap()
@@ -574,9 +575,21 @@ struct Net {
     fencings: Vec<(NodeId, String)>,
     /// Restarts so far (each gives a new CPG and fencer incarnation).
     starts: u64,
+    /// Per node, the ring sequence its processes made durable (its state
+    /// directory's `ringseq` file).
+    ring_seqs: Vec<Option<u64>>,
 }
 
-fn net_stack(id: NodeId, ids: &[NodeId], incarnation: u64, now: Time, unclean: bool) -> Stack {
+/// A node's Stack in [`Net`]: `persisted`, the ring sequence its previous
+/// process made durable (kept by the harness as a state directory would).
+fn net_stack(
+    id: NodeId,
+    ids: &[NodeId],
+    incarnation: u64,
+    now: Time,
+    unclean: bool,
+    persisted: Option<u64>,
+) -> Stack {
     let mut cfg = config(id, ids);
     cfg.cpg.incarnation = incarnation;
     cfg.dlm = Some(DlmSetup::default());
@@ -599,8 +612,9 @@ fn net_stack(id: NodeId, ids: &[NodeId], incarnation: u64, now: Time, unclean: b
         levels: Vec::new(),
         names,
         unclean_start: unclean,
+        ring_seq_durable: true,
     });
-    Stack::new(cfg, None, now, Logger::discard()).unwrap()
+    Stack::new(cfg, persisted, now, Logger::discard()).unwrap()
 }
 
 impl Net {
@@ -608,7 +622,7 @@ impl Net {
         let ids: Vec<NodeId> = (1..=n).collect();
         let stacks = ids
             .iter()
-            .map(|&id| Some(net_stack(id, &ids, u64::from(id), Time::ZERO, false)))
+            .map(|&id| Some(net_stack(id, &ids, u64::from(id), Time::ZERO, false, None)))
             .collect();
         Net {
             stacks,
@@ -618,6 +632,7 @@ impl Net {
             fail_fencing: false,
             fencings: Vec::new(),
             starts: 0,
+            ring_seqs: vec![None; ids.len()],
             ids,
         }
     }
@@ -670,8 +685,15 @@ impl Net {
     fn start_process(&mut self, id: NodeId, unclean: bool) {
         self.starts += 1;
         let incarnation = 1000 + self.starts;
-        self.stacks[id as usize - 1] =
-            Some(net_stack(id, &self.ids, incarnation, self.now, unclean));
+        let persisted = self.ring_seqs[id as usize - 1];
+        self.stacks[id as usize - 1] = Some(net_stack(
+            id,
+            &self.ids,
+            incarnation,
+            self.now,
+            unclean,
+            persisted,
+        ));
         self.events[id as usize - 1].clear();
     }
 
@@ -722,6 +744,9 @@ impl Net {
                     }
                     Output::Event(e) => self.events[i].push(e),
                     Output::Persist(p) => {
+                        if let PersistItem::RingSeq(seq) = p.item {
+                            self.ring_seqs[i] = Some(seq);
+                        }
                         let done = Input::Persisted {
                             id: p.id,
                             result: Ok(()),
