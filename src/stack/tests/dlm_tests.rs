@@ -571,6 +571,9 @@ struct Net {
     /// Partition of each node (nodes talk only within one).
     side: Vec<u8>,
     fail_fencing: bool,
+    /// While set, reboot/off agent calls wait in `held` (a slow agent).
+    hold_fencing: bool,
+    held: Vec<(usize, phalanx_fence::core::AgentCall)>,
     /// Every reboot/off agent call: (the executing node, target name).
     fencings: Vec<(NodeId, String)>,
     /// Restarts so far (each gives a new CPG and fencer incarnation).
@@ -630,6 +633,8 @@ impl Net {
             events: vec![Vec::new(); ids.len()],
             side: vec![0; ids.len()],
             fail_fencing: false,
+            hold_fencing: false,
+            held: Vec::new(),
             fencings: Vec::new(),
             starts: 0,
             ring_seqs: vec![None; ids.len()],
@@ -759,8 +764,15 @@ impl Net {
                 }
             }
         }
+        if !self.hold_fencing {
+            calls.append(&mut self.held);
+        }
         for (i, c) in calls {
             let kills = matches!(c.action, Action::Reboot | Action::Off);
+            if kills && self.hold_fencing {
+                self.held.push((i, c));
+                continue;
+            }
             let outcome = if kills && self.fail_fencing {
                 phalanx_fence::core::CallOutcome::Failed {
                     exit_code: Some(1),
@@ -1399,4 +1411,57 @@ fn a_process_restarted_faster_than_the_token_after_a_fencing_is_not_fenced_again
         "{:?}",
         net.fencings
     );
+}
+
+/// The race of a CI failure of `tests/dlm_cluster.rs` (2026-12-07), replayed
+/// with a slow agent: node 3's process restarts unclean while node 1 is down;
+/// node 2, the lowest other member, asks for node 3's fencing and the agent
+/// takes its time. Node 1's next process joins meanwhile: it sees node 3 join
+/// in a ring the request does not name, waits for the pending operation, and
+/// — before processes said their first ring — did not count its success and
+/// asked again, the second fencing stopping node 3's *next* process, started
+/// clean right after the first. Now the request names node 3's first ring,
+/// which node 3's word told node 1: one fencing, and node 3's next process
+/// stays up.
+#[test]
+fn a_node_that_joins_while_a_member_s_fencing_runs_counts_it_and_asks_no_second_one() {
+    let mut net = Net::new(3);
+    net.run_until(10_000, "every node a member in every fence decision", |n| {
+        n.stacks.iter().all(|s| {
+            let d = s.as_ref().unwrap().fence_decision().unwrap();
+            (1..=3).all(|m| d.state(m) == phalanx_fence::core::NodeFenceState::Member)
+        })
+    });
+    // Node 1's process dies; nodes 2 and 3 fence it (the harness's agent).
+    net.kill(1);
+    net.run_until(10_000, "node 1 fenced", |n| {
+        n.fencings.iter().any(|(_, t)| t == "n1")
+    });
+    // Node 3's process restarts unclean; its fencing is slow.
+    net.hold_fencing = true;
+    net.kill(3);
+    net.restart_unclean(3);
+    net.run_until(10_000, "node 2 asked for node 3's fencing", |n| {
+        !n.held.is_empty()
+    });
+    // Node 1's next process joins while that fencing runs.
+    net.restart(1);
+    net.run_until(10_000, "node 1 in a ring with nodes 2 and 3", |n| {
+        n.stacks[0]
+            .as_ref()
+            .is_some_and(|s| s.totem().members().len() == 3)
+    });
+    net.run_for(500);
+    assert_eq!(net.held.len(), 1, "node 1 asked as well: {:?}", net.held);
+    // The agent finishes: node 3's process is stopped and its next one
+    // (a power-cycled host: no marker) starts at once.
+    net.hold_fencing = false;
+    net.run_until(1_000, "node 3 stopped", |n| !n.running(3));
+    net.restart(3);
+    net.run_for(5_000);
+    let of_3: Vec<_> = net.fencings.iter().filter(|(_, t)| t == "n3").collect();
+    assert_eq!(of_3.len(), 1, "{:?}", net.fencings);
+    assert!(net.running(3), "node 3's next process was fenced");
+    let d = net.stack(1).fence_decision().unwrap();
+    assert!(d.in_doubt().is_empty(), "{:?}", d.in_doubt());
 }
