@@ -476,7 +476,8 @@ impl FenceDecision {
         }
         // A node never seen has no incarnation to name: any success counts.
         let about_known = target_joined.is_some() || rec.never_seen;
-        if !about_known || !(target_joined == rec.joined || rec.names(target_joined)) {
+        // `None == None` is the never-seen case above.
+        if !about_known || (target_joined != rec.joined && !rec.names(target_joined)) {
             return;
         }
         if rec.never_seen {

@@ -11,8 +11,9 @@
 //! nothing. Type 6 (`Present`, one byte 0 or 1) came later still, the same
 //! way. Type 7 (`Present` with the sender's first ring: the byte, then an
 //! optional ring id as above) came last; type 6 decodes as a `Present` that
-//! does not say it, and is still what one without it encodes to. The decoder is total — any byte string gives a
-//! message or an error, never a panic — and `decode(&encode(m)) == Ok(m)`.
+//! does not say it, and is still what one without it encodes to. The decoder
+//! is total — any byte string gives a message or an error, never a panic —
+//! and `decode(&encode(m)) == Ok(m)`.
 
 use super::history::{Delegate, HARD_MAX_HISTORY, HistoryEntry, OpId, OpState};
 use super::io::{CallId, CallOutcome, MAX_NAME_LEN, PeerMessage};
