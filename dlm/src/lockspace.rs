@@ -316,13 +316,20 @@ impl Lockspace {
     }
 
     /// A new lock, a conversion (CONVERT) or an orphan adoption (ORPHAN).
-    pub fn lock(&mut self, req: LockRequest) -> Result<LockId, DlmError> {
+    pub fn lock(&mut self, mut req: LockRequest) -> Result<LockId, DlmError> {
+        let name = std::mem::take(&mut req.name);
+        self.lock_named(req, &name)
+    }
+
+    /// [`Self::lock`] with the resource's name beside the request (whose own
+    /// `name` is not read): a caller that keeps the name need not give a copy.
+    pub(crate) fn lock_named(&mut self, req: LockRequest, name: &[u8]) -> Result<LockId, DlmError> {
         validate_lock_flags(req.flags, req.mode)?;
         self.check_lvb(req.flags, req.lvb.as_deref())?;
         if req.flags.contains(LockFlags::CONVERT) {
             return self.convert(req);
         }
-        let name = ResourceName::new(&req.name)?;
+        let name = ResourceName::new(name)?;
         if req.flags.contains(LockFlags::ORPHAN) {
             return self.adopt(req, name);
         }
@@ -383,13 +390,26 @@ impl Lockspace {
             self.index.insert(id, name.clone());
         }
         if empty {
-            self.drop_if_idle(&name);
+            self.now_idle(&name);
         }
         Ok(id)
     }
 
     /// An unlock, or a cancel with CANCEL.
     pub fn unlock(&mut self, req: UnlockRequest) -> Result<(), DlmError> {
+        self.unlock_checked(Some(req.owner), req)
+    }
+
+    /// [`Self::unlock`] for the cluster's master side, whose holder maps name
+    /// the lock and so its owner: `req.owner` is not read (an orphan is still
+    /// refused).
+    pub(crate) fn unlock_held(&mut self, req: UnlockRequest) -> Result<(), DlmError> {
+        self.unlock_checked(None, req)
+    }
+
+    /// An unlock or cancel, refused unless the lock's owner is `owner` (when
+    /// given).
+    fn unlock_checked(&mut self, owner: Option<Owner>, req: UnlockRequest) -> Result<(), DlmError> {
         validate_unlock_flags(req.flags)?;
         self.check_lvb(req.flags, req.lvb.as_deref())?;
         // The owner check of `owned_resource`, on the one search of the resource.
@@ -404,7 +424,7 @@ impl Lockspace {
         let lock = resource
             .lock(req.lock)
             .ok_or(DlmError::NoSuchLock(req.lock))?;
-        if lock.owner != req.owner || lock.orphan {
+        if owner.is_some_and(|o| o != lock.owner) || lock.orphan {
             return Err(DlmError::NotOwner(req.lock));
         }
         let needed = LockspaceConfig::outputs_needed(resource.lock_count());
@@ -422,7 +442,7 @@ impl Lockspace {
             self.index.remove(&req.lock);
         }
         if empty {
-            self.drop_if_idle(&name);
+            self.now_idle(&name);
         }
         Ok(())
     }
@@ -714,9 +734,14 @@ impl Lockspace {
     fn drop_if_idle(&mut self, name: &ResourceName) {
         // Called on a resource that held locks until now (never on one already
         // idle: it would be listed twice).
-        if !self.resources.get(name).is_some_and(Resource::is_empty) {
-            return;
+        if self.resources.get(name).is_some_and(Resource::is_empty) {
+            self.now_idle(name);
         }
+    }
+
+    /// `name`'s resource, known to exist, just became empty: tossed or kept
+    /// idle.
+    fn now_idle(&mut self, name: &ResourceName) {
         debug_assert!(!self.toss_order.contains(name));
         if self.config.max_tossed == 0 {
             self.resources.remove(name);

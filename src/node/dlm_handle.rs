@@ -28,7 +28,8 @@
 
 use super::{Command, Shared};
 use crate::stack::{
-    DlmEvent, DlmFastPath, DlmRequest, DlmServiceError, FastCall, InputError, Stack, lockspace_id,
+    DlmEvent, DlmFastPath, DlmRequest, DlmServiceError, FastCall, FastRequest, InputError, Stack,
+    lockspace_id,
 };
 use crossbeam_channel::{Receiver, RecvError, Sender, TryRecvError, bounded, unbounded};
 use parking_lot::Mutex;
@@ -572,8 +573,10 @@ impl Lockspace {
         flags: LockFlags,
         lvb: Option<&[u8]>,
     ) -> Result<(), DlmCallError> {
-        self.call(self.convert_request(lock, mode, flags, lvb), None, None)
-            .map(|_| ())
+        let request = self
+            .convert_request(lock, mode, flags, lvb)
+            .into_request(&self.name);
+        self.call(request, None, None).map(|_| ())
     }
 
     fn convert_request(
@@ -582,26 +585,20 @@ impl Lockspace {
         mode: Mode,
         flags: LockFlags,
         lvb: Option<&[u8]>,
-    ) -> DlmRequest {
+    ) -> FastRequest {
         let mut r = LockRequest::convert(self.owner, lock, mode).with_flags(flags);
         if let Some(v) = lvb {
             r = r.with_lvb(v);
         }
-        DlmRequest::Lock {
-            lockspace: self.name.to_vec(),
-            request: r,
-        }
+        FastRequest::Lock(r)
     }
 
-    fn unlock_request(&self, lock: LockId, flags: LockFlags, lvb: Option<&[u8]>) -> DlmRequest {
+    fn unlock_request(&self, lock: LockId, flags: LockFlags, lvb: Option<&[u8]>) -> FastRequest {
         let mut r = UnlockRequest::new(self.owner, lock).with_flags(flags);
         if let Some(v) = lvb {
             r = r.with_lvb(v);
         }
-        DlmRequest::Unlock {
-            lockspace: self.name.to_vec(),
-            request: r,
-        }
+        FastRequest::Unlock(r)
     }
 
     /// Unlocks `lock` (with VALBLK and a buffer from PW/EX: writes the value
@@ -612,8 +609,10 @@ impl Lockspace {
         flags: LockFlags,
         lvb: Option<&[u8]>,
     ) -> Result<(), DlmCallError> {
-        self.call(self.unlock_request(lock, flags, lvb), None, None)
-            .map(|_| ())
+        let request = self
+            .unlock_request(lock, flags, lvb)
+            .into_request(&self.name);
+        self.call(request, None, None).map(|_| ())
     }
 
     /// Cancels the waiting request or conversion of `lock`; its completion says
@@ -628,7 +627,7 @@ impl Lockspace {
 
     fn wait(
         &self,
-        request: DlmRequest,
+        request: FastRequest,
         notify: Option<Notify>,
     ) -> Result<(Option<LockId>, Completion), DlmCallError> {
         if self.dlm.on_driver_thread() {
@@ -655,7 +654,7 @@ impl Lockspace {
             None => (request, notify),
         };
         let (tx, rx) = bounded(1);
-        let id = self.call(request, notify, Some(tx))?;
+        let id = self.call(request.into_request(&self.name), notify, Some(tx))?;
         let c = recv_spinning(&rx).map_err(|_| DlmCallError::NotRunning)??;
         outcome(id, c)
     }
@@ -667,22 +666,18 @@ impl Lockspace {
     fn fast_wait(
         &self,
         fast: &DlmFast,
-        request: DlmRequest,
+        request: FastRequest,
         notify: Option<Notify>,
-    ) -> Result<Result<(Option<LockId>, Completion), (DlmRequest, Option<Notify>)>, DlmCallError>
+    ) -> Result<Result<(Option<LockId>, Completion), (FastRequest, Option<Notify>)>, DlmCallError>
     {
         let ls = self.id;
-        let target = match &request {
-            DlmRequest::Lock { request, .. } => request.lock,
-            DlmRequest::Unlock { request, .. } => Some(request.lock),
-            _ => None,
-        };
+        let target = request.target();
         let mut notify = notify;
         let slot = &mut notify;
         // The waiter's channel, made only when the completion will come later.
         let mut wait_rx = None;
         let rx_slot = &mut wait_rx;
-        let outcome = fast.path.call(request, |new_lock, own| {
+        let outcome = fast.path.call(&self.name, request, |new_lock, own| {
             let waiter = own.is_none().then(|| {
                 let (tx, rx) = bounded(1);
                 *rx_slot = Some(rx);
@@ -745,10 +740,7 @@ impl Lockspace {
         let mut c = LockCall::new(resource, mode);
         c.flags = flags;
         c.lvb = lvb.map(<[u8]>::to_vec);
-        let request = DlmRequest::Lock {
-            lockspace: self.name.to_vec(),
-            request: self.lock_request(&mut c),
-        };
+        let request = FastRequest::Lock(self.lock_request(&mut c));
         let notify = Some(Notify::Channel(self.notices_tx.clone()));
         let (id, completion) = self.wait(request, notify)?;
         Ok(Granted {

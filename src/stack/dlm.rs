@@ -722,18 +722,31 @@ impl DlmService {
         match r {
             DlmRequest::Lock { lockspace, request } => {
                 let id = self.joined_id(&lockspace)?;
-                self.check_room()?;
-                Ok((id, Some(self.node.lock(id, request)?)))
+                self.app_call_in(id, FastRequest::Lock(request))
             }
             DlmRequest::Unlock { lockspace, request } => {
                 let id = self.joined_id(&lockspace)?;
-                self.check_room()?;
-                self.node.unlock(id, request)?;
-                Ok((id, None))
+                self.app_call_in(id, FastRequest::Unlock(request))
             }
             // Joins and leaves go through CPG (the Stack's own path).
             DlmRequest::Join { .. } | DlmRequest::Leave { .. } => {
                 Err(DlmServiceError::NotConfigured)
+            }
+        }
+    }
+
+    /// [`Self::app_call`] in lockspace `id`, already found joined.
+    fn app_call_in(
+        &mut self,
+        id: LockspaceId,
+        r: FastRequest,
+    ) -> Result<(LockspaceId, Option<LockId>), DlmServiceError> {
+        self.check_room()?;
+        match r {
+            FastRequest::Lock(request) => Ok((id, Some(self.node.lock(id, request)?))),
+            FastRequest::Unlock(request) => {
+                self.node.unlock(id, request)?;
+                Ok((id, None))
             }
         }
     }
@@ -760,12 +773,41 @@ impl DlmShared {
     }
 }
 
+/// A lock or unlock call for [`DlmFastPath::call`], whose lockspace is
+/// named beside it (borrowed: no copy of the name per call).
+#[derive(Debug)]
+pub enum FastRequest {
+    /// A lock or conversion.
+    Lock(LockRequest),
+    /// An unlock or cancel.
+    Unlock(UnlockRequest),
+}
+
+impl FastRequest {
+    /// The same call as a [`DlmRequest`] for the driver's path.
+    pub fn into_request(self, lockspace: &[u8]) -> DlmRequest {
+        let lockspace = lockspace.to_vec();
+        match self {
+            FastRequest::Lock(request) => DlmRequest::Lock { lockspace, request },
+            FastRequest::Unlock(request) => DlmRequest::Unlock { lockspace, request },
+        }
+    }
+
+    /// The existing lock the call is about (none for a new lock).
+    pub(crate) fn target(&self) -> Option<LockId> {
+        match self {
+            FastRequest::Lock(r) => r.lock,
+            FastRequest::Unlock(r) => Some(r.lock),
+        }
+    }
+}
+
 /// What [`DlmFastPath::call`] did.
 #[derive(Debug)]
 pub enum FastCall {
     /// Not run (the DLM has events in flight, the lockspace is not joined, the
     /// Stack stopped, ...): send the request through the driver as usual.
-    NotRun(DlmRequest),
+    NotRun(FastRequest),
     /// Refused at once with what [`Stack::dlm_request`] would have answered;
     /// nothing changed.
     Refused(DlmServiceError),
@@ -809,32 +851,27 @@ impl DlmFastPath {
         self.shared.unrouted.load(Ordering::Acquire) != 0
     }
 
-    /// Runs `request` (a `Lock` or `Unlock`) here if it can (see the type's
-    /// docs); `on_accept(new lock id, own completion)` runs under the lock when
-    /// the core accepted it.
+    /// Runs `request` in lockspace `lockspace` here if it can (see the
+    /// type's docs); `on_accept(new lock id, own completion)` runs under the
+    /// lock when the core accepted it.
     pub fn call(
         &self,
-        request: DlmRequest,
+        lockspace: &[u8],
+        request: FastRequest,
         on_accept: impl FnOnce(Option<LockId>, Option<&Completion>),
     ) -> FastCall {
         let mut d = self.shared.service.lock();
-        let target = match &request {
-            DlmRequest::Lock { request, .. } => request.lock,
-            DlmRequest::Unlock { request, .. } => Some(request.lock),
-            _ => return FastCall::NotRun(request),
-        };
-        let lockspace = match &request {
-            DlmRequest::Lock { lockspace, .. } | DlmRequest::Unlock { lockspace, .. } => lockspace,
-            _ => return FastCall::NotRun(request),
-        };
+        let target = request.target();
         if self.shared.stopped.load(Ordering::Acquire)
             || self.shared.unrouted.load(Ordering::Acquire) != 0
             || d.node.pending_outputs() != 0
-            || d.joined_id(lockspace).is_err()
         {
             return FastCall::NotRun(request);
         }
-        let (ls, new_lock) = match d.app_call(request) {
+        let Ok(id) = d.joined_id(lockspace) else {
+            return FastCall::NotRun(request);
+        };
+        let (ls, new_lock) = match d.app_call_in(id, request) {
             Ok(accepted) => accepted,
             Err(e) => return FastCall::Refused(e),
         };

@@ -80,8 +80,8 @@ pub use cib::{CibRequest, CibSetup};
 pub use config::{QuorumRequestError, StackConfig, StackConfigError};
 pub use dlm::{
     DLM_CPG_LOCAL, DLM_FENCE_CLIENT, DLM_GROUP_PREFIX, DlmEvent, DlmFastPath, DlmRequest,
-    DlmServiceError, DlmServiceStats, DlmSetup, FastCall, MAX_DLM_FRAGMENT, MAX_DLM_MESSAGE,
-    MAX_LOCKSPACE_NAME, lockspace_id,
+    DlmServiceError, DlmServiceStats, DlmSetup, FastCall, FastRequest, MAX_DLM_FRAGMENT,
+    MAX_DLM_MESSAGE, MAX_LOCKSPACE_NAME, lockspace_id,
 };
 pub use fence::{DECISION_CLIENT, FenceCommand, FenceNotice, FenceServiceStats, FencingSetup};
 pub use io::{

@@ -14,6 +14,7 @@ use crate::output::{Completion, SbFlags, Status};
 use crate::resource::ResourceName;
 
 use super::directory::directory_node;
+use super::master::MainRequest;
 use super::node::{DlmConfig, Output};
 use super::process::{ExtraOp, LocalLock, LocalLockView, MainOp};
 use super::wire::{LockspaceId, Msg, NodeId, OpKind, RecoveredLock, encode};
@@ -395,6 +396,23 @@ impl LsState {
                 self.start_lookup(name, local, out);
                 return;
             };
+            if master == self.me
+                && let MainOp::Request { mode, flags, lvb } = op
+                && let Ok(name) = ResourceName::new(&lock.name)
+            {
+                // Mastered here: the master's work directly, on a copy of the
+                // name kept inline (what the message would carry).
+                let request = MainRequest {
+                    pid: lock.owner.pid,
+                    mode: *mode,
+                    flags: *flags,
+                    bast: lock.bast,
+                    lvb: lvb.clone(),
+                };
+                self.mark_sent(local, master);
+                self.master_request(self.me, local, name.as_bytes(), request, out);
+                return self.dispatch_extra(local, out);
+            }
             let msg = match op.clone() {
                 MainOp::Request { mode, flags, lvb } => Msg::Request {
                     lockspace: self.id,
@@ -423,14 +441,25 @@ impl LsState {
                     lvb,
                 },
             };
-            if let Some(lock) = self.locks.get_mut(&local) {
-                lock.master = Some(master);
-                if let Some((_, sent)) = &mut lock.main {
-                    *sent = true;
-                }
-            }
+            self.mark_sent(local, master);
             self.send_op(master, msg, out);
         }
+        self.dispatch_extra(local, out);
+    }
+
+    /// Lock `local`'s main call goes to `master`.
+    fn mark_sent(&mut self, local: u32, master: NodeId) {
+        if let Some(lock) = self.locks.get_mut(&local) {
+            lock.master = Some(master);
+            if let Some((_, sent)) = &mut lock.main {
+                *sent = true;
+            }
+        }
+    }
+
+    /// The second half of [`Self::dispatch`]: a cancel or forced unlock once
+    /// the main call is on its way.
+    fn dispatch_extra(&mut self, local: u32, out: &mut VecDeque<Output>) {
         let Some(lock) = self.locks.get(&local) else {
             return;
         };

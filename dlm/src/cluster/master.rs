@@ -15,11 +15,19 @@ use super::lockspace_state::{LsState, Phase};
 use super::node::Output;
 use super::wire::{Msg, NodeId, OpKind};
 
+/// What a new lock asks of its master (a `Request` message's call fields).
+pub(crate) struct MainRequest {
+    pub(crate) pid: u32,
+    pub(crate) mode: crate::Mode,
+    pub(crate) flags: LockFlags,
+    pub(crate) bast: bool,
+    pub(crate) lvb: Option<Vec<u8>>,
+}
+
 impl LsState {
     /// A call from a holder (`from`, possibly this node) on a resource this node
     /// should master.
     pub(crate) fn master_op(&mut self, from: NodeId, msg: Msg, out: &mut VecDeque<Output>) {
-        let lockspace = self.id;
         match msg {
             Msg::Request {
                 local,
@@ -31,30 +39,14 @@ impl LsState {
                 lvb,
                 ..
             } => {
-                if !self.mastered.contains(&name) {
-                    self.reply(from, Msg::NotMaster { lockspace, local }, out);
-                    return;
-                }
-                if self.by_holder.contains_key(&(from, local)) {
-                    return; // a duplicate of a lock already here
-                }
-                let req = LockRequest {
-                    owner: Owner::new(from, pid),
-                    name,
+                let request = MainRequest {
+                    pid,
                     mode,
                     flags,
-                    lock: None,
-                    lvb: lvb.map(Vec::into_boxed_slice),
                     bast,
+                    lvb,
                 };
-                match self.engine.lock(req) {
-                    Ok(id) => {
-                        self.holders.insert(id, (from, local));
-                        self.by_holder.insert((from, local), id);
-                        self.drain_engine(out);
-                    }
-                    Err(e) => self.refuse(from, local, OpKind::Request, &e, out),
-                }
+                self.master_request(from, local, &name, request, out)
             }
             Msg::Convert {
                 local,
@@ -96,22 +88,62 @@ impl LsState {
                 } else {
                     OpKind::Unlock
                 };
-                let Some((id, owner)) = self.holder_lock(from, local) else {
+                // The holder map names the lock; `unlock_held` does not read
+                // the request's owner (the lock's is the engine's own record).
+                let Some(&id) = self.by_holder.get(&(from, local)) else {
                     self.refuse(from, local, op, &DlmError::NoSuchLock(LockId(local)), out);
                     return;
                 };
                 let req = UnlockRequest {
-                    owner,
+                    owner: Owner::new(from, 0),
                     lock: id,
                     flags,
                     lvb: lvb.map(Vec::into_boxed_slice),
                 };
-                match self.engine.unlock(req) {
+                match self.engine.unlock_held(req) {
                     Ok(()) => self.drain_engine(out),
                     Err(e) => self.refuse(from, local, op, &e, out),
                 }
             }
             _ => {}
+        }
+    }
+
+    /// A new lock for `name` from holder `(from, local)`: the `Request`
+    /// message's work, which a lock of this node mastered here is given
+    /// directly (no copy of the name, no message).
+    pub(crate) fn master_request(
+        &mut self,
+        from: NodeId,
+        local: u32,
+        name: &[u8],
+        request: MainRequest,
+        out: &mut VecDeque<Output>,
+    ) {
+        let lockspace = self.id;
+        if !self.mastered.contains(name) {
+            self.reply(from, Msg::NotMaster { lockspace, local }, out);
+            return;
+        }
+        if self.by_holder.contains_key(&(from, local)) {
+            return; // a duplicate of a lock already here
+        }
+        let req = LockRequest {
+            owner: Owner::new(from, request.pid),
+            name: Vec::new(),
+            mode: request.mode,
+            flags: request.flags,
+            lock: None,
+            lvb: request.lvb.map(Vec::into_boxed_slice),
+            bast: request.bast,
+        };
+        match self.engine.lock_named(req, name) {
+            Ok(id) => {
+                self.holders.insert(id, (from, local));
+                self.by_holder.insert((from, local), id);
+                self.drain_engine(out);
+            }
+            Err(e) => self.refuse(from, local, OpKind::Request, &e, out),
         }
     }
 
@@ -164,15 +196,23 @@ impl LsState {
                         self.holders.remove(&c.lock);
                         self.by_holder.remove(&(node, local));
                     }
+                    let lvb = c.lvb.map(|b| b.into_vec());
+                    if node == self.me {
+                        // What the `Ast` message to this node would do.
+                        if self.members.contains(&node) {
+                            self.apply_ast(node, local, c.status, c.flags, c.granted, lvb, out);
+                        }
+                        continue;
+                    }
                     let msg = Msg::Ast {
                         lockspace: self.id,
                         local,
                         status: c.status,
                         sb_flags: c.flags.bits() as u8,
                         granted: c.granted,
-                        lvb: c.lvb.map(|b| b.into_vec()),
+                        lvb,
                     };
-                    self.reply(node, msg, out);
+                    self.send(node, &msg, out);
                 }
                 EngineOutput::Blocking { lock, mode, .. } => {
                     let Some(&(node, local)) = self.holders.get(&lock) else {

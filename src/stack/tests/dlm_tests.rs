@@ -350,19 +350,11 @@ fn route_all(p: &mut Pair, i: usize, routed: &mut usize) {
 }
 
 fn fast_lock(fast: &DlmFastPath, request: LockRequest) -> FastCall {
-    let r = DlmRequest::Lock {
-        lockspace: b"ls".to_vec(),
-        request,
-    };
-    fast.call(r, |_, _| {})
+    fast.call(b"ls", FastRequest::Lock(request), |_, _| {})
 }
 
 fn fast_unlock(fast: &DlmFastPath, request: UnlockRequest) -> FastCall {
-    let r = DlmRequest::Unlock {
-        lockspace: b"ls".to_vec(),
-        request,
-    };
-    fast.call(r, |_, _| {})
+    fast.call(b"ls", FastRequest::Unlock(request), |_, _| {})
 }
 
 #[test]
@@ -459,11 +451,11 @@ fn the_fast_path_completes_local_calls_at_once_and_leaves_everything_else_to_the
         fast_unlock(&fast, UnlockRequest::new(owner, a)),
         FastCall::Refused(DlmServiceError::Lock(_))
     ));
-    let other = DlmRequest::Lock {
-        lockspace: b"nope".to_vec(),
-        request: LockRequest::new(owner, name.clone(), Mode::Ex),
-    };
-    assert!(matches!(fast.call(other, |_, _| {}), FastCall::NotRun(_)));
+    let other = FastRequest::Lock(LockRequest::new(owner, name.clone(), Mode::Ex));
+    assert!(matches!(
+        fast.call(b"nope", other, |_, _| {}),
+        FastCall::NotRun(_)
+    ));
 }
 
 /// Nodes 1 and 2 of a two-node cluster with the DLM, votequorum and fencing
