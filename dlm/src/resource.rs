@@ -583,9 +583,13 @@ impl Resource {
     /// later in the same call. `refused` is a NOQUEUE request refused with
     /// NOQUEUEBAST: its blockers hear about it too.
     fn settle(&mut self, refused: Option<(LockId, Mode)>, out: &mut VecDeque<Output>) {
-        self.grant_pending(out);
-        self.send_basts(out);
-        self.bast_deadlocked_nodlckwt(out);
+        // With both queues empty nothing can be granted and nobody is blocked:
+        // the three scans would find nothing (the uncontended case).
+        if !(self.convert.is_empty() && self.wait.is_empty()) {
+            self.grant_pending(out);
+            self.send_basts(out);
+            self.bast_deadlocked_nodlckwt(out);
+        }
         if let Some((id, mode)) = refused {
             self.bast_blockers_of(id, mode, out);
         }
