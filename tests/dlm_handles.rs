@@ -154,25 +154,32 @@ fn with_the_direct_path_the_callers_thread_sends_the_request() {
     drop(handle);
 }
 
-/// Locks on a resource mastered on node 2 from node 1, 50 times; returns the
-/// nodes when `direct` (for the caller to look at), else stops them.
-fn remote_master(addrs: &BTreeMap<u32, SocketAddr>, direct: bool) -> Vec<Node> {
-    let _g = serial();
-    let nodes = cluster_on(addrs, direct);
+/// Every node joins lockspace `name`; returns once each sees all of them as
+/// members and none is recovering.
+fn join_everywhere(nodes: &[Node], name: &str) -> Vec<phalanx::node::Lockspace> {
     let spaces: Vec<_> = nodes
         .iter()
-        .map(|n| n.dlm().lockspace("remote").unwrap())
+        .map(|n| n.dlm().lockspace(name).unwrap())
         .collect();
-    wait_until("both members", Duration::from_secs(20), || {
+    wait_until("every node a member", Duration::from_secs(20), || {
         nodes.iter().all(|n| {
             n.dlm()
                 .dump()
                 .unwrap()
                 .lockspaces
                 .iter()
-                .any(|(name, m, recovering)| name == "remote" && m.len() == 2 && !recovering)
+                .any(|(ls, m, recovering)| ls == name && m.len() == nodes.len() && !recovering)
         })
     });
+    spaces
+}
+
+/// Locks on a resource mastered on node 2 from node 1, 50 times; returns the
+/// nodes when `direct` (for the caller to look at), else stops them.
+fn remote_master(addrs: &BTreeMap<u32, SocketAddr>, direct: bool) -> Vec<Node> {
+    let _g = serial();
+    let nodes = cluster_on(addrs, direct);
+    let spaces = join_everywhere(&nodes, "remote");
     // Node 2 asks first and masters the resource; its NL lock keeps it so.
     let keep = spaces[1]
         .lock_wait(b"m", Mode::Nl, LockFlags::EMPTY, None)
@@ -211,4 +218,154 @@ fn remote_master(addrs: &BTreeMap<u32, SocketAddr>, direct: bool) -> Vec<Node> {
         n.leave().unwrap();
     }
     Vec::new()
+}
+
+/// One node's part of an AST-driven bounce: every notice runs on the node's
+/// thread, where the callback unlocks a granted lock and asks again once
+/// the unlock completed — no application thread.
+struct AstBouncer {
+    ls: phalanx::node::Lockspace,
+    /// This bouncer's callback (holds a weak reference back).
+    notify: std::sync::OnceLock<phalanx::node::Notify>,
+    /// Set while any bouncer holds EX: two at once fails the test.
+    held: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    grants: std::sync::atomic::AtomicU64,
+    stop: std::sync::atomic::AtomicBool,
+    /// The lock's last call ended (unlocked after `stop`).
+    done: std::sync::atomic::AtomicBool,
+    /// What a callback could not do (checked by the test).
+    errors: Mutex<Vec<String>>,
+}
+
+impl AstBouncer {
+    fn new(
+        ls: phalanx::node::Lockspace,
+        held: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) -> std::sync::Arc<AstBouncer> {
+        let b = std::sync::Arc::new(AstBouncer {
+            ls,
+            notify: std::sync::OnceLock::new(),
+            held,
+            grants: Default::default(),
+            stop: Default::default(),
+            done: Default::default(),
+            errors: Mutex::new(Vec::new()),
+        });
+        let weak = std::sync::Arc::downgrade(&b);
+        let cb = move |n: DlmNotice| {
+            if let Some(b) = weak.upgrade() {
+                b.on_notice(n);
+            }
+        };
+        let _ = b
+            .notify
+            .set(phalanx::node::Notify::Callback(std::sync::Arc::new(cb)));
+        b
+    }
+
+    fn lock(&self) -> Result<(), DlmCallError> {
+        let mut call = phalanx::node::LockCall::new(&b"hot"[..], Mode::Ex);
+        call.notify = self.notify.get().cloned();
+        call.bast = false;
+        self.ls.lock_with(call).map(|_| ())
+    }
+
+    fn on_notice(&self, n: DlmNotice) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let DlmNotice::Completion(c) = n else { return };
+        let r = match c.status {
+            Status::Granted => {
+                if self.held.swap(true, SeqCst) {
+                    let e = format!("two EX holders: {c:?}");
+                    self.errors.lock().unwrap().push(e);
+                }
+                self.grants.fetch_add(1, SeqCst);
+                // A blocking call from here is refused, not deadlocked.
+                if self.ls.unlock_wait(c.lock, LockFlags::EMPTY, None)
+                    != Err(DlmCallError::WouldDeadlock)
+                {
+                    self.errors.lock().unwrap().push("unlock_wait ran".into());
+                }
+                self.held.store(false, SeqCst);
+                self.ls.unlock(c.lock, LockFlags::EMPTY, None)
+            }
+            Status::Unlocked if self.stop.load(SeqCst) => {
+                self.done.store(true, SeqCst);
+                Ok(())
+            }
+            Status::Unlocked => self.lock(),
+            other => {
+                self.errors.lock().unwrap().push(format!("{other:?}"));
+                Ok(())
+            }
+        };
+        if let Err(e) = r {
+            self.errors.lock().unwrap().push(e.to_string());
+        }
+    }
+}
+
+/// Calls made by a notice callback on the node's own thread run (the Linux
+/// DLM lets an AST routine lock and unlock): three nodes bounce EX between
+/// them from callbacks alone, exclusion holds, every node is granted, and a
+/// refused call from a callback is an error at once.
+#[test]
+fn callbacks_on_the_node_thread_lock_and_unlock() {
+    for direct in [false, true] {
+        let _g = serial();
+        let nodes = cluster_on(&loopback_node_addrs(3), direct);
+        let spaces = join_everywhere(&nodes, "ast");
+        let held = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let bouncers: Vec<_> = spaces
+            .iter()
+            .map(|ls| AstBouncer::new(ls.clone(), held.clone()))
+            .collect();
+        for b in &bouncers {
+            b.lock().unwrap();
+        }
+        use std::sync::atomic::Ordering::SeqCst;
+        wait_until("200 grants on every node", Duration::from_secs(30), || {
+            bouncers.iter().all(|b| b.grants.load(SeqCst) >= 200)
+        });
+        for b in &bouncers {
+            b.stop.store(true, SeqCst);
+        }
+        wait_until("every lock released", Duration::from_secs(10), || {
+            bouncers.iter().all(|b| b.done.load(SeqCst))
+        });
+        for b in &bouncers {
+            assert_eq!(*b.errors.lock().unwrap(), Vec::<String>::new());
+        }
+        // Nothing left behind in any lock table.
+        for n in &nodes {
+            assert!(n.dlm().dump().unwrap().own.is_empty());
+        }
+        // A refused call from a callback: an unknown lock, refused at once.
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let ls = spaces[0].clone();
+        let probe = phalanx::node::Notify::Callback(std::sync::Arc::new(move |n| {
+            if let DlmNotice::Completion(c) = n
+                && c.status == Status::Granted
+            {
+                let unknown = phalanx::dlm::LockId::from_raw(c.lock.get() + 1000);
+                let _ = tx.send((
+                    ls.unlock(unknown, LockFlags::EMPTY, None),
+                    ls.unlock(c.lock, LockFlags::EMPTY, None),
+                ));
+            }
+        }));
+        let mut call = phalanx::node::LockCall::new(&b"probe"[..], Mode::Pr);
+        call.notify = Some(probe);
+        spaces[0].lock_with(call).unwrap();
+        let (unknown, own) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert!(matches!(unknown, Err(DlmCallError::Lock(_))), "{unknown:?}");
+        assert_eq!(own, Ok(()));
+        drop(bouncers);
+        for s in spaces {
+            s.leave().unwrap();
+        }
+        for n in nodes {
+            n.leave().unwrap();
+        }
+    }
 }

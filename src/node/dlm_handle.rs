@@ -134,7 +134,10 @@ pub enum Notify {
     /// BAST per mode above its own between grants).
     Channel(Sender<DlmNotice>),
     /// A callback, run on the node's thread: keep it short; the blocking calls of
-    /// this module refuse to run there ([`DlmCallError::WouldDeadlock`]).
+    /// this module refuse to run there ([`DlmCallError::WouldDeadlock`]), the
+    /// others (`lock`, `lock_with`, `convert`, `unlock`, `cancel`) run at once,
+    /// as the Linux DLM lets an AST routine call `dlm_lock`/`dlm_unlock` — an
+    /// AST-driven application needs no thread of its own per hand-over.
     Callback(Arc<dyn Fn(DlmNotice) + Send + Sync>),
 }
 
@@ -404,10 +407,22 @@ thread_local! {
     static DRIVES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
+thread_local! {
+    /// A notice callback on this (driver) thread made a DLM call whose outputs
+    /// wait in the core.
+    static CALLED_ON_DRIVER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// Marks the current thread as the driver of the node sharing `shared` (its
 /// callbacks' blocking DLM calls are refused).
 pub(crate) fn mark_driver_thread(shared: &Arc<Shared>) {
     DRIVES.with(|d| d.set(Arc::as_ptr(shared) as usize));
+}
+
+/// Whether a callback on this thread made a DLM call since the last look (the
+/// driver then moves its outputs: [`crate::stack::Stack::dlm_flush`]).
+pub(crate) fn take_called_on_driver() -> bool {
+    CALLED_ON_DRIVER.with(|c| c.replace(false))
 }
 
 impl Dlm {
@@ -512,16 +527,55 @@ impl Lockspace {
 
     fn call(
         &self,
-        request: DlmRequest,
+        request: FastRequest,
         notify: Option<Notify>,
         waiter: Option<Sender<WaitOutcome>>,
     ) -> Result<Option<LockId>, DlmCallError> {
+        if waiter.is_none()
+            && self.dlm.on_driver_thread()
+            && let Some(fast) = &self.dlm.fast
+        {
+            return self.call_on_driver(fast, request, notify);
+        }
         self.dlm.command(|answer| DlmCommand::Call {
-            request,
+            request: request.into_request(&self.name),
             notify,
             waiter,
             answer,
         })
+    }
+
+    /// A call from a notice callback on the node's own thread
+    /// ([`DlmFastPath::call_on_driver`]): run at once, its outputs moved by
+    /// the driver once the callback returned (no command, no wait for the
+    /// driver's answer, which is this thread).
+    fn call_on_driver(
+        &self,
+        fast: &DlmFast,
+        request: FastRequest,
+        notify: Option<Notify>,
+    ) -> Result<Option<LockId>, DlmCallError> {
+        let ls = self.id;
+        let mut notify = notify;
+        let outcome = fast.path.call_on_driver(&self.name, request, |new_lock| {
+            if let (Some(id), Some(n)) = (new_lock, notify.take()) {
+                fast.routes.lock().insert(
+                    (ls, id.get()),
+                    Route {
+                        notify: n,
+                        waiter: None,
+                    },
+                );
+            }
+        });
+        match outcome {
+            FastCall::Accepted(id) | FastCall::Completed(id, _) => {
+                CALLED_ON_DRIVER.with(|c| c.set(true));
+                Ok(id)
+            }
+            FastCall::Refused(e) => Err(from_input(InputError::Dlm(e))),
+            FastCall::NotRun(_) => Err(DlmCallError::NotRunning),
+        }
     }
 
     /// The engine's request for a lock call; takes the call's name and value
@@ -556,10 +610,7 @@ impl Lockspace {
 
     /// A new lock with every option (its own channel or callback).
     pub fn lock_with(&self, mut c: LockCall) -> Result<LockId, DlmCallError> {
-        let request = DlmRequest::Lock {
-            lockspace: self.name.to_vec(),
-            request: self.lock_request(&mut c),
-        };
+        let request = FastRequest::Lock(self.lock_request(&mut c));
         let notify = Some(c.notify.unwrap_or(Notify::Channel(self.notices_tx.clone())));
         self.call(request, notify, None)?
             .ok_or(DlmCallError::NotRunning)
@@ -573,9 +624,7 @@ impl Lockspace {
         flags: LockFlags,
         lvb: Option<&[u8]>,
     ) -> Result<(), DlmCallError> {
-        let request = self
-            .convert_request(lock, mode, flags, lvb)
-            .into_request(&self.name);
+        let request = self.convert_request(lock, mode, flags, lvb);
         self.call(request, None, None).map(|_| ())
     }
 
@@ -609,19 +658,14 @@ impl Lockspace {
         flags: LockFlags,
         lvb: Option<&[u8]>,
     ) -> Result<(), DlmCallError> {
-        let request = self
-            .unlock_request(lock, flags, lvb)
-            .into_request(&self.name);
+        let request = self.unlock_request(lock, flags, lvb);
         self.call(request, None, None).map(|_| ())
     }
 
     /// Cancels the waiting request or conversion of `lock`; its completion says
     /// `Cancelled` (or the call's own outcome if it won the race).
     pub fn cancel(&self, lock: LockId) -> Result<(), DlmCallError> {
-        let request = DlmRequest::Unlock {
-            lockspace: self.name.to_vec(),
-            request: UnlockRequest::cancel(self.owner, lock),
-        };
+        let request = FastRequest::Unlock(UnlockRequest::cancel(self.owner, lock));
         self.call(request, None, None).map(|_| ())
     }
 
@@ -654,7 +698,7 @@ impl Lockspace {
             None => (request, notify),
         };
         let (tx, rx) = bounded(1);
-        let id = self.call(request.into_request(&self.name), notify, Some(tx))?;
+        let id = self.call(request, notify, Some(tx))?;
         let c = recv_spinning(&rx).map_err(|_| DlmCallError::NotRunning)??;
         outcome(id, c)
     }
@@ -740,8 +784,32 @@ impl Lockspace {
         let mut c = LockCall::new(resource, mode);
         c.flags = flags;
         c.lvb = lvb.map(<[u8]>::to_vec);
+        self.lock_wait_with(c)
+    }
+
+    /// Locks with every option of a [`LockCall`] and waits for the grant, as
+    /// [`Lockspace::lock_wait`]. With `bast: false` the master sends this lock
+    /// no blocking ASTs (no datagram, no notice a holder would not act on);
+    /// later notices go to `c.notify`, or to [`Lockspace::notices`].
+    ///
+    /// ```no_run
+    /// # use phalanx::node::{LockCall, Node};
+    /// # use phalanx::dlm::{LockFlags, Mode};
+    /// # fn demo(node: &Node) -> Result<(), Box<dyn std::error::Error>> {
+    /// let ls = node.dlm().lockspace("app")?;
+    /// let mut call = LockCall::new("hot", Mode::Ex);
+    /// call.bast = false; // released at once: nobody needs to ask for it
+    /// let g = ls.lock_wait_with(call)?;
+    /// ls.unlock_wait(g.id, LockFlags::EMPTY, None)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn lock_wait_with(&self, mut c: LockCall) -> Result<Granted, DlmCallError> {
+        let notify = Some(
+            c.notify
+                .take()
+                .unwrap_or_else(|| Notify::Channel(self.notices_tx.clone())),
+        );
         let request = FastRequest::Lock(self.lock_request(&mut c));
-        let notify = Some(Notify::Channel(self.notices_tx.clone()));
         let (id, completion) = self.wait(request, notify)?;
         Ok(Granted {
             id: id.ok_or(DlmCallError::NotRunning)?,

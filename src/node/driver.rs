@@ -171,6 +171,10 @@ pub(crate) struct Driver {
     logger: Logger,
     link_status: Vec<PeerLinkStatus>,
     left: bool,
+    /// A notice callback made DLM calls whose outputs wait in the core: moved
+    /// at the next pass, after the sockets were read (a callback that locks
+    /// again at each grant must not keep the driver from its input).
+    dlm_calls_waiting: bool,
     last_publish: Instant,
     realtime_priority: Option<i32>,
     /// See `NodeOptions::spin_before_park`.
@@ -356,6 +360,7 @@ impl Driver {
             logger,
             link_status: Vec::new(),
             left: false,
+            dlm_calls_waiting: false,
             last_publish: start,
             realtime_priority: opts.realtime_priority,
             spin_before_park: opts.spin_before_park,
@@ -545,7 +550,7 @@ impl Driver {
                 timeout = Some(timeout.map_or(Duration::from_millis(1), |t| {
                     t.min(Duration::from_millis(1))
                 }));
-            } else if self.sockets.any_ready() {
+            } else if self.sockets.any_ready() || self.dlm_calls_waiting {
                 timeout = Some(Duration::ZERO);
             }
             // Fed here, each pass, while the policy allows; wake for the next feed.
@@ -620,6 +625,10 @@ impl Driver {
             }
             self.take_commands()?;
             self.take_fence_completions();
+            if std::mem::take(&mut self.dlm_calls_waiting) {
+                let now = self.now();
+                self.stack.dlm_flush(now);
+            }
             let now = self.now();
             if self.deadline.is_some_and(|t| t <= now) {
                 self.input(now, Input::Timeout);
@@ -1063,6 +1072,9 @@ impl Driver {
             Output::Event(StackEvent::Dlm(e)) => {
                 self.dlm.event(&self.stack, e);
                 self.stack.dlm_routed();
+                // A callback's own calls: their outputs follow the events
+                // already queued, at the next pass.
+                self.dlm_calls_waiting |= super::dlm_handle::take_called_on_driver();
             }
             Output::Stopped(StopReason::Left) => self.left = true,
             Output::Stopped(reason) => {

@@ -892,6 +892,38 @@ impl DlmFastPath {
 }
 
 impl DlmFastPath {
+    /// Runs `request` on the driver's own thread — a call made by a notice
+    /// callback the driver is running — whatever is in flight. The same code
+    /// as [`Stack::dlm_request`] (`DlmService::app_call`) under the service's
+    /// lock: to the core, an input between two of the driver's. Every output,
+    /// the call's own completion included, stays in the core: the driver
+    /// routes the events it emitted before first, then moves these with
+    /// [`Stack::dlm_flush`] — each handle sees the order the driver's command
+    /// path would give. `on_accept(new lock id)` runs under the lock, before
+    /// any output of the call can be routed. Never [`FastCall::Completed`];
+    /// [`FastCall::NotRun`] only once the Stack stopped.
+    pub fn call_on_driver(
+        &self,
+        lockspace: &[u8],
+        request: FastRequest,
+        on_accept: impl FnOnce(Option<LockId>),
+    ) -> FastCall {
+        let mut d = self.shared.service.lock();
+        if self.shared.stopped.load(Ordering::Acquire) {
+            return FastCall::NotRun(request);
+        }
+        let accepted = d
+            .joined_id(lockspace)
+            .and_then(|id| d.app_call_in(id, request));
+        match accepted {
+            Ok((_, new_lock)) => {
+                on_accept(new_lock);
+                FastCall::Accepted(new_lock)
+            }
+            Err(e) => FastCall::Refused(e),
+        }
+    }
+
     /// The direct path's datagrams this thread may put on the links itself
     /// (after a [`FastCall::Accepted`]), sealed as the driver would: the core's
     /// leading lock-traffic messages to peers go into their channels (what the

@@ -9,7 +9,12 @@
 //!    round trip between two sockets on the same loopback, measured in the run;
 //! 4. **bounce**: one thread per node taking EX on the same resource,
 //!    releasing it and waiting until another node has had it; hand-overs
-//!    between nodes per second;
+//!    between nodes per second (the locks ask for BASTs as `lock_wait` does;
+//!    `--bounce-basts off`: none, their holders release at once anyway);
+//!    **bounce-ast**: the same hand-overs driven by AST callbacks on the
+//!    nodes' own threads (each grant's callback unlocks, each unlock's callback
+//!    asks again), the way an AST-driven application (a filesystem's glocks)
+//!    uses a DLM: no application thread per hand-over (`bounce_ast.rs`);
 //! 5. **recovery**: three `phalanxd` processes with the real test fence agent,
 //!    `--recovery N` locks held (default 100 000), one node killed; the phases
 //!    from the kill to locks usable again (`recovery.rs`). Needs `phalanxd` beside
@@ -20,17 +25,18 @@
 //! ```text
 //! cargo build --release -p phalanx --bin phalanxd -p phalanx-bench --bin dlm-bench
 //! target/release/dlm-bench [--pairs N] [--remote N] [--bounce-secs S] [--recovery N]
-//!     [--driver-spin-us US]
-//!     [--only core,handle,remote,bounce,recovery-core,recovery]
+//!     [--driver-spin-us US] [--paths ring,direct] [--bounce-basts on|off]
+//!     [--only core,handle,remote,bounce,bounce-ast,recovery-core,recovery]
 //! ```
 
+mod bounce_ast;
 mod core_recovery;
 mod procs;
 mod recovery;
 
 use phalanx::dlm::cluster::{DlmConfig, DlmNode, Input, Output};
 use phalanx::dlm::{LockFlags, LockRequest, Mode, Owner, UnlockRequest};
-use phalanx::node::{Node, NodeOptions};
+use phalanx::node::{LockCall, Node, NodeOptions};
 use phalanx::totem::Config;
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, UdpSocket};
@@ -45,6 +51,10 @@ struct Args {
     recovery: usize,
     /// `NodeOptions::spin_before_park` of the nodes' drivers, µs (0: park at once).
     driver_spin_us: u64,
+    /// Which lock traffic paths `remote` and `bounce` run: ring, direct or both.
+    paths: Vec<bool>,
+    /// Whether the bounced locks ask for blocking ASTs (`--bounce-basts on`).
+    bounce_basts: bool,
     only: Vec<String>,
 }
 
@@ -61,6 +71,8 @@ fn args() -> Args {
         bounce_secs: 5,
         recovery: 100_000,
         driver_spin_us: 0,
+        paths: vec![false, true],
+        bounce_basts: true,
         only: Vec::new(),
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
@@ -75,6 +87,17 @@ fn args() -> Args {
             "--recovery" => a.recovery = n(),
             "--driver-spin-us" => a.driver_spin_us = n() as u64,
             "--only" => a.only = value.split(',').map(str::to_string).collect(),
+            "--bounce-basts" => a.bounce_basts = value == "on",
+            "--paths" => {
+                a.paths = value
+                    .split(',')
+                    .map(|p| match p {
+                        "ring" => false,
+                        "direct" => true,
+                        other => panic!("unknown lock traffic path {other}"),
+                    })
+                    .collect()
+            }
             other => panic!("unknown option {other}"),
         }
         i += 2;
@@ -380,7 +403,7 @@ struct Baton {
 /// thread in about a microsecond and take most grants). Counts **hand-overs**:
 /// grants to a node other than the previous holder's. Exclusion is checked on
 /// the way (a second holder at once panics).
-fn bounce(spaces: &[phalanx::node::Lockspace], secs: u64) {
+fn bounce(spaces: &[phalanx::node::Lockspace], secs: u64, basts: bool) {
     let baton = Arc::new(Baton::default());
     let threads: Vec<_> = spaces
         .iter()
@@ -400,9 +423,9 @@ fn bounce(spaces: &[phalanx::node::Lockspace], secs: u64) {
                             return mine;
                         }
                     }
-                    let g = ls
-                        .lock_wait(b"hot", Mode::Ex, LockFlags::EMPTY, None)
-                        .unwrap();
+                    let mut call = LockCall::new(&b"hot"[..], Mode::Ex);
+                    call.bast = basts;
+                    let g = ls.lock_wait_with(call).unwrap();
                     assert!(
                         !baton.held.swap(true, Ordering::SeqCst),
                         "two EX holders at once"
@@ -441,8 +464,9 @@ fn bounce(spaces: &[phalanx::node::Lockspace], secs: u64) {
     baton.changed.notify_all();
     let per: Vec<u64> = threads.into_iter().map(|t| t.join().unwrap()).collect();
     println!(
-        "bounce EX between 3 nodes: {:.0} hand-overs/s between nodes \
+        "bounce EX between 3 nodes, locks {} BASTs: {:.0} hand-overs/s between nodes \
          (per node {per:?}, re-grants to the previous holder's node {})",
+        if basts { "with" } else { "without" },
         (h1 - h0) as f64 / elapsed.as_secs_f64(),
         baton.same_node.load(Ordering::Relaxed),
     );
@@ -471,8 +495,8 @@ fn main() {
         let local = handle_local(a.pairs.min(1_000_000));
         println!("handle, one node: lock_wait+unlock_wait {local:.0} pairs/s");
     }
-    for direct in [false, true] {
-        if !(a.runs("remote") || a.runs("bounce")) {
+    for direct in a.paths.iter().copied() {
+        if !(a.runs("remote") || a.runs("bounce") || a.runs("bounce-ast")) {
             break;
         }
         println!(
@@ -495,7 +519,10 @@ fn main() {
             remote_parts(&nodes, &spaces, a.remote);
         }
         if a.runs("bounce") {
-            bounce(&spaces, a.bounce_secs);
+            bounce(&spaces, a.bounce_secs, a.bounce_basts);
+        }
+        if a.runs("bounce-ast") {
+            bounce_ast::run(&spaces, a.bounce_secs);
         }
         for s in spaces {
             let _ = s.leave();
