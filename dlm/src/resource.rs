@@ -8,7 +8,8 @@
 //! grantable request is left waiting — which is the "no lost wake-up" property the
 //! tests check after every random step.
 
-use std::collections::{BTreeMap, VecDeque};
+use crate::id_map::IdMap;
+use std::collections::VecDeque;
 
 use crate::error::DlmError;
 use crate::flags::{LockFlags, validate_conversion};
@@ -138,7 +139,11 @@ enum Evaluation {
 pub(crate) struct Resource {
     name: ResourceName,
     mastery: Mastery,
-    locks: BTreeMap<LockId, Lock>,
+    /// Every lock on the resource by id. A hash map: the lock path inserts
+    /// and removes one per call, and a B-tree allocated and freed a leaf each
+    /// time the map went between empty and one entry. Where its order would
+    /// show (BASTs, purges, orphan adoption) the code goes by id order.
+    locks: IdMap<LockId, Lock>,
     grant: Vec<LockId>,
     convert: VecDeque<LockId>,
     wait: VecDeque<LockId>,
@@ -150,7 +155,7 @@ impl Resource {
         Resource {
             name,
             mastery: Mastery::Local,
-            locks: BTreeMap::new(),
+            locks: IdMap::default(),
             grant: Vec::new(),
             convert: VecDeque::new(),
             wait: VecDeque::new(),
@@ -376,12 +381,13 @@ impl Resource {
         owner: Owner,
         out: &mut VecDeque<Output>,
     ) -> (Vec<LockId>, usize) {
-        let ids: Vec<LockId> = self
+        let mut ids: Vec<LockId> = self
             .locks
             .values()
             .filter(|l| l.owner == owner && !l.orphan)
             .map(|l| l.id)
             .collect();
+        ids.sort_unstable();
         let mut removed = Vec::new();
         let mut orphaned = 0;
         for id in ids {
@@ -419,12 +425,13 @@ impl Resource {
         pid: Option<u32>,
         out: &mut VecDeque<Output>,
     ) -> Vec<LockId> {
-        let ids: Vec<LockId> = self
+        let mut ids: Vec<LockId> = self
             .locks
             .values()
             .filter(|l| l.orphan && l.owner.node == node && pid.is_none_or(|p| l.owner.pid == p))
             .map(|l| l.id)
             .collect();
+        ids.sort_unstable();
         for &id in &ids {
             self.remove_from_queues(id);
             self.locks.remove(&id);
@@ -443,10 +450,13 @@ impl Resource {
         wants_bast: bool,
         out: &mut VecDeque<Output>,
     ) -> Option<LockId> {
-        let lock = self
+        let id = self
             .locks
-            .values_mut()
-            .find(|l| l.orphan && l.granted == Some(mode))?;
+            .values()
+            .filter(|l| l.orphan && l.granted == Some(mode))
+            .map(|l| l.id)
+            .min()?;
+        let lock = self.locks.get_mut(&id)?;
         lock.orphan = false;
         lock.owner = owner;
         lock.wants_bast = wants_bast;
@@ -761,33 +771,43 @@ impl Resource {
         if blocked.is_empty() {
             return;
         }
-        for lock in self.locks.values_mut() {
-            let Some(held) = lock.granted else { continue };
-            if !lock.wants_bast || lock.orphan {
-                continue;
-            }
-            let worst = blocked
-                .iter()
-                .filter(|(other, m)| *other != lock.id && !held.is_compatible(*m))
-                .map(|(_, m)| *m)
-                .max();
-            if let Some(mode) = worst {
-                Self::bast(lock, mode, out);
+        let mut basts: Vec<(LockId, Mode)> = self
+            .locks
+            .values()
+            .filter(|l| l.wants_bast && !l.orphan)
+            .filter_map(|lock| {
+                let held = lock.granted?;
+                blocked
+                    .iter()
+                    .filter(|(other, m)| *other != lock.id && !held.is_compatible(*m))
+                    .map(|(_, m)| *m)
+                    .max()
+                    .map(|mode| (lock.id, mode))
+            })
+            .collect();
+        self.bast_in_id_order(&mut basts, out);
+    }
+
+    /// Sends each `(lock, mode)` BAST, lowest lock id first.
+    fn bast_in_id_order(&mut self, basts: &mut [(LockId, Mode)], out: &mut VecDeque<Output>) {
+        basts.sort_unstable_by_key(|(id, _)| *id);
+        for (id, mode) in basts.iter() {
+            if let Some(lock) = self.locks.get_mut(id) {
+                Self::bast(lock, *mode, out);
             }
         }
     }
 
     /// NOQUEUEBAST: the holders incompatible with a refused request hear about it.
     fn bast_blockers_of(&mut self, requester: LockId, mode: Mode, out: &mut VecDeque<Output>) {
-        for lock in self.locks.values_mut() {
-            let Some(held) = lock.granted else { continue };
-            if lock.id == requester || !lock.wants_bast || lock.orphan {
-                continue;
-            }
-            if !held.is_compatible(mode) {
-                Self::bast(lock, mode, out);
-            }
-        }
+        let mut basts: Vec<(LockId, Mode)> = self
+            .locks
+            .values()
+            .filter(|l| l.id != requester && l.wants_bast && !l.orphan)
+            .filter(|l| l.granted.is_some_and(|held| !held.is_compatible(mode)))
+            .map(|l| (l.id, mode))
+            .collect();
+        self.bast_in_id_order(&mut basts, out);
     }
 
     /// NODLCKWT: a queued conversion in a conversion deadlock is told to resolve it

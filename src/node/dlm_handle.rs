@@ -803,6 +803,7 @@ impl Lockspace {
     /// ls.unlock_wait(g.id, LockFlags::EMPTY, None)?;
     /// # Ok(()) }
     /// ```
+    #[inline]
     pub fn lock_wait_with(&self, mut c: LockCall) -> Result<Granted, DlmCallError> {
         let notify = Some(
             c.notify
