@@ -773,7 +773,10 @@ impl Lockspace {
 
     /// Locks and waits for the grant (`dlm_ls_lock_wait`). Refusals are errors:
     /// NOQUEUE not grantable → [`DlmCallError::WouldBlock`], and so on. Later
-    /// BASTs go to [`Lockspace::notices`].
+    /// BASTs go to [`Lockspace::notices`], which keeps them until read: a
+    /// caller that never reads it and holds contended locks wants
+    /// [`Lockspace::lock_wait_with`] with `bast: false` (libdlm's NULL
+    /// `bastaddr`).
     pub fn lock_wait(
         &self,
         resource: &[u8],
