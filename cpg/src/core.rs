@@ -9,6 +9,7 @@ use crate::stats::CpgStats;
 use crate::sync::{Buffered, SyncWindow};
 use crate::types::{CpgEvent, GroupName, MemberId, Reason};
 use crate::wire::{self, Control};
+use bytes::Bytes;
 use phalanx_totem::{Guarantee, NodeId, RingId};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -174,7 +175,7 @@ impl Cpg {
             return Err(CpgError::TryAgain);
         }
         let encoded = wire::encode_mcast(self.cfg.wire_prefix, local, group, data);
-        self.send.push(guarantee, encoded);
+        self.send.push(guarantee, encoded.into());
         self.stats.mcasts_sent += 1;
         Ok(())
     }
@@ -188,8 +189,9 @@ impl Cpg {
         &mut self,
         local: u32,
         guarantee: Guarantee,
-        encoded: Vec<u8>,
+        encoded: impl Into<Bytes>,
     ) -> Result<(), CpgError> {
+        let encoded: Bytes = encoded.into();
         let Some(group) = wire::mcast_group(self.cfg.wire_prefix, &encoded) else {
             return Err(CpgError::NotExist);
         };
@@ -233,7 +235,7 @@ impl Cpg {
             return Err(CpgError::TryAgain);
         }
         self.next_control_seq += 1;
-        self.send.push(Guarantee::Agreed, encoded);
+        self.send.push(Guarantee::Agreed, encoded.into());
         Ok(())
     }
 
@@ -264,7 +266,7 @@ impl Cpg {
     }
 
     /// The next encoded message for totem (agreed or safe), if one may go now.
-    pub fn poll_send(&mut self) -> Option<(Guarantee, Vec<u8>)> {
+    pub fn poll_send(&mut self) -> Option<(Guarantee, Bytes)> {
         let hold = self.holding();
         self.send.pop(hold)
     }

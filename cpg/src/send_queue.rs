@@ -4,13 +4,15 @@
 //! application's messages wait while an exchange is in progress, so that they are
 //! ordered after it.
 
+use bytes::Bytes;
 use phalanx_totem::Guarantee;
 use std::collections::VecDeque;
 
 #[derive(Debug)]
 pub(crate) struct SendQueue {
     joinlist: Option<Vec<u8>>,
-    queue: VecDeque<(Guarantee, Vec<u8>)>,
+    /// Messages as `Bytes`: a handle may carve many out of one buffer.
+    queue: VecDeque<(Guarantee, Bytes)>,
     bytes: usize,
     max_bytes: usize,
     max_messages: usize,
@@ -36,7 +38,7 @@ impl SendQueue {
 
     /// Queues without the bound: for PROCDOWN, which cannot be refused (the handle is
     /// already gone) and is small and bounded by the member's group count.
-    pub fn push(&mut self, guarantee: Guarantee, data: Vec<u8>) {
+    pub fn push(&mut self, guarantee: Guarantee, data: Bytes) {
         self.bytes += data.len();
         self.queue.push_back((guarantee, data));
     }
@@ -64,9 +66,9 @@ impl SendQueue {
         }
     }
 
-    pub fn pop(&mut self, hold: bool) -> Option<(Guarantee, Vec<u8>)> {
+    pub fn pop(&mut self, hold: bool) -> Option<(Guarantee, Bytes)> {
         if let Some(j) = self.joinlist.take() {
-            return Some((Guarantee::Agreed, j));
+            return Some((Guarantee::Agreed, Bytes::from(j)));
         }
         if hold {
             return None;

@@ -97,7 +97,7 @@ impl Cluster {
                     moved = true;
                     for &n in &members {
                         let node = self.nodes.get_mut(&n).unwrap();
-                        node.handle_deliver(sender, g, Bytes::from(data.clone()));
+                        node.handle_deliver(sender, g, data.clone());
                     }
                 }
             }
@@ -347,14 +347,14 @@ fn application_sends_wait_for_the_exchange() {
     assert!(c.node(1).is_syncing());
     let (_, first) = c.node(1).poll_send().unwrap();
     assert!(matches!(
-        wire::decode(Bytes::from(first.clone())),
+        wire::decode(first.clone()),
         Ok(wire::Message::JoinList(_))
     ));
     assert!(c.node(1).poll_send().is_none(), "the mcast waits");
     // Deliver the JOINLIST by hand, then the rest.
     for n in [1, 2] {
         c.node(n)
-            .handle_deliver(1, Guarantee::Agreed, Bytes::from(first.clone()));
+            .handle_deliver(1, Guarantee::Agreed, first.clone());
     }
     c.settle();
     assert_eq!(c.delivered(2, 2, b"g"), Vec::<Vec<u8>>::new());

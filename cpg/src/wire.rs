@@ -128,6 +128,26 @@ pub fn encode_mcast(prefix: Option<u8>, local: u32, group: &[u8], payload: &[u8]
     out
 }
 
+/// [`encode_mcast`] appended to `out`: the same bytes, written where the
+/// caller keeps them (a handle carves many messages out of one buffer).
+pub fn encode_mcast_into(
+    prefix: Option<u8>,
+    local: u32,
+    group: &[u8],
+    payload: &[u8],
+    out: &mut bytes::BytesMut,
+) {
+    out.reserve(3 + 5 + group.len() + payload.len());
+    if let Some(p) = prefix {
+        out.extend_from_slice(&[p]);
+    }
+    out.extend_from_slice(&[VERSION, KIND_MCAST]);
+    out.extend_from_slice(&local.to_le_bytes());
+    out.extend_from_slice(&[group.len() as u8]);
+    out.extend_from_slice(group);
+    out.extend_from_slice(payload);
+}
+
 /// The group name inside a message made by [`encode_mcast`] with the same
 /// `prefix` (`None` if `msg` is not such a message).
 pub fn mcast_group(prefix: Option<u8>, msg: &[u8]) -> Option<&[u8]> {
@@ -301,6 +321,22 @@ mod tests {
             b.advance(1);
         }
         b
+    }
+
+    #[test]
+    fn encoding_into_a_shared_buffer_writes_the_same_bytes() {
+        let mut buf = bytes::BytesMut::with_capacity(16);
+        for prefix in [None, Some(1)] {
+            for (local, group, payload) in [
+                (3u32, &b"x"[..], &b"payload"[..]),
+                (u32::MAX, &[b'g'; MAX_GROUP_NAME][..], &[][..]),
+            ] {
+                encode_mcast_into(prefix, local, group, payload, &mut buf);
+                let carved = buf.split().freeze();
+                assert_eq!(carved[..], encode_mcast(prefix, local, group, payload)[..]);
+                assert_eq!(mcast_group(prefix, &carved), Some(group));
+            }
+        }
     }
 
     #[test]

@@ -430,7 +430,7 @@ fn cpg(out: &mut Out) {
         for (from, m) in batch {
             a.handle_deliver(from, Guarantee::Agreed, Bytes::from(m.clone()));
             b.handle_deliver(from, Guarantee::Agreed, Bytes::from(m.clone()));
-            messages.push((from, m));
+            messages.push((from, m.to_vec()));
         }
         while a.poll_event().is_some() {}
         while b.poll_event().is_some() {}

@@ -22,6 +22,7 @@ use crate::stack::{CpgRequest, Request};
 use crate::util::handle_table::HandleTable;
 use crate::util::handle_table::{Handle, HandleError};
 use crate::util::notify_fd::NotifyFd;
+use bytes::BytesMut;
 use crossbeam_channel::{Receiver, Sender, TryRecvError, bounded};
 use parking_lot::{Condvar, Mutex};
 use phalanx_cpg::wire::MAX_HEADER;
@@ -262,6 +263,7 @@ impl Cpg {
                 events: rx,
                 notify: notify.clone(),
                 joined: Mutex::new(BTreeSet::new()),
+                scratch: Mutex::new(BytesMut::new()),
             }
         });
         if inner.handle.is_err() {
@@ -341,7 +343,18 @@ struct MemberInner {
     /// Groups joined and not left through this member: `mcast` checks here
     /// exactly what the core checks (joining or joined), without a round trip.
     joined: Mutex<BTreeSet<Vec<u8>>>,
+    /// Where `mcast` encodes: messages are carved out of shared chunks of
+    /// [`SCRATCH_CHUNK`] bytes, so that the allocator is called once per
+    /// chunk, not once per message on this thread and again on the driver's
+    /// to free it (glibc then takes this thread's arena lock: the two
+    /// contended for it).
+    scratch: Mutex<BytesMut>,
 }
+
+/// The size of the buffers `mcast` carves encoded messages from. A chunk is
+/// freed when the last message in it was framed; at most one per member is
+/// partly free at a time.
+const SCRATCH_CHUNK: usize = 64 * 1024;
 
 impl Drop for MemberInner {
     fn drop(&mut self) {
@@ -446,12 +459,21 @@ impl CpgMember {
             return Err(CpgError::TryAgain);
         }
         // The one copy of the payload, straight into the message totem carries.
-        let encoded = phalanx_cpg::wire::encode_mcast(
-            Some(crate::stack::ServiceId::Cpg as u8),
-            self.inner.local,
-            group,
-            data,
-        );
+        let encoded = {
+            let mut scratch = self.inner.scratch.lock();
+            let need = MAX_HEADER + data.len();
+            if scratch.capacity() - scratch.len() < need {
+                *scratch = BytesMut::with_capacity(need.max(SCRATCH_CHUNK));
+            }
+            phalanx_cpg::wire::encode_mcast_into(
+                Some(crate::stack::ServiceId::Cpg as u8),
+                self.inner.local,
+                group,
+                data,
+                &mut scratch,
+            );
+            scratch.split().freeze()
+        };
         let request = Request::Cpg(CpgRequest::McastEncoded {
             local: self.inner.local,
             guarantee,

@@ -6,6 +6,7 @@
 
 use super::RawDelivery;
 use crate::link::{DatagramDrop, LinkEvent, LinkTransmit};
+use bytes::Bytes;
 use phalanx_cpg::{CpgError, CpgEvent};
 use phalanx_totem::{ConfigChange, Guarantee, NodeId, RingId, SendError, Time};
 use std::net::SocketAddr;
@@ -134,8 +135,9 @@ pub enum CpgRequest {
         local: u32,
         /// Agreed or safe.
         guarantee: Guarantee,
-        /// The encoded message, prefix byte included.
-        encoded: Vec<u8>,
+        /// The encoded message, prefix byte included (often a slice of a
+        /// buffer the handle carves many messages from).
+        encoded: Bytes,
     },
 }
 

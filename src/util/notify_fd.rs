@@ -8,11 +8,18 @@
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering, fence};
 
 /// A non-blocking eventfd used as a level-triggered "something is waiting" flag.
 #[derive(Debug)]
 pub struct NotifyFd {
     fd: OwnedFd,
+    /// Whether the eventfd was written since the last [`NotifyFd::clear`]: a
+    /// raise finding it set makes no system call. A consumer that reads its
+    /// queue without ever clearing (most of them) then costs the producer one
+    /// write in all, not one each time the queue was found empty (that was
+    /// ~6 % of the CPG 64-byte profile).
+    raised: AtomicBool,
 }
 
 impl NotifyFd {
@@ -25,11 +32,24 @@ impl NotifyFd {
         }
         // SAFETY: `fd` is a fresh descriptor that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        Ok(NotifyFd { fd })
+        Ok(NotifyFd {
+            fd,
+            raised: AtomicBool::new(false),
+        })
     }
 
-    /// Makes the fd readable (idempotent until cleared).
+    /// Makes the fd readable (idempotent until cleared). Call it after queueing.
+    ///
+    /// No raise is lost: `clear` reads the eventfd *before* it turns `raised`
+    /// off and drains after a fence. A raise that finds `raised` still on read
+    /// it before that store, so its fence precedes the consumer's and the
+    /// consumer's drain sees what was queued before it; a raise after the
+    /// store finds it off and writes.
     pub fn raise(&self) {
+        fence(Ordering::SeqCst);
+        if self.raised.load(Ordering::SeqCst) || self.raised.swap(true, Ordering::SeqCst) {
+            return;
+        }
         let one: u64 = 1;
         // SAFETY: writes 8 bytes from a live u64. A full counter (EAGAIN) means
         // it is raised already, which is all we need.
@@ -42,7 +62,8 @@ impl NotifyFd {
         };
     }
 
-    /// Makes the fd unreadable until the next [`NotifyFd::raise`].
+    /// Makes the fd unreadable until the next [`NotifyFd::raise`]. Call it
+    /// before draining the queue.
     pub fn clear(&self) {
         let mut count: u64 = 0;
         // SAFETY: reads at most 8 bytes into a live u64. EAGAIN means clear already.
@@ -53,6 +74,8 @@ impl NotifyFd {
                 std::mem::size_of::<u64>(),
             )
         };
+        self.raised.store(false, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
     }
 
     /// Whether the fd is readable now (a zero-timeout poll).

@@ -27,7 +27,9 @@ pub const CHUNK_HEADER: usize = 5;
 /// An application message waiting to be sent.
 #[derive(Clone, Debug)]
 pub(crate) struct Pending {
-    pub(crate) data: Vec<u8>,
+    /// Shared, not owned: a handle may carve many messages out of one buffer
+    /// (one allocation, freed once, instead of one per message).
+    pub(crate) data: Bytes,
     pub(crate) guarantee: Guarantee,
     /// Bytes already placed in frames on the current ring.
     pub(crate) offset: usize,
@@ -41,7 +43,7 @@ pub(crate) struct SendQueue {
 }
 
 impl SendQueue {
-    pub(crate) fn push(&mut self, data: Vec<u8>, guarantee: Guarantee) {
+    pub(crate) fn push(&mut self, data: Bytes, guarantee: Guarantee) {
         self.bytes += data.len();
         self.queue.push_back(Pending {
             data,
@@ -239,7 +241,7 @@ mod tests {
             vec![5; 256],
         ];
         for m in &msgs {
-            q.push(m.clone(), Guarantee::Agreed);
+            q.push(m.clone().into(), Guarantee::Agreed);
         }
         assert_eq!(drain(&mut q, 512), msgs);
         assert_eq!(q.bytes, 0);
@@ -248,8 +250,8 @@ mod tests {
     #[test]
     fn guarantees_never_share_a_frame() {
         let mut q = SendQueue::default();
-        q.push(vec![1; 4], Guarantee::Agreed);
-        q.push(vec![2; 4], Guarantee::Safe);
+        q.push(vec![1; 4].into(), Guarantee::Agreed);
+        q.push(vec![2; 4].into(), Guarantee::Safe);
         let mut f = Vec::new();
         assert_eq!(q.pack(1000, &mut f), Some(Guarantee::Agreed));
         assert_eq!(chunks(&f).unwrap().len(), 1);

@@ -419,18 +419,20 @@ impl Totem {
     /// next ring.
     pub fn mcast(&mut self, now: Time, guarantee: Guarantee, data: &[u8]) -> Result<(), SendError> {
         self.admit(now, data.len())?;
-        self.enqueue(guarantee, data.to_vec());
+        self.enqueue(guarantee, Bytes::copy_from_slice(data));
         Ok(())
     }
 
-    /// [`mcast`](Self::mcast) for a message the caller already owns: no copy.
-    /// On an error the message is dropped (and nothing was queued).
+    /// [`mcast`](Self::mcast) for a message the caller already owns (a `Vec`
+    /// or a [`Bytes`], e.g. a slice of a larger buffer): no copy. On an error
+    /// the message is dropped (and nothing was queued).
     pub fn mcast_owned(
         &mut self,
         now: Time,
         guarantee: Guarantee,
-        data: Vec<u8>,
+        data: impl Into<Bytes>,
     ) -> Result<(), SendError> {
+        let data = data.into();
         self.admit(now, data.len())?;
         self.enqueue(guarantee, data);
         Ok(())
@@ -455,7 +457,7 @@ impl Totem {
         Ok(())
     }
 
-    fn enqueue(&mut self, guarantee: Guarantee, data: Vec<u8>) {
+    fn enqueue(&mut self, guarantee: Guarantee, data: Bytes) {
         self.send_queue.push(data, guarantee);
         self.stats.sent += 1;
         if self.state == State::Operational {
