@@ -159,6 +159,10 @@ pub struct RunOptions {
     /// sleep (`NodeOptions::spin_before_park`; 0: sleep at once).
     #[arg(long, value_name = "US", default_value_t = 0)]
     pub driver_spin_us: u64,
+    /// Totem's `max_messages`: frames a node may send per token visit (the
+    /// window grows to at least twice it); 0: the library's default (64).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub max_messages: u32,
     /// Each worker prints its driver's counters on stderr at the end.
     #[arg(long, value_name = "on|off", value_enum, default_value_t = OnOff::Off,
           hide_possible_values = true)]

@@ -240,7 +240,7 @@ fn run(a: &RunOptions, rig: Option<&Path>) -> i32 {
     };
     emit(
         &format!(
-            "# phalanx-bench: topology={} batch_io={} gso={} driver_spin_us={} nodes={:?} scenarios={:?} sizes={:?} api={:?} crypto={:?} secs={} guarantee={} reps={} max_frame={} wait={} recv_nap_us={} spin_us={} cipher={} load=\"{}\"",
+            "# phalanx-bench: topology={} batch_io={} gso={} driver_spin_us={} max_messages={} nodes={:?} scenarios={:?} sizes={:?} api={:?} crypto={:?} secs={} guarantee={} reps={} max_frame={} wait={} recv_nap_us={} spin_us={} cipher={} load=\"{}\"",
             if netns {
                 format!("netns(veth+bridge,mtu={})", a.mtu)
             } else {
@@ -249,6 +249,11 @@ fn run(a: &RunOptions, rig: Option<&Path>) -> i32 {
             a.batch_io.on(),
             a.gso.on(),
             a.driver_spin_us,
+            if a.max_messages == 0 {
+                "default".to_string()
+            } else {
+                a.max_messages.to_string()
+            },
             a.nodes,
             a.scenarios.iter().map(|s| s.name()).collect::<Vec<_>>(),
             a.sizes,
@@ -393,6 +398,7 @@ fn run_one(
             batch_io: a.batch_io.on(),
             gso: a.gso.on(),
             driver_spin_us: a.driver_spin_us,
+            max_messages: a.max_messages,
         };
         let mut cmd = Command::new(&exe);
         // The namespace file stays open until the spawn returns.
@@ -650,6 +656,7 @@ mod tests {
             batch_io: true,
             gso: false,
             driver_spin_us: 0,
+            max_messages: 0,
         };
         let argv: Vec<String> = ["phalanx-bench".to_string(), "--worker".to_string()]
             .into_iter()
@@ -707,11 +714,13 @@ mod tests {
                 batch_io: false,
                 gso: true,
                 driver_spin_us: 25,
+                max_messages: 128,
             };
             let back = worker::Spec::from_args(&spec.to_args()).expect("parses");
             assert!(!back.batch_io);
             assert!(back.gso);
             assert_eq!(back.id, 2);
+            assert_eq!(back.max_messages, 128);
             assert_eq!(back.addrs, spec.addrs);
             assert_eq!(back.scenario, Scenario::LatN);
             assert_eq!(back.size, 1024);

@@ -66,11 +66,13 @@ pub struct Spec {
     pub gso: bool,
     /// `NodeOptions::spin_before_park`, microseconds.
     pub driver_spin_us: u64,
+    /// Totem's `max_messages` (0: the default).
+    pub max_messages: u32,
 }
 
 impl Spec {
     /// How many arguments [`Spec::to_args`] gives.
-    pub const ARGS: usize = 18;
+    pub const ARGS: usize = 19;
 
     /// The worker's command line (after `--worker`).
     pub fn to_args(&self) -> Vec<String> {
@@ -93,6 +95,7 @@ impl Spec {
             (self.batch_io as u8).to_string(),
             (self.gso as u8).to_string(),
             self.driver_spin_us.to_string(),
+            self.max_messages.to_string(),
         ]
     }
 
@@ -119,6 +122,7 @@ impl Spec {
             batch_io: a[15] == "1",
             gso: a[16] == "1",
             driver_spin_us: a[17].parse().ok()?,
+            max_messages: a[18].parse().ok()?,
         })
     }
 }
@@ -482,6 +486,10 @@ fn node(
     let ids: Vec<u32> = addrs.keys().copied().collect();
     let mut cfg = Config::new(spec.id, ids);
     cfg.max_frame = spec.max_frame;
+    if spec.max_messages > 0 {
+        cfg.max_messages = spec.max_messages;
+        cfg.window_size = cfg.window_size.max(spec.max_messages * 2);
+    }
     let mut opts = NodeOptions::new(cfg, addrs);
     opts.socket_buffer = SOCKET_BUFFER;
     opts.batch_io = spec.batch_io;
