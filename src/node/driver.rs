@@ -643,13 +643,34 @@ impl Driver {
     }
 
     /// Reads every socket that may hold datagrams, at most a budget from each.
+    ///
+    /// A burst (a segmentation-offload run: a busy sender's frames) has its
+    /// deliveries held until every socket was read (`Stack::hold_deliveries`):
+    /// the token that follows the burst goes on before the burst's messages
+    /// are handed out. Single datagrams (a quiet ring, a ping) are delivered
+    /// at once, so latency does not pay for it.
     fn read_sockets(&mut self) -> io::Result<()> {
+        let mut held = false;
+        let r = self.read_sockets_holding(&mut held);
+        if held {
+            let now = self.now();
+            self.stack.release_deliveries(now);
+            self.flush()?;
+        }
+        r
+    }
+
+    fn read_sockets_holding(&mut self, held: &mut bool) -> io::Result<()> {
         for idx in self.sockets.ready_sockets() {
             for _ in 0..BUDGET {
                 let now = self.now();
                 let Some(d) = self.sockets.recv(idx)? else {
                     break;
                 };
+                if d.burst && !*held {
+                    *held = true;
+                    self.stack.hold_deliveries();
+                }
                 let input = Input::Datagram {
                     link: d.link,
                     from: d.from,

@@ -29,6 +29,9 @@ pub(crate) struct Datagram<'a> {
     pub(crate) link: u8,
     pub(crate) from: SocketAddr,
     pub(crate) data: &'a [u8],
+    /// One of several datagrams a single read returned (a segmentation-offload
+    /// run): the sender is sending in bulk.
+    pub(crate) burst: bool,
 }
 
 pub(crate) struct Sockets {
@@ -193,6 +196,7 @@ impl Sockets {
                         link: slot as u8,
                         from,
                         data,
+                        burst: false,
                     })
                 }
                 // Not reached: skip_foreign left an IP-sourced datagram first.
@@ -208,6 +212,7 @@ impl Sockets {
                         link: slot as u8,
                         from,
                         data: &self.buf[..len],
+                        burst: false,
                     }));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -237,6 +242,7 @@ impl Sockets {
                     link: (i / 2) as u8,
                     from,
                     data: &self.buf[off..next],
+                    burst: seg < end,
                 }));
             }
             let link = &self.transport.links[slot];

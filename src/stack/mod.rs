@@ -151,6 +151,9 @@ impl PersistGate {
 /// Link layer + totem + CPG (+ votequorum) as one sans-IO state machine.
 #[derive(Debug)]
 pub struct Stack {
+    /// Set by [`Stack::hold_deliveries`]: totem's deliveries and configuration
+    /// changes wait in its queue until [`Stack::release_deliveries`].
+    deliveries_held: bool,
     totem: Totem,
     cpg: Cpg,
     quorum: Option<Votequorum>,
@@ -254,6 +257,7 @@ impl Stack {
         let links = LinkLayer::new(node, &links, link_mode, crypto.as_ref(), now)?;
         let totem = Totem::new(totem, persisted_seq, now, logger.clone())?;
         let mut stack = Self {
+            deliveries_held: false,
             totem,
             cpg: Cpg::new(node, cpg),
             quorum,
@@ -306,6 +310,30 @@ impl Stack {
         };
         self.pump();
         r
+    }
+
+    /// Holds totem's deliveries and configuration changes back — in order, in
+    /// totem's queue — while the caller feeds a burst of datagrams; everything
+    /// else (a token above all) still goes out at once.
+    ///
+    /// Why: a burst of a busy sender's frames is followed by its token. Handing
+    /// every frame's messages to the services and applications first (the bulk
+    /// of a receiving node's work) kept the token waiting behind them at every
+    /// hop; storing them, passing the token on, and then delivering lets the
+    /// next node start while this one delivers. Call
+    /// [`Stack::release_deliveries`] when the burst is read.
+    pub fn hold_deliveries(&mut self) {
+        self.deliveries_held = true;
+    }
+
+    /// Ends [`Stack::hold_deliveries`] and moves what waited (outputs follow as
+    /// after any input).
+    pub fn release_deliveries(&mut self, now: Time) {
+        if !std::mem::take(&mut self.deliveries_held) {
+            return;
+        }
+        self.now = now;
+        self.pump();
     }
 
     /// The next output; [`Output::Timeout`] when there is nothing more until the
@@ -536,7 +564,7 @@ impl Stack {
         // Events a request or timer produced without a totem event.
         self.drain_quorum_events();
         loop {
-            let moved_events = self.pump_totem();
+            let moved_events = !self.deliveries_held && self.pump_totem();
             self.cib_follow_quorum();
             // The CIB first: a change may register fencing devices, whose
             // requests (unfencing) the fence pass then moves in the same pump.

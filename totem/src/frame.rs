@@ -124,31 +124,57 @@ pub(crate) struct Chunk<'a> {
     pub(crate) data: &'a [u8],
 }
 
-/// Splits a frame into chunks. Total: malformed frames give an error.
-pub(crate) fn chunks(frame: &[u8]) -> Result<Vec<Chunk<'_>>, DecodeError> {
-    let mut out = Vec::new();
+/// Splits a frame into chunks. Total: malformed frames give an error, and
+/// then no chunk of them is taken (the whole frame is checked first).
+pub(crate) fn chunks(frame: &[u8]) -> Result<Chunks<'_>, DecodeError> {
     let mut rest = frame;
-    while !rest.is_empty() {
-        if rest.len() < CHUNK_HEADER {
-            return Err(DecodeError::Truncated);
-        }
-        let flags = rest[0];
-        if flags & !(FIRST | LAST) != 0 {
-            return Err(DecodeError::Malformed);
-        }
-        let len = u32::from_le_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
-        let body = &rest[CHUNK_HEADER..];
-        if body.len() < len {
-            return Err(DecodeError::Truncated);
-        }
-        out.push(Chunk {
-            first: flags & FIRST != 0,
-            last: flags & LAST != 0,
-            data: &body[..len],
-        });
-        rest = &body[len..];
+    while let Some(parsed) = next_chunk(rest) {
+        rest = parsed?.1;
     }
-    Ok(out)
+    Ok(Chunks { rest: frame })
+}
+
+/// The next chunk of `rest` and what follows it; `None` at the end.
+fn next_chunk(rest: &[u8]) -> Option<Result<(Chunk<'_>, &[u8]), DecodeError>> {
+    if rest.is_empty() {
+        return None;
+    }
+    if rest.len() < CHUNK_HEADER {
+        return Some(Err(DecodeError::Truncated));
+    }
+    let flags = rest[0];
+    if flags & !(FIRST | LAST) != 0 {
+        return Some(Err(DecodeError::Malformed));
+    }
+    let len = u32::from_le_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
+    let body = &rest[CHUNK_HEADER..];
+    if body.len() < len {
+        return Some(Err(DecodeError::Truncated));
+    }
+    let chunk = Chunk {
+        first: flags & FIRST != 0,
+        last: flags & LAST != 0,
+        data: &body[..len],
+    };
+    Some(Ok((chunk, &body[len..])))
+}
+
+/// The chunks of a frame [`chunks`] checked, in order (no allocation: a
+/// `Vec` per frame, grown three times for a frame of small messages, was
+/// ~5 % of a receiving driver's profile).
+pub(crate) struct Chunks<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for Chunks<'a> {
+    type Item = Chunk<'a>;
+
+    fn next(&mut self) -> Option<Chunk<'a>> {
+        // Checked whole by `chunks`: every step parses.
+        let (chunk, rest) = next_chunk(self.rest)?.ok()?;
+        self.rest = rest;
+        Some(chunk)
+    }
 }
 
 /// Per-sender reassembly of fragmented messages.
@@ -254,8 +280,28 @@ mod tests {
         q.push(vec![2; 4].into(), Guarantee::Safe);
         let mut f = Vec::new();
         assert_eq!(q.pack(1000, &mut f), Some(Guarantee::Agreed));
-        assert_eq!(chunks(&f).unwrap().len(), 1);
+        assert_eq!(chunks(&f).unwrap().count(), 1);
         assert_eq!(q.pack(1000, &mut f), Some(Guarantee::Safe));
+    }
+
+    #[test]
+    fn a_frame_with_one_bad_chunk_yields_none() {
+        let mut q = SendQueue::default();
+        q.push(Bytes::from_static(b"first"), Guarantee::Agreed);
+        q.push(Bytes::from_static(b"second"), Guarantee::Agreed);
+        let mut frame = Vec::new();
+        q.pack(1400, &mut frame).unwrap();
+        let whole: Vec<&[u8]> = chunks(&frame).unwrap().map(|c| c.data).collect();
+        assert_eq!(whole, [&b"first"[..], &b"second"[..]]);
+        // The second chunk cut short, then given an unknown flag.
+        let cut = &frame[..frame.len() - 1];
+        assert_eq!(chunks(cut).err(), Some(DecodeError::Truncated));
+        let mut flagged = frame.clone();
+        flagged[CHUNK_HEADER + 5] = 0x80;
+        assert_eq!(chunks(&flagged).err(), Some(DecodeError::Malformed));
+        let mut short_header = frame.clone();
+        short_header.extend_from_slice(&[FIRST | LAST, 0]);
+        assert_eq!(chunks(&short_header).err(), Some(DecodeError::Truncated));
     }
 
     #[test]
