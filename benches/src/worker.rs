@@ -770,7 +770,7 @@ fn run<E: Endpoint>(
         } = h.stats();
         let secs = (t_end - t0) as f64 / 1e9;
         eprintln!(
-            "node {} stats: api={} tokens_rx/s={:.0} tokens_tx={} token_retransmits={} mcast_tx={} mcast_rx={} mcast_retransmits={} holds={} hold_cancels={} loops={} tx={} rx={} tx_errors={} gso_sends={} gro_reads={} max_busy={:?} stalled_on_members={} raw_pending={}",
+            "node {} stats: api={} tokens_rx/s={:.0} tokens_tx={} token_retransmits={} mcast_tx={} mcast_rx={} mcast_retransmits={} holds={} hold_cancels={} loops={} tx={} rx={} tx_errors={} gso_sends={} gro_reads={} max_busy={:?} stalled_on_members={} held_bursts={} raw_pending={}",
             spec.id,
             spec.api.name(),
             ts.tokens_rx as f64 / secs,
@@ -789,6 +789,7 @@ fn run<E: Endpoint>(
             ds.transport.rx_gro_reads,
             ds.max_busy,
             ds.stalled_on_members,
+            ds.held_bursts,
             ds.raw_pending
         );
     }

@@ -82,6 +82,9 @@ pub struct DriverStats {
     /// Passes in which the driver stopped reading the network because a
     /// process-group member did not consume its events.
     pub stalled_on_members: u64,
+    /// Read passes whose deliveries were held until every socket was read,
+    /// because a burst of frames came in (`Stack::hold_deliveries`).
+    pub held_bursts: u64,
 }
 
 /// One CPG member's event stream. The driver never blocks on it: events that do
@@ -653,6 +656,7 @@ impl Driver {
         let mut held = false;
         let r = self.read_sockets_holding(&mut held);
         if held {
+            self.stats.held_bursts += 1;
             let now = self.now();
             self.stack.release_deliveries(now);
             self.flush()?;

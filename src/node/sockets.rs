@@ -29,8 +29,11 @@ pub(crate) struct Datagram<'a> {
     pub(crate) link: u8,
     pub(crate) from: SocketAddr,
     pub(crate) data: &'a [u8],
-    /// One of several datagrams a single read returned (a segmentation-offload
-    /// run): the sender is sending in bulk.
+    /// Part of a read that returned at least two full-sized datagrams (a
+    /// segmentation-offload run of frames): the sender is sending in bulk. One
+    /// frame with the shorter token behind it (the sender's offload sends the
+    /// two as one run) is not a burst: holding that frame's delivery behind
+    /// the token's forwarding made every ping wait for it.
     pub(crate) burst: bool,
 }
 
@@ -242,7 +245,7 @@ impl Sockets {
                     link: (i / 2) as u8,
                     from,
                     data: &self.buf[off..next],
-                    burst: seg < end,
+                    burst: end >= 2 * seg,
                 }));
             }
             let link = &self.transport.links[slot];

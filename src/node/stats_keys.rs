@@ -109,6 +109,7 @@ pub(crate) fn flatten(stats: &NodeStats, links: &[PeerLinkStatus]) -> Vec<Stat> 
             link_stalls,
             raw_pending,
             stalled_on_members,
+            held_bursts,
         ]
     );
     out.push(Stat::count(
