@@ -117,5 +117,10 @@ mod tests {
         assert!(!n.is_raised());
         n.clear();
         assert!(!n.is_raised());
+        // A raise after a clear writes again (the remembered flag was reset).
+        n.raise();
+        assert!(n.is_raised());
+        n.clear();
+        assert!(!n.is_raised());
     }
 }
