@@ -163,6 +163,11 @@ pub struct RunOptions {
     /// window grows to at least twice it); 0: the library's default (64).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub max_messages: u32,
+    /// Totem's `send_hold`, microseconds: a node that has sent everything it had
+    /// keeps the token this long for more of its own messages (0: pass it on at
+    /// once, the library's default).
+    #[arg(long, value_name = "US", default_value_t = 0)]
+    pub send_hold_us: u64,
     /// Each worker prints its driver's counters on stderr at the end.
     #[arg(long, value_name = "on|off", value_enum, default_value_t = OnOff::Off,
           hide_possible_values = true)]

@@ -240,7 +240,7 @@ fn run(a: &RunOptions, rig: Option<&Path>) -> i32 {
     };
     emit(
         &format!(
-            "# phalanx-bench: topology={} batch_io={} gso={} driver_spin_us={} max_messages={} nodes={:?} scenarios={:?} sizes={:?} api={:?} crypto={:?} secs={} guarantee={} reps={} max_frame={} wait={} recv_nap_us={} spin_us={} cipher={} load=\"{}\"",
+            "# phalanx-bench: topology={} batch_io={} gso={} driver_spin_us={} max_messages={} send_hold_us={} nodes={:?} scenarios={:?} sizes={:?} api={:?} crypto={:?} secs={} guarantee={} reps={} max_frame={} wait={} recv_nap_us={} spin_us={} cipher={} load=\"{}\"",
             if netns {
                 format!("netns(veth+bridge,mtu={})", a.mtu)
             } else {
@@ -254,6 +254,7 @@ fn run(a: &RunOptions, rig: Option<&Path>) -> i32 {
             } else {
                 a.max_messages.to_string()
             },
+            a.send_hold_us,
             a.nodes,
             a.scenarios.iter().map(|s| s.name()).collect::<Vec<_>>(),
             a.sizes,
@@ -399,6 +400,7 @@ fn run_one(
             gso: a.gso.on(),
             driver_spin_us: a.driver_spin_us,
             max_messages: a.max_messages,
+            send_hold_us: a.send_hold_us,
         };
         let mut cmd = Command::new(&exe);
         // The namespace file stays open until the spawn returns.
@@ -657,6 +659,7 @@ mod tests {
             gso: false,
             driver_spin_us: 0,
             max_messages: 0,
+            send_hold_us: 0,
         };
         let argv: Vec<String> = ["phalanx-bench".to_string(), "--worker".to_string()]
             .into_iter()
@@ -715,12 +718,14 @@ mod tests {
                 gso: true,
                 driver_spin_us: 25,
                 max_messages: 128,
+                send_hold_us: 40,
             };
             let back = worker::Spec::from_args(&spec.to_args()).expect("parses");
             assert!(!back.batch_io);
             assert!(back.gso);
             assert_eq!(back.id, 2);
             assert_eq!(back.max_messages, 128);
+            assert_eq!(back.send_hold_us, 40);
             assert_eq!(back.addrs, spec.addrs);
             assert_eq!(back.scenario, Scenario::LatN);
             assert_eq!(back.size, 1024);

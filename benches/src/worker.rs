@@ -68,11 +68,13 @@ pub struct Spec {
     pub driver_spin_us: u64,
     /// Totem's `max_messages` (0: the default).
     pub max_messages: u32,
+    /// Totem's `send_hold`, microseconds (0: none).
+    pub send_hold_us: u64,
 }
 
 impl Spec {
     /// How many arguments [`Spec::to_args`] gives.
-    pub const ARGS: usize = 19;
+    pub const ARGS: usize = 20;
 
     /// The worker's command line (after `--worker`).
     pub fn to_args(&self) -> Vec<String> {
@@ -96,6 +98,7 @@ impl Spec {
             (self.gso as u8).to_string(),
             self.driver_spin_us.to_string(),
             self.max_messages.to_string(),
+            self.send_hold_us.to_string(),
         ]
     }
 
@@ -123,6 +126,7 @@ impl Spec {
             gso: a[16] == "1",
             driver_spin_us: a[17].parse().ok()?,
             max_messages: a[18].parse().ok()?,
+            send_hold_us: a[19].parse().ok()?,
         })
     }
 }
@@ -490,6 +494,7 @@ fn node(
         cfg.max_messages = spec.max_messages;
         cfg.window_size = cfg.window_size.max(spec.max_messages * 2);
     }
+    cfg.send_hold = Duration::from_micros(spec.send_hold_us);
     let mut opts = NodeOptions::new(cfg, addrs);
     opts.socket_buffer = SOCKET_BUFFER;
     opts.batch_io = spec.batch_io;
@@ -770,7 +775,7 @@ fn run<E: Endpoint>(
         } = h.stats();
         let secs = (t_end - t0) as f64 / 1e9;
         eprintln!(
-            "node {} stats: api={} tokens_rx/s={:.0} tokens_tx={} token_retransmits={} mcast_tx={} mcast_rx={} mcast_retransmits={} holds={} hold_cancels={} loops={} tx={} rx={} tx_errors={} gso_sends={} gro_reads={} max_busy={:?} stalled_on_members={} held_bursts={} raw_pending={}",
+            "node {} stats: api={} tokens_rx/s={:.0} tokens_tx={} token_retransmits={} mcast_tx={} mcast_rx={} mcast_retransmits={} holds={} hold_cancels={} send_holds={} send_hold_frames={} loops={} tx={} rx={} tx_errors={} gso_sends={} gro_reads={} max_busy={:?} stalled_on_members={} held_bursts={} raw_pending={}",
             spec.id,
             spec.api.name(),
             ts.tokens_rx as f64 / secs,
@@ -781,6 +786,8 @@ fn run<E: Endpoint>(
             ts.mcast_retransmits,
             ts.token_holds,
             ts.hold_cancels_tx,
+            ts.send_holds,
+            ts.send_hold_frames,
             ds.loops,
             ds.transport.tx,
             ds.transport.rx,

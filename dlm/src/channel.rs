@@ -1,7 +1,7 @@
 //! A reliable, ordered point-to-point stream to one peer over datagrams: the
 //! building block of the direct lock-traffic path designed in `docs/dlm.md`
-//! ("Design: a point-to-point path for lock traffic"). Not wired into the Stack
-//! yet.
+//! ("Design: a point-to-point path for lock traffic"); the Stack keeps one per
+//! peer when lock traffic takes that path (`DlmSetup::direct`, the default).
 //!
 //! Sans-IO: records go in with [`PeerChannel::send`], datagrams come out as
 //! [`ChannelOutput::Transmit`] for the driver to carry (over the links, inside

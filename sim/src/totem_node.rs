@@ -96,6 +96,9 @@ pub fn config_for(id: NodeId, all: &[NodeId], run_seed: u64) -> totem::Config {
     cfg.window_size = cfg.max_messages * [2u32, 4, 8][rng.gen_range(0..3) as usize];
     cfg.send_queue_bytes = 256 << 10;
     cfg.max_message_size = 64 << 10;
+    // Half the runs keep the token after sending, some for as long as allowed.
+    let hold_us = [0u64, 0, 200, token_ms * 100][rng.gen_range(0..4) as usize];
+    cfg.send_hold = Duration::from_micros(hold_us);
     cfg
 }
 

@@ -374,6 +374,11 @@ pub struct TotemTimings {
     pub window_size: Option<u32>,
     /// Frames per token visit (`max_messages`). Default 64.
     pub max_messages: Option<u32>,
+    /// How long a node that sent everything it had keeps the token for more of
+    /// its own messages (`send_hold_us`, microseconds; a Phalanx key, Corosync
+    /// has none). Default 0: the token moves on at once, as in Corosync. See
+    /// `phalanx_totem::Config::send_hold`.
+    pub send_hold: Option<Duration>,
     /// Path MTU in bytes (`netmtu`); the frame size is this minus headers and
     /// crypto overhead. Default 1500 ([`DEFAULT_NETMTU`], Corosync's): a full
     /// frame fits one packet on an Ethernet path, over IPv4 or IPv6.
@@ -957,6 +962,9 @@ impl ClusterConfig {
         if let Some(v) = t.max_messages {
             c.max_messages = v;
         }
+        if let Some(v) = t.send_hold {
+            c.send_hold = v;
+        }
         if let Some(v) = t.window_size {
             c.window_size = v;
         }
@@ -1000,6 +1008,7 @@ impl ClusterConfig {
                 "token_timeout" => "totem.token",
                 "token_retransmit" => "totem.token_retransmit",
                 "hold" => "totem.hold",
+                "send_hold" => "totem.send_hold_us",
                 "join_interval" => "totem.join",
                 "consensus_timeout" => "totem.consensus",
                 "merge_interval" => "totem.merge",

@@ -314,6 +314,7 @@ fail_recv_const: 100
 seqno_unchanged_const: 10
 window_size: 100
 max_messages: 20
+send_hold_us: 250
 netmtu: 1500
 max_message_size: 65536
 send_queue_bytes: 1048576
@@ -341,6 +342,7 @@ nodeid: 1
     );
     assert_eq!((t.fail_to_receive_rotations, t.idle_rotations), (100, 10));
     assert_eq!((t.window_size, t.max_messages), (100, 20));
+    assert_eq!(t.send_hold, Duration::from_micros(250));
     use phalanx_totem::wire::{ENCAP_OVERHEAD, MCAST_OVERHEAD};
     assert_eq!(
         t.max_frame,
@@ -843,6 +845,7 @@ fn totem_validation_errors_map_to_keys() {
             3,
         ),
         ("token: 100\nhold: 200\n", "totem.hold", 3),
+        ("token: 100\nsend_hold_us: 20000\n", "totem.send_hold_us", 3),
         (
             "window_size: 10\nmax_messages: 20\n",
             "totem.window_size",
@@ -879,6 +882,21 @@ fn toml_errors_and_warnings() {
         ("totem.bogus", Some(6))
     );
     assert_eq!(l.config.totem.token, Some(Duration::from_millis(500)));
+    // The send hold: microseconds, bounded by the token timeout.
+    let hold = |us: u32| {
+        from_toml_str(&format!("{base}[totem]\nsend_hold_us = {us}\n"), "c.toml")
+            .unwrap()
+            .config
+            .totem_config(1)
+    };
+    assert_eq!(hold(250).unwrap().send_hold, Duration::from_micros(250));
+    let e = hold(40_000).unwrap_err();
+    assert_eq!(
+        (e.key.as_deref(), e.line),
+        (Some("totem.send_hold_us"), Some(5)),
+        "{e}"
+    );
+    assert!(e.message.contains("token_timeout / 10"), "{e}");
 
     let cases: Vec<(String, Option<u32>, Option<&str>, &str)> = vec![
         (

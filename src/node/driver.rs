@@ -43,6 +43,9 @@ use std::sync::atomic::{Ordering, fence};
 use std::time::{Duration, Instant};
 
 const WAKER: Token = Token(1);
+/// Longest a driver polls awake for the end of totem's send hold before it
+/// sleeps on `poll`'s timer instead.
+const MAX_HOLD_SPIN: Duration = Duration::from_millis(1);
 /// Counters are published at most this often.
 const PUBLISH_EVERY: Duration = Duration::from_millis(10);
 
@@ -569,9 +572,21 @@ impl Driver {
             // sleep), or its read of `parked` comes after our store (it sees `true`
             // and wakes us; the eventfd stays readable until `poll` reports it, so a
             // wake between our check and `poll` is not lost either).
-            if timeout != Some(Duration::ZERO) && !self.spin_before_park.is_zero() {
+            // Totem keeps the token for more of this node's messages (send
+            // hold): the next one is the application's answer to a delivery just
+            // handed out, and the hold lasts microseconds — wait for it awake
+            // (nothing else on the ring moves meanwhile), and end the hold on
+            // time rather than on `poll`'s millisecond timer.
+            let hold_spin = match timeout {
+                Some(t) if !t.is_zero() && self.stack.totem().holds_token_for_sending() => {
+                    Some(t.min(MAX_HOLD_SPIN))
+                }
+                _ => None,
+            };
+            let spin = hold_spin.unwrap_or(self.spin_before_park);
+            if timeout != Some(Duration::ZERO) && !spin.is_zero() {
                 // Spin (not parked: handles do not wake us, we look at their queue).
-                let until = Instant::now() + self.spin_before_park;
+                let until = Instant::now() + spin;
                 loop {
                     if !self.commands.is_empty() {
                         timeout = Some(Duration::ZERO);
@@ -589,10 +604,21 @@ impl Driver {
                     if Instant::now() >= until {
                         break;
                     }
-                    std::hint::spin_loop();
+                    if hold_spin.is_some() {
+                        // The application this hold waits for was most likely
+                        // just woken by our delivery, on this CPU (the scheduler
+                        // places a wakee beside its waker): let it run now.
+                        std::thread::yield_now();
+                    } else {
+                        std::hint::spin_loop();
+                    }
                 }
                 for ev in events.iter() {
                     self.sockets.mark_ready(ev.token());
+                }
+                if hold_spin.is_some() && hold_spin == timeout {
+                    // Spun to the hold's end: its timer is due now.
+                    timeout = Some(Duration::ZERO);
                 }
             }
             // Never earlier than the wake-up `poll` will have (its timeout is

@@ -33,6 +33,8 @@ pub(crate) fn flatten(stats: &NodeStats, links: &[PeerLinkStatus]) -> Vec<Stat> 
             mcast_invalid,
             membership_invalid,
             token_holds,
+            send_holds,
+            send_hold_frames,
             hold_cancels_tx,
             mcast_tx,
             mcast_rx,

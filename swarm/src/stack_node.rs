@@ -109,6 +109,18 @@ pub fn stack_config(
     cfg
 }
 
+/// Totem's send hold in the Stack runs: off, unless
+/// `PHALANX_SWARM_SEND_HOLD_US` names one for every run. (The bare totem swarm
+/// draws it per seed; here the seeds pinned by the layers' tests keep the
+/// histories they were found with.)
+fn stack_send_hold() -> std::time::Duration {
+    let us = std::env::var("PHALANX_SWARM_SEND_HOLD_US")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    std::time::Duration::from_micros(us)
+}
+
 /// What a Stack factory knows of its run: the run seed, and links fixed by a
 /// scenario (drawn per run otherwise).
 #[derive(Default, Debug, Clone, Copy)]
@@ -133,7 +145,8 @@ impl RunPlan {
         incarnation: u32,
         boot_id: u64,
     ) -> StackConfig {
-        let totem = phalanx_sim::totem_node::config_for(id, all, self.run_seed);
+        let mut totem = phalanx_sim::totem_node::config_for(id, all, self.run_seed);
+        totem.send_hold = stack_send_hold();
         let cpg = CpgConfig {
             max_message_size: totem.max_message_size - phalanx_cpg::wire::MAX_HEADER,
             incarnation: u64::from(incarnation),

@@ -44,6 +44,15 @@ pub struct Config {
     /// previous node does not re-send a held token); any node with work cancels
     /// the hold at once.
     pub hold: Duration,
+    /// How long a node that has just sent everything it had may keep the token
+    /// for more messages of its own (the *send hold*). Zero (the default) passes
+    /// the token on at once, as Corosync does. With a hold, an application that
+    /// sends again soon after its own message is delivered — a ping-pong, a
+    /// request waiting for its own ordering — sends on the same visit instead of
+    /// a whole rotation later; every other node's messages wait up to this long
+    /// more per holding node and rotation. The hold ends early at `max_messages`
+    /// frames in the visit. At most `token_timeout / 10`.
+    pub send_hold: Duration,
     /// Rotations with no new message before the ring counts as idle. Default 30.
     pub idle_rotations: u32,
     /// Interval of the representative's merge-detect probe. Default 200 ms.
@@ -78,6 +87,7 @@ impl Config {
             join_interval: Duration::from_millis(30),
             consensus_timeout: Duration::from_millis(250),
             hold: token_timeout / 5,
+            send_hold: Duration::ZERO,
             idle_rotations: 30,
             merge_interval: Duration::from_millis(200),
             fail_to_receive_rotations: 2500,
@@ -138,6 +148,9 @@ impl Config {
         }
         if self.hold.is_zero() || self.hold >= self.token_timeout {
             return bad("hold", "must be non-zero and below token_timeout");
+        }
+        if self.send_hold > self.token_timeout / 10 {
+            return bad("send_hold", "must be at most token_timeout / 10");
         }
         if self.join_interval.is_zero() {
             return bad("join_interval", "must be non-zero");

@@ -21,6 +21,12 @@ pub struct Stats {
     pub membership_invalid: u64,
     /// Tokens the representative held on an idle ring.
     pub token_holds: u64,
+    /// Visits on which this node kept the token for more messages of its own
+    /// ([`Config::send_hold`](crate::Config::send_hold)).
+    pub send_holds: u64,
+    /// Frames sent while such a hold lasted (each would otherwise have waited
+    /// for the token's next visit).
+    pub send_hold_frames: u64,
     /// Hold-cancel requests sent.
     pub hold_cancels_tx: u64,
     /// Data frames originated.

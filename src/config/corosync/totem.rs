@@ -193,6 +193,7 @@ fn set_timing(t: &mut TotemTimings, key: &Key<'_>) -> Result<bool, ConfigError> 
         "seqno_unchanged_const" => t.seqno_unchanged_const = Some(key.num()?),
         "window_size" => t.window_size = Some(key.num()?),
         "max_messages" => t.max_messages = Some(key.num()?),
+        "send_hold_us" => t.send_hold = Some(std::time::Duration::from_micros(key.num()?)),
         "netmtu" => t.netmtu = Some(key.num()?),
         "max_message_size" => t.max_message_size = Some(key.num()?),
         "send_queue_bytes" => t.send_queue_bytes = Some(key.num()?),

@@ -108,6 +108,7 @@ pub(super) struct Totem {
     pub(super) seqno_unchanged_const: Option<u32>,
     pub(super) window_size: Option<u32>,
     pub(super) max_messages: Option<u32>,
+    pub(super) send_hold_us: Option<u64>,
     pub(super) netmtu: Option<u32>,
     pub(super) max_message_size: Option<usize>,
     pub(super) send_queue_bytes: Option<usize>,

@@ -173,6 +173,20 @@ pub(crate) struct TokenState {
     pub(crate) held: Option<Token>,
     /// A hold-cancel was sent for the current idle period.
     pub(crate) hold_cancel_sent: bool,
+    /// The `held` token is kept by a send hold (not the representative's idle
+    /// hold): what the visit has sent so far.
+    pub(crate) send_hold: Option<SendHold>,
+}
+
+/// A visit kept open for more of this node's own messages ([`Config::send_hold`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SendHold {
+    /// The hold ends then (the visit's arrival plus `send_hold`).
+    pub(crate) until: Time,
+    /// Frames (new ones and retransmissions) this visit has sent.
+    pub(crate) sent: u32,
+    /// Most frames the visit may send.
+    pub(crate) cap: u32,
 }
 
 /// State kept while in RECOVERY.
@@ -393,6 +407,15 @@ impl Totem {
             && self.send_queue.is_empty()
             && self.ring.high_delivered >= self.ring.store.high()
             && self.ring.my_aru >= self.ring.store.high()
+    }
+
+    /// Whether this node keeps the token for more of its own messages right now
+    /// ([`Config::send_hold`]): the hold ends at [`poll_timeout`](Self::poll_timeout)
+    /// or at the next [`mcast`](Self::mcast). A driver that wants the hold's
+    /// short deadline kept to the microsecond polls for work until it rather than
+    /// sleeping on a millisecond timer.
+    pub fn holds_token_for_sending(&self) -> bool {
+        self.tok.send_hold.is_some() && self.tok.held.is_some()
     }
 
     /// Counters.

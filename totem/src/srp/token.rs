@@ -1,7 +1,7 @@
 //! One token visit: safe point, retransmissions, sending, aru, flow control,
 //! forwarding, and the representative's hold on an idle ring.
 
-use super::{Destination, State, Totem, Transmit};
+use super::{Destination, SendHold, State, Totem, Transmit};
 use crate::config::limits;
 use crate::store::Stored;
 use crate::wire::{self, Encapsulated, Guarantee, Message, Token};
@@ -132,6 +132,13 @@ impl Totem {
         // Flow control: this visit's allowance.
         let backlog = self.backlog_frames();
         let mut allowance = self.allowance(&token, backlog);
+        // What a send hold may bring the visit to: the allowance of a node whose
+        // backlog is all the ring's.
+        let hold_cap = self.cfg.max_messages.min(
+            self.cfg
+                .window_size
+                .saturating_sub(token.fcc.saturating_sub(self.tok.sent_last_visit)),
+        );
 
         // Retransmissions first (always served up to max_messages so a full window
         // cannot starve recovery of losses).
@@ -224,26 +231,8 @@ impl Totem {
         }
         token.rtr = rtr;
 
-        // aru: lower it to ours, or raise it if we were the one holding it back.
-        let my_aru = self.active_ring().my_aru;
+        self.update_aru(&mut token, arrival);
         let me = self.me;
-        if my_aru < token.aru || token.aru_addr == me || token.aru_addr == 0 {
-            if !arrival {
-                // Not a rotation: neither stuck nor unstuck.
-            } else if token.aru_addr == me && token.aru == my_aru && token.aru < token.seq {
-                self.tok.aru_stuck_visits += 1;
-            } else {
-                self.tok.aru_stuck_visits = 0;
-            }
-            token.aru = my_aru;
-            token.aru_addr = me;
-        } else if arrival {
-            self.tok.aru_stuck_visits = 0;
-        }
-        if token.aru >= token.seq {
-            token.aru = token.seq;
-            token.aru_addr = 0;
-        }
 
         token.fcc = token
             .fcc
@@ -281,7 +270,90 @@ impl Totem {
         if self.state == State::Operational {
             self.deliver_ready();
         }
+        let hold = SendHold {
+            until: now + self.cfg.send_hold,
+            sent: served + sent,
+            cap: hold_cap,
+        };
+        if sent > 0 && self.may_hold_for_sending(&hold) {
+            self.hold_for_sending(token, hold);
+            return;
+        }
         self.forward(token);
+    }
+
+    /// aru: lower it to ours, or raise it if we were the one holding it back.
+    fn update_aru(&mut self, token: &mut Token, arrival: bool) {
+        let my_aru = self.active_ring().my_aru;
+        let me = self.me;
+        if my_aru < token.aru || token.aru_addr == me || token.aru_addr == 0 {
+            if !arrival {
+                // Not a rotation: neither stuck nor unstuck.
+            } else if token.aru_addr == me && token.aru == my_aru && token.aru < token.seq {
+                self.tok.aru_stuck_visits += 1;
+            } else {
+                self.tok.aru_stuck_visits = 0;
+            }
+            token.aru = my_aru;
+            token.aru_addr = me;
+        } else if arrival {
+            self.tok.aru_stuck_visits = 0;
+        }
+        if token.aru >= token.seq {
+            token.aru = token.seq;
+            token.aru_addr = 0;
+        }
+    }
+
+    /// Whether a visit that has sent everything queued may keep the token for
+    /// more of this node's messages ([`crate::Config::send_hold`]): only when
+    /// operational, on a ring of several nodes, with room left in the visit's
+    /// allowance and time left in the hold.
+    fn may_hold_for_sending(&self, hold: &SendHold) -> bool {
+        !self.cfg.send_hold.is_zero()
+            && self.state == State::Operational
+            && self.send_queue.is_empty()
+            && hold.sent < hold.cap
+            && self.now < hold.until
+            && self.active().next_after(self.me) != self.me
+    }
+
+    fn hold_for_sending(&mut self, token: Token, hold: SendHold) {
+        self.stats.send_holds += 1;
+        self.timers.hold = Some(hold.until);
+        self.tok.send_hold = Some(hold);
+        self.tok.held = Some(token);
+    }
+
+    /// A send hold ends (new messages, or its time is up): send what was queued
+    /// meanwhile as part of the same visit, then hold again or pass the token on.
+    /// The visit's bookkeeping (rotation count, retransmissions, requests) was
+    /// done on arrival; only the new frames are added to it.
+    fn continue_visit(&mut self, mut token: Token, mut hold: SendHold) {
+        let mut sent = 0u32;
+        while hold.sent + sent < hold.cap
+            && token.seq.saturating_sub(token.aru) < MAX_OUTSTANDING
+            && self.send_app_frame(&mut token)
+        {
+            sent += 1;
+        }
+        if sent > 0 {
+            self.stats.send_hold_frames += u64::from(sent);
+            self.update_aru(&mut token, false);
+            token.fcc = token.fcc.saturating_add(sent);
+            self.tok.sent_last_visit = self.tok.sent_last_visit.saturating_add(sent);
+            self.tok.seq_at_last_forward = token.seq;
+            self.deliver_ready();
+            hold.sent += sent;
+            if self.may_hold_for_sending(&hold) {
+                self.tok.send_hold = Some(hold);
+                self.timers.hold = Some(hold.until);
+                self.tok.held = Some(token);
+                return;
+            }
+        }
+        let next = self.active().next_after(self.me);
+        self.transmit_token(next, &token);
     }
 
     fn backlog_frames(&self) -> u32 {
@@ -438,6 +510,15 @@ impl Totem {
             return;
         };
         self.timers.hold = None;
+        if let Some(hold) = self.tok.send_hold.take() {
+            if self.state == State::Operational {
+                self.continue_visit(token, hold);
+            } else {
+                let next = self.active().next_after(self.me);
+                self.transmit_token(next, &token);
+            }
+            return;
+        }
         let next = self.active().next_after(self.me);
         if next == self.me {
             // One-node ring: the token comes straight back.
