@@ -185,6 +185,10 @@ pub(crate) struct Driver {
     realtime_priority: Option<i32>,
     /// See `NodeOptions::spin_before_park`.
     spin_before_park: Duration,
+    /// Poll awake this long for a peer's answer (`NodeOptions::dlm_answer_spin`).
+    dlm_answer_spin: Duration,
+    /// The end of the current wait for a remote master's answer.
+    dlm_reply_wait_until: Option<Instant>,
     /// Runs fence agents off this thread (when fencing is configured).
     fence_runner: Option<FenceRunner>,
     /// Fence handles waiting for their operation, by call id.
@@ -370,6 +374,8 @@ impl Driver {
             last_publish: start,
             realtime_priority: opts.realtime_priority,
             spin_before_park: opts.spin_before_park,
+            dlm_answer_spin: opts.dlm_answer_spin,
+            dlm_reply_wait_until: None,
             fence_runner,
             fence_waiters: BTreeMap::new(),
             cib_waiters: BTreeMap::new(),
@@ -504,6 +510,35 @@ impl Driver {
         Time::from_nanos(self.start.elapsed().as_nanos() as u64)
     }
 
+    /// How long to poll awake (yielding) before sleeping, when something is due
+    /// within microseconds that a sleep would only delay:
+    ///
+    /// * totem keeps the token for more of this node's messages (send hold):
+    ///   the next one is the application's answer to a delivery just handed
+    ///   out, and the hold must end on time, not on `poll`'s millisecond timer
+    ///   (nothing else on the ring moves meanwhile);
+    /// * a lock-manager message that calls for an answer went to a peer: the
+    ///   answer is a hop and the peer's work away — polled for once per wait,
+    ///   at most `dlm_answer_spin`.
+    fn awake_poll(&mut self, timeout: Option<Duration>) -> Option<Duration> {
+        if timeout.is_some_and(|t| t.is_zero()) {
+            return None;
+        }
+        if self.stack.totem().holds_token_for_sending() {
+            return Some(timeout.map_or(MAX_HOLD_SPIN, |t| t.min(MAX_HOLD_SPIN)));
+        }
+        if self.dlm_answer_spin.is_zero() || !self.stack.dlm_awaits_peers() {
+            self.dlm_reply_wait_until = None;
+            return None;
+        }
+        let now = Instant::now();
+        let until = *self
+            .dlm_reply_wait_until
+            .get_or_insert(now + self.dlm_answer_spin);
+        let left = until.checked_duration_since(now).filter(|d| !d.is_zero())?;
+        Some(timeout.map_or(left, |t| t.min(left)))
+    }
+
     pub(crate) fn run(mut self) -> io::Result<()> {
         super::dlm_handle::mark_driver_thread(&self.shared);
         if let Some(prio) = self.realtime_priority {
@@ -572,18 +607,8 @@ impl Driver {
             // sleep), or its read of `parked` comes after our store (it sees `true`
             // and wakes us; the eventfd stays readable until `poll` reports it, so a
             // wake between our check and `poll` is not lost either).
-            // Totem keeps the token for more of this node's messages (send
-            // hold): the next one is the application's answer to a delivery just
-            // handed out, and the hold lasts microseconds — wait for it awake
-            // (nothing else on the ring moves meanwhile), and end the hold on
-            // time rather than on `poll`'s millisecond timer.
-            let hold_spin = match timeout {
-                Some(t) if !t.is_zero() && self.stack.totem().holds_token_for_sending() => {
-                    Some(t.min(MAX_HOLD_SPIN))
-                }
-                _ => None,
-            };
-            let spin = hold_spin.unwrap_or(self.spin_before_park);
+            let awake_poll = self.awake_poll(timeout);
+            let spin = awake_poll.unwrap_or(self.spin_before_park);
             if timeout != Some(Duration::ZERO) && !spin.is_zero() {
                 // Spin (not parked: handles do not wake us, we look at their queue).
                 let until = Instant::now() + spin;
@@ -604,10 +629,11 @@ impl Driver {
                     if Instant::now() >= until {
                         break;
                     }
-                    if hold_spin.is_some() {
-                        // The application this hold waits for was most likely
-                        // just woken by our delivery, on this CPU (the scheduler
-                        // places a wakee beside its waker): let it run now.
+                    if awake_poll.is_some() {
+                        // What this poll waits for comes from a thread that is
+                        // most likely runnable on this CPU (the application our
+                        // delivery just woke: the scheduler places a wakee
+                        // beside its waker): let it run now.
                         std::thread::yield_now();
                     } else {
                         std::hint::spin_loop();
@@ -616,8 +642,8 @@ impl Driver {
                 for ev in events.iter() {
                     self.sockets.mark_ready(ev.token());
                 }
-                if hold_spin.is_some() && hold_spin == timeout {
-                    // Spun to the hold's end: its timer is due now.
+                if awake_poll.is_some() && awake_poll == timeout {
+                    // Polled to the deadline (the hold's end): its timer is due now.
                     timeout = Some(Duration::ZERO);
                 }
             }

@@ -119,6 +119,20 @@ fn is_lock_traffic(bytes: &[u8]) -> bool {
     matches!(bytes.get(1), Some(1..=10))
 }
 
+/// Whether a lock-traffic message calls for an answer from its peer: a lookup,
+/// request, conversion or unlock (a reply, an AST or a refusal), or a BAST (the
+/// holder's conversion or unlock).
+fn calls_for_answer(bytes: &[u8]) -> bool {
+    matches!(bytes.get(1), Some(1 | 4 | 5 | 6 | 8))
+}
+
+/// Whether a lock-traffic message answers one of [`calls_for_answer`]'s: a lookup
+/// reply, an AST, a refusal, "not the master", or a conversion or unlock after a
+/// BAST.
+fn is_answer(bytes: &[u8]) -> bool {
+    matches!(bytes.get(1), Some(2 | 5 | 6 | 7 | 9 | 10))
+}
+
 /// The lockspace a core message is for (the wire format puts its id at bytes
 /// 2..6); `None` for a message too short to have one.
 fn lockspace_of(bytes: &[u8]) -> Option<LockspaceId> {
@@ -431,6 +445,10 @@ pub(super) struct DlmService {
     /// The direct path (`DlmSetup::direct`): a channel per peer, made in ring
     /// `ring_seq` (its stream id), dropped when the peer leaves the ring.
     channels: BTreeMap<NodeId, PeerChannel>,
+    /// Per peer, direct-path messages sent that call for an answer from it
+    /// ([`calls_for_answer`]) less answers received from it, at least 0: the
+    /// driver waits awake for an answer that is most likely on its way.
+    awaiting: BTreeMap<NodeId, u32>,
     ring_seq: u64,
     /// The current ring's members: no channel to or from anyone else.
     ring_members: Vec<NodeId>,
@@ -560,6 +578,9 @@ impl DlmService {
             self.stats.send_dropped += 1;
             return;
         }
+        if calls_for_answer(bytes) {
+            *self.awaiting.entry(to).or_default() += 1;
+        }
         let epoch = self.stamp(ls);
         let mut record = Vec::with_capacity(8 + bytes.len());
         record.extend_from_slice(&epoch.to_be_bytes());
@@ -606,6 +627,11 @@ impl DlmService {
             return;
         };
         let epoch = u64::from_be_bytes(epoch.try_into().unwrap_or_default());
+        if is_answer(&record[8..])
+            && let Some(n) = self.awaiting.get_mut(&from)
+        {
+            *n = n.saturating_sub(1);
+        }
         let entry = self.lockspaces.get(&ls);
         if entry.is_some_and(|e| e.made_before_join(epoch)) {
             self.stats.stale_dropped += 1;
@@ -670,6 +696,7 @@ impl DlmService {
             sends: VecDeque::new(),
             partial: BTreeMap::new(),
             channels: BTreeMap::new(),
+            awaiting: BTreeMap::new(),
             ring_seq: 0,
             ring_members: Vec::new(),
             backlog: BTreeMap::new(),
@@ -1039,6 +1066,15 @@ impl Stack {
             .map(|s| MutexGuard::map(s.service.lock(), |d| &mut d.node))
     }
 
+    /// Whether a lock-traffic message this node sent point-to-point calls for an
+    /// answer not received yet (a request to a remote master, a BAST to a
+    /// holder): most likely on its way.
+    pub fn dlm_awaits_peers(&self) -> bool {
+        self.dlm
+            .as_ref()
+            .is_some_and(|s| s.service.lock().awaiting.values().any(|n| *n > 0))
+    }
+
     /// The service's state for application threads (see [`DlmFastPath`]).
     pub fn dlm_fast_path(&self) -> Option<DlmFastPath> {
         self.dlm.as_ref().map(|s| DlmFastPath { shared: s.clone() })
@@ -1205,6 +1241,7 @@ impl Stack {
             d.ring_seq = seq;
             d.ring_members = members.to_vec();
             d.channels.retain(|n, _| members.contains(n));
+            d.awaiting.retain(|n, _| members.contains(n));
             d.held_in.retain(|n, _| members.contains(n));
             d.backlog.retain(|n, _| members.contains(n));
             d.backlog_len = d.backlog.values().map(VecDeque::len).sum();

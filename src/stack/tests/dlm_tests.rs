@@ -1297,6 +1297,77 @@ fn an_application_thread_sends_the_direct_path_datagrams_itself() {
     assert_eq!(p.stacks[0].dlm_stats().app_thread_send_errors, 0);
 }
 
+/// A request to a remote master leaves the node awaiting its answer (what
+/// the driver polls for instead of sleeping); the grant ends the wait, and
+/// holding the lock awaits nothing. A BAST to a holder awaits its unlock.
+#[test]
+fn a_request_to_a_remote_master_awaits_its_answer_until_the_grant() {
+    let mut p = direct_pair_joined();
+    let name = (0..)
+        .map(|i| format!("r{i}").into_bytes())
+        .find(|n| phalanx_dlm::cluster::directory_node(&[1, 2], n) == Some(2))
+        .unwrap();
+    // Node 2 masters the name (it asks first).
+    let held = p.stacks[1]
+        .dlm_request(
+            p.now,
+            DlmRequest::Lock {
+                lockspace: b"ls".to_vec(),
+                request: LockRequest::new(Owner::new(2, 20), name.clone(), Mode::Pr),
+            },
+        )
+        .unwrap()
+        .unwrap();
+    p.run_until(|p| granted(&p.events[1], held, Mode::Pr));
+    assert!(!p.stacks[0].dlm_awaits_peers() && !p.stacks[1].dlm_awaits_peers());
+    let mine = p.stacks[0]
+        .dlm_request(
+            p.now,
+            DlmRequest::Lock {
+                lockspace: b"ls".to_vec(),
+                request: LockRequest::new(Owner::new(1, 10), name.clone(), Mode::Pr),
+            },
+        )
+        .unwrap()
+        .unwrap();
+    assert!(p.stacks[0].dlm_awaits_peers(), "a lookup went to node 2");
+    p.run_until(|p| granted(&p.events[0], mine, Mode::Pr));
+    assert!(!p.stacks[0].dlm_awaits_peers(), "the grant answered it");
+    assert!(!p.stacks[1].dlm_awaits_peers(), "the master awaits nothing");
+    // Node 2 wants EX: its master (itself) sends node 1 a BAST and awaits the
+    // holder's answer.
+    let conv = p.stacks[1]
+        .dlm_request(
+            p.now,
+            DlmRequest::Lock {
+                lockspace: b"ls".to_vec(),
+                request: LockRequest::convert(Owner::new(2, 20), held, Mode::Ex),
+            },
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(conv, held);
+    assert!(p.stacks[1].dlm_awaits_peers(), "a BAST went to node 1");
+    p.stacks[0]
+        .dlm_request(
+            p.now,
+            DlmRequest::Unlock {
+                lockspace: b"ls".to_vec(),
+                request: UnlockRequest::new(Owner::new(1, 10), mine),
+            },
+        )
+        .unwrap();
+    p.run_until(|p| granted(&p.events[1], held, Mode::Ex));
+    assert!(
+        !p.stacks[1].dlm_awaits_peers(),
+        "the unlock answered the BAST"
+    );
+    assert!(
+        !p.stacks[0].dlm_awaits_peers(),
+        "the unlock's AST answered it"
+    );
+}
+
 /// While a ring-sequence write is outstanding no datagram may leave (the
 /// persist gate): the caller's thread takes none either.
 #[test]

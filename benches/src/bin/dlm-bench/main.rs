@@ -25,7 +25,7 @@
 //! ```text
 //! cargo build --release -p phalanx --bin phalanxd -p phalanx-bench --bin dlm-bench
 //! target/release/dlm-bench [--pairs N] [--remote N] [--bounce-secs S] [--recovery N]
-//!     [--driver-spin-us US] [--paths ring,direct] [--bounce-basts on|off]
+//!     [--driver-spin-us US] [--dlm-answer-spin-us US] [--paths ring,direct] [--bounce-basts on|off]
 //!     [--only core,handle,remote,bounce,bounce-ast,recovery-core,recovery]
 //! ```
 
@@ -51,6 +51,8 @@ struct Args {
     recovery: usize,
     /// `NodeOptions::spin_before_park` of the nodes' drivers, µs (0: park at once).
     driver_spin_us: u64,
+    /// `NodeOptions::dlm_answer_spin` of the nodes' drivers, µs (0: sleep at once).
+    answer_spin_us: u64,
     /// Which lock traffic paths `remote` and `bounce` run: ring, direct or both.
     paths: Vec<bool>,
     /// Whether the bounced locks ask for blocking ASTs (`--bounce-basts on`).
@@ -71,6 +73,7 @@ fn args() -> Args {
         bounce_secs: 5,
         recovery: 100_000,
         driver_spin_us: 0,
+        answer_spin_us: 100,
         paths: vec![false, true],
         bounce_basts: true,
         only: Vec::new(),
@@ -86,6 +89,7 @@ fn args() -> Args {
             "--bounce-secs" => a.bounce_secs = n() as u64,
             "--recovery" => a.recovery = n(),
             "--driver-spin-us" => a.driver_spin_us = n() as u64,
+            "--dlm-answer-spin-us" => a.answer_spin_us = n() as u64,
             "--only" => a.only = value.split(',').map(str::to_string).collect(),
             "--bounce-basts" => a.bounce_basts = value == "on",
             "--paths" => {
@@ -150,14 +154,16 @@ fn addrs(n: u32) -> BTreeMap<u32, SocketAddr> {
 
 /// `n` nodes in this process; `direct`: the DLM's lock traffic point-to-point
 /// over the links (`DlmSetup::direct`) instead of agreed CPG messages;
-/// `driver_spin`: the drivers' `NodeOptions::spin_before_park`.
-fn start(n: u32, direct: bool, driver_spin: Duration) -> Vec<Node> {
+/// `driver_spin`: the drivers' `NodeOptions::spin_before_park`; `answer_spin`:
+/// their `NodeOptions::dlm_answer_spin`.
+fn start(n: u32, direct: bool, driver_spin: Duration, answer_spin: Duration) -> Vec<Node> {
     let addrs = addrs(n);
     let ids: Vec<u32> = (1..=n).collect();
     ids.iter()
         .map(|&id| {
             let mut o = NodeOptions::new(Config::new(id, ids.clone()), addrs.clone())
                 .with_spin_before_park(driver_spin);
+            o.dlm_answer_spin = answer_spin;
             o.dlm = Some(phalanx::stack::DlmSetup {
                 direct,
                 ..Default::default()
@@ -168,7 +174,7 @@ fn start(n: u32, direct: bool, driver_spin: Duration) -> Vec<Node> {
 }
 
 fn handle_local(n: usize) -> f64 {
-    let nodes = start(1, false, Duration::ZERO);
+    let nodes = start(1, false, Duration::ZERO, Duration::ZERO);
     let ls = nodes[0].dlm().lockspace("bench").unwrap();
     let t0 = Instant::now();
     for _ in 0..n {
@@ -500,15 +506,21 @@ fn main() {
             break;
         }
         println!(
-            "--- lock traffic {}, drivers spin {} µs before parking",
+            "--- lock traffic {}, drivers spin {} µs before parking, {} µs for a peer's answer",
             if direct {
                 "point-to-point over the links (DlmSetup::direct)"
             } else {
                 "as agreed CPG messages (default)"
             },
-            a.driver_spin_us
+            a.driver_spin_us,
+            a.answer_spin_us
         );
-        let nodes = start(3, direct, Duration::from_micros(a.driver_spin_us));
+        let nodes = start(
+            3,
+            direct,
+            Duration::from_micros(a.driver_spin_us),
+            Duration::from_micros(a.answer_spin_us),
+        );
         let spaces: Vec<_> = nodes
             .iter()
             .map(|n| n.dlm().lockspace("bench").unwrap())
