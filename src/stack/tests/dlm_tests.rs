@@ -1232,6 +1232,36 @@ fn direct_pair_joined() -> Pair {
     p
 }
 
+/// Node `i` (index) asks for `request` in lockspace "ls"; its lock id.
+fn lock_on(p: &mut Pair, i: usize, request: LockRequest) -> phalanx_dlm::LockId {
+    p.stacks[i]
+        .dlm_request(
+            p.now,
+            DlmRequest::Lock {
+                lockspace: b"ls".to_vec(),
+                request,
+            },
+        )
+        .unwrap()
+        .unwrap()
+}
+
+/// A name both of whose roles (directory, master) are node 2's — node 2 asks
+/// first, so masters it — and node 2's lock on it in `mode`, granted.
+fn mastered_by_node_2(p: &mut Pair, mode: Mode) -> (Vec<u8>, phalanx_dlm::LockId) {
+    let name = (0..)
+        .map(|i| format!("r{i}").into_bytes())
+        .find(|n| phalanx_dlm::cluster::directory_node(&[1, 2], n) == Some(2))
+        .unwrap();
+    let held = lock_on(
+        p,
+        1,
+        LockRequest::new(Owner::new(2, 20), name.clone(), mode),
+    );
+    p.run_until(|p| granted(&p.events[1], held, mode));
+    (name, held)
+}
+
 /// The direct path from the caller's thread: a fast-path call whose request
 /// goes to a remote master leaves its datagrams for the calling thread
 /// (`take_transmits`), sealed and addressed as the driver's; the peer grants
@@ -1239,23 +1269,7 @@ fn direct_pair_joined() -> Pair {
 #[test]
 fn an_application_thread_sends_the_direct_path_datagrams_itself() {
     let mut p = direct_pair_joined();
-    // A name both of whose roles (directory, master) are node 2's: node 2 asks
-    // first, so masters it.
-    let name = (0..)
-        .map(|i| format!("r{i}").into_bytes())
-        .find(|n| phalanx_dlm::cluster::directory_node(&[1, 2], n) == Some(2))
-        .unwrap();
-    let held = p.stacks[1]
-        .dlm_request(
-            p.now,
-            DlmRequest::Lock {
-                lockspace: b"ls".to_vec(),
-                request: LockRequest::new(Owner::new(2, 20), name.clone(), Mode::Nl),
-            },
-        )
-        .unwrap()
-        .unwrap();
-    p.run_until(|p| granted(&p.events[1], held, Mode::Nl));
+    let (name, _) = mastered_by_node_2(&mut p, Mode::Nl);
     let mut routed = 0;
     route_all(&mut p, 0, &mut routed);
     let fast = p.stacks[0].dlm_fast_path().unwrap();
@@ -1303,49 +1317,24 @@ fn an_application_thread_sends_the_direct_path_datagrams_itself() {
 #[test]
 fn a_request_to_a_remote_master_awaits_its_answer_until_the_grant() {
     let mut p = direct_pair_joined();
-    let name = (0..)
-        .map(|i| format!("r{i}").into_bytes())
-        .find(|n| phalanx_dlm::cluster::directory_node(&[1, 2], n) == Some(2))
-        .unwrap();
-    // Node 2 masters the name (it asks first).
-    let held = p.stacks[1]
-        .dlm_request(
-            p.now,
-            DlmRequest::Lock {
-                lockspace: b"ls".to_vec(),
-                request: LockRequest::new(Owner::new(2, 20), name.clone(), Mode::Pr),
-            },
-        )
-        .unwrap()
-        .unwrap();
-    p.run_until(|p| granted(&p.events[1], held, Mode::Pr));
+    let (name, held) = mastered_by_node_2(&mut p, Mode::Pr);
     assert!(!p.stacks[0].dlm_awaits_peers() && !p.stacks[1].dlm_awaits_peers());
-    let mine = p.stacks[0]
-        .dlm_request(
-            p.now,
-            DlmRequest::Lock {
-                lockspace: b"ls".to_vec(),
-                request: LockRequest::new(Owner::new(1, 10), name.clone(), Mode::Pr),
-            },
-        )
-        .unwrap()
-        .unwrap();
+    let mine = lock_on(
+        &mut p,
+        0,
+        LockRequest::new(Owner::new(1, 10), name, Mode::Pr),
+    );
     assert!(p.stacks[0].dlm_awaits_peers(), "a lookup went to node 2");
     p.run_until(|p| granted(&p.events[0], mine, Mode::Pr));
     assert!(!p.stacks[0].dlm_awaits_peers(), "the grant answered it");
     assert!(!p.stacks[1].dlm_awaits_peers(), "the master awaits nothing");
     // Node 2 wants EX: its master (itself) sends node 1 a BAST and awaits the
     // holder's answer.
-    let conv = p.stacks[1]
-        .dlm_request(
-            p.now,
-            DlmRequest::Lock {
-                lockspace: b"ls".to_vec(),
-                request: LockRequest::convert(Owner::new(2, 20), held, Mode::Ex),
-            },
-        )
-        .unwrap()
-        .unwrap();
+    let conv = lock_on(
+        &mut p,
+        1,
+        LockRequest::convert(Owner::new(2, 20), held, Mode::Ex),
+    );
     assert_eq!(conv, held);
     assert!(p.stacks[1].dlm_awaits_peers(), "a BAST went to node 1");
     p.stacks[0]
