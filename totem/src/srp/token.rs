@@ -276,6 +276,7 @@ impl Totem {
             cap: hold_cap,
         };
         if sent > 0 && self.may_hold_for_sending(&hold) {
+            self.stats.send_holds += 1;
             self.hold_for_sending(token, hold);
             return;
         }
@@ -319,7 +320,6 @@ impl Totem {
     }
 
     fn hold_for_sending(&mut self, token: Token, hold: SendHold) {
-        self.stats.send_holds += 1;
         self.timers.hold = Some(hold.until);
         self.tok.send_hold = Some(hold);
         self.tok.held = Some(token);
@@ -346,9 +346,7 @@ impl Totem {
             self.deliver_ready();
             hold.sent += sent;
             if self.may_hold_for_sending(&hold) {
-                self.tok.send_hold = Some(hold);
-                self.timers.hold = Some(hold.until);
-                self.tok.held = Some(token);
+                self.hold_for_sending(token, hold);
                 return;
             }
         }
